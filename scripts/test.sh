@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: set up, build the Lambda packages,
+# build the AWS provider into the local Terraform mirror if it is not cached
+# (tens of minutes the first time on 2 cores, then cached outside the repo),
+# and run pytest (handlers with moto, the workflow in moto's Step Functions
+# interpreter, build determinism, Terraform fmt/validate/plan, checkov, docs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/python build.py
+tools/terraform-provider.sh >/dev/null
+exec .venv/bin/python -m pytest "$@"
