@@ -50,8 +50,34 @@ class FileNotFoundAtSourceError(TransferError):
     pass
 
 
+class SizeMismatchError(TransferError):
+    """The staged (or source) object's size differs from the size in the CNM."""
+
+
 class DuplicateFileError(CnmIngestError):
     """A staged file exists and the collection's duplicate handling is 'error'."""
+
+    error_code = "PROCESSING_ERROR"
+
+
+class ConfigurationError(CnmIngestError):
+    """The collection / workflow configuration is unusable (e.g. a bad url_path)."""
+
+    error_code = "PROCESSING_ERROR"
+
+
+class TransientError(CnmIngestError):
+    """A temporary failure (throttling, 5xx, timeout): the workflow retries the task."""
+
+    error_code = "PROCESSING_ERROR"
+
+
+class WorkflowError(CnmIngestError):
+    """Raised by CnmResponse after answering FAILURE, so the execution ends FAILED.
+
+    The message is a JSON object ``{"Error", "errorCode", "errorMessage"}``
+    describing the original error, which StopStatus records.
+    """
 
     error_code = "PROCESSING_ERROR"
 

@@ -1,0 +1,115 @@
+"""Plumbing shared by the workflow tasks (TranslateMessage ... StopStatus).
+
+The state machine passes every task ``{"message": <workflow message>,
+"execution": {id, name, start_time, state, state_machine}}`` (built with
+``Parameters`` from ``$`` and the context object ``$$``), and the task returns
+the updated workflow message, which becomes the state output. A task invoked
+directly with a bare workflow message works too (``execution`` is then read
+from ``cumulus_meta``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from . import aws
+from .errors import TransientError
+
+Message = dict[str, Any]
+Execution = dict[str, Any]
+
+
+def unwrap(event: dict[str, Any]) -> tuple[Message, Execution]:
+    """Split a task event into the workflow message and the execution context."""
+    if not isinstance(event, dict):
+        raise TypeError(f"a task event must be a JSON object, got {type(event).__name__}")
+    if isinstance(event.get("message"), dict):
+        message, execution = event["message"], dict(event.get("execution") or {})
+    else:
+        message, execution = event, {}
+    meta = message.get("cumulus_meta") or {}
+    execution.setdefault("name", meta.get("execution_name", ""))
+    execution.setdefault("state_machine", meta.get("state_machine", ""))
+    execution.setdefault("id", "")
+    execution.setdefault("start_time", None)
+    return message, execution
+
+
+def run(event: dict[str, Any], step: Callable[[Message, Execution], Message]) -> Message:
+    """Run one task step; a transient AWS error becomes :class:`TransientError`.
+
+    Step Functions retries ``TransientError`` (see the state machine's Retry
+    blocks); every other exception keeps its class name as the Step Functions
+    error name, which the Catch blocks route to CnmResponse.
+    """
+    message, execution = unwrap(event)
+    try:
+        return step(message, execution)
+    except Exception as exc:
+        if aws.is_transient(exc):
+            raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+        raise
+
+
+def parse_exception(exception: Any) -> tuple[str, str]:
+    """``(error type, error message)`` from a Step Functions ``{"Error", "Cause"}``.
+
+    A Lambda error's Cause is a JSON string ``{"errorMessage", "errorType",
+    "stackTrace"}``; other errors (States.*) carry plain text.
+    """
+    if not isinstance(exception, dict):
+        return "UnknownError", str(exception)
+    error = str(exception.get("Error") or "UnknownError")
+    cause = exception.get("Cause")
+    message = cause if isinstance(cause, str) else json.dumps(cause)
+    if isinstance(cause, str):
+        try:
+            decoded = json.loads(cause)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, dict):
+            message = str(decoded.get("errorMessage") or decoded.get("errorType") or cause)
+    return error, message or error
+
+
+def original_error(exception: Any) -> dict[str, str]:
+    """The error that failed the workflow, seen through a CnmResponse WorkflowError.
+
+    Returns ``{"Error", "errorCode", "errorMessage"}``.
+    """
+    from .errors import error_code_for
+
+    error, message = parse_exception(exception)
+    if error == "WorkflowError":
+        try:
+            inner = json.loads(message)
+        except ValueError:
+            inner = None
+        if isinstance(inner, dict) and "Error" in inner:
+            return {
+                "Error": str(inner["Error"]),
+                "errorCode": str(inner.get("errorCode") or error_code_for(str(inner["Error"]))),
+                "errorMessage": str(inner.get("errorMessage") or ""),
+            }
+    return {"Error": error, "errorCode": error_code_for(error), "errorMessage": message}
+
+
+def collection_config(meta: dict[str, Any]) -> dict[str, Any]:
+    """The collection's config from ``meta.collection``.
+
+    Accepts both ``{"name", "version", "config": {...}}`` and the flattened
+    ``{"name", "version", <config keys>}`` form.
+    """
+    collection = meta.get("collection") or {}
+    if not isinstance(collection, dict):
+        return {}
+    config = collection.get("config")
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except ValueError:
+            config = None
+    if isinstance(config, dict):
+        return config
+    return collection

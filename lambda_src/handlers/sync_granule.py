@@ -1,0 +1,23 @@
+"""SyncGranule: copy the granule's files into the staging bucket and verify them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from cnm_ingest import staging, task
+
+logger = Logger()
+
+
+def sync(message: task.Message, execution: task.Execution) -> task.Message:
+    result = staging.sync_message(message, execution)
+    for g in result["payload"]["granules"]:
+        logger.info("granule staged", extra={"granuleId": g["granuleId"], "files": [f"s3://{f['bucket']}/{f['key']}" for f in g["files"]]})
+    return result
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> task.Message:
+    return task.run(event, sync)

@@ -1,0 +1,29 @@
+"""TranslateMessage: CNM notification -> ``payload.granules`` (Cumulus granule shape)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from cnm_ingest import granule, task
+from cnm_ingest.errors import CnmValidationError
+
+logger = Logger()
+
+
+def translate(message: task.Message, execution: task.Execution) -> task.Message:
+    meta = message.get("meta") or {}
+    payload = message.get("payload") or {}
+    cnm = payload.get("cnm") or meta.get("cnm")
+    if cnm is None:
+        raise CnmValidationError("the workflow message carries no CNM (payload.cnm or meta.cnm)", "$.payload.cnm")
+    collection = meta.get("collection") if isinstance(meta.get("collection"), dict) else {}
+    granules = granule.translate(cnm, collection, task.collection_config(meta))
+    logger.info("translated CNM", extra={"identifier": cnm.get("identifier"), "granules": [g["granuleId"] for g in granules]})
+    return {**message, "meta": {**meta, "cnm": cnm}, "payload": {**payload, "granules": granules}}
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> task.Message:
+    return task.run(event, translate)
