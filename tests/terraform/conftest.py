@@ -1,0 +1,36 @@
+"""Fixtures for the Terraform tiers: the provider mirror, packages, a moto server."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+import build
+
+from .tfhelpers import ROOT, provider_mirror
+
+
+@pytest.fixture(scope="session")
+def mirror():
+    return provider_mirror()
+
+
+@pytest.fixture(scope="session")
+def packages():
+    """Terraform reads build/manifest.json; make sure it is there and current."""
+    return build.build(ROOT / "build")
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """A moto server on loopback standing in for AWS during `terraform plan`."""
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
