@@ -1,0 +1,130 @@
+# CloudWatch alarms: the notification stream falling behind, anything in the
+# dead-letter queue, and errors of each function; optional alarm topic.
+
+locals {
+  topic_arn     = var.create_topic ? aws_sns_topic.this[0].arn : var.topic_arn
+  alarm_actions = local.topic_arn == null ? [] : [local.topic_arn]
+}
+
+resource "aws_sns_topic" "this" {
+  count = var.create_topic ? 1 : 0
+
+  name              = "${var.prefix}-alarms"
+  kms_master_key_id = var.kms_key_arn
+
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "topic" {
+  count = var.create_topic ? 1 : 0
+
+  statement {
+    sid       = "CloudWatchAlarmsPublish"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.this[0].arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
+data "aws_caller_identity" "current" {}
+
+resource "aws_sns_topic_policy" "this" {
+  count = var.create_topic ? 1 : 0
+
+  arn    = aws_sns_topic.this[0].arn
+  policy = data.aws_iam_policy_document.topic[0].json
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  for_each = var.create_topic ? toset(var.topic_subscription_emails) : toset([])
+
+  topic_arn = aws_sns_topic.this[0].arn
+  protocol  = "email"
+  endpoint  = each.value
+}
+
+resource "aws_cloudwatch_metric_alarm" "stream_iterator_age" {
+  alarm_name          = "${var.prefix}-notification-stream-iterator-age"
+  alarm_description   = "Records wait in the notification stream longer than ${var.iterator_age_threshold_ms} ms: the consumer is falling behind or stuck."
+  namespace           = "AWS/Kinesis"
+  metric_name         = "GetRecords.IteratorAgeMilliseconds"
+  dimensions          = { StreamName = var.notification_stream_name }
+  statistic           = "Maximum"
+  period              = var.period_seconds
+  evaluation_periods  = var.evaluation_periods
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.iterator_age_threshold_ms
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "consumer_iterator_age" {
+  count = var.consumer_function_name == null ? 0 : 1
+
+  alarm_name          = "${var.prefix}-message-consumer-iterator-age"
+  alarm_description   = "The message consumer reads records older than ${var.iterator_age_threshold_ms} ms (covers enhanced fan-out)."
+  namespace           = "AWS/Lambda"
+  metric_name         = "IteratorAge"
+  dimensions          = { FunctionName = var.consumer_function_name }
+  statistic           = "Maximum"
+  period              = var.period_seconds
+  evaluation_periods  = var.evaluation_periods
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.iterator_age_threshold_ms
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
+  alarm_name          = "${var.prefix}-dlq-not-empty"
+  alarm_description   = "Records are parked in the dead-letter queue ${var.dlq_name}: inspect and redrive them."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = var.dlq_name }
+  statistic           = "Maximum"
+  period              = var.period_seconds
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "function_errors" {
+  for_each = var.function_names
+
+  alarm_name          = "${var.prefix}-${each.key}-errors"
+  alarm_description   = "The function ${each.value} reported errors."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = each.value }
+  statistic           = "Sum"
+  period              = var.period_seconds
+  evaluation_periods  = var.evaluation_periods
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.function_errors_threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  tags = var.tags
+}

@@ -1,0 +1,100 @@
+variable "prefix" {
+  description = "Name prefix of the alarms and of the alarm topic (<prefix>-alarms)."
+  type        = string
+}
+
+variable "notification_stream_name" {
+  description = "Name of the notification stream (GetRecords.IteratorAgeMilliseconds alarm)."
+  type        = string
+}
+
+variable "consumer_function_name" {
+  description = "Name of the message consumer function (Lambda IteratorAge alarm, which also covers enhanced fan-out). null for none."
+  type        = string
+  default     = null
+}
+
+variable "dlq_name" {
+  description = "Name of the dead-letter queue (alarm as soon as a message is visible)."
+  type        = string
+}
+
+variable "function_names" {
+  description = "Functions to alarm on Errors, by a static key (e.g. message_consumer => <prefix>-message-consumer)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "iterator_age_threshold_ms" {
+  description = "Alarm when the oldest unread record of the notification stream is older than this (milliseconds)."
+  type        = number
+  default     = 600000
+
+  validation {
+    condition     = var.iterator_age_threshold_ms >= 1000
+    error_message = "iterator_age_threshold_ms must be at least 1000."
+  }
+}
+
+variable "function_errors_threshold" {
+  description = "Alarm when a function reports more than this many errors in one period."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.function_errors_threshold >= 0
+    error_message = "function_errors_threshold must be >= 0."
+  }
+}
+
+variable "period_seconds" {
+  description = "Period of every alarm's metric, in seconds (60 or a multiple of 60)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.period_seconds >= 60 && var.period_seconds % 60 == 0
+    error_message = "period_seconds must be a multiple of 60."
+  }
+}
+
+variable "evaluation_periods" {
+  description = "Periods evaluated before an alarm changes state."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.evaluation_periods >= 1 && var.evaluation_periods <= 100
+    error_message = "evaluation_periods must be between 1 and 100."
+  }
+}
+
+variable "create_topic" {
+  description = "Create the SNS topic <prefix>-alarms as the alarm action."
+  type        = bool
+  default     = false
+}
+
+variable "topic_arn" {
+  description = "Existing SNS topic ARN for alarm actions (used when create_topic is false); null for no actions."
+  type        = string
+  default     = null
+}
+
+variable "topic_subscription_emails" {
+  description = "Email addresses subscribed to the created alarm topic (each must confirm)."
+  type        = list(string)
+  default     = []
+}
+
+variable "kms_key_arn" {
+  description = "Customer managed KMS key ARN for the created alarm topic. CloudWatch cannot publish to a topic encrypted with the AWS managed key aws/sns, so without a customer key (whose policy must allow cloudwatch.amazonaws.com) the topic is created without SSE."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags for every resource of this module."
+  type        = map(string)
+  default     = {}
+}

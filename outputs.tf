@@ -1,0 +1,163 @@
+################################################################################
+# Streams
+################################################################################
+
+output "notification_stream_arn" {
+  description = "ARN of the notification stream providers write CNM messages to."
+  value       = local.notification_stream_arn
+}
+
+output "notification_stream_name" {
+  description = "Name of the notification stream."
+  value       = local.notification_stream_name
+}
+
+output "response_stream_arn" {
+  description = "ARN of the response stream the CNM responses are written to."
+  value       = local.response_stream_arn
+}
+
+output "response_stream_name" {
+  description = "Name of the response stream."
+  value       = local.response_stream_name
+}
+
+output "stream_consumer_arn" {
+  description = "ARN of the enhanced fan-out consumer of the notification stream (null unless enhanced_fan_out)."
+  value       = module.consumer.stream_consumer_arn
+}
+
+################################################################################
+# Topics, queue, buckets
+################################################################################
+
+output "fallback_topic_arn" {
+  description = "ARN of the SNS fallback topic."
+  value       = module.fallback.topic_arn
+}
+
+output "failed_batch_topic_arn" {
+  description = "ARN of the failed-batch SNS topic, the consumer mapping's on-failure destination (null when on_failure_destination is \"s3\")."
+  value       = module.consumer.failed_batch_topic_arn
+}
+
+output "failed_batch_bucket_arn" {
+  description = "ARN of the on-failure bucket (null when on_failure_destination is \"sns\")."
+  value       = module.consumer.failed_batch_bucket_arn
+}
+
+output "dlq_url" {
+  description = "URL of the dead-letter queue (<prefix>-kinesisFailure)."
+  value       = module.fallback.dlq_url
+}
+
+output "dlq_arn" {
+  description = "ARN of the dead-letter queue (<prefix>-kinesisFailure)."
+  value       = module.fallback.dlq_arn
+}
+
+output "dlq_name" {
+  description = "Name of the dead-letter queue."
+  value       = module.fallback.dlq_name
+}
+
+output "payload_bucket_name" {
+  description = "Name of the bucket holding payloads too large for SNS/SQS."
+  value       = module.payload_bucket.bucket_id
+}
+
+output "payload_bucket_arn" {
+  description = "ARN of the payload bucket."
+  value       = module.payload_bucket.bucket_arn
+}
+
+################################################################################
+# Configuration tables
+################################################################################
+
+output "rules_table_name" {
+  description = "Name of the rules table."
+  value       = module.config_tables.rules_table_name
+}
+
+output "collections_table_name" {
+  description = "Name of the collections table."
+  value       = module.config_tables.collections_table_name
+}
+
+output "providers_table_name" {
+  description = "Name of the providers table."
+  value       = module.config_tables.providers_table_name
+}
+
+output "config_table_arns" {
+  description = "ARNs of the configuration tables, by kind (rules, collections, providers)."
+  value       = module.config_tables.table_arns
+}
+
+################################################################################
+# Workflow
+################################################################################
+
+output "state_machine_arn" {
+  description = "ARN of the built-in CNM workflow state machine."
+  value       = module.workflow.state_machine_arn
+}
+
+output "state_machine_name" {
+  description = "Name of the built-in CNM workflow state machine."
+  value       = module.workflow.state_machine_name
+}
+
+output "status_table_name" {
+  description = "Name of the execution/granule status table."
+  value       = module.workflow.status_table_name
+}
+
+output "status_table_arn" {
+  description = "ARN of the execution/granule status table."
+  value       = module.workflow.status_table_arn
+}
+
+################################################################################
+# Functions
+################################################################################
+
+output "function_names" {
+  description = "Names of every Lambda function, by role (message_consumer, fallback_consumer, hydrate, inbound_logger, outbound_logger and the workflow tasks)."
+  value       = local.function_names
+}
+
+output "function_arns" {
+  description = "ARNs of every Lambda function, by role."
+  value       = local.function_arns
+}
+
+output "message_consumer_function_name" {
+  description = "Name of the message consumer function."
+  value       = module.consumer.function_name
+}
+
+output "message_consumer_event_source_mapping_uuid" {
+  description = "UUID of the notification stream event source mapping (to disable/enable ingestion)."
+  value       = module.consumer.event_source_mapping_uuid
+}
+
+output "layer_arn" {
+  description = "ARN of the dependency layer version (null when the packages were built without it)."
+  value       = local.layer_arn
+}
+
+################################################################################
+# Alarms
+################################################################################
+
+output "alarm_topic_arn" {
+  description = "ARN of the alarm topic (created or given); null when none."
+  value       = try(module.alarms[0].topic_arn, null)
+}
+
+output "alarm_arns" {
+  description = "ARNs of the CloudWatch alarms, by name."
+  value       = try(module.alarms[0].alarm_arns, {})
+}

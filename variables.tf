@@ -1,0 +1,650 @@
+################################################################################
+# Required
+################################################################################
+
+variable "prefix" {
+  description = "Name prefix of every resource (the stack name, written to meta.stack): 3-32 lowercase letters, digits and hyphens, starting with a letter."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.prefix))
+    error_message = "prefix must be 3-32 characters of lowercase letters, digits and '-', start with a letter and not end with '-'."
+  }
+}
+
+variable "staging_bucket_name" {
+  description = "Existing bucket the workflow stages granule files into (the \"private\" bucket of meta.buckets)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.staging_bucket_name))
+    error_message = "staging_bucket_name must be a valid S3 bucket name."
+  }
+}
+
+################################################################################
+# General
+################################################################################
+
+variable "provider_bucket_arns" {
+  description = "ARNs of the provider buckets the workflow copies granule files from (read access is granted on them)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.provider_bucket_arns : can(regex("^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]+$", arn))])
+    error_message = "provider_bucket_arns must be bucket ARNs (arn:aws:s3:::bucket-name)."
+  }
+}
+
+variable "buckets" {
+  description = "Further Cumulus-style buckets for meta.buckets (key => {name, type}); \"private\" defaults to staging_bucket_name."
+  type = map(object({
+    name = string
+    type = string
+  }))
+  default = {}
+}
+
+variable "package_dir" {
+  description = "Directory holding manifest.json and the Lambda packages written by build.py; <module>/build when null."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags for every resource."
+  type        = map(string)
+  default     = {}
+}
+
+variable "kms_key_arn" {
+  description = "Customer managed KMS key ARN encrypting streams, topics, the DLQ, buckets, tables, log groups and Lambda environments. null uses the AWS managed keys (aws/kinesis, aws/sns, SQS-managed SSE, aws/s3, aws/dynamodb). The key policy must let CloudWatch Logs, SNS (for DLQ redrive) and CloudWatch (alarm topic) use it; see examples/complete."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of every function's CloudWatch log group, in days."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)."
+  }
+}
+
+variable "log_level" {
+  description = "Log level of every function (POWERTOOLS_LOG_LEVEL)."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], var.log_level)
+    error_message = "log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL."
+  }
+}
+
+variable "tracing_enabled" {
+  description = "Enable AWS X-Ray active tracing on every function and the state machine."
+  type        = bool
+  default     = false
+}
+
+variable "force_destroy_buckets" {
+  description = "Let Terraform delete the buckets this module creates while they still hold objects (test stacks only)."
+  type        = bool
+  default     = false
+}
+
+variable "lambda_function_settings" {
+  description = "Per-function overrides of timeout (s), memory_size (MB) and reserved_concurrent_executions, keyed by message_consumer, fallback_consumer, hydrate, inbound_logger, outbound_logger."
+  type = map(object({
+    timeout                        = optional(number)
+    memory_size                    = optional(number)
+    reserved_concurrent_executions = optional(number)
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.lambda_function_settings) : contains(["message_consumer", "fallback_consumer", "hydrate", "inbound_logger", "outbound_logger"], k)])
+    error_message = "lambda_function_settings keys must be message_consumer, fallback_consumer, hydrate, inbound_logger or outbound_logger."
+  }
+
+  validation {
+    condition     = alltrue([for s in values(var.lambda_function_settings) : s.timeout == null || try(s.timeout >= 1 && s.timeout <= 900, false)])
+    error_message = "timeout must be between 1 and 900 seconds."
+  }
+
+  validation {
+    condition     = alltrue([for s in values(var.lambda_function_settings) : s.memory_size == null || try(s.memory_size >= 128 && s.memory_size <= 10240, false)])
+    error_message = "memory_size must be between 128 and 10240 MB."
+  }
+
+  validation {
+    condition     = alltrue([for s in values(var.lambda_function_settings) : s.reserved_concurrent_executions == null || try(s.reserved_concurrent_executions >= 0, false)])
+    error_message = "reserved_concurrent_executions must be null or >= 0."
+  }
+}
+
+################################################################################
+# Streams
+################################################################################
+
+variable "existing_notification_stream_arn" {
+  description = "ARN of an existing notification stream to read; when set, no notification stream is created."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.existing_notification_stream_arn == null || can(regex("^arn:aws[a-z-]*:kinesis:[a-z0-9-]+:[0-9]{12}:stream/.+$", var.existing_notification_stream_arn))
+    error_message = "existing_notification_stream_arn must be a Kinesis stream ARN."
+  }
+}
+
+variable "existing_notification_stream_kms_key_arn" {
+  description = "Customer managed KMS key of the existing notification stream, if it uses one (the readers get kms:Decrypt on it)."
+  type        = string
+  default     = null
+}
+
+variable "existing_response_stream_arn" {
+  description = "ARN of an existing response stream to write; when set, no response stream is created."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.existing_response_stream_arn == null || can(regex("^arn:aws[a-z-]*:kinesis:[a-z0-9-]+:[0-9]{12}:stream/.+$", var.existing_response_stream_arn))
+    error_message = "existing_response_stream_arn must be a Kinesis stream ARN."
+  }
+}
+
+variable "existing_response_stream_kms_key_arn" {
+  description = "Customer managed KMS key of the existing response stream, if it uses one (the writers get kms:GenerateDataKey on it)."
+  type        = string
+  default     = null
+}
+
+variable "stream_mode" {
+  description = "Capacity mode of the streams created here: ON_DEMAND or PROVISIONED."
+  type        = string
+  default     = "ON_DEMAND"
+
+  validation {
+    condition     = contains(["ON_DEMAND", "PROVISIONED"], var.stream_mode)
+    error_message = "stream_mode must be ON_DEMAND or PROVISIONED."
+  }
+}
+
+variable "notification_stream_shard_count" {
+  description = "Shards of the notification stream when stream_mode is PROVISIONED."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.notification_stream_shard_count >= 1 && var.notification_stream_shard_count <= 10000
+    error_message = "notification_stream_shard_count must be between 1 and 10000."
+  }
+}
+
+variable "response_stream_shard_count" {
+  description = "Shards of the response stream when stream_mode is PROVISIONED."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.response_stream_shard_count >= 1 && var.response_stream_shard_count <= 10000
+    error_message = "response_stream_shard_count must be between 1 and 10000."
+  }
+}
+
+variable "stream_retention_hours" {
+  description = "Hours records stay in the streams created here (24-8760). Failed batches can be re-read (hydrated) only within this window, so keep it well above maximum_record_age_in_seconds."
+  type        = number
+  default     = 168
+
+  validation {
+    condition     = var.stream_retention_hours >= 24 && var.stream_retention_hours <= 8760
+    error_message = "stream_retention_hours must be between 24 and 8760."
+  }
+}
+
+################################################################################
+# Message consumer event source mapping
+################################################################################
+
+variable "batch_size" {
+  description = "Largest number of records per message consumer invocation (1-10000)."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.batch_size >= 1 && var.batch_size <= 10000 && floor(var.batch_size) == var.batch_size
+    error_message = "batch_size must be a whole number between 1 and 10000."
+  }
+}
+
+variable "maximum_batching_window_in_seconds" {
+  description = "Seconds the mapping gathers records before invoking the consumer (0-300)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.maximum_batching_window_in_seconds >= 0 && var.maximum_batching_window_in_seconds <= 300
+    error_message = "maximum_batching_window_in_seconds must be between 0 and 300."
+  }
+}
+
+variable "starting_position" {
+  description = "Where the mapping starts reading when created: TRIM_HORIZON (nothing skipped), LATEST, or AT_TIMESTAMP with starting_position_timestamp."
+  type        = string
+  default     = "TRIM_HORIZON"
+
+  validation {
+    condition     = contains(["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"], var.starting_position)
+    error_message = "starting_position must be TRIM_HORIZON, LATEST or AT_TIMESTAMP."
+  }
+}
+
+variable "starting_position_timestamp" {
+  description = "RFC 3339 timestamp to start from; required when starting_position is AT_TIMESTAMP."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.starting_position_timestamp == null || can(formatdate("YYYY", var.starting_position_timestamp))
+    error_message = "starting_position_timestamp must be an RFC 3339 timestamp, e.g. 2025-01-01T00:00:00Z."
+  }
+}
+
+variable "parallelization_factor" {
+  description = "Concurrent batches per shard (1-10); order is kept per partition key."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.parallelization_factor >= 1 && var.parallelization_factor <= 10 && floor(var.parallelization_factor) == var.parallelization_factor
+    error_message = "parallelization_factor must be a whole number between 1 and 10."
+  }
+}
+
+variable "bisect_batch_on_function_error" {
+  description = "Split a failing batch in two and retry the halves, isolating a poison record."
+  type        = bool
+  default     = true
+}
+
+variable "maximum_retry_attempts" {
+  description = "Retries of a failing batch before it goes to the on-failure destination (0-10000). -1 retries until the records expire, blocking the shard behind a poison record: not recommended."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.maximum_retry_attempts >= -1 && var.maximum_retry_attempts <= 10000 && floor(var.maximum_retry_attempts) == var.maximum_retry_attempts
+    error_message = "maximum_retry_attempts must be a whole number between -1 (infinite, not recommended) and 10000."
+  }
+}
+
+variable "maximum_record_age_in_seconds" {
+  description = "Records older than this go to the on-failure destination unprocessed (60-604800); -1 for no limit (not recommended)."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.maximum_record_age_in_seconds == -1 || (var.maximum_record_age_in_seconds >= 60 && var.maximum_record_age_in_seconds <= 604800)
+    error_message = "maximum_record_age_in_seconds must be -1 (no limit, not recommended) or between 60 and 604800."
+  }
+}
+
+variable "function_response_types" {
+  description = "Response types of the consumer mapping; [\"ReportBatchItemFailures\"] (partial batch response) retries from the first failed record only. [] turns it off (not recommended)."
+  type        = list(string)
+  default     = ["ReportBatchItemFailures"]
+
+  validation {
+    condition     = alltrue([for t in var.function_response_types : t == "ReportBatchItemFailures"])
+    error_message = "The only supported function response type is \"ReportBatchItemFailures\"."
+  }
+}
+
+variable "on_failure_destination" {
+  description = "Where the consumer mapping sends a batch it gives up on: \"sns\" (failed-batch topic -> hydrate function -> DLQ with payloads) or \"s3\" (bucket; AWS writes the records themselves, no hydrate function)."
+  type        = string
+  default     = "sns"
+
+  validation {
+    condition     = contains(["sns", "s3"], var.on_failure_destination)
+    error_message = "on_failure_destination must be \"sns\" or \"s3\"."
+  }
+}
+
+variable "on_failure_s3_bucket_arn" {
+  description = "Existing bucket ARN for on_failure_destination = \"s3\"; null creates <prefix>-failed-batches-<account id>."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.on_failure_s3_bucket_arn == null || can(regex("^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]+$", var.on_failure_s3_bucket_arn))
+    error_message = "on_failure_s3_bucket_arn must be a bucket ARN."
+  }
+}
+
+variable "enhanced_fan_out" {
+  description = "Let the message consumer read through a dedicated enhanced fan-out consumer of the notification stream."
+  type        = bool
+  default     = false
+}
+
+variable "rules_cache_seconds" {
+  description = "How long the consumers cache rules, collections and providers (RULES_CACHE_SECONDS)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.rules_cache_seconds >= 0 && var.rules_cache_seconds <= 3600
+    error_message = "rules_cache_seconds must be between 0 and 3600."
+  }
+}
+
+################################################################################
+# Fallback, dead-letter queue, hydrate, payloads
+################################################################################
+
+variable "fallback_maximum_retry_attempts" {
+  description = "Lambda retries of a failed fallback consumer invocation (0-2) before the record goes to the DLQ."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.fallback_maximum_retry_attempts >= 0 && var.fallback_maximum_retry_attempts <= 2
+    error_message = "fallback_maximum_retry_attempts must be 0, 1 or 2."
+  }
+}
+
+variable "fallback_maximum_event_age_in_seconds" {
+  description = "Age after which an unprocessed fallback event goes to the DLQ (60-21600)."
+  type        = number
+  default     = 21600
+
+  validation {
+    condition     = var.fallback_maximum_event_age_in_seconds >= 60 && var.fallback_maximum_event_age_in_seconds <= 21600
+    error_message = "fallback_maximum_event_age_in_seconds must be between 60 and 21600."
+  }
+}
+
+variable "dlq_redrive_source_queue_arns" {
+  description = "Queues allowed to use the kinesisFailure queue as their dead-letter queue (redrive allow policy); empty allows all of the account."
+  type        = list(string)
+  default     = []
+}
+
+variable "max_get_records_calls" {
+  description = "Bound on the hydrate function's GetRecords calls per failed batch."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.max_get_records_calls >= 1 && var.max_get_records_calls <= 10000
+    error_message = "max_get_records_calls must be between 1 and 10000."
+  }
+}
+
+variable "payload_bucket_name" {
+  description = "Name of the bucket created for payloads too large for SNS/SQS; <prefix>-payloads-<account id> when null."
+  type        = string
+  default     = null
+}
+
+variable "payload_bucket_versioning_enabled" {
+  description = "Enable versioning on the payload bucket."
+  type        = bool
+  default     = false
+}
+
+variable "payload_bucket_expiration_days" {
+  description = "Days after which large payloads expire (14-36500): never before the DLQ messages pointing at them (14 days)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.payload_bucket_expiration_days >= 14 && var.payload_bucket_expiration_days <= 36500
+    error_message = "payload_bucket_expiration_days must be between 14 (the DLQ retention) and 36500."
+  }
+}
+
+################################################################################
+# Loggers
+################################################################################
+
+variable "create_inbound_logger" {
+  description = "Create the logger function on the notification stream."
+  type        = bool
+  default     = true
+}
+
+variable "create_outbound_logger" {
+  description = "Create the logger function on the response stream."
+  type        = bool
+  default     = true
+}
+
+variable "log_max_bytes" {
+  description = "Cap on the logged size of one record (LOG_MAX_BYTES)."
+  type        = number
+  default     = 16384
+
+  validation {
+    condition     = var.log_max_bytes >= 256 && var.log_max_bytes <= 262144
+    error_message = "log_max_bytes must be between 256 and 262144."
+  }
+}
+
+################################################################################
+# Configuration tables
+################################################################################
+
+variable "rules" {
+  description = "Ingest rules: a CNM for collection (name, optional version; \"\" = any) from provider starts workflow_arn (null = the built-in CNM workflow). Only ENABLED rules start workflows."
+  type = list(object({
+    name         = string
+    collection   = object({ name = string, version = optional(string, "") })
+    provider     = string
+    workflow_arn = optional(string)
+    state        = optional(string, "ENABLED")
+    meta         = optional(map(any), {})
+  }))
+  default = []
+
+  validation {
+    condition     = alltrue([for r in var.rules : contains(["ENABLED", "DISABLED"], r.state)])
+    error_message = "Every rule state must be \"ENABLED\" or \"DISABLED\"."
+  }
+
+  validation {
+    condition     = length(distinct([for r in var.rules : r.name])) == length(var.rules)
+    error_message = "Rule names must be unique."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.rules : r.workflow_arn == null || can(regex("^arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:stateMachine:.+$", r.workflow_arn))])
+    error_message = "A rule's workflow_arn must be null or a Step Functions state machine ARN."
+  }
+}
+
+variable "collections" {
+  description = "Collections and their ingest configuration (url_path, duplicate_handling error|skip|replace|version, granule_id_extraction regex, checksum_required, buckets override, meta)."
+  type = list(object({
+    name                  = string
+    version               = string
+    url_path              = optional(string, "file-staging/{stack}/{collection}")
+    duplicate_handling    = optional(string, "error")
+    granule_id_extraction = optional(string)
+    checksum_required     = optional(bool, false)
+    buckets               = optional(map(object({ name = string, type = string })))
+    meta                  = optional(map(any), {})
+  }))
+  default = []
+
+  validation {
+    condition     = alltrue([for c in var.collections : contains(["error", "skip", "replace", "version"], c.duplicate_handling)])
+    error_message = "duplicate_handling must be one of error, skip, replace, version."
+  }
+
+  validation {
+    condition     = length(distinct([for c in var.collections : "${c.name}___${c.version}"])) == length(var.collections)
+    error_message = "Collections must be unique by name and version."
+  }
+
+  validation {
+    condition     = alltrue([for c in var.collections : c.granule_id_extraction == null || can(regexall(c.granule_id_extraction, ""))])
+    error_message = "granule_id_extraction must be a valid regular expression."
+  }
+}
+
+variable "providers_config" {
+  description = "Data providers: id (the CNM provider), protocol and host (bucket or host name). Named providers_config because \"providers\" is reserved in module blocks."
+  type = list(object({
+    id       = string
+    protocol = optional(string, "s3")
+    host     = string
+    meta     = optional(map(any), {})
+  }))
+  default = []
+
+  validation {
+    condition     = length(distinct([for p in var.providers_config : p.id])) == length(var.providers_config)
+    error_message = "Provider ids must be unique."
+  }
+
+  validation {
+    condition     = alltrue([for p in var.providers_config : contains(["s3", "https", "http"], p.protocol)])
+    error_message = "Provider protocol must be s3, https or http."
+  }
+}
+
+variable "config_tables_deletion_protection_enabled" {
+  description = "Deletion protection on the rules, collections and providers tables."
+  type        = bool
+  default     = true
+}
+
+variable "config_tables_point_in_time_recovery_enabled" {
+  description = "Point-in-time recovery on the rules, collections and providers tables."
+  type        = bool
+  default     = true
+}
+
+################################################################################
+# Workflow
+################################################################################
+
+variable "sync_retry_interval_seconds" {
+  description = "Seconds before the first retry of a failed SyncGranule step."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.sync_retry_interval_seconds >= 1 && var.sync_retry_interval_seconds <= 3600
+    error_message = "sync_retry_interval_seconds must be between 1 and 3600."
+  }
+}
+
+variable "sync_retry_max_attempts" {
+  description = "Retries of a failed SyncGranule step."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.sync_retry_max_attempts >= 0 && var.sync_retry_max_attempts <= 20
+    error_message = "sync_retry_max_attempts must be between 0 and 20."
+  }
+}
+
+variable "response_retry_interval_seconds" {
+  description = "Seconds before the first retry of a failed CnmResponse step."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.response_retry_interval_seconds >= 1 && var.response_retry_interval_seconds <= 3600
+    error_message = "response_retry_interval_seconds must be between 1 and 3600."
+  }
+}
+
+variable "response_retry_max_attempts" {
+  description = "Retries of a failed CnmResponse step."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.response_retry_max_attempts >= 0 && var.response_retry_max_attempts <= 20
+    error_message = "response_retry_max_attempts must be between 0 and 20."
+  }
+}
+
+variable "extra_states" {
+  description = "JSON object of extra Step Functions states merged into the built-in workflow (\"\" for none)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.extra_states == "" || can(keys(jsondecode(var.extra_states)))
+    error_message = "extra_states must be \"\" or a JSON object."
+  }
+}
+
+################################################################################
+# Alarms
+################################################################################
+
+variable "create_alarms" {
+  description = "Create the CloudWatch alarms (iterator age, DLQ not empty, function errors)."
+  type        = bool
+  default     = true
+}
+
+variable "create_alarm_topic" {
+  description = "Create the SNS topic <prefix>-alarms as alarm action (encrypted only with kms_key_arn: CloudWatch cannot use aws/sns)."
+  type        = bool
+  default     = false
+}
+
+variable "alarm_topic_arn" {
+  description = "Existing SNS topic ARN for alarm actions when create_alarm_topic is false; null for alarms without actions."
+  type        = string
+  default     = null
+}
+
+variable "alarm_email_addresses" {
+  description = "Email addresses subscribed to the created alarm topic."
+  type        = list(string)
+  default     = []
+}
+
+variable "iterator_age_threshold_ms" {
+  description = "Alarm when the notification stream's oldest unread record is older than this (ms)."
+  type        = number
+  default     = 600000
+
+  validation {
+    condition     = var.iterator_age_threshold_ms >= 1000
+    error_message = "iterator_age_threshold_ms must be at least 1000."
+  }
+}
+
+variable "alarm_period_seconds" {
+  description = "Period of the alarms' metrics (a multiple of 60 seconds)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.alarm_period_seconds >= 60 && var.alarm_period_seconds % 60 == 0
+    error_message = "alarm_period_seconds must be a multiple of 60."
+  }
+}
