@@ -1,0 +1,113 @@
+"""Reading a failed batch's records back from the stream (for hydrate).
+
+The ESM on-failure record names a shard and a sequence-number range but
+carries no data. :func:`read_range` starts a shard iterator AT the first
+sequence number and follows ``NextShardIterator`` until it is past the last
+one (sequence numbers compared as integers), has ``batch_size`` records, or
+runs out of calls. Throttling and an expired iterator are retried with
+backoff (``sleep`` is injectable for tests); a closed shard ends the read. A
+stream, shard or sequence number that no longer exists gives a result with
+no records and a reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from botocore.exceptions import ClientError
+
+from . import aws
+
+DEFAULT_MAX_CALLS = 100
+GONE_CODES = frozenset({"ResourceNotFoundException", "InvalidArgumentException"})
+RETRY_CODES = frozenset({"ProvisionedThroughputExceededException", "ExpiredIteratorException",
+                         "LimitExceededException"})
+
+
+@dataclass
+class ReadResult:
+    records: list[dict[str, Any]] = field(default_factory=list)
+    complete: bool = False
+    reason: str = ""
+    calls: int = 0
+
+
+def _code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def _iterator(stream_arn: str, shard_id: str, kind: str, sequence: str) -> str:
+    return aws.client("kinesis").get_shard_iterator(
+        StreamARN=stream_arn, ShardId=shard_id, ShardIteratorType=kind,
+        StartingSequenceNumber=sequence)["ShardIterator"]
+
+
+def as_record(raw: dict[str, Any], shard_id: str, stream_arn: str) -> dict[str, Any]:
+    """A GetRecords record in the envelope's ``record`` shape (data base64)."""
+    arrival = raw.get("ApproximateArrivalTimestamp")
+    return {
+        "data": base64.b64encode(raw["Data"]).decode("ascii"),
+        "sequenceNumber": raw["SequenceNumber"],
+        "partitionKey": raw.get("PartitionKey", ""),
+        "shardId": shard_id,
+        "streamArn": stream_arn,
+        "approximateArrivalTimestamp": arrival.timestamp() if hasattr(arrival, "timestamp") else arrival,
+    }
+
+
+def read_range(stream_arn: str, shard_id: str, start: str, end: str, batch_size: int | None = None, *,
+               max_calls: int = DEFAULT_MAX_CALLS, limit: int | None = None,
+               sleep: Callable[[float], None] = time.sleep) -> ReadResult:
+    """The records of ``shard_id`` with ``start <= sequence number <= end`` (at most ``batch_size``)."""
+    first, last = int(start), int(end)
+    result = ReadResult()
+    kinesis = aws.client("kinesis")
+    last_seen: str | None = None
+    iterator: str | None = None
+    failures = 0
+    while result.calls < max_calls:
+        result.calls += 1
+        try:
+            if iterator is None:
+                iterator = (_iterator(stream_arn, shard_id, "AFTER_SEQUENCE_NUMBER", last_seen) if last_seen
+                            else _iterator(stream_arn, shard_id, "AT_SEQUENCE_NUMBER", start))
+            params = {"ShardIterator": iterator, "StreamARN": stream_arn}
+            if limit:
+                params["Limit"] = limit
+            page = kinesis.get_records(**params)
+        except ClientError as exc:
+            code = _code(exc)
+            if code in GONE_CODES:
+                result.reason = f"{code}: {exc.response.get('Error', {}).get('Message', '')}".strip()
+                return result
+            if code not in RETRY_CODES and not aws.is_transient(exc):
+                raise
+            if code == "ExpiredIteratorException":
+                iterator = None
+            failures += 1
+            sleep(min(0.1 * 2 ** failures, 5.0))
+            continue
+        failures = 0
+        for raw in page.get("Records", []):
+            seq = int(raw["SequenceNumber"])
+            if seq > last:
+                result.complete = True
+                return result
+            last_seen = raw["SequenceNumber"]
+            if seq >= first:
+                result.records.append(as_record(raw, shard_id, stream_arn))
+                if seq == last or (batch_size and len(result.records) >= batch_size):
+                    result.complete = True
+                    return result
+        iterator = page.get("NextShardIterator")
+        if iterator is None:
+            result.reason = "the shard is closed and its records end before the batch's last sequence number"
+            return result
+        if not page.get("Records") and page.get("MillisBehindLatest", 0) == 0:
+            result.reason = "reached the tip of the shard before the batch's last sequence number"
+            return result
+    result.reason = f"gave up after {result.calls} GetRecords calls (MAX_GET_RECORDS_CALLS)"
+    return result

@@ -1,0 +1,212 @@
+"""Real moto wiring for the ingest-side handlers: streams, topics, queues, tables, a state machine."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.conftest import REGION
+
+ACCOUNT = "123456789012"
+PASS_DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/sfn"
+
+
+@pytest.fixture(autouse=True)
+def fresh_config_cache():
+    from cnm_ingest import config
+
+    config.reset()
+    yield
+    config.reset()
+
+
+def sample_cnm(identifier: str = "granule-1", collection: Any = "MODIS_A", provider: str = "PODAAC",
+               **overrides: Any) -> dict[str, Any]:
+    cnm = {
+        "version": "1.6.1",
+        "provider": provider,
+        "collection": collection,
+        "submissionTime": "2024-01-02T03:04:05.678Z",
+        "identifier": identifier,
+        "product": {
+            "name": identifier,
+            "dataVersion": "1",
+            "files": [{"type": "data", "uri": f"s3://provider-bucket/{identifier}.nc",
+                       "name": f"{identifier}.nc", "size": 100, "checksumType": "md5",
+                       "checksum": "d41d8cd98f00b204e9800998ecf8427e"}],
+        },
+    }
+    cnm.update(overrides)
+    return cnm
+
+
+@dataclass
+class Pipeline:
+    """Names and ARNs of the moto resources, plus helpers that read them back."""
+
+    notification_stream: str
+    response_stream: str
+    fallback_topic: str
+    fallback_capture: str
+    dlq_url: str
+    bucket: str
+    state_machine: str
+    other_state_machine: str
+    tables: dict[str, str] = field(default_factory=dict)
+
+    # --- configuration -------------------------------------------------
+    def put_rule(self, name: str, collection_name: str = "MODIS_A", collection_version: str = "",
+                 provider: str = "PODAAC", state: str = "ENABLED", workflow_arn: str | None = None) -> None:
+        from cnm_ingest import aws
+
+        aws.client("dynamodb").put_item(TableName=self.tables["rules"], Item={
+            "name": {"S": name}, "collection_name": {"S": collection_name},
+            "collection_version": {"S": collection_version}, "provider": {"S": provider},
+            "workflow_arn": {"S": workflow_arn or self.state_machine}, "workflow_name": {"S": "CNMIngest"},
+            "state": {"S": state}, "meta": {"S": json.dumps({"rule_meta": name})}})
+
+    def put_collection(self, name: str = "MODIS_A", version: str = "1", **config: Any) -> None:
+        from cnm_ingest import aws
+
+        aws.client("dynamodb").put_item(TableName=self.tables["collections"], Item={
+            "name": {"S": name}, "version": {"S": version},
+            "config": {"S": json.dumps({"url_path": "file-staging/{stack}/{collection}", **config})}})
+
+    def put_provider(self, provider_id: str = "PODAAC") -> None:
+        from cnm_ingest import aws
+
+        aws.client("dynamodb").put_item(TableName=self.tables["providers"], Item={
+            "id": {"S": provider_id}, "config": {"S": json.dumps({"protocol": "s3", "host": "provider-bucket"})}})
+
+    # --- reading back ----------------------------------------------------
+    def executions(self, state_machine: str | None = None) -> list[dict[str, Any]]:
+        from cnm_ingest import aws
+
+        sfn = aws.client("stepfunctions")
+        return sfn.list_executions(stateMachineArn=state_machine or self.state_machine)["executions"]
+
+    def execution_inputs(self, state_machine: str | None = None) -> list[dict[str, Any]]:
+        from cnm_ingest import aws
+
+        sfn = aws.client("stepfunctions")
+        return [json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"])
+                for e in self.executions(state_machine)]
+
+    def drain(self, queue_url: str) -> list[str]:
+        """Every message body in the queue (received and deleted)."""
+        from cnm_ingest import aws
+
+        sqs = aws.client("sqs")
+        bodies: list[str] = []
+        while True:
+            got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+            if not got:
+                return bodies
+            for m in got:
+                bodies.append(m["Body"])
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+    def dlq_envelopes(self) -> list[dict[str, Any]]:
+        return [json.loads(b) for b in self.drain(self.dlq_url)]
+
+    def fallback_events(self) -> list[dict[str, Any]]:
+        """What the fallback topic received, as the SNS events Lambda would deliver, one per message."""
+        events = []
+        for body in self.drain(self.fallback_capture):
+            note = json.loads(body)
+            events.append(sns_event(note["Message"], topic_arn=note["TopicArn"], message_id=note["MessageId"]))
+        return events
+
+    def responses(self) -> list[dict[str, Any]]:
+        return [json.loads(r["Data"]) for r in read_stream(self.response_stream)]
+
+
+def read_stream(stream_arn: str) -> list[dict[str, Any]]:
+    from cnm_ingest import aws
+
+    kinesis = aws.client("kinesis")
+    out = []
+    for shard in kinesis.list_shards(StreamARN=stream_arn)["Shards"]:
+        it = kinesis.get_shard_iterator(StreamARN=stream_arn, ShardId=shard["ShardId"],
+                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while it:
+            page = kinesis.get_records(ShardIterator=it, StreamARN=stream_arn)
+            out.extend(page["Records"])
+            if not page["Records"]:
+                break
+            it = page.get("NextShardIterator")
+    return out
+
+
+def sns_event(message: str, topic_arn: str = f"arn:aws:sns:{REGION}:{ACCOUNT}:topic",
+              message_id: str = "00000000-0000-0000-0000-000000000001") -> dict[str, Any]:
+    return {"Records": [{
+        "EventSource": "aws:sns", "EventVersion": "1.0",
+        "EventSubscriptionArn": f"{topic_arn}:sub",
+        "Sns": {"Type": "Notification", "MessageId": message_id, "TopicArn": topic_arn, "Subject": None,
+                "Message": message, "Timestamp": "2024-01-02T03:04:05.678Z", "SignatureVersion": "1",
+                "Signature": "x", "SigningCertUrl": "https://x", "UnsubscribeUrl": "https://x",
+                "MessageAttributes": {}}}]}
+
+
+def create_stream(name: str) -> str:
+    from cnm_ingest import aws
+
+    kinesis = aws.client("kinesis")
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    return kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+
+
+def b64(payload: bytes) -> str:
+    return base64.b64encode(payload).decode("ascii")
+
+
+@pytest.fixture
+def pipeline(aws, monkeypatch) -> Pipeline:
+    from cnm_ingest import aws as aws_mod
+
+    ddb = aws_mod.client("dynamodb")
+    tables = {"rules": "t-rules", "collections": "t-collections", "providers": "t-providers"}
+    ddb.create_table(TableName=tables["rules"], BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}])
+    ddb.create_table(TableName=tables["collections"], BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "name", "KeyType": "HASH"},
+                                {"AttributeName": "version", "KeyType": "RANGE"}],
+                     AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"},
+                                           {"AttributeName": "version", "AttributeType": "S"}])
+    ddb.create_table(TableName=tables["providers"], BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+
+    sqs = aws_mod.client("sqs")
+    dlq_url = sqs.create_queue(QueueName="kinesisFailure")["QueueUrl"]
+    capture_url = sqs.create_queue(QueueName="fallback-capture")["QueueUrl"]
+    capture_arn = sqs.get_queue_attributes(QueueUrl=capture_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns = aws_mod.client("sns")
+    topic = sns.create_topic(Name="fallback")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=capture_arn)
+
+    aws_mod.client("s3").create_bucket(Bucket="payloads", CreateBucketConfiguration={"LocationConstraint": REGION})
+    sfn = aws_mod.client("stepfunctions")
+    sm = sfn.create_state_machine(name="cnm-ingest", definition=PASS_DEFINITION, roleArn=ROLE_ARN)["stateMachineArn"]
+    other = sfn.create_state_machine(name="cnm-other", definition=PASS_DEFINITION, roleArn=ROLE_ARN)["stateMachineArn"]
+
+    p = Pipeline(notification_stream=create_stream("notifications"), response_stream=create_stream("responses"),
+                 fallback_topic=topic, fallback_capture=capture_url, dlq_url=dlq_url, bucket="payloads",
+                 state_machine=sm, other_state_machine=other, tables=tables)
+    env = {"RULES_TABLE": tables["rules"], "COLLECTIONS_TABLE": tables["collections"],
+           "PROVIDERS_TABLE": tables["providers"], "RULES_CACHE_SECONDS": "60",
+           "FALLBACK_TOPIC_ARN": topic, "DLQ_URL": dlq_url, "PAYLOAD_BUCKET": "payloads",
+           "RESPONSE_STREAM_ARN": p.response_stream, "STACK": "test-stack",
+           "BUCKETS": json.dumps({"private": {"name": "private-bucket", "type": "private"}})}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    p.put_collection()
+    p.put_provider()
+    return p
