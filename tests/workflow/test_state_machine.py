@@ -86,3 +86,86 @@ def test_success(wf, reference_schema):
     assert granule["status"] == "COMPLETED"
     assert granule["execution_arn"] == desc["executionArn"]
     assert json.loads(desc["output"])["meta"]["cnm_response"]["response"]["status"] == "SUCCESS"
+
+
+def test_wrong_checksum(wf, reference_schema):
+    desc = wf.run(make_cnm(wf, checksum="0" * 32))
+    response = assert_failed(wf, desc, "TRANSFER_ERROR", reference_schema)
+    assert "ChecksumMismatchError" in response["response"]["errorMessage"]
+    # the mismatching staged copy is gone
+    listed = wf.s3.list_objects_v2(Bucket=STAGING_BUCKET, Prefix=f"{PREFIX}/GRAN_001.nc").get("KeyCount", 0)
+    assert listed == 0
+    assert wf.status_item("GRANULE#TEST_COLL__1#GRAN_001", "GRANULE")["status"] == "FAILED"
+    assert json.loads(desc["cause"])["errorType"] == "WorkflowError"
+    assert desc["error"] == "WorkflowError"
+
+
+def test_missing_file(wf, reference_schema):
+    cnm = make_cnm(wf)
+    wf.s3.delete_object(Bucket=PROVIDER_BUCKET, Key="incoming/GRAN_001.png")
+    desc = wf.run(cnm)
+    response = assert_failed(wf, desc, "TRANSFER_ERROR", reference_schema)
+    assert "FileNotFoundAtSourceError" in response["response"]["errorMessage"]
+    assert "GRAN_001.png" in response["response"]["errorMessage"]
+
+
+@pytest.mark.parametrize("breakage", ["no collection", "wrong type"])
+def test_malformed_cnm(wf, reference_schema, breakage):
+    cnm = make_cnm(wf)
+    if breakage == "no collection":
+        del cnm["collection"]
+    else:
+        cnm["product"]["files"][0]["type"] = "science"
+    desc = wf.run(cnm)
+    response = assert_failed(wf, desc, "VALIDATION_ERROR", reference_schema)
+    assert response["identifier"] == cnm["identifier"]
+    # the response is still addressed to the collection the rule matched
+    assert response["collection"] in (COLLECTION, cnm.get("collection"))
+    assert "CnmValidationError" in response["response"]["errorMessage"]
+    assert wf.harness.calls["SyncGranule"] == []
+    assert wf.s3.list_objects_v2(Bucket=STAGING_BUCKET).get("KeyCount", 0) == 0
+
+
+def test_transient_sync_error_is_retried(wf, reference_schema):
+    wf.harness.fail_next("SyncGranule", TransientError("SlowDown: please reduce your request rate"))
+    desc = wf.run(make_cnm(wf), retry_interval=1)
+    assert desc["status"] == "SUCCEEDED", desc
+    assert len(wf.harness.calls["SyncGranule"]) == 2
+    responses = wf.responses()
+    assert [r["response"]["status"] for r in responses] == ["SUCCESS"]
+    jsonschema.Draft7Validator(reference_schema).validate(responses[0])
+
+
+def test_transient_error_exhausts_retries_then_fails(wf, reference_schema):
+    for _ in range(3):
+        wf.harness.fail_next("SyncGranule", TransientError("throttled"))
+    desc = wf.run(make_cnm(wf), retry_interval=1, retry_attempts=2)
+    assert len(wf.harness.calls["SyncGranule"]) == 3  # first try + 2 retries
+    assert_failed(wf, desc, "PROCESSING_ERROR", reference_schema)
+
+
+def test_record_errors_are_not_retried(wf, reference_schema):
+    desc = wf.run(make_cnm(wf, checksum="f" * 32), retry_interval=1)
+    assert len(wf.harness.calls["SyncGranule"]) == 1
+    assert len(wf.harness.calls["CnmResponse"]) == 1
+    assert_failed(wf, desc, "TRANSFER_ERROR", reference_schema)
+
+
+def test_extra_states_run_between_sync_and_response(wf, reference_schema):
+    extra = {"DaacStep": {"Type": "Pass", "Result": "done", "ResultPath": "$.daac_step", "Next": "CnmResponse"}}
+    desc = wf.run(make_cnm(wf), extra_states=extra, extra_states_start_at="DaacStep")
+    assert desc["status"] == "SUCCEEDED", desc
+    entered = [e["stateEnteredEventDetails"]["name"] for e in wf.history(desc["executionArn"])
+               if e["type"].endswith("StateEntered")]
+    assert entered.index("SyncGranule") < entered.index("DaacStep") < entered.index("CnmResponse")
+    assert json.loads(desc["output"])["daac_step"] == "done"
+    assert [r["response"]["status"] for r in wf.responses()] == ["SUCCESS"]
+
+
+def test_failure_of_cnm_response_itself_ends_failed(wf, reference_schema, monkeypatch):
+    monkeypatch.setenv("RESPONSE_STREAM_ARN", wf.stream_arn.replace("responses", "no-such-stream"))
+    desc = wf.run(make_cnm(wf))
+    assert desc["status"] == "FAILED"
+    assert wf.responses() == []
+    execution = wf.status_item(f"EXECUTION#{desc['executionArn']}", "EXECUTION")
+    assert execution["status"] == "FAILED"

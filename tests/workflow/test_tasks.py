@@ -1,0 +1,299 @@
+"""The workflow tasks as plain functions (moto S3/Kinesis/DynamoDB, no state machine)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import pytest
+
+from cnm_ingest import checksum, granule, staging, task
+from cnm_ingest.cnm import validate_response
+from cnm_ingest.errors import (
+    ChecksumMismatchError,
+    CnmValidationError,
+    DuplicateFileError,
+    FileNotFoundAtSourceError,
+    WorkflowError,
+    error_code_for,
+)
+from tests.conftest import REGION, is_response
+
+BUCKET, STAGE = "provider", "staging"
+
+
+@pytest.fixture
+def s3(aws):
+    import boto3
+
+    client = boto3.client("s3", region_name=REGION)
+    for b in (BUCKET, STAGE):
+        client.create_bucket(Bucket=b, CreateBucketConfiguration={"LocationConstraint": REGION})
+    return client
+
+
+def gfile(s3, name: str, data: bytes, *, checksum_type="md5", digest=None) -> dict:
+    s3.put_object(Bucket=BUCKET, Key=f"in/{name}", Body=data)
+    algo = checksum.algorithm(checksum_type)
+    return {"name": name, "bucket": BUCKET, "key": f"in/{name}", "source": f"s3://{BUCKET}/in/{name}", "size": len(data),
+            "checksumType": checksum_type, "checksum": digest or hashlib.new(algo, data).hexdigest(), "type": "data"}
+
+
+def sync(file, handling="error", execution="exec-1", **kw):
+    return staging.sync_file(file, bucket=STAGE, prefix="p", duplicate_handling=handling, checksum_required=False,
+                             execution_name=execution, **kw)
+
+
+# --- CNM samples -------------------------------------------------------------------------------
+
+def test_every_response_sample_is_a_valid_response(samples):
+    responses = {name: msg for name, msg in samples.items() if is_response(msg)}
+    assert len(responses) >= 4
+    for name, msg in responses.items():
+        assert validate_response(msg) is msg, name
+
+
+def test_notifications_are_not_responses(samples):
+    for name, msg in samples.items():
+        if not is_response(msg):
+            with pytest.raises(CnmValidationError):
+                validate_response(msg)
+
+
+# --- TranslateMessage --------------------------------------------------------------------------
+
+def test_translate_filegroups_dedupes_repeated_files(samples):
+    [g] = granule.translate(samples["cumulus_sns_v1.1_dataVersions.json"], {}, {})
+    assert g["granuleId"] == "sampleGranuleName001"
+    assert g["dataType"] == "SWOT_Prod_l2:1"
+    assert [f["name"] for f in g["files"]] == ["production_file.nc", "production_file.png"]
+    assert g["files"][0]["bucket"] == "sampleIngestBucket"
+    assert g["files"][0]["key"] == "prod_20170926T11:30:36/production_file.nc"
+
+
+def test_translate_granule_id_from_regex(samples):
+    cnm = samples["cumulus_sns_v1.6_notification.json"]
+    [g] = granule.translate(cnm, {"name": "C", "version": "2"}, {"granule_id_extraction": r"^(.*)\.nc$"})
+    assert g["granuleId"] == "production_file"
+    assert (g["dataType"], g["version"]) == ("C", "2")
+    with pytest.raises(CnmValidationError):
+        granule.translate(cnm, {}, {"granule_id_extraction": r"^(.*)\.h5$"})
+
+
+def test_translate_handler_keeps_cnm_in_meta(samples, lambda_context):
+    from handlers import translate_message
+
+    cnm = samples["cumulus_sns_v1.0_notification.json"]
+    out = translate_message.handler({"message": {"meta": {}, "payload": {"cnm": cnm}}, "execution": {}}, lambda_context)
+    assert out["meta"]["cnm"] == cnm
+    assert out["payload"]["granules"][0]["files"][1]["checksum"] == "addjd872342bfbf"
+    bad = dict(cnm, product={"name": "x"})
+    with pytest.raises(CnmValidationError) as err:
+        translate_message.handler({"meta": {"cnm": bad}, "payload": {}}, lambda_context)
+    assert error_code_for(type(err.value).__name__) == "VALIDATION_ERROR"
+
+
+# --- checksums ---------------------------------------------------------------------------------
+
+def test_checksum_streams_in_chunks(s3, monkeypatch):
+    data = os.urandom(300_000)
+    s3.put_object(Bucket=BUCKET, Key="big", Body=data)
+    monkeypatch.setattr(checksum, "CHUNK_SIZE", 64 * 1024)
+    chunks = []
+    real = checksum.digest_chunks
+
+    def spy(iterable, algo):
+        def counted():
+            for c in iterable:
+                assert len(c) <= 64 * 1024
+                chunks.append(len(c))
+                yield c
+        return real(counted(), algo)
+
+    monkeypatch.setattr(checksum, "digest_chunks", spy)
+    for ctype, algo in (("md5", "md5"), ("SHA1", "sha1"), ("SHA2", "sha256"), ("SHA256", "sha256"), ("SHA512", "sha512")):
+        chunks.clear()
+        digest, size = checksum.s3_digest(BUCKET, "big", checksum.algorithm(ctype))
+        assert digest == hashlib.new(algo, data).hexdigest()
+        assert size == len(data) == sum(chunks)
+        assert len(chunks) > 1
+
+
+def test_checksum_accepts_hex_any_case_and_base64():
+    import base64
+
+    raw = hashlib.md5(b"x").digest()
+    assert checksum.matches(raw.hex().upper(), raw.hex())
+    assert checksum.matches(base64.b64encode(raw).decode(), raw.hex())
+    assert not checksum.matches("00" * 16, raw.hex())
+    with pytest.raises(CnmValidationError):
+        checksum.algorithm("crc32")
+
+
+# --- SyncGranule -------------------------------------------------------------------------------
+
+def test_sync_copies_and_verifies(s3):
+    data = os.urandom(10_000)
+    staged = sync(gfile(s3, "a.nc", data, checksum_type="SHA256"))
+    assert (staged["bucket"], staged["key"], staged["size"]) == (STAGE, "p/a.nc", len(data))
+    obj = s3.get_object(Bucket=STAGE, Key="p/a.nc")
+    assert obj["Body"].read() == data
+    assert obj["Metadata"][staging.EXECUTION_METADATA] == "exec-1"
+
+
+def test_sync_multipart_copy_with_small_threshold(s3, monkeypatch):
+    data = os.urandom(11 * 1024 * 1024 + 123)
+    calls = []
+    client = staging.aws.client("s3")
+    real = client.upload_part_copy
+    monkeypatch.setattr(client, "upload_part_copy", lambda **kw: calls.append(kw["CopySourceRange"]) or real(**kw))
+    staged = sync(gfile(s3, "big.nc", data), multipart_threshold=5 * 1024 * 1024, part_size=5 * 1024 * 1024)
+    assert len(calls) == 3
+    assert calls[-1] == f"bytes={10 * 1024 * 1024}-{len(data) - 1}"
+    assert s3.get_object(Bucket=STAGE, Key=staged["key"])["Body"].read() == data
+
+
+def test_sync_checksum_mismatch_deletes_staged_copy(s3):
+    with pytest.raises(ChecksumMismatchError) as err:
+        sync(gfile(s3, "a.nc", b"abc", digest="0" * 32))
+    assert error_code_for(type(err.value).__name__) == "TRANSFER_ERROR"
+    assert s3.list_objects_v2(Bucket=STAGE).get("KeyCount", 0) == 0
+
+
+def test_sync_missing_source(s3):
+    f = gfile(s3, "a.nc", b"abc")
+    s3.delete_object(Bucket=BUCKET, Key="in/a.nc")
+    with pytest.raises(FileNotFoundAtSourceError) as err:
+        sync(f)
+    assert error_code_for(type(err.value).__name__) == "TRANSFER_ERROR"
+
+
+def test_sync_checksum_required(s3):
+    f = dict(gfile(s3, "a.nc", b"abc"), checksum=None, checksumType=None)
+    with pytest.raises(CnmValidationError):
+        staging.sync_file(f, bucket=STAGE, prefix="p", duplicate_handling="error", checksum_required=True, execution_name="e")
+    assert sync(f)["size"] == 3  # size-only verification when not required
+
+
+@pytest.fixture
+def duplicate(s3):
+    """An existing staged p/a.nc from another execution, and a new version of the file."""
+    s3.put_object(Bucket=STAGE, Key="p/a.nc", Body=b"old", Metadata={staging.EXECUTION_METADATA: "earlier"})
+    return gfile(s3, "a.nc", b"new contents")
+
+
+def test_duplicate_error(s3, duplicate):
+    with pytest.raises(DuplicateFileError):
+        sync(duplicate, "error")
+    assert s3.get_object(Bucket=STAGE, Key="p/a.nc")["Body"].read() == b"old"
+
+
+def test_duplicate_skip(s3, duplicate):
+    staged = sync(duplicate, "skip")
+    assert staged["duplicate"] == "skipped"
+    assert s3.get_object(Bucket=STAGE, Key="p/a.nc")["Body"].read() == b"old"
+
+
+def test_duplicate_replace(s3, duplicate):
+    assert sync(duplicate, "replace")["duplicate"] == "replaced"
+    assert s3.get_object(Bucket=STAGE, Key="p/a.nc")["Body"].read() == b"new contents"
+    assert s3.list_objects_v2(Bucket=STAGE)["KeyCount"] == 1
+
+
+def test_duplicate_version(s3, duplicate):
+    staged = sync(duplicate, "version")
+    assert staged["duplicate"] == "versioned"
+    assert staged["versionedKey"].startswith("p/a.nc.v")
+    assert s3.get_object(Bucket=STAGE, Key="p/a.nc")["Body"].read() == b"new contents"
+    assert s3.get_object(Bucket=STAGE, Key=staged["versionedKey"])["Body"].read() == b"old"
+
+
+def test_retry_of_same_execution_is_not_a_duplicate(s3):
+    f = gfile(s3, "a.nc", b"abc")
+    sync(f, "error", execution="exec-9")
+    assert sync(f, "error", execution="exec-9")["key"] == "p/a.nc"
+    with pytest.raises(DuplicateFileError):
+        sync(f, "error", execution="exec-10")
+
+
+def test_url_path_template():
+    assert staging.url_path("file-staging/{stack}/{collection}", stack="s", name="C", version="1", granule_id="g") == \
+        "file-staging/s/C__1"
+    assert staging.url_path("{collection}/{granuleId}/", stack="s", name="C", version=None, granule_id="g") == "C/g"
+    with pytest.raises(Exception) as err:
+        staging.url_path("{nope}", stack="s", name="C", version="1", granule_id="g")
+    assert type(err.value).__name__ == "ConfigurationError"
+
+
+# --- CnmResponse -------------------------------------------------------------------------------
+
+@pytest.fixture
+def stream(aws):
+    import boto3
+
+    kinesis = boto3.client("kinesis", region_name=REGION)
+    kinesis.create_stream(StreamName="r", ShardCount=1)
+    return kinesis.describe_stream_summary(StreamName="r")["StreamDescriptionSummary"]["StreamARN"]
+
+
+def read_stream(arn):
+    import boto3
+
+    kinesis = boto3.client("kinesis", region_name=REGION)
+    it = kinesis.get_shard_iterator(StreamARN=arn, ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON")
+    return kinesis.get_records(ShardIterator=it["ShardIterator"], StreamARN=arn)["Records"]
+
+
+def test_response_failure_parses_cause_and_raises_workflow_error(stream, samples, reference_schema):
+    import jsonschema
+    from handlers import cnm_response
+
+    cnm = samples["cumulus_sns_v1.0_notification.json"]
+    cause = json.dumps({"errorMessage": "s3://x/y has md5 1, the CNM says 2", "errorType": "ChecksumMismatchError"})
+    message = {"meta": {"cnm": cnm}, "payload": {}, "exception": {"Error": "ChecksumMismatchError", "Cause": cause}}
+    with pytest.raises(WorkflowError) as err:
+        cnm_response.respond(message, {"name": "e", "start_time": "2024-01-01T00:00:00.000Z"}, stream_arn=stream)
+    assert json.loads(str(err.value))["Error"] == "ChecksumMismatchError"
+    [record] = read_stream(stream)
+    assert record["PartitionKey"] == cnm["identifier"]
+    response = json.loads(record["Data"])
+    jsonschema.Draft7Validator(reference_schema).validate(response)
+    assert response["response"]["errorCode"] == "TRANSFER_ERROR"
+    assert response["response"]["errorMessage"] == "ChecksumMismatchError: s3://x/y has md5 1, the CNM says 2"
+    assert response["receivedTime"] == "2024-01-01T00:00:00.000Z"
+
+
+def test_response_unknown_error_is_processing_error(stream, samples):
+    from handlers import cnm_response
+
+    message = {"meta": {"cnm": samples["cumulus_sns_v1.0_notification.json"]},
+               "exception": {"Error": "States.Timeout", "Cause": "task timed out"}}
+    with pytest.raises(WorkflowError):
+        cnm_response.respond(message, {}, stream_arn=stream)
+    response = json.loads(read_stream(stream)[0]["Data"])
+    assert response["response"]["errorCode"] == "PROCESSING_ERROR"
+    assert "task timed out" in response["response"]["errorMessage"]
+
+
+def test_response_published_to_topic(stream, samples):
+    import boto3
+    from handlers import cnm_response
+
+    sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
+    topic = sns.create_topic(Name="responses")["TopicArn"]
+    queue = sqs.create_queue(QueueName="q")["QueueUrl"]
+    qarn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=qarn, Attributes={"RawMessageDelivery": "true"})
+    out = cnm_response.respond({"meta": {"cnm": samples["cumulus_sns_v1.0_notification.json"]}, "payload": {}}, {},
+                               stream_arn=stream, topic_arn=topic)
+    [msg] = sqs.receive_message(QueueUrl=queue)["Messages"]
+    assert json.loads(msg["Body"]) == out["meta"]["cnm_response"]
+    assert out["meta"]["cnm_response"]["response"]["status"] == "SUCCESS"
+
+
+def test_original_error_through_workflow_error():
+    inner = {"Error": "FileNotFoundAtSourceError", "errorCode": "TRANSFER_ERROR", "errorMessage": "gone"}
+    outer = {"Error": "WorkflowError", "Cause": json.dumps({"errorType": "WorkflowError", "errorMessage": json.dumps(inner)})}
+    assert task.original_error(outer) == inner
+    assert task.original_error({"Error": "Lambda.Unknown", "Cause": "boom"})["errorCode"] == "PROCESSING_ERROR"
