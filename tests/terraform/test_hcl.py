@@ -1,0 +1,526 @@
+"""Static checks of the Terraform code: layout, formatting, typed variables, the
+safety settings of the stream consumer and the fallback path, least-privilege
+IAM. Parsed with python-hcl2; `terraform fmt` and `validate` through tools/tf.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import hcl2
+import pytest
+
+from .tfhelpers import ROOT, check, tf
+
+TF = [sys.executable, str(ROOT / "tools" / "tf.py")]
+MODULES = sorted(p for p in (ROOT / "modules").iterdir() if p.is_dir())
+EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if p.is_dir())
+CONFIGS = [ROOT, *MODULES, *EXAMPLES]
+OUR_MODULES = ["lambda_function", "streams", "config_tables", "consumer", "fallback", "hydrate", "logger", "alarms", "s3_bucket"]
+
+# Actions that have no resource-level permissions in IAM: a statement made only
+# of these may (must) use Resource "*".
+#   - X-Ray trace upload and sampling (function and state machine tracing);
+#   - CloudWatch Logs vended log delivery, which Step Functions logging needs
+#     (https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html).
+RESOURCE_STAR_ACTIONS = {
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+}
+# Key policies: in a KMS key policy, Resource "*" means "this key".
+KEY_POLICY_DOCUMENTS = {("examples/complete", "kms")}
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix() or "."
+
+
+def unquote(value):
+    """python-hcl2 keeps string quotes and wraps expressions in ${...}; strip both."""
+    if isinstance(value, str):
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            return json.loads(value)
+        if value.startswith("${") and value.endswith("}"):
+            return value[2:-1]
+        return value
+    if isinstance(value, list):
+        return [unquote(v) for v in value]
+    if isinstance(value, dict):
+        return {unquote(k): unquote(v) for k, v in value.items() if not k.startswith("__")}
+    return value
+
+
+@cache
+def load(directory: Path) -> dict[str, list]:
+    """Every top-level block of a configuration directory, unquoted, merged across files."""
+    merged: dict[str, list] = {}
+    for tf_file in sorted(directory.glob("*.tf")):
+        with tf_file.open() as fh:
+            parsed = hcl2.load(fh)
+        for kind, blocks in parsed.items():
+            merged.setdefault(kind, []).extend(unquote(blocks))
+    return merged
+
+
+def named(directory: Path, kind: str) -> dict[str, dict]:
+    """variable / output / module / locals blocks by name."""
+    out = {}
+    for block in load(directory).get(kind, []):
+        out.update(block)
+    return out
+
+
+def typed(directory: Path, kind: str, rtype: str) -> dict[str, dict]:
+    """resource / data blocks of one type, by name."""
+    out = {}
+    for block in load(directory).get(kind, []):
+        out.update(block.get(rtype, {}))
+    return out
+
+
+def only(blocks: dict[str, dict]) -> dict:
+    assert len(blocks) == 1, f"expected exactly one block, got {sorted(blocks)}"
+    return next(iter(blocks.values()))
+
+
+def bound_variable(expr) -> str:
+    """The variable an argument is bound to (`var.x` -> "x"); fails for anything else."""
+    match = re.fullmatch(r"var\.([A-Za-z0-9_]+)", str(expr).strip())
+    assert match, f"expected the argument to be bound to a variable, got {expr!r}"
+    return match.group(1)
+
+
+def default_of(directory: Path, name: str):
+    variables = named(directory, "variable")
+    assert name in variables, f"{rel(directory)} has no variable {name}"
+    assert "default" in variables[name], f"{rel(directory)} variable {name} has no default"
+    return variables[name]["default"]
+
+
+def statements(document: dict) -> list[dict]:
+    """Statements of an aws_iam_policy_document, the dynamic ones included."""
+    out = list(document.get("statement", []))
+    for dyn in document.get("dynamic", []):
+        if "statement" in dyn:
+            out.extend(dyn["statement"].get("content", []))
+    return out
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+# --------------------------------------------------------------------------- #
+# Layout and formatting
+# --------------------------------------------------------------------------- #
+
+
+def test_terraform_fmt():
+    proc = subprocess.run([*TF, f"-chdir={ROOT}", "fmt", "-check", "-recursive", "-diff"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"terraform fmt -check failed; diff:\n{proc.stdout}\n{proc.stderr}"
+
+
+@pytest.mark.parametrize("name", OUR_MODULES)
+def test_our_modules_exist(name):
+    assert (ROOT / "modules" / name).is_dir(), f"modules/{name} is missing"
+
+
+@pytest.mark.parametrize("module", MODULES, ids=rel)
+def test_module_files(module):
+    missing = [f for f in ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md") if not (module / f).is_file()]
+    assert not missing, f"{rel(module)} lacks {missing}"
+    readme = (module / "README.md").read_text()
+    assert "<!-- BEGIN_TF_DOCS -->" in readme and "<!-- END_TF_DOCS -->" in readme, f"{rel(module)}/README.md has no TF_DOCS markers"
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=rel)
+def test_example_files(example):
+    missing = [f for f in ("main.tf", "versions.tf", "outputs.tf", "README.md") if not (example / f).is_file()]
+    assert not missing, f"{rel(example)} lacks {missing}"
+    sources = [m["source"] for m in named(example, "module").values()]
+    assert "../../" in sources, f"{rel(example)} must use the root module as source = \"../../\""
+    region = named(example, "variable").get("region")
+    assert region and region.get("default") == "us-west-2", f"{rel(example)}: region variable must default to us-west-2"
+
+
+def test_minimal_example_passes_only_required_inputs():
+    root_vars = named(ROOT, "variable")
+    required = {k for k, v in root_vars.items() if "default" not in v}
+    call = named(ROOT / "examples" / "minimal", "module")["cnm_ingest"]
+    assert set(call) - {"source"} == required
+
+
+@pytest.mark.parametrize("config", [ROOT, *MODULES, *EXAMPLES], ids=rel)
+def test_versions_allow_the_local_provider(config):
+    terraform = load(config)["terraform"][0]
+    assert terraform["required_version"] == ">= 1.5"
+    aws = terraform["required_providers"][0]["aws"]
+    assert aws["source"] == "hashicorp/aws"
+    assert aws["version"] == ">= 6.0"  # allows the locally built 6.47.0
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=rel)
+def test_variables_have_type_and_description(config):
+    bad = [name for name, body in named(config, "variable").items() if not body.get("type") or not body.get("description")]
+    assert not bad, f"{rel(config)}: variables without type or description: {bad}"
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=rel)
+def test_outputs_have_description(config):
+    bad = [name for name, body in named(config, "output").items() if not body.get("description")]
+    assert not bad, f"{rel(config)}: outputs without description: {bad}"
+
+
+# --------------------------------------------------------------------------- #
+# Message consumer event source mapping
+# --------------------------------------------------------------------------- #
+
+CONSUMER = ROOT / "modules" / "consumer"
+
+
+@pytest.fixture(scope="module")
+def consumer_esm():
+    return only(typed(CONSUMER, "resource", "aws_lambda_event_source_mapping"))
+
+
+def test_consumer_bisects_by_default(consumer_esm):
+    var = bound_variable(consumer_esm["bisect_batch_on_function_error"])
+    assert default_of(CONSUMER, var) is True
+
+
+def test_consumer_retries_are_finite_by_default(consumer_esm):
+    var = bound_variable(consumer_esm["maximum_retry_attempts"])
+    default = default_of(CONSUMER, var)
+    assert isinstance(default, int) and 0 <= default <= 10, f"maximum_retry_attempts default {default!r} must be small and finite"
+
+
+def test_consumer_record_age_is_finite_by_default(consumer_esm):
+    var = bound_variable(consumer_esm["maximum_record_age_in_seconds"])
+    default = default_of(CONSUMER, var)
+    assert isinstance(default, int) and 60 <= default <= 604800, f"maximum_record_age_in_seconds default {default!r} must be finite"
+
+
+def test_consumer_reports_batch_item_failures_by_default(consumer_esm):
+    var = bound_variable(consumer_esm["function_response_types"])
+    assert "ReportBatchItemFailures" in default_of(CONSUMER, var)
+
+
+def test_consumer_starts_at_trim_horizon_by_default(consumer_esm):
+    var = bound_variable(consumer_esm["starting_position"])
+    assert default_of(CONSUMER, var) == "TRIM_HORIZON"
+
+
+def test_consumer_has_an_on_failure_destination(consumer_esm):
+    on_failure = consumer_esm["destination_config"][0]["on_failure"][0]
+    assert on_failure.get("destination_arn"), "the notification stream mapping needs an on-failure destination"
+    assert default_of(CONSUMER, "on_failure_destination") == "sns"
+
+
+def test_consumer_knob_validations_cover_the_aws_ranges():
+    variables = named(CONSUMER, "variable")
+    expectations = {
+        "batch_size": ["1", "10000"],
+        "maximum_batching_window_in_seconds": ["0", "300"],
+        "parallelization_factor": ["1", "10"],
+        "maximum_retry_attempts": ["-1", "10000"],
+        "maximum_record_age_in_seconds": ["-1", "60", "604800"],
+    }
+    for name, bounds in expectations.items():
+        conditions = " ".join(v["condition"] for v in variables[name].get("validation", []))
+        for bound in bounds:
+            assert re.search(rf"(?<![0-9]){re.escape(bound)}(?![0-9])", conditions), f"{name}: no validation bound {bound}"
+
+
+def test_root_passes_consumer_knobs_with_the_same_safe_defaults():
+    call = named(ROOT, "module")["consumer"]
+    for knob in ("bisect_batch_on_function_error", "maximum_retry_attempts", "maximum_record_age_in_seconds",
+                 "function_response_types", "starting_position", "batch_size", "parallelization_factor",
+                 "maximum_batching_window_in_seconds", "on_failure_destination"):
+        assert bound_variable(call[knob]) == knob, f"root passes {knob} from var.{knob}"
+        assert default_of(ROOT, knob) == default_of(CONSUMER, knob), f"root default of {knob} differs from the module's"
+
+
+def test_enhanced_fan_out_switches_the_event_source():
+    consumers = typed(CONSUMER, "resource", "aws_kinesis_stream_consumer")
+    assert "enhanced_fan_out" in only(consumers)["count"]
+    locals_ = named(CONSUMER, "locals")
+    assert "aws_kinesis_stream_consumer.this[0].arn" in locals_["event_source"]
+
+
+def test_loggers_have_finite_retries_and_partial_batch_response():
+    logger = ROOT / "modules" / "logger"
+    esm = only(typed(logger, "resource", "aws_lambda_event_source_mapping"))
+    assert default_of(logger, bound_variable(esm["bisect_batch_on_function_error"])) is True
+    retries = default_of(logger, bound_variable(esm["maximum_retry_attempts"]))
+    assert 0 <= retries <= 10
+    assert default_of(logger, bound_variable(esm["maximum_record_age_in_seconds"])) > 0
+    assert esm["function_response_types"] == ["ReportBatchItemFailures"]
+
+
+# --------------------------------------------------------------------------- #
+# Fallback path and dead-letter queue
+# --------------------------------------------------------------------------- #
+
+FALLBACK = ROOT / "modules" / "fallback"
+LAMBDA_FUNCTION = ROOT / "modules" / "lambda_function"
+
+
+def test_fallback_invoke_config_retries_then_dlq():
+    call = named(FALLBACK, "module")["function"]
+    assert call["source"] == "../lambda_function"
+    assert call["create_async_event_config"] is True
+    assert bound_variable(call["async_maximum_retry_attempts"]) == "maximum_retry_attempts"
+    assert default_of(FALLBACK, "maximum_retry_attempts") == 2
+    assert bound_variable(call["async_maximum_event_age_in_seconds"]) == "maximum_event_age_in_seconds"
+    assert 60 <= default_of(FALLBACK, "maximum_event_age_in_seconds") <= 21600
+    assert call["async_on_failure_destination_arn"] == "aws_sqs_queue.dlq.arn"
+
+    config = only(typed(LAMBDA_FUNCTION, "resource", "aws_lambda_function_event_invoke_config"))
+    assert bound_variable(config["maximum_retry_attempts"]) == "async_maximum_retry_attempts"
+    assert bound_variable(config["maximum_event_age_in_seconds"]) == "async_maximum_event_age_in_seconds"
+    dynamic = config["dynamic"][0]["destination_config"]
+    assert dynamic["content"][0]["on_failure"][0]["destination"] == "destination_config.value"
+    assert "async_on_failure_destination_arn" in named(LAMBDA_FUNCTION, "locals")["has_async_dest"]
+
+
+def test_fallback_retry_validation_is_0_to_2():
+    conditions = " ".join(v["condition"] for v in named(FALLBACK, "variable")["maximum_retry_attempts"]["validation"])
+    assert ">= 0" in conditions and "<= 2" in conditions
+
+
+def test_dlq_named_kinesis_failure_retained_14_days_encrypted():
+    queue = typed(FALLBACK, "resource", "aws_sqs_queue")["dlq"]
+    assert default_of(FALLBACK, bound_variable(queue["message_retention_seconds"])) == 1209600
+    assert "kinesisFailure" in named(FALLBACK, "locals")["dlq_name"]
+    # SQS-managed SSE by default, the customer key when one is given.
+    assert "sqs_managed_sse_enabled" in queue and "true" in str(queue["sqs_managed_sse_enabled"])
+    assert bound_variable(queue["kms_master_key_id"]) == "kms_key_arn"
+
+
+def test_dlq_has_redrive_allow_and_tls_only_policy():
+    assert only(typed(FALLBACK, "resource", "aws_sqs_queue_redrive_allow_policy"))["queue_url"] == "aws_sqs_queue.dlq.id"
+    doc = typed(FALLBACK, "data", "aws_iam_policy_document")["dlq"]
+    denies = [s for s in statements(doc) if s.get("effect") == "Deny"]
+    assert any(c["variable"] == "aws:SecureTransport" for s in denies for c in s.get("condition", []))
+
+
+def test_sns_subscriptions_redrive_to_the_dlq():
+    fallback_sub = typed(FALLBACK, "resource", "aws_sns_topic_subscription")["fallback"]
+    assert "aws_sqs_queue.dlq.arn" in fallback_sub["redrive_policy"]
+    hydrate = ROOT / "modules" / "hydrate"
+    hydrate_sub = only(typed(hydrate, "resource", "aws_sns_topic_subscription"))
+    assert "var.dlq_arn" in hydrate_sub["redrive_policy"]
+
+
+def test_topics_are_encrypted():
+    for module, name in ((FALLBACK, "fallback"), (CONSUMER, "failed_batch")):
+        topic = typed(module, "resource", "aws_sns_topic")[name]
+        assert topic.get("kms_master_key_id"), f"{rel(module)} topic {name} must be encrypted"
+    assert default_of(FALLBACK, "topic_kms_master_key_id") == "alias/aws/sns"
+    assert default_of(CONSUMER, "topic_kms_master_key_id") == "alias/aws/sns"
+
+
+def test_streams_are_kms_encrypted():
+    streams = ROOT / "modules" / "streams"
+    stream = only(typed(streams, "resource", "aws_kinesis_stream"))
+    assert stream["encryption_type"] == "KMS"
+    assert default_of(streams, bound_variable(stream["kms_key_id"])) == "alias/aws/kinesis"
+
+
+def test_buckets_encrypted_and_private():
+    bucket = ROOT / "modules" / "s3_bucket"
+    pab = only(typed(bucket, "resource", "aws_s3_bucket_public_access_block"))
+    assert all(pab[k] is True for k in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"))
+    sse = only(typed(bucket, "resource", "aws_s3_bucket_server_side_encryption_configuration"))
+    assert sse["rule"][0]["apply_server_side_encryption_by_default"][0]["sse_algorithm"] == "aws:kms"
+
+
+def test_config_tables_encrypted_with_pitr():
+    tables = ROOT / "modules" / "config_tables"
+    table = only(typed(tables, "resource", "aws_dynamodb_table"))
+    assert table["billing_mode"] == "PAY_PER_REQUEST"
+    assert table["server_side_encryption"][0]["enabled"] is True
+    assert default_of(tables, bound_variable(table["point_in_time_recovery"][0]["enabled"])) is True
+    assert set(named(tables, "locals")["tables"]) == {"rules", "collections", "providers"}
+
+
+def test_payload_bucket_outlives_dlq_messages():
+    assert default_of(ROOT, "payload_bucket_expiration_days") >= 14
+    conditions = " ".join(v["condition"] for v in named(ROOT, "variable")["payload_bucket_expiration_days"]["validation"])
+    assert ">= 14" in conditions
+
+
+# --------------------------------------------------------------------------- #
+# Lambda functions: explicit log groups, environment per docs/INTERFACES.md
+# --------------------------------------------------------------------------- #
+
+
+def test_functions_have_explicit_log_group_with_retention():
+    group = only(typed(LAMBDA_FUNCTION, "resource", "aws_cloudwatch_log_group"))
+    assert default_of(LAMBDA_FUNCTION, bound_variable(group["retention_in_days"])) == 30
+    assert default_of(ROOT, "log_retention_days") == 30
+    function = only(typed(LAMBDA_FUNCTION, "resource", "aws_lambda_function"))
+    assert function["logging_config"][0]["log_group"] == "aws_cloudwatch_log_group.this.name"
+
+
+@pytest.mark.parametrize("module", ["consumer", "fallback", "hydrate", "logger"])
+def test_function_modules_reuse_lambda_function(module):
+    path = ROOT / "modules" / module
+    assert not typed(path, "resource", "aws_lambda_function"), f"modules/{module} must use ../lambda_function"
+    assert not typed(path, "resource", "aws_iam_role")
+    assert named(path, "module")["function"]["source"] == "../lambda_function"
+
+
+def _root_text() -> str:
+    return (ROOT / "main.tf").read_text()
+
+
+@pytest.mark.parametrize("call,names", [
+    ("consumer", ["RULES_TABLE", "COLLECTIONS_TABLE", "PROVIDERS_TABLE", "RULES_CACHE_SECONDS", "FALLBACK_TOPIC_ARN",
+                  "PAYLOAD_BUCKET", "RESPONSE_STREAM_ARN", "STACK", "BUCKETS", "POWERTOOLS_SERVICE_NAME",
+                  "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"]),
+    ("fallback", ["RULES_TABLE", "COLLECTIONS_TABLE", "PROVIDERS_TABLE", "RULES_CACHE_SECONDS", "DLQ_URL",
+                  "PAYLOAD_BUCKET", "STACK", "BUCKETS", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"]),
+    ("hydrate", ["DLQ_URL", "PAYLOAD_BUCKET", "MAX_GET_RECORDS_CALLS", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"]),
+    ("inbound_logger", ["LOG_MAX_BYTES", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"]),
+])
+def test_function_environment_matches_interfaces(call, names):
+    """Expand the environment a function gets (root locals + module merges) and compare with INTERFACES.md."""
+    root_locals = named(ROOT, "locals")
+    module_call = named(ROOT, "module")[call]
+    module_dir = ROOT / module_call["source"].removeprefix("./")
+    text = module_call["environment_variables"]
+    for name in ("routing_environment", "common_environment"):
+        if f"local.{name}" in text:
+            text += json.dumps(root_locals[name])
+            if name == "routing_environment":
+                text += json.dumps(root_locals["common_environment"])
+    inner = named(module_dir, "module")["function"]["environment_variables"]
+    text += json.dumps(inner)
+    missing = [n for n in names if not re.search(rf"\b{n}\b", text)]
+    assert not missing, f"{call}: environment lacks {missing}"
+
+
+def test_manifest_drives_the_packages():
+    root_locals = named(ROOT, "locals")
+    assert 'jsondecode(file("${local.package_dir}/manifest.json"))' == root_locals["manifest"]
+    assert 'path.module}/build' in root_locals["package_dir"]
+    assert "base64sha256" in json.dumps(root_locals["packages"])
+
+
+def test_workflow_module_wired_with_the_agreed_interface():
+    call = named(ROOT, "module")["workflow"]
+    expected = {"source", "prefix", "package_dir", "manifest", "layer_arn", "response_stream_arn",
+                "response_stream_kms_key_arn", "staging_bucket_name", "provider_bucket_arns", "log_retention_days",
+                "kms_key_arn", "tags", "sync_retry_interval_seconds", "sync_retry_max_attempts",
+                "response_retry_interval_seconds", "response_retry_max_attempts", "extra_states", "log_level",
+                "tracing_enabled"}
+    assert set(call) == expected
+    assert call["source"] == "./modules/workflow"
+
+
+def test_rules_without_workflow_use_the_builtin_state_machine():
+    root_locals = named(ROOT, "locals")
+    assert root_locals["default_workflow_arn"] == "module.workflow.state_machine_arn"
+    assert "local.default_workflow_arn" in json.dumps(root_locals["rules"])
+
+
+def test_rule_validations():
+    validations = named(ROOT, "variable")["rules"]["validation"]
+    conditions = " ".join(v["condition"] for v in validations)
+    assert "ENABLED" in conditions and "DISABLED" in conditions
+    assert "distinct" in conditions  # unique names
+
+
+# --------------------------------------------------------------------------- #
+# Least privilege
+# --------------------------------------------------------------------------- #
+
+
+def _policy_documents():
+    for config in CONFIGS:
+        for name, doc in typed(config, "data", "aws_iam_policy_document").items():
+            yield config, name, doc
+
+
+def test_no_allow_statement_on_resource_star():
+    offenders = []
+    for config, name, doc in _policy_documents():
+        if (rel(config), name) in KEY_POLICY_DOCUMENTS:
+            continue
+        for stmt in statements(doc):
+            if stmt.get("effect", "Allow") != "Allow":
+                continue
+            resources = as_list(stmt.get("resources", []))
+            if "*" in resources:
+                actions = set(as_list(stmt.get("actions", [])))
+                if not actions <= RESOURCE_STAR_ACTIONS:
+                    offenders.append(f"{rel(config)} data.aws_iam_policy_document.{name} sid={stmt.get('sid')} actions={sorted(actions)}")
+    assert not offenders, "Resource \"*\" on actions that support resource-level permissions:\n" + "\n".join(offenders)
+
+
+def test_no_resource_star_in_jsonencoded_policies():
+    pattern = re.compile(r'Resource\s*=\s*(\[\s*)?"\*"')
+    offenders = [rel(p) for p in ROOT.glob("**/*.tf") if ".terraform" not in p.parts and pattern.search(p.read_text())]
+    assert not offenders, f"jsonencode'd policies with Resource \"*\": {offenders}"
+
+
+def test_no_wildcard_actions_in_function_policies():
+    offenders = []
+    for config, name, doc in _policy_documents():
+        if (rel(config), name) in KEY_POLICY_DOCUMENTS:
+            continue
+        for stmt in statements(doc):
+            if stmt.get("effect", "Allow") == "Allow":
+                offenders += [f"{rel(config)}:{name}:{a}" for a in as_list(stmt.get("actions", [])) if a.endswith(":*") or a == "*"]
+    assert not offenders, offenders
+
+
+def test_kinesis_reads_scoped_to_the_stream():
+    for module, doc_name in (("consumer", "this"), ("hydrate", "this"), ("logger", "this")):
+        doc = typed(ROOT / "modules" / module, "data", "aws_iam_policy_document")[doc_name]
+        reads = [s for s in statements(doc) if "kinesis:GetRecords" in as_list(s.get("actions", []))]
+        assert reads and all(s["resources"] == ["var.stream_arn"] for s in reads), f"{module}: kinesis reads must be on var.stream_arn"
+
+
+def test_dlq_send_scoped_to_the_queue():
+    hydrate_doc = typed(ROOT / "modules" / "hydrate", "data", "aws_iam_policy_document")["this"]
+    sends = [s for s in statements(hydrate_doc) if "sqs:SendMessage" in as_list(s.get("actions", []))]
+    assert sends and all(s["resources"] == ["var.dlq_arn"] for s in sends)
+    fallback_doc = typed(FALLBACK, "data", "aws_iam_policy_document")["this"]
+    sends = [s for s in statements(fallback_doc) if "sqs:SendMessage" in as_list(s.get("actions", []))]
+    assert sends and all(s["resources"] == ["aws_sqs_queue.dlq.arn"] for s in sends)
+
+
+def test_statement_parser_sees_dynamic_statements():
+    """Guards the least-privilege tests: the X-Ray statement lives in a dynamic block."""
+    doc = typed(LAMBDA_FUNCTION, "data", "aws_iam_policy_document")["this"]
+    sids = {s.get("sid") for s in statements(doc)}
+    assert {"WriteOwnLogs", "XRayWrite", "UseCustomerKeys"} <= sids
+
+
+def test_no_managed_policy_attachments():
+    """Every role gets an inline least-privilege policy; no broad AWS managed policies."""
+    for config in CONFIGS:
+        attachments = typed(config, "resource", "aws_iam_role_policy_attachment")
+        assert not attachments, f"{rel(config)} attaches managed policies: {sorted(attachments)}"
+
+
+# --------------------------------------------------------------------------- #
+# terraform validate (needs the AWS provider in the local mirror)
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.terraform
+@pytest.mark.provider
+@pytest.mark.parametrize("config", [ROOT, ROOT / "examples" / "minimal", ROOT / "examples" / "complete"], ids=rel)
+def test_validate(config, mirror, packages):
+    check(tf(config, "init", "-backend=false", "-input=false", "-no-color"))
+    out = check(tf(config, "validate", "-no-color"))
+    assert "Success" in out
