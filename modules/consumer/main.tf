@@ -12,7 +12,6 @@ locals {
   create_s3      = var.on_failure_destination == "s3" && var.on_failure_s3_bucket_arn == null
   on_failure_arn = local.use_sns ? aws_sns_topic.failed_batch[0].arn : (local.create_s3 ? module.failed_batch_bucket[0].bucket_arn : var.on_failure_s3_bucket_arn)
   event_source   = var.enhanced_fan_out ? aws_kinesis_stream_consumer.this[0].arn : var.stream_arn
-  execution_arns = [for arn in var.state_machine_arns : "${replace(arn, ":stateMachine:", ":execution:")}:*"]
 }
 
 ################################################################################
@@ -80,7 +79,7 @@ data "aws_iam_policy_document" "this" {
 
   statement {
     sid       = "ReadConfiguration"
-    actions   = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan"]
+    actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"]
     resources = var.config_table_arns
   }
 
@@ -90,11 +89,6 @@ data "aws_iam_policy_document" "this" {
     resources = var.state_machine_arns
   }
 
-  statement {
-    sid       = "DescribeWorkflowExecutions"
-    actions   = ["states:DescribeExecution"]
-    resources = local.execution_arns
-  }
 
   statement {
     sid       = "PublishFallback"
@@ -111,7 +105,7 @@ data "aws_iam_policy_document" "this" {
   statement {
     sid       = "StoreLargePayloads"
     actions   = ["s3:PutObject"]
-    resources = ["${var.payload_bucket_arn}/*"]
+    resources = ["${var.payload_bucket_arn}/${var.payload_key_prefix}*"]
   }
 
   dynamic "statement" {

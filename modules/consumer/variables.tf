@@ -287,3 +287,9 @@ variable "enhanced_fan_out" {
   type        = bool
   default     = false
 }
+
+variable "payload_key_prefix" {
+  description = "Key prefix under which the handlers store large payloads in the payload bucket (cnm_ingest.dlq writes failed-records/<sha256>)."
+  type        = string
+  default     = "failed-records/"
+}

@@ -108,7 +108,7 @@ resource "aws_sns_topic" "fallback" {
 data "aws_iam_policy_document" "this" {
   statement {
     sid       = "ReadConfiguration"
-    actions   = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan"]
+    actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"]
     resources = var.config_table_arns
   }
 
@@ -118,11 +118,6 @@ data "aws_iam_policy_document" "this" {
     resources = var.state_machine_arns
   }
 
-  statement {
-    sid       = "DescribeWorkflowExecutions"
-    actions   = ["states:DescribeExecution"]
-    resources = [for arn in var.state_machine_arns : "${replace(arn, ":stateMachine:", ":execution:")}:*"]
-  }
 
   statement {
     sid       = "SendToDeadLetterQueue"
@@ -133,7 +128,7 @@ data "aws_iam_policy_document" "this" {
   statement {
     sid       = "LargePayloads"
     actions   = ["s3:GetObject", "s3:PutObject"]
-    resources = ["${var.payload_bucket_arn}/*"]
+    resources = ["${var.payload_bucket_arn}/${var.payload_key_prefix}*"]
   }
 }
 

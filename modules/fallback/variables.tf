@@ -203,3 +203,9 @@ variable "dlq_sns_source_topic_arns" {
   type        = list(string)
   default     = []
 }
+
+variable "payload_key_prefix" {
+  description = "Key prefix under which the handlers store large payloads in the payload bucket (cnm_ingest.dlq writes failed-records/<sha256>)."
+  type        = string
+  default     = "failed-records/"
+}

@@ -26,7 +26,7 @@ data "aws_iam_policy_document" "this" {
   statement {
     sid       = "StoreLargePayloads"
     actions   = ["s3:PutObject"]
-    resources = ["${var.payload_bucket_arn}/*"]
+    resources = ["${var.payload_bucket_arn}/${var.payload_key_prefix}*"]
   }
 }
 

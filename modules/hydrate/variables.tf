@@ -155,3 +155,9 @@ variable "maximum_event_age_in_seconds" {
     error_message = "maximum_event_age_in_seconds must be between 60 and 21600."
   }
 }
+
+variable "payload_key_prefix" {
+  description = "Key prefix under which the handlers store large payloads in the payload bucket (cnm_ingest.dlq writes failed-records/<sha256>)."
+  type        = string
+  default     = "failed-records/"
+}
