@@ -580,7 +580,7 @@ variable "response_retry_interval_seconds" {
 variable "response_retry_max_attempts" {
   description = "Retries of a failed CnmResponse step."
   type        = number
-  default     = 5
+  default     = 3
 
   validation {
     condition     = var.response_retry_max_attempts >= 0 && var.response_retry_max_attempts <= 20
