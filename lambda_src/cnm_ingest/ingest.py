@@ -111,7 +111,8 @@ def process(record: SourceRecord, store: config_mod.ConfigStore, settings: Setti
     cnm = cnm_mod.validate_notification(decode(record))
     started = []
     for rule in config_mod.require_rules(cnm, store.rules()):
-        version = rule.collection_version or cnm_mod.collection_version(cnm) or ""
+        version = (rule.collection_version or cnm_mod.collection_version(cnm)
+                   or str(cnm["product"].get("dataVersion") or ""))
         collection = store.collection(rule.collection_name, version)
         provider = store.provider(rule.provider)
         name = execution_name(cnm["identifier"], record.sequenceNumber, rule.name)

@@ -48,6 +48,7 @@ def handler(event: SNSEvent, context: Any) -> dict[str, Any]:
     queue_url = aws.env("DLQ_URL")
     outcomes = []
     for record in event.records:
+        metrics.add_metric(name="FallbackMessages", unit=MetricUnit.Count, value=1)
         parked = dlq.records_from_dlq_message(record.sns.message)
         if not parked:
             raise ValueError(f"SNS message {record.sns.message_id} is not a cnm-ingest failed-record envelope")

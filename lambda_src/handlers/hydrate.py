@@ -70,15 +70,15 @@ def park_batch(failure: dict[str, Any], queue_url: str, *, max_calls: int, limit
     return sent
 
 
-def idempotent(func: Callable[..., int]) -> Callable[..., int]:
+def idempotent(func: Callable[..., int], context: Any) -> Callable[..., int]:
     """``func`` made idempotent on the batch key when ``IDEMPOTENCY_TABLE`` is set."""
     table = os.environ.get("IDEMPOTENCY_TABLE")
     if not table:
         return func
     store = DynamoDBPersistenceLayer(table_name=table, boto3_client=aws.client("dynamodb"))
-    return idempotent_function(func, data_keyword_argument="failure", persistence_store=store,
-                               config=IdempotencyConfig(event_key_jmespath=BATCH_KEY,
-                                                        raise_on_no_idempotency_key=True))
+    config = IdempotencyConfig(event_key_jmespath=BATCH_KEY, raise_on_no_idempotency_key=True)
+    config.register_lambda_context(context)
+    return idempotent_function(func, data_keyword_argument="failure", persistence_store=store, config=config)
 
 
 @metrics.log_metrics
@@ -88,10 +88,11 @@ def handler(event: SNSEvent, context: Any) -> dict[str, Any]:
     queue_url = aws.env("DLQ_URL")
     max_calls = int(os.environ.get("MAX_GET_RECORDS_CALLS") or kinesis.DEFAULT_MAX_CALLS)
     limit = int(os.environ.get("GET_RECORDS_LIMIT") or 0) or None
-    park = idempotent(park_batch)
+    park = idempotent(park_batch, context)
     sent = 0
     for record in event.records:
         failure = json.loads(record.sns.message)
         logger.info("failed batch", extra={"batch": failure.get("KinesisBatchInfo")})
+        metrics.add_metric(name="FailedBatches", unit=MetricUnit.Count, value=1)
         sent += park(failure=failure, queue_url=queue_url, max_calls=max_calls, limit=limit)
     return {"dlq_messages": sent}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import os
 from typing import Any
@@ -65,7 +66,7 @@ def log_record(record: KinesisStreamRecord, max_bytes: int) -> None:
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     max_bytes = int(os.environ.get("LOG_MAX_BYTES") or DEFAULT_MAX_BYTES)
-    result = process_partial_response(event=event, record_handler=lambda r: log_record(r, max_bytes),
+    result = process_partial_response(event=event, record_handler=functools.partial(log_record, max_bytes=max_bytes),
                                       processor=processor, context=context)
     metrics.add_metric(name="RecordsLogged", unit=MetricUnit.Count, value=len(event.get("Records") or []))
     return result

@@ -1,0 +1,201 @@
+"""Hydrate: an ESM on-failure record -> the failed batch's records, read back from a moto stream, in the DLQ."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+
+from cnm_ingest import aws, dlq, kinesis
+from handlers import hydrate
+from tests.ingest.conftest import create_stream, sns_event
+
+SHARD = "shardId-000000000000"
+
+
+@pytest.fixture
+def stream(pipeline):
+    return create_stream("hydrate-source")
+
+
+@pytest.fixture(autouse=True)
+def no_sleep(monkeypatch):
+    slept: list[float] = []
+    monkeypatch.setattr(hydrate, "sleep", slept.append)
+    return slept
+
+
+def put(stream_arn: str, payloads: list[bytes]) -> list[str]:
+    k = aws.client("kinesis")
+    return [k.put_record(StreamARN=stream_arn, Data=p, PartitionKey=f"pk-{i}")["SequenceNumber"]
+            for i, p in enumerate(payloads)]
+
+
+def failure_record(stream_arn: str, start: str, end: str, size: int, shard: str = SHARD) -> dict:
+    return {
+        "requestContext": {"requestId": "req-1", "functionArn": "arn:aws:lambda:us-west-2:123456789012:function:consumer",
+                           "condition": "RetryAttemptsExhausted", "approximateInvokeCount": 3},
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "version": "1.0",
+        "timestamp": "2024-01-02T03:04:05.678Z",
+        "KinesisBatchInfo": {"shardId": shard, "startSequenceNumber": start, "endSequenceNumber": end,
+                             "approximateArrivalOfFirstRecord": "2024-01-02T03:00:00Z",
+                             "approximateArrivalOfLastRecord": "2024-01-02T03:00:01Z",
+                             "batchSize": size, "streamArn": stream_arn},
+    }
+
+
+def hydrate_once(failure: dict, ctx) -> dict:
+    return hydrate.handler(sns_event(json.dumps(failure)), ctx)
+
+
+def parked(pipeline) -> list[dlq.ParkedRecord]:
+    out = []
+    for body in pipeline.drain(pipeline.dlq_url):
+        out.extend(dlq.records_from_dlq_message(body))
+    return out
+
+
+def payloads_by_seq(records: list[dlq.ParkedRecord]) -> dict[str, bytes]:
+    return {r.envelope["record"]["sequenceNumber"]: r.payload for r in records}
+
+
+@pytest.mark.parametrize("limit", [None, "2"])
+def test_range_is_read_back_without_neighbours(pipeline, stream, lambda_context, monkeypatch, limit):
+    if limit:
+        monkeypatch.setenv("GET_RECORDS_LIMIT", limit)
+    before = put(stream, [b"before-%d" % i for i in range(3)])
+    payloads = [json.dumps({"n": i}).encode() + b"\x00\xff" for i in range(7)]
+    seqs = put(stream, payloads)
+    after = put(stream, [b"after-%d" % i for i in range(3)])
+
+    failure = failure_record(stream, seqs[0], seqs[-1], len(seqs))
+    assert hydrate_once(failure, lambda_context) == {"dlq_messages": 7}
+
+    got = parked(pipeline)
+    assert len(got) == len(seqs)  # records in the failed batch = DLQ entries
+    assert payloads_by_seq(got) == dict(zip(seqs, payloads))
+    assert not set(payloads_by_seq(got)) & set(before + after)
+    env = got[0].envelope
+    assert env["source"] == "hydrate" and env["error_type"] == "RetryAttemptsExhausted"
+    assert env["batch"] == failure["KinesisBatchInfo"]
+    assert env["failure_context"]["requestContext"]["requestId"] == "req-1"
+    assert env["record"]["shardId"] == SHARD and env["record"]["streamArn"] == stream
+    assert {r.envelope["record"]["partitionKey"] for r in got} == {f"pk-{i}" for i in range(7)}
+
+
+def test_small_pages_take_several_get_records_calls(pipeline, stream):
+    seqs = put(stream, [b"x%d" % i for i in range(9)])
+    read = kinesis.read_range(stream, SHARD, seqs[2], seqs[7], 6, limit=2, sleep=lambda s: None)
+    assert read.complete and read.calls >= 3
+    assert [r["sequenceNumber"] for r in read.records] == seqs[2:8]
+
+
+def test_call_bound_parks_what_was_read_and_says_what_was_not(pipeline, stream, lambda_context, monkeypatch):
+    monkeypatch.setenv("GET_RECORDS_LIMIT", "1")
+    monkeypatch.setenv("MAX_GET_RECORDS_CALLS", "2")
+    seqs = put(stream, [b"y%d" % i for i in range(5)])
+    hydrate_once(failure_record(stream, seqs[0], seqs[-1], 5), lambda_context)
+    got = parked(pipeline)
+    assert [r.payload for r in got if r.payload is not None] == [b"y0", b"y1"]
+    (gap,) = [r for r in got if r.payload is None]
+    assert "only 2 of 5" in gap.envelope["reason"] and "MAX_GET_RECORDS_CALLS" in gap.envelope["reason"]
+
+
+def test_deleted_stream_parks_the_batch_info(pipeline, stream, lambda_context):
+    seqs = put(stream, [b"a", b"b"])
+    aws.client("kinesis").delete_stream(StreamARN=stream)
+    failure = failure_record(stream, seqs[0], seqs[-1], 2)
+    assert hydrate_once(failure, lambda_context) == {"dlq_messages": 1}
+    (only,) = parked(pipeline)
+    assert only.payload is None and only.envelope["record"] is None
+    assert only.envelope["batch"] == failure["KinesisBatchInfo"]
+    assert "only 0 of 2" in only.envelope["reason"] and "ResourceNotFound" in only.envelope["reason"]
+
+
+def test_missing_shard_parks_the_batch_info(pipeline, stream, lambda_context):
+    seqs = put(stream, [b"a"])
+    hydrate_once(failure_record(stream, seqs[0], seqs[0], 1, shard="shardId-000000000042"), lambda_context)
+    (only,) = parked(pipeline)
+    assert only.envelope["record"] is None and only.envelope["batch"]["shardId"] == "shardId-000000000042"
+    assert "could be read back" in only.envelope["reason"]
+
+
+def test_records_gone_from_the_range_parks_the_batch_info(pipeline, stream, lambda_context):
+    seqs = put(stream, [b"a", b"b"])
+    # A range past the last record: nothing there any more (as after expiry).
+    start = str(int(seqs[-1]) + 1)
+    end = str(int(seqs[-1]) + 1000)
+    hydrate_once(failure_record(stream, start, end, 3), lambda_context)
+    (only,) = parked(pipeline)
+    assert only.envelope["record"] is None and "only 0 of 3" in only.envelope["reason"]
+
+
+def test_throttling_and_expired_iterator_are_retried(pipeline, stream, no_sleep, monkeypatch):
+    seqs = put(stream, [b"r%d" % i for i in range(6)])
+    k = aws.client("kinesis")
+    original_get, original_iter = k.get_records, k.get_shard_iterator
+    errors = ["ProvisionedThroughputExceededException", None, "ExpiredIteratorException"]
+    iterator_types = []
+
+    def get_records(**kw):
+        code = errors.pop(0) if errors else None
+        if code:
+            raise ClientError({"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": 400}},
+                              "GetRecords")
+        return original_get(**kw)
+
+    def get_shard_iterator(**kw):
+        iterator_types.append((kw["ShardIteratorType"], kw["StartingSequenceNumber"]))
+        return original_iter(**kw)
+
+    monkeypatch.setattr(k, "get_records", get_records)
+    monkeypatch.setattr(k, "get_shard_iterator", get_shard_iterator)
+    read = kinesis.read_range(stream, SHARD, seqs[0], seqs[-1], 6, limit=2, sleep=no_sleep.append)
+    assert read.complete and [r["sequenceNumber"] for r in read.records] == seqs
+    assert len(no_sleep) == 2
+    # after the expired iterator, reading resumed after the last record seen
+    assert iterator_types == [("AT_SEQUENCE_NUMBER", seqs[0]), ("AFTER_SEQUENCE_NUMBER", seqs[1])]
+
+
+def test_redelivered_failure_is_parked_once_with_idempotency(pipeline, stream, lambda_context, monkeypatch):
+    ddb = aws.client("dynamodb")
+    ddb.create_table(TableName="idempotency", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    monkeypatch.setenv("IDEMPOTENCY_TABLE", "idempotency")
+    seqs = put(stream, [b"i0", b"i1", b"i2"])
+    failure = failure_record(stream, seqs[0], seqs[-1], 3)
+    hydrate_once(failure, lambda_context)
+    failure["requestContext"]["requestId"] = "req-2"  # same batch, a new notification
+    hydrate_once(failure, lambda_context)
+    assert sorted(r.payload for r in parked(pipeline)) == [b"i0", b"i1", b"i2"]
+    # another batch is not confused with it
+    hydrate_once(failure_record(stream, seqs[1], seqs[1], 1), lambda_context)
+    assert [r.payload for r in parked(pipeline)] == [b"i1"]
+
+
+def test_dlq_failed_entries_are_retried_then_raise(pipeline, monkeypatch):
+    sqs = aws.client("sqs")
+    original = sqs.send_message_batch
+    state = {"fail_rounds": 1}
+
+    def flaky(**kw):
+        if state["fail_rounds"]:
+            state["fail_rounds"] -= 1
+            first = kw["Entries"][0]["Id"]
+            rest = kw["Entries"][1:]
+            result = original(QueueUrl=kw["QueueUrl"], Entries=rest) if rest else {"Successful": []}
+            result.setdefault("Failed", []).append({"Id": first, "SenderFault": False, "Code": "InternalError"})
+            return result
+        return original(**kw)
+
+    monkeypatch.setattr(sqs, "send_message_batch", flaky)
+    envs = [dlq.envelope("hydrate", "r", "T", {"data": "eA==", "sequenceNumber": str(i)}) for i in range(12)]
+    assert dlq.send(envs, pipeline.dlq_url, sleep=lambda s: None) == 12
+    assert sorted(int(e["record"]["sequenceNumber"]) for e in pipeline.dlq_envelopes()) == list(range(12))
+
+    state["fail_rounds"] = 100
+    with pytest.raises(RuntimeError, match="did not accept"):
+        dlq.send(envs[:1], pipeline.dlq_url, sleep=lambda s: None)
