@@ -161,8 +161,28 @@ def test_server_error_is_transient(pipeline, lambda_context, faults):
     event = kinesis_event([kinesis_record(sample_cnm("granule-0"), "3000", stream_arn=STREAM)])
     patch_method(faults, "stepfunctions", "start_execution", lambda kw: True,
                  client_error("InternalFailure", 500))
-    assert consume(event, lambda_context) == {"batchItemFailures": [{"itemIdentifier": "3000"}]}
+    result = consume(event, lambda_context)
+    assert result == {"batchItemFailures": [{"itemIdentifier": "3000"}]}
     assert pipeline.fallback_events() == []
+    assert len(event["Records"]) == len(pipeline.executions()) + len(result["batchItemFailures"])
+
+
+def test_fallback_consumer_raises_on_transient_errors_so_lambda_retries(pipeline, lambda_context, faults):
+    pipeline.put_rule("modis")
+    from tests.ingest.conftest import sns_event
+
+    payload = json.dumps(sample_cnm("granule-9")).encode()
+    env = dlq.envelope("message_consumer", "KeyError: earlier", "KeyError", {
+        "data": base64.b64encode(payload).decode(), "sequenceNumber": "3100", "partitionKey": "pk",
+        "shardId": "shardId-000000000000", "streamArn": STREAM, "approximateArrivalTimestamp": 0})
+    event = sns_event(json.dumps(env))
+    patch_method(faults, "stepfunctions", "start_execution", lambda kw: True, client_error("ThrottlingException"))
+    with pytest.raises(ClientError):
+        fallback_consumer.handler(event, lambda_context)
+    assert pipeline.dlq_envelopes() == [] and pipeline.executions() == []
+    faults.undo()
+    fallback_consumer.handler(event, lambda_context)  # Lambda's async retry
+    assert len(pipeline.executions()) == 1 and pipeline.dlq_envelopes() == []
 
 
 def test_fallback_publish_failure_keeps_the_record_in_the_stream(pipeline, lambda_context, faults):
@@ -231,4 +251,5 @@ def test_oversize_bad_record_goes_through_s3(pipeline, lambda_context):
     (env,) = pipeline.dlq_envelopes()
     assert env["record"]["data"] is None and env["payload_s3"]["bucket"] == "payloads"
     assert payload_of(env) == payload
+    assert len(event["Records"]) == len(pipeline.executions()) + 1
     assert base64.b64decode(event["Records"][0]["kinesis"]["data"]) == payload
