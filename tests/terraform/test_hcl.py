@@ -45,7 +45,10 @@ def unquote(value):
     """python-hcl2 keeps string quotes and wraps expressions in ${...}; strip both."""
     if isinstance(value, str):
         if len(value) >= 2 and value[0] == value[-1] == '"':
-            return json.loads(value)
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError:  # an expression such as "a" == "b"
+                return value
         if value.startswith("${") and value.endswith("}"):
             return value[2:-1]
         return value
