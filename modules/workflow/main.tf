@@ -1,0 +1,309 @@
+# The CNM workflow: a Standard state machine
+#   StartStatus -> TranslateMessage -> SyncGranule -> [extra states] -> CnmResponse -> StopStatus
+# with its five task functions (one least-privilege role each), the status table
+# and the state machine's log group.
+
+data "aws_partition" "current" {}
+
+locals {
+  partition = data.aws_partition.current.partition
+
+  # POWERTOOLS_LOG_LEVEL for the functions; the state machine's own level (ALL|ERROR|FATAL|OFF).
+  powertools_levels  = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+  function_log_level = coalesce(var.function_log_level, contains(local.powertools_levels, var.log_level) ? var.log_level : "INFO")
+  sfn_log_level      = lookup({ DEBUG = "ALL", INFO = "ALL", WARNING = "ERROR", CRITICAL = "FATAL" }, var.log_level, var.log_level)
+
+  staging_bucket_arn = "arn:${local.partition}:s3:::${var.staging_bucket_name}"
+
+  # State name -> function key (lambda_src/handlers/<key>.py) and settings.
+  tasks = {
+    start_status      = { state = "StartStatus", description = "CNM workflow: record the execution as RUNNING", timeout = 60, memory_size = 256 }
+    translate_message = { state = "TranslateMessage", description = "CNM workflow: CNM notification to granule", timeout = 60, memory_size = 256 }
+    sync_granule      = { state = "SyncGranule", description = "CNM workflow: stage granule files with checksum verification", timeout = var.sync_granule_timeout, memory_size = var.sync_granule_memory_size }
+    cnm_response      = { state = "CnmResponse", description = "CNM workflow: write the CNM response", timeout = 60, memory_size = 256 }
+    stop_status       = { state = "StopStatus", description = "CNM workflow: record the execution as COMPLETED or FAILED", timeout = 60, memory_size = 256 }
+  }
+
+  common_environment = {
+    POWERTOOLS_LOG_LEVEL         = local.function_log_level
+    POWERTOOLS_METRICS_NAMESPACE = var.prefix
+  }
+  environment = {
+    start_status      = { STATUS_TABLE = aws_dynamodb_table.status.name }
+    translate_message = {}
+    sync_granule      = {}
+    cnm_response      = merge({ RESPONSE_STREAM_ARN = var.response_stream_arn }, var.response_topic_arn == null ? {} : { RESPONSE_TOPIC_ARN = var.response_topic_arn })
+    stop_status       = { STATUS_TABLE = aws_dynamodb_table.status.name }
+  }
+  policies = {
+    start_status      = data.aws_iam_policy_document.status.json
+    translate_message = null
+    sync_granule      = data.aws_iam_policy_document.sync_granule.json
+    cnm_response      = data.aws_iam_policy_document.cnm_response.json
+    stop_status       = data.aws_iam_policy_document.status.json
+  }
+  additional_kms_key_arns = {
+    start_status      = []
+    translate_message = []
+    sync_granule      = compact(concat([var.staging_bucket_kms_key_arn], var.provider_kms_key_arns))
+    cnm_response      = compact([var.response_stream_kms_key_arn, var.response_topic_kms_key_arn])
+    stop_status       = []
+  }
+
+  # extra_states: the object's members are spliced into "States" (see templates/).
+  extra_states          = var.extra_states == "" ? {} : jsondecode(var.extra_states)
+  extra_states_json     = jsonencode(local.extra_states)
+  extra_states_fragment = length(local.extra_states) == 0 ? "" : "${substr(local.extra_states_json, 1, length(local.extra_states_json) - 2)},"
+
+  definition = templatefile("${path.module}/templates/cnm_workflow.asl.json.tftpl", {
+    start_status_arn                = module.function["start_status"].function_arn
+    translate_message_arn           = module.function["translate_message"].function_arn
+    sync_granule_arn                = module.function["sync_granule"].function_arn
+    cnm_response_arn                = module.function["cnm_response"].function_arn
+    stop_status_arn                 = module.function["stop_status"].function_arn
+    sync_retry_interval_seconds     = var.sync_retry_interval_seconds
+    sync_retry_max_attempts         = var.sync_retry_max_attempts
+    response_retry_interval_seconds = var.response_retry_interval_seconds
+    response_retry_max_attempts     = var.response_retry_max_attempts
+    sync_next                       = length(local.extra_states) == 0 ? "CnmResponse" : var.extra_states_start_at
+    extra_states                    = local.extra_states_fragment
+  })
+}
+
+################################################################################
+# Status table: executions and granules by status (see README.md)
+################################################################################
+
+resource "aws_dynamodb_table" "status" {
+  name         = "${var.prefix}-workflow-status"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "pk"
+  range_key    = "sk"
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  attribute {
+    name = "sk"
+    type = "S"
+  }
+
+  attribute {
+    name = "status_key"
+    type = "S"
+  }
+
+  attribute {
+    name = "updated_at"
+    type = "S"
+  }
+
+  global_secondary_index {
+    name            = "by_status"
+    hash_key        = "status_key"
+    range_key       = "updated_at"
+    projection_type = "ALL"
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.kms_key_arn
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  tags = var.tags
+}
+
+################################################################################
+# Task functions: one role each, with only what the task touches
+################################################################################
+
+data "aws_iam_policy_document" "sync_granule" {
+  dynamic "statement" {
+    for_each = length(var.provider_bucket_arns) > 0 ? [1] : []
+
+    content {
+      sid       = "ReadProviderObjects"
+      actions   = ["s3:GetObject"]
+      resources = [for arn in var.provider_bucket_arns : "${arn}/*"]
+    }
+  }
+
+  statement {
+    sid       = "StagingObjects"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+    resources = ["${local.staging_bucket_arn}/*"]
+  }
+
+  statement {
+    # Without ListBucket a missing staged object reads as 403 instead of 404.
+    sid       = "ListStagingBucket"
+    actions   = ["s3:ListBucket"]
+    resources = [local.staging_bucket_arn]
+  }
+}
+
+data "aws_iam_policy_document" "cnm_response" {
+  statement {
+    sid       = "PutResponse"
+    actions   = ["kinesis:PutRecord"]
+    resources = [var.response_stream_arn]
+  }
+
+  dynamic "statement" {
+    for_each = var.response_topic_arn == null ? [] : [var.response_topic_arn]
+
+    content {
+      sid       = "PublishResponse"
+      actions   = ["sns:Publish"]
+      resources = [statement.value]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "status" {
+  statement {
+    sid       = "WriteStatus"
+    actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.status.arn]
+  }
+}
+
+module "function" {
+  source   = "../lambda_function"
+  for_each = local.tasks
+
+  function_name           = "${var.prefix}-${replace(each.key, "_", "-")}"
+  description             = each.value.description
+  filename                = "${var.package_dir}/${var.manifest.functions[each.key].filename}"
+  source_code_hash        = var.manifest.functions[each.key].base64sha256
+  handler                 = var.manifest.functions[each.key].handler
+  runtime                 = try(var.manifest.runtime, "python3.12")
+  layers                  = var.layer_arn == null ? [] : [var.layer_arn]
+  timeout                 = each.value.timeout
+  memory_size             = each.value.memory_size
+  environment_variables   = merge(local.common_environment, { POWERTOOLS_SERVICE_NAME = each.key }, local.environment[each.key])
+  policy_json             = local.policies[each.key]
+  tracing_enabled         = var.tracing_enabled
+  log_retention_days      = var.log_retention_days
+  kms_key_arn             = var.kms_key_arn
+  additional_kms_key_arns = local.additional_kms_key_arns[each.key]
+
+  tags = var.tags
+}
+
+################################################################################
+# State machine
+################################################################################
+
+resource "aws_cloudwatch_log_group" "state_machine" {
+  name              = "/aws/vendedlogs/states/${var.prefix}-cnm-workflow"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "sfn_assume" {
+  statement {
+    sid     = "StatesAssumeRole"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["states.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "state_machine" {
+  name               = "${var.prefix}-cnm-workflow"
+  description        = "Role of the ${var.prefix} CNM workflow state machine"
+  assume_role_policy = data.aws_iam_policy_document.sfn_assume.json
+
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "state_machine" {
+  source_policy_documents = var.extra_states_policy_json == null ? [] : [var.extra_states_policy_json]
+
+  statement {
+    sid       = "InvokeOwnTasks"
+    actions   = ["lambda:InvokeFunction"]
+    resources = flatten([for f in module.function : [f.function_arn, "${f.function_arn}:*"]])
+  }
+
+  statement {
+    # CloudWatch Logs log delivery for Step Functions has no resource-level
+    # permissions: AWS requires Resource "*" for these actions.
+    sid = "LogDelivery"
+    actions = [
+      "logs:CreateLogDelivery",
+      "logs:GetLogDelivery",
+      "logs:UpdateLogDelivery",
+      "logs:DeleteLogDelivery",
+      "logs:ListLogDeliveries",
+      "logs:PutResourcePolicy",
+      "logs:DescribeResourcePolicies",
+      "logs:DescribeLogGroups",
+    ]
+    resources = ["*"]
+  }
+
+  dynamic "statement" {
+    # X-Ray has no resource-level permissions either.
+    for_each = var.tracing_enabled ? [1] : []
+
+    content {
+      sid       = "XRayWrite"
+      actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"]
+      resources = ["*"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "state_machine" {
+  name   = "${var.prefix}-cnm-workflow-permissions"
+  role   = aws_iam_role.state_machine.id
+  policy = data.aws_iam_policy_document.state_machine.json
+}
+
+resource "aws_sfn_state_machine" "this" {
+  name     = "${var.prefix}-cnm-workflow"
+  type     = "STANDARD"
+  role_arn = aws_iam_role.state_machine.arn
+
+  # Round-trip through jsondecode so a bad extra_states fails at plan time.
+  definition = jsonencode(jsondecode(local.definition))
+
+  logging_configuration {
+    log_destination        = "${aws_cloudwatch_log_group.state_machine.arn}:*"
+    include_execution_data = var.include_execution_data
+    level                  = local.sfn_log_level
+  }
+
+  tracing_configuration {
+    enabled = var.tracing_enabled
+  }
+
+  tags = var.tags
+
+  depends_on = [aws_iam_role_policy.state_machine]
+
+  lifecycle {
+    precondition {
+      condition     = length(local.extra_states) == 0 || (var.extra_states_start_at != null && contains(keys(local.extra_states), coalesce(var.extra_states_start_at, "-")))
+      error_message = "extra_states_start_at must name one of the states in extra_states."
+    }
+
+    precondition {
+      condition     = length(local.extra_states) == 0 || anytrue([for s in values(local.extra_states) : try(s.Next, "") == "CnmResponse"])
+      error_message = "The last of extra_states must have \"Next\": \"CnmResponse\"."
+    }
+  }
+}
