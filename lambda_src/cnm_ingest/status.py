@@ -57,7 +57,8 @@ def granule_ids(message: Message) -> list[str]:
         return []
 
 
-def _common(message: Message, execution: Execution, status: str, kind: str, now: str) -> dict[str, Any]:
+def _common(message: Message, execution: Execution, status: str, kind: str, now: str,
+            error: dict[str, str] | None) -> dict[str, Any]:
     cnm = (message.get("meta") or {}).get("cnm") or {}
     item: dict[str, Any] = {
         "entity": kind,
@@ -74,6 +75,9 @@ def _common(message: Message, execution: Execution, status: str, kind: str, now:
         for field, attr in (("identifier", "cnm_identifier"), ("provider", "provider")):
             if isinstance(cnm.get(field), str):
                 item[attr] = cnm[field]
+    item["started_at" if status == RUNNING else "completed_at"] = now
+    if error:
+        item["error"] = error
     return item
 
 
@@ -119,30 +123,25 @@ def _attr(value: Any) -> dict[str, Any]:
 def _record(table: str, message: Message, execution: Execution, status: str, error: dict[str, str] | None) -> list[str]:
     now = now_iso()
     granules = granule_ids(message)
-    values = _common(message, execution, status, "EXECUTION", now)
-    values["granule_ids"] = granules
-    if status == RUNNING:
-        values["started_at"] = now
-    else:
-        values["completed_at"] = now
-    if error:
-        values["error"] = error
+    values = {**_common(message, execution, status, "EXECUTION", now, error), "granule_ids": granules}
     remove = tuple(a for a, stale in (("error", not error), ("completed_at", status == RUNNING)) if stale)
     _update(table, execution_key(execution), values, remove=remove)
-    collection = values["collection"]
     for gid in granules:
-        gvalues = _common(message, execution, status, "GRANULE", now)
-        gvalues["granule_id"] = gid
-        if status == RUNNING:
-            gvalues["started_at"] = now
-        else:
-            gvalues["completed_at"] = now
-        if error:
-            gvalues["error"] = error
-        _update(table, granule_key(collection, gid), gvalues,
+        _update(table, granule_key(values["collection"], gid),
+                {**_common(message, execution, status, "GRANULE", now, error), "granule_id": gid},
                 condition="attribute_not_exists(execution_started_at) OR execution_started_at <= :execution_started_at",
                 remove=remove)
     return granules
+
+
+def start(message: Message, execution: Execution) -> Message:
+    """The StartStatus step (table from ``STATUS_TABLE``)."""
+    return record_start(aws.env("STATUS_TABLE"), message, execution)
+
+
+def stop(message: Message, execution: Execution) -> Message:
+    """The StopStatus step (table from ``STATUS_TABLE``)."""
+    return record_stop(aws.env("STATUS_TABLE"), message, execution)
 
 
 def record_start(table: str, message: Message, execution: Execution) -> Message:

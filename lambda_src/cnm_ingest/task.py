@@ -63,14 +63,21 @@ def parse_exception(exception: Any) -> tuple[str, str]:
     error = str(exception.get("Error") or "UnknownError")
     cause = exception.get("Cause")
     message = cause if isinstance(cause, str) else json.dumps(cause)
-    if isinstance(cause, str):
-        try:
-            decoded = json.loads(cause)
-        except ValueError:
-            decoded = None
-        if isinstance(decoded, dict):
-            message = str(decoded.get("errorMessage") or decoded.get("errorType") or cause)
+    decoded = json_object(cause)
+    if decoded is not None:
+        message = str(decoded.get("errorMessage") or decoded.get("errorType") or cause)
     return error, message or error
+
+
+def json_object(text: Any) -> dict[str, Any] | None:
+    """``text`` decoded when it is a JSON object (string), else None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        return None
+    return decoded if isinstance(decoded, dict) else None
 
 
 def original_error(exception: Any) -> dict[str, str]:
@@ -82,11 +89,8 @@ def original_error(exception: Any) -> dict[str, str]:
 
     error, message = parse_exception(exception)
     if error == "WorkflowError":
-        try:
-            inner = json.loads(message)
-        except ValueError:
-            inner = None
-        if isinstance(inner, dict) and "Error" in inner:
+        inner = json_object(message)
+        if inner is not None and "Error" in inner:
             return {
                 "Error": str(inner["Error"]),
                 "errorCode": str(inner.get("errorCode") or error_code_for(str(inner["Error"]))),
@@ -106,10 +110,5 @@ def collection_config(meta: dict[str, Any]) -> dict[str, Any]:
         return {}
     config = collection.get("config")
     if isinstance(config, str):
-        try:
-            config = json.loads(config)
-        except ValueError:
-            config = None
-    if isinstance(config, dict):
-        return config
-    return collection
+        config = json_object(config)
+    return config if isinstance(config, dict) else collection

@@ -166,7 +166,7 @@ class Env:
         return build_workflow_message(
             cnm,
             rule={"name": "test-rule", "workflow_name": "CNMWorkflow", "meta": {}},
-            collection={**COLLECTION, "config": self.collection_config},
+            collection={**self.collection_config, **COLLECTION},  # as cnm_ingest.config builds it
             provider={"id": "PODAAC_SWOT", "config": {"protocol": "s3", "host": PROVIDER_BUCKET}},
             stack=STACK,
             buckets={"private": {"name": STAGING_BUCKET, "type": "private"}},

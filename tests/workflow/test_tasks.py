@@ -297,3 +297,39 @@ def test_original_error_through_workflow_error():
     outer = {"Error": "WorkflowError", "Cause": json.dumps({"errorType": "WorkflowError", "errorMessage": json.dumps(inner)})}
     assert task.original_error(outer) == inner
     assert task.original_error({"Error": "Lambda.Unknown", "Cause": "boom"})["errorCode"] == "PROCESSING_ERROR"
+
+
+# --- StartStatus / StopStatus ------------------------------------------------------------------
+
+def test_status_lifecycle_and_older_execution_does_not_mask_newer(aws, samples, monkeypatch, lambda_context):
+    import boto3
+    from handlers import start_status, stop_status
+
+    from cnm_ingest import status
+    from tests.workflow.conftest import create_status_table
+
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    create_status_table(ddb, "st")
+    monkeypatch.setenv("STATUS_TABLE", "st")
+    cnm = samples["cumulus_sns_v1.0_notification.json"]
+    msg = {"meta": {"cnm": cnm, "collection": {"name": "C", "version": "1"}}, "payload": {}}
+    new = {"id": "arn:exec:new", "name": "new", "start_time": "2024-01-02T00:00:00Z"}
+    old = {"id": "arn:exec:old", "name": "old", "start_time": "2024-01-01T00:00:00Z"}
+    start_status.handler({"message": msg, "execution": new}, lambda_context)
+
+    def item(pk, sk):
+        return ddb.get_item(TableName="st", Key={"pk": {"S": pk}, "sk": {"S": sk}})["Item"]
+
+    assert item("EXECUTION#arn:exec:new", "EXECUTION")["status"]["S"] == "RUNNING"
+    assert item("GRANULE#C__1#sampleGranuleName001", "GRANULE")["status"]["S"] == "RUNNING"
+    stop_status.handler({"message": msg, "execution": new}, lambda_context)
+    assert item("GRANULE#C__1#sampleGranuleName001", "GRANULE")["status"]["S"] == "COMPLETED"
+    # a late StopStatus of an older execution records its own failure but not over the granule
+    failed = dict(msg, exception={"Error": "ChecksumMismatchError", "Cause": json.dumps({"errorMessage": "bad"})})
+    stop_status.handler({"message": failed, "execution": old}, lambda_context)
+    assert item("EXECUTION#arn:exec:old", "EXECUTION")["status"]["S"] == "FAILED"
+    assert item("EXECUTION#arn:exec:old", "EXECUTION")["error"]["M"]["errorCode"]["S"] == "TRANSFER_ERROR"
+    assert item("GRANULE#C__1#sampleGranuleName001", "GRANULE")["status"]["S"] == "COMPLETED"
+    by_status = ddb.query(TableName="st", IndexName=status.STATUS_INDEX, KeyConditionExpression="status_key = :k",
+                          ExpressionAttributeValues={":k": {"S": "EXECUTION#FAILED"}})["Items"]
+    assert [i["pk"]["S"] for i in by_status] == ["EXECUTION#arn:exec:old"]
