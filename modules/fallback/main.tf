@@ -29,9 +29,9 @@ resource "aws_sqs_queue" "dlq" {
 resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
   queue_url = aws_sqs_queue.dlq.id
 
-  redrive_allow_policy = jsonencode(length(var.dlq_redrive_source_queue_arns) == 0 ? {
+  redrive_allow_policy = length(var.dlq_redrive_source_queue_arns) == 0 ? jsonencode({
     redrivePermission = "allowAll"
-    } : {
+    }) : jsonencode({
     redrivePermission = "byQueue"
     sourceQueueArns   = var.dlq_redrive_source_queue_arns
   })
