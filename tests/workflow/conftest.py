@@ -15,105 +15,26 @@ error after the exception class and Retry/Catch on error names behave as on AWS.
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
-import traceback
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-from tests.conftest import REGION, FakeLambdaContext
+from tests.conftest import REGION
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "modules" / "workflow" / "templates" / "cnm_workflow.asl.json.tftpl"
-ACCOUNT = "123456789012"
-PREFIX = "wf-test"
-
-# State name -> handler module (lambda_src/handlers/<module>.py).
-TASKS = {
-    "StartStatus": "start_status",
-    "TranslateMessage": "translate_message",
-    "SyncGranule": "sync_granule",
-    "CnmResponse": "cnm_response",
-    "StopStatus": "stop_status",
-}
-
-
-def function_name(state: str) -> str:
-    return f"{PREFIX}-{state}"
-
-
-def function_arn(state: str) -> str:
-    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name(state)}"
-
-
-def extra_states_fragment(states: dict[str, Any] | None) -> str:
-    """What modules/workflow/main.tf substitutes for ${extra_states}: the object's
-    members followed by a comma, or nothing."""
-    if not states:
-        return ""
-    return json.dumps(states)[1:-1] + ","
-
-
-def render_definition(*, retry_interval: int = 1, retry_attempts: int = 3, extra_states: dict[str, Any] | None = None,
-                      extra_states_start_at: str | None = None) -> str:
-    """Render the template by plain substitution, as templatefile() does."""
-    values = {f"{module}_arn": function_arn(state) for state, module in TASKS.items()}
-    values.update(
-        sync_retry_interval_seconds=str(retry_interval),
-        sync_retry_max_attempts=str(retry_attempts),
-        response_retry_interval_seconds=str(retry_interval),
-        response_retry_max_attempts=str(retry_attempts),
-        sync_next=extra_states_start_at or "CnmResponse",
-        extra_states=extra_states_fragment(extra_states),
-    )
-    text = TEMPLATE.read_text()
-    for key, value in values.items():
-        text = text.replace("${" + key + "}", value)
-    assert "${" not in text, "template has a placeholder the harness does not know"
-    json.loads(text)  # still valid JSON after rendering
-    return text
-
-
-class LambdaHarness:
-    """Dispatches the interpreter's Lambda invocations to our handlers in-process."""
-
-    def __init__(self) -> None:
-        self.calls: dict[str, list[dict[str, Any]]] = {state: [] for state in TASKS}
-        self._faults: dict[str, list[Callable[[dict[str, Any]], None]]] = {state: [] for state in TASKS}
-
-    def fail_next(self, state: str, exc: BaseException) -> None:
-        """Make the next invocation of ``state`` raise ``exc`` before the handler runs."""
-
-        def raise_it(event: dict[str, Any]) -> None:
-            raise exc
-
-        self._faults[state].append(raise_it)
-
-    def invoke(self, parameters: dict, region: str, state_credentials: Any) -> dict[str, Any]:
-        name = parameters["FunctionName"].rsplit(":", 1)[-1]
-        state = name[len(PREFIX) + 1:]
-        module = importlib.import_module(f"handlers.{TASKS[state]}")
-        event = json.loads(parameters["Payload"])
-        self.calls[state].append(event)
-        try:
-            if self._faults[state]:
-                self._faults[state].pop(0)(event)
-            result = module.handler(event, FakeLambdaContext())
-        except Exception as exc:  # what Lambda reports for an unhandled exception
-            return {
-                "StatusCode": 200,
-                "FunctionError": "Unhandled",
-                "ExecutedVersion": "$LATEST",
-                "Payload": {
-                    "errorMessage": str(exc),
-                    "errorType": type(exc).__name__,
-                    "stackTrace": traceback.format_tb(exc.__traceback__),
-                },
-            }
-        return {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": json.loads(json.dumps(result))}
+from tools.local_pipeline import (  # noqa: F401  (re-exported for the tests)
+    ACCOUNT,
+    PREFIX,
+    TASKS,
+    TEMPLATE,
+    LambdaHarness,
+    create_status_table,
+    extra_states_fragment,
+    function_arn,
+    function_name,
+    render_definition,
+)
 
 
 @pytest.fixture
@@ -205,21 +126,6 @@ class Env:
 
         item = self.dynamodb.get_item(TableName=STATUS_TABLE, Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item")
         return {k: TypeDeserializer().deserialize(v) for k, v in item.items()} if item else None
-
-
-def create_status_table(dynamodb, name: str) -> None:
-    """The status table as modules/workflow creates it (pk/sk, GSI by_status)."""
-    dynamodb.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "status_key", "updated_at")],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        GlobalSecondaryIndexes=[{
-            "IndexName": "by_status",
-            "KeySchema": [{"AttributeName": "status_key", "KeyType": "HASH"}, {"AttributeName": "updated_at", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "ALL"},
-        }],
-    )
 
 
 @pytest.fixture
