@@ -395,6 +395,23 @@ variable "max_get_records_calls" {
   }
 }
 
+variable "hydrate_get_records_limit" {
+  description = "Optional Limit of each GetRecords call of the hydrate function; null for the Kinesis maximum."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.hydrate_get_records_limit == null || try(var.hydrate_get_records_limit >= 1 && var.hydrate_get_records_limit <= 10000, false)
+    error_message = "hydrate_get_records_limit must be null or between 1 and 10000."
+  }
+}
+
+variable "hydrate_idempotency_enabled" {
+  description = "Give the hydrate function an idempotency table so a redelivered failed-batch notice is not parked twice."
+  type        = bool
+  default     = true
+}
+
 variable "payload_bucket_name" {
   description = "Name of the bucket created for payloads too large for SNS/SQS; <prefix>-payloads-<account id> when null."
   type        = string

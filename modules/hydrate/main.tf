@@ -4,6 +4,44 @@
 # DLQ. Its own failures (after Lambda's retries) also go to the DLQ, as AWS's
 # invocation record carrying the batch metadata.
 
+################################################################################
+# Idempotency (Powertools): one record per failed batch (shard + sequence range)
+################################################################################
+
+resource "aws_dynamodb_table" "idempotency" {
+  count = var.idempotency_enabled ? 1 : 0
+
+  name                        = "${var.prefix}-hydrate-idempotency"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "id"
+  deletion_protection_enabled = var.deletion_protection_enabled
+
+  attribute {
+    name = "id"
+    type = "S"
+  }
+
+  ttl {
+    attribute_name = "expiration"
+    enabled        = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.kms_key_arn
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  tags = var.tags
+}
+
+################################################################################
+# Function
+################################################################################
+
 data "aws_iam_policy_document" "this" {
   statement {
     sid = "ReReadNotificationStream"
@@ -21,6 +59,16 @@ data "aws_iam_policy_document" "this" {
     sid       = "SendToDeadLetterQueue"
     actions   = ["sqs:SendMessage", "sqs:GetQueueAttributes"]
     resources = [var.dlq_arn]
+  }
+
+  dynamic "statement" {
+    for_each = var.idempotency_enabled ? [1] : []
+
+    content {
+      sid       = "IdempotencyRecords"
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+      resources = [aws_dynamodb_table.idempotency[0].arn]
+    }
   }
 
   statement {
@@ -49,10 +97,15 @@ module "function" {
   kms_key_arn                    = var.kms_key_arn
   additional_kms_key_arns        = var.additional_kms_key_arns
 
-  environment_variables = merge(var.environment_variables, {
-    DLQ_URL               = var.dlq_url
-    MAX_GET_RECORDS_CALLS = tostring(var.max_get_records_calls)
-  })
+  environment_variables = merge(
+    var.environment_variables,
+    {
+      DLQ_URL               = var.dlq_url
+      MAX_GET_RECORDS_CALLS = tostring(var.max_get_records_calls)
+    },
+    var.get_records_limit == null ? {} : { GET_RECORDS_LIMIT = tostring(var.get_records_limit) },
+    var.idempotency_enabled ? { IDEMPOTENCY_TABLE = aws_dynamodb_table.idempotency[0].name } : {},
+  )
 
   create_async_event_config          = true
   async_maximum_retry_attempts       = var.maximum_retry_attempts

@@ -12,3 +12,8 @@ output "role_arn" {
   description = "ARN of the hydrate function's execution role."
   value       = module.function.role_arn
 }
+
+output "idempotency_table_name" {
+  description = "Name of the idempotency table (null when idempotency_enabled is false)."
+  value       = try(aws_dynamodb_table.idempotency[0].name, null)
+}

@@ -161,3 +161,26 @@ variable "payload_key_prefix" {
   type        = string
   default     = "failed-records/"
 }
+
+variable "get_records_limit" {
+  description = "Optional Limit of each GetRecords call (GET_RECORDS_LIMIT, 1-10000); null for the Kinesis maximum."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.get_records_limit == null || try(var.get_records_limit >= 1 && var.get_records_limit <= 10000, false)
+    error_message = "get_records_limit must be null or between 1 and 10000."
+  }
+}
+
+variable "idempotency_enabled" {
+  description = "Create the idempotency table <prefix>-hydrate-idempotency (IDEMPOTENCY_TABLE) so a redelivered failed-batch notice is not parked twice."
+  type        = bool
+  default     = true
+}
+
+variable "deletion_protection_enabled" {
+  description = "Deletion protection on the idempotency table."
+  type        = bool
+  default     = false
+}
