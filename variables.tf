@@ -419,9 +419,9 @@ variable "payload_bucket_name" {
 }
 
 variable "payload_bucket_versioning_enabled" {
-  description = "Enable versioning on the payload bucket."
+  description = "Enable versioning on the payload bucket (protects payloads from overwrite/deletion; noncurrent versions expire with payload_bucket_expiration_days)."
   type        = bool
-  default     = false
+  default     = true
 }
 
 variable "payload_bucket_expiration_days" {

@@ -49,7 +49,7 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
   bucket = aws_s3_bucket.this.id
 
   rule {
-    id     = "abort-incomplete-multipart-uploads"
+    id     = "default"
     status = "Enabled"
 
     filter {}
@@ -57,23 +57,20 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
     abort_incomplete_multipart_upload {
       days_after_initiation = 7
     }
-  }
 
-  dynamic "rule" {
-    for_each = var.expiration_days == null ? [] : [var.expiration_days]
+    dynamic "expiration" {
+      for_each = var.expiration_days == null ? [] : [var.expiration_days]
 
-    content {
-      id     = "expire-objects"
-      status = "Enabled"
-
-      filter {}
-
-      expiration {
-        days = rule.value
+      content {
+        days = expiration.value
       }
+    }
 
-      noncurrent_version_expiration {
-        noncurrent_days = rule.value
+    dynamic "noncurrent_version_expiration" {
+      for_each = var.expiration_days == null ? [] : [var.expiration_days]
+
+      content {
+        noncurrent_days = noncurrent_version_expiration.value
       }
     }
   }

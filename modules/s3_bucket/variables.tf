@@ -15,9 +15,9 @@ variable "kms_key_arn" {
 }
 
 variable "versioning_enabled" {
-  description = "Enable object versioning."
+  description = "Enable object versioning (noncurrent versions expire with expiration_days)."
   type        = bool
-  default     = false
+  default     = true
 }
 
 variable "expiration_days" {
