@@ -161,3 +161,8 @@ output "alarm_arns" {
   description = "ARNs of the CloudWatch alarms, by name."
   value       = try(module.alarms[0].alarm_arns, {})
 }
+
+output "hydrate_idempotency_table_name" {
+  description = "Name of the hydrate function's idempotency table (null without hydrate or idempotency)."
+  value       = try(module.hydrate[0].idempotency_table_name, null)
+}
