@@ -1,0 +1,243 @@
+"""Terraform for real: init against the locally built AWS provider, validate, plan.
+
+`terraform init` installs hashicorp/aws only from the local filesystem mirror
+that tools/terraform-provider.sh builds (offline), the way a DAAC's CI would
+install it from the registry. `plan` of the complete example runs against a
+moto server on loopback standing in for AWS. The assertions read the plan JSON
+(`terraform show -json`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .tfhelpers import ROOT, check, copy_config, show_json, tf
+
+pytestmark = [pytest.mark.terraform, pytest.mark.provider]
+
+CONFIGS = ["."] + sorted(
+    p.relative_to(ROOT).as_posix() for p in (ROOT / "examples").iterdir() if (p / "main.tf").exists()
+)
+ENDPOINT_SERVICES = [
+    "cloudwatch", "dynamodb", "iam", "kinesis", "kms", "lambda", "logs", "s3", "sfn", "sns", "sqs", "sts",
+]
+
+
+def provider_override(endpoint: str) -> str:
+    endpoints = "\n".join(f'    {svc} = "{endpoint}"' for svc in ENDPOINT_SERVICES)
+    return f"""provider "aws" {{
+  region                      = "us-west-2"
+  access_key                  = "testing"
+  secret_key                  = "testing"
+  skip_credentials_validation = true
+  skip_metadata_api_check     = true
+  skip_requesting_account_id  = true
+  skip_region_validation      = true
+  s3_use_path_style           = true
+  endpoints {{
+{endpoints}
+  }}
+}}
+"""
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_init_and_validate(config, mirror, packages, tmp_path):
+    """Every root configuration initialises offline and validates, warnings aside."""
+    if config == ".":
+        # the root module itself, copied so the repo gets no .terraform or lock file
+        work = tmp_path / "root"
+        shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".tools", ".terraform*", "tests", "lambda_src", "examples", "__pycache__", "*.tfstate*"))
+    else:
+        work = copy_config(ROOT / config, tmp_path / "cfg")
+    check(tf(work, "init", "-backend=false", "-input=false", "-no-color"))
+    result = json.loads(tf(work, "validate", "-json", "-no-color").stdout)
+    errors = [d for d in result["diagnostics"] if d["severity"] == "error"]
+    assert result["valid"] is True and not errors, json.dumps(errors, indent=2)
+
+
+def _plan(example: str, tmp_path_factory, moto_server) -> dict:
+    work = copy_config(ROOT / "examples" / example, tmp_path_factory.mktemp(f"plan-{example}") / example)
+    (work / "aws_provider_override.tf").write_text(provider_override(moto_server))
+    check(tf(work, "init", "-input=false", "-no-color"))
+    check(tf(work, "plan", "-input=false", "-no-color", "-lock=false", "-out=tfplan"))
+    return show_json(work, "tfplan")
+
+
+@pytest.fixture(scope="module")
+def complete_plan(mirror, packages, moto_server, tmp_path_factory):
+    return _plan("complete", tmp_path_factory, moto_server)
+
+
+@pytest.fixture(scope="module")
+def minimal_plan(mirror, packages, moto_server, tmp_path_factory):
+    return _plan("minimal", tmp_path_factory, moto_server)
+
+
+def changes(plan: dict, rtype: str) -> dict[str, dict]:
+    """Planned creations of ``rtype``: address -> `after` values."""
+    return {
+        rc["address"]: rc["change"]["after"]
+        for rc in plan["resource_changes"]
+        if rc["type"] == rtype and rc["mode"] == "managed" and "create" in rc["change"]["actions"]
+    }
+
+
+def unknown(plan: dict, address: str) -> dict:
+    return next(rc["change"]["after_unknown"] for rc in plan["resource_changes"] if rc["address"] == address)
+
+
+def is_unknown(after_unknown, *path) -> bool:
+    """True when the value at ``path`` (or a block containing it) is known only after apply."""
+    node = after_unknown
+    for key in path:
+        if node is True:
+            return True
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return node is True
+
+
+def config_resources(plan: dict, rtype: str):
+    """(module path, resource config) for every resource/data block of ``rtype`` in the configuration."""
+    def walk(mod, path):
+        for r in mod.get("resources", []):
+            if r["type"] == rtype:
+                yield path, r
+        for name, call in mod.get("module_calls", {}).items():
+            yield from walk(call["module"], f"{path}.{name}" if path else name)
+    yield from walk(plan["configuration"]["root_module"], "")
+
+
+def consumer_esm(plan: dict) -> tuple[dict, dict]:
+    address = "module.cnm_ingest.module.consumer.aws_lambda_event_source_mapping.this"
+    return changes(plan, "aws_lambda_event_source_mapping")[address], unknown(plan, address)
+
+
+@pytest.mark.parametrize("example, expected", [
+    # examples/complete sets every knob; examples/minimal shows the defaults
+    ("complete", {"batch_size": 50, "maximum_batching_window_in_seconds": 5, "parallelization_factor": 2,
+                  "maximum_retry_attempts": 5, "maximum_record_age_in_seconds": 7200}),
+    ("minimal", {"batch_size": 100, "parallelization_factor": 1, "maximum_retry_attempts": 3,
+                 "maximum_record_age_in_seconds": 3600}),
+])
+def test_consumer_event_source_mapping(example, expected, request):
+    plan = request.getfixturevalue(f"{example}_plan")
+    esm, esm_unknown = consumer_esm(plan)
+    for key, value in expected.items():
+        assert esm[key] == value, key
+    assert esm["bisect_batch_on_function_error"] is True
+    assert esm["function_response_types"] == ["ReportBatchItemFailures"]
+    assert esm["starting_position"] == "TRIM_HORIZON"
+    assert 0 <= esm["maximum_retry_attempts"] < 10000  # finite, never -1
+    assert 60 <= esm["maximum_record_age_in_seconds"] <= 604800
+    # whole failed batches go somewhere: the failed-batch topic (known after apply)
+    assert is_unknown(esm_unknown, "destination_config", 0, "on_failure", 0, "destination_arn")
+    topics = [t["name"] for t in changes(plan, "aws_sns_topic").values()]
+    assert any(name.endswith("-failed-batch") for name in topics), topics
+
+
+def test_complete_uses_enhanced_fan_out(complete_plan):
+    consumers = changes(complete_plan, "aws_kinesis_stream_consumer")
+    assert len(consumers) == 1
+    _, esm_unknown = consumer_esm(complete_plan)
+    assert esm_unknown["event_source_arn"] is True  # the consumer ARN, known after apply
+    consumer = next(iter(consumers.values()))
+    assert consumer["name"].startswith("cnm-complete")
+
+
+@pytest.mark.parametrize("example", ["complete", "minimal"])
+def test_dead_letter_queue_and_fallback_wiring(example, request):
+    plan = request.getfixturevalue(f"{example}_plan")
+    queues = changes(plan, "aws_sqs_queue")
+    dlq = next(q for q in queues.values() if q["name"].endswith("-kinesisFailure"))
+    assert dlq["message_retention_seconds"] == 1209600
+    dlq_address = next(a for a, q in queues.items() if q is dlq)
+    if example == "complete":  # the customer key
+        assert is_unknown(unknown(plan, dlq_address), "kms_master_key_id")
+    else:
+        assert dlq["sqs_managed_sse_enabled"] is True
+    invoke_configs = changes(plan, "aws_lambda_function_event_invoke_config")
+    fallback = next(c for c in invoke_configs.values() if c["function_name"].endswith("fallback-consumer"))
+    assert 0 <= fallback["maximum_retry_attempts"] <= 2
+    fallback_address = next(a for a, c in invoke_configs.items() if c is fallback)
+    assert is_unknown(unknown(plan, fallback_address), "destination_config", 0, "on_failure", 0, "destination")
+    subscriptions = changes(plan, "aws_sns_topic_subscription")
+    assert {s["protocol"] for s in subscriptions.values()} == {"lambda"}
+    assert len(subscriptions) == 2  # fallback consumer + hydrate
+
+
+@pytest.mark.parametrize("example", ["complete", "minimal"])
+def test_encryption_at_rest_everywhere(example, request):
+    plan = request.getfixturevalue(f"{example}_plan")
+    for address, stream in changes(plan, "aws_kinesis_stream").items():
+        assert stream["encryption_type"] == "KMS", address
+    for address, table in changes(plan, "aws_dynamodb_table").items():
+        assert table["server_side_encryption"][0]["enabled"] is True, address
+        assert table["point_in_time_recovery"][0]["enabled"] is True, address
+    for address, topic in changes(plan, "aws_sns_topic").items():
+        if topic["name"].endswith("-alarms") and example == "minimal":
+            continue  # CloudWatch cannot publish to an aws/sns-encrypted topic; only with a customer key
+        assert topic.get("kms_master_key_id") or unknown(plan, address).get("kms_master_key_id"), address
+    sse = changes(plan, "aws_s3_bucket_server_side_encryption_configuration")
+    assert sse and len(sse) == len(changes(plan, "aws_s3_bucket"))
+    for address, group in changes(plan, "aws_cloudwatch_log_group").items():
+        assert group["retention_in_days"] in ((90,) if example == "complete" else (30,)), address
+
+
+@pytest.mark.parametrize("example", ["complete", "minimal"])
+def test_every_function_is_packaged_from_the_manifest(example, request, packages):
+    plan = request.getfixturevalue(f"{example}_plan")
+    functions = changes(plan, "aws_lambda_function")
+    hashes = {f["base64sha256"] for f in packages["functions"].values()}
+    assert len(functions) >= 10
+    for address, fn in functions.items():
+        assert fn["runtime"] == "python3.12", address
+        assert fn["source_code_hash"] in hashes, address
+        assert fn["handler"].endswith(".handler"), address
+
+
+ALLOWED_WILDCARD_ACTIONS = {
+    # no resource-level permissions exist for these
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+    # Step Functions log delivery to CloudWatch Logs is authorised on "*" (AWS documents it so)
+    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+}
+
+
+def test_iam_policies_name_only_the_resources_they_need(complete_plan):
+    """Every Allow statement of the pipeline's roles names its resources by reference, not "*"."""
+    statements = 0
+    for path, doc in config_resources(complete_plan, "aws_iam_policy_document"):
+        if not path.startswith("cnm_ingest"):
+            continue  # the example's own KMS key policy
+        for st in doc["expressions"].get("statement", []):
+            if st.get("principals") or st.get("effect", {}).get("constant_value") == "Deny":
+                continue  # resource policies and deny guards
+            statements += 1
+            actions = set(st["actions"].get("constant_value", []))
+            resources = st.get("resources", {})
+            if "*" in resources.get("constant_value", []):
+                assert actions <= ALLOWED_WILDCARD_ACTIONS, f"{path}: {sorted(actions)} on *"
+            else:
+                assert resources.get("references"), f"{path} {st.get('sid')}: no resources named"
+            assert not any(a.endswith(":*") or a == "*" for a in actions), f"{path}: wildcard action {actions}"
+    assert statements >= 20
+
+
+def test_consumer_role_reaches_exactly_its_resources(complete_plan):
+    doc = next(r for path, r in config_resources(complete_plan, "aws_iam_policy_document")
+               if path == "cnm_ingest.consumer" and r["name"] == "this")
+    by_sid = {st["sid"]["constant_value"]: st for st in doc["expressions"]["statement"]}
+    assert by_sid["ReadNotificationStream"]["resources"]["references"] == ["var.stream_arn"]
+    assert by_sid["StartWorkflows"]["actions"]["constant_value"] == ["states:StartExecution"]
+    assert by_sid["PublishFallback"]["resources"]["references"] == ["var.fallback_topic_arn"]
+    assert set(by_sid["WriteResponses"]["actions"]["constant_value"]) <= {"kinesis:PutRecord", "kinesis:PutRecords"}
