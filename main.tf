@@ -200,7 +200,10 @@ module "workflow" {
   response_retry_interval_seconds = var.response_retry_interval_seconds
   response_retry_max_attempts     = var.response_retry_max_attempts
   extra_states                    = var.extra_states
-  log_level                       = var.log_level
+  extra_states_start_at           = var.extra_states_start_at
+  extra_states_policy_json        = var.extra_states_policy_json
+  log_level                       = var.state_machine_log_level
+  function_log_level              = var.log_level
   tracing_enabled                 = var.tracing_enabled
 }
 

@@ -616,6 +616,29 @@ variable "extra_states" {
   }
 }
 
+variable "extra_states_start_at" {
+  description = "Name of the first state of extra_states, which SyncGranule then goes to; the last extra state has \"Next\": \"CnmResponse\". Required when extra_states is set."
+  type        = string
+  default     = null
+}
+
+variable "extra_states_policy_json" {
+  description = "IAM policy document (JSON) added to the state machine role for what extra_states call (e.g. lambda:InvokeFunction on the DAAC's own functions); null for none."
+  type        = string
+  default     = null
+}
+
+variable "state_machine_log_level" {
+  description = "Step Functions logging level of the workflow: ALL, ERROR, FATAL or OFF."
+  type        = string
+  default     = "ERROR"
+
+  validation {
+    condition     = contains(["ALL", "ERROR", "FATAL", "OFF"], var.state_machine_log_level)
+    error_message = "state_machine_log_level must be ALL, ERROR, FATAL or OFF."
+  }
+}
+
 ################################################################################
 # Alarms
 ################################################################################

@@ -118,9 +118,20 @@ module "cnm_ingest" {
     public = { name = "${var.prefix}-public-${local.account_id}", type = "public" }
   }
 
-  kms_key_arn           = aws_kms_key.this.arn
-  log_retention_days    = 90
-  log_level             = "DEBUG"
+  kms_key_arn        = aws_kms_key.this.arn
+  log_retention_days = 90
+  log_level          = "DEBUG"
+
+  # Workflow: full execution logging, and a DAAC step between SyncGranule and CnmResponse.
+  state_machine_log_level = "ALL"
+  extra_states_start_at   = "DaacPostSync"
+  extra_states = jsonencode({
+    DaacPostSync = {
+      Type    = "Pass"
+      Comment = "A DAAC's own processing step goes here."
+      Next    = "CnmResponse"
+    }
+  })
   tracing_enabled       = true
   force_destroy_buckets = true
 

@@ -241,3 +241,13 @@ def test_consumer_role_reaches_exactly_its_resources(complete_plan):
     assert by_sid["StartWorkflows"]["actions"]["constant_value"] == ["states:StartExecution"]
     assert by_sid["PublishFallback"]["resources"]["references"] == ["var.fallback_topic_arn"]
     assert set(by_sid["WriteResponses"]["actions"]["constant_value"]) <= {"kinesis:PutRecord", "kinesis:PutRecords"}
+
+
+@pytest.mark.parametrize("example, level", [("complete", "ALL"), ("minimal", "ERROR")])
+def test_workflow_state_machine(example, level, request):
+    plan = request.getfixturevalue(f"{example}_plan")
+    (machine,) = changes(plan, "aws_sfn_state_machine").values()
+    assert machine["type"] == "STANDARD"
+    assert machine["logging_configuration"][0]["level"] == level
+    assert machine["logging_configuration"][0]["include_execution_data"] is False
+    assert machine["tracing_configuration"][0]["enabled"] is (example == "complete")
