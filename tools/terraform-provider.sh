@@ -10,8 +10,11 @@
 set -euo pipefail
 
 PROVIDER_COMMIT_VERSION="${PROVIDER_COMMIT_VERSION:-v1.60.1-0.20260602190131-5f2286d6d836}"
-# The release this commit belongs to (read from its CHANGELOG.md), used as the
-# version directory in the mirror and pinned in versions.tf.
+# The commit above is the provider's main branch on 2026-06-02: release 6.47.0
+# plus changes its CHANGELOG.md lists under "6.48.0 (Unreleased)". The Go module
+# proxy reachable here serves that pseudo-version and refuses the v6 tags. It is
+# installed in the mirror as 6.47.0, the release it is built on, because
+# Terraform's version constraints only match release versions.
 PROVIDER_VERSION="${PROVIDER_VERSION:-6.47.0}"
 CACHE_DIR="${CNM_TF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cnm-ingest/terraform}"
 MIRROR="$CACHE_DIR/mirror"
@@ -36,7 +39,8 @@ godebug tlsmlkem=0
 require github.com/hashicorp/terraform-provider-aws $PROVIDER_COMMIT_VERSION
 MOD
 # The provider's own go.mod may carry replace directives (terraform-plugin-log
-# has been one); replace directives only apply in the main module, so repeat them.
+# has been one; this commit has none); replace directives only apply in the
+# main module, so repeat whatever it has.
 cd "$WORK"
 GOFLAGS=-mod=mod go mod download github.com/hashicorp/terraform-provider-aws >&2
 SRC=$(GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' github.com/hashicorp/terraform-provider-aws)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REGION
+from tools import local_pipeline
 
 ACCOUNT = "123456789012"
 PASS_DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
@@ -129,29 +130,10 @@ class Pipeline:
 def read_stream(stream_arn: str) -> list[dict[str, Any]]:
     from cnm_ingest import aws
 
-    kinesis = aws.client("kinesis")
-    out = []
-    for shard in kinesis.list_shards(StreamARN=stream_arn)["Shards"]:
-        it = kinesis.get_shard_iterator(StreamARN=stream_arn, ShardId=shard["ShardId"],
-                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        while it:
-            page = kinesis.get_records(ShardIterator=it, StreamARN=stream_arn)
-            out.extend(page["Records"])
-            if not page["Records"]:
-                break
-            it = page.get("NextShardIterator")
-    return out
+    return local_pipeline.read_stream(aws.client("kinesis"), stream_arn)
 
 
-def sns_event(message: str, topic_arn: str = f"arn:aws:sns:{REGION}:{ACCOUNT}:topic",
-              message_id: str = "00000000-0000-0000-0000-000000000001") -> dict[str, Any]:
-    return {"Records": [{
-        "EventSource": "aws:sns", "EventVersion": "1.0",
-        "EventSubscriptionArn": f"{topic_arn}:sub",
-        "Sns": {"Type": "Notification", "MessageId": message_id, "TopicArn": topic_arn, "Subject": None,
-                "Message": message, "Timestamp": "2024-01-02T03:04:05.678Z", "SignatureVersion": "1",
-                "Signature": "x", "SigningCertUrl": "https://x", "UnsubscribeUrl": "https://x",
-                "MessageAttributes": {}}}]}
+sns_event = local_pipeline.sns_event
 
 
 def create_stream(name: str) -> str:
