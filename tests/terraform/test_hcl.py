@@ -423,7 +423,8 @@ def test_workflow_module_wired_with_the_agreed_interface():
     expected = {"source", "prefix", "package_dir", "manifest", "layer_arn", "response_stream_arn",
                 "response_stream_kms_key_arn", "staging_bucket_name", "provider_bucket_arns", "log_retention_days",
                 "kms_key_arn", "tags", "sync_retry_interval_seconds", "sync_retry_max_attempts",
-                "response_retry_interval_seconds", "response_retry_max_attempts", "extra_states", "log_level",
+                "response_retry_interval_seconds", "response_retry_max_attempts", "extra_states",
+                "extra_states_start_at", "extra_states_policy_json", "log_level", "function_log_level",
                 "tracing_enabled"}
     assert set(call) == expected
     assert call["source"] == "./modules/workflow"
