@@ -332,49 +332,44 @@ module "hydrate" {
 # Loggers
 ################################################################################
 
-module "inbound_logger" {
-  source = "./modules/logger"
-  count  = var.create_inbound_logger ? 1 : 0
-
-  function_name                  = "${var.prefix}-inbound-logger"
-  description                    = "CNM ingest: logs the notification stream"
-  package                        = local.packages["logger"]
-  runtime                        = local.runtime
-  layers                         = local.layers
-  timeout                        = local.function_settings.inbound_logger.timeout
-  memory_size                    = local.function_settings.inbound_logger.memory_size
-  reserved_concurrent_executions = local.function_settings.inbound_logger.reserved_concurrent_executions
-  tracing_enabled                = var.tracing_enabled
-  log_retention_days             = var.log_retention_days
-  kms_key_arn                    = var.kms_key_arn
-  additional_kms_key_arns        = local.notification_stream_kms_keys
-  environment_variables          = merge(local.common_environment, { POWERTOOLS_SERVICE_NAME = "inbound_logger" })
-
-  stream_arn    = local.notification_stream_arn
-  log_max_bytes = var.log_max_bytes
-
-  tags = var.tags
+locals {
+  loggers = {
+    for role, logger in {
+      inbound_logger = {
+        create      = var.create_inbound_logger
+        description = "CNM ingest: logs the notification stream"
+        stream_arn  = local.notification_stream_arn
+        kms_keys    = local.notification_stream_kms_keys
+      }
+      outbound_logger = {
+        create      = var.create_outbound_logger
+        description = "CNM ingest: logs the response stream"
+        stream_arn  = local.response_stream_arn
+        kms_keys    = local.response_stream_kms_keys
+      }
+    } : role => logger if logger.create
+  }
 }
 
-module "outbound_logger" {
-  source = "./modules/logger"
-  count  = var.create_outbound_logger ? 1 : 0
+module "logger" {
+  source   = "./modules/logger"
+  for_each = local.loggers
 
-  function_name                  = "${var.prefix}-outbound-logger"
-  description                    = "CNM ingest: logs the response stream"
+  function_name                  = "${var.prefix}-${replace(each.key, "_", "-")}"
+  description                    = each.value.description
   package                        = local.packages["logger"]
   runtime                        = local.runtime
   layers                         = local.layers
-  timeout                        = local.function_settings.outbound_logger.timeout
-  memory_size                    = local.function_settings.outbound_logger.memory_size
-  reserved_concurrent_executions = local.function_settings.outbound_logger.reserved_concurrent_executions
+  timeout                        = local.function_settings[each.key].timeout
+  memory_size                    = local.function_settings[each.key].memory_size
+  reserved_concurrent_executions = local.function_settings[each.key].reserved_concurrent_executions
   tracing_enabled                = var.tracing_enabled
   log_retention_days             = var.log_retention_days
   kms_key_arn                    = var.kms_key_arn
-  additional_kms_key_arns        = local.response_stream_kms_keys
-  environment_variables          = merge(local.common_environment, { POWERTOOLS_SERVICE_NAME = "outbound_logger" })
+  additional_kms_key_arns        = each.value.kms_keys
+  environment_variables          = merge(local.common_environment, { POWERTOOLS_SERVICE_NAME = each.key })
 
-  stream_arn    = local.response_stream_arn
+  stream_arn    = each.value.stream_arn
   log_max_bytes = var.log_max_bytes
 
   tags = var.tags
@@ -391,8 +386,7 @@ locals {
       fallback_consumer = module.fallback.function_name
     },
     { for h in module.hydrate : "hydrate" => h.function_name },
-    { for l in module.inbound_logger : "inbound_logger" => l.function_name },
-    { for l in module.outbound_logger : "outbound_logger" => l.function_name },
+    { for role, l in module.logger : role => l.function_name },
     module.workflow.function_names,
   )
   function_arns = merge(
@@ -401,8 +395,7 @@ locals {
       fallback_consumer = module.fallback.function_arn
     },
     { for h in module.hydrate : "hydrate" => h.function_arn },
-    { for l in module.inbound_logger : "inbound_logger" => l.function_arn },
-    { for l in module.outbound_logger : "outbound_logger" => l.function_arn },
+    { for role, l in module.logger : role => l.function_arn },
     module.workflow.function_arns,
   )
 }

@@ -392,7 +392,7 @@ def _root_text() -> str:
     ("fallback", ["RULES_TABLE", "COLLECTIONS_TABLE", "PROVIDERS_TABLE", "RULES_CACHE_SECONDS", "DLQ_URL",
                   "PAYLOAD_BUCKET", "STACK", "BUCKETS", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"]),
     ("hydrate", ["DLQ_URL", "PAYLOAD_BUCKET", "MAX_GET_RECORDS_CALLS", "IDEMPOTENCY_TABLE", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"]),
-    ("inbound_logger", ["LOG_MAX_BYTES", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"]),
+    ("logger", ["LOG_MAX_BYTES", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"]),
 ])
 def test_function_environment_matches_interfaces(call, names):
     """Expand the environment a function gets (root locals + module merges) and compare with INTERFACES.md."""

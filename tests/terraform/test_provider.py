@@ -197,7 +197,9 @@ def test_every_function_is_packaged_from_the_manifest(example, request, packages
     plan = request.getfixturevalue(f"{example}_plan")
     functions = changes(plan, "aws_lambda_function")
     hashes = {f["base64sha256"] for f in packages["functions"].values()}
-    assert len(functions) >= 10
+    roles = ["message-consumer", "fallback-consumer", "hydrate", "inbound-logger", "outbound-logger",
+             "start-status", "translate-message", "sync-granule", "cnm-response", "stop-status"]
+    assert sorted(fn["function_name"] for fn in functions.values()) == sorted(f"cnm-{example}-{r}" for r in roles)
     for address, fn in functions.items():
         assert fn["runtime"] == "python3.12", address
         assert fn["source_code_hash"] in hashes, address
