@@ -53,75 +53,71 @@ resource "aws_sns_topic_subscription" "email" {
   endpoint  = each.value
 }
 
-resource "aws_cloudwatch_metric_alarm" "stream_iterator_age" {
-  alarm_name          = "${var.prefix}-notification-stream-iterator-age"
-  alarm_description   = "Records wait in the notification stream longer than ${var.iterator_age_threshold_ms} ms: the consumer is falling behind or stuck."
-  namespace           = "AWS/Kinesis"
-  metric_name         = "GetRecords.IteratorAgeMilliseconds"
-  dimensions          = { StreamName = var.notification_stream_name }
-  statistic           = "Maximum"
-  period              = var.period_seconds
-  evaluation_periods  = var.evaluation_periods
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = var.iterator_age_threshold_ms
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-
-  tags = var.tags
+locals {
+  # One entry per alarm: what it watches and when it fires. Every alarm
+  # notifies the alarm topic (if any) on ALARM and OK, and treats missing data
+  # as not breaching (no records, no invocations: nothing is wrong).
+  alarms = merge(
+    {
+      notification-stream-iterator-age = {
+        description = "Records wait in the notification stream longer than ${var.iterator_age_threshold_ms} ms: the consumer is falling behind or stuck."
+        namespace   = "AWS/Kinesis"
+        metric_name = "GetRecords.IteratorAgeMilliseconds"
+        dimensions  = { StreamName = var.notification_stream_name }
+        statistic   = "Maximum"
+        periods     = var.evaluation_periods
+        threshold   = var.iterator_age_threshold_ms
+      }
+      dlq-not-empty = {
+        description = "Records are parked in the dead-letter queue ${var.dlq_name}: inspect and redrive them."
+        namespace   = "AWS/SQS"
+        metric_name = "ApproximateNumberOfMessagesVisible"
+        dimensions  = { QueueName = var.dlq_name }
+        statistic   = "Maximum"
+        periods     = 1
+        threshold   = 0
+      }
+    },
+    {
+      for key, alarm in {
+        message-consumer-iterator-age = {
+          description = "The message consumer reads records older than ${var.iterator_age_threshold_ms} ms (covers enhanced fan-out)."
+          namespace   = "AWS/Lambda"
+          metric_name = "IteratorAge"
+          dimensions  = { FunctionName = var.consumer_function_name }
+          statistic   = "Maximum"
+          periods     = var.evaluation_periods
+          threshold   = var.iterator_age_threshold_ms
+        }
+      } : key => alarm if var.consumer_function_name != null
+    },
+    {
+      for role, name in var.function_names : "${replace(role, "_", "-")}-errors" => {
+        description = "The function ${name} reported errors."
+        namespace   = "AWS/Lambda"
+        metric_name = "Errors"
+        dimensions  = { FunctionName = name }
+        statistic   = "Sum"
+        periods     = var.evaluation_periods
+        threshold   = var.function_errors_threshold
+      }
+    },
+  )
 }
 
-resource "aws_cloudwatch_metric_alarm" "consumer_iterator_age" {
-  count = var.consumer_function_name == null ? 0 : 1
+resource "aws_cloudwatch_metric_alarm" "this" {
+  for_each = local.alarms
 
-  alarm_name          = "${var.prefix}-message-consumer-iterator-age"
-  alarm_description   = "The message consumer reads records older than ${var.iterator_age_threshold_ms} ms (covers enhanced fan-out)."
-  namespace           = "AWS/Lambda"
-  metric_name         = "IteratorAge"
-  dimensions          = { FunctionName = var.consumer_function_name }
-  statistic           = "Maximum"
+  alarm_name          = "${var.prefix}-${each.key}"
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric_name
+  dimensions          = each.value.dimensions
+  statistic           = each.value.statistic
   period              = var.period_seconds
-  evaluation_periods  = var.evaluation_periods
+  evaluation_periods  = each.value.periods
   comparison_operator = "GreaterThanThreshold"
-  threshold           = var.iterator_age_threshold_ms
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-
-  tags = var.tags
-}
-
-resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
-  alarm_name          = "${var.prefix}-dlq-not-empty"
-  alarm_description   = "Records are parked in the dead-letter queue ${var.dlq_name}: inspect and redrive them."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = var.dlq_name }
-  statistic           = "Maximum"
-  period              = var.period_seconds
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-
-  tags = var.tags
-}
-
-resource "aws_cloudwatch_metric_alarm" "function_errors" {
-  for_each = var.function_names
-
-  alarm_name          = "${var.prefix}-${each.key}-errors"
-  alarm_description   = "The function ${each.value} reported errors."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = each.value }
-  statistic           = "Sum"
-  period              = var.period_seconds
-  evaluation_periods  = var.evaluation_periods
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = var.function_errors_threshold
+  threshold           = each.value.threshold
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions

@@ -193,6 +193,29 @@ def test_encryption_at_rest_everywhere(example, request):
 
 
 @pytest.mark.parametrize("example", ["complete", "minimal"])
+def test_alarms_watch_the_stream_the_dlq_and_every_function(example, request):
+    plan = request.getfixturevalue(f"{example}_plan")
+    alarms = {a["alarm_name"]: a for a in changes(plan, "aws_cloudwatch_metric_alarm").values()}
+    functions = sorted(fn["function_name"] for fn in changes(plan, "aws_lambda_function").values())
+    prefix = f"cnm-{example}-"
+    expected = ["notification-stream-iterator-age", "dlq-not-empty", "message-consumer-iterator-age"]
+    expected += [f"{name.removeprefix(prefix)}-errors" for name in functions]
+    assert sorted(alarms) == sorted(prefix + e for e in expected)
+    assert alarms[f"{prefix}dlq-not-empty"]["threshold"] == 0
+    assert alarms[f"{prefix}dlq-not-empty"]["dimensions"] == {"QueueName": f"{prefix}kinesisFailure"}
+    assert alarms[f"{prefix}notification-stream-iterator-age"]["namespace"] == "AWS/Kinesis"
+    for name in functions:
+        alarm = alarms[f"{prefix}{name.removeprefix(prefix)}-errors"]
+        assert (alarm["metric_name"], alarm["dimensions"]) == ("Errors", {"FunctionName": name})
+    has_topic = example == "complete"  # complete creates the encrypted alarm topic; minimal has no actions
+    for address, alarm in changes(plan, "aws_cloudwatch_metric_alarm").items():
+        assert alarm["treat_missing_data"] == "notBreaching", address
+        assert bool(unknown(plan, address).get("alarm_actions")) is has_topic, address  # the topic ARN, known after apply
+        if not has_topic:
+            assert alarm["alarm_actions"] == [] and alarm["ok_actions"] == [], address
+
+
+@pytest.mark.parametrize("example", ["complete", "minimal"])
 def test_every_function_is_packaged_from_the_manifest(example, request, packages):
     plan = request.getfixturevalue(f"{example}_plan")
     functions = changes(plan, "aws_lambda_function")
