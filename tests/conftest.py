@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tools.local_pipeline import shared_cnm_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_CNM = ROOT.parent / "shared" / "cnm"
+SHARED_CNM = shared_cnm_dir()
 # The bundled copy ships with the package; the shared copy is the published reference.
 BUNDLED_SCHEMA = ROOT / "lambda_src" / "cnm_ingest" / "schema" / "cnm-schema-1.6.1.json"
 REGION = "us-west-2"
@@ -61,7 +63,7 @@ def load_samples() -> dict[str, dict]:
     """Every sample message in ../shared/cnm/samples, by file name."""
     samples_dir = SHARED_CNM / "samples"
     if not samples_dir.is_dir():
-        pytest.fail(f"CNM samples not found at {samples_dir}: CI must run with ../shared beside the repo")
+        pytest.fail(f"CNM samples not found at {samples_dir}: CI must run with ../shared beside the repo (or CNM_SHARED_DIR set)")
     return {p.name: json.loads(p.read_text()) for p in sorted(samples_dir.glob("*.json"))}
 
 

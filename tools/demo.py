@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import local_pipeline  # noqa: E402
 
-SAMPLES = local_pipeline.ROOT.parent / "shared" / "cnm" / "samples"
+SAMPLES = local_pipeline.shared_cnm_dir() / "samples"
 
 
 def good_notification() -> tuple[dict, dict[str, bytes]]:

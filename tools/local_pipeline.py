@@ -18,6 +18,8 @@ from __future__ import annotations
 import base64
 import importlib
 import json
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -29,6 +31,27 @@ from typing import Any, Callable, Iterator
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "lambda_src") not in sys.path:
     sys.path.insert(0, str(ROOT / "lambda_src"))
+
+
+
+def shared_cnm_dir() -> Path:
+    """The published CNM schema and samples (``shared/cnm``).
+
+    ``$CNM_SHARED_DIR/cnm`` when set; else ``../shared/cnm`` beside this
+    repository; else beside the repository this one was cloned from, when that
+    is a local path (``git clone /work/main /tmp/check`` keeps finding
+    ``/work/shared``). The first candidate is returned when none exists, so the
+    caller's error names the expected place.
+    """
+    candidates = [ROOT.parent / "shared"]
+    if os.environ.get("CNM_SHARED_DIR"):
+        candidates.insert(0, Path(os.environ["CNM_SHARED_DIR"]))
+    origin = subprocess.run(["git", "-C", str(ROOT), "config", "--get", "remote.origin.url"],
+                            capture_output=True, text=True, check=False).stdout.strip()
+    if origin and Path(origin).is_absolute():
+        candidates.append(Path(origin).parent / "shared")
+    return next((c / "cnm" for c in candidates if (c / "cnm").is_dir()), candidates[0] / "cnm")
+
 
 TEMPLATE = ROOT / "modules" / "workflow" / "templates" / "cnm_workflow.asl.json.tftpl"
 REGION = "us-west-2"
