@@ -33,7 +33,6 @@ if str(ROOT / "lambda_src") not in sys.path:
     sys.path.insert(0, str(ROOT / "lambda_src"))
 
 
-
 def shared_cnm_dir() -> Path:
     """The published CNM schema and samples (``shared/cnm``).
 
