@@ -1,0 +1,438 @@
+"""Execution and granule records written from Step Functions' own status-change events.
+
+EventBridge delivers every "Step Functions Execution Status Change" of the
+module's state machines (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED) to an
+SQS buffer; the recorder function hands each event to :func:`record_event`.
+Unlike the in-workflow StartStatus/StopStatus steps this also sees executions
+that were aborted, timed out, or failed before their first task ran.
+
+One table (``EXECUTIONS_TABLE``, created by ``modules/recorder``), three kinds of item:
+
+- execution: ``pk = "EXECUTION#<execution arn>"``, ``sk = "EXECUTION"``;
+- granule summary (latest attempt): ``pk = "GRANULE#<granule id>"``, ``sk = "SUMMARY#<collection id>"``;
+- granule attempt (one per execution): ``pk = "GRANULE#<granule id>"``,
+  ``sk = "ATTEMPT#<collection id>#<execution start>#<execution arn>"``.
+
+Execution and summary items carry ``status_key = "<KIND>#<status>"`` and
+``updated_at``, the keys of the ``by_status`` index (counts and lists by status
+over a time window with one Query each).
+
+Ordering and idempotency: each status has a rank (``redrive_count * 10`` +
+1 for RUNNING, 2 for the terminal ones). A write is conditional on the stored
+rank being lower, so a redelivered event changes nothing and a RUNNING event
+arriving after SUCCEEDED does not regress the status; it still fills the
+``events`` history (``events.<status>`` is only set when absent). A granule
+summary moves only to an attempt that started later (or the same attempt at a
+higher rank).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from botocore.exceptions import ClientError
+
+from . import aws
+from . import cnm as cnm_mod
+
+DETAIL_TYPE = "Step Functions Execution Status Change"
+RUNNING = "RUNNING"
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+STATUSES = (RUNNING, *TERMINAL)
+STATUS_INDEX = "by_status"
+EXECUTION, GRANULE = "EXECUTION", "GRANULE"
+# DynamoDB items are limited to 400 KB: bound what comes from outside.
+MAX_CAUSE_BYTES = 32 * 1024
+MAX_ERROR_BYTES = 1024
+MAX_FIELD_BYTES = 2048
+MAX_CNM_BYTES = 100 * 1024
+MAX_GRANULES = 100
+REINGEST_MARK = "reingest"
+
+Event = dict[str, Any]
+InputLoader = Callable[[str], "str | None"]
+
+
+class NotAnExecutionEvent(ValueError):
+    """The SQS message is not a Step Functions execution status change (it is retried, then parked)."""
+
+
+# --- small helpers -------------------------------------------------------------------------
+
+def clean(value: Any, limit: int = MAX_FIELD_BYTES) -> str:
+    """A string DynamoDB accepts: lone surrogates replaced, cut to ``limit`` UTF-8 bytes on a character boundary."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return data.decode("utf-8")
+    marker = f"...[{len(data) - limit} bytes cut]"
+    return data[: max(0, limit - len(marker))].decode("utf-8", "ignore") + marker
+
+
+def iso(value: Any) -> str | None:
+    """Epoch milliseconds (Step Functions' startDate/stopDate) or an ISO string -> ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        if isinstance(value, (int, float)):
+            moment = datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+        elif isinstance(value, str):
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        elif isinstance(value, datetime):
+            moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        else:
+            return None
+    except (ValueError, OverflowError, OSError):
+        return None
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def rank(status: str, redrive_count: int = 0) -> int:
+    return redrive_count * 10 + (1 if status == RUNNING else 2)
+
+
+def execution_key(arn: str) -> dict[str, str]:
+    return {"pk": f"EXECUTION#{arn}", "sk": EXECUTION}
+
+
+def granule_pk(granule_id: str) -> str:
+    return f"GRANULE#{granule_id}"
+
+
+def summary_sk(collection: str) -> str:
+    return f"SUMMARY#{collection}"
+
+
+def attempt_sk(collection: str, started_at: str, arn: str) -> str:
+    return f"ATTEMPT#{collection}#{started_at}#{arn}"
+
+
+def is_reingest(execution_name: str) -> bool:
+    return f"-{REINGEST_MARK}-" in f"-{execution_name}"
+
+
+# --- reading the workflow message ------------------------------------------------------------
+
+def _json(text: Any) -> Any:
+    if not isinstance(text, str):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def workflow_cnm(message: dict[str, Any]) -> dict[str, Any] | None:
+    """The CNM of a workflow message, through ``cnm_ingest.message``'s reader when it has one.
+
+    Tolerates both layouts: the CNM in ``meta.cnm`` / ``payload.cnm``, or stored
+    once (possibly offloaded to S3 with a reference) and read back by
+    ``message.read_cnm`` (issue 8).
+    """
+    from . import message as message_mod
+
+    reader = getattr(message_mod, "read_cnm", None)
+    if reader is not None:
+        try:
+            found = reader(message)
+        except Exception:  # an unreadable reference: record what else is known
+            found = None
+        if isinstance(found, dict):
+            return found
+    for holder in (message.get("meta"), message.get("payload")):
+        if isinstance(holder, dict) and isinstance(holder.get("cnm"), dict):
+            return holder["cnm"]
+    return None
+
+
+def _granule_ids(message: dict[str, Any], cnm: dict[str, Any] | None) -> list[str]:
+    granules = (message.get("payload") or {}).get("granules") if isinstance(message.get("payload"), dict) else None
+    ids = [g["granuleId"] for g in granules if isinstance(g, dict) and isinstance(g.get("granuleId"), str)] \
+        if isinstance(granules, list) else []
+    if not ids and cnm is not None:
+        meta = message.get("meta") if isinstance(message.get("meta"), dict) else {}
+        try:
+            from .granule import granule_files, granule_id
+            from .task import collection_config
+
+            ids = [granule_id(cnm, granule_files(cnm), collection_config(meta))]
+        except Exception:  # a CNM too broken to name its granule: only the execution is recorded
+            ids = []
+    return [clean(i, 1024) for i in dict.fromkeys(ids) if i][:MAX_GRANULES]
+
+
+def _collection_id(message: dict[str, Any], cnm: dict[str, Any] | None) -> str | None:
+    meta = message.get("meta") if isinstance(message.get("meta"), dict) else {}
+    coll = meta.get("collection") if isinstance(meta.get("collection"), dict) else {}
+    name = coll.get("name") or (cnm_mod.collection_name(cnm) if cnm else None)
+    version = coll.get("version") or (cnm_mod.collection_version(cnm) if cnm else None)
+    if not isinstance(name, str) or not name:
+        return None
+    from .granule import collection_id
+
+    return collection_id(name, version if isinstance(version, str) else None)
+
+
+def facts_from_input(text: Any) -> dict[str, Any]:
+    """What a record keeps from the execution input (never raises)."""
+    message = _json(text)
+    if not isinstance(message, dict):
+        return {"input_error": "no input" if text in (None, "") else "input is not a JSON object"}
+    meta = message.get("meta") if isinstance(message.get("meta"), dict) else {}
+    cumulus = message.get("cumulus_meta") if isinstance(message.get("cumulus_meta"), dict) else {}
+    cnm = workflow_cnm(message)
+    facts: dict[str, Any] = {"granule_ids": _granule_ids(message, cnm)}
+    collection = _collection_id(message, cnm)
+    if collection:
+        facts["collection"] = clean(collection, 1024)
+    provider = (meta.get("provider") or {}).get("id") if isinstance(meta.get("provider"), dict) else None
+    provider = provider or (cnm or {}).get("provider")
+    if isinstance(provider, str):
+        facts["provider"] = clean(provider, 1024)
+    rule = (meta.get("rule") or {}).get("name") if isinstance(meta.get("rule"), dict) else None
+    if isinstance(rule, str):
+        facts["rule"] = clean(rule, 1024)
+    if cnm and isinstance(cnm.get("identifier"), str):
+        facts["cnm_identifier"] = clean(cnm["identifier"], 1024)
+    source = cumulus.get("source")
+    if isinstance(source, dict):
+        facts["source"] = {k: clean(source[k], 1024) for k in ("stream_arn", "shard_id", "sequence_number",
+                                                                "partition_key") if isinstance(source.get(k), str)}
+    if cnm is not None:
+        text_cnm = json.dumps(cnm, separators=(",", ":"), ensure_ascii=False, default=str)
+        if len(text_cnm.encode("utf-8", "replace")) <= MAX_CNM_BYTES:
+            facts["cnm"] = clean(text_cnm, MAX_CNM_BYTES)
+    return facts
+
+
+# --- the event -------------------------------------------------------------------------------
+
+def parse_event(event: Any, load_input: InputLoader | None = None) -> dict[str, Any]:
+    """The record fields of one EventBridge event (``NotAnExecutionEvent`` when it is not one).
+
+    When Step Functions left the input out of the event (over 256 KiB:
+    ``inputDetails.included`` false), ``load_input(execution_arn)`` reads it
+    (DescribeExecution).
+    """
+    if isinstance(event, (str, bytes)):
+        event = _json(event if isinstance(event, str) else event.decode("utf-8", "replace"))
+    detail = event.get("detail") if isinstance(event, dict) else None
+    if not isinstance(detail, dict):
+        raise NotAnExecutionEvent("not an EventBridge event with a detail object")
+    arn, status = detail.get("executionArn"), detail.get("status")
+    if not isinstance(arn, str) or not arn.startswith("arn:") or status not in STATUSES:
+        raise NotAnExecutionEvent(f"not an execution status change (status {clean(status, 64)!r})")
+    redrives = detail.get("redriveCount")
+    redrives = redrives if isinstance(redrives, int) and not isinstance(redrives, bool) and redrives >= 0 else 0
+    text = detail.get("input")
+    if text is None and load_input is not None and (detail.get("inputDetails") or {}).get("included") is False:
+        text = load_input(arn)
+    name = detail.get("name") if isinstance(detail.get("name"), str) else arn.rsplit(":", 1)[-1]
+    started = iso(detail.get("startDate")) or iso(event.get("time")) or "unknown"
+    fields: dict[str, Any] = {
+        "execution_arn": clean(arn, 1024),
+        "execution_name": clean(name, 256),
+        "state_machine_arn": clean(detail.get("stateMachineArn") or "", 1024),
+        "status": status,
+        "redrive_count": redrives,
+        "started_at": started,
+        "event_time": iso(event.get("time")) or iso(detail.get("stopDate")) or started,
+        "reingest": is_reingest(name),
+        **facts_from_input(text),
+    }
+    stopped = iso(detail.get("stopDate"))
+    if status != RUNNING and stopped:
+        fields["stopped_at"] = stopped
+    if detail.get("error") is not None:
+        fields["error"] = clean(detail["error"], MAX_ERROR_BYTES)
+    if detail.get("cause") is not None:
+        fields["cause"] = clean(detail["cause"], MAX_CAUSE_BYTES)
+    return fields
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+def _attr(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, (int, float)):
+        return {"N": str(value)}
+    if isinstance(value, dict):
+        return {"M": {k: _attr(v) for k, v in value.items()}}
+    if isinstance(value, list):
+        return {"L": [_attr(v) for v in value]}
+    if value is None:
+        return {"NULL": True}
+    return {"S": str(value)}
+
+
+def _update(table: str, key: dict[str, str], values: dict[str, Any], *, condition: str | None = None,
+            extra_set: tuple[str, ...] = (), extra_values: dict[str, Any] | None = None,
+            names: dict[str, str] | None = None) -> bool:
+    """One UpdateItem; False when the condition did not hold (nothing written)."""
+    attr_names = {f"#{k}": k for k in values} | (names or {})
+    sets = [f"#{k} = :{k}" for k in values] + list(extra_set)
+    params: dict[str, Any] = {
+        "TableName": table,
+        "Key": {k: {"S": v} for k, v in key.items()},
+        "UpdateExpression": "SET " + ", ".join(sets),
+        "ExpressionAttributeNames": attr_names,
+        "ExpressionAttributeValues": {f":{k}": _attr(v) for k, v in {**values, **(extra_values or {})}.items()},
+    }
+    if condition:
+        params["ConditionExpression"] = condition
+    try:
+        aws.client("dynamodb").update_item(**params)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def event_attr(status: str, redrive_count: int) -> str:
+    """The attribute holding the time of one status event (``ev:<status>:<redrive count>``)."""
+    return f"ev:{status}:{redrive_count}"
+
+
+def events_of(item: dict[str, Any]) -> dict[str, str]:
+    """``{"<status>:<redrive count>": time}`` from an item's ``ev:`` attributes, oldest first."""
+    found = {k[3:]: v for k, v in item.items() if k.startswith("ev:")}
+    return dict(sorted(found.items(), key=lambda kv: str(kv[1])))
+
+
+def _write(table: str, key: dict[str, str], values: dict[str, Any], event: str, when: str, condition: str) -> bool:
+    """Write the item when ``condition`` holds (or it is new); always add the event to its history once.
+
+    Returns True when the item itself was written.
+    """
+    names = {"#ev": event, "#status_rank": "status_rank"}
+    history = ("#ev = if_not_exists(#ev, :when)",)
+    if _update(table, key, values, extra_set=history, extra_values={"when": when}, names=names,
+               condition=f"attribute_not_exists(#status_rank) OR ({condition})"):
+        return True
+    # the item holds a newer (or the same) state: keep it, only note this event's time
+    _update(table, key, {}, extra_set=history, extra_values={"when": when}, names={"#ev": event})
+    return False
+
+
+def record_event(table: str, event: Any, load_input: InputLoader | None = None) -> dict[str, Any]:
+    """Record one status-change event.
+
+    Returns ``{"execution_arn", "status", "written": bool, "granules": {id: summary written}}``;
+    ``written`` is False for a redelivered or out-of-order event (its time is still kept in the history).
+    """
+    fields = parse_event(event, load_input)
+    status, arn, redrives = fields["status"], fields["execution_arn"], fields["redrive_count"]
+    r = rank(status, redrives)
+    event = event_attr(status, redrives)
+    when = fields.get("stopped_at") or fields["event_time"] if status != RUNNING else fields["started_at"]
+    base = {k: v for k, v in fields.items() if k != "event_time"}
+    newer_rank = "#status_rank < :status_rank"
+    execution = {**base, "entity": EXECUTION, "status_rank": r, "status_key": f"{EXECUTION}#{status}",
+                 "updated_at": when}
+    written = _write(table, execution_key(arn), execution, event, when, newer_rank)
+    collection = fields.get("collection") or "unknown"
+    granules: dict[str, bool] = {}
+    for gid in fields.get("granule_ids") or []:
+        pk = granule_pk(gid)
+        attempt = {"entity": "ATTEMPT", "granule_id": gid, "collection": collection, "execution_arn": arn,
+                   "execution_name": fields["execution_name"], "status": status, "status_rank": r,
+                   "started_at": fields["started_at"], "updated_at": when, "reingest": fields["reingest"],
+                   **{k: fields[k] for k in ("stopped_at", "error", "cause") if k in fields}}
+        _write(table, {"pk": pk, "sk": attempt_sk(collection, fields["started_at"], arn)}, attempt, event, when,
+               newer_rank)
+        summary = {**{k: v for k, v in base.items() if k != "granule_ids"}, "entity": GRANULE, "granule_id": gid,
+                   "collection": collection, "status_rank": r, "status_key": f"{GRANULE}#{status}",
+                   "updated_at": when}
+        # the summary follows the attempt that started last (ties: execution ARN), and its status never regresses
+        newer_attempt = ("#started_at < :started_at OR (#started_at = :started_at AND "
+                         "(#execution_arn < :execution_arn OR (#execution_arn = :execution_arn AND "
+                         "#status_rank < :status_rank)))")
+        granules[gid] = _update(table, {"pk": pk, "sk": summary_sk(collection)}, summary,
+                                condition=f"attribute_not_exists(#status_rank) OR {newer_attempt}")
+    return {"execution_arn": arn, "status": status, "written": written, "granules": granules}
+
+
+# --- reading (the CLI) ------------------------------------------------------------------------
+
+def plain(item: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item as plain Python values."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    des = TypeDeserializer()
+    out = {k: des.deserialize(v) for k, v in item.items()}
+    return json.loads(json.dumps(out, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, set):
+        return sorted(value)
+    try:
+        return int(value) if int(value) == value else float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def get_execution(table: str, arn: str) -> dict[str, Any] | None:
+    item = aws.client("dynamodb").get_item(TableName=table, Key={k: {"S": v} for k, v in execution_key(arn).items()},
+                                           ConsistentRead=True).get("Item")
+    return plain(item) if item else None
+
+
+def get_granule(table: str, granule_id: str, collection: str | None = None) -> dict[str, Any] | None:
+    """``{"summaries": [...], "attempts": [...]}`` for a granule id (all collections unless given), or None."""
+    params: dict[str, Any] = {"TableName": table, "KeyConditionExpression": "pk = :pk",
+                              "ExpressionAttributeValues": {":pk": {"S": granule_pk(granule_id)}},
+                              "ConsistentRead": True}
+    items: list[dict[str, Any]] = []
+    ddb = aws.client("dynamodb")
+    while True:
+        page = ddb.query(**params)
+        items.extend(plain(i) for i in page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            break
+        params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    if collection:
+        items = [i for i in items if i.get("collection") == collection]
+    if not items:
+        return None
+    attempts = sorted((i for i in items if i["sk"].startswith("ATTEMPT#")), key=lambda i: i["sk"])
+    summaries = [i for i in items if i["sk"].startswith("SUMMARY#")]
+    return {"summaries": summaries, "attempts": attempts}
+
+
+def query_status(table: str, kind: str, status: str, since: str, until: str, *,
+                 collection: str | None = None, provider: str | None = None, limit: int | None = None,
+                 count_only: bool = False) -> tuple[int, list[dict[str, Any]]]:
+    """Items of ``kind`` (EXECUTION | GRANULE) in ``status`` updated in [since, until], newest first."""
+    params: dict[str, Any] = {
+        "TableName": table, "IndexName": STATUS_INDEX, "ScanIndexForward": False,
+        "KeyConditionExpression": "status_key = :k AND updated_at BETWEEN :a AND :b",
+        "ExpressionAttributeValues": {":k": {"S": f"{kind}#{status}"}, ":a": {"S": since}, ":b": {"S": until}},
+    }
+    filters = []
+    for attr, value in (("collection", collection), ("provider", provider)):
+        if value:
+            filters.append(f"#{attr} = :{attr}")
+            params.setdefault("ExpressionAttributeNames", {})[f"#{attr}"] = attr
+            params["ExpressionAttributeValues"][f":{attr}"] = {"S": value}
+    if filters:
+        params["FilterExpression"] = " AND ".join(filters)
+    if count_only:
+        params["Select"] = "COUNT"
+    ddb = aws.client("dynamodb")
+    count, items = 0, []
+    while True:
+        page = ddb.query(**params)
+        count += page.get("Count", 0)
+        items.extend(plain(i) for i in page.get("Items", []))
+        if limit is not None and len(items) >= limit:
+            return count, items[:limit]
+        if "LastEvaluatedKey" not in page:
+            return count, items
+        params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
