@@ -1,0 +1,58 @@
+"""The recorder handler on moto, fed SQS events (JSON files in events/) as its event source mapping delivers them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cnm_ingest import records
+from tools.local_pipeline import LambdaContext
+
+from .conftest import arn, scan
+
+EVENTS = Path(__file__).parent / "events"
+
+
+def load(name: str) -> dict:
+    return json.loads((EVENTS / name).read_text())
+
+
+@pytest.fixture
+def recorder(table, monkeypatch):
+    monkeypatch.setenv("EXECUTIONS_TABLE", table)
+    from handlers import recorder
+
+    return recorder
+
+
+def test_a_lifecycle_batch_is_recorded_and_a_redelivery_changes_nothing(recorder, table):
+    assert recorder.handler(load("lifecycle.json"), LambdaContext()) == {"batchItemFailures": []}
+    items = scan(table)
+    assert len(items) == 2 + 2 * 2  # two executions; summary + attempt for each granule
+    assert records.get_execution(table, arn("g-1-0001"))["status"] == "SUCCEEDED"
+    failed = records.get_execution(table, arn("g-2-0002"))
+    assert failed["status"] == "FAILED" and failed["error"] == "WorkflowError"
+    assert json.loads(failed["cause"])["errorType"] == "FileNotFoundAtSourceError"
+    assert recorder.handler(load("lifecycle.json"), LambdaContext()) == {"batchItemFailures": []}
+    assert sorted(map(json.dumps, scan(table))) == sorted(map(json.dumps, items))
+
+
+def test_out_of_order_and_hostile_messages(recorder, table):
+    result = recorder.handler(load("out_of_order_and_hostile.json"), LambdaContext())
+    # only the message that is not an event fails: SQS retries it, then parks it in the recorder's DLQ
+    assert result == {"batchItemFailures": [{"itemIdentifier": "00000000-0000-0000-0000-000000000002"}]}
+    aborted = records.get_execution(table, arn("g-3-0003"))
+    assert aborted["status"] == "ABORTED" and set(records.events_of(aborted)) == {"ABORTED:0", "RUNNING:0"}
+    timed_out = records.get_execution(table, arn("no-input-0004"))
+    assert timed_out["status"] == "TIMED_OUT" and timed_out["input_error"] == "no input"
+    assert records.get_granule(table, "g-3")["summaries"][0]["status"] == "ABORTED"
+
+
+def test_a_dynamodb_failure_fails_the_records_instead_of_dropping_them(aws, monkeypatch):
+    monkeypatch.setenv("EXECUTIONS_TABLE", "no-such-table")
+    from handlers import recorder
+
+    result = recorder.handler(load("lifecycle.json"), LambdaContext())
+    assert len(result["batchItemFailures"]) == 4
