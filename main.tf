@@ -386,6 +386,7 @@ locals {
       fallback_consumer = module.fallback.function_name
     },
     { for h in module.hydrate : "hydrate" => h.function_name },
+    { for r in module.recorder : "recorder" => r.function_name },
     { for role, l in module.logger : role => l.function_name },
     module.workflow.function_names,
   )
@@ -395,6 +396,7 @@ locals {
       fallback_consumer = module.fallback.function_arn
     },
     { for h in module.hydrate : "hydrate" => h.function_arn },
+    { for r in module.recorder : "recorder" => r.function_arn },
     { for role, l in module.logger : role => l.function_arn },
     module.workflow.function_arns,
   )
@@ -415,6 +417,29 @@ module "alarms" {
   topic_arn                 = var.alarm_topic_arn
   topic_subscription_emails = var.alarm_email_addresses
   kms_key_arn               = var.kms_key_arn
+
+  tags = var.tags
+}
+
+################################################################################
+# Recorder (execution records from Step Functions status-change events)
+################################################################################
+
+module "recorder" {
+  source = "./modules/recorder"
+  count  = var.create_recorder ? 1 : 0
+
+  prefix                         = var.prefix
+  package                        = local.packages["recorder"]
+  runtime                        = local.runtime
+  layers                         = local.layers
+  tracing_enabled                = var.tracing_enabled
+  log_retention_days             = var.log_retention_days
+  kms_key_arn                    = var.kms_key_arn
+  state_machine_arns             = local.state_machine_arns
+  deletion_protection_enabled    = var.config_tables_deletion_protection_enabled
+  point_in_time_recovery_enabled = var.config_tables_point_in_time_recovery_enabled
+  environment_variables          = merge(local.common_environment, { POWERTOOLS_SERVICE_NAME = "recorder" })
 
   tags = var.tags
 }

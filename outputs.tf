@@ -166,3 +166,32 @@ output "hydrate_idempotency_table_name" {
   description = "Name of the hydrate function's idempotency table (null without hydrate or idempotency)."
   value       = try(module.hydrate[0].idempotency_table_name, null)
 }
+
+################################################################################
+# Recorder
+################################################################################
+
+output "executions_table_name" {
+  description = "Name of the executions table (execution and granule records; null without the recorder)."
+  value       = try(module.recorder[0].table_name, null)
+}
+
+output "recorder_queue_url" {
+  description = "URL of the recorder's event buffer (null without the recorder)."
+  value       = try(module.recorder[0].queue_url, null)
+}
+
+output "recorder_dlq_url" {
+  description = "URL of the recorder's dead-letter queue (null without the recorder)."
+  value       = try(module.recorder[0].dlq_url, null)
+}
+
+output "recorder_function_name" {
+  description = "Name of the recorder function (null without the recorder)."
+  value       = try(module.recorder[0].function_name, null)
+}
+
+output "prefix" {
+  description = "The name prefix of every resource (the CLI's --prefix)."
+  value       = var.prefix
+}

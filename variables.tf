@@ -688,3 +688,9 @@ variable "alarm_period_seconds" {
     error_message = "alarm_period_seconds must be a multiple of 60."
   }
 }
+
+variable "create_recorder" {
+  description = "Record every workflow execution (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED) and every granule attempt in <prefix>-executions, from Step Functions' own status-change events (modules/recorder); the cnm-ingest CLI reads it."
+  type        = bool
+  default     = true
+}

@@ -1,0 +1,283 @@
+# Recorder: execution records from Step Functions itself.
+#
+#   state machines --(EventBridge rule: Execution Status Change)--> SQS buffer --> recorder function --> executions table
+#                                                                     |-> (maxReceiveCount) recorder DLQ
+#
+# Every RUNNING / SUCCEEDED / FAILED / TIMED_OUT / ABORTED of the given state
+# machines is recorded, also for executions aborted or timed out before their
+# first task (which the in-workflow status steps never see). The item layout
+# is in docs/INTERFACES.md (cnm_ingest.records).
+
+locals {
+  function_name = "${var.prefix}-recorder"
+  queue_name    = "${var.prefix}-execution-events"
+  # states:DescribeExecution on the executions of the given state machines (input left out of large events)
+  execution_arns = [for arn in var.state_machine_arns : "${replace(arn, ":stateMachine:", ":execution:")}:*"]
+}
+
+################################################################################
+# Executions table
+################################################################################
+
+resource "aws_dynamodb_table" "executions" {
+  name                        = coalesce(var.table_name, "${var.prefix}-executions")
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "pk"
+  range_key                   = "sk"
+  deletion_protection_enabled = var.deletion_protection_enabled
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  attribute {
+    name = "sk"
+    type = "S"
+  }
+
+  attribute {
+    name = "status_key"
+    type = "S"
+  }
+
+  attribute {
+    name = "updated_at"
+    type = "S"
+  }
+
+  global_secondary_index {
+    name            = "by_status"
+    hash_key        = "status_key"
+    range_key       = "updated_at"
+    projection_type = "ALL"
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.kms_key_arn
+  }
+
+  point_in_time_recovery {
+    enabled = var.point_in_time_recovery_enabled
+  }
+
+  tags = var.tags
+}
+
+################################################################################
+# SQS buffer and its dead-letter queue
+################################################################################
+
+resource "aws_sqs_queue" "dlq" {
+  name                      = "${local.queue_name}-dlq"
+  message_retention_seconds = var.dlq_message_retention_seconds
+
+  sqs_managed_sse_enabled           = var.kms_key_arn == null ? true : null
+  kms_master_key_id                 = var.kms_key_arn
+  kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 300
+
+  tags = var.tags
+}
+
+resource "aws_sqs_queue" "buffer" {
+  name                       = local.queue_name
+  message_retention_seconds  = var.queue_message_retention_seconds
+  visibility_timeout_seconds = var.timeout * 6
+
+  sqs_managed_sse_enabled           = var.kms_key_arn == null ? true : null
+  kms_master_key_id                 = var.kms_key_arn
+  kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 300
+
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dlq.arn
+    maxReceiveCount     = var.max_receive_count
+  })
+
+  tags = var.tags
+}
+
+resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
+  queue_url = aws_sqs_queue.dlq.id
+
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.buffer.arn]
+  })
+}
+
+data "aws_iam_policy_document" "buffer" {
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sqs:*"]
+    resources = [aws_sqs_queue.buffer.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid       = "EventBridgeRuleSends"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.buffer.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_cloudwatch_event_rule.status_change.arn]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "buffer" {
+  queue_url = aws_sqs_queue.buffer.id
+  policy    = data.aws_iam_policy_document.buffer.json
+}
+
+################################################################################
+# EventBridge rule: execution status changes of the module's state machines
+################################################################################
+
+resource "aws_cloudwatch_event_rule" "status_change" {
+  name        = "${var.prefix}-execution-status"
+  description = "Step Functions execution status changes of the cnm-ingest workflows -> recorder"
+
+  event_pattern = jsonencode({
+    source        = ["aws.states"]
+    "detail-type" = ["Step Functions Execution Status Change"]
+    detail = {
+      stateMachineArn = var.state_machine_arns
+    }
+  })
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "buffer" {
+  rule      = aws_cloudwatch_event_rule.status_change.name
+  target_id = "recorder-buffer"
+  arn       = aws_sqs_queue.buffer.arn
+
+  # events EventBridge cannot deliver (after its retries) still end up in the DLQ
+  dead_letter_config {
+    arn = aws_sqs_queue.dlq.arn
+  }
+
+  retry_policy {
+    maximum_event_age_in_seconds = 86400
+    maximum_retry_attempts       = 185
+  }
+}
+
+data "aws_iam_policy_document" "dlq" {
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sqs:*"]
+    resources = [aws_sqs_queue.dlq.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid       = "EventBridgeUndeliverable"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dlq.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_cloudwatch_event_rule.status_change.arn]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "dlq" {
+  queue_url = aws_sqs_queue.dlq.id
+  policy    = data.aws_iam_policy_document.dlq.json
+}
+
+################################################################################
+# Recorder function
+################################################################################
+
+data "aws_iam_policy_document" "this" {
+  statement {
+    sid       = "ConsumeBuffer"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
+    resources = [aws_sqs_queue.buffer.arn]
+  }
+
+  statement {
+    sid       = "WriteRecords"
+    actions   = ["dynamodb:UpdateItem", "dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.executions.arn]
+  }
+
+  statement {
+    sid       = "ReadLargeInputs"
+    actions   = ["states:DescribeExecution"]
+    resources = local.execution_arns
+  }
+}
+
+module "function" {
+  source = "../lambda_function"
+
+  function_name                  = local.function_name
+  description                    = "CNM ingest: records every workflow execution status change"
+  filename                       = var.package.filename
+  source_code_hash               = var.package.source_code_hash
+  handler                        = var.package.handler
+  runtime                        = var.runtime
+  layers                         = var.layers
+  timeout                        = var.timeout
+  memory_size                    = var.memory_size
+  reserved_concurrent_executions = var.reserved_concurrent_executions
+  environment_variables          = merge(var.environment_variables, { EXECUTIONS_TABLE = aws_dynamodb_table.executions.name })
+  policy_json                    = data.aws_iam_policy_document.this.json
+  tracing_enabled                = var.tracing_enabled
+  log_retention_days             = var.log_retention_days
+  kms_key_arn                    = var.kms_key_arn
+  additional_kms_key_arns        = var.additional_kms_key_arns
+
+  tags = var.tags
+}
+
+resource "aws_lambda_event_source_mapping" "buffer" {
+  event_source_arn                   = aws_sqs_queue.buffer.arn
+  function_name                      = module.function.function_arn
+  batch_size                         = var.batch_size
+  maximum_batching_window_in_seconds = var.maximum_batching_window_in_seconds
+  function_response_types            = ["ReportBatchItemFailures"]
+
+  tags = var.tags
+}

@@ -1,0 +1,63 @@
+"""modules/recorder: EventBridge -> encrypted SQS buffer (own DLQ) -> recorder function -> executions table."""
+
+from __future__ import annotations
+
+import json
+
+from tools.recorder_feed import create_executions_table
+
+from .test_hcl import ROOT, named, only, typed
+
+RECORDER = ROOT / "modules" / "recorder"
+
+
+def test_reuses_lambda_function():
+    assert not typed(RECORDER, "resource", "aws_lambda_function")
+    assert not typed(RECORDER, "resource", "aws_iam_role")
+    assert named(RECORDER, "module")["function"]["source"] == "../lambda_function"
+
+
+def test_rule_matches_status_changes_of_the_given_state_machines():
+    rule = only(typed(RECORDER, "resource", "aws_cloudwatch_event_rule"))
+    pattern = rule["event_pattern"]
+    assert "aws.states" in pattern and "Step Functions Execution Status Change" in pattern
+    assert "var.state_machine_arns" in pattern
+    target = only(typed(RECORDER, "resource", "aws_cloudwatch_event_target"))
+    assert target["arn"] == "aws_sqs_queue.buffer.arn"
+    assert target["dead_letter_config"][0]["arn"] == "aws_sqs_queue.dlq.arn"
+
+
+def test_buffer_and_dlq_are_encrypted_and_redriven():
+    queues = typed(RECORDER, "resource", "aws_sqs_queue")
+    assert set(queues) == {"buffer", "dlq"}
+    for q in queues.values():
+        assert "sqs_managed_sse_enabled" in q and "kms_master_key_id" in q
+    assert "aws_sqs_queue.dlq.arn" in queues["buffer"]["redrive_policy"]
+    esm = only(typed(RECORDER, "resource", "aws_lambda_event_source_mapping"))
+    assert esm["function_response_types"] == ["ReportBatchItemFailures"]
+
+
+def test_table_layout_is_the_one_the_code_and_tests_use(aws):
+    """The HCL table and tools/recorder_feed.create_executions_table (used by every moto test) agree."""
+    table = only(typed(RECORDER, "resource", "aws_dynamodb_table"))
+    from cnm_ingest import aws as aws_mod, records
+
+    ddb = aws_mod.client("dynamodb")
+    create_executions_table(ddb, "t")
+    described = ddb.describe_table(TableName="t")["Table"]
+    assert (table["hash_key"], table["range_key"]) == tuple(k["AttributeName"] for k in described["KeySchema"])
+    (gsi,) = table["global_secondary_index"]
+    (moto_gsi,) = described["GlobalSecondaryIndexes"]
+    assert gsi["name"] == moto_gsi["IndexName"] == records.STATUS_INDEX
+    assert (gsi["hash_key"], gsi["range_key"]) == tuple(k["AttributeName"] for k in moto_gsi["KeySchema"])
+    assert table["server_side_encryption"][0]["enabled"] is True
+
+
+def test_root_wires_the_recorder_for_every_state_machine():
+    call = named(ROOT, "module")["recorder"]
+    assert call["source"] == "./modules/recorder"
+    assert call["state_machine_arns"] == "local.state_machine_arns"
+    assert call["package"] == 'local.packages["recorder"]'
+    outputs = named(ROOT, "output")
+    assert {"executions_table_name", "recorder_dlq_url", "prefix"} <= set(outputs)
+    json.dumps(outputs["executions_table_name"])
