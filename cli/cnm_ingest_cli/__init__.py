@@ -1,0 +1,1 @@
+"""cnm-ingest: the operator's console CLI (not shipped in the Lambda packages)."""

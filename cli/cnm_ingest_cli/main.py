@@ -1,0 +1,430 @@
+"""``cnm-ingest``: status, send, responses, dlq, reingest, replay, rules (see ``cnm-ingest --help``).
+
+AWS access is the standard credential chain (``--profile``, ``--region``, or the
+environment); ``AWS_ENDPOINT_URL`` points every client at an emulator. The
+stack comes from ``--outputs`` (``terraform output -json`` saved to a file, or
+the Terraform directory) or ``--prefix``. ``--json`` prints machine-readable
+results; exit codes are in :mod:`cnm_ingest_cli.errors`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Iterator
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from cnm_ingest import aws, records
+
+from . import ops
+from .errors import CliError, PartialFailure, RefusedInput, translate
+from .stack import Stack, find
+
+
+@dataclass
+class Settings:
+    outputs: str | None
+    prefix: str | None
+    as_json: bool
+    _stack: Stack | None = None
+
+    @property
+    def stack(self) -> Stack:
+        if self._stack is None:
+            self._stack = find(self.outputs, self.prefix)
+        return self._stack
+
+
+class Cli(click.Group):
+    """Turns AWS errors into the documented exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            known = translate(exc)
+            if known is not None:
+                raise known from exc
+            if os.environ.get("CNM_INGEST_DEBUG"):
+                raise
+            raise CliError(f"unexpected {type(exc).__name__}: {exc} (CNM_INGEST_DEBUG=1 for the traceback)") from exc
+
+
+def console() -> Console:
+    return Console(soft_wrap=False, width=int(os.environ.get("COLUMNS") or 0) or None)
+
+
+def emit(settings: Settings, data: Any, render: Callable[[Console], None]) -> None:
+    if settings.as_json:
+        click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    else:
+        render(console())
+
+
+@contextmanager
+def progress(settings: Settings, label: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    err = Console(stderr=True)
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), console=err, transient=True,
+                  disable=settings.as_json or not err.is_terminal) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    def set_json(ctx: click.Context, _param: Any, value: bool) -> None:
+        if value:
+            ctx.find_object(Settings).as_json = True
+
+    return click.option("--json", "as_json", is_flag=True, expose_value=False, callback=set_json,
+                        help="Print JSON for scripts.")(f)
+
+
+pass_settings = click.make_pass_decorator(Settings)
+
+
+@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--outputs", envvar="CNM_INGEST_OUTPUTS", metavar="FILE|DIR",
+              help="`terraform output -json` saved to FILE, or the Terraform DIR [env CNM_INGEST_OUTPUTS].")
+@click.option("--prefix", envvar="CNM_INGEST_PREFIX", help="The stack's name prefix [env CNM_INGEST_PREFIX].")
+@click.option("--profile", help="AWS profile (else the standard credential chain).")
+@click.option("--region", help="AWS region (else AWS_REGION / the profile's).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.pass_context
+def cli(ctx: click.Context, outputs: str | None, prefix: str | None, profile: str | None, region: str | None,
+        as_json: bool) -> None:
+    """Operate a cnm-ingest pipeline: find failures, send, replay, redrive, reingest."""
+    if profile:
+        os.environ["AWS_PROFILE"] = profile
+    if region:
+        os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = region
+    aws.reset()
+    ctx.obj = Settings(outputs, prefix, as_json)
+
+
+def _time(ctx: click.Context, _param: Any, value: str | None) -> datetime | None:
+    return ops.parse_time(value) if value else None
+
+
+STATUS_CHOICE = click.Choice(records.STATUSES, case_sensitive=False)
+COLOURS = {"SUCCEEDED": "green", "FAILED": "red", "TIMED_OUT": "red", "ABORTED": "yellow", "RUNNING": "cyan"}
+
+
+def _status(text: Any) -> str:
+    return f"[{COLOURS.get(str(text), 'white')}]{text}[/]"
+
+
+# --- status ----------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("ref", required=False)
+@click.option("--executions", "kind", flag_value=records.EXECUTION, help="List executions.")
+@click.option("--granules", "kind", flag_value=records.GRANULE, help="List granules (their latest attempt).")
+@click.option("--status", "statuses", multiple=True, type=STATUS_CHOICE, help="Only these statuses (repeatable).")
+@click.option("--collection", help="Only this collection id (name__version).")
+@click.option("--provider", help="Only this provider.")
+@click.option("--since", default="24h", show_default=True, help="Window start: ISO 8601 or 30m / 2h / 7d ago.")
+@click.option("--until", default="now", show_default=True, help="Window end.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@json_option
+@pass_settings
+def status(settings: Settings, ref: str | None, kind: str | None, statuses: tuple[str, ...], collection: str | None,
+           provider: str | None, since: str, until: str, limit: int) -> None:
+    """Counts by status; or executions / granules filtered; or one granule or execution (REF) in detail."""
+    stack = settings.stack
+    start, end = ops.parse_time(since), ops.parse_time(until)
+    if ref:
+        found = ops.detail(stack, ref, collection)
+        emit(settings, found, lambda c: _render_detail(c, found))
+    elif kind:
+        items = ops.listing(stack, kind, [s.upper() for s in statuses] or records.STATUSES, start, end,
+                            collection=collection, provider=provider, limit=limit)
+        emit(settings, items, lambda c: _render_list(c, kind, items))
+    else:
+        found = ops.counts(stack, start, end)
+        data = {"since": ops.iso(start), "until": ops.iso(end), **found}
+
+        def render(c: Console) -> None:
+            table = Table(title=f"{stack.prefix}: {data['since']} .. {data['until']}")
+            table.add_column("status")
+            table.add_column("executions", justify="right")
+            table.add_column("granules", justify="right")
+            for s in records.STATUSES:
+                table.add_row(_status(s), str(found["executions"][s]), str(found["granules"][s]))
+            c.print(table)
+
+        emit(settings, data, render)
+
+
+def _render_list(c: Console, kind: str, items: list[dict[str, Any]]) -> None:
+    table = Table(title=f"{'executions' if kind == records.EXECUTION else 'granules'} ({len(items)})")
+    for col in ("updated", "status", "granule" if kind == records.GRANULE else "execution", "collection",
+                "provider", "error"):
+        table.add_column(col, overflow="fold")
+    for i in items:
+        ident = i.get("granule_id") if kind == records.GRANULE else i.get("execution_name")
+        table.add_row(str(i.get("updated_at")), _status(i.get("status")), str(ident), str(i.get("collection", "")),
+                      str(i.get("provider", "")), str(i.get("error") or ""))
+    c.print(table)
+
+
+def _render_detail(c: Console, found: dict[str, Any]) -> None:
+    if "execution" in found:
+        e = found["execution"]
+        c.print(f"[bold]execution[/] {e.get('execution_arn')}  {_status(e.get('status'))}")
+        for k in ("started_at", "stopped_at", "granule_ids", "collection", "provider", "rule", "cnm_identifier",
+                  "source", "error", "cause", "input_error"):
+            if e.get(k) not in (None, "", []):
+                c.print(f"  {k}: {e[k]}", markup=False)
+        table = Table(title="status events")
+        table.add_column("status")
+        table.add_column("time")
+        for k, v in found["events"].items():
+            table.add_row(k, str(v))
+        c.print(table)
+        if found.get("history"):
+            h = Table(title="Step Functions history (last events)")
+            for col in ("time", "type", "state", "error"):
+                h.add_column(col, overflow="fold")
+            for ev in found["history"][-15:]:
+                h.add_row(str(ev["time"]), str(ev["type"]), str(ev.get("state") or ""), str(ev.get("error") or ""))
+            c.print(h)
+    else:
+        for s in found["granule"]:
+            c.print(f"[bold]granule[/] {s.get('granule_id')} ({s.get('collection')})  {_status(s.get('status'))}"
+                    f"  latest: {s.get('execution_name')}")
+            if s.get("error"):
+                c.print(f"  error: {s['error']}  cause: {records.clean(s.get('cause') or '', 400)}", markup=False)
+        table = Table(title="attempts")
+        for col in ("started", "status", "execution", "error"):
+            table.add_column(col, overflow="fold")
+        for a in found["attempts"]:
+            table.add_row(str(a.get("started_at")), _status(a.get("status")),
+                          str(a.get("execution_name")) + (" (reingest)" if a.get("reingest") else ""),
+                          str(a.get("error") or ""))
+        c.print(table)
+    if found.get("cnm"):
+        c.print("[bold]CNM[/]")
+        c.print_json(json.dumps(found["cnm"], ensure_ascii=False))
+
+
+# --- send --------------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@json_option
+@pass_settings
+def send(settings: Settings, paths: tuple[str, ...]) -> None:
+    """Validate CNM files (FILE or DIR of *.json) and put the valid ones on the notification stream."""
+    files = ops.cnm_files(paths)
+    with progress(settings, "sending", len(files)) as advance:
+        results = ops.send(settings.stack, files, advance)
+
+    def render(c: Console) -> None:
+        table = Table(title=f"sent to {settings.stack.notification_stream_arn.rsplit('/', 1)[-1]}")
+        for col in ("file", "identifier", "shard", "sequence number / refused"):
+            table.add_column(col, overflow="fold")
+        for r in results:
+            table.add_row(r["file"], r.get("identifier", ""), r.get("shard_id", ""),
+                          r.get("sequence_number") or f"[red]refused:[/] {r['refused']}")
+        c.print(table)
+
+    emit(settings, results, render)
+    refused = [r for r in results if "refused" in r]
+    if refused:
+        raise RefusedInput(f"{len(refused)} of {len(results)} file(s) refused (not valid CNM notifications)")
+
+
+# --- responses -----------------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--since", callback=_time, help="From this time (default: the oldest record kept).")
+@click.option("--identifier", help="Only responses to this CNM identifier.")
+@click.option("--collection", help="Only this collection name.")
+@click.option("--status", type=click.Choice(["SUCCESS", "FAILURE"]), help="Only this response status.")
+@click.option("--follow", "-f", is_flag=True, help="Keep reading new responses (Ctrl-C to stop).")
+@click.option("--limit", type=click.IntRange(1), help="Stop after this many.")
+@json_option
+@pass_settings
+def responses(settings: Settings, since: datetime | None, identifier: str | None, collection: str | None,
+              status: str | None, follow: bool, limit: int | None) -> None:
+    """Read (or follow) the CNM response stream."""
+    found = ops.responses(settings.stack, since=since, identifier=identifier, collection=collection,
+                          status=status, follow=follow, limit=limit)
+    c = console()
+    for r in found:
+        if settings.as_json:
+            click.echo(json.dumps(r, default=str, ensure_ascii=False))
+            continue
+        m = r["message"]
+        resp = m.get("response") or {}
+        colour = "green" if resp.get("status") == "SUCCESS" else "red"
+        c.print(f"{r['arrival']}  [{colour}]{resp.get('status', '?')}[/]  {m.get('identifier')}  "
+                f"{resp.get('errorCode') or ''} {records.clean(resp.get('errorMessage') or '', 200)}")
+
+
+# --- dlq ------------------------------------------------------------------------------------------------
+
+@cli.group()
+def dlq() -> None:
+    """The dead-letter queue (<prefix>-kinesisFailure): list, show, redrive."""
+
+
+@dlq.command("list")
+@click.option("--limit", type=click.IntRange(1), help="At most this many messages.")
+@click.option("--payloads", is_flag=True, help="Include the decoded payloads.")
+@json_option
+@pass_settings
+def dlq_list(settings: Settings, limit: int | None, payloads: bool) -> None:
+    """Every DLQ message, decoded (our envelope, Lambda's async failure record, SNS notifications)."""
+    found = ops.dlq_list(settings.stack, limit, payloads)
+
+    def render(c: Console) -> None:
+        table = Table(title=f"{len(found)} message(s) in the DLQ")
+        for col in ("message id", "kind", "source", "error", "identifier", "sequence", "bytes", "reason"):
+            table.add_column(col, overflow="fold")
+        for m in found:
+            for r in m["records"] or [{}]:
+                table.add_row(m["message_id"], m["kind"], str(r.get("source") or ""), str(r.get("error_type") or ""),
+                              str(r.get("identifier") or ""), str(r.get("sequence_number") or ""),
+                              str(r.get("payload_bytes") if r.get("payload_bytes") is not None else "-"),
+                              records.clean(r.get("reason") or m.get("error") or "", 300))
+        c.print(table)
+
+    emit(settings, found, render)
+
+
+@dlq.command("show")
+@click.argument("message_id")
+@json_option
+@pass_settings
+def dlq_show(settings: Settings, message_id: str) -> None:
+    """One DLQ message in full, payload included."""
+    found = ops.dlq_show(settings.stack, message_id)
+    emit(settings, found, lambda c: c.print_json(json.dumps(found, default=str, ensure_ascii=False)))
+
+
+@dlq.command("redrive")
+@click.argument("message_ids", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Every message in the DLQ.")
+@click.option("--dry-run", is_flag=True, help="Show what would be put; change nothing.")
+@json_option
+@pass_settings
+def dlq_redrive(settings: Settings, message_ids: tuple[str, ...], everything: bool, dry_run: bool) -> None:
+    """Put parked payloads back on the notification stream (once each), then delete their DLQ messages."""
+    if not message_ids and not everything:
+        raise click.UsageError("name the message id(s) to redrive, or --all")
+    with progress(settings, "redriving", None) as advance:
+        outcomes = ops.dlq_redrive(settings.stack, message_ids, dry_run=dry_run, progress=advance)
+
+    def render(c: Console) -> None:
+        table = Table(title="redrive" + (" (dry run)" if dry_run else ""))
+        for col in ("message id", "identifier", "old sequence", "outcome", "new sequence / reason"):
+            table.add_column(col, overflow="fold")
+        for o in outcomes:
+            table.add_row(o["message_id"], str(o.get("identifier") or ""), str(o.get("sequence_number") or ""),
+                          o["outcome"], str(o.get("new_sequence_number") or o.get("reason") or ""))
+        c.print(table)
+
+    emit(settings, outcomes, render)
+    bad = [o for o in outcomes if o["outcome"] in ("failed", "busy", "undecodable")]
+    if bad:
+        raise PartialFailure(f"{len(bad)} record(s) not redriven; their messages stay in the DLQ")
+
+
+# --- reingest ------------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("ref")
+@click.option("--collection", help="The granule's collection id, when the id exists in several.")
+@json_option
+@pass_settings
+def reingest(settings: Settings, ref: str, collection: str | None) -> None:
+    """Run the workflow again for a GRANULE (its latest execution) or an EXECUTION, replacing duplicates."""
+    result = ops.reingest(settings.stack, ref, collection)
+    emit(settings, result, lambda c: c.print(
+        f"reingest of {result['reingest_of']}\n  started {result['execution_arn']}", markup=False))
+
+
+# --- replay --------------------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--from", "since", required=True, help="Window start (ISO 8601 or 2h / 1d ago).")
+@click.option("--to", "until", default="now", show_default=True, help="Window end.")
+@click.option("--shard", "shard_ids", multiple=True, help="Only this shard (repeatable).")
+@json_option
+@pass_settings
+def replay(settings: Settings, since: str, until: str, shard_ids: tuple[str, ...]) -> None:
+    """Run the consumer's processing on the notification records of a time window (already started: no-op)."""
+    start, end = ops.parse_time(since), ops.parse_time(until)
+    if end < start:
+        raise RefusedInput("--to is before --from")
+    with progress(settings, "replaying", None) as advance:
+        summary = ops.replay(settings.stack, start, end, shard_ids, advance)
+    counts = {k: summary[k] for k in ("records", "started", "already_done", "parked", "failed", "executions_started")}
+
+    def render(c: Console) -> None:
+        table = Table(title=f"replay {ops.iso(start)} .. {ops.iso(end)}")
+        for k in counts:
+            table.add_column(k.replace("_", " "), justify="right")
+        table.add_row(*map(str, counts.values()))
+        c.print(table)
+
+    emit(settings, summary, render)
+    if summary["failed"]:
+        raise PartialFailure(f"{summary['failed']} record(s) failed with an AWS error; replay the window again")
+
+
+# --- rules ---------------------------------------------------------------------------------------------
+
+@cli.group()
+def rules() -> None:
+    """The rules table: list, enable, disable (consumers see a change within RULES_CACHE_SECONDS)."""
+
+
+@rules.command("list")
+@json_option
+@pass_settings
+def rules_list(settings: Settings) -> None:
+    found = ops.rules_list(settings.stack)
+
+    def render(c: Console) -> None:
+        table = Table(title=f"rules ({settings.stack.rules_table})")
+        for col in ("name", "state", "collection", "version", "provider", "workflow"):
+            table.add_column(col, overflow="fold")
+        for r in found:
+            table.add_row(r["name"], "[green]ENABLED[/]" if r["state"] == "ENABLED" else f"[yellow]{r['state']}[/]",
+                          r["collection"], r["version"] or "(any)", r["provider"], r["workflow"])
+        c.print(table)
+
+    emit(settings, found, render)
+
+
+def _set_rule(state: str) -> Callable[..., None]:
+    @click.argument("name")
+    @json_option
+    @pass_settings
+    def command(settings: Settings, name: str) -> None:
+        result = ops.rule_state(settings.stack, name, state)
+        emit(settings, result, lambda c: c.print(f"rule {name}: {state}", markup=False))
+
+    command.__doc__ = f"Set a rule {state}."
+    return command
+
+
+rules.command("enable")(_set_rule("ENABLED"))
+rules.command("disable")(_set_rule("DISABLED"))
+
+
+def main() -> None:
+    cli(prog_name="cnm-ingest")
+
+

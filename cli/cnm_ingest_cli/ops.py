@@ -1,0 +1,619 @@
+"""What the CLI commands do, as plain functions returning plain data (the commands only render it)."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from botocore.exceptions import ClientError
+
+from cnm_ingest import aws, dlq, ingest, records
+from cnm_ingest import cnm as cnm_mod
+from cnm_ingest import config as config_mod
+from cnm_ingest.errors import RecordError
+
+from .errors import NotFound, RefusedInput
+from .stack import Stack
+
+Progress = Callable[[int], None]
+
+
+def _noop(_: int) -> None:
+    return None
+
+
+# --- time ------------------------------------------------------------------------------------
+
+_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_time(text: str, now: datetime | None = None) -> datetime:
+    """ISO 8601 (UTC when no offset), ``now``, or relative to now: ``30m``, ``2h``, ``7d``."""
+    now = now or datetime.now(timezone.utc)
+    text = text.strip()
+    if text == "now":
+        return now
+    m = _RELATIVE.match(text)
+    if m:
+        return now - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise RefusedInput(f"not a time: {text!r} (use ISO 8601, 'now', or 30m / 2h / 7d)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    return records.iso(moment) or ""
+
+
+# --- status ----------------------------------------------------------------------------------
+
+def counts(stack: Stack, since: datetime, until: datetime) -> dict[str, dict[str, int]]:
+    table = stack.require_executions_table()
+    out: dict[str, dict[str, int]] = {}
+    for kind, label in ((records.EXECUTION, "executions"), (records.GRANULE, "granules")):
+        out[label] = {s: records.query_status(table, kind, s, iso(since), iso(until), count_only=True)[0]
+                      for s in records.STATUSES}
+    return out
+
+
+def listing(stack: Stack, kind: str, statuses: Iterable[str], since: datetime, until: datetime, *,
+            collection: str | None, provider: str | None, limit: int) -> list[dict[str, Any]]:
+    table = stack.require_executions_table()
+    found: list[dict[str, Any]] = []
+    for status in statuses:
+        found.extend(records.query_status(table, kind, status, iso(since), iso(until), collection=collection,
+                                          provider=provider, limit=limit)[1])
+    found.sort(key=lambda i: str(i.get("updated_at")), reverse=True)
+    return found[:limit]
+
+
+def _history(arn: str, limit: int = 100) -> list[dict[str, Any]]:
+    """The last events of the execution's Step Functions history (empty when it has expired or is unreadable)."""
+    try:
+        events = aws.client("stepfunctions").get_execution_history(executionArn=arn, reverseOrder=True,
+                                                                 maxResults=limit)["events"]
+    except ClientError:
+        return []
+    out = []
+    for e in reversed(events):
+        details = next((v for k, v in e.items() if k.endswith("EventDetails") and isinstance(v, dict)), {})
+        out.append({"id": e.get("id"), "time": records.iso(e.get("timestamp")), "type": e.get("type"),
+                    "state": details.get("name"), "error": details.get("error"),
+                    "cause": records.clean(details["cause"], 500) if details.get("cause") else None})
+    return out
+
+
+def _original_input(arn: str) -> dict[str, Any] | None:
+    try:
+        text = aws.client("stepfunctions").describe_execution(executionArn=arn).get("input")
+    except ClientError:
+        return None
+    value = records._json(text)
+    return value if isinstance(value, dict) else None
+
+
+def execution_detail(stack: Stack, ref: str) -> dict[str, Any]:
+    table = stack.require_executions_table()
+    arn = ref if ref.startswith("arn:") else stack.execution_arn(ref)
+    item = records.get_execution(table, arn)
+    if item is None:
+        raise NotFound(f"no execution record for {ref}")
+    cnm = records._json(item.get("cnm"))
+    if cnm is None:
+        message = _original_input(arn)
+        cnm = records.workflow_cnm(message) if message else None
+    return {"execution": _shown(item), "events": records.events_of(item), "cnm": cnm, "history": _history(arn)}
+
+
+def granule_detail(stack: Stack, granule_id: str, collection: str | None = None) -> dict[str, Any]:
+    found = records.get_granule(stack.require_executions_table(), granule_id, collection)
+    if found is None:
+        raise NotFound(f"no granule {granule_id!r}" + (f" in collection {collection!r}" if collection else ""))
+    return {"granule": [_shown(s) for s in found["summaries"]],
+            "attempts": [_shown(a) | {"events": records.events_of(a)} for a in found["attempts"]],
+            "cnm": records._json((found["summaries"] or [{}])[0].get("cnm"))}
+
+
+def detail(stack: Stack, ref: str, collection: str | None = None) -> dict[str, Any]:
+    """An execution (ARN or name) or a granule (id), whichever ``ref`` names."""
+    if ref.startswith("arn:"):
+        return execution_detail(stack, ref)
+    try:
+        return granule_detail(stack, ref, collection)
+    except NotFound:
+        try:
+            return execution_detail(stack, ref)
+        except NotFound:
+            raise NotFound(f"no granule or execution {ref!r} in {stack.executions_table}") from None
+
+
+def _shown(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if not k.startswith("ev:") and k not in ("cnm", "pk", "sk", "status_key")}
+
+
+# --- send ------------------------------------------------------------------------------------
+
+def cnm_files(paths: Iterable[str]) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*.json") if f.is_file()))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise NotFound(f"no file or directory {p}")
+    return files
+
+
+def send(stack: Stack, files: list[Path], progress: Progress = _noop) -> list[dict[str, Any]]:
+    """Validate each file as a CNM notification and put the valid ones (partition key = identifier)."""
+    results = []
+    kinesis = aws.client("kinesis")
+    for path in files:
+        data = path.read_bytes()
+        try:
+            cnm = cnm_mod.validate_notification(cnm_mod.decode_json(data))
+        except RecordError as exc:
+            results.append({"file": str(path), "refused": str(exc)})
+        else:
+            put = kinesis.put_record(StreamARN=stack.notification_stream_arn, Data=data,
+                                     PartitionKey=cnm["identifier"][:256])
+            results.append({"file": str(path), "identifier": cnm["identifier"], "shard_id": put["ShardId"],
+                            "sequence_number": put["SequenceNumber"]})
+        progress(1)
+    return results
+
+
+# --- stream reading --------------------------------------------------------------------------
+
+def shards(stream_arn: str, only: Iterable[str] = ()) -> list[str]:
+    kinesis = aws.client("kinesis")
+    ids = [s["ShardId"] for page in kinesis.get_paginator("list_shards").paginate(StreamARN=stream_arn)
+           for s in page["Shards"]]
+    wanted = list(only)
+    unknown = set(wanted) - set(ids)
+    if unknown:
+        raise NotFound(f"no shard(s) {sorted(unknown)} in {stream_arn}")
+    return [i for i in ids if not wanted or i in wanted]
+
+
+def read_shard(stream_arn: str, shard_id: str, since: datetime | None, until: datetime | None = None,
+               follow: bool = False, poll: float = 1.0, sleep: Callable[[float], None] = time.sleep,
+               ) -> Iterator[dict[str, Any]]:
+    """Records of one shard from ``since`` (TRIM_HORIZON when None) to ``until`` or the tip (or on, with ``follow``)."""
+    kinesis = aws.client("kinesis")
+    params: dict[str, Any] = {"StreamARN": stream_arn, "ShardId": shard_id}
+    if since is None:
+        params["ShardIteratorType"] = "TRIM_HORIZON"
+    else:
+        params.update(ShardIteratorType="AT_TIMESTAMP", Timestamp=since)
+    iterator = kinesis.get_shard_iterator(**params)["ShardIterator"]
+    while iterator:
+        page = kinesis.get_records(ShardIterator=iterator, StreamARN=stream_arn)
+        for record in page["Records"]:
+            arrival = record.get("ApproximateArrivalTimestamp")
+            if until is not None and isinstance(arrival, datetime) and arrival > until:
+                return
+            yield record
+        iterator = page.get("NextShardIterator")
+        if not page["Records"] and not page.get("MillisBehindLatest"):
+            if not follow:
+                return
+            sleep(poll)
+
+
+def responses(stack: Stack, *, since: datetime | None, identifier: str | None, collection: str | None,
+              status: str | None, follow: bool = False, limit: int | None = None,
+              sleep: Callable[[float], None] = time.sleep) -> Iterator[dict[str, Any]]:
+    """CNM responses on the response stream, filtered; ``follow`` keeps reading (round robin over shards)."""
+    stream = stack.response_stream_arn
+    readers = [read_shard(stream, s, since, follow=follow, sleep=sleep) for s in shards(stream)]
+    shown = 0
+    for reader in readers if not follow else [_interleave(readers)]:
+        for record in reader:
+            try:
+                message = json.loads(record["Data"])
+            except ValueError:
+                message = {"undecodable": base64.b64encode(record["Data"]).decode("ascii")}
+            if not isinstance(message, dict):
+                continue
+            if identifier and message.get("identifier") != identifier:
+                continue
+            if collection and cnm_mod.collection_name(message) != collection:
+                continue
+            if status and (message.get("response") or {}).get("status") != status:
+                continue
+            yield {"sequence_number": record["SequenceNumber"],
+                   "arrival": records.iso(record.get("ApproximateArrivalTimestamp")), "message": message}
+            shown += 1
+            if limit is not None and shown >= limit:
+                return
+
+
+def _interleave(readers: list[Iterator[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+    while readers:
+        for reader in list(readers):
+            try:
+                yield next(reader)
+            except StopIteration:
+                readers.remove(reader)
+
+
+# --- DLQ -------------------------------------------------------------------------------------
+
+def envelope_kind(body: str) -> str:
+    value = records._json(body)
+    if dlq.is_envelope(value):
+        return "envelope"
+    if isinstance(value, dict):
+        if "requestPayload" in value:
+            return "lambda-async-failure"
+        if value.get("Type") == "Notification":
+            return "sns-notification"
+        if "Records" in value:
+            return "event"
+    return "unknown"
+
+
+@dataclass
+class DlqMessage:
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int
+    sent: str | None
+    parked: list[dlq.ParkedRecord] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self, payloads: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"message_id": self.message_id, "kind": envelope_kind(self.body),
+                               "receive_count": self.receive_count, "sent": self.sent, "records": []}
+        if self.error:
+            out["error"] = self.error
+        for p in self.parked:
+            env, rec = p.envelope, p.envelope.get("record") or {}
+            entry = {"source": env.get("source"), "reason": env.get("reason"), "error_type": env.get("error_type"),
+                     "sequence_number": rec.get("sequenceNumber"), "shard_id": rec.get("shardId"),
+                     "stream_arn": rec.get("streamArn"), "partition_key": rec.get("partitionKey"),
+                     "payload_s3": env.get("payload_s3"), "batch": env.get("batch"),
+                     "payload_bytes": None if p.payload is None else len(p.payload),
+                     "identifier": _identifier(p.payload)}
+            if payloads:
+                entry["payload"] = _payload_text(p.payload)
+            out["records"].append(entry)
+        return out
+
+
+def _identifier(payload: bytes | None) -> str | None:
+    value = records._json(payload.decode("utf-8", "replace")) if payload else None
+    return value.get("identifier") if isinstance(value, dict) and isinstance(value.get("identifier"), str) else None
+
+
+def _payload_text(payload: bytes | None) -> Any:
+    if payload is None:
+        return None
+    try:
+        return {"text": payload.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(payload).decode("ascii")}
+
+
+def receive_all(queue_url: str, visibility: int, limit: int | None = None) -> list[DlqMessage]:
+    """Every message of the queue (held invisible for ``visibility`` seconds), decoded."""
+    sqs = aws.client("sqs")
+    seen: dict[str, DlqMessage] = {}
+    empty_rounds = 0
+    while empty_rounds < 2 and (limit is None or len(seen) < limit):
+        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=visibility,
+                                  WaitTimeSeconds=0, AttributeNames=["All"]).get("Messages", [])
+        new = [m for m in got if m["MessageId"] not in seen]
+        empty_rounds = 0 if new else empty_rounds + 1
+        for m in new:
+            attrs = m.get("Attributes") or {}
+            sent = attrs.get("SentTimestamp")
+            msg = DlqMessage(m["MessageId"], m["ReceiptHandle"], m["Body"], int(attrs.get("ApproximateReceiveCount", 0)),
+                             records.iso(int(sent)) if sent and sent.isdigit() else None)
+            try:
+                msg.parked = dlq.records_from_dlq_message(m["Body"])
+            except ClientError as exc:  # an offloaded payload that cannot be read
+                msg.error = f"payload unreadable: {exc}"
+            seen[m["MessageId"]] = msg
+    return list(seen.values())
+
+
+def release(queue_url: str, messages: Iterable[DlqMessage]) -> None:
+    """Make held messages visible again."""
+    sqs = aws.client("sqs")
+    batch = [m for m in messages]
+    for i in range(0, len(batch), 10):
+        sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=[
+            {"Id": str(j), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": 0}
+            for j, m in enumerate(batch[i:i + 10])])
+
+
+def dlq_list(stack: Stack, limit: int | None = None, payloads: bool = False) -> list[dict[str, Any]]:
+    messages = receive_all(stack.dlq_url, visibility=60, limit=limit)
+    release(stack.dlq_url, messages)
+    return [m.as_dict(payloads) for m in messages]
+
+
+def dlq_show(stack: Stack, message_id: str) -> dict[str, Any]:
+    messages = receive_all(stack.dlq_url, visibility=60)
+    release(stack.dlq_url, messages)
+    for m in messages:
+        if m.message_id == message_id:
+            return m.as_dict(payloads=True) | {"body": records._json(m.body) or m.body}
+    raise NotFound(f"no message {message_id} in {stack.dlq_url}")
+
+
+def redrive_key(parked: dlq.ParkedRecord) -> str:
+    """What identifies a parked record across DLQ messages: its stream position, else its payload."""
+    rec = parked.envelope.get("record") or {}
+    if rec.get("streamArn") and rec.get("shardId") and rec.get("sequenceNumber"):
+        ident = f"{rec['streamArn']}|{rec['shardId']}|{rec['sequenceNumber']}"
+    else:
+        ident = "payload|" + hashlib.sha256(parked.payload or b"").hexdigest()
+    return hashlib.sha256(ident.encode("utf-8")).hexdigest()
+
+
+CLAIM_SECONDS = 900
+
+
+def _claim(table: str, key: str, message_id: str) -> str:
+    """``"claimed"``, ``"done"`` (redriven before) or ``"busy"`` (another redrive holds it)."""
+    ddb = aws.client("dynamodb")
+    now = time.time()
+    try:
+        ddb.put_item(TableName=table, Item={
+            "pk": {"S": f"REDRIVE#{key}"}, "sk": {"S": "REDRIVE"}, "entity": {"S": "REDRIVE"},
+            "state": {"S": "CLAIMED"}, "claimed_at": {"N": str(now)}, "dlq_message_id": {"S": message_id}},
+            ConditionExpression="attribute_not_exists(pk) OR (#s = :claimed AND claimed_at < :stale)",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={":claimed": {"S": "CLAIMED"}, ":stale": {"N": str(now - CLAIM_SECONDS)}})
+        return "claimed"
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+    item = ddb.get_item(TableName=table, Key={"pk": {"S": f"REDRIVE#{key}"}, "sk": {"S": "REDRIVE"}},
+                        ConsistentRead=True).get("Item") or {}
+    return "done" if item.get("state", {}).get("S") == "DONE" else "busy"
+
+
+def _done(table: str, key: str, put: dict[str, Any]) -> None:
+    aws.client("dynamodb").update_item(
+        TableName=table, Key={"pk": {"S": f"REDRIVE#{key}"}, "sk": {"S": "REDRIVE"}},
+        UpdateExpression="SET #s = :done, sequence_number = :seq, shard_id = :shard, redriven_at = :at",
+        ExpressionAttributeNames={"#s": "state"},
+        ExpressionAttributeValues={":done": {"S": "DONE"}, ":seq": {"S": put["SequenceNumber"]},
+                                   ":shard": {"S": put["ShardId"]}, ":at": {"S": iso(datetime.now(timezone.utc))}})
+
+
+def _release_claim(table: str, key: str) -> None:
+    aws.client("dynamodb").delete_item(TableName=table, Key={"pk": {"S": f"REDRIVE#{key}"}, "sk": {"S": "REDRIVE"}},
+                                       ConditionExpression="#s = :claimed", ExpressionAttributeNames={"#s": "state"},
+                                       ExpressionAttributeValues={":claimed": {"S": "CLAIMED"}})
+
+
+def dlq_redrive(stack: Stack, message_ids: Iterable[str] = (), *, dry_run: bool = False,
+                progress: Progress = _noop) -> list[dict[str, Any]]:
+    """Put parked payloads back on the notification stream, once each; delete a DLQ message only when all its
+    records are on the stream (put now, or by an earlier redrive).
+
+    Outcome per record: ``put`` | ``already-redriven`` | ``would-put`` (dry run) | ``no-payload`` (expired
+    range: nothing to put, the message stays) | ``busy`` | ``failed``.
+    """
+    table = None if dry_run else stack.require_executions_table()
+    wanted = set(message_ids)
+    held = receive_all(stack.dlq_url, visibility=60 if dry_run else 300)
+    chosen = [m for m in held if not wanted or m.message_id in wanted]
+    missing = wanted - {m.message_id for m in chosen}
+    outcomes: list[dict[str, Any]] = []
+    finished: list[DlqMessage] = []
+    kinesis = aws.client("kinesis")
+    try:
+        for m in chosen:
+            results = []
+            for parked in m.parked:
+                rec = parked.envelope.get("record") or {}
+                entry = {"message_id": m.message_id, "sequence_number": rec.get("sequenceNumber"),
+                         "identifier": _identifier(parked.payload)}
+                if parked.payload is None:
+                    entry["outcome"] = "no-payload"
+                elif dry_run:
+                    entry["outcome"] = "would-put"
+                else:
+                    assert table is not None
+                    key = redrive_key(parked)
+                    state = _claim(table, key, m.message_id)
+                    if state == "claimed":
+                        partition = rec.get("partitionKey") or entry["identifier"] or key
+                        try:
+                            put = kinesis.put_record(StreamARN=stack.notification_stream_arn, Data=parked.payload,
+                                                     PartitionKey=str(partition)[:256])
+                        except Exception as exc:
+                            _release_claim(table, key)
+                            entry.update(outcome="failed", reason=f"{type(exc).__name__}: {exc}")
+                        else:
+                            _done(table, key, put)
+                            entry.update(outcome="put", new_sequence_number=put["SequenceNumber"])
+                    else:
+                        entry["outcome"] = "already-redriven" if state == "done" else "busy"
+                results.append(entry)
+            if not m.parked:
+                results.append({"message_id": m.message_id, "outcome": "undecodable", "reason": m.error or
+                                f"not a cnm-ingest envelope ({envelope_kind(m.body)})"})
+            if not dry_run and results and all(r["outcome"] in ("put", "already-redriven") for r in results):
+                aws.client("sqs").delete_message(QueueUrl=stack.dlq_url, ReceiptHandle=m.receipt_handle)
+                finished.append(m)
+            outcomes.extend(results)
+            progress(1)
+    finally:
+        release(stack.dlq_url, [m for m in held if m not in finished])
+    if missing:
+        raise NotFound(f"no message(s) {sorted(missing)} in {stack.dlq_url}")
+    return outcomes
+
+
+# --- reingest ----------------------------------------------------------------------------------
+
+_UNSAFE = re.compile(r"[^0-9A-Za-z_-]+")
+
+
+def reingest_name(identifier: str, now: datetime | None = None) -> str:
+    """``<identifier>-reingest-<UTC time>-<digest>``: within 80 characters, marked as a reingest."""
+    now = now or datetime.now(timezone.utc)
+    stamp = now.strftime("%Y%m%dT%H%M%S%f")
+    digest = hashlib.sha256(f"{identifier}\x1f{stamp}".encode("utf-8")).hexdigest()[:8]
+    prefix = _UNSAFE.sub("-", identifier).strip("-")[:40]
+    return f"{prefix}-{records.REINGEST_MARK}-{stamp}-{digest}".lstrip("-")
+
+
+def _force_replace(message: dict[str, Any]) -> None:
+    meta = message.setdefault("meta", {})
+    collection = meta.get("collection") if isinstance(meta.get("collection"), dict) else {}
+    meta["collection"] = collection
+    if isinstance(collection.get("config"), dict):
+        collection["config"]["duplicate_handling"] = "replace"
+    else:
+        collection["duplicate_handling"] = "replace"
+
+
+def _rebuild(stack: Stack, item: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """A workflow message from the record's CNM and the current rule / collection / provider configuration."""
+    cnm = records._json(item.get("cnm"))
+    if not isinstance(cnm, dict):
+        raise RefusedInput(f"no stored CNM for {item['execution_arn']} and its input is gone")
+    store = config_mod.ConfigStore(stack.rules_table, stack.collections_table, stack.providers_table, ttl=0)
+    rule = next((r for r in store.rules() if r.name == item.get("rule")), None)
+    if rule is None:
+        raise RefusedInput(f"rule {item.get('rule')!r} of {item['execution_arn']} no longer exists")
+    version = rule.collection_version or cnm_mod.collection_version(cnm) or str(cnm["product"].get("dataVersion") or "")
+    settings = consumer_settings(stack)
+    from cnm_ingest.message import build_workflow_message
+
+    message = build_workflow_message(
+        cnm, rule=rule.as_message_rule(), collection=store.collection(rule.collection_name, version),
+        provider=store.provider(rule.provider), stack=settings.stack, buckets=settings.buckets,
+        state_machine_arn=rule.workflow_arn, execution="", source=item.get("source") or {})
+    return message, rule.workflow_arn
+
+
+def consumer_settings(stack: Stack) -> ingest.Settings:
+    """STACK and BUCKETS as the message consumer has them (its function configuration), else the prefix alone."""
+    try:
+        env = aws.client("lambda").get_function_configuration(FunctionName=stack.consumer_function)
+        variables = (env.get("Environment") or {}).get("Variables") or {}
+    except ClientError:
+        variables = {}
+    return ingest.Settings(stack=variables.get("STACK") or stack.prefix,
+                           buckets=json.loads(variables.get("BUCKETS") or "{}"))
+
+
+def reingest(stack: Stack, ref: str, collection: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """Start the workflow again for a granule (its latest execution) or an execution, duplicates replaced."""
+    table = stack.require_executions_table()
+    if ref.startswith("arn:"):
+        arn = ref
+    else:
+        granule = records.get_granule(table, ref, collection)
+        if granule is None:
+            try:
+                return reingest(stack, stack.execution_arn(ref), collection, now)
+            except NotFound:
+                raise NotFound(f"no granule or execution {ref!r}") from None
+        if len(granule["summaries"]) > 1:
+            raise RefusedInput(f"granule {ref!r} is in several collections "
+                               f"({', '.join(s['collection'] for s in granule['summaries'])}): pass --collection")
+        arn = granule["summaries"][0]["execution_arn"]
+    item = records.get_execution(table, arn)
+    if item is None:
+        raise NotFound(f"no execution record for {arn}")
+    message = _original_input(arn)
+    state_machine = item.get("state_machine_arn") or stack.state_machine_arn
+    if message is None:
+        message, state_machine = _rebuild(stack, item)
+    message = copy.deepcopy(message)
+    cnm = records.workflow_cnm(message) or {}
+    name = reingest_name(str(cnm.get("identifier") or item.get("cnm_identifier") or "granule"), now)
+    _force_replace(message)
+    cumulus = message.setdefault("cumulus_meta", {})
+    cumulus["execution_name"] = name
+    cumulus["state_machine"] = state_machine
+    message["meta"]["reingest"] = {"of": arn}
+    started = ingest.start_execution(state_machine, name, message)
+    return {"reingest_of": arn, "execution_name": name, "execution_arn":
+            state_machine.replace(":stateMachine:", ":execution:") + f":{name}", "started": started}
+
+
+# --- replay ------------------------------------------------------------------------------------
+
+def replay(stack: Stack, since: datetime, until: datetime, shard_ids: Iterable[str] = (),
+           progress: Progress = _noop) -> dict[str, Any]:
+    """Run the consumer's processing on the notification records that arrived in [since, until].
+
+    A record whose executions exist already (deterministic names) is ``already_done``; a record that cannot
+    be ingested is parked in the DLQ (source ``cli_replay``); a record that hits an AWS error is ``failed``.
+    """
+    store = config_mod.ConfigStore(stack.rules_table, stack.collections_table, stack.providers_table, ttl=60)
+    settings = consumer_settings(stack)
+    stream = stack.notification_stream_arn
+    summary: dict[str, Any] = {"records": 0, "started": 0, "already_done": 0, "parked": 0, "failed": 0,
+                               "executions_started": 0, "details": []}
+    for shard in shards(stream, shard_ids):
+        for raw in read_shard(stream, shard, since, until):
+            record = ingest.SourceRecord(
+                data=base64.b64encode(raw["Data"]).decode("ascii"), sequenceNumber=raw["SequenceNumber"],
+                partitionKey=raw["PartitionKey"], shardId=shard, streamArn=stream,
+                approximateArrivalTimestamp=raw["ApproximateArrivalTimestamp"].timestamp())
+            summary["records"] += 1
+            detail = {"sequence_number": record.sequenceNumber, "shard_id": shard}
+            try:
+                started = ingest.process(record, store, settings)
+            except Exception as exc:  # as the message consumer: transient -> not done, anything else -> parked
+                outcome = "failed" if aws.is_transient(exc) else "parked"
+                if outcome == "parked":
+                    dlq.send([ingest.failed_envelope(record, exc, "cli_replay")], stack.dlq_url)
+                summary[outcome] += 1
+                detail.update(outcome=outcome, reason=ingest.reason_for(exc))
+            else:
+                new = [s for s in started if not s.already_existed]
+                summary["executions_started"] += len(new)
+                outcome = "started" if new else "already_done"
+                summary[outcome] += 1
+                detail.update(outcome=outcome, executions=[s.execution_name for s in started])
+            summary["details"].append(detail)
+            progress(1)
+    return summary
+
+
+# --- rules ---------------------------------------------------------------------------------------
+
+def rules_list(stack: Stack) -> list[dict[str, Any]]:
+    store = config_mod.ConfigStore(stack.rules_table, stack.collections_table, stack.providers_table, ttl=0)
+    return [{"name": r.name, "state": r.state, "collection": r.collection_name,
+             "version": r.collection_version, "provider": r.provider, "workflow": r.workflow_name or r.workflow_arn}
+            for r in sorted(store.rules(), key=lambda r: r.name)]
+
+
+def rule_state(stack: Stack, name: str, state: str) -> dict[str, Any]:
+    try:
+        aws.client("dynamodb").update_item(
+            TableName=stack.rules_table, Key={"name": {"S": name}}, UpdateExpression="SET #s = :s",
+            ConditionExpression="attribute_exists(#n)", ExpressionAttributeNames={"#s": "state", "#n": "name"},
+            ExpressionAttributeValues={":s": {"S": state}})
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            raise NotFound(f"no rule {name!r} in {stack.rules_table}") from None
+        raise
+    return {"name": name, "state": state}

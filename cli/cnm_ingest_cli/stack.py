@@ -1,0 +1,181 @@
+"""Finding the stack: ``terraform output -json`` (a file or a directory), or the naming convention of ``--prefix``.
+
+The output names are those of the root module's ``outputs.tf``; the names a
+prefix gives are those the modules create (``<prefix>-notifications``,
+``<prefix>-kinesisFailure``, ``<prefix>-rules``, ``<prefix>-cnm-workflow``,
+``<prefix>-executions`` ...).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from cnm_ingest import aws
+
+from .errors import StackNotFound
+
+# Stack attribute -> root output name (outputs.tf).
+OUTPUTS = {
+    "prefix": "prefix",
+    "notification_stream_arn": "notification_stream_arn",
+    "response_stream_arn": "response_stream_arn",
+    "dlq_url": "dlq_url",
+    "rules_table": "rules_table_name",
+    "collections_table": "collections_table_name",
+    "providers_table": "providers_table_name",
+    "state_machine_arn": "state_machine_arn",
+    "executions_table": "executions_table_name",
+    "payload_bucket": "payload_bucket_name",
+    "consumer_function": "message_consumer_function_name",
+}
+
+
+def _values(raw: Any) -> dict[str, Any]:
+    """``terraform output -json`` ({name: {value, type}}), a state file's ``outputs``, or plain {name: value}."""
+    if isinstance(raw, dict) and isinstance(raw.get("outputs"), dict) and "version" in raw:  # terraform.tfstate
+        raw = raw["outputs"]
+    if not isinstance(raw, dict):
+        raise StackNotFound("the outputs are not a JSON object")
+    return {k: (v["value"] if isinstance(v, dict) and "value" in v else v) for k, v in raw.items()}
+
+
+def read_outputs(path: Path) -> dict[str, Any]:
+    """Outputs from a JSON file, or from a Terraform directory (``terraform output -json``, else its state file)."""
+    if path.is_dir():
+        terraform = shutil.which("terraform")
+        if terraform:
+            proc = subprocess.run([terraform, f"-chdir={path}", "output", "-json"], capture_output=True, text=True,
+                                  timeout=120, check=False)
+            if proc.returncode == 0 and proc.stdout.strip() not in ("", "{}"):
+                return _values(json.loads(proc.stdout))
+        state = path / "terraform.tfstate"
+        if not state.is_file():
+            raise StackNotFound(f"{path} has no Terraform outputs (no terraform on PATH and no terraform.tfstate)")
+        path = state
+    if not path.is_file():
+        raise StackNotFound(f"no outputs file at {path}")
+    try:
+        return _values(json.loads(path.read_text()))
+    except ValueError as exc:
+        raise StackNotFound(f"{path} is not JSON: {exc}") from None
+
+
+@dataclass
+class Stack:
+    """Names and ARNs of one deployed pipeline; ARNs not given are looked up on first use."""
+
+    prefix: str
+    names: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_outputs(cls, outputs: dict[str, Any]) -> "Stack":
+        names = {attr: outputs.get(out) for attr, out in OUTPUTS.items() if outputs.get(out) is not None}
+        if "notification_stream_arn" not in names and "state_machine_arn" not in names:
+            raise StackNotFound("the outputs name neither a notification stream nor a state machine: "
+                                "not outputs of the cnm-ingest root module")
+        prefix = names.get("prefix") or _prefix_from(names)
+        return cls(prefix=prefix, names=names)
+
+    @classmethod
+    def from_prefix(cls, prefix: str) -> "Stack":
+        return cls(prefix=prefix, names={})
+
+    def _name(self, attr: str, conventional: str) -> str:
+        return str(self.names.get(attr) or conventional)
+
+    @property
+    def rules_table(self) -> str:
+        return self._name("rules_table", f"{self.prefix}-rules")
+
+    @property
+    def collections_table(self) -> str:
+        return self._name("collections_table", f"{self.prefix}-collections")
+
+    @property
+    def providers_table(self) -> str:
+        return self._name("providers_table", f"{self.prefix}-providers")
+
+    @property
+    def executions_table(self) -> str:
+        return self._name("executions_table", f"{self.prefix}-executions")
+
+    @property
+    def consumer_function(self) -> str:
+        return self._name("consumer_function", f"{self.prefix}-message-consumer")
+
+    @cached_property
+    def notification_stream_arn(self) -> str:
+        return self.names.get("notification_stream_arn") or _stream_arn(f"{self.prefix}-notifications")
+
+    @cached_property
+    def response_stream_arn(self) -> str:
+        return self.names.get("response_stream_arn") or _stream_arn(f"{self.prefix}-responses")
+
+    @cached_property
+    def dlq_url(self) -> str:
+        if self.names.get("dlq_url"):
+            return str(self.names["dlq_url"])
+        try:
+            return aws.client("sqs").get_queue_url(QueueName=f"{self.prefix}-kinesisFailure")["QueueUrl"]
+        except aws.client("sqs").exceptions.QueueDoesNotExist:
+            raise StackNotFound(f"no queue {self.prefix}-kinesisFailure: is {self.prefix!r} the stack's prefix?") from None
+
+    @cached_property
+    def state_machine_arn(self) -> str:
+        if self.names.get("state_machine_arn"):
+            return str(self.names["state_machine_arn"])
+        name = f"{self.prefix}-cnm-workflow"
+        for page in aws.client("stepfunctions").get_paginator("list_state_machines").paginate():
+            for machine in page["stateMachines"]:
+                if machine["name"] == name:
+                    return machine["stateMachineArn"]
+        raise StackNotFound(f"no state machine {name}: is {self.prefix!r} the stack's prefix?")
+
+    def execution_arn(self, name: str) -> str:
+        """The ARN of an execution of the stack's state machine, by name."""
+        return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+
+    def require_executions_table(self) -> str:
+        table = self.executions_table
+        try:
+            aws.client("dynamodb").describe_table(TableName=table)
+        except aws.client("dynamodb").exceptions.ResourceNotFoundException:
+            raise StackNotFound(f"no executions table {table}: deploy with create_recorder = true") from None
+        return table
+
+    def describe(self) -> dict[str, str]:
+        return {"prefix": self.prefix, "notification_stream_arn": self.notification_stream_arn,
+                "response_stream_arn": self.response_stream_arn, "dlq_url": self.dlq_url,
+                "state_machine_arn": self.state_machine_arn, "rules_table": self.rules_table,
+                "executions_table": self.executions_table}
+
+
+def _stream_arn(name: str) -> str:
+    kinesis = aws.client("kinesis")
+    try:
+        return kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    except kinesis.exceptions.ResourceNotFoundException:
+        raise StackNotFound(f"no stream {name}: is the prefix right?") from None
+
+
+def _prefix_from(names: dict[str, Any]) -> str:
+    table = str(names.get("rules_table") or "")
+    return table.removesuffix("-rules") if table.endswith("-rules") else ""
+
+
+def find(outputs: str | None, prefix: str | None) -> Stack:
+    if outputs:
+        stack = Stack.from_outputs(read_outputs(Path(outputs)))
+        if prefix:
+            stack.prefix = prefix
+        return stack
+    if prefix:
+        return Stack.from_prefix(prefix)
+    raise StackNotFound("which stack? give --outputs FILE|DIR (terraform output -json) or --prefix "
+                        "(or set CNM_INGEST_OUTPUTS / CNM_INGEST_PREFIX)")
