@@ -25,6 +25,20 @@ class CliStack(LocalPipeline):
         create_executions_table(self.dynamodb, self.EXECUTIONS_TABLE)
         self._consumer_function()
         self.recorded: set[tuple[str, str]] = set()
+        self.checkpoint = -1
+
+    def deliver_new(self) -> dict[str, Any]:
+        """The event source mapping after its checkpoint: only records not delivered before, in one batch."""
+        from handlers import message_consumer
+
+        from tools.local_pipeline import LambdaContext, kinesis_event, read_stream
+
+        shard = self.kinesis.list_shards(StreamARN=self.notification_stream)["Shards"][0]["ShardId"]
+        fresh = [r for r in read_stream(self.kinesis, self.notification_stream) if int(r["SequenceNumber"]) > self.checkpoint]
+        if not fresh:
+            return {"batchItemFailures": []}
+        self.checkpoint = max(int(r["SequenceNumber"]) for r in fresh)
+        return message_consumer.handler(kinesis_event(fresh, self.notification_stream, shard), LambdaContext())
 
     def environment(self) -> dict[str, str]:
         return {**super().environment(), "EXECUTIONS_TABLE": self.EXECUTIONS_TABLE}
