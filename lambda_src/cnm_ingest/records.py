@@ -33,6 +33,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from . import aws
@@ -251,23 +252,24 @@ def parse_event(event: Any, load_input: InputLoader | None = None) -> dict[str, 
         fields["error"] = clean(detail["error"], MAX_ERROR_BYTES)
     if detail.get("cause") is not None:
         fields["cause"] = clean(detail["cause"], MAX_CAUSE_BYTES)
+    if status != RUNNING and (detail.get("error") is not None or detail.get("cause") is not None):
+        # the error behind CnmResponse's WorkflowError, and its CNM error code (what StopStatus recorded)
+        from .task import original_error
+
+        original = original_error({"Error": detail.get("error"), "Cause": detail.get("cause")})
+        fields["original_error"] = {"Error": clean(original["Error"], MAX_ERROR_BYTES),
+                                    "errorCode": clean(original["errorCode"], 64),
+                                    "errorMessage": clean(original["errorMessage"], MAX_ERROR_BYTES * 4)}
     return fields
 
 
 # --- writing ---------------------------------------------------------------------------------
 
+_SERIALIZER = TypeSerializer()
+
+
 def _attr(value: Any) -> dict[str, Any]:
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, (int, float)):
-        return {"N": str(value)}
-    if isinstance(value, dict):
-        return {"M": {k: _attr(v) for k, v in value.items()}}
-    if isinstance(value, list):
-        return {"L": [_attr(v) for v in value]}
-    if value is None:
-        return {"NULL": True}
-    return {"S": str(value)}
+    return _SERIALIZER.serialize(value)
 
 
 def _update(table: str, key: dict[str, str], values: dict[str, Any], *, condition: str | None = None,
@@ -343,7 +345,7 @@ def record_event(table: str, event: Any, load_input: InputLoader | None = None) 
         attempt = {"entity": "ATTEMPT", "granule_id": gid, "collection": collection, "execution_arn": arn,
                    "execution_name": fields["execution_name"], "status": status, "status_rank": r,
                    "started_at": fields["started_at"], "updated_at": when, "reingest": fields["reingest"],
-                   **{k: fields[k] for k in ("stopped_at", "error", "cause") if k in fields}}
+                   **{k: fields[k] for k in ("stopped_at", "error", "cause", "original_error") if k in fields}}
         _write(table, {"pk": pk, "sk": attempt_sk(collection, fields["started_at"], arn)}, attempt, event, when,
                newer_rank)
         summary = {**{k: v for k, v in base.items() if k != "granule_ids"}, "entity": GRANULE, "granule_id": gid,
@@ -362,8 +364,6 @@ def record_event(table: str, event: Any, load_input: InputLoader | None = None) 
 
 def plain(item: dict[str, Any]) -> dict[str, Any]:
     """A DynamoDB item as plain Python values."""
-    from boto3.dynamodb.types import TypeDeserializer
-
     des = TypeDeserializer()
     out = {k: des.deserialize(v) for k, v in item.items()}
     return json.loads(json.dumps(out, default=_jsonable))

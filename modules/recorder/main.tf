@@ -106,12 +106,16 @@ resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
   })
 }
 
-data "aws_iam_policy_document" "buffer" {
+# TLS only; EventBridge may send from this rule: to the buffer (the target) and to the DLQ (the target's
+# dead-letter queue for events it cannot deliver).
+data "aws_iam_policy_document" "queue" {
+  for_each = { buffer = aws_sqs_queue.buffer.arn, dlq = aws_sqs_queue.dlq.arn }
+
   statement {
     sid       = "DenyInsecureTransport"
     effect    = "Deny"
     actions   = ["sqs:*"]
-    resources = [aws_sqs_queue.buffer.arn]
+    resources = [each.value]
 
     principals {
       type        = "*"
@@ -128,7 +132,7 @@ data "aws_iam_policy_document" "buffer" {
   statement {
     sid       = "EventBridgeRuleSends"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.buffer.arn]
+    resources = [each.value]
 
     principals {
       type        = "Service"
@@ -143,9 +147,11 @@ data "aws_iam_policy_document" "buffer" {
   }
 }
 
-resource "aws_sqs_queue_policy" "buffer" {
-  queue_url = aws_sqs_queue.buffer.id
-  policy    = data.aws_iam_policy_document.buffer.json
+resource "aws_sqs_queue_policy" "this" {
+  for_each = { buffer = aws_sqs_queue.buffer.id, dlq = aws_sqs_queue.dlq.id }
+
+  queue_url = each.value
+  policy    = data.aws_iam_policy_document.queue[each.key].json
 }
 
 ################################################################################
@@ -181,48 +187,6 @@ resource "aws_cloudwatch_event_target" "buffer" {
     maximum_event_age_in_seconds = 86400
     maximum_retry_attempts       = 185
   }
-}
-
-data "aws_iam_policy_document" "dlq" {
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["sqs:*"]
-    resources = [aws_sqs_queue.dlq.arn]
-
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-
-  statement {
-    sid       = "EventBridgeUndeliverable"
-    actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.dlq.arn]
-
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
-
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [aws_cloudwatch_event_rule.status_change.arn]
-    }
-  }
-}
-
-resource "aws_sqs_queue_policy" "dlq" {
-  queue_url = aws_sqs_queue.dlq.id
-  policy    = data.aws_iam_policy_document.dlq.json
 }
 
 ################################################################################

@@ -35,6 +35,7 @@ def test_a_lifecycle_batch_is_recorded_and_a_redelivery_changes_nothing(recorder
     failed = records.get_execution(table, arn("g-2-0002"))
     assert failed["status"] == "FAILED" and failed["error"] == "WorkflowError"
     assert json.loads(failed["cause"])["errorType"] == "FileNotFoundAtSourceError"
+    assert failed["original_error"]["errorCode"] == "PROCESSING_ERROR"  # a WorkflowError whose message is not JSON
     assert recorder.handler(load("lifecycle.json"), LambdaContext()) == {"batchItemFailures": []}
     assert sorted(map(json.dumps, scan(table))) == sorted(map(json.dumps, items))
 
