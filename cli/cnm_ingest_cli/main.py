@@ -181,7 +181,7 @@ def _render_detail(c: Console, found: dict[str, Any]) -> None:
         e = found["execution"]
         c.print(f"[bold]execution[/] {e.get('execution_arn')}  {_status(e.get('status'))}")
         for k in ("started_at", "stopped_at", "granule_ids", "collection", "provider", "rule", "cnm_identifier",
-                  "source", "error", "cause", "input_error"):
+                  "source", "error", "original_error", "input_error"):
             if e.get(k) not in (None, "", []):
                 c.print(f"  {k}: {e[k]}", markup=False)
         table = Table(title="status events")
@@ -201,8 +201,10 @@ def _render_detail(c: Console, found: dict[str, Any]) -> None:
         for s in found["granule"]:
             c.print(f"[bold]granule[/] {s.get('granule_id')} ({s.get('collection')})  {_status(s.get('status'))}"
                     f"  latest: {s.get('execution_name')}")
-            if s.get("error"):
-                c.print(f"  error: {s['error']}  cause: {records.clean(s.get('cause') or '', 400)}", markup=False)
+            original = s.get("original_error") or {}
+            if original:
+                c.print(f"  error: {original.get('Error')} ({original.get('errorCode')}): "
+                        f"{records.clean(original.get('errorMessage') or '', 400)}", markup=False)
         table = Table(title="attempts")
         for col in ("started", "status", "execution", "error"):
             table.add_column(col, overflow="fold")

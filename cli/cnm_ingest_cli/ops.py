@@ -20,7 +20,7 @@ from cnm_ingest import cnm as cnm_mod
 from cnm_ingest import config as config_mod
 from cnm_ingest.errors import RecordError
 
-from .errors import NotFound, RefusedInput
+from .errors import NotFound, RefusedInput, StackNotFound
 from .stack import Stack
 
 Progress = Callable[[int], None]
@@ -357,14 +357,25 @@ def dlq_show(stack: Stack, message_id: str) -> dict[str, Any]:
     raise NotFound(f"no message {message_id} in {stack.dlq_url}")
 
 
+def position_key(stream_arn: str, shard_id: str, sequence_number: str) -> str:
+    return hashlib.sha256(f"{stream_arn}|{shard_id}|{sequence_number}".encode("utf-8")).hexdigest()
+
+
 def redrive_key(parked: dlq.ParkedRecord) -> str:
     """What identifies a parked record across DLQ messages: its stream position, else its payload."""
     rec = parked.envelope.get("record") or {}
     if rec.get("streamArn") and rec.get("shardId") and rec.get("sequenceNumber"):
-        ident = f"{rec['streamArn']}|{rec['shardId']}|{rec['sequenceNumber']}"
-    else:
-        ident = "payload|" + hashlib.sha256(parked.payload or b"").hexdigest()
-    return hashlib.sha256(ident.encode("utf-8")).hexdigest()
+        return position_key(rec["streamArn"], rec["shardId"], rec["sequenceNumber"])
+    return hashlib.sha256(("payload|" + hashlib.sha256(parked.payload or b"").hexdigest()).encode()).hexdigest()
+
+
+def redriven(table: str | None, key: str) -> bool:
+    """True when a redrive has put this record back on the stream already."""
+    if table is None:
+        return False
+    item = aws.client("dynamodb").get_item(TableName=table, Key={"pk": {"S": f"REDRIVE#{key}"}, "sk": {"S": "REDRIVE"}},
+                                           ConsistentRead=True).get("Item") or {}
+    return item.get("state", {}).get("S") == "DONE"
 
 
 CLAIM_SECONDS = 900
@@ -385,9 +396,7 @@ def _claim(table: str, key: str, message_id: str) -> str:
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
             raise
-    item = ddb.get_item(TableName=table, Key={"pk": {"S": f"REDRIVE#{key}"}, "sk": {"S": "REDRIVE"}},
-                        ConsistentRead=True).get("Item") or {}
-    return "done" if item.get("state", {}).get("S") == "DONE" else "busy"
+    return "done" if redriven(table, key) else "busy"
 
 
 def _done(table: str, key: str, put: dict[str, Any]) -> None:
@@ -562,9 +571,14 @@ def replay(stack: Stack, since: datetime, until: datetime, shard_ids: Iterable[s
            progress: Progress = _noop) -> dict[str, Any]:
     """Run the consumer's processing on the notification records that arrived in [since, until].
 
-    A record whose executions exist already (deterministic names) is ``already_done``; a record that cannot
-    be ingested is parked in the DLQ (source ``cli_replay``); a record that hits an AWS error is ``failed``.
+    A record whose executions exist already (deterministic names), or that a DLQ redrive put back on the
+    stream already (its copy is what gets ingested), is ``already_done``; a record that cannot be ingested is
+    parked in the DLQ (source ``cli_replay``); a record that hits an AWS error is ``failed``.
     """
+    try:
+        table: str | None = stack.require_executions_table()
+    except StackNotFound:
+        table = None  # no recorder: no redrive records to consult
     store = config_mod.ConfigStore(stack.rules_table, stack.collections_table, stack.providers_table, ttl=60)
     settings = consumer_settings(stack)
     stream = stack.notification_stream_arn
@@ -578,6 +592,11 @@ def replay(stack: Stack, since: datetime, until: datetime, shard_ids: Iterable[s
                 approximateArrivalTimestamp=raw["ApproximateArrivalTimestamp"].timestamp())
             summary["records"] += 1
             detail = {"sequence_number": record.sequenceNumber, "shard_id": shard}
+            if redriven(table, position_key(stream, shard, record.sequenceNumber)):
+                summary["already_done"] += 1
+                summary["details"].append(detail | {"outcome": "already_done", "reason": "redriven from the DLQ"})
+                progress(1)
+                continue
             try:
                 started = ingest.process(record, store, settings)
             except Exception as exc:  # as the message consumer: transient -> not done, anything else -> parked

@@ -52,6 +52,8 @@ MAX_FIELD_BYTES = 2048
 MAX_CNM_BYTES = 100 * 1024
 MAX_GRANULES = 100
 REINGEST_MARK = "reingest"
+# What describes one state's outcome: dropped when a later state without them is written.
+STATE_ATTRIBUTES = ("stopped_at", "error", "cause", "original_error", "input_error")
 
 Event = dict[str, Any]
 InputLoader = Callable[[str], "str | None"]
@@ -274,14 +276,19 @@ def _attr(value: Any) -> dict[str, Any]:
 
 def _update(table: str, key: dict[str, str], values: dict[str, Any], *, condition: str | None = None,
             extra_set: tuple[str, ...] = (), extra_values: dict[str, Any] | None = None,
-            names: dict[str, str] | None = None) -> bool:
-    """One UpdateItem; False when the condition did not hold (nothing written)."""
-    attr_names = {f"#{k}": k for k in values} | (names or {})
+            names: dict[str, str] | None = None, replace: bool = False) -> bool:
+    """One UpdateItem; False when the condition did not hold (nothing written).
+
+    ``replace``: the item now describes ``values``' state, so the outcome attributes of an earlier state
+    that ``values`` lacks (an earlier attempt's error, a stop time) are removed.
+    """
+    stale = [a for a in STATE_ATTRIBUTES if a not in values] if replace else []
+    attr_names = {f"#{k}": k for k in [*values, *stale]} | (names or {})
     sets = [f"#{k} = :{k}" for k in values] + list(extra_set)
     params: dict[str, Any] = {
         "TableName": table,
         "Key": {k: {"S": v} for k, v in key.items()},
-        "UpdateExpression": "SET " + ", ".join(sets),
+        "UpdateExpression": "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(f"#{a}" for a in stale) if stale else ""),
         "ExpressionAttributeNames": attr_names,
         "ExpressionAttributeValues": {f":{k}": _attr(v) for k, v in {**values, **(extra_values or {})}.items()},
     }
@@ -314,7 +321,7 @@ def _write(table: str, key: dict[str, str], values: dict[str, Any], event: str, 
     """
     names = {"#ev": event, "#status_rank": "status_rank"}
     history = ("#ev = if_not_exists(#ev, :when)",)
-    if _update(table, key, values, extra_set=history, extra_values={"when": when}, names=names,
+    if _update(table, key, values, extra_set=history, extra_values={"when": when}, names=names, replace=True,
                condition=f"attribute_not_exists(#status_rank) OR ({condition})"):
         return True
     # the item holds a newer (or the same) state: keep it, only note this event's time
@@ -355,7 +362,7 @@ def record_event(table: str, event: Any, load_input: InputLoader | None = None) 
         newer_attempt = ("#started_at < :started_at OR (#started_at = :started_at AND "
                          "(#execution_arn < :execution_arn OR (#execution_arn = :execution_arn AND "
                          "#status_rank < :status_rank)))")
-        granules[gid] = _update(table, {"pk": pk, "sk": summary_sk(collection)}, summary,
+        granules[gid] = _update(table, {"pk": pk, "sk": summary_sk(collection)}, summary, replace=True,
                                 condition=f"attribute_not_exists(#status_rank) OR {newer_attempt}")
     return {"execution_arn": arn, "status": status, "written": written, "granules": granules}
 

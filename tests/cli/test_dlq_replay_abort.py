@@ -49,6 +49,11 @@ def test_a_dead_letter_is_redriven_once_and_ingested(local, cli):
     assert execution["status"] == "SUCCEEDED"
     local.record()
     assert cli.json("status", "g-dl")["granule"][0]["status"] == "SUCCEEDED"
+    # a replay over the window does not start the parked original again: its redriven copy was ingested
+    replayed = cli.json("replay", "--from", "1h")
+    assert (replayed["records"], replayed["started"], replayed["already_done"]) == (2, 0, 2)
+    assert "redriven from the DLQ" in [d.get("reason") for d in replayed["details"]]
+    assert len(local.wait_for_executions()) == 1
 
 
 def test_every_envelope_kind_is_decoded_and_redriven(local, cli):

@@ -81,6 +81,8 @@ def test_a_granule_keeps_every_attempt_and_follows_the_latest(table):
         ("first", "FAILED", False), ("again-reingest-1", "SUCCEEDED", True)]
     (summary,) = granule["summaries"]
     assert summary["status"] == "SUCCEEDED" and summary["execution_arn"] == arn("again-reingest-1")
+    assert not {"error", "cause", "original_error"} & set(summary)  # the failed attempt's error stays with it
+    assert granule["attempts"][0]["error"] == "FileNotFoundAtSourceError"
     # the older execution's late RUNNING changes nothing either
     records.record_event(table, event("first", "RUNNING", start=START))
     assert records.get_granule(table, "granule-1")["summaries"][0]["status"] == "SUCCEEDED"
@@ -94,6 +96,7 @@ def test_a_redriven_execution_moves_from_failed_to_succeeded(table):
     records.record_event(table, event("e1", "SUCCEEDED", redrive=1))
     item = records.get_execution(table, arn("e1"))
     assert item["status"] == "SUCCEEDED" and item["redrive_count"] == 1
+    assert "error" not in item and "original_error" not in item
     assert set(records.events_of(item)) == {"FAILED:0", "RUNNING:1", "SUCCEEDED:1"}
 
 
