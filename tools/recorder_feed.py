@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
 
 REGION = "us-west-2"
 ACCOUNT = "123456789012"
@@ -58,7 +59,7 @@ def status_event(description: dict[str, Any], status: str | None = None) -> dict
     return {
         "version": "0", "id": f"{ident[:8]}-{ident[8:12]}-{ident[12:16]}-{ident[16:20]}-{ident[20:32]}",
         "detail-type": "Step Functions Execution Status Change", "source": "aws.states",
-        "account": ACCOUNT, "time": datetime.utcfromtimestamp(moment / 1000).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "account": ACCOUNT, "time": datetime.fromtimestamp(moment / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": REGION, "resources": [detail["executionArn"]], "detail": detail,
     }
 

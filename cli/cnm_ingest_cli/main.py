@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import click
+from cnm_ingest import aws, records
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
-
-from cnm_ingest import aws, records
 
 from . import ops
 from .errors import CliError, PartialFailure, RefusedInput, translate
@@ -81,8 +81,9 @@ def progress(settings: Settings, label: str, total: int | None) -> Iterator[Call
 
 def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
     def set_json(ctx: click.Context, _param: Any, value: bool) -> None:
-        if value:
-            ctx.find_object(Settings).as_json = True
+        settings = ctx.find_object(Settings)
+        if value and settings is not None:
+            settings.as_json = True
 
     return click.option("--json", "as_json", is_flag=True, expose_value=False, callback=set_json,
                         help="Print JSON for scripts.")(f)
@@ -172,7 +173,7 @@ def _render_list(c: Console, kind: str, items: list[dict[str, Any]]) -> None:
     for i in items:
         ident = i.get("granule_id") if kind == records.GRANULE else i.get("execution_name")
         table.add_row(str(i.get("updated_at")), _status(i.get("status")), str(ident), str(i.get("collection", "")),
-                      str(i.get("provider", "")), str(i.get("error") or ""))
+                      str(i.get("provider", "")), str((i.get("original_error") or {}).get("Error") or i.get("error") or ""))
     c.print(table)
 
 

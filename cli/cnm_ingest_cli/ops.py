@@ -8,13 +8,13 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from botocore.exceptions import ClientError
-
 from cnm_ingest import aws, dlq, ingest, records
 from cnm_ingest import cnm as cnm_mod
 from cnm_ingest import config as config_mod
@@ -38,7 +38,7 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 
 def parse_time(text: str, now: datetime | None = None) -> datetime:
     """ISO 8601 (UTC when no offset), ``now``, or relative to now: ``30m``, ``2h``, ``7d``."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     text = text.strip()
     if text == "now":
         return now
@@ -49,7 +49,7 @@ def parse_time(text: str, now: datetime | None = None) -> datetime:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise RefusedInput(f"not a time: {text!r} (use ISO 8601, 'now', or 30m / 2h / 7d)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def iso(moment: datetime) -> str:
@@ -358,7 +358,7 @@ def dlq_show(stack: Stack, message_id: str) -> dict[str, Any]:
 
 
 def position_key(stream_arn: str, shard_id: str, sequence_number: str) -> str:
-    return hashlib.sha256(f"{stream_arn}|{shard_id}|{sequence_number}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{stream_arn}|{shard_id}|{sequence_number}".encode()).hexdigest()
 
 
 def redrive_key(parked: dlq.ParkedRecord) -> str:
@@ -405,7 +405,7 @@ def _done(table: str, key: str, put: dict[str, Any]) -> None:
         UpdateExpression="SET #s = :done, sequence_number = :seq, shard_id = :shard, redriven_at = :at",
         ExpressionAttributeNames={"#s": "state"},
         ExpressionAttributeValues={":done": {"S": "DONE"}, ":seq": {"S": put["SequenceNumber"]},
-                                   ":shard": {"S": put["ShardId"]}, ":at": {"S": iso(datetime.now(timezone.utc))}})
+                                   ":shard": {"S": put["ShardId"]}, ":at": {"S": iso(datetime.now(UTC))}})
 
 
 def _release_claim(table: str, key: str) -> None:
@@ -481,9 +481,9 @@ _UNSAFE = re.compile(r"[^0-9A-Za-z_-]+")
 
 def reingest_name(identifier: str, now: datetime | None = None) -> str:
     """``<identifier>-reingest-<UTC time>-<digest>``: within 80 characters, marked as a reingest."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     stamp = now.strftime("%Y%m%dT%H%M%S%f")
-    digest = hashlib.sha256(f"{identifier}\x1f{stamp}".encode("utf-8")).hexdigest()[:8]
+    digest = hashlib.sha256(f"{identifier}\x1f{stamp}".encode()).hexdigest()[:8]
     prefix = _UNSAFE.sub("-", identifier).strip("-")[:40]
     return f"{prefix}-{records.REINGEST_MARK}-{stamp}-{digest}".lstrip("-")
 
@@ -591,7 +591,7 @@ def replay(stack: Stack, since: datetime, until: datetime, shard_ids: Iterable[s
                 partitionKey=raw["PartitionKey"], shardId=shard, streamArn=stream,
                 approximateArrivalTimestamp=raw["ApproximateArrivalTimestamp"].timestamp())
             summary["records"] += 1
-            detail = {"sequence_number": record.sequenceNumber, "shard_id": shard}
+            detail: dict[str, Any] = {"sequence_number": record.sequenceNumber, "shard_id": shard}
             if redriven(table, position_key(stream, shard, record.sequenceNumber)):
                 summary["already_done"] += 1
                 summary["details"].append(detail | {"outcome": "already_done", "reason": "redriven from the DLQ"})

@@ -74,7 +74,7 @@ class Stack:
     names: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_outputs(cls, outputs: dict[str, Any]) -> "Stack":
+    def from_outputs(cls, outputs: dict[str, Any]) -> Stack:
         names = {attr: outputs.get(out) for attr, out in OUTPUTS.items() if outputs.get(out) is not None}
         if "notification_stream_arn" not in names and "state_machine_arn" not in names:
             raise StackNotFound("the outputs name neither a notification stream nor a state machine: "
@@ -83,7 +83,7 @@ class Stack:
         return cls(prefix=prefix, names=names)
 
     @classmethod
-    def from_prefix(cls, prefix: str) -> "Stack":
+    def from_prefix(cls, prefix: str) -> Stack:
         return cls(prefix=prefix, names={})
 
     def _name(self, attr: str, conventional: str) -> str:

@@ -28,10 +28,10 @@ higher rank).
 
 from __future__ import annotations
 
-import hashlib
 import json
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -81,17 +81,17 @@ def iso(value: Any) -> str | None:
         return None
     try:
         if isinstance(value, (int, float)):
-            moment = datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+            moment = datetime.fromtimestamp(value / 1000, tz=UTC)
         elif isinstance(value, str):
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
         elif isinstance(value, datetime):
-            moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+            moment = value if value.tzinfo else value.replace(tzinfo=UTC)
         else:
             return None
     except (ValueError, OverflowError, OSError):
         return None
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def rank(status: str, redrive_count: int = 0) -> int:
@@ -119,6 +119,11 @@ def is_reingest(execution_name: str) -> bool:
 
 
 # --- reading the workflow message ------------------------------------------------------------
+
+def _obj(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
 
 def _json(text: Any) -> Any:
     if not isinstance(text, str):
@@ -153,11 +158,11 @@ def workflow_cnm(message: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _granule_ids(message: dict[str, Any], cnm: dict[str, Any] | None) -> list[str]:
-    granules = (message.get("payload") or {}).get("granules") if isinstance(message.get("payload"), dict) else None
+    granules = _obj(message.get("payload")).get("granules")
     ids = [g["granuleId"] for g in granules if isinstance(g, dict) and isinstance(g.get("granuleId"), str)] \
         if isinstance(granules, list) else []
     if not ids and cnm is not None:
-        meta = message.get("meta") if isinstance(message.get("meta"), dict) else {}
+        meta = _obj(message.get("meta"))
         try:
             from .granule import granule_files, granule_id
             from .task import collection_config
@@ -169,8 +174,8 @@ def _granule_ids(message: dict[str, Any], cnm: dict[str, Any] | None) -> list[st
 
 
 def _collection_id(message: dict[str, Any], cnm: dict[str, Any] | None) -> str | None:
-    meta = message.get("meta") if isinstance(message.get("meta"), dict) else {}
-    coll = meta.get("collection") if isinstance(meta.get("collection"), dict) else {}
+    meta = _obj(message.get("meta"))
+    coll = _obj(meta.get("collection"))
     name = coll.get("name") or (cnm_mod.collection_name(cnm) if cnm else None)
     version = coll.get("version") or (cnm_mod.collection_version(cnm) if cnm else None)
     if not isinstance(name, str) or not name:
@@ -185,18 +190,18 @@ def facts_from_input(text: Any) -> dict[str, Any]:
     message = _json(text)
     if not isinstance(message, dict):
         return {"input_error": "no input" if text in (None, "") else "input is not a JSON object"}
-    meta = message.get("meta") if isinstance(message.get("meta"), dict) else {}
-    cumulus = message.get("cumulus_meta") if isinstance(message.get("cumulus_meta"), dict) else {}
+    meta = _obj(message.get("meta"))
+    cumulus = _obj(message.get("cumulus_meta"))
     cnm = workflow_cnm(message)
     facts: dict[str, Any] = {"granule_ids": _granule_ids(message, cnm)}
     collection = _collection_id(message, cnm)
     if collection:
         facts["collection"] = clean(collection, 1024)
-    provider = (meta.get("provider") or {}).get("id") if isinstance(meta.get("provider"), dict) else None
+    provider = _obj(meta.get("provider")).get("id")
     provider = provider or (cnm or {}).get("provider")
     if isinstance(provider, str):
         facts["provider"] = clean(provider, 1024)
-    rule = (meta.get("rule") or {}).get("name") if isinstance(meta.get("rule"), dict) else None
+    rule = _obj(meta.get("rule")).get("name")
     if isinstance(rule, str):
         facts["rule"] = clean(rule, 1024)
     if cnm and isinstance(cnm.get("identifier"), str):
@@ -234,7 +239,7 @@ def parse_event(event: Any, load_input: InputLoader | None = None) -> dict[str, 
     text = detail.get("input")
     if text is None and load_input is not None and (detail.get("inputDetails") or {}).get("included") is False:
         text = load_input(arn)
-    name = detail.get("name") if isinstance(detail.get("name"), str) else arn.rsplit(":", 1)[-1]
+    name: str = detail["name"] if isinstance(detail.get("name"), str) else arn.rsplit(":", 1)[-1]
     started = iso(detail.get("startDate")) or iso(event.get("time")) or "unknown"
     fields: dict[str, Any] = {
         "execution_arn": clean(arn, 1024),
@@ -270,7 +275,7 @@ def parse_event(event: Any, load_input: InputLoader | None = None) -> dict[str, 
 _SERIALIZER = TypeSerializer()
 
 
-def _attr(value: Any) -> dict[str, Any]:
+def _attr(value: Any) -> Any:
     return _SERIALIZER.serialize(value)
 
 
@@ -347,7 +352,8 @@ def record_event(table: str, event: Any, load_input: InputLoader | None = None) 
     written = _write(table, execution_key(arn), execution, event, when, newer_rank)
     collection = fields.get("collection") or "unknown"
     granules: dict[str, bool] = {}
-    for gid in fields.get("granule_ids") or []:
+    granule_ids: list[str] = fields.get("granule_ids") or []
+    for gid in granule_ids:
         pk = granule_pk(gid)
         attempt = {"entity": "ATTEMPT", "granule_id": gid, "collection": collection, "execution_arn": arn,
                    "execution_name": fields["execution_name"], "status": status, "status_rank": r,
@@ -433,7 +439,7 @@ def query_status(table: str, kind: str, status: str, since: str, until: str, *,
     if count_only:
         params["Select"] = "COUNT"
     ddb = aws.client("dynamodb")
-    count, items = 0, []
+    count, items = 0, []  # type: int, list[dict[str, Any]]
     while True:
         page = ddb.query(**params)
         count += page.get("Count", 0)

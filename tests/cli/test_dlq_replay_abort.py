@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timedelta, timezone
+import time
+from datetime import UTC, datetime, timedelta
 
 from cnm_ingest import dlq
+
 from tools.local_pipeline import ACCOUNT, sns_event
 from tools.recorder_feed import feed
 
@@ -112,7 +114,7 @@ def test_a_failed_put_keeps_the_message_and_a_later_redrive_puts_it(local, cli, 
 
 
 def test_replay_starts_only_what_had_not_started(local, cli):
-    start = datetime.now(timezone.utc) - timedelta(seconds=5)
+    start = datetime.now(UTC) - timedelta(seconds=5)
     sent = {}
     for ident in ("r1", "r2", "r3", "r4"):
         data = ident.encode() * 50
@@ -158,7 +160,11 @@ def test_an_execution_aborted_by_hand_has_a_record(local, cli):
                         "rule": {"name": "coll"}, "cnm": notification("g-stuck", b"x")},
                "payload": {}}
     arn = local.sfn.start_execution(stateMachineArn=waiting, name="stuck-1", input=json.dumps(message))["executionArn"]
-    local.sfn.stop_execution(executionArn=arn, error="Operator", cause="aborted by hand")
+    for _ in range(50):  # moto's interpreter thread may start after a StopExecution and set RUNNING again
+        local.sfn.stop_execution(executionArn=arn, error="Operator", cause="aborted by hand")
+        time.sleep(0.2)
+        if local.sfn.describe_execution(executionArn=arn)["status"] != "RUNNING":
+            break
     assert local.sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
     assert feed(local.sfn, [arn]) == {"batchItemFailures": []}
 

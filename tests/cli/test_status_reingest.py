@@ -95,7 +95,6 @@ def test_errors_have_distinct_exit_codes(local, cli, tmp_path):
 
 def test_access_denied_is_exit_4(local, cli, monkeypatch):
     from botocore.exceptions import ClientError
-
     from cnm_ingest import records
 
     def denied(*args, **kwargs):

@@ -58,6 +58,7 @@ def table(aws):
 
 
 def scan(table_name: str) -> list[dict[str, Any]]:
-    from cnm_ingest import aws as aws_mod, records
+    from cnm_ingest import aws as aws_mod
+    from cnm_ingest import records
 
     return [records.plain(i) for i in aws_mod.client("dynamodb").scan(TableName=table_name)["Items"]]

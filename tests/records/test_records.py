@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from cnm_ingest import records
 
 from .conftest import arn, event, scan, workflow_input
