@@ -77,7 +77,7 @@ def main() -> int:
 class Runner:
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
         self.workdir = workdir
-        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **env, "COLUMNS": "110",
+        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **env, "COLUMNS": "120",
                     "PYTHONPATH": f"{ROOT / 'lambda_src'}:{ROOT / 'cli'}"}
 
     def __call__(self, *args: str) -> int:
@@ -85,7 +85,7 @@ class Runner:
         print(f"$ cnm-ingest {shown}")
         proc = subprocess.run([sys.executable, "-m", "cnm_ingest_cli", *args], env=self.env, cwd=self.workdir,
                               capture_output=True, text=True, timeout=300)
-        out = (proc.stdout + proc.stderr).rstrip()
+        out = "\n".join(line.rstrip() for line in (proc.stdout + proc.stderr).rstrip().splitlines())
         if out:
             print(out)
         if proc.returncode:

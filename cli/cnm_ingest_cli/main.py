@@ -354,7 +354,8 @@ def reingest(settings: Settings, ref: str, collection: str | None) -> None:
     """Run the workflow again for a GRANULE (its latest execution) or an EXECUTION, replacing duplicates."""
     result = ops.reingest(settings.stack, ref, collection)
     emit(settings, result, lambda c: c.print(
-        f"reingest of {result['reingest_of']}\n  started {result['execution_arn']}", markup=False))
+        f"reingest of {result['reingest_of'].rsplit(':', 1)[-1]}\n"
+        f"  started   {result['execution_name']}" + ("" if result["started"] else " (already existed)"), markup=False))
 
 
 # --- replay --------------------------------------------------------------------------------------------
