@@ -221,7 +221,7 @@ def test_every_function_is_packaged_from_the_manifest(example, request, packages
     functions = changes(plan, "aws_lambda_function")
     hashes = {f["base64sha256"] for f in packages["functions"].values()}
     roles = ["message-consumer", "fallback-consumer", "hydrate", "inbound-logger", "outbound-logger",
-             "start-status", "translate-message", "sync-granule", "cnm-response", "stop-status"]
+             "start-status", "translate-message", "sync-granule", "cnm-response", "stop-status", "recorder"]
     assert sorted(fn["function_name"] for fn in functions.values()) == sorted(f"cnm-{example}-{r}" for r in roles)
     for address, fn in functions.items():
         assert fn["runtime"] == "python3.12", address

@@ -40,7 +40,8 @@ def test_buffer_and_dlq_are_encrypted_and_redriven():
 def test_table_layout_is_the_one_the_code_and_tests_use(aws):
     """The HCL table and tools/recorder_feed.create_executions_table (used by every moto test) agree."""
     table = only(typed(RECORDER, "resource", "aws_dynamodb_table"))
-    from cnm_ingest import aws as aws_mod, records
+    from cnm_ingest import aws as aws_mod
+    from cnm_ingest import records
 
     ddb = aws_mod.client("dynamodb")
     create_executions_table(ddb, "t")
