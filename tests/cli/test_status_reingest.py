@@ -56,6 +56,8 @@ def test_failed_granule_found_fixed_and_reingested(local, cli, tmp_path):
     lines = cli("responses", "--identifier", "g-bad", "--json").stdout.splitlines()
     assert [json.loads(line)["message"]["response"]["status"] for line in lines] == ["FAILURE", "SUCCESS"]
     assert cli("responses", "--status", "SUCCESS", "--limit", "1").stdout.count("g-bad") == 1
+    followed = cli("responses", "--follow", "--limit", "2", "--json").stdout.splitlines()  # returns at the limit
+    assert [json.loads(line)["message"]["identifier"] for line in followed] == ["g-bad", "g-bad"]
 
 
 def test_send_refuses_invalid_cnms_with_the_reason(local, cli, tmp_path):
