@@ -99,7 +99,7 @@ def _original_input(arn: str) -> dict[str, Any] | None:
         text = aws.client("stepfunctions").describe_execution(executionArn=arn).get("input")
     except ClientError:
         return None
-    value = records._json(text)
+    value = records.json_value(text)
     return value if isinstance(value, dict) else None
 
 
@@ -109,7 +109,7 @@ def execution_detail(stack: Stack, ref: str) -> dict[str, Any]:
     item = records.get_execution(table, arn)
     if item is None:
         raise NotFound(f"no execution record for {ref}")
-    cnm = records._json(item.get("cnm"))
+    cnm = records.json_value(item.get("cnm"))
     if cnm is None:
         message = _original_input(arn)
         cnm = records.workflow_cnm(message) if message else None
@@ -122,7 +122,7 @@ def granule_detail(stack: Stack, granule_id: str, collection: str | None = None)
         raise NotFound(f"no granule {granule_id!r}" + (f" in collection {collection!r}" if collection else ""))
     return {"granule": [_shown(s) for s in found["summaries"]],
             "attempts": [_shown(a) | {"events": records.events_of(a)} for a in found["attempts"]],
-            "cnm": records._json((found["summaries"] or [{}])[0].get("cnm"))}
+            "cnm": records.json_value((found["summaries"] or [{}])[0].get("cnm"))}
 
 
 def detail(stack: Stack, ref: str, collection: str | None = None) -> dict[str, Any]:
@@ -253,7 +253,7 @@ def _interleave(readers: list[Iterator[dict[str, Any]]]) -> Iterator[dict[str, A
 # --- DLQ -------------------------------------------------------------------------------------
 
 def envelope_kind(body: str) -> str:
-    value = records._json(body)
+    value = records.json_value(body)
     if dlq.is_envelope(value):
         return "envelope"
     if isinstance(value, dict):
@@ -296,7 +296,7 @@ class DlqMessage:
 
 
 def _identifier(payload: bytes | None) -> str | None:
-    value = records._json(payload.decode("utf-8", "replace")) if payload else None
+    value = records.json_value(payload.decode("utf-8", "replace")) if payload else None
     return value.get("identifier") if isinstance(value, dict) and isinstance(value.get("identifier"), str) else None
 
 
@@ -353,7 +353,7 @@ def dlq_show(stack: Stack, message_id: str) -> dict[str, Any]:
     release(stack.dlq_url, messages)
     for m in messages:
         if m.message_id == message_id:
-            return m.as_dict(payloads=True) | {"body": records._json(m.body) or m.body}
+            return m.as_dict(payloads=True) | {"body": records.json_value(m.body) or m.body}
     raise NotFound(f"no message {message_id} in {stack.dlq_url}")
 
 
@@ -500,7 +500,7 @@ def _force_replace(message: dict[str, Any]) -> None:
 
 def _rebuild(stack: Stack, item: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """A workflow message from the record's CNM and the current rule / collection / provider configuration."""
-    cnm = records._json(item.get("cnm"))
+    cnm = records.json_value(item.get("cnm"))
     if not isinstance(cnm, dict):
         raise RefusedInput(f"no stored CNM for {item['execution_arn']} and its input is gone")
     store = config_mod.ConfigStore(stack.rules_table, stack.collections_table, stack.providers_table, ttl=0)

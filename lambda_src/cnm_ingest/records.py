@@ -125,7 +125,7 @@ def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _json(text: Any) -> Any:
+def json_value(text: Any) -> Any:
     if not isinstance(text, str):
         return None
     try:
@@ -187,7 +187,7 @@ def _collection_id(message: dict[str, Any], cnm: dict[str, Any] | None) -> str |
 
 def facts_from_input(text: Any) -> dict[str, Any]:
     """What a record keeps from the execution input (never raises)."""
-    message = _json(text)
+    message = json_value(text)
     if not isinstance(message, dict):
         return {"input_error": "no input" if text in (None, "") else "input is not a JSON object"}
     meta = _obj(message.get("meta"))
@@ -227,7 +227,7 @@ def parse_event(event: Any, load_input: InputLoader | None = None) -> dict[str, 
     (DescribeExecution).
     """
     if isinstance(event, (str, bytes)):
-        event = _json(event if isinstance(event, str) else event.decode("utf-8", "replace"))
+        event = json_value(event if isinstance(event, str) else event.decode("utf-8", "replace"))
     detail = event.get("detail") if isinstance(event, dict) else None
     if not isinstance(detail, dict):
         raise NotAnExecutionEvent("not an EventBridge event with a detail object")
