@@ -167,3 +167,25 @@ def test_dates_in_any_form():
     assert records.iso("2024-01-02T03:04:05Z") == "2024-01-02T03:04:05.000Z"
     assert records.iso("2024-01-02T03:04:05.678+02:00") == "2024-01-02T01:04:05.678Z"
     assert records.iso(True) is None and records.iso("yesterday") is None and records.iso(10**20) is None
+
+
+def test_the_cnm_is_read_through_message_read_cnm_when_it_exists(table, monkeypatch):
+    """wf8's message layout stores the CNM once (maybe offloaded to S3); records uses its reader when present."""
+    from cnm_ingest import message
+
+    offloaded = json.loads(workflow_input(identifier="from-reader"))
+    cnm = offloaded["meta"].pop("cnm")
+    offloaded["payload"].pop("cnm")
+    offloaded["meta"]["cnm_ref"] = {"bucket": "b", "key": "k"}
+    monkeypatch.setattr(message, "read_cnm", lambda m: cnm if m["meta"].get("cnm_ref") else None, raising=False)
+    records.record_event(table, event("e1", "SUCCEEDED", input=json.dumps(offloaded)))
+    item = records.get_execution(table, arn("e1"))
+    assert item["cnm_identifier"] == "from-reader" and item["granule_ids"] == ["from-reader"]
+
+    def unreadable(m):
+        raise OSError("the S3 object is gone")
+
+    monkeypatch.setattr(message, "read_cnm", unreadable, raising=False)
+    records.record_event(table, event("e2", "FAILED", input=json.dumps(offloaded)))
+    item = records.get_execution(table, arn("e2"))
+    assert item["status"] == "FAILED" and "cnm_identifier" not in item and item["rule"] == "coll-rule"
