@@ -440,6 +440,9 @@ module "recorder" {
   deletion_protection_enabled    = var.config_tables_deletion_protection_enabled
   point_in_time_recovery_enabled = var.config_tables_point_in_time_recovery_enabled
   environment_variables          = merge(local.common_environment, { POWERTOOLS_SERVICE_NAME = "recorder" })
+  create_dlq_alarm               = var.create_alarms
+  alarm_actions                  = compact([try(module.alarms[0].topic_arn, null)])
+  alarm_period_seconds           = var.alarm_period_seconds
 
   tags = var.tags
 }

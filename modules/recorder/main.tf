@@ -245,3 +245,27 @@ resource "aws_lambda_event_source_mapping" "buffer" {
 
   tags = var.tags
 }
+
+################################################################################
+# Alarm: events the recorder could not record
+################################################################################
+
+resource "aws_cloudwatch_metric_alarm" "dlq" {
+  count = var.create_dlq_alarm ? 1 : 0
+
+  alarm_name          = "${var.prefix}-recorder-dlq-not-empty"
+  alarm_description   = "Execution status events are parked in ${aws_sqs_queue.dlq.name}: the executions table misses them until they are moved back to ${aws_sqs_queue.buffer.name} (SQS redrive)."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.dlq.name }
+  statistic           = "Maximum"
+  period              = var.alarm_period_seconds
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+
+  tags = var.tags
+}

@@ -47,3 +47,13 @@ output "role_arn" {
   description = "ARN of the recorder function's role."
   value       = module.function.role_arn
 }
+
+output "dlq_name" {
+  description = "Name of the recorder's dead-letter queue."
+  value       = aws_sqs_queue.dlq.name
+}
+
+output "dlq_alarm_arn" {
+  description = "ARN of the recorder DLQ alarm (null when not created)."
+  value       = try(aws_cloudwatch_metric_alarm.dlq[0].arn, null)
+}

@@ -181,3 +181,26 @@ variable "dlq_message_retention_seconds" {
     error_message = "dlq_message_retention_seconds must be between 60 and 1209600."
   }
 }
+
+variable "create_dlq_alarm" {
+  description = "Create the CloudWatch alarm <prefix>-recorder-dlq-not-empty (any message in the recorder's DLQ)."
+  type        = bool
+  default     = true
+}
+
+variable "alarm_actions" {
+  description = "SNS topic ARNs notified when the DLQ alarm fires and clears."
+  type        = list(string)
+  default     = []
+}
+
+variable "alarm_period_seconds" {
+  description = "Period of the DLQ alarm's metric (a multiple of 60 seconds)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.alarm_period_seconds >= 60 && var.alarm_period_seconds % 60 == 0
+    error_message = "alarm_period_seconds must be a multiple of 60."
+  }
+}

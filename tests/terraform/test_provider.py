@@ -198,7 +198,8 @@ def test_alarms_watch_the_stream_the_dlq_and_every_function(example, request):
     alarms = {a["alarm_name"]: a for a in changes(plan, "aws_cloudwatch_metric_alarm").values()}
     functions = sorted(fn["function_name"] for fn in changes(plan, "aws_lambda_function").values())
     prefix = f"cnm-{example}-"
-    expected = ["notification-stream-iterator-age", "dlq-not-empty", "message-consumer-iterator-age"]
+    expected = ["notification-stream-iterator-age", "dlq-not-empty", "message-consumer-iterator-age",
+                "recorder-dlq-not-empty"]
     expected += [f"{name.removeprefix(prefix)}-errors" for name in functions]
     assert sorted(alarms) == sorted(prefix + e for e in expected)
     assert alarms[f"{prefix}dlq-not-empty"]["threshold"] == 0
