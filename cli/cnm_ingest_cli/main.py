@@ -348,11 +348,13 @@ def dlq_redrive(settings: Settings, message_ids: tuple[str, ...], everything: bo
 @cli.command()
 @click.argument("ref")
 @click.option("--collection", help="The granule's collection id, when the id exists in several.")
+@click.option("--idempotency-key", "key", help="Name the execution from this key: rerunning with the same key "
+              "starts nothing new (for scripts that retry).")
 @json_option
 @pass_settings
-def reingest(settings: Settings, ref: str, collection: str | None) -> None:
+def reingest(settings: Settings, ref: str, collection: str | None, key: str | None) -> None:
     """Run the workflow again for a GRANULE (its latest execution) or an EXECUTION, replacing duplicates."""
-    result = ops.reingest(settings.stack, ref, collection)
+    result = ops.reingest(settings.stack, ref, collection, key=key)
     emit(settings, result, lambda c: c.print(
         f"reingest of {result['reingest_of'].rsplit(':', 1)[-1]}\n"
         f"  started   {result['execution_name']}" + ("" if result["started"] else " (already existed)"), markup=False))

@@ -479,12 +479,17 @@ def dlq_redrive(stack: Stack, message_ids: Iterable[str] = (), *, dry_run: bool 
 _UNSAFE = re.compile(r"[^0-9A-Za-z_-]+")
 
 
-def reingest_name(identifier: str, now: datetime | None = None) -> str:
-    """``<identifier>-reingest-<UTC time>-<digest>``: within 80 characters, marked as a reingest."""
+def reingest_name(identifier: str, now: datetime | None = None, key: str | None = None) -> str:
+    """``<identifier>-reingest-<UTC time>-<digest>``, or ``<identifier>-reingest-<digest of key>`` for an
+    idempotency ``key`` (the same key, the same name: a retried command starts nothing new); within 80
+    characters, marked as a reingest."""
+    prefix = _UNSAFE.sub("-", identifier).strip("-")[:40]
+    if key is not None:
+        digest = hashlib.sha256(f"{identifier}\x1f{key}".encode()).hexdigest()[:32]
+        return f"{prefix}-{records.REINGEST_MARK}-{digest}".lstrip("-")
     now = now or datetime.now(UTC)
     stamp = now.strftime("%Y%m%dT%H%M%S%f")
     digest = hashlib.sha256(f"{identifier}\x1f{stamp}".encode()).hexdigest()[:8]
-    prefix = _UNSAFE.sub("-", identifier).strip("-")[:40]
     return f"{prefix}-{records.REINGEST_MARK}-{stamp}-{digest}".lstrip("-")
 
 
@@ -529,7 +534,8 @@ def consumer_settings(stack: Stack) -> ingest.Settings:
                            buckets=json.loads(variables.get("BUCKETS") or "{}"))
 
 
-def reingest(stack: Stack, ref: str, collection: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+def reingest(stack: Stack, ref: str, collection: str | None = None, now: datetime | None = None,
+             key: str | None = None) -> dict[str, Any]:
     """Start the workflow again for a granule (its latest execution) or an execution, duplicates replaced."""
     table = stack.require_executions_table()
     if ref.startswith("arn:"):
@@ -538,7 +544,7 @@ def reingest(stack: Stack, ref: str, collection: str | None = None, now: datetim
         granule = records.get_granule(table, ref, collection)
         if granule is None:
             try:
-                return reingest(stack, stack.execution_arn(ref), collection, now)
+                return reingest(stack, stack.execution_arn(ref), collection, now, key)
             except NotFound:
                 raise NotFound(f"no granule or execution {ref!r}") from None
         if len(granule["summaries"]) > 1:
@@ -554,15 +560,26 @@ def reingest(stack: Stack, ref: str, collection: str | None = None, now: datetim
         message, state_machine = _rebuild(stack, item)
     message = copy.deepcopy(message)
     cnm = records.workflow_cnm(message) or {}
-    name = reingest_name(str(cnm.get("identifier") or item.get("cnm_identifier") or "granule"), now)
+    name = reingest_name(str(cnm.get("identifier") or item.get("cnm_identifier") or "granule"), now, key)
     _force_replace(message)
     cumulus = message.setdefault("cumulus_meta", {})
     cumulus["execution_name"] = name
     cumulus["state_machine"] = state_machine
     message["meta"]["reingest"] = {"of": arn}
-    started = ingest.start_execution(state_machine, name, message)
-    return {"reingest_of": arn, "execution_name": name, "execution_arn":
-            state_machine.replace(":stateMachine:", ":execution:") + f":{name}", "started": started}
+    new_arn = state_machine.replace(":stateMachine:", ":execution:") + f":{name}"
+    # StartExecution succeeds for an existing execution with the same name and input (Step Functions'
+    # own idempotency), so look first to report a retried reingest as not started
+    started = not _exists(new_arn) and ingest.start_execution(state_machine, name, message)
+    return {"reingest_of": arn, "execution_name": name, "execution_arn": new_arn, "started": started}
+
+
+def _exists(execution_arn: str) -> bool:
+    sfn = aws.client("stepfunctions")
+    try:
+        sfn.describe_execution(executionArn=execution_arn)
+    except sfn.exceptions.ExecutionDoesNotExist:
+        return False
+    return True
 
 
 # --- replay ------------------------------------------------------------------------------------

@@ -50,12 +50,19 @@ def test_failed_granule_found_fixed_and_reingested(local, cli, tmp_path):
     granule = cli.json("status", "g-bad")
     assert granule["granule"][0]["status"] == "SUCCEEDED"
     assert [(a["status"], a["reingest"]) for a in granule["attempts"]] == [("FAILED", False), ("SUCCEEDED", True)]
+    # a script retrying with an idempotency key starts one execution, not two
+    keyed = [cli.json("reingest", "g-bad", "--idempotency-key", "ticket-42") for _ in range(2)]
+    assert [k["started"] for k in keyed] == [True, False]
+    assert keyed[0]["execution_name"] == keyed[1]["execution_name"] and "-reingest-" in keyed[0]["execution_name"]
+    local.wait_for_executions()
+    local.record()
+    assert len(cli.json("status", "g-bad")["attempts"]) == 3
     assert cli.json("status", "--since", "1h")["granules"] == {
         "RUNNING": 0, "SUCCEEDED": 1, "FAILED": 0, "TIMED_OUT": 0, "ABORTED": 0}
     assert local.s3.get_object(Bucket=local.STAGING_BUCKET, Key="file-staging/local/COLL__1/g-bad.nc")["Body"].read() == good
     lines = cli("responses", "--identifier", "g-bad", "--json").stdout.splitlines()
-    assert [json.loads(line)["message"]["response"]["status"] for line in lines] == ["FAILURE", "SUCCESS"]
-    assert cli("responses", "--status", "SUCCESS", "--limit", "1").stdout.count("g-bad") == 1
+    assert [json.loads(line)["message"]["response"]["status"] for line in lines] == ["FAILURE", "SUCCESS", "SUCCESS"]
+    assert cli("responses", "--status", "FAILURE", "--limit", "1").stdout.count("FAILURE  g-bad") == 1
     followed = cli("responses", "--follow", "--limit", "2", "--json").stdout.splitlines()  # returns at the limit
     assert [json.loads(line)["message"]["identifier"] for line in followed] == ["g-bad", "g-bad"]
 
