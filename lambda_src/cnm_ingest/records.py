@@ -355,7 +355,7 @@ def record_event(table: str, event: Any, load_input: InputLoader | None = None) 
     granule_ids: list[str] = fields.get("granule_ids") or []
     for gid in granule_ids:
         pk = granule_pk(gid)
-        attempt = {"entity": "ATTEMPT", "granule_id": gid, "collection": collection, "execution_arn": arn,
+        attempt: dict[str, Any] = {"entity": "ATTEMPT", "granule_id": gid, "collection": collection, "execution_arn": arn,
                    "execution_name": fields["execution_name"], "status": status, "status_rank": r,
                    "started_at": fields["started_at"], "updated_at": when, "reingest": fields["reingest"],
                    **{k: fields[k] for k in ("stopped_at", "error", "cause", "original_error") if k in fields}}

@@ -38,4 +38,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     result = process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
     metrics.add_metric(name="EventsFailed", unit=MetricUnit.Count, value=len(result.get("batchItemFailures", [])))
-    return result
+    return dict(result)
