@@ -79,6 +79,28 @@ def describe(path: Path, base: Path) -> dict:
     }
 
 
+def runtime_python() -> str | None:
+    """A Python interpreter of the Lambda runtime's version (``RUNTIME``), or None.
+
+    ``LAMBDA_PYTHON`` names one; otherwise ``python3.12`` on PATH, then pyenv's
+    and the usual system locations are tried, each checked by running it.
+    """
+    want = RUNTIME.removeprefix("python")
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = [os.environ.get("LAMBDA_PYTHON"), shutil.which(RUNTIME),
+                  *sorted(map(str, pyenv_root.glob(f"versions/{want}.*/bin/{RUNTIME}")), reverse=True),
+                  f"/usr/bin/{RUNTIME}", f"/usr/local/bin/{RUNTIME}"]
+    for cand in filter(None, candidates):
+        try:
+            got = subprocess.run([cand, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                 capture_output=True, text=True, timeout=30)
+        except OSError:
+            continue
+        if got.returncode == 0 and got.stdout.strip() == want:
+            return cand
+    return None
+
+
 def handler_names() -> list[str]:
     return sorted(p.stem for p in (SRC / "handlers").glob("*.py") if p.stem != "__init__")
 
