@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from botocore.response import StreamingBody
 
@@ -114,7 +113,7 @@ def run(quick: bool = False) -> list[Row]:
                     raise AssertionError(f"{algo}: s3_digest {d_ours} != {tool} {d_tool}")
                 ours.append(t_ours)
                 theirs.append(t_tool)
-            ratio = statistics.median(t / o for o, t in zip(ours, theirs))
+            ratio = statistics.median(t / o for o, t in zip(ours, theirs, strict=False))
             rows.append(row(f"checksum {algo} ({size // MiB} MiB, chunk {checksum.CHUNK_SIZE // 1024} KiB)",
                             size / MiB / statistics.median(ours), "MiB/s",
                             f"{tool} {size / MiB / statistics.median(theirs):.0f} MiB/s", ratio, ">= 0.95"))

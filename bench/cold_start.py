@@ -135,12 +135,12 @@ def run(quick: bool = False) -> list[Row]:
                 pairs[h].append(next(bare_runs))
         bare = statistics.median(times["bare"])
         for h in handlers:
-            ratio = statistics.median(t / b for t, b in zip(times[h], pairs[h]))
+            ratio = statistics.median(t / b for t, b in zip(times[h], pairs[h], strict=False))
             rows.append(row(f"cold start: import {h}", statistics.median(times[h]) * 1000, "ms",
                             f"bare boto3 handler {bare * 1000:.0f} ms{note}", ratio, "<= 1.3"))
         one = statistics.median(clients["session"])
         ours = statistics.median(clients["aws"])
-        ratio = statistics.median(a / b for a, b in zip(clients["aws"], clients["session"]))
+        ratio = statistics.median(a / b for a, b in zip(clients["aws"], clients["session"], strict=False))
         rows.append(row("4 AWS clients via cnm_ingest.aws", ours * 1000, "ms",
                         f"one boto3 Session {one * 1000:.0f} ms", ratio, "<= 1.1"))
         for p in work.rglob("*"):

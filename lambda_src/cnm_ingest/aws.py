@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from botocore.config import Config
@@ -63,7 +63,8 @@ def client(service: str, config: Config | None = None) -> Any:
         found = _clients.get(key)
         if found is None:
             merged = _base_config() if config is None else _base_config().merge(config)
-            found = _clients[key] = sess.client(service, config=merged)
+            # service is a runtime string: the stubs' per-service overloads cannot apply.
+            found = _clients[key] = cast(Any, sess).client(service, config=merged)
         return found
 
 
@@ -76,7 +77,7 @@ def resource(service: str) -> Any:
     with _lock:
         found = _resources.get(service)
         if found is None:
-            found = _resources[service] = sess.resource(service, config=_base_config())
+            found = _resources[service] = cast(Any, sess).resource(service, config=_base_config())
         return found
 
 
@@ -122,7 +123,8 @@ TRANSIENT_ERROR_CODES = frozenset(
 
 def is_transient(exc: BaseException) -> bool:
     """True when ``exc`` is an AWS error worth retrying (throttling, 5xx, timeouts)."""
-    from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, ReadTimeoutError
+    from botocore.exceptions import ClientError, ReadTimeoutError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
 
     if isinstance(exc, (BotoConnectionError, ReadTimeoutError)):
         return True
