@@ -9,14 +9,19 @@ runtime's). A fresh interpreter of the Lambda runtime's Python (3.12, found by
 is then said in the row's limit) times ``import <handler>`` with nothing
 written back (``PYTHONDONTWRITEBYTECODE``, as on Lambda's read-only
 ``/var/task``). Runs alternate bare / handler so drift hits both alike; the
-row is the ratio of medians. A second measure builds four AWS clients through
-``cnm_ingest.aws`` against four from one boto3 Session, in fresh processes.
+ratio is the median of the per-pair ratios. Two more rows say where
+message_consumer's time goes: the same handler packaged without bytecode
+(``build.py --no-bytecode``), and its Powertools imports alone (the most that
+importing less of Powertools could save). A last measure builds four AWS
+clients through ``cnm_ingest.aws`` against four from one boto3 Session, in
+fresh processes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import inspect
 import os
 import shutil
 import statistics
@@ -32,6 +37,14 @@ sys.path.insert(0, str(ROOT))
 import build  # noqa: E402
 
 BARE = "import boto3\n\n\ndef handler(event, context):\n    return {}\n"
+# message_consumer's Powertools imports, and nothing of ours.
+POWERTOOLS_ONLY = (
+    "from aws_lambda_powertools.metrics import MetricUnit\n"
+    "from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response\n"
+    "from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord\n"
+    "from aws_lambda_powertools import Logger, Metrics\n"
+)
+SYNTHETIC = {"bare": BARE, "powertools_only": POWERTOOLS_ONLY}
 RUNTIME_DISTS = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
 TIMER = (
     "import sys, time, importlib\n"
@@ -81,9 +94,9 @@ def lay_out(out: Path, handler: str, work: Path) -> list[str]:
     """Unpack a handler zip and the layer like Lambda does; return its sys.path entries."""
     task = work / handler / "task"
     opt = work / handler / "opt"
-    if handler == "bare":
+    if handler in SYNTHETIC:
         task.mkdir(parents=True)
-        (task / "bare.py").write_text(BARE)
+        (task / f"{handler}.py").write_text(SYNTHETIC[handler])
     else:
         zipfile.ZipFile(out / "functions" / f"{handler}.zip").extractall(task)
     layer = out / "layers" / "deps.zip"
@@ -118,29 +131,40 @@ def run(quick: bool = False) -> list[Row]:
         out = work / "build"
         build.build(out)
         handlers = build.handler_names()
-        paths = {h: [*lay_out(out, h, work), str(runtime)] for h in ["bare", *handlers]}
-        times: dict[str, list[float]] = {h: [] for h in paths}
+        # name -> (module to import, sys.path): every handler as packaged, and two variants of
+        # message_consumer that say where its time goes: packaged without bytecode, and only its
+        # Powertools imports (the most that importing less of Powertools could save).
+        cases = {h: (h, [*lay_out(out, h, work), str(runtime)]) for h in ["bare", *handlers]}
+        if "bytecode" in inspect.signature(build.build).parameters:
+            sources = work / "build-sources"
+            build.build(sources, bytecode=False)
+            cases["message_consumer, no bytecode"] = (
+                "message_consumer", [*lay_out(sources, "message_consumer", work / "sources"), str(runtime)])
+        cases["powertools imports of message_consumer"] = (
+            "powertools_only", [*lay_out(out, "powertools_only", work), str(runtime)])
+        measured = [c for c in cases if c != "bare"]
+        times: dict[str, list[float]] = {c: [] for c in cases}
+        bare_before: dict[str, list[float]] = {c: [] for c in measured}
         clients: dict[str, list[float]] = {"aws": [], "session": []}
         for _ in range(runs):
-            for h in handlers:
-                times["bare"].append(_time(python, TIMER, "bare", paths["bare"]))
-                times[h].append(_time(python, TIMER, h, paths[h]))
+            for case in measured:
+                b = _time(python, TIMER, "bare", cases["bare"][1])
+                times["bare"].append(b)
+                bare_before[case].append(b)
+                times[case].append(_time(python, TIMER, *cases[case]))
             for kind in clients:
-                clients[kind].append(_time(python, CLIENTS, kind, paths["message_consumer"]))
-        # Each handler run is paired with the bare run just before it; the ratio is the median of the pairs.
-        bare_runs = iter(times["bare"])
-        pairs: dict[str, list[float]] = {h: [] for h in handlers}
-        for _ in range(runs):
-            for h in handlers:
-                pairs[h].append(next(bare_runs))
+                clients[kind].append(_time(python, CLIENTS, kind, cases["message_consumer"][1]))
+        # Each run is paired with the bare run just before it; the ratio is the median of the pairs.
         bare = statistics.median(times["bare"])
-        for h in handlers:
-            ratio = statistics.median(t / b for t, b in zip(times[h], pairs[h], strict=False))
-            rows.append(row(f"cold start: import {h}", statistics.median(times[h]) * 1000, "ms",
-                            f"bare boto3 handler {bare * 1000:.0f} ms{note}", ratio, "<= 1.3"))
+        for case in measured:
+            ratio = statistics.median(t / b for t, b in zip(times[case], bare_before[case], strict=True))
+            goal = "<= 1.3" if case in handlers else ""
+            name = f"cold start: import {case}" if case in handlers else f"cold start: {case}"
+            rows.append(row(name, statistics.median(times[case]) * 1000, "ms",
+                            f"bare boto3 handler {bare * 1000:.0f} ms{note}", ratio, goal))
         one = statistics.median(clients["session"])
         ours = statistics.median(clients["aws"])
-        ratio = statistics.median(a / b for a, b in zip(clients["aws"], clients["session"], strict=False))
+        ratio = statistics.median(a / b for a, b in zip(clients["aws"], clients["session"], strict=True))
         rows.append(row("4 AWS clients via cnm_ingest.aws", ours * 1000, "ms",
                         f"one boto3 Session {one * 1000:.0f} ms", ratio, "<= 1.1"))
         for p in work.rglob("*"):
