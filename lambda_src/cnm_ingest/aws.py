@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import Any, cast
 
 import boto3
@@ -46,6 +47,20 @@ def session() -> boto3.session.Session:
         return _session
 
 
+def _cached(cache: dict[Any, Any], key: Any, make: Callable[[Any], Any]) -> Any:
+    """``cache[key]``, made once from the Session by ``make`` (under the lock: a Session is not thread-safe)."""
+    found = cache.get(key)
+    if found is not None:
+        return found
+    sess = session()
+    with _lock:
+        found = cache.get(key)
+        if found is None:
+            # Services are runtime strings here: the stubs' per-service overloads cannot apply.
+            found = cache[key] = make(cast(Any, sess))
+        return found
+
+
 def client(service: str, config: Config | None = None) -> Any:
     """A cached boto3 client for ``service``.
 
@@ -54,31 +69,15 @@ def client(service: str, config: Config | None = None) -> Any:
     ``Config(retries={"mode": "adaptive"}, max_pool_connections=32)`` for a
     client shared by a thread pool.
     """
-    key = (service, config)
-    found = _clients.get(key)
-    if found is not None:
-        return found
-    sess = session()
-    with _lock:
-        found = _clients.get(key)
-        if found is None:
-            merged = _base_config() if config is None else _base_config().merge(config)
-            # service is a runtime string: the stubs' per-service overloads cannot apply.
-            found = _clients[key] = cast(Any, sess).client(service, config=merged)
-        return found
+    def make(sess: Any) -> Any:
+        return sess.client(service, config=_base_config() if config is None else _base_config().merge(config))
+
+    return _cached(_clients, (service, config), make)
 
 
 def resource(service: str) -> Any:
     """A cached boto3 resource for ``service``."""
-    found = _resources.get(service)
-    if found is not None:
-        return found
-    sess = session()
-    with _lock:
-        found = _resources.get(service)
-        if found is None:
-            found = _resources[service] = cast(Any, sess).resource(service, config=_base_config())
-        return found
+    return _cached(_resources, service, lambda sess: sess.resource(service, config=_base_config()))
 
 
 def reset(session: bool = False) -> None:
