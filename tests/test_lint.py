@@ -1,4 +1,4 @@
-"""Lint and types, as CI runs them: every local hook of .pre-commit-config.yaml (ruff, mypy, terraform fmt).
+"""Lint and types, as CI runs them: every local hook of .pre-commit-config.yaml (ruff, mypy, terraform fmt, tflint).
 
 The hooks are the one definition of the checks; these tests read and run
 them, so a developer's ``pre-commit run --all-files`` and CI agree. Run them
@@ -31,7 +31,7 @@ def test_every_hook_is_local_and_runs_the_pinned_tools():
     config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
     assert [repo["repo"] for repo in config["repos"]] == ["local"]
     ids = {hook["id"] for hook in hooks()}
-    assert {"ruff", "mypy", "terraform-fmt"} <= ids
+    assert {"ruff", "mypy", "terraform-fmt", "tflint"} <= ids
     for hook in hooks():
         assert hook["language"] == "system"
         assert hook["pass_filenames"] is False, f"{hook['id']}: must check the whole repository, as CI does"
