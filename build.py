@@ -11,10 +11,21 @@ Every handler in ``lambda_src/handlers/`` becomes ``functions/<name>.zip`` with
 does not provide; boto3 is not among them) are installed by pip for the Lambda
 platform and packaged once, as the layer ``layers/deps.zip`` under ``python/``.
 
+Bytecode for the Lambda runtime's Python (3.12) is shipped beside every
+module, functions and layer alike: ``/var/task`` and ``/opt`` are read-only on
+Lambda, so without it every cold start compiles every module it imports, and
+throws the result away. The bytecode is written by a Python 3.12 interpreter
+(:func:`runtime_python`; ``LAMBDA_PYTHON`` names one) in ``checked-hash`` mode:
+the source's hash, not its timestamp, is in the header, so it is deterministic
+and is never used for a source it was not compiled from. File names inside it
+are the paths Lambda runs them from (``/var/task/...``, ``/opt/python/...``).
+``--no-bytecode`` builds without it when no 3.12 interpreter is at hand.
+
 Output is byte-identical across runs: entries sorted, fixed timestamps and
-permissions, fixed compression level, no bytecode. ``manifest.json`` records
-each zip's path, size, sha256 and base64sha256 (Terraform's
-``source_code_hash``).
+permissions, fixed compression level, bytecode compiled with a fixed hash seed
+by one process. ``manifest.json`` records each zip's path, size, sha256 and
+base64sha256 (Terraform's ``source_code_hash``) and the Python that wrote the
+bytecode.
 """
 
 from __future__ import annotations
@@ -41,17 +52,56 @@ FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o644 << 16
 SKIP_PARTS = {"__pycache__", ".pytest_cache"}
 SKIP_SUFFIXES = {".pyc", ".pyo"}
+TASK_ROOT = "/var/task"  # where Lambda unpacks a function
+LAYER_ROOT = "/opt"  # where Lambda unpacks a layer
 
 
-def _files(base: Path):
-    """Every file under ``base`` worth packaging, as (path, archive name) sorted by name."""
+class BuildError(RuntimeError):
+    pass
+
+
+def _files(base: Path, bytecode: bool = False) -> list[tuple[Path, str]]:
+    """Every file under ``base`` worth packaging, as (path, archive name) sorted by name.
+
+    Bytecode is left out unless ``bytecode`` (then it is what :func:`compile_tree` wrote).
+    """
     out = []
     for path in base.rglob("*"):
         rel = path.relative_to(base)
-        if path.is_dir() or SKIP_PARTS.intersection(rel.parts) or path.suffix in SKIP_SUFFIXES:
+        if path.is_dir():
+            continue
+        if not bytecode and (SKIP_PARTS.intersection(rel.parts) or path.suffix in SKIP_SUFFIXES):
             continue
         out.append((path, rel.as_posix()))
-    return out
+    return sorted(out, key=lambda e: e[1])
+
+
+def compile_tree(tree: Path, runs_from: str, python: str) -> None:
+    """Write deterministic bytecode for ``python`` beside every module under ``tree``.
+
+    ``runs_from`` is where ``tree`` is on Lambda: it replaces ``tree`` in the
+    file names recorded in the bytecode (tracebacks, ``__file__`` of frames).
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env.update(PYTHONHASHSEED="0", SOURCE_DATE_EPOCH="315532800")
+    cmd = [python, "-m", "compileall", "-q", "-j", "1", "--invalidation-mode", "checked-hash",
+           "-s", str(tree), "-p", runs_from, str(tree)]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if result.returncode:
+        raise BuildError(f"compiling {tree} with {python} failed:\n{result.stdout}{result.stderr}")
+
+
+def bytecode_python(required: bool = True) -> str | None:
+    python = runtime_python()
+    if python is None and required:
+        raise BuildError(f"no {RUNTIME} interpreter found to write the Lambda bytecode: set LAMBDA_PYTHON to one, "
+                         "or build with --no-bytecode")
+    return python
+
+
+def python_version(python: str) -> str:
+    return subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
+                          check=True, capture_output=True, text=True).stdout.strip()
 
 
 def write_zip(dest: Path, entries: list[tuple[Path, str]]) -> None:
@@ -79,17 +129,51 @@ def describe(path: Path, base: Path) -> dict:
     }
 
 
+def runtime_python() -> str | None:
+    """A Python interpreter of the Lambda runtime's version (``RUNTIME``), or None.
+
+    ``LAMBDA_PYTHON`` names one; otherwise ``python3.12`` on PATH, then pyenv's
+    and the usual system locations are tried, each checked by running it.
+    """
+    want = RUNTIME.removeprefix("python")
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = [os.environ.get("LAMBDA_PYTHON"), shutil.which(RUNTIME),
+                  *sorted(map(str, pyenv_root.glob(f"versions/{want}.*/bin/{RUNTIME}")), reverse=True),
+                  f"/usr/bin/{RUNTIME}", f"/usr/local/bin/{RUNTIME}"]
+    for cand in filter(None, candidates):
+        try:
+            got = subprocess.run([cand, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                 capture_output=True, text=True, timeout=30)
+        except OSError:
+            continue
+        if got.returncode == 0 and got.stdout.strip() == want:
+            return cand
+    return None
+
+
 def handler_names() -> list[str]:
     return sorted(p.stem for p in (SRC / "handlers").glob("*.py") if p.stem != "__init__")
 
 
-def build_functions(out: Path) -> dict:
-    shared = [(p, f"{SHARED_PACKAGE}/{name}") for p, name in _files(SRC / SHARED_PACKAGE)]
+def build_functions(out: Path, python: str | None) -> dict:
+    """One zip per handler: ``<name>.py`` and the shared package, with bytecode when ``python`` is given."""
     functions = {}
-    for name in handler_names():
-        dest = out / "functions" / f"{name}.zip"
-        write_zip(dest, [(SRC / "handlers" / f"{name}.py", f"{name}.py"), *shared])
-        functions[name] = {**describe(dest, out), "handler": f"{name}.handler"}
+    with tempfile.TemporaryDirectory() as tmp:
+        task = Path(tmp) / "task"
+        for src, name in _files(SRC / SHARED_PACKAGE):
+            (task / SHARED_PACKAGE / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, task / SHARED_PACKAGE / name)
+        for name in handler_names():
+            shutil.copyfile(SRC / "handlers" / f"{name}.py", task / f"{name}.py")
+        if python:
+            compile_tree(task, TASK_ROOT, python)
+        shared = [(p, n) for p, n in _files(task, bytecode=True) if n.startswith(f"{SHARED_PACKAGE}/")]
+        own = {n: [(p, a) for p, a in _files(task, bytecode=True)
+                   if a == f"{n}.py" or a.startswith(f"__pycache__/{n}.")] for n in handler_names()}
+        for name in handler_names():
+            dest = out / "functions" / f"{name}.zip"
+            write_zip(dest, [*own[name], *shared])
+            functions[name] = {**describe(dest, out), "handler": f"{name}.handler"}
     return functions
 
 
@@ -98,8 +182,8 @@ def runtime_requirements() -> list[str]:
         return list(tomllib.load(fh)["project"]["dependencies"])
 
 
-def build_layer(out: Path) -> dict:
-    """pip-install the runtime dependencies for the Lambda platform and zip them."""
+def build_layer(out: Path, python: str | None) -> dict:
+    """pip-install the runtime dependencies for the Lambda platform and zip them (with bytecode)."""
     reqs = runtime_requirements()
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / "python"
@@ -115,16 +199,24 @@ def build_layer(out: Path) -> dict:
         # pip writes its own record of the install time-free metadata only; scripts
         # in bin/ are of no use in a layer.
         shutil.rmtree(target / "bin", ignore_errors=True)
+        if python:
+            compile_tree(target, f"{LAYER_ROOT}/python", python)
         dest = out / "layers" / "deps.zip"
-        write_zip(dest, [(p, f"python/{name}") for p, name in _files(target)])
+        write_zip(dest, [(p, f"python/{name}") for p, name in _files(target, bytecode=True)])
     return {**describe(dest, out), "requirements": reqs}
 
 
-def build(out: Path, with_layer: bool = True) -> dict:
+def build(out: Path, with_layer: bool = True, bytecode: bool = True) -> dict:
+    python = bytecode_python() if bytecode else None
     out.mkdir(parents=True, exist_ok=True)
-    manifest = {"runtime": RUNTIME, "functions": build_functions(out), "layers": {}}
+    manifest: dict = {
+        "runtime": RUNTIME,
+        "bytecode": {"python": python_version(python), "invalidation_mode": "checked-hash"} if python else None,
+        "functions": build_functions(out, python),
+        "layers": {},
+    }
     if with_layer:
-        manifest["layers"]["deps"] = build_layer(out)
+        manifest["layers"]["deps"] = build_layer(out, python)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
@@ -133,8 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "build", help="output directory (default: build/)")
     parser.add_argument("--no-layer", action="store_true", help="skip the dependency layer (no pip needed)")
+    parser.add_argument("--no-bytecode", action="store_true",
+                        help=f"ship sources only (when no {RUNTIME} interpreter is at hand; slower cold starts)")
     args = parser.parse_args(argv)
-    manifest = build(args.out.resolve(), with_layer=not args.no_layer)
+    try:
+        manifest = build(args.out.resolve(), with_layer=not args.no_layer, bytecode=not args.no_bytecode)
+    except BuildError as exc:
+        print(f"build.py: {exc}", file=sys.stderr)
+        return 2
     for kind in ("functions", "layers"):
         for name, item in manifest[kind].items():
             print(f"{kind[:-1]:8} {name:20} {item['size']:>9} bytes  sha256 {item['sha256'][:16]}  {item['filename']}")

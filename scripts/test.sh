@@ -3,10 +3,13 @@
 # build the AWS provider into the local Terraform mirror if it is not cached
 # (tens of minutes the first time on 2 cores, then cached outside the repo),
 # and run pytest (handlers with moto, the workflow in moto's Step Functions
-# interpreter, build determinism, Terraform fmt/validate/plan, checkov, docs).
+# interpreter, build determinism, Terraform fmt/validate/plan, checkov, docs,
+# ruff, mypy and tflint: tools/tflint.sh builds tflint from the Go module proxy
+# the first time, minutes, then cached outside the repo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/python build.py
 tools/terraform-provider.sh >/dev/null
+tools/tflint.sh --path >/dev/null
 exec .venv/bin/python -m pytest "$@"

@@ -7,9 +7,14 @@ import json
 import os
 from pathlib import Path
 
+import moto.core.models  # noqa: F401  (before any boto3 Session exists: see below)
 import pytest
 
 from tools.local_pipeline import shared_cnm_dir
+
+# cnm_ingest.aws keeps one boto3 Session per process, across tests. moto hooks
+# into botocore through the built-in handlers that a Session copies when it is
+# created, so moto must be imported before the first Session: here, first.
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CNM = shared_cnm_dir()

@@ -1,41 +1,93 @@
-"""boto3 clients built from the environment.
+"""boto3 clients built from the environment, from one Session per process.
 
 boto3 (>= 1.28) reads ``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_<SERVICE>``
 itself, so nothing here overrides endpoints: a client built here talks to AWS,
 to moto (in tests) or to a local emulator, depending only on the environment.
-Clients are cached per process (Lambda reuses them across invocations);
-:func:`reset` drops the cache, which tests call between moto contexts.
+Region and endpoint are read when a client is built; credentials when the
+Session first needs them.
+
+One boto3 Session serves the whole process: a new Session loads and parses
+the service models again, which costs far more than the client itself (see
+``bench/cold_start.py``). Clients are cached per (service, config) and reused
+across invocations. Building is serialised by a lock, since a Session is not
+thread-safe, while the clients it returns are. :func:`reset` drops the cached
+clients (tests call it when a moto context changes, and when they change the
+environment); ``reset(session=True)`` drops the Session as well (new
+credentials).
 """
 
 from __future__ import annotations
 
-import functools
 import os
+import threading
+from collections.abc import Callable
+from typing import Any, cast
 
 import boto3
 from botocore.config import Config
 
-# Standard retry mode with a few attempts: throttling and 5xx are retried by
-# botocore before our code sees them; what still fails is reported upwards.
-_CONFIG = Config(retries={"max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "4")), "mode": "standard"})
+_lock = threading.Lock()
+_session: boto3.session.Session | None = None
+_clients: dict[tuple[str, Config | None], Any] = {}
+_resources: dict[str, Any] = {}
 
 
-@functools.lru_cache(maxsize=None)
-def client(service: str):
-    """Return a cached boto3 client for ``service``."""
-    return boto3.session.Session().client(service, config=_CONFIG)
+def _base_config() -> Config:
+    # Standard retry mode with a few attempts: throttling and 5xx are retried by
+    # botocore before our code sees them; what still fails is reported upwards.
+    return Config(retries={"max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "4")), "mode": "standard"})
 
 
-@functools.lru_cache(maxsize=None)
-def resource(service: str):
-    """Return a cached boto3 resource for ``service``."""
-    return boto3.session.Session().resource(service, config=_CONFIG)
+def session() -> boto3.session.Session:
+    """The process's boto3 Session (created on first use)."""
+    global _session
+    with _lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session
 
 
-def reset() -> None:
-    """Forget cached clients (tests call this when a moto context changes)."""
-    client.cache_clear()
-    resource.cache_clear()
+def _cached(cache: dict[Any, Any], key: Any, make: Callable[[Any], Any]) -> Any:
+    """``cache[key]``, made once from the Session by ``make`` (under the lock: a Session is not thread-safe)."""
+    found = cache.get(key)
+    if found is not None:
+        return found
+    sess = session()
+    with _lock:
+        found = cache.get(key)
+        if found is None:
+            # Services are runtime strings here: the stubs' per-service overloads cannot apply.
+            found = cache[key] = make(cast(Any, sess))
+        return found
+
+
+def client(service: str, config: Config | None = None) -> Any:
+    """A cached boto3 client for ``service``.
+
+    ``config`` is merged over the default (standard retries); pass a
+    module-level constant, since clients are cached per config object, e.g.
+    ``Config(retries={"mode": "adaptive"}, max_pool_connections=32)`` for a
+    client shared by a thread pool.
+    """
+    def make(sess: Any) -> Any:
+        return sess.client(service, config=_base_config() if config is None else _base_config().merge(config))
+
+    return _cached(_clients, (service, config), make)
+
+
+def resource(service: str) -> Any:
+    """A cached boto3 resource for ``service``."""
+    return _cached(_resources, service, lambda sess: sess.resource(service, config=_base_config()))
+
+
+def reset(session: bool = False) -> None:
+    """Forget cached clients (and with ``session=True`` the Session too)."""
+    global _session
+    with _lock:
+        _clients.clear()
+        _resources.clear()
+        if session:
+            _session = None
 
 
 def env(name: str, default: str | None = None) -> str:
@@ -70,7 +122,8 @@ TRANSIENT_ERROR_CODES = frozenset(
 
 def is_transient(exc: BaseException) -> bool:
     """True when ``exc`` is an AWS error worth retrying (throttling, 5xx, timeouts)."""
-    from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, ReadTimeoutError
+    from botocore.exceptions import ClientError, ReadTimeoutError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
 
     if isinstance(exc, (BotoConnectionError, ReadTimeoutError)):
         return True

@@ -1,0 +1,1 @@
+"""Benchmarks that print ratios against service limits: ``python -m bench.run`` (see README, Performance)."""
