@@ -112,3 +112,18 @@ def collection_config(meta: dict[str, Any]) -> dict[str, Any]:
     if isinstance(config, str):
         config = json_object(config)
     return config if isinstance(config, dict) else collection
+
+
+def provider_config(meta: dict[str, Any]) -> dict[str, Any]:
+    """The provider's config from ``meta.provider``.
+
+    Accepts ``{"id", "config": {...}}`` (``config`` may be a JSON string) and
+    the flattened ``{"id", <config keys>}`` form :mod:`cnm_ingest.config` builds.
+    """
+    provider = meta.get("provider") or {}
+    if not isinstance(provider, dict):
+        return {}
+    config = provider.get("config")
+    if isinstance(config, str):
+        config = json_object(config)
+    return {**config, "id": provider.get("id")} if isinstance(config, dict) else provider
