@@ -41,6 +41,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import aws, checksum
+from . import message as workflow_message
 from .errors import (
     ChecksumMismatchError,
     CnmValidationError,
@@ -364,7 +365,7 @@ def sync_message(message: Message, execution: Execution, **copy_options: Any) ->
     """
     meta = message.get("meta") or {}
     config = collection_config(meta)
-    granules = (message.get("payload") or {}).get("granules")
+    granules = workflow_message.granules(message)
     if not isinstance(granules, list) or not granules:
         raise CnmValidationError("payload.granules is empty: TranslateMessage did not run", "$.payload.granules")
     bucket = staging_bucket(meta, config)
@@ -383,4 +384,4 @@ def sync_message(message: Message, execution: Execution, **copy_options: Any) ->
     for granule, prefix in zip(granules, prefixes):
         files = sync_files(granule["files"], prefix=prefix, **options, **copy_options)
         synced.append({**granule, "files": files, "sync_completed": datetime.now(timezone.utc).isoformat()})
-    return {**message, "payload": {**message.get("payload", {}), "granules": synced}}
+    return workflow_message.set_part(message, "payload", "granules", synced)

@@ -86,8 +86,8 @@ def test_translate_handler_keeps_cnm_in_meta(samples, lambda_context):
     from handlers import translate_message
 
     cnm = samples["cumulus_sns_v1.0_notification.json"]
-    out = translate_message.handler({"message": {"meta": {}, "payload": {"cnm": cnm}}, "execution": {}}, lambda_context)
-    assert out["meta"]["cnm"] == cnm
+    out = translate_message.handler({"message": {"meta": {"cnm": cnm}, "payload": {}}, "execution": {}}, lambda_context)
+    assert out["meta"]["cnm"] == cnm and "cnm" not in out["payload"]
     assert out["payload"]["granules"][0]["files"][1]["checksum"] == "addjd872342bfbf"
     bad = dict(cnm, product={"name": "x"})
     with pytest.raises(CnmValidationError) as err:
@@ -232,9 +232,14 @@ def test_url_path_template():
 # --- CnmResponse -------------------------------------------------------------------------------
 
 @pytest.fixture
-def stream(aws):
+def stream(aws, monkeypatch):
+    """The response stream, and the status table CnmResponse keeps its idempotency records in."""
     import boto3
 
+    from tests.workflow.conftest import create_status_table
+
+    create_status_table(boto3.client("dynamodb", region_name=REGION), "st")
+    monkeypatch.setenv("STATUS_TABLE", "st")
     kinesis = boto3.client("kinesis", region_name=REGION)
     kinesis.create_stream(StreamName="r", ShardCount=1)
     return kinesis.describe_stream_summary(StreamName="r")["StreamDescriptionSummary"]["StreamARN"]
