@@ -232,9 +232,9 @@ variable "extra_states" {
   validation {
     condition = var.extra_states == "" || length(setintersection(
       try(keys(jsondecode(var.extra_states)), []),
-      ["StartStatus", "TranslateMessage", "SyncGranule", "CnmResponse", "StopStatus", "CheckOutcome", "WorkflowSucceeded", "WorkflowFailed"]
+      ["StartStatus", "TranslateMessage", "SyncGranule", "CnmResponse", "ParkResponse", "StopStatus", "CheckOutcome", "WorkflowSucceeded", "WorkflowFailed"]
     )) == 0
-    error_message = "extra_states must not redefine a built-in state (StartStatus, TranslateMessage, SyncGranule, CnmResponse, StopStatus, CheckOutcome, WorkflowSucceeded, WorkflowFailed)."
+    error_message = "extra_states must not redefine a built-in state (StartStatus, TranslateMessage, SyncGranule, CnmResponse, ParkResponse, StopStatus, CheckOutcome, WorkflowSucceeded, WorkflowFailed)."
   }
 }
 
