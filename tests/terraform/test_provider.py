@@ -200,7 +200,11 @@ def test_alarms_watch_the_stream_the_dlq_and_every_function(example, request):
     prefix = f"cnm-{example}-"
     expected = ["notification-stream-iterator-age", "dlq-not-empty", "message-consumer-iterator-age"]
     expected += [f"{name.removeprefix(prefix)}-errors" for name in functions]
+    expected += [f"cnm-workflow-executions-{m}" for m in ("failed", "timed-out", "aborted")]  # issue 8
     assert sorted(alarms) == sorted(prefix + e for e in expected)
+    for m in ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"):
+        [alarm] = [a for a in alarms.values() if a["metric_name"] == m]
+        assert (alarm["namespace"], alarm["threshold"]) == ("AWS/States", 0)
     assert alarms[f"{prefix}dlq-not-empty"]["threshold"] == 0
     assert alarms[f"{prefix}dlq-not-empty"]["dimensions"] == {"QueueName": f"{prefix}kinesisFailure"}
     assert alarms[f"{prefix}notification-stream-iterator-age"]["namespace"] == "AWS/Kinesis"
