@@ -644,7 +644,7 @@ variable "state_machine_log_level" {
 ################################################################################
 
 variable "create_alarms" {
-  description = "Create the CloudWatch alarms (iterator age, DLQ not empty, function errors)."
+  description = "Create the CloudWatch alarms (iterator age, DLQ not empty, function errors, failed/timed-out/aborted executions)."
   type        = bool
   default     = true
 }
