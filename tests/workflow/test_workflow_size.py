@@ -145,3 +145,16 @@ def test_fit_moves_the_largest_part_first(wf):
     with pytest.raises(Exception, match="without its CNM"):  # nothing left to move: a clear error, not a 256 KiB overflow
         workflow_message.fit(message, threshold=10)
     assert again["payload"] == {"granules": ["small"]}
+
+
+def test_a_huge_error_message_is_bounded_and_keeps_its_type():
+    from cnm_ingest import task
+    from cnm_ingest.errors import CnmValidationError
+
+    def step(message, execution):
+        raise CnmValidationError("bad value " + "x" * 500_000, "$.product")
+
+    with pytest.raises(CnmValidationError) as err:
+        task.run({"message": {}, "execution": {}}, step)
+    assert len(str(err.value)) < task.MAX_ERROR_CHARS + 100
+    assert str(err.value).startswith("CNM schema violation at $.product: bad value xxx")
