@@ -173,6 +173,10 @@ def check_source(file: dict[str, Any], provider: dict[str, Any], forbidden: set[
     path = "$.product.files[].uri"
     bucket, key = split_s3_uri(file.get("source"))
     who = provider.get("id") or "the provider"
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CnmValidationError(f"{file['source']!r} is not valid Unicode text", path) from None
     if bucket in forbidden:
         raise CnmValidationError(f"{file['source']} is in the stack's own bucket {bucket!r}, not {who}'s", path)
     host = provider.get("host")
@@ -181,6 +185,8 @@ def check_source(file: dict[str, Any], provider: dict[str, Any], forbidden: set[
     if any(segment in (".", "..") for segment in key.split("/")):
         raise CnmValidationError(f"{file['source']} has a '.' or '..' path segment", path)
     prefixes = provider.get("allowed_prefixes")
+    if prefixes is not None and not (isinstance(prefixes, list) and all(isinstance(p, str) for p in prefixes)):
+        raise ConfigurationError(f"provider {who}'s allowed_prefixes must be a list of strings, not {prefixes!r}")
     if prefixes:
         folders = [p.strip("/") + "/" for p in prefixes if isinstance(p, str) and p.strip("/")]
         if not any(key.startswith(folder) for folder in folders):

@@ -114,6 +114,26 @@ def test_allowed_prefixes_admit_their_folders(s3, s3_calls):
     assert s3_calls["CopyObject"] == 2  # into the temporary key, then into place
 
 
+def test_a_malformed_allowed_prefixes_is_a_configuration_error(s3, s3_calls):
+    from cnm_ingest.errors import ConfigurationError
+
+    uri = put(s3, HOST, "incoming/x.nc", b"abc")
+    msg, execution = message([cnm_file(uri, b"abc")], provider={"host": HOST, "allowed_prefixes": "incoming"})
+    s3_calls.clear()
+    with pytest.raises(ConfigurationError):
+        staging.sync_message(msg, execution)
+    assert sum(s3_calls.values()) == 0
+
+
+def test_a_key_that_is_not_unicode_text_is_refused_before_any_read(s3, s3_calls):
+    msg, execution = message([cnm_file(f"s3://{HOST}/in/x.nc", b"abc")])
+    msg["payload"]["granules"][0]["files"][0]["source"] = f"s3://{HOST}/in/bad\ud800.nc"
+    s3_calls.clear()
+    with pytest.raises(CnmValidationError):
+        staging.sync_message(msg, execution)
+    assert sum(s3_calls.values()) == 0
+
+
 def test_flattened_provider_config_is_read_too(s3):
     uri = put(s3, OTHER, "x.nc", b"abc")
     msg, execution = message([cnm_file(uri, b"abc")])
