@@ -140,3 +140,29 @@ def test_a_large_parked_response_is_offloaded(wf, monkeypatch):
     assert dlq.records_from_dlq_message(dlq.dumps(env))[0].payload is None  # never replayed as a notification
 
 
+
+
+def test_a_large_response_retried_returns_exactly_what_was_put(wf, samples):
+    """Above INLINE_RESPONSE_BYTES the saved result is a payload-bucket reference; a retry still sends the same bytes."""
+    from handlers import cnm_response
+
+    from cnm_ingest import delivery
+
+    cnm = samples["cumulus_sns_v1.0_notification.json"]
+    files = [{"type": "data", "name": f"f{i:05d}.nc", "bucket": "staging-bucket", "key": f"p/f{i:05d}.nc",
+              "size": 1, "checksumType": "md5", "checksum": "0" * 32} for i in range(1000)]
+    message = {"meta": {"cnm": cnm}, "payload": {"granules": [{"granuleId": "G", "files": files}]}}
+    puts = count_calls("kinesis")
+    first = cnm_response.respond(message, {"id": "arn:exec:big"}, stream_arn=wf.stream_arn)
+    again = cnm_response.respond(message, {"id": "arn:exec:big"}, stream_arn=wf.stream_arn)
+    put = first["meta"].get("cnm_response") or aws_load(first["meta"]["cnm_response_ref"])
+    assert len(json.dumps(put)) > delivery.INLINE_RESPONSE_BYTES
+    assert puts["PutRecord"] == 1
+    assert wf.responses() == [put]
+    assert (again["meta"].get("cnm_response") or aws_load(again["meta"]["cnm_response_ref"])) == put
+
+
+def aws_load(ref):  # a stored part of the workflow message
+    from cnm_ingest import message
+
+    return message.load(ref)
