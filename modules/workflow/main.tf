@@ -47,7 +47,7 @@ locals {
   }
   policies = {
     start_status      = data.aws_iam_policy_document.status.json
-    translate_message = data.aws_iam_policy_document.translate_message.json
+    translate_message = data.aws_iam_policy_document.payload_write.json
     sync_granule      = data.aws_iam_policy_document.sync_granule.json
     cnm_response      = data.aws_iam_policy_document.cnm_response.json
     stop_status       = data.aws_iam_policy_document.status.json
@@ -166,10 +166,6 @@ data "aws_iam_policy_document" "payload_write" {
       resources = ["${local.payload_bucket_arn}/${local.payload_key_prefix}*"]
     }
   }
-}
-
-data "aws_iam_policy_document" "translate_message" {
-  source_policy_documents = [data.aws_iam_policy_document.payload_write.json]
 }
 
 data "aws_iam_policy_document" "sync_granule" {

@@ -248,7 +248,8 @@ def test_iam_policies_name_only_the_resources_they_need(complete_plan):
     for path, doc in config_resources(complete_plan, "aws_iam_policy_document"):
         if not path.startswith("cnm_ingest"):
             continue  # the example's own KMS key policy
-        for st in doc["expressions"].get("statement", []):
+        # a document made only of dynamic blocks / source_policy_documents has no static expressions
+        for st in doc.get("expressions", {}).get("statement", []):
             if st.get("principals") or st.get("effect", {}).get("constant_value") == "Deny":
                 continue  # resource policies and deny guards
             statements += 1
