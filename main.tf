@@ -94,8 +94,10 @@ locals {
     PROVIDERS_TABLE     = module.config_tables.providers_table_name
     RULES_CACHE_SECONDS = tostring(var.rules_cache_seconds)
     PAYLOAD_BUCKET      = module.payload_bucket.bucket_id
-    STACK               = var.prefix
-    BUCKETS             = jsonencode(local.buckets)
+    # The consumers build the workflow message: the same offload threshold as the workflow's tasks.
+    WORKFLOW_OFFLOAD_BYTES = tostring(var.workflow_offload_bytes)
+    STACK                  = var.prefix
+    BUCKETS                = jsonencode(local.buckets)
   })
 }
 
@@ -192,6 +194,12 @@ module "workflow" {
   response_stream_kms_key_arn     = local.response_stream_kms_key_arn
   staging_bucket_name             = var.staging_bucket_name
   provider_bucket_arns            = var.provider_bucket_arns
+  payload_bucket_name             = module.payload_bucket.bucket_id
+  payload_bucket_kms_key_arn      = var.kms_key_arn
+  workflow_offload_bytes          = var.workflow_offload_bytes
+  dlq_url                         = module.fallback.dlq_url
+  dlq_arn                         = module.fallback.dlq_arn
+  dlq_kms_key_arn                 = var.kms_key_arn
   log_retention_days              = var.log_retention_days
   kms_key_arn                     = var.kms_key_arn
   tags                            = var.tags
@@ -411,6 +419,7 @@ module "alarms" {
   consumer_function_name    = module.consumer.function_name
   dlq_name                  = module.fallback.dlq_name
   function_names            = local.function_names
+  state_machine_arns        = merge({ cnm_workflow = module.workflow.state_machine_arn }, var.alarm_state_machine_arns)
   iterator_age_threshold_ms = var.iterator_age_threshold_ms
   period_seconds            = var.alarm_period_seconds
   create_topic              = var.create_alarm_topic

@@ -644,7 +644,7 @@ variable "state_machine_log_level" {
 ################################################################################
 
 variable "create_alarms" {
-  description = "Create the CloudWatch alarms (iterator age, DLQ not empty, function errors)."
+  description = "Create the CloudWatch alarms (iterator age, DLQ not empty, function errors, failed/timed-out/aborted executions)."
   type        = bool
   default     = true
 }
@@ -693,4 +693,21 @@ variable "create_recorder" {
   description = "Record every workflow execution (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED) and every granule attempt in <prefix>-executions, from Step Functions' own status-change events (modules/recorder); the cnm-ingest CLI reads it."
   type        = bool
   default     = true
+}
+
+variable "workflow_offload_bytes" {
+  description = "WORKFLOW_OFFLOAD_BYTES of the consumers and the workflow tasks: above this size the workflow message's CNM, granule list and response move to the payload bucket (Step Functions allows 256 KiB per state)."
+  type        = number
+  default     = 204800
+
+  validation {
+    condition     = var.workflow_offload_bytes >= 4096 && var.workflow_offload_bytes <= 229376 && floor(var.workflow_offload_bytes) == var.workflow_offload_bytes
+    error_message = "workflow_offload_bytes must be a whole number between 4096 and 229376 (224 KiB)."
+  }
+}
+
+variable "alarm_state_machine_arns" {
+  description = "Further state machines that rules start (a DAAC's own workflows), by a static key, to alarm on failed, timed-out and aborted executions like the CNM workflow."
+  type        = map(string)
+  default     = {}
 }

@@ -49,6 +49,30 @@ def envelope(source: str, reason: str, error_type: str, record: dict[str, Any] |
     }
 
 
+RESPONSE_SOURCE = "cnm_response"
+
+
+def response_envelope(response: dict[str, Any], reason: str, error_type: str,
+                      failure_context: dict[str, Any] | None = None, bucket: str | None = None,
+                      threshold: int = OFFLOAD_THRESHOLD) -> dict[str, Any]:
+    """A CNM response that could not be delivered, parked like a failed record (``envelope: "response"``).
+
+    ``record`` and ``payload_s3`` are null (there is no notification payload to
+    redrive); the response is in ``response``, or, when the envelope would be
+    too large for SQS, in ``PAYLOAD_BUCKET`` under
+    ``failed-responses/<sha256>`` with ``response_s3`` pointing at it.
+    """
+    env = envelope(RESPONSE_SOURCE, reason, error_type, None, failure_context=failure_context)
+    env.update(envelope="response", response=response, response_s3=None)
+    if len(dumps(env).encode("utf-8")) > threshold:
+        body = json.dumps(response, separators=(",", ":")).encode("utf-8")
+        bucket = bucket or aws.env("PAYLOAD_BUCKET")
+        key = f"failed-responses/{hashlib.sha256(body).hexdigest()}"
+        aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+        env.update(response=None, response_s3={"bucket": bucket, "key": key})
+    return env
+
+
 def is_envelope(value: Any) -> bool:
     return isinstance(value, dict) and value.get("kind") == KIND
 

@@ -100,3 +100,9 @@ def _all_subclasses(cls):
 
 
 _BY_NAME = {c.__name__: c for c in [CnmIngestError, *_all_subclasses(CnmIngestError)]}
+
+
+class WorkflowPayloadError(CnmIngestError):
+    """A part of the workflow message stored in the payload bucket is missing or does not match its reference."""
+
+    error_code = "PROCESSING_ERROR"

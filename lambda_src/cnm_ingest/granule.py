@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 from . import cnm as cnm_mod
 from .errors import CnmValidationError
@@ -15,15 +15,28 @@ def collection_id(name: str, version: str | None) -> str:
     return f"{name}__{version}" if version else name
 
 
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``(bucket, key)`` of ``s3://bucket/key``, taken literally.
+
+    The key is everything after the first ``/`` following the bucket: no URL
+    decoding, no query or fragment (``#``, ``?`` and ``%41`` stay in the key),
+    as S3 itself names objects.
+    """
+    if not isinstance(uri, str) or uri[:5].lower() != "s3://":
+        raise CnmValidationError(f"file uri {uri!r} is not an s3:// URI", "$.product.files[].uri")
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket or not key:
+        raise CnmValidationError(f"file uri {uri!r} has no bucket or key", "$.product.files[].uri")
+    return bucket, key
+
+
 def parse_uri(uri: str) -> tuple[str, str | None, str | None]:
     """``(scheme, bucket, key)``; bucket/key only for ``s3://`` URIs."""
+    if uri[:5].lower() == "s3://":
+        bucket, key = split_s3_uri(uri)
+        return "s3", bucket, key
     parsed = urlparse(uri)
     scheme = parsed.scheme.lower()
-    if scheme == "s3":
-        key = unquote(parsed.path.lstrip("/"))
-        if not parsed.netloc or not key:
-            raise CnmValidationError(f"file uri {uri!r} has no bucket or key", "$.product.files[].uri")
-        return scheme, parsed.netloc, key
     if scheme in ("https", "http") and parsed.netloc:
         return scheme, None, None
     raise CnmValidationError(f"file uri {uri!r} is not an s3:// or https:// URI", "$.product.files[].uri")

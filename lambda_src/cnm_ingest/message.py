@@ -1,12 +1,33 @@
-"""The Cumulus-style workflow message and deterministic execution names."""
+"""The Cumulus-style workflow message, the one place that says where its parts live,
+and deterministic execution names.
+
+The CNM is carried once, at ``meta.cnm``. Step Functions limits every state's
+input and output to 256 KiB, so when the serialised message would exceed
+:func:`offload_threshold` (``WORKFLOW_OFFLOAD_BYTES``, default 200 KiB, which
+leaves room for the task envelope and a caught ``exception``), its largest
+parts (:data:`PARTS`: the CNM, the granule list, the CNM response) move to
+``PAYLOAD_BUCKET`` under ``workflow/<sha256>`` and the message carries
+``<part>_ref = {"bucket", "key", "size", "sha256"}`` in their place. Every task
+reads and writes the parts only through :func:`get_part` / :func:`set_part`
+(and the :func:`cnm` / :func:`granules` shorthands), so the rule lives here.
+Stored parts are content-addressed: a retry writes the same object.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 from typing import Any
 
-from . import cnm as cnm_mod
+from . import aws
+from .errors import ConfigurationError, WorkflowPayloadError
+
+DEFAULT_OFFLOAD_BYTES = 200 * 1024
+KEY_PREFIX = "workflow/"
+# (section, name) of the parts that may live in the payload bucket, in the message.
+PARTS = (("meta", "cnm"), ("payload", "granules"), ("meta", "cnm_response"))
 
 # Step Functions execution names: 1-80 chars of [0-9A-Za-z_-].
 _NAME_MAX = 80
@@ -28,6 +49,100 @@ def execution_name(identifier: str, sequence_number: str, rule_name: str = "") -
     return f"{prefix}-{digest}" if prefix else digest
 
 
+def offload_threshold() -> int:
+    """``WORKFLOW_OFFLOAD_BYTES`` (default 200 KiB): above it, parts of the message move to S3."""
+    return int(os.environ.get("WORKFLOW_OFFLOAD_BYTES") or DEFAULT_OFFLOAD_BYTES)
+
+
+def size(message: dict[str, Any]) -> int:
+    """Bytes of the message as Step Functions counts them (compact UTF-8 JSON)."""
+    return len(_dumps(message))
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def store(value: Any, bucket: str | None = None) -> dict[str, Any]:
+    """Put ``value`` (JSON) in the payload bucket under its SHA-256; returns its reference."""
+    body = _dumps(value)
+    digest = hashlib.sha256(body).hexdigest()
+    bucket = bucket or os.environ.get("PAYLOAD_BUCKET")
+    if not bucket:
+        raise ConfigurationError("the workflow message is too large and PAYLOAD_BUCKET is not set")
+    key = f"{KEY_PREFIX}{digest}"
+    aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    return {"bucket": bucket, "key": key, "size": len(body), "sha256": digest}
+
+
+def load(ref: Any) -> Any:
+    """The value a reference points at, checked against its size and SHA-256."""
+    if not isinstance(ref, dict) or not all(isinstance(ref.get(k), str) for k in ("bucket", "key", "sha256")):
+        raise WorkflowPayloadError(f"not a payload reference: {ref!r}"[:500])
+    from botocore.exceptions import ClientError
+
+    try:
+        body = aws.client("s3").get_object(Bucket=ref["bucket"], Key=ref["key"])["Body"].read()
+    except ClientError as exc:
+        if aws.is_transient(exc):
+            raise
+        raise WorkflowPayloadError(f"cannot read s3://{ref['bucket']}/{ref['key']}: {exc}") from None
+    if len(body) != ref.get("size") or hashlib.sha256(body).hexdigest() != ref["sha256"]:
+        raise WorkflowPayloadError(f"s3://{ref['bucket']}/{ref['key']} does not match its reference")
+    return json.loads(body)
+
+
+def get_part(message: dict[str, Any], section: str, name: str) -> Any:
+    """``message[section][name]``, read from the payload bucket when the message holds ``<name>_ref``."""
+    part = message.get(section) if isinstance(message, dict) else None
+    if not isinstance(part, dict):
+        return None
+    if part.get(name) is None and part.get(f"{name}_ref") is not None:
+        return load(part[f"{name}_ref"])
+    return part.get(name)
+
+
+def set_part(message: dict[str, Any], section: str, name: str, value: Any, *,
+             threshold: int | None = None, bucket: str | None = None) -> dict[str, Any]:
+    """A copy of ``message`` with ``section.name = value``, fitted under the threshold (:func:`fit`)."""
+    part = {k: v for k, v in (message.get(section) or {}).items() if k != f"{name}_ref"}
+    return fit({**message, section: {**part, name: value}}, threshold=threshold, bucket=bucket)
+
+
+def fit(message: dict[str, Any], *, threshold: int | None = None, bucket: str | None = None) -> dict[str, Any]:
+    """Move the largest inline :data:`PARTS` to the payload bucket until the message is under the threshold."""
+    limit = offload_threshold() if threshold is None else threshold
+    while size(message) > limit:
+        inline = [(size(message[s][n]), s, n) for s, n in PARTS
+                  if isinstance(message.get(s), dict) and message[s].get(n) is not None]
+        if not inline:
+            raise ConfigurationError(f"the workflow message is {size(message)} bytes without its CNM, granules and "
+                                     f"response; the limit is {limit} (collection or provider config too large?)")
+        _, section, name = max(inline)
+        part = {k: v for k, v in message[section].items() if k != name}
+        message = {**message, section: {**part, f"{name}_ref": store(message[section][name], bucket)}}
+    return message
+
+
+def cnm(message: dict[str, Any]) -> Any:
+    """The CNM notification of a workflow message (``meta.cnm``, inline or stored)."""
+    return get_part(message, "meta", "cnm")
+
+
+def cnm_if_readable(message: dict[str, Any]) -> dict[str, Any]:
+    """:func:`cnm` for the steps that must go on when it is unreadable (status, FAILURE response): ``{}`` then."""
+    try:
+        value = cnm(message)
+    except WorkflowPayloadError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def granules(message: dict[str, Any]) -> Any:
+    """``payload.granules`` (inline or stored); None before TranslateMessage."""
+    return get_part(message, "payload", "granules")
+
+
 def build_workflow_message(
     cnm: dict[str, Any],
     *,
@@ -39,14 +154,18 @@ def build_workflow_message(
     state_machine_arn: str,
     execution: str,
     source: dict[str, Any],
+    payload_bucket: str | None = None,
+    offload_bytes: int | None = None,
 ) -> dict[str, Any]:
     """Build the input of a workflow execution for one CNM notification.
 
     ``source`` describes where the record came from (stream ARN, shard,
     sequence number) so every later step, and every FAILURE response, can be
-    traced back to it.
+    traced back to it. The CNM is at ``meta.cnm``, or in ``payload_bucket``
+    (default ``PAYLOAD_BUCKET``) with ``meta.cnm_ref`` when the message
+    would exceed ``offload_bytes`` (default :func:`offload_threshold`).
     """
-    return {
+    message = {
         "cumulus_meta": {
             "state_machine": state_machine_arn,
             "execution_name": execution,
@@ -62,5 +181,6 @@ def build_workflow_message(
             "workflow_name": rule.get("workflow_name", ""),
             "cnm": cnm,
         },
-        "payload": {"cnm": cnm, "files": cnm_mod.product_files(cnm)},
+        "payload": {},
     }
+    return fit(message, threshold=offload_bytes, bucket=payload_bucket)

@@ -1,23 +1,47 @@
 """Copy a granule's files into the staging bucket and verify them (SyncGranule).
 
+Before anything is read, every file is checked: its ``name`` must be a plain
+file name (not empty, ``.``, ``..``, nor containing ``/``, ``\\`` or NUL) and
+its ``s3://bucket/key`` (taken literally, see
+:func:`cnm_ingest.granule.split_s3_uri`) must lie in the provider's own
+location: the provider config's ``host`` bucket, narrowed to
+``allowed_prefixes`` when the provider lists any, and never one of the
+stack's own buckets (staging, payload). Anything else is a
+:class:`~cnm_ingest.errors.CnmValidationError` (VALIDATION_ERROR) raised
+before the first S3 call, so one provider cannot have another's data staged.
+
 Copies are server-side (``copy_object``; ``upload_part_copy`` at and above
 :data:`MULTIPART_THRESHOLD`, S3's single-copy limit), so no file passes
-through the Lambda. Each staged object is then read back in chunks to check
-its size and checksum against the CNM; a staged copy that does not match is
-deleted. Staged objects carry the execution name in their metadata, so a
-retried SyncGranule overwrites its own earlier copies instead of treating
-them as duplicates.
+through the Lambda. A good staged file is never destroyed: every file of the
+granule is first copied to a temporary key (:func:`temporary_key`, under
+:data:`TEMP_PREFIX`) and read back in chunks to check its size and checksum;
+a mismatch deletes only that temporary copy. Only when every file verified
+are they moved to ``<url_path>/<name>`` according to the collection's
+``duplicate_handling``:
+
+- ``error``: an existing file fails the granule (DuplicateFileError) and is left alone;
+- ``skip``: an existing file is kept and the new one dropped;
+- ``replace``: the verified file overwrites the existing one;
+- ``version``: the existing file is first copied to ``<key>.v<timestamp>``,
+  then the verified file takes its place.
+
+Staged objects carry the execution name in their metadata, so a retried
+SyncGranule overwrites its own earlier copies instead of treating them as
+duplicates.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 from datetime import datetime, timezone
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from . import aws, checksum
+from . import message as workflow_message
 from .errors import (
     ChecksumMismatchError,
     CnmValidationError,
@@ -27,8 +51,8 @@ from .errors import (
     SizeMismatchError,
     TransferError,
 )
-from .granule import collection_id
-from .task import Execution, Message, collection_config
+from .granule import collection_id, split_s3_uri
+from .task import Execution, Message, collection_config, provider_config
 
 MULTIPART_THRESHOLD = 5 * 1024**3  # copy_object copies at most 5 GiB
 PART_SIZE = 512 * 1024**2
@@ -38,6 +62,9 @@ DEFAULT_URL_PATH = "file-staging/{stack}/{collection}"
 DUPLICATE_HANDLING = ("error", "skip", "replace", "version")
 EXECUTION_METADATA = "cnm-ingest-execution"
 SOURCE_METADATA = "cnm-ingest-source"
+TEMP_PREFIX = ".cnm-ingest-tmp"
+MAX_KEY_BYTES = 1024  # S3's limit on an object key
+_NAME_FORBIDDEN = ("/", "\\", "\x00")
 
 
 def staging_bucket(meta: dict[str, Any], config: dict[str, Any]) -> str:
@@ -52,6 +79,8 @@ def staging_bucket(meta: dict[str, Any], config: dict[str, Any]) -> str:
 def url_path(template: str, *, stack: str, name: str, version: str | None, granule_id: str) -> str:
     """Render a ``url_path`` template: ``{stack}``, ``{collection}`` (name__version),
     ``{collection_name}``, ``{collection_version}``, ``{granuleId}``."""
+    if "{granuleId}" in template:
+        check_name(granule_id, "granuleId")
     values = {
         "stack": stack,
         "collection": collection_id(name, version),
@@ -104,9 +133,74 @@ def _timestamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")[:-3]
 
 
+def check_name(name: Any, what: str = "file name") -> str:
+    """``name`` when it is a plain file name; CnmValidationError otherwise.
+
+    Empty, ``.``, ``..``, anything containing ``/``, ``\\`` or NUL, and text
+    that is not valid UTF-8 (lone surrogates) are refused: the staged key is
+    exactly ``<url_path>/<name>``, so a name must not climb or add folders.
+    """
+    path = "$.product.files[].name" if what == "file name" else "$.product.name"
+    if not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in _NAME_FORBIDDEN):
+        raise CnmValidationError(f"{what} {name!r} is not a plain file name (empty, '.', '..', or has '/', '\\' or NUL)",
+                                 path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CnmValidationError(f"{what} {name!r} is not valid Unicode text", path) from None
+    return name
+
+
+def stack_buckets(meta: dict[str, Any]) -> set[str]:
+    """The stack's own buckets (``meta.buckets`` and ``PAYLOAD_BUCKET``): never a source."""
+    names = {os.environ.get("PAYLOAD_BUCKET") or ""}
+    for bucket in (meta.get("buckets") or {}).values() if isinstance(meta.get("buckets"), dict) else ():
+        if isinstance(bucket, dict) and isinstance(bucket.get("name"), str):
+            names.add(bucket["name"])
+    return names - {""}
+
+
+def check_source(file: dict[str, Any], provider: dict[str, Any], forbidden: set[str]) -> tuple[str, str]:
+    """``(bucket, key)`` of the file's ``source``, when the provider may be read there.
+
+    Allowed: the provider config's ``host`` bucket; when the config lists
+    ``allowed_prefixes``, only keys inside one of those folders (a prefix
+    ``in`` allows ``in/x``, not ``incoming/x``). Never a bucket in
+    ``forbidden`` (the stack's own). Keys with ``.`` or ``..`` segments are
+    refused so a prefix cannot be climbed out of by a reader that normalises
+    paths. Raises CnmValidationError (VALIDATION_ERROR); makes no AWS call.
+    """
+    path = "$.product.files[].uri"
+    bucket, key = split_s3_uri(file.get("source"))
+    who = provider.get("id") or "the provider"
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CnmValidationError(f"{file['source']!r} is not valid Unicode text", path) from None
+    if bucket in forbidden:
+        raise CnmValidationError(f"{file['source']} is in the stack's own bucket {bucket!r}, not {who}'s", path)
+    host = provider.get("host")
+    if not isinstance(host, str) or not host or bucket != host:
+        raise CnmValidationError(f"{file['source']} is not in {who}'s bucket {host!r}", path)
+    if any(segment in (".", "..") for segment in key.split("/")):
+        raise CnmValidationError(f"{file['source']} has a '.' or '..' path segment", path)
+    prefixes = provider.get("allowed_prefixes")
+    if prefixes is not None and not (isinstance(prefixes, list) and all(isinstance(p, str) for p in prefixes)):
+        raise ConfigurationError(f"provider {who}'s allowed_prefixes must be a list of strings, not {prefixes!r}")
+    if prefixes:
+        folders = [p.strip("/") + "/" for p in prefixes if isinstance(p, str) and p.strip("/")]
+        if not any(key.startswith(folder) for folder in folders):
+            raise CnmValidationError(f"{file['source']} is outside {who}'s allowed prefixes {prefixes!r}", path)
+    return bucket, key
+
+
+def temporary_key(execution_name: str, key: str) -> str:
+    """Where a file is verified before it is moved to ``key`` (the same for every retry of the execution)."""
+    digest = hashlib.sha256(f"{execution_name}\x1f{key}".encode("utf-8")).hexdigest()[:40]
+    return f"{TEMP_PREFIX}/{digest}"
+
+
 def _source_head(file: dict[str, Any]) -> dict[str, Any]:
-    if not file.get("bucket") or not file.get("key"):
-        raise ConfigurationError(f"only s3:// sources are supported, not {file['source']!r}")
     try:
         found = head(file["bucket"], file["key"])
     except ClientError as exc:
@@ -120,82 +214,180 @@ def _source_head(file: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def _verify(file: dict[str, Any], bucket: str, key: str, checksum_required: bool) -> int:
-    """Check the staged object's size and checksum; delete it when they do not match."""
-    uri = f"s3://{bucket}/{key}"
+def _verify(file: dict[str, Any], bucket: str, key: str) -> int:
+    """Check the (temporary) object's size and checksum; delete it when they do not match."""
     if file.get("checksum"):
         digest, size = checksum.s3_digest(bucket, key, checksum.algorithm(file.get("checksumType")))
         ok_checksum = checksum.matches(file["checksum"], digest)
-    elif checksum_required:
-        raise CnmValidationError(f"file {file['name']!r} has no checksum and the collection requires one",
-                                 "$.product.files[].checksum")
     else:
         size, ok_checksum, digest = head(bucket, key)["ContentLength"], True, ""
     if size != file["size"] or not ok_checksum:
         aws.client("s3").delete_object(Bucket=bucket, Key=key)
         if size != file["size"]:
-            raise SizeMismatchError(f"{uri} (from {file['source']}) is {size} bytes, the CNM says {file['size']}")
+            raise SizeMismatchError(f"the copy of {file['source']} is {size} bytes, the CNM says {file['size']}; "
+                                    "the temporary copy was deleted, nothing staged was touched")
         raise ChecksumMismatchError(
-            f"{uri} (from {file['source']}) has {file.get('checksumType') or 'md5'} {digest}, "
-            f"the CNM says {file['checksum']}; the staged copy was deleted"
+            f"the copy of {file['source']} has {file.get('checksumType') or 'md5'} {digest}, "
+            f"the CNM says {file['checksum']}; the temporary copy was deleted, nothing staged was touched"
         )
     return size
 
 
-def sync_file(file: dict[str, Any], *, bucket: str, prefix: str, duplicate_handling: str, checksum_required: bool,
-              execution_name: str, multipart_threshold: int | None = None, part_size: int | None = None) -> dict[str, Any]:
-    """Stage one granule file; returns the granule file pointing at the staged copy."""
+def _existing(bucket: str, key: str, execution_name: str) -> dict[str, Any] | None:
+    """The object at ``key`` unless absent or written by an earlier attempt of this execution."""
+    found = head(bucket, key)
+    if found is not None and execution_name and found.get("Metadata", {}).get(EXECUTION_METADATA) == execution_name:
+        return None
+    return found
+
+
+def _duplicate_error(bucket: str, key: str) -> DuplicateFileError:
+    return DuplicateFileError(f"s3://{bucket}/{key} already exists and the collection's duplicate_handling is 'error'")
+
+
+def prepare_file(file: dict[str, Any], *, bucket: str, prefix: str, duplicate_handling: str, checksum_required: bool,
+                 execution_name: str, provider: dict[str, Any], forbidden: set[str]) -> dict[str, Any]:
+    """Check one file without any AWS call; returns it with its literal source and staged location."""
     if duplicate_handling not in DUPLICATE_HANDLING:
         raise ConfigurationError(f"duplicate_handling must be one of {DUPLICATE_HANDLING}, not {duplicate_handling!r}")
+    name = check_name(file.get("name"))
     if checksum_required and not file.get("checksum"):
-        raise CnmValidationError(f"file {file['name']!r} has no checksum and the collection requires one",
+        raise CnmValidationError(f"file {name!r} has no checksum and the collection requires one",
                                  "$.product.files[].checksum")
+    src_bucket, src_key = check_source(file, provider, forbidden)
+    key = f"{prefix}/{name}" if prefix else name
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise CnmValidationError(f"the staged key for {name!r} would exceed {MAX_KEY_BYTES} bytes", "$.product.files[].name")
+    return {**file, "bucket": src_bucket, "key": src_key, "staged_key": key,
+            "temp_key": temporary_key(execution_name, key)}
+
+
+def _to_temporary(file: dict[str, Any], bucket: str, execution_name: str, **copy_options: Any) -> int:
     source = _source_head(file)
-    key = f"{prefix}/{file['name']}" if prefix else file["name"]
-    staged = {**file, "bucket": bucket, "key": key}
-    existing = head(bucket, key)
-    if existing is not None and execution_name and existing.get("Metadata", {}).get(EXECUTION_METADATA) == execution_name:
-        existing = None  # our own copy from an earlier attempt of this execution
+    metadata = {EXECUTION_METADATA: execution_name, SOURCE_METADATA: file["source"][:1024]}
+    copy({"Bucket": file["bucket"], "Key": file["key"]}, bucket, file["temp_key"], source["ContentLength"],
+         metadata=metadata, content_type=source.get("ContentType", "binary/octet-stream"), **copy_options)
+    return _verify(file, bucket, file["temp_key"])
+
+
+def _commit(file: dict[str, Any], size: int, *, bucket: str, duplicate_handling: str, execution_name: str,
+            **copy_options: Any) -> dict[str, Any]:
+    """Move a verified temporary copy to its staged key according to the duplicate mode."""
+    key, temp = file["staged_key"], file["temp_key"]
+    staged = _staged(file, bucket, size=size)
+    existing = _existing(bucket, key, execution_name)
+    s3 = aws.client("s3")
     if existing is not None:
         if duplicate_handling == "error":
-            raise DuplicateFileError(f"s3://{bucket}/{key} already exists and the collection's duplicate_handling is 'error'")
+            s3.delete_object(Bucket=bucket, Key=temp)
+            raise _duplicate_error(bucket, key)
         if duplicate_handling == "skip":
-            return {**staged, "size": existing["ContentLength"], "duplicate": "skipped"}
+            s3.delete_object(Bucket=bucket, Key=temp)
+            return _staged(file, bucket, size=existing["ContentLength"], duplicate="skipped")
         if duplicate_handling == "version":
             versioned = f"{key}.v{_timestamp()}"
             copy({"Bucket": bucket, "Key": key}, bucket, versioned, existing["ContentLength"],
                  metadata=existing.get("Metadata", {}), content_type=existing.get("ContentType", "binary/octet-stream"),
-                 multipart_threshold=multipart_threshold, part_size=part_size)
+                 **copy_options)
             staged.update(duplicate="versioned", versionedKey=versioned)
         else:
             staged["duplicate"] = "replaced"
-    metadata = {EXECUTION_METADATA: execution_name, SOURCE_METADATA: file["source"][:1024]}
-    copy({"Bucket": file["bucket"], "Key": file["key"]}, bucket, key, source["ContentLength"], metadata=metadata,
-         content_type=source.get("ContentType", "binary/octet-stream"),
-         multipart_threshold=multipart_threshold, part_size=part_size)
-    staged["size"] = _verify(file, bucket, key, checksum_required)
+    temp_head = head(bucket, temp) or {}
+    copy({"Bucket": bucket, "Key": temp}, bucket, key, size, metadata=temp_head.get("Metadata", {}),
+         content_type=temp_head.get("ContentType", "binary/octet-stream"), **copy_options)
+    s3.delete_object(Bucket=bucket, Key=temp)
+    return staged
+
+
+def _discard(bucket: str, keys: list[str]) -> None:
+    """Best effort: delete temporary copies after a failure (the error being raised matters more)."""
+    for key in keys:
+        try:
+            aws.client("s3").delete_object(Bucket=bucket, Key=key)
+        except ClientError:
+            pass
+
+
+def _staged(file: dict[str, Any], bucket: str, **fields: Any) -> dict[str, Any]:
+    """The granule file pointing at its staged copy."""
+    out = {k: v for k, v in file.items() if k not in ("staged_key", "temp_key")}
+    return {**out, "bucket": bucket, "key": file["staged_key"], **fields}
+
+
+def sync_files(files: list[dict[str, Any]], *, bucket: str, prefix: str, duplicate_handling: str,
+               checksum_required: bool, execution_name: str, provider: dict[str, Any], forbidden: set[str] | None = None,
+               multipart_threshold: int | None = None, part_size: int | None = None) -> list[dict[str, Any]]:
+    """Stage one granule's files: check all, copy and verify all into temporary keys, then commit all.
+
+    Returns the granule files pointing at their staged copies. Nothing is
+    read before every file passed :func:`prepare_file`; nothing staged is
+    touched before every file verified.
+    """
+    forbidden = (forbidden or set()) | {bucket}
+    prepared = [prepare_file(f, bucket=bucket, prefix=prefix, duplicate_handling=duplicate_handling,
+                             checksum_required=checksum_required, execution_name=execution_name, provider=provider,
+                             forbidden=forbidden) for f in files]
+    copy_options = {"multipart_threshold": multipart_threshold, "part_size": part_size}
+    existing: dict[str, dict[str, Any] | None] = {}
+    if duplicate_handling in ("error", "skip"):  # decided before copying anything
+        existing = {f["staged_key"]: _existing(bucket, f["staged_key"], execution_name) for f in prepared}
+        if duplicate_handling == "error":
+            for key, found in existing.items():
+                if found is not None:
+                    raise _duplicate_error(bucket, key)
+    to_copy = [f for f in prepared if existing.get(f["staged_key"]) is None]
+    sizes: list[int] = []
+    try:
+        for f in to_copy:
+            sizes.append(_to_temporary(f, bucket, execution_name, **copy_options))
+    except BaseException:
+        _discard(bucket, [f["temp_key"] for f in to_copy])
+        raise
+    staged = {f["staged_key"]: _commit(f, size, bucket=bucket, duplicate_handling=duplicate_handling,
+                                       execution_name=execution_name, **copy_options)
+              for f, size in zip(to_copy, sizes)}
+    for f in prepared:
+        found = existing.get(f["staged_key"])
+        if found is not None:
+            staged[f["staged_key"]] = _staged(f, bucket, size=found["ContentLength"], duplicate="skipped")
+    return [staged[f["staged_key"]] for f in prepared]
+
+
+def sync_file(file: dict[str, Any], *, bucket: str, prefix: str, duplicate_handling: str, checksum_required: bool,
+              execution_name: str, provider: dict[str, Any], multipart_threshold: int | None = None,
+              part_size: int | None = None) -> dict[str, Any]:
+    """Stage one file (:func:`sync_files` for a single file)."""
+    [staged] = sync_files([file], bucket=bucket, prefix=prefix, duplicate_handling=duplicate_handling,
+                          checksum_required=checksum_required, execution_name=execution_name, provider=provider,
+                          multipart_threshold=multipart_threshold, part_size=part_size)
     return staged
 
 
 def sync_message(message: Message, execution: Execution, **copy_options: Any) -> Message:
-    """The SyncGranule step: stage every file of every granule in ``payload.granules``."""
+    """The SyncGranule step: stage every file of every granule in ``payload.granules``.
+
+    Every file of every granule is checked (names, provider confinement)
+    before the first S3 call.
+    """
     meta = message.get("meta") or {}
     config = collection_config(meta)
-    granules = (message.get("payload") or {}).get("granules")
+    granules = workflow_message.granules(message)
     if not isinstance(granules, list) or not granules:
         raise CnmValidationError("payload.granules is empty: TranslateMessage did not run", "$.payload.granules")
     bucket = staging_bucket(meta, config)
     template = config.get("url_path") or DEFAULT_URL_PATH
     handling = config.get("duplicate_handling") or "error"
+    provider = provider_config(meta)
+    forbidden = stack_buckets(meta)
+    options = {"bucket": bucket, "duplicate_handling": handling, "checksum_required": bool(config.get("checksum_required")),
+               "execution_name": execution.get("name", ""), "provider": provider, "forbidden": forbidden | {bucket}}
+    prefixes = [url_path(template, stack=meta.get("stack", ""), name=g["dataType"], version=g.get("version"),
+                         granule_id=g["granuleId"]) for g in granules]
+    for granule, prefix in zip(granules, prefixes):  # every check before any read
+        for f in granule["files"]:
+            prepare_file(f, prefix=prefix, **options)
     synced = []
-    for granule in granules:
-        prefix = url_path(template, stack=meta.get("stack", ""), name=granule["dataType"], version=granule.get("version"),
-                          granule_id=granule["granuleId"])
-        files = [
-            sync_file(f, bucket=bucket, prefix=prefix, duplicate_handling=handling,
-                      checksum_required=bool(config.get("checksum_required")), execution_name=execution.get("name", ""),
-                      **copy_options)
-            for f in granule["files"]
-        ]
+    for granule, prefix in zip(granules, prefixes):
+        files = sync_files(granule["files"], prefix=prefix, **options, **copy_options)
         synced.append({**granule, "files": files, "sync_completed": datetime.now(timezone.utc).isoformat()})
-    return {**message, "payload": {**message.get("payload", {}), "granules": synced}}
+    return workflow_message.set_part(message, "payload", "granules", synced)

@@ -20,6 +20,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import aws, cnm as cnm_mod
+from . import message as workflow_message
+from .errors import WorkflowPayloadError
 from .granule import collection_id, granule_files, granule_id
 from .response import now_iso
 from .task import Execution, Message, collection_config, original_error
@@ -36,30 +38,31 @@ def granule_key(collection: str, granule: str) -> dict[str, str]:
     return {"pk": f"GRANULE#{collection}#{granule}", "sk": "GRANULE"}
 
 
-def _collection(message: Message) -> tuple[str, str | None]:
-    meta, cnm = message.get("meta") or {}, (message.get("meta") or {}).get("cnm") or {}
+def _collection(message: Message, cnm: dict[str, Any]) -> tuple[str, str | None]:
+    meta = message.get("meta") or {}
     coll = meta.get("collection") if isinstance(meta.get("collection"), dict) else {}
     name = coll.get("name") or (cnm_mod.collection_name(cnm) if isinstance(cnm, dict) else None) or "unknown"
     version = coll.get("version") or (cnm_mod.collection_version(cnm) if isinstance(cnm, dict) else None)
     return str(name), version
 
 
-def granule_ids(message: Message) -> list[str]:
+def granule_ids(message: Message, cnm: dict[str, Any]) -> list[str]:
     """Granule ids from ``payload.granules``, else derived from the CNM (best effort)."""
-    granules = (message.get("payload") or {}).get("granules")
+    try:
+        granules = workflow_message.granules(message)
+    except WorkflowPayloadError:
+        granules = None
     if isinstance(granules, list) and granules:
         return [g["granuleId"] for g in granules if isinstance(g, dict) and g.get("granuleId")]
     meta = message.get("meta") or {}
-    cnm = meta.get("cnm") or (message.get("payload") or {}).get("cnm")
     try:
         return [granule_id(cnm, granule_files(cnm), collection_config(meta))]
     except Exception:  # a CNM too broken to name its granule: only the execution is recorded
         return []
 
 
-def _common(message: Message, execution: Execution, status: str, kind: str, now: str,
+def _common(message: Message, cnm: dict[str, Any], execution: Execution, status: str, kind: str, now: str,
             error: dict[str, str] | None) -> dict[str, Any]:
-    cnm = (message.get("meta") or {}).get("cnm") or {}
     item: dict[str, Any] = {
         "entity": kind,
         "status": status,
@@ -69,7 +72,7 @@ def _common(message: Message, execution: Execution, status: str, kind: str, now:
         "execution_name": execution.get("name") or "",
         "state_machine_arn": execution.get("state_machine") or "",
         "execution_started_at": execution.get("start_time") or now,
-        "collection": collection_id(*_collection(message)),
+        "collection": collection_id(*_collection(message, cnm)),
     }
     if isinstance(cnm, dict):
         for field, attr in (("identifier", "cnm_identifier"), ("provider", "provider")):
@@ -122,13 +125,14 @@ def _attr(value: Any) -> dict[str, Any]:
 
 def _record(table: str, message: Message, execution: Execution, status: str, error: dict[str, str] | None) -> list[str]:
     now = now_iso()
-    granules = granule_ids(message)
-    values = {**_common(message, execution, status, "EXECUTION", now, error), "granule_ids": granules}
+    cnm = workflow_message.cnm_if_readable(message)
+    granules = granule_ids(message, cnm)
+    values = {**_common(message, cnm, execution, status, "EXECUTION", now, error), "granule_ids": granules}
     remove = tuple(a for a, stale in (("error", not error), ("completed_at", status == RUNNING)) if stale)
     _update(table, execution_key(execution), values, remove=remove)
     for gid in granules:
         _update(table, granule_key(values["collection"], gid),
-                {**_common(message, execution, status, "GRANULE", now, error), "granule_id": gid},
+                {**_common(message, cnm, execution, status, "GRANULE", now, error), "granule_id": gid},
                 condition="attribute_not_exists(execution_started_at) OR execution_started_at <= :execution_started_at",
                 remove=remove)
     return granules

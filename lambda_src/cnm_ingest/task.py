@@ -18,6 +18,7 @@ from .errors import TransientError
 
 Message = dict[str, Any]
 Execution = dict[str, Any]
+MAX_ERROR_CHARS = 8192
 
 
 def unwrap(event: dict[str, Any]) -> tuple[Message, Execution]:
@@ -48,8 +49,22 @@ def run(event: dict[str, Any], step: Callable[[Message, Execution], Message]) ->
         return step(message, execution)
     except Exception as exc:
         if aws.is_transient(exc):
-            raise TransientError(f"{type(exc).__name__}: {exc}") from exc
-        raise
+            raise bounded(TransientError(f"{type(exc).__name__}: {exc}")) from exc
+        raise bounded(exc)
+
+
+def bounded(exc: BaseException) -> BaseException:
+    """``exc`` with its message cut to :data:`MAX_ERROR_CHARS`.
+
+    Step Functions puts the error into the next state's input (``$.exception``);
+    an unbounded message (e.g. quoting a huge CNM value) could push that input
+    over 256 KiB, and ``States.DataLimitExceeded`` is not caught by
+    ``States.ALL``: the record would be neither answered nor parked.
+    """
+    text = str(exc)
+    if len(text) > MAX_ERROR_CHARS:
+        exc.args = (f"{text[:MAX_ERROR_CHARS]}... [{len(text) - MAX_ERROR_CHARS} more characters]",)
+    return exc
 
 
 def parse_exception(exception: Any) -> tuple[str, str]:
@@ -99,16 +114,31 @@ def original_error(exception: Any) -> dict[str, str]:
     return {"Error": error, "errorCode": error_code_for(error), "errorMessage": message}
 
 
+def _config(entry: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """``(entry, its nested config)`` for ``{..., "config": {...} or JSON string}``; config None when flattened."""
+    if not isinstance(entry, dict):
+        return {}, None
+    config = entry.get("config")
+    if isinstance(config, str):
+        config = json_object(config)
+    return entry, config if isinstance(config, dict) else None
+
+
 def collection_config(meta: dict[str, Any]) -> dict[str, Any]:
     """The collection's config from ``meta.collection``.
 
     Accepts both ``{"name", "version", "config": {...}}`` and the flattened
     ``{"name", "version", <config keys>}`` form.
     """
-    collection = meta.get("collection") or {}
-    if not isinstance(collection, dict):
-        return {}
-    config = collection.get("config")
-    if isinstance(config, str):
-        config = json_object(config)
-    return config if isinstance(config, dict) else collection
+    collection, config = _config(meta.get("collection") or {})
+    return config if config is not None else collection
+
+
+def provider_config(meta: dict[str, Any]) -> dict[str, Any]:
+    """The provider's config from ``meta.provider``.
+
+    Accepts ``{"id", "config": {...}}`` (``config`` may be a JSON string) and
+    the flattened ``{"id", <config keys>}`` form :mod:`cnm_ingest.config` builds.
+    """
+    provider, config = _config(meta.get("provider") or {})
+    return {**config, "id": provider.get("id")} if config is not None else provider

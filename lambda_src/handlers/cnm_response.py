@@ -4,6 +4,13 @@ SUCCESS carries the staged files; FAILURE carries the CNM error code of the
 caught error (``exception``). After a FAILURE response this task raises
 :class:`~cnm_ingest.errors.WorkflowError` (its message is the original error as
 JSON), so StopStatus records FAILED and the execution ends FAILED.
+
+The put and the publish run once per execution and status
+(:mod:`cnm_ingest.delivery`). When the response cannot be delivered (any
+error other than WorkflowError, after the state's retries), the state
+machine's ParkResponse state invokes this function again with ``"park":
+true``: the response is parked in the DLQ as a response envelope
+(:func:`cnm_ingest.dlq.response_envelope`), once, and the execution ends FAILED.
 """
 
 from __future__ import annotations
@@ -14,9 +21,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from cnm_ingest import aws, task
+from cnm_ingest import aws, delivery, dlq, task
+from cnm_ingest import message as workflow_message
 from cnm_ingest.errors import WorkflowError
-from cnm_ingest.response import build_response, put_response
+from cnm_ingest.response import build_response
 
 logger = Logger()
 
@@ -40,7 +48,7 @@ def addressable(cnm: Any, message: task.Message, execution: task.Execution) -> d
 
 def staged_product(message: task.Message, cnm: dict[str, Any]) -> dict[str, Any] | None:
     """The response ``product``: the staged files of every granule."""
-    granules = (message.get("payload") or {}).get("granules") or []
+    granules = workflow_message.granules(message) or []
     files = []
     for granule in granules:
         for f in granule.get("files", []):
@@ -58,9 +66,10 @@ def staged_product(message: task.Message, cnm: dict[str, Any]) -> dict[str, Any]
     return product
 
 
-def respond(message: task.Message, execution: task.Execution, *, stream_arn: str, topic_arn: str | None = None) -> task.Message:
+def response_for(message: task.Message, execution: task.Execution) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """The CNM response for the workflow's outcome, and the original error (None on success)."""
     meta = message.get("meta") or {}
-    cnm = addressable(meta.get("cnm") or (message.get("payload") or {}).get("cnm"), message, execution)
+    cnm = addressable(workflow_message.cnm_if_readable(message), message, execution)
     received = meta.get("received_time") or execution.get("start_time")
     exception = message.get("exception")
     error = task.original_error(exception) if exception else None
@@ -69,17 +78,42 @@ def respond(message: task.Message, execution: task.Execution, *, stream_arn: str
                                   error_message=f"{error['Error']}: {error['errorMessage']}")
     else:
         response = build_response(cnm, status="SUCCESS", received_time=received, product=staged_product(message, cnm))
-    put_response(response, stream_arn)
-    if topic_arn:
-        aws.client("sns").publish(
-            TopicArn=topic_arn,
-            Message=json.dumps(response, separators=(",", ":")),
-            MessageAttributes={"status": {"DataType": "String", "StringValue": response["response"]["status"]}},
-        )
+    return response, error
+
+
+def respond(message: task.Message, execution: task.Execution, *, stream_arn: str, topic_arn: str | None = None,
+            table: str | None = None) -> task.Message:
+    response, error = response_for(message, execution)
+    response = delivery.deliver(response, execution, table=table or aws.env("STATUS_TABLE"), stream_arn=stream_arn,
+                                topic_arn=topic_arn)
     logger.info("CNM response sent", extra={"identifier": response["identifier"], "response": response["response"]})
     if error:
         raise WorkflowError(json.dumps(error, separators=(",", ":")))
-    return {**message, "meta": {**meta, "cnm_response": response}}
+    return workflow_message.set_part(message, "meta", "cnm_response", response)
+
+
+def park(message: task.Message, execution: task.Execution, *, queue_url: str, table: str | None = None) -> task.Message:
+    """ParkResponse: the response CnmResponse could not deliver goes to the DLQ; the execution will end FAILED.
+
+    ``response_exception`` is the error that stopped the delivery; the
+    original ``exception`` (if any) is kept for StopStatus. A workflow that
+    had succeeded gets ``exception = ResponseNotDelivered``.
+    """
+    response, _error = response_for(message, execution)
+    error_type, reason = task.parse_exception(message.get("response_exception"))
+    meta = message.get("cumulus_meta") or {}
+    context = {"execution_arn": execution.get("id") or "", "execution_name": execution.get("name") or "",
+               "state_machine_arn": execution.get("state_machine") or "", "source": meta.get("source")}
+    env = dlq.response_envelope(response, f"{error_type}: {reason}"[:4096], error_type, failure_context=context)
+    delivery.park(env, execution, response["response"]["status"], table=table or aws.env("STATUS_TABLE"),
+                  queue_url=queue_url)
+    logger.error("CNM response parked in the DLQ", extra={"identifier": response["identifier"], "reason": reason[:1000]})
+    out = {k: v for k, v in message.items() if k != "response_exception"}
+    out["response_parked"] = True
+    if not out.get("exception"):
+        cause = json.dumps({"errorType": "ResponseNotDelivered", "errorMessage": f"{error_type}: {reason}"[:4096]})
+        out["exception"] = {"Error": "ResponseNotDelivered", "Cause": cause}
+    return out
 
 
 def _respond(message: task.Message, execution: task.Execution) -> task.Message:
@@ -87,6 +121,11 @@ def _respond(message: task.Message, execution: task.Execution) -> task.Message:
                    topic_arn=os.environ.get("RESPONSE_TOPIC_ARN") or None)
 
 
+def _park(message: task.Message, execution: task.Execution) -> task.Message:
+    return park(message, execution, queue_url=aws.env("DLQ_URL"))
+
+
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> task.Message:
-    return task.run(event, _respond)
+    delivery.CONFIG.register_lambda_context(context)
+    return task.run(event, _park if isinstance(event, dict) and event.get("park") is True else _respond)

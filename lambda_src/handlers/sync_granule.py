@@ -6,15 +6,15 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from cnm_ingest import staging, task
+from cnm_ingest import message as workflow_message, staging, task
 
 logger = Logger()
 
 
 def sync(message: task.Message, execution: task.Execution) -> task.Message:
     result = staging.sync_message(message, execution)
-    for g in result["payload"]["granules"]:
-        logger.info("granule staged", extra={"granuleId": g["granuleId"], "files": [f"s3://{f['bucket']}/{f['key']}" for f in g["files"]]})
+    for g in workflow_message.granules(result):
+        logger.info("granule staged", extra={"granuleId": g["granuleId"], "files": len(g["files"])})
     return result
 
 

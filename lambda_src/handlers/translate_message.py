@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from cnm_ingest import granule, task
+from cnm_ingest import granule, message as workflow_message, task
 from cnm_ingest.errors import CnmValidationError
 
 logger = Logger()
@@ -14,14 +14,13 @@ logger = Logger()
 
 def translate(message: task.Message, execution: task.Execution) -> task.Message:
     meta = message.get("meta") or {}
-    payload = message.get("payload") or {}
-    cnm = payload.get("cnm") or meta.get("cnm")
+    cnm = workflow_message.cnm(message)
     if cnm is None:
-        raise CnmValidationError("the workflow message carries no CNM (payload.cnm or meta.cnm)", "$.payload.cnm")
+        raise CnmValidationError("the workflow message carries no CNM (meta.cnm or meta.cnm_ref)", "$.meta.cnm")
     collection = meta.get("collection") if isinstance(meta.get("collection"), dict) else {}
     granules = granule.translate(cnm, collection, task.collection_config(meta))
     logger.info("translated CNM", extra={"identifier": cnm.get("identifier"), "granules": [g["granuleId"] for g in granules]})
-    return {**message, "meta": {**meta, "cnm": cnm}, "payload": {**payload, "granules": granules}}
+    return workflow_message.set_part(message, "payload", "granules", granules)
 
 
 @logger.inject_lambda_context

@@ -1,5 +1,6 @@
 # CloudWatch alarms: the notification stream falling behind, anything in the
-# dead-letter queue, and errors of each function; optional alarm topic.
+# dead-letter queue, failed / timed-out / aborted executions of each state
+# machine, and errors of each function; optional alarm topic.
 
 locals {
   topic_arn     = var.create_topic ? aws_sns_topic.this[0].arn : var.topic_arn
@@ -54,6 +55,13 @@ resource "aws_sns_topic_subscription" "email" {
 }
 
 locals {
+  # Step Functions execution metrics -> alarm name suffix.
+  execution_metrics = {
+    ExecutionsFailed   = "executions-failed"
+    ExecutionsTimedOut = "executions-timed-out"
+    ExecutionsAborted  = "executions-aborted"
+  }
+
   # One entry per alarm: what it watches and when it fires. Every alarm
   # notifies the alarm topic (if any) on ALARM and OK, and treats missing data
   # as not breaching (no records, no invocations: nothing is wrong).
@@ -90,6 +98,20 @@ locals {
           threshold   = var.iterator_age_threshold_ms
         }
       } : key => alarm if var.consumer_function_name != null
+    },
+    {
+      # Every state machine the pipeline starts: an execution that failed, timed out or was aborted
+      # (a FAILED execution has answered or parked its record; these say something went wrong).
+      for pair in setproduct(keys(var.state_machine_arns), keys(local.execution_metrics)) :
+      "${replace(pair[0], "_", "-")}-${local.execution_metrics[pair[1]]}" => {
+        description = "State machine ${pair[0]}: ${pair[1]} > 0."
+        namespace   = "AWS/States"
+        metric_name = pair[1]
+        dimensions  = { StateMachineArn = var.state_machine_arns[pair[0]] }
+        statistic   = "Sum"
+        periods     = 1
+        threshold   = 0
+      }
     },
     {
       for role, name in var.function_names : "${replace(role, "_", "-")}-errors" => {

@@ -25,6 +25,17 @@ variable "function_names" {
   default     = {}
 }
 
+variable "state_machine_arns" {
+  description = "State machines to alarm on ExecutionsFailed, ExecutionsTimedOut and ExecutionsAborted (> 0 in a period), by a static key (e.g. cnm_workflow => its ARN)."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for arn in values(var.state_machine_arns) : can(regex("^arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:stateMachine:.+$", arn))])
+    error_message = "state_machine_arns values must be Step Functions state machine ARNs."
+  }
+}
+
 variable "iterator_age_threshold_ms" {
   description = "Alarm when the oldest unread record of the notification stream is older than this (milliseconds)."
   type        = number

@@ -105,7 +105,7 @@ data "aws_iam_policy_document" "this" {
   statement {
     sid       = "StoreLargePayloads"
     actions   = ["s3:PutObject"]
-    resources = ["${var.payload_bucket_arn}/${var.payload_key_prefix}*"]
+    resources = ["${var.payload_bucket_arn}/${var.payload_key_prefix}*", "${var.payload_bucket_arn}/${var.workflow_payload_key_prefix}*"]
   }
 
   dynamic "statement" {

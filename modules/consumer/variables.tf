@@ -293,3 +293,9 @@ variable "payload_key_prefix" {
   type        = string
   default     = "failed-records/"
 }
+
+variable "workflow_payload_key_prefix" {
+  description = "Key prefix under which large parts of workflow messages are stored in the payload bucket when an execution is started (cnm_ingest.message.KEY_PREFIX)."
+  type        = string
+  default     = "workflow/"
+}

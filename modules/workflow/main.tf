@@ -1,5 +1,5 @@
 # The CNM workflow: a Standard state machine
-#   StartStatus -> TranslateMessage -> SyncGranule -> [extra states] -> CnmResponse -> StopStatus
+#   StartStatus -> TranslateMessage -> SyncGranule -> [extra states] -> CnmResponse [-> ParkResponse] -> StopStatus
 # with its five task functions (one least-privilege role each), the status table
 # and the state machine's log group.
 
@@ -14,6 +14,10 @@ locals {
   sfn_log_level      = lookup({ DEBUG = "ALL", INFO = "ALL", WARNING = "ERROR", CRITICAL = "FATAL" }, var.log_level, var.log_level)
 
   staging_bucket_arn = "arn:${local.partition}:s3:::${var.staging_bucket_name}"
+  payload_bucket_arn = var.payload_bucket_name == null ? null : "arn:${local.partition}:s3:::${var.payload_bucket_name}"
+  # cnm_ingest.message.KEY_PREFIX and cnm_ingest.dlq.response_envelope's prefix (tests/workflow/test_module.py checks both).
+  payload_key_prefix  = "workflow/"
+  response_key_prefix = "failed-responses/"
 
   # State name -> function key (lambda_src/handlers/<key>.py) and settings.
   tasks = {
@@ -24,30 +28,37 @@ locals {
     stop_status       = { state = "StopStatus", description = "CNM workflow: record the execution as COMPLETED or FAILED", timeout = 60, memory_size = 256 }
   }
 
-  common_environment = {
+  # Every task reads (and may rewrite) the workflow message, whose large parts live in the payload bucket.
+  common_environment = merge({
     POWERTOOLS_LOG_LEVEL         = local.function_log_level
     POWERTOOLS_METRICS_NAMESPACE = var.prefix
-  }
+    WORKFLOW_OFFLOAD_BYTES       = tostring(var.workflow_offload_bytes)
+  }, var.payload_bucket_name == null ? {} : { PAYLOAD_BUCKET = var.payload_bucket_name })
   environment = {
     start_status      = { STATUS_TABLE = aws_dynamodb_table.status.name }
     translate_message = {}
     sync_granule      = {}
-    cnm_response      = merge({ RESPONSE_STREAM_ARN = var.response_stream_arn }, var.response_topic_arn == null ? {} : { RESPONSE_TOPIC_ARN = var.response_topic_arn })
-    stop_status       = { STATUS_TABLE = aws_dynamodb_table.status.name }
+    cnm_response = merge(
+      { RESPONSE_STREAM_ARN = var.response_stream_arn, STATUS_TABLE = aws_dynamodb_table.status.name },
+      var.response_topic_arn == null ? {} : { RESPONSE_TOPIC_ARN = var.response_topic_arn },
+      var.dlq_url == null ? {} : { DLQ_URL = var.dlq_url },
+    )
+    stop_status = { STATUS_TABLE = aws_dynamodb_table.status.name }
   }
   policies = {
     start_status      = data.aws_iam_policy_document.status.json
-    translate_message = null
+    translate_message = data.aws_iam_policy_document.payload_write.json
     sync_granule      = data.aws_iam_policy_document.sync_granule.json
     cnm_response      = data.aws_iam_policy_document.cnm_response.json
     stop_status       = data.aws_iam_policy_document.status.json
   }
+  payload_kms_key_arns = compact([var.payload_bucket_kms_key_arn])
   additional_kms_key_arns = {
-    start_status      = []
-    translate_message = []
-    sync_granule      = compact(concat([var.staging_bucket_kms_key_arn], var.provider_kms_key_arns))
-    cnm_response      = compact([var.response_stream_kms_key_arn, var.response_topic_kms_key_arn])
-    stop_status       = []
+    start_status      = local.payload_kms_key_arns
+    translate_message = local.payload_kms_key_arns
+    sync_granule      = compact(concat([var.staging_bucket_kms_key_arn], var.provider_kms_key_arns, local.payload_kms_key_arns))
+    cnm_response      = compact(concat([var.response_stream_kms_key_arn, var.response_topic_kms_key_arn, var.dlq_kms_key_arn], local.payload_kms_key_arns))
+    stop_status       = local.payload_kms_key_arns
   }
 
   # extra_states: the object's members are spliced into "States" (see templates/).
@@ -116,6 +127,12 @@ resource "aws_dynamodb_table" "status" {
     enabled = true
   }
 
+  # Only CnmResponse's idempotency records (pk "IDEMPOTENCY#cnm_response") carry "expiration".
+  ttl {
+    attribute_name = "expiration"
+    enabled        = true
+  }
+
   tags = var.tags
 }
 
@@ -123,7 +140,37 @@ resource "aws_dynamodb_table" "status" {
 # Task functions: one role each, with only what the task touches
 ################################################################################
 
+# The workflow message's large parts (cnm_ingest.message): every task reads them,
+# the tasks that rewrite the message may store new ones.
+data "aws_iam_policy_document" "payload_read" {
+  dynamic "statement" {
+    for_each = local.payload_bucket_arn == null ? [] : [1]
+
+    content {
+      sid       = "ReadWorkflowPayloads"
+      actions   = ["s3:GetObject"]
+      resources = ["${local.payload_bucket_arn}/${local.payload_key_prefix}*"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "payload_write" {
+  source_policy_documents = [data.aws_iam_policy_document.payload_read.json]
+
+  dynamic "statement" {
+    for_each = local.payload_bucket_arn == null ? [] : [1]
+
+    content {
+      sid       = "StoreWorkflowPayloads"
+      actions   = ["s3:PutObject"]
+      resources = ["${local.payload_bucket_arn}/${local.payload_key_prefix}*"]
+    }
+  }
+}
+
 data "aws_iam_policy_document" "sync_granule" {
+  source_policy_documents = [data.aws_iam_policy_document.payload_write.json]
+
   dynamic "statement" {
     for_each = length(var.provider_bucket_arns) > 0 ? [1] : []
 
@@ -149,10 +196,39 @@ data "aws_iam_policy_document" "sync_granule" {
 }
 
 data "aws_iam_policy_document" "cnm_response" {
+  source_policy_documents = [data.aws_iam_policy_document.payload_write.json]
+
   statement {
     sid       = "PutResponse"
     actions   = ["kinesis:PutRecord"]
     resources = [var.response_stream_arn]
+  }
+
+  statement {
+    # Powertools idempotency records (put once, publish once, park once) in the status table.
+    sid       = "IdempotencyRecords"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    resources = [aws_dynamodb_table.status.arn]
+  }
+
+  dynamic "statement" {
+    for_each = var.dlq_arn == null ? [] : [var.dlq_arn]
+
+    content {
+      sid       = "ParkUndeliverableResponses"
+      actions   = ["sqs:SendMessage"]
+      resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.payload_bucket_arn == null ? [] : [1]
+
+    content {
+      sid       = "StoreLargeParkedResponses"
+      actions   = ["s3:PutObject"]
+      resources = ["${local.payload_bucket_arn}/${local.response_key_prefix}*"]
+    }
   }
 
   dynamic "statement" {
@@ -167,6 +243,8 @@ data "aws_iam_policy_document" "cnm_response" {
 }
 
 data "aws_iam_policy_document" "status" {
+  source_policy_documents = [data.aws_iam_policy_document.payload_read.json]
+
   statement {
     sid       = "WriteStatus"
     actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"]

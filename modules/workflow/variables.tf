@@ -106,6 +106,57 @@ variable "provider_kms_key_arns" {
   default     = []
 }
 
+variable "payload_bucket_name" {
+  description = "Bucket holding the workflow message's large parts (PAYLOAD_BUCKET: the CNM, granule list and response above workflow_offload_bytes, under workflow/) and large parked responses (failed-responses/). Must be the bucket the consumers write to. null disables offloading: a message above the threshold then fails its task."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.payload_bucket_name == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", coalesce(var.payload_bucket_name, "x")))
+    error_message = "payload_bucket_name must be null or a valid S3 bucket name."
+  }
+}
+
+variable "payload_bucket_kms_key_arn" {
+  description = "Customer managed KMS key of the payload bucket, if any (every task may use it)."
+  type        = string
+  default     = null
+}
+
+variable "workflow_offload_bytes" {
+  description = "WORKFLOW_OFFLOAD_BYTES: above this size (bytes of JSON) the workflow message's largest parts move to the payload bucket. Step Functions allows 256 KiB per state input/output; the rest is headroom for the task envelope and a caught error. Give the consumers the same value."
+  type        = number
+  default     = 204800
+
+  validation {
+    condition     = var.workflow_offload_bytes >= 4096 && var.workflow_offload_bytes <= 229376 && floor(var.workflow_offload_bytes) == var.workflow_offload_bytes
+    error_message = "workflow_offload_bytes must be a whole number between 4096 and 229376 (224 KiB)."
+  }
+}
+
+variable "dlq_url" {
+  description = "URL of the dead-letter queue where ParkResponse parks a response that could not be delivered (DLQ_URL of CnmResponse); null leaves such a response unparked (the execution still fails)."
+  type        = string
+  default     = null
+}
+
+variable "dlq_arn" {
+  description = "ARN of the dead-letter queue of dlq_url (CnmResponse gets sqs:SendMessage on it)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.dlq_arn == null || can(regex("^arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:.+$", coalesce(var.dlq_arn, "x")))
+    error_message = "dlq_arn must be null or an SQS queue ARN."
+  }
+}
+
+variable "dlq_kms_key_arn" {
+  description = "Customer managed KMS key of the dead-letter queue, if any (CnmResponse gets kms:GenerateDataKey on it)."
+  type        = string
+  default     = null
+}
+
 ################################################################################
 # Security, logging, tracing
 ################################################################################
@@ -232,9 +283,9 @@ variable "extra_states" {
   validation {
     condition = var.extra_states == "" || length(setintersection(
       try(keys(jsondecode(var.extra_states)), []),
-      ["StartStatus", "TranslateMessage", "SyncGranule", "CnmResponse", "StopStatus", "CheckOutcome", "WorkflowSucceeded", "WorkflowFailed"]
+      ["StartStatus", "TranslateMessage", "SyncGranule", "CnmResponse", "ParkResponse", "StopStatus", "CheckOutcome", "WorkflowSucceeded", "WorkflowFailed"]
     )) == 0
-    error_message = "extra_states must not redefine a built-in state (StartStatus, TranslateMessage, SyncGranule, CnmResponse, StopStatus, CheckOutcome, WorkflowSucceeded, WorkflowFailed)."
+    error_message = "extra_states must not redefine a built-in state (StartStatus, TranslateMessage, SyncGranule, CnmResponse, ParkResponse, StopStatus, CheckOutcome, WorkflowSucceeded, WorkflowFailed)."
   }
 }
 

@@ -425,7 +425,10 @@ def test_workflow_module_wired_with_the_agreed_interface():
                 "kms_key_arn", "tags", "sync_retry_interval_seconds", "sync_retry_max_attempts",
                 "response_retry_interval_seconds", "response_retry_max_attempts", "extra_states",
                 "extra_states_start_at", "extra_states_policy_json", "log_level", "function_log_level",
-                "tracing_enabled"}
+                "tracing_enabled",
+                # issue 8: the workflow message's large parts, and where an undeliverable response is parked
+                "payload_bucket_name", "payload_bucket_kms_key_arn", "workflow_offload_bytes", "dlq_url", "dlq_arn",
+                "dlq_kms_key_arn"}
     assert set(call) == expected
     assert call["source"] == "./modules/workflow"
 

@@ -201,7 +201,11 @@ def test_alarms_watch_the_stream_the_dlq_and_every_function(example, request):
     expected = ["notification-stream-iterator-age", "dlq-not-empty", "message-consumer-iterator-age",
                 "recorder-dlq-not-empty"]
     expected += [f"{name.removeprefix(prefix)}-errors" for name in functions]
+    expected += [f"cnm-workflow-executions-{m}" for m in ("failed", "timed-out", "aborted")]  # issue 8
     assert sorted(alarms) == sorted(prefix + e for e in expected)
+    for m in ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"):
+        [alarm] = [a for a in alarms.values() if a["metric_name"] == m]
+        assert (alarm["namespace"], alarm["threshold"]) == ("AWS/States", 0)
     assert alarms[f"{prefix}dlq-not-empty"]["threshold"] == 0
     assert alarms[f"{prefix}dlq-not-empty"]["dimensions"] == {"QueueName": f"{prefix}kinesisFailure"}
     assert alarms[f"{prefix}notification-stream-iterator-age"]["namespace"] == "AWS/Kinesis"
@@ -245,7 +249,8 @@ def test_iam_policies_name_only_the_resources_they_need(complete_plan):
     for path, doc in config_resources(complete_plan, "aws_iam_policy_document"):
         if not path.startswith("cnm_ingest"):
             continue  # the example's own KMS key policy
-        for st in doc["expressions"].get("statement", []):
+        # a document made only of dynamic blocks / source_policy_documents has no static expressions
+        for st in doc.get("expressions", {}).get("statement", []):
             if st.get("principals") or st.get("effect", {}).get("constant_value") == "Deny":
                 continue  # resource policies and deny guards
             statements += 1

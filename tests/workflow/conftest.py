@@ -50,6 +50,7 @@ STACK = "teststack"
 PROVIDER_BUCKET = "provider-bucket"
 STAGING_BUCKET = "staging-bucket"
 STATUS_TABLE = "wf-test-status"
+PAYLOAD_BUCKET = "payload-bucket"
 COLLECTION = {"name": "TEST_COLL", "version": "1"}
 
 
@@ -64,11 +65,13 @@ class Env:
         self.kinesis = boto3.client("kinesis", region_name=REGION)
         self.dynamodb = boto3.client("dynamodb", region_name=REGION)
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
-        for bucket in (PROVIDER_BUCKET, STAGING_BUCKET):
+        for bucket in (PROVIDER_BUCKET, STAGING_BUCKET, PAYLOAD_BUCKET):
             self.s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         self.kinesis.create_stream(StreamName="responses", ShardCount=1)
         self.stream_arn = self.kinesis.describe_stream_summary(StreamName="responses")["StreamDescriptionSummary"]["StreamARN"]
         create_status_table(self.dynamodb, STATUS_TABLE)
+        self.sqs = boto3.client("sqs", region_name=REGION)
+        self.dlq_url = self.sqs.create_queue(QueueName="kinesisFailure")["QueueUrl"]
         self.collection_config: dict[str, Any] = {"url_path": "file-staging/{stack}/{collection}", "duplicate_handling": "error"}
 
     def put_file(self, key: str, data: bytes) -> str:
@@ -121,6 +124,17 @@ class Env:
             out.extend(json.loads(r["Data"]) for r in self.kinesis.get_records(ShardIterator=it, StreamARN=self.stream_arn)["Records"])
         return out
 
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """Every DLQ message body, duplicates kept (received once each, then deleted)."""
+        bodies = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not got:
+                return bodies
+            for m in got:
+                bodies.append(json.loads(m["Body"]))
+                self.sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=m["ReceiptHandle"])
+
     def status_item(self, pk: str, sk: str) -> dict[str, Any] | None:
         from boto3.dynamodb.types import TypeDeserializer
 
@@ -133,5 +147,7 @@ def wf(lambda_harness, monkeypatch) -> Env:
     env = Env(lambda_harness)
     monkeypatch.setenv("STATUS_TABLE", STATUS_TABLE)
     monkeypatch.setenv("RESPONSE_STREAM_ARN", env.stream_arn)
+    monkeypatch.setenv("DLQ_URL", env.dlq_url)
+    monkeypatch.setenv("PAYLOAD_BUCKET", PAYLOAD_BUCKET)
     monkeypatch.delenv("RESPONSE_TOPIC_ARN", raising=False)
     return env

@@ -169,3 +169,22 @@ def test_failure_of_cnm_response_itself_ends_failed(wf, reference_schema, monkey
     assert wf.responses() == []
     execution = wf.status_item(f"EXECUTION#{desc['executionArn']}", "EXECUTION")
     assert execution["status"] == "FAILED"
+
+
+def test_cross_provider_source_is_answered_validation_error_without_a_read(wf, reference_schema):
+    """A CNM of provider PODAAC_SWOT naming another bucket: FAILED, VALIDATION_ERROR, nothing read or staged."""
+    from collections import Counter
+
+    from cnm_ingest import aws
+
+    wf.s3.create_bucket(Bucket="someone-else", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    wf.s3.put_object(Bucket="someone-else", Key="incoming/GRAN_001.nc", Body=DATA)
+    cnm = make_cnm(wf)
+    cnm["product"]["files"][0]["uri"] = "s3://someone-else/incoming/GRAN_001.nc"
+    calls: Counter = Counter()
+    aws.client("s3").meta.events.register("before-call.s3", lambda model, **_: calls.update([model.name]))
+    desc = wf.run(cnm)
+    response = assert_failed(wf, desc, "VALIDATION_ERROR", reference_schema)
+    assert "someone-else" in response["response"]["errorMessage"]
+    assert calls == Counter(), calls  # SyncGranule made no S3 call at all
+    assert wf.s3.list_objects_v2(Bucket=STAGING_BUCKET).get("KeyCount", 0) == 0

@@ -21,6 +21,7 @@ from cnm_ingest.errors import (
 from tests.conftest import REGION, is_response
 
 BUCKET, STAGE = "provider", "staging"
+PROVIDER = {"id": "P", "protocol": "s3", "host": BUCKET}
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def gfile(s3, name: str, data: bytes, *, checksum_type="md5", digest=None) -> di
 
 def sync(file, handling="error", execution="exec-1", **kw):
     return staging.sync_file(file, bucket=STAGE, prefix="p", duplicate_handling=handling, checksum_required=False,
-                             execution_name=execution, **kw)
+                             execution_name=execution, provider=PROVIDER, **kw)
 
 
 # --- CNM samples -------------------------------------------------------------------------------
@@ -85,8 +86,8 @@ def test_translate_handler_keeps_cnm_in_meta(samples, lambda_context):
     from handlers import translate_message
 
     cnm = samples["cumulus_sns_v1.0_notification.json"]
-    out = translate_message.handler({"message": {"meta": {}, "payload": {"cnm": cnm}}, "execution": {}}, lambda_context)
-    assert out["meta"]["cnm"] == cnm
+    out = translate_message.handler({"message": {"meta": {"cnm": cnm}, "payload": {}}, "execution": {}}, lambda_context)
+    assert out["meta"]["cnm"] == cnm and "cnm" not in out["payload"]
     assert out["payload"]["granules"][0]["files"][1]["checksum"] == "addjd872342bfbf"
     bad = dict(cnm, product={"name": "x"})
     with pytest.raises(CnmValidationError) as err:
@@ -149,8 +150,9 @@ def test_sync_multipart_copy_with_small_threshold(s3, monkeypatch):
     real = client.upload_part_copy
     monkeypatch.setattr(client, "upload_part_copy", lambda **kw: calls.append(kw["CopySourceRange"]) or real(**kw))
     staged = sync(gfile(s3, "big.nc", data), multipart_threshold=5 * 1024 * 1024, part_size=5 * 1024 * 1024)
-    assert len(calls) == 3
-    assert calls[-1] == f"bytes={10 * 1024 * 1024}-{len(data) - 1}"
+    # three parts into the temporary key, three more moving the verified copy into place
+    assert len(calls) == 6
+    assert calls[2] == calls[-1] == f"bytes={10 * 1024 * 1024}-{len(data) - 1}"
     assert s3.get_object(Bucket=STAGE, Key=staged["key"])["Body"].read() == data
 
 
@@ -172,7 +174,8 @@ def test_sync_missing_source(s3):
 def test_sync_checksum_required(s3):
     f = dict(gfile(s3, "a.nc", b"abc"), checksum=None, checksumType=None)
     with pytest.raises(CnmValidationError):
-        staging.sync_file(f, bucket=STAGE, prefix="p", duplicate_handling="error", checksum_required=True, execution_name="e")
+        staging.sync_file(f, bucket=STAGE, prefix="p", duplicate_handling="error", checksum_required=True, execution_name="e",
+                          provider=PROVIDER)
     assert sync(f)["size"] == 3  # size-only verification when not required
 
 
@@ -229,9 +232,14 @@ def test_url_path_template():
 # --- CnmResponse -------------------------------------------------------------------------------
 
 @pytest.fixture
-def stream(aws):
+def stream(aws, monkeypatch):
+    """The response stream, and the status table CnmResponse keeps its idempotency records in."""
     import boto3
 
+    from tests.workflow.conftest import create_status_table
+
+    create_status_table(boto3.client("dynamodb", region_name=REGION), "st")
+    monkeypatch.setenv("STATUS_TABLE", "st")
     kinesis = boto3.client("kinesis", region_name=REGION)
     kinesis.create_stream(StreamName="r", ShardCount=1)
     return kinesis.describe_stream_summary(StreamName="r")["StreamDescriptionSummary"]["StreamARN"]

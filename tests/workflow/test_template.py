@@ -42,12 +42,21 @@ def test_template_states():
         assert states[a]["Next"] == b
     for state in TASKS:
         assert states[state]["Resource"] == function_arn(state)
-        [catch] = states[state]["Catch"]
-        assert catch["ErrorEquals"] == ["States.ALL"] and catch["ResultPath"] == "$.exception"
-        assert catch["Next"] == {"CnmResponse": "StopStatus", "StopStatus": "WorkflowFailed"}.get(state, "CnmResponse")
+        *first, catch = states[state]["Catch"]
+        assert catch["ErrorEquals"] == ["States.ALL"]
+        if state == "CnmResponse":  # an answered FAILURE ends the workflow; anything else parks the response
+            assert first == [{"ErrorEquals": ["WorkflowError"], "ResultPath": "$.exception", "Next": "StopStatus"}]
+            assert (catch["ResultPath"], catch["Next"]) == ("$.response_exception", "ParkResponse")
+        else:
+            assert first == [] and catch["ResultPath"] == "$.exception"
+            assert catch["Next"] == {"StopStatus": "WorkflowFailed"}.get(state, "CnmResponse")
         [retry] = states[state]["Retry"]
         assert "TransientError" in retry["ErrorEquals"] and "States.ALL" not in retry["ErrorEquals"]
         assert not {"CnmValidationError", "ChecksumMismatchError", "FileNotFoundAtSourceError"} & set(retry["ErrorEquals"])
+    park = states["ParkResponse"]
+    assert park["Resource"] == function_arn("CnmResponse") and park["Parameters"]["park"] is True
+    assert park["Next"] == "StopStatus" and park["Catch"][0]["Next"] == "StopStatus"
+    assert "TransientError" in park["Retry"][0]["ErrorEquals"]
     assert states["WorkflowFailed"]["Type"] == "Fail"
     assert states["CheckOutcome"]["Choices"][0]["Next"] == "WorkflowFailed"
 
