@@ -100,3 +100,9 @@ def _all_subclasses(cls):
 
 
 _BY_NAME = {c.__name__: c for c in [CnmIngestError, *_all_subclasses(CnmIngestError)]}
+
+
+class WorkflowInputTooLargeError(RecordError):
+    """The workflow message of a record exceeds what Step Functions accepts as execution input (256 KiB)."""
+
+    error_code = "PROCESSING_ERROR"

@@ -19,11 +19,23 @@ ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/sfn"
 
 @pytest.fixture(autouse=True)
 def fresh_config_cache():
-    from cnm_ingest import config
+    from cnm_ingest import config, once
 
     config.reset()
+    once.reset()
     yield
     config.reset()
+    once.reset()
+
+
+def create_idempotency_table(name: str) -> str:
+    """The idempotency table as modules/consumer creates it (key ``id``, TTL ``expiration``)."""
+    from cnm_ingest import aws
+
+    aws.client("dynamodb").create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    return name
 
 
 def sample_cnm(identifier: str = "granule-1", collection: Any = "MODIS_A", provider: str = "PODAAC",
@@ -186,7 +198,8 @@ def pipeline(aws, monkeypatch) -> Pipeline:
            "PROVIDERS_TABLE": tables["providers"], "RULES_CACHE_SECONDS": "60",
            "FALLBACK_TOPIC_ARN": topic, "DLQ_URL": dlq_url, "PAYLOAD_BUCKET": "payloads",
            "RESPONSE_STREAM_ARN": p.response_stream, "STACK": "test-stack",
-           "BUCKETS": json.dumps({"private": {"name": "private-bucket", "type": "private"}})}
+           "BUCKETS": json.dumps({"private": {"name": "private-bucket", "type": "private"}}),
+           "IDEMPOTENCY_TABLE": create_idempotency_table("t-idempotency"), "START_MAX_ATTEMPTS": "2"}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     p.put_collection()
