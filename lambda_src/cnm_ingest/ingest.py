@@ -20,8 +20,12 @@ source; anything else is unexpected.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
+import threading
+import time
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -58,6 +62,14 @@ class SourceRecord:
         return cls(data=k.data, sequenceNumber=k.sequence_number, partitionKey=k.partition_key,
                    shardId=record.event_id.split(":", 1)[0], streamArn=record.event_source_arn,
                    approximateArrivalTimestamp=k.approximate_arrival_timestamp)
+
+    @classmethod
+    def from_event(cls, raw: dict[str, Any]) -> "SourceRecord":
+        """From one record of a Lambda Kinesis event (the raw dict; cheaper than the Powertools data class)."""
+        k = raw["kinesis"]
+        return cls(data=k["data"], sequenceNumber=k["sequenceNumber"], partitionKey=k["partitionKey"],
+                   shardId=raw["eventID"].split(":", 1)[0], streamArn=raw["eventSourceARN"],
+                   approximateArrivalTimestamp=k.get("approximateArrivalTimestamp"))
 
     @classmethod
     def from_envelope(cls, env: dict[str, Any], payload: bytes | None) -> "SourceRecord":
@@ -305,3 +317,50 @@ def consume(record: SourceRecord, run: Run) -> Outcome:
             raise
         return hand_to_fallback(record, exc, run)
     return Outcome("started", started=started)
+
+
+# A record that took longer than this is waiting on AWS, not on the CPU: add workers.
+SPAWN_AFTER_SECONDS = 0.002
+
+
+def consume_all(records: list[SourceRecord], run: Run, executor: Executor | None = None,
+                workers: int = 1) -> list[Outcome | BaseException]:
+    """:func:`consume` every record, up to ``workers`` at a time on ``executor``; the outcome or the
+    exception of each record, in order.
+
+    Each worker takes the next record when it is done with one. Work starts on
+    one worker; as soon as one record waited on AWS (StartExecution latency)
+    the pool grows to ``workers``, so I/O-bound batches run concurrently and
+    CPU-bound ones (fast starts) do not pay for threads fighting over the GIL.
+    """
+    results: list[Outcome | BaseException | None] = [None] * len(records)
+    indexes = itertools.count()
+    limit = min(max(1, workers), len(records))
+    futures: list[Any] = []
+    lock = threading.Lock()
+
+    def grow() -> None:
+        with lock:
+            while executor is not None and len(futures) < limit:
+                futures.append(executor.submit(work))
+
+    def work() -> None:
+        while (i := next(indexes)) < len(records):
+            began = time.monotonic()
+            try:
+                results[i] = consume(records[i], run)
+            except Exception as exc:  # reported per record by the caller
+                results[i] = exc
+            if len(futures) < limit and time.monotonic() - began > SPAWN_AFTER_SECONDS:
+                grow()
+
+    if executor is None or limit <= 1:
+        work()
+        return results  # type: ignore[return-value]
+    with lock:
+        futures.append(executor.submit(work))
+    done = 0
+    while done < len(futures):
+        futures[done].result()
+        done += 1
+    return results  # type: ignore[return-value]

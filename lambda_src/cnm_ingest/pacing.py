@@ -19,7 +19,8 @@ account and region. :class:`Pacer` absorbs throttling inside the invocation:
   :class:`~cnm_ingest.errors.TransientError`, the record is a batch item
   failure and the event source mapping delivers it again.
 
-``clock`` and ``sleep`` are injectable, so benchmarks run on a scaled clock.
+``clock`` and ``sleep`` are injectable (and :data:`CLOCK` / :data:`SLEEP` are
+the defaults :meth:`Pacer.from_env` uses), so benchmarks run on a scaled clock.
 """
 
 from __future__ import annotations
@@ -36,10 +37,15 @@ DEFAULT_MARGIN_SECONDS = 10.0
 DEFAULT_MAX_ATTEMPTS = 10
 BACKOFF_BASE = 0.025
 BACKOFF_MAX = 1.0
+CLOCK: Callable[[], float] = time.monotonic
+SLEEP: Callable[[float], None] = time.sleep
 
 
 class DeadlineError(TransientError):
     """No time left in the invocation to start this record: the event source mapping delivers it again."""
+
+
+_SHARED: dict[tuple, "Pacer"] = {}
 
 
 class Pacer:
@@ -61,8 +67,10 @@ class Pacer:
         self._throttles = 0
 
     @classmethod
-    def from_env(cls, context: Any = None, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> "Pacer":
+    def from_env(cls, context: Any = None, *, clock: Callable[[], float] | None = None,
+                 sleep: Callable[[float], None] | None = None) -> "Pacer":
+        clock = clock or CLOCK
+        sleep = sleep or SLEEP
         rate = float(os.environ.get("START_RATE_LIMIT") or 0)
         burst = float(os.environ.get("START_RATE_BURST") or 0) or None
         deadline = None
@@ -71,7 +79,12 @@ class Pacer:
             margin = float(os.environ.get("START_DEADLINE_MARGIN_SECONDS") or DEFAULT_MARGIN_SECONDS)
             deadline = clock() + max(0.0, remaining - min(margin, remaining / 5))
         attempts = int(os.environ.get("START_MAX_ATTEMPTS") or DEFAULT_MAX_ATTEMPTS)
-        return cls(rate, burst, deadline, max_attempts=attempts, clock=clock, sleep=sleep)
+        # One bucket per process: invocations of a warm container share it (they run one after another).
+        pacer = _SHARED.get((rate, burst, clock, sleep))
+        if pacer is None:
+            pacer = _SHARED[(rate, burst, clock, sleep)] = cls(rate, burst, clock=clock, sleep=sleep)
+        pacer.deadline, pacer.max_attempts = deadline, max(1, attempts)
+        return pacer
 
     def _wait(self, seconds: float) -> None:
         if self.deadline is not None and self.clock() + seconds > self.deadline:

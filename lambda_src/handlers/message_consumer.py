@@ -11,18 +11,20 @@ mapping delivers the record again. A record that cannot be parked is a batch
 item failure too: it is never dropped.
 
 Records run through a bounded pool of ``START_CONCURRENCY`` threads (default
-32), paced by one :class:`~cnm_ingest.pacing.Pacer`; Powertools'
-BatchProcessor then collects the results in stream order, so the partial
-batch response is exactly what a sequential run reports: every failed
-record's sequence number (the event source mapping restarts at the lowest).
-Metrics are counted per invocation, not per record.
+64), paced by one :class:`~cnm_ingest.pacing.Pacer`
+(:func:`cnm_ingest.ingest.consume_all`); Powertools' BatchProcessor then
+collects the results in stream order, so the partial batch response is
+exactly what a sequential run reports: every failed record's sequence number
+(the event source mapping restarts at the lowest; records after it that
+finished are idempotent when delivered again). Metrics are counted per
+invocation, not per record.
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -32,18 +34,21 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 from cnm_ingest import aws, config, ingest, observability, once, pacing
 
 SOURCE = "message_consumer"
-DEFAULT_CONCURRENCY = 32
+DEFAULT_CONCURRENCY = 64
 logger, metrics = observability.tools("message_consumer")
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams, raise_on_entire_batch_failure=False)
 _pool: ThreadPoolExecutor | None = None
+
+
+def concurrency() -> int:
+    return max(1, int(os.environ.get("START_CONCURRENCY") or DEFAULT_CONCURRENCY))
 
 
 def pool() -> ThreadPoolExecutor:
     """The process-wide pool of concurrent starts (kept across invocations)."""
     global _pool
     if _pool is None:
-        size = max(1, int(os.environ.get("START_CONCURRENCY") or DEFAULT_CONCURRENCY))
-        _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="start")
+        _pool = ThreadPoolExecutor(max_workers=concurrency(), thread_name_prefix="start")
     return _pool
 
 
@@ -54,15 +59,14 @@ def run_for(context: Any) -> ingest.Run:
         fallback_topic_arn=aws.env("FALLBACK_TOPIC_ARN"), pacer=pacing.Pacer.from_env(context))
 
 
-def collect(record: ingest.SourceRecord, future: Future, counts: Counter) -> str:
+def collect(record: ingest.SourceRecord, outcome: ingest.Outcome | BaseException, counts: Counter) -> str:
     """The result of one record (in the invoking thread): its status, or raise for a batch item failure."""
-    try:
-        outcome = future.result()
-    except Exception as exc:
+    if isinstance(outcome, BaseException):
+        exc = outcome
         counts["RecordsRetried"] += 1
         logger.warning("record will be delivered again",
                        extra={"sequence_number": record.sequenceNumber, "reason": ingest.reason_for(exc)})
-        raise
+        raise exc
     if outcome.status == "started":
         for s in outcome.started:
             counts["ExecutionsAlreadyStarted" if s.already_existed else "ExecutionsStarted"] += 1
@@ -82,11 +86,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run = run_for(context)
     raw = event.get("Records") or []
     counts: Counter = Counter(RecordsIn=len(raw))
-    records = [ingest.SourceRecord.from_kinesis_event_record(KinesisStreamRecord(r)) for r in raw]
-    futures = iter([(rec, pool().submit(ingest.consume, rec, run)) for rec in records])
+    records = [ingest.SourceRecord.from_event(r) for r in raw]
+    results = iter(zip(records, ingest.consume_all(records, run, pool(), concurrency())))
 
     def record_handler(record: KinesisStreamRecord) -> str:
-        return collect(*next(futures), counts)
+        return collect(*next(results), counts)
 
     result = process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
     counts["RecordsFailed"] = len(result.get("batchItemFailures", []))
