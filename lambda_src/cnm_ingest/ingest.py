@@ -110,10 +110,19 @@ def decode(record: SourceRecord) -> Any:
 
 
 def peek(record: SourceRecord) -> Any:
-    """The record's JSON value, or None when it cannot be decoded (never raises)."""
+    """The record's JSON value for addressing a FAILURE response, or None (never raises).
+
+    Lenient where :func:`decode` is strict: a CNM whose ``size`` is ``NaN`` or
+    which carries a lone surrogate in some field is still answered (the
+    response copies only identifier, collection, provider and times).
+    """
     try:
         return decode(record)
     except RecordError:
+        pass
+    try:
+        return json.loads(cnm_mod.b64decode(record.data).decode("utf-8"))
+    except (RecordError, ValueError, RecursionError):
         return None
 
 

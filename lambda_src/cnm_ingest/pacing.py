@@ -93,23 +93,34 @@ class Pacer:
             self.sleep(seconds)
 
     def acquire(self) -> None:
-        """Wait for the shared pause and a token (when capped), within the deadline."""
+        """Wait out the shared pause, then take a token (when capped), within the deadline.
+
+        Tokens are reserved (the bucket may go below zero) and the caller sleeps
+        until its token is due, so waiting threads are served in order and no
+        thread spins on a token that is a rounding error away.
+        """
         while True:
             with self._lock:
                 now = self.clock()
-                wait = self._paused_until - now
-                if wait <= 0 and self.rate > 0:
-                    self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-                    self._stamp = now
-                    if self._tokens >= 1:
-                        self._tokens -= 1
-                        return
-                    wait = (1 - self._tokens) / self.rate
-                elif wait <= 0:
-                    if self.deadline is not None and now > self.deadline:
-                        raise DeadlineError("no time left in this invocation to start the record")
-                    return
-            self._wait(wait)
+                pause = self._paused_until - now
+            if pause <= 0:
+                break
+            self._wait(pause)
+        if self.rate <= 0:
+            if self.deadline is not None and self.clock() > self.deadline:
+                raise DeadlineError("no time left in this invocation to start the record")
+            return
+        with self._lock:
+            now = self.clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            self._tokens -= 1
+            due = -self._tokens / self.rate if self._tokens < 0 else 0.0
+            if self.deadline is not None and now + due > self.deadline:
+                self._tokens += 1  # give the reservation back
+                raise DeadlineError("no time left in this invocation to start the record")
+        if due > 0:
+            self.sleep(due)
 
     def throttled(self) -> None:
         """A call was throttled: pause the whole pool for a growing, jittered backoff."""
