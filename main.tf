@@ -228,6 +228,9 @@ module "fallback" {
   environment_variables = merge(local.routing_environment, {
     POWERTOOLS_SERVICE_NAME = "fallback_consumer"
   })
+  idempotency_table_name = module.consumer.idempotency_table_name
+  idempotency_table_arn  = module.consumer.idempotency_table_arn
+  response_stream_arn    = local.response_stream_arn
 
   config_table_arns            = values(module.config_tables.table_arns)
   state_machine_arns           = local.state_machine_arns
@@ -236,7 +239,7 @@ module "fallback" {
   maximum_event_age_in_seconds = var.fallback_maximum_event_age_in_seconds
 
   dlq_redrive_source_queue_arns = var.dlq_redrive_source_queue_arns
-  dlq_sender_role_arns          = [for h in module.hydrate : h.role_arn]
+  dlq_sender_role_arns          = concat([module.consumer.role_arn], [for h in module.hydrate : h.role_arn])
   dlq_sns_source_topic_arns     = compact([module.consumer.failed_batch_topic_arn])
 
   tags = var.tags
@@ -273,6 +276,11 @@ module "consumer" {
   fallback_topic_arn  = module.fallback.topic_arn
   response_stream_arn = local.response_stream_arn
   payload_bucket_arn  = module.payload_bucket.bucket_arn
+  dlq_arn             = module.fallback.dlq_arn
+  dlq_url             = module.fallback.dlq_url
+  start_concurrency   = var.start_concurrency
+  start_rate_limit    = var.start_rate_limit
+  start_rate_burst    = var.start_rate_burst
 
   batch_size                         = var.batch_size
   maximum_batching_window_in_seconds = var.maximum_batching_window_in_seconds
@@ -311,10 +319,13 @@ module "hydrate" {
   kms_key_arn                    = var.kms_key_arn
   additional_kms_key_arns        = local.notification_stream_kms_keys
 
-  environment_variables = merge(local.common_environment, {
+  environment_variables = merge(local.routing_environment, {
     POWERTOOLS_SERVICE_NAME = "hydrate"
-    PAYLOAD_BUCKET          = module.payload_bucket.bucket_id
   })
+  idempotency_table_name = module.consumer.idempotency_table_name
+  idempotency_table_arn  = module.consumer.idempotency_table_arn
+  config_table_arns      = values(module.config_tables.table_arns)
+  state_machine_arns     = local.state_machine_arns
 
   failed_batch_topic_arn = module.consumer.failed_batch_topic_arn
   stream_arn             = local.notification_stream_arn

@@ -8,8 +8,16 @@
 # Idempotency (Powertools): one record per failed batch (shard + sequence range)
 ################################################################################
 
+locals {
+  # The shared table of modules/consumer when given; else this module's own (batch key only).
+  shared_idempotency  = var.idempotency_table_arn != null
+  idempotency_table   = local.shared_idempotency ? var.idempotency_table_name : try(aws_dynamodb_table.idempotency[0].name, null)
+  idempotency_arn     = local.shared_idempotency ? var.idempotency_table_arn : try(aws_dynamodb_table.idempotency[0].arn, null)
+  execution_arn_globs = [for arn in var.state_machine_arns : "${replace(arn, ":stateMachine:", ":execution:")}:*"]
+}
+
 resource "aws_dynamodb_table" "idempotency" {
-  count = var.idempotency_enabled ? 1 : 0
+  count = var.idempotency_enabled && var.idempotency_table_arn == null ? 1 : 0
 
   name                        = "${var.prefix}-hydrate-idempotency"
   billing_mode                = "PAY_PER_REQUEST"
@@ -62,12 +70,32 @@ data "aws_iam_policy_document" "this" {
   }
 
   dynamic "statement" {
-    for_each = var.idempotency_enabled ? [1] : []
+    for_each = local.idempotency_arn == null ? [] : [1]
 
     content {
       sid       = "IdempotencyRecords"
       actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
-      resources = [aws_dynamodb_table.idempotency[0].arn]
+      resources = [local.idempotency_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(var.config_table_arns) == 0 ? [] : [1]
+
+    content {
+      sid       = "ReadConfiguration"
+      actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"]
+      resources = var.config_table_arns
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(local.execution_arn_globs) == 0 ? [] : [1]
+
+    content {
+      sid       = "CheckStartedExecutions"
+      actions   = ["states:DescribeExecution"]
+      resources = local.execution_arn_globs
     }
   }
 
@@ -104,7 +132,7 @@ module "function" {
       MAX_GET_RECORDS_CALLS = tostring(var.max_get_records_calls)
     },
     var.get_records_limit == null ? {} : { GET_RECORDS_LIMIT = tostring(var.get_records_limit) },
-    var.idempotency_enabled ? { IDEMPOTENCY_TABLE = aws_dynamodb_table.idempotency[0].name } : {},
+    local.idempotency_table == null ? {} : { IDEMPOTENCY_TABLE = local.idempotency_table },
   )
 
   create_async_event_config          = true

@@ -184,3 +184,27 @@ variable "deletion_protection_enabled" {
   type        = bool
   default     = false
 }
+
+variable "idempotency_table_name" {
+  description = "Name of the shared idempotency table (modules/consumer); when set, hydrate uses it (and skips records the consumer parked) instead of creating its own."
+  type        = string
+  default     = null
+}
+
+variable "idempotency_table_arn" {
+  description = "ARN of the shared idempotency table (set together with idempotency_table_name)."
+  type        = string
+  default     = null
+}
+
+variable "config_table_arns" {
+  description = "ARNs of the rules, collections and providers tables (read only), to compute a record's execution names."
+  type        = list(string)
+  default     = []
+}
+
+variable "state_machine_arns" {
+  description = "ARNs of the state machines the rules start; hydrate may DescribeExecution their executions to skip records that already started."
+  type        = list(string)
+  default     = []
+}
