@@ -334,7 +334,6 @@ module "hydrate" {
   payload_bucket_arn     = module.payload_bucket.bucket_arn
   max_get_records_calls  = var.max_get_records_calls
   get_records_limit      = var.hydrate_get_records_limit
-  idempotency_enabled    = var.hydrate_idempotency_enabled
 
   tags = var.tags
 }

@@ -407,7 +407,7 @@ variable "hydrate_get_records_limit" {
 }
 
 variable "hydrate_idempotency_enabled" {
-  description = "Give the hydrate function an idempotency table so a redelivered failed-batch notice is not parked twice."
+  description = "Ignored, kept so existing configurations still plan: hydrate always uses the shared idempotency table of modules/consumer (<prefix>-idempotency); its former own table is no longer created."
   type        = bool
   default     = true
 }

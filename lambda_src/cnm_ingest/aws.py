@@ -17,7 +17,10 @@ from botocore.config import Config
 
 # Standard retry mode with a few attempts: throttling and 5xx are retried by
 # botocore before our code sees them; what still fails is reported upwards.
-_CONFIG = Config(retries={"max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "4")), "mode": "standard"})
+# max_pool_connections: the message consumer starts executions from a pool of
+# START_CONCURRENCY (64) threads sharing one client; urllib3 keeps 10 by default.
+_CONFIG = Config(retries={"max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "4")), "mode": "standard"},
+                 max_pool_connections=int(os.environ.get("AWS_MAX_POOL_CONNECTIONS", "64")))
 
 
 @functools.lru_cache(maxsize=None)

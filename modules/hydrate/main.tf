@@ -4,46 +4,8 @@
 # DLQ. Its own failures (after Lambda's retries) also go to the DLQ, as AWS's
 # invocation record carrying the batch metadata.
 
-################################################################################
-# Idempotency (Powertools): one record per failed batch (shard + sequence range)
-################################################################################
-
 locals {
-  # The shared table of modules/consumer when given; else this module's own (batch key only).
-  shared_idempotency  = var.idempotency_table_arn != null
-  idempotency_table   = local.shared_idempotency ? var.idempotency_table_name : try(aws_dynamodb_table.idempotency[0].name, null)
-  idempotency_arn     = local.shared_idempotency ? var.idempotency_table_arn : try(aws_dynamodb_table.idempotency[0].arn, null)
   execution_arn_globs = [for arn in var.state_machine_arns : "${replace(arn, ":stateMachine:", ":execution:")}:*"]
-}
-
-resource "aws_dynamodb_table" "idempotency" {
-  count = var.idempotency_enabled && var.idempotency_table_arn == null ? 1 : 0
-
-  name                        = "${var.prefix}-hydrate-idempotency"
-  billing_mode                = "PAY_PER_REQUEST"
-  hash_key                    = "id"
-  deletion_protection_enabled = var.deletion_protection_enabled
-
-  attribute {
-    name = "id"
-    type = "S"
-  }
-
-  ttl {
-    attribute_name = "expiration"
-    enabled        = true
-  }
-
-  server_side_encryption {
-    enabled     = true
-    kms_key_arn = var.kms_key_arn
-  }
-
-  point_in_time_recovery {
-    enabled = true
-  }
-
-  tags = var.tags
 }
 
 ################################################################################
@@ -69,14 +31,10 @@ data "aws_iam_policy_document" "this" {
     resources = [var.dlq_arn]
   }
 
-  dynamic "statement" {
-    for_each = local.idempotency_arn == null ? [] : [1]
-
-    content {
-      sid       = "IdempotencyRecords"
-      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
-      resources = [local.idempotency_arn]
-    }
+  statement {
+    sid       = "IdempotencyRecords"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    resources = [var.idempotency_table_arn]
   }
 
   dynamic "statement" {
@@ -132,7 +90,7 @@ module "function" {
       MAX_GET_RECORDS_CALLS = tostring(var.max_get_records_calls)
     },
     var.get_records_limit == null ? {} : { GET_RECORDS_LIMIT = tostring(var.get_records_limit) },
-    local.idempotency_table == null ? {} : { IDEMPOTENCY_TABLE = local.idempotency_table },
+    { IDEMPOTENCY_TABLE = var.idempotency_table_name },
   )
 
   create_async_event_config          = true

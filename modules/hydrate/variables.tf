@@ -173,28 +173,14 @@ variable "get_records_limit" {
   }
 }
 
-variable "idempotency_enabled" {
-  description = "Create the idempotency table <prefix>-hydrate-idempotency (IDEMPOTENCY_TABLE) so a redelivered failed-batch notice is not parked twice."
-  type        = bool
-  default     = true
-}
-
-variable "deletion_protection_enabled" {
-  description = "Deletion protection on the idempotency table."
-  type        = bool
-  default     = false
-}
-
 variable "idempotency_table_name" {
-  description = "Name of the shared idempotency table (modules/consumer); when set, hydrate uses it (and skips records the consumer parked) instead of creating its own."
+  description = "Name of the idempotency table shared with the message consumer (modules/consumer output): hydrate parks a record only if it was not parked before, and each failed batch's gap entry once."
   type        = string
-  default     = null
 }
 
 variable "idempotency_table_arn" {
-  description = "ARN of the shared idempotency table (set together with idempotency_table_name)."
+  description = "ARN of that idempotency table."
   type        = string
-  default     = null
 }
 
 variable "config_table_arns" {
