@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import consumer_fakes as fakes  # noqa: E402
+import consumer_fakes as fakes
 
 RECORDS = 10_000
 REFILL, BURST = 300.0, 800.0

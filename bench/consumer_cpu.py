@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import consumer_fakes as fakes  # noqa: E402
+import consumer_fakes as fakes
 
 SHARD_LIMIT = 1000.0  # records/s per shard
 BATCH = 100

@@ -18,8 +18,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 STREAM = "arn:aws:kinesis:us-west-2:123456789012:stream/notifications"

@@ -26,8 +26,9 @@ import functools
 import json
 import math
 import re
+from collections.abc import Callable
 from importlib import resources
-from typing import Any, Callable
+from typing import Any
 
 import fastjsonschema
 
@@ -60,7 +61,7 @@ def response_schema() -> dict[str, Any]:
     return _branch(1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled(kind: str) -> Callable[[Any], Any]:
     """The compiled validator of ``kind`` (``notification`` or ``response``), built once per process."""
     schema = {"notification": notification_schema, "response": response_schema}[kind]()

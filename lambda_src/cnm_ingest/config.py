@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from . import aws
 from . import cnm as cnm_mod
@@ -153,7 +154,7 @@ class ConfigStore:
         self._cache: dict[tuple, tuple[float, Any]] = {}
 
     @classmethod
-    def from_env(cls) -> "ConfigStore":
+    def from_env(cls) -> ConfigStore:
         return cls(aws.env("RULES_TABLE"), aws.env("COLLECTIONS_TABLE"), aws.env("PROVIDERS_TABLE"),
                    ttl=float(os.environ.get("RULES_CACHE_SECONDS") or DEFAULT_CACHE_SECONDS))
 

@@ -31,10 +31,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws
+from . import aws, dlq, normalize, once
 from . import cnm as cnm_mod
 from . import config as config_mod
-from . import dlq, normalize, once
 from .errors import RecordError, TransientError, WorkflowInputTooLargeError
 from .message import build_workflow_message, execution_name
 from .pacing import Pacer
@@ -56,7 +55,7 @@ class SourceRecord:
     approximateArrivalTimestamp: float | None = None
 
     @classmethod
-    def from_kinesis_event_record(cls, record: Any) -> "SourceRecord":
+    def from_kinesis_event_record(cls, record: Any) -> SourceRecord:
         """From a Powertools ``KinesisStreamRecord`` (a record of a Lambda Kinesis event)."""
         k = record.kinesis
         return cls(data=k.data, sequenceNumber=k.sequence_number, partitionKey=k.partition_key,
@@ -64,7 +63,7 @@ class SourceRecord:
                    approximateArrivalTimestamp=k.approximate_arrival_timestamp)
 
     @classmethod
-    def from_event(cls, raw: dict[str, Any]) -> "SourceRecord":
+    def from_event(cls, raw: dict[str, Any]) -> SourceRecord:
         """From one record of a Lambda Kinesis event (the raw dict; cheaper than the Powertools data class)."""
         k = raw["kinesis"]
         return cls(data=k["data"], sequenceNumber=k["sequenceNumber"], partitionKey=k["partitionKey"],
@@ -72,7 +71,7 @@ class SourceRecord:
                    approximateArrivalTimestamp=k.get("approximateArrivalTimestamp"))
 
     @classmethod
-    def from_envelope(cls, env: dict[str, Any], payload: bytes | None) -> "SourceRecord":
+    def from_envelope(cls, env: dict[str, Any], payload: bytes | None) -> SourceRecord:
         record = dict(env.get("record") or {})
         record["data"] = base64.b64encode(payload or b"").decode("ascii")
         fields = cls.__dataclass_fields__
@@ -93,7 +92,7 @@ class Settings:
     buckets: dict[str, Any]
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         return cls(stack=os.environ.get("STACK", ""), buckets=json.loads(os.environ.get("BUCKETS") or "{}"))
 
 
@@ -358,7 +357,7 @@ def consume_all(records: list[SourceRecord], run: Run, executor: Executor | None
             began = time.monotonic()
             try:
                 results[i] = consume(records[i], run)
-            except Exception as exc:  # reported per record by the caller
+            except Exception as exc:  # noqa: BLE001 - reported per record by the caller
                 results[i] = exc
             if len(futures) < limit and time.monotonic() - began > SPAWN_AFTER_SECONDS:
                 grow()

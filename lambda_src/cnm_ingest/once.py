@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -40,10 +41,10 @@ GAP = "cnm-ingest.gap"
 RECORD_KEY = "[streamArn, shardId, sequenceNumber]"
 DEFAULT_TTL_SECONDS = 8 * 24 * 3600  # longer than the longest stream retention Lambda reads from (7 days)
 
-__all__ = ["Once", "IdempotencyAlreadyInProgressError", "PARK", "ANSWER", "FALLBACK", "GAP"]
+__all__ = ["ANSWER", "FALLBACK", "GAP", "PARK", "IdempotencyAlreadyInProgressError", "Once"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _layer(table: str, kind: str) -> DynamoDBPersistenceLayer:
     # One persistence layer per kind: Powertools keeps the key prefix on the layer object.
     return DynamoDBPersistenceLayer(table_name=table, boto3_client=aws.client("dynamodb"))
@@ -71,7 +72,7 @@ class Once:
             self.config.register_lambda_context(context)
 
     @classmethod
-    def from_env(cls, context: Any = None) -> "Once":
+    def from_env(cls, context: Any = None) -> Once:
         return cls(aws.env("IDEMPOTENCY_TABLE"), context)
 
     def run(self, kind: str, key: dict[str, Any], effect: Callable[[], Any], *,

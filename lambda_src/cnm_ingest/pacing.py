@@ -29,7 +29,8 @@ import os
 import random
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .errors import TransientError
 
@@ -45,7 +46,7 @@ class DeadlineError(TransientError):
     """No time left in the invocation to start this record: the event source mapping delivers it again."""
 
 
-_SHARED: dict[tuple, "Pacer"] = {}
+_SHARED: dict[tuple, Pacer] = {}
 
 
 class Pacer:
@@ -68,7 +69,7 @@ class Pacer:
 
     @classmethod
     def from_env(cls, context: Any = None, *, clock: Callable[[], float] | None = None,
-                 sleep: Callable[[float], None] | None = None) -> "Pacer":
+                 sleep: Callable[[float], None] | None = None) -> Pacer:
         clock = clock or CLOCK
         sleep = sleep or SLEEP
         rate = float(os.environ.get("START_RATE_LIMIT") or 0)

@@ -17,7 +17,6 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
-
 from cnm_ingest import aws, config, dlq, ingest, observability, once, pacing
 
 SOURCE = "fallback_consumer"

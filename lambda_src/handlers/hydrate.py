@@ -19,14 +19,15 @@ message the invocation fails and is retried (what was parked stays parked).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
-
 from cnm_ingest import aws, config, dlq, ingest, kinesis, observability, once
 
 SOURCE = "hydrate"
@@ -82,8 +83,8 @@ def park_batch(failure: dict[str, Any], run: ingest.Run, *, max_calls: int, limi
                 or ingest.already_started(record, run.store, run.settings)):
             counts["skipped"] += 1
             continue
-        env = record_envelope(failure, rec)
-        run.once.run(once.PARK, key, lambda env=env: dlq.send([env], run.queue_url, sleep=sleep))
+        run.once.run(once.PARK, key, functools.partial(dlq.send, [record_envelope(failure, rec)], run.queue_url,
+                                                        sleep=sleep))
         counts["parked"] += 1
     gap = gap_envelope(failure, read)
     if gap is not None:

@@ -30,7 +30,6 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
-
 from cnm_ingest import aws, config, ingest, observability, once, pacing
 
 SOURCE = "message_consumer"

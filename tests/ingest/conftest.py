@@ -293,7 +293,6 @@ class TrimmedStream:
 
     def __init__(self, monkeypatch: Any, trim_before: str):
         from botocore.exceptions import ClientError
-
         from cnm_ingest import aws
 
         client = aws.client("kinesis")

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import pytest
 from botocore.exceptions import ClientError
-
 from cnm_ingest import aws
+
 from tests.ingest.conftest import EventSourceMapping, TrimmedStream, sample_cnm
 
 N = 100

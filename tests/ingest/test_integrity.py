@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from cnm_ingest import cnm, config, kinesis
 from handlers import message_consumer
+
 from tests.conftest import kinesis_event, kinesis_record
 from tests.ingest.conftest import sample_cnm
 
@@ -68,7 +68,6 @@ def test_whole_number_float_size_is_accepted():
 
 def test_every_validator_is_compiled_once_per_process(monkeypatch):
     import fastjsonschema
-
     from cnm_ingest import granule, response
 
     if hasattr(cnm, "compiled"):
@@ -170,7 +169,6 @@ def test_pacer_gives_up_at_the_deadline_and_backs_off_together():
 
 def test_throttled_start_is_retried_then_given_back_as_a_batch_item_failure(pipeline, lambda_context, monkeypatch):
     from botocore.exceptions import ClientError
-
     from cnm_ingest import aws
 
     pipeline.put_rule("modis")
