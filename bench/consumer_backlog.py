@@ -80,11 +80,11 @@ def drain(cap: float | None, records: int = RECORDS) -> dict:
 
 
 def run(root: Path | None = None, records: int = RECORDS) -> list[dict]:
-    fakes.setup(root or fakes.ROOT)
     minimum = (records - BURST) / REFILL
     rows = []
     for cap, label in ((REFILL, f"START_RATE_LIMIT={int(REFILL)}"), (None, "no cap")):
-        r = drain(cap, records)
+        with fakes.session(root or fakes.ROOT):
+            r = drain(cap, records)
         # Execution names are deterministic, so a duplicate could only be a name outside the records' own.
         name = (f"backlog {records}, {label}: started {r['started']}, DLQ {r['dlq']}, "
                 f"duplicates {r['started'] - min(r['started'], records)}, throttled {r['throttled']} (time/min)")

@@ -12,13 +12,14 @@ SNS/SQS/Kinesis record what they are sent.
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib
 import json
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,28 @@ def setup(root: Path = ROOT) -> None:
     })
 
 
-class ClientError(Exception):
-    pass
+@contextlib.contextmanager
+def session(root: Path = ROOT) -> Iterator[None]:
+    """:func:`setup` for the length of a benchmark; the environment, ``aws.client`` and the pacing
+    clock are put back afterwards, so a runner can run other benchmarks in the same process."""
+    saved_env = dict(os.environ)
+    setup(root)
+    aws = importlib.import_module("cnm_ingest.aws")
+    saved_client = aws.client
+    try:
+        pacing = importlib.import_module("cnm_ingest.pacing")
+        saved_pacing = (pacing.CLOCK, pacing.SLEEP)
+    except ImportError:
+        pacing, saved_pacing = None, None
+    try:
+        yield
+    finally:
+        aws.client = saved_client  # type: ignore[method-assign]
+        if pacing is not None and saved_pacing is not None:
+            pacing.CLOCK, pacing.SLEEP = saved_pacing
+        importlib.import_module("cnm_ingest.config").reset()
+        os.environ.clear()
+        os.environ.update(saved_env)
 
 
 def client_error(code: str, op: str):

@@ -44,8 +44,8 @@ def measure(repeats: int = 3) -> float:
 
 
 def run(root: Path | None = None) -> list[dict]:
-    fakes.setup(root or fakes.ROOT)
-    seconds = measure()
+    with fakes.session(root or fakes.ROOT):
+        seconds = measure()
     return [{"name": "consumer latency-bound: 100 records, StartExecution 25 ms (limit/value)",
              "value": seconds, "unit": "s", "limit": LIMIT, "ratio": LIMIT / seconds}]
 
