@@ -236,6 +236,9 @@ module "fallback" {
   environment_variables = merge(local.routing_environment, {
     POWERTOOLS_SERVICE_NAME = "fallback_consumer"
   })
+  idempotency_table_name = module.consumer.idempotency_table_name
+  idempotency_table_arn  = module.consumer.idempotency_table_arn
+  response_stream_arn    = local.response_stream_arn
 
   config_table_arns            = values(module.config_tables.table_arns)
   state_machine_arns           = local.state_machine_arns
@@ -244,7 +247,7 @@ module "fallback" {
   maximum_event_age_in_seconds = var.fallback_maximum_event_age_in_seconds
 
   dlq_redrive_source_queue_arns = var.dlq_redrive_source_queue_arns
-  dlq_sender_role_arns          = [for h in module.hydrate : h.role_arn]
+  dlq_sender_role_arns          = concat([module.consumer.role_arn], [for h in module.hydrate : h.role_arn])
   dlq_sns_source_topic_arns     = compact([module.consumer.failed_batch_topic_arn])
 
   tags = var.tags
@@ -281,6 +284,11 @@ module "consumer" {
   fallback_topic_arn  = module.fallback.topic_arn
   response_stream_arn = local.response_stream_arn
   payload_bucket_arn  = module.payload_bucket.bucket_arn
+  dlq_arn             = module.fallback.dlq_arn
+  dlq_url             = module.fallback.dlq_url
+  start_concurrency   = var.start_concurrency
+  start_rate_limit    = var.start_rate_limit
+  start_rate_burst    = var.start_rate_burst
 
   batch_size                         = var.batch_size
   maximum_batching_window_in_seconds = var.maximum_batching_window_in_seconds
@@ -319,10 +327,13 @@ module "hydrate" {
   kms_key_arn                    = var.kms_key_arn
   additional_kms_key_arns        = local.notification_stream_kms_keys
 
-  environment_variables = merge(local.common_environment, {
+  environment_variables = merge(local.routing_environment, {
     POWERTOOLS_SERVICE_NAME = "hydrate"
-    PAYLOAD_BUCKET          = module.payload_bucket.bucket_id
   })
+  idempotency_table_name = module.consumer.idempotency_table_name
+  idempotency_table_arn  = module.consumer.idempotency_table_arn
+  config_table_arns      = values(module.config_tables.table_arns)
+  state_machine_arns     = local.state_machine_arns
 
   failed_batch_topic_arn = module.consumer.failed_batch_topic_arn
   stream_arn             = local.notification_stream_arn
@@ -331,7 +342,6 @@ module "hydrate" {
   payload_bucket_arn     = module.payload_bucket.bucket_arn
   max_get_records_calls  = var.max_get_records_calls
   get_records_limit      = var.hydrate_get_records_limit
-  idempotency_enabled    = var.hydrate_idempotency_enabled
 
   tags = var.tags
 }

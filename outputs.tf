@@ -163,7 +163,7 @@ output "alarm_arns" {
 }
 
 output "hydrate_idempotency_table_name" {
-  description = "Name of the hydrate function's idempotency table (null without hydrate or idempotency)."
+  description = "Name of the idempotency table hydrate uses (the shared one, as idempotency_table_name; null without hydrate)."
   value       = try(module.hydrate[0].idempotency_table_name, null)
 }
 
@@ -194,4 +194,9 @@ output "recorder_function_name" {
 output "prefix" {
   description = "The name prefix of every resource (the CLI's --prefix)."
   value       = var.prefix
+}
+
+output "idempotency_table_name" {
+  description = "Name of the idempotency table shared by the message consumer, the fallback consumer and hydrate."
+  value       = module.consumer.idempotency_table_name
 }

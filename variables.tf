@@ -407,7 +407,7 @@ variable "hydrate_get_records_limit" {
 }
 
 variable "hydrate_idempotency_enabled" {
-  description = "Give the hydrate function an idempotency table so a redelivered failed-batch notice is not parked twice."
+  description = "Ignored, kept so existing configurations still plan: hydrate always uses the shared idempotency table of modules/consumer (<prefix>-idempotency); its former own table is no longer created."
   type        = bool
   default     = true
 }
@@ -710,4 +710,37 @@ variable "alarm_state_machine_arns" {
   description = "Further state machines that rules start (a DAAC's own workflows), by a static key, to alarm on failed, timed-out and aborted executions like the CNM workflow."
   type        = map(string)
   default     = {}
+}
+
+variable "start_concurrency" {
+  description = "Concurrent StartExecution calls per message consumer invocation (modules/consumer start_concurrency)."
+  type        = number
+  default     = 64
+
+  validation {
+    condition     = var.start_concurrency >= 1 && var.start_concurrency <= 256 && floor(var.start_concurrency) == var.start_concurrency
+    error_message = "start_concurrency must be a whole number between 1 and 256."
+  }
+}
+
+variable "start_rate_limit" {
+  description = "Cap on StartExecution calls per second per consumer instance; 0 = no cap. Set it where Step Functions throttling is expected to be sustained (see modules/consumer)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.start_rate_limit >= 0 && var.start_rate_limit <= 10000
+    error_message = "start_rate_limit must be between 0 (no cap) and 10000."
+  }
+}
+
+variable "start_rate_burst" {
+  description = "Token bucket size for start_rate_limit; 0 = one second's worth."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.start_rate_burst >= 0 && var.start_rate_burst <= 10000
+    error_message = "start_rate_burst must be between 0 and 10000."
+  }
 }

@@ -214,6 +214,13 @@ def create_config_tables(dynamodb, names: dict[str, str]) -> None:
         )
 
 
+def create_idempotency_table(dynamodb, name: str) -> None:
+    """The idempotency table as modules/consumer creates it (key ``id``; TTL ``expiration`` is not emulated)."""
+    dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                          KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+
+
 def read_stream(kinesis, stream_arn: str) -> list[dict[str, Any]]:
     """Every record on every shard of the stream, oldest first."""
     out = []
@@ -267,11 +274,13 @@ class LocalPipeline:
     PAYLOAD_BUCKET = "local-payloads"
     TABLES = {"rules": "local-rules", "collections": "local-collections", "providers": "local-providers"}
     STATUS_TABLE = "local-status"
+    IDEMPOTENCY_TABLE = "local-idempotency"
 
     def __init__(self) -> None:
-        from cnm_ingest import aws
+        from cnm_ingest import aws, once
 
         aws.reset()
+        once.reset()
         self.kinesis = aws.client("kinesis")
         self.sqs = aws.client("sqs")
         self.sns = aws.client("sns")
@@ -291,6 +300,7 @@ class LocalPipeline:
             self.s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         create_config_tables(self.dynamodb, self.TABLES)
         create_status_table(self.dynamodb, self.STATUS_TABLE)
+        create_idempotency_table(self.dynamodb, self.IDEMPOTENCY_TABLE)
         self.state_machine = self.sfn.create_state_machine(
             name="local-cnm-workflow", definition=render_definition(retry_interval=1),
             roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn")["stateMachineArn"]
@@ -306,7 +316,7 @@ class LocalPipeline:
             "PROVIDERS_TABLE": self.TABLES["providers"], "RULES_CACHE_SECONDS": "0",
             "FALLBACK_TOPIC_ARN": self.fallback_topic, "DLQ_URL": self.dlq_url,
             "PAYLOAD_BUCKET": self.PAYLOAD_BUCKET, "RESPONSE_STREAM_ARN": self.response_stream,
-            "STACK": self.STACK, "STATUS_TABLE": self.STATUS_TABLE,
+            "STACK": self.STACK, "STATUS_TABLE": self.STATUS_TABLE, "IDEMPOTENCY_TABLE": self.IDEMPOTENCY_TABLE,
             "BUCKETS": json.dumps({"private": {"name": self.STAGING_BUCKET, "type": "private"}}),
         }
 

@@ -6,7 +6,9 @@ is matched on, one JSON string attribute (``meta`` / ``config``) for the rest.
 caches what it read for ``RULES_CACHE_SECONDS`` (default 60), so a consumer
 invoked many times a second does not scan the rules table each time, and an
 operator's change is picked up within a minute. :func:`match_rules` is the
-pure matching function.
+pure matching function; :class:`RuleIndex` is the same matching as a dict
+lookup on (collection name, provider), built once per cache load, so the cost
+per record does not grow with the number of rules.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from . import aws
 from . import cnm as cnm_mod
@@ -112,6 +115,32 @@ def require_rules(cnm: dict[str, Any], rules: list[Rule]) -> list[Rule]:
     raise NoMatchingRuleError(f"no rule for {what}")
 
 
+class RuleIndex:
+    """Rules indexed by (collection name, provider); :meth:`match` equals :func:`match_rules`."""
+
+    def __init__(self, rules: list[Rule]):
+        self.rules = list(rules)
+        self._by_key: dict[tuple[str, str], list[Rule]] = {}
+        for rule in sorted(self.rules, key=lambda r: r.name):
+            self._by_key.setdefault((rule.collection_name, rule.provider), []).append(rule)
+
+    def candidates(self, cnm: dict[str, Any]) -> list[Rule]:
+        """Rules of this CNM's collection name and provider, any state, in name order."""
+        provider = cnm.get("provider")
+        name = cnm_mod.collection_name(cnm)
+        if not isinstance(provider, str) or not isinstance(name, str):
+            return []
+        return [r for r in self._by_key.get((name, provider), ()) if rule_matches(cnm, r)]
+
+    def match(self, cnm: dict[str, Any]) -> list[Rule]:
+        return [r for r in self.candidates(cnm) if r.enabled]
+
+    def require(self, cnm: dict[str, Any]) -> list[Rule]:
+        """:meth:`match`, raising :class:`NoMatchingRuleError` with a useful reason when empty."""
+        candidates = self.candidates(cnm)
+        return require_rules(cnm, candidates)
+
+
 class ConfigStore:
     """The three configuration tables, cached for ``ttl`` seconds (``clock`` is injectable)."""
 
@@ -125,7 +154,7 @@ class ConfigStore:
         self._cache: dict[tuple, tuple[float, Any]] = {}
 
     @classmethod
-    def from_env(cls) -> "ConfigStore":
+    def from_env(cls) -> ConfigStore:
         return cls(aws.env("RULES_TABLE"), aws.env("COLLECTIONS_TABLE"), aws.env("PROVIDERS_TABLE"),
                    ttl=float(os.environ.get("RULES_CACHE_SECONDS") or DEFAULT_CACHE_SECONDS))
 
@@ -142,7 +171,11 @@ class ConfigStore:
         self._cache.clear()
 
     def rules(self) -> list[Rule]:
-        return self._cached(("rules",), self._load_rules)
+        return self.rule_index().rules
+
+    def rule_index(self) -> RuleIndex:
+        """The rules table, indexed for matching (rebuilt when the cache reloads)."""
+        return self._cached(("rules",), lambda: RuleIndex(self._load_rules()))
 
     def _load_rules(self) -> list[Rule]:
         rules: list[Rule] = []

@@ -93,6 +93,16 @@ def error_code_for(error_type: str) -> str:
     return "PROCESSING_ERROR"
 
 
+class WorkflowPayloadError(CnmIngestError):
+    """A part of the workflow message stored in the payload bucket is missing or does not match its reference."""
+
+
+class WorkflowInputTooLargeError(RecordError):
+    """The workflow message of a record exceeds what Step Functions accepts as execution input (256 KiB)."""
+
+    error_code = "PROCESSING_ERROR"
+
+
 def _all_subclasses(cls):
     for sub in cls.__subclasses__():
         yield sub
@@ -100,9 +110,3 @@ def _all_subclasses(cls):
 
 
 _BY_NAME = {c.__name__: c for c in [CnmIngestError, *_all_subclasses(CnmIngestError)]}
-
-
-class WorkflowPayloadError(CnmIngestError):
-    """A part of the workflow message stored in the payload bucket is missing or does not match its reference."""
-
-    error_code = "PROCESSING_ERROR"

@@ -1,32 +1,46 @@
-"""Processing of one notification record, shared by the message and fallback consumers.
+"""Processing of one notification record, shared by the message and fallback consumers and hydrate.
 
-decode (base64, UTF-8, JSON) -> validate (CNM schema) -> match ENABLED rules
--> build the workflow message -> StartExecution under a name derived from the
-record, one per matching rule. ``ExecutionAlreadyExists`` means a previous
-delivery already started it: that counts as done.
+:func:`plan`: decode (base64, UTF-8, strict JSON) -> normalise -> validate
+(CNM schema) -> match ENABLED rules -> resolve EVERY matching rule
+(collection, provider, workflow message): all or nothing, no side effect.
+:func:`start_execution`: StartExecution under a name derived from the record,
+paced by a shared :class:`~cnm_ingest.pacing.Pacer`; ``ExecutionAlreadyExists``
+means a previous delivery already started it, which counts as done.
+:func:`consume`: one record end to end, with its side effects done once
+(:mod:`cnm_ingest.once`): a bad record is answered (when addressable) and
+parked in the DLQ at once; an unexpected error hands the record to the
+fallback topic (message consumer) or raises (fallback consumer).
 
 Errors: a :class:`~cnm_ingest.errors.RecordError` is about the record and is
-never retried; an AWS error for which :func:`cnm_ingest.aws.is_transient` is
-true is retried by the caller's event source; anything else is unexpected.
+never retried; :func:`is_retryable` errors (throttling, 5xx, no time left,
+the same record in progress elsewhere) are retried by the caller's event
+source; anything else is unexpected.
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
-from dataclasses import asdict, dataclass
+import threading
+import time
+from concurrent.futures import Executor
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws
+from . import aws, dlq, normalize, once
 from . import cnm as cnm_mod
 from . import config as config_mod
-from . import dlq
-from .errors import RecordError
+from .errors import RecordError, TransientError, WorkflowInputTooLargeError
 from .message import build_workflow_message, execution_name
+from .pacing import Pacer
 from .response import build_response, put_response
+
+# Step Functions accepts at most 256 KiB of execution input.
+MAX_EXECUTION_INPUT_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -41,7 +55,7 @@ class SourceRecord:
     approximateArrivalTimestamp: float | None = None
 
     @classmethod
-    def from_kinesis_event_record(cls, record: Any) -> "SourceRecord":
+    def from_kinesis_event_record(cls, record: Any) -> SourceRecord:
         """From a Powertools ``KinesisStreamRecord`` (a record of a Lambda Kinesis event)."""
         k = record.kinesis
         return cls(data=k.data, sequenceNumber=k.sequence_number, partitionKey=k.partition_key,
@@ -49,7 +63,15 @@ class SourceRecord:
                    approximateArrivalTimestamp=k.approximate_arrival_timestamp)
 
     @classmethod
-    def from_envelope(cls, env: dict[str, Any], payload: bytes | None) -> "SourceRecord":
+    def from_event(cls, raw: dict[str, Any]) -> SourceRecord:
+        """From one record of a Lambda Kinesis event (the raw dict; cheaper than the Powertools data class)."""
+        k = raw["kinesis"]
+        return cls(data=k["data"], sequenceNumber=k["sequenceNumber"], partitionKey=k["partitionKey"],
+                   shardId=raw["eventID"].split(":", 1)[0], streamArn=raw["eventSourceARN"],
+                   approximateArrivalTimestamp=k.get("approximateArrivalTimestamp"))
+
+    @classmethod
+    def from_envelope(cls, env: dict[str, Any], payload: bytes | None) -> SourceRecord:
         record = dict(env.get("record") or {})
         record["data"] = base64.b64encode(payload or b"").decode("ascii")
         fields = cls.__dataclass_fields__
@@ -70,7 +92,7 @@ class Settings:
     buckets: dict[str, Any]
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         return cls(stack=os.environ.get("STACK", ""), buckets=json.loads(os.environ.get("BUCKETS") or "{}"))
 
 
@@ -87,30 +109,51 @@ def decode(record: SourceRecord) -> Any:
 
 
 def peek(record: SourceRecord) -> Any:
-    """The record's JSON value, or None when it cannot be decoded (never raises)."""
+    """The record's JSON value for addressing a FAILURE response, or None (never raises).
+
+    Lenient where :func:`decode` is strict: a CNM whose ``size`` is ``NaN`` or
+    which carries a lone surrogate in some field is still answered (the
+    response copies only identifier, collection, provider and times).
+    """
     try:
         return decode(record)
     except RecordError:
+        pass
+    try:
+        return json.loads(cnm_mod.b64decode(record.data).decode("utf-8"))
+    except (RecordError, ValueError, RecursionError):
         return None
 
 
-def start_execution(state_machine_arn: str, name: str, message: dict[str, Any]) -> bool:
-    """StartExecution; False when an execution of that name exists already (a redelivery)."""
-    try:
-        aws.client("stepfunctions").start_execution(
-            stateMachineArn=state_machine_arn, name=name, input=json.dumps(message, separators=(",", ":")))
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
-            return False
-        raise
-    return True
+@dataclass(frozen=True)
+class Planned:
+    """One execution to start for a record: everything resolved, nothing started yet."""
+
+    rule: str
+    state_machine_arn: str
+    name: str
+    input: str
 
 
-def process(record: SourceRecord, store: config_mod.ConfigStore, settings: Settings) -> list[Started]:
-    """Start one workflow execution per ENABLED rule matching the record."""
-    cnm = cnm_mod.validate_notification(decode(record))
-    started = []
-    for rule in config_mod.require_rules(cnm, store.rules()):
+def _input_text(message: dict[str, Any]) -> str:
+    text = json.dumps(message, separators=(",", ":"), allow_nan=False)
+    if len(text) > MAX_EXECUTION_INPUT_BYTES:  # ensure_ascii: characters == bytes
+        raise WorkflowInputTooLargeError(
+            f"the workflow message is {len(text)} bytes; Step Functions accepts {MAX_EXECUTION_INPUT_BYTES}")
+    return text
+
+
+def plan(record: SourceRecord, store: config_mod.ConfigStore, settings: Settings) -> list[Planned]:
+    """The executions to start for ``record``, one per matching ENABLED rule, all resolved (no side effect).
+
+    Raises a RecordError for a bad record, a NotConfiguredError (a RecordError)
+    when ANY matching rule cannot be resolved, so either every execution
+    starts or none does.
+    """
+    doc, _notes = normalize.normalize_notification(decode(record))
+    cnm = cnm_mod.validate_notification(doc)
+    planned = []
+    for rule in store.rule_index().require(cnm):
         version = (rule.collection_version or cnm_mod.collection_version(cnm)
                    or str(cnm["product"].get("dataVersion") or ""))
         collection = store.collection(rule.collection_name, version)
@@ -120,8 +163,78 @@ def process(record: SourceRecord, store: config_mod.ConfigStore, settings: Setti
             cnm, rule=rule.as_message_rule(), collection=collection, provider=provider,
             stack=settings.stack, buckets=settings.buckets, state_machine_arn=rule.workflow_arn,
             execution=name, source=record.source())
-        started.append(Started(rule.name, name, not start_execution(rule.workflow_arn, name, message)))
-    return started
+        planned.append(Planned(rule.name, rule.workflow_arn, name, _input_text(message)))
+    return planned
+
+
+def _code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def start_execution(state_machine_arn: str, name: str, message: dict[str, Any] | str,
+                    pacer: Pacer | None = None) -> bool:
+    """StartExecution; False when an execution of that name exists already (a redelivery).
+
+    Throttling and 5xx left after botocore's own retries are retried here,
+    paced by ``pacer`` (shared by the pool) until its deadline; then the
+    error propagates (a batch item failure).
+    """
+    text = message if isinstance(message, str) else _input_text(message)
+    sfn = aws.client("stepfunctions")
+    attempts = 0
+    while True:
+        if pacer is not None:
+            pacer.acquire()
+        attempts += 1
+        try:
+            sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=text)
+        except ClientError as exc:
+            if _code(exc) == "ExecutionAlreadyExists":
+                return False
+            if pacer is None or not aws.is_transient(exc) or attempts >= pacer.max_attempts:
+                raise
+            pacer.throttled()
+            continue
+        if pacer is not None:
+            pacer.succeeded()
+        return True
+
+
+def process(record: SourceRecord, store: config_mod.ConfigStore, settings: Settings,
+            pacer: Pacer | None = None) -> list[Started]:
+    """Start one workflow execution per ENABLED rule matching the record (all resolved first)."""
+    return [Started(p.rule, p.name, not start_execution(p.state_machine_arn, p.name, p.input, pacer))
+            for p in plan(record, store, settings)]
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
+
+
+def already_started(record: SourceRecord, store: config_mod.ConfigStore, settings: Settings) -> bool:
+    """True when an execution exists under one of the record's deterministic names.
+
+    A record that is not valid (or has no rule) cannot have started anything.
+    """
+    try:
+        planned = plan(record, store, settings)
+    except RecordError:
+        return False
+    sfn = aws.client("stepfunctions")
+    for p in planned:
+        try:
+            sfn.describe_execution(executionArn=execution_arn(p.state_machine_arn, p.name))
+        except ClientError as exc:
+            if _code(exc) == "ExecutionDoesNotExist":
+                continue
+            raise
+        return True
+    return False
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Worth delivering again: AWS throttling/5xx, no time left, the same record in progress elsewhere."""
+    return aws.is_transient(exc) or isinstance(exc, (TransientError, once.IdempotencyAlreadyInProgressError))
 
 
 def reason_for(exc: BaseException) -> str:
@@ -143,3 +256,119 @@ def answer_failure(record: SourceRecord, exc: RecordError, stream_arn: str) -> b
     response = build_response(message, status="FAILURE", error_code=exc.error_code, error_message=reason_for(exc))
     put_response(response, stream_arn)
     return True
+
+
+@dataclass
+class Run:
+    """What one invocation needs to consume records (built by the handler)."""
+
+    store: config_mod.ConfigStore
+    settings: Settings
+    once: once.Once
+    source: str
+    queue_url: str
+    response_stream_arn: str | None = None
+    fallback_topic_arn: str | None = None  # None: an unexpected error raises (fallback consumer)
+    pacer: Pacer | None = None
+
+
+@dataclass
+class Outcome:
+    """What happened to one record."""
+
+    status: str  # "started", "parked", "fallback"
+    started: list[Started] = field(default_factory=list)
+    answer: str = ""  # "answered", "unaddressable", "failed: <reason>" or "" (not a bad record)
+    reason: str = ""
+
+
+def answer_once(record: SourceRecord, exc: RecordError, run: Run) -> str:
+    """FAILURE response for a bad record, at most once per record; a retryable put error propagates."""
+    if run.response_stream_arn is None or not cnm_mod.can_address_response(peek(record)):
+        return "unaddressable"
+    key = once.record_key(record.as_dict())
+    try:
+        run.once.run(once.ANSWER, key, lambda: answer_failure(record, exc, run.response_stream_arn or ""))
+    except Exception as put_exc:
+        if is_retryable(put_exc):
+            raise
+        return f"failed: {reason_for(put_exc)}"
+    return "answered"
+
+
+def park_bad(record: SourceRecord, exc: RecordError, run: Run) -> Outcome:
+    """Answer (once, when addressable) and park (once) a bad record in the DLQ."""
+    answer = answer_once(record, exc, run)
+    key = once.record_key(record.as_dict())
+    run.once.run(once.PARK, key, lambda: dlq.send([failed_envelope(record, exc, run.source)], run.queue_url))
+    return Outcome("parked", answer=answer, reason=reason_for(exc))
+
+
+def hand_to_fallback(record: SourceRecord, exc: BaseException, run: Run) -> Outcome:
+    """Publish (once) a record that met an unexpected error to the fallback topic."""
+    key = once.record_key(record.as_dict())
+    topic = run.fallback_topic_arn or ""
+    run.once.run(once.FALLBACK, key, lambda: dlq.publish(failed_envelope(record, exc, run.source), topic))
+    return Outcome("fallback", reason=reason_for(exc))
+
+
+def consume(record: SourceRecord, run: Run) -> Outcome:
+    """One record end to end; raises only what the event source must deliver again."""
+    try:
+        planned = plan(record, run.store, run.settings)
+        started = [Started(p.rule, p.name, not start_execution(p.state_machine_arn, p.name, p.input, run.pacer))
+                   for p in planned]
+    except RecordError as exc:
+        return park_bad(record, exc, run)
+    except Exception as exc:
+        if is_retryable(exc) or run.fallback_topic_arn is None:
+            raise
+        return hand_to_fallback(record, exc, run)
+    return Outcome("started", started=started)
+
+
+# A record that took longer than this is waiting on AWS, not on the CPU: add workers.
+SPAWN_AFTER_SECONDS = 0.002
+
+
+def consume_all(records: list[SourceRecord], run: Run, executor: Executor | None = None,
+                workers: int = 1) -> list[Outcome | BaseException]:
+    """:func:`consume` every record, up to ``workers`` at a time on ``executor``; the outcome or the
+    exception of each record, in order.
+
+    Each worker takes the next record when it is done with one. Work starts on
+    one worker; as soon as one record waited on AWS (StartExecution latency)
+    the pool grows to ``workers``, so I/O-bound batches run concurrently and
+    CPU-bound ones (fast starts) do not pay for threads fighting over the GIL.
+    """
+    results: list[Outcome | BaseException | None] = [None] * len(records)
+    indexes = itertools.count()
+    limit = min(max(1, workers), len(records))
+    futures: list[Any] = []
+    lock = threading.Lock()
+
+    def grow() -> None:
+        with lock:
+            while executor is not None and len(futures) < limit:
+                futures.append(executor.submit(work))
+
+    def work() -> None:
+        while (i := next(indexes)) < len(records):
+            began = time.monotonic()
+            try:
+                results[i] = consume(records[i], run)
+            except Exception as exc:  # noqa: BLE001 - reported per record by the caller
+                results[i] = exc
+            if len(futures) < limit and time.monotonic() - began > SPAWN_AFTER_SECONDS:
+                grow()
+
+    if executor is None or limit <= 1:
+        work()
+        return results  # type: ignore[return-value]
+    with lock:
+        futures.append(executor.submit(work))
+    done = 0
+    while done < len(futures):
+        futures[done].result()
+        done += 1
+    return results  # type: ignore[return-value]

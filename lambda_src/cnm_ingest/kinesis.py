@@ -1,21 +1,26 @@
 """Reading a failed batch's records back from the stream (for hydrate).
 
-The ESM on-failure record names a shard and a sequence-number range but
-carries no data. :func:`read_range` starts a shard iterator AT the first
-sequence number and follows ``NextShardIterator`` until it is past the last
-one (sequence numbers compared as integers), has ``batch_size`` records, or
-runs out of calls. Throttling and an expired iterator are retried with
-backoff (``sleep`` is injectable for tests); a closed shard ends the read. A
-stream, shard or sequence number that no longer exists gives a result with
-no records and a reason.
+The ESM on-failure record names a shard, a sequence-number range and the
+batch size but carries no data. :func:`read_range` starts a shard iterator AT
+the first sequence number and follows ``NextShardIterator`` until it is past
+the last one (sequence numbers compared as integers), has ``batch_size``
+records, or runs out of calls. When the first sequence number was trimmed
+from the stream (GetShardIterator refuses it), reading starts at
+TRIM_HORIZON instead, so the records still there are read. The result is
+complete only when it holds ``batch_size`` records (when known): a range
+trimmed in front is never reported complete. :func:`missing` names what is
+missing. Throttling and an expired iterator are retried with backoff
+(``sleep`` is injectable for tests); a closed shard ends the read. A stream
+or shard that no longer exists gives a result with no records and a reason.
 """
 
 from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -31,6 +36,7 @@ RETRY_CODES = frozenset({"ProvisionedThroughputExceededException", "ExpiredItera
 class ReadResult:
     records: list[dict[str, Any]] = field(default_factory=list)
     complete: bool = False
+    reached_end: bool = False  # the read got to the end of the range (whatever is missing is in front)
     reason: str = ""
     calls: int = 0
 
@@ -58,6 +64,27 @@ def as_record(raw: dict[str, Any], shard_id: str, stream_arn: str) -> dict[str, 
     }
 
 
+def missing(read: ReadResult, start: str, end: str, batch_size: int | None) -> dict[str, Any] | None:
+    """What of ``[start, end]`` was not read: ``{"count", "ranges": [{"from", "to"}]}`` (inclusive
+    sequence numbers; count None when the batch size is unknown), or None when nothing is missing."""
+    got = len(read.records)
+    if read.complete and (not batch_size or got >= batch_size):
+        return None
+    count = max(0, batch_size - got) if batch_size else None
+    seqs = [int(r["sequenceNumber"]) for r in read.records]
+    if not seqs:
+        ranges = [{"from": start, "to": end}]
+    else:
+        ranges = []
+        if seqs[0] > int(start):
+            ranges.append({"from": start, "to": str(seqs[0] - 1)})
+        if seqs[-1] < int(end) and not read.reached_end:
+            ranges.append({"from": str(seqs[-1] + 1), "to": end})
+        if not ranges:  # a hole inside what was read (not how Kinesis trims): name the whole range
+            ranges = [{"from": start, "to": end}]
+    return {"count": count, "ranges": ranges}
+
+
 def read_range(stream_arn: str, shard_id: str, start: str, end: str, batch_size: int | None = None, *,
                max_calls: int = DEFAULT_MAX_CALLS, limit: int | None = None,
                sleep: Callable[[float], None] = time.sleep) -> ReadResult:
@@ -68,18 +95,36 @@ def read_range(stream_arn: str, shard_id: str, start: str, end: str, batch_size:
     last_seen: str | None = None
     iterator: str | None = None
     failures = 0
+    from_horizon = False
+
+    def finish() -> ReadResult:
+        result.reached_end = True
+        result.complete = not batch_size or len(result.records) >= batch_size
+        if not result.complete:
+            result.reason = (f"{len(result.records)} of {batch_size} records are in the stream "
+                             f"(the others were trimmed or are gone)")
+        return result
+
     while result.calls < max_calls:
         result.calls += 1
         try:
             if iterator is None:
-                iterator = (_iterator(stream_arn, shard_id, "AFTER_SEQUENCE_NUMBER", last_seen) if last_seen
-                            else _iterator(stream_arn, shard_id, "AT_SEQUENCE_NUMBER", start))
+                if last_seen:
+                    iterator = _iterator(stream_arn, shard_id, "AFTER_SEQUENCE_NUMBER", last_seen)
+                elif from_horizon:
+                    iterator = aws.client("kinesis").get_shard_iterator(
+                        StreamARN=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+                else:
+                    iterator = _iterator(stream_arn, shard_id, "AT_SEQUENCE_NUMBER", start)
             params = {"ShardIterator": iterator, "StreamARN": stream_arn}
             if limit:
                 params["Limit"] = limit
             page = kinesis.get_records(**params)
         except ClientError as exc:
             code = _code(exc)
+            if code == "InvalidArgumentException" and iterator is None and not last_seen and not from_horizon:
+                from_horizon = True  # the first sequence number was trimmed: read what is left of the range
+                continue
             if code in GONE_CODES:
                 result.reason = f"{code}: {exc.response.get('Error', {}).get('Message', '')}".strip()
                 return result
@@ -94,14 +139,12 @@ def read_range(stream_arn: str, shard_id: str, start: str, end: str, batch_size:
         for raw in page.get("Records", []):
             seq = int(raw["SequenceNumber"])
             if seq > last:
-                result.complete = True
-                return result
+                return finish()
             last_seen = raw["SequenceNumber"]
             if seq >= first:
                 result.records.append(as_record(raw, shard_id, stream_arn))
                 if seq == last or (batch_size and len(result.records) >= batch_size):
-                    result.complete = True
-                    return result
+                    return finish()
         iterator = page.get("NextShardIterator")
         if iterator is None:
             result.reason = "the shard is closed and its records end before the batch's last sequence number"

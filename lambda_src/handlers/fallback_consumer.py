@@ -1,39 +1,38 @@
-"""Fallback consumer: a record parked on the fallback topic gets one more try.
+"""Fallback consumer: a record the message consumer handed over after an unexpected error gets one more try.
 
 Invoked asynchronously by SNS with our failed-record envelope. The record runs
-through the same processing as in the message consumer. A bad record (a
-:class:`~cnm_ingest.errors.RecordError`) goes straight to the DLQ with the
-latest reason: retrying cannot help. A transient or unexpected error is
-raised, so Lambda's async retries run and then its on-failure destination
-(the DLQ) receives the invocation record with the SNS event.
+through the same processing as in the message consumer
+(:func:`cnm_ingest.ingest.consume`). A bad record (a
+:class:`~cnm_ingest.errors.RecordError`) is answered when addressable and goes
+straight to the DLQ, each at most once per record: retrying cannot help. A
+transient or unexpected error is raised, so Lambda's async retries run and then
+its on-failure destination (the DLQ) receives the invocation record with the
+SNS event.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
-
-from cnm_ingest import aws, config, dlq, ingest, observability
-from cnm_ingest.errors import RecordError
+from cnm_ingest import aws, config, dlq, ingest, observability, once, pacing
 
 SOURCE = "fallback_consumer"
 logger, metrics = observability.tools("fallback_consumer")
 
 
-def retry(parked: dlq.ParkedRecord, store: config.ConfigStore, settings: ingest.Settings, queue_url: str) -> str:
+def retry(parked: dlq.ParkedRecord, run: ingest.Run) -> str:
     """``"started"``, or ``"dead-lettered"`` for a bad record; other errors propagate."""
     if parked.payload is None:
         raise ValueError(f"fallback envelope without a payload: {parked.envelope.get('reason')}")
     record = ingest.SourceRecord.from_envelope(parked.envelope, parked.payload)
-    try:
-        ingest.process(record, store, settings)
-    except RecordError as exc:
-        dlq.send([ingest.failed_envelope(record, exc, SOURCE)], queue_url)
+    outcome = ingest.consume(record, run)
+    if outcome.status == "parked":
         metrics.add_metric(name="RecordsDeadLettered", unit=MetricUnit.Count, value=1)
-        logger.warning("record sent to the DLQ",
-                       extra={"sequence_number": record.sequenceNumber, "reason": ingest.reason_for(exc)})
+        logger.warning("record sent to the DLQ", extra={"sequence_number": record.sequenceNumber,
+                                                        "reason": outcome.reason, "answer": outcome.answer})
         return "dead-lettered"
     metrics.add_metric(name="RecordsRecovered", unit=MetricUnit.Count, value=1)
     return "started"
@@ -43,14 +42,15 @@ def retry(parked: dlq.ParkedRecord, store: config.ConfigStore, settings: ingest.
 @logger.inject_lambda_context
 @event_source(data_class=SNSEvent)
 def handler(event: SNSEvent, context: Any) -> dict[str, Any]:
-    store = config.store()
-    settings = ingest.Settings.from_env()
-    queue_url = aws.env("DLQ_URL")
+    run = ingest.Run(store=config.store(), settings=ingest.Settings.from_env(), once=once.Once.from_env(context),
+                     source=SOURCE, queue_url=aws.env("DLQ_URL"),
+                     response_stream_arn=os.environ.get("RESPONSE_STREAM_ARN") or None,
+                     pacer=pacing.Pacer.from_env(context))
     outcomes = []
     for record in event.records:
         metrics.add_metric(name="FallbackMessages", unit=MetricUnit.Count, value=1)
         parked = dlq.records_from_dlq_message(record.sns.message)
         if not parked:
             raise ValueError(f"SNS message {record.sns.message_id} is not a cnm-ingest failed-record envelope")
-        outcomes.extend(retry(p, store, settings, queue_url) for p in parked)
+        outcomes.extend(retry(p, run) for p in parked)
     return {"outcomes": outcomes}

@@ -1,88 +1,98 @@
 """Message consumer: Kinesis notification stream -> one workflow execution per matching rule.
 
-Per record (see :mod:`cnm_ingest.ingest`): started, or already started by an
-earlier delivery -> success. A transient AWS error -> batch item failure, the
-event source mapping retries from that record. Anything else (a bad record,
-no rule, an unexpected error) -> the record is parked on the fallback topic
-with the reason, and a bad record that can be addressed is answered with a
-FAILURE (VALIDATION_ERROR) response. A record that cannot be parked is a
-batch item failure: it is never dropped.
+Per record (see :func:`cnm_ingest.ingest.consume`): started, or already
+started by an earlier delivery -> success. A bad record (a RecordError:
+undecodable, invalid, no rule, a rule that cannot be resolved) is answered
+with a FAILURE response when addressable and parked in the DLQ at once, each
+side effect at most once per record (:mod:`cnm_ingest.once`). An unexpected
+error hands the record (once) to the fallback topic. A retryable error
+(throttling, 5xx, no time left) is a batch item failure: the event source
+mapping delivers the record again. A record that cannot be parked is a batch
+item failure too: it is never dropped.
+
+Records run through a bounded pool of ``START_CONCURRENCY`` threads (default
+64), paced by one :class:`~cnm_ingest.pacing.Pacer`
+(:func:`cnm_ingest.ingest.consume_all`); Powertools' BatchProcessor then
+collects the results in stream order, so the partial batch response is
+exactly what a sequential run reports: every failed record's sequence number
+(the event source mapping restarts at the lowest; records after it that
+finished are idempotent when delivered again). Metrics are counted per
+invocation, not per record.
 """
 
 from __future__ import annotations
 
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
-
-from cnm_ingest import aws, config, dlq, ingest, observability
-from cnm_ingest.errors import RecordError
+from cnm_ingest import aws, config, ingest, observability, once, pacing
 
 SOURCE = "message_consumer"
+DEFAULT_CONCURRENCY = 64
 logger, metrics = observability.tools("message_consumer")
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams, raise_on_entire_batch_failure=False)
+_pool: ThreadPoolExecutor | None = None
 
 
-def answer(record: ingest.SourceRecord, exc: BaseException, stream_arn: str) -> None:
-    """FAILURE response for a bad record; a transient put error propagates (retry), others are logged."""
-    if not isinstance(exc, RecordError):
-        return
-    try:
-        if ingest.answer_failure(record, exc, stream_arn):
-            metrics.add_metric(name="FailureResponses", unit=MetricUnit.Count, value=1)
-    except Exception as put_exc:
-        if aws.is_transient(put_exc):
-            raise
-        logger.exception("could not answer a bad record with a FAILURE response",
-                         extra={"sequence_number": record.sequenceNumber})
-        metrics.add_metric(name="FailureResponseErrors", unit=MetricUnit.Count, value=1)
+def concurrency() -> int:
+    return max(1, int(os.environ.get("START_CONCURRENCY") or DEFAULT_CONCURRENCY))
 
 
-def park(record: ingest.SourceRecord, exc: BaseException, topic_arn: str, stream_arn: str) -> None:
-    """Answer (when possible) and publish the record with the reason to the fallback topic."""
-    answer(record, exc, stream_arn)
-    dlq.publish(ingest.failed_envelope(record, exc, SOURCE), topic_arn)
-    metrics.add_metric(name="RecordsParked", unit=MetricUnit.Count, value=1)
-    logger.warning("record parked on the fallback topic",
-                   extra={"sequence_number": record.sequenceNumber, "reason": ingest.reason_for(exc)})
+def pool() -> ThreadPoolExecutor:
+    """The process-wide pool of concurrent starts (kept across invocations)."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=concurrency(), thread_name_prefix="start")
+    return _pool
 
 
-def consume(record: ingest.SourceRecord, store: config.ConfigStore, settings: ingest.Settings,
-            topic_arn: str, stream_arn: str) -> str:
-    """Process one record: ``"started"`` or ``"parked"``; raises for a batch item failure."""
-    try:
-        started = ingest.process(record, store, settings)
-    except Exception as exc:
-        if aws.is_transient(exc):
-            metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=1)
-            logger.warning("transient error, the record will be retried",
-                           extra={"sequence_number": record.sequenceNumber, "reason": ingest.reason_for(exc)})
-            raise
-        if not isinstance(exc, RecordError):
-            logger.exception("unexpected error", extra={"sequence_number": record.sequenceNumber})
-        park(record, exc, topic_arn, stream_arn)
-        return "parked"
-    for s in started:
-        metrics.add_metric(name="ExecutionsAlreadyStarted" if s.already_existed else "ExecutionsStarted",
-                           unit=MetricUnit.Count, value=1)
-    return "started"
+def run_for(context: Any) -> ingest.Run:
+    return ingest.Run(
+        store=config.store(), settings=ingest.Settings.from_env(), once=once.Once.from_env(context),
+        source=SOURCE, queue_url=aws.env("DLQ_URL"), response_stream_arn=aws.env("RESPONSE_STREAM_ARN"),
+        fallback_topic_arn=aws.env("FALLBACK_TOPIC_ARN"), pacer=pacing.Pacer.from_env(context))
+
+
+def collect(record: ingest.SourceRecord, outcome: ingest.Outcome | BaseException, counts: Counter) -> str:
+    """The result of one record (in the invoking thread): its status, or raise for a batch item failure."""
+    if isinstance(outcome, BaseException):
+        exc = outcome
+        counts["RecordsRetried"] += 1
+        logger.warning("record will be delivered again",
+                       extra={"sequence_number": record.sequenceNumber, "reason": ingest.reason_for(exc)})
+        raise exc
+    if outcome.status == "started":
+        for s in outcome.started:
+            counts["ExecutionsAlreadyStarted" if s.already_existed else "ExecutionsStarted"] += 1
+    else:
+        counts["RecordsParked" if outcome.status == "parked" else "RecordsToFallback"] += 1
+        counts["FailureResponses"] += outcome.answer == "answered"
+        counts["FailureResponseErrors"] += outcome.answer.startswith("failed")
+        logger.warning("record not started", extra={"sequence_number": record.sequenceNumber,
+                                                    "status": outcome.status, "reason": outcome.reason,
+                                                    "answer": outcome.answer})
+    return outcome.status
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    store = config.store()
-    settings = ingest.Settings.from_env()
-    topic_arn = aws.env("FALLBACK_TOPIC_ARN")
-    stream_arn = aws.env("RESPONSE_STREAM_ARN")
-    records = event.get("Records") or []
-    metrics.add_metric(name="RecordsIn", unit=MetricUnit.Count, value=len(records))
+    run = run_for(context)
+    raw = event.get("Records") or []
+    counts: Counter = Counter(RecordsIn=len(raw))
+    records = [ingest.SourceRecord.from_event(r) for r in raw]
+    results = iter(zip(records, ingest.consume_all(records, run, pool(), concurrency())))
 
     def record_handler(record: KinesisStreamRecord) -> str:
-        return consume(ingest.SourceRecord.from_kinesis_event_record(record), store, settings, topic_arn, stream_arn)
+        return collect(*next(results), counts)
 
     result = process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
-    metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=len(result.get("batchItemFailures", [])))
+    counts["RecordsFailed"] = len(result.get("batchItemFailures", []))
+    for name, value in counts.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     return result

@@ -40,6 +40,39 @@ module "failed_batch_bucket" {
 }
 
 ################################################################################
+# Idempotency (Powertools): park / answer / fallback once per stream record.
+# Shared with the fallback consumer and hydrate (IDEMPOTENCY_TABLE).
+################################################################################
+
+resource "aws_dynamodb_table" "idempotency" {
+  name                        = "${var.prefix}-idempotency"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "id"
+  deletion_protection_enabled = var.idempotency_deletion_protection_enabled
+
+  attribute {
+    name = "id"
+    type = "S"
+  }
+
+  ttl {
+    attribute_name = "expiration"
+    enabled        = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.kms_key_arn
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  tags = var.tags
+}
+
+################################################################################
 # Enhanced fan-out
 ################################################################################
 
@@ -89,6 +122,18 @@ data "aws_iam_policy_document" "this" {
     resources = var.state_machine_arns
   }
 
+
+  statement {
+    sid       = "ParkInDeadLetterQueue"
+    actions   = ["sqs:SendMessage"]
+    resources = [var.dlq_arn]
+  }
+
+  statement {
+    sid       = "IdempotencyRecords"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    resources = [aws_dynamodb_table.idempotency.arn]
+  }
 
   statement {
     sid       = "PublishFallback"
@@ -142,12 +187,21 @@ module "function" {
   timeout                        = var.timeout
   memory_size                    = var.memory_size
   reserved_concurrent_executions = var.reserved_concurrent_executions
-  environment_variables          = var.environment_variables
   policy_json                    = data.aws_iam_policy_document.this.json
-  tracing_enabled                = var.tracing_enabled
-  log_retention_days             = var.log_retention_days
-  kms_key_arn                    = var.kms_key_arn
-  additional_kms_key_arns        = var.additional_kms_key_arns
+
+  environment_variables = merge(var.environment_variables, {
+    DLQ_URL                 = var.dlq_url
+    IDEMPOTENCY_TABLE       = aws_dynamodb_table.idempotency.name
+    IDEMPOTENCY_TTL_SECONDS = tostring(var.idempotency_ttl_seconds)
+    START_CONCURRENCY       = tostring(var.start_concurrency)
+    START_RATE_LIMIT        = tostring(var.start_rate_limit)
+    START_RATE_BURST        = tostring(var.start_rate_burst)
+    START_MAX_ATTEMPTS      = tostring(var.start_max_attempts)
+  })
+  tracing_enabled         = var.tracing_enabled
+  log_retention_days      = var.log_retention_days
+  kms_key_arn             = var.kms_key_arn
+  additional_kms_key_arns = var.additional_kms_key_arns
 
   tags = var.tags
 }

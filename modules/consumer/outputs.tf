@@ -42,3 +42,13 @@ output "stream_consumer_arn" {
   description = "ARN of the enhanced fan-out consumer (null when not enabled)."
   value       = try(aws_kinesis_stream_consumer.this[0].arn, null)
 }
+
+output "idempotency_table_name" {
+  description = "Name of the idempotency table shared by the consumer, the fallback consumer and hydrate."
+  value       = aws_dynamodb_table.idempotency.name
+}
+
+output "idempotency_table_arn" {
+  description = "ARN of the idempotency table."
+  value       = aws_dynamodb_table.idempotency.arn
+}

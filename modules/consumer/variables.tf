@@ -133,6 +133,16 @@ variable "response_stream_arn" {
   type        = string
 }
 
+variable "dlq_arn" {
+  description = "ARN of the dead-letter queue (<prefix>-kinesisFailure) the consumer parks bad records in."
+  type        = string
+}
+
+variable "dlq_url" {
+  description = "URL of the dead-letter queue (DLQ_URL)."
+  type        = string
+}
+
 variable "payload_bucket_arn" {
   description = "ARN of the bucket holding payloads too large for SNS/SQS."
   type        = string
@@ -298,4 +308,69 @@ variable "workflow_payload_key_prefix" {
   description = "Key prefix under which large parts of workflow messages are stored in the payload bucket when an execution is started (cnm_ingest.message.KEY_PREFIX)."
   type        = string
   default     = "workflow/"
+}
+
+################################################################################
+# Exactly once and throughput
+################################################################################
+
+variable "idempotency_ttl_seconds" {
+  description = "How long an idempotency record (a record parked, answered or handed to the fallback topic) is kept: longer than the stream retention plus the hydrate delay (IDEMPOTENCY_TTL_SECONDS)."
+  type        = number
+  default     = 691200
+
+  validation {
+    condition     = var.idempotency_ttl_seconds >= 86400 && floor(var.idempotency_ttl_seconds) == var.idempotency_ttl_seconds
+    error_message = "idempotency_ttl_seconds must be a whole number of at least 86400 (one day)."
+  }
+}
+
+variable "idempotency_deletion_protection_enabled" {
+  description = "Deletion protection on the idempotency table."
+  type        = bool
+  default     = false
+}
+
+variable "start_concurrency" {
+  description = "Largest number of concurrent StartExecution calls per invocation (START_CONCURRENCY). 64 starts 100 records in about 2 call latencies."
+  type        = number
+  default     = 64
+
+  validation {
+    condition     = var.start_concurrency >= 1 && var.start_concurrency <= 256 && floor(var.start_concurrency) == var.start_concurrency
+    error_message = "start_concurrency must be a whole number between 1 and 256."
+  }
+}
+
+variable "start_rate_limit" {
+  description = "Cap on StartExecution calls per second per consumer instance (START_RATE_LIMIT); 0 = no cap (throttling is absorbed by a shared backoff). Set it where throttling is expected to be sustained, e.g. to the account's StartExecution refill rate (about 300/s in most regions) divided by the shards * parallelization factor."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.start_rate_limit >= 0 && var.start_rate_limit <= 10000
+    error_message = "start_rate_limit must be between 0 (no cap) and 10000."
+  }
+}
+
+variable "start_rate_burst" {
+  description = "Token bucket size for start_rate_limit (START_RATE_BURST); 0 = one second's worth."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.start_rate_burst >= 0 && var.start_rate_burst <= 10000
+    error_message = "start_rate_burst must be between 0 and 10000."
+  }
+}
+
+variable "start_max_attempts" {
+  description = "Tries of one StartExecution while throttled within an invocation before the record becomes a batch item failure (START_MAX_ATTEMPTS)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.start_max_attempts >= 1 && var.start_max_attempts <= 100 && floor(var.start_max_attempts) == var.start_max_attempts
+    error_message = "start_max_attempts must be a whole number between 1 and 100."
+  }
 }

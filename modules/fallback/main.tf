@@ -125,6 +125,26 @@ data "aws_iam_policy_document" "this" {
     resources = [aws_sqs_queue.dlq.arn]
   }
 
+  dynamic "statement" {
+    for_each = var.idempotency_table_arn == null ? [] : [1]
+
+    content {
+      sid       = "IdempotencyRecords"
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+      resources = [var.idempotency_table_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.response_stream_arn == null ? [] : [1]
+
+    content {
+      sid       = "WriteResponses"
+      actions   = ["kinesis:PutRecord"]
+      resources = [var.response_stream_arn]
+    }
+  }
+
   statement {
     sid       = "LargePayloads"
     actions   = ["s3:GetObject", "s3:PutObject"]
@@ -145,12 +165,17 @@ module "function" {
   timeout                        = var.timeout
   memory_size                    = var.memory_size
   reserved_concurrent_executions = var.reserved_concurrent_executions
-  environment_variables          = merge(var.environment_variables, { DLQ_URL = aws_sqs_queue.dlq.id })
-  policy_json                    = data.aws_iam_policy_document.this.json
-  tracing_enabled                = var.tracing_enabled
-  log_retention_days             = var.log_retention_days
-  kms_key_arn                    = var.kms_key_arn
-  additional_kms_key_arns        = var.additional_kms_key_arns
+  environment_variables = merge(
+    var.environment_variables,
+    { DLQ_URL = aws_sqs_queue.dlq.id },
+    var.idempotency_table_name == null ? {} : { IDEMPOTENCY_TABLE = var.idempotency_table_name },
+    var.response_stream_arn == null ? {} : { RESPONSE_STREAM_ARN = var.response_stream_arn },
+  )
+  policy_json             = data.aws_iam_policy_document.this.json
+  tracing_enabled         = var.tracing_enabled
+  log_retention_days      = var.log_retention_days
+  kms_key_arn             = var.kms_key_arn
+  additional_kms_key_arns = var.additional_kms_key_arns
 
   create_async_event_config          = true
   async_maximum_retry_attempts       = var.maximum_retry_attempts

@@ -215,3 +215,21 @@ variable "workflow_payload_key_prefix" {
   type        = string
   default     = "workflow/"
 }
+
+variable "idempotency_table_name" {
+  description = "Name of the idempotency table (modules/consumer) shared with the message consumer and hydrate (IDEMPOTENCY_TABLE)."
+  type        = string
+  default     = null
+}
+
+variable "idempotency_table_arn" {
+  description = "ARN of that idempotency table (read/write for Powertools idempotency)."
+  type        = string
+  default     = null
+}
+
+variable "response_stream_arn" {
+  description = "ARN of the response stream, so a record that turns out bad on its retry is answered FAILURE (null: not answered)."
+  type        = string
+  default     = null
+}

@@ -4,38 +4,8 @@
 # DLQ. Its own failures (after Lambda's retries) also go to the DLQ, as AWS's
 # invocation record carrying the batch metadata.
 
-################################################################################
-# Idempotency (Powertools): one record per failed batch (shard + sequence range)
-################################################################################
-
-resource "aws_dynamodb_table" "idempotency" {
-  count = var.idempotency_enabled ? 1 : 0
-
-  name                        = "${var.prefix}-hydrate-idempotency"
-  billing_mode                = "PAY_PER_REQUEST"
-  hash_key                    = "id"
-  deletion_protection_enabled = var.deletion_protection_enabled
-
-  attribute {
-    name = "id"
-    type = "S"
-  }
-
-  ttl {
-    attribute_name = "expiration"
-    enabled        = true
-  }
-
-  server_side_encryption {
-    enabled     = true
-    kms_key_arn = var.kms_key_arn
-  }
-
-  point_in_time_recovery {
-    enabled = true
-  }
-
-  tags = var.tags
+locals {
+  execution_arn_globs = [for arn in var.state_machine_arns : "${replace(arn, ":stateMachine:", ":execution:")}:*"]
 }
 
 ################################################################################
@@ -61,13 +31,29 @@ data "aws_iam_policy_document" "this" {
     resources = [var.dlq_arn]
   }
 
+  statement {
+    sid       = "IdempotencyRecords"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    resources = [var.idempotency_table_arn]
+  }
+
   dynamic "statement" {
-    for_each = var.idempotency_enabled ? [1] : []
+    for_each = length(var.config_table_arns) == 0 ? [] : [1]
 
     content {
-      sid       = "IdempotencyRecords"
-      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
-      resources = [aws_dynamodb_table.idempotency[0].arn]
+      sid       = "ReadConfiguration"
+      actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"]
+      resources = var.config_table_arns
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(local.execution_arn_globs) == 0 ? [] : [1]
+
+    content {
+      sid       = "CheckStartedExecutions"
+      actions   = ["states:DescribeExecution"]
+      resources = local.execution_arn_globs
     }
   }
 
@@ -104,7 +90,7 @@ module "function" {
       MAX_GET_RECORDS_CALLS = tostring(var.max_get_records_calls)
     },
     var.get_records_limit == null ? {} : { GET_RECORDS_LIMIT = tostring(var.get_records_limit) },
-    var.idempotency_enabled ? { IDEMPOTENCY_TABLE = aws_dynamodb_table.idempotency[0].name } : {},
+    { IDEMPOTENCY_TABLE = var.idempotency_table_name },
   )
 
   create_async_event_config          = true

@@ -14,6 +14,6 @@ output "role_arn" {
 }
 
 output "idempotency_table_name" {
-  description = "Name of the idempotency table (null when idempotency_enabled is false)."
-  value       = try(aws_dynamodb_table.idempotency[0].name, null)
+  description = "Name of the idempotency table hydrate uses (the shared one of modules/consumer)."
+  value       = var.idempotency_table_name
 }

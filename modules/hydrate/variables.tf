@@ -173,14 +173,24 @@ variable "get_records_limit" {
   }
 }
 
-variable "idempotency_enabled" {
-  description = "Create the idempotency table <prefix>-hydrate-idempotency (IDEMPOTENCY_TABLE) so a redelivered failed-batch notice is not parked twice."
-  type        = bool
-  default     = true
+variable "idempotency_table_name" {
+  description = "Name of the idempotency table shared with the message consumer (modules/consumer output): hydrate parks a record only if it was not parked before, and each failed batch's gap entry once."
+  type        = string
 }
 
-variable "deletion_protection_enabled" {
-  description = "Deletion protection on the idempotency table."
-  type        = bool
-  default     = false
+variable "idempotency_table_arn" {
+  description = "ARN of that idempotency table."
+  type        = string
+}
+
+variable "config_table_arns" {
+  description = "ARNs of the rules, collections and providers tables (read only), to compute a record's execution names."
+  type        = list(string)
+  default     = []
+}
+
+variable "state_machine_arns" {
+  description = "ARNs of the state machines the rules start; hydrate may DescribeExecution their executions to skip records that already started."
+  type        = list(string)
+  default     = []
 }

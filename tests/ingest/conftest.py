@@ -19,11 +19,23 @@ ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/sfn"
 
 @pytest.fixture(autouse=True)
 def fresh_config_cache():
-    from cnm_ingest import config
+    from cnm_ingest import config, once
 
     config.reset()
+    once.reset()
     yield
     config.reset()
+    once.reset()
+
+
+def create_idempotency_table(name: str) -> str:
+    """The idempotency table as modules/consumer creates it (key ``id``, TTL ``expiration``)."""
+    from cnm_ingest import aws
+
+    aws.client("dynamodb").create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    return name
 
 
 def sample_cnm(identifier: str = "granule-1", collection: Any = "MODIS_A", provider: str = "PODAAC",
@@ -186,9 +198,132 @@ def pipeline(aws, monkeypatch) -> Pipeline:
            "PROVIDERS_TABLE": tables["providers"], "RULES_CACHE_SECONDS": "60",
            "FALLBACK_TOPIC_ARN": topic, "DLQ_URL": dlq_url, "PAYLOAD_BUCKET": "payloads",
            "RESPONSE_STREAM_ARN": p.response_stream, "STACK": "test-stack",
-           "BUCKETS": json.dumps({"private": {"name": "private-bucket", "type": "private"}})}
+           "BUCKETS": json.dumps({"private": {"name": "private-bucket", "type": "private"}}),
+           "IDEMPOTENCY_TABLE": create_idempotency_table("t-idempotency"), "START_MAX_ATTEMPTS": "2"}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     p.put_collection()
     p.put_provider()
     return p
+
+
+class EventSourceMapping:
+    """What the Lambda event source mapping does with the notification stream, for the fault matrix.
+
+    Reads every record of the (moto) stream with GetRecords, hands batches to
+    ``message_consumer`` as Kinesis events, and on batch item failures
+    delivers again from the lowest failed sequence number (AWS checkpoints
+    there). After ``max_retries`` retries the remaining range is given up: the
+    on-failure record AWS would publish to the failed-batch topic
+    (``KinesisBatchInfo`` with the range and ``batchSize``) goes to ``hydrate``.
+    ``redeliver(n)`` emulates whole-batch duplicates (a timed-out invocation,
+    an ESM restart): the batch is delivered n more times.
+    """
+
+    def __init__(self, pipeline: Pipeline, context: Any, batch_size: int = 100, max_retries: int = 2):
+        self.pipeline, self.context = pipeline, context
+        self.batch_size, self.max_retries = batch_size, max_retries
+        self.given_up: list[dict[str, Any]] = []
+        self.invocations = 0
+
+    def records(self) -> list[dict[str, Any]]:
+        from cnm_ingest import aws
+
+        return local_pipeline.read_stream(aws.client("kinesis"), self.pipeline.notification_stream)
+
+    def event(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        return local_pipeline.kinesis_event(records, self.pipeline.notification_stream, "shardId-000000000000")
+
+    def deliver(self, records: list[dict[str, Any]] | None = None) -> None:
+        from handlers import message_consumer
+
+        records = self.records() if records is None else records
+        for start in range(0, len(records), self.batch_size):
+            batch = records[start:start + self.batch_size]
+            for attempt in range(self.max_retries + 1):
+                result = message_consumer.handler(self.event(batch), self.context)
+                self.invocations += 1
+                failed = [f["itemIdentifier"] for f in result.get("batchItemFailures", [])]
+                if not failed:
+                    batch = []
+                    break
+                lowest = min(int(f) for f in failed)
+                batch = [r for r in batch if int(r["SequenceNumber"]) >= lowest]
+            if batch:
+                self.give_up(batch)
+
+    def redeliver(self, times: int) -> None:
+        for _ in range(times):
+            self.deliver()
+
+    def give_up(self, batch: list[dict[str, Any]]) -> None:
+        failure = {
+            "requestContext": {"requestId": f"esm-{len(self.given_up)}", "condition": "RetryAttemptsExhausted",
+                               "functionArn": "arn:aws:lambda:us-west-2:123456789012:function:consumer",
+                               "approximateInvokeCount": self.max_retries + 1},
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": None},
+            "version": "1.0", "timestamp": "2024-01-02T03:04:05.678Z",
+            "KinesisBatchInfo": {"shardId": "shardId-000000000000", "startSequenceNumber": batch[0]["SequenceNumber"],
+                                 "endSequenceNumber": batch[-1]["SequenceNumber"], "batchSize": len(batch),
+                                 "approximateArrivalOfFirstRecord": "2024-01-02T03:00:00Z",
+                                 "approximateArrivalOfLastRecord": "2024-01-02T03:00:01Z",
+                                 "streamArn": self.pipeline.notification_stream}}
+        self.given_up.append(failure)
+
+    def hydrate(self) -> None:
+        from handlers import hydrate
+
+        for failure in self.given_up:
+            hydrate.handler(sns_event(json.dumps(failure)), self.context)
+
+    def fallback(self) -> None:
+        from handlers import fallback_consumer
+
+        for event in self.pipeline.fallback_events():
+            fallback_consumer.handler(event, self.context)
+
+
+class TrimmedStream:
+    """Kinesis trimming records from the front of a shard, which moto cannot do (the ONE place it is emulated).
+
+    Records before ``trim_before`` are no longer returned by GetRecords, and
+    GetShardIterator AT_SEQUENCE_NUMBER for a trimmed sequence number answers
+    InvalidArgumentException; TRIM_HORIZON starts at the first kept record.
+    """
+
+    def __init__(self, monkeypatch: Any, trim_before: str):
+        from botocore.exceptions import ClientError
+        from cnm_ingest import aws
+
+        client = aws.client("kinesis")
+        get_iterator, get_records = client.get_shard_iterator, client.get_records
+        cut = int(trim_before)
+
+        def get_shard_iterator(**kw: Any) -> dict[str, Any]:
+            if kw.get("ShardIteratorType") == "AT_SEQUENCE_NUMBER" and int(kw["StartingSequenceNumber"]) < cut:
+                raise ClientError({"Error": {"Code": "InvalidArgumentException",
+                                             "Message": "sequence number is trimmed"},
+                                   "ResponseMetadata": {"HTTPStatusCode": 400}}, "GetShardIterator")
+            return get_iterator(**kw)
+
+        def trimmed_get_records(**kw: Any) -> dict[str, Any]:
+            page = get_records(**kw)
+            page["Records"] = [r for r in page["Records"] if int(r["SequenceNumber"]) >= cut]
+            return page
+
+        monkeypatch.setattr(client, "get_shard_iterator", get_shard_iterator)
+        monkeypatch.setattr(client, "get_records", trimmed_get_records)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print the fault matrix table when its test ran."""
+    from tests.ingest import test_fault_matrix as matrix
+
+    if not matrix.MATRIX:
+        return
+    cols = list(matrix.MATRIX[0])
+    terminalreporter.section("fault matrix (every side effect counted, duplicates not collapsed)")
+    terminalreporter.write_line(" | ".join(f"{c:>{max(len(c), 8)}}" if c != "case" else f"{c:38}" for c in cols))
+    for row in matrix.MATRIX:
+        terminalreporter.write_line(" | ".join(
+            f"{row[c]!s:38}" if c == "case" else f"{row[c]!s:>{max(len(c), 8)}}" for c in cols))

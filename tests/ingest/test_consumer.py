@@ -83,18 +83,19 @@ def test_poison_pills_are_parked_good_records_start_once(pipeline, lambda_contex
     payloads, event = batch
 
     assert consume(event, lambda_context) == {"batchItemFailures": []}
-    parked = run_fallback(pipeline, lambda_context)
+    # bad records are parked at once: nothing for the fallback consumer to retry
+    assert run_fallback(pipeline, lambda_context) == 0
 
     executions = pipeline.executions()
     envelopes = pipeline.dlq_envelopes()
     assert len(executions) == 3
-    assert parked == 3
     assert len(payloads) == len(executions) + len(envelopes)
 
     by_seq = {e["record"]["sequenceNumber"]: e for e in envelopes}
+    assert len(by_seq) == len(envelopes)  # one entry per bad record, no duplicates
     assert set(by_seq) == {"1001", "1003", "1004"}
     for seq, env in by_seq.items():
-        assert env["source"] == "fallback_consumer"
+        assert env["source"] == "message_consumer"
         assert payload_of(env) == payloads[int(seq) - 1000]
         assert env["record"]["partitionKey"] == f"pk{int(seq) - 1000}"
         assert env["record"]["streamArn"] == STREAM
@@ -143,7 +144,7 @@ def test_transient_error_is_a_batch_item_failure_then_redelivery_succeeds(pipeli
 
     result = consume(event, lambda_context)
     assert result == {"batchItemFailures": [{"itemIdentifier": "2002"}]}
-    assert calls["failed"] == 1
+    assert calls["failed"] == 2  # START_MAX_ATTEMPTS=2 in the fixture: retried once, then given back
     assert len(pipeline.executions()) == 3
     assert pipeline.fallback_events() == [] and pipeline.dlq_envelopes() == []
     assert len(payloads) == len(pipeline.executions()) + len(result["batchItemFailures"])
@@ -185,12 +186,13 @@ def test_fallback_consumer_raises_on_transient_errors_so_lambda_retries(pipeline
     assert len(pipeline.executions()) == 1 and pipeline.dlq_envelopes() == []
 
 
-def test_fallback_publish_failure_keeps_the_record_in_the_stream(pipeline, lambda_context, faults):
+def test_park_failure_keeps_the_record_in_the_stream(pipeline, lambda_context, faults):
     pipeline.put_rule("modis")
     bad = sample_cnm("bad", collection=5)
     event = kinesis_event([kinesis_record(sample_cnm("granule-0"), "4000", stream_arn=STREAM),
                            kinesis_record(bad, "4001", stream_arn=STREAM)])
-    patch_method(faults, "sns", "publish", lambda kw: True, client_error("AuthorizationError", 403, "Publish"))
+    patch_method(faults, "sqs", "send_message_batch", lambda kw: True,
+                 client_error("AccessDenied", 403, "SendMessageBatch"))
 
     result = consume(event, lambda_context)
     assert result == {"batchItemFailures": [{"itemIdentifier": "4001"}]}
@@ -199,8 +201,9 @@ def test_fallback_publish_failure_keeps_the_record_in_the_stream(pipeline, lambd
 
     faults.undo()
     assert consume(kinesis_event(event["Records"][1:]), lambda_context) == {"batchItemFailures": []}
-    assert run_fallback(pipeline, lambda_context) == 1
-    assert len(event["Records"]) == len(pipeline.executions()) + len(pipeline.dlq_envelopes())
+    assert run_fallback(pipeline, lambda_context) == 0
+    assert len(pipeline.dlq_envelopes()) == 1
+    assert len(pipeline.executions()) == 1
 
 
 def test_unexpected_error_is_parked_then_retried_by_the_fallback_consumer(pipeline, lambda_context, faults):
@@ -244,10 +247,7 @@ def test_oversize_bad_record_goes_through_s3(pipeline, lambda_context):
     event = kinesis_event([kinesis_record(payload, "6000", stream_arn=STREAM)])
 
     assert consume(event, lambda_context) == {"batchItemFailures": []}
-    events = pipeline.fallback_events()
-    assert len(events) == 1
-    assert len(events[0]["Records"][0]["Sns"]["Message"]) < dlq.MAX_MESSAGE_BYTES
-    fallback_consumer.handler(events[0], lambda_context)
+    assert pipeline.fallback_events() == []
     (env,) = pipeline.dlq_envelopes()
     assert env["record"]["data"] is None and env["payload_s3"]["bucket"] == "payloads"
     assert payload_of(env) == payload

@@ -1,0 +1,102 @@
+"""Side effects done once per stream record: Powertools idempotency on DynamoDB.
+
+Parking a record in the DLQ, answering it with a FAILURE response and handing
+it to the fallback topic each happen at most once per record, however often
+the record is delivered (event source mapping retries, redeliveries after a
+transient error on an earlier record, a given-up batch re-read by hydrate).
+The key is the record's identity, ``[streamArn, shardId, sequenceNumber]``,
+under one prefix per kind of side effect (``cnm-ingest.park`` ...), the same
+in every function, so the message consumer, the fallback consumer and hydrate
+see each other's work. The table is ``IDEMPOTENCY_TABLE`` (created by
+modules/consumer; key ``id``, TTL attribute ``expiration``).
+
+A side effect that raises leaves no record, so a retry does it again; a
+record still in progress elsewhere raises
+``IdempotencyAlreadyInProgressError``, which callers treat as transient.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyItemNotFoundError,
+)
+
+from . import aws
+
+PARK = "cnm-ingest.park"
+ANSWER = "cnm-ingest.answer"
+FALLBACK = "cnm-ingest.fallback"
+GAP = "cnm-ingest.gap"
+RECORD_KEY = "[streamArn, shardId, sequenceNumber]"
+DEFAULT_TTL_SECONDS = 8 * 24 * 3600  # longer than the longest stream retention Lambda reads from (7 days)
+
+__all__ = ["ANSWER", "FALLBACK", "GAP", "PARK", "IdempotencyAlreadyInProgressError", "Once"]
+
+
+@functools.cache
+def _layer(table: str, kind: str) -> DynamoDBPersistenceLayer:
+    # One persistence layer per kind: Powertools keeps the key prefix on the layer object.
+    return DynamoDBPersistenceLayer(table_name=table, boto3_client=aws.client("dynamodb"))
+
+
+def reset() -> None:
+    _layer.cache_clear()
+
+
+def record_key(record: dict[str, Any]) -> dict[str, Any]:
+    """The identity of a stream record (``record`` in the envelope shape)."""
+    return {"streamArn": record.get("streamArn"), "shardId": record.get("shardId"),
+            "sequenceNumber": record.get("sequenceNumber")}
+
+
+class Once:
+    """Run a side effect at most once per record key, on the table ``table``."""
+
+    def __init__(self, table: str, context: Any = None, *, ttl: int | None = None):
+        self.table = table
+        ttl = ttl or int(os.environ.get("IDEMPOTENCY_TTL_SECONDS") or DEFAULT_TTL_SECONDS)
+        self.config = IdempotencyConfig(event_key_jmespath=RECORD_KEY, raise_on_no_idempotency_key=True,
+                                        expires_after_seconds=ttl)
+        if context is not None:
+            self.config.register_lambda_context(context)
+
+    @classmethod
+    def from_env(cls, context: Any = None) -> Once:
+        return cls(aws.env("IDEMPOTENCY_TABLE"), context)
+
+    def run(self, kind: str, key: dict[str, Any], effect: Callable[[], Any], *,
+            key_path: str | None = None) -> Any:
+        """``effect()`` unless it already completed for ``key`` (then its saved result)."""
+        config = self.config
+        if key_path:
+            config = IdempotencyConfig(event_key_jmespath=key_path, raise_on_no_idempotency_key=True,
+                                       expires_after_seconds=self.config.expires_after_seconds,
+                                       lambda_context=self.config.lambda_context)
+
+        def do(data: dict[str, Any]) -> Any:
+            return effect()
+
+        wrapped = idempotent_function(do, data_keyword_argument="data", persistence_store=_layer(self.table, kind),
+                                      config=config, key_prefix=kind)
+        return wrapped(data=key)
+
+    def done(self, kind: str, key: dict[str, Any]) -> bool:
+        """True when the side effect ``kind`` completed for ``key`` (no side effect of its own)."""
+        layer = _layer(self.table, kind)
+        layer.configure(self.config, key_prefix=kind)
+        try:
+            found = layer.get_record(key)
+            return found is not None and found.status == "COMPLETED" and not found.is_expired
+        except IdempotencyItemNotFoundError:
+            return False
