@@ -61,10 +61,40 @@ def response_schema() -> dict[str, Any]:
     return _branch(1)
 
 
+def fast_notification_schema() -> dict[str, Any]:
+    """:func:`notification_schema` rewritten to accept exactly the same documents without exceptions on the good path.
+
+    fastjsonschema compiles ``not``, ``oneOf`` and a failing first ``anyOf``
+    branch into raise-and-catch, three exceptions per valid notification (a
+    third of the validation time). The rewrite, checked document by document
+    against the published schema in ``tests/ingest/test_cnm_schema.py``:
+
+    - ``not: {required: [response]}`` -> ``properties.response: false``
+      (present -> invalid, absent -> valid: the same);
+    - ``product.oneOf`` of ``required [name, files]`` / ``[name, filegroups]``
+      -> ``required [name]``, ``anyOf`` of the two (the common one first), and
+      ``dependencies: files -> properties.filegroups: false`` (not both);
+    - ``collection.anyOf [string, object]`` -> the object branch first.
+    """
+    schema = copy.deepcopy(notification_schema())
+    if schema.pop("not", None) != {"required": ["response"]}:
+        raise AssertionError("the published notification branch changed: review fast_notification_schema")
+    schema["properties"]["response"] = False
+    product = schema["properties"]["product"]
+    if product.pop("oneOf") != [{"required": ["name", "files"]}, {"required": ["name", "filegroups"]}]:
+        raise AssertionError("the published product.oneOf changed: review fast_notification_schema")
+    product["required"] = sorted(set(product.get("required", [])) | {"name"})
+    product["anyOf"] = [{"required": ["files"]}, {"required": ["filegroups"]}]
+    product["dependencies"] = {"files": {"properties": {"filegroups": False}}}
+    collection = schema["properties"]["collection"]
+    collection["anyOf"] = sorted(collection["anyOf"], key=lambda b: "$ref" not in b)
+    return schema
+
+
 @functools.cache
 def compiled(kind: str) -> Callable[[Any], Any]:
     """The compiled validator of ``kind`` (``notification`` or ``response``), built once per process."""
-    schema = {"notification": notification_schema, "response": response_schema}[kind]()
+    schema = {"notification": fast_notification_schema, "response": response_schema}[kind]()
     return fastjsonschema.compile(schema)
 
 

@@ -35,7 +35,7 @@ from . import aws, dlq, normalize, once
 from . import cnm as cnm_mod
 from . import config as config_mod
 from .errors import RecordError, TransientError, WorkflowInputTooLargeError
-from .message import build_workflow_message, execution_name
+from .message import build_workflow_input, execution_name
 from .pacing import Pacer
 from .response import build_response, put_response
 
@@ -135,9 +135,10 @@ class Planned:
     input: str
 
 
-def _input_text(message: dict[str, Any]) -> str:
-    text = json.dumps(message, separators=(",", ":"), allow_nan=False)
-    if len(text) > MAX_EXECUTION_INPUT_BYTES:  # ensure_ascii: characters == bytes
+def _input_text(message: dict[str, Any], text: str | None = None) -> str:
+    if text is None:
+        text = json.dumps(message, separators=(",", ":"), allow_nan=False)
+    if len(text.encode("utf-8")) > MAX_EXECUTION_INPUT_BYTES:
         raise WorkflowInputTooLargeError(
             f"the workflow message is {len(text)} bytes; Step Functions accepts {MAX_EXECUTION_INPUT_BYTES}")
     return text
@@ -159,11 +160,11 @@ def plan(record: SourceRecord, store: config_mod.ConfigStore, settings: Settings
         collection = store.collection(rule.collection_name, version)
         provider = store.provider(rule.provider)
         name = execution_name(cnm["identifier"], record.sequenceNumber, rule.name)
-        message = build_workflow_message(
+        message, text = build_workflow_input(
             cnm, rule=rule.as_message_rule(), collection=collection, provider=provider,
             stack=settings.stack, buckets=settings.buckets, state_machine_arn=rule.workflow_arn,
             execution=name, source=record.source())
-        planned.append(Planned(rule.name, rule.workflow_arn, name, _input_text(message)))
+        planned.append(Planned(rule.name, rule.workflow_arn, name, _input_text(message, text)))
     return planned
 
 

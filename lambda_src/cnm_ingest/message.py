@@ -60,7 +60,7 @@ def size(message: dict[str, Any]) -> int:
 
 
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def store(value: Any, bucket: str | None = None) -> dict[str, Any]:
@@ -111,17 +111,25 @@ def set_part(message: dict[str, Any], section: str, name: str, value: Any, *,
 
 def fit(message: dict[str, Any], *, threshold: int | None = None, bucket: str | None = None) -> dict[str, Any]:
     """Move the largest inline :data:`PARTS` to the payload bucket until the message is under the threshold."""
+    return fit_encoded(message, threshold=threshold, bucket=bucket)[0]
+
+
+def fit_encoded(message: dict[str, Any], *, threshold: int | None = None,
+                bucket: str | None = None) -> tuple[dict[str, Any], str]:
+    """:func:`fit`, also returning the fitted message as the compact JSON text Step Functions gets (encoded once)."""
     limit = offload_threshold() if threshold is None else threshold
-    while size(message) > limit:
+    while True:
+        body = _dumps(message)
+        if len(body) <= limit:
+            return message, body.decode("utf-8")
         inline = [(size(message[s][n]), s, n) for s, n in PARTS
                   if isinstance(message.get(s), dict) and message[s].get(n) is not None]
         if not inline:
-            raise ConfigurationError(f"the workflow message is {size(message)} bytes without its CNM, granules and "
+            raise ConfigurationError(f"the workflow message is {len(body)} bytes without its CNM, granules and "
                                      f"response; the limit is {limit} (collection or provider config too large?)")
         _, section, name = max(inline)
         part = {k: v for k, v in message[section].items() if k != name}
         message = {**message, section: {**part, f"{name}_ref": store(message[section][name], bucket)}}
-    return message
 
 
 def cnm(message: dict[str, Any]) -> Any:
@@ -143,7 +151,7 @@ def granules(message: dict[str, Any]) -> Any:
     return get_part(message, "payload", "granules")
 
 
-def build_workflow_message(
+def build_workflow_input(
     cnm: dict[str, Any],
     *,
     rule: dict[str, Any],
@@ -156,8 +164,8 @@ def build_workflow_message(
     source: dict[str, Any],
     payload_bucket: str | None = None,
     offload_bytes: int | None = None,
-) -> dict[str, Any]:
-    """Build the input of a workflow execution for one CNM notification.
+) -> tuple[dict[str, Any], str]:
+    """The input of a workflow execution for one CNM notification, and its JSON text (encoded once).
 
     ``source`` describes where the record came from (stream ARN, shard,
     sequence number) so every later step, and every FAILURE response, can be
@@ -183,4 +191,10 @@ def build_workflow_message(
         },
         "payload": {},
     }
-    return fit(message, threshold=offload_bytes, bucket=payload_bucket)
+    return fit_encoded(message, threshold=offload_bytes, bucket=payload_bucket)
+
+
+def build_workflow_message(cnm: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """:func:`build_workflow_input` without the text."""
+    return build_workflow_input(cnm, **kwargs)[0]
+

@@ -210,14 +210,14 @@ def test_unexpected_error_is_parked_then_retried_by_the_fallback_consumer(pipeli
     pipeline.put_rule("modis")
     from cnm_ingest import ingest
 
-    original = ingest.build_workflow_message
+    original = ingest.build_workflow_input
 
     def broken(cnm, **kw):
         if cnm["identifier"] == "granule-1":
             raise KeyError("surprise")
         return original(cnm, **kw)
 
-    faults.setattr(ingest, "build_workflow_message", broken)
+    faults.setattr(ingest, "build_workflow_input", broken)
     event = kinesis_event([kinesis_record(sample_cnm(f"granule-{i}"), str(5000 + i), stream_arn=STREAM)
                            for i in range(3)])
     assert consume(event, lambda_context) == {"batchItemFailures": []}
