@@ -15,8 +15,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from cnm_ingest import aws, task
+from cnm_ingest import response as response_mod
 from cnm_ingest.errors import WorkflowError
-from cnm_ingest.response import build_response, put_response
+from cnm_ingest.response import build_response
 
 logger = Logger()
 
@@ -40,25 +41,12 @@ def addressable(cnm: Any, message: task.Message, execution: task.Execution) -> d
 
 def staged_product(message: task.Message, cnm: dict[str, Any]) -> dict[str, Any] | None:
     """The response ``product``: the staged files of every granule."""
-    granules = (message.get("payload") or {}).get("granules") or []
-    files = []
-    for granule in granules:
-        for f in granule.get("files", []):
-            entry = {"type": f["type"], "name": f["name"], "uri": f"s3://{f['bucket']}/{f['key']}", "size": f["size"]}
-            if f.get("checksum"):
-                entry.update(checksumType=f.get("checksumType") or "md5", checksum=f["checksum"])
-            files.append(entry)
-    if not files:
-        return None
-    source = cnm.get("product") if isinstance(cnm.get("product"), dict) else {}
-    product: dict[str, Any] = {"name": source.get("name") or granules[0]["granuleId"], "files": files}
-    for key in ("dataVersion", "dataProcessingType"):
-        if isinstance(source.get(key), str):
-            product[key] = source[key]
-    return product
+    return response_mod.response_product((message.get("payload") or {}).get("granules") or [], cnm,
+                                         os.environ.get("DISTRIBUTION_ENDPOINT") or None)
 
 
-def respond(message: task.Message, execution: task.Execution, *, stream_arn: str, topic_arn: str | None = None) -> task.Message:
+def respond(message: task.Message, execution: task.Execution, *, stream_arn: str, topic_arn: str | None = None,
+            extra_destinations: list[str] | None = None) -> task.Message:
     meta = message.get("meta") or {}
     cnm = addressable(meta.get("cnm") or (message.get("payload") or {}).get("cnm"), message, execution)
     received = meta.get("received_time") or execution.get("start_time")
@@ -66,16 +54,12 @@ def respond(message: task.Message, execution: task.Execution, *, stream_arn: str
     error = task.original_error(exception) if exception else None
     if error:
         response = build_response(cnm, status="FAILURE", received_time=received, error_code=error["errorCode"],
-                                  error_message=f"{error['Error']}: {error['errorMessage']}")
+                                  error_message=error["errorMessage"])
     else:
-        response = build_response(cnm, status="SUCCESS", received_time=received, product=staged_product(message, cnm))
-    put_response(response, stream_arn)
-    if topic_arn:
-        aws.client("sns").publish(
-            TopicArn=topic_arn,
-            Message=json.dumps(response, separators=(",", ":")),
-            MessageAttributes={"status": {"DataType": "String", "StringValue": response["response"]["status"]}},
-        )
+        response = build_response(cnm, status="SUCCESS", received_time=received, product=staged_product(message, cnm),
+                                  ingestion_metadata=response_mod.ingestion_metadata_from(message))
+    destinations = [stream_arn, *([topic_arn] if topic_arn else []), *(extra_destinations or [])]
+    response_mod.send_response(response, list(dict.fromkeys(destinations)), response_mod.message_attributes(response, cnm))
     logger.info("CNM response sent", extra={"identifier": response["identifier"], "response": response["response"]})
     if error:
         raise WorkflowError(json.dumps(error, separators=(",", ":")))
@@ -84,7 +68,8 @@ def respond(message: task.Message, execution: task.Execution, *, stream_arn: str
 
 def _respond(message: task.Message, execution: task.Execution) -> task.Message:
     return respond(message, execution, stream_arn=aws.env("RESPONSE_STREAM_ARN"),
-                   topic_arn=os.environ.get("RESPONSE_TOPIC_ARN") or None)
+                   topic_arn=os.environ.get("RESPONSE_TOPIC_ARN") or None,
+                   extra_destinations=response_mod.destinations_from_env())
 
 
 @logger.inject_lambda_context
