@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import aws, cnm as cnm_mod
-from .granule import collection_id, granule_files, granule_id
+from .granule import collection_id, granule_id
 from .response import now_iso
 from .task import Execution, Message, collection_config, original_error
 
@@ -52,7 +52,7 @@ def granule_ids(message: Message) -> list[str]:
     meta = message.get("meta") or {}
     cnm = meta.get("cnm") or (message.get("payload") or {}).get("cnm")
     try:
-        return [granule_id(cnm, granule_files(cnm), collection_config(meta))]
+        return [granule_id(cnm, collection_config(meta))]
     except Exception:  # a CNM too broken to name its granule: only the execution is recorded
         return []
 
