@@ -205,6 +205,11 @@ module "workflow" {
   log_level                       = var.state_machine_log_level
   function_log_level              = var.log_level
   tracing_enabled                 = var.tracing_enabled
+
+  # CNM responses (issue 13)
+  response_destinations              = var.response_destinations
+  response_destinations_kms_key_arns = var.response_destinations_kms_key_arns
+  distribution_endpoint              = var.distribution_endpoint
 }
 
 ################################################################################

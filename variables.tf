@@ -688,3 +688,23 @@ variable "alarm_period_seconds" {
     error_message = "alarm_period_seconds must be a multiple of 60."
   }
 }
+
+# --- CNM responses: destinations and distribution URIs (issue 13) ---
+
+variable "response_destinations" {
+  description = "More Kinesis stream ARNs and SNS topic ARNs that each receive every CNM response (modules/workflow response_destinations); SNS messages carry CNM_RESPONSE_STATUS, COLLECTION, DATA_VERSION, dataProcessingType and trace attributes."
+  type        = list(string)
+  default     = []
+}
+
+variable "response_destinations_kms_key_arns" {
+  description = "Customer managed KMS keys of the response_destinations, if any."
+  type        = list(string)
+  default     = []
+}
+
+variable "distribution_endpoint" {
+  description = "Optional https base URL of the DAAC's distribution; SUCCESS responses then give files as <distribution_endpoint>/<bucket>/<key>."
+  type        = string
+  default     = null
+}

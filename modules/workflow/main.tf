@@ -32,8 +32,11 @@ locals {
     start_status      = { STATUS_TABLE = aws_dynamodb_table.status.name }
     translate_message = {}
     sync_granule      = {}
-    cnm_response      = merge({ RESPONSE_STREAM_ARN = var.response_stream_arn }, var.response_topic_arn == null ? {} : { RESPONSE_TOPIC_ARN = var.response_topic_arn })
-    stop_status       = { STATUS_TABLE = aws_dynamodb_table.status.name }
+    cnm_response = merge({ RESPONSE_STREAM_ARN = var.response_stream_arn },
+      var.response_topic_arn == null ? {} : { RESPONSE_TOPIC_ARN = var.response_topic_arn },
+      length(var.response_destinations) == 0 ? {} : { RESPONSE_DESTINATIONS = jsonencode(var.response_destinations) },
+    var.distribution_endpoint == null ? {} : { DISTRIBUTION_ENDPOINT = var.distribution_endpoint })
+    stop_status = { STATUS_TABLE = aws_dynamodb_table.status.name }
   }
   policies = {
     start_status      = data.aws_iam_policy_document.status.json
@@ -46,9 +49,14 @@ locals {
     start_status      = []
     translate_message = []
     sync_granule      = compact(concat([var.staging_bucket_kms_key_arn], var.provider_kms_key_arns))
-    cnm_response      = compact([var.response_stream_kms_key_arn, var.response_topic_kms_key_arn])
+    cnm_response      = compact(concat([var.response_stream_kms_key_arn, var.response_topic_kms_key_arn], var.response_destinations_kms_key_arns))
     stop_status       = []
   }
+
+  # response_destinations: split by service for least-privilege statements.
+  response_destination_streams = [for arn in var.response_destinations : arn if split(":", arn)[2] == "kinesis"]
+  response_topics = distinct(concat(var.response_topic_arn == null ? [] : [var.response_topic_arn],
+  [for arn in var.response_destinations : arn if split(":", arn)[2] == "sns"]))
 
   # extra_states: the object's members are spliced into "States" (see templates/).
   extra_states          = var.extra_states == "" ? {} : jsondecode(var.extra_states)
@@ -152,16 +160,16 @@ data "aws_iam_policy_document" "cnm_response" {
   statement {
     sid       = "PutResponse"
     actions   = ["kinesis:PutRecord"]
-    resources = [var.response_stream_arn]
+    resources = distinct(concat([var.response_stream_arn], local.response_destination_streams))
   }
 
   dynamic "statement" {
-    for_each = var.response_topic_arn == null ? [] : [var.response_topic_arn]
+    for_each = length(local.response_topics) == 0 ? [] : [local.response_topics]
 
     content {
       sid       = "PublishResponse"
       actions   = ["sns:Publish"]
-      resources = [statement.value]
+      resources = statement.value
     }
   }
 }
