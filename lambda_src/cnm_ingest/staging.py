@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws, checksum
+from . import aws, checksum, url_template
 from .errors import (
     ChecksumMismatchError,
     CnmValidationError,
@@ -27,7 +27,6 @@ from .errors import (
     SizeMismatchError,
     TransferError,
 )
-from .granule import collection_id
 from .task import Execution, Message, collection_config
 
 MULTIPART_THRESHOLD = 5 * 1024**3  # copy_object copies at most 5 GiB
@@ -50,19 +49,9 @@ def staging_bucket(meta: dict[str, Any], config: dict[str, Any]) -> str:
 
 
 def url_path(template: str, *, stack: str, name: str, version: str | None, granule_id: str) -> str:
-    """Render a ``url_path`` template: ``{stack}``, ``{collection}`` (name__version),
-    ``{collection_name}``, ``{collection_version}``, ``{granuleId}``."""
-    values = {
-        "stack": stack,
-        "collection": collection_id(name, version),
-        "collection_name": name,
-        "collection_version": version or "",
-        "granuleId": granule_id,
-    }
-    try:
-        return template.format_map(values).strip("/")
-    except (KeyError, ValueError, IndexError, AttributeError) as exc:
-        raise ConfigurationError(f"url_path {template!r} cannot be rendered: {exc!r}") from None
+    """Render a ``url_path`` template for a granule (see :mod:`cnm_ingest.url_template`)."""
+    return url_template.place({"name": "_", "type": "data"}, {"granuleId": granule_id, "dataType": name, "version": version},
+                              buckets={}, default_bucket="", template=template, config={}, stack=stack).prefix
 
 
 def head(bucket: str, key: str) -> dict[str, Any] | None:
@@ -151,7 +140,7 @@ def sync_file(file: dict[str, Any], *, bucket: str, prefix: str, duplicate_handl
         raise CnmValidationError(f"file {file['name']!r} has no checksum and the collection requires one",
                                  "$.product.files[].checksum")
     source = _source_head(file)
-    key = f"{prefix}/{file['name']}" if prefix else file["name"]
+    key = url_template.object_key(prefix, file["name"])
     staged = {**file, "bucket": bucket, "key": key}
     existing = head(bucket, key)
     if existing is not None and execution_name and existing.get("Metadata", {}).get(EXECUTION_METADATA) == execution_name:
@@ -188,14 +177,14 @@ def sync_message(message: Message, execution: Execution, **copy_options: Any) ->
     template = config.get("url_path") or DEFAULT_URL_PATH
     handling = config.get("duplicate_handling") or "error"
     synced = []
+    buckets = config.get("buckets") or meta.get("buckets") or {}
     for granule in granules:
-        prefix = url_path(template, stack=meta.get("stack", ""), name=granule["dataType"], version=granule.get("version"),
-                          granule_id=granule["granuleId"])
-        files = [
-            sync_file(f, bucket=bucket, prefix=prefix, duplicate_handling=handling,
-                      checksum_required=bool(config.get("checksum_required")), execution_name=execution.get("name", ""),
-                      **copy_options)
-            for f in granule["files"]
-        ]
+        files = []
+        for f in granule["files"]:  # collection files entries: bucket, type and url_path per file (Cumulus)
+            where = url_template.place(f, granule, buckets=buckets, default_bucket=bucket, template=template,
+                                       config=config, stack=meta.get("stack", ""))
+            files.append(sync_file({**f, "type": where.type}, bucket=where.bucket, prefix=where.prefix,
+                                   duplicate_handling=handling, checksum_required=bool(config.get("checksum_required")),
+                                   execution_name=execution.get("name", ""), **copy_options))
         synced.append({**granule, "files": files, "sync_completed": datetime.now(timezone.utc).isoformat()})
     return {**message, "payload": {**message.get("payload", {}), "granules": synced}}
