@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws, checksum, url_template
+from . import aws, checksum, sources, url_template
 from .errors import (
     ChecksumMismatchError,
     CnmValidationError,
@@ -27,7 +27,7 @@ from .errors import (
     SizeMismatchError,
     TransferError,
 )
-from .task import Execution, Message, collection_config
+from .task import Execution, Message, collection_config, json_object
 
 MULTIPART_THRESHOLD = 5 * 1024**3  # copy_object copies at most 5 GiB
 PART_SIZE = 512 * 1024**2
@@ -132,14 +132,16 @@ def _verify(file: dict[str, Any], bucket: str, key: str, checksum_required: bool
 
 
 def sync_file(file: dict[str, Any], *, bucket: str, prefix: str, duplicate_handling: str, checksum_required: bool,
-              execution_name: str, multipart_threshold: int | None = None, part_size: int | None = None) -> dict[str, Any]:
+              execution_name: str, multipart_threshold: int | None = None, part_size: int | None = None,
+              provider: dict[str, Any] | None = None) -> dict[str, Any]:
     """Stage one granule file; returns the granule file pointing at the staged copy."""
     if duplicate_handling not in DUPLICATE_HANDLING:
         raise ConfigurationError(f"duplicate_handling must be one of {DUPLICATE_HANDLING}, not {duplicate_handling!r}")
     if checksum_required and not file.get("checksum"):
         raise CnmValidationError(f"file {file['name']!r} has no checksum and the collection requires one",
                                  "$.product.files[].checksum")
-    source = _source_head(file)
+    remote = not file.get("bucket") and sources.is_remote(file.get("source", ""))  # http(s): sources.py
+    source = None if remote else _source_head(file)
     key = url_template.object_key(prefix, file["name"])
     staged = {**file, "bucket": bucket, "key": key}
     existing = head(bucket, key)
@@ -159,11 +161,22 @@ def sync_file(file: dict[str, Any], *, bucket: str, prefix: str, duplicate_handl
         else:
             staged["duplicate"] = "replaced"
     metadata = {EXECUTION_METADATA: execution_name, SOURCE_METADATA: file["source"][:1024]}
+    if source is None:  # streamed and verified before the object exists
+        staged["size"] = sources.fetch_to_s3(file, provider or {}, bucket, key, metadata=metadata, part_size=part_size)
+        return staged
     copy({"Bucket": file["bucket"], "Key": file["key"]}, bucket, key, source["ContentLength"], metadata=metadata,
          content_type=source.get("ContentType", "binary/octet-stream"),
          multipart_threshold=multipart_threshold, part_size=part_size)
     staged["size"] = _verify(file, bucket, key, checksum_required)
     return staged
+
+
+def _provider(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta.provider`` flattened: ``{"id", **config}`` (config may be a JSON string)."""
+    provider = meta.get("provider") if isinstance(meta.get("provider"), dict) else {}
+    config = provider.get("config")
+    config = json_object(config) if isinstance(config, str) else config
+    return {**(config if isinstance(config, dict) else {}), **{k: v for k, v in provider.items() if k != "config"}}
 
 
 def sync_message(message: Message, execution: Execution, **copy_options: Any) -> Message:
@@ -185,6 +198,6 @@ def sync_message(message: Message, execution: Execution, **copy_options: Any) ->
                                        config=config, stack=meta.get("stack", ""))
             files.append(sync_file({**f, "type": where.type}, bucket=where.bucket, prefix=where.prefix,
                                    duplicate_handling=handling, checksum_required=bool(config.get("checksum_required")),
-                                   execution_name=execution.get("name", ""), **copy_options))
+                                   execution_name=execution.get("name", ""), provider=_provider(meta), **copy_options))
         synced.append({**granule, "files": files, "sync_completed": datetime.now(timezone.utc).isoformat()})
     return {**message, "payload": {**message.get("payload", {}), "granules": synced}}
