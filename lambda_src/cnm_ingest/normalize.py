@@ -170,7 +170,8 @@ def normalize_notification(doc: Any) -> tuple[Any, list[str]]:
         value = out.get(key)
         fixed = date_time(value)
         if fixed is not None and fixed != value:
-            why = "no UTC offset: read as UTC" if not _DATE_TIME.fullmatch(value.strip())["offset"] else "date-time form"
+            sent = _DATE_TIME.fullmatch(str(value).strip())
+            why = "no UTC offset: read as UTC" if sent is not None and not sent["offset"] else "date-time form"
             out = r.set(out, key, fixed, f"$.{key}", why)
     if "product" in out:
         product = r.product(out["product"])

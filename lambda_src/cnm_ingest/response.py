@@ -142,7 +142,7 @@ def response_product(granules: list[dict[str, Any]], cnm: Any, distribution_endp
             files.append(entry)
     if not files:
         return None
-    source = cnm.get("product") if isinstance(cnm, dict) and isinstance(cnm.get("product"), dict) else {}
+    source: dict[str, Any] = cnm["product"] if isinstance(cnm, dict) and isinstance(cnm.get("product"), dict) else {}
     name = granules[0].get("producerGranuleId") or source.get("name") or granules[0]["granuleId"]
     product: dict[str, Any] = {"name": name, "files": files}
     for key in ("dataVersion", "dataProcessingType"):
@@ -159,7 +159,7 @@ def ingestion_metadata_from(message: dict[str, Any]) -> dict[str, Any] | None:
     PostToCmr does, it sets ``cmrConceptId`` and ``cmrLink`` on the granule,
     which PO.DAAC's CnmResponse reports as ``catalogId`` / ``catalogUrl``.
     """
-    meta = message.get("meta") if isinstance(message.get("meta"), dict) else {}
+    meta: dict[str, Any] = message["meta"] if isinstance(message.get("meta"), dict) else {}
     found = clean_ingestion_metadata(meta.get("ingestionMetadata"))
     if found:
         return found

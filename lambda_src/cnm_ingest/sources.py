@@ -174,7 +174,8 @@ def fetch_to_s3(file: dict[str, Any], provider: dict[str, Any], bucket: str, key
     digest = hashlib.new(checksum.algorithm(file.get("checksumType")))
     resp = open_source(file["source"], provider)
     s3 = aws.client("s3")
-    buffer, size, parts, upload_id = bytearray(), 0, [], None
+    buffer, size, upload_id = bytearray(), 0, None
+    parts: list[dict[str, Any]] = []
     try:
         for chunk in _chunks(resp, file["source"]):
             digest.update(chunk)

@@ -42,7 +42,8 @@ import posixpath
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .errors import CnmValidationError, ConfigurationError
 from .normalize import FILE_TYPES, date_time
@@ -277,10 +278,10 @@ def place(file: dict[str, Any], granule: dict[str, Any], *, buckets: dict[str, A
     (``template``) with its CNM type.
     """
     spec = file_spec(file["name"], config) or {}
-    bucket = default_bucket
+    bucket: str = default_bucket
     if spec.get("bucket"):
         entry = buckets.get(spec["bucket"]) if isinstance(buckets, dict) else None
-        bucket = entry.get("name") if isinstance(entry, dict) else None
+        bucket = str(entry["name"]) if isinstance(entry, dict) and isinstance(entry.get("name"), str) else ""
         if not bucket:
             raise ConfigurationError(f"collection files bucket {spec['bucket']!r} is not in meta.buckets")
     name, version = granule.get("dataType") or "", granule.get("version")
@@ -289,5 +290,5 @@ def place(file: dict[str, Any], granule: dict[str, Any], *, buckets: dict[str, A
     legacy = {"stack": stack, "collection": f"{name}__{version}" if version else name, "collection_name": name,
               "collection_version": version or "", "granuleId": str(granule.get("granuleId", ""))}
     prefix = render(spec.get("url_path") or template, context, legacy)
-    kind = spec.get("type") if spec.get("type") in FILE_TYPES else file["type"]  # a CNM response only takes CNM types
+    kind = str(spec["type"] if spec.get("type") in FILE_TYPES else file["type"])  # a CNM response only takes CNM types
     return Placement(bucket=bucket, prefix=prefix, type=kind)
