@@ -53,6 +53,8 @@ locals {
     stop_status       = []
   }
 
+  placement_bucket_arns = [for name in distinct(var.placement_bucket_names) : "arn:${local.partition}:s3:::${name}" if name != var.staging_bucket_name]
+
   # response_destinations: split by service for least-privilege statements.
   response_destination_streams = [for arn in var.response_destinations : arn if split(":", arn)[2] == "kinesis"]
   response_topics = distinct(concat(var.response_topic_arn == null ? [] : [var.response_topic_arn],
@@ -152,7 +154,27 @@ data "aws_iam_policy_document" "sync_granule" {
     # Without ListBucket a missing staged object reads as 403 instead of 404.
     sid       = "ListStagingBucket"
     actions   = ["s3:ListBucket"]
-    resources = [local.staging_bucket_arn]
+    resources = concat([local.staging_bucket_arn], local.placement_bucket_arns)
+  }
+
+  dynamic "statement" {
+    for_each = length(local.placement_bucket_arns) > 0 ? [1] : []
+
+    content {
+      sid       = "PlacementObjects"
+      actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+      resources = [for arn in local.placement_bucket_arns : "${arn}/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(var.provider_secret_arns) > 0 ? [1] : []
+
+    content {
+      sid       = "ReadProviderCredentials"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = var.provider_secret_arns
+    }
   }
 }
 

@@ -96,6 +96,18 @@ variable "distribution_endpoint" {
   }
 }
 
+variable "placement_bucket_names" {
+  description = "Buckets that collection files entries place granule files in (meta.buckets names besides the staging bucket); SyncGranule may write, read, delete and list them."
+  type        = list(string)
+  default     = []
+}
+
+variable "provider_secret_arns" {
+  description = "Secrets Manager secrets holding http(s) providers' credentials; SyncGranule may read them."
+  type        = list(string)
+  default     = []
+}
+
 variable "response_topic_kms_key_arn" {
   description = "Customer managed KMS key of response_topic_arn, if any (CnmResponse gets kms:GenerateDataKey on it)."
   type        = string

@@ -425,7 +425,8 @@ def test_workflow_module_wired_with_the_agreed_interface():
                 "kms_key_arn", "tags", "sync_retry_interval_seconds", "sync_retry_max_attempts",
                 "response_retry_interval_seconds", "response_retry_max_attempts", "extra_states",
                 "extra_states_start_at", "extra_states_policy_json", "log_level", "function_log_level",
-                "tracing_enabled", "response_destinations", "response_destinations_kms_key_arns", "distribution_endpoint"}
+                "tracing_enabled", "response_destinations", "response_destinations_kms_key_arns", "distribution_endpoint",
+                "placement_bucket_names", "provider_secret_arns"}
     assert set(call) == expected
     assert call["source"] == "./modules/workflow"
 
