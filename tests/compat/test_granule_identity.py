@@ -58,3 +58,13 @@ def test_producer_granule_id_from_the_notification_when_given():
     assert granule.producer_granule_id(cnm_named("n", producerGranuleId="P-1")) == "P-1"
     assert granule.producer_granule_id(cnm_named("n", producerGranuleId="")) == "n"
     assert granule.producer_granule_id(cnm_named("n", producerGranuleId=7)) == "n"
+
+
+def test_http_sources_translate_and_sftp_is_refused_by_name(fixture):
+    from cnm_ingest.errors import CnmValidationError
+
+    [g] = granule.translate(fixture("podaac_http_sha512.json"), {}, {})
+    assert g["files"][0]["bucket"] is None and g["files"][0]["source"].startswith("https://")
+    with pytest.raises(CnmValidationError) as err:
+        granule.translate(fixture("podaac_sftp_microseconds_naive.json"), {}, {})
+    assert "sftp://sftp.provider.example/" in str(err.value)

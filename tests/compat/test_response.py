@@ -32,6 +32,8 @@ def test_failure_for_every_fixture_shape(fixture, name, reference_schema):
     assert r["collection"] == sent["collection"]
     assert r.get("provider") == sent.get("provider")
     assert "product" not in r  # as PO.DAAC: no product in a FAILURE
+    assert set(r) <= {"version", "identifier", "collection", "provider", "trace", "submissionTime", "receivedTime",
+                      "processCompleteTime", "response"}  # extra fields (duplicationid, deliveryTime, ...) not echoed
 
 
 def test_valid_version_is_kept_not_overwritten(samples, reference_schema):
