@@ -188,7 +188,7 @@ def sync_message(message: Message, execution: Execution, **copy_options: Any) ->
         raise CnmValidationError("payload.granules is empty: TranslateMessage did not run", "$.payload.granules")
     bucket = staging_bucket(meta, config)
     template = config.get("url_path") or DEFAULT_URL_PATH
-    handling = config.get("duplicate_handling") or "error"
+    handling = config.get("duplicate_handling") or config.get("duplicateHandling") or "error"  # ours, else Cumulus's key
     synced = []
     buckets = config.get("buckets") or meta.get("buckets") or {}
     for granule in granules:

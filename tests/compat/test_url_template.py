@@ -185,3 +185,24 @@ def test_sync_places_each_file_in_its_bucket(aws):
                       ("stage-bkt", "C__1/G.log", "data")}
     for bucket, key, _ in placed:
         s3.head_object(Bucket=bucket, Key=key)
+
+
+def test_cumulus_duplicateHandling_key_is_read(aws):
+    import boto3
+
+    from cnm_ingest import staging
+    from tests.conftest import REGION
+
+    s3 = boto3.client("s3", region_name=REGION)
+    for b in ("provider", "stage-bkt"):
+        s3.create_bucket(Bucket=b, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket="provider", Key="in/G.nc", Body=b"new")
+    s3.put_object(Bucket="stage-bkt", Key="C__1/G.nc", Body=b"old", Metadata={staging.EXECUTION_METADATA: "earlier"})
+    f = {"name": "G.nc", "bucket": "provider", "key": "in/G.nc", "source": "s3://provider/in/G.nc", "size": 3,
+         "checksumType": "md5", "checksum": hashlib.md5(b"new").hexdigest(), "type": "data"}
+    message = {"meta": {"stack": "s", "buckets": BUCKETS,
+                        "collection": {"name": "C", "version": "1", "url_path": "{collection}", "duplicateHandling": "replace"}},
+               "payload": {"granules": [{"granuleId": "G", "dataType": "C", "version": "1", "files": [f]}]}}
+    out = staging.sync_message(message, {"name": "e"})
+    assert out["payload"]["granules"][0]["files"][0]["duplicate"] == "replaced"
+    assert s3.get_object(Bucket="stage-bkt", Key="C__1/G.nc")["Body"].read() == b"new"
