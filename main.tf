@@ -211,7 +211,7 @@ module "workflow" {
   response_destinations_kms_key_arns = var.response_destinations_kms_key_arns
   distribution_endpoint              = var.distribution_endpoint
   placement_bucket_names             = [for b in values(local.buckets) : b.name]
-  provider_secret_arns               = compact([for p in var.providers_config : p.credentials_secret_arn])
+  provider_secret_arns               = [for p in var.providers_config : p.credentials_secret_arn if p.credentials_secret_arn != null]
 }
 
 ################################################################################
