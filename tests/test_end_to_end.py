@@ -85,6 +85,6 @@ def test_mixed_batch_balances_and_redelivery_starts_nothing_new(local):
         by_status[(r["identifier"], r["response"]["status"], r["response"].get("errorCode"))] += 1
     for g in good:
         assert by_status[(g, "SUCCESS", None)] == 1
-    assert by_status[("bad-sum", "FAILURE", "TRANSFER_ERROR")] == 1
+    assert by_status[("bad-sum", "FAILURE", "VALIDATION_ERROR")] == 1  # a checksum mismatch, as PO.DAAC answers
     # the wrong-type record is addressable: answered VALIDATION_ERROR (once per delivery)
     assert by_status[("wrong-type", "FAILURE", "VALIDATION_ERROR")] >= 1
