@@ -14,7 +14,9 @@ date-times (*Time)          ``2022-03-09T23:02:25.262061``        ``...262061Z``
 ``checksum-type`` (key)     Cumulus's example records            ``checksumType``
 ``type`` / ``dataProcessingType``  ``Data``, ``FORWARD``          ``data``, ``forward``
 ``size``                    ``"96772640"`` (digits only)           ``96772640``
-``uri``                     surrounding white space              trimmed (as PO.DAAC does)
+``uri``                     surrounding white space              trimmed (as PO.DAAC does), except
+                                                                 at the end of an ``s3://`` URI (part
+                                                                 of the key: keys are taken literally)
 ==========================  ===================================  ==========================
 
 Not rewritten (ambiguous, so the schema rejects them): a date without a time,
@@ -126,8 +128,12 @@ class _Rewriter:
         if isinstance(size, str) and size.isascii() and size.isdigit() and len(size) <= 20:
             f = self.set(f, "size", int(size), f"{where}.size", "a number sent as a string")
         uri = f.get("uri")
-        if isinstance(uri, str) and uri.strip() != uri:
-            f = self.set(f, "uri", uri.strip(), f"{where}.uri", "white space around the URI")
+        if isinstance(uri, str):
+            # An S3 key may end in white space: only what precedes the scheme is certain to be noise (issue 8:
+            # keys are taken literally). Other schemes cannot end in a bare space, so both ends are trimmed.
+            trimmed = uri.lstrip() if uri.lstrip()[:5].lower() == "s3://" else uri.strip()
+            if trimmed != uri:
+                f = self.set(f, "uri", trimmed, f"{where}.uri", "white space around the URI")
         return f
 
     def files(self, files: Any, where: str) -> Any:

@@ -107,11 +107,22 @@ def test_checksum_type_spellings(sent, expected):
 
 def test_other_unambiguous_rewrites_and_their_notes():
     sent = {"product": {"name": "p", "dataProcessingType": "FORWARD",
-                        "files": [{"type": "Data", "size": "96772640", "uri": " s3://b/k ", "name": "k"}]}}
+                        "files": [{"type": "Data", "size": "96772640", "uri": " s3://b/k", "name": "k"}]}}
     out, notes = normalize_notification(sent)
     f = out["product"]["files"][0]
     assert (f["type"], f["size"], f["uri"], out["product"]["dataProcessingType"]) == ("data", 96772640, "s3://b/k", "forward")
     assert len(notes) == 4
+
+
+
+@pytest.mark.parametrize("sent, expected", [
+    (" s3://b/k", "s3://b/k"), ("\ts3://b/k", "s3://b/k"),
+    ("s3://b/k ", "s3://b/k "), (" s3://b/in/ sp ace ", "s3://b/in/ sp ace "),  # an S3 key may end in a space
+    (" https://h/x ", "https://h/x"), ("https://h/x\n", "https://h/x"),
+])
+def test_uri_white_space_is_trimmed_only_where_it_cannot_be_part_of_the_key(sent, expected):
+    out, _ = normalize_notification({"product": {"files": [{"uri": sent}]}})
+    assert out["product"]["files"][0]["uri"] == expected
 
 
 @pytest.mark.parametrize("size", ["-1", "1.5", "1e3", "١٢", "²", "0x10", "9" * 21, " 12"])
