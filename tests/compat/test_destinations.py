@@ -62,6 +62,21 @@ def sinks(aws, monkeypatch):
     return Sinks()
 
 
+def fail_first_put(monkeypatch, failing_arn: str) -> list[str]:
+    """The first put on ``failing_arn`` raises (a throttle half-way); returns the list of every put's ARN."""
+    calls: list[str] = []
+    real = response_mod.put_response
+
+    def flaky(response, arn):
+        calls.append(arn)
+        if arn == failing_arn and calls.count(arn) == 1:
+            raise RuntimeError("throttled half-way")
+        return real(response, arn)
+
+    monkeypatch.setattr(response_mod, "put_response", flaky)
+    return calls
+
+
 def test_destinations_from_env_order_dedupe_and_validation():
     env = {"RESPONSE_STREAM_ARN": stream_arn("r1"), "RESPONSE_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:t1",
            "RESPONSE_DESTINATIONS": json.dumps([stream_arn("r2"), stream_arn("r1"), f"arn:aws:sns:{REGION}:{ACCOUNT}:t2"])}
@@ -125,16 +140,7 @@ def test_a_failure_half_way_resends_only_what_is_missing(sinks, samples, monkeyp
     cnm = samples["cumulus_sns_v1.0_notification.json"]
     r = response_mod.build_response(cnm, status="SUCCESS")
     dests = [sinks.streams[0], sinks.topics[0], sinks.streams[1]]
-    real = response_mod.put_response
-    calls = []
-
-    def flaky(response, arn):
-        calls.append(arn)
-        if arn == sinks.streams[1] and calls.count(arn) == 1:
-            raise RuntimeError("throttled half-way")
-        return real(response, arn)
-
-    monkeypatch.setattr(response_mod, "put_response", flaky)
+    fail_first_put(monkeypatch, sinks.streams[1])
     done: set[str] = set()
     with pytest.raises(RuntimeError):
         send_response(r, dests, {}, done)
@@ -183,16 +189,8 @@ def test_handler_retry_after_a_failure_half_way_answers_each_destination_once(si
     monkeypatch.delenv("RESPONSE_TOPIC_ARN", raising=False)
     cnm = samples["cumulus_sns_v1.0_notification.json"]
     message = {"meta": {"cnm": cnm}, "payload": {}}
-    calls: list[str] = []
-    real_put, real_publish = response_mod.put_response, response_mod.publish_response
-
-    def flaky_put(response, arn):
-        calls.append(arn)
-        if arn == sinks.streams[1] and calls.count(arn) == 1:
-            raise RuntimeError("throttled half-way")
-        return real_put(response, arn)
-
-    monkeypatch.setattr(response_mod, "put_response", flaky_put)
+    calls = fail_first_put(monkeypatch, sinks.streams[1])
+    real_publish = response_mod.publish_response
     monkeypatch.setattr(response_mod, "publish_response", lambda r, arn, a: calls.append(arn) or real_publish(r, arn, a))
     with pytest.raises(RuntimeError):
         cnm_response._respond(message, {"id": "arn:exec:half"})
