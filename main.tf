@@ -213,6 +213,13 @@ module "workflow" {
   log_level                       = var.state_machine_log_level
   function_log_level              = var.log_level
   tracing_enabled                 = var.tracing_enabled
+
+  # CNM responses (issue 13)
+  response_destinations              = var.response_destinations
+  response_destinations_kms_key_arns = var.response_destinations_kms_key_arns
+  distribution_endpoint              = var.distribution_endpoint
+  placement_bucket_names             = [for b in values(local.buckets) : b.name]
+  provider_secret_arns               = [for p in var.providers_config : p.credentials_secret_arn if p.credentials_secret_arn != null]
 }
 
 ################################################################################

@@ -531,6 +531,10 @@ variable "providers_config" {
     protocol = optional(string, "s3")
     host     = string
     meta     = optional(map(any), {})
+    # http/https sources (issue 13): port, Secrets Manager secret {"username", "password"}, connections per process
+    port                   = optional(number)
+    credentials_secret_arn = optional(string)
+    globalConnectionLimit  = optional(number)
   }))
   default = []
 
@@ -743,4 +747,24 @@ variable "start_rate_burst" {
     condition     = var.start_rate_burst >= 0 && var.start_rate_burst <= 10000
     error_message = "start_rate_burst must be between 0 and 10000."
   }
+}
+
+# --- CNM responses: destinations and distribution URIs (issue 13) ---
+
+variable "response_destinations" {
+  description = "More Kinesis stream ARNs and SNS topic ARNs that each receive every CNM response (modules/workflow response_destinations); SNS messages carry CNM_RESPONSE_STATUS, COLLECTION, DATA_VERSION, dataProcessingType and trace attributes."
+  type        = list(string)
+  default     = []
+}
+
+variable "response_destinations_kms_key_arns" {
+  description = "Customer managed KMS keys of the response_destinations, if any."
+  type        = list(string)
+  default     = []
+}
+
+variable "distribution_endpoint" {
+  description = "Optional https base URL of the DAAC's distribution; SUCCESS responses then give files as <distribution_endpoint>/<bucket>/<key>."
+  type        = string
+  default     = null
 }

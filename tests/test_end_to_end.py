@@ -89,7 +89,7 @@ def test_mixed_batch_balances_and_redelivery_starts_nothing_new(local):
         by_status[(r["identifier"], r["response"]["status"], r["response"].get("errorCode"))] += 1
     for g in good:
         assert by_status[(g, "SUCCESS", None)] == 1
-    assert by_status[("bad-sum", "FAILURE", "TRANSFER_ERROR")] == 1
+    assert by_status[("bad-sum", "FAILURE", "VALIDATION_ERROR")] == 1  # a checksum mismatch, as PO.DAAC answers
     # the wrong-type record is addressable: answered VALIDATION_ERROR exactly once over both deliveries
     assert by_status[("wrong-type", "FAILURE", "VALIDATION_ERROR")] == 1
     assert sum(by_status.values()) == len(good) + 2  # at most one answer per record

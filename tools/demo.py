@@ -7,7 +7,7 @@ happened to each record.
 Records put on the notification stream: one good notification whose files
 exist with correct checksums; every notification sample from
 ../shared/cnm/samples (their checksums are placeholders, so the workflow
-answers them with TRANSFER_ERROR, as it should); and three bad records: not
+answers them with VALIDATION_ERROR, as PO.DAAC does); and three bad records: not
 JSON, a schema violation, and a notification no rule matches. The batch is
 then delivered a second time, as Kinesis may, to show that no second workflow
 starts. The last line balances records in against records answered or parked.

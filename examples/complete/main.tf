@@ -108,6 +108,13 @@ module "staging_bucket" {
 # The pipeline, every feature on
 ################################################################################
 
+resource "aws_sns_topic" "provider_responses" {
+  name              = "${var.prefix}-provider-responses"
+  kms_master_key_id = aws_kms_key.this.arn
+
+  tags = local.tags
+}
+
 module "cnm_ingest" {
   source = "../../"
 
@@ -172,6 +179,11 @@ module "cnm_ingest" {
   sync_retry_max_attempts         = 4
   response_retry_interval_seconds = 5
   response_retry_max_attempts     = 6
+
+  # CNM responses also to a provider's topic (SNS attributes for its filters), with https URIs.
+  response_destinations              = [aws_sns_topic.provider_responses.arn]
+  response_destinations_kms_key_arns = [aws_kms_key.this.arn]
+  distribution_endpoint              = "https://data.daac.example.org/"
 
   # Alarms, with a topic of their own.
   create_alarms             = true

@@ -1,10 +1,11 @@
 """Deliver a CNM response exactly once, or park it in the DLQ (the CnmResponse step's side effects).
 
-Each side effect (the put on the response stream, the optional topic publish,
-the DLQ parking) runs under Powertools idempotency, keyed by the execution
-(ARN, else name), the response status and the effect. A Step Functions retry
-after a partial success (e.g. the put succeeded, the publish was throttled)
-therefore repeats only what did not happen. The records live in the
+Each side effect (the put on each response stream, the publish to each
+response topic, the DLQ parking) runs under Powertools idempotency, keyed by
+the execution (ARN, else name), the response status, the effect and the
+destination ARN. A Step Functions retry after a partial success (e.g. the put
+succeeded, the publish was throttled) therefore repeats only what did not
+happen, on each destination. The records live in the
 workflow's status table (``STATUS_TABLE``; no second table) under
 ``pk = "IDEMPOTENCY#cnm_response"``, ``sk = "<effect>#<hash>"``, and expire
 through the table's TTL attribute ``expiration`` after
@@ -14,7 +15,6 @@ through the table's TTL attribute ``expiration`` after
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any, Callable
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -26,8 +26,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 
 from . import aws, dlq
 from . import message as workflow_message
+from . import response as response_mod
 from .errors import TransientError
-from .response import put_response
 
 PARTITION = "IDEMPOTENCY#cnm_response"
 # Longer than any Step Functions retry schedule of CnmResponse (at most 20 retries, hours at most).
@@ -37,24 +37,22 @@ INLINE_RESPONSE_BYTES = 64 * 1024
 CONFIG = IdempotencyConfig(expires_after_seconds=EXPIRES_AFTER_SECONDS, raise_on_no_idempotency_key=True)
 
 
-def _put(*, key: dict[str, str], response: dict[str, Any], stream_arn: str) -> dict[str, Any]:
-    """Put the response; the saved result carries the response itself, so a retry sends exactly what was put."""
-    result = put_response(response, stream_arn)
-    saved: dict[str, Any] = {"shard_id": result["ShardId"], "sequence_number": result["SequenceNumber"]}
+def _saved(response: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """The effect's result with the response itself, so a retry sends exactly what was sent."""
     if workflow_message.size(response) > INLINE_RESPONSE_BYTES:
-        saved["response_ref"] = workflow_message.store(response)
-    else:
-        saved["response"] = response
-    return saved
+        return {**result, "response_ref": workflow_message.store(response)}
+    return {**result, "response": response}
 
 
-def _publish(*, key: dict[str, str], response: dict[str, Any], topic_arn: str) -> dict[str, str]:
-    result = aws.client("sns").publish(
-        TopicArn=topic_arn,
-        Message=json.dumps(response, separators=(",", ":")),
-        MessageAttributes={"status": {"DataType": "String", "StringValue": response["response"]["status"]}},
-    )
-    return {"message_id": result["MessageId"]}
+def _put(*, key: dict[str, str], response: dict[str, Any], arn: str, cnm: Any) -> dict[str, Any]:
+    result = response_mod.put_response(response, arn)
+    return _saved(response, {"shard_id": result["ShardId"], "sequence_number": result["SequenceNumber"]})
+
+
+def _publish(*, key: dict[str, str], response: dict[str, Any], arn: str, cnm: Any) -> dict[str, Any]:
+    """Publish with PO.DAAC's message attributes (CNM_RESPONSE_STATUS, COLLECTION, DATA_VERSION, ...)."""
+    result = response_mod.publish_response(response, arn, response_mod.message_attributes(response, cnm))
+    return _saved(response, {"message_id": result["MessageId"]})
 
 
 def _park(*, key: dict[str, str], env: dict[str, Any], queue_url: str) -> dict[str, int]:
@@ -82,24 +80,32 @@ def once(effect: Callable[..., Any], table: str, **kwargs: Any) -> Any:
         raise TransientError(f"the same response side effect is in progress: {exc}") from exc
 
 
-def key(execution: dict[str, Any], status: str, effect: str) -> dict[str, str]:
-    return {"execution": str(execution.get("id") or execution.get("name") or ""), "status": status, "effect": effect}
+def key(execution: dict[str, Any], status: str, effect: str, destination: str | None = None) -> dict[str, str]:
+    out = {"execution": str(execution.get("id") or execution.get("name") or ""), "status": status, "effect": effect}
+    if destination is not None:
+        out["destination"] = destination
+    return out
 
 
-def deliver(response: dict[str, Any], execution: dict[str, Any], *, table: str, stream_arn: str,
-            topic_arn: str | None = None) -> dict[str, Any]:
-    """Put the response on the stream (and publish it to the topic), each at most once per execution and status.
+def deliver(response: dict[str, Any], execution: dict[str, Any], *, table: str, destinations: list[str],
+            cnm: Any = None) -> dict[str, Any]:
+    """Send the response to each destination (Kinesis stream or SNS topic ARN, in order), each at most once per
+    execution, status and destination.
 
-    Returns the response as it was put: on a retry, the one an earlier attempt
-    put (not ``response``, whose ``processCompleteTime`` is newer), which is
-    also what the topic gets.
+    Returns the response as it was sent: on a retry, the one an earlier
+    attempt sent first (not ``response``, whose ``processCompleteTime`` is
+    newer), which is also what every later destination gets. ``cnm`` is the
+    notification, for the SNS message attributes.
     """
     status = response["response"]["status"]
-    saved = once(_put, table, key=key(execution, status, "stream"), response=response, stream_arn=stream_arn)
-    put = saved["response"] if "response" in saved else workflow_message.load(saved["response_ref"])
-    if topic_arn:
-        once(_publish, table, key=key(execution, status, "topic"), response=put, topic_arn=topic_arn)
-    return put
+    sent = response
+    for i, arn in enumerate(dict.fromkeys(destinations)):
+        kind = response_mod.destination_kind(arn)
+        effect = _put if kind == "kinesis" else _publish
+        saved = once(effect, table, key=key(execution, status, kind, arn), response=sent, arn=arn, cnm=cnm)
+        if i == 0:
+            sent = saved["response"] if "response" in saved else workflow_message.load(saved["response_ref"])
+    return sent
 
 
 def park(env: dict[str, Any], execution: dict[str, Any], status: str, *, table: str, queue_url: str) -> None:

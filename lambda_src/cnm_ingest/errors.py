@@ -1,5 +1,13 @@
 """Typed errors and how they map to CNM response error codes.
 
+:data:`ERROR_CODES_BY_NAME` is the one mapping from a Step Functions error name
+(our exception class names, and the Cumulus task error names PO.DAAC's
+CnmResponse maps) to the CNM ``response.errorCode``; the table in
+``docs/INTERFACES.md`` is :func:`markdown_table` (a test keeps them equal).
+As in PO.DAAC's CnmResponse: checksum and size mismatches are VALIDATION_ERROR;
+a file not found, a remote resource error and a connection timeout are
+TRANSFER_ERROR; any other error is PROCESSING_ERROR.
+
 The split matters for loss-free ingest: a :class:`RecordError` is about the
 record itself and is never retried (the record goes to the fallback path or is
 answered with a FAILURE response); anything else may be transient.
@@ -7,11 +15,14 @@ answered with a FAILURE response); anything else may be transient.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 
 class CnmIngestError(Exception):
-    """Base class; ``error_code`` is the CNM ``response.errorCode``."""
+    """Any other error of ours (``error_code``: the CNM errorCode; ``cumulus_name``: the Cumulus error it stands for)."""
 
     error_code = "PROCESSING_ERROR"
+    cumulus_name: str | None = None
 
 
 class RecordError(CnmIngestError):
@@ -36,22 +47,41 @@ class NoMatchingRuleError(RecordError):
     """No enabled rule matches the message's collection and provider."""
 
 
+class NotConfiguredError(NoMatchingRuleError):
+    """A matching rule names a collection or provider that is not in its table."""
+
+
 class TransferError(CnmIngestError):
-    """A file could not be fetched or did not match its size / checksum."""
+    """A file could not be fetched from the provider."""
 
     error_code = "TRANSFER_ERROR"
+    cumulus_name = "RemoteResourceError"
 
 
 class ChecksumMismatchError(TransferError):
-    pass
+    """The staged copy's checksum differs from the checksum in the CNM."""
+
+    error_code = "VALIDATION_ERROR"
+    cumulus_name = "InvalidChecksum"
 
 
 class FileNotFoundAtSourceError(TransferError):
-    pass
+    """The file is not at the provider."""
+
+    cumulus_name = "FileNotFound"
 
 
 class SizeMismatchError(TransferError):
     """The staged (or source) object's size differs from the size in the CNM."""
+
+    error_code = "VALIDATION_ERROR"
+    cumulus_name = "UnexpectedFileSize"
+
+
+class ConnectionTimeoutError(TransferError):
+    """The provider's host did not answer in time."""
+
+    cumulus_name = "ConnectionTimeout"
 
 
 class DuplicateFileError(CnmIngestError):
@@ -82,31 +112,54 @@ class WorkflowError(CnmIngestError):
     error_code = "PROCESSING_ERROR"
 
 
-ERROR_CODES = ("VALIDATION_ERROR", "PROCESSING_ERROR", "TRANSFER_ERROR")
-
-
-def error_code_for(error_type: str) -> str:
-    """Map an exception class name (as Step Functions reports it) to a CNM error code."""
-    cls = _BY_NAME.get(error_type)
-    if cls is not None:
-        return cls.error_code
-    return "PROCESSING_ERROR"
-
-
 class WorkflowPayloadError(CnmIngestError):
     """A part of the workflow message stored in the payload bucket is missing or does not match its reference."""
 
+    error_code = "PROCESSING_ERROR"
 
+
+ERROR_CODES = ("VALIDATION_ERROR", "PROCESSING_ERROR", "TRANSFER_ERROR")
 class WorkflowInputTooLargeError(RecordError):
     """The workflow message of a record exceeds what Step Functions accepts as execution input (256 KiB)."""
 
     error_code = "PROCESSING_ERROR"
 
 
-def _all_subclasses(cls):
+DEFAULT_ERROR_CODE = "PROCESSING_ERROR"
+
+
+def _all_subclasses(cls: type[CnmIngestError]) -> Iterator[type[CnmIngestError]]:
     for sub in cls.__subclasses__():
         yield sub
         yield from _all_subclasses(sub)
 
 
-_BY_NAME = {c.__name__: c for c in [CnmIngestError, *_all_subclasses(CnmIngestError)]}
+ERROR_CLASSES: tuple[type[CnmIngestError], ...] = (CnmIngestError, *_all_subclasses(CnmIngestError))
+
+# Step Functions error name -> CNM errorCode: our classes, then the Cumulus names they stand for.
+ERROR_CODES_BY_NAME: dict[str, str] = {
+    **{c.__name__: c.error_code for c in ERROR_CLASSES},
+    **{c.cumulus_name: c.error_code for c in ERROR_CLASSES if c.cumulus_name},
+}
+
+
+def error_code_for(error_type: str) -> str:
+    """Map an error name (an exception class name as Step Functions reports it, or a Cumulus
+    error name) to a CNM error code; an unknown name is PROCESSING_ERROR."""
+    code = ERROR_CODES_BY_NAME.get(error_type)
+    if code is None:  # a subclass defined in another module
+        code = next((c.error_code for c in _all_subclasses(CnmIngestError) if c.__name__ == error_type),
+                    DEFAULT_ERROR_CODE)
+    return code
+
+
+def markdown_table() -> str:
+    """The error code table of docs/INTERFACES.md, generated from the mapping above."""
+    rows = ["| error name | CNM errorCode | Cumulus equivalent | meaning |", "|---|---|---|---|"]
+    for c in sorted(ERROR_CLASSES, key=lambda c: (c.error_code, c.__name__)):
+        doc = (c.__doc__ or "").strip().splitlines()[0].replace("|", "\\|")
+        rows.append(f"| `{c.__name__}` | {c.error_code} | {f'`{c.cumulus_name}`' if c.cumulus_name else ''} | {doc} |")
+    cumulus = sorted(c.cumulus_name for c in ERROR_CLASSES if c.cumulus_name)
+    rows.append(f"| {', '.join(f'`{n}`' for n in cumulus)} (Cumulus names) | as their equivalent above | | |")
+    rows.append(f"| any other name (`States.Timeout`, `Lambda.Unknown`, ...) | {DEFAULT_ERROR_CODE} | | |")
+    return "\n".join(rows)

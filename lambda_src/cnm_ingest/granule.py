@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 from urllib.parse import urlparse
 
 from . import cnm as cnm_mod
-from .errors import CnmValidationError
+from .errors import CnmValidationError, ConfigurationError
+from .normalize import normalize_notification
 
 
 def collection_id(name: str, version: str | None) -> str:
@@ -76,23 +78,46 @@ def granule_files(cnm: dict[str, Any]) -> list[dict[str, Any]]:
     return files
 
 
-def granule_id(cnm: dict[str, Any], files: list[dict[str, Any]], config: dict[str, Any]) -> str:
-    """The granule id: the collection's ``granule_id_extraction`` regex (one group)
-    applied to the first data file's name, else ``product.name``."""
-    pattern = config.get("granule_id_extraction")
-    if pattern:
-        data = [f for f in files if f["type"] == "data"] or files
-        try:
-            match = re.search(pattern, data[0]["name"])
-        except re.error as exc:
-            raise CnmValidationError(f"granule_id_extraction {pattern!r} is not a valid regex: {exc}") from None
-        if not match or not match.groups() or not match.group(1):
-            raise CnmValidationError(
-                f"file name {data[0]['name']!r} does not match the collection's granule_id_extraction {pattern!r}",
-                "$.product.files[].name",
-            )
-        return match.group(1)
-    return cnm["product"]["name"]
+def extraction_pattern(config: dict[str, Any]) -> str | None:
+    """The collection's granule id regex: Cumulus's ``granuleIdExtraction``, else our ``granule_id_extraction``."""
+    pattern = config.get("granuleIdExtraction") or config.get("granule_id_extraction")
+    if pattern is not None and not isinstance(pattern, str):
+        raise ConfigurationError(f"granuleIdExtraction must be a string, not {type(pattern).__name__}")
+    return pattern or None
+
+
+def granule_id(cnm: dict[str, Any], config: dict[str, Any]) -> str:
+    """The granule id as PO.DAAC's CNM-to-granule task computes it.
+
+    ``product.name`` without anything up to its first ``/``; when the
+    collection has an extraction regex and it matches (a search, not a full
+    match), its first group; otherwise that name itself.
+    """
+    name = cnm["product"]["name"]
+    name = name[name.find("/") + 1:]
+    pattern = extraction_pattern(config)
+    if not pattern:
+        return name
+    try:
+        regex = _compile(pattern)
+    except re.error as exc:
+        raise ConfigurationError(f"granuleIdExtraction {pattern!r} is not a valid regex: {exc}") from None
+    if regex.groups < 1:
+        raise ConfigurationError(f"granuleIdExtraction {pattern!r} has no group to take the granule id from")
+    match = regex.search(name)
+    return match.group(1) if match and match.group(1) else name
+
+
+@functools.lru_cache(maxsize=64)
+def _compile(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def producer_granule_id(cnm: dict[str, Any]) -> str:
+    """``product.producerGranuleId`` when the notification has one, else ``product.name`` (as sent)."""
+    product = cnm["product"]
+    value = product.get("producerGranuleId")
+    return value if isinstance(value, str) and value else product["name"]
 
 
 def translate(cnm: dict[str, Any], collection: dict[str, Any], config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -101,12 +126,14 @@ def translate(cnm: dict[str, Any], collection: dict[str, Any], config: dict[str,
     ``collection`` is ``meta.collection`` (name, version) and wins over the
     CNM's own collection fields; the CNM's values are the fallback.
     """
+    cnm, _notes = normalize_notification(cnm)
     cnm_mod.validate_notification(cnm)
     files = granule_files(cnm)
     name = collection.get("name") or cnm_mod.collection_name(cnm)
     version = collection.get("version") or cnm_mod.collection_version(cnm) or cnm["product"].get("dataVersion")
     granule: dict[str, Any] = {
-        "granuleId": granule_id(cnm, files, config),
+        "granuleId": granule_id(cnm, config),
+        "producerGranuleId": producer_granule_id(cnm),
         "dataType": name,
         "version": version,
         "files": files,

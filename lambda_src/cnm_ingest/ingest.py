@@ -254,7 +254,7 @@ def answer_failure(record: SourceRecord, exc: RecordError, stream_arn: str) -> b
     message = peek(record)
     if not cnm_mod.can_address_response(message):
         return False
-    response = build_response(message, status="FAILURE", error_code=exc.error_code, error_message=reason_for(exc))
+    response = build_response(message, status="FAILURE", error_code=exc.error_code, error_message=str(exc))
     put_response(response, stream_arn)
     return True
 

@@ -164,10 +164,10 @@ def _granule_ids(message: dict[str, Any], cnm: dict[str, Any] | None) -> list[st
     if not ids and cnm is not None:
         meta = _obj(message.get("meta"))
         try:
-            from .granule import granule_files, granule_id
+            from .granule import granule_id
             from .task import collection_config
 
-            ids = [granule_id(cnm, granule_files(cnm), collection_config(meta))]
+            ids = [granule_id(cnm, collection_config(meta))]
         except Exception:  # a CNM too broken to name its granule: only the execution is recorded
             ids = []
     return [clean(i, 1024) for i in dict.fromkeys(ids) if i][:MAX_GRANULES]

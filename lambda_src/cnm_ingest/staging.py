@@ -6,13 +6,21 @@ its ``s3://bucket/key`` (taken literally, see
 :func:`cnm_ingest.granule.split_s3_uri`) must lie in the provider's own
 location: the provider config's ``host`` bucket, narrowed to
 ``allowed_prefixes`` when the provider lists any, and never one of the
-stack's own buckets (staging, payload). Anything else is a
+stack's own buckets (staging, payload). An ``http(s)://`` source must be on
+the provider's configured ``host`` (and ``port`` when set; see
+:func:`cnm_ingest.sources.confine`). Anything else is a
 :class:`~cnm_ingest.errors.CnmValidationError` (VALIDATION_ERROR) raised
 before the first S3 call, so one provider cannot have another's data staged.
 
+Each file's bucket, type and url_path come from the collection's ``files``
+entry whose ``regex`` matches its name (Cumulus semantics, see
+:func:`cnm_ingest.url_template.place`); other files go to the staging bucket
+under the collection's ``url_path``.
+
 Copies are server-side (``copy_object``; ``upload_part_copy`` at and above
 :data:`MULTIPART_THRESHOLD`, S3's single-copy limit), so no file passes
-through the Lambda. A good staged file is never destroyed: every file of the
+through the Lambda; an http(s) file is streamed by :mod:`cnm_ingest.sources`
+(checksum computed on the way). A good staged file is never destroyed: every file of the
 granule is first copied to a temporary key (:func:`temporary_key`, under
 :data:`TEMP_PREFIX`) and read back in chunks to check its size and checksum;
 a mismatch deletes only that temporary copy. Only when every file verified
@@ -40,7 +48,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws, checksum
+from . import aws, checksum, sources, url_template
 from . import message as workflow_message
 from .errors import (
     ChecksumMismatchError,
@@ -51,7 +59,7 @@ from .errors import (
     SizeMismatchError,
     TransferError,
 )
-from .granule import collection_id, split_s3_uri
+from .granule import split_s3_uri
 from .task import Execution, Message, collection_config, provider_config
 
 MULTIPART_THRESHOLD = 5 * 1024**3  # copy_object copies at most 5 GiB
@@ -63,7 +71,6 @@ DUPLICATE_HANDLING = ("error", "skip", "replace", "version")
 EXECUTION_METADATA = "cnm-ingest-execution"
 SOURCE_METADATA = "cnm-ingest-source"
 TEMP_PREFIX = ".cnm-ingest-tmp"
-MAX_KEY_BYTES = 1024  # S3's limit on an object key
 _NAME_FORBIDDEN = ("/", "\\", "\x00")
 
 
@@ -77,21 +84,19 @@ def staging_bucket(meta: dict[str, Any], config: dict[str, Any]) -> str:
 
 
 def url_path(template: str, *, stack: str, name: str, version: str | None, granule_id: str) -> str:
-    """Render a ``url_path`` template: ``{stack}``, ``{collection}`` (name__version),
-    ``{collection_name}``, ``{collection_version}``, ``{granuleId}``."""
-    if "{granuleId}" in template:
-        check_name(granule_id, "granuleId")
-    values = {
-        "stack": stack,
-        "collection": collection_id(name, version),
-        "collection_name": name,
-        "collection_version": version or "",
-        "granuleId": granule_id,
-    }
-    try:
-        return template.format_map(values).strip("/")
-    except (KeyError, ValueError, IndexError, AttributeError) as exc:
-        raise ConfigurationError(f"url_path {template!r} cannot be rendered: {exc!r}") from None
+    """Render a ``url_path`` template for a granule (see :mod:`cnm_ingest.url_template`)."""
+    return place({"name": "_", "type": "data"}, {"granuleId": granule_id, "dataType": name, "version": version},
+                 buckets={}, default_bucket="", template=template, config={}, stack=stack).prefix
+
+
+def place(file: dict[str, Any], granule: dict[str, Any], *, template: str, config: dict[str, Any],
+          **where: Any) -> url_template.Placement:
+    """:func:`cnm_ingest.url_template.place`; a granuleId the url_path uses must be a plain name."""
+    check_name(file.get("name"))
+    spec = url_template.file_spec(file["name"], config) or {}
+    if "granuleId" in str(spec.get("url_path") or template):
+        check_name(granule.get("granuleId"), "granuleId")
+    return url_template.place(file, granule, template=template, config=config, **where)
 
 
 def head(bucket: str, key: str) -> dict[str, Any] | None:
@@ -160,8 +165,11 @@ def stack_buckets(meta: dict[str, Any]) -> set[str]:
     return names - {""}
 
 
-def check_source(file: dict[str, Any], provider: dict[str, Any], forbidden: set[str]) -> tuple[str, str]:
+def check_source(file: dict[str, Any], provider: dict[str, Any], forbidden: set[str]) -> tuple[str | None, str | None]:
     """``(bucket, key)`` of the file's ``source``, when the provider may be read there.
+
+    An ``http(s)://`` source must be on the provider's ``host`` (and
+    ``port``), with no credentials in the URI; it gives ``(None, None)``.
 
     Allowed: the provider config's ``host`` bucket; when the config lists
     ``allowed_prefixes``, only keys inside one of those folders (a prefix
@@ -171,8 +179,14 @@ def check_source(file: dict[str, Any], provider: dict[str, Any], forbidden: set[
     paths. Raises CnmValidationError (VALIDATION_ERROR); makes no AWS call.
     """
     path = "$.product.files[].uri"
-    bucket, key = split_s3_uri(file.get("source"))
     who = provider.get("id") or "the provider"
+    if sources.is_remote(file.get("source", "")):
+        try:
+            sources.confine(file["source"], provider)
+        except TransferError as exc:
+            raise CnmValidationError(str(exc), path) from None
+        return None, None
+    bucket, key = split_s3_uri(file.get("source"))
     try:
         key.encode("utf-8")
     except UnicodeEncodeError:
@@ -254,27 +268,29 @@ def prepare_file(file: dict[str, Any], *, bucket: str, prefix: str, duplicate_ha
     if checksum_required and not file.get("checksum"):
         raise CnmValidationError(f"file {name!r} has no checksum and the collection requires one",
                                  "$.product.files[].checksum")
-    src_bucket, src_key = check_source(file, provider, forbidden)
-    key = f"{prefix}/{name}" if prefix else name
-    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
-        raise CnmValidationError(f"the staged key for {name!r} would exceed {MAX_KEY_BYTES} bytes", "$.product.files[].name")
-    return {**file, "bucket": src_bucket, "key": src_key, "staged_key": key,
+    src_bucket, src_key = check_source(file, provider, forbidden | {bucket})
+    key = url_template.object_key(prefix, name)
+    return {**file, "bucket": src_bucket, "key": src_key, "staged_bucket": bucket, "staged_key": key,
             "temp_key": temporary_key(execution_name, key)}
 
 
-def _to_temporary(file: dict[str, Any], bucket: str, execution_name: str, **copy_options: Any) -> int:
-    source = _source_head(file)
+def _to_temporary(file: dict[str, Any], execution_name: str, provider: dict[str, Any], **copy_options: Any) -> int:
+    bucket = file["staged_bucket"]
     metadata = {EXECUTION_METADATA: execution_name, SOURCE_METADATA: file["source"][:1024]}
+    if file["bucket"] is None:  # http(s): streamed, size and checksum verified before the temporary object exists
+        return sources.fetch_to_s3(file, provider, bucket, file["temp_key"], metadata=metadata,
+                                   part_size=copy_options.get("part_size"))
+    source = _source_head(file)
     copy({"Bucket": file["bucket"], "Key": file["key"]}, bucket, file["temp_key"], source["ContentLength"],
          metadata=metadata, content_type=source.get("ContentType", "binary/octet-stream"), **copy_options)
     return _verify(file, bucket, file["temp_key"])
 
 
-def _commit(file: dict[str, Any], size: int, *, bucket: str, duplicate_handling: str, execution_name: str,
+def _commit(file: dict[str, Any], size: int, *, duplicate_handling: str, execution_name: str,
             **copy_options: Any) -> dict[str, Any]:
     """Move a verified temporary copy to its staged key according to the duplicate mode."""
-    key, temp = file["staged_key"], file["temp_key"]
-    staged = _staged(file, bucket, size=size)
+    bucket, key, temp = file["staged_bucket"], file["staged_key"], file["temp_key"]
+    staged = _staged(file, size=size)
     existing = _existing(bucket, key, execution_name)
     s3 = aws.client("s3")
     if existing is not None:
@@ -283,7 +299,7 @@ def _commit(file: dict[str, Any], size: int, *, bucket: str, duplicate_handling:
             raise _duplicate_error(bucket, key)
         if duplicate_handling == "skip":
             s3.delete_object(Bucket=bucket, Key=temp)
-            return _staged(file, bucket, size=existing["ContentLength"], duplicate="skipped")
+            return _staged(file, size=existing["ContentLength"], duplicate="skipped")
         if duplicate_handling == "version":
             versioned = f"{key}.v{_timestamp()}"
             copy({"Bucket": bucket, "Key": key}, bucket, versioned, existing["ContentLength"],
@@ -299,58 +315,69 @@ def _commit(file: dict[str, Any], size: int, *, bucket: str, duplicate_handling:
     return staged
 
 
-def _discard(bucket: str, keys: list[str]) -> None:
+def _discard(files: list[dict[str, Any]]) -> None:
     """Best effort: delete temporary copies after a failure (the error being raised matters more)."""
-    for key in keys:
+    for f in files:
         try:
-            aws.client("s3").delete_object(Bucket=bucket, Key=key)
+            aws.client("s3").delete_object(Bucket=f["staged_bucket"], Key=f["temp_key"])
         except ClientError:
             pass
 
 
-def _staged(file: dict[str, Any], bucket: str, **fields: Any) -> dict[str, Any]:
+def _staged(file: dict[str, Any], **fields: Any) -> dict[str, Any]:
     """The granule file pointing at its staged copy."""
-    out = {k: v for k, v in file.items() if k not in ("staged_key", "temp_key")}
-    return {**out, "bucket": bucket, "key": file["staged_key"], **fields}
+    out = {k: v for k, v in file.items() if k not in ("staged_bucket", "staged_key", "temp_key")}
+    return {**out, "bucket": file["staged_bucket"], "key": file["staged_key"], **fields}
 
 
 def sync_files(files: list[dict[str, Any]], *, bucket: str, prefix: str, duplicate_handling: str,
                checksum_required: bool, execution_name: str, provider: dict[str, Any], forbidden: set[str] | None = None,
                multipart_threshold: int | None = None, part_size: int | None = None) -> list[dict[str, Any]]:
-    """Stage one granule's files: check all, copy and verify all into temporary keys, then commit all.
-
-    Returns the granule files pointing at their staged copies. Nothing is
-    read before every file passed :func:`prepare_file`; nothing staged is
-    touched before every file verified.
-    """
-    forbidden = (forbidden or set()) | {bucket}
+    """Stage one granule's files under ``s3://bucket/prefix/`` (:func:`stage_prepared` after :func:`prepare_file`)."""
     prepared = [prepare_file(f, bucket=bucket, prefix=prefix, duplicate_handling=duplicate_handling,
                              checksum_required=checksum_required, execution_name=execution_name, provider=provider,
-                             forbidden=forbidden) for f in files]
+                             forbidden=forbidden or set()) for f in files]
+    return stage_prepared(prepared, duplicate_handling=duplicate_handling, execution_name=execution_name,
+                          provider=provider, multipart_threshold=multipart_threshold, part_size=part_size)
+
+
+def stage_prepared(prepared: list[dict[str, Any]], *, duplicate_handling: str, execution_name: str,
+                   provider: dict[str, Any], multipart_threshold: int | None = None,
+                   part_size: int | None = None) -> list[dict[str, Any]]:
+    """Stage one granule's checked files: copy and verify all into temporary keys, then commit all.
+
+    Returns the granule files pointing at their staged copies. Every file
+    passed :func:`prepare_file` before this is called; nothing staged is
+    touched before every file verified.
+    """
     copy_options = {"multipart_threshold": multipart_threshold, "part_size": part_size}
-    existing: dict[str, dict[str, Any] | None] = {}
+
+    def where(f: dict[str, Any]) -> tuple[str, str]:
+        return f["staged_bucket"], f["staged_key"]
+
+    existing: dict[tuple[str, str], dict[str, Any] | None] = {}
     if duplicate_handling in ("error", "skip"):  # decided before copying anything
-        existing = {f["staged_key"]: _existing(bucket, f["staged_key"], execution_name) for f in prepared}
+        existing = {where(f): _existing(*where(f), execution_name) for f in prepared}
         if duplicate_handling == "error":
-            for key, found in existing.items():
+            for (bucket, key), found in existing.items():
                 if found is not None:
                     raise _duplicate_error(bucket, key)
-    to_copy = [f for f in prepared if existing.get(f["staged_key"]) is None]
+    to_copy = [f for f in prepared if existing.get(where(f)) is None]
     sizes: list[int] = []
     try:
         for f in to_copy:
-            sizes.append(_to_temporary(f, bucket, execution_name, **copy_options))
+            sizes.append(_to_temporary(f, execution_name, provider, **copy_options))
     except BaseException:
-        _discard(bucket, [f["temp_key"] for f in to_copy])
+        _discard(to_copy)
         raise
-    staged = {f["staged_key"]: _commit(f, size, bucket=bucket, duplicate_handling=duplicate_handling,
-                                       execution_name=execution_name, **copy_options)
+    staged = {where(f): _commit(f, size, duplicate_handling=duplicate_handling, execution_name=execution_name,
+                                **copy_options)
               for f, size in zip(to_copy, sizes)}
     for f in prepared:
-        found = existing.get(f["staged_key"])
+        found = existing.get(where(f))
         if found is not None:
-            staged[f["staged_key"]] = _staged(f, bucket, size=found["ContentLength"], duplicate="skipped")
-    return [staged[f["staged_key"]] for f in prepared]
+            staged[where(f)] = _staged(f, size=found["ContentLength"], duplicate="skipped")
+    return [staged[where(f)] for f in prepared]
 
 
 def sync_file(file: dict[str, Any], *, bucket: str, prefix: str, duplicate_handling: str, checksum_required: bool,
@@ -376,18 +403,20 @@ def sync_message(message: Message, execution: Execution, **copy_options: Any) ->
         raise CnmValidationError("payload.granules is empty: TranslateMessage did not run", "$.payload.granules")
     bucket = staging_bucket(meta, config)
     template = config.get("url_path") or DEFAULT_URL_PATH
-    handling = config.get("duplicate_handling") or "error"
+    handling = config.get("duplicate_handling") or config.get("duplicateHandling") or "error"  # ours, else Cumulus's
     provider = provider_config(meta)
-    forbidden = stack_buckets(meta)
-    options = {"bucket": bucket, "duplicate_handling": handling, "checksum_required": bool(config.get("checksum_required")),
-               "execution_name": execution.get("name", ""), "provider": provider, "forbidden": forbidden | {bucket}}
-    prefixes = [url_path(template, stack=meta.get("stack", ""), name=g["dataType"], version=g.get("version"),
-                         granule_id=g["granuleId"]) for g in granules]
-    for granule, prefix in zip(granules, prefixes):  # every check before any read
-        for f in granule["files"]:
-            prepare_file(f, prefix=prefix, **options)
+    buckets = config.get("buckets") or meta.get("buckets") or {}
+    options = {"duplicate_handling": handling, "checksum_required": bool(config.get("checksum_required")),
+               "execution_name": execution.get("name", ""), "provider": provider}
+    placements = [[(f, place(f, granule, buckets=buckets, default_bucket=bucket, template=template, config=config,
+                             stack=meta.get("stack", ""))) for f in granule["files"]]
+                  for granule in granules]  # collection files entries: bucket, type and url_path per file (Cumulus)
+    forbidden = stack_buckets(meta) | {at.bucket for placed in placements for _, at in placed}
+    prepared = [[prepare_file({**f, "type": at.type}, bucket=at.bucket, prefix=at.prefix, forbidden=forbidden,
+                              **options) for f, at in placed] for placed in placements]  # every check before any read
     synced = []
-    for granule, prefix in zip(granules, prefixes):
-        files = sync_files(granule["files"], prefix=prefix, **options, **copy_options)
+    for granule, files in zip(granules, prepared):
+        files = stage_prepared(files, duplicate_handling=handling, execution_name=options["execution_name"],
+                               provider=provider, **copy_options)
         synced.append({**granule, "files": files, "sync_completed": datetime.now(timezone.utc).isoformat()})
     return workflow_message.set_part(message, "payload", "granules", synced)

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from . import aws, cnm as cnm_mod
 from . import message as workflow_message
 from .errors import WorkflowPayloadError
-from .granule import collection_id, granule_files, granule_id
+from .granule import collection_id, granule_id
 from .response import now_iso
 from .task import Execution, Message, collection_config, original_error
 
@@ -56,7 +56,7 @@ def granule_ids(message: Message, cnm: dict[str, Any]) -> list[str]:
         return [g["granuleId"] for g in granules if isinstance(g, dict) and g.get("granuleId")]
     meta = message.get("meta") or {}
     try:
-        return [granule_id(cnm, granule_files(cnm), collection_config(meta))]
+        return [granule_id(cnm, collection_config(meta))]
     except Exception:  # a CNM too broken to name its granule: only the execution is recorded
         return []
 

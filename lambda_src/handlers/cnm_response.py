@@ -5,8 +5,10 @@ caught error (``exception``). After a FAILURE response this task raises
 :class:`~cnm_ingest.errors.WorkflowError` (its message is the original error as
 JSON), so StopStatus records FAILED and the execution ends FAILED.
 
-The put and the publish run once per execution and status
-(:mod:`cnm_ingest.delivery`). When the response cannot be delivered (any
+The response goes to every destination (``RESPONSE_STREAM_ARN``,
+``RESPONSE_TOPIC_ARN``, then the ``RESPONSE_DESTINATIONS`` streams and
+topics; SNS messages carry PO.DAAC's attributes), each put or publish once per
+execution, status and destination (:mod:`cnm_ingest.delivery`). When the response cannot be delivered (any
 error other than WorkflowError, after the state's retries), the state
 machine's ParkResponse state invokes this function again with ``"park":
 true``: the response is parked in the DLQ as a response envelope
@@ -23,6 +25,7 @@ from aws_lambda_powertools import Logger
 
 from cnm_ingest import aws, delivery, dlq, task
 from cnm_ingest import message as workflow_message
+from cnm_ingest import response as response_mod
 from cnm_ingest.errors import WorkflowError
 from cnm_ingest.response import build_response
 
@@ -46,26 +49,6 @@ def addressable(cnm: Any, message: task.Message, execution: task.Execution) -> d
     return cnm
 
 
-def staged_product(message: task.Message, cnm: dict[str, Any]) -> dict[str, Any] | None:
-    """The response ``product``: the staged files of every granule."""
-    granules = workflow_message.granules(message) or []
-    files = []
-    for granule in granules:
-        for f in granule.get("files", []):
-            entry = {"type": f["type"], "name": f["name"], "uri": f"s3://{f['bucket']}/{f['key']}", "size": f["size"]}
-            if f.get("checksum"):
-                entry.update(checksumType=f.get("checksumType") or "md5", checksum=f["checksum"])
-            files.append(entry)
-    if not files:
-        return None
-    source = cnm.get("product") if isinstance(cnm.get("product"), dict) else {}
-    product: dict[str, Any] = {"name": source.get("name") or granules[0]["granuleId"], "files": files}
-    for key in ("dataVersion", "dataProcessingType"):
-        if isinstance(source.get(key), str):
-            product[key] = source[key]
-    return product
-
-
 def response_for(message: task.Message, execution: task.Execution) -> tuple[dict[str, Any], dict[str, str] | None]:
     """The CNM response for the workflow's outcome, and the original error (None on success)."""
     meta = message.get("meta") or {}
@@ -75,17 +58,23 @@ def response_for(message: task.Message, execution: task.Execution) -> tuple[dict
     error = task.original_error(exception) if exception else None
     if error:
         response = build_response(cnm, status="FAILURE", received_time=received, error_code=error["errorCode"],
-                                  error_message=f"{error['Error']}: {error['errorMessage']}")
+                                  error_message=error["errorMessage"])
     else:
-        response = build_response(cnm, status="SUCCESS", received_time=received, product=staged_product(message, cnm))
+        granules = workflow_message.granules(message) or []  # read once, also when kept in the payload bucket
+        product = response_mod.response_product(granules, cnm, os.environ.get("DISTRIBUTION_ENDPOINT") or None)
+        extra = response_mod.ingestion_metadata_from({"meta": meta, "payload": {"granules": granules}})
+        response = build_response(cnm, status="SUCCESS", received_time=received, product=product,
+                                  ingestion_metadata=extra)
     return response, error
 
 
 def respond(message: task.Message, execution: task.Execution, *, stream_arn: str, topic_arn: str | None = None,
-            table: str | None = None) -> task.Message:
+            extra_destinations: list[str] | None = None, table: str | None = None) -> task.Message:
+    """Answer on every destination (the stream, the topic, then ``extra_destinations``), each once."""
     response, error = response_for(message, execution)
-    response = delivery.deliver(response, execution, table=table or aws.env("STATUS_TABLE"), stream_arn=stream_arn,
-                                topic_arn=topic_arn)
+    destinations = list(dict.fromkeys([stream_arn, *([topic_arn] if topic_arn else []), *(extra_destinations or [])]))
+    response = delivery.deliver(response, execution, table=table or aws.env("STATUS_TABLE"), destinations=destinations,
+                                cnm=workflow_message.cnm_if_readable(message))
     logger.info("CNM response sent", extra={"identifier": response["identifier"], "response": response["response"]})
     if error:
         raise WorkflowError(json.dumps(error, separators=(",", ":")))
@@ -118,7 +107,8 @@ def park(message: task.Message, execution: task.Execution, *, queue_url: str, ta
 
 def _respond(message: task.Message, execution: task.Execution) -> task.Message:
     return respond(message, execution, stream_arn=aws.env("RESPONSE_STREAM_ARN"),
-                   topic_arn=os.environ.get("RESPONSE_TOPIC_ARN") or None)
+                   topic_arn=os.environ.get("RESPONSE_TOPIC_ARN") or None,
+                   extra_destinations=response_mod.destinations_from_env())
 
 
 def _park(message: task.Message, execution: task.Execution) -> task.Message:

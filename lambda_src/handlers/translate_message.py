@@ -8,6 +8,7 @@ from aws_lambda_powertools import Logger
 
 from cnm_ingest import granule, message as workflow_message, task
 from cnm_ingest.errors import CnmValidationError
+from cnm_ingest.normalize import normalize_notification
 
 logger = Logger()
 
@@ -17,6 +18,9 @@ def translate(message: task.Message, execution: task.Execution) -> task.Message:
     cnm = workflow_message.cnm(message)
     if cnm is None:
         raise CnmValidationError("the workflow message carries no CNM (meta.cnm or meta.cnm_ref)", "$.meta.cnm")
+    cnm, notes = normalize_notification(cnm)
+    if notes:
+        logger.info("CNM normalised", extra={"identifier": cnm.get("identifier"), "normalised": notes})
     collection = meta.get("collection") if isinstance(meta.get("collection"), dict) else {}
     granules = granule.translate(cnm, collection, task.collection_config(meta))
     logger.info("translated CNM", extra={"identifier": cnm.get("identifier"), "granules": [g["granuleId"] for g in granules]})

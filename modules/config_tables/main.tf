@@ -101,10 +101,11 @@ resource "aws_dynamodb_table_item" "provider" {
 
   item = jsonencode({
     id = { S = each.value.id }
-    config = { S = jsonencode({
+    config = { S = jsonencode(merge({
       protocol = each.value.protocol
       host     = each.value.host
       meta     = each.value.meta
-    }) }
+      }, { for k in ["port", "credentials_secret_arn", "globalConnectionLimit"] : k => each.value[k] if each.value[k] != null }))
+    }
   })
 }

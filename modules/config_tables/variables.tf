@@ -58,6 +58,10 @@ variable "providers_config" {
     protocol = optional(string, "s3")
     host     = string
     meta     = optional(map(any), {})
+    # http/https sources (issue 13): port, Secrets Manager secret {"username", "password"}, connections per process
+    port                   = optional(number)
+    credentials_secret_arn = optional(string)
+    globalConnectionLimit  = optional(number)
   }))
   default = []
 

@@ -42,6 +42,8 @@ locals {
       { RESPONSE_STREAM_ARN = var.response_stream_arn, STATUS_TABLE = aws_dynamodb_table.status.name },
       var.response_topic_arn == null ? {} : { RESPONSE_TOPIC_ARN = var.response_topic_arn },
       var.dlq_url == null ? {} : { DLQ_URL = var.dlq_url },
+      length(var.response_destinations) == 0 ? {} : { RESPONSE_DESTINATIONS = jsonencode(var.response_destinations) },
+      var.distribution_endpoint == null ? {} : { DISTRIBUTION_ENDPOINT = var.distribution_endpoint },
     )
     stop_status = { STATUS_TABLE = aws_dynamodb_table.status.name }
   }
@@ -57,9 +59,17 @@ locals {
     start_status      = local.payload_kms_key_arns
     translate_message = local.payload_kms_key_arns
     sync_granule      = compact(concat([var.staging_bucket_kms_key_arn], var.provider_kms_key_arns, local.payload_kms_key_arns))
-    cnm_response      = compact(concat([var.response_stream_kms_key_arn, var.response_topic_kms_key_arn, var.dlq_kms_key_arn], local.payload_kms_key_arns))
-    stop_status       = local.payload_kms_key_arns
+    cnm_response = compact(concat([var.response_stream_kms_key_arn, var.response_topic_kms_key_arn, var.dlq_kms_key_arn],
+    var.response_destinations_kms_key_arns, local.payload_kms_key_arns))
+    stop_status = local.payload_kms_key_arns
   }
+
+  placement_bucket_arns = [for name in distinct(var.placement_bucket_names) : "arn:${local.partition}:s3:::${name}" if name != var.staging_bucket_name]
+
+  # response_destinations: split by service for least-privilege statements.
+  response_destination_streams = [for arn in var.response_destinations : arn if split(":", arn)[2] == "kinesis"]
+  response_topics = distinct(concat(var.response_topic_arn == null ? [] : [var.response_topic_arn],
+  [for arn in var.response_destinations : arn if split(":", arn)[2] == "sns"]))
 
   # extra_states: the object's members are spliced into "States" (see templates/).
   extra_states          = var.extra_states == "" ? {} : jsondecode(var.extra_states)
@@ -191,7 +201,27 @@ data "aws_iam_policy_document" "sync_granule" {
     # Without ListBucket a missing staged object reads as 403 instead of 404.
     sid       = "ListStagingBucket"
     actions   = ["s3:ListBucket"]
-    resources = [local.staging_bucket_arn]
+    resources = concat([local.staging_bucket_arn], local.placement_bucket_arns)
+  }
+
+  dynamic "statement" {
+    for_each = length(local.placement_bucket_arns) > 0 ? [1] : []
+
+    content {
+      sid       = "PlacementObjects"
+      actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+      resources = [for arn in local.placement_bucket_arns : "${arn}/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(var.provider_secret_arns) > 0 ? [1] : []
+
+    content {
+      sid       = "ReadProviderCredentials"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = var.provider_secret_arns
+    }
   }
 }
 
@@ -201,7 +231,7 @@ data "aws_iam_policy_document" "cnm_response" {
   statement {
     sid       = "PutResponse"
     actions   = ["kinesis:PutRecord"]
-    resources = [var.response_stream_arn]
+    resources = distinct(concat([var.response_stream_arn], local.response_destination_streams))
   }
 
   statement {
@@ -232,12 +262,12 @@ data "aws_iam_policy_document" "cnm_response" {
   }
 
   dynamic "statement" {
-    for_each = var.response_topic_arn == null ? [] : [var.response_topic_arn]
+    for_each = length(local.response_topics) == 0 ? [] : [local.response_topics]
 
     content {
       sid       = "PublishResponse"
       actions   = ["sns:Publish"]
-      resources = [statement.value]
+      resources = statement.value
     }
   }
 }

@@ -67,6 +67,47 @@ variable "response_topic_arn" {
   }
 }
 
+variable "response_destinations" {
+  description = "More Kinesis stream ARNs and SNS topic ARNs that each receive every CNM response (RESPONSE_DESTINATIONS, a JSON list), besides response_stream_arn and response_topic_arn. SNS messages carry the attributes CNM_RESPONSE_STATUS, COLLECTION, DATA_VERSION, dataProcessingType and trace."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition = alltrue([for arn in var.response_destinations :
+    can(regex("^arn:aws[a-z-]*:(kinesis:[a-z0-9-]+:[0-9]{12}:stream/[A-Za-z0-9_.-]{1,128}|sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\\.fifo)?)$", arn))])
+    error_message = "Each of response_destinations must be a Kinesis stream ARN or an SNS topic ARN."
+  }
+}
+
+variable "response_destinations_kms_key_arns" {
+  description = "Customer managed KMS keys of the response_destinations, if any (CnmResponse gets kms:GenerateDataKey on them)."
+  type        = list(string)
+  default     = []
+}
+
+variable "distribution_endpoint" {
+  description = "Optional base URL (https://...) of the DAAC's distribution; when set, SUCCESS responses give each file as <distribution_endpoint>/<bucket>/<key> instead of s3://bucket/key (DISTRIBUTION_ENDPOINT)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.distribution_endpoint == null || can(regex("^https?://[^/?#\\s]+(/[^?#\\s]*)?$", var.distribution_endpoint))
+    error_message = "distribution_endpoint must be null or an http(s) URL without query or fragment."
+  }
+}
+
+variable "placement_bucket_names" {
+  description = "Buckets that collection files entries place granule files in (meta.buckets names besides the staging bucket); SyncGranule may write, read, delete and list them."
+  type        = list(string)
+  default     = []
+}
+
+variable "provider_secret_arns" {
+  description = "Secrets Manager secrets holding http(s) providers' credentials; SyncGranule may read them."
+  type        = list(string)
+  default     = []
+}
+
 variable "response_topic_kms_key_arn" {
   description = "Customer managed KMS key of response_topic_arn, if any (CnmResponse gets kms:GenerateDataKey on it)."
   type        = string

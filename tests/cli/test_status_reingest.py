@@ -28,7 +28,7 @@ def test_failed_granule_found_fixed_and_reingested(local, cli, tmp_path):
     detail = cli.json("status", "g-bad")
     assert detail["granule"][0]["status"] == "FAILED" and detail["granule"][0]["error"]
     assert detail["granule"][0]["original_error"]["Error"] == "SizeMismatchError"
-    assert detail["granule"][0]["original_error"]["errorCode"] == "TRANSFER_ERROR"
+    assert detail["granule"][0]["original_error"]["errorCode"] == "VALIDATION_ERROR"  # size mismatch (issue 13)
     assert detail["cnm"]["identifier"] == "g-bad"
     execution = cli.json("status", first["executionArn"])
     assert execution["execution"]["status"] == "FAILED" and "FAILED:0" in execution["events"]

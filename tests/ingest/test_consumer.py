@@ -108,6 +108,7 @@ def test_poison_pills_are_parked_good_records_start_once(pipeline, lambda_contex
     assert [(r["identifier"], r["response"]["status"], r["response"]["errorCode"]) for r in responses] == [
         ("bad-size", "FAILURE", "VALIDATION_ERROR")]
     assert "size" in responses[0]["response"]["errorMessage"]
+    assert not responses[0]["response"]["errorMessage"].startswith("CnmValidationError")  # the message alone (PO.DAAC)
 
     inputs = pipeline.execution_inputs()
     assert sorted(i["meta"]["cnm"]["identifier"] for i in inputs) == ["granule-0", "granule-1", "granule-2"]

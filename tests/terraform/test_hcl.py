@@ -428,7 +428,10 @@ def test_workflow_module_wired_with_the_agreed_interface():
                 "tracing_enabled",
                 # issue 8: the workflow message's large parts, and where an undeliverable response is parked
                 "payload_bucket_name", "payload_bucket_kms_key_arn", "workflow_offload_bytes", "dlq_url", "dlq_arn",
-                "dlq_kms_key_arn"}
+                "dlq_kms_key_arn",
+                # issue 13: response destinations, distribution URIs, collection files placement, provider secrets
+                "response_destinations", "response_destinations_kms_key_arns", "distribution_endpoint",
+                "placement_bucket_names", "provider_secret_arns"}
     assert set(call) == expected
     assert call["source"] == "./modules/workflow"
 

@@ -282,3 +282,15 @@ def test_workflow_state_machine(example, level, request):
     assert machine["logging_configuration"][0]["level"] == level
     assert machine["logging_configuration"][0]["include_execution_data"] is False
     assert machine["tracing_configuration"][0]["enabled"] is (example == "complete")
+
+
+def test_response_destinations_and_distribution_endpoint(complete_plan):
+    """The complete example's extra response topic and distribution endpoint reach the CnmResponse function."""
+    address, fn = next((a, f) for a, f in changes(complete_plan, "aws_lambda_function").items()
+                       if f["function_name"] == "cnm-complete-cnm-response")
+    # the environment holds ARNs known only after apply; the whole map is then unknown at plan time
+    assert is_unknown(unknown(complete_plan, address), "environment", 0, "variables")
+    workflow = complete_plan["configuration"]["root_module"]["module_calls"]["cnm_ingest"]["module"]["module_calls"]["workflow"]
+    assert workflow["expressions"]["response_destinations"]["references"] == ["var.response_destinations"]
+    assert workflow["expressions"]["distribution_endpoint"]["references"] == ["var.distribution_endpoint"]
+    assert "cnm-complete-provider-responses" in {t["name"] for t in changes(complete_plan, "aws_sns_topic").values()}

@@ -90,8 +90,9 @@ def test_success(wf, reference_schema):
 
 def test_wrong_checksum(wf, reference_schema):
     desc = wf.run(make_cnm(wf, checksum="0" * 32))
-    response = assert_failed(wf, desc, "TRANSFER_ERROR", reference_schema)
-    assert "ChecksumMismatchError" in response["response"]["errorMessage"]
+    response = assert_failed(wf, desc, "VALIDATION_ERROR", reference_schema)  # as PO.DAAC's CnmResponse answers
+    assert "the CNM says 000" in response["response"]["errorMessage"]
+    assert "ChecksumMismatchError" not in response["response"]["errorMessage"]  # the message alone, no type prefix
     # the mismatching staged copy is gone
     listed = wf.s3.list_objects_v2(Bucket=STAGING_BUCKET, Prefix=f"{PREFIX}/GRAN_001.nc").get("KeyCount", 0)
     assert listed == 0
@@ -105,7 +106,7 @@ def test_missing_file(wf, reference_schema):
     wf.s3.delete_object(Bucket=PROVIDER_BUCKET, Key="incoming/GRAN_001.png")
     desc = wf.run(cnm)
     response = assert_failed(wf, desc, "TRANSFER_ERROR", reference_schema)
-    assert "FileNotFoundAtSourceError" in response["response"]["errorMessage"]
+    assert response["response"]["errorMessage"].endswith("does not exist at the provider")
     assert "GRAN_001.png" in response["response"]["errorMessage"]
 
 
@@ -121,7 +122,7 @@ def test_malformed_cnm(wf, reference_schema, breakage):
     assert response["identifier"] == cnm["identifier"]
     # the response is still addressed to the collection the rule matched
     assert response["collection"] in (COLLECTION, cnm.get("collection"))
-    assert "CnmValidationError" in response["response"]["errorMessage"]
+    assert response["response"]["errorMessage"].startswith("CNM schema violation")
     assert wf.harness.calls["SyncGranule"] == []
     assert wf.s3.list_objects_v2(Bucket=STAGING_BUCKET).get("KeyCount", 0) == 0
 
@@ -148,7 +149,7 @@ def test_record_errors_are_not_retried(wf, reference_schema):
     desc = wf.run(make_cnm(wf, checksum="f" * 32), retry_interval=1)
     assert len(wf.harness.calls["SyncGranule"]) == 1
     assert len(wf.harness.calls["CnmResponse"]) == 1
-    assert_failed(wf, desc, "TRANSFER_ERROR", reference_schema)
+    assert_failed(wf, desc, "VALIDATION_ERROR", reference_schema)
 
 
 def test_extra_states_run_between_sync_and_response(wf, reference_schema):

@@ -189,7 +189,9 @@ def test_odd_but_plain_names_are_staged_exactly_under_url_path(s3, name):
 
 def test_granule_id_in_url_path_must_be_a_plain_name(s3, s3_calls):
     uri = put(s3, HOST, "in/x.nc", b"abc")
-    msg, execution = message([cnm_file(uri, b"abc")], product="../OTHER__1")
+    # the granule id is product.name after its first '/' (PO.DAAC, issue 13): here "../OTHER__1"
+    msg, execution = message([cnm_file(uri, b"abc")], product="G/../OTHER__1")
+    assert msg["payload"]["granules"][0]["granuleId"] == "../OTHER__1"
     msg["meta"]["collection"]["url_path"] = "{collection}/{granuleId}"
     s3_calls.clear()
     with pytest.raises(CnmValidationError):

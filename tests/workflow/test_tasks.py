@@ -75,11 +75,12 @@ def test_translate_filegroups_dedupes_repeated_files(samples):
 
 def test_translate_granule_id_from_regex(samples):
     cnm = samples["cumulus_sns_v1.6_notification.json"]
-    [g] = granule.translate(cnm, {"name": "C", "version": "2"}, {"granule_id_extraction": r"^(.*)\.nc$"})
-    assert g["granuleId"] == "production_file"
+    name = cnm["product"]["name"]
+    [g] = granule.translate(cnm, {"name": "C", "version": "2"}, {"granule_id_extraction": r"^(.*)Name\d+$"})
+    assert (g["granuleId"], g["producerGranuleId"]) == (name[: name.index("Name")], name)
     assert (g["dataType"], g["version"]) == ("C", "2")
-    with pytest.raises(CnmValidationError):
-        granule.translate(cnm, {}, {"granule_id_extraction": r"^(.*)\.h5$"})
+    [g] = granule.translate(cnm, {}, {"granule_id_extraction": r"^(.*)\.h5$"})  # no match: the product name
+    assert g["granuleId"] == name
 
 
 def test_translate_handler_keeps_cnm_in_meta(samples, lambda_context):
@@ -87,7 +88,7 @@ def test_translate_handler_keeps_cnm_in_meta(samples, lambda_context):
 
     cnm = samples["cumulus_sns_v1.0_notification.json"]
     out = translate_message.handler({"message": {"meta": {"cnm": cnm}, "payload": {}}, "execution": {}}, lambda_context)
-    assert out["meta"]["cnm"] == cnm and "cnm" not in out["payload"]
+    assert out["meta"]["cnm"] == cnm and "cnm" not in out["payload"]  # already valid: nothing normalised
     assert out["payload"]["granules"][0]["files"][1]["checksum"] == "addjd872342bfbf"
     bad = dict(cnm, product={"name": "x"})
     with pytest.raises(CnmValidationError) as err:
@@ -159,7 +160,7 @@ def test_sync_multipart_copy_with_small_threshold(s3, monkeypatch):
 def test_sync_checksum_mismatch_deletes_staged_copy(s3):
     with pytest.raises(ChecksumMismatchError) as err:
         sync(gfile(s3, "a.nc", b"abc", digest="0" * 32))
-    assert error_code_for(type(err.value).__name__) == "TRANSFER_ERROR"
+    assert error_code_for(type(err.value).__name__) == "VALIDATION_ERROR"
     assert s3.list_objects_v2(Bucket=STAGE).get("KeyCount", 0) == 0
 
 
@@ -267,8 +268,8 @@ def test_response_failure_parses_cause_and_raises_workflow_error(stream, samples
     assert record["PartitionKey"] == cnm["identifier"]
     response = json.loads(record["Data"])
     jsonschema.Draft7Validator(reference_schema).validate(response)
-    assert response["response"]["errorCode"] == "TRANSFER_ERROR"
-    assert response["response"]["errorMessage"] == "ChecksumMismatchError: s3://x/y has md5 1, the CNM says 2"
+    assert response["response"]["errorCode"] == "VALIDATION_ERROR"
+    assert response["response"]["errorMessage"] == "s3://x/y has md5 1, the CNM says 2"
     assert response["receivedTime"] == "2024-01-01T00:00:00.000Z"
 
 
@@ -336,7 +337,7 @@ def test_status_lifecycle_and_older_execution_does_not_mask_newer(aws, samples, 
     failed = dict(msg, exception={"Error": "ChecksumMismatchError", "Cause": json.dumps({"errorMessage": "bad"})})
     stop_status.handler({"message": failed, "execution": old}, lambda_context)
     assert item("EXECUTION#arn:exec:old", "EXECUTION")["status"]["S"] == "FAILED"
-    assert item("EXECUTION#arn:exec:old", "EXECUTION")["error"]["M"]["errorCode"]["S"] == "TRANSFER_ERROR"
+    assert item("EXECUTION#arn:exec:old", "EXECUTION")["error"]["M"]["errorCode"]["S"] == "VALIDATION_ERROR"
     assert item("GRANULE#C__1#sampleGranuleName001", "GRANULE")["status"]["S"] == "COMPLETED"
     by_status = ddb.query(TableName="st", IndexName=status.STATUS_INDEX, KeyConditionExpression="status_key = :k",
                           ExpressionAttributeValues={":k": {"S": "EXECUTION#FAILED"}})["Items"]

@@ -1,0 +1,237 @@
+"""http(s) sources: streamed into S3 with the checksum computed on the way, confined to the provider's host."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from cnm_ingest import sources, staging
+from cnm_ingest.errors import (
+    ChecksumMismatchError,
+    CnmValidationError,
+    ConfigurationError,
+    ConnectionTimeoutError,
+    FileNotFoundAtSourceError,
+    SizeMismatchError,
+    TransferError,
+    TransientError,
+    error_code_for,
+)
+from tests.conftest import REGION
+
+DATA = os.urandom(11 * 1024 * 1024 + 7)  # three 5 MiB parts at the minimum part size
+SMALL = b"small file"
+AUTH = "Basic " + base64.b64encode(b"alice:s3cret").decode()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    hits: list[str] = []
+
+    def log_message(self, *args):
+        pass
+
+    def send(self, status, body=b"", headers=None):
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):  # noqa: N802
+        Handler.hits.append(self.path)
+        port = self.server.server_address[1]
+        routes = {
+            "/big.bin": lambda: self.send(200, DATA),
+            "/small.txt": lambda: self.send(200, SMALL),
+            "/gone": lambda: self.send(404),
+            "/busy": lambda: self.send(503),
+            "/forbidden": lambda: self.send(403),
+            "/hop": lambda: self.send(302, headers={"Location": "/small.txt"}),
+            "/loop": lambda: self.send(302, headers={"Location": "/loop"}),
+            "/away": lambda: self.send(302, headers={"Location": "http://example.org/small.txt"}),
+            "/other-port": lambda: self.send(302, headers={"Location": f"http://127.0.0.1:{port + 1}/small.txt"}),
+            "/secret": lambda: self.send(200, SMALL) if self.headers.get("Authorization") == AUTH else self.send(401),
+        }
+        if self.path == "/slow":
+            time.sleep(1.5)
+            return self.send(200, SMALL)
+        routes.get(self.path, lambda: self.send(404))()
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def s3(aws):
+    import boto3
+
+    sources._pool.cache_clear()
+    sources._secrets.clear()
+    client = boto3.client("s3", region_name=REGION)
+    client.create_bucket(Bucket="stage", CreateBucketConfiguration={"LocationConstraint": REGION})
+    return client
+
+
+PROVIDER = {"id": "P", "protocol": "http", "host": "127.0.0.1"}
+
+
+def hfile(base, path, data, *, algo="SHA512", digest=None):
+    return {"name": path.strip("/").replace("/", "_") or "x", "source": f"{base}{path}", "bucket": None, "key": None,
+            "size": len(data), "checksumType": algo, "checksum": digest or hashlib.new(algo.lower(), data).hexdigest(),
+            "type": "data"}
+
+
+def keys(s3):
+    return [o["Key"] for o in s3.list_objects_v2(Bucket="stage").get("Contents", [])]
+
+
+def uploads(s3):
+    return s3.list_multipart_uploads(Bucket="stage").get("Uploads", [])
+
+
+def test_streams_in_parts_with_checksum(s3, server, monkeypatch):
+    parts = []
+    real = s3.upload_part
+    client = sources.aws.client("s3")
+    monkeypatch.setattr(client, "upload_part", lambda **kw: parts.append(len(kw["Body"])) or real(**kw))
+    size = sources.fetch_to_s3(hfile(server, "/big.bin", DATA), PROVIDER, "stage", "k/big.bin", metadata={"m": "1"},
+                               part_size=1)  # raised to S3's 5 MiB minimum
+    assert size == len(DATA)
+    assert parts == [5 * 1024 * 1024, 5 * 1024 * 1024, len(DATA) - 10 * 1024 * 1024]
+    obj = s3.get_object(Bucket="stage", Key="k/big.bin")
+    assert obj["Body"].read() == DATA and obj["Metadata"] == {"m": "1"}
+
+
+@pytest.mark.parametrize("mutate, error, code", [
+    (lambda f: f.update(checksum="0" * 128), ChecksumMismatchError, "VALIDATION_ERROR"),
+    (lambda f: f.update(size=f["size"] - 1), SizeMismatchError, "VALIDATION_ERROR"),
+    (lambda f: f.update(size=f["size"] + 1), SizeMismatchError, "VALIDATION_ERROR"),
+])
+def test_a_bad_download_never_becomes_an_object(s3, server, mutate, error, code):
+    for path, data in (("/big.bin", DATA), ("/small.txt", SMALL)):
+        f = hfile(server, path, data)
+        mutate(f)
+        with pytest.raises(error) as err:
+            sources.fetch_to_s3(f, PROVIDER, "stage", "k/x", metadata={})
+        assert error_code_for(type(err.value).__name__) == code
+        assert keys(s3) == [] and uploads(s3) == []
+
+
+@pytest.mark.parametrize("path, error", [
+    ("/gone", FileNotFoundAtSourceError), ("/forbidden", TransferError), ("/busy", TransientError),
+    ("/loop", TransferError), ("/away", TransferError), ("/other-port", TransferError), ("/secret", TransferError),
+])
+def test_failures_and_confinement(s3, server, path, error):
+    with pytest.raises(error):
+        sources.fetch_to_s3(hfile(server, path, SMALL), {**PROVIDER, "port": int(server.rsplit(":", 1)[1])}, "stage", "k",
+                            metadata={})
+    assert keys(s3) == []
+
+
+def test_redirects_on_the_host_are_followed(s3, server):
+    assert sources.fetch_to_s3(hfile(server, "/hop", SMALL), PROVIDER, "stage", "k", metadata={}) == len(SMALL)
+
+
+@pytest.mark.parametrize("uri", ["http://example.org/small.txt", "http://127.0.0.1.evil.example/x",
+                                 "http://user:pw@127.0.0.1/x", "ftp://127.0.0.1/x", "http:///x"])
+def test_other_hosts_are_refused_before_any_request(s3, uri):
+    Handler.hits.clear()
+    with pytest.raises(TransferError):
+        sources.fetch_to_s3({**hfile("", "/x", SMALL), "source": uri}, PROVIDER, "stage", "k", metadata={})
+    assert Handler.hits == []
+
+
+def test_https_to_http_is_refused():
+    with pytest.raises(TransferError):
+        sources.confine("http://h/x", {"host": "h"}, previous_scheme="https")
+    with pytest.raises(ConfigurationError):
+        sources.confine("http://h/x", {"id": "P"})
+
+
+def test_credentials_from_secrets_manager_only_to_the_host(s3, server):
+    import boto3
+
+    sm = boto3.client("secretsmanager", region_name=REGION)
+    arn = sm.create_secret(Name="p", SecretString=json.dumps({"username": "alice", "password": "s3cret"}))["ARN"]
+    provider = {**PROVIDER, "credentials_secret_arn": arn}
+    assert sources.fetch_to_s3(hfile(server, "/secret", SMALL), provider, "stage", "k", metadata={}) == len(SMALL)
+    bad = sm.create_secret(Name="q", SecretString="not json")["ARN"]
+    with pytest.raises(ConfigurationError):
+        sources.credentials(bad)
+
+
+def test_timeout_is_connection_timeout(s3, server, monkeypatch):
+    monkeypatch.setattr(sources, "READ_TIMEOUT", 0.3)
+    sources._pool.cache_clear()
+    with pytest.raises(ConnectionTimeoutError) as err:
+        sources.fetch_to_s3(hfile(server, "/slow", SMALL), PROVIDER, "stage", "k", metadata={})
+    assert error_code_for(type(err.value).__name__) == "TRANSFER_ERROR"
+    sources._pool.cache_clear()
+
+
+def test_connection_limit_per_provider():
+    assert sources._pool("P", 2).connection_pool_kw["maxsize"] == 2
+    assert sources._pool("P", 2).connection_pool_kw["block"] is True
+    for bad in (0, -1, "5", True, 1.5):
+        with pytest.raises(ConfigurationError):
+            sources.open_source("http://h/x", {"host": "h", "globalConnectionLimit": bad})
+
+
+def test_unreachable_host_is_a_transfer_error_not_a_timeout():
+    with pytest.raises(TransferError) as err:
+        sources.open_source("http://unresolvable.invalid/x", {"host": "unresolvable.invalid"})
+    assert type(err.value) is TransferError
+
+
+def test_sync_granule_stages_an_http_file(s3, server):
+    f = hfile(server, "/small.txt", SMALL)
+    staged = staging.sync_file(f, bucket="stage", prefix="C", duplicate_handling="error", checksum_required=True,
+                               execution_name="e", provider=PROVIDER)
+    assert (staged["bucket"], staged["key"], staged["size"]) == ("stage", "C/small.txt", len(SMALL))
+    assert s3.get_object(Bucket="stage", Key="C/small.txt")["Body"].read() == SMALL
+
+
+@pytest.mark.parametrize("uri", ["http://example.org/small.txt", "http://user:pw@127.0.0.1/small.txt",
+                                 "https://127.0.0.1.evil.example/small.txt"])
+def test_sync_granule_confines_http_sources_before_any_request(s3, server, uri):
+    """Provider confinement (issue 8) covers http(s): another host is a VALIDATION_ERROR before any request."""
+    Handler.hits.clear()
+    with pytest.raises(CnmValidationError) as err:
+        staging.sync_file({**hfile(server, "/small.txt", SMALL), "source": uri}, bucket="stage", prefix="C",
+                          duplicate_handling="error", checksum_required=True, execution_name="e", provider=PROVIDER)
+    assert error_code_for(type(err.value).__name__) == "VALIDATION_ERROR"
+    assert Handler.hits == [] and keys(s3) == []
+
+
+@pytest.mark.parametrize("handling", ["replace", "version"])
+def test_a_bad_http_download_never_touches_the_staged_file(s3, server, handling):
+    """The download is verified at a temporary key; a mismatch leaves the earlier good file byte-identical."""
+    s3.put_object(Bucket="stage", Key="C/small.txt", Body=b"earlier good bytes",
+                  Metadata={staging.EXECUTION_METADATA: "earlier"})
+    bad = hfile(server, "/small.txt", SMALL, digest="0" * 128)
+    with pytest.raises(ChecksumMismatchError):
+        staging.sync_file(bad, bucket="stage", prefix="C", duplicate_handling=handling, checksum_required=True,
+                          execution_name="later", provider=PROVIDER)
+    assert keys(s3) == ["C/small.txt"] and uploads(s3) == []
+    assert s3.get_object(Bucket="stage", Key="C/small.txt")["Body"].read() == b"earlier good bytes"
+    staged = staging.sync_file(hfile(server, "/small.txt", SMALL), bucket="stage", prefix="C",
+                               duplicate_handling=handling, checksum_required=True, execution_name="later",
+                               provider=PROVIDER)
+    assert s3.get_object(Bucket="stage", Key="C/small.txt")["Body"].read() == SMALL
+    assert not [k for k in keys(s3) if k.startswith(staging.TEMP_PREFIX)]
+    assert staged["duplicate"] == ("replaced" if handling == "replace" else "versioned")
