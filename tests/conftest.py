@@ -68,7 +68,8 @@ def load_samples() -> dict[str, dict]:
     """Every sample message in ../shared/cnm/samples, by file name."""
     samples_dir = SHARED_CNM / "samples"
     if not samples_dir.is_dir():
-        pytest.fail(f"CNM samples not found at {samples_dir}: CI must run with ../shared beside the repo (or CNM_SHARED_DIR set)")
+        pytest.fail(f"CNM samples not found at {samples_dir}: "
+                    "CI must run with ../shared beside the repo (or CNM_SHARED_DIR set)")
     return {p.name: json.loads(p.read_text()) for p in sorted(samples_dir.glob("*.json"))}
 
 

@@ -138,7 +138,8 @@ def main() -> int:
     print("responses on the response stream:", dict(codes))
     accounted = {s for s in records if s in by_seq or s in parked}
     print(f"records in: {len(records)}; with a workflow: {len(set(by_seq) & set(records))}; "
-          f"parked in the DLQ with payload: {len(set(parked) & set(records))}; unaccounted: {len(records) - len(accounted)}")
+          f"parked in the DLQ with payload: {len(set(parked) & set(records))}; "
+          f"unaccounted: {len(records) - len(accounted)}")
     return 0 if len(accounted) == len(records) else 1
 
 

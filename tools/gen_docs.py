@@ -83,8 +83,10 @@ def render(directory: Path) -> str:
         lines += ["| Name | Description | Type | Default | Required |", "|------|-------------|------|---------|:--------:|"]
         for name, body in variables:
             lines.append(
-                f"| <a name=\"input_{name}\"></a> [{name}](#input_{name}) | {_cell(_unquote(body.get('description', '')))} "
-                f"| {_code(str(_unquote(body.get('type', 'any'))))} | {_default(body)} | {'no' if 'default' in body else 'yes'} |"
+                f"| <a name=\"input_{name}\"></a> [{name}](#input_{name}) "
+                f"| {_cell(_unquote(body.get('description', '')))} "
+                f"| {_code(str(_unquote(body.get('type', 'any'))))} | {_default(body)} "
+                f"| {'no' if 'default' in body else 'yes'} |"
             )
     else:
         lines.append("No inputs.")
@@ -93,7 +95,8 @@ def render(directory: Path) -> str:
     if outputs:
         lines += ["| Name | Description |", "|------|-------------|"]
         for name, body in outputs:
-            lines.append(f"| <a name=\"output_{name}\"></a> [{name}](#output_{name}) | {_cell(_unquote(body.get('description', '')))} |")
+            lines.append(f"| <a name=\"output_{name}\"></a> [{name}](#output_{name}) "
+                         f"| {_cell(_unquote(body.get('description', '')))} |")
     else:
         lines.append("No outputs.")
     return "\n".join(lines)

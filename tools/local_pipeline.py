@@ -358,7 +358,7 @@ class LocalPipeline:
         shard = self.kinesis.list_shards(StreamARN=self.notification_stream)["Shards"][0]["ShardId"]
         pending = read_stream(self.kinesis, self.notification_stream)
         summary = {"invocations": 0, "redelivered": 0}
-        for attempt in range(max_attempts):
+        for _attempt in range(max_attempts):
             if not pending:
                 break
             failed: set[str] = set()

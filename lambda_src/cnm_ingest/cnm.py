@@ -94,7 +94,9 @@ def fast_notification_schema() -> dict[str, Any]:
 @functools.cache
 def compiled(kind: str) -> Callable[[Any], Any]:
     """The compiled validator of ``kind`` (``notification`` or ``response``), built once per process."""
-    schema = {"notification": fast_notification_schema, "response": response_schema}[kind]()
+    builders: dict[str, Callable[[], dict[str, Any]]] = {"notification": fast_notification_schema,
+                                                         "response": response_schema}
+    schema = builders[kind]()
     return fastjsonschema.compile(schema)
 
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 
 class CnmIngestError(Exception):
-    """Any other error of ours (``error_code``: the CNM errorCode; ``cumulus_name``: the Cumulus error it stands for)."""
+    """Any other error of ours (``error_code``: CNM errorCode; ``cumulus_name``: the Cumulus error it stands for)."""
 
     error_code = "PROCESSING_ERROR"
     cumulus_name: str | None = None

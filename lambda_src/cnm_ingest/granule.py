@@ -17,7 +17,7 @@ def collection_id(name: str, version: str | None) -> str:
     return f"{name}__{version}" if version else name
 
 
-def split_s3_uri(uri: str) -> tuple[str, str]:
+def split_s3_uri(uri: object) -> tuple[str, str]:
     """``(bucket, key)`` of ``s3://bucket/key``, taken literally.
 
     The key is everything after the first ``/`` following the bucket: no URL

@@ -17,6 +17,7 @@ or shard that no longer exists gives a result with no records and a reason.
 from __future__ import annotations
 
 import base64
+import datetime
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ def as_record(raw: dict[str, Any], shard_id: str, stream_arn: str) -> dict[str, 
         "partitionKey": raw.get("PartitionKey", ""),
         "shardId": shard_id,
         "streamArn": stream_arn,
-        "approximateArrivalTimestamp": arrival.timestamp() if hasattr(arrival, "timestamp") else arrival,
+        "approximateArrivalTimestamp": arrival.timestamp() if isinstance(arrival, datetime.datetime) else arrival,
     }
 
 

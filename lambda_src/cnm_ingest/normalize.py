@@ -140,7 +140,7 @@ class _Rewriter:
         if not isinstance(files, list):
             return files
         out = [self.file(f, f"{where}[{i}]") for i, f in enumerate(files)]
-        return files if all(a is b for a, b in zip(out, files)) else out
+        return files if all(a is b for a, b in zip(out, files, strict=True)) else out
 
     def product(self, product: Any) -> Any:
         if not isinstance(product, dict):
@@ -158,7 +158,7 @@ class _Rewriter:
                     files = self.files(g["files"], f"$.product.filegroups[{i}].files")
                     g = g if files is g["files"] else {**g, "files": files}
                 new_groups.append(g)
-            if any(a is not b for a, b in zip(new_groups, groups)):
+            if any(a is not b for a, b in zip(new_groups, groups, strict=True)):
                 p = {**p, "filegroups": new_groups}
         return p
 

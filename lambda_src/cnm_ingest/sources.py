@@ -26,6 +26,7 @@ import functools
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -141,7 +142,7 @@ def open_source(uri: str, provider: dict[str, Any]) -> urllib3.BaseHTTPResponse:
     raise TransferError(f"{uri[:300]}: more than {MAX_REDIRECTS} redirects")
 
 
-def _chunks(resp: urllib3.BaseHTTPResponse, uri: str):
+def _chunks(resp: urllib3.BaseHTTPResponse, uri: str) -> Iterator[bytes]:
     try:
         while True:
             chunk = resp.read(READ_SIZE)

@@ -58,6 +58,7 @@ from .errors import (
     FileNotFoundAtSourceError,
     SizeMismatchError,
     TransferError,
+    TransientError,
 )
 from .granule import split_s3_uri
 from .task import Execution, Message, collection_config, provider_config
@@ -234,7 +235,10 @@ def _verify(file: dict[str, Any], bucket: str, key: str) -> int:
         digest, size = checksum.s3_digest(bucket, key, checksum.algorithm(file.get("checksumType")))
         ok_checksum = checksum.matches(file["checksum"], digest)
     else:
-        size, ok_checksum, digest = head(bucket, key)["ContentLength"], True, ""
+        found = head(bucket, key)
+        if found is None:  # deleted since the copy; the retried step copies it again
+            raise TransientError(f"the temporary copy of {file['source']} (s3://{bucket}/{key}) is gone")
+        size, ok_checksum, digest = found["ContentLength"], True, ""
     if size != file["size"] or not ok_checksum:
         aws.client("s3").delete_object(Bucket=bucket, Key=key)
         if size != file["size"]:
@@ -372,7 +376,7 @@ def stage_prepared(prepared: list[dict[str, Any]], *, duplicate_handling: str, e
         raise
     staged = {where(f): _commit(f, size, duplicate_handling=duplicate_handling, execution_name=execution_name,
                                 **copy_options)
-              for f, size in zip(to_copy, sizes)}
+              for f, size in zip(to_copy, sizes, strict=True)}
     for f in prepared:
         found = existing.get(where(f))
         if found is not None:
@@ -415,7 +419,7 @@ def sync_message(message: Message, execution: Execution, **copy_options: Any) ->
     prepared = [[prepare_file({**f, "type": at.type}, bucket=at.bucket, prefix=at.prefix, forbidden=forbidden,
                               **options) for f, at in placed] for placed in placements]  # every check before any read
     synced = []
-    for granule, files in zip(granules, prepared):
+    for granule, files in zip(granules, prepared, strict=True):
         files = stage_prepared(files, duplicate_handling=handling, execution_name=options["execution_name"],
                                provider=provider, **copy_options)
         synced.append({**granule, "files": files, "sync_completed": datetime.now(timezone.utc).isoformat()})

@@ -40,7 +40,9 @@ def granule_key(collection: str, granule: str) -> dict[str, str]:
 
 def _collection(message: Message, cnm: dict[str, Any]) -> tuple[str, str | None]:
     meta = message.get("meta") or {}
-    coll = meta.get("collection") if isinstance(meta.get("collection"), dict) else {}
+    coll = meta.get("collection")
+    if not isinstance(coll, dict):
+        coll = {}
     name = coll.get("name") or (cnm_mod.collection_name(cnm) if isinstance(cnm, dict) else None) or "unknown"
     version = coll.get("version") or (cnm_mod.collection_version(cnm) if isinstance(cnm, dict) else None)
     return str(name), version

@@ -50,7 +50,8 @@ def run(event: dict[str, Any], step: Callable[[Message, Execution], Message]) ->
     except Exception as exc:
         if aws.is_transient(exc):
             raise bounded(TransientError(f"{type(exc).__name__}: {exc}")) from exc
-        raise bounded(exc)
+        bounded(exc)
+        raise
 
 
 def bounded(exc: BaseException) -> BaseException:

@@ -22,6 +22,7 @@ import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cnm_ingest import aws, delivery, dlq, task
 from cnm_ingest import message as workflow_message
@@ -41,7 +42,9 @@ def addressable(cnm: Any, message: task.Message, execution: task.Execution) -> d
     coll = cnm.get("collection")
     valid_object = isinstance(coll, dict) and isinstance(coll.get("name"), str) and isinstance(coll.get("version"), str)
     if not isinstance(coll, str) and not valid_object:
-        known = meta.get("collection") if isinstance(meta.get("collection"), dict) else {}
+        known = meta.get("collection")
+        if not isinstance(known, dict):
+            known = {}
         name, version = known.get("name"), known.get("version")
         cnm["collection"] = {"name": name, "version": version} if name and version else str(name or "unknown")
     if not isinstance(cnm.get("submissionTime"), str):
@@ -116,6 +119,6 @@ def _park(message: task.Message, execution: task.Execution) -> task.Message:
 
 
 @logger.inject_lambda_context
-def handler(event: dict[str, Any], context: Any) -> task.Message:
+def handler(event: dict[str, Any], context: LambdaContext) -> task.Message:
     delivery.CONFIG.register_lambda_context(context)
     return task.run(event, _park if isinstance(event, dict) and event.get("park") is True else _respond)

@@ -17,6 +17,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from cnm_ingest import aws, config, dlq, ingest, observability, once, pacing
 
 SOURCE = "fallback_consumer"
@@ -41,12 +42,12 @@ def retry(parked: dlq.ParkedRecord, run: ingest.Run) -> str:
 @metrics.log_metrics
 @logger.inject_lambda_context
 @event_source(data_class=SNSEvent)
-def handler(event: SNSEvent, context: Any) -> dict[str, Any]:
+def handler(event: SNSEvent, context: LambdaContext) -> dict[str, Any]:
     run = ingest.Run(store=config.store(), settings=ingest.Settings.from_env(), once=once.Once.from_env(context),
                      source=SOURCE, queue_url=aws.env("DLQ_URL"),
                      response_stream_arn=os.environ.get("RESPONSE_STREAM_ARN") or None,
                      pacer=pacing.Pacer.from_env(context))
-    outcomes = []
+    outcomes: list[str] = []
     for record in event.records:
         metrics.add_metric(name="FallbackMessages", unit=MetricUnit.Count, value=1)
         parked = dlq.records_from_dlq_message(record.sns.message)

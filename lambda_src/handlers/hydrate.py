@@ -28,6 +28,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from cnm_ingest import aws, config, dlq, ingest, kinesis, observability, once
 
 SOURCE = "hydrate"
@@ -102,7 +103,7 @@ def park_batch(failure: dict[str, Any], run: ingest.Run, *, max_calls: int, limi
 @metrics.log_metrics
 @logger.inject_lambda_context
 @event_source(data_class=SNSEvent)
-def handler(event: SNSEvent, context: Any) -> dict[str, Any]:
+def handler(event: SNSEvent, context: LambdaContext) -> dict[str, Any]:
     run = ingest.Run(store=config.store(), settings=ingest.Settings.from_env(), once=once.Once.from_env(context),
                      source=SOURCE, queue_url=aws.env("DLQ_URL"))
     max_calls = int(os.environ.get("MAX_GET_RECORDS_CALLS") or kinesis.DEFAULT_MAX_CALLS)

@@ -16,7 +16,9 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cnm_ingest import observability
 
@@ -64,7 +66,7 @@ def log_record(record: KinesisStreamRecord, max_bytes: int) -> None:
 
 @metrics.log_metrics
 @logger.inject_lambda_context
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     max_bytes = int(os.environ.get("LOG_MAX_BYTES") or DEFAULT_MAX_BYTES)
     result = process_partial_response(event=event, record_handler=functools.partial(log_record, max_bytes=max_bytes),
                                       processor=processor, context=context)

@@ -29,7 +29,9 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from cnm_ingest import aws, config, ingest, observability, once, pacing
 
 SOURCE = "message_consumer"
@@ -51,7 +53,7 @@ def pool() -> ThreadPoolExecutor:
     return _pool
 
 
-def run_for(context: Any) -> ingest.Run:
+def run_for(context: LambdaContext) -> ingest.Run:
     return ingest.Run(
         store=config.store(), settings=ingest.Settings.from_env(), once=once.Once.from_env(context),
         source=SOURCE, queue_url=aws.env("DLQ_URL"), response_stream_arn=aws.env("RESPONSE_STREAM_ARN"),
@@ -81,12 +83,12 @@ def collect(record: ingest.SourceRecord, outcome: ingest.Outcome | BaseException
 
 @metrics.log_metrics
 @logger.inject_lambda_context
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     run = run_for(context)
     raw = event.get("Records") or []
     counts: Counter = Counter(RecordsIn=len(raw))
     records = [ingest.SourceRecord.from_event(r) for r in raw]
-    results = iter(zip(records, ingest.consume_all(records, run, pool(), concurrency())))
+    results = iter(zip(records, ingest.consume_all(records, run, pool(), concurrency()), strict=True))
 
     def record_handler(record: KinesisStreamRecord) -> str:
         return collect(*next(results), counts)

@@ -14,6 +14,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from cnm_ingest import aws, observability, records
 
 logger, metrics = observability.tools("recorder")
@@ -27,7 +28,7 @@ def load_input(execution_arn: str) -> str | None:
 
 @metrics.log_metrics
 @logger.inject_lambda_context
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     table = aws.env("EXECUTIONS_TABLE")
 
     def record_handler(record: SQSRecord) -> dict[str, Any]:

@@ -1,6 +1,11 @@
 """StartStatus: record the execution (and its granule) as RUNNING in the status table."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cnm_ingest import status, task
 
@@ -8,5 +13,5 @@ logger = Logger()
 
 
 @logger.inject_lambda_context
-def handler(event, context):
+def handler(event: dict[str, Any], context: LambdaContext) -> task.Message:
     return task.run(event, status.start)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cnm_ingest import message as workflow_message, staging, task
 
@@ -19,5 +20,5 @@ def sync(message: task.Message, execution: task.Execution) -> task.Message:
 
 
 @logger.inject_lambda_context
-def handler(event: dict[str, Any], context: Any) -> task.Message:
+def handler(event: dict[str, Any], context: LambdaContext) -> task.Message:
     return task.run(event, sync)

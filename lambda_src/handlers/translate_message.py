@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cnm_ingest import granule, message as workflow_message, task
 from cnm_ingest.errors import CnmValidationError
@@ -21,12 +22,14 @@ def translate(message: task.Message, execution: task.Execution) -> task.Message:
     cnm, notes = normalize_notification(cnm)
     if notes:
         logger.info("CNM normalised", extra={"identifier": cnm.get("identifier"), "normalised": notes})
-    collection = meta.get("collection") if isinstance(meta.get("collection"), dict) else {}
+    collection = meta.get("collection")
+    if not isinstance(collection, dict):
+        collection = {}
     granules = granule.translate(cnm, collection, task.collection_config(meta))
     logger.info("translated CNM", extra={"identifier": cnm.get("identifier"), "granules": [g["granuleId"] for g in granules]})
     return workflow_message.set_part(message, "payload", "granules", granules)
 
 
 @logger.inject_lambda_context
-def handler(event: dict[str, Any], context: Any) -> task.Message:
+def handler(event: dict[str, Any], context: LambdaContext) -> task.Message:
     return task.run(event, translate)

@@ -240,7 +240,7 @@ class EventSourceMapping:
         records = self.records() if records is None else records
         for start in range(0, len(records), self.batch_size):
             batch = records[start:start + self.batch_size]
-            for attempt in range(self.max_retries + 1):
+            for _attempt in range(self.max_retries + 1):
                 result = message_consumer.handler(self.event(batch), self.context)
                 self.invocations += 1
                 failed = [f["itemIdentifier"] for f in result.get("batchItemFailures", [])]

@@ -23,7 +23,7 @@ def test_every_notification_sample_is_accepted(samples):
 def test_responses_are_rejected_as_notifications(samples):
     responses = {name: m for name, m in samples.items() if is_response(m)}
     assert responses, "no response samples found"
-    for name, message in responses.items():
+    for _name, message in responses.items():
         with pytest.raises(CnmValidationError):
             cnm.validate_notification(message)
 
@@ -48,8 +48,9 @@ def _variants(samples) -> list[dict]:
             lambda m: m.get("product", {}).pop("files", None),
             lambda m: m.get("product", {}).pop("name", None),
             lambda m: m.get("product", {}).update(filegroups=[]),
-            lambda m: m.get("product", {}).update(filegroups=[{"id": "g", "files": product.get("files", [])}]),
-            lambda m: (m.get("product", {}).pop("files", None),
+            lambda m, product=product: m.get("product", {}).update(
+                filegroups=[{"id": "g", "files": product.get("files", [])}]),
+            lambda m, product=product: (m.get("product", {}).pop("files", None),
                        m.get("product", {}).update(filegroups=[{"id": "g", "files": product.get("files", [])}])),
             lambda m: (m.get("product", {}).pop("files", None), m.get("product", {}).pop("name", None)),
             lambda m: m.get("product", {}).update(files=None),

@@ -75,7 +75,7 @@ def test_range_is_read_back_without_neighbours(pipeline, stream, lambda_context,
 
     got = parked(pipeline)
     assert len(got) == len(seqs)  # records in the failed batch = DLQ entries
-    assert payloads_by_seq(got) == dict(zip(seqs, payloads))
+    assert payloads_by_seq(got) == dict(zip(seqs, payloads, strict=True))
     assert not set(payloads_by_seq(got)) & set(before + after)
     env = got[0].envelope
     assert env["source"] == "hydrate" and env["error_type"] == "RetryAttemptsExhausted"

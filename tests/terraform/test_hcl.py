@@ -472,7 +472,8 @@ def test_no_allow_statement_on_resource_star():
             if "*" in resources:
                 actions = set(as_list(stmt.get("actions", [])))
                 if not actions <= RESOURCE_STAR_ACTIONS:
-                    offenders.append(f"{rel(config)} data.aws_iam_policy_document.{name} sid={stmt.get('sid')} actions={sorted(actions)}")
+                    offenders.append(f"{rel(config)} data.aws_iam_policy_document.{name} "
+                                     f"sid={stmt.get('sid')} actions={sorted(actions)}")
     assert not offenders, "Resource \"*\" on actions that support resource-level permissions:\n" + "\n".join(offenders)
 
 

@@ -143,7 +143,8 @@ def test_a_large_parked_response_is_offloaded(wf, monkeypatch):
 
 
 def test_a_large_response_retried_returns_exactly_what_was_put(wf, samples):
-    """Above INLINE_RESPONSE_BYTES the saved result is a payload-bucket reference; a retry still sends the same bytes."""
+    """Above INLINE_RESPONSE_BYTES the saved result is a payload-bucket reference;
+    a retry still sends the same bytes."""
     from handlers import cnm_response
 
     from cnm_ingest import delivery

@@ -56,7 +56,7 @@ def test_every_response_sample_is_a_valid_response(samples):
 
 
 def test_notifications_are_not_responses(samples):
-    for name, msg in samples.items():
+    for _name, msg in samples.items():
         if not is_response(msg):
             with pytest.raises(CnmValidationError):
                 validate_response(msg)

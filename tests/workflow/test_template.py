@@ -18,7 +18,8 @@ MAIN_TF = ROOT / "modules" / "workflow" / "main.tf"
 # The locals of modules/workflow/main.tf that build the extra_states fragment, verbatim.
 FRAGMENT_LOCALS = [
     'extra_states_json     = jsonencode(local.extra_states)',
-    'extra_states_fragment = length(local.extra_states) == 0 ? "" : "${substr(local.extra_states_json, 1, length(local.extra_states_json) - 2)},"',
+    'extra_states_fragment = length(local.extra_states) == 0 ? "" : '
+    '"${substr(local.extra_states_json, 1, length(local.extra_states_json) - 2)},"',
 ]
 
 
@@ -38,7 +39,7 @@ def test_template_states():
     states = definition["States"]
     assert definition["StartAt"] == "StartStatus"
     chain = ["StartStatus", "TranslateMessage", "SyncGranule", "CnmResponse", "StopStatus", "CheckOutcome"]
-    for a, b in zip(chain, chain[1:]):
+    for a, b in zip(chain, chain[1:], strict=False):
         assert states[a]["Next"] == b
     for state in TASKS:
         assert states[state]["Resource"] == function_arn(state)
