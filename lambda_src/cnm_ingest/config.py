@@ -19,14 +19,11 @@ from typing import Any, Callable
 
 from . import aws
 from . import cnm as cnm_mod
-from .errors import NoMatchingRuleError
+from .errors import NoMatchingRuleError, NotConfiguredError  # NotConfiguredError stays importable from here
 
 ENABLED = "ENABLED"
 DEFAULT_CACHE_SECONDS = 60.0
 
-
-class NotConfiguredError(NoMatchingRuleError):
-    """A matching rule names a collection or provider that is not in its table."""
 
 
 @dataclass(frozen=True)
