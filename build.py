@@ -20,6 +20,7 @@ each zip's path, size, sha256 and base64sha256 (Terraform's
 from __future__ import annotations
 
 import argparse
+import ast
 import base64
 import hashlib
 import json
@@ -41,6 +42,9 @@ FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o644 << 16
 SKIP_PARTS = {"__pycache__", ".pytest_cache"}
 SKIP_SUFFIXES = {".pyc", ".pyo"}
+# Values the Python code fixes that the Terraform must match (IAM scopes), copied into
+# manifest.json "constants" so they have one source: key -> (module under lambda_src, name).
+CONSTANTS = {"payload_key_prefix": ("cnm_ingest/dlq.py", "PAYLOAD_KEY_PREFIX")}
 
 
 def _files(base: Path):
@@ -120,9 +124,21 @@ def build_layer(out: Path) -> dict:
     return {**describe(dest, out), "requirements": reqs}
 
 
+def constants() -> dict:
+    """The CONSTANTS, read from the module sources (literal assignments) without importing them."""
+    out = {}
+    for key, (module, name) in CONSTANTS.items():
+        for node in ast.parse((SRC / module).read_text()).body:
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+                out[key] = ast.literal_eval(node.value)
+        if key not in out:
+            raise SystemExit(f"build.py: {module} assigns no literal {name}")
+    return out
+
+
 def build(out: Path, with_layer: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    manifest = {"runtime": RUNTIME, "functions": build_functions(out), "layers": {}}
+    manifest = {"runtime": RUNTIME, "constants": constants(), "functions": build_functions(out), "layers": {}}
     if with_layer:
         manifest["layers"]["deps"] = build_layer(out)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

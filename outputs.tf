@@ -33,42 +33,42 @@ output "stream_consumer_arn" {
 
 output "fallback_topic_arn" {
   description = "ARN of the SNS fallback topic."
-  value       = module.fallback.topic_arn
+  value       = module.dead_letter.fallback_topic_arn
 }
 
 output "failed_batch_topic_arn" {
   description = "ARN of the failed-batch SNS topic, the consumer mapping's on-failure destination (null when on_failure_destination is \"s3\")."
-  value       = module.consumer.failed_batch_topic_arn
+  value       = module.dead_letter.failed_batch_topic_arn
 }
 
 output "failed_batch_bucket_arn" {
   description = "ARN of the on-failure bucket (null when on_failure_destination is \"sns\")."
-  value       = module.consumer.failed_batch_bucket_arn
+  value       = module.dead_letter.failed_batch_bucket_arn
 }
 
 output "dlq_url" {
   description = "URL of the dead-letter queue (<prefix>-kinesisFailure)."
-  value       = module.fallback.dlq_url
+  value       = module.dead_letter.dlq_url
 }
 
 output "dlq_arn" {
   description = "ARN of the dead-letter queue (<prefix>-kinesisFailure)."
-  value       = module.fallback.dlq_arn
+  value       = module.dead_letter.dlq_arn
 }
 
 output "dlq_name" {
   description = "Name of the dead-letter queue."
-  value       = module.fallback.dlq_name
+  value       = module.dead_letter.dlq_name
 }
 
 output "payload_bucket_name" {
   description = "Name of the bucket holding payloads too large for SNS/SQS."
-  value       = module.payload_bucket.bucket_id
+  value       = module.dead_letter.payload_bucket_name
 }
 
 output "payload_bucket_arn" {
   description = "ARN of the payload bucket."
-  value       = module.payload_bucket.bucket_arn
+  value       = module.dead_letter.payload_bucket_arn
 }
 
 ################################################################################
@@ -141,6 +141,16 @@ output "message_consumer_function_name" {
 output "message_consumer_event_source_mapping_uuid" {
   description = "UUID of the notification stream event source mapping (to disable/enable ingestion)."
   value       = module.consumer.event_source_mapping_uuid
+}
+
+output "role_arns" {
+  description = "ARNs of every IAM role the module creates, by function role (and state_machine): each has role_path and permissions_boundary_arn."
+  value       = local.role_arns
+}
+
+output "lambda_security_group_id" {
+  description = "ID of the functions' security group created from vpc_id (null when none is created)."
+  value       = try(aws_security_group.lambda[0].id, null)
 }
 
 output "layer_arn" {

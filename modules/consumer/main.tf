@@ -1,42 +1,12 @@
 # Message consumer: the Lambda function reading the notification stream through
 # an event source mapping with partial batch responses, bisection, finite
-# retries and a finite record age; a batch it gives up on goes to the
-# failed-batch SNS topic (default; the hydrate module re-reads it into the DLQ)
-# or to an S3 bucket (AWS writes the records themselves).
-
-data "aws_caller_identity" "current" {}
+# retries and a finite record age. A batch it gives up on goes to the
+# on-failure destination it is given (modules/dead_letter: the failed-batch
+# topic, which the hydrate function re-reads into the DLQ, or a bucket).
 
 locals {
-  function_name  = coalesce(var.function_name, "${var.prefix}-message-consumer")
-  use_sns        = var.on_failure_destination == "sns"
-  create_s3      = var.on_failure_destination == "s3" && var.on_failure_s3_bucket_arn == null
-  on_failure_arn = local.use_sns ? aws_sns_topic.failed_batch[0].arn : (local.create_s3 ? module.failed_batch_bucket[0].bucket_arn : var.on_failure_s3_bucket_arn)
-  event_source   = var.enhanced_fan_out ? aws_kinesis_stream_consumer.this[0].arn : var.stream_arn
-}
-
-################################################################################
-# On-failure destinations
-################################################################################
-
-resource "aws_sns_topic" "failed_batch" {
-  count = local.use_sns ? 1 : 0
-
-  name              = "${var.prefix}-failed-batch"
-  kms_master_key_id = var.kms_key_arn != null ? var.kms_key_arn : var.topic_kms_master_key_id
-
-  tags = var.tags
-}
-
-module "failed_batch_bucket" {
-  source = "../s3_bucket"
-  count  = local.create_s3 ? 1 : 0
-
-  bucket          = "${var.prefix}-failed-batches-${data.aws_caller_identity.current.account_id}"
-  kms_key_arn     = var.kms_key_arn
-  expiration_days = var.on_failure_s3_expiration_days
-  force_destroy   = var.force_destroy_buckets
-
-  tags = var.tags
+  on_failure_to_sns = var.on_failure_destination == "sns"
+  event_source      = var.enhanced_fan_out ? aws_kinesis_stream_consumer.this[0].arn : var.stream_arn
 }
 
 ################################################################################
@@ -46,7 +16,7 @@ module "failed_batch_bucket" {
 resource "aws_kinesis_stream_consumer" "this" {
   count = var.enhanced_fan_out ? 1 : 0
 
-  name       = local.function_name
+  name       = var.function.name
   stream_arn = var.stream_arn
 }
 
@@ -89,7 +59,6 @@ data "aws_iam_policy_document" "this" {
     resources = var.state_machine_arns
   }
 
-
   statement {
     sid       = "PublishFallback"
     actions   = ["sns:Publish"]
@@ -105,26 +74,26 @@ data "aws_iam_policy_document" "this" {
   statement {
     sid       = "StoreLargePayloads"
     actions   = ["s3:PutObject"]
-    resources = ["${var.payload_bucket_arn}/${var.payload_key_prefix}*"]
+    resources = [var.payload_objects_arn]
   }
 
   dynamic "statement" {
-    for_each = local.use_sns ? [1] : []
+    for_each = local.on_failure_to_sns ? [1] : []
 
     content {
       sid       = "OnFailureToTopic"
       actions   = ["sns:Publish"]
-      resources = [aws_sns_topic.failed_batch[0].arn]
+      resources = [var.on_failure_destination_arn]
     }
   }
 
   dynamic "statement" {
-    for_each = local.use_sns ? [] : [1]
+    for_each = local.on_failure_to_sns ? [] : [1]
 
     content {
       sid       = "OnFailureToBucket"
       actions   = ["s3:PutObject", "s3:ListBucket"]
-      resources = [local.on_failure_arn, "${local.on_failure_arn}/*"]
+      resources = [var.on_failure_destination_arn, "${var.on_failure_destination_arn}/*"]
     }
   }
 }
@@ -132,24 +101,8 @@ data "aws_iam_policy_document" "this" {
 module "function" {
   source = "../lambda_function"
 
-  function_name                  = local.function_name
-  description                    = "CNM ingest: consumes the notification stream and starts workflows"
-  filename                       = var.package.filename
-  source_code_hash               = var.package.source_code_hash
-  handler                        = var.package.handler
-  runtime                        = var.runtime
-  layers                         = var.layers
-  timeout                        = var.timeout
-  memory_size                    = var.memory_size
-  reserved_concurrent_executions = var.reserved_concurrent_executions
-  environment_variables          = var.environment_variables
-  policy_json                    = data.aws_iam_policy_document.this.json
-  tracing_enabled                = var.tracing_enabled
-  log_retention_days             = var.log_retention_days
-  kms_key_arn                    = var.kms_key_arn
-  additional_kms_key_arns        = var.additional_kms_key_arns
-
-  tags = var.tags
+  function    = var.function
+  policy_json = data.aws_iam_policy_document.this.json
 }
 
 ################################################################################
@@ -159,28 +112,28 @@ module "function" {
 resource "aws_lambda_event_source_mapping" "this" {
   event_source_arn                   = local.event_source
   function_name                      = module.function.function_arn
-  enabled                            = var.esm_enabled
-  batch_size                         = var.batch_size
-  maximum_batching_window_in_seconds = var.maximum_batching_window_in_seconds
-  starting_position                  = var.starting_position
-  starting_position_timestamp        = var.starting_position == "AT_TIMESTAMP" ? var.starting_position_timestamp : null
-  parallelization_factor             = var.parallelization_factor
-  bisect_batch_on_function_error     = var.bisect_batch_on_function_error
-  maximum_retry_attempts             = var.maximum_retry_attempts
-  maximum_record_age_in_seconds      = var.maximum_record_age_in_seconds
-  function_response_types            = var.function_response_types
+  enabled                            = true
+  batch_size                         = var.event_source_mapping.batch_size
+  maximum_batching_window_in_seconds = var.event_source_mapping.maximum_batching_window_in_seconds
+  starting_position                  = var.event_source_mapping.starting_position
+  starting_position_timestamp        = var.event_source_mapping.starting_position == "AT_TIMESTAMP" ? var.event_source_mapping.starting_position_timestamp : null
+  parallelization_factor             = var.event_source_mapping.parallelization_factor
+  bisect_batch_on_function_error     = var.event_source_mapping.bisect_batch_on_function_error
+  maximum_retry_attempts             = var.event_source_mapping.maximum_retry_attempts
+  maximum_record_age_in_seconds      = var.event_source_mapping.maximum_record_age_in_seconds
+  function_response_types            = var.event_source_mapping.function_response_types
 
   destination_config {
     on_failure {
-      destination_arn = local.on_failure_arn
+      destination_arn = var.on_failure_destination_arn
     }
   }
 
-  tags = var.tags
+  tags = var.function.tags
 
   lifecycle {
     precondition {
-      condition     = var.starting_position != "AT_TIMESTAMP" || var.starting_position_timestamp != null
+      condition     = var.event_source_mapping.starting_position != "AT_TIMESTAMP" || var.event_source_mapping.starting_position_timestamp != null
       error_message = "starting_position_timestamp is required when starting_position is AT_TIMESTAMP."
     }
   }

@@ -9,7 +9,7 @@ output "function_arn" {
 }
 
 output "role_arn" {
-  description = "ARN of the hydrate function's execution role."
+  description = "ARN of the hydrate function's execution role (a DLQ writer)."
   value       = module.function.role_arn
 }
 

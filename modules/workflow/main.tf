@@ -8,26 +8,20 @@ data "aws_partition" "current" {}
 locals {
   partition = data.aws_partition.current.partition
 
-  # POWERTOOLS_LOG_LEVEL for the functions; the state machine's own level (ALL|ERROR|FATAL|OFF).
-  powertools_levels  = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-  function_log_level = coalesce(var.function_log_level, contains(local.powertools_levels, var.log_level) ? var.log_level : "INFO")
-  sfn_log_level      = lookup({ DEBUG = "ALL", INFO = "ALL", WARNING = "ERROR", CRITICAL = "FATAL" }, var.log_level, var.log_level)
-
   staging_bucket_arn = "arn:${local.partition}:s3:::${var.staging_bucket_name}"
 
-  # State name -> function key (lambda_src/handlers/<key>.py) and settings.
-  tasks = {
-    start_status      = { state = "StartStatus", description = "CNM workflow: record the execution as RUNNING", timeout = 60, memory_size = 256 }
-    translate_message = { state = "TranslateMessage", description = "CNM workflow: CNM notification to granule", timeout = 60, memory_size = 256 }
-    sync_granule      = { state = "SyncGranule", description = "CNM workflow: stage granule files with checksum verification", timeout = var.sync_granule_timeout, memory_size = var.sync_granule_memory_size }
-    cnm_response      = { state = "CnmResponse", description = "CNM workflow: write the CNM response", timeout = 60, memory_size = 256 }
-    stop_status       = { state = "StopStatus", description = "CNM workflow: record the execution as COMPLETED or FAILED", timeout = 60, memory_size = 256 }
+  # Task key (lambda_src/handlers/<key>.py, a key of var.functions) -> state name.
+  states = {
+    start_status      = "StartStatus"
+    translate_message = "TranslateMessage"
+    sync_granule      = "SyncGranule"
+    cnm_response      = "CnmResponse"
+    stop_status       = "StopStatus"
   }
 
-  common_environment = {
-    POWERTOOLS_LOG_LEVEL         = local.function_log_level
-    POWERTOOLS_METRICS_NAMESPACE = var.prefix
-  }
+  # What each task gets from this module on top of its function object: the
+  # environment naming this module's resources and inputs, its permissions and
+  # the customer keys of what it touches.
   environment = {
     start_status      = { STATUS_TABLE = aws_dynamodb_table.status.name }
     translate_message = {}
@@ -176,25 +170,13 @@ data "aws_iam_policy_document" "status" {
 
 module "function" {
   source   = "../lambda_function"
-  for_each = local.tasks
+  for_each = local.states
 
-  function_name           = "${var.prefix}-${replace(each.key, "_", "-")}"
-  description             = each.value.description
-  filename                = "${var.package_dir}/${var.manifest.functions[each.key].filename}"
-  source_code_hash        = var.manifest.functions[each.key].base64sha256
-  handler                 = var.manifest.functions[each.key].handler
-  runtime                 = try(var.manifest.runtime, "python3.12")
-  layers                  = var.layer_arn == null ? [] : [var.layer_arn]
-  timeout                 = each.value.timeout
-  memory_size             = each.value.memory_size
-  environment_variables   = merge(local.common_environment, { POWERTOOLS_SERVICE_NAME = each.key }, local.environment[each.key])
-  policy_json             = local.policies[each.key]
-  tracing_enabled         = var.tracing_enabled
-  log_retention_days      = var.log_retention_days
-  kms_key_arn             = var.kms_key_arn
-  additional_kms_key_arns = local.additional_kms_key_arns[each.key]
-
-  tags = var.tags
+  function = merge(var.functions[each.key], {
+    environment_variables   = merge(var.functions[each.key].environment_variables, local.environment[each.key])
+    additional_kms_key_arns = distinct(concat(var.functions[each.key].additional_kms_key_arns, local.additional_kms_key_arns[each.key]))
+  })
+  policy_json = local.policies[each.key]
 }
 
 ################################################################################
@@ -222,9 +204,11 @@ data "aws_iam_policy_document" "sfn_assume" {
 }
 
 resource "aws_iam_role" "state_machine" {
-  name               = "${var.prefix}-cnm-workflow"
-  description        = "Role of the ${var.prefix} CNM workflow state machine"
-  assume_role_policy = data.aws_iam_policy_document.sfn_assume.json
+  name                 = "${var.prefix}-cnm-workflow"
+  path                 = var.role_path
+  permissions_boundary = var.permissions_boundary_arn
+  description          = "Role of the ${var.prefix} CNM workflow state machine"
+  assume_role_policy   = data.aws_iam_policy_document.sfn_assume.json
 
   tags = var.tags
 }
@@ -284,7 +268,7 @@ resource "aws_sfn_state_machine" "this" {
   logging_configuration {
     log_destination        = "${aws_cloudwatch_log_group.state_machine.arn}:*"
     include_execution_data = var.include_execution_data
-    level                  = local.sfn_log_level
+    level                  = var.state_machine_log_level
   }
 
   tracing_configuration {
