@@ -125,12 +125,20 @@ def build_layer(out: Path) -> dict:
 
 
 def constants() -> dict:
-    """The CONSTANTS, read from the module sources (literal assignments) without importing them."""
+    """The CONSTANTS, read from the module sources (literal assignments) without importing them.
+
+    A module that is not in the source tree gives no constant (Terraform then fails on the
+    missing key); a module that does not assign the name stops the build."""
     out = {}
     for key, (module, name) in CONSTANTS.items():
+        if not (SRC / module).exists():
+            continue
         for node in ast.parse((SRC / module).read_text()).body:
             if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
-                out[key] = ast.literal_eval(node.value)
+                try:
+                    out[key] = ast.literal_eval(node.value)
+                except ValueError:
+                    raise SystemExit(f"build.py: {module} assigns {name} a value that is not a literal") from None
         if key not in out:
             raise SystemExit(f"build.py: {module} assigns no literal {name}")
     return out

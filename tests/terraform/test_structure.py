@@ -150,6 +150,20 @@ def test_no_terraform_value_restates_a_python_constant():
     """The payload key prefix comes from the manifest (build.py copies it from cnm_ingest.dlq)."""
     offenders = [str(p.relative_to(ROOT)) for p in tf_files() if "failed-records" in p.read_text()]
     assert not offenders, offenders
+    import build
+    from cnm_ingest import dlq
+
+    assert build.constants() == {"payload_key_prefix": dlq.PAYLOAD_KEY_PREFIX}
+
+
+def test_build_stops_on_a_constant_the_source_does_not_assign(tmp_path, monkeypatch):
+    import build
+
+    (tmp_path / "cnm_ingest").mkdir()
+    (tmp_path / "cnm_ingest" / "dlq.py").write_text("PAYLOAD_KEY_PREFIX = compute()\n")  # not a literal
+    monkeypatch.setattr(build, "SRC", tmp_path)
+    with pytest.raises(SystemExit, match="PAYLOAD_KEY_PREFIX"):
+        build.constants()
 
 
 # --------------------------------------------------------------------------- #
