@@ -16,36 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from .tfhelpers import ROOT, check, copy_config, show_json, tf
+from .tfhelpers import ROOT, check, copy_config, provider_override, show_json, tf
 
 pytestmark = [pytest.mark.terraform, pytest.mark.provider]
 
 CONFIGS = ["."] + sorted(
     p.relative_to(ROOT).as_posix() for p in (ROOT / "examples").iterdir() if (p / "main.tf").exists()
 )
-ENDPOINT_SERVICES = [
-    "cloudwatch", "dynamodb", "ec2", "iam", "kinesis", "kms", "lambda", "logs", "s3", "sfn", "sns", "sqs", "sts",
-]
-
-
-def provider_override(endpoint: str) -> str:
-    endpoints = "\n".join(f'    {svc} = "{endpoint}"' for svc in ENDPOINT_SERVICES)
-    return f"""provider "aws" {{
-  region                      = "us-west-2"
-  access_key                  = "testing"
-  secret_key                  = "testing"
-  skip_credentials_validation = true
-  skip_metadata_api_check     = true
-  skip_requesting_account_id  = true
-  skip_region_validation      = true
-  s3_use_path_style           = true
-  endpoints {{
-{endpoints}
-  }}
-}}
-"""
-
-
 @pytest.mark.parametrize("config", CONFIGS)
 def test_init_and_validate(config, mirror, packages, tmp_path):
     """Every root configuration initialises offline and validates, warnings aside."""
