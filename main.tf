@@ -8,7 +8,7 @@
 # The root is split by concern, one file each, in dependency order: every file
 # reads only what the files before it declare (README "Extending the Terraform").
 #
-#   main.tf           this index, the account, the functions' network placement
+#   main.tf           this index, the functions' network placement (NGAP)
 #   streams.tf        notification and response streams (created or existing)
 #   packages.tf       build/manifest.json, the dependency layer, and the one
 #                     `function` object per Lambda function (defaults merged
@@ -20,12 +20,6 @@
 #                     hydrate; then the DLQ policy naming every writer
 #   observability.tf  stream loggers and alarms
 #   moved.tf          where resources of earlier versions moved to
-
-data "aws_caller_identity" "current" {}
-
-locals {
-  account_id = data.aws_caller_identity.current.account_id
-}
 
 ################################################################################
 # Network placement of the functions (NGAP: functions in a VPC)
