@@ -10,6 +10,7 @@ at its new address.
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 import tarfile
@@ -78,7 +79,11 @@ def upgrade_plan(mirror, packages, local_aws, tmp_path_factory):
     check(tf(new, "init", "-input=false", "-no-color"))
     check(tf(new, "plan", "-input=false", "-no-color", "-lock=false", "-out=tfplan"))
     plan = show_json(new, "tfplan")
-    return plan, show_json(old_example, "terraform.tfstate"), baseline
+    # Carry the upgrade out: the deployment then runs today's code (and its state holds the
+    # environment each function really got, which a plan cannot show: the provider marks a map
+    # with any value known only after apply as unknown as a whole).
+    check(tf(new, "apply", "-input=false", "-no-color", "-lock=false", "tfplan"))
+    return plan, show_json(old_example, "terraform.tfstate"), baseline, show_json(new, "terraform.tfstate")
 
 
 def actions(plan: dict) -> dict[str, list[str]]:
@@ -86,7 +91,7 @@ def actions(plan: dict) -> dict[str, list[str]]:
 
 
 def test_upgrade_destroys_nothing(upgrade_plan):
-    plan, old_state, _ = upgrade_plan
+    plan, old_state, _, _ = upgrade_plan
     old_resources = [r["address"] for r in _resources(old_state["values"]["root_module"]) if r["mode"] == "managed"]
     assert len(old_resources) > 50  # a real deployment: every resource of examples/minimal
     changes = [rc for rc in plan["resource_changes"] if rc["mode"] == "managed"]
@@ -98,13 +103,13 @@ def test_upgrade_destroys_nothing(upgrade_plan):
 
 def test_upgrade_changes_nothing_the_old_code_would_not(upgrade_plan):
     """Every in-place update of the upgrade is one the old code plans against its own deployment too."""
-    plan, _, baseline = upgrade_plan
+    plan, _, baseline, _ = upgrade_plan
     updated = {a for a, act in actions(plan).items() if act != ["no-op"]}
     assert updated <= {a for a, act in actions(baseline).items() if act != ["no-op"]}
 
 
 def test_moved_resources_keep_their_identity(upgrade_plan):
-    plan, _, _ = upgrade_plan
+    plan, _, _, _ = upgrade_plan
     moved = {rc["previous_address"]: rc["address"] for rc in plan["resource_changes"] if rc.get("previous_address")}
     for old, new in EXPECTED_MOVES.items():
         assert moved.get(old) == new, f"{old} should have moved to {new}, moves: {moved}"
@@ -114,3 +119,44 @@ def _resources(module: dict):
     yield from module.get("resources", [])
     for child in module.get("child_modules", []):
         yield from _resources(child)
+
+
+FUNCTION_KEYS = ["message_consumer", "fallback_consumer", "hydrate", "inbound_logger", "outbound_logger",
+                 "start_status", "translate_message", "sync_granule", "cnm_response", "stop_status"]
+
+
+def interfaces_environment() -> dict[str, tuple[set[str], bool]]:
+    """docs/INTERFACES.md's environment table: variable -> (functions that get it, optional?)."""
+    text = (ROOT / "docs" / "INTERFACES.md").read_text()
+    section = text.split("## Environment variables", 1)[1].split("\n## ", 1)[0]
+    table = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`"):
+            continue
+        who = {w.strip() for w in cells[1].split(",")}
+        who = set(FUNCTION_KEYS) if who == {"all"} else who
+        who = (who - {"logger"}) | ({"inbound_logger", "outbound_logger"} if "logger" in who else set())
+        for name in re.findall(r"`([A-Z_]+)`", cells[0]):
+            table[name] = (who, cells[2].startswith("optional"))
+    assert len(table) >= 15, table
+    return table
+
+
+def test_function_environment_matches_interfaces(upgrade_plan):
+    """The environment each deployed function got (root object + call site + module), read from the
+    state after the upgrade, against docs/INTERFACES.md: every variable it must have, none it should not."""
+    _, _, _, state = upgrade_plan
+    table = interfaces_environment()
+    functions = {r["values"]["function_name"].removeprefix("cnm-minimal-").replace("-", "_"): r["values"]
+                 for r in _resources(state["values"]["root_module"]) if r["type"] == "aws_lambda_function"}
+    assert sorted(functions) == sorted(FUNCTION_KEYS)
+    for key, fn in functions.items():
+        names = set(fn["environment"][0]["variables"])
+        required = {n for n, (who, optional) in table.items() if key in who and not optional}
+        allowed = {n for n, (who, _) in table.items() if key in who}
+        assert required <= names, f"{key} lacks {sorted(required - names)}"
+        assert names <= allowed, f"{key} has variables INTERFACES.md does not give it: {sorted(names - allowed)}"
+        variables = fn["environment"][0]["variables"]
+        assert (variables["POWERTOOLS_SERVICE_NAME"], variables["POWERTOOLS_LOG_LEVEL"]) == (key, "INFO")
+    assert functions["hydrate"]["environment"][0]["variables"]["IDEMPOTENCY_TABLE"] == "cnm-minimal-hydrate-idempotency"
