@@ -22,14 +22,11 @@ from typing import Any
 
 from . import aws
 from . import cnm as cnm_mod
-from .errors import NoMatchingRuleError
+from .errors import NoMatchingRuleError, NotConfiguredError  # NotConfiguredError stays importable from here
 
 ENABLED = "ENABLED"
 DEFAULT_CACHE_SECONDS = 60.0
 
-
-class NotConfiguredError(NoMatchingRuleError):
-    """A matching rule names a collection or provider that is not in its table."""
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,10 @@ class NoMatchingRuleError(RecordError):
     """No enabled rule matches the message's collection and provider."""
 
 
+class NotConfiguredError(NoMatchingRuleError):
+    """A matching rule names a collection or provider that is not in its table."""
+
+
 class TransferError(CnmIngestError):
     """A file could not be fetched or did not match its size / checksum."""
 
