@@ -50,11 +50,14 @@ EXPECTED_CREATED = [
     r"module\.cnm_ingest\.aws_dynamodb_table\.idempotency",  # the shared idempotency table
     r"module\.cnm_ingest\.module\.recorder\[0\]\..+",  # execution records (modules/recorder)
     r'module\.cnm_ingest\.module\.alarms\[0\]\.aws_cloudwatch_metric_alarm\.this\["cnm-workflow-executions-[a-z-]+"\]',
+    r'module\.cnm_ingest\.module\.alarms\[0\]\.aws_cloudwatch_metric_alarm\.this\["recorder-errors"\]',
 ]
 
 # Resource types whose in-place update the same features explain (new IAM statements, environment
-# variables, the status table's TTL, the DLQ writers); any other update must be one the old code plans too.
-FEATURE_UPDATED_TYPES = {"aws_iam_role_policy", "aws_lambda_function", "aws_dynamodb_table", "aws_sqs_queue_policy"}
+# variables, the status table's TTL, the DLQ writers, the workflow's ParkResponse state); any other
+# update must be one the old code plans too.
+FEATURE_UPDATED_TYPES = {"aws_iam_role_policy", "aws_lambda_function", "aws_dynamodb_table", "aws_sqs_queue_policy",
+                         "aws_sfn_state_machine"}
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +153,7 @@ def _resources(module: dict):
         yield from _resources(child)
 
 
+WORKFLOW_TASKS = ["start_status", "translate_message", "sync_granule", "cnm_response", "stop_status"]
 FUNCTION_KEYS = ["message_consumer", "fallback_consumer", "hydrate", "inbound_logger", "outbound_logger",
                  "start_status", "translate_message", "sync_granule", "cnm_response", "stop_status", "recorder"]
 
@@ -166,6 +170,7 @@ def interfaces_environment() -> dict[str, tuple[set[str], bool]]:
         who = {w.strip() for w in cells[1].split(",")}
         who = set(FUNCTION_KEYS) if who == {"all"} else who
         who = (who - {"logger"}) | ({"inbound_logger", "outbound_logger"} if "logger" in who else set())
+        who = (who - {"every workflow task"}) | (set(WORKFLOW_TASKS) if "every workflow task" in who else set())
         for name in re.findall(r"`([A-Z_]+)`", cells[0]):
             table[name] = (who, cells[2].startswith("optional"))
     assert len(table) >= 15, table

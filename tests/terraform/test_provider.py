@@ -269,7 +269,7 @@ def test_workflow_state_machine(example, level, request):
 
 ACCOUNT = "123456789012"  # moto's account
 FUNCTION_KEYS = ["message_consumer", "fallback_consumer", "hydrate", "inbound_logger", "outbound_logger",
-                 "start_status", "translate_message", "sync_granule", "cnm_response", "stop_status"]
+                 "start_status", "translate_message", "sync_granule", "cnm_response", "stop_status", "recorder"]
 
 
 def functions_by_key(plan: dict, example: str) -> dict[str, tuple[str, dict]]:

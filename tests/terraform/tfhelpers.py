@@ -50,7 +50,7 @@ def show_json(directory: Path, plan_file: str) -> dict:
 
 
 ENDPOINT_SERVICES = [
-    "cloudwatch", "dynamodb", "ec2", "iam", "kinesis", "kms", "lambda", "logs", "s3", "sfn", "sns", "sqs", "sts",
+    "cloudwatch", "dynamodb", "ec2", "events", "iam", "kinesis", "kms", "lambda", "logs", "s3", "sfn", "sns", "sqs", "sts",
 ]
 
 
