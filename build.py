@@ -31,6 +31,7 @@ bytecode.
 from __future__ import annotations
 
 import argparse
+import ast
 import base64
 import hashlib
 import json
@@ -54,6 +55,13 @@ SKIP_PARTS = {"__pycache__", ".pytest_cache"}
 SKIP_SUFFIXES = {".pyc", ".pyo"}
 TASK_ROOT = "/var/task"  # where Lambda unpacks a function
 LAYER_ROOT = "/opt"  # where Lambda unpacks a layer
+# Values the Python code fixes that the Terraform must match (IAM scopes), copied into
+# manifest.json "constants" so they have one source: key -> (module under lambda_src, name).
+CONSTANTS = {
+    "payload_key_prefix": ("cnm_ingest/dlq.py", "PAYLOAD_KEY_PREFIX"),
+    "response_key_prefix": ("cnm_ingest/dlq.py", "RESPONSE_KEY_PREFIX"),
+    "workflow_payload_key_prefix": ("cnm_ingest/message.py", "KEY_PREFIX"),
+}
 
 
 class BuildError(RuntimeError):
@@ -206,11 +214,32 @@ def build_layer(out: Path, python: str | None) -> dict:
     return {**describe(dest, out), "requirements": reqs}
 
 
+def constants() -> dict:
+    """The CONSTANTS, read from the module sources (literal assignments) without importing them.
+
+    A module that is not in the source tree gives no constant (Terraform then fails on the
+    missing key); a module that does not assign the name stops the build."""
+    out = {}
+    for key, (module, name) in CONSTANTS.items():
+        if not (SRC / module).exists():
+            continue
+        for node in ast.parse((SRC / module).read_text()).body:
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+                try:
+                    out[key] = ast.literal_eval(node.value)
+                except ValueError:
+                    raise SystemExit(f"build.py: {module} assigns {name} a value that is not a literal") from None
+        if key not in out:
+            raise SystemExit(f"build.py: {module} assigns no literal {name}")
+    return out
+
+
 def build(out: Path, with_layer: bool = True, bytecode: bool = True) -> dict:
     python = bytecode_python() if bytecode else None
     out.mkdir(parents=True, exist_ok=True)
     manifest: dict = {
         "runtime": RUNTIME,
+        "constants": constants(),
         "bytecode": {"python": python_version(python), "invalidation_mode": "checked-hash"} if python else None,
         "functions": build_functions(out, python),
         "layers": {},

@@ -33,42 +33,42 @@ output "stream_consumer_arn" {
 
 output "fallback_topic_arn" {
   description = "ARN of the SNS fallback topic."
-  value       = module.fallback.topic_arn
+  value       = module.dead_letter.fallback_topic_arn
 }
 
 output "failed_batch_topic_arn" {
   description = "ARN of the failed-batch SNS topic, the consumer mapping's on-failure destination (null when on_failure_destination is \"s3\")."
-  value       = module.consumer.failed_batch_topic_arn
+  value       = module.dead_letter.failed_batch_topic_arn
 }
 
 output "failed_batch_bucket_arn" {
   description = "ARN of the on-failure bucket (null when on_failure_destination is \"sns\")."
-  value       = module.consumer.failed_batch_bucket_arn
+  value       = module.dead_letter.failed_batch_bucket_arn
 }
 
 output "dlq_url" {
   description = "URL of the dead-letter queue (<prefix>-kinesisFailure)."
-  value       = module.fallback.dlq_url
+  value       = module.dead_letter.dlq_url
 }
 
 output "dlq_arn" {
   description = "ARN of the dead-letter queue (<prefix>-kinesisFailure)."
-  value       = module.fallback.dlq_arn
+  value       = module.dead_letter.dlq_arn
 }
 
 output "dlq_name" {
   description = "Name of the dead-letter queue."
-  value       = module.fallback.dlq_name
+  value       = module.dead_letter.dlq_name
 }
 
 output "payload_bucket_name" {
   description = "Name of the bucket holding payloads too large for SNS/SQS."
-  value       = module.payload_bucket.bucket_id
+  value       = module.dead_letter.payload_bucket_name
 }
 
 output "payload_bucket_arn" {
   description = "ARN of the payload bucket."
-  value       = module.payload_bucket.bucket_arn
+  value       = module.dead_letter.payload_bucket_arn
 }
 
 ################################################################################
@@ -143,6 +143,16 @@ output "message_consumer_event_source_mapping_uuid" {
   value       = module.consumer.event_source_mapping_uuid
 }
 
+output "role_arns" {
+  description = "ARNs of every IAM role the module creates, by function role (and state_machine): each has role_path and permissions_boundary_arn."
+  value       = local.role_arns
+}
+
+output "lambda_security_group_id" {
+  description = "ID of the functions' security group created from vpc_id (null when none is created)."
+  value       = try(aws_security_group.lambda[0].id, null)
+}
+
 output "layer_arn" {
   description = "ARN of the dependency layer version (null when the packages were built without it)."
   value       = local.layer_arn
@@ -164,7 +174,7 @@ output "alarm_arns" {
 
 output "hydrate_idempotency_table_name" {
   description = "Name of the idempotency table hydrate uses (the shared one, as idempotency_table_name; null without hydrate)."
-  value       = try(module.hydrate[0].idempotency_table_name, null)
+  value       = length(module.hydrate) > 0 ? aws_dynamodb_table.idempotency.name : null
 }
 
 ################################################################################
@@ -198,5 +208,5 @@ output "prefix" {
 
 output "idempotency_table_name" {
   description = "Name of the idempotency table shared by the message consumer, the fallback consumer and hydrate."
-  value       = module.consumer.idempotency_table_name
+  value       = aws_dynamodb_table.idempotency.name
 }

@@ -69,6 +69,17 @@ variable "kms_key_arn" {
   }
 }
 
+variable "force_destroy_buckets" {
+  description = "Let Terraform delete the buckets this module creates while they still hold objects (test stacks only)."
+  type        = bool
+  default     = false
+}
+
+################################################################################
+# Lambda functions (every setting of every function: packages.tf builds one
+# object per function from these)
+################################################################################
+
 variable "log_retention_days" {
   description = "Retention of every function's CloudWatch log group, in days."
   type        = number
@@ -97,14 +108,8 @@ variable "tracing_enabled" {
   default     = false
 }
 
-variable "force_destroy_buckets" {
-  description = "Let Terraform delete the buckets this module creates while they still hold objects (test stacks only)."
-  type        = bool
-  default     = false
-}
-
 variable "lambda_function_settings" {
-  description = "Per-function overrides of timeout (s), memory_size (MB) and reserved_concurrent_executions, keyed by message_consumer, fallback_consumer, hydrate, inbound_logger, outbound_logger."
+  description = "Per-function overrides of timeout (s), memory_size (MB) and reserved_concurrent_executions, keyed by function (message_consumer, fallback_consumer, hydrate, inbound_logger, outbound_logger, start_status, translate_message, sync_granule, cnm_response, stop_status, recorder) or \"defaults\" for every function. A function's setting wins over \"defaults\", which wins over the built-in default (consumers and hydrate 300 s / 512 MB, sync_granule 900 s / 1024 MB, the rest 60 s / 256 MB, unreserved)."
   type = map(object({
     timeout                        = optional(number)
     memory_size                    = optional(number)
@@ -113,8 +118,11 @@ variable "lambda_function_settings" {
   default = {}
 
   validation {
-    condition     = alltrue([for k in keys(var.lambda_function_settings) : contains(["message_consumer", "fallback_consumer", "hydrate", "inbound_logger", "outbound_logger"], k)])
-    error_message = "lambda_function_settings keys must be message_consumer, fallback_consumer, hydrate, inbound_logger or outbound_logger."
+    condition = alltrue([for k in keys(var.lambda_function_settings) : contains([
+      "defaults", "message_consumer", "fallback_consumer", "hydrate", "inbound_logger", "outbound_logger",
+      "start_status", "translate_message", "sync_granule", "cnm_response", "stop_status", "recorder",
+    ], k)])
+    error_message = "lambda_function_settings keys must be defaults, message_consumer, fallback_consumer, hydrate, inbound_logger, outbound_logger, start_status, translate_message, sync_granule, cnm_response, stop_status or recorder."
   }
 
   validation {
@@ -128,8 +136,67 @@ variable "lambda_function_settings" {
   }
 
   validation {
-    condition     = alltrue([for s in values(var.lambda_function_settings) : s.reserved_concurrent_executions == null || try(s.reserved_concurrent_executions >= 0, false)])
-    error_message = "reserved_concurrent_executions must be null or >= 0."
+    condition     = alltrue([for s in values(var.lambda_function_settings) : s.reserved_concurrent_executions == null || try(s.reserved_concurrent_executions >= 0 && floor(s.reserved_concurrent_executions) == s.reserved_concurrent_executions, false)])
+    error_message = "reserved_concurrent_executions must be null or a whole number >= 0."
+  }
+}
+
+################################################################################
+# Network and IAM placement (NGAP: functions in a VPC, roles under a boundary)
+################################################################################
+
+variable "lambda_subnet_ids" {
+  description = "Subnets every Lambda function runs in (NGAP and other VPC-bound accounts); empty runs them outside a VPC. Needs lambda_security_group_ids or vpc_id. The subnets must reach the AWS APIs the functions call (VPC endpoints or NAT), and each function's role gets the network-interface permissions."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.lambda_subnet_ids : can(regex("^subnet-[0-9a-f]{8,17}$", id))])
+    error_message = "lambda_subnet_ids must be subnet IDs (subnet-0123abcd...)."
+  }
+}
+
+variable "lambda_security_group_ids" {
+  description = "Security groups of every Lambda function in lambda_subnet_ids; empty with vpc_id set creates <prefix>-lambda (no inbound, HTTPS out)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.lambda_security_group_ids : can(regex("^sg-[0-9a-f]{8,17}$", id))])
+    error_message = "lambda_security_group_ids must be security group IDs (sg-0123abcd...)."
+  }
+}
+
+variable "vpc_id" {
+  description = "VPC of lambda_subnet_ids, in which the functions' security group <prefix>-lambda is created when lambda_security_group_ids is empty; null for none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.vpc_id == null || can(regex("^vpc-[0-9a-f]{8,17}$", var.vpc_id))
+    error_message = "vpc_id must be a VPC ID (vpc-0123abcd...)."
+  }
+}
+
+variable "permissions_boundary_arn" {
+  description = "Permissions boundary policy ARN set on every IAM role the module creates (NGAP requires one, e.g. arn:aws:iam::<account>:policy/NGAPShRoleBoundary); null for none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.permissions_boundary_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:policy/.+$", var.permissions_boundary_arn))
+    error_message = "permissions_boundary_arn must be an IAM policy ARN (arn:aws:iam::<account>:policy/<name>)."
+  }
+}
+
+variable "role_path" {
+  description = "IAM path of every role the module creates (e.g. /NGAPShRole/)."
+  type        = string
+  default     = "/"
+
+  validation {
+    condition     = can(regex("^/([\\x21-\\x7E]{1,510}/)?$", var.role_path)) && length(var.role_path) <= 512
+    error_message = "role_path must begin and end with '/' (at most 512 printable ASCII characters)."
   }
 }
 
@@ -407,7 +474,7 @@ variable "hydrate_get_records_limit" {
 }
 
 variable "hydrate_idempotency_enabled" {
-  description = "Ignored, kept so existing configurations still plan: hydrate always uses the shared idempotency table of modules/consumer (<prefix>-idempotency); its former own table is no longer created."
+  description = "Ignored, kept so existing configurations still plan: hydrate always uses the shared idempotency table <prefix>-idempotency (ingest.tf); its former own table is no longer created."
   type        = bool
   default     = true
 }
@@ -610,13 +677,21 @@ variable "response_retry_max_attempts" {
 }
 
 variable "extra_states" {
-  description = "JSON object of extra Step Functions states merged into the built-in workflow (\"\" for none)."
+  description = "JSON object of extra Step Functions states run between SyncGranule and CnmResponse (\"\" for none). The chain starts at extra_states_start_at and its last state has \"Next\": \"CnmResponse\"; each Task should Catch States.ALL with ResultPath \"$.exception\" and Next \"CnmResponse\" so a failure is answered."
   type        = string
   default     = ""
 
   validation {
-    condition     = var.extra_states == "" || can(keys(jsondecode(var.extra_states)))
-    error_message = "extra_states must be \"\" or a JSON object."
+    condition     = var.extra_states == "" || can(length(keys(jsondecode(var.extra_states))) > 0)
+    error_message = "extra_states must be \"\" or a non-empty JSON object of states."
+  }
+
+  validation {
+    condition = var.extra_states == "" || length(setintersection(
+      try(keys(jsondecode(var.extra_states)), []),
+      ["StartStatus", "TranslateMessage", "SyncGranule", "CnmResponse", "ParkResponse", "StopStatus", "CheckOutcome", "WorkflowSucceeded", "WorkflowFailed"]
+    )) == 0
+    error_message = "extra_states must not redefine a built-in state (StartStatus, TranslateMessage, SyncGranule, CnmResponse, ParkResponse, StopStatus, CheckOutcome, WorkflowSucceeded, WorkflowFailed)."
   }
 }
 

@@ -129,6 +129,13 @@ module "cnm_ingest" {
   log_retention_days = 90
   log_level          = "DEBUG"
 
+  # NGAP-style account: every function in the VPC's private subnets (with a
+  # security group made in vpc_id), every role under the permissions boundary.
+  lambda_subnet_ids        = var.subnet_ids
+  vpc_id                   = var.vpc_id
+  permissions_boundary_arn = "arn:${local.partition}:iam::${local.account_id}:policy/${var.permissions_boundary_name}"
+  role_path                = var.role_path
+
   # Workflow: full execution logging, and a DAAC step between SyncGranule and CnmResponse.
   state_machine_log_level = "ALL"
   extra_states_start_at   = "DaacPostSync"
@@ -162,8 +169,10 @@ module "cnm_ingest" {
   rules_cache_seconds                = 30
 
   lambda_function_settings = {
+    defaults          = { memory_size = 512 }
     message_consumer  = { timeout = 600, memory_size = 1024, reserved_concurrent_executions = 20 }
     fallback_consumer = { reserved_concurrent_executions = 5 }
+    sync_granule      = { memory_size = 2048 }
   }
 
   # Fallback, DLQ, hydrate, payloads.

@@ -31,6 +31,10 @@ MAX_MESSAGE_BYTES = 256 * 1024
 OFFLOAD_THRESHOLD = MAX_MESSAGE_BYTES - 16 * 1024
 SQS_BATCH = 10
 SEND_ATTEMPTS = 5
+# Key prefix of offloaded payloads; build.py copies it into manifest.json for the Terraform IAM scopes.
+PAYLOAD_KEY_PREFIX = "failed-records/"
+# where a parked response too large for SQS is stored (IAM scope of CnmResponse: build.py copies it to the manifest)
+RESPONSE_KEY_PREFIX = "failed-responses/"
 
 
 def envelope(source: str, reason: str, error_type: str, record: dict[str, Any] | None,
@@ -67,7 +71,7 @@ def response_envelope(response: dict[str, Any], reason: str, error_type: str,
     if len(dumps(env).encode("utf-8")) > threshold:
         body = json.dumps(response, separators=(",", ":")).encode("utf-8")
         bucket = bucket or aws.env("PAYLOAD_BUCKET")
-        key = f"failed-responses/{hashlib.sha256(body).hexdigest()}"
+        key = f"{RESPONSE_KEY_PREFIX}{hashlib.sha256(body).hexdigest()}"
         aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
         env.update(response=None, response_s3={"bucket": bucket, "key": key})
     return env
@@ -92,7 +96,7 @@ def offload(env: dict[str, Any], bucket: str | None = None, threshold: int = OFF
         return body
     bucket = bucket or aws.env("PAYLOAD_BUCKET")
     payload = base64.b64decode(record["data"])
-    key = f"failed-records/{hashlib.sha256(payload).hexdigest()}"
+    key = f"{PAYLOAD_KEY_PREFIX}{hashlib.sha256(payload).hexdigest()}"
     aws.client("s3").put_object(Bucket=bucket, Key=key, Body=payload)
     env["payload_s3"] = {"bucket": bucket, "key": key}
     record["data"] = None

@@ -37,14 +37,9 @@ variable "state_machine_arns" {
 }
 
 variable "iterator_age_threshold_ms" {
-  description = "Alarm when the oldest unread record of the notification stream is older than this (milliseconds)."
+  description = "(Validated by the root module.) Alarm when the oldest unread record of the notification stream is older than this (milliseconds)."
   type        = number
   default     = 600000
-
-  validation {
-    condition     = var.iterator_age_threshold_ms >= 1000
-    error_message = "iterator_age_threshold_ms must be at least 1000."
-  }
 }
 
 variable "function_errors_threshold" {
@@ -59,14 +54,9 @@ variable "function_errors_threshold" {
 }
 
 variable "period_seconds" {
-  description = "Period of every alarm's metric, in seconds (60 or a multiple of 60)."
+  description = "(Validated by the root module.) Period of every alarm's metric, in seconds (60 or a multiple of 60)."
   type        = number
   default     = 300
-
-  validation {
-    condition     = var.period_seconds >= 60 && var.period_seconds % 60 == 0
-    error_message = "period_seconds must be a multiple of 60."
-  }
 }
 
 variable "evaluation_periods" {

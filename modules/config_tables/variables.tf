@@ -4,7 +4,7 @@ variable "prefix" {
 }
 
 variable "rules" {
-  description = "Ingest rules, each with its workflow (state machine) ARN already resolved. Written as items of the rules table."
+  description = "(Validated by the root module.) Ingest rules, each with its workflow (state machine) ARN already resolved. Written as items of the rules table."
   type = list(object({
     name         = string
     collection   = object({ name = string, version = optional(string, "") })
@@ -14,20 +14,10 @@ variable "rules" {
     meta         = optional(map(any), {})
   }))
   default = []
-
-  validation {
-    condition     = alltrue([for r in var.rules : contains(["ENABLED", "DISABLED"], r.state)])
-    error_message = "Every rule state must be \"ENABLED\" or \"DISABLED\"."
-  }
-
-  validation {
-    condition     = length(distinct([for r in var.rules : r.name])) == length(var.rules)
-    error_message = "Rule names must be unique."
-  }
 }
 
 variable "collections" {
-  description = "Collections (name + version) and their ingest configuration. Written as items of the collections table."
+  description = "(Validated by the root module.) Collections (name + version) and their ingest configuration. Written as items of the collections table."
   type = list(object({
     name                  = string
     version               = string
@@ -39,20 +29,10 @@ variable "collections" {
     meta                  = optional(map(any), {})
   }))
   default = []
-
-  validation {
-    condition     = alltrue([for c in var.collections : contains(["error", "skip", "replace", "version"], c.duplicate_handling)])
-    error_message = "duplicate_handling must be one of error, skip, replace, version."
-  }
-
-  validation {
-    condition     = length(distinct([for c in var.collections : "${c.name}___${c.version}"])) == length(var.collections)
-    error_message = "Collections must be unique by name and version."
-  }
 }
 
 variable "providers_config" {
-  description = "Data providers (id, protocol, host). Written as items of the providers table."
+  description = "(Validated by the root module.) Data providers (id, protocol, host). Written as items of the providers table."
   type = list(object({
     id       = string
     protocol = optional(string, "s3")
@@ -64,11 +44,6 @@ variable "providers_config" {
     globalConnectionLimit  = optional(number)
   }))
   default = []
-
-  validation {
-    condition     = length(distinct([for p in var.providers_config : p.id])) == length(var.providers_config)
-    error_message = "Provider ids must be unique."
-  }
 }
 
 variable "deletion_protection_enabled" {

@@ -1,8 +1,8 @@
-# Hydrate: subscribed to the failed-batch topic. The ESM on-failure record has
-# only the batch metadata (shard, sequence range); this function re-reads those
-# records from the notification stream and parks each, payload included, in the
-# DLQ. Its own failures (after Lambda's retries) also go to the DLQ, as AWS's
-# invocation record carrying the batch metadata.
+# Hydrate: subscribed to the failed-batch topic (modules/dead_letter). The ESM
+# on-failure record has only the batch metadata (shard, sequence range); this
+# function re-reads those records from the notification stream and parks each,
+# payload included, in the DLQ. Its own failures (after Lambda's retries) also
+# go to the DLQ, as AWS's invocation record carrying the batch metadata.
 
 locals {
   execution_arn_globs = [for arn in var.state_machine_arns : "${replace(arn, ":stateMachine:", ":execution:")}:*"]
@@ -60,46 +60,18 @@ data "aws_iam_policy_document" "this" {
   statement {
     sid       = "StoreLargePayloads"
     actions   = ["s3:PutObject"]
-    resources = ["${var.payload_bucket_arn}/${var.payload_key_prefix}*"]
+    resources = [var.payload_objects_arn]
   }
 }
 
 module "function" {
   source = "../lambda_function"
 
-  function_name                  = "${var.prefix}-hydrate"
-  description                    = "CNM ingest: re-reads failed notification batches into the DLQ"
-  filename                       = var.package.filename
-  source_code_hash               = var.package.source_code_hash
-  handler                        = var.package.handler
-  runtime                        = var.runtime
-  layers                         = var.layers
-  timeout                        = var.timeout
-  memory_size                    = var.memory_size
-  reserved_concurrent_executions = var.reserved_concurrent_executions
-  policy_json                    = data.aws_iam_policy_document.this.json
-  tracing_enabled                = var.tracing_enabled
-  log_retention_days             = var.log_retention_days
-  kms_key_arn                    = var.kms_key_arn
-  additional_kms_key_arns        = var.additional_kms_key_arns
+  function    = var.function
+  policy_json = data.aws_iam_policy_document.this.json
 
-  environment_variables = merge(
-    var.environment_variables,
-    {
-      DLQ_URL               = var.dlq_url
-      MAX_GET_RECORDS_CALLS = tostring(var.max_get_records_calls)
-    },
-    var.get_records_limit == null ? {} : { GET_RECORDS_LIMIT = tostring(var.get_records_limit) },
-    { IDEMPOTENCY_TABLE = var.idempotency_table_name },
-  )
-
-  create_async_event_config          = true
-  async_maximum_retry_attempts       = var.maximum_retry_attempts
-  async_maximum_event_age_in_seconds = var.maximum_event_age_in_seconds
-  async_on_failure_destination_arn   = var.dlq_arn
-  async_on_failure_destination_type  = "sqs"
-
-  tags = var.tags
+  create_async_event_config        = true
+  async_on_failure_destination_arn = var.dlq_arn
 }
 
 resource "aws_lambda_permission" "sns" {

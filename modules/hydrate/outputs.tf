@@ -9,11 +9,6 @@ output "function_arn" {
 }
 
 output "role_arn" {
-  description = "ARN of the hydrate function's execution role."
+  description = "ARN of the hydrate function's execution role (a DLQ writer)."
   value       = module.function.role_arn
-}
-
-output "idempotency_table_name" {
-  description = "Name of the idempotency table hydrate uses (the shared one of modules/consumer)."
-  value       = var.idempotency_table_name
 }

@@ -1,14 +1,21 @@
 # Generic Lambda function: function + least-privilege role + explicit log group,
-# with optional layer(s), environment, tracing, dead-letter and asynchronous
-# invocation (retries / on-failure destination) configuration. Every function of
-# the pipeline is an instance of this module.
+# with layers, environment, tracing, optional VPC placement, permissions
+# boundary and role path, and asynchronous invocation (retries / on-failure
+# queue) configuration. Every function of the pipeline is an instance of this
+# module, configured by one `function` object built at the root.
 
 data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
 
 locals {
-  log_group_name = "/aws/lambda/${var.function_name}"
-  kms_key_arns   = concat(var.kms_key_arn == null ? [] : [var.kms_key_arn], var.additional_kms_key_arns)
+  fn             = var.function
+  log_group_name = "/aws/lambda/${local.fn.name}"
+  kms_key_arns   = distinct(concat(local.fn.kms_key_arn == null ? [] : [local.fn.kms_key_arn], local.fn.additional_kms_key_arns))
+  in_vpc         = length(local.fn.vpc_subnet_ids) > 0
   has_async_dest = var.create_async_event_config && var.async_on_failure_destination_arn != null
+
+  ec2_arn = "arn:${data.aws_partition.current.partition}:ec2:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}"
 }
 
 ################################################################################
@@ -17,10 +24,10 @@ locals {
 
 resource "aws_cloudwatch_log_group" "this" {
   name              = local.log_group_name
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
+  retention_in_days = local.fn.log_retention_days
+  kms_key_id        = local.fn.kms_key_arn
 
-  tags = var.tags
+  tags = local.fn.tags
 }
 
 ################################################################################
@@ -40,11 +47,13 @@ data "aws_iam_policy_document" "assume" {
 }
 
 resource "aws_iam_role" "this" {
-  name               = var.function_name
-  description        = "Execution role of the Lambda function ${var.function_name}"
-  assume_role_policy = data.aws_iam_policy_document.assume.json
+  name                 = local.fn.name
+  path                 = local.fn.role_path
+  permissions_boundary = local.fn.permissions_boundary_arn
+  description          = "Execution role of the Lambda function ${local.fn.name}"
+  assume_role_policy   = data.aws_iam_policy_document.assume.json
 
-  tags = var.tags
+  tags = local.fn.tags
 }
 
 data "aws_iam_policy_document" "this" {
@@ -58,7 +67,7 @@ data "aws_iam_policy_document" "this" {
 
   dynamic "statement" {
     # X-Ray has no resource-level permissions: Resource "*" is unavoidable here.
-    for_each = var.tracing_enabled ? [1] : []
+    for_each = local.fn.tracing_enabled ? [1] : []
 
     content {
       sid       = "XRayWrite"
@@ -73,17 +82,33 @@ data "aws_iam_policy_document" "this" {
     content {
       sid       = "UseCustomerKeys"
       actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKey*", "kms:DescribeKey"]
-      resources = distinct(local.kms_key_arns)
+      resources = local.kms_key_arns
     }
   }
 
   dynamic "statement" {
-    for_each = var.dead_letter_target_arn == null ? [] : [var.dead_letter_target_arn]
+    # The network interfaces of a function in a VPC (what AWSLambdaVPCAccessExecutionRole grants,
+    # scoped to the function's subnets and security groups). Describe* has no resource-level permissions.
+    for_each = local.in_vpc ? [1] : []
 
     content {
-      sid       = "DeadLetterTarget"
-      actions   = [startswith(statement.value, "arn:${data.aws_partition.current.partition}:sns:") ? "sns:Publish" : "sqs:SendMessage"]
-      resources = [statement.value]
+      sid       = "VpcDescribeNetworkInterfaces"
+      actions   = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"]
+      resources = ["*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.in_vpc ? [1] : []
+
+    content {
+      sid     = "VpcManageNetworkInterfaces"
+      actions = ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"]
+      resources = concat(
+        ["${local.ec2_arn}:network-interface/*"],
+        [for id in local.fn.vpc_subnet_ids : "${local.ec2_arn}:subnet/${id}"],
+        [for id in local.fn.vpc_security_group_ids : "${local.ec2_arn}:security-group/${id}"],
+      )
     }
   }
 
@@ -92,14 +117,14 @@ data "aws_iam_policy_document" "this" {
 
     content {
       sid       = "AsyncOnFailureDestination"
-      actions   = [var.async_on_failure_destination_type == "sns" ? "sns:Publish" : "sqs:SendMessage"]
+      actions   = ["sqs:SendMessage"]
       resources = [statement.value]
     }
   }
 }
 
 resource "aws_iam_role_policy" "this" {
-  name   = "${var.function_name}-permissions"
+  name   = "${local.fn.name}-permissions"
   role   = aws_iam_role.this.id
   policy = data.aws_iam_policy_document.this.json
 }
@@ -109,38 +134,39 @@ resource "aws_iam_role_policy" "this" {
 ################################################################################
 
 resource "aws_lambda_function" "this" {
-  function_name    = var.function_name
-  description      = var.description
+  function_name    = local.fn.name
+  description      = local.fn.description
   role             = aws_iam_role.this.arn
-  filename         = var.filename
-  source_code_hash = var.source_code_hash
-  handler          = var.handler
-  runtime          = var.runtime
-  architectures    = var.architectures
-  layers           = var.layers
-  timeout          = var.timeout
-  memory_size      = var.memory_size
-  kms_key_arn      = var.kms_key_arn
+  filename         = local.fn.package.filename
+  source_code_hash = local.fn.package.source_code_hash
+  handler          = local.fn.package.handler
+  runtime          = local.fn.runtime
+  architectures    = ["x86_64"] # build.py builds the packages and the layer for x86_64
+  layers           = local.fn.layers
+  timeout          = local.fn.timeout
+  memory_size      = local.fn.memory_size
+  kms_key_arn      = local.fn.kms_key_arn
 
-  reserved_concurrent_executions = var.reserved_concurrent_executions == null ? -1 : var.reserved_concurrent_executions
+  reserved_concurrent_executions = local.fn.reserved_concurrent_executions == null ? -1 : local.fn.reserved_concurrent_executions
 
   dynamic "environment" {
-    for_each = length(var.environment_variables) > 0 ? [1] : []
+    for_each = length(local.fn.environment_variables) > 0 ? [1] : []
 
     content {
-      variables = var.environment_variables
+      variables = local.fn.environment_variables
     }
   }
 
   tracing_config {
-    mode = var.tracing_enabled ? "Active" : "PassThrough"
+    mode = local.fn.tracing_enabled ? "Active" : "PassThrough"
   }
 
-  dynamic "dead_letter_config" {
-    for_each = var.dead_letter_target_arn == null ? [] : [var.dead_letter_target_arn]
+  dynamic "vpc_config" {
+    for_each = local.in_vpc ? [1] : []
 
     content {
-      target_arn = dead_letter_config.value
+      subnet_ids         = local.fn.vpc_subnet_ids
+      security_group_ids = local.fn.vpc_security_group_ids
     }
   }
 
@@ -149,10 +175,17 @@ resource "aws_lambda_function" "this" {
     log_group  = aws_cloudwatch_log_group.this.name
   }
 
-  tags = var.tags
+  tags = local.fn.tags
 
-  # The role's permissions (logs, destinations) must exist before the first invocation.
+  # The role's permissions (logs, destinations, network interfaces) must exist before the first invocation.
   depends_on = [aws_iam_role_policy.this, aws_cloudwatch_log_group.this]
+
+  lifecycle {
+    precondition {
+      condition     = !local.in_vpc || length(local.fn.vpc_security_group_ids) > 0
+      error_message = "A function in a VPC (vpc_subnet_ids) needs at least one security group."
+    }
+  }
 }
 
 resource "aws_lambda_function_event_invoke_config" "this" {

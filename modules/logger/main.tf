@@ -20,24 +20,8 @@ data "aws_iam_policy_document" "this" {
 module "function" {
   source = "../lambda_function"
 
-  function_name                  = var.function_name
-  description                    = var.description
-  filename                       = var.package.filename
-  source_code_hash               = var.package.source_code_hash
-  handler                        = var.package.handler
-  runtime                        = var.runtime
-  layers                         = var.layers
-  timeout                        = var.timeout
-  memory_size                    = var.memory_size
-  reserved_concurrent_executions = var.reserved_concurrent_executions
-  environment_variables          = merge(var.environment_variables, { LOG_MAX_BYTES = tostring(var.log_max_bytes) })
-  policy_json                    = data.aws_iam_policy_document.this.json
-  tracing_enabled                = var.tracing_enabled
-  log_retention_days             = var.log_retention_days
-  kms_key_arn                    = var.kms_key_arn
-  additional_kms_key_arns        = var.additional_kms_key_arns
-
-  tags = var.tags
+  function    = var.function
+  policy_json = data.aws_iam_policy_document.this.json
 }
 
 resource "aws_lambda_event_source_mapping" "this" {
@@ -52,5 +36,5 @@ resource "aws_lambda_event_source_mapping" "this" {
   maximum_record_age_in_seconds      = var.maximum_record_age_in_seconds
   function_response_types            = ["ReportBatchItemFailures"]
 
-  tags = var.tags
+  tags = var.function.tags
 }

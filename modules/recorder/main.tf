@@ -9,8 +9,7 @@
 # is in docs/INTERFACES.md (cnm_ingest.records).
 
 locals {
-  function_name = "${var.prefix}-recorder"
-  queue_name    = "${var.prefix}-execution-events"
+  queue_name = "${var.prefix}-execution-events"
   # states:DescribeExecution on the executions of the given state machines (input left out of large events)
   execution_arns = [for arn in var.state_machine_arns : "${replace(arn, ":stateMachine:", ":execution:")}:*"]
 }
@@ -55,14 +54,14 @@ resource "aws_dynamodb_table" "executions" {
 
   server_side_encryption {
     enabled     = true
-    kms_key_arn = var.kms_key_arn
+    kms_key_arn = var.function.kms_key_arn
   }
 
   point_in_time_recovery {
     enabled = var.point_in_time_recovery_enabled
   }
 
-  tags = var.tags
+  tags = var.function.tags
 }
 
 ################################################################################
@@ -73,28 +72,28 @@ resource "aws_sqs_queue" "dlq" {
   name                      = "${local.queue_name}-dlq"
   message_retention_seconds = var.dlq_message_retention_seconds
 
-  sqs_managed_sse_enabled           = var.kms_key_arn == null ? true : null
-  kms_master_key_id                 = var.kms_key_arn
-  kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 300
+  sqs_managed_sse_enabled           = var.function.kms_key_arn == null ? true : null
+  kms_master_key_id                 = var.function.kms_key_arn
+  kms_data_key_reuse_period_seconds = var.function.kms_key_arn == null ? null : 300
 
-  tags = var.tags
+  tags = var.function.tags
 }
 
 resource "aws_sqs_queue" "buffer" {
   name                       = local.queue_name
   message_retention_seconds  = var.queue_message_retention_seconds
-  visibility_timeout_seconds = var.timeout * 6
+  visibility_timeout_seconds = var.function.timeout * 6
 
-  sqs_managed_sse_enabled           = var.kms_key_arn == null ? true : null
-  kms_master_key_id                 = var.kms_key_arn
-  kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 300
+  sqs_managed_sse_enabled           = var.function.kms_key_arn == null ? true : null
+  kms_master_key_id                 = var.function.kms_key_arn
+  kms_data_key_reuse_period_seconds = var.function.kms_key_arn == null ? null : 300
 
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.dlq.arn
     maxReceiveCount     = var.max_receive_count
   })
 
-  tags = var.tags
+  tags = var.function.tags
 }
 
 resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
@@ -170,7 +169,7 @@ resource "aws_cloudwatch_event_rule" "status_change" {
     }
   })
 
-  tags = var.tags
+  tags = var.function.tags
 }
 
 resource "aws_cloudwatch_event_target" "buffer" {
@@ -216,24 +215,11 @@ data "aws_iam_policy_document" "this" {
 module "function" {
   source = "../lambda_function"
 
-  function_name                  = local.function_name
-  description                    = "CNM ingest: records every workflow execution status change"
-  filename                       = var.package.filename
-  source_code_hash               = var.package.source_code_hash
-  handler                        = var.package.handler
-  runtime                        = var.runtime
-  layers                         = var.layers
-  timeout                        = var.timeout
-  memory_size                    = var.memory_size
-  reserved_concurrent_executions = var.reserved_concurrent_executions
-  environment_variables          = merge(var.environment_variables, { EXECUTIONS_TABLE = aws_dynamodb_table.executions.name })
-  policy_json                    = data.aws_iam_policy_document.this.json
-  tracing_enabled                = var.tracing_enabled
-  log_retention_days             = var.log_retention_days
-  kms_key_arn                    = var.kms_key_arn
-  additional_kms_key_arns        = var.additional_kms_key_arns
-
-  tags = var.tags
+  # The table is this module's own resource, so its name is added here.
+  function = merge(var.function, {
+    environment_variables = merge(var.function.environment_variables, { EXECUTIONS_TABLE = aws_dynamodb_table.executions.name })
+  })
+  policy_json = data.aws_iam_policy_document.this.json
 }
 
 resource "aws_lambda_event_source_mapping" "buffer" {
@@ -243,7 +229,7 @@ resource "aws_lambda_event_source_mapping" "buffer" {
   maximum_batching_window_in_seconds = var.maximum_batching_window_in_seconds
   function_response_types            = ["ReportBatchItemFailures"]
 
-  tags = var.tags
+  tags = var.function.tags
 }
 
 ################################################################################
@@ -267,5 +253,5 @@ resource "aws_cloudwatch_metric_alarm" "dlq" {
   alarm_actions       = var.alarm_actions
   ok_actions          = var.alarm_actions
 
-  tags = var.tags
+  tags = var.function.tags
 }

@@ -1,103 +1,12 @@
+variable "function" {
+  description = "The function object the root module builds for the recorder (packages.tf), passed to modules/lambda_function, whose `function` variable declares its type. Its kms_key_arn and tags also serve the table and queues; the buffer's visibility timeout is six times its timeout."
+  type        = any
+}
+
 variable "prefix" {
   description = "Name prefix: <prefix>-recorder (function), <prefix>-executions (table), <prefix>-execution-events (queue), <prefix>-execution-status (rule)."
   type        = string
 }
-
-variable "package" {
-  description = "Deployment package of the function: zip path, its base64 SHA-256 (source_code_hash) and the handler string (from build/manifest.json)."
-  type = object({
-    filename         = string
-    source_code_hash = string
-    handler          = string
-  })
-}
-
-variable "runtime" {
-  description = "Lambda runtime."
-  type        = string
-  default     = "python3.12"
-}
-
-variable "layers" {
-  description = "Lambda layer version ARNs (the dependency layer)."
-  type        = list(string)
-  default     = []
-}
-
-variable "environment_variables" {
-  description = "Environment variables of the function (see docs/INTERFACES.md)."
-  type        = map(string)
-  default     = {}
-}
-
-variable "timeout" {
-  description = "Function timeout in seconds (the buffer's visibility timeout is six times this)."
-  type        = number
-  default     = 60
-
-  validation {
-    condition     = var.timeout >= 1 && var.timeout <= 900
-    error_message = "timeout must be between 1 and 900 seconds."
-  }
-}
-
-variable "memory_size" {
-  description = "Function memory in MB."
-  type        = number
-  default     = 256
-
-  validation {
-    condition     = var.memory_size >= 128 && var.memory_size <= 10240
-    error_message = "memory_size must be between 128 and 10240 MB."
-  }
-}
-
-variable "reserved_concurrent_executions" {
-  description = "Reserved concurrency of the function; null for unreserved."
-  type        = number
-  default     = null
-
-  validation {
-    condition     = var.reserved_concurrent_executions == null || try(var.reserved_concurrent_executions >= 0, false)
-    error_message = "reserved_concurrent_executions must be null or >= 0."
-  }
-}
-
-variable "tracing_enabled" {
-  description = "Enable AWS X-Ray active tracing."
-  type        = bool
-  default     = false
-}
-
-variable "log_retention_days" {
-  description = "Retention of the function's CloudWatch log group, in days."
-  type        = number
-  default     = 30
-
-  validation {
-    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
-    error_message = "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, ...)."
-  }
-}
-
-variable "kms_key_arn" {
-  description = "Customer managed KMS key ARN used for this module's resources (log group, environment, topics, queues) and granted to the function; null uses AWS managed keys."
-  type        = string
-  default     = null
-}
-
-variable "additional_kms_key_arns" {
-  description = "Further customer managed KMS key ARNs the function must use (e.g. of an existing stream encrypted with another key)."
-  type        = list(string)
-  default     = []
-}
-
-variable "tags" {
-  description = "Tags for every resource of this module."
-  type        = map(string)
-  default     = {}
-}
-
 
 variable "state_machine_arns" {
   description = "ARNs of the state machines whose execution status changes are recorded."

@@ -7,7 +7,7 @@ resource "aws_kinesis_stream" "this" {
   shard_count               = var.stream_mode == "PROVISIONED" ? var.shard_count : null
   retention_period          = var.retention_period
   encryption_type           = "KMS"
-  kms_key_id                = var.kms_key_id
+  kms_key_id                = var.kms_key_arn != null ? var.kms_key_arn : "alias/aws/kinesis"
   shard_level_metrics       = var.shard_level_metrics
   enforce_consumer_deletion = var.enforce_consumer_deletion
 

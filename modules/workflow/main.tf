@@ -8,40 +8,32 @@ data "aws_partition" "current" {}
 locals {
   partition = data.aws_partition.current.partition
 
-  # POWERTOOLS_LOG_LEVEL for the functions; the state machine's own level (ALL|ERROR|FATAL|OFF).
-  powertools_levels  = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-  function_log_level = coalesce(var.function_log_level, contains(local.powertools_levels, var.log_level) ? var.log_level : "INFO")
-  sfn_log_level      = lookup({ DEBUG = "ALL", INFO = "ALL", WARNING = "ERROR", CRITICAL = "FATAL" }, var.log_level, var.log_level)
-
   staging_bucket_arn = "arn:${local.partition}:s3:::${var.staging_bucket_name}"
-  payload_bucket_arn = var.payload_bucket_name == null ? null : "arn:${local.partition}:s3:::${var.payload_bucket_name}"
-  # cnm_ingest.message.KEY_PREFIX and cnm_ingest.dlq.response_envelope's prefix (tests/workflow/test_module.py checks both).
-  payload_key_prefix  = "workflow/"
-  response_key_prefix = "failed-responses/"
 
-  # State name -> function key (lambda_src/handlers/<key>.py) and settings.
-  tasks = {
-    start_status      = { state = "StartStatus", description = "CNM workflow: record the execution as RUNNING", timeout = 60, memory_size = 256 }
-    translate_message = { state = "TranslateMessage", description = "CNM workflow: CNM notification to granule", timeout = 60, memory_size = 256 }
-    sync_granule      = { state = "SyncGranule", description = "CNM workflow: stage granule files with checksum verification", timeout = var.sync_granule_timeout, memory_size = var.sync_granule_memory_size }
-    cnm_response      = { state = "CnmResponse", description = "CNM workflow: write the CNM response", timeout = 60, memory_size = 256 }
-    stop_status       = { state = "StopStatus", description = "CNM workflow: record the execution as COMPLETED or FAILED", timeout = 60, memory_size = 256 }
+  # Task key (lambda_src/handlers/<key>.py, a key of var.functions) -> state name.
+  states = {
+    start_status      = "StartStatus"
+    translate_message = "TranslateMessage"
+    sync_granule      = "SyncGranule"
+    cnm_response      = "CnmResponse"
+    stop_status       = "StopStatus"
   }
 
+  # What each task gets from this module on top of its function object: the
+  # environment naming this module's resources and inputs, its permissions and
+  # the customer keys of what it touches.
   # Every task reads (and may rewrite) the workflow message, whose large parts live in the payload bucket.
-  common_environment = merge({
-    POWERTOOLS_LOG_LEVEL         = local.function_log_level
-    POWERTOOLS_METRICS_NAMESPACE = var.prefix
-    WORKFLOW_OFFLOAD_BYTES       = tostring(var.workflow_offload_bytes)
-  }, var.payload_bucket_name == null ? {} : { PAYLOAD_BUCKET = var.payload_bucket_name })
+  common_environment = {
+    PAYLOAD_BUCKET         = var.payload_bucket_name
+    WORKFLOW_OFFLOAD_BYTES = tostring(var.workflow_offload_bytes)
+  }
   environment = {
     start_status      = { STATUS_TABLE = aws_dynamodb_table.status.name }
     translate_message = {}
     sync_granule      = {}
     cnm_response = merge(
-      { RESPONSE_STREAM_ARN = var.response_stream_arn, STATUS_TABLE = aws_dynamodb_table.status.name },
+      { RESPONSE_STREAM_ARN = var.response_stream_arn, STATUS_TABLE = aws_dynamodb_table.status.name, DLQ_URL = var.dlq_url },
       var.response_topic_arn == null ? {} : { RESPONSE_TOPIC_ARN = var.response_topic_arn },
-      var.dlq_url == null ? {} : { DLQ_URL = var.dlq_url },
       length(var.response_destinations) == 0 ? {} : { RESPONSE_DESTINATIONS = jsonencode(var.response_destinations) },
       var.distribution_endpoint == null ? {} : { DISTRIBUTION_ENDPOINT = var.distribution_endpoint },
     )
@@ -153,28 +145,20 @@ resource "aws_dynamodb_table" "status" {
 # The workflow message's large parts (cnm_ingest.message): every task reads them,
 # the tasks that rewrite the message may store new ones.
 data "aws_iam_policy_document" "payload_read" {
-  dynamic "statement" {
-    for_each = local.payload_bucket_arn == null ? [] : [1]
-
-    content {
-      sid       = "ReadWorkflowPayloads"
-      actions   = ["s3:GetObject"]
-      resources = ["${local.payload_bucket_arn}/${local.payload_key_prefix}*"]
-    }
+  statement {
+    sid       = "ReadWorkflowPayloads"
+    actions   = ["s3:GetObject"]
+    resources = [var.workflow_payload_objects_arn]
   }
 }
 
 data "aws_iam_policy_document" "payload_write" {
   source_policy_documents = [data.aws_iam_policy_document.payload_read.json]
 
-  dynamic "statement" {
-    for_each = local.payload_bucket_arn == null ? [] : [1]
-
-    content {
-      sid       = "StoreWorkflowPayloads"
-      actions   = ["s3:PutObject"]
-      resources = ["${local.payload_bucket_arn}/${local.payload_key_prefix}*"]
-    }
+  statement {
+    sid       = "StoreWorkflowPayloads"
+    actions   = ["s3:PutObject"]
+    resources = [var.workflow_payload_objects_arn]
   }
 }
 
@@ -241,24 +225,16 @@ data "aws_iam_policy_document" "cnm_response" {
     resources = [aws_dynamodb_table.status.arn]
   }
 
-  dynamic "statement" {
-    for_each = var.dlq_arn == null ? [] : [var.dlq_arn]
-
-    content {
-      sid       = "ParkUndeliverableResponses"
-      actions   = ["sqs:SendMessage"]
-      resources = [statement.value]
-    }
+  statement {
+    sid       = "ParkUndeliverableResponses"
+    actions   = ["sqs:SendMessage"]
+    resources = [var.dlq_arn]
   }
 
-  dynamic "statement" {
-    for_each = local.payload_bucket_arn == null ? [] : [1]
-
-    content {
-      sid       = "StoreLargeParkedResponses"
-      actions   = ["s3:PutObject"]
-      resources = ["${local.payload_bucket_arn}/${local.response_key_prefix}*"]
-    }
+  statement {
+    sid       = "StoreLargeParkedResponses"
+    actions   = ["s3:PutObject"]
+    resources = [var.response_payload_objects_arn]
   }
 
   dynamic "statement" {
@@ -284,25 +260,13 @@ data "aws_iam_policy_document" "status" {
 
 module "function" {
   source   = "../lambda_function"
-  for_each = local.tasks
+  for_each = local.states
 
-  function_name           = "${var.prefix}-${replace(each.key, "_", "-")}"
-  description             = each.value.description
-  filename                = "${var.package_dir}/${var.manifest.functions[each.key].filename}"
-  source_code_hash        = var.manifest.functions[each.key].base64sha256
-  handler                 = var.manifest.functions[each.key].handler
-  runtime                 = try(var.manifest.runtime, "python3.12")
-  layers                  = var.layer_arn == null ? [] : [var.layer_arn]
-  timeout                 = each.value.timeout
-  memory_size             = each.value.memory_size
-  environment_variables   = merge(local.common_environment, { POWERTOOLS_SERVICE_NAME = each.key }, local.environment[each.key])
-  policy_json             = local.policies[each.key]
-  tracing_enabled         = var.tracing_enabled
-  log_retention_days      = var.log_retention_days
-  kms_key_arn             = var.kms_key_arn
-  additional_kms_key_arns = local.additional_kms_key_arns[each.key]
-
-  tags = var.tags
+  function = merge(var.functions[each.key], {
+    environment_variables   = merge(var.functions[each.key].environment_variables, local.common_environment, local.environment[each.key])
+    additional_kms_key_arns = distinct(concat(var.functions[each.key].additional_kms_key_arns, local.additional_kms_key_arns[each.key]))
+  })
+  policy_json = local.policies[each.key]
 }
 
 ################################################################################
@@ -330,9 +294,11 @@ data "aws_iam_policy_document" "sfn_assume" {
 }
 
 resource "aws_iam_role" "state_machine" {
-  name               = "${var.prefix}-cnm-workflow"
-  description        = "Role of the ${var.prefix} CNM workflow state machine"
-  assume_role_policy = data.aws_iam_policy_document.sfn_assume.json
+  name                 = "${var.prefix}-cnm-workflow"
+  path                 = var.role_path
+  permissions_boundary = var.permissions_boundary_arn
+  description          = "Role of the ${var.prefix} CNM workflow state machine"
+  assume_role_policy   = data.aws_iam_policy_document.sfn_assume.json
 
   tags = var.tags
 }
@@ -392,7 +358,7 @@ resource "aws_sfn_state_machine" "this" {
   logging_configuration {
     log_destination        = "${aws_cloudwatch_log_group.state_machine.arn}:*"
     include_execution_data = var.include_execution_data
-    level                  = local.sfn_log_level
+    level                  = var.state_machine_log_level
   }
 
   tracing_configuration {

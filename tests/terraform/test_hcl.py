@@ -22,14 +22,17 @@ TF = [sys.executable, str(ROOT / "tools" / "tf.py")]
 MODULES = sorted(p for p in (ROOT / "modules").iterdir() if p.is_dir())
 EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if p.is_dir())
 CONFIGS = [ROOT, *MODULES, *EXAMPLES]
-OUR_MODULES = ["lambda_function", "streams", "config_tables", "consumer", "fallback", "hydrate", "logger", "alarms", "s3_bucket"]
+OUR_MODULES = ["lambda_function", "streams", "config_tables", "dead_letter", "consumer", "fallback", "hydrate", "logger",
+               "workflow", "alarms", "s3_bucket"]
 
 # Actions that have no resource-level permissions in IAM: a statement made only
 # of these may (must) use Resource "*".
 #   - X-Ray trace upload and sampling (function and state machine tracing);
 #   - CloudWatch Logs vended log delivery, which Step Functions logging needs
-#     (https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html).
+#     (https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html);
+#   - describing network interfaces and subnets (functions in a VPC).
 RESOURCE_STAR_ACTIONS = {
+    "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
     "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
     "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
     "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
@@ -186,6 +189,11 @@ def test_outputs_have_description(config):
 # --------------------------------------------------------------------------- #
 
 CONSUMER = ROOT / "modules" / "consumer"
+# The mapping's knobs are declared, defaulted and validated once, by the root
+# variables of the same names; the consumer module receives them as one object.
+ESM_KNOBS = ("batch_size", "maximum_batching_window_in_seconds", "starting_position", "starting_position_timestamp",
+             "parallelization_factor", "bisect_batch_on_function_error", "maximum_retry_attempts",
+             "maximum_record_age_in_seconds", "function_response_types")
 
 
 @pytest.fixture(scope="module")
@@ -193,41 +201,52 @@ def consumer_esm():
     return only(typed(CONSUMER, "resource", "aws_lambda_event_source_mapping"))
 
 
+def root_knob(consumer_esm, argument: str) -> str:
+    """The root variable behind an argument of the consumer's mapping (module object -> root call -> var)."""
+    match = re.fullmatch(r"var\.event_source_mapping\.([a-z_]+)", str(consumer_esm[argument]).strip())
+    assert match, f"{argument} = {consumer_esm[argument]!r} does not come from var.event_source_mapping"
+    call = named(ROOT, "module")["consumer"]["event_source_mapping"]
+    return bound_variable(call[match.group(1)])
+
+
+def test_consumer_mapping_knobs_come_from_the_root_variables_of_the_same_name(consumer_esm):
+    call = named(ROOT, "module")["consumer"]["event_source_mapping"]
+    assert set(call) == set(ESM_KNOBS)
+    assert all(bound_variable(call[k]) == k for k in ESM_KNOBS)
+    assert not set(ESM_KNOBS) & set(named(CONSUMER, "variable")), "the knobs are declared once, at the root"
+
+
 def test_consumer_bisects_by_default(consumer_esm):
-    var = bound_variable(consumer_esm["bisect_batch_on_function_error"])
-    assert default_of(CONSUMER, var) is True
+    assert default_of(ROOT, root_knob(consumer_esm, "bisect_batch_on_function_error")) is True
 
 
 def test_consumer_retries_are_finite_by_default(consumer_esm):
-    var = bound_variable(consumer_esm["maximum_retry_attempts"])
-    default = default_of(CONSUMER, var)
+    default = default_of(ROOT, root_knob(consumer_esm, "maximum_retry_attempts"))
     assert isinstance(default, int) and 0 <= default <= 10, f"maximum_retry_attempts default {default!r} must be small and finite"
 
 
 def test_consumer_record_age_is_finite_by_default(consumer_esm):
-    var = bound_variable(consumer_esm["maximum_record_age_in_seconds"])
-    default = default_of(CONSUMER, var)
+    default = default_of(ROOT, root_knob(consumer_esm, "maximum_record_age_in_seconds"))
     assert isinstance(default, int) and 60 <= default <= 604800, f"maximum_record_age_in_seconds default {default!r} must be finite"
 
 
 def test_consumer_reports_batch_item_failures_by_default(consumer_esm):
-    var = bound_variable(consumer_esm["function_response_types"])
-    assert "ReportBatchItemFailures" in default_of(CONSUMER, var)
+    assert "ReportBatchItemFailures" in default_of(ROOT, root_knob(consumer_esm, "function_response_types"))
 
 
 def test_consumer_starts_at_trim_horizon_by_default(consumer_esm):
-    var = bound_variable(consumer_esm["starting_position"])
-    assert default_of(CONSUMER, var) == "TRIM_HORIZON"
+    assert default_of(ROOT, root_knob(consumer_esm, "starting_position")) == "TRIM_HORIZON"
 
 
 def test_consumer_has_an_on_failure_destination(consumer_esm):
     on_failure = consumer_esm["destination_config"][0]["on_failure"][0]
-    assert on_failure.get("destination_arn"), "the notification stream mapping needs an on-failure destination"
-    assert default_of(CONSUMER, "on_failure_destination") == "sns"
+    assert bound_variable(on_failure["destination_arn"]) == "on_failure_destination_arn"
+    assert named(ROOT, "module")["consumer"]["on_failure_destination_arn"] == "module.dead_letter.on_failure_destination_arn"
+    assert default_of(ROOT, "on_failure_destination") == "sns"
 
 
 def test_consumer_knob_validations_cover_the_aws_ranges():
-    variables = named(CONSUMER, "variable")
+    variables = named(ROOT, "variable")
     expectations = {
         "batch_size": ["1", "10000"],
         "maximum_batching_window_in_seconds": ["0", "300"],
@@ -239,15 +258,6 @@ def test_consumer_knob_validations_cover_the_aws_ranges():
         conditions = " ".join(v["condition"] for v in variables[name].get("validation", []))
         for bound in bounds:
             assert re.search(rf"(?<![0-9]){re.escape(bound)}(?![0-9])", conditions), f"{name}: no validation bound {bound}"
-
-
-def test_root_passes_consumer_knobs_with_the_same_safe_defaults():
-    call = named(ROOT, "module")["consumer"]
-    for knob in ("bisect_batch_on_function_error", "maximum_retry_attempts", "maximum_record_age_in_seconds",
-                 "function_response_types", "starting_position", "batch_size", "parallelization_factor",
-                 "maximum_batching_window_in_seconds", "on_failure_destination"):
-        assert bound_variable(call[knob]) == knob, f"root passes {knob} from var.{knob}"
-        assert default_of(ROOT, knob) == default_of(CONSUMER, knob), f"root default of {knob} differs from the module's"
 
 
 def test_enhanced_fan_out_switches_the_event_source():
@@ -272,6 +282,7 @@ def test_loggers_have_finite_retries_and_partial_batch_response():
 # --------------------------------------------------------------------------- #
 
 FALLBACK = ROOT / "modules" / "fallback"
+DEAD_LETTER = ROOT / "modules" / "dead_letter"
 LAMBDA_FUNCTION = ROOT / "modules" / "lambda_function"
 
 
@@ -280,10 +291,14 @@ def test_fallback_invoke_config_retries_then_dlq():
     assert call["source"] == "../lambda_function"
     assert call["create_async_event_config"] is True
     assert bound_variable(call["async_maximum_retry_attempts"]) == "maximum_retry_attempts"
-    assert default_of(FALLBACK, "maximum_retry_attempts") == 2
     assert bound_variable(call["async_maximum_event_age_in_seconds"]) == "maximum_event_age_in_seconds"
-    assert 60 <= default_of(FALLBACK, "maximum_event_age_in_seconds") <= 21600
-    assert call["async_on_failure_destination_arn"] == "aws_sqs_queue.dlq.arn"
+    assert bound_variable(call["async_on_failure_destination_arn"]) == "dlq_arn"
+    root_call = named(ROOT, "module")["fallback"]
+    assert bound_variable(root_call["maximum_retry_attempts"]) == "fallback_maximum_retry_attempts"
+    assert default_of(ROOT, "fallback_maximum_retry_attempts") == 2
+    assert bound_variable(root_call["maximum_event_age_in_seconds"]) == "fallback_maximum_event_age_in_seconds"
+    assert 60 <= default_of(ROOT, "fallback_maximum_event_age_in_seconds") <= 21600
+    assert root_call["dlq_arn"] == "module.dead_letter.dlq_arn"
 
     config = only(typed(LAMBDA_FUNCTION, "resource", "aws_lambda_function_event_invoke_config"))
     assert bound_variable(config["maximum_retry_attempts"]) == "async_maximum_retry_attempts"
@@ -294,47 +309,58 @@ def test_fallback_invoke_config_retries_then_dlq():
 
 
 def test_fallback_retry_validation_is_0_to_2():
-    conditions = " ".join(v["condition"] for v in named(FALLBACK, "variable")["maximum_retry_attempts"]["validation"])
+    conditions = " ".join(v["condition"] for v in named(ROOT, "variable")["fallback_maximum_retry_attempts"]["validation"])
     assert ">= 0" in conditions and "<= 2" in conditions
 
 
 def test_dlq_named_kinesis_failure_retained_14_days_encrypted():
-    queue = typed(FALLBACK, "resource", "aws_sqs_queue")["dlq"]
-    assert default_of(FALLBACK, bound_variable(queue["message_retention_seconds"])) == 1209600
-    assert "kinesisFailure" in named(FALLBACK, "locals")["dlq_name"]
+    queue = typed(DEAD_LETTER, "resource", "aws_sqs_queue")["dlq"]
+    assert default_of(DEAD_LETTER, bound_variable(queue["message_retention_seconds"])) == 1209600
+    assert queue["name"] == "${var.prefix}-kinesisFailure"
     # SQS-managed SSE by default, the customer key when one is given.
     assert "sqs_managed_sse_enabled" in queue and "true" in str(queue["sqs_managed_sse_enabled"])
     assert bound_variable(queue["kms_master_key_id"]) == "kms_key_arn"
 
 
 def test_dlq_has_redrive_allow_and_tls_only_policy():
-    assert only(typed(FALLBACK, "resource", "aws_sqs_queue_redrive_allow_policy"))["queue_url"] == "aws_sqs_queue.dlq.id"
-    doc = typed(FALLBACK, "data", "aws_iam_policy_document")["dlq"]
+    assert only(typed(DEAD_LETTER, "resource", "aws_sqs_queue_redrive_allow_policy"))["queue_url"] == "aws_sqs_queue.dlq.id"
+    doc = typed(ROOT, "data", "aws_iam_policy_document")["dead_letter"]
     denies = [s for s in statements(doc) if s.get("effect") == "Deny"]
     assert any(c["variable"] == "aws:SecureTransport" for s in denies for c in s.get("condition", []))
 
 
+def test_dlq_policy_names_every_writer_and_is_composed_at_the_root():
+    """The policy lists the writers, which exist only after the sinks: so it lives at the root, not in dead_letter."""
+    assert not typed(DEAD_LETTER, "resource", "aws_sqs_queue_policy")
+    policy = only(typed(ROOT, "resource", "aws_sqs_queue_policy"))
+    assert policy["queue_url"] == "module.dead_letter.dlq_url"
+    doc = typed(ROOT, "data", "aws_iam_policy_document")["dead_letter"]
+    by_sid = {s["sid"]: s for s in statements(doc)}
+    senders = by_sid["PipelineFunctionsSend"]["principals"][0]["identifiers"]
+    assert "module.fallback.role_arn" in senders and "module.hydrate" in senders
+    assert by_sid["SnsRedriveUndeliverable"]["condition"][0]["values"] == "module.dead_letter.dlq_sns_source_topic_arns"
+
+
 def test_sns_subscriptions_redrive_to_the_dlq():
-    fallback_sub = typed(FALLBACK, "resource", "aws_sns_topic_subscription")["fallback"]
-    assert "aws_sqs_queue.dlq.arn" in fallback_sub["redrive_policy"]
-    hydrate = ROOT / "modules" / "hydrate"
-    hydrate_sub = only(typed(hydrate, "resource", "aws_sns_topic_subscription"))
-    assert "var.dlq_arn" in hydrate_sub["redrive_policy"]
+    for module in (FALLBACK, ROOT / "modules" / "hydrate"):
+        sub = only(typed(module, "resource", "aws_sns_topic_subscription"))
+        assert "var.dlq_arn" in sub["redrive_policy"], rel(module)
+    assert set(named(DEAD_LETTER, "locals")["dlq_sns_redrives"].replace(" ", "").split(",")) >= {
+        "concat([aws_sns_topic.fallback.arn]", "aws_sns_topic.failed_batch[*].arn)"}
 
 
 def test_topics_are_encrypted():
-    for module, name in ((FALLBACK, "fallback"), (CONSUMER, "failed_batch")):
-        topic = typed(module, "resource", "aws_sns_topic")[name]
-        assert topic.get("kms_master_key_id"), f"{rel(module)} topic {name} must be encrypted"
-    assert default_of(FALLBACK, "topic_kms_master_key_id") == "alias/aws/sns"
-    assert default_of(CONSUMER, "topic_kms_master_key_id") == "alias/aws/sns"
+    for name in ("fallback", "failed_batch"):
+        topic = typed(DEAD_LETTER, "resource", "aws_sns_topic")[name]
+        assert topic["kms_master_key_id"] == "local.topic_key", name
+    assert "alias/aws/sns" in named(DEAD_LETTER, "locals")["topic_key"]
 
 
 def test_streams_are_kms_encrypted():
     streams = ROOT / "modules" / "streams"
     stream = only(typed(streams, "resource", "aws_kinesis_stream"))
     assert stream["encryption_type"] == "KMS"
-    assert default_of(streams, bound_variable(stream["kms_key_id"])) == "alias/aws/kinesis"
+    assert stream["kms_key_id"] == 'var.kms_key_arn != null ? var.kms_key_arn : "alias/aws/kinesis"'
 
 
 def test_buckets_encrypted_and_private():
@@ -367,48 +393,19 @@ def test_payload_bucket_outlives_dlq_messages():
 
 def test_functions_have_explicit_log_group_with_retention():
     group = only(typed(LAMBDA_FUNCTION, "resource", "aws_cloudwatch_log_group"))
-    assert default_of(LAMBDA_FUNCTION, bound_variable(group["retention_in_days"])) == 30
+    assert group["retention_in_days"] == "local.fn.log_retention_days"
     assert default_of(ROOT, "log_retention_days") == 30
     function = only(typed(LAMBDA_FUNCTION, "resource", "aws_lambda_function"))
     assert function["logging_config"][0]["log_group"] == "aws_cloudwatch_log_group.this.name"
 
 
-@pytest.mark.parametrize("module", ["consumer", "fallback", "hydrate", "logger"])
+@pytest.mark.parametrize("module", ["consumer", "fallback", "hydrate", "logger", "workflow"])
 def test_function_modules_reuse_lambda_function(module):
     path = ROOT / "modules" / module
     assert not typed(path, "resource", "aws_lambda_function"), f"modules/{module} must use ../lambda_function"
-    assert not typed(path, "resource", "aws_iam_role")
     assert named(path, "module")["function"]["source"] == "../lambda_function"
-
-
-def _root_text() -> str:
-    return (ROOT / "main.tf").read_text()
-
-
-@pytest.mark.parametrize("call,names", [
-    ("consumer", ["RULES_TABLE", "COLLECTIONS_TABLE", "PROVIDERS_TABLE", "RULES_CACHE_SECONDS", "FALLBACK_TOPIC_ARN",
-                  "PAYLOAD_BUCKET", "RESPONSE_STREAM_ARN", "STACK", "BUCKETS", "POWERTOOLS_SERVICE_NAME",
-                  "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"]),
-    ("fallback", ["RULES_TABLE", "COLLECTIONS_TABLE", "PROVIDERS_TABLE", "RULES_CACHE_SECONDS", "DLQ_URL",
-                  "PAYLOAD_BUCKET", "STACK", "BUCKETS", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"]),
-    ("hydrate", ["DLQ_URL", "PAYLOAD_BUCKET", "MAX_GET_RECORDS_CALLS", "IDEMPOTENCY_TABLE", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"]),
-    ("logger", ["LOG_MAX_BYTES", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"]),
-])
-def test_function_environment_matches_interfaces(call, names):
-    """Expand the environment a function gets (root locals + module merges) and compare with INTERFACES.md."""
-    root_locals = named(ROOT, "locals")
-    module_call = named(ROOT, "module")[call]
-    module_dir = ROOT / module_call["source"].removeprefix("./")
-    text = module_call["environment_variables"]
-    for name in ("routing_environment", "common_environment"):
-        if f"local.{name}" in text:
-            text += json.dumps(root_locals[name])
-            if name == "routing_environment":
-                text += json.dumps(root_locals["common_environment"])
-    inner = named(module_dir, "module")["function"]["environment_variables"]
-    text += json.dumps(inner)
-    missing = [n for n in names if not re.search(rf"\b{n}\b", text)]
-    assert not missing, f"{call}: environment lacks {missing}"
+    if module != "workflow":
+        assert not typed(path, "resource", "aws_iam_role")
 
 
 def test_manifest_drives_the_packages():
@@ -416,24 +413,24 @@ def test_manifest_drives_the_packages():
     assert 'jsondecode(file("${local.package_dir}/manifest.json"))' == root_locals["manifest"]
     assert 'path.module}/build' in root_locals["package_dir"]
     assert "base64sha256" in json.dumps(root_locals["packages"])
+    assert root_locals["payload_key_prefix"] == "local.manifest.constants.payload_key_prefix"
 
 
 def test_workflow_module_wired_with_the_agreed_interface():
     call = named(ROOT, "module")["workflow"]
-    expected = {"source", "prefix", "package_dir", "manifest", "layer_arn", "response_stream_arn",
-                "response_stream_kms_key_arn", "staging_bucket_name", "provider_bucket_arns", "log_retention_days",
-                "kms_key_arn", "tags", "sync_retry_interval_seconds", "sync_retry_max_attempts",
-                "response_retry_interval_seconds", "response_retry_max_attempts", "extra_states",
-                "extra_states_start_at", "extra_states_policy_json", "log_level", "function_log_level",
-                "tracing_enabled",
+    expected = {"source", "prefix", "functions", "response_stream_arn", "response_stream_kms_key_arn",
+                "staging_bucket_name", "provider_bucket_arns", "log_retention_days", "kms_key_arn",
+                "state_machine_log_level", "tracing_enabled", "permissions_boundary_arn", "role_path", "tags",
+                "sync_retry_interval_seconds", "sync_retry_max_attempts", "response_retry_interval_seconds",
+                "response_retry_max_attempts", "extra_states", "extra_states_start_at", "extra_states_policy_json",
                 # issue 8: the workflow message's large parts, and where an undeliverable response is parked
-                "payload_bucket_name", "payload_bucket_kms_key_arn", "workflow_offload_bytes", "dlq_url", "dlq_arn",
-                "dlq_kms_key_arn",
-                # issue 13: response destinations, distribution URIs, collection files placement, provider secrets
+                "payload_bucket_name", "payload_bucket_kms_key_arn", "workflow_payload_objects_arn",
+                "response_payload_objects_arn", "workflow_offload_bytes", "dlq_url", "dlq_arn", "dlq_kms_key_arn",
                 "response_destinations", "response_destinations_kms_key_arns", "distribution_endpoint",
                 "placement_bucket_names", "provider_secret_arns"}
     assert set(call) == expected
     assert call["source"] == "./modules/workflow"
+    assert "local.functions[key]" in call["functions"]
 
 
 def test_rules_without_workflow_use_the_builtin_state_machine():
@@ -502,12 +499,10 @@ def test_kinesis_reads_scoped_to_the_stream():
 
 
 def test_dlq_send_scoped_to_the_queue():
-    hydrate_doc = typed(ROOT / "modules" / "hydrate", "data", "aws_iam_policy_document")["this"]
-    sends = [s for s in statements(hydrate_doc) if "sqs:SendMessage" in as_list(s.get("actions", []))]
-    assert sends and all(s["resources"] == ["var.dlq_arn"] for s in sends)
-    fallback_doc = typed(FALLBACK, "data", "aws_iam_policy_document")["this"]
-    sends = [s for s in statements(fallback_doc) if "sqs:SendMessage" in as_list(s.get("actions", []))]
-    assert sends and all(s["resources"] == ["aws_sqs_queue.dlq.arn"] for s in sends)
+    for module in ("hydrate", "fallback"):
+        doc = typed(ROOT / "modules" / module, "data", "aws_iam_policy_document")["this"]
+        sends = [s for s in statements(doc) if "sqs:SendMessage" in as_list(s.get("actions", []))]
+        assert sends and all(s["resources"] == ["var.dlq_arn"] for s in sends), module
 
 
 def test_statement_parser_sees_dynamic_statements():

@@ -15,36 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from .tfhelpers import ROOT, check, copy_config, show_json, tf
+from .tfhelpers import ROOT, check, copy_config, provider_override, show_json, tf
 
 pytestmark = [pytest.mark.terraform, pytest.mark.provider]
 
 CONFIGS = ["."] + sorted(
     p.relative_to(ROOT).as_posix() for p in (ROOT / "examples").iterdir() if (p / "main.tf").exists()
 )
-ENDPOINT_SERVICES = [
-    "cloudwatch", "dynamodb", "iam", "kinesis", "kms", "lambda", "logs", "s3", "sfn", "sns", "sqs", "sts",
-]
-
-
-def provider_override(endpoint: str) -> str:
-    endpoints = "\n".join(f'    {svc} = "{endpoint}"' for svc in ENDPOINT_SERVICES)
-    return f"""provider "aws" {{
-  region                      = "us-west-2"
-  access_key                  = "testing"
-  secret_key                  = "testing"
-  skip_credentials_validation = true
-  skip_metadata_api_check     = true
-  skip_requesting_account_id  = true
-  skip_region_validation      = true
-  s3_use_path_style           = true
-  endpoints {{
-{endpoints}
-  }}
-}}
-"""
-
-
 @pytest.mark.parametrize("config", CONFIGS)
 def test_init_and_validate(config, mirror, packages, tmp_path):
     """Every root configuration initialises offline and validates, warnings aside."""
@@ -240,6 +217,8 @@ ALLOWED_WILDCARD_ACTIONS = {
     # Step Functions log delivery to CloudWatch Logs is authorised on "*" (AWS documents it so)
     "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
     "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+    # functions in a VPC: describing network interfaces and subnets has no resource-level permissions
+    "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
 }
 
 
@@ -294,3 +273,64 @@ def test_response_destinations_and_distribution_endpoint(complete_plan):
     assert workflow["expressions"]["response_destinations"]["references"] == ["var.response_destinations"]
     assert workflow["expressions"]["distribution_endpoint"]["references"] == ["var.distribution_endpoint"]
     assert "cnm-complete-provider-responses" in {t["name"] for t in changes(complete_plan, "aws_sns_topic").values()}
+# --------------------------------------------------------------------------- #
+# One function object per function: settings merged, NGAP placement everywhere
+# --------------------------------------------------------------------------- #
+
+ACCOUNT = "123456789012"  # moto's account
+FUNCTION_KEYS = ["message_consumer", "fallback_consumer", "hydrate", "inbound_logger", "outbound_logger",
+                 "start_status", "translate_message", "sync_granule", "cnm_response", "stop_status", "recorder"]
+
+
+def functions_by_key(plan: dict, example: str) -> dict[str, tuple[str, dict]]:
+    """function key -> (address, planned values)."""
+    prefix = f"cnm-{example}-"
+    out = {}
+    for address, fn in changes(plan, "aws_lambda_function").items():
+        out[fn["function_name"].removeprefix(prefix).replace("-", "_")] = (address, fn)
+    assert sorted(out) == sorted(FUNCTION_KEYS)
+    return out
+
+
+@pytest.mark.parametrize("example, expected", [
+    # complete: lambda_function_settings = {defaults = {memory_size = 512}, message_consumer = {600, 1024, 20},
+    #           fallback_consumer = {reserved 5}, sync_granule = {memory_size = 2048}}
+    ("complete", {"message_consumer": (600, 1024, 20), "fallback_consumer": (300, 512, 5), "hydrate": (300, 512, -1),
+                  "inbound_logger": (60, 512, -1), "sync_granule": (900, 2048, -1), "cnm_response": (60, 512, -1)}),
+    # minimal: the built-in defaults
+    ("minimal", {"message_consumer": (300, 512, -1), "fallback_consumer": (300, 512, -1), "hydrate": (300, 512, -1),
+                 "inbound_logger": (60, 256, -1), "sync_granule": (900, 1024, -1), "cnm_response": (60, 256, -1)}),
+])
+def test_function_settings_merge_defaults_and_overrides(example, expected, request):
+    """Each function gets: its own setting, else lambda_function_settings.defaults, else the built-in default."""
+    functions = functions_by_key(request.getfixturevalue(f"{example}_plan"), example)
+    for key, (timeout, memory, reserved) in expected.items():
+        fn = functions[key][1]
+        assert (fn["timeout"], fn["memory_size"], fn["reserved_concurrent_executions"]) == (timeout, memory, reserved), key
+
+
+def test_every_function_and_role_carries_the_ngap_placement(complete_plan):
+    """examples/complete: every function in the given subnets with the security group made in vpc_id,
+    every role (functions and state machine) under the permissions boundary and role path."""
+    subnets = sorted(["subnet-0a1b2c3d4e5f60718", "subnet-0f1e2d3c4b5a69788"])
+    (group_address, group), = changes(complete_plan, "aws_security_group").items()
+    assert group["vpc_id"] == "vpc-0a1b2c3d4e5f60718" and group["name"] == "cnm-complete-lambda"
+    assert not group.get("ingress")  # none configured (computed, so unknown in the plan)
+    assert [(e["from_port"], e["to_port"], e["protocol"]) for e in group["egress"]] == [(443, 443, "tcp")]
+    for address, fn in changes(complete_plan, "aws_lambda_function").items():
+        (vpc,) = fn["vpc_config"]
+        assert sorted(vpc["subnet_ids"]) == subnets, address
+        assert is_unknown(unknown(complete_plan, address), "vpc_config", 0, "security_group_ids"), address  # the group's id
+    roles = changes(complete_plan, "aws_iam_role")
+    assert len(roles) == len(FUNCTION_KEYS) + 1  # every function and the state machine
+    for address, role in roles.items():
+        assert role["permissions_boundary"] == f"arn:aws:iam::{ACCOUNT}:policy/NGAPShRoleBoundary", address
+        assert role["path"] == "/cnm-ingest/", address
+
+
+def test_minimal_functions_outside_a_vpc_and_roles_without_boundary(minimal_plan):
+    assert not changes(minimal_plan, "aws_security_group")
+    for address, fn in changes(minimal_plan, "aws_lambda_function").items():
+        assert not fn.get("vpc_config"), address
+    for address, role in changes(minimal_plan, "aws_iam_role").items():
+        assert role.get("permissions_boundary") is None and role["path"] == "/", address

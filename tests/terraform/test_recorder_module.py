@@ -60,7 +60,7 @@ def test_root_wires_the_recorder_for_every_state_machine():
     call = named(ROOT, "module")["recorder"]
     assert call["source"] == "./modules/recorder"
     assert call["state_machine_arns"] == "local.state_machine_arns"
-    assert call["package"] == 'local.packages["recorder"]'
+    assert call["function"] == "local.functions.recorder"  # the same function object as every function
     outputs = named(ROOT, "output")
     assert {"executions_table_name", "recorder_dlq_url", "prefix"} <= set(outputs)
     json.dumps(outputs["executions_table_name"])

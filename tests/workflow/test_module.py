@@ -19,15 +19,26 @@ WORKFLOW = ROOT / "modules" / "workflow"
 ALARMS = ROOT / "modules" / "alarms"
 
 
-def test_payload_prefixes_are_the_ones_python_writes(tmp_path):
-    locals_ = named(WORKFLOW, "locals")
-    assert locals_["payload_key_prefix"] == message.KEY_PREFIX
+def test_payload_prefixes_are_the_ones_python_writes():
+    """The key prefixes come from the Python constants through build/manifest.json (build.py), never restated."""
+    import build
     from cnm_ingest import dlq
 
+    assert build.constants()["workflow_payload_key_prefix"] == message.KEY_PREFIX
+    assert build.constants()["response_key_prefix"] == dlq.RESPONSE_KEY_PREFIX
     source = Path(dlq.__file__).read_text()
-    assert f'f"{locals_["response_key_prefix"]}{{' in source  # response_envelope's key
+    assert 'f"{RESPONSE_KEY_PREFIX}{' in source  # response_envelope's key
+    root_locals = named(ROOT, "locals")
+    assert root_locals["workflow_payload_key_prefix"] == "local.manifest.constants.workflow_payload_key_prefix"
+    assert "local.workflow_payload_key_prefix" in root_locals["workflow_payload_objects_arn"]
+    call = named(ROOT, "module")["workflow"]
+    assert call["workflow_payload_objects_arn"] == "local.workflow_payload_objects_arn"
+    assert "local.response_key_prefix" in call["response_payload_objects_arn"]
     for module in ("consumer", "fallback"):  # the consumers build (and may offload) the workflow message
-        assert named(ROOT / "modules" / module, "variable")["workflow_payload_key_prefix"]["default"] == message.KEY_PREFIX
+        assert named(ROOT / "modules" / module, "variable")["workflow_payload_objects_arn"]
+        assert named(ROOT, "module")[module]["workflow_payload_objects_arn"] == "local.workflow_payload_objects_arn"
+        policy = json.dumps(typed(ROOT / "modules" / module, "data", "aws_iam_policy_document")["this"])
+        assert "var.workflow_payload_objects_arn" in policy, module
 
 
 def test_cnm_response_can_park_and_keep_idempotency_records():
@@ -42,9 +53,10 @@ def test_cnm_response_can_park_and_keep_idempotency_records():
     assert delivery.CONFIG.expires_after_seconds >= 24 * 3600
     common = named(WORKFLOW, "locals")["common_environment"]
     assert "WORKFLOW_OFFLOAD_BYTES" in common and "PAYLOAD_BUCKET" in common
-    assert named(WORKFLOW, "variable")["workflow_offload_bytes"]["default"] == message.DEFAULT_OFFLOAD_BYTES
+    assert named(ROOT, "variable")["workflow_offload_bytes"]["default"] == message.DEFAULT_OFFLOAD_BYTES
     root = named(ROOT, "module")["workflow"]
-    assert root["dlq_url"] == "module.fallback.dlq_url" and root["payload_bucket_name"] == "module.payload_bucket.bucket_id"
+    assert root["dlq_url"] == "module.dead_letter.dlq_url"
+    assert root["payload_bucket_name"] == "module.dead_letter.payload_bucket_name"
     assert "WORKFLOW_OFFLOAD_BYTES" in json.dumps(named(ROOT, "locals")["routing_environment"])
 
 

@@ -1,0 +1,196 @@
+"""An existing deployment upgrades with nothing destroyed (the `moved` blocks of moved.tf).
+
+The old state is real: examples/minimal of the code before the issue-11 restructure
+(OLD_REF, taken from git history with `git archive`) is applied to the local AWS
+(localaws: moto with the listed patches). Then the current examples/minimal is planned
+against that state, and the plan must destroy nothing and show each moved resource
+at its new address.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+import tarfile
+
+import pytest
+
+from .tfhelpers import ROOT, check, provider_override, show_json, tf
+
+pytestmark = [pytest.mark.terraform, pytest.mark.provider]
+
+# main just before modules/dead_letter, the root split and the function object.
+OLD_REF = "507d28598649c46c674e712bebbe0fb522ea9624"
+
+# old address -> new address, for what examples/minimal creates (on_failure_destination = "sns").
+EXPECTED_MOVES = {
+    "module.cnm_ingest.module.fallback.aws_sqs_queue.dlq": "module.cnm_ingest.module.dead_letter.aws_sqs_queue.dlq",
+    "module.cnm_ingest.module.fallback.aws_sqs_queue_redrive_allow_policy.dlq":
+        "module.cnm_ingest.module.dead_letter.aws_sqs_queue_redrive_allow_policy.dlq",
+    "module.cnm_ingest.module.fallback.aws_sqs_queue_policy.dlq": "module.cnm_ingest.aws_sqs_queue_policy.dead_letter",
+    "module.cnm_ingest.module.fallback.aws_sns_topic.fallback": "module.cnm_ingest.module.dead_letter.aws_sns_topic.fallback",
+    "module.cnm_ingest.module.consumer.aws_sns_topic.failed_batch[0]":
+        "module.cnm_ingest.module.dead_letter.aws_sns_topic.failed_batch[0]",
+    "module.cnm_ingest.module.payload_bucket.aws_s3_bucket.this":
+        "module.cnm_ingest.module.dead_letter.module.payload_bucket.aws_s3_bucket.this",
+    "module.cnm_ingest.module.payload_bucket.aws_s3_bucket_policy.this":
+        "module.cnm_ingest.module.dead_letter.module.payload_bucket.aws_s3_bucket_policy.this",
+}
+
+
+# What the upgrade replaces on purpose (issue 8): hydrate's own idempotency table gives way to the
+# table the message consumer, the fallback consumer and hydrate share (its records are short-lived
+# dedup keys; a redelivered failed-batch notice is still parked once, through the shared table).
+EXPECTED_DESTROYED = ["module.cnm_ingest.module.hydrate[0].aws_dynamodb_table.idempotency[0]"]
+
+# What the features merged alongside issue 11 add (issues 8 and 12): nothing else may be created.
+EXPECTED_CREATED = [
+    r"module\.cnm_ingest\.aws_dynamodb_table\.idempotency",  # the shared idempotency table
+    r"module\.cnm_ingest\.module\.recorder\[0\]\..+",  # execution records (modules/recorder)
+    r'module\.cnm_ingest\.module\.alarms\[0\]\.aws_cloudwatch_metric_alarm\.this\["cnm-workflow-executions-[a-z-]+"\]',
+    r'module\.cnm_ingest\.module\.alarms\[0\]\.aws_cloudwatch_metric_alarm\.this\["recorder-errors"\]',
+]
+
+# Resource types whose in-place update the same features explain (new IAM statements, environment
+# variables, the status table's TTL, the DLQ writers, the workflow's ParkResponse state); any other
+# update must be one the old code plans too.
+FEATURE_UPDATED_TYPES = {"aws_iam_role_policy", "aws_lambda_function", "aws_dynamodb_table", "aws_sqs_queue_policy",
+                         "aws_sfn_state_machine"}
+
+
+@pytest.fixture(scope="module")
+def local_aws():
+    from localaws.server import LocalAWS
+
+    with LocalAWS() as aws:
+        yield aws.endpoint
+
+
+def old_tree(dest):
+    """The repository at OLD_REF (fails, never skips, when the history is not there)."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", OLD_REF],
+                             capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
+
+
+@pytest.fixture(scope="module")
+def upgrade_plan(mirror, packages, local_aws, tmp_path_factory):
+    base = tmp_path_factory.mktemp("moved")
+    old = old_tree(base / "old")
+    shutil.copytree(ROOT / "build", old / "build")  # same packages: the old code reads build/manifest.json too
+    old_example = old / "examples" / "minimal"
+    (old_example / "aws_provider_override.tf").write_text(provider_override(local_aws))
+    check(tf(old_example, "init", "-input=false", "-no-color"))
+    check(tf(old_example, "apply", "-input=false", "-no-color", "-auto-approve", "-lock=false"))
+    state = old_example / "terraform.tfstate"
+    assert state.stat().st_size > 0
+    # What the old code itself would change in its own deployment: the emulator's drift
+    # (moto does not return every attribute the provider set), the baseline of the upgrade.
+    check(tf(old_example, "plan", "-input=false", "-no-color", "-lock=false", "-out=tfplan"))
+    baseline = show_json(old_example, "tfplan")
+
+    # Today's tree laid out like the old one, so paths such as the layer's "../../build/..." (a
+    # layer's filename forces a new version) are the same strings as in the old deployment.
+    shutil.copytree(ROOT, base / "new", ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".tools", ".terraform*", "*.tfstate*", "tests", "lambda_src", "__pycache__", "docs"))
+    new = base / "new" / "examples" / "minimal"
+    (new / "aws_provider_override.tf").write_text(provider_override(local_aws))
+    shutil.copy(state, new / "terraform.tfstate")
+    check(tf(new, "init", "-input=false", "-no-color"))
+    check(tf(new, "plan", "-input=false", "-no-color", "-lock=false", "-out=tfplan"))
+    plan = show_json(new, "tfplan")
+    # Carry the upgrade out: the deployment then runs today's code (and its state holds the
+    # environment each function really got, which a plan cannot show: the provider marks a map
+    # with any value known only after apply as unknown as a whole).
+    check(tf(new, "apply", "-input=false", "-no-color", "-lock=false", "tfplan"))
+    return plan, show_json(old_example, "terraform.tfstate"), baseline, show_json(new, "terraform.tfstate")
+
+
+def actions(plan: dict) -> dict[str, list[str]]:
+    return {rc["address"]: rc["change"]["actions"] for rc in plan.get("resource_changes", []) if rc["mode"] == "managed"}
+
+
+def test_upgrade_destroys_nothing(upgrade_plan):
+    plan, old_state, _, _ = upgrade_plan
+    old_resources = [r["address"] for r in _resources(old_state["values"]["root_module"]) if r["mode"] == "managed"]
+    assert len(old_resources) > 50  # a real deployment: every resource of examples/minimal
+    changes = [rc for rc in plan["resource_changes"] if rc["mode"] == "managed"]
+    destroyed = [rc["address"] for rc in changes if "delete" in rc["change"]["actions"]]
+    assert destroyed == EXPECTED_DESTROYED, f"the upgrade would destroy (or replace) {destroyed}"
+    replaced = [rc["address"] for rc in changes if rc["change"]["actions"] == ["delete", "create"]
+                or rc["change"]["actions"] == ["create", "delete"]]
+    assert replaced == [], replaced
+    created = [rc["address"] for rc in changes if "create" in rc["change"]["actions"]]
+    unexpected = [a for a in created if not any(re.fullmatch(p, a) for p in EXPECTED_CREATED)]
+    assert unexpected == [], f"the upgrade would create {unexpected}"
+    for pattern in EXPECTED_CREATED:
+        assert any(re.fullmatch(pattern, a) for a in created), f"nothing created matches {pattern}"
+
+
+def test_upgrade_changes_nothing_the_old_code_would_not(upgrade_plan):
+    """Every in-place update of the upgrade is one the old code plans against its own deployment too."""
+    plan, _, baseline, _ = upgrade_plan
+    updated = {a for a, act in actions(plan).items() if act == ["update"]}
+    types = {rc["address"]: rc["type"] for rc in plan["resource_changes"]}
+    unexplained = {a for a in updated if types[a] not in FEATURE_UPDATED_TYPES}
+    assert unexplained <= {a for a, act in actions(baseline).items() if act != ["no-op"]}
+
+
+def test_moved_resources_keep_their_identity(upgrade_plan):
+    plan, _, _, _ = upgrade_plan
+    moved = {rc["previous_address"]: rc["address"] for rc in plan["resource_changes"] if rc.get("previous_address")}
+    for old, new in EXPECTED_MOVES.items():
+        assert moved.get(old) == new, f"{old} should have moved to {new}, moves: {moved}"
+
+
+def _resources(module: dict):
+    yield from module.get("resources", [])
+    for child in module.get("child_modules", []):
+        yield from _resources(child)
+
+
+WORKFLOW_TASKS = ["start_status", "translate_message", "sync_granule", "cnm_response", "stop_status"]
+FUNCTION_KEYS = ["message_consumer", "fallback_consumer", "hydrate", "inbound_logger", "outbound_logger",
+                 "start_status", "translate_message", "sync_granule", "cnm_response", "stop_status", "recorder"]
+
+
+def interfaces_environment() -> dict[str, tuple[set[str], bool]]:
+    """docs/INTERFACES.md's environment table: variable -> (functions that get it, optional?)."""
+    text = (ROOT / "docs" / "INTERFACES.md").read_text()
+    section = text.split("## Environment variables", 1)[1].split("\n## ", 1)[0]
+    table = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`"):
+            continue
+        who = {w.strip() for w in cells[1].split(",")}
+        who = set(FUNCTION_KEYS) if who == {"all"} else who
+        who = (who - {"logger"}) | ({"inbound_logger", "outbound_logger"} if "logger" in who else set())
+        who = (who - {"every workflow task"}) | (set(WORKFLOW_TASKS) if "every workflow task" in who else set())
+        for name in re.findall(r"`([A-Z_]+)`", cells[0]):
+            table[name] = (who, cells[2].startswith("optional"))
+    assert len(table) >= 15, table
+    return table
+
+
+def test_function_environment_matches_interfaces(upgrade_plan):
+    """The environment each deployed function got (root object + call site + module), read from the
+    state after the upgrade, against docs/INTERFACES.md: every variable it must have, none it should not."""
+    _, _, _, state = upgrade_plan
+    table = interfaces_environment()
+    functions = {r["values"]["function_name"].removeprefix("cnm-minimal-").replace("-", "_"): r["values"]
+                 for r in _resources(state["values"]["root_module"]) if r["type"] == "aws_lambda_function"}
+    assert sorted(functions) == sorted(FUNCTION_KEYS)
+    for key, fn in functions.items():
+        names = set(fn["environment"][0]["variables"])
+        required = {n for n, (who, optional) in table.items() if key in who and not optional}
+        allowed = {n for n, (who, _) in table.items() if key in who}
+        assert required <= names, f"{key} lacks {sorted(required - names)}"
+        assert names <= allowed, f"{key} has variables INTERFACES.md does not give it: {sorted(names - allowed)}"
+        variables = fn["environment"][0]["variables"]
+        assert (variables["POWERTOOLS_SERVICE_NAME"], variables["POWERTOOLS_LOG_LEVEL"]) == (key, "INFO")
+    assert functions["hydrate"]["environment"][0]["variables"]["IDEMPOTENCY_TABLE"] == "cnm-minimal-idempotency"
