@@ -55,7 +55,6 @@ resource "aws_dynamodb_table" "idempotency" {
 
 locals {
   # Environment the routing functions (message and fallback consumer) share (docs/INTERFACES.md).
-  buckets = merge({ private = { name = var.staging_bucket_name, type = "private" } }, var.buckets)
   routing_environment = {
     RULES_TABLE         = module.config_tables.rules_table_name
     COLLECTIONS_TABLE   = module.config_tables.collections_table_name

@@ -2,6 +2,11 @@
 # Workflow (Step Functions state machine and its task functions)
 ################################################################################
 
+locals {
+  # meta.buckets of the workflow message (Cumulus style); the workflow stages into these, the consumers pass them on.
+  buckets = merge({ private = { name = var.staging_bucket_name, type = "private" } }, var.buckets)
+}
+
 module "workflow" {
   source = "./modules/workflow"
 
