@@ -92,8 +92,21 @@ def compile_tree(tree: Path, runs_from: str, python: str) -> None:
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env.update(PYTHONHASHSEED="0", SOURCE_DATE_EPOCH="315532800")
-    cmd = [python, "-m", "compileall", "-q", "-j", "1", "--invalidation-mode", "checked-hash",
-           "-s", str(tree), "-p", runs_from, str(tree)]
+    cmd = [
+        python,
+        "-m",
+        "compileall",
+        "-q",
+        "-j",
+        "1",
+        "--invalidation-mode",
+        "checked-hash",
+        "-s",
+        str(tree),
+        "-p",
+        runs_from,
+        str(tree),
+    ]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if result.returncode:
         raise BuildError(f"compiling {tree} with {python} failed:\n{result.stdout}{result.stderr}")
@@ -102,14 +115,17 @@ def compile_tree(tree: Path, runs_from: str, python: str) -> None:
 def bytecode_python(required: bool = True) -> str | None:
     python = runtime_python()
     if python is None and required:
-        raise BuildError(f"no {RUNTIME} interpreter found to write the Lambda bytecode: set LAMBDA_PYTHON to one, "
-                         "or build with --no-bytecode")
+        raise BuildError(
+            f"no {RUNTIME} interpreter found to write the Lambda bytecode: set LAMBDA_PYTHON to one, "
+            "or build with --no-bytecode"
+        )
     return python
 
 
 def python_version(python: str) -> str:
-    return subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        [python, "-c", "import platform; print(platform.python_version())"], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def write_zip(dest: Path, entries: list[tuple[Path, str]]) -> None:
@@ -145,13 +161,21 @@ def runtime_python() -> str | None:
     """
     want = RUNTIME.removeprefix("python")
     pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    candidates = [os.environ.get("LAMBDA_PYTHON"), shutil.which(RUNTIME),
-                  *sorted(map(str, pyenv_root.glob(f"versions/{want}.*/bin/{RUNTIME}")), reverse=True),
-                  f"/usr/bin/{RUNTIME}", f"/usr/local/bin/{RUNTIME}"]
+    candidates = [
+        os.environ.get("LAMBDA_PYTHON"),
+        shutil.which(RUNTIME),
+        *sorted(map(str, pyenv_root.glob(f"versions/{want}.*/bin/{RUNTIME}")), reverse=True),
+        f"/usr/bin/{RUNTIME}",
+        f"/usr/local/bin/{RUNTIME}",
+    ]
     for cand in filter(None, candidates):
         try:
-            got = subprocess.run([cand, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                                 capture_output=True, text=True, timeout=30)
+            got = subprocess.run(
+                [cand, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
         except OSError:
             continue
         if got.returncode == 0 and got.stdout.strip() == want:
@@ -176,8 +200,10 @@ def build_functions(out: Path, python: str | None) -> dict:
         if python:
             compile_tree(task, TASK_ROOT, python)
         shared = [(p, n) for p, n in _files(task, bytecode=True) if n.startswith(f"{SHARED_PACKAGE}/")]
-        own = {n: [(p, a) for p, a in _files(task, bytecode=True)
-                   if a == f"{n}.py" or a.startswith(f"__pycache__/{n}.")] for n in handler_names()}
+        own = {
+            n: [(p, a) for p, a in _files(task, bytecode=True) if a == f"{n}.py" or a.startswith(f"__pycache__/{n}.")]
+            for n in handler_names()
+        }
         for name in handler_names():
             dest = out / "functions" / f"{name}.zip"
             write_zip(dest, [*own[name], *shared])
@@ -196,11 +222,24 @@ def build_layer(out: Path, python: str | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / "python"
         cmd = [
-            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--no-compile", "--no-deps", "--only-binary=:all:",
-            "--platform", PLATFORM, "--implementation", "cp",
-            "--python-version", RUNTIME.removeprefix("python"),
-            "--target", str(target), *reqs,
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-compile",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--platform",
+            PLATFORM,
+            "--implementation",
+            "cp",
+            "--python-version",
+            RUNTIME.removeprefix("python"),
+            "--target",
+            str(target),
+            *reqs,
         ]
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "SOURCE_DATE_EPOCH": "315532800"}
         subprocess.run(cmd, check=True, env=env)
@@ -254,8 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "build", help="output directory (default: build/)")
     parser.add_argument("--no-layer", action="store_true", help="skip the dependency layer (no pip needed)")
-    parser.add_argument("--no-bytecode", action="store_true",
-                        help=f"ship sources only (when no {RUNTIME} interpreter is at hand; slower cold starts)")
+    parser.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help=f"ship sources only (when no {RUNTIME} interpreter is at hand; slower cold starts)",
+    )
     args = parser.parse_args(argv)
     try:
         manifest = build(args.out.resolve(), with_layer=not args.no_layer, bytecode=not args.no_bytecode)

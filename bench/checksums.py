@@ -114,20 +114,42 @@ def run(quick: bool = False) -> list[Row]:
                 ours.append(t_ours)
                 theirs.append(t_tool)
             ratio = statistics.median(t / o for o, t in zip(ours, theirs, strict=False))
-            rows.append(row(f"checksum {algo} ({size // MiB} MiB, chunk {checksum.CHUNK_SIZE // 1024} KiB)",
-                            size / MiB / statistics.median(ours), "MiB/s",
-                            f"{tool} {size / MiB / statistics.median(theirs):.0f} MiB/s", ratio, ">= 0.95"))
+            rows.append(
+                row(
+                    f"checksum {algo} ({size // MiB} MiB, chunk {checksum.CHUNK_SIZE // 1024} KiB)",
+                    size / MiB / statistics.median(ours),
+                    "MiB/s",
+                    f"{tool} {size / MiB / statistics.median(theirs):.0f} MiB/s",
+                    ratio,
+                    ">= 0.95",
+                )
+            )
         # Peak memory against object size (sha256; the hash state is a few hundred bytes whatever the algorithm).
         peaks = {}
-        for mib in ((8, 32) if quick else (16, 64, 256)):
+        for mib in (8, 32) if quick else (16, 64, 256):
             obj = big if mib * MiB == size else _make(Path(tmp) / f"o{mib}.bin", mib * MiB)
             peaks[mib] = _peak(obj, "sha256")
             tool_rss = _tool(obj, "sha256")[2]
-            rows.append(row(f"checksum peak memory, {mib} MiB object", peaks[mib] / MiB, "MiB",
-                            f"sha256sum RSS {tool_rss / MiB:.1f} MiB", peaks[mib] / (mib * MiB)))
+            rows.append(
+                row(
+                    f"checksum peak memory, {mib} MiB object",
+                    peaks[mib] / MiB,
+                    "MiB",
+                    f"sha256sum RSS {tool_rss / MiB:.1f} MiB",
+                    peaks[mib] / (mib * MiB),
+                )
+            )
         lo, hi = min(peaks), max(peaks)
-        rows.append(row(f"checksum peak memory growth {lo}->{hi} MiB", peaks[hi] / MiB, "MiB",
-                        f"at {lo} MiB: {peaks[lo] / MiB:.1f} MiB", peaks[hi] / peaks[lo], "<= 1.1"))
+        rows.append(
+            row(
+                f"checksum peak memory growth {lo}->{hi} MiB",
+                peaks[hi] / MiB,
+                "MiB",
+                f"at {lo} MiB: {peaks[lo] / MiB:.1f} MiB",
+                peaks[hi] / peaks[lo],
+                "<= 1.1",
+            )
+        )
         # Chunk-size sweep: each chunk size paired with a run of the tool just before it.
         chunks = SWEEP[1:5] if quick else SWEEP
         for algo in ("md5", "sha256"):
@@ -139,7 +161,13 @@ def run(quick: bool = False) -> list[Row]:
                 peak = _peak(big, algo, chunk)
                 ref = statistics.median(t for t, _ in pairs[chunk])
                 mine = statistics.median(o for _, o in pairs[chunk])
-                rows.append(row(f"sweep {algo} chunk {chunk // 1024} KiB (peak {peak / MiB:.1f} MiB)",
-                                size / MiB / mine, "MiB/s", f"{TOOLS[algo]} {size / MiB / ref:.0f} MiB/s",
-                                statistics.median(t / o for t, o in pairs[chunk])))
+                rows.append(
+                    row(
+                        f"sweep {algo} chunk {chunk // 1024} KiB (peak {peak / MiB:.1f} MiB)",
+                        size / MiB / mine,
+                        "MiB/s",
+                        f"{TOOLS[algo]} {size / MiB / ref:.0f} MiB/s",
+                        statistics.median(t / o for t, o in pairs[chunk]),
+                    )
+                )
     return rows

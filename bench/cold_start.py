@@ -72,8 +72,9 @@ CLIENTS = (
 def runtime_dir(python: str, cache: Path) -> Path:
     """boto3 and its dependencies as the Lambda runtime has them: this environment's copies, compiled for ``python``."""
     versions = "-".join(f"{d}{importlib.metadata.version(d)}" for d in RUNTIME_DISTS)
-    tag = subprocess.run([python, "-c", "import sys; print(sys.implementation.cache_tag)"],
-                         check=True, capture_output=True, text=True).stdout.strip()
+    tag = subprocess.run(
+        [python, "-c", "import sys; print(sys.implementation.cache_tag)"], check=True, capture_output=True, text=True
+    ).stdout.strip()
     dest = cache / f"runtime-{tag}-{hashlib.sha256(versions.encode()).hexdigest()[:12]}"
     if (dest / ".done").exists():
         return dest
@@ -108,10 +109,17 @@ def lay_out(out: Path, handler: str, work: Path) -> list[str]:
 
 def _time(python: str, script: str, module: str, path: list[str]) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env.update(PYTHONDONTWRITEBYTECODE="1", AWS_DEFAULT_REGION="us-west-2", AWS_ACCESS_KEY_ID="x",
-               AWS_SECRET_ACCESS_KEY="x", POWERTOOLS_SERVICE_NAME="bench", POWERTOOLS_METRICS_NAMESPACE="bench")
-    res = subprocess.run([python, "-s", "-c", script, module, ":".join(path)], env=env, cwd="/",
-                         capture_output=True, text=True)
+    env.update(
+        PYTHONDONTWRITEBYTECODE="1",
+        AWS_DEFAULT_REGION="us-west-2",
+        AWS_ACCESS_KEY_ID="x",
+        AWS_SECRET_ACCESS_KEY="x",
+        POWERTOOLS_SERVICE_NAME="bench",
+        POWERTOOLS_METRICS_NAMESPACE="bench",
+    )
+    res = subprocess.run(
+        [python, "-s", "-c", script, module, ":".join(path)], env=env, cwd="/", capture_output=True, text=True
+    )
     if res.returncode:
         raise RuntimeError(f"{module}: {res.stderr.strip()[-2000:]}")
     return float(res.stdout.strip().splitlines()[-1])
@@ -139,9 +147,13 @@ def run(quick: bool = False) -> list[Row]:
             sources = work / "build-sources"
             build.build(sources, bytecode=False)
             cases["message_consumer, no bytecode"] = (
-                "message_consumer", [*lay_out(sources, "message_consumer", work / "sources"), str(runtime)])
+                "message_consumer",
+                [*lay_out(sources, "message_consumer", work / "sources"), str(runtime)],
+            )
         cases["powertools imports of message_consumer"] = (
-            "powertools_only", [*lay_out(out, "powertools_only", work), str(runtime)])
+            "powertools_only",
+            [*lay_out(out, "powertools_only", work), str(runtime)],
+        )
         measured = [c for c in cases if c != "bare"]
         times: dict[str, list[float]] = {c: [] for c in cases}
         bare_before: dict[str, list[float]] = {c: [] for c in measured}
@@ -160,13 +172,29 @@ def run(quick: bool = False) -> list[Row]:
             ratio = statistics.median(t / b for t, b in zip(times[case], bare_before[case], strict=True))
             goal = "<= 1.3" if case in handlers else ""
             name = f"cold start: import {case}" if case in handlers else f"cold start: {case}"
-            rows.append(row(name, statistics.median(times[case]) * 1000, "ms",
-                            f"bare boto3 handler {bare * 1000:.0f} ms{note}", ratio, goal))
+            rows.append(
+                row(
+                    name,
+                    statistics.median(times[case]) * 1000,
+                    "ms",
+                    f"bare boto3 handler {bare * 1000:.0f} ms{note}",
+                    ratio,
+                    goal,
+                )
+            )
         one = statistics.median(clients["session"])
         ours = statistics.median(clients["aws"])
         ratio = statistics.median(a / b for a, b in zip(clients["aws"], clients["session"], strict=True))
-        rows.append(row("4 AWS clients via cnm_ingest.aws", ours * 1000, "ms",
-                        f"one boto3 Session {one * 1000:.0f} ms", ratio, "<= 1.1"))
+        rows.append(
+            row(
+                "4 AWS clients via cnm_ingest.aws",
+                ours * 1000,
+                "ms",
+                f"one boto3 Session {one * 1000:.0f} ms",
+                ratio,
+                "<= 1.1",
+            )
+        )
         for p in work.rglob("*"):
             if p.is_dir():
                 p.chmod(0o755)

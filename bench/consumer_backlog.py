@@ -75,8 +75,15 @@ def drain(cap: float | None, records: int = RECORDS) -> dict:
                     break
             pending = pending[BATCH:]
     elapsed = scaled_clock() - started_at
-    return {"elapsed": elapsed, "started": len(sfn.names), "calls": sfn.calls, "dlq": dlq,
-            "invocations": invocations, "retries": retries, "throttled": bucket.throttled}
+    return {
+        "elapsed": elapsed,
+        "started": len(sfn.names),
+        "calls": sfn.calls,
+        "dlq": dlq,
+        "invocations": invocations,
+        "retries": retries,
+        "throttled": bucket.throttled,
+    }
 
 
 def run(root: Path | None = None, records: int = RECORDS) -> list[dict]:
@@ -86,10 +93,19 @@ def run(root: Path | None = None, records: int = RECORDS) -> list[dict]:
         with fakes.session(root or fakes.ROOT):
             r = drain(cap, records)
         # Execution names are deterministic, so a duplicate could only be a name outside the records' own.
-        name = (f"backlog {records}, {label}: started {r['started']}, DLQ {r['dlq']}, "
-                f"duplicates {r['started'] - min(r['started'], records)}, throttled {r['throttled']} (time/min)")
-        rows.append({"name": name, "value": r["elapsed"], "unit": "s (emulated)", "limit": minimum * LIMIT,
-                     "ratio": r["elapsed"] / minimum})
+        name = (
+            f"backlog {records}, {label}: started {r['started']}, DLQ {r['dlq']}, "
+            f"duplicates {r['started'] - min(r['started'], records)}, throttled {r['throttled']} (time/min)"
+        )
+        rows.append(
+            {
+                "name": name,
+                "value": r["elapsed"],
+                "unit": "s (emulated)",
+                "limit": minimum * LIMIT,
+                "ratio": r["elapsed"] / minimum,
+            }
+        )
     return rows
 
 

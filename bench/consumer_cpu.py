@@ -51,8 +51,15 @@ def run(root: Path | None = None, rule_counts: tuple[int, ...] = (1, 100, 1000))
     with fakes.session(root or fakes.ROOT):
         for rules in rule_counts:
             rate = measure(rules)
-            rows.append({"name": f"consumer CPU, {rules} rule(s): records/s per core vs 1 shard",
-                         "value": rate, "unit": "records/s", "limit": SHARD_LIMIT, "ratio": rate / SHARD_LIMIT})
+            rows.append(
+                {
+                    "name": f"consumer CPU, {rules} rule(s): records/s per core vs 1 shard",
+                    "value": rate,
+                    "unit": "records/s",
+                    "limit": SHARD_LIMIT,
+                    "ratio": rate / SHARD_LIMIT,
+                }
+            )
     return rows
 
 

@@ -39,15 +39,28 @@ def setup(root: Path = ROOT) -> None:
     src = str(root / "lambda_src")
     if sys.path[:1] != [src]:
         sys.path.insert(0, src)
-    os.environ.update({
-        "AWS_DEFAULT_REGION": "us-west-2", "AWS_REGION": "us-west-2", "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench", "RULES_TABLE": "rules", "COLLECTIONS_TABLE": "collections",
-        "PROVIDERS_TABLE": "providers", "RULES_CACHE_SECONDS": "3600", "FALLBACK_TOPIC_ARN": "arn:aws:sns:x:1:fb",
-        "RESPONSE_STREAM_ARN": STREAM + "-responses", "DLQ_URL": "https://sqs/dlq", "PAYLOAD_BUCKET": "payloads",
-        "IDEMPOTENCY_TABLE": "idempotency", "STACK": "bench", "POWERTOOLS_METRICS_NAMESPACE": "bench",
-        "POWERTOOLS_SERVICE_NAME": "bench", "POWERTOOLS_LOG_LEVEL": "ERROR",
-        "BUCKETS": json.dumps({"private": {"name": "staging", "type": "private"}}),
-    })
+    os.environ.update(
+        {
+            "AWS_DEFAULT_REGION": "us-west-2",
+            "AWS_REGION": "us-west-2",
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "RULES_TABLE": "rules",
+            "COLLECTIONS_TABLE": "collections",
+            "PROVIDERS_TABLE": "providers",
+            "RULES_CACHE_SECONDS": "3600",
+            "FALLBACK_TOPIC_ARN": "arn:aws:sns:x:1:fb",
+            "RESPONSE_STREAM_ARN": STREAM + "-responses",
+            "DLQ_URL": "https://sqs/dlq",
+            "PAYLOAD_BUCKET": "payloads",
+            "IDEMPOTENCY_TABLE": "idempotency",
+            "STACK": "bench",
+            "POWERTOOLS_METRICS_NAMESPACE": "bench",
+            "POWERTOOLS_SERVICE_NAME": "bench",
+            "POWERTOOLS_LOG_LEVEL": "ERROR",
+            "BUCKETS": json.dumps({"private": {"name": "staging", "type": "private"}}),
+        }
+    )
 
 
 @contextlib.contextmanager
@@ -102,8 +115,9 @@ class TokenBucket:
 
 
 class FakeStepFunctions:
-    def __init__(self, latency: float = 0.0, bucket: TokenBucket | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self, latency: float = 0.0, bucket: TokenBucket | None = None, sleep: Callable[[float], None] = time.sleep
+    ):
         self.latency, self.bucket, self.sleep = latency, bucket, sleep
         self.names: set[str] = set()
         self.calls = 0
@@ -133,10 +147,19 @@ class _Paginator:
 
 class FakeDynamoDB:
     def __init__(self, rules: int):
-        self.rules = [{
-            "name": {"S": f"rule-{i:04d}"}, "collection_name": {"S": f"COLL_{i}"}, "collection_version": {"S": "1"},
-            "provider": {"S": "PROV"}, "workflow_arn": {"S": STATE_MACHINE}, "workflow_name": {"S": "CNM"},
-            "state": {"S": "ENABLED"}, "meta": {"S": "{}"}} for i in range(rules)]
+        self.rules = [
+            {
+                "name": {"S": f"rule-{i:04d}"},
+                "collection_name": {"S": f"COLL_{i}"},
+                "collection_version": {"S": "1"},
+                "provider": {"S": "PROV"},
+                "workflow_arn": {"S": STATE_MACHINE},
+                "workflow_name": {"S": "CNM"},
+                "state": {"S": "ENABLED"},
+                "meta": {"S": "{}"},
+            }
+            for i in range(rules)
+        ]
         self.items: dict[str, dict[str, Any]] = {}
 
     def get_paginator(self, _op: str) -> _Paginator:
@@ -144,8 +167,13 @@ class FakeDynamoDB:
 
     def get_item(self, TableName: str, Key: dict[str, Any], **_: Any) -> dict[str, Any]:
         if TableName == "collections":
-            return {"Item": {"name": Key["name"], "version": Key["version"],
-                             "config": {"S": json.dumps({"url_path": "{collection}"})}}}
+            return {
+                "Item": {
+                    "name": Key["name"],
+                    "version": Key["version"],
+                    "config": {"S": json.dumps({"url_path": "{collection}"})},
+                }
+            }
         if TableName == "providers":
             return {"Item": {"id": Key["id"], "config": {"S": json.dumps({"protocol": "s3", "host": "prov"})}}}
         item = self.items.get(json.dumps(Key, sort_keys=True))
@@ -176,14 +204,21 @@ class FakeSink:
         def call(**kwargs: Any) -> dict[str, Any]:
             self.sent.append((op, kwargs))
             return {"MessageId": "m", "SequenceNumber": "1", "ShardId": "s", "Successful": [], "Failed": []}
+
         return call
 
 
 class Fakes:
     def __init__(self, rules: int, sfn: FakeStepFunctions):
         self.sfn = sfn
-        self.clients = {"stepfunctions": sfn, "dynamodb": FakeDynamoDB(rules), "sns": FakeSink(),
-                        "sqs": FakeSink(), "kinesis": FakeSink(), "s3": FakeSink()}
+        self.clients = {
+            "stepfunctions": sfn,
+            "dynamodb": FakeDynamoDB(rules),
+            "sns": FakeSink(),
+            "sqs": FakeSink(),
+            "kinesis": FakeSink(),
+            "s3": FakeSink(),
+        }
 
     def install(self) -> None:
         aws = importlib.import_module("cnm_ingest.aws")
@@ -194,24 +229,59 @@ class Fakes:
 
 def notification(i: int, rules: int) -> bytes:
     ident = f"granule-{i}"
-    return json.dumps({
-        "version": "1.6.1", "provider": "PROV", "collection": {"name": f"COLL_{i % rules}", "version": "1"},
-        "submissionTime": "2024-01-02T03:04:05.678Z", "identifier": ident,
-        "product": {"name": ident, "dataVersion": "1", "files": [
-            {"type": "data", "uri": f"s3://prov/{ident}.nc", "name": f"{ident}.nc", "size": 1000 + i,
-             "checksumType": "md5", "checksum": "d41d8cd98f00b204e9800998ecf8427e"},
-            {"type": "metadata", "uri": f"s3://prov/{ident}.cmr.json", "name": f"{ident}.cmr.json", "size": 200,
-             "checksumType": "md5", "checksum": "d41d8cd98f00b204e9800998ecf8427e"}]},
-    }).encode()
+    return json.dumps(
+        {
+            "version": "1.6.1",
+            "provider": "PROV",
+            "collection": {"name": f"COLL_{i % rules}", "version": "1"},
+            "submissionTime": "2024-01-02T03:04:05.678Z",
+            "identifier": ident,
+            "product": {
+                "name": ident,
+                "dataVersion": "1",
+                "files": [
+                    {
+                        "type": "data",
+                        "uri": f"s3://prov/{ident}.nc",
+                        "name": f"{ident}.nc",
+                        "size": 1000 + i,
+                        "checksumType": "md5",
+                        "checksum": "d41d8cd98f00b204e9800998ecf8427e",
+                    },
+                    {
+                        "type": "metadata",
+                        "uri": f"s3://prov/{ident}.cmr.json",
+                        "name": f"{ident}.cmr.json",
+                        "size": 200,
+                        "checksumType": "md5",
+                        "checksum": "d41d8cd98f00b204e9800998ecf8427e",
+                    },
+                ],
+            },
+        }
+    ).encode()
 
 
 def kinesis_records(payloads: list[bytes], first_sequence: int = 10**20) -> list[dict[str, Any]]:
-    return [{
-        "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": f"pk-{i}", "sequenceNumber": str(first_sequence + i),
-                    "data": base64.b64encode(p).decode("ascii"), "approximateArrivalTimestamp": 1700000000.0},
-        "eventSource": "aws:kinesis", "eventVersion": "1.0", "eventID": f"shardId-000000000000:{first_sequence + i}",
-        "eventName": "aws:kinesis:record", "invokeIdentityArn": "arn:aws:iam::1:role/c", "awsRegion": "us-west-2",
-        "eventSourceARN": STREAM} for i, p in enumerate(payloads)]
+    return [
+        {
+            "kinesis": {
+                "kinesisSchemaVersion": "1.0",
+                "partitionKey": f"pk-{i}",
+                "sequenceNumber": str(first_sequence + i),
+                "data": base64.b64encode(p).decode("ascii"),
+                "approximateArrivalTimestamp": 1700000000.0,
+            },
+            "eventSource": "aws:kinesis",
+            "eventVersion": "1.0",
+            "eventID": f"shardId-000000000000:{first_sequence + i}",
+            "eventName": "aws:kinesis:record",
+            "invokeIdentityArn": "arn:aws:iam::1:role/c",
+            "awsRegion": "us-west-2",
+            "eventSourceARN": STREAM,
+        }
+        for i, p in enumerate(payloads)
+    ]
 
 
 class Context:

@@ -30,8 +30,11 @@ def measure(repeats: int = 3) -> float:
     ctx = fakes.Context()
     best = float("inf")
     for n in range(repeats + 1):
-        event = {"Records": fakes.kinesis_records([fakes.notification(n * BATCH + i, 1) for i in range(BATCH)],
-                                                  10**7 + n * BATCH)}
+        event = {
+            "Records": fakes.kinesis_records(
+                [fakes.notification(n * BATCH + i, 1) for i in range(BATCH)], 10**7 + n * BATCH
+            )
+        }
         start = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
             result = handler(event, ctx)
@@ -46,8 +49,15 @@ def measure(repeats: int = 3) -> float:
 def run(root: Path | None = None) -> list[dict]:
     with fakes.session(root or fakes.ROOT):
         seconds = measure()
-    return [{"name": "consumer latency-bound: 100 records, StartExecution 25 ms (limit/value)",
-             "value": seconds, "unit": "s", "limit": LIMIT, "ratio": LIMIT / seconds}]
+    return [
+        {
+            "name": "consumer latency-bound: 100 records, StartExecution 25 ms (limit/value)",
+            "value": seconds,
+            "unit": "s",
+            "limit": LIMIT,
+            "ratio": LIMIT / seconds,
+        }
+    ]
 
 
 if __name__ == "__main__":

@@ -45,13 +45,14 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 
 def table(rows: list[Row]) -> str:
-    lines = ["| benchmark | value | limit / reference | ratio | goal | |",
-             "|---|---:|---|---:|---|---|"]
+    lines = ["| benchmark | value | limit / reference | ratio | goal | |", "|---|---:|---|---:|---|---|"]
     for r in rows:
         ok = meets(r)
         mark = "" if ok is None else ("ok" if ok else "**missed**")
-        lines.append(f"| {r['name']} | {fmt(r['value'])} {r['unit']} | {r['limit']} | {fmt(r['ratio'])} "
-                     f"| {r.get('goal') or ''} | {mark} |")
+        lines.append(
+            f"| {r['name']} | {fmt(r['value'])} {r['unit']} | {r['limit']} | {fmt(r['ratio'])} "
+            f"| {r.get('goal') or ''} | {mark} |"
+        )
     return "\n".join(lines)
 
 
@@ -88,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"# {name}: {len(got)} rows in {time.perf_counter() - t:.1f} s", file=sys.stderr)
         rows += got
-    print(f"bench ({'quick' if args.quick else 'full'}), Python {platform.python_version()} on "
-          f"{platform.machine()}, {time.perf_counter() - started:.0f} s\n")
+    print(
+        f"bench ({'quick' if args.quick else 'full'}), Python {platform.python_version()} on "
+        f"{platform.machine()}, {time.perf_counter() - started:.0f} s\n"
+    )
     print(table(rows))
     for note in notes:
         print(f"\nnote: {note}")

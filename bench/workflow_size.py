@@ -27,14 +27,17 @@ BUCKETS = {
 
 
 def cnm_with_files(n: int) -> dict[str, Any]:
-    files = [{
-        "type": "data",
-        "uri": f"s3://provider-outbox/SWOT/L2/2026/11/26/SWOT_L2_LR_SSH_Expert_{i:05d}_PIC0_01.nc",
-        "name": f"SWOT_L2_LR_SSH_Expert_{i:05d}_PIC0_01.nc",
-        "checksumType": "md5",
-        "checksum": f"{i:032x}",
-        "size": 123456789 + i,
-    } for i in range(n)]
+    files = [
+        {
+            "type": "data",
+            "uri": f"s3://provider-outbox/SWOT/L2/2026/11/26/SWOT_L2_LR_SSH_Expert_{i:05d}_PIC0_01.nc",
+            "name": f"SWOT_L2_LR_SSH_Expert_{i:05d}_PIC0_01.nc",
+            "checksumType": "md5",
+            "checksum": f"{i:032x}",
+            "size": 123456789 + i,
+        }
+        for i in range(n)
+    ]
     return {
         "version": "1.6.1",
         "provider": "PODAAC_SWOT",
@@ -57,8 +60,12 @@ def message_size(n: int) -> int:
         buckets=BUCKETS,
         state_machine_arn="arn:aws:states:us-west-2:123456789012:stateMachine:cnm-bench-CnmWorkflow",
         execution=f"bench-{n}",
-        source={"stream_arn": "arn:aws:kinesis:us-west-2:123456789012:stream/cnm-bench-notifications",
-                "shard_id": "shardId-000000000000", "sequence_number": "1", "partition_key": "pk"},
+        source={
+            "stream_arn": "arn:aws:kinesis:us-west-2:123456789012:stream/cnm-bench-notifications",
+            "shard_id": "shardId-000000000000",
+            "sequence_number": "1",
+            "partition_key": "pk",
+        },
     )
     return len(json.dumps(message, separators=(",", ":")).encode("utf-8"))
 
@@ -71,9 +78,15 @@ def run(quick: bool = False) -> list[Row]:
 
     counts = (1, 100, 1000, 5000) if quick else (1, 10, 100, 300, 1000, 2000, 5000)
     saved = dict(os.environ)
-    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-west-2",
-                      AWS_REGION="us-west-2", PAYLOAD_BUCKET=BUCKETS["payload"]["name"], STACK="cnm-bench",
-                      BUCKETS=json.dumps(BUCKETS))
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-west-2",
+        AWS_REGION="us-west-2",
+        PAYLOAD_BUCKET=BUCKETS["payload"]["name"],
+        STACK="cnm-bench",
+        BUCKETS=json.dumps(BUCKETS),
+    )
     os.environ.pop("AWS_ENDPOINT_URL", None)
     sizes: dict[int, int] = {}
     try:
@@ -88,9 +101,26 @@ def run(quick: bool = False) -> list[Row]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    rows = [row(f"workflow input, CNM of {n} files", sizes[n] / 1024, "KiB", "Step Functions input 256 KiB",
-                sizes[n] / LIMIT, "<= 1.0") for n in counts]
+    rows = [
+        row(
+            f"workflow input, CNM of {n} files",
+            sizes[n] / 1024,
+            "KiB",
+            "Step Functions input 256 KiB",
+            sizes[n] / LIMIT,
+            "<= 1.0",
+        )
+        for n in counts
+    ]
     lo, hi = 100, max(counts)
-    rows.append(row(f"workflow input growth {lo}->{hi} files", sizes[hi] / 1024, "KiB",
-                    f"at {lo} files {sizes[lo] / 1024:.1f} KiB", sizes[hi] / sizes[lo], "<= 1.1"))
+    rows.append(
+        row(
+            f"workflow input growth {lo}->{hi} files",
+            sizes[hi] / 1024,
+            "KiB",
+            f"at {lo} files {sizes[lo] / 1024:.1f} KiB",
+            sizes[hi] / sizes[lo],
+            "<= 1.1",
+        )
+    )
     return rows

@@ -144,15 +144,19 @@ def _patch_stepfunctions() -> None:
     def validate_state_machine_definition(self: Any) -> ActionResult:
         # Patch 3
         diagnostics = definition_diagnostics(self._get_param("definition") or "")
-        return ActionResult({"result": "FAIL" if diagnostics else "OK", "diagnostics": diagnostics,
-                             "truncated": False})
+        return ActionResult({"result": "FAIL" if diagnostics else "OK", "diagnostics": diagnostics, "truncated": False})
 
     def list_state_machine_versions(self: Any) -> ActionResult:
         # Patch 4
         machine = self.stepfunction_backend.describe_state_machine(self._get_param("stateMachineArn"))
         versions = sorted(getattr(machine, "versions", {}).values(), key=lambda v: v.version, reverse=True)
-        return ActionResult({"stateMachineVersions": [
-            {"stateMachineVersionArn": v.arn, "creationDate": v.creation_date} for v in versions]})
+        return ActionResult(
+            {
+                "stateMachineVersions": [
+                    {"stateMachineVersionArn": v.arn, "creationDate": v.creation_date} for v in versions
+                ]
+            }
+        )
 
     StepFunctionResponse.validate_state_machine_definition = validate_state_machine_definition
     StepFunctionResponse.list_state_machine_versions = list_state_machine_versions
@@ -198,12 +202,23 @@ class RpcV2CborMiddleware:
         if status >= 300:
             error = json.loads(payload or b"{}")
             code = str(error.get("__type", "InternalFailure")).rsplit("#", 1)[-1]
-            return _cbor_error(start_response, status, code, error.get("message") or error.get("Message") or "",
-                               query_error=headers.get("x-amzn-query-error"))
+            return _cbor_error(
+                start_response,
+                status,
+                code,
+                error.get("message") or error.get("Message") or "",
+                query_error=headers.get("x-amzn-query-error"),
+            )
         parsed = _json_parse(payload, headers, status, operation.output_shape)
         out = _cbor_encode(parsed, operation.output_shape)
-        start_response(f"{status} OK", [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor"),
-                                        ("Content-Length", str(len(out)))])
+        start_response(
+            f"{status} OK",
+            [
+                ("Content-Type", "application/cbor"),
+                ("smithy-protocol", "rpc-v2-cbor"),
+                ("Content-Length", str(len(out))),
+            ],
+        )
         return [out]
 
     def _call_json(self, environ: dict[str, Any], operation: Any, params: dict[str, Any]):
@@ -211,13 +226,18 @@ class RpcV2CborMiddleware:
 
         request = JSONSerializer().serialize_to_request(params, operation)
         inner = {k: v for k, v in environ.items() if k not in ("HTTP_SMITHY_PROTOCOL", "HTTP_ACCEPT")}
-        inner.update({
-            "PATH_INFO": "/", "REQUEST_URI": "/", "RAW_URI": "/", "QUERY_STRING": "",
-            "CONTENT_TYPE": request["headers"]["Content-Type"],
-            "HTTP_X_AMZ_TARGET": request["headers"]["X-Amz-Target"],
-            "CONTENT_LENGTH": str(len(request["body"])),
-            "wsgi.input": io.BytesIO(request["body"]),
-        })
+        inner.update(
+            {
+                "PATH_INFO": "/",
+                "REQUEST_URI": "/",
+                "RAW_URI": "/",
+                "QUERY_STRING": "",
+                "CONTENT_TYPE": request["headers"]["Content-Type"],
+                "HTTP_X_AMZ_TARGET": request["headers"]["X-Amz-Target"],
+                "CONTENT_LENGTH": str(len(request["body"])),
+                "wsgi.input": io.BytesIO(request["body"]),
+            }
+        )
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
@@ -268,15 +288,22 @@ def _cbor_encode(value: dict[str, Any], shape: Any) -> bytes:
 def _error_shape() -> Any:
     from botocore.model import DenormalizedStructureBuilder
 
-    return DenormalizedStructureBuilder().with_members({
-        "__type": {"type": "string"}, "message": {"type": "string"}}).build_model()
+    return (
+        DenormalizedStructureBuilder()
+        .with_members({"__type": {"type": "string"}, "message": {"type": "string"}})
+        .build_model()
+    )
 
 
-def _cbor_error(start_response: Callable[..., Any], status: int, code: str, message: str,
-                query_error: str | None = None) -> list[bytes]:
+def _cbor_error(
+    start_response: Callable[..., Any], status: int, code: str, message: str, query_error: str | None = None
+) -> list[bytes]:
     out = _cbor_encode({"__type": code, "message": message}, _error_shape())
-    headers = [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor"),
-               ("Content-Length", str(len(out)))]
+    headers = [
+        ("Content-Type", "application/cbor"),
+        ("smithy-protocol", "rpc-v2-cbor"),
+        ("Content-Length", str(len(out))),
+    ]
     if query_error:
         headers.append(("x-amzn-query-error", query_error))
     start_response(f"{status} Error", headers)

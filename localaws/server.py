@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import os
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import patches
 
@@ -64,16 +65,18 @@ class LocalAWS:
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> "LocalAWS":
+    def start(self) -> LocalAWS:
         from moto.moto_server.werkzeug_app import MotoRequestHandler
         from werkzeug.serving import make_server
 
-        for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                           "AWS_DEFAULT_REGION": REGION}.items():
+        for key, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+        }.items():
             os.environ.setdefault(key, value)
         enable_state_machine_execution()
-        self._server = make_server(self.host, self.port, make_app(), threaded=True,
-                                   request_handler=MotoRequestHandler)
+        self._server = make_server(self.host, self.port, make_app(), threaded=True, request_handler=MotoRequestHandler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="localaws", daemon=True)
         self._thread.start()
@@ -87,7 +90,7 @@ class LocalAWS:
             self._thread.join()
             self._server = None
 
-    def __enter__(self) -> "LocalAWS":
+    def __enter__(self) -> LocalAWS:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from pathlib import Path
 
 import moto.core.models  # noqa: F401  (before any boto3 Session exists: see below)
@@ -68,8 +67,10 @@ def load_samples() -> dict[str, dict]:
     """Every sample message in ../shared/cnm/samples, by file name."""
     samples_dir = SHARED_CNM / "samples"
     if not samples_dir.is_dir():
-        pytest.fail(f"CNM samples not found at {samples_dir}: "
-                    "CI must run with ../shared beside the repo (or CNM_SHARED_DIR set)")
+        pytest.fail(
+            f"CNM samples not found at {samples_dir}: "
+            "CI must run with ../shared beside the repo (or CNM_SHARED_DIR set)"
+        )
     return {p.name: json.loads(p.read_text()) for p in sorted(samples_dir.glob("*.json"))}
 
 
@@ -88,9 +89,14 @@ def reference_schema() -> dict:
     return json.loads((SHARED_CNM / "cnm-schema-1.6.1.json").read_text())
 
 
-def kinesis_record(payload: bytes | str | dict, sequence: str, *, partition_key: str = "pk",
-                   stream_arn: str = "arn:aws:kinesis:us-west-2:123456789012:stream/notifications",
-                   shard_id: str = "shardId-000000000000") -> dict:
+def kinesis_record(
+    payload: bytes | str | dict,
+    sequence: str,
+    *,
+    partition_key: str = "pk",
+    stream_arn: str = "arn:aws:kinesis:us-west-2:123456789012:stream/notifications",
+    shard_id: str = "shardId-000000000000",
+) -> dict:
     """One record of a Lambda Kinesis event, as the event source mapping delivers it."""
     if isinstance(payload, dict):
         payload = json.dumps(payload)

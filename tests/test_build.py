@@ -42,8 +42,13 @@ def two_builds(tmp_path_factory, runtime_python):
 
 def _run(python: str, code: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    return subprocess.run([python, "-s", "-c", code, *args], cwd=cwd, env={**env, "PYTHONDONTWRITEBYTECODE": "1"},
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [python, "-s", "-c", code, *args],
+        cwd=cwd,
+        env={**env, "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_two_builds_are_byte_identical(two_builds):
@@ -85,8 +90,9 @@ def _pyc_name(module: str) -> str:
 
 def test_bytecode_is_checked_hash_for_the_runtime_python(two_builds, runtime_python):
     manifest, out, _, _ = two_builds
-    magic = _run(runtime_python, "import importlib.util, sys; sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())",
-                 out).stdout
+    magic = _run(
+        runtime_python, "import importlib.util, sys; sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())", out
+    ).stdout
     assert manifest["bytecode"]["python"].startswith("3.12.")
     assert manifest["bytecode"]["invalidation_mode"] == "checked-hash"
     zips = [out / i["filename"] for i in [*manifest["functions"].values(), *manifest["layers"].values()]]
@@ -116,15 +122,23 @@ def test_the_runtime_loads_the_shipped_bytecode_and_never_a_stale_one(two_builds
     pyc = task / "cnm_ingest" / "__pycache__" / f"errors.{PYC_TAG}.pyc"
     code = "import sys; sys.path.insert(0, '.'); import cnm_ingest.errors as e; print(getattr(e, 'MARK', 'none'))"
     loaded = _run(runtime_python, code, task)
-    verbose = subprocess.run([runtime_python, "-s", "-v", "-c", code], cwd=task, capture_output=True, text=True,
-                             env={**{k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
-                                  "PYTHONDONTWRITEBYTECODE": "1"})
+    verbose = subprocess.run(
+        [runtime_python, "-s", "-v", "-c", code],
+        cwd=task,
+        capture_output=True,
+        text=True,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.strip() == "none"
     assert f"code object from '{pyc}'" in verbose.stderr
     # File names inside the bytecode are where Lambda runs it from.
-    filename = _run(runtime_python, "import marshal, sys; print(marshal.loads(open(sys.argv[1], 'rb').read()[16:])"
-                    ".co_filename)", task, str(pyc))
+    filename = _run(
+        runtime_python,
+        "import marshal, sys; print(marshal.loads(open(sys.argv[1], 'rb').read()[16:]).co_filename)",
+        task,
+        str(pyc),
+    )
     assert filename.stdout.strip() == "/var/task/cnm_ingest/errors.py", filename.stderr
     # Edit the source (as the Lambda console would): the bytecode no longer matches its hash and is not used.
     src = task / "cnm_ingest" / "errors.py"
@@ -159,8 +173,12 @@ def test_stray_bytecode_in_the_source_tree_is_not_packaged(tmp_path, monkeypatch
     manifest = build.build(tmp_path / "out", with_layer=False)
     with zipfile.ZipFile(tmp_path / "out" / manifest["functions"]["one"]["filename"]) as zf:
         names = zf.namelist()
-        assert sorted(names) == ["__pycache__/one.cpython-312.pyc", "cnm_ingest/__init__.py",
-                                 "cnm_ingest/__pycache__/__init__.cpython-312.pyc", "one.py"]
+        assert sorted(names) == [
+            "__pycache__/one.cpython-312.pyc",
+            "cnm_ingest/__init__.py",
+            "cnm_ingest/__pycache__/__init__.cpython-312.pyc",
+            "one.py",
+        ]
         assert zf.read("cnm_ingest/__pycache__/__init__.cpython-312.pyc") != b"stale"
 
 

@@ -82,8 +82,10 @@ def test_the_body_is_closed_when_hashing_fails_half_way(monkeypatch):
     assert body.closed
 
 
-@pytest.mark.parametrize("given,expected", [(None, "md5"), ("MD5", "md5"), ("sha1", "sha1"), ("SHA2", "sha256"),
-                                            ("sha256", "sha256"), ("SHA512", "sha512")])
+@pytest.mark.parametrize(
+    "given,expected",
+    [(None, "md5"), ("MD5", "md5"), ("sha1", "sha1"), ("SHA2", "sha256"), ("sha256", "sha256"), ("SHA512", "sha512")],
+)
 def test_checksum_types(given, expected):
     assert checksum.algorithm(given) == expected
 

@@ -34,11 +34,24 @@ def local(aws_sfn, monkeypatch):
 
 def notification(identifier: str, data: bytes, **overrides) -> dict:
     cnm = {
-        "version": "1.6.1", "provider": "PROV", "collection": {"name": "COLL", "version": "1"},
-        "submissionTime": "2024-01-02T03:04:05.678Z", "identifier": identifier,
-        "product": {"name": identifier, "files": [{
-            "type": "data", "uri": f"s3://provider-bucket/{identifier}.nc", "name": f"{identifier}.nc",
-            "size": len(data), "checksumType": "md5", "checksum": hashlib.md5(data).hexdigest()}]},
+        "version": "1.6.1",
+        "provider": "PROV",
+        "collection": {"name": "COLL", "version": "1"},
+        "submissionTime": "2024-01-02T03:04:05.678Z",
+        "identifier": identifier,
+        "product": {
+            "name": identifier,
+            "files": [
+                {
+                    "type": "data",
+                    "uri": f"s3://provider-bucket/{identifier}.nc",
+                    "name": f"{identifier}.nc",
+                    "size": len(data),
+                    "checksumType": "md5",
+                    "checksum": hashlib.md5(data).hexdigest(),
+                }
+            ],
+        },
     }
     cnm.update(overrides)
     return cnm

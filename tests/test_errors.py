@@ -26,8 +26,14 @@ def test_error_code_for_maps_not_configured_without_config_imported():
         "assert 'cnm_ingest.config' not in sys.modules, 'errors imported config'; "
         "print(error_code_for('NotConfiguredError'), error_code_for('NoSuchError'))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=ROOT, env={"PYTHONPATH": str(ROOT / "lambda_src")})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT / "lambda_src")},
+    )
     assert out.stdout.split() == ["VALIDATION_ERROR", "PROCESSING_ERROR"]
 
 

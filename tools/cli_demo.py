@@ -29,11 +29,26 @@ sys.path[:0] = [str(ROOT / "lambda_src"), str(ROOT / "cli"), str(ROOT)]
 
 
 def cnm(identifier: str, data: bytes) -> dict:
-    return {"version": "1.6.1", "provider": "DEMO_PROVIDER", "collection": {"name": "DEMO_L2", "version": "1"},
-            "submissionTime": "2024-01-02T03:04:05.678Z", "identifier": identifier,
-            "product": {"name": identifier, "files": [{
-                "type": "data", "uri": f"s3://demo-provider/{identifier}.nc", "name": f"{identifier}.nc",
-                "size": len(data), "checksumType": "SHA256", "checksum": hashlib.sha256(data).hexdigest()}]}}
+    return {
+        "version": "1.6.1",
+        "provider": "DEMO_PROVIDER",
+        "collection": {"name": "DEMO_L2", "version": "1"},
+        "submissionTime": "2024-01-02T03:04:05.678Z",
+        "identifier": identifier,
+        "product": {
+            "name": identifier,
+            "files": [
+                {
+                    "type": "data",
+                    "uri": f"s3://demo-provider/{identifier}.nc",
+                    "name": f"{identifier}.nc",
+                    "size": len(data),
+                    "checksumType": "SHA256",
+                    "checksum": hashlib.sha256(data).hexdigest(),
+                }
+            ],
+        },
+    }
 
 
 def main() -> int:
@@ -41,9 +56,16 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=5123)
     args = parser.parse_args()
     endpoint = f"http://127.0.0.1:{args.port}"
-    env = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo", "AWS_DEFAULT_REGION": "us-west-2",
-           "AWS_REGION": "us-west-2", "AWS_ENDPOINT_URL": endpoint, "POWERTOOLS_METRICS_NAMESPACE": "cnm-ingest-demo",
-           "POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
+    env = {
+        "AWS_ACCESS_KEY_ID": "demo",
+        "AWS_SECRET_ACCESS_KEY": "demo",
+        "AWS_DEFAULT_REGION": "us-west-2",
+        "AWS_REGION": "us-west-2",
+        "AWS_ENDPOINT_URL": endpoint,
+        "POWERTOOLS_METRICS_NAMESPACE": "cnm-ingest-demo",
+        "POWERTOOLS_LOG_LEVEL": "ERROR",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }
     os.environ.update(env)
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
         os.environ.pop(name, None)
@@ -77,14 +99,24 @@ def main() -> int:
 class Runner:
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
         self.workdir = workdir
-        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **env, "COLUMNS": "120",
-                    "PYTHONPATH": f"{ROOT / 'lambda_src'}:{ROOT / 'cli'}"}
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+            **env,
+            "COLUMNS": "120",
+            "PYTHONPATH": f"{ROOT / 'lambda_src'}:{ROOT / 'cli'}",
+        }
 
     def __call__(self, *args: str) -> int:
         shown = " ".join(a if " " not in a else repr(a) for a in args)
         print(f"$ cnm-ingest {shown}")
-        proc = subprocess.run([sys.executable, "-m", "cnm_ingest_cli", *args], env=self.env, cwd=self.workdir,
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "cnm_ingest_cli", *args],
+            env=self.env,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         out = "\n".join(line.rstrip() for line in (proc.stdout + proc.stderr).rstrip().splitlines())
         if out:
             print(out)

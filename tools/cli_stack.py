@@ -34,7 +34,9 @@ class CliStack(LocalPipeline):
         from tools.local_pipeline import LambdaContext, kinesis_event, read_stream
 
         shard = self.kinesis.list_shards(StreamARN=self.notification_stream)["Shards"][0]["ShardId"]
-        fresh = [r for r in read_stream(self.kinesis, self.notification_stream) if int(r["SequenceNumber"]) > self.checkpoint]
+        fresh = [
+            r for r in read_stream(self.kinesis, self.notification_stream) if int(r["SequenceNumber"]) > self.checkpoint
+        ]
         if not fresh:
             return {"batchItemFailures": []}
         self.checkpoint = max(int(r["SequenceNumber"]) for r in fresh)
@@ -53,19 +55,31 @@ class CliStack(LocalPipeline):
             z.writestr("message_consumer.py", "def handler(event, context):\n    return {}\n")
         env = self.environment()
         aws.client("lambda").create_function(
-            FunctionName=f"{self.STACK}-message-consumer", Runtime="python3.12", Role=role["Role"]["Arn"],
-            Handler="message_consumer.handler", Code={"ZipFile": code.getvalue()},
-            Environment={"Variables": {k: env[k] for k in ("STACK", "BUCKETS", "RULES_TABLE", "COLLECTIONS_TABLE",
-                                                           "PROVIDERS_TABLE")}})
+            FunctionName=f"{self.STACK}-message-consumer",
+            Runtime="python3.12",
+            Role=role["Role"]["Arn"],
+            Handler="message_consumer.handler",
+            Code={"ZipFile": code.getvalue()},
+            Environment={
+                "Variables": {
+                    k: env[k] for k in ("STACK", "BUCKETS", "RULES_TABLE", "COLLECTIONS_TABLE", "PROVIDERS_TABLE")
+                }
+            },
+        )
 
     def outputs(self) -> dict[str, Any]:
         """What ``terraform output -json`` prints for the root module, for these resources."""
         values = {
-            "prefix": self.STACK, "notification_stream_arn": self.notification_stream,
-            "response_stream_arn": self.response_stream, "dlq_url": self.dlq_url,
-            "rules_table_name": self.TABLES["rules"], "collections_table_name": self.TABLES["collections"],
-            "providers_table_name": self.TABLES["providers"], "state_machine_arn": self.state_machine,
-            "executions_table_name": self.EXECUTIONS_TABLE, "payload_bucket_name": self.PAYLOAD_BUCKET,
+            "prefix": self.STACK,
+            "notification_stream_arn": self.notification_stream,
+            "response_stream_arn": self.response_stream,
+            "dlq_url": self.dlq_url,
+            "rules_table_name": self.TABLES["rules"],
+            "collections_table_name": self.TABLES["collections"],
+            "providers_table_name": self.TABLES["providers"],
+            "state_machine_arn": self.state_machine,
+            "executions_table_name": self.EXECUTIONS_TABLE,
+            "payload_bucket_name": self.PAYLOAD_BUCKET,
             "message_consumer_function_name": f"{self.STACK}-message-consumer",
         }
         return {k: {"sensitive": False, "type": "string", "value": v} for k, v in values.items()}
@@ -83,8 +97,10 @@ class CliStack(LocalPipeline):
         return len(fresh)
 
     def dead_letter_count(self) -> int:
-        attrs = self.sqs.get_queue_attributes(QueueUrl=self.dlq_url, AttributeNames=["ApproximateNumberOfMessages",
-                                                                                   "ApproximateNumberOfMessagesNotVisible"])
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=self.dlq_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )
         return sum(int(v) for v in attrs["Attributes"].values())
 
     def stream_payloads(self) -> list[bytes]:

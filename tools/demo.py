@@ -33,11 +33,25 @@ def good_notification() -> tuple[dict, dict[str, bytes]]:
     data = b"granule bytes " * 4096
     uri = "s3://demo-provider/incoming/DEMO_L2_20240102.nc"
     cnm = {
-        "version": "1.6.1", "provider": "DEMO_PROVIDER", "collection": {"name": "DEMO_L2", "version": "1"},
-        "submissionTime": "2024-01-02T03:04:05.678Z", "identifier": "demo-good-0001",
-        "product": {"name": "DEMO_L2_20240102", "dataVersion": "1", "files": [
-            {"type": "data", "uri": uri, "name": "DEMO_L2_20240102.nc", "size": len(data),
-             "checksumType": "SHA256", "checksum": hashlib.sha256(data).hexdigest()}]},
+        "version": "1.6.1",
+        "provider": "DEMO_PROVIDER",
+        "collection": {"name": "DEMO_L2", "version": "1"},
+        "submissionTime": "2024-01-02T03:04:05.678Z",
+        "identifier": "demo-good-0001",
+        "product": {
+            "name": "DEMO_L2_20240102",
+            "dataVersion": "1",
+            "files": [
+                {
+                    "type": "data",
+                    "uri": uri,
+                    "name": "DEMO_L2_20240102.nc",
+                    "size": len(data),
+                    "checksumType": "SHA256",
+                    "checksum": hashlib.sha256(data).hexdigest(),
+                }
+            ],
+        },
     }
     return cnm, {uri: data}
 
@@ -73,7 +87,10 @@ def main() -> int:
     logging.getLogger("moto").setLevel(logging.CRITICAL)  # its interpreter logs every caught task error
     from moto import mock_aws
 
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), local_pipeline.LambdaHarness().installed():
+    with (
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+        local_pipeline.LambdaHarness().installed(),
+    ):
         p = local_pipeline.LocalPipeline()
         os.environ.update(p.environment())
         p.add_provider("DEMO_PROVIDER", "demo-provider")
@@ -89,8 +106,10 @@ def main() -> int:
             p.put_object(uri, data)
         records[p.notify(json.dumps(good).encode())] = "generated good notification"
         for name, message in sample_notifications():
-            for f in [*message["product"].get("files", []),
-                      *(x for g in message["product"].get("filegroups", []) for x in g["files"])]:
+            for f in [
+                *message["product"].get("files", []),
+                *(x for g in message["product"].get("filegroups", []) for x in g["files"]),
+            ]:
                 p.put_object(f["uri"], b"\0" * int(f["size"]))
             records[p.notify(json.dumps(message).encode())] = f"sample {name}"
         records[p.notify(b"{this is not json")] = "bad: not JSON"
@@ -130,16 +149,22 @@ def main() -> int:
             outcome.append(f"DLQ{copies}: {parked[seq]['reason'][:90]}")
         print(f"{seq[-6:]:>6}  {label[:44]:44}  {' | '.join(outcome) or 'NOTHING (lost!)'}")
 
-    codes = Counter(r["response"]["status"] + ("/" + r["response"]["errorCode"] if "errorCode" in r["response"] else "")
-                    for r in responses)
-    print(f"\nconsumer invocations: first delivery {first['invocations']}, redelivery {again['invocations']}; "
-          f"fallback deliveries: {fallback}")
+    codes = Counter(
+        r["response"]["status"] + ("/" + r["response"]["errorCode"] if "errorCode" in r["response"] else "")
+        for r in responses
+    )
+    print(
+        f"\nconsumer invocations: first delivery {first['invocations']}, redelivery {again['invocations']}; "
+        f"fallback deliveries: {fallback}"
+    )
     print(f"executions started: {len(executions)} (redelivery started none: {len(executions) == len(by_seq)})")
     print("responses on the response stream:", dict(codes))
     accounted = {s for s in records if s in by_seq or s in parked}
-    print(f"records in: {len(records)}; with a workflow: {len(set(by_seq) & set(records))}; "
-          f"parked in the DLQ with payload: {len(set(parked) & set(records))}; "
-          f"unaccounted: {len(records) - len(accounted)}")
+    print(
+        f"records in: {len(records)}; with a workflow: {len(set(by_seq) & set(records))}; "
+        f"parked in the DLQ with payload: {len(set(parked) & set(records))}; "
+        f"unaccounted: {len(records) - len(accounted)}"
+    )
     return 0 if len(accounted) == len(records) else 1
 
 

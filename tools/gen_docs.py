@@ -80,10 +80,13 @@ def render(directory: Path) -> str:
     lines = ["## Inputs", ""]
     variables = sorted(_blocks(directory, "variable"), key=lambda v: ("default" in v[1], v[0]))
     if variables:
-        lines += ["| Name | Description | Type | Default | Required |", "|------|-------------|------|---------|:--------:|"]
+        lines += [
+            "| Name | Description | Type | Default | Required |",
+            "|------|-------------|------|---------|:--------:|",
+        ]
         for name, body in variables:
             lines.append(
-                f"| <a name=\"input_{name}\"></a> [{name}](#input_{name}) "
+                f'| <a name="input_{name}"></a> [{name}](#input_{name}) '
                 f"| {_cell(_unquote(body.get('description', '')))} "
                 f"| {_code(str(_unquote(body.get('type', 'any'))))} | {_default(body)} "
                 f"| {'no' if 'default' in body else 'yes'} |"
@@ -95,8 +98,10 @@ def render(directory: Path) -> str:
     if outputs:
         lines += ["| Name | Description |", "|------|-------------|"]
         for name, body in outputs:
-            lines.append(f"| <a name=\"output_{name}\"></a> [{name}](#output_{name}) "
-                         f"| {_cell(_unquote(body.get('description', '')))} |")
+            lines.append(
+                f'| <a name="output_{name}"></a> [{name}](#output_{name}) '
+                f"| {_cell(_unquote(body.get('description', '')))} |"
+            )
     else:
         lines.append("No outputs.")
     return "\n".join(lines)

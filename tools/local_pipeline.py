@@ -24,9 +24,10 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "lambda_src") not in sys.path:
@@ -45,8 +46,9 @@ def shared_cnm_dir() -> Path:
     candidates = [ROOT.parent / "shared"]
     if os.environ.get("CNM_SHARED_DIR"):
         candidates.insert(0, Path(os.environ["CNM_SHARED_DIR"]))
-    origin = subprocess.run(["git", "-C", str(ROOT), "config", "--get", "remote.origin.url"],
-                            capture_output=True, text=True, check=False).stdout.strip()
+    origin = subprocess.run(
+        ["git", "-C", str(ROOT), "config", "--get", "remote.origin.url"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     if origin and Path(origin).is_absolute():
         candidates.append(Path(origin).parent / "shared")
     return next((c / "cnm" for c in candidates if (c / "cnm").is_dir()), candidates[0] / "cnm")
@@ -98,8 +100,13 @@ def extra_states_fragment(states: dict[str, Any] | None) -> str:
     return json.dumps(states)[1:-1] + ","
 
 
-def render_definition(*, retry_interval: int = 1, retry_attempts: int = 3, extra_states: dict[str, Any] | None = None,
-                      extra_states_start_at: str | None = None) -> str:
+def render_definition(
+    *,
+    retry_interval: int = 1,
+    retry_attempts: int = 3,
+    extra_states: dict[str, Any] | None = None,
+    extra_states_start_at: str | None = None,
+) -> str:
     """Render the template by plain substitution, as templatefile() does."""
     values = {f"{module}_arn": function_arn(state) for state, module in TASKS.items()}
     values.update(
@@ -154,7 +161,7 @@ class LambdaHarness:
 
     def _invoke(self, parameters: dict) -> dict[str, Any]:
         name = parameters["FunctionName"].rsplit(":", 1)[-1]
-        state = name[len(PREFIX) + 1:]
+        state = name[len(PREFIX) + 1 :]
         module = importlib.import_module(f"handlers.{TASKS[state]}")
         event = json.loads(parameters["Payload"])
         self.calls[state].append(event)
@@ -176,7 +183,7 @@ class LambdaHarness:
         return {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": json.loads(json.dumps(result))}
 
     @contextmanager
-    def installed(self) -> Iterator["LambdaHarness"]:
+    def installed(self) -> Iterator[LambdaHarness]:
         from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
         original = lambda_eval_utils._invoke_lambda_function
@@ -192,23 +199,34 @@ def create_status_table(dynamodb, name: str) -> None:
     dynamodb.create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "status_key", "updated_at")],
+        AttributeDefinitions=[
+            {"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "status_key", "updated_at")
+        ],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        GlobalSecondaryIndexes=[{
-            "IndexName": "by_status",
-            "KeySchema": [{"AttributeName": "status_key", "KeyType": "HASH"}, {"AttributeName": "updated_at", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "ALL"},
-        }],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by_status",
+                "KeySchema": [
+                    {"AttributeName": "status_key", "KeyType": "HASH"},
+                    {"AttributeName": "updated_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
     )
 
 
 def create_config_tables(dynamodb, names: dict[str, str]) -> None:
     """rules / collections / providers as modules/config_tables creates them."""
-    keys = {"rules": [("name", "HASH")], "collections": [("name", "HASH"), ("version", "RANGE")],
-            "providers": [("id", "HASH")]}
+    keys = {
+        "rules": [("name", "HASH")],
+        "collections": [("name", "HASH"), ("version", "RANGE")],
+        "providers": [("id", "HASH")],
+    }
     for kind, schema in keys.items():
         dynamodb.create_table(
-            TableName=names[kind], BillingMode="PAY_PER_REQUEST",
+            TableName=names[kind],
+            BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": a, "KeyType": t} for a, t in schema],
             AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a, _ in schema],
         )
@@ -216,17 +234,21 @@ def create_config_tables(dynamodb, names: dict[str, str]) -> None:
 
 def create_idempotency_table(dynamodb, name: str) -> None:
     """The idempotency table as modules/consumer creates it (key ``id``; TTL ``expiration`` is not emulated)."""
-    dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                          KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+    )
 
 
 def read_stream(kinesis, stream_arn: str) -> list[dict[str, Any]]:
     """Every record on every shard of the stream, oldest first."""
     out = []
     for shard in kinesis.list_shards(StreamARN=stream_arn)["Shards"]:
-        it = kinesis.get_shard_iterator(StreamARN=stream_arn, ShardId=shard["ShardId"],
-                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        it = kinesis.get_shard_iterator(
+            StreamARN=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
         while it:
             page = kinesis.get_records(ShardIterator=it, StreamARN=stream_arn)
             out.extend(page["Records"])
@@ -238,28 +260,57 @@ def read_stream(kinesis, stream_arn: str) -> list[dict[str, Any]]:
 
 def kinesis_event(records: list[dict[str, Any]], stream_arn: str, shard_id: str) -> dict[str, Any]:
     """GetRecords records as the event source mapping hands them to Lambda."""
-    return {"Records": [{
-        "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": r["PartitionKey"],
+    return {
+        "Records": [
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": r["PartitionKey"],
                     "sequenceNumber": r["SequenceNumber"],
                     "data": base64.b64encode(r["Data"]).decode("ascii"),
-                    "approximateArrivalTimestamp": r["ApproximateArrivalTimestamp"].timestamp()},
-        "eventSource": "aws:kinesis", "eventVersion": "1.0",
-        "eventID": f"{shard_id}:{r['SequenceNumber']}", "eventName": "aws:kinesis:record",
-        "invokeIdentityArn": f"arn:aws:iam::{ACCOUNT}:role/consumer", "awsRegion": REGION,
-        "eventSourceARN": stream_arn,
-    } for r in records]}
+                    "approximateArrivalTimestamp": r["ApproximateArrivalTimestamp"].timestamp(),
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": f"{shard_id}:{r['SequenceNumber']}",
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": f"arn:aws:iam::{ACCOUNT}:role/consumer",
+                "awsRegion": REGION,
+                "eventSourceARN": stream_arn,
+            }
+            for r in records
+        ]
+    }
 
 
-def sns_event(message: str, topic_arn: str = f"arn:aws:sns:{REGION}:{ACCOUNT}:topic",
-              message_id: str = "00000000-0000-0000-0000-000000000001") -> dict[str, Any]:
+def sns_event(
+    message: str,
+    topic_arn: str = f"arn:aws:sns:{REGION}:{ACCOUNT}:topic",
+    message_id: str = "00000000-0000-0000-0000-000000000001",
+) -> dict[str, Any]:
     """An SNS notification as Lambda receives it."""
-    return {"Records": [{
-        "EventSource": "aws:sns", "EventVersion": "1.0",
-        "EventSubscriptionArn": f"{topic_arn}:sub",
-        "Sns": {"Type": "Notification", "MessageId": message_id, "TopicArn": topic_arn, "Subject": None,
-                "Message": message, "Timestamp": "2024-01-02T03:04:05.678Z", "SignatureVersion": "1",
-                "Signature": "x", "SigningCertUrl": "https://x", "UnsubscribeUrl": "https://x",
-                "MessageAttributes": {}}}]}
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": f"{topic_arn}:sub",
+                "Sns": {
+                    "Type": "Notification",
+                    "MessageId": message_id,
+                    "TopicArn": topic_arn,
+                    "Subject": None,
+                    "Message": message,
+                    "Timestamp": "2024-01-02T03:04:05.678Z",
+                    "SignatureVersion": "1",
+                    "Signature": "x",
+                    "SigningCertUrl": "https://x",
+                    "UnsubscribeUrl": "https://x",
+                    "MessageAttributes": {},
+                },
+            }
+        ]
+    }
 
 
 class LocalPipeline:
@@ -292,18 +343,26 @@ class LocalPipeline:
         self.dlq_url = self.sqs.create_queue(QueueName="local-kinesisFailure")["QueueUrl"]
         capture = self.sqs.create_queue(QueueName="local-fallback-capture")["QueueUrl"]
         self.fallback_capture = capture
-        capture_arn = self.sqs.get_queue_attributes(QueueUrl=capture, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        capture_arn = self.sqs.get_queue_attributes(QueueUrl=capture, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         self.fallback_topic = self.sns.create_topic(Name="local-fallback")["TopicArn"]
-        self.sns.subscribe(TopicArn=self.fallback_topic, Protocol="sqs", Endpoint=capture_arn,
-                           Attributes={"RawMessageDelivery": "false"})
+        self.sns.subscribe(
+            TopicArn=self.fallback_topic,
+            Protocol="sqs",
+            Endpoint=capture_arn,
+            Attributes={"RawMessageDelivery": "false"},
+        )
         for bucket in (self.STAGING_BUCKET, self.PAYLOAD_BUCKET):
             self.s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         create_config_tables(self.dynamodb, self.TABLES)
         create_status_table(self.dynamodb, self.STATUS_TABLE)
         create_idempotency_table(self.dynamodb, self.IDEMPOTENCY_TABLE)
         self.state_machine = self.sfn.create_state_machine(
-            name="local-cnm-workflow", definition=render_definition(retry_interval=1),
-            roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn")["stateMachineArn"]
+            name="local-cnm-workflow",
+            definition=render_definition(retry_interval=1),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn",
+        )["stateMachineArn"]
 
     def _stream(self, name: str) -> str:
         self.kinesis.create_stream(StreamName=name, ShardCount=1)
@@ -312,29 +371,48 @@ class LocalPipeline:
     def environment(self) -> dict[str, str]:
         """The environment the Terraform modules give the functions, pointed at these resources."""
         return {
-            "RULES_TABLE": self.TABLES["rules"], "COLLECTIONS_TABLE": self.TABLES["collections"],
-            "PROVIDERS_TABLE": self.TABLES["providers"], "RULES_CACHE_SECONDS": "0",
-            "FALLBACK_TOPIC_ARN": self.fallback_topic, "DLQ_URL": self.dlq_url,
-            "PAYLOAD_BUCKET": self.PAYLOAD_BUCKET, "RESPONSE_STREAM_ARN": self.response_stream,
-            "STACK": self.STACK, "STATUS_TABLE": self.STATUS_TABLE, "IDEMPOTENCY_TABLE": self.IDEMPOTENCY_TABLE,
+            "RULES_TABLE": self.TABLES["rules"],
+            "COLLECTIONS_TABLE": self.TABLES["collections"],
+            "PROVIDERS_TABLE": self.TABLES["providers"],
+            "RULES_CACHE_SECONDS": "0",
+            "FALLBACK_TOPIC_ARN": self.fallback_topic,
+            "DLQ_URL": self.dlq_url,
+            "PAYLOAD_BUCKET": self.PAYLOAD_BUCKET,
+            "RESPONSE_STREAM_ARN": self.response_stream,
+            "STACK": self.STACK,
+            "STATUS_TABLE": self.STATUS_TABLE,
+            "IDEMPOTENCY_TABLE": self.IDEMPOTENCY_TABLE,
             "BUCKETS": json.dumps({"private": {"name": self.STAGING_BUCKET, "type": "private"}}),
         }
 
     # --- configuration, as modules/config_tables seeds it -------------------------------
     def add_rule(self, name: str, collection: str, provider: str, version: str = "", state: str = "ENABLED") -> None:
-        self.dynamodb.put_item(TableName=self.TABLES["rules"], Item={
-            "name": {"S": name}, "collection_name": {"S": collection}, "collection_version": {"S": version},
-            "provider": {"S": provider}, "workflow_arn": {"S": self.state_machine},
-            "workflow_name": {"S": "CNMWorkflow"}, "state": {"S": state}, "meta": {"S": "{}"}})
+        self.dynamodb.put_item(
+            TableName=self.TABLES["rules"],
+            Item={
+                "name": {"S": name},
+                "collection_name": {"S": collection},
+                "collection_version": {"S": version},
+                "provider": {"S": provider},
+                "workflow_arn": {"S": self.state_machine},
+                "workflow_name": {"S": "CNMWorkflow"},
+                "state": {"S": state},
+                "meta": {"S": "{}"},
+            },
+        )
 
     def add_collection(self, name: str, version: str, **config: Any) -> None:
         config = {"url_path": "file-staging/{stack}/{collection}", "duplicate_handling": "replace", **config}
-        self.dynamodb.put_item(TableName=self.TABLES["collections"], Item={
-            "name": {"S": name}, "version": {"S": version}, "config": {"S": json.dumps(config)}})
+        self.dynamodb.put_item(
+            TableName=self.TABLES["collections"],
+            Item={"name": {"S": name}, "version": {"S": version}, "config": {"S": json.dumps(config)}},
+        )
 
     def add_provider(self, provider_id: str, bucket: str) -> None:
-        self.dynamodb.put_item(TableName=self.TABLES["providers"], Item={
-            "id": {"S": provider_id}, "config": {"S": json.dumps({"protocol": "s3", "host": bucket})}})
+        self.dynamodb.put_item(
+            TableName=self.TABLES["providers"],
+            Item={"id": {"S": provider_id}, "config": {"S": json.dumps({"protocol": "s3", "host": bucket})}},
+        )
 
     def put_object(self, uri: str, data: bytes) -> None:
         bucket, key = uri.removeprefix("s3://").split("/", 1)
@@ -347,8 +425,9 @@ class LocalPipeline:
     # --- the provider's side ------------------------------------------------------------
     def notify(self, payload: bytes, partition_key: str = "cnm") -> str:
         """Put a notification on the stream; returns its sequence number."""
-        return self.kinesis.put_record(StreamARN=self.notification_stream, Data=payload,
-                                       PartitionKey=partition_key)["SequenceNumber"]
+        return self.kinesis.put_record(StreamARN=self.notification_stream, Data=payload, PartitionKey=partition_key)[
+            "SequenceNumber"
+        ]
 
     # --- what AWS does between our functions ---------------------------------------------
     def deliver_notifications(self, batch_size: int = 100, max_attempts: int = 3) -> dict[str, Any]:
@@ -363,8 +442,10 @@ class LocalPipeline:
                 break
             failed: set[str] = set()
             for i in range(0, len(pending), batch_size):
-                batch = pending[i:i + batch_size]
-                result = message_consumer.handler(kinesis_event(batch, self.notification_stream, shard), LambdaContext())
+                batch = pending[i : i + batch_size]
+                result = message_consumer.handler(
+                    kinesis_event(batch, self.notification_stream, shard), LambdaContext()
+                )
                 summary["invocations"] += 1
                 failed |= {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
             # the ESM checkpoints at the lowest failed sequence number and retries from there

@@ -76,7 +76,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     def visit(node: str, path: list[str]) -> None:
         for nxt in sorted(graph.get(node, ())):
             if nxt in path:
-                loop = path[path.index(nxt):]
+                loop = path[path.index(nxt) :]
                 i = loop.index(min(loop))
                 found.add(tuple(loop[i:] + loop[:i]))
             elif nxt in graph:

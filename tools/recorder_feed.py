@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 REGION = "us-west-2"
@@ -22,15 +22,22 @@ ACCOUNT = "123456789012"
 def create_executions_table(dynamodb: Any, name: str) -> None:
     """pk/sk, GSI ``by_status`` (status_key, updated_at), as modules/recorder/main.tf."""
     dynamodb.create_table(
-        TableName=name, BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "status_key", "updated_at")],
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "status_key", "updated_at")
+        ],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        GlobalSecondaryIndexes=[{
-            "IndexName": "by_status",
-            "KeySchema": [{"AttributeName": "status_key", "KeyType": "HASH"},
-                          {"AttributeName": "updated_at", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "ALL"},
-        }],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by_status",
+                "KeySchema": [
+                    {"AttributeName": "status_key", "KeyType": "HASH"},
+                    {"AttributeName": "updated_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
     )
 
 
@@ -45,10 +52,14 @@ def status_event(description: dict[str, Any], status: str | None = None) -> dict
     start = _millis(description.get("startDate"))
     moment = stop or start or 0
     detail = {
-        "executionArn": description["executionArn"], "stateMachineArn": description["stateMachineArn"],
+        "executionArn": description["executionArn"],
+        "stateMachineArn": description["stateMachineArn"],
         "name": description.get("name") or description["executionArn"].rsplit(":", 1)[-1],
-        "status": status, "startDate": start, "stopDate": stop,
-        "input": description.get("input"), "inputDetails": {"included": True},
+        "status": status,
+        "startDate": start,
+        "stopDate": stop,
+        "input": description.get("input"),
+        "inputDetails": {"included": True},
         "output": description.get("output") if status == "SUCCEEDED" else None,
         "outputDetails": {"included": True} if status == "SUCCEEDED" else None,
         "error": description.get("error") if status != "RUNNING" else None,
@@ -57,10 +68,15 @@ def status_event(description: dict[str, Any], status: str | None = None) -> dict
     }
     ident = hashlib.sha256(f"{detail['executionArn']}|{status}".encode()).hexdigest()
     return {
-        "version": "0", "id": f"{ident[:8]}-{ident[8:12]}-{ident[12:16]}-{ident[16:20]}-{ident[20:32]}",
-        "detail-type": "Step Functions Execution Status Change", "source": "aws.states",
-        "account": ACCOUNT, "time": datetime.fromtimestamp(moment / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": REGION, "resources": [detail["executionArn"]], "detail": detail,
+        "version": "0",
+        "id": f"{ident[:8]}-{ident[8:12]}-{ident[12:16]}-{ident[16:20]}-{ident[20:32]}",
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": ACCOUNT,
+        "time": datetime.fromtimestamp(moment / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [detail["executionArn"]],
+        "detail": detail,
     }
 
 
@@ -69,14 +85,24 @@ def sqs_event(events: Iterable[Any], queue: str = "execution-events") -> dict[st
     records = []
     for i, body in enumerate(events):
         text = body if isinstance(body, str) else json.dumps(body)
-        records.append({
-            "messageId": f"00000000-0000-0000-0000-{i:012d}", "receiptHandle": f"rh-{i}", "body": text,
-            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0",
-                           "SenderId": "events.amazonaws.com", "ApproximateFirstReceiveTimestamp": "0"},
-            "messageAttributes": {}, "md5OfBody": hashlib.md5(text.encode()).hexdigest(),
-            "eventSource": "aws:sqs", "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}",
-            "awsRegion": REGION,
-        })
+        records.append(
+            {
+                "messageId": f"00000000-0000-0000-0000-{i:012d}",
+                "receiptHandle": f"rh-{i}",
+                "body": text,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "0",
+                    "SenderId": "events.amazonaws.com",
+                    "ApproximateFirstReceiveTimestamp": "0",
+                },
+                "messageAttributes": {},
+                "md5OfBody": hashlib.md5(text.encode()).hexdigest(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}",
+                "awsRegion": REGION,
+            }
+        )
     return {"Records": records}
 
 

@@ -16,7 +16,11 @@ import os
 import sys
 from pathlib import Path
 
-CACHE_DIR = Path(os.environ.get("CNM_TF_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cnm-ingest" / "terraform"))
+CACHE_DIR = Path(
+    os.environ.get(
+        "CNM_TF_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cnm-ingest" / "terraform"
+    )
+)
 MIRROR = CACHE_DIR / "mirror"
 
 

@@ -51,11 +51,25 @@ class PartialFailure(CliError):
     exit_code = PARTIAL
 
 
-ACCESS_CODES = {"AccessDenied", "AccessDeniedException", "UnrecognizedClientException", "ExpiredToken",
-                "ExpiredTokenException", "InvalidClientTokenId", "SignatureDoesNotMatch", "InvalidSignatureException",
-                "KMSAccessDeniedException", "AuthorizationError"}
-MISSING_CODES = {"ResourceNotFoundException", "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist",
-                 "StateMachineDoesNotExist", "NoSuchBucket"}
+ACCESS_CODES = {
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "InvalidSignatureException",
+    "KMSAccessDeniedException",
+    "AuthorizationError",
+}
+MISSING_CODES = {
+    "ResourceNotFoundException",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
+    "StateMachineDoesNotExist",
+    "NoSuchBucket",
+}
 
 
 def translate(exc: BaseException) -> CliError | None:

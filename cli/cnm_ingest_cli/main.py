@@ -18,10 +18,11 @@ from datetime import datetime
 from typing import Any
 
 import click
-from cnm_ingest import aws, records
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+
+from cnm_ingest import aws, records
 
 from . import ops
 from .errors import CliError, PartialFailure, RefusedInput, translate
@@ -73,8 +74,14 @@ def emit(settings: Settings, data: Any, render: Callable[[Console], None]) -> No
 @contextmanager
 def progress(settings: Settings, label: str, total: int | None) -> Iterator[Callable[[int], None]]:
     err = Console(stderr=True)
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), console=err, transient=True,
-                  disable=settings.as_json or not err.is_terminal) as bar:
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+        disable=settings.as_json or not err.is_terminal,
+    ) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
 
@@ -85,23 +92,29 @@ def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
         if value and settings is not None:
             settings.as_json = True
 
-    return click.option("--json", "as_json", is_flag=True, expose_value=False, callback=set_json,
-                        help="Print JSON for scripts.")(f)
+    return click.option(
+        "--json", "as_json", is_flag=True, expose_value=False, callback=set_json, help="Print JSON for scripts."
+    )(f)
 
 
 pass_settings = click.make_pass_decorator(Settings)
 
 
 @click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--outputs", envvar="CNM_INGEST_OUTPUTS", metavar="FILE|DIR",
-              help="`terraform output -json` saved to FILE, or the Terraform DIR [env CNM_INGEST_OUTPUTS].")
+@click.option(
+    "--outputs",
+    envvar="CNM_INGEST_OUTPUTS",
+    metavar="FILE|DIR",
+    help="`terraform output -json` saved to FILE, or the Terraform DIR [env CNM_INGEST_OUTPUTS].",
+)
 @click.option("--prefix", envvar="CNM_INGEST_PREFIX", help="The stack's name prefix [env CNM_INGEST_PREFIX].")
 @click.option("--profile", help="AWS profile (else the standard credential chain).")
 @click.option("--region", help="AWS region (else AWS_REGION / the profile's).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.pass_context
-def cli(ctx: click.Context, outputs: str | None, prefix: str | None, profile: str | None, region: str | None,
-        as_json: bool) -> None:
+def cli(
+    ctx: click.Context, outputs: str | None, prefix: str | None, profile: str | None, region: str | None, as_json: bool
+) -> None:
     """Operate a cnm-ingest pipeline: find failures, send, replay, redrive, reingest."""
     if profile:
         os.environ["AWS_PROFILE"] = profile
@@ -125,6 +138,7 @@ def _status(text: Any) -> str:
 
 # --- status ----------------------------------------------------------------------------------------
 
+
 @cli.command()
 @click.argument("ref", required=False)
 @click.option("--executions", "kind", flag_value=records.EXECUTION, help="List executions.")
@@ -137,8 +151,17 @@ def _status(text: Any) -> str:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
 @json_option
 @pass_settings
-def status(settings: Settings, ref: str | None, kind: str | None, statuses: tuple[str, ...], collection: str | None,
-           provider: str | None, since: str, until: str, limit: int) -> None:
+def status(
+    settings: Settings,
+    ref: str | None,
+    kind: str | None,
+    statuses: tuple[str, ...],
+    collection: str | None,
+    provider: str | None,
+    since: str,
+    until: str,
+    limit: int,
+) -> None:
     """Counts by status; or executions / granules filtered; or one granule or execution (REF) in detail."""
     stack = settings.stack
     start, end = ops.parse_time(since), ops.parse_time(until)
@@ -146,8 +169,16 @@ def status(settings: Settings, ref: str | None, kind: str | None, statuses: tupl
         found = ops.detail(stack, ref, collection)
         emit(settings, found, lambda c: _render_detail(c, found))
     elif kind:
-        items = ops.listing(stack, kind, [s.upper() for s in statuses] or records.STATUSES, start, end,
-                            collection=collection, provider=provider, limit=limit)
+        items = ops.listing(
+            stack,
+            kind,
+            [s.upper() for s in statuses] or records.STATUSES,
+            start,
+            end,
+            collection=collection,
+            provider=provider,
+            limit=limit,
+        )
         emit(settings, items, lambda c: _render_list(c, kind, items))
     else:
         found = ops.counts(stack, start, end)
@@ -167,13 +198,25 @@ def status(settings: Settings, ref: str | None, kind: str | None, statuses: tupl
 
 def _render_list(c: Console, kind: str, items: list[dict[str, Any]]) -> None:
     table = Table(title=f"{'executions' if kind == records.EXECUTION else 'granules'} ({len(items)})")
-    for col in ("updated", "status", "granule" if kind == records.GRANULE else "execution", "collection",
-                "provider", "error"):
+    for col in (
+        "updated",
+        "status",
+        "granule" if kind == records.GRANULE else "execution",
+        "collection",
+        "provider",
+        "error",
+    ):
         table.add_column(col, overflow="fold")
     for i in items:
         ident = i.get("granule_id") if kind == records.GRANULE else i.get("execution_name")
-        table.add_row(str(i.get("updated_at")), _status(i.get("status")), str(ident), str(i.get("collection", "")),
-                      str(i.get("provider", "")), str((i.get("original_error") or {}).get("Error") or i.get("error") or ""))
+        table.add_row(
+            str(i.get("updated_at")),
+            _status(i.get("status")),
+            str(ident),
+            str(i.get("collection", "")),
+            str(i.get("provider", "")),
+            str((i.get("original_error") or {}).get("Error") or i.get("error") or ""),
+        )
     c.print(table)
 
 
@@ -181,8 +224,19 @@ def _render_detail(c: Console, found: dict[str, Any]) -> None:
     if "execution" in found:
         e = found["execution"]
         c.print(f"[bold]execution[/] {e.get('execution_arn')}  {_status(e.get('status'))}")
-        for k in ("started_at", "stopped_at", "granule_ids", "collection", "provider", "rule", "cnm_identifier",
-                  "source", "error", "original_error", "input_error"):
+        for k in (
+            "started_at",
+            "stopped_at",
+            "granule_ids",
+            "collection",
+            "provider",
+            "rule",
+            "cnm_identifier",
+            "source",
+            "error",
+            "original_error",
+            "input_error",
+        ):
             if e.get(k) not in (None, "", []):
                 c.print(f"  {k}: {e[k]}", markup=False)
         table = Table(title="status events")
@@ -200,19 +254,27 @@ def _render_detail(c: Console, found: dict[str, Any]) -> None:
             c.print(h)
     else:
         for s in found["granule"]:
-            c.print(f"[bold]granule[/] {s.get('granule_id')} ({s.get('collection')})  {_status(s.get('status'))}"
-                    f"  latest: {s.get('execution_name')}")
+            c.print(
+                f"[bold]granule[/] {s.get('granule_id')} ({s.get('collection')})  {_status(s.get('status'))}"
+                f"  latest: {s.get('execution_name')}"
+            )
             original = s.get("original_error") or {}
             if original:
-                c.print(f"  error: {original.get('Error')} ({original.get('errorCode')}): "
-                        f"{records.clean(original.get('errorMessage') or '', 400)}", markup=False)
+                c.print(
+                    f"  error: {original.get('Error')} ({original.get('errorCode')}): "
+                    f"{records.clean(original.get('errorMessage') or '', 400)}",
+                    markup=False,
+                )
         table = Table(title="attempts")
         for col in ("started", "status", "execution", "error"):
             table.add_column(col, overflow="fold")
         for a in found["attempts"]:
-            table.add_row(str(a.get("started_at")), _status(a.get("status")),
-                          str(a.get("execution_name")) + (" (reingest)" if a.get("reingest") else ""),
-                          str(a.get("error") or ""))
+            table.add_row(
+                str(a.get("started_at")),
+                _status(a.get("status")),
+                str(a.get("execution_name")) + (" (reingest)" if a.get("reingest") else ""),
+                str(a.get("error") or ""),
+            )
         c.print(table)
     if found.get("cnm"):
         c.print("[bold]CNM[/]")
@@ -220,6 +282,7 @@ def _render_detail(c: Console, found: dict[str, Any]) -> None:
 
 
 # --- send --------------------------------------------------------------------------------------------
+
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
@@ -236,8 +299,12 @@ def send(settings: Settings, paths: tuple[str, ...]) -> None:
         for col in ("file", "identifier", "shard", "sequence number / refused"):
             table.add_column(col, overflow="fold")
         for r in results:
-            table.add_row(r["file"], r.get("identifier", ""), r.get("shard_id", ""),
-                          r.get("sequence_number") or f"[red]refused:[/] {r['refused']}")
+            table.add_row(
+                r["file"],
+                r.get("identifier", ""),
+                r.get("shard_id", ""),
+                r.get("sequence_number") or f"[red]refused:[/] {r['refused']}",
+            )
         c.print(table)
 
     emit(settings, results, render)
@@ -248,6 +315,7 @@ def send(settings: Settings, paths: tuple[str, ...]) -> None:
 
 # --- responses -----------------------------------------------------------------------------------------
 
+
 @cli.command()
 @click.option("--since", callback=_time, help="From this time (default: the oldest record kept).")
 @click.option("--identifier", help="Only responses to this CNM identifier.")
@@ -257,11 +325,25 @@ def send(settings: Settings, paths: tuple[str, ...]) -> None:
 @click.option("--limit", type=click.IntRange(1), help="Stop after this many.")
 @json_option
 @pass_settings
-def responses(settings: Settings, since: datetime | None, identifier: str | None, collection: str | None,
-              status: str | None, follow: bool, limit: int | None) -> None:
+def responses(
+    settings: Settings,
+    since: datetime | None,
+    identifier: str | None,
+    collection: str | None,
+    status: str | None,
+    follow: bool,
+    limit: int | None,
+) -> None:
     """Read (or follow) the CNM response stream."""
-    found = ops.responses(settings.stack, since=since, identifier=identifier, collection=collection,
-                          status=status, follow=follow, limit=limit)
+    found = ops.responses(
+        settings.stack,
+        since=since,
+        identifier=identifier,
+        collection=collection,
+        status=status,
+        follow=follow,
+        limit=limit,
+    )
     c = console()
     for r in found:
         if settings.as_json:
@@ -270,11 +352,14 @@ def responses(settings: Settings, since: datetime | None, identifier: str | None
         m = r["message"]
         resp = m.get("response") or {}
         colour = "green" if resp.get("status") == "SUCCESS" else "red"
-        c.print(f"{r['arrival']}  [{colour}]{resp.get('status', '?')}[/]  {m.get('identifier')}  "
-                f"{resp.get('errorCode') or ''} {records.clean(resp.get('errorMessage') or '', 200)}")
+        c.print(
+            f"{r['arrival']}  [{colour}]{resp.get('status', '?')}[/]  {m.get('identifier')}  "
+            f"{resp.get('errorCode') or ''} {records.clean(resp.get('errorMessage') or '', 200)}"
+        )
 
 
 # --- dlq ------------------------------------------------------------------------------------------------
+
 
 @cli.group()
 def dlq() -> None:
@@ -296,10 +381,16 @@ def dlq_list(settings: Settings, limit: int | None, payloads: bool) -> None:
             table.add_column(col, overflow="fold")
         for m in found:
             for r in m["records"] or [{}]:
-                table.add_row(m["message_id"], m["kind"], str(r.get("source") or ""), str(r.get("error_type") or ""),
-                              str(r.get("identifier") or ""), str(r.get("sequence_number") or ""),
-                              str(r.get("payload_bytes") if r.get("payload_bytes") is not None else "-"),
-                              records.clean(r.get("reason") or m.get("error") or "", 300))
+                table.add_row(
+                    m["message_id"],
+                    m["kind"],
+                    str(r.get("source") or ""),
+                    str(r.get("error_type") or ""),
+                    str(r.get("identifier") or ""),
+                    str(r.get("sequence_number") or ""),
+                    str(r.get("payload_bytes") if r.get("payload_bytes") is not None else "-"),
+                    records.clean(r.get("reason") or m.get("error") or "", 300),
+                )
         c.print(table)
 
     emit(settings, found, render)
@@ -333,8 +424,13 @@ def dlq_redrive(settings: Settings, message_ids: tuple[str, ...], everything: bo
         for col in ("message id", "identifier", "old sequence", "outcome", "new sequence / reason"):
             table.add_column(col, overflow="fold")
         for o in outcomes:
-            table.add_row(o["message_id"], str(o.get("identifier") or ""), str(o.get("sequence_number") or ""),
-                          o["outcome"], str(o.get("new_sequence_number") or o.get("reason") or ""))
+            table.add_row(
+                o["message_id"],
+                str(o.get("identifier") or ""),
+                str(o.get("sequence_number") or ""),
+                o["outcome"],
+                str(o.get("new_sequence_number") or o.get("reason") or ""),
+            )
         c.print(table)
 
     emit(settings, outcomes, render)
@@ -345,22 +441,33 @@ def dlq_redrive(settings: Settings, message_ids: tuple[str, ...], everything: bo
 
 # --- reingest ------------------------------------------------------------------------------------------
 
+
 @cli.command()
 @click.argument("ref")
 @click.option("--collection", help="The granule's collection id, when the id exists in several.")
-@click.option("--idempotency-key", "key", help="Name the execution from this key: rerunning with the same key "
-              "starts nothing new (for scripts that retry).")
+@click.option(
+    "--idempotency-key",
+    "key",
+    help="Name the execution from this key: rerunning with the same key starts nothing new (for scripts that retry).",
+)
 @json_option
 @pass_settings
 def reingest(settings: Settings, ref: str, collection: str | None, key: str | None) -> None:
     """Run the workflow again for a GRANULE (its latest execution) or an EXECUTION, replacing duplicates."""
     result = ops.reingest(settings.stack, ref, collection, key=key)
-    emit(settings, result, lambda c: c.print(
-        f"reingest of {result['reingest_of'].rsplit(':', 1)[-1]}\n"
-        f"  started   {result['execution_name']}" + ("" if result["started"] else " (already existed)"), markup=False))
+    emit(
+        settings,
+        result,
+        lambda c: c.print(
+            f"reingest of {result['reingest_of'].rsplit(':', 1)[-1]}\n"
+            f"  started   {result['execution_name']}" + ("" if result["started"] else " (already existed)"),
+            markup=False,
+        ),
+    )
 
 
 # --- replay --------------------------------------------------------------------------------------------
+
 
 @cli.command()
 @click.option("--from", "since", required=True, help="Window start (ISO 8601 or 2h / 1d ago).")
@@ -391,6 +498,7 @@ def replay(settings: Settings, since: str, until: str, shard_ids: tuple[str, ...
 
 # --- rules ---------------------------------------------------------------------------------------------
 
+
 @cli.group()
 def rules() -> None:
     """The rules table: list, enable, disable (consumers see a change within RULES_CACHE_SECONDS)."""
@@ -407,8 +515,14 @@ def rules_list(settings: Settings) -> None:
         for col in ("name", "state", "collection", "version", "provider", "workflow"):
             table.add_column(col, overflow="fold")
         for r in found:
-            table.add_row(r["name"], "[green]ENABLED[/]" if r["state"] == "ENABLED" else f"[yellow]{r['state']}[/]",
-                          r["collection"], r["version"] or "(any)", r["provider"], r["workflow"])
+            table.add_row(
+                r["name"],
+                "[green]ENABLED[/]" if r["state"] == "ENABLED" else f"[yellow]{r['state']}[/]",
+                r["collection"],
+                r["version"] or "(any)",
+                r["provider"],
+                r["workflow"],
+            )
         c.print(table)
 
     emit(settings, found, render)
@@ -432,5 +546,3 @@ rules.command("disable")(_set_rule("DISABLED"))
 
 def main() -> None:
     cli(prog_name="cnm-ingest")
-
-

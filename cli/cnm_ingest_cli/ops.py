@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
+
 from cnm_ingest import aws, dlq, ingest, records
 from cnm_ingest import cnm as cnm_mod
 from cnm_ingest import config as config_mod
@@ -58,22 +59,37 @@ def iso(moment: datetime) -> str:
 
 # --- status ----------------------------------------------------------------------------------
 
+
 def counts(stack: Stack, since: datetime, until: datetime) -> dict[str, dict[str, int]]:
     table = stack.require_executions_table()
     out: dict[str, dict[str, int]] = {}
     for kind, label in ((records.EXECUTION, "executions"), (records.GRANULE, "granules")):
-        out[label] = {s: records.query_status(table, kind, s, iso(since), iso(until), count_only=True)[0]
-                      for s in records.STATUSES}
+        out[label] = {
+            s: records.query_status(table, kind, s, iso(since), iso(until), count_only=True)[0]
+            for s in records.STATUSES
+        }
     return out
 
 
-def listing(stack: Stack, kind: str, statuses: Iterable[str], since: datetime, until: datetime, *,
-            collection: str | None, provider: str | None, limit: int) -> list[dict[str, Any]]:
+def listing(
+    stack: Stack,
+    kind: str,
+    statuses: Iterable[str],
+    since: datetime,
+    until: datetime,
+    *,
+    collection: str | None,
+    provider: str | None,
+    limit: int,
+) -> list[dict[str, Any]]:
     table = stack.require_executions_table()
     found: list[dict[str, Any]] = []
     for status in statuses:
-        found.extend(records.query_status(table, kind, status, iso(since), iso(until), collection=collection,
-                                          provider=provider, limit=limit)[1])
+        found.extend(
+            records.query_status(
+                table, kind, status, iso(since), iso(until), collection=collection, provider=provider, limit=limit
+            )[1]
+        )
     found.sort(key=lambda i: str(i.get("updated_at")), reverse=True)
     return found[:limit]
 
@@ -81,16 +97,24 @@ def listing(stack: Stack, kind: str, statuses: Iterable[str], since: datetime, u
 def _history(arn: str, limit: int = 100) -> list[dict[str, Any]]:
     """The last events of the execution's Step Functions history (empty when it has expired or is unreadable)."""
     try:
-        events = aws.client("stepfunctions").get_execution_history(executionArn=arn, reverseOrder=True,
-                                                                 maxResults=limit)["events"]
+        events = aws.client("stepfunctions").get_execution_history(
+            executionArn=arn, reverseOrder=True, maxResults=limit
+        )["events"]
     except ClientError:
         return []
     out = []
     for e in reversed(events):
         details = next((v for k, v in e.items() if k.endswith("EventDetails") and isinstance(v, dict)), {})
-        out.append({"id": e.get("id"), "time": records.iso(e.get("timestamp")), "type": e.get("type"),
-                    "state": details.get("name"), "error": details.get("error"),
-                    "cause": records.clean(details["cause"], 500) if details.get("cause") else None})
+        out.append(
+            {
+                "id": e.get("id"),
+                "time": records.iso(e.get("timestamp")),
+                "type": e.get("type"),
+                "state": details.get("name"),
+                "error": details.get("error"),
+                "cause": records.clean(details["cause"], 500) if details.get("cause") else None,
+            }
+        )
     return out
 
 
@@ -120,9 +144,11 @@ def granule_detail(stack: Stack, granule_id: str, collection: str | None = None)
     found = records.get_granule(stack.require_executions_table(), granule_id, collection)
     if found is None:
         raise NotFound(f"no granule {granule_id!r}" + (f" in collection {collection!r}" if collection else ""))
-    return {"granule": [_shown(s) for s in found["summaries"]],
-            "attempts": [_shown(a) | {"events": records.events_of(a)} for a in found["attempts"]],
-            "cnm": records.json_value((found["summaries"] or [{}])[0].get("cnm"))}
+    return {
+        "granule": [_shown(s) for s in found["summaries"]],
+        "attempts": [_shown(a) | {"events": records.events_of(a)} for a in found["attempts"]],
+        "cnm": records.json_value((found["summaries"] or [{}])[0].get("cnm")),
+    }
 
 
 def detail(stack: Stack, ref: str, collection: str | None = None) -> dict[str, Any]:
@@ -143,6 +169,7 @@ def _shown(item: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- send ------------------------------------------------------------------------------------
+
 
 def cnm_files(paths: Iterable[str]) -> list[Path]:
     files: list[Path] = []
@@ -167,20 +194,31 @@ def send(stack: Stack, files: list[Path], progress: Progress = _noop) -> list[di
         except RecordError as exc:
             results.append({"file": str(path), "refused": str(exc)})
         else:
-            put = kinesis.put_record(StreamARN=stack.notification_stream_arn, Data=data,
-                                     PartitionKey=cnm["identifier"][:256])
-            results.append({"file": str(path), "identifier": cnm["identifier"], "shard_id": put["ShardId"],
-                            "sequence_number": put["SequenceNumber"]})
+            put = kinesis.put_record(
+                StreamARN=stack.notification_stream_arn, Data=data, PartitionKey=cnm["identifier"][:256]
+            )
+            results.append(
+                {
+                    "file": str(path),
+                    "identifier": cnm["identifier"],
+                    "shard_id": put["ShardId"],
+                    "sequence_number": put["SequenceNumber"],
+                }
+            )
         progress(1)
     return results
 
 
 # --- stream reading --------------------------------------------------------------------------
 
+
 def shards(stream_arn: str, only: Iterable[str] = ()) -> list[str]:
     kinesis = aws.client("kinesis")
-    ids = [s["ShardId"] for page in kinesis.get_paginator("list_shards").paginate(StreamARN=stream_arn)
-           for s in page["Shards"]]
+    ids = [
+        s["ShardId"]
+        for page in kinesis.get_paginator("list_shards").paginate(StreamARN=stream_arn)
+        for s in page["Shards"]
+    ]
     wanted = list(only)
     unknown = set(wanted) - set(ids)
     if unknown:
@@ -188,9 +226,15 @@ def shards(stream_arn: str, only: Iterable[str] = ()) -> list[str]:
     return [i for i in ids if not wanted or i in wanted]
 
 
-def read_shard(stream_arn: str, shard_id: str, since: datetime | None, until: datetime | None = None,
-               follow: bool = False, poll: float = 1.0, sleep: Callable[[float], None] = time.sleep,
-               ) -> Iterator[dict[str, Any]]:
+def read_shard(
+    stream_arn: str,
+    shard_id: str,
+    since: datetime | None,
+    until: datetime | None = None,
+    follow: bool = False,
+    poll: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[dict[str, Any]]:
     """Records of one shard from ``since`` (TRIM_HORIZON when None) to ``until`` or the tip (or on, with ``follow``)."""
     kinesis = aws.client("kinesis")
     params: dict[str, Any] = {"StreamARN": stream_arn, "ShardId": shard_id}
@@ -213,9 +257,17 @@ def read_shard(stream_arn: str, shard_id: str, since: datetime | None, until: da
             sleep(poll)
 
 
-def responses(stack: Stack, *, since: datetime | None, identifier: str | None, collection: str | None,
-              status: str | None, follow: bool = False, limit: int | None = None,
-              sleep: Callable[[float], None] = time.sleep) -> Iterator[dict[str, Any]]:
+def responses(
+    stack: Stack,
+    *,
+    since: datetime | None,
+    identifier: str | None,
+    collection: str | None,
+    status: str | None,
+    follow: bool = False,
+    limit: int | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[dict[str, Any]]:
     """CNM responses on the response stream, filtered; ``follow`` keeps reading (round robin over shards)."""
     stream = stack.response_stream_arn
     readers = [read_shard(stream, s, since, follow=follow, sleep=sleep) for s in shards(stream)]
@@ -234,8 +286,11 @@ def responses(stack: Stack, *, since: datetime | None, identifier: str | None, c
                 continue
             if status and (message.get("response") or {}).get("status") != status:
                 continue
-            yield {"sequence_number": record["SequenceNumber"],
-                   "arrival": records.iso(record.get("ApproximateArrivalTimestamp")), "message": message}
+            yield {
+                "sequence_number": record["SequenceNumber"],
+                "arrival": records.iso(record.get("ApproximateArrivalTimestamp")),
+                "message": message,
+            }
             shown += 1
             if limit is not None and shown >= limit:
                 return
@@ -251,6 +306,7 @@ def _interleave(readers: list[Iterator[dict[str, Any]]]) -> Iterator[dict[str, A
 
 
 # --- DLQ -------------------------------------------------------------------------------------
+
 
 def envelope_kind(body: str) -> str:
     value = records.json_value(body)
@@ -277,18 +333,30 @@ class DlqMessage:
     error: str | None = None
 
     def as_dict(self, payloads: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {"message_id": self.message_id, "kind": envelope_kind(self.body),
-                               "receive_count": self.receive_count, "sent": self.sent, "records": []}
+        out: dict[str, Any] = {
+            "message_id": self.message_id,
+            "kind": envelope_kind(self.body),
+            "receive_count": self.receive_count,
+            "sent": self.sent,
+            "records": [],
+        }
         if self.error:
             out["error"] = self.error
         for p in self.parked:
             env, rec = p.envelope, p.envelope.get("record") or {}
-            entry = {"source": env.get("source"), "reason": env.get("reason"), "error_type": env.get("error_type"),
-                     "sequence_number": rec.get("sequenceNumber"), "shard_id": rec.get("shardId"),
-                     "stream_arn": rec.get("streamArn"), "partition_key": rec.get("partitionKey"),
-                     "payload_s3": env.get("payload_s3"), "batch": env.get("batch"),
-                     "payload_bytes": None if p.payload is None else len(p.payload),
-                     "identifier": _identifier(p.payload)}
+            entry = {
+                "source": env.get("source"),
+                "reason": env.get("reason"),
+                "error_type": env.get("error_type"),
+                "sequence_number": rec.get("sequenceNumber"),
+                "shard_id": rec.get("shardId"),
+                "stream_arn": rec.get("streamArn"),
+                "partition_key": rec.get("partitionKey"),
+                "payload_s3": env.get("payload_s3"),
+                "batch": env.get("batch"),
+                "payload_bytes": None if p.payload is None else len(p.payload),
+                "identifier": _identifier(p.payload),
+            }
             if payloads:
                 entry["payload"] = _payload_text(p.payload)
             out["records"].append(entry)
@@ -315,15 +383,25 @@ def receive_all(queue_url: str, visibility: int, limit: int | None = None) -> li
     seen: dict[str, DlqMessage] = {}
     empty_rounds = 0
     while empty_rounds < 2 and (limit is None or len(seen) < limit):
-        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=visibility,
-                                  WaitTimeSeconds=0, AttributeNames=["All"]).get("Messages", [])
+        got = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=visibility,
+            WaitTimeSeconds=0,
+            AttributeNames=["All"],
+        ).get("Messages", [])
         new = [m for m in got if m["MessageId"] not in seen]
         empty_rounds = 0 if new else empty_rounds + 1
         for m in new:
             attrs = m.get("Attributes") or {}
             sent = attrs.get("SentTimestamp")
-            msg = DlqMessage(m["MessageId"], m["ReceiptHandle"], m["Body"], int(attrs.get("ApproximateReceiveCount", 0)),
-                             records.iso(int(sent)) if sent and sent.isdigit() else None)
+            msg = DlqMessage(
+                m["MessageId"],
+                m["ReceiptHandle"],
+                m["Body"],
+                int(attrs.get("ApproximateReceiveCount", 0)),
+                records.iso(int(sent)) if sent and sent.isdigit() else None,
+            )
             try:
                 msg.parked = dlq.records_from_dlq_message(m["Body"])
             except ClientError as exc:  # an offloaded payload that cannot be read
@@ -337,9 +415,13 @@ def release(queue_url: str, messages: Iterable[DlqMessage]) -> None:
     sqs = aws.client("sqs")
     batch = [m for m in messages]
     for i in range(0, len(batch), 10):
-        sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=[
-            {"Id": str(j), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": 0}
-            for j, m in enumerate(batch[i:i + 10])])
+        sqs.change_message_visibility_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(j), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": 0}
+                for j, m in enumerate(batch[i : i + 10])
+            ],
+        )
 
 
 def dlq_list(stack: Stack, limit: int | None = None, payloads: bool = False) -> list[dict[str, Any]]:
@@ -373,8 +455,12 @@ def redriven(table: str | None, key: str) -> bool:
     """True when a redrive has put this record back on the stream already."""
     if table is None:
         return False
-    item = aws.client("dynamodb").get_item(TableName=table, Key={"pk": {"S": f"REDRIVE#{key}"}, "sk": {"S": "REDRIVE"}},
-                                           ConsistentRead=True).get("Item") or {}
+    item = (
+        aws.client("dynamodb")
+        .get_item(TableName=table, Key={"pk": {"S": f"REDRIVE#{key}"}, "sk": {"S": "REDRIVE"}}, ConsistentRead=True)
+        .get("Item")
+        or {}
+    )
     return item.get("state", {}).get("S") == "DONE"
 
 
@@ -386,12 +472,20 @@ def _claim(table: str, key: str, message_id: str) -> str:
     ddb = aws.client("dynamodb")
     now = time.time()
     try:
-        ddb.put_item(TableName=table, Item={
-            "pk": {"S": f"REDRIVE#{key}"}, "sk": {"S": "REDRIVE"}, "entity": {"S": "REDRIVE"},
-            "state": {"S": "CLAIMED"}, "claimed_at": {"N": str(now)}, "dlq_message_id": {"S": message_id}},
+        ddb.put_item(
+            TableName=table,
+            Item={
+                "pk": {"S": f"REDRIVE#{key}"},
+                "sk": {"S": "REDRIVE"},
+                "entity": {"S": "REDRIVE"},
+                "state": {"S": "CLAIMED"},
+                "claimed_at": {"N": str(now)},
+                "dlq_message_id": {"S": message_id},
+            },
             ConditionExpression="attribute_not_exists(pk) OR (#s = :claimed AND claimed_at < :stale)",
             ExpressionAttributeNames={"#s": "state"},
-            ExpressionAttributeValues={":claimed": {"S": "CLAIMED"}, ":stale": {"N": str(now - CLAIM_SECONDS)}})
+            ExpressionAttributeValues={":claimed": {"S": "CLAIMED"}, ":stale": {"N": str(now - CLAIM_SECONDS)}},
+        )
         return "claimed"
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
@@ -401,21 +495,32 @@ def _claim(table: str, key: str, message_id: str) -> str:
 
 def _done(table: str, key: str, put: dict[str, Any]) -> None:
     aws.client("dynamodb").update_item(
-        TableName=table, Key={"pk": {"S": f"REDRIVE#{key}"}, "sk": {"S": "REDRIVE"}},
+        TableName=table,
+        Key={"pk": {"S": f"REDRIVE#{key}"}, "sk": {"S": "REDRIVE"}},
         UpdateExpression="SET #s = :done, sequence_number = :seq, shard_id = :shard, redriven_at = :at",
         ExpressionAttributeNames={"#s": "state"},
-        ExpressionAttributeValues={":done": {"S": "DONE"}, ":seq": {"S": put["SequenceNumber"]},
-                                   ":shard": {"S": put["ShardId"]}, ":at": {"S": iso(datetime.now(UTC))}})
+        ExpressionAttributeValues={
+            ":done": {"S": "DONE"},
+            ":seq": {"S": put["SequenceNumber"]},
+            ":shard": {"S": put["ShardId"]},
+            ":at": {"S": iso(datetime.now(UTC))},
+        },
+    )
 
 
 def _release_claim(table: str, key: str) -> None:
-    aws.client("dynamodb").delete_item(TableName=table, Key={"pk": {"S": f"REDRIVE#{key}"}, "sk": {"S": "REDRIVE"}},
-                                       ConditionExpression="#s = :claimed", ExpressionAttributeNames={"#s": "state"},
-                                       ExpressionAttributeValues={":claimed": {"S": "CLAIMED"}})
+    aws.client("dynamodb").delete_item(
+        TableName=table,
+        Key={"pk": {"S": f"REDRIVE#{key}"}, "sk": {"S": "REDRIVE"}},
+        ConditionExpression="#s = :claimed",
+        ExpressionAttributeNames={"#s": "state"},
+        ExpressionAttributeValues={":claimed": {"S": "CLAIMED"}},
+    )
 
 
-def dlq_redrive(stack: Stack, message_ids: Iterable[str] = (), *, dry_run: bool = False,
-                progress: Progress = _noop) -> list[dict[str, Any]]:
+def dlq_redrive(
+    stack: Stack, message_ids: Iterable[str] = (), *, dry_run: bool = False, progress: Progress = _noop
+) -> list[dict[str, Any]]:
     """Put parked payloads back on the notification stream, once each; delete a DLQ message only when all its
     records are on the stream (put now, or by an earlier redrive).
 
@@ -435,8 +540,11 @@ def dlq_redrive(stack: Stack, message_ids: Iterable[str] = (), *, dry_run: bool 
             results = []
             for parked in m.parked:
                 rec = parked.envelope.get("record") or {}
-                entry = {"message_id": m.message_id, "sequence_number": rec.get("sequenceNumber"),
-                         "identifier": _identifier(parked.payload)}
+                entry = {
+                    "message_id": m.message_id,
+                    "sequence_number": rec.get("sequenceNumber"),
+                    "identifier": _identifier(parked.payload),
+                }
                 if parked.payload is None:
                     entry["outcome"] = "no-payload"
                 elif dry_run:
@@ -448,8 +556,11 @@ def dlq_redrive(stack: Stack, message_ids: Iterable[str] = (), *, dry_run: bool 
                     if state == "claimed":
                         partition = rec.get("partitionKey") or entry["identifier"] or key
                         try:
-                            put = kinesis.put_record(StreamARN=stack.notification_stream_arn, Data=parked.payload,
-                                                     PartitionKey=str(partition)[:256])
+                            put = kinesis.put_record(
+                                StreamARN=stack.notification_stream_arn,
+                                Data=parked.payload,
+                                PartitionKey=str(partition)[:256],
+                            )
                         except Exception as exc:
                             _release_claim(table, key)
                             entry.update(outcome="failed", reason=f"{type(exc).__name__}: {exc}")
@@ -460,8 +571,13 @@ def dlq_redrive(stack: Stack, message_ids: Iterable[str] = (), *, dry_run: bool 
                         entry["outcome"] = "already-redriven" if state == "done" else "busy"
                 results.append(entry)
             if not m.parked:
-                results.append({"message_id": m.message_id, "outcome": "undecodable", "reason": m.error or
-                                f"not a cnm-ingest envelope ({envelope_kind(m.body)})"})
+                results.append(
+                    {
+                        "message_id": m.message_id,
+                        "outcome": "undecodable",
+                        "reason": m.error or f"not a cnm-ingest envelope ({envelope_kind(m.body)})",
+                    }
+                )
             if not dry_run and results and all(r["outcome"] in ("put", "already-redriven") for r in results):
                 aws.client("sqs").delete_message(QueueUrl=stack.dlq_url, ReceiptHandle=m.receipt_handle)
                 finished.append(m)
@@ -517,9 +633,16 @@ def _rebuild(stack: Stack, item: dict[str, Any]) -> tuple[dict[str, Any], str]:
     from cnm_ingest.message import build_workflow_message
 
     message = build_workflow_message(
-        cnm, rule=rule.as_message_rule(), collection=store.collection(rule.collection_name, version),
-        provider=store.provider(rule.provider), stack=settings.stack, buckets=settings.buckets,
-        state_machine_arn=rule.workflow_arn, execution="", source=item.get("source") or {})
+        cnm,
+        rule=rule.as_message_rule(),
+        collection=store.collection(rule.collection_name, version),
+        provider=store.provider(rule.provider),
+        stack=settings.stack,
+        buckets=settings.buckets,
+        state_machine_arn=rule.workflow_arn,
+        execution="",
+        source=item.get("source") or {},
+    )
     return message, rule.workflow_arn
 
 
@@ -530,12 +653,14 @@ def consumer_settings(stack: Stack) -> ingest.Settings:
         variables = (env.get("Environment") or {}).get("Variables") or {}
     except ClientError:
         variables = {}
-    return ingest.Settings(stack=variables.get("STACK") or stack.prefix,
-                           buckets=json.loads(variables.get("BUCKETS") or "{}"))
+    return ingest.Settings(
+        stack=variables.get("STACK") or stack.prefix, buckets=json.loads(variables.get("BUCKETS") or "{}")
+    )
 
 
-def reingest(stack: Stack, ref: str, collection: str | None = None, now: datetime | None = None,
-             key: str | None = None) -> dict[str, Any]:
+def reingest(
+    stack: Stack, ref: str, collection: str | None = None, now: datetime | None = None, key: str | None = None
+) -> dict[str, Any]:
     """Start the workflow again for a granule (its latest execution) or an execution, duplicates replaced."""
     table = stack.require_executions_table()
     if ref.startswith("arn:"):
@@ -548,8 +673,10 @@ def reingest(stack: Stack, ref: str, collection: str | None = None, now: datetim
             except NotFound:
                 raise NotFound(f"no granule or execution {ref!r}") from None
         if len(granule["summaries"]) > 1:
-            raise RefusedInput(f"granule {ref!r} is in several collections "
-                               f"({', '.join(s['collection'] for s in granule['summaries'])}): pass --collection")
+            raise RefusedInput(
+                f"granule {ref!r} is in several collections "
+                f"({', '.join(s['collection'] for s in granule['summaries'])}): pass --collection"
+            )
         arn = granule["summaries"][0]["execution_arn"]
     item = records.get_execution(table, arn)
     if item is None:
@@ -584,8 +711,10 @@ def _exists(execution_arn: str) -> bool:
 
 # --- replay ------------------------------------------------------------------------------------
 
-def replay(stack: Stack, since: datetime, until: datetime, shard_ids: Iterable[str] = (),
-           progress: Progress = _noop) -> dict[str, Any]:
+
+def replay(
+    stack: Stack, since: datetime, until: datetime, shard_ids: Iterable[str] = (), progress: Progress = _noop
+) -> dict[str, Any]:
     """Run the consumer's processing on the notification records that arrived in [since, until].
 
     A record whose executions exist already (deterministic names), or that a DLQ redrive put back on the
@@ -599,14 +728,25 @@ def replay(stack: Stack, since: datetime, until: datetime, shard_ids: Iterable[s
     store = config_mod.ConfigStore(stack.rules_table, stack.collections_table, stack.providers_table, ttl=60)
     settings = consumer_settings(stack)
     stream = stack.notification_stream_arn
-    summary: dict[str, Any] = {"records": 0, "started": 0, "already_done": 0, "parked": 0, "failed": 0,
-                               "executions_started": 0, "details": []}
+    summary: dict[str, Any] = {
+        "records": 0,
+        "started": 0,
+        "already_done": 0,
+        "parked": 0,
+        "failed": 0,
+        "executions_started": 0,
+        "details": [],
+    }
     for shard in shards(stream, shard_ids):
         for raw in read_shard(stream, shard, since, until):
             record = ingest.SourceRecord(
-                data=base64.b64encode(raw["Data"]).decode("ascii"), sequenceNumber=raw["SequenceNumber"],
-                partitionKey=raw["PartitionKey"], shardId=shard, streamArn=stream,
-                approximateArrivalTimestamp=raw["ApproximateArrivalTimestamp"].timestamp())
+                data=base64.b64encode(raw["Data"]).decode("ascii"),
+                sequenceNumber=raw["SequenceNumber"],
+                partitionKey=raw["PartitionKey"],
+                shardId=shard,
+                streamArn=stream,
+                approximateArrivalTimestamp=raw["ApproximateArrivalTimestamp"].timestamp(),
+            )
             summary["records"] += 1
             detail: dict[str, Any] = {"sequence_number": record.sequenceNumber, "shard_id": shard}
             if redriven(table, position_key(stream, shard, record.sequenceNumber)):
@@ -635,19 +775,32 @@ def replay(stack: Stack, since: datetime, until: datetime, shard_ids: Iterable[s
 
 # --- rules ---------------------------------------------------------------------------------------
 
+
 def rules_list(stack: Stack) -> list[dict[str, Any]]:
     store = config_mod.ConfigStore(stack.rules_table, stack.collections_table, stack.providers_table, ttl=0)
-    return [{"name": r.name, "state": r.state, "collection": r.collection_name,
-             "version": r.collection_version, "provider": r.provider, "workflow": r.workflow_name or r.workflow_arn}
-            for r in sorted(store.rules(), key=lambda r: r.name)]
+    return [
+        {
+            "name": r.name,
+            "state": r.state,
+            "collection": r.collection_name,
+            "version": r.collection_version,
+            "provider": r.provider,
+            "workflow": r.workflow_name or r.workflow_arn,
+        }
+        for r in sorted(store.rules(), key=lambda r: r.name)
+    ]
 
 
 def rule_state(stack: Stack, name: str, state: str) -> dict[str, Any]:
     try:
         aws.client("dynamodb").update_item(
-            TableName=stack.rules_table, Key={"name": {"S": name}}, UpdateExpression="SET #s = :s",
-            ConditionExpression="attribute_exists(#n)", ExpressionAttributeNames={"#s": "state", "#n": "name"},
-            ExpressionAttributeValues={":s": {"S": state}})
+            TableName=stack.rules_table,
+            Key={"name": {"S": name}},
+            UpdateExpression="SET #s = :s",
+            ConditionExpression="attribute_exists(#n)",
+            ExpressionAttributeNames={"#s": "state", "#n": "name"},
+            ExpressionAttributeValues={":s": {"S": state}},
+        )
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
             raise NotFound(f"no rule {name!r} in {stack.rules_table}") from None

@@ -50,8 +50,13 @@ def read_outputs(path: Path) -> dict[str, Any]:
     if path.is_dir():
         terraform = shutil.which("terraform")
         if terraform:
-            proc = subprocess.run([terraform, f"-chdir={path}", "output", "-json"], capture_output=True, text=True,
-                                  timeout=120, check=False)
+            proc = subprocess.run(
+                [terraform, f"-chdir={path}", "output", "-json"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
             if proc.returncode == 0 and proc.stdout.strip() not in ("", "{}"):
                 return _values(json.loads(proc.stdout))
         state = path / "terraform.tfstate"
@@ -77,8 +82,10 @@ class Stack:
     def from_outputs(cls, outputs: dict[str, Any]) -> Stack:
         names = {attr: outputs.get(out) for attr, out in OUTPUTS.items() if outputs.get(out) is not None}
         if "notification_stream_arn" not in names and "state_machine_arn" not in names:
-            raise StackNotFound("the outputs name neither a notification stream nor a state machine: "
-                                "not outputs of the cnm-ingest root module")
+            raise StackNotFound(
+                "the outputs name neither a notification stream nor a state machine: "
+                "not outputs of the cnm-ingest root module"
+            )
         prefix = names.get("prefix") or _prefix_from(names)
         return cls(prefix=prefix, names=names)
 
@@ -124,7 +131,9 @@ class Stack:
         try:
             return aws.client("sqs").get_queue_url(QueueName=f"{self.prefix}-kinesisFailure")["QueueUrl"]
         except aws.client("sqs").exceptions.QueueDoesNotExist:
-            raise StackNotFound(f"no queue {self.prefix}-kinesisFailure: is {self.prefix!r} the stack's prefix?") from None
+            raise StackNotFound(
+                f"no queue {self.prefix}-kinesisFailure: is {self.prefix!r} the stack's prefix?"
+            ) from None
 
     @cached_property
     def state_machine_arn(self) -> str:
@@ -150,10 +159,15 @@ class Stack:
         return table
 
     def describe(self) -> dict[str, str]:
-        return {"prefix": self.prefix, "notification_stream_arn": self.notification_stream_arn,
-                "response_stream_arn": self.response_stream_arn, "dlq_url": self.dlq_url,
-                "state_machine_arn": self.state_machine_arn, "rules_table": self.rules_table,
-                "executions_table": self.executions_table}
+        return {
+            "prefix": self.prefix,
+            "notification_stream_arn": self.notification_stream_arn,
+            "response_stream_arn": self.response_stream_arn,
+            "dlq_url": self.dlq_url,
+            "state_machine_arn": self.state_machine_arn,
+            "rules_table": self.rules_table,
+            "executions_table": self.executions_table,
+        }
 
 
 def _stream_arn(name: str) -> str:
@@ -177,5 +191,7 @@ def find(outputs: str | None, prefix: str | None) -> Stack:
         return stack
     if prefix:
         return Stack.from_prefix(prefix)
-    raise StackNotFound("which stack? give --outputs FILE|DIR (terraform output -json) or --prefix "
-                        "(or set CNM_INGEST_OUTPUTS / CNM_INGEST_PREFIX)")
+    raise StackNotFound(
+        "which stack? give --outputs FILE|DIR (terraform output -json) or --prefix "
+        "(or set CNM_INGEST_OUTPUTS / CNM_INGEST_PREFIX)"
+    )

@@ -37,8 +37,10 @@ def _base_config() -> Config:
     # botocore before our code sees them; what still fails is reported upwards.
     # max_pool_connections: the message consumer starts executions from a pool of
     # START_CONCURRENCY (64) threads sharing one client; urllib3 keeps 10 by default.
-    return Config(retries={"max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "4")), "mode": "standard"},
-                  max_pool_connections=int(os.environ.get("AWS_MAX_POOL_CONNECTIONS", "64")))
+    return Config(
+        retries={"max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "4")), "mode": "standard"},
+        max_pool_connections=int(os.environ.get("AWS_MAX_POOL_CONNECTIONS", "64")),
+    )
 
 
 def session() -> boto3.session.Session:
@@ -72,6 +74,7 @@ def client(service: str, config: Config | None = None) -> Any:
     ``Config(retries={"mode": "adaptive"}, max_pool_connections=32)`` for a
     client shared by a thread pool.
     """
+
     def make(sess: Any) -> Any:
         return sess.client(service, config=_base_config() if config is None else _base_config().merge(config))
 

@@ -94,8 +94,10 @@ def fast_notification_schema() -> dict[str, Any]:
 @functools.cache
 def compiled(kind: str) -> Callable[[Any], Any]:
     """The compiled validator of ``kind`` (``notification`` or ``response``), built once per process."""
-    builders: dict[str, Callable[[], dict[str, Any]]] = {"notification": fast_notification_schema,
-                                                         "response": response_schema}
+    builders: dict[str, Callable[[], dict[str, Any]]] = {
+        "notification": fast_notification_schema,
+        "response": response_schema,
+    }
     schema = builders[kind]()
     return fastjsonschema.compile(schema)
 
@@ -115,10 +117,15 @@ def _validate(message: Any, kind: str) -> dict[str, Any]:
 def _check_sizes(message: dict[str, Any]) -> None:
     for i, f in enumerate(product_files(message)):
         size = f.get("size")
-        if isinstance(size, bool) or not isinstance(size, (int, float)) or (
-                isinstance(size, float) and not size.is_integer()) or size < 0:
-            raise CnmValidationError(f"file size {size!r} is not a whole number of bytes >= 0",
-                                     f"$.product.files[{i}].size")
+        if (
+            isinstance(size, bool)
+            or not isinstance(size, (int, float))
+            or (isinstance(size, float) and not size.is_integer())
+            or size < 0
+        ):
+            raise CnmValidationError(
+                f"file size {size!r} is not a whole number of bytes >= 0", f"$.product.files[{i}].size"
+            )
 
 
 def validate_notification(message: Any) -> dict[str, Any]:

@@ -102,9 +102,11 @@ def require_rules(cnm: dict[str, Any], rules: list[Rule]) -> list[Rule]:
     if matched:
         return matched
     version = cnm_mod.collection_version(cnm)
-    what = (f"collection {cnm_mod.collection_name(cnm)!r}"
-            + (f" version {version!r}" if version is not None else "")
-            + f" and provider {cnm.get('provider')!r}")
+    what = (
+        f"collection {cnm_mod.collection_name(cnm)!r}"
+        + (f" version {version!r}" if version is not None else "")
+        + f" and provider {cnm.get('provider')!r}"
+    )
     disabled = sorted(r.name for r in rules if rule_matches(cnm, r))
     if disabled:
         raise NoMatchingRuleError(f"no ENABLED rule for {what}: matching rule(s) {', '.join(disabled)} are DISABLED")
@@ -140,8 +142,14 @@ class RuleIndex:
 class ConfigStore:
     """The three configuration tables, cached for ``ttl`` seconds (``clock`` is injectable)."""
 
-    def __init__(self, rules_table: str, collections_table: str, providers_table: str,
-                 ttl: float = DEFAULT_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        rules_table: str,
+        collections_table: str,
+        providers_table: str,
+        ttl: float = DEFAULT_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.rules_table = rules_table
         self.collections_table = collections_table
         self.providers_table = providers_table
@@ -151,8 +159,12 @@ class ConfigStore:
 
     @classmethod
     def from_env(cls) -> ConfigStore:
-        return cls(aws.env("RULES_TABLE"), aws.env("COLLECTIONS_TABLE"), aws.env("PROVIDERS_TABLE"),
-                   ttl=float(os.environ.get("RULES_CACHE_SECONDS") or DEFAULT_CACHE_SECONDS))
+        return cls(
+            aws.env("RULES_TABLE"),
+            aws.env("COLLECTIONS_TABLE"),
+            aws.env("PROVIDERS_TABLE"),
+            ttl=float(os.environ.get("RULES_CACHE_SECONDS") or DEFAULT_CACHE_SECONDS),
+        )
 
     def _cached(self, key: tuple, load: Callable[[], Any]) -> Any:
         now = self.clock()
@@ -175,7 +187,9 @@ class ConfigStore:
 
     def _load_rules(self) -> list[Rule]:
         rules: list[Rule] = []
-        for page in aws.client("dynamodb").get_paginator("scan").paginate(TableName=self.rules_table, ConsistentRead=True):
+        for page in (
+            aws.client("dynamodb").get_paginator("scan").paginate(TableName=self.rules_table, ConsistentRead=True)
+        ):
             rules.extend(rule_from_item(item) for item in page.get("Items", []))
         return rules
 
@@ -188,12 +202,20 @@ class ConfigStore:
         ddb = aws.client("dynamodb")
         item = None
         if version:  # DynamoDB keys cannot be empty strings
-            item = ddb.get_item(TableName=self.collections_table, ConsistentRead=True,
-                                Key={"name": {"S": name}, "version": {"S": version}}).get("Item")
+            item = ddb.get_item(
+                TableName=self.collections_table,
+                ConsistentRead=True,
+                Key={"name": {"S": name}, "version": {"S": version}},
+            ).get("Item")
         if item is None:
-            items = ddb.query(TableName=self.collections_table, ConsistentRead=True, Limit=2,
-                              KeyConditionExpression="#n = :n", ExpressionAttributeNames={"#n": "name"},
-                              ExpressionAttributeValues={":n": {"S": name}}).get("Items", [])
+            items = ddb.query(
+                TableName=self.collections_table,
+                ConsistentRead=True,
+                Limit=2,
+                KeyConditionExpression="#n = :n",
+                ExpressionAttributeNames={"#n": "name"},
+                ExpressionAttributeValues={":n": {"S": name}},
+            ).get("Items", [])
             if len(items) != 1:
                 raise NotConfiguredError(f"collection {name!r} version {version!r} is not in {self.collections_table}")
             item = items[0]
@@ -204,8 +226,11 @@ class ConfigStore:
         return self._cached(("provider", provider_id), lambda: self._load_provider(provider_id))
 
     def _load_provider(self, provider_id: str) -> dict[str, Any]:
-        item = aws.client("dynamodb").get_item(TableName=self.providers_table, ConsistentRead=True,
-                                               Key={"id": {"S": provider_id}}).get("Item")
+        item = (
+            aws.client("dynamodb")
+            .get_item(TableName=self.providers_table, ConsistentRead=True, Key={"id": {"S": provider_id}})
+            .get("Item")
+        )
         if item is None:
             raise NotConfiguredError(f"provider {provider_id!r} is not in {self.providers_table}")
         return {**_json_attr(item, "config"), "id": provider_id}

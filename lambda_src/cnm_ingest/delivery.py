@@ -15,7 +15,8 @@ through the table's TTL attribute ``expiration`` after
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -59,12 +60,22 @@ def _park(*, key: dict[str, str], env: dict[str, Any], queue_url: str) -> dict[s
     return {"parked": dlq.send([env], queue_url)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _once(effect: Callable[..., Any], table: str, client_id: int) -> Callable[..., Any]:
-    store = DynamoDBPersistenceLayer(table_name=table, key_attr="pk", sort_key_attr="sk", static_pk_value=PARTITION,
-                                     boto3_client=aws.client("dynamodb"))
-    return idempotent_function(effect, data_keyword_argument="key", persistence_store=store, config=CONFIG,
-                               key_prefix=effect.__name__.strip("_"))
+    store = DynamoDBPersistenceLayer(
+        table_name=table,
+        key_attr="pk",
+        sort_key_attr="sk",
+        static_pk_value=PARTITION,
+        boto3_client=aws.client("dynamodb"),
+    )
+    return idempotent_function(
+        effect,
+        data_keyword_argument="key",
+        persistence_store=store,
+        config=CONFIG,
+        key_prefix=effect.__name__.strip("_"),
+    )
 
 
 def once(effect: Callable[..., Any], table: str, **kwargs: Any) -> Any:
@@ -87,8 +98,9 @@ def key(execution: dict[str, Any], status: str, effect: str, destination: str | 
     return out
 
 
-def deliver(response: dict[str, Any], execution: dict[str, Any], *, table: str, destinations: list[str],
-            cnm: Any = None) -> dict[str, Any]:
+def deliver(
+    response: dict[str, Any], execution: dict[str, Any], *, table: str, destinations: list[str], cnm: Any = None
+) -> dict[str, Any]:
     """Send the response to each destination (Kinesis stream or SNS topic ARN, in order), each at most once per
     execution, status and destination.
 

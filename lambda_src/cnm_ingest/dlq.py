@@ -19,8 +19,9 @@ import base64
 import hashlib
 import json
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from . import aws
 
@@ -37,8 +38,14 @@ PAYLOAD_KEY_PREFIX = "failed-records/"
 RESPONSE_KEY_PREFIX = "failed-responses/"
 
 
-def envelope(source: str, reason: str, error_type: str, record: dict[str, Any] | None,
-             batch: dict[str, Any] | None = None, failure_context: dict[str, Any] | None = None) -> dict[str, Any]:
+def envelope(
+    source: str,
+    reason: str,
+    error_type: str,
+    record: dict[str, Any] | None,
+    batch: dict[str, Any] | None = None,
+    failure_context: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The failed-record envelope (``record`` as described in INTERFACES.md, or None)."""
     return {
         "kind": KIND,
@@ -56,9 +63,14 @@ def envelope(source: str, reason: str, error_type: str, record: dict[str, Any] |
 RESPONSE_SOURCE = "cnm_response"
 
 
-def response_envelope(response: dict[str, Any], reason: str, error_type: str,
-                      failure_context: dict[str, Any] | None = None, bucket: str | None = None,
-                      threshold: int = OFFLOAD_THRESHOLD) -> dict[str, Any]:
+def response_envelope(
+    response: dict[str, Any],
+    reason: str,
+    error_type: str,
+    failure_context: dict[str, Any] | None = None,
+    bucket: str | None = None,
+    threshold: int = OFFLOAD_THRESHOLD,
+) -> dict[str, Any]:
     """A CNM response that could not be delivered, parked like a failed record (``envelope: "response"``).
 
     ``record`` and ``payload_s3`` are null (there is no notification payload to
@@ -108,8 +120,13 @@ def publish(env: dict[str, Any], topic_arn: str) -> str:
     return aws.client("sns").publish(TopicArn=topic_arn, Message=offload(env))["MessageId"]
 
 
-def send(envelopes: Iterable[dict[str, Any]], queue_url: str, *,
-         sleep: Callable[[float], None] = time.sleep, attempts: int = SEND_ATTEMPTS) -> int:
+def send(
+    envelopes: Iterable[dict[str, Any]],
+    queue_url: str,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    attempts: int = SEND_ATTEMPTS,
+) -> int:
     """Send envelopes to the DLQ with SendMessageBatch (chunks of 10).
 
     Entries SQS reports as ``Failed`` are sent again with backoff; raises
@@ -119,13 +136,13 @@ def send(envelopes: Iterable[dict[str, Any]], queue_url: str, *,
     bodies = [offload(e) for e in envelopes]
     sqs = aws.client("sqs")
     for start in range(0, len(bodies), SQS_BATCH):
-        pending = {str(i): body for i, body in enumerate(bodies[start:start + SQS_BATCH])}
+        pending = {str(i): body for i, body in enumerate(bodies[start : start + SQS_BATCH])}
         for attempt in range(attempts):
             if attempt:
-                sleep(min(0.2 * 2 ** attempt, 5.0))
+                sleep(min(0.2 * 2**attempt, 5.0))
             result = sqs.send_message_batch(
-                QueueUrl=queue_url,
-                Entries=[{"Id": i, "MessageBody": body} for i, body in pending.items()])
+                QueueUrl=queue_url, Entries=[{"Id": i, "MessageBody": body} for i, body in pending.items()]
+            )
             failed = result.get("Failed") or []
             pending = {f["Id"]: pending[f["Id"]] for f in failed}
             if not pending:

@@ -119,6 +119,8 @@ class WorkflowPayloadError(CnmIngestError):
 
 
 ERROR_CODES = ("VALIDATION_ERROR", "PROCESSING_ERROR", "TRANSFER_ERROR")
+
+
 class WorkflowInputTooLargeError(RecordError):
     """The workflow message of a record exceeds what Step Functions accepts as execution input (256 KiB)."""
 
@@ -148,8 +150,9 @@ def error_code_for(error_type: str) -> str:
     error name) to a CNM error code; an unknown name is PROCESSING_ERROR."""
     code = ERROR_CODES_BY_NAME.get(error_type)
     if code is None:  # a subclass defined in another module
-        code = next((c.error_code for c in _all_subclasses(CnmIngestError) if c.__name__ == error_type),
-                    DEFAULT_ERROR_CODE)
+        code = next(
+            (c.error_code for c in _all_subclasses(CnmIngestError) if c.__name__ == error_type), DEFAULT_ERROR_CODE
+        )
     return code
 
 

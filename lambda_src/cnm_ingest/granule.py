@@ -94,7 +94,7 @@ def granule_id(cnm: dict[str, Any], config: dict[str, Any]) -> str:
     match), its first group; otherwise that name itself.
     """
     name = cnm["product"]["name"]
-    name = name[name.find("/") + 1:]
+    name = name[name.find("/") + 1 :]
     pattern = extraction_pattern(config)
     if not pattern:
         return name

@@ -58,17 +58,27 @@ class SourceRecord:
     def from_kinesis_event_record(cls, record: Any) -> SourceRecord:
         """From a Powertools ``KinesisStreamRecord`` (a record of a Lambda Kinesis event)."""
         k = record.kinesis
-        return cls(data=k.data, sequenceNumber=k.sequence_number, partitionKey=k.partition_key,
-                   shardId=record.event_id.split(":", 1)[0], streamArn=record.event_source_arn,
-                   approximateArrivalTimestamp=k.approximate_arrival_timestamp)
+        return cls(
+            data=k.data,
+            sequenceNumber=k.sequence_number,
+            partitionKey=k.partition_key,
+            shardId=record.event_id.split(":", 1)[0],
+            streamArn=record.event_source_arn,
+            approximateArrivalTimestamp=k.approximate_arrival_timestamp,
+        )
 
     @classmethod
     def from_event(cls, raw: dict[str, Any]) -> SourceRecord:
         """From one record of a Lambda Kinesis event (the raw dict; cheaper than the Powertools data class)."""
         k = raw["kinesis"]
-        return cls(data=k["data"], sequenceNumber=k["sequenceNumber"], partitionKey=k["partitionKey"],
-                   shardId=raw["eventID"].split(":", 1)[0], streamArn=raw["eventSourceARN"],
-                   approximateArrivalTimestamp=k.get("approximateArrivalTimestamp"))
+        return cls(
+            data=k["data"],
+            sequenceNumber=k["sequenceNumber"],
+            partitionKey=k["partitionKey"],
+            shardId=raw["eventID"].split(":", 1)[0],
+            streamArn=raw["eventSourceARN"],
+            approximateArrivalTimestamp=k.get("approximateArrivalTimestamp"),
+        )
 
     @classmethod
     def from_envelope(cls, env: dict[str, Any], payload: bytes | None) -> SourceRecord:
@@ -82,8 +92,12 @@ class SourceRecord:
 
     def source(self) -> dict[str, Any]:
         """``cumulus_meta.source`` of the workflow message."""
-        return {"stream_arn": self.streamArn, "shard_id": self.shardId,
-                "sequence_number": self.sequenceNumber, "partition_key": self.partitionKey}
+        return {
+            "stream_arn": self.streamArn,
+            "shard_id": self.shardId,
+            "sequence_number": self.sequenceNumber,
+            "partition_key": self.partitionKey,
+        }
 
 
 @dataclass(frozen=True)
@@ -140,7 +154,8 @@ def _input_text(message: dict[str, Any], text: str | None = None) -> str:
         text = json.dumps(message, separators=(",", ":"), allow_nan=False)
     if len(text.encode("utf-8")) > MAX_EXECUTION_INPUT_BYTES:
         raise WorkflowInputTooLargeError(
-            f"the workflow message is {len(text)} bytes; Step Functions accepts {MAX_EXECUTION_INPUT_BYTES}")
+            f"the workflow message is {len(text)} bytes; Step Functions accepts {MAX_EXECUTION_INPUT_BYTES}"
+        )
     return text
 
 
@@ -155,15 +170,23 @@ def plan(record: SourceRecord, store: config_mod.ConfigStore, settings: Settings
     cnm = cnm_mod.validate_notification(doc)
     planned = []
     for rule in store.rule_index().require(cnm):
-        version = (rule.collection_version or cnm_mod.collection_version(cnm)
-                   or str(cnm["product"].get("dataVersion") or ""))
+        version = (
+            rule.collection_version or cnm_mod.collection_version(cnm) or str(cnm["product"].get("dataVersion") or "")
+        )
         collection = store.collection(rule.collection_name, version)
         provider = store.provider(rule.provider)
         name = execution_name(cnm["identifier"], record.sequenceNumber, rule.name)
         message, text = build_workflow_input(
-            cnm, rule=rule.as_message_rule(), collection=collection, provider=provider,
-            stack=settings.stack, buckets=settings.buckets, state_machine_arn=rule.workflow_arn,
-            execution=name, source=record.source())
+            cnm,
+            rule=rule.as_message_rule(),
+            collection=collection,
+            provider=provider,
+            stack=settings.stack,
+            buckets=settings.buckets,
+            state_machine_arn=rule.workflow_arn,
+            execution=name,
+            source=record.source(),
+        )
         planned.append(Planned(rule.name, rule.workflow_arn, name, _input_text(message, text)))
     return planned
 
@@ -172,8 +195,9 @@ def _code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 
 
-def start_execution(state_machine_arn: str, name: str, message: dict[str, Any] | str,
-                    pacer: Pacer | None = None) -> bool:
+def start_execution(
+    state_machine_arn: str, name: str, message: dict[str, Any] | str, pacer: Pacer | None = None
+) -> bool:
     """StartExecution; False when an execution of that name exists already (a redelivery).
 
     Throttling and 5xx left after botocore's own retries are retried here,
@@ -201,11 +225,14 @@ def start_execution(state_machine_arn: str, name: str, message: dict[str, Any] |
         return True
 
 
-def process(record: SourceRecord, store: config_mod.ConfigStore, settings: Settings,
-            pacer: Pacer | None = None) -> list[Started]:
+def process(
+    record: SourceRecord, store: config_mod.ConfigStore, settings: Settings, pacer: Pacer | None = None
+) -> list[Started]:
     """Start one workflow execution per ENABLED rule matching the record (all resolved first)."""
-    return [Started(p.rule, p.name, not start_execution(p.state_machine_arn, p.name, p.input, pacer))
-            for p in plan(record, store, settings)]
+    return [
+        Started(p.rule, p.name, not start_execution(p.state_machine_arn, p.name, p.input, pacer))
+        for p in plan(record, store, settings)
+    ]
 
 
 def execution_arn(state_machine_arn: str, name: str) -> str:
@@ -317,8 +344,10 @@ def consume(record: SourceRecord, run: Run) -> Outcome:
     """One record end to end; raises only what the event source must deliver again."""
     try:
         planned = plan(record, run.store, run.settings)
-        started = [Started(p.rule, p.name, not start_execution(p.state_machine_arn, p.name, p.input, run.pacer))
-                   for p in planned]
+        started = [
+            Started(p.rule, p.name, not start_execution(p.state_machine_arn, p.name, p.input, run.pacer))
+            for p in planned
+        ]
     except RecordError as exc:
         return park_bad(record, exc, run)
     except Exception as exc:
@@ -332,8 +361,9 @@ def consume(record: SourceRecord, run: Run) -> Outcome:
 SPAWN_AFTER_SECONDS = 0.002
 
 
-def consume_all(records: list[SourceRecord], run: Run, executor: Executor | None = None,
-                workers: int = 1) -> list[Outcome | BaseException]:
+def consume_all(
+    records: list[SourceRecord], run: Run, executor: Executor | None = None, workers: int = 1
+) -> list[Outcome | BaseException]:
     """:func:`consume` every record, up to ``workers`` at a time on ``executor``; the outcome or the
     exception of each record, in order.
 

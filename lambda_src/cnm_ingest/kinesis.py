@@ -29,8 +29,9 @@ from . import aws
 
 DEFAULT_MAX_CALLS = 100
 GONE_CODES = frozenset({"ResourceNotFoundException", "InvalidArgumentException"})
-RETRY_CODES = frozenset({"ProvisionedThroughputExceededException", "ExpiredIteratorException",
-                         "LimitExceededException"})
+RETRY_CODES = frozenset(
+    {"ProvisionedThroughputExceededException", "ExpiredIteratorException", "LimitExceededException"}
+)
 
 
 @dataclass
@@ -48,8 +49,8 @@ def _code(exc: ClientError) -> str:
 
 def _iterator(stream_arn: str, shard_id: str, kind: str, sequence: str) -> str:
     return aws.client("kinesis").get_shard_iterator(
-        StreamARN=stream_arn, ShardId=shard_id, ShardIteratorType=kind,
-        StartingSequenceNumber=sequence)["ShardIterator"]
+        StreamARN=stream_arn, ShardId=shard_id, ShardIteratorType=kind, StartingSequenceNumber=sequence
+    )["ShardIterator"]
 
 
 def as_record(raw: dict[str, Any], shard_id: str, stream_arn: str) -> dict[str, Any]:
@@ -86,9 +87,17 @@ def missing(read: ReadResult, start: str, end: str, batch_size: int | None) -> d
     return {"count": count, "ranges": ranges}
 
 
-def read_range(stream_arn: str, shard_id: str, start: str, end: str, batch_size: int | None = None, *,
-               max_calls: int = DEFAULT_MAX_CALLS, limit: int | None = None,
-               sleep: Callable[[float], None] = time.sleep) -> ReadResult:
+def read_range(
+    stream_arn: str,
+    shard_id: str,
+    start: str,
+    end: str,
+    batch_size: int | None = None,
+    *,
+    max_calls: int = DEFAULT_MAX_CALLS,
+    limit: int | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ReadResult:
     """The records of ``shard_id`` with ``start <= sequence number <= end`` (at most ``batch_size``)."""
     first, last = int(start), int(end)
     result = ReadResult()
@@ -102,8 +111,9 @@ def read_range(stream_arn: str, shard_id: str, start: str, end: str, batch_size:
         result.reached_end = True
         result.complete = not batch_size or len(result.records) >= batch_size
         if not result.complete:
-            result.reason = (f"{len(result.records)} of {batch_size} records are in the stream "
-                             f"(the others were trimmed or are gone)")
+            result.reason = (
+                f"{len(result.records)} of {batch_size} records are in the stream (the others were trimmed or are gone)"
+            )
         return result
 
     while result.calls < max_calls:
@@ -114,7 +124,8 @@ def read_range(stream_arn: str, shard_id: str, start: str, end: str, batch_size:
                     iterator = _iterator(stream_arn, shard_id, "AFTER_SEQUENCE_NUMBER", last_seen)
                 elif from_horizon:
                     iterator = aws.client("kinesis").get_shard_iterator(
-                        StreamARN=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+                        StreamARN=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+                    )["ShardIterator"]
                 else:
                     iterator = _iterator(stream_arn, shard_id, "AT_SEQUENCE_NUMBER", start)
             params = {"ShardIterator": iterator, "StreamARN": stream_arn}
@@ -134,7 +145,7 @@ def read_range(stream_arn: str, shard_id: str, start: str, end: str, batch_size:
             if code == "ExpiredIteratorException":
                 iterator = None
             failures += 1
-            sleep(min(0.1 * 2 ** failures, 5.0))
+            sleep(min(0.1 * 2**failures, 5.0))
             continue
         failures = 0
         for raw in page.get("Records", []):

@@ -102,8 +102,15 @@ def get_part(message: dict[str, Any], section: str, name: str) -> Any:
     return part.get(name)
 
 
-def set_part(message: dict[str, Any], section: str, name: str, value: Any, *,
-             threshold: int | None = None, bucket: str | None = None) -> dict[str, Any]:
+def set_part(
+    message: dict[str, Any],
+    section: str,
+    name: str,
+    value: Any,
+    *,
+    threshold: int | None = None,
+    bucket: str | None = None,
+) -> dict[str, Any]:
     """A copy of ``message`` with ``section.name = value``, fitted under the threshold (:func:`fit`)."""
     part = {k: v for k, v in (message.get(section) or {}).items() if k != f"{name}_ref"}
     return fit({**message, section: {**part, name: value}}, threshold=threshold, bucket=bucket)
@@ -114,19 +121,25 @@ def fit(message: dict[str, Any], *, threshold: int | None = None, bucket: str | 
     return fit_encoded(message, threshold=threshold, bucket=bucket)[0]
 
 
-def fit_encoded(message: dict[str, Any], *, threshold: int | None = None,
-                bucket: str | None = None) -> tuple[dict[str, Any], str]:
+def fit_encoded(
+    message: dict[str, Any], *, threshold: int | None = None, bucket: str | None = None
+) -> tuple[dict[str, Any], str]:
     """:func:`fit`, also returning the fitted message as the compact JSON text Step Functions gets (encoded once)."""
     limit = offload_threshold() if threshold is None else threshold
     while True:
         body = _dumps(message)
         if len(body) <= limit:
             return message, body.decode("utf-8")
-        inline = [(size(message[s][n]), s, n) for s, n in PARTS
-                  if isinstance(message.get(s), dict) and message[s].get(n) is not None]
+        inline = [
+            (size(message[s][n]), s, n)
+            for s, n in PARTS
+            if isinstance(message.get(s), dict) and message[s].get(n) is not None
+        ]
         if not inline:
-            raise ConfigurationError(f"the workflow message is {len(body)} bytes without its CNM, granules and "
-                                     f"response; the limit is {limit} (collection or provider config too large?)")
+            raise ConfigurationError(
+                f"the workflow message is {len(body)} bytes without its CNM, granules and "
+                f"response; the limit is {limit} (collection or provider config too large?)"
+            )
         _, section, name = max(inline)
         part = {k: v for k, v in message[section].items() if k != name}
         message = {**message, section: {**part, f"{name}_ref": store(message[section][name], bucket)}}
@@ -197,4 +210,3 @@ def build_workflow_input(
 def build_workflow_message(cnm: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """:func:`build_workflow_input` without the text."""
     return build_workflow_input(cnm, **kwargs)[0]
-

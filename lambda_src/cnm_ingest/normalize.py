@@ -121,8 +121,9 @@ class _Rewriter:
         if "checksumType" not in f and "checksum-type" in f:
             f = {**f, "checksumType": f["checksum-type"]}
             self.notes.append(f"{where}: 'checksum-type' read as 'checksumType'")
-        f = self.set(f, "checksumType", checksum_type(f.get("checksumType")), f"{where}.checksumType",
-                     "algorithm spelling")
+        f = self.set(
+            f, "checksumType", checksum_type(f.get("checksumType")), f"{where}.checksumType", "algorithm spelling"
+        )
         f = self.set(f, "type", _enum(f.get("type"), FILE_TYPES), f"{where}.type", "case")
         size = f.get("size")
         if isinstance(size, str) and size.isascii() and size.isdigit() and len(size) <= 20:
@@ -145,8 +146,13 @@ class _Rewriter:
     def product(self, product: Any) -> Any:
         if not isinstance(product, dict):
             return product
-        p = self.set(product, "dataProcessingType", _enum(product.get("dataProcessingType"), PROCESSING_TYPES),
-                     "$.product.dataProcessingType", "case")
+        p = self.set(
+            product,
+            "dataProcessingType",
+            _enum(product.get("dataProcessingType"), PROCESSING_TYPES),
+            "$.product.dataProcessingType",
+            "case",
+        )
         if "files" in p:
             files = self.files(p["files"], "$.product.files")
             p = p if files is p["files"] else {**p, "files": files}

@@ -56,8 +56,11 @@ def reset() -> None:
 
 def record_key(record: dict[str, Any]) -> dict[str, Any]:
     """The identity of a stream record (``record`` in the envelope shape)."""
-    return {"streamArn": record.get("streamArn"), "shardId": record.get("shardId"),
-            "sequenceNumber": record.get("sequenceNumber")}
+    return {
+        "streamArn": record.get("streamArn"),
+        "shardId": record.get("shardId"),
+        "sequenceNumber": record.get("sequenceNumber"),
+    }
 
 
 class Once:
@@ -66,8 +69,9 @@ class Once:
     def __init__(self, table: str, context: Any = None, *, ttl: int | None = None):
         self.table = table
         ttl = ttl or int(os.environ.get("IDEMPOTENCY_TTL_SECONDS") or DEFAULT_TTL_SECONDS)
-        self.config = IdempotencyConfig(event_key_jmespath=RECORD_KEY, raise_on_no_idempotency_key=True,
-                                        expires_after_seconds=ttl)
+        self.config = IdempotencyConfig(
+            event_key_jmespath=RECORD_KEY, raise_on_no_idempotency_key=True, expires_after_seconds=ttl
+        )
         if context is not None:
             self.config.register_lambda_context(context)
 
@@ -75,20 +79,23 @@ class Once:
     def from_env(cls, context: Any = None) -> Once:
         return cls(aws.env("IDEMPOTENCY_TABLE"), context)
 
-    def run(self, kind: str, key: dict[str, Any], effect: Callable[[], Any], *,
-            key_path: str | None = None) -> Any:
+    def run(self, kind: str, key: dict[str, Any], effect: Callable[[], Any], *, key_path: str | None = None) -> Any:
         """``effect()`` unless it already completed for ``key`` (then its saved result)."""
         config = self.config
         if key_path:
-            config = IdempotencyConfig(event_key_jmespath=key_path, raise_on_no_idempotency_key=True,
-                                       expires_after_seconds=self.config.expires_after_seconds,
-                                       lambda_context=self.config.lambda_context)
+            config = IdempotencyConfig(
+                event_key_jmespath=key_path,
+                raise_on_no_idempotency_key=True,
+                expires_after_seconds=self.config.expires_after_seconds,
+                lambda_context=self.config.lambda_context,
+            )
 
         def do(data: dict[str, Any]) -> Any:
             return effect()
 
-        wrapped = idempotent_function(do, data_keyword_argument="data", persistence_store=_layer(self.table, kind),
-                                      config=config, key_prefix=kind)
+        wrapped = idempotent_function(
+            do, data_keyword_argument="data", persistence_store=_layer(self.table, kind), config=config, key_prefix=kind
+        )
         return wrapped(data=key)
 
     def done(self, kind: str, key: dict[str, Any]) -> bool:

@@ -52,9 +52,16 @@ _SHARED: dict[tuple, Pacer] = {}
 class Pacer:
     """Token bucket (optional cap), shared throttling backoff and a deadline for one pool."""
 
-    def __init__(self, rate: float = 0.0, burst: float | None = None, deadline: float | None = None, *,
-                 max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        rate: float = 0.0,
+        burst: float | None = None,
+        deadline: float | None = None,
+        *,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.rate = float(rate)
         self.max_attempts = max(1, int(max_attempts))
         self.burst = float(burst if burst else max(1.0, self.rate))
@@ -68,8 +75,13 @@ class Pacer:
         self._throttles = 0
 
     @classmethod
-    def from_env(cls, context: Any = None, *, clock: Callable[[], float] | None = None,
-                 sleep: Callable[[float], None] | None = None) -> Pacer:
+    def from_env(
+        cls,
+        context: Any = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> Pacer:
         clock = clock or CLOCK
         sleep = sleep or SLEEP
         rate = float(os.environ.get("START_RATE_LIMIT") or 0)

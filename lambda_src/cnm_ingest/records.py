@@ -65,6 +65,7 @@ class NotAnExecutionEvent(ValueError):
 
 # --- small helpers -------------------------------------------------------------------------
 
+
 def clean(value: Any, limit: int = MAX_FIELD_BYTES) -> str:
     """A string DynamoDB accepts: lone surrogates replaced, cut to ``limit`` UTF-8 bytes on a character boundary."""
     text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
@@ -120,6 +121,7 @@ def is_reingest(execution_name: str) -> bool:
 
 # --- reading the workflow message ------------------------------------------------------------
 
+
 def _obj(value: Any) -> dict[str, Any]:
     """``value`` when it is a JSON object, else an empty one."""
     return value if isinstance(value, dict) else {}
@@ -159,8 +161,11 @@ def workflow_cnm(message: dict[str, Any]) -> dict[str, Any] | None:
 
 def _granule_ids(message: dict[str, Any], cnm: dict[str, Any] | None) -> list[str]:
     granules = _obj(message.get("payload")).get("granules")
-    ids = [g["granuleId"] for g in granules if isinstance(g, dict) and isinstance(g.get("granuleId"), str)] \
-        if isinstance(granules, list) else []
+    ids = (
+        [g["granuleId"] for g in granules if isinstance(g, dict) and isinstance(g.get("granuleId"), str)]
+        if isinstance(granules, list)
+        else []
+    )
     if not ids and cnm is not None:
         meta = _obj(message.get("meta"))
         try:
@@ -208,8 +213,11 @@ def facts_from_input(text: Any) -> dict[str, Any]:
         facts["cnm_identifier"] = clean(cnm["identifier"], 1024)
     source = cumulus.get("source")
     if isinstance(source, dict):
-        facts["source"] = {k: clean(source[k], 1024) for k in ("stream_arn", "shard_id", "sequence_number",
-                                                                "partition_key") if isinstance(source.get(k), str)}
+        facts["source"] = {
+            k: clean(source[k], 1024)
+            for k in ("stream_arn", "shard_id", "sequence_number", "partition_key")
+            if isinstance(source.get(k), str)
+        }
     if cnm is not None:
         text_cnm = json.dumps(cnm, separators=(",", ":"), ensure_ascii=False, default=str)
         if len(text_cnm.encode("utf-8", "replace")) <= MAX_CNM_BYTES:
@@ -218,6 +226,7 @@ def facts_from_input(text: Any) -> dict[str, Any]:
 
 
 # --- the event -------------------------------------------------------------------------------
+
 
 def parse_event(event: Any, load_input: InputLoader | None = None) -> dict[str, Any]:
     """The record fields of one EventBridge event (``NotAnExecutionEvent`` when it is not one).
@@ -264,9 +273,11 @@ def parse_event(event: Any, load_input: InputLoader | None = None) -> dict[str, 
         from .task import original_error
 
         original = original_error({"Error": detail.get("error"), "Cause": detail.get("cause")})
-        fields["original_error"] = {"Error": clean(original["Error"], MAX_ERROR_BYTES),
-                                    "errorCode": clean(original["errorCode"], 64),
-                                    "errorMessage": clean(original["errorMessage"], MAX_ERROR_BYTES * 4)}
+        fields["original_error"] = {
+            "Error": clean(original["Error"], MAX_ERROR_BYTES),
+            "errorCode": clean(original["errorCode"], 64),
+            "errorMessage": clean(original["errorMessage"], MAX_ERROR_BYTES * 4),
+        }
     return fields
 
 
@@ -279,9 +290,17 @@ def _attr(value: Any) -> Any:
     return _SERIALIZER.serialize(value)
 
 
-def _update(table: str, key: dict[str, str], values: dict[str, Any], *, condition: str | None = None,
-            extra_set: tuple[str, ...] = (), extra_values: dict[str, Any] | None = None,
-            names: dict[str, str] | None = None, replace: bool = False) -> bool:
+def _update(
+    table: str,
+    key: dict[str, str],
+    values: dict[str, Any],
+    *,
+    condition: str | None = None,
+    extra_set: tuple[str, ...] = (),
+    extra_values: dict[str, Any] | None = None,
+    names: dict[str, str] | None = None,
+    replace: bool = False,
+) -> bool:
     """One UpdateItem; False when the condition did not hold (nothing written).
 
     ``replace``: the item now describes ``values``' state, so the outcome attributes of an earlier state
@@ -293,7 +312,9 @@ def _update(table: str, key: dict[str, str], values: dict[str, Any], *, conditio
     params: dict[str, Any] = {
         "TableName": table,
         "Key": {k: {"S": v} for k, v in key.items()},
-        "UpdateExpression": "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(f"#{a}" for a in stale) if stale else ""),
+        "UpdateExpression": "SET "
+        + ", ".join(sets)
+        + (" REMOVE " + ", ".join(f"#{a}" for a in stale) if stale else ""),
         "ExpressionAttributeNames": attr_names,
         "ExpressionAttributeValues": {f":{k}": _attr(v) for k, v in {**values, **(extra_values or {})}.items()},
     }
@@ -326,8 +347,16 @@ def _write(table: str, key: dict[str, str], values: dict[str, Any], event: str, 
     """
     names = {"#ev": event, "#status_rank": "status_rank"}
     history = ("#ev = if_not_exists(#ev, :when)",)
-    if _update(table, key, values, extra_set=history, extra_values={"when": when}, names=names, replace=True,
-               condition=f"attribute_not_exists(#status_rank) OR ({condition})"):
+    if _update(
+        table,
+        key,
+        values,
+        extra_set=history,
+        extra_values={"when": when},
+        names=names,
+        replace=True,
+        condition=f"attribute_not_exists(#status_rank) OR ({condition})",
+    ):
         return True
     # the item holds a newer (or the same) state: keep it, only note this event's time
     _update(table, key, {}, extra_set=history, extra_values={"when": when}, names={"#ev": event})
@@ -347,33 +376,62 @@ def record_event(table: str, event: Any, load_input: InputLoader | None = None) 
     when = fields.get("stopped_at") or fields["event_time"] if status != RUNNING else fields["started_at"]
     base = {k: v for k, v in fields.items() if k != "event_time"}
     newer_rank = "#status_rank < :status_rank"
-    execution = {**base, "entity": EXECUTION, "status_rank": r, "status_key": f"{EXECUTION}#{status}",
-                 "updated_at": when}
+    execution = {
+        **base,
+        "entity": EXECUTION,
+        "status_rank": r,
+        "status_key": f"{EXECUTION}#{status}",
+        "updated_at": when,
+    }
     written = _write(table, execution_key(arn), execution, event, when, newer_rank)
     collection = fields.get("collection") or "unknown"
     granules: dict[str, bool] = {}
     granule_ids: list[str] = fields.get("granule_ids") or []
     for gid in granule_ids:
         pk = granule_pk(gid)
-        attempt: dict[str, Any] = {"entity": "ATTEMPT", "granule_id": gid, "collection": collection, "execution_arn": arn,
-                   "execution_name": fields["execution_name"], "status": status, "status_rank": r,
-                   "started_at": fields["started_at"], "updated_at": when, "reingest": fields["reingest"],
-                   **{k: fields[k] for k in ("stopped_at", "error", "cause", "original_error") if k in fields}}
-        _write(table, {"pk": pk, "sk": attempt_sk(collection, fields["started_at"], arn)}, attempt, event, when,
-               newer_rank)
-        summary = {**{k: v for k, v in base.items() if k != "granule_ids"}, "entity": GRANULE, "granule_id": gid,
-                   "collection": collection, "status_rank": r, "status_key": f"{GRANULE}#{status}",
-                   "updated_at": when}
+        attempt: dict[str, Any] = {
+            "entity": "ATTEMPT",
+            "granule_id": gid,
+            "collection": collection,
+            "execution_arn": arn,
+            "execution_name": fields["execution_name"],
+            "status": status,
+            "status_rank": r,
+            "started_at": fields["started_at"],
+            "updated_at": when,
+            "reingest": fields["reingest"],
+            **{k: fields[k] for k in ("stopped_at", "error", "cause", "original_error") if k in fields},
+        }
+        _write(
+            table, {"pk": pk, "sk": attempt_sk(collection, fields["started_at"], arn)}, attempt, event, when, newer_rank
+        )
+        summary = {
+            **{k: v for k, v in base.items() if k != "granule_ids"},
+            "entity": GRANULE,
+            "granule_id": gid,
+            "collection": collection,
+            "status_rank": r,
+            "status_key": f"{GRANULE}#{status}",
+            "updated_at": when,
+        }
         # the summary follows the attempt that started last (ties: execution ARN), and its status never regresses
-        newer_attempt = ("#started_at < :started_at OR (#started_at = :started_at AND "
-                         "(#execution_arn < :execution_arn OR (#execution_arn = :execution_arn AND "
-                         "#status_rank < :status_rank)))")
-        granules[gid] = _update(table, {"pk": pk, "sk": summary_sk(collection)}, summary, replace=True,
-                                condition=f"attribute_not_exists(#status_rank) OR {newer_attempt}")
+        newer_attempt = (
+            "#started_at < :started_at OR (#started_at = :started_at AND "
+            "(#execution_arn < :execution_arn OR (#execution_arn = :execution_arn AND "
+            "#status_rank < :status_rank)))"
+        )
+        granules[gid] = _update(
+            table,
+            {"pk": pk, "sk": summary_sk(collection)},
+            summary,
+            replace=True,
+            condition=f"attribute_not_exists(#status_rank) OR {newer_attempt}",
+        )
     return {"execution_arn": arn, "status": status, "written": written, "granules": granules}
 
 
 # --- reading (the CLI) ------------------------------------------------------------------------
+
 
 def plain(item: dict[str, Any]) -> dict[str, Any]:
     """A DynamoDB item as plain Python values."""
@@ -392,16 +450,22 @@ def _jsonable(value: Any) -> Any:
 
 
 def get_execution(table: str, arn: str) -> dict[str, Any] | None:
-    item = aws.client("dynamodb").get_item(TableName=table, Key={k: {"S": v} for k, v in execution_key(arn).items()},
-                                           ConsistentRead=True).get("Item")
+    item = (
+        aws.client("dynamodb")
+        .get_item(TableName=table, Key={k: {"S": v} for k, v in execution_key(arn).items()}, ConsistentRead=True)
+        .get("Item")
+    )
     return plain(item) if item else None
 
 
 def get_granule(table: str, granule_id: str, collection: str | None = None) -> dict[str, Any] | None:
     """``{"summaries": [...], "attempts": [...]}`` for a granule id (all collections unless given), or None."""
-    params: dict[str, Any] = {"TableName": table, "KeyConditionExpression": "pk = :pk",
-                              "ExpressionAttributeValues": {":pk": {"S": granule_pk(granule_id)}},
-                              "ConsistentRead": True}
+    params: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": granule_pk(granule_id)}},
+        "ConsistentRead": True,
+    }
     items: list[dict[str, Any]] = []
     ddb = aws.client("dynamodb")
     while True:
@@ -419,12 +483,23 @@ def get_granule(table: str, granule_id: str, collection: str | None = None) -> d
     return {"summaries": summaries, "attempts": attempts}
 
 
-def query_status(table: str, kind: str, status: str, since: str, until: str, *,
-                 collection: str | None = None, provider: str | None = None, limit: int | None = None,
-                 count_only: bool = False) -> tuple[int, list[dict[str, Any]]]:
+def query_status(
+    table: str,
+    kind: str,
+    status: str,
+    since: str,
+    until: str,
+    *,
+    collection: str | None = None,
+    provider: str | None = None,
+    limit: int | None = None,
+    count_only: bool = False,
+) -> tuple[int, list[dict[str, Any]]]:
     """Items of ``kind`` (EXECUTION | GRANULE) in ``status`` updated in [since, until], newest first."""
     params: dict[str, Any] = {
-        "TableName": table, "IndexName": STATUS_INDEX, "ScanIndexForward": False,
+        "TableName": table,
+        "IndexName": STATUS_INDEX,
+        "ScanIndexForward": False,
         "KeyConditionExpression": "status_key = :k AND updated_at BETWEEN :a AND :b",
         "ExpressionAttributeValues": {":k": {"S": f"{kind}#{status}"}, ":a": {"S": since}, ":b": {"S": until}},
     }

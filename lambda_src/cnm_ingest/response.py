@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -35,7 +35,7 @@ MAX_ATTRIBUTE_CHARS = 1024  # a provider's trace can be long; a filter attribute
 
 def now_iso() -> str:
     """RFC 3339 UTC timestamp with microseconds, as the CNM samples use."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _text(value: Any, limit: int) -> str:
@@ -84,7 +84,9 @@ def build_response(
     received = date_time(received_time) or now_iso()
     response: dict[str, Any] = {
         "version": src["version"] if src.get("version") in VERSIONS else DEFAULT_VERSION,
-        "identifier": _text(src["identifier"], len(src["identifier"])) if isinstance(src.get("identifier"), str) else UNKNOWN,
+        "identifier": _text(src["identifier"], len(src["identifier"]))
+        if isinstance(src.get("identifier"), str)
+        else UNKNOWN,
         "collection": _collection(src.get("collection")),
         "submissionTime": date_time(src.get("submissionTime")) or received,
         "receivedTime": received,
@@ -110,6 +112,7 @@ def build_response(
 
 # --- addressing -----------------------------------------------------------------------------------
 
+
 def staged_uri(bucket: str, key: str, distribution_endpoint: str | None = None) -> str:
     """``s3://bucket/key``, or ``<distribution_endpoint>/bucket/key`` (percent-encoded) when an endpoint is set.
 
@@ -124,8 +127,9 @@ def staged_uri(bucket: str, key: str, distribution_endpoint: str | None = None) 
     return f"{distribution_endpoint.rstrip('/')}/{'/'.join(segments)}"
 
 
-def response_product(granules: list[dict[str, Any]], cnm: Any, distribution_endpoint: str | None = None
-                     ) -> dict[str, Any] | None:
+def response_product(
+    granules: list[dict[str, Any]], cnm: Any, distribution_endpoint: str | None = None
+) -> dict[str, Any] | None:
     """The SUCCESS ``product``: every granule's staged files, addressed by :func:`staged_uri`.
 
     ``name`` is the first granule's ``producerGranuleId`` (the notification's
@@ -135,8 +139,12 @@ def response_product(granules: list[dict[str, Any]], cnm: Any, distribution_endp
     files = []
     for granule in granules:
         for f in granule.get("files", []):
-            entry = {"type": f["type"], "name": f["name"], "uri": staged_uri(f["bucket"], f["key"], distribution_endpoint),
-                     "size": f["size"]}
+            entry = {
+                "type": f["type"],
+                "name": f["name"],
+                "uri": staged_uri(f["bucket"], f["key"], distribution_endpoint),
+                "size": f["size"],
+            }
             if f.get("checksum"):
                 entry.update(checksumType=f.get("checksumType") or "md5", checksum=f["checksum"])
             files.append(entry)
@@ -190,21 +198,32 @@ def message_attributes(response: dict[str, Any], cnm: Any) -> dict[str, dict[str
     values = {
         "CNM_RESPONSE_STATUS": response["response"]["status"],
         "COLLECTION": _collection_name(coll),
-        "DATA_VERSION": product.get("dataVersion") if isinstance(product.get("dataVersion"), str) and product["dataVersion"]
+        "DATA_VERSION": product.get("dataVersion")
+        if isinstance(product.get("dataVersion"), str) and product["dataVersion"]
         else (coll.get("version") if isinstance(coll, dict) else None),
         "dataProcessingType": product.get("dataProcessingType"),
         "trace": cnm.get("trace"),
     }
-    return {name: {"DataType": "String", "StringValue": _text(v, MAX_ATTRIBUTE_CHARS)}
-            for name, v in values.items() if isinstance(v, str) and v}
+    return {
+        name: {"DataType": "String", "StringValue": _text(v, MAX_ATTRIBUTE_CHARS)}
+        for name, v in values.items()
+        if isinstance(v, str) and v
+    }
 
 
 # --- destinations ---------------------------------------------------------------------------------
 
+
 def destination_kind(arn: str) -> str:
     """``kinesis`` or ``sns`` for a destination ARN; anything else is a ConfigurationError."""
     parts = arn.split(":", 5) if isinstance(arn, str) else []
-    if len(parts) == 6 and parts[0] == "arn" and parts[2] == "kinesis" and parts[5].startswith("stream/") and len(parts[5]) > 7:
+    if (
+        len(parts) == 6
+        and parts[0] == "arn"
+        and parts[2] == "kinesis"
+        and parts[5].startswith("stream/")
+        and len(parts[5]) > 7
+    ):
         return "kinesis"
     if len(parts) == 6 and parts[0] == "arn" and parts[2] == "sns" and parts[5] and ":" not in parts[5]:
         return "sns"
@@ -244,12 +263,17 @@ def put_response(response: dict[str, Any], stream_arn: str) -> dict[str, Any]:
 
 def publish_response(response: dict[str, Any], topic_arn: str, attributes: dict[str, dict[str, str]]) -> dict[str, Any]:
     """Publish a response to an SNS topic with its message attributes."""
-    return aws.client("sns").publish(TopicArn=topic_arn, Message=json.dumps(response, separators=(",", ":")),
-                                     MessageAttributes=attributes)
+    return aws.client("sns").publish(
+        TopicArn=topic_arn, Message=json.dumps(response, separators=(",", ":")), MessageAttributes=attributes
+    )
 
 
-def send_response(response: dict[str, Any], destinations: list[str], attributes: dict[str, dict[str, str]],
-                  done: set[str] | None = None) -> list[str]:
+def send_response(
+    response: dict[str, Any],
+    destinations: list[str],
+    attributes: dict[str, dict[str, str]],
+    done: set[str] | None = None,
+) -> list[str]:
     """Send ``response`` to each destination not in ``done``, in order; returns the ARNs sent to.
 
     ``done`` is updated as each send succeeds, so a caller that keeps it

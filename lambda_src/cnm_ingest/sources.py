@@ -100,8 +100,9 @@ def credentials(secret_arn: str | None) -> dict[str, str] | None:
 @functools.lru_cache(maxsize=64)
 def _pool(provider_id: str, limit: int) -> urllib3.PoolManager:
     """One pool per provider; at most ``limit`` connections per host, callers wait for a free one."""
-    return urllib3.PoolManager(maxsize=limit, block=True, retries=False,
-                               timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT))
+    return urllib3.PoolManager(
+        maxsize=limit, block=True, retries=False, timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT)
+    )
 
 
 def open_source(uri: str, provider: dict[str, Any]) -> urllib3.BaseHTTPResponse:
@@ -161,12 +162,21 @@ def _check(file: dict[str, Any], digest: Any, size: int) -> None:
     if size != file["size"]:
         raise SizeMismatchError(f"{file['source']} sent {size} bytes, the CNM says {file['size']}; nothing was stored")
     if file.get("checksum") and not checksum.matches(file["checksum"], digest.hexdigest()):
-        raise ChecksumMismatchError(f"{file['source']} has {file.get('checksumType') or 'md5'} {digest.hexdigest()}, "
-                                    f"the CNM says {file['checksum']}; nothing was stored")
+        raise ChecksumMismatchError(
+            f"{file['source']} has {file.get('checksumType') or 'md5'} {digest.hexdigest()}, "
+            f"the CNM says {file['checksum']}; nothing was stored"
+        )
 
 
-def fetch_to_s3(file: dict[str, Any], provider: dict[str, Any], bucket: str, key: str, *, metadata: dict[str, str],
-                part_size: int | None = None) -> int:
+def fetch_to_s3(
+    file: dict[str, Any],
+    provider: dict[str, Any],
+    bucket: str,
+    key: str,
+    *,
+    metadata: dict[str, str],
+    part_size: int | None = None,
+) -> int:
     """Stream ``file["source"]`` into ``s3://bucket/key``; the object exists only if size and checksum match.
 
     Returns the size. Parts are ``part_size`` bytes (at least S3's 5 MiB minimum).
@@ -182,8 +192,9 @@ def fetch_to_s3(file: dict[str, Any], provider: dict[str, Any], bucket: str, key
             digest.update(chunk)
             size += len(chunk)
             if size > file["size"]:
-                raise SizeMismatchError(f"{file['source']} sent more than the {file['size']} bytes the CNM says; "
-                                        "nothing was stored")
+                raise SizeMismatchError(
+                    f"{file['source']} sent more than the {file['size']} bytes the CNM says; nothing was stored"
+                )
             buffer += chunk
             while len(buffer) >= part:
                 if upload_id is None:
@@ -196,8 +207,9 @@ def fetch_to_s3(file: dict[str, Any], provider: dict[str, Any], bucket: str, key
             s3.put_object(Bucket=bucket, Key=key, Body=bytes(buffer), Metadata=metadata)
         else:
             if buffer:
-                etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=len(parts) + 1,
-                                      Body=bytes(buffer))
+                etag = s3.upload_part(
+                    Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=len(parts) + 1, Body=bytes(buffer)
+                )
                 parts.append({"ETag": etag["ETag"], "PartNumber": len(parts) + 1})
             s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
             upload_id = None

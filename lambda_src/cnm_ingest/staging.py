@@ -43,7 +43,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -86,12 +86,20 @@ def staging_bucket(meta: dict[str, Any], config: dict[str, Any]) -> str:
 
 def url_path(template: str, *, stack: str, name: str, version: str | None, granule_id: str) -> str:
     """Render a ``url_path`` template for a granule (see :mod:`cnm_ingest.url_template`)."""
-    return place({"name": "_", "type": "data"}, {"granuleId": granule_id, "dataType": name, "version": version},
-                 buckets={}, default_bucket="", template=template, config={}, stack=stack).prefix
+    return place(
+        {"name": "_", "type": "data"},
+        {"granuleId": granule_id, "dataType": name, "version": version},
+        buckets={},
+        default_bucket="",
+        template=template,
+        config={},
+        stack=stack,
+    ).prefix
 
 
-def place(file: dict[str, Any], granule: dict[str, Any], *, template: str, config: dict[str, Any],
-          **where: Any) -> url_template.Placement:
+def place(
+    file: dict[str, Any], granule: dict[str, Any], *, template: str, config: dict[str, Any], **where: Any
+) -> url_template.Placement:
     """:func:`cnm_ingest.url_template.place`; a granuleId the url_path uses must be a plain name."""
     check_name(file.get("name"))
     spec = url_template.file_spec(file["name"], config) or {}
@@ -111,8 +119,17 @@ def head(bucket: str, key: str) -> dict[str, Any] | None:
         raise
 
 
-def copy(src: dict[str, str], bucket: str, key: str, size: int, *, metadata: dict[str, str], content_type: str,
-         multipart_threshold: int | None = None, part_size: int | None = None) -> None:
+def copy(
+    src: dict[str, str],
+    bucket: str,
+    key: str,
+    size: int,
+    *,
+    metadata: dict[str, str],
+    content_type: str,
+    multipart_threshold: int | None = None,
+    part_size: int | None = None,
+) -> None:
     """Server-side copy of ``src`` (``{"Bucket", "Key"}``) to ``s3://bucket/key``."""
     s3 = aws.client("s3")
     threshold = MULTIPART_THRESHOLD if multipart_threshold is None else multipart_threshold
@@ -126,8 +143,14 @@ def copy(src: dict[str, str], bucket: str, key: str, size: int, *, metadata: dic
         parts = []
         for number, start in enumerate(range(0, size, part), start=1):
             end = min(start + part, size) - 1
-            result = s3.upload_part_copy(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                                         CopySource=src, CopySourceRange=f"bytes={start}-{end}")
+            result = s3.upload_part_copy(
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                CopySource=src,
+                CopySourceRange=f"bytes={start}-{end}",
+            )
             parts.append({"ETag": result["CopyPartResult"]["ETag"], "PartNumber": number})
         s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
     except BaseException:
@@ -136,7 +159,7 @@ def copy(src: dict[str, str], bucket: str, key: str, size: int, *, metadata: dic
 
 
 def _timestamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")[:-3]
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")[:-3]
 
 
 def check_name(name: Any, what: str = "file name") -> str:
@@ -148,8 +171,9 @@ def check_name(name: Any, what: str = "file name") -> str:
     """
     path = "$.product.files[].name" if what == "file name" else "$.product.name"
     if not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in _NAME_FORBIDDEN):
-        raise CnmValidationError(f"{what} {name!r} is not a plain file name (empty, '.', '..', or has '/', '\\' or NUL)",
-                                 path)
+        raise CnmValidationError(
+            f"{what} {name!r} is not a plain file name (empty, '.', '..', or has '/', '\\' or NUL)", path
+        )
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
@@ -211,7 +235,7 @@ def check_source(file: dict[str, Any], provider: dict[str, Any], forbidden: set[
 
 def temporary_key(execution_name: str, key: str) -> str:
     """Where a file is verified before it is moved to ``key`` (the same for every retry of the execution)."""
-    digest = hashlib.sha256(f"{execution_name}\x1f{key}".encode("utf-8")).hexdigest()[:40]
+    digest = hashlib.sha256(f"{execution_name}\x1f{key}".encode()).hexdigest()[:40]
     return f"{TEMP_PREFIX}/{digest}"
 
 
@@ -242,8 +266,10 @@ def _verify(file: dict[str, Any], bucket: str, key: str) -> int:
     if size != file["size"] or not ok_checksum:
         aws.client("s3").delete_object(Bucket=bucket, Key=key)
         if size != file["size"]:
-            raise SizeMismatchError(f"the copy of {file['source']} is {size} bytes, the CNM says {file['size']}; "
-                                    "the temporary copy was deleted, nothing staged was touched")
+            raise SizeMismatchError(
+                f"the copy of {file['source']} is {size} bytes, the CNM says {file['size']}; "
+                "the temporary copy was deleted, nothing staged was touched"
+            )
         raise ChecksumMismatchError(
             f"the copy of {file['source']} has {file.get('checksumType') or 'md5'} {digest}, "
             f"the CNM says {file['checksum']}; the temporary copy was deleted, nothing staged was touched"
@@ -263,35 +289,60 @@ def _duplicate_error(bucket: str, key: str) -> DuplicateFileError:
     return DuplicateFileError(f"s3://{bucket}/{key} already exists and the collection's duplicate_handling is 'error'")
 
 
-def prepare_file(file: dict[str, Any], *, bucket: str, prefix: str, duplicate_handling: str, checksum_required: bool,
-                 execution_name: str, provider: dict[str, Any], forbidden: set[str]) -> dict[str, Any]:
+def prepare_file(
+    file: dict[str, Any],
+    *,
+    bucket: str,
+    prefix: str,
+    duplicate_handling: str,
+    checksum_required: bool,
+    execution_name: str,
+    provider: dict[str, Any],
+    forbidden: set[str],
+) -> dict[str, Any]:
     """Check one file without any AWS call; returns it with its literal source and staged location."""
     if duplicate_handling not in DUPLICATE_HANDLING:
         raise ConfigurationError(f"duplicate_handling must be one of {DUPLICATE_HANDLING}, not {duplicate_handling!r}")
     name = check_name(file.get("name"))
     if checksum_required and not file.get("checksum"):
-        raise CnmValidationError(f"file {name!r} has no checksum and the collection requires one",
-                                 "$.product.files[].checksum")
+        raise CnmValidationError(
+            f"file {name!r} has no checksum and the collection requires one", "$.product.files[].checksum"
+        )
     src_bucket, src_key = check_source(file, provider, forbidden | {bucket})
     key = url_template.object_key(prefix, name)
-    return {**file, "bucket": src_bucket, "key": src_key, "staged_bucket": bucket, "staged_key": key,
-            "temp_key": temporary_key(execution_name, key)}
+    return {
+        **file,
+        "bucket": src_bucket,
+        "key": src_key,
+        "staged_bucket": bucket,
+        "staged_key": key,
+        "temp_key": temporary_key(execution_name, key),
+    }
 
 
 def _to_temporary(file: dict[str, Any], execution_name: str, provider: dict[str, Any], **copy_options: Any) -> int:
     bucket = file["staged_bucket"]
     metadata = {EXECUTION_METADATA: execution_name, SOURCE_METADATA: file["source"][:1024]}
     if file["bucket"] is None:  # http(s): streamed, size and checksum verified before the temporary object exists
-        return sources.fetch_to_s3(file, provider, bucket, file["temp_key"], metadata=metadata,
-                                   part_size=copy_options.get("part_size"))
+        return sources.fetch_to_s3(
+            file, provider, bucket, file["temp_key"], metadata=metadata, part_size=copy_options.get("part_size")
+        )
     source = _source_head(file)
-    copy({"Bucket": file["bucket"], "Key": file["key"]}, bucket, file["temp_key"], source["ContentLength"],
-         metadata=metadata, content_type=source.get("ContentType", "binary/octet-stream"), **copy_options)
+    copy(
+        {"Bucket": file["bucket"], "Key": file["key"]},
+        bucket,
+        file["temp_key"],
+        source["ContentLength"],
+        metadata=metadata,
+        content_type=source.get("ContentType", "binary/octet-stream"),
+        **copy_options,
+    )
     return _verify(file, bucket, file["temp_key"])
 
 
-def _commit(file: dict[str, Any], size: int, *, duplicate_handling: str, execution_name: str,
-            **copy_options: Any) -> dict[str, Any]:
+def _commit(
+    file: dict[str, Any], size: int, *, duplicate_handling: str, execution_name: str, **copy_options: Any
+) -> dict[str, Any]:
     """Move a verified temporary copy to its staged key according to the duplicate mode."""
     bucket, key, temp = file["staged_bucket"], file["staged_key"], file["temp_key"]
     staged = _staged(file, size=size)
@@ -306,15 +357,28 @@ def _commit(file: dict[str, Any], size: int, *, duplicate_handling: str, executi
             return _staged(file, size=existing["ContentLength"], duplicate="skipped")
         if duplicate_handling == "version":
             versioned = f"{key}.v{_timestamp()}"
-            copy({"Bucket": bucket, "Key": key}, bucket, versioned, existing["ContentLength"],
-                 metadata=existing.get("Metadata", {}), content_type=existing.get("ContentType", "binary/octet-stream"),
-                 **copy_options)
+            copy(
+                {"Bucket": bucket, "Key": key},
+                bucket,
+                versioned,
+                existing["ContentLength"],
+                metadata=existing.get("Metadata", {}),
+                content_type=existing.get("ContentType", "binary/octet-stream"),
+                **copy_options,
+            )
             staged.update(duplicate="versioned", versionedKey=versioned)
         else:
             staged["duplicate"] = "replaced"
     temp_head = head(bucket, temp) or {}
-    copy({"Bucket": bucket, "Key": temp}, bucket, key, size, metadata=temp_head.get("Metadata", {}),
-         content_type=temp_head.get("ContentType", "binary/octet-stream"), **copy_options)
+    copy(
+        {"Bucket": bucket, "Key": temp},
+        bucket,
+        key,
+        size,
+        metadata=temp_head.get("Metadata", {}),
+        content_type=temp_head.get("ContentType", "binary/octet-stream"),
+        **copy_options,
+    )
     s3.delete_object(Bucket=bucket, Key=temp)
     return staged
 
@@ -334,20 +398,52 @@ def _staged(file: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return {**out, "bucket": file["staged_bucket"], "key": file["staged_key"], **fields}
 
 
-def sync_files(files: list[dict[str, Any]], *, bucket: str, prefix: str, duplicate_handling: str,
-               checksum_required: bool, execution_name: str, provider: dict[str, Any], forbidden: set[str] | None = None,
-               multipart_threshold: int | None = None, part_size: int | None = None) -> list[dict[str, Any]]:
+def sync_files(
+    files: list[dict[str, Any]],
+    *,
+    bucket: str,
+    prefix: str,
+    duplicate_handling: str,
+    checksum_required: bool,
+    execution_name: str,
+    provider: dict[str, Any],
+    forbidden: set[str] | None = None,
+    multipart_threshold: int | None = None,
+    part_size: int | None = None,
+) -> list[dict[str, Any]]:
     """Stage one granule's files under ``s3://bucket/prefix/`` (:func:`stage_prepared` after :func:`prepare_file`)."""
-    prepared = [prepare_file(f, bucket=bucket, prefix=prefix, duplicate_handling=duplicate_handling,
-                             checksum_required=checksum_required, execution_name=execution_name, provider=provider,
-                             forbidden=forbidden or set()) for f in files]
-    return stage_prepared(prepared, duplicate_handling=duplicate_handling, execution_name=execution_name,
-                          provider=provider, multipart_threshold=multipart_threshold, part_size=part_size)
+    prepared = [
+        prepare_file(
+            f,
+            bucket=bucket,
+            prefix=prefix,
+            duplicate_handling=duplicate_handling,
+            checksum_required=checksum_required,
+            execution_name=execution_name,
+            provider=provider,
+            forbidden=forbidden or set(),
+        )
+        for f in files
+    ]
+    return stage_prepared(
+        prepared,
+        duplicate_handling=duplicate_handling,
+        execution_name=execution_name,
+        provider=provider,
+        multipart_threshold=multipart_threshold,
+        part_size=part_size,
+    )
 
 
-def stage_prepared(prepared: list[dict[str, Any]], *, duplicate_handling: str, execution_name: str,
-                   provider: dict[str, Any], multipart_threshold: int | None = None,
-                   part_size: int | None = None) -> list[dict[str, Any]]:
+def stage_prepared(
+    prepared: list[dict[str, Any]],
+    *,
+    duplicate_handling: str,
+    execution_name: str,
+    provider: dict[str, Any],
+    multipart_threshold: int | None = None,
+    part_size: int | None = None,
+) -> list[dict[str, Any]]:
     """Stage one granule's checked files: copy and verify all into temporary keys, then commit all.
 
     Returns the granule files pointing at their staged copies. Every file
@@ -374,9 +470,10 @@ def stage_prepared(prepared: list[dict[str, Any]], *, duplicate_handling: str, e
     except BaseException:
         _discard(to_copy)
         raise
-    staged = {where(f): _commit(f, size, duplicate_handling=duplicate_handling, execution_name=execution_name,
-                                **copy_options)
-              for f, size in zip(to_copy, sizes, strict=True)}
+    staged = {
+        where(f): _commit(f, size, duplicate_handling=duplicate_handling, execution_name=execution_name, **copy_options)
+        for f, size in zip(to_copy, sizes, strict=True)
+    }
     for f in prepared:
         found = existing.get(where(f))
         if found is not None:
@@ -384,13 +481,30 @@ def stage_prepared(prepared: list[dict[str, Any]], *, duplicate_handling: str, e
     return [staged[where(f)] for f in prepared]
 
 
-def sync_file(file: dict[str, Any], *, bucket: str, prefix: str, duplicate_handling: str, checksum_required: bool,
-              execution_name: str, provider: dict[str, Any], multipart_threshold: int | None = None,
-              part_size: int | None = None) -> dict[str, Any]:
+def sync_file(
+    file: dict[str, Any],
+    *,
+    bucket: str,
+    prefix: str,
+    duplicate_handling: str,
+    checksum_required: bool,
+    execution_name: str,
+    provider: dict[str, Any],
+    multipart_threshold: int | None = None,
+    part_size: int | None = None,
+) -> dict[str, Any]:
     """Stage one file (:func:`sync_files` for a single file)."""
-    [staged] = sync_files([file], bucket=bucket, prefix=prefix, duplicate_handling=duplicate_handling,
-                          checksum_required=checksum_required, execution_name=execution_name, provider=provider,
-                          multipart_threshold=multipart_threshold, part_size=part_size)
+    [staged] = sync_files(
+        [file],
+        bucket=bucket,
+        prefix=prefix,
+        duplicate_handling=duplicate_handling,
+        checksum_required=checksum_required,
+        execution_name=execution_name,
+        provider=provider,
+        multipart_threshold=multipart_threshold,
+        part_size=part_size,
+    )
     return staged
 
 
@@ -410,17 +524,46 @@ def sync_message(message: Message, execution: Execution, **copy_options: Any) ->
     handling = config.get("duplicate_handling") or config.get("duplicateHandling") or "error"  # ours, else Cumulus's
     provider = provider_config(meta)
     buckets = config.get("buckets") or meta.get("buckets") or {}
-    options = {"duplicate_handling": handling, "checksum_required": bool(config.get("checksum_required")),
-               "execution_name": execution.get("name", ""), "provider": provider}
-    placements = [[(f, place(f, granule, buckets=buckets, default_bucket=bucket, template=template, config=config,
-                             stack=meta.get("stack", ""))) for f in granule["files"]]
-                  for granule in granules]  # collection files entries: bucket, type and url_path per file (Cumulus)
+    options = {
+        "duplicate_handling": handling,
+        "checksum_required": bool(config.get("checksum_required")),
+        "execution_name": execution.get("name", ""),
+        "provider": provider,
+    }
+    placements = [
+        [
+            (
+                f,
+                place(
+                    f,
+                    granule,
+                    buckets=buckets,
+                    default_bucket=bucket,
+                    template=template,
+                    config=config,
+                    stack=meta.get("stack", ""),
+                ),
+            )
+            for f in granule["files"]
+        ]
+        for granule in granules
+    ]  # collection files entries: bucket, type and url_path per file (Cumulus)
     forbidden = stack_buckets(meta) | {at.bucket for placed in placements for _, at in placed}
-    prepared = [[prepare_file({**f, "type": at.type}, bucket=at.bucket, prefix=at.prefix, forbidden=forbidden,
-                              **options) for f, at in placed] for placed in placements]  # every check before any read
+    prepared = [
+        [
+            prepare_file({**f, "type": at.type}, bucket=at.bucket, prefix=at.prefix, forbidden=forbidden, **options)
+            for f, at in placed
+        ]
+        for placed in placements
+    ]  # every check before any read
     synced = []
     for granule, files in zip(granules, prepared, strict=True):
-        files = stage_prepared(files, duplicate_handling=handling, execution_name=options["execution_name"],
-                               provider=provider, **copy_options)
-        synced.append({**granule, "files": files, "sync_completed": datetime.now(timezone.utc).isoformat()})
+        files = stage_prepared(
+            files,
+            duplicate_handling=handling,
+            execution_name=options["execution_name"],
+            provider=provider,
+            **copy_options,
+        )
+        synced.append({**granule, "files": files, "sync_completed": datetime.now(UTC).isoformat()})
     return workflow_message.set_part(message, "payload", "granules", synced)

@@ -19,7 +19,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws, cnm as cnm_mod
+from . import aws
+from . import cnm as cnm_mod
 from . import message as workflow_message
 from .errors import WorkflowPayloadError
 from .granule import collection_id, granule_id
@@ -63,8 +64,15 @@ def granule_ids(message: Message, cnm: dict[str, Any]) -> list[str]:
         return []
 
 
-def _common(message: Message, cnm: dict[str, Any], execution: Execution, status: str, kind: str, now: str,
-            error: dict[str, str] | None) -> dict[str, Any]:
+def _common(
+    message: Message,
+    cnm: dict[str, Any],
+    execution: Execution,
+    status: str,
+    kind: str,
+    now: str,
+    error: dict[str, str] | None,
+) -> dict[str, Any]:
     item: dict[str, Any] = {
         "entity": kind,
         "status": status,
@@ -86,8 +94,9 @@ def _common(message: Message, cnm: dict[str, Any], execution: Execution, status:
     return item
 
 
-def _update(table: str, key: dict[str, str], values: dict[str, Any], condition: str | None = None,
-            remove: tuple[str, ...] = ()) -> bool:
+def _update(
+    table: str, key: dict[str, str], values: dict[str, Any], condition: str | None = None, remove: tuple[str, ...] = ()
+) -> bool:
     names = {f"#{k}": k for k in values}
     expression = "SET " + ", ".join(f"#{k} = :{k}" for k in values)
     if remove:
@@ -133,10 +142,13 @@ def _record(table: str, message: Message, execution: Execution, status: str, err
     remove = tuple(a for a, stale in (("error", not error), ("completed_at", status == RUNNING)) if stale)
     _update(table, execution_key(execution), values, remove=remove)
     for gid in granules:
-        _update(table, granule_key(values["collection"], gid),
-                {**_common(message, cnm, execution, status, "GRANULE", now, error), "granule_id": gid},
-                condition="attribute_not_exists(execution_started_at) OR execution_started_at <= :execution_started_at",
-                remove=remove)
+        _update(
+            table,
+            granule_key(values["collection"], gid),
+            {**_common(message, cnm, execution, status, "GRANULE", now, error), "granule_id": gid},
+            condition="attribute_not_exists(execution_started_at) OR execution_started_at <= :execution_started_at",
+            remove=remove,
+        )
     return granules
 
 

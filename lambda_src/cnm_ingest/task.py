@@ -11,7 +11,8 @@ from ``cumulus_meta``).
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import aws
 from .errors import TransientError

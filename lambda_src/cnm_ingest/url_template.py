@@ -40,9 +40,9 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from .errors import CnmValidationError, ConfigurationError
@@ -98,7 +98,7 @@ def _when(value: Any) -> datetime:
     """A date-time as JavaScript's ``new Date(value)`` reads the values Cumulus templates see."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
-            return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
         except (OverflowError, OSError, ValueError):
             pass
     elif isinstance(value, str):
@@ -108,11 +108,14 @@ def _when(value: Any) -> datetime:
         m = _ISO.fullmatch(date_time(text) or "")
         if m is not None:
             try:
-                tz = timezone.utc if m[9] is None else timezone(
-                    (1 if m[9] == "+" else -1) * timedelta(hours=int(m[10]), minutes=int(m[11])))
+                tz = (
+                    UTC
+                    if m[9] is None
+                    else timezone((1 if m[9] == "+" else -1) * timedelta(hours=int(m[10]), minutes=int(m[11])))
+                )
                 micro = int((m[7] or "0")[:6].ljust(6, "0"))
                 when = datetime(int(m[1]), int(m[2]), int(m[3]), int(m[4]), int(m[5]), min(int(m[6]), 59), micro, tz)
-                return when.astimezone(timezone.utc)
+                return when.astimezone(UTC)
             except (ValueError, OverflowError):
                 pass
     raise ConfigurationError(f"{str(value)[:80]!r} is not a date-time")
@@ -120,15 +123,23 @@ def _when(value: Any) -> datetime:
 
 # moment.js format tokens we render (longest first); anything else alphabetic is an error.
 _MOMENT = {
-    "YYYY": lambda d: f"{d.year:04d}", "YY": lambda d: f"{d.year % 100:02d}",
-    "MM": lambda d: f"{d.month:02d}", "M": lambda d: str(d.month),
-    "DDDD": lambda d: f"{d.timetuple().tm_yday:03d}", "DDD": lambda d: str(d.timetuple().tm_yday),
-    "DD": lambda d: f"{d.day:02d}", "D": lambda d: str(d.day),
-    "HH": lambda d: f"{d.hour:02d}", "H": lambda d: str(d.hour),
-    "mm": lambda d: f"{d.minute:02d}", "m": lambda d: str(d.minute),
-    "ss": lambda d: f"{d.second:02d}", "s": lambda d: str(d.second),
+    "YYYY": lambda d: f"{d.year:04d}",
+    "YY": lambda d: f"{d.year % 100:02d}",
+    "MM": lambda d: f"{d.month:02d}",
+    "M": lambda d: str(d.month),
+    "DDDD": lambda d: f"{d.timetuple().tm_yday:03d}",
+    "DDD": lambda d: str(d.timetuple().tm_yday),
+    "DD": lambda d: f"{d.day:02d}",
+    "D": lambda d: str(d.day),
+    "HH": lambda d: f"{d.hour:02d}",
+    "H": lambda d: str(d.hour),
+    "mm": lambda d: f"{d.minute:02d}",
+    "m": lambda d: str(d.minute),
+    "ss": lambda d: f"{d.second:02d}",
+    "s": lambda d: str(d.second),
     "SSS": lambda d: f"{d.microsecond // 1000:03d}",
-    "X": lambda d: str(int(d.timestamp())), "x": lambda d: str(int(d.timestamp() * 1000)),
+    "X": lambda d: str(int(d.timestamp())),
+    "x": lambda d: str(int(d.timestamp() * 1000)),
 }
 _MOMENT_TOKEN = re.compile(r"\[[^\]]*\]|" + "|".join(sorted(_MOMENT, key=len, reverse=True)) + r"|[A-Za-z]")
 
@@ -155,7 +166,7 @@ def _js_substring(text: str, args: list[str]) -> str:
 
     start = index(args[0]) if args else 0
     end = index(args[1]) if len(args) > 1 else len(text)
-    return text[min(start, end):max(start, end)]
+    return text[min(start, end) : max(start, end)]
 
 
 def _extract_path(value: str) -> str:
@@ -227,8 +238,10 @@ def clean_path(path: str, template: str = "") -> str:
     segments = [s for s in path.split("/") if s]
     bad = [s for s in segments if s in (".", "..") or _CONTROL.search(s)]
     if bad or "{" in path or "}" in path:
-        raise CnmValidationError(f"url_path {template[:200]!r} renders to {path[:200]!r}, which is not a clean path "
-                                 "under the url_path", "$.url_path")
+        raise CnmValidationError(
+            f"url_path {template[:200]!r} renders to {path[:200]!r}, which is not a clean path under the url_path",
+            "$.url_path",
+        )
     return "/".join(segments)
 
 
@@ -238,12 +251,14 @@ def object_key(prefix: str, name: str) -> str:
         raise CnmValidationError(f"file name {str(name)[:200]!r} is not a plain file name", "$.product.files[].name")
     key = f"{prefix}/{name}" if prefix else name
     if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
-        raise CnmValidationError(f"the staged key of {name[:100]!r} is over S3's {MAX_KEY_BYTES} bytes",
-                                 "$.product.files[].name")
+        raise CnmValidationError(
+            f"the staged key of {name[:100]!r} is over S3's {MAX_KEY_BYTES} bytes", "$.product.files[].name"
+        )
     return key
 
 
 # --- collection files: {regex, bucket, type, url_path} ---------------------------------------------
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -268,8 +283,17 @@ def file_spec(name: str, config: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def place(file: dict[str, Any], granule: dict[str, Any], *, buckets: dict[str, Any], default_bucket: str,
-          template: str, config: dict[str, Any], stack: str, extra: dict[str, Any] | None = None) -> Placement:
+def place(
+    file: dict[str, Any],
+    granule: dict[str, Any],
+    *,
+    buckets: dict[str, Any],
+    default_bucket: str,
+    template: str,
+    config: dict[str, Any],
+    stack: str,
+    extra: dict[str, Any] | None = None,
+) -> Placement:
     """Where ``file`` is staged: bucket, key prefix and type.
 
     The collection ``files`` entry matching the file's name gives the bucket
@@ -287,8 +311,13 @@ def place(file: dict[str, Any], granule: dict[str, Any], *, buckets: dict[str, A
     name, version = granule.get("dataType") or "", granule.get("version")
     collection = {"name": name, "version": version or ""}
     context = {"file": file, "granule": granule, "collection": collection, **(extra or {})}
-    legacy = {"stack": stack, "collection": f"{name}__{version}" if version else name, "collection_name": name,
-              "collection_version": version or "", "granuleId": str(granule.get("granuleId", ""))}
+    legacy = {
+        "stack": stack,
+        "collection": f"{name}__{version}" if version else name,
+        "collection_name": name,
+        "collection_version": version or "",
+        "granuleId": str(granule.get("granuleId", "")),
+    }
     prefix = render(spec.get("url_path") or template, context, legacy)
     kind = str(spec["type"] if spec.get("type") in FILE_TYPES else file["type"])  # a CNM response only takes CNM types
     return Placement(bucket=bucket, prefix=prefix, type=kind)

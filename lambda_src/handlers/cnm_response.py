@@ -38,7 +38,9 @@ def addressable(cnm: Any, message: task.Message, execution: task.Execution) -> d
     cnm = dict(cnm) if isinstance(cnm, dict) else {}
     meta = message.get("meta") or {}
     if not isinstance(cnm.get("identifier"), str) or not cnm["identifier"]:
-        cnm["identifier"] = execution.get("name") or (message.get("cumulus_meta") or {}).get("execution_name") or "unknown"
+        cnm["identifier"] = (
+            execution.get("name") or (message.get("cumulus_meta") or {}).get("execution_name") or "unknown"
+        )
     coll = cnm.get("collection")
     valid_object = isinstance(coll, dict) and isinstance(coll.get("name"), str) and isinstance(coll.get("version"), str)
     if not isinstance(coll, str) and not valid_object:
@@ -60,24 +62,42 @@ def response_for(message: task.Message, execution: task.Execution) -> tuple[dict
     exception = message.get("exception")
     error = task.original_error(exception) if exception else None
     if error:
-        response = build_response(cnm, status="FAILURE", received_time=received, error_code=error["errorCode"],
-                                  error_message=error["errorMessage"])
+        response = build_response(
+            cnm,
+            status="FAILURE",
+            received_time=received,
+            error_code=error["errorCode"],
+            error_message=error["errorMessage"],
+        )
     else:
         granules = workflow_message.granules(message) or []  # read once, also when kept in the payload bucket
         product = response_mod.response_product(granules, cnm, os.environ.get("DISTRIBUTION_ENDPOINT") or None)
         extra = response_mod.ingestion_metadata_from({"meta": meta, "payload": {"granules": granules}})
-        response = build_response(cnm, status="SUCCESS", received_time=received, product=product,
-                                  ingestion_metadata=extra)
+        response = build_response(
+            cnm, status="SUCCESS", received_time=received, product=product, ingestion_metadata=extra
+        )
     return response, error
 
 
-def respond(message: task.Message, execution: task.Execution, *, stream_arn: str, topic_arn: str | None = None,
-            extra_destinations: list[str] | None = None, table: str | None = None) -> task.Message:
+def respond(
+    message: task.Message,
+    execution: task.Execution,
+    *,
+    stream_arn: str,
+    topic_arn: str | None = None,
+    extra_destinations: list[str] | None = None,
+    table: str | None = None,
+) -> task.Message:
     """Answer on every destination (the stream, the topic, then ``extra_destinations``), each once."""
     response, error = response_for(message, execution)
     destinations = list(dict.fromkeys([stream_arn, *([topic_arn] if topic_arn else []), *(extra_destinations or [])]))
-    response = delivery.deliver(response, execution, table=table or aws.env("STATUS_TABLE"), destinations=destinations,
-                                cnm=workflow_message.cnm_if_readable(message))
+    response = delivery.deliver(
+        response,
+        execution,
+        table=table or aws.env("STATUS_TABLE"),
+        destinations=destinations,
+        cnm=workflow_message.cnm_if_readable(message),
+    )
     logger.info("CNM response sent", extra={"identifier": response["identifier"], "response": response["response"]})
     if error:
         raise WorkflowError(json.dumps(error, separators=(",", ":")))
@@ -94,12 +114,19 @@ def park(message: task.Message, execution: task.Execution, *, queue_url: str, ta
     response, _error = response_for(message, execution)
     error_type, reason = task.parse_exception(message.get("response_exception"))
     meta = message.get("cumulus_meta") or {}
-    context = {"execution_arn": execution.get("id") or "", "execution_name": execution.get("name") or "",
-               "state_machine_arn": execution.get("state_machine") or "", "source": meta.get("source")}
+    context = {
+        "execution_arn": execution.get("id") or "",
+        "execution_name": execution.get("name") or "",
+        "state_machine_arn": execution.get("state_machine") or "",
+        "source": meta.get("source"),
+    }
     env = dlq.response_envelope(response, f"{error_type}: {reason}"[:4096], error_type, failure_context=context)
-    delivery.park(env, execution, response["response"]["status"], table=table or aws.env("STATUS_TABLE"),
-                  queue_url=queue_url)
-    logger.error("CNM response parked in the DLQ", extra={"identifier": response["identifier"], "reason": reason[:1000]})
+    delivery.park(
+        env, execution, response["response"]["status"], table=table or aws.env("STATUS_TABLE"), queue_url=queue_url
+    )
+    logger.error(
+        "CNM response parked in the DLQ", extra={"identifier": response["identifier"], "reason": reason[:1000]}
+    )
     out = {k: v for k, v in message.items() if k != "response_exception"}
     out["response_parked"] = True
     if not out.get("exception"):
@@ -109,9 +136,13 @@ def park(message: task.Message, execution: task.Execution, *, queue_url: str, ta
 
 
 def _respond(message: task.Message, execution: task.Execution) -> task.Message:
-    return respond(message, execution, stream_arn=aws.env("RESPONSE_STREAM_ARN"),
-                   topic_arn=os.environ.get("RESPONSE_TOPIC_ARN") or None,
-                   extra_destinations=response_mod.destinations_from_env())
+    return respond(
+        message,
+        execution,
+        stream_arn=aws.env("RESPONSE_STREAM_ARN"),
+        topic_arn=os.environ.get("RESPONSE_TOPIC_ARN") or None,
+        extra_destinations=response_mod.destinations_from_env(),
+    )
 
 
 def _park(message: task.Message, execution: task.Execution) -> task.Message:

@@ -18,6 +18,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from cnm_ingest import aws, config, dlq, ingest, observability, once, pacing
 
 SOURCE = "fallback_consumer"
@@ -32,8 +33,10 @@ def retry(parked: dlq.ParkedRecord, run: ingest.Run) -> str:
     outcome = ingest.consume(record, run)
     if outcome.status == "parked":
         metrics.add_metric(name="RecordsDeadLettered", unit=MetricUnit.Count, value=1)
-        logger.warning("record sent to the DLQ", extra={"sequence_number": record.sequenceNumber,
-                                                        "reason": outcome.reason, "answer": outcome.answer})
+        logger.warning(
+            "record sent to the DLQ",
+            extra={"sequence_number": record.sequenceNumber, "reason": outcome.reason, "answer": outcome.answer},
+        )
         return "dead-lettered"
     metrics.add_metric(name="RecordsRecovered", unit=MetricUnit.Count, value=1)
     return "started"
@@ -43,10 +46,15 @@ def retry(parked: dlq.ParkedRecord, run: ingest.Run) -> str:
 @logger.inject_lambda_context
 @event_source(data_class=SNSEvent)
 def handler(event: SNSEvent, context: LambdaContext) -> dict[str, Any]:
-    run = ingest.Run(store=config.store(), settings=ingest.Settings.from_env(), once=once.Once.from_env(context),
-                     source=SOURCE, queue_url=aws.env("DLQ_URL"),
-                     response_stream_arn=os.environ.get("RESPONSE_STREAM_ARN") or None,
-                     pacer=pacing.Pacer.from_env(context))
+    run = ingest.Run(
+        store=config.store(),
+        settings=ingest.Settings.from_env(),
+        once=once.Once.from_env(context),
+        source=SOURCE,
+        queue_url=aws.env("DLQ_URL"),
+        response_stream_arn=os.environ.get("RESPONSE_STREAM_ARN") or None,
+        pacer=pacing.Pacer.from_env(context),
+    )
     outcomes: list[str] = []
     for record in event.records:
         metrics.add_metric(name="FallbackMessages", unit=MetricUnit.Count, value=1)

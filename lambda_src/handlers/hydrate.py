@@ -29,6 +29,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from cnm_ingest import aws, config, dlq, ingest, kinesis, observability, once
 
 SOURCE = "hydrate"
@@ -47,8 +48,10 @@ def record_envelope(failure: dict[str, Any], record: dict[str, Any]) -> dict[str
     info = failure["KinesisBatchInfo"]
     request = failure.get("requestContext") or {}
     condition = request.get("condition") or "BatchFailed"
-    reason = (f"the batch failed in {request.get('functionArn', 'the consumer')} ({condition}, "
-              f"{request.get('approximateInvokeCount', '?')} invocations); record read back from the stream")
+    reason = (
+        f"the batch failed in {request.get('functionArn', 'the consumer')} ({condition}, "
+        f"{request.get('approximateInvokeCount', '?')} invocations); record read back from the stream"
+    )
     return dlq.envelope(SOURCE, reason, condition, record, batch=info, failure_context=_context(failure))
 
 
@@ -61,10 +64,12 @@ def gap_envelope(failure: dict[str, Any], read: kinesis.ReadResult) -> dict[str,
     request = failure.get("requestContext") or {}
     condition = request.get("condition") or "BatchFailed"
     ranges = "; ".join(f"{r['from']}..{r['to']}" for r in gap["ranges"])
-    reason = (f"the batch failed in {request.get('functionArn', 'the consumer')} ({condition}); "
-              f"only {len(read.records)} of {info.get('batchSize', '?')} records could be read back from "
-              f"shard {info.get('shardId')}: {gap['count']} missing in sequence range(s) {ranges} "
-              f"(expired from the stream?): {read.reason}")
+    reason = (
+        f"the batch failed in {request.get('functionArn', 'the consumer')} ({condition}); "
+        f"only {len(read.records)} of {info.get('batchSize', '?')} records could be read back from "
+        f"shard {info.get('shardId')}: {gap['count']} missing in sequence range(s) {ranges} "
+        f"(expired from the stream?): {read.reason}"
+    )
     env = dlq.envelope(SOURCE, reason, "RecordsNotReadBack", None, batch=info, failure_context=_context(failure))
     env["missing"] = gap
     return env
@@ -73,24 +78,39 @@ def gap_envelope(failure: dict[str, Any], read: kinesis.ReadResult) -> dict[str,
 def park_batch(failure: dict[str, Any], run: ingest.Run, *, max_calls: int, limit: int | None) -> dict[str, int]:
     """Read back the failed batch and park what was not done; returns counts."""
     info = failure["KinesisBatchInfo"]
-    read = kinesis.read_range(info["streamArn"], info["shardId"], info["startSequenceNumber"],
-                              info["endSequenceNumber"], info.get("batchSize"),
-                              max_calls=max_calls, limit=limit, sleep=sleep)
+    read = kinesis.read_range(
+        info["streamArn"],
+        info["shardId"],
+        info["startSequenceNumber"],
+        info["endSequenceNumber"],
+        info.get("batchSize"),
+        max_calls=max_calls,
+        limit=limit,
+        sleep=sleep,
+    )
     counts = {"parked": 0, "skipped": 0, "gap": 0}
     for rec in read.records:
         key = once.record_key(rec)
         record = ingest.SourceRecord(**rec)
-        if (run.once.done(once.PARK, key) or run.once.done(once.FALLBACK, key)
-                or ingest.already_started(record, run.store, run.settings)):
+        if (
+            run.once.done(once.PARK, key)
+            or run.once.done(once.FALLBACK, key)
+            or ingest.already_started(record, run.store, run.settings)
+        ):
             counts["skipped"] += 1
             continue
-        run.once.run(once.PARK, key, functools.partial(dlq.send, [record_envelope(failure, rec)], run.queue_url,
-                                                        sleep=sleep))
+        run.once.run(
+            once.PARK, key, functools.partial(dlq.send, [record_envelope(failure, rec)], run.queue_url, sleep=sleep)
+        )
         counts["parked"] += 1
     gap = gap_envelope(failure, read)
     if gap is not None:
-        gap_key = {"streamArn": info["streamArn"], "shardId": info["shardId"],
-                   "startSequenceNumber": info["startSequenceNumber"], "endSequenceNumber": info["endSequenceNumber"]}
+        gap_key = {
+            "streamArn": info["streamArn"],
+            "shardId": info["shardId"],
+            "startSequenceNumber": info["startSequenceNumber"],
+            "endSequenceNumber": info["endSequenceNumber"],
+        }
         run.once.run(once.GAP, gap_key, lambda: dlq.send([gap], run.queue_url, sleep=sleep), key_path=GAP_KEY)
         counts["gap"] = 1
         metrics.add_metric(name="BatchesNotReadBack", unit=MetricUnit.Count, value=1)
@@ -104,8 +124,13 @@ def park_batch(failure: dict[str, Any], run: ingest.Run, *, max_calls: int, limi
 @logger.inject_lambda_context
 @event_source(data_class=SNSEvent)
 def handler(event: SNSEvent, context: LambdaContext) -> dict[str, Any]:
-    run = ingest.Run(store=config.store(), settings=ingest.Settings.from_env(), once=once.Once.from_env(context),
-                     source=SOURCE, queue_url=aws.env("DLQ_URL"))
+    run = ingest.Run(
+        store=config.store(),
+        settings=ingest.Settings.from_env(),
+        once=once.Once.from_env(context),
+        source=SOURCE,
+        queue_url=aws.env("DLQ_URL"),
+    )
     max_calls = int(os.environ.get("MAX_GET_RECORDS_CALLS") or kinesis.DEFAULT_MAX_CALLS)
     limit = int(os.environ.get("GET_RECORDS_LIMIT") or 0) or None
     totals = {"parked": 0, "skipped": 0, "gap": 0}

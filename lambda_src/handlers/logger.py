@@ -32,8 +32,13 @@ def describe(data: str, max_bytes: int) -> dict[str, Any]:
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError, TypeError):
-        return {"payload": str(data)[:max_bytes], "encoding": "invalid-base64", "size": len(str(data)),
-                "truncated": len(str(data)) > max_bytes, "note": "record data is not valid base64"}
+        return {
+            "payload": str(data)[:max_bytes],
+            "encoding": "invalid-base64",
+            "size": len(str(data)),
+            "truncated": len(str(data)) > max_bytes,
+            "note": "record data is not valid base64",
+        }
     out: dict[str, Any] = {"size": len(raw), "truncated": len(raw) > max_bytes}
     try:
         text = raw.decode("utf-8")
@@ -54,21 +59,28 @@ def log_record(record: KinesisStreamRecord, max_bytes: int) -> None:
         details = describe(record.kinesis.data, max_bytes)
     except Exception as exc:  # never fail the batch because of what a record contains
         details = {"payload": None, "encoding": "unknown", "note": f"could not decode: {exc!r}"}
-    logger.info("kinesis record", extra={
-        "stream_arn": record.event_source_arn,
-        "shard_id": (record.event_id or "").split(":", 1)[0],
-        "sequence_number": record.kinesis.sequence_number,
-        "partition_key": record.kinesis.partition_key,
-        "approximate_arrival_timestamp": record.kinesis.approximate_arrival_timestamp,
-        **details,
-    })
+    logger.info(
+        "kinesis record",
+        extra={
+            "stream_arn": record.event_source_arn,
+            "shard_id": (record.event_id or "").split(":", 1)[0],
+            "sequence_number": record.kinesis.sequence_number,
+            "partition_key": record.kinesis.partition_key,
+            "approximate_arrival_timestamp": record.kinesis.approximate_arrival_timestamp,
+            **details,
+        },
+    )
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     max_bytes = int(os.environ.get("LOG_MAX_BYTES") or DEFAULT_MAX_BYTES)
-    result = process_partial_response(event=event, record_handler=functools.partial(log_record, max_bytes=max_bytes),
-                                      processor=processor, context=context)
+    result = process_partial_response(
+        event=event,
+        record_handler=functools.partial(log_record, max_bytes=max_bytes),
+        processor=processor,
+        context=context,
+    )
     metrics.add_metric(name="RecordsLogged", unit=MetricUnit.Count, value=len(event.get("Records") or []))
     return result

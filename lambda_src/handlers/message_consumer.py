@@ -32,6 +32,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from cnm_ingest import aws, config, ingest, observability, once, pacing
 
 SOURCE = "message_consumer"
@@ -55,9 +56,15 @@ def pool() -> ThreadPoolExecutor:
 
 def run_for(context: LambdaContext) -> ingest.Run:
     return ingest.Run(
-        store=config.store(), settings=ingest.Settings.from_env(), once=once.Once.from_env(context),
-        source=SOURCE, queue_url=aws.env("DLQ_URL"), response_stream_arn=aws.env("RESPONSE_STREAM_ARN"),
-        fallback_topic_arn=aws.env("FALLBACK_TOPIC_ARN"), pacer=pacing.Pacer.from_env(context))
+        store=config.store(),
+        settings=ingest.Settings.from_env(),
+        once=once.Once.from_env(context),
+        source=SOURCE,
+        queue_url=aws.env("DLQ_URL"),
+        response_stream_arn=aws.env("RESPONSE_STREAM_ARN"),
+        fallback_topic_arn=aws.env("FALLBACK_TOPIC_ARN"),
+        pacer=pacing.Pacer.from_env(context),
+    )
 
 
 def collect(record: ingest.SourceRecord, outcome: ingest.Outcome | BaseException, counts: Counter) -> str:
@@ -65,8 +72,10 @@ def collect(record: ingest.SourceRecord, outcome: ingest.Outcome | BaseException
     if isinstance(outcome, BaseException):
         exc = outcome
         counts["RecordsRetried"] += 1
-        logger.warning("record will be delivered again",
-                       extra={"sequence_number": record.sequenceNumber, "reason": ingest.reason_for(exc)})
+        logger.warning(
+            "record will be delivered again",
+            extra={"sequence_number": record.sequenceNumber, "reason": ingest.reason_for(exc)},
+        )
         raise exc
     if outcome.status == "started":
         for s in outcome.started:
@@ -75,9 +84,15 @@ def collect(record: ingest.SourceRecord, outcome: ingest.Outcome | BaseException
         counts["RecordsParked" if outcome.status == "parked" else "RecordsToFallback"] += 1
         counts["FailureResponses"] += outcome.answer == "answered"
         counts["FailureResponseErrors"] += outcome.answer.startswith("failed")
-        logger.warning("record not started", extra={"sequence_number": record.sequenceNumber,
-                                                    "status": outcome.status, "reason": outcome.reason,
-                                                    "answer": outcome.answer})
+        logger.warning(
+            "record not started",
+            extra={
+                "sequence_number": record.sequenceNumber,
+                "status": outcome.status,
+                "reason": outcome.reason,
+                "answer": outcome.answer,
+            },
+        )
     return outcome.status
 
 

@@ -15,6 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from cnm_ingest import aws, observability, records
 
 logger, metrics = observability.tools("recorder")
@@ -33,8 +34,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
     def record_handler(record: SQSRecord) -> dict[str, Any]:
         result = records.record_event(table, json.loads(record.body), load_input)
-        metrics.add_metric(name="EventsRecorded" if result["written"] else "EventsAlreadyRecorded",
-                           unit=MetricUnit.Count, value=1)
+        metrics.add_metric(
+            name="EventsRecorded" if result["written"] else "EventsAlreadyRecorded", unit=MetricUnit.Count, value=1
+        )
         return result
 
     result = process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

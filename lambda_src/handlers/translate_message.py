@@ -7,7 +7,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cnm_ingest import granule, message as workflow_message, task
+from cnm_ingest import granule, task
+from cnm_ingest import message as workflow_message
 from cnm_ingest.errors import CnmValidationError
 from cnm_ingest.normalize import normalize_notification
 
@@ -26,7 +27,9 @@ def translate(message: task.Message, execution: task.Execution) -> task.Message:
     if not isinstance(collection, dict):
         collection = {}
     granules = granule.translate(cnm, collection, task.collection_config(meta))
-    logger.info("translated CNM", extra={"identifier": cnm.get("identifier"), "granules": [g["granuleId"] for g in granules]})
+    logger.info(
+        "translated CNM", extra={"identifier": cnm.get("identifier"), "granules": [g["granuleId"] for g in granules]}
+    )
     return workflow_message.set_part(message, "payload", "granules", granules)
 
 

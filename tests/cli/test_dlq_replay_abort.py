@@ -9,7 +9,6 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from cnm_ingest import dlq
-
 from tools.local_pipeline import ACCOUNT, sns_event
 from tools.recorder_feed import feed
 
@@ -60,25 +59,39 @@ def test_a_dead_letter_is_redriven_once_and_ingested(local, cli):
 
 def test_every_envelope_kind_is_decoded_and_redriven(local, cli):
     def env(ident: str) -> dict:
-        record = {"data": base64.b64encode(json.dumps(notification(ident, b"x")).encode()).decode(),
-                  "sequenceNumber": f"seq-{ident}", "partitionKey": ident, "shardId": "shardId-000000000000",
-                  "streamArn": local.notification_stream}
+        record = {
+            "data": base64.b64encode(json.dumps(notification(ident, b"x")).encode()).decode(),
+            "sequenceNumber": f"seq-{ident}",
+            "partitionKey": ident,
+            "shardId": "shardId-000000000000",
+            "streamArn": local.notification_stream,
+        }
         return dlq.envelope("message_consumer", f"reason {ident}", "NoMatchingRuleError", record)
 
     plain = dlq.dumps(env("plain"))
     big = env("offloaded")
     offloaded = dlq.offload(big, bucket=local.PAYLOAD_BUCKET, threshold=10)
-    async_failure = json.dumps({"requestContext": {"condition": "RetriesExhausted"},
-                                "requestPayload": sns_event(dlq.dumps(env("async"))),
-                                "responseContext": {"statusCode": 200}, "responsePayload": {"errorType": "X"}})
+    async_failure = json.dumps(
+        {
+            "requestContext": {"condition": "RetriesExhausted"},
+            "requestPayload": sns_event(dlq.dumps(env("async"))),
+            "responseContext": {"statusCode": 200},
+            "responsePayload": {"errorType": "X"},
+        }
+    )
     sns_wrapped = json.dumps({"Type": "Notification", "MessageId": "m", "Message": dlq.dumps(env("sns"))})
     for body in (plain, offloaded, async_failure, sns_wrapped, "hello, not JSON"):
         local.sqs.send_message(QueueUrl=local.dlq_url, MessageBody=body)
 
     listed = cli.json("dlq", "list", "--payloads")
     kinds = sorted((m["kind"], r["identifier"]) for m in listed for r in m["records"] or [{"identifier": None}])
-    assert kinds == [("envelope", "offloaded"), ("envelope", "plain"), ("lambda-async-failure", "async"),
-                     ("sns-notification", "sns"), ("unknown", None)]
+    assert kinds == [
+        ("envelope", "offloaded"),
+        ("envelope", "plain"),
+        ("lambda-async-failure", "async"),
+        ("sns-notification", "sns"),
+        ("unknown", None),
+    ]
     assert all(r["payload"]["text"] for m in listed for r in m["records"])
     assert "lambda-async-failure" in cli("dlq", "list").stdout  # the human table renders every kind
     result = cli("dlq", "redrive", "--all", "--json", code=7)
@@ -90,9 +103,23 @@ def test_every_envelope_kind_is_decoded_and_redriven(local, cli):
 
 
 def test_a_failed_put_keeps_the_message_and_a_later_redrive_puts_it(local, cli, monkeypatch):
-    local.sqs.send_message(QueueUrl=local.dlq_url, MessageBody=dlq.dumps(dlq.envelope(
-        "hydrate", "r", "E", {"data": base64.b64encode(b"{}").decode(), "sequenceNumber": "1", "partitionKey": "p",
-                              "shardId": "s", "streamArn": local.notification_stream})))
+    local.sqs.send_message(
+        QueueUrl=local.dlq_url,
+        MessageBody=dlq.dumps(
+            dlq.envelope(
+                "hydrate",
+                "r",
+                "E",
+                {
+                    "data": base64.b64encode(b"{}").decode(),
+                    "sequenceNumber": "1",
+                    "partitionKey": "p",
+                    "shardId": "s",
+                    "streamArn": local.notification_stream,
+                },
+            )
+        ),
+    )
     from botocore.client import BaseClient
     from botocore.exceptions import ClientError
 
@@ -100,8 +127,9 @@ def test_a_failed_put_keeps_the_message_and_a_later_redrive_puts_it(local, cli, 
 
     def throttled(self, operation, params):
         if operation == "PutRecord":
-            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
-                              operation)
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}}, operation
+            )
         return real(self, operation, params)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", throttled)
@@ -131,7 +159,12 @@ def test_replay_starts_only_what_had_not_started(local, cli):
 
     summary = cli.json("replay", "--from", start.isoformat(), "--to", "now")
     assert {k: summary[k] for k in ("records", "started", "already_done", "parked", "failed")} == {
-        "records": 5, "started": 2, "already_done": 2, "parked": 1, "failed": 0}
+        "records": 5,
+        "started": 2,
+        "already_done": 2,
+        "parked": 1,
+        "failed": 0,
+    }
     assert summary["executions_started"] == 2
     executions = local.wait_for_executions()
     assert sorted(json.loads(e["input"])["meta"]["cnm"]["identifier"] for e in executions) == ["r1", "r2", "r3", "r4"]
@@ -142,23 +175,37 @@ def test_replay_starts_only_what_had_not_started(local, cli):
     parked = [m for m in cli.json("dlq", "list") for r in m["records"] if r["source"] == "cli_replay"]
     assert len(parked) == 2  # parked once per replay: duplicates possible, losses not
     # a window before anything was sent holds nothing
-    empty = cli.json("replay", "--from", (start - timedelta(hours=2)).isoformat(),
-                     "--to", (start - timedelta(hours=1)).isoformat())
+    empty = cli.json(
+        "replay", "--from", (start - timedelta(hours=2)).isoformat(), "--to", (start - timedelta(hours=1)).isoformat()
+    )
     assert empty["records"] == 0
     assert "no shard" in cli("replay", "--from", "1h", "--shard", "shardId-9", code=5).output
 
 
 def test_an_execution_aborted_by_hand_has_a_record(local, cli):
     waiting = local.sfn.create_state_machine(
-        name="local-slow-workflow", roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn",
+        name="local-slow-workflow",
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn",
         definition=json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 600, "End": True}}}),
     )["stateMachineArn"]
-    message = {"cumulus_meta": {"state_machine": waiting, "execution_name": "stuck-1",
-                                "source": {"stream_arn": local.notification_stream, "shard_id": "shardId-000000000000",
-                                           "sequence_number": "42"}},
-               "meta": {"collection": {"name": "COLL", "version": "1"}, "provider": {"id": "PROV"},
-                        "rule": {"name": "coll"}, "cnm": notification("g-stuck", b"x")},
-               "payload": {}}
+    message = {
+        "cumulus_meta": {
+            "state_machine": waiting,
+            "execution_name": "stuck-1",
+            "source": {
+                "stream_arn": local.notification_stream,
+                "shard_id": "shardId-000000000000",
+                "sequence_number": "42",
+            },
+        },
+        "meta": {
+            "collection": {"name": "COLL", "version": "1"},
+            "provider": {"id": "PROV"},
+            "rule": {"name": "coll"},
+            "cnm": notification("g-stuck", b"x"),
+        },
+        "payload": {},
+    }
     arn = local.sfn.start_execution(stateMachineArn=waiting, name="stuck-1", input=json.dumps(message))["executionArn"]
     for _ in range(50):  # moto's interpreter thread may start after a StopExecution and set RUNNING again
         local.sfn.stop_execution(executionArn=arn, error="Operator", cause="aborted by hand")

@@ -58,8 +58,16 @@ def test_failed_granule_found_fixed_and_reingested(local, cli, tmp_path):
     local.record()
     assert len(cli.json("status", "g-bad")["attempts"]) == 3
     assert cli.json("status", "--since", "1h")["granules"] == {
-        "RUNNING": 0, "SUCCEEDED": 1, "FAILED": 0, "TIMED_OUT": 0, "ABORTED": 0}
-    assert local.s3.get_object(Bucket=local.STAGING_BUCKET, Key="file-staging/local/COLL__1/g-bad.nc")["Body"].read() == good
+        "RUNNING": 0,
+        "SUCCEEDED": 1,
+        "FAILED": 0,
+        "TIMED_OUT": 0,
+        "ABORTED": 0,
+    }
+    assert (
+        local.s3.get_object(Bucket=local.STAGING_BUCKET, Key="file-staging/local/COLL__1/g-bad.nc")["Body"].read()
+        == good
+    )
     lines = cli("responses", "--identifier", "g-bad", "--json").stdout.splitlines()
     assert [json.loads(line)["message"]["response"]["status"] for line in lines] == ["FAILURE", "SUCCESS", "SUCCESS"]
     assert cli("responses", "--status", "FAILURE", "--limit", "1").stdout.count("FAILURE  g-bad") == 1
@@ -84,8 +92,7 @@ def test_stack_from_terraform_outputs_file_and_directory(local, tmp_path):
 
     write_outputs(local, str(tmp_path / "outputs.json"))
     assert Cli("--outputs", str(tmp_path / "outputs.json")).json("rules", "list")[0]["name"] == "coll"
-    state = {"version": 4, "outputs": {k: {"value": v["value"], "type": "string"}
-                                       for k, v in local.outputs().items()}}
+    state = {"version": 4, "outputs": {k: {"value": v["value"], "type": "string"} for k, v in local.outputs().items()}}
     (tmp_path / "tf").mkdir()
     (tmp_path / "tf" / "terraform.tfstate").write_text(json.dumps(state))
     assert Cli("--outputs", str(tmp_path / "tf")).json("rules", "list")[0]["name"] == "coll"
@@ -104,6 +111,7 @@ def test_errors_have_distinct_exit_codes(local, cli, tmp_path):
 
 def test_access_denied_is_exit_4(local, cli, monkeypatch):
     from botocore.exceptions import ClientError
+
     from cnm_ingest import records
 
     def denied(*args, **kwargs):

@@ -28,7 +28,9 @@ def valid_response_everywhere(response: dict, reference_schema: dict) -> dict:
     validate_response(response)
     key = json.dumps(reference_schema, sort_keys=True)
     if key not in _VALIDATORS:
-        _VALIDATORS[key] = jsonschema.Draft7Validator(reference_schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+        _VALIDATORS[key] = jsonschema.Draft7Validator(
+            reference_schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
+        )
     _VALIDATORS[key].validate(response)
     return response
 

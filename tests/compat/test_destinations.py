@@ -45,14 +45,17 @@ def sinks(aws, monkeypatch):
             self.topics, self.queues, self.sns, self.sqs = topics, queues, sns, sqs
 
         def records(self, arn):
-            it = kinesis.get_shard_iterator(StreamARN=arn, ShardId="shardId-000000000000",
-                                            ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            it = kinesis.get_shard_iterator(
+                StreamARN=arn, ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
             return [json.loads(r["Data"]) for r in kinesis.get_records(ShardIterator=it, StreamARN=arn)["Records"]]
 
         def messages(self, queue):
             out = []
             while True:
-                got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get("Messages", [])
+                got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get(
+                    "Messages", []
+                )
                 if not got:
                     return out
                 out.extend(got)
@@ -78,37 +81,69 @@ def fail_first_put(monkeypatch, failing_arn: str) -> list[str]:
 
 
 def test_destinations_from_env_order_dedupe_and_validation():
-    env = {"RESPONSE_STREAM_ARN": stream_arn("r1"), "RESPONSE_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:t1",
-           "RESPONSE_DESTINATIONS": json.dumps([stream_arn("r2"), stream_arn("r1"), f"arn:aws:sns:{REGION}:{ACCOUNT}:t2"])}
-    assert destinations_from_env(env) == [stream_arn("r1"), f"arn:aws:sns:{REGION}:{ACCOUNT}:t1", stream_arn("r2"),
-                                          f"arn:aws:sns:{REGION}:{ACCOUNT}:t2"]
+    env = {
+        "RESPONSE_STREAM_ARN": stream_arn("r1"),
+        "RESPONSE_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:t1",
+        "RESPONSE_DESTINATIONS": json.dumps([stream_arn("r2"), stream_arn("r1"), f"arn:aws:sns:{REGION}:{ACCOUNT}:t2"]),
+    }
+    assert destinations_from_env(env) == [
+        stream_arn("r1"),
+        f"arn:aws:sns:{REGION}:{ACCOUNT}:t1",
+        stream_arn("r2"),
+        f"arn:aws:sns:{REGION}:{ACCOUNT}:t2",
+    ]
     assert destinations_from_env({"RESPONSE_DESTINATIONS": json.dumps([stream_arn("x")])}) == [stream_arn("x")]
 
 
-@pytest.mark.parametrize("raw", [
-    "not json", "{}", '"arn"', "[1]", "[null]", '["arn:aws:s3:::bucket"]', f'["arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/"]',
-    f'["arn:aws:sns:{REGION}:{ACCOUNT}:topic:subscription-id"]', '["arn:aws:sqs:us-west-2:1:q"]', '["https://x/y"]',
-    f'["arn:aws:kinesis:{REGION}:{ACCOUNT}:table/x"]', "[]",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "not json",
+        "{}",
+        '"arn"',
+        "[1]",
+        "[null]",
+        '["arn:aws:s3:::bucket"]',
+        f'["arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/"]',
+        f'["arn:aws:sns:{REGION}:{ACCOUNT}:topic:subscription-id"]',
+        '["arn:aws:sqs:us-west-2:1:q"]',
+        '["https://x/y"]',
+        f'["arn:aws:kinesis:{REGION}:{ACCOUNT}:table/x"]',
+        "[]",
+    ],
+)
 def test_bad_destinations_are_configuration_errors(raw):
     with pytest.raises(ConfigurationError):
         destinations_from_env({"RESPONSE_DESTINATIONS": raw})
 
 
 def test_attributes_as_podaac_sets_them(samples):
-    cnm = dict(samples["cumulus_sns_v1.6_notification.json"], trace="sds-run-7", collection={"name": "SWOT_X", "version": "1"})
+    cnm = dict(
+        samples["cumulus_sns_v1.6_notification.json"], trace="sds-run-7", collection={"name": "SWOT_X", "version": "1"}
+    )
     cnm["product"] = dict(cnm["product"], dataVersion="E", dataProcessingType="reprocessing")
     r = response_mod.build_response(cnm, status="FAILURE", error_message="x")
     attrs = message_attributes(r, cnm)
     assert {k: v["StringValue"] for k, v in attrs.items()} == {
-        "CNM_RESPONSE_STATUS": "FAILURE", "COLLECTION": cnm["collection"]["name"], "DATA_VERSION": "E",
-        "dataProcessingType": "reprocessing", "trace": "sds-run-7"}
+        "CNM_RESPONSE_STATUS": "FAILURE",
+        "COLLECTION": cnm["collection"]["name"],
+        "DATA_VERSION": "E",
+        "dataProcessingType": "reprocessing",
+        "trace": "sds-run-7",
+    }
     assert {v["DataType"] for v in attrs.values()} == {"String"}
 
 
 def test_attributes_without_values_are_left_out_and_long_ones_cut():
-    r = response_mod.build_response({"identifier": "i", "collection": "C", "trace": "t" * 5000,
-                                     "product": {"dataVersion": "", "dataProcessingType": 5}}, status="SUCCESS")
+    r = response_mod.build_response(
+        {
+            "identifier": "i",
+            "collection": "C",
+            "trace": "t" * 5000,
+            "product": {"dataVersion": "", "dataProcessingType": 5},
+        },
+        status="SUCCESS",
+    )
     attrs = message_attributes(r, {"trace": "t" * 5000, "product": {"dataVersion": "", "dataProcessingType": 5}})
     assert set(attrs) == {"CNM_RESPONSE_STATUS", "COLLECTION", "trace"}
     assert len(attrs["trace"]["StringValue"]) == response_mod.MAX_ATTRIBUTE_CHARS
@@ -121,8 +156,11 @@ def test_every_destination_gets_the_response_once_and_filters_work(sinks, sample
     cnm = dict(samples["cumulus_sns_v1.6_notification.json"], collection={"name": "SWOT_X", "version": "1"})
     # a provider's subscription filter on our attributes: only FAILUREs of this collection
     sub = sinks.sns.list_subscriptions_by_topic(TopicArn=sinks.topics[1])["Subscriptions"][0]["SubscriptionArn"]
-    sinks.sns.set_subscription_attributes(SubscriptionArn=sub, AttributeName="FilterPolicy", AttributeValue=json.dumps(
-        {"CNM_RESPONSE_STATUS": ["FAILURE"], "COLLECTION": [cnm["collection"]["name"]]}))
+    sinks.sns.set_subscription_attributes(
+        SubscriptionArn=sub,
+        AttributeName="FilterPolicy",
+        AttributeValue=json.dumps({"CNM_RESPONSE_STATUS": ["FAILURE"], "COLLECTION": [cnm["collection"]["name"]]}),
+    )
     dests = [*sinks.streams, *sinks.topics]
     for status in ("SUCCESS", "FAILURE"):
         r = response_mod.build_response(cnm, status=status, error_message="e")
@@ -159,10 +197,15 @@ def test_handler_answers_every_destination_with_https_uris_and_message_alone(sin
     monkeypatch.setenv("DISTRIBUTION_ENDPOINT", "https://data.daac.example/")
     monkeypatch.delenv("RESPONSE_TOPIC_ARN", raising=False)
     cnm = samples["cumulus_sns_v1.0_notification.json"]
-    granule = {"granuleId": "g", "producerGranuleId": cnm["product"]["name"],
-               "files": [{"type": "data", "name": "a#1.nc", "bucket": "prot", "key": "C/a#1.nc", "size": 3}]}
-    ok = {"meta": {"cnm": cnm, "ingestionMetadata": {"catalogId": "G9-DAAC", "catalogUrl": "https://cmr/G9"}},
-          "payload": {"granules": [granule]}}
+    granule = {
+        "granuleId": "g",
+        "producerGranuleId": cnm["product"]["name"],
+        "files": [{"type": "data", "name": "a#1.nc", "bucket": "prot", "key": "C/a#1.nc", "size": 3}],
+    }
+    ok = {
+        "meta": {"cnm": cnm, "ingestionMetadata": {"catalogId": "G9-DAAC", "catalogUrl": "https://cmr/G9"}},
+        "payload": {"granules": [granule]},
+    }
     out = cnm_response._respond(ok, {"name": "e1"})
     response = out["meta"]["cnm_response"]
     assert response["product"]["files"][0]["uri"] == "https://data.daac.example/prot/C/a%231.nc"
@@ -170,12 +213,17 @@ def test_handler_answers_every_destination_with_https_uris_and_message_alone(sin
     assert response["response"]["ingestionMetadata"] == {"catalogId": "G9-DAAC", "catalogUrl": "https://cmr/G9"}
     cause = json.dumps({"errorType": "UnexpectedFileSize", "errorMessage": "s3://b/k is 4 bytes, expected 3"})
     with pytest.raises(WorkflowError):
-        cnm_response._respond({"meta": {"cnm": cnm}, "exception": {"Error": "UnexpectedFileSize", "Cause": cause}}, {"name": "e2"})
+        cnm_response._respond(
+            {"meta": {"cnm": cnm}, "exception": {"Error": "UnexpectedFileSize", "Cause": cause}}, {"name": "e2"}
+        )
     for arn in sinks.streams:
         got = sinks.records(arn)
         assert [x["response"]["status"] for x in got] == ["SUCCESS", "FAILURE"]
-        assert got[1]["response"] == {"status": "FAILURE", "errorCode": "VALIDATION_ERROR",
-                                      "errorMessage": "s3://b/k is 4 bytes, expected 3"}
+        assert got[1]["response"] == {
+            "status": "FAILURE",
+            "errorCode": "VALIDATION_ERROR",
+            "errorMessage": "s3://b/k is 4 bytes, expected 3",
+        }
     assert len(sinks.messages(sinks.queues[0])) == 2
 
 
@@ -191,13 +239,15 @@ def test_handler_retry_after_a_failure_half_way_answers_each_destination_once(si
     message = {"meta": {"cnm": cnm}, "payload": {}}
     calls = fail_first_put(monkeypatch, sinks.streams[1])
     real_publish = response_mod.publish_response
-    monkeypatch.setattr(response_mod, "publish_response", lambda r, arn, a: calls.append(arn) or real_publish(r, arn, a))
+    monkeypatch.setattr(
+        response_mod, "publish_response", lambda r, arn, a: calls.append(arn) or real_publish(r, arn, a)
+    )
     with pytest.raises(RuntimeError):
         cnm_response._respond(message, {"id": "arn:exec:half"})
     first = list(calls)
     out = cnm_response._respond(message, {"id": "arn:exec:half"})  # the retry
     assert first == [sinks.streams[0], sinks.topics[0], sinks.streams[1]]
-    assert calls[len(first):] == [sinks.streams[1], sinks.topics[1]]  # only what was missing
+    assert calls[len(first) :] == [sinks.streams[1], sinks.topics[1]]  # only what was missing
     sent = out["meta"]["cnm_response"]
     for arn in sinks.streams:
         assert sinks.records(arn) == [sent]

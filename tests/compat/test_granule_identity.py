@@ -22,29 +22,37 @@ def test_podaac_collection_regex_on_product_name_after_its_first_slash(fixture):
 
 def test_filegroups_fixture_id_is_the_product_name_not_a_file_name(fixture):
     cnm = fixture("podaac_filegroups_sha512_naive.json")
-    [g] = granule.translate(cnm, {"name": "HLS_TEST_S30", "version": "2.0"},
-                            {"granuleIdExtraction": r"^(.*)((\.cmr\.json)|(\.h5)|(\.h5\.mp))$"})
+    [g] = granule.translate(
+        cnm,
+        {"name": "HLS_TEST_S30", "version": "2.0"},
+        {"granuleIdExtraction": r"^(.*)((\.cmr\.json)|(\.h5)|(\.h5\.mp))$"},
+    )
     assert g["granuleId"] == g["producerGranuleId"] == "HLS.S30.T33XYZ.2021092T101112.v2.0"  # no match: the name
     assert g["files"][0]["checksumType"] == "SHA512"  # normalised on the way
 
 
-@pytest.mark.parametrize("name, pattern, expected", [
-    ("G1.nc", r"^(.*)\.nc$", "G1"),
-    ("G1.nc", r"(G\d)", "G1"),                      # a search, not a full match
-    ("G1.nc", r"^(.*)\.h5$", "G1.nc"),              # no match: the name
-    ("G1.nc", r"^(X)?G1\.nc$", "G1.nc"),            # matched, but group 1 did not take part: the name
-    ("a/b/G1.nc", r"^(.*)\.nc$", "b/G1"),           # only up to the first '/' is dropped
-    ("/G1.nc", r"^(.*)$", "G1.nc"),
-    ("G1.nc", None, "G1.nc"),
-    ("../../etc/passwd", r"^(.*)$", "../etc/passwd"),  # an id is a value, never a path (see url_path tests)
-    ("ＧＩＤ.nc", r"^(\w+)\.nc$", "ＧＩＤ"),
-])
+@pytest.mark.parametrize(
+    "name, pattern, expected",
+    [
+        ("G1.nc", r"^(.*)\.nc$", "G1"),
+        ("G1.nc", r"(G\d)", "G1"),  # a search, not a full match
+        ("G1.nc", r"^(.*)\.h5$", "G1.nc"),  # no match: the name
+        ("G1.nc", r"^(X)?G1\.nc$", "G1.nc"),  # matched, but group 1 did not take part: the name
+        ("a/b/G1.nc", r"^(.*)\.nc$", "b/G1"),  # only up to the first '/' is dropped
+        ("/G1.nc", r"^(.*)$", "G1.nc"),
+        ("G1.nc", None, "G1.nc"),
+        ("../../etc/passwd", r"^(.*)$", "../etc/passwd"),  # an id is a value, never a path (see url_path tests)
+        ("ＧＩＤ.nc", r"^(\w+)\.nc$", "ＧＩＤ"),
+    ],
+)
 def test_extraction_cases(name, pattern, expected):
     assert granule.granule_id(cnm_named(name), {"granuleIdExtraction": pattern} if pattern else {}) == expected
 
 
 def test_camel_case_key_wins_over_ours():
-    assert granule.granule_id(cnm_named("A.B"), {"granuleIdExtraction": r"^(A)", "granule_id_extraction": r"(B)"}) == "A"
+    assert (
+        granule.granule_id(cnm_named("A.B"), {"granuleIdExtraction": r"^(A)", "granule_id_extraction": r"(B)"}) == "A"
+    )
     assert granule.granule_id(cnm_named("A.B"), {"granule_id_extraction": r"(B)"}) == "B"
 
 

@@ -91,9 +91,16 @@ PROVIDER = {"id": "P", "protocol": "http", "host": "127.0.0.1"}
 
 
 def hfile(base, path, data, *, algo="SHA512", digest=None):
-    return {"name": path.strip("/").replace("/", "_") or "x", "source": f"{base}{path}", "bucket": None, "key": None,
-            "size": len(data), "checksumType": algo, "checksum": digest or hashlib.new(algo.lower(), data).hexdigest(),
-            "type": "data"}
+    return {
+        "name": path.strip("/").replace("/", "_") or "x",
+        "source": f"{base}{path}",
+        "bucket": None,
+        "key": None,
+        "size": len(data),
+        "checksumType": algo,
+        "checksum": digest or hashlib.new(algo.lower(), data).hexdigest(),
+        "type": "data",
+    }
 
 
 def keys(s3):
@@ -109,19 +116,23 @@ def test_streams_in_parts_with_checksum(s3, server, monkeypatch):
     real = s3.upload_part
     client = sources.aws.client("s3")
     monkeypatch.setattr(client, "upload_part", lambda **kw: parts.append(len(kw["Body"])) or real(**kw))
-    size = sources.fetch_to_s3(hfile(server, "/big.bin", DATA), PROVIDER, "stage", "k/big.bin", metadata={"m": "1"},
-                               part_size=1)  # raised to S3's 5 MiB minimum
+    size = sources.fetch_to_s3(
+        hfile(server, "/big.bin", DATA), PROVIDER, "stage", "k/big.bin", metadata={"m": "1"}, part_size=1
+    )  # raised to S3's 5 MiB minimum
     assert size == len(DATA)
     assert parts == [5 * 1024 * 1024, 5 * 1024 * 1024, len(DATA) - 10 * 1024 * 1024]
     obj = s3.get_object(Bucket="stage", Key="k/big.bin")
     assert obj["Body"].read() == DATA and obj["Metadata"] == {"m": "1"}
 
 
-@pytest.mark.parametrize("mutate, error, code", [
-    (lambda f: f.update(checksum="0" * 128), ChecksumMismatchError, "VALIDATION_ERROR"),
-    (lambda f: f.update(size=f["size"] - 1), SizeMismatchError, "VALIDATION_ERROR"),
-    (lambda f: f.update(size=f["size"] + 1), SizeMismatchError, "VALIDATION_ERROR"),
-])
+@pytest.mark.parametrize(
+    "mutate, error, code",
+    [
+        (lambda f: f.update(checksum="0" * 128), ChecksumMismatchError, "VALIDATION_ERROR"),
+        (lambda f: f.update(size=f["size"] - 1), SizeMismatchError, "VALIDATION_ERROR"),
+        (lambda f: f.update(size=f["size"] + 1), SizeMismatchError, "VALIDATION_ERROR"),
+    ],
+)
 def test_a_bad_download_never_becomes_an_object(s3, server, mutate, error, code):
     for path, data in (("/big.bin", DATA), ("/small.txt", SMALL)):
         f = hfile(server, path, data)
@@ -132,14 +143,23 @@ def test_a_bad_download_never_becomes_an_object(s3, server, mutate, error, code)
         assert keys(s3) == [] and uploads(s3) == []
 
 
-@pytest.mark.parametrize("path, error", [
-    ("/gone", FileNotFoundAtSourceError), ("/forbidden", TransferError), ("/busy", TransientError),
-    ("/loop", TransferError), ("/away", TransferError), ("/other-port", TransferError), ("/secret", TransferError),
-])
+@pytest.mark.parametrize(
+    "path, error",
+    [
+        ("/gone", FileNotFoundAtSourceError),
+        ("/forbidden", TransferError),
+        ("/busy", TransientError),
+        ("/loop", TransferError),
+        ("/away", TransferError),
+        ("/other-port", TransferError),
+        ("/secret", TransferError),
+    ],
+)
 def test_failures_and_confinement(s3, server, path, error):
     with pytest.raises(error):
-        sources.fetch_to_s3(hfile(server, path, SMALL), {**PROVIDER, "port": int(server.rsplit(":", 1)[1])}, "stage", "k",
-                            metadata={})
+        sources.fetch_to_s3(
+            hfile(server, path, SMALL), {**PROVIDER, "port": int(server.rsplit(":", 1)[1])}, "stage", "k", metadata={}
+        )
     assert keys(s3) == []
 
 
@@ -147,8 +167,16 @@ def test_redirects_on_the_host_are_followed(s3, server):
     assert sources.fetch_to_s3(hfile(server, "/hop", SMALL), PROVIDER, "stage", "k", metadata={}) == len(SMALL)
 
 
-@pytest.mark.parametrize("uri", ["http://example.org/small.txt", "http://127.0.0.1.evil.example/x",
-                                 "http://user:pw@127.0.0.1/x", "ftp://127.0.0.1/x", "http:///x"])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://example.org/small.txt",
+        "http://127.0.0.1.evil.example/x",
+        "http://user:pw@127.0.0.1/x",
+        "ftp://127.0.0.1/x",
+        "http:///x",
+    ],
+)
 def test_other_hosts_are_refused_before_any_request(s3, uri):
     Handler.hits.clear()
     with pytest.raises(TransferError):
@@ -200,20 +228,36 @@ def test_unreachable_host_is_a_transfer_error_not_a_timeout():
 
 def test_sync_granule_stages_an_http_file(s3, server):
     f = hfile(server, "/small.txt", SMALL)
-    staged = staging.sync_file(f, bucket="stage", prefix="C", duplicate_handling="error", checksum_required=True,
-                               execution_name="e", provider=PROVIDER)
+    staged = staging.sync_file(
+        f,
+        bucket="stage",
+        prefix="C",
+        duplicate_handling="error",
+        checksum_required=True,
+        execution_name="e",
+        provider=PROVIDER,
+    )
     assert (staged["bucket"], staged["key"], staged["size"]) == ("stage", "C/small.txt", len(SMALL))
     assert s3.get_object(Bucket="stage", Key="C/small.txt")["Body"].read() == SMALL
 
 
-@pytest.mark.parametrize("uri", ["http://example.org/small.txt", "http://user:pw@127.0.0.1/small.txt",
-                                 "https://127.0.0.1.evil.example/small.txt"])
+@pytest.mark.parametrize(
+    "uri",
+    ["http://example.org/small.txt", "http://user:pw@127.0.0.1/small.txt", "https://127.0.0.1.evil.example/small.txt"],
+)
 def test_sync_granule_confines_http_sources_before_any_request(s3, server, uri):
     """Provider confinement (issue 8) covers http(s): another host is a VALIDATION_ERROR before any request."""
     Handler.hits.clear()
     with pytest.raises(CnmValidationError) as err:
-        staging.sync_file({**hfile(server, "/small.txt", SMALL), "source": uri}, bucket="stage", prefix="C",
-                          duplicate_handling="error", checksum_required=True, execution_name="e", provider=PROVIDER)
+        staging.sync_file(
+            {**hfile(server, "/small.txt", SMALL), "source": uri},
+            bucket="stage",
+            prefix="C",
+            duplicate_handling="error",
+            checksum_required=True,
+            execution_name="e",
+            provider=PROVIDER,
+        )
     assert error_code_for(type(err.value).__name__) == "VALIDATION_ERROR"
     assert Handler.hits == [] and keys(s3) == []
 
@@ -221,17 +265,31 @@ def test_sync_granule_confines_http_sources_before_any_request(s3, server, uri):
 @pytest.mark.parametrize("handling", ["replace", "version"])
 def test_a_bad_http_download_never_touches_the_staged_file(s3, server, handling):
     """The download is verified at a temporary key; a mismatch leaves the earlier good file byte-identical."""
-    s3.put_object(Bucket="stage", Key="C/small.txt", Body=b"earlier good bytes",
-                  Metadata={staging.EXECUTION_METADATA: "earlier"})
+    s3.put_object(
+        Bucket="stage", Key="C/small.txt", Body=b"earlier good bytes", Metadata={staging.EXECUTION_METADATA: "earlier"}
+    )
     bad = hfile(server, "/small.txt", SMALL, digest="0" * 128)
     with pytest.raises(ChecksumMismatchError):
-        staging.sync_file(bad, bucket="stage", prefix="C", duplicate_handling=handling, checksum_required=True,
-                          execution_name="later", provider=PROVIDER)
+        staging.sync_file(
+            bad,
+            bucket="stage",
+            prefix="C",
+            duplicate_handling=handling,
+            checksum_required=True,
+            execution_name="later",
+            provider=PROVIDER,
+        )
     assert keys(s3) == ["C/small.txt"] and uploads(s3) == []
     assert s3.get_object(Bucket="stage", Key="C/small.txt")["Body"].read() == b"earlier good bytes"
-    staged = staging.sync_file(hfile(server, "/small.txt", SMALL), bucket="stage", prefix="C",
-                               duplicate_handling=handling, checksum_required=True, execution_name="later",
-                               provider=PROVIDER)
+    staged = staging.sync_file(
+        hfile(server, "/small.txt", SMALL),
+        bucket="stage",
+        prefix="C",
+        duplicate_handling=handling,
+        checksum_required=True,
+        execution_name="later",
+        provider=PROVIDER,
+    )
     assert s3.get_object(Bucket="stage", Key="C/small.txt")["Body"].read() == SMALL
     assert not [k for k in keys(s3) if k.startswith(staging.TEMP_PREFIX)]
     assert staged["duplicate"] == ("replaced" if handling == "replace" else "versioned")

@@ -13,9 +13,16 @@ from cnm_ingest.url_template import render
 CMR_BEGIN = "cmrMetadata.Granule.Temporal.RangeDateTime.BeginningDateTime"
 CONTEXT = {
     "file": {"name": "GRAN_001.nc", "path": "outbox/2017/266", "size": 0},
-    "granule": {"granuleId": "GRAN_001", "producerGranuleId": "GRAN_001.nc", "files": [{"name": "first.nc"}],
-                "naive": "2017-09-23T23:30:59", "offset": "2017-12-31T23:30:00-02:00", "millis": 1506123456789,
-                "dateonly": "2017-02-28", "empty": ""},
+    "granule": {
+        "granuleId": "GRAN_001",
+        "producerGranuleId": "GRAN_001.nc",
+        "files": [{"name": "first.nc"}],
+        "naive": "2017-09-23T23:30:59",
+        "offset": "2017-12-31T23:30:00-02:00",
+        "millis": 1506123456789,
+        "dateonly": "2017-02-28",
+        "empty": "",
+    },
     "cmrMetadata": {"Granule": {"Temporal": {"RangeDateTime": {"BeginningDateTime": "2017-09-23T04:05:06.789Z"}}}},
 }
 
@@ -25,6 +32,7 @@ def r(template: str, **legacy: str) -> str:
 
 
 # --- one test per function -------------------------------------------------------------------------
+
 
 def test_extractYear():
     assert r(f"{{extractYear({CMR_BEGIN})}}") == "2017"
@@ -78,27 +86,48 @@ def test_defaultTo():
 
 
 def test_paths_and_our_placeholders():
-    assert r("{granule.files[0].name}/{cmrMetadata.Granule.Temporal.RangeDateTime.BeginningDateTime}") == \
-        "first.nc/2017-09-23T04:05:06.789Z"
-    assert r("file-staging/{stack}/{collection}/{granuleId}", stack="s", collection="C__1", granuleId="G") == \
-        "file-staging/s/C__1/G"
+    assert (
+        r("{granule.files[0].name}/{cmrMetadata.Granule.Temporal.RangeDateTime.BeginningDateTime}")
+        == "first.nc/2017-09-23T04:05:06.789Z"
+    )
+    assert (
+        r("file-staging/{stack}/{collection}/{granuleId}", stack="s", collection="C__1", granuleId="G")
+        == "file-staging/s/C__1/G"
+    )
 
 
 # --- hostile templates and values ------------------------------------------------------------------
 
-@pytest.mark.parametrize("template", [
-    "{eval(file.name)}", "{constructor(file.name)}", "{__import__(os)}", "{toString(file.name)}",
-    "{granule.nope}", "{granule.empty}", "{file.size}", "{granule}", "{granule.files}", "{file.name.length}",
-    "{extractYear(file.name)}", "{extractYear(granule.nope)}", "{defaultTo(a)}", "x" * 2000,
-    "{extractYear(granule.offset)" * 1,
-])
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{eval(file.name)}",
+        "{constructor(file.name)}",
+        "{__import__(os)}",
+        "{toString(file.name)}",
+        "{granule.nope}",
+        "{granule.empty}",
+        "{file.size}",
+        "{granule}",
+        "{granule.files}",
+        "{file.name.length}",
+        "{extractYear(file.name)}",
+        "{extractYear(granule.nope)}",
+        "{defaultTo(a)}",
+        "x" * 2000,
+        "{extractYear(granule.offset)" * 1,
+    ],
+)
 def test_bad_templates_are_configuration_errors(template):
     with pytest.raises((ConfigurationError, CnmValidationError)):
         r(template)
 
 
-@pytest.mark.parametrize("value", ["..", "../../other-tenant", "a/../../b", ".", "./x", "a/./b", "x\x00y", "x\ny",
-                                   "{granule.granuleId}", "{stack}"])
+@pytest.mark.parametrize(
+    "value",
+    ["..", "../../other-tenant", "a/../../b", ".", "./x", "a/./b", "x\x00y", "x\ny", "{granule.granuleId}", "{stack}"],
+)
 def test_values_cannot_escape_or_inject(value):
     context = {**CONTEXT, "granule": {**CONTEXT["granule"], "granuleId": value}}
     with pytest.raises(CnmValidationError):
@@ -132,14 +161,23 @@ PROVIDER = {"id": "P", "config": {"host": "provider"}}  # SyncGranule reads only
 
 def place(name: str, config: dict, template: str = "{collection}", ftype: str = "data"):
     granule = {"granuleId": "G", "dataType": "C", "version": "1", "files": []}
-    return url_template.place({"name": name, "type": ftype}, granule, buckets=BUCKETS, default_bucket="stage-bkt",
-                              template=template, config=config, stack="s")
+    return url_template.place(
+        {"name": name, "type": ftype},
+        granule,
+        buckets=BUCKETS,
+        default_bucket="stage-bkt",
+        template=template,
+        config=config,
+        stack="s",
+    )
 
 
 def test_podaac_collection_files_map_bucket_and_type(fixture):
     config = fixture("podaac_collection.json")
     config["files"][1]["url_path"] = "{collection_name}/meta/{extractYear(granule.t)}"
-    assert place("product_0007-of-0042.h5", {**config, "url_path": None}) == url_template.Placement("prot-bkt", "C__1", "data")
+    assert place("product_0007-of-0042.h5", {**config, "url_path": None}) == url_template.Placement(
+        "prot-bkt", "C__1", "data"
+    )
     with pytest.raises(ConfigurationError):  # the file's own url_path needs granule.t, which is not there
         place("product_0007-of-0042.h5.iso.xml", config)
     config["files"][1]["url_path"] = "{collection_name}/meta"
@@ -154,8 +192,16 @@ def test_first_matching_entry_wins_and_unknown_types_keep_the_cnm_type():
     assert place("a.txt", config).bucket == "prot-bkt"
 
 
-@pytest.mark.parametrize("files", [{"regex": "x"}, ["x"], [{"bucket": "public"}], [{"regex": "(", "bucket": "public"}],
-                                   [{"regex": ".*", "bucket": "nope"}]])
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"regex": "x"},
+        ["x"],
+        [{"bucket": "public"}],
+        [{"regex": "(", "bucket": "public"}],
+        [{"regex": ".*", "bucket": "nope"}],
+    ],
+)
 def test_bad_files_config_is_a_configuration_error(files):
     with pytest.raises(ConfigurationError):
         place("a.nc", {"files": files})
@@ -173,18 +219,46 @@ def test_sync_places_each_file_in_its_bucket(aws):
     files = []
     for name, body in (("G.nc", b"data"), ("G.cmr.json", b"{}"), ("G.log", b"log")):
         s3.put_object(Bucket="provider", Key=f"in/{name}", Body=body)
-        files.append({"name": name, "bucket": "provider", "key": f"in/{name}", "source": f"s3://provider/in/{name}",
-                      "size": len(body), "checksumType": "md5", "checksum": hashlib.md5(body).hexdigest(), "type": "data"})
-    config = {"url_path": "{collection}", "files": [
-        {"regex": r"\.nc$", "bucket": "protected", "type": "data", "url_path": "{collection_name}/{substring(file.name, 0, 1)}"},
-        {"regex": r"\.cmr\.json$", "bucket": "public", "type": "metadata"}]}
-    message = {"meta": {"stack": "s", "buckets": BUCKETS, "provider": PROVIDER,
-                        "collection": {"name": "C", "version": "1", **config}},
-               "payload": {"granules": [{"granuleId": "G", "dataType": "C", "version": "1", "files": files}]}}
+        files.append(
+            {
+                "name": name,
+                "bucket": "provider",
+                "key": f"in/{name}",
+                "source": f"s3://provider/in/{name}",
+                "size": len(body),
+                "checksumType": "md5",
+                "checksum": hashlib.md5(body).hexdigest(),
+                "type": "data",
+            }
+        )
+    config = {
+        "url_path": "{collection}",
+        "files": [
+            {
+                "regex": r"\.nc$",
+                "bucket": "protected",
+                "type": "data",
+                "url_path": "{collection_name}/{substring(file.name, 0, 1)}",
+            },
+            {"regex": r"\.cmr\.json$", "bucket": "public", "type": "metadata"},
+        ],
+    }
+    message = {
+        "meta": {
+            "stack": "s",
+            "buckets": BUCKETS,
+            "provider": PROVIDER,
+            "collection": {"name": "C", "version": "1", **config},
+        },
+        "payload": {"granules": [{"granuleId": "G", "dataType": "C", "version": "1", "files": files}]},
+    }
     out = staging.sync_message(message, {"name": "e"})
     placed = {(f["bucket"], f["key"], f["type"]) for f in out["payload"]["granules"][0]["files"]}
-    assert placed == {("prot-bkt", "C/G/G.nc", "data"), ("pub-bkt", "C__1/G.cmr.json", "metadata"),
-                      ("stage-bkt", "C__1/G.log", "data")}
+    assert placed == {
+        ("prot-bkt", "C/G/G.nc", "data"),
+        ("pub-bkt", "C__1/G.cmr.json", "metadata"),
+        ("stage-bkt", "C__1/G.log", "data"),
+    }
     for bucket, key, _ in placed:
         s3.head_object(Bucket=bucket, Key=key)
 
@@ -200,11 +274,25 @@ def test_cumulus_duplicateHandling_key_is_read(aws):
         s3.create_bucket(Bucket=b, CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_object(Bucket="provider", Key="in/G.nc", Body=b"new")
     s3.put_object(Bucket="stage-bkt", Key="C__1/G.nc", Body=b"old", Metadata={staging.EXECUTION_METADATA: "earlier"})
-    f = {"name": "G.nc", "bucket": "provider", "key": "in/G.nc", "source": "s3://provider/in/G.nc", "size": 3,
-         "checksumType": "md5", "checksum": hashlib.md5(b"new").hexdigest(), "type": "data"}
-    message = {"meta": {"stack": "s", "buckets": BUCKETS, "provider": PROVIDER,
-                        "collection": {"name": "C", "version": "1", "url_path": "{collection}", "duplicateHandling": "replace"}},
-               "payload": {"granules": [{"granuleId": "G", "dataType": "C", "version": "1", "files": [f]}]}}
+    f = {
+        "name": "G.nc",
+        "bucket": "provider",
+        "key": "in/G.nc",
+        "source": "s3://provider/in/G.nc",
+        "size": 3,
+        "checksumType": "md5",
+        "checksum": hashlib.md5(b"new").hexdigest(),
+        "type": "data",
+    }
+    message = {
+        "meta": {
+            "stack": "s",
+            "buckets": BUCKETS,
+            "provider": PROVIDER,
+            "collection": {"name": "C", "version": "1", "url_path": "{collection}", "duplicateHandling": "replace"},
+        },
+        "payload": {"granules": [{"granuleId": "G", "dataType": "C", "version": "1", "files": [f]}]},
+    }
     out = staging.sync_message(message, {"name": "e"})
     assert out["payload"]["granules"][0]["files"][0]["duplicate"] == "replaced"
     assert s3.get_object(Bucket="stage-bkt", Key="C__1/G.nc")["Body"].read() == b"new"

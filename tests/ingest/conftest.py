@@ -33,13 +33,17 @@ def create_idempotency_table(name: str) -> str:
     from cnm_ingest import aws
 
     aws.client("dynamodb").create_table(
-        TableName=name, BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+    )
     return name
 
 
-def sample_cnm(identifier: str = "granule-1", collection: Any = "MODIS_A", provider: str = "PODAAC",
-               **overrides: Any) -> dict[str, Any]:
+def sample_cnm(
+    identifier: str = "granule-1", collection: Any = "MODIS_A", provider: str = "PODAAC", **overrides: Any
+) -> dict[str, Any]:
     cnm = {
         "version": "1.6.1",
         "provider": provider,
@@ -49,9 +53,16 @@ def sample_cnm(identifier: str = "granule-1", collection: Any = "MODIS_A", provi
         "product": {
             "name": identifier,
             "dataVersion": "1",
-            "files": [{"type": "data", "uri": f"s3://provider-bucket/{identifier}.nc",
-                       "name": f"{identifier}.nc", "size": 100, "checksumType": "md5",
-                       "checksum": "d41d8cd98f00b204e9800998ecf8427e"}],
+            "files": [
+                {
+                    "type": "data",
+                    "uri": f"s3://provider-bucket/{identifier}.nc",
+                    "name": f"{identifier}.nc",
+                    "size": 100,
+                    "checksumType": "md5",
+                    "checksum": "d41d8cd98f00b204e9800998ecf8427e",
+                }
+            ],
         },
     }
     cnm.update(overrides)
@@ -73,28 +84,50 @@ class Pipeline:
     tables: dict[str, str] = field(default_factory=dict)
 
     # --- configuration -------------------------------------------------
-    def put_rule(self, name: str, collection_name: str = "MODIS_A", collection_version: str = "",
-                 provider: str = "PODAAC", state: str = "ENABLED", workflow_arn: str | None = None) -> None:
+    def put_rule(
+        self,
+        name: str,
+        collection_name: str = "MODIS_A",
+        collection_version: str = "",
+        provider: str = "PODAAC",
+        state: str = "ENABLED",
+        workflow_arn: str | None = None,
+    ) -> None:
         from cnm_ingest import aws
 
-        aws.client("dynamodb").put_item(TableName=self.tables["rules"], Item={
-            "name": {"S": name}, "collection_name": {"S": collection_name},
-            "collection_version": {"S": collection_version}, "provider": {"S": provider},
-            "workflow_arn": {"S": workflow_arn or self.state_machine}, "workflow_name": {"S": "CNMIngest"},
-            "state": {"S": state}, "meta": {"S": json.dumps({"rule_meta": name})}})
+        aws.client("dynamodb").put_item(
+            TableName=self.tables["rules"],
+            Item={
+                "name": {"S": name},
+                "collection_name": {"S": collection_name},
+                "collection_version": {"S": collection_version},
+                "provider": {"S": provider},
+                "workflow_arn": {"S": workflow_arn or self.state_machine},
+                "workflow_name": {"S": "CNMIngest"},
+                "state": {"S": state},
+                "meta": {"S": json.dumps({"rule_meta": name})},
+            },
+        )
 
     def put_collection(self, name: str = "MODIS_A", version: str = "1", **config: Any) -> None:
         from cnm_ingest import aws
 
-        aws.client("dynamodb").put_item(TableName=self.tables["collections"], Item={
-            "name": {"S": name}, "version": {"S": version},
-            "config": {"S": json.dumps({"url_path": "file-staging/{stack}/{collection}", **config})}})
+        aws.client("dynamodb").put_item(
+            TableName=self.tables["collections"],
+            Item={
+                "name": {"S": name},
+                "version": {"S": version},
+                "config": {"S": json.dumps({"url_path": "file-staging/{stack}/{collection}", **config})},
+            },
+        )
 
     def put_provider(self, provider_id: str = "PODAAC") -> None:
         from cnm_ingest import aws
 
-        aws.client("dynamodb").put_item(TableName=self.tables["providers"], Item={
-            "id": {"S": provider_id}, "config": {"S": json.dumps({"protocol": "s3", "host": "provider-bucket"})}})
+        aws.client("dynamodb").put_item(
+            TableName=self.tables["providers"],
+            Item={"id": {"S": provider_id}, "config": {"S": json.dumps({"protocol": "s3", "host": "provider-bucket"})}},
+        )
 
     # --- reading back ----------------------------------------------------
     def executions(self, state_machine: str | None = None) -> list[dict[str, Any]]:
@@ -107,8 +140,10 @@ class Pipeline:
         from cnm_ingest import aws
 
         sfn = aws.client("stepfunctions")
-        return [json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"])
-                for e in self.executions(state_machine)]
+        return [
+            json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"])
+            for e in self.executions(state_machine)
+        ]
 
     def drain(self, queue_url: str) -> list[str]:
         """Every message body in the queue (received and deleted)."""
@@ -166,17 +201,27 @@ def pipeline(aws, monkeypatch) -> Pipeline:
 
     ddb = aws_mod.client("dynamodb")
     tables = {"rules": "t-rules", "collections": "t-collections", "providers": "t-providers"}
-    ddb.create_table(TableName=tables["rules"], BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}])
-    ddb.create_table(TableName=tables["collections"], BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "name", "KeyType": "HASH"},
-                                {"AttributeName": "version", "KeyType": "RANGE"}],
-                     AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"},
-                                           {"AttributeName": "version", "AttributeType": "S"}])
-    ddb.create_table(TableName=tables["providers"], BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    ddb.create_table(
+        TableName=tables["rules"],
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
+    )
+    ddb.create_table(
+        TableName=tables["collections"],
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}, {"AttributeName": "version", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "name", "AttributeType": "S"},
+            {"AttributeName": "version", "AttributeType": "S"},
+        ],
+    )
+    ddb.create_table(
+        TableName=tables["providers"],
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+    )
 
     sqs = aws_mod.client("sqs")
     dlq_url = sqs.create_queue(QueueName="kinesisFailure")["QueueUrl"]
@@ -191,15 +236,31 @@ def pipeline(aws, monkeypatch) -> Pipeline:
     sm = sfn.create_state_machine(name="cnm-ingest", definition=PASS_DEFINITION, roleArn=ROLE_ARN)["stateMachineArn"]
     other = sfn.create_state_machine(name="cnm-other", definition=PASS_DEFINITION, roleArn=ROLE_ARN)["stateMachineArn"]
 
-    p = Pipeline(notification_stream=create_stream("notifications"), response_stream=create_stream("responses"),
-                 fallback_topic=topic, fallback_capture=capture_url, dlq_url=dlq_url, bucket="payloads",
-                 state_machine=sm, other_state_machine=other, tables=tables)
-    env = {"RULES_TABLE": tables["rules"], "COLLECTIONS_TABLE": tables["collections"],
-           "PROVIDERS_TABLE": tables["providers"], "RULES_CACHE_SECONDS": "60",
-           "FALLBACK_TOPIC_ARN": topic, "DLQ_URL": dlq_url, "PAYLOAD_BUCKET": "payloads",
-           "RESPONSE_STREAM_ARN": p.response_stream, "STACK": "test-stack",
-           "BUCKETS": json.dumps({"private": {"name": "private-bucket", "type": "private"}}),
-           "IDEMPOTENCY_TABLE": create_idempotency_table("t-idempotency"), "START_MAX_ATTEMPTS": "2"}
+    p = Pipeline(
+        notification_stream=create_stream("notifications"),
+        response_stream=create_stream("responses"),
+        fallback_topic=topic,
+        fallback_capture=capture_url,
+        dlq_url=dlq_url,
+        bucket="payloads",
+        state_machine=sm,
+        other_state_machine=other,
+        tables=tables,
+    )
+    env = {
+        "RULES_TABLE": tables["rules"],
+        "COLLECTIONS_TABLE": tables["collections"],
+        "PROVIDERS_TABLE": tables["providers"],
+        "RULES_CACHE_SECONDS": "60",
+        "FALLBACK_TOPIC_ARN": topic,
+        "DLQ_URL": dlq_url,
+        "PAYLOAD_BUCKET": "payloads",
+        "RESPONSE_STREAM_ARN": p.response_stream,
+        "STACK": "test-stack",
+        "BUCKETS": json.dumps({"private": {"name": "private-bucket", "type": "private"}}),
+        "IDEMPOTENCY_TABLE": create_idempotency_table("t-idempotency"),
+        "START_MAX_ATTEMPTS": "2",
+    }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     p.put_collection()
@@ -239,7 +300,7 @@ class EventSourceMapping:
 
         records = self.records() if records is None else records
         for start in range(0, len(records), self.batch_size):
-            batch = records[start:start + self.batch_size]
+            batch = records[start : start + self.batch_size]
             for _attempt in range(self.max_retries + 1):
                 result = message_consumer.handler(self.event(batch), self.context)
                 self.invocations += 1
@@ -258,16 +319,25 @@ class EventSourceMapping:
 
     def give_up(self, batch: list[dict[str, Any]]) -> None:
         failure = {
-            "requestContext": {"requestId": f"esm-{len(self.given_up)}", "condition": "RetryAttemptsExhausted",
-                               "functionArn": "arn:aws:lambda:us-west-2:123456789012:function:consumer",
-                               "approximateInvokeCount": self.max_retries + 1},
+            "requestContext": {
+                "requestId": f"esm-{len(self.given_up)}",
+                "condition": "RetryAttemptsExhausted",
+                "functionArn": "arn:aws:lambda:us-west-2:123456789012:function:consumer",
+                "approximateInvokeCount": self.max_retries + 1,
+            },
             "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": None},
-            "version": "1.0", "timestamp": "2024-01-02T03:04:05.678Z",
-            "KinesisBatchInfo": {"shardId": "shardId-000000000000", "startSequenceNumber": batch[0]["SequenceNumber"],
-                                 "endSequenceNumber": batch[-1]["SequenceNumber"], "batchSize": len(batch),
-                                 "approximateArrivalOfFirstRecord": "2024-01-02T03:00:00Z",
-                                 "approximateArrivalOfLastRecord": "2024-01-02T03:00:01Z",
-                                 "streamArn": self.pipeline.notification_stream}}
+            "version": "1.0",
+            "timestamp": "2024-01-02T03:04:05.678Z",
+            "KinesisBatchInfo": {
+                "shardId": "shardId-000000000000",
+                "startSequenceNumber": batch[0]["SequenceNumber"],
+                "endSequenceNumber": batch[-1]["SequenceNumber"],
+                "batchSize": len(batch),
+                "approximateArrivalOfFirstRecord": "2024-01-02T03:00:00Z",
+                "approximateArrivalOfLastRecord": "2024-01-02T03:00:01Z",
+                "streamArn": self.pipeline.notification_stream,
+            },
+        }
         self.given_up.append(failure)
 
     def hydrate(self) -> None:
@@ -293,6 +363,7 @@ class TrimmedStream:
 
     def __init__(self, monkeypatch: Any, trim_before: str):
         from botocore.exceptions import ClientError
+
         from cnm_ingest import aws
 
         client = aws.client("kinesis")
@@ -301,9 +372,13 @@ class TrimmedStream:
 
         def get_shard_iterator(**kw: Any) -> dict[str, Any]:
             if kw.get("ShardIteratorType") == "AT_SEQUENCE_NUMBER" and int(kw["StartingSequenceNumber"]) < cut:
-                raise ClientError({"Error": {"Code": "InvalidArgumentException",
-                                             "Message": "sequence number is trimmed"},
-                                   "ResponseMetadata": {"HTTPStatusCode": 400}}, "GetShardIterator")
+                raise ClientError(
+                    {
+                        "Error": {"Code": "InvalidArgumentException", "Message": "sequence number is trimmed"},
+                        "ResponseMetadata": {"HTTPStatusCode": 400},
+                    },
+                    "GetShardIterator",
+                )
             return get_iterator(**kw)
 
         def trimmed_get_records(**kw: Any) -> dict[str, Any]:
@@ -325,5 +400,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     terminalreporter.section("fault matrix (every side effect counted, duplicates not collapsed)")
     terminalreporter.write_line(" | ".join(f"{c:>{max(len(c), 8)}}" if c != "case" else f"{c:38}" for c in cols))
     for row in matrix.MATRIX:
-        terminalreporter.write_line(" | ".join(
-            f"{row[c]!s:38}" if c == "case" else f"{row[c]!s:>{max(len(c), 8)}}" for c in cols))
+        terminalreporter.write_line(
+            " | ".join(f"{row[c]!s:38}" if c == "case" else f"{row[c]!s:>{max(len(c), 8)}}" for c in cols)
+        )

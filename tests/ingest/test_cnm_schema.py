@@ -49,9 +49,12 @@ def _variants(samples) -> list[dict]:
             lambda m: m.get("product", {}).pop("name", None),
             lambda m: m.get("product", {}).update(filegroups=[]),
             lambda m, product=product: m.get("product", {}).update(
-                filegroups=[{"id": "g", "files": product.get("files", [])}]),
-            lambda m, product=product: (m.get("product", {}).pop("files", None),
-                       m.get("product", {}).update(filegroups=[{"id": "g", "files": product.get("files", [])}])),
+                filegroups=[{"id": "g", "files": product.get("files", [])}]
+            ),
+            lambda m, product=product: (
+                m.get("product", {}).pop("files", None),
+                m.get("product", {}).update(filegroups=[{"id": "g", "files": product.get("files", [])}]),
+            ),
             lambda m: (m.get("product", {}).pop("files", None), m.get("product", {}).pop("name", None)),
             lambda m: m.get("product", {}).update(files=None),
             lambda m: m.update(product="not an object"),

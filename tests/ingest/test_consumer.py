@@ -11,9 +11,9 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
+from handlers import fallback_consumer, message_consumer
 
 from cnm_ingest import aws, dlq
-from handlers import fallback_consumer, message_consumer
 from tests.conftest import kinesis_event, kinesis_record
 from tests.ingest.conftest import sample_cnm
 
@@ -37,8 +37,7 @@ def payload_of(env) -> bytes:
 
 
 def client_error(code: str, status: int = 400, op: str = "StartExecution") -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": code},
-                        "ResponseMetadata": {"HTTPStatusCode": status}}, op)
+    return ClientError({"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, op)
 
 
 def patch_method(faults, service: str, method: str, fail_when, error: Exception):
@@ -71,10 +70,17 @@ def batch():
     big = sample_cnm("bad-size")
     big["product"]["files"][0]["size"] = "big"
     coll = sample_cnm("bad-collection", collection=5)
-    payloads = [json.dumps(good[0]).encode(), json.dumps(big).encode(), json.dumps(good[1]).encode(),
-                json.dumps(coll).encode(), b"\xff\xfenot json at all", json.dumps(good[2]).encode()]
-    records = [kinesis_record(p, str(1000 + i), partition_key=f"pk{i}", stream_arn=STREAM)
-               for i, p in enumerate(payloads)]
+    payloads = [
+        json.dumps(good[0]).encode(),
+        json.dumps(big).encode(),
+        json.dumps(good[1]).encode(),
+        json.dumps(coll).encode(),
+        b"\xff\xfenot json at all",
+        json.dumps(good[2]).encode(),
+    ]
+    records = [
+        kinesis_record(p, str(1000 + i), partition_key=f"pk{i}", stream_arn=STREAM) for i, p in enumerate(payloads)
+    ]
     return payloads, kinesis_event(records)
 
 
@@ -106,7 +112,8 @@ def test_poison_pills_are_parked_good_records_start_once(pipeline, lambda_contex
     # Only the addressable bad record is answered (collection 5 / not JSON cannot be).
     responses = pipeline.responses()
     assert [(r["identifier"], r["response"]["status"], r["response"]["errorCode"]) for r in responses] == [
-        ("bad-size", "FAILURE", "VALIDATION_ERROR")]
+        ("bad-size", "FAILURE", "VALIDATION_ERROR")
+    ]
     assert "size" in responses[0]["response"]["errorMessage"]
     assert not responses[0]["response"]["errorMessage"].startswith("CnmValidationError")  # the message alone (PO.DAAC)
 
@@ -127,9 +134,19 @@ def test_redelivery_starts_no_new_execution(pipeline, lambda_context, batch):
     assert sorted(e["name"] for e in pipeline.executions()) == names
     # and the fallback consumer, seeing a good record again, recognises it too
     record = kinesis_record(json.dumps(sample_cnm("granule-0")), "1000", partition_key="pk0", stream_arn=STREAM)
-    env = dlq.envelope("message_consumer", "test", "Test", {
-        "data": record["kinesis"]["data"], "sequenceNumber": "1000", "partitionKey": "pk0",
-        "shardId": "shardId-000000000000", "streamArn": STREAM, "approximateArrivalTimestamp": 0})
+    env = dlq.envelope(
+        "message_consumer",
+        "test",
+        "Test",
+        {
+            "data": record["kinesis"]["data"],
+            "sequenceNumber": "1000",
+            "partitionKey": "pk0",
+            "shardId": "shardId-000000000000",
+            "streamArn": STREAM,
+            "approximateArrivalTimestamp": 0,
+        },
+    )
     from tests.ingest.conftest import sns_event
 
     fallback_consumer.handler(sns_event(json.dumps(env)), lambda_context)
@@ -140,8 +157,13 @@ def test_transient_error_is_a_batch_item_failure_then_redelivery_succeeds(pipeli
     pipeline.put_rule("modis")
     payloads = [json.dumps(sample_cnm(f"granule-{i}")).encode() for i in range(4)]
     event = kinesis_event([kinesis_record(p, str(2000 + i), stream_arn=STREAM) for i, p in enumerate(payloads)])
-    calls = patch_method(faults, "stepfunctions", "start_execution",
-                         lambda kw: kw["name"].startswith("granule-2-"), client_error("ThrottlingException"))
+    calls = patch_method(
+        faults,
+        "stepfunctions",
+        "start_execution",
+        lambda kw: kw["name"].startswith("granule-2-"),
+        client_error("ThrottlingException"),
+    )
 
     result = consume(event, lambda_context)
     assert result == {"batchItemFailures": [{"itemIdentifier": "2002"}]}
@@ -161,8 +183,7 @@ def test_transient_error_is_a_batch_item_failure_then_redelivery_succeeds(pipeli
 def test_server_error_is_transient(pipeline, lambda_context, faults):
     pipeline.put_rule("modis")
     event = kinesis_event([kinesis_record(sample_cnm("granule-0"), "3000", stream_arn=STREAM)])
-    patch_method(faults, "stepfunctions", "start_execution", lambda kw: True,
-                 client_error("InternalFailure", 500))
+    patch_method(faults, "stepfunctions", "start_execution", lambda kw: True, client_error("InternalFailure", 500))
     result = consume(event, lambda_context)
     assert result == {"batchItemFailures": [{"itemIdentifier": "3000"}]}
     assert pipeline.fallback_events() == []
@@ -174,9 +195,19 @@ def test_fallback_consumer_raises_on_transient_errors_so_lambda_retries(pipeline
     from tests.ingest.conftest import sns_event
 
     payload = json.dumps(sample_cnm("granule-9")).encode()
-    env = dlq.envelope("message_consumer", "KeyError: earlier", "KeyError", {
-        "data": base64.b64encode(payload).decode(), "sequenceNumber": "3100", "partitionKey": "pk",
-        "shardId": "shardId-000000000000", "streamArn": STREAM, "approximateArrivalTimestamp": 0})
+    env = dlq.envelope(
+        "message_consumer",
+        "KeyError: earlier",
+        "KeyError",
+        {
+            "data": base64.b64encode(payload).decode(),
+            "sequenceNumber": "3100",
+            "partitionKey": "pk",
+            "shardId": "shardId-000000000000",
+            "streamArn": STREAM,
+            "approximateArrivalTimestamp": 0,
+        },
+    )
     event = sns_event(json.dumps(env))
     patch_method(faults, "stepfunctions", "start_execution", lambda kw: True, client_error("ThrottlingException"))
     with pytest.raises(ClientError):
@@ -190,10 +221,15 @@ def test_fallback_consumer_raises_on_transient_errors_so_lambda_retries(pipeline
 def test_park_failure_keeps_the_record_in_the_stream(pipeline, lambda_context, faults):
     pipeline.put_rule("modis")
     bad = sample_cnm("bad", collection=5)
-    event = kinesis_event([kinesis_record(sample_cnm("granule-0"), "4000", stream_arn=STREAM),
-                           kinesis_record(bad, "4001", stream_arn=STREAM)])
-    patch_method(faults, "sqs", "send_message_batch", lambda kw: True,
-                 client_error("AccessDenied", 403, "SendMessageBatch"))
+    event = kinesis_event(
+        [
+            kinesis_record(sample_cnm("granule-0"), "4000", stream_arn=STREAM),
+            kinesis_record(bad, "4001", stream_arn=STREAM),
+        ]
+    )
+    patch_method(
+        faults, "sqs", "send_message_batch", lambda kw: True, client_error("AccessDenied", 403, "SendMessageBatch")
+    )
 
     result = consume(event, lambda_context)
     assert result == {"batchItemFailures": [{"itemIdentifier": "4001"}]}
@@ -219,8 +255,9 @@ def test_unexpected_error_is_parked_then_retried_by_the_fallback_consumer(pipeli
         return original(cnm, **kw)
 
     faults.setattr(ingest, "build_workflow_input", broken)
-    event = kinesis_event([kinesis_record(sample_cnm(f"granule-{i}"), str(5000 + i), stream_arn=STREAM)
-                           for i in range(3)])
+    event = kinesis_event(
+        [kinesis_record(sample_cnm(f"granule-{i}"), str(5000 + i), stream_arn=STREAM) for i in range(3)]
+    )
     assert consume(event, lambda_context) == {"batchItemFailures": []}
     assert len(pipeline.executions()) == 2
     events = pipeline.fallback_events()

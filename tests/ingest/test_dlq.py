@@ -11,17 +11,27 @@ from tests.ingest.conftest import sns_event
 
 
 def record(payload: bytes) -> dict:
-    return {"data": base64.b64encode(payload).decode("ascii"), "sequenceNumber": "42", "partitionKey": "pk",
-            "shardId": "shardId-000000000000", "streamArn": "arn:aws:kinesis:us-west-2:1:stream/s",
-            "approximateArrivalTimestamp": 0}
+    return {
+        "data": base64.b64encode(payload).decode("ascii"),
+        "sequenceNumber": "42",
+        "partitionKey": "pk",
+        "shardId": "shardId-000000000000",
+        "streamArn": "arn:aws:kinesis:us-west-2:1:stream/s",
+        "approximateArrivalTimestamp": 0,
+    }
 
 
 def async_invocation_record(sns_message: str) -> dict:
     """What Lambda's async on-failure destination writes for the fallback consumer."""
     return {
-        "version": "1.0", "timestamp": "2024-01-02T03:04:05.678Z",
-        "requestContext": {"requestId": "r", "functionArn": "arn:aws:lambda:us-west-2:1:function:fallback",
-                           "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "version": "1.0",
+        "timestamp": "2024-01-02T03:04:05.678Z",
+        "requestContext": {
+            "requestId": "r",
+            "functionArn": "arn:aws:lambda:us-west-2:1:function:fallback",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3,
+        },
         "requestPayload": sns_event(sns_message),
         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
         "responsePayload": {"errorMessage": "boom", "errorType": "KeyError"},

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import pytest
 from botocore.exceptions import ClientError
-from cnm_ingest import aws
 
+from cnm_ingest import aws
 from tests.ingest.conftest import EventSourceMapping, TrimmedStream, sample_cnm
 
 N = 100
@@ -65,8 +65,10 @@ def payload(i: int, case: Case) -> bytes:
     if i in case.poison:
         doc["product"]["files"][0]["size"] = -1
     if i in case.oversize:
-        doc["product"]["files"] = [dict(doc["product"]["files"][0], name=f"f{j:05d}.nc", uri=f"s3://provider-bucket/f{j:05d}.nc")
-                                   for j in range(4500)]
+        doc["product"]["files"] = [
+            dict(doc["product"]["files"][0], name=f"f{j:05d}.nc", uri=f"s3://provider-bucket/f{j:05d}.nc")
+            for j in range(4500)
+        ]
     return json.dumps(doc).encode()
 
 
@@ -93,8 +95,9 @@ def test_fault_matrix(pipeline, lambda_context, monkeypatch, name):
     kinesis = aws.client("kinesis")
     seq_of: dict[int, str] = {}
     for i in range(N):
-        seq_of[i] = kinesis.put_record(StreamARN=pipeline.notification_stream, Data=payload(i, case),
-                                       PartitionKey=f"pk-{i % 7}")["SequenceNumber"]
+        seq_of[i] = kinesis.put_record(
+            StreamARN=pipeline.notification_stream, Data=payload(i, case), PartitionKey=f"pk-{i % 7}"
+        )["SequenceNumber"]
     index_of = {s: i for i, s in seq_of.items()}
     ident_of = {f"rec-{i:03d}": i for i in range(N)}
 
@@ -113,11 +116,13 @@ def test_fault_matrix(pipeline, lambda_context, monkeypatch, name):
     fail_calls(monkeypatch, "stepfunctions", "start_execution", throttle, error("ThrottlingException"))
     answer_failures = {"left": 1}
     if case.answer_put == "transient-once":
+
         def once_then_ok(kw):
             if answer_failures["left"]:
                 answer_failures["left"] -= 1
                 return True
             return False
+
         fail_calls(monkeypatch, "kinesis", "put_record", once_then_ok, error("ProvisionedThroughputExceededException"))
     elif case.answer_put == "denied":
         fail_calls(monkeypatch, "kinesis", "put_record", lambda kw: True, error("AccessDeniedException"))
@@ -140,10 +145,18 @@ def test_fault_matrix(pipeline, lambda_context, monkeypatch, name):
     failures = Counter(ident_of[r["identifier"]] for r in pipeline.responses() if r["response"]["status"] == "FAILURE")
     gap_count = sum(g["missing"]["count"] for g in gaps)
 
-    row = {"case": name, "records": N, "executions": sum(executions.values()),
-           "dlq_total": sum(dlq.values()), "dlq_distinct": len(dlq), "gap_entries": len(gaps), "gap_records": gap_count,
-           "failure_responses": sum(failures.values()), "max_answers_per_record": max(failures.values(), default=0),
-           "invocations": esm.invocations}
+    row = {
+        "case": name,
+        "records": N,
+        "executions": sum(executions.values()),
+        "dlq_total": sum(dlq.values()),
+        "dlq_distinct": len(dlq),
+        "gap_entries": len(gaps),
+        "gap_records": gap_count,
+        "failure_responses": sum(failures.values()),
+        "max_answers_per_record": max(failures.values(), default=0),
+        "invocations": esm.invocations,
+    }
     MATRIX.append(row)
     print(row)
 
@@ -166,8 +179,10 @@ def test_fault_matrix(pipeline, lambda_context, monkeypatch, name):
         assert set(case.throttle_always) <= set(dlq) and len(esm.given_up) == 1, row
     if case.trim_first:
         (gap,) = gaps
-        assert gap["missing"] == {"count": case.trim_first,
-                                  "ranges": [{"from": seq_of[0], "to": str(int(seq_of[case.trim_first]) - 1)}]}
+        assert gap["missing"] == {
+            "count": case.trim_first,
+            "ranges": [{"from": seq_of[0], "to": str(int(seq_of[case.trim_first]) - 1)}],
+        }
         assert not executions and set(dlq) == set(range(case.trim_first, N)), row
     if not (case.throttle_always or case.throttle_all):
         assert not esm.given_up, row

@@ -6,9 +6,9 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
+from handlers import hydrate
 
 from cnm_ingest import aws, dlq, kinesis
-from handlers import hydrate
 from tests.ingest.conftest import create_stream, sns_event
 
 SHARD = "shardId-000000000000"
@@ -28,21 +28,32 @@ def no_sleep(monkeypatch):
 
 def put(stream_arn: str, payloads: list[bytes]) -> list[str]:
     k = aws.client("kinesis")
-    return [k.put_record(StreamARN=stream_arn, Data=p, PartitionKey=f"pk-{i}")["SequenceNumber"]
-            for i, p in enumerate(payloads)]
+    return [
+        k.put_record(StreamARN=stream_arn, Data=p, PartitionKey=f"pk-{i}")["SequenceNumber"]
+        for i, p in enumerate(payloads)
+    ]
 
 
 def failure_record(stream_arn: str, start: str, end: str, size: int, shard: str = SHARD) -> dict:
     return {
-        "requestContext": {"requestId": "req-1", "functionArn": "arn:aws:lambda:us-west-2:123456789012:function:consumer",
-                           "condition": "RetryAttemptsExhausted", "approximateInvokeCount": 3},
+        "requestContext": {
+            "requestId": "req-1",
+            "functionArn": "arn:aws:lambda:us-west-2:123456789012:function:consumer",
+            "condition": "RetryAttemptsExhausted",
+            "approximateInvokeCount": 3,
+        },
         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
         "version": "1.0",
         "timestamp": "2024-01-02T03:04:05.678Z",
-        "KinesisBatchInfo": {"shardId": shard, "startSequenceNumber": start, "endSequenceNumber": end,
-                             "approximateArrivalOfFirstRecord": "2024-01-02T03:00:00Z",
-                             "approximateArrivalOfLastRecord": "2024-01-02T03:00:01Z",
-                             "batchSize": size, "streamArn": stream_arn},
+        "KinesisBatchInfo": {
+            "shardId": shard,
+            "startSequenceNumber": start,
+            "endSequenceNumber": end,
+            "approximateArrivalOfFirstRecord": "2024-01-02T03:00:00Z",
+            "approximateArrivalOfLastRecord": "2024-01-02T03:00:01Z",
+            "batchSize": size,
+            "streamArn": stream_arn,
+        },
     }
 
 
@@ -142,8 +153,9 @@ def test_throttling_and_expired_iterator_are_retried(pipeline, stream, no_sleep,
     def get_records(**kw):
         code = errors.pop(0) if errors else None
         if code:
-            raise ClientError({"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": 400}},
-                              "GetRecords")
+            raise ClientError(
+                {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "GetRecords"
+            )
         return original_get(**kw)
 
     def get_shard_iterator(**kw):
@@ -161,9 +173,12 @@ def test_throttling_and_expired_iterator_are_retried(pipeline, stream, no_sleep,
 
 def test_redelivered_failure_is_parked_once_with_idempotency(pipeline, stream, lambda_context, monkeypatch):
     ddb = aws.client("dynamodb")
-    ddb.create_table(TableName="idempotency", BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    ddb.create_table(
+        TableName="idempotency",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+    )
     monkeypatch.setenv("IDEMPOTENCY_TABLE", "idempotency")
     seqs = put(stream, [b"i0", b"i1", b"i2"])
     failure = failure_record(stream, seqs[0], seqs[-1], 3)

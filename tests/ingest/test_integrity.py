@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from cnm_ingest import cnm, config, kinesis
 from handlers import message_consumer
 
+from cnm_ingest import cnm, config, kinesis
 from tests.conftest import kinesis_event, kinesis_record
 from tests.ingest.conftest import sample_cnm
 
@@ -68,6 +68,7 @@ def test_whole_number_float_size_is_accepted():
 
 def test_every_validator_is_compiled_once_per_process(monkeypatch):
     import fastjsonschema
+
     from cnm_ingest import granule, response
 
     if hasattr(cnm, "compiled"):
@@ -108,8 +109,16 @@ def _rule(name, coll="C", version="", provider="P", state="ENABLED"):
 
 
 def test_rule_index_matches_exactly_like_the_scan():
-    rules = [_rule(f"r{i}", coll=f"C{i % 7}", version=["", "1", "2"][i % 3], provider=f"P{i % 2}",
-                   state="DISABLED" if i % 5 == 0 else "ENABLED") for i in range(200)]
+    rules = [
+        _rule(
+            f"r{i}",
+            coll=f"C{i % 7}",
+            version=["", "1", "2"][i % 3],
+            provider=f"P{i % 2}",
+            state="DISABLED" if i % 5 == 0 else "ENABLED",
+        )
+        for i in range(200)
+    ]
     index = config.RuleIndex(rules)
     for coll in ["C0", "C3", "C9", {"name": "C1", "version": "1"}, {"name": "C2", "version": "2"}, 5, None]:
         for provider in ["P0", "P1", "P9", None]:
@@ -169,6 +178,7 @@ def test_pacer_gives_up_at_the_deadline_and_backs_off_together():
 
 def test_throttled_start_is_retried_then_given_back_as_a_batch_item_failure(pipeline, lambda_context, monkeypatch):
     from botocore.exceptions import ClientError
+
     from cnm_ingest import aws
 
     pipeline.put_rule("modis")
@@ -180,8 +190,13 @@ def test_throttled_start_is_retried_then_given_back_as_a_batch_item_failure(pipe
     def flaky(**kw):
         if throttles["left"]:
             throttles["left"] -= 1
-            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"},
-                               "ResponseMetadata": {"HTTPStatusCode": 400}}, "StartExecution")
+            raise ClientError(
+                {
+                    "Error": {"Code": "ThrottlingException", "Message": "slow down"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                "StartExecution",
+            )
         return original(**kw)
 
     monkeypatch.setattr(sfn, "start_execution", flaky)
@@ -199,12 +214,15 @@ class _Read:
         self.complete, self.reached_end = complete, reached_end
 
 
-@pytest.mark.parametrize("seqs, complete, reached_end, size, expected", [
-    ([10, 11, 12], True, True, 3, None),
-    ([13, 14], False, True, 5, {"count": 3, "ranges": [{"from": "10", "to": "12"}]}),  # trimmed in front
-    ([10, 11], False, False, 5, {"count": 3, "ranges": [{"from": "12", "to": "20"}]}),  # read stopped early
-    ([], False, False, 4, {"count": 4, "ranges": [{"from": "10", "to": "20"}]}),
-    ([12], False, False, 5, {"count": 4, "ranges": [{"from": "10", "to": "11"}, {"from": "13", "to": "20"}]}),
-])
+@pytest.mark.parametrize(
+    "seqs, complete, reached_end, size, expected",
+    [
+        ([10, 11, 12], True, True, 3, None),
+        ([13, 14], False, True, 5, {"count": 3, "ranges": [{"from": "10", "to": "12"}]}),  # trimmed in front
+        ([10, 11], False, False, 5, {"count": 3, "ranges": [{"from": "12", "to": "20"}]}),  # read stopped early
+        ([], False, False, 4, {"count": 4, "ranges": [{"from": "10", "to": "20"}]}),
+        ([12], False, False, 5, {"count": 4, "ranges": [{"from": "10", "to": "11"}, {"from": "13", "to": "20"}]}),
+    ],
+)
 def test_missing_names_the_exact_ranges_and_count(seqs, complete, reached_end, size, expected):
     assert kinesis.missing(_Read(seqs, complete, reached_end), "10", "20", size) == expected

@@ -6,8 +6,8 @@ import io
 import json
 
 import pytest
-
 from handlers import logger as stream_logger
+
 from tests.conftest import kinesis_event, kinesis_record
 
 STREAM = "arn:aws:kinesis:us-west-2:123456789012:stream/responses"
@@ -48,8 +48,11 @@ def test_caps_size(lambda_context, log_output, monkeypatch):
 
 
 def test_binary_and_bad_base64_do_not_fail_the_batch(lambda_context, log_output):
-    records = [kinesis_record(b"\x00\xff\xfe binary", "1"), kinesis_record("plain text", "2"),
-               kinesis_record({"ok": True}, "3")]
+    records = [
+        kinesis_record(b"\x00\xff\xfe binary", "1"),
+        kinesis_record("plain text", "2"),
+        kinesis_record({"ok": True}, "3"),
+    ]
     records[1]["kinesis"]["data"] = "!!not base64!!"
     assert stream_logger.handler(kinesis_event(records), lambda_context) == {"batchItemFailures": []}
     entries = logged(log_output)

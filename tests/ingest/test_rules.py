@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from handlers import fallback_consumer, message_consumer
 
 from cnm_ingest import config, dlq
 from cnm_ingest.errors import NoMatchingRuleError
-from handlers import fallback_consumer, message_consumer
 from tests.conftest import kinesis_event, kinesis_record
 from tests.ingest.conftest import sample_cnm
 
@@ -17,15 +17,23 @@ def rule(name, collection="MODIS_A", version="", provider="PODAAC", state="ENABL
     return config.Rule(name, collection, version, provider, f"arn:sm:{name}", "wf", state)
 
 
-@pytest.mark.parametrize("collection, expected", [
-    ("MODIS_A", ["any", "v1", "v2"]),                       # string form: any version
-    ({"name": "MODIS_A", "version": "1"}, ["any", "v1"]),   # object form: exact or "" rule version
-    ({"name": "MODIS_A", "version": "3"}, ["any"]),
-    ("OTHER", []),
-])
+@pytest.mark.parametrize(
+    "collection, expected",
+    [
+        ("MODIS_A", ["any", "v1", "v2"]),  # string form: any version
+        ({"name": "MODIS_A", "version": "1"}, ["any", "v1"]),  # object form: exact or "" rule version
+        ({"name": "MODIS_A", "version": "3"}, ["any"]),
+        ("OTHER", []),
+    ],
+)
 def test_match_rules_on_collection_and_version(collection, expected):
-    rules = [rule("v1", version="1"), rule("v2", version="2"), rule("any"), rule("off", state="DISABLED"),
-             rule("other-provider", provider="NOPE")]
+    rules = [
+        rule("v1", version="1"),
+        rule("v2", version="2"),
+        rule("any"),
+        rule("off", state="DISABLED"),
+        rule("other-provider", provider="NOPE"),
+    ]
     assert [r.name for r in config.match_rules(sample_cnm(collection=collection), rules)] == expected
 
 
@@ -63,15 +71,24 @@ def test_object_form_matches_version_and_multiple_rules_start_one_execution_each
     pipeline.put_rule("v2", collection_version="2")
     pipeline.put_rule("any-a")
     pipeline.put_rule("any-b", workflow_arn=pipeline.other_state_machine)
-    event = kinesis_event([
-        kinesis_record(sample_cnm("g2", collection={"name": "MODIS_A", "version": "2"}), "20"),
-        kinesis_record(sample_cnm("gs", collection="MODIS_A"), "21"),
-    ])
+    event = kinesis_event(
+        [
+            kinesis_record(sample_cnm("g2", collection={"name": "MODIS_A", "version": "2"}), "20"),
+            kinesis_record(sample_cnm("gs", collection="MODIS_A"), "21"),
+        ]
+    )
     assert message_consumer.handler(event, lambda_context) == {"batchItemFailures": []}
     inputs = pipeline.execution_inputs() + pipeline.execution_inputs(pipeline.other_state_machine)
     started = sorted((i["meta"]["cnm"]["identifier"], i["meta"]["rule"]["name"]) for i in inputs)
-    assert started == [("g2", "any-a"), ("g2", "any-b"), ("g2", "v2"),
-                       ("gs", "any-a"), ("gs", "any-b"), ("gs", "v1"), ("gs", "v2")]
+    assert started == [
+        ("g2", "any-a"),
+        ("g2", "any-b"),
+        ("g2", "v2"),
+        ("gs", "any-a"),
+        ("gs", "any-b"),
+        ("gs", "v1"),
+        ("gs", "v2"),
+    ]
     by_key = {(i["meta"]["cnm"]["identifier"], i["meta"]["rule"]["name"]): i for i in inputs}
     assert by_key[("g2", "v2")]["meta"]["collection"]["url_path"] == "v2-path"
     assert by_key[("g2", "any-a")]["meta"]["collection"]["version"] == "2"
@@ -83,8 +100,13 @@ def test_object_form_matches_version_and_multiple_rules_start_one_execution_each
 
 def test_cache_ttl_is_respected(pipeline):
     now = [1000.0]
-    store = config.ConfigStore(pipeline.tables["rules"], pipeline.tables["collections"],
-                               pipeline.tables["providers"], ttl=60, clock=lambda: now[0])
+    store = config.ConfigStore(
+        pipeline.tables["rules"],
+        pipeline.tables["collections"],
+        pipeline.tables["providers"],
+        ttl=60,
+        clock=lambda: now[0],
+    )
     pipeline.put_rule("first")
     assert [r.name for r in store.rules()] == ["first"]
     pipeline.put_rule("second")

@@ -17,6 +17,12 @@ def local_aws():
 @pytest.fixture
 def client(local_aws):
     def make(service: str):
-        return boto3.client(service, region_name=REGION, endpoint_url=local_aws.endpoint,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(
+            service,
+            region_name=REGION,
+            endpoint_url=local_aws.endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
     return make

@@ -24,6 +24,7 @@ def test_every_patch_is_listed_and_applied(local_aws):
 
 # ---- 1 and 2: SQS SetQueueAttributes -------------------------------------------------
 
+
 def _queue(client):
     sqs = client("sqs")
     dlq = sqs.create_queue(QueueName=_name("dlq"))["QueueUrl"]
@@ -45,12 +46,24 @@ def test_set_queue_attributes_keeps_redrive_allow_policy(client):
 
 def test_set_queue_attributes_without_policy_keeps_policy(client):
     sqs, dlq, arn = _queue(client)
-    policy = json.dumps({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage",
-        "Resource": arn}]})
+    policy = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "sns.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": arn,
+                }
+            ],
+        }
+    )
     sqs.set_queue_attributes(QueueUrl=dlq, Attributes={"Policy": policy})
     sqs.set_queue_attributes(QueueUrl=dlq, Attributes={"VisibilityTimeout": "45"})
-    sqs.set_queue_attributes(QueueUrl=dlq, Attributes={"RedriveAllowPolicy": json.dumps({"redrivePermission": "allowAll"})})
+    sqs.set_queue_attributes(
+        QueueUrl=dlq, Attributes={"RedriveAllowPolicy": json.dumps({"redrivePermission": "allowAll"})}
+    )
     attrs = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
     assert json.loads(attrs["Policy"]) == json.loads(policy)
     assert attrs["VisibilityTimeout"] == "45"
@@ -67,11 +80,18 @@ def test_unknown_queue_attribute_name_still_rejected(client):
 
 # ---- 3 and 4: Step Functions ---------------------------------------------------------
 
-GOOD = {"StartAt": "A", "States": {
-    "A": {"Type": "Choice", "Choices": [{"Variable": "$.x", "IsPresent": True, "Next": "B"}], "Default": "C"},
-    "B": {"Type": "Parallel", "Branches": [{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}],
-          "Next": "C"},
-    "C": {"Type": "Succeed"}}}
+GOOD = {
+    "StartAt": "A",
+    "States": {
+        "A": {"Type": "Choice", "Choices": [{"Variable": "$.x", "IsPresent": True, "Next": "B"}], "Default": "C"},
+        "B": {
+            "Type": "Parallel",
+            "Branches": [{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}],
+            "Next": "C",
+        },
+        "C": {"Type": "Succeed"},
+    },
+}
 
 
 def test_validate_state_machine_definition_ok(client):
@@ -79,14 +99,30 @@ def test_validate_state_machine_definition_ok(client):
     assert result["result"] == "OK" and result["diagnostics"] == []
 
 
-@pytest.mark.parametrize("definition, location", [
-    ("{not json", "/"),
-    (json.dumps({"StartAt": "Nope", "States": {"A": {"Type": "Succeed"}}}), "/StartAt"),
-    (json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Gone"}}}), "/States/A"),
-    (json.dumps({"StartAt": "A", "States": {"A": {"Type": "Parallel", "End": True, "Branches": [
-        {"StartAt": "P", "States": {"P": {"Type": "Pass", "Next": "C"}}}]}}}), "/States/A/Branches/0/States/P"),
-    (json.dumps([1, 2]), "/"),
-])
+@pytest.mark.parametrize(
+    "definition, location",
+    [
+        ("{not json", "/"),
+        (json.dumps({"StartAt": "Nope", "States": {"A": {"Type": "Succeed"}}}), "/StartAt"),
+        (json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Gone"}}}), "/States/A"),
+        (
+            json.dumps(
+                {
+                    "StartAt": "A",
+                    "States": {
+                        "A": {
+                            "Type": "Parallel",
+                            "End": True,
+                            "Branches": [{"StartAt": "P", "States": {"P": {"Type": "Pass", "Next": "C"}}}],
+                        }
+                    },
+                }
+            ),
+            "/States/A/Branches/0/States/P",
+        ),
+        (json.dumps([1, 2]), "/"),
+    ],
+)
 def test_validate_state_machine_definition_fails_on_broken_definitions(client, definition, location):
     result = client("stepfunctions").validate_state_machine_definition(definition=definition)
     assert result["result"] == "FAIL"
@@ -108,12 +144,12 @@ def test_list_state_machine_versions(client):
 
 # ---- 5: CloudWatch over Smithy RPC v2 CBOR -------------------------------------------
 
+
 @pytest.fixture
 def cbor_cloudwatch(client, monkeypatch):
     """A CloudWatch client speaking rpc-v2-cbor on the wire, as the AWS SDK for Go v2 does
     (boto3 prefers JSON; putting CBOR first in botocore's order makes it speak CBOR)."""
-    monkeypatch.setattr(botocore.model, "PRIORITY_ORDERED_SUPPORTED_PROTOCOLS",
-                        ("smithy-rpc-v2-cbor", "json", "query"))
+    monkeypatch.setattr(botocore.model, "PRIORITY_ORDERED_SUPPORTED_PROTOCOLS", ("smithy-rpc-v2-cbor", "json", "query"))
     cw = client("cloudwatch")
     assert cw.meta.service_model.resolved_protocol == "smithy-rpc-v2-cbor"
     seen = []
@@ -125,10 +161,18 @@ def test_cloudwatch_rpc_v2_cbor_round_trip(cbor_cloudwatch):
     cw, seen = cbor_cloudwatch
     name = _name("alarm ünïcödé #?..")
     cw.put_metric_alarm(
-        AlarmName=name, MetricName="IteratorAge", Namespace="AWS/Lambda", Statistic="Maximum", Period=60,
-        EvaluationPeriods=2, Threshold=300000.0, ComparisonOperator="GreaterThanThreshold",
-        Dimensions=[{"Name": "FunctionName", "Value": "f"}], AlarmActions=["arn:aws:sns:us-west-2:123456789012:t"],
-        Tags=[{"Key": "k", "Value": "v"}])
+        AlarmName=name,
+        MetricName="IteratorAge",
+        Namespace="AWS/Lambda",
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=2,
+        Threshold=300000.0,
+        ComparisonOperator="GreaterThanThreshold",
+        Dimensions=[{"Name": "FunctionName", "Value": "f"}],
+        AlarmActions=["arn:aws:sns:us-west-2:123456789012:t"],
+        Tags=[{"Key": "k", "Value": "v"}],
+    )
     alarms = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"]
     assert seen[0].headers["smithy-protocol"] == b"rpc-v2-cbor" or seen[0].headers["smithy-protocol"] == "rpc-v2-cbor"
     assert "/operation/PutMetricAlarm" in seen[0].url
@@ -159,8 +203,12 @@ def test_cbor_garbage_and_unknown_operations_answer_errors(local_aws):
         ("/service/GraniteServiceVersion20100801/operation/NoSuchOperation", b"\xa0", 404),
         ("/service/NotAService/operation/PutMetricAlarm", b"\xa0", 404),
     ]:
-        req = urllib.request.Request(local_aws.endpoint + path, data=body, method="POST",
-                                     headers={"smithy-protocol": "rpc-v2-cbor", "Content-Type": "application/cbor"})
+        req = urllib.request.Request(
+            local_aws.endpoint + path,
+            data=body,
+            method="POST",
+            headers={"smithy-protocol": "rpc-v2-cbor", "Content-Type": "application/cbor"},
+        )
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(req, timeout=10)
         assert err.value.code == status

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from cnm_ingest import records
 
+from cnm_ingest import records
 from tools.local_pipeline import LambdaContext
 
 from .conftest import arn, scan

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from cnm_ingest import records
 
 from .conftest import arn, event, scan, workflow_input
@@ -31,9 +32,12 @@ def test_every_status_is_recorded_with_the_message_facts(table, status):
     assert item["provider"] == "PROV"
     assert item["rule"] == "coll-rule"
     assert item["cnm_identifier"] == "granule-1"
-    assert item["source"] == {"stream_arn": "arn:aws:kinesis:us-west-2:123456789012:stream/n",
-                              "shard_id": "shardId-000000000000", "sequence_number": "495901",
-                              "partition_key": "granule-1"}
+    assert item["source"] == {
+        "stream_arn": "arn:aws:kinesis:us-west-2:123456789012:stream/n",
+        "shard_id": "shardId-000000000000",
+        "sequence_number": "495901",
+        "partition_key": "granule-1",
+    }
     assert json.loads(item["cnm"])["identifier"] == "granule-1"
     assert item.get("error") == error and item.get("cause") == ("why" if error else None)
     granule = records.get_granule(table, "granule-1")
@@ -52,8 +56,10 @@ def test_redelivered_events_write_nothing_new(table):
     assert len(after) == len(first) == 3
     execution = after[f"EXECUTION#{arn('e1')}|EXECUTION"]
     assert execution["status"] == "FAILED"
-    assert records.events_of(execution) == {"RUNNING:0": "2023-11-14T22:13:20.000Z",
-                                            "FAILED:0": "2023-11-14T22:13:25.000Z"}
+    assert records.events_of(execution) == {
+        "RUNNING:0": "2023-11-14T22:13:20.000Z",
+        "FAILED:0": "2023-11-14T22:13:25.000Z",
+    }
 
 
 def test_running_after_succeeded_does_not_regress_but_is_kept_in_the_history(table):
@@ -77,7 +83,9 @@ def test_a_granule_keeps_every_attempt_and_follows_the_latest(table):
     records.record_event(table, event("again-reingest-1", "SUCCEEDED", start=START + 60_000))
     granule = records.get_granule(table, "granule-1")
     assert [(a["execution_arn"].rsplit(":", 1)[1], a["status"], a["reingest"]) for a in granule["attempts"]] == [
-        ("first", "FAILED", False), ("again-reingest-1", "SUCCEEDED", True)]
+        ("first", "FAILED", False),
+        ("again-reingest-1", "SUCCEEDED", True),
+    ]
     (summary,) = granule["summaries"]
     assert summary["status"] == "SUCCEEDED" and summary["execution_arn"] == arn("again-reingest-1")
     assert not {"error", "cause", "original_error"} & set(summary)  # the failed attempt's error stays with it
@@ -101,8 +109,15 @@ def test_a_redriven_execution_moves_from_failed_to_succeeded(table):
 
 def test_listing_by_status_and_window(table):
     for i, status in enumerate(["FAILED", "FAILED", "SUCCEEDED", "ABORTED"]):
-        records.record_event(table, event(f"e{i}", status, start=START + i * 1000,
-                                          input=workflow_input(identifier=f"g{i}", provider="P" if i else "Q")))
+        records.record_event(
+            table,
+            event(
+                f"e{i}",
+                status,
+                start=START + i * 1000,
+                input=workflow_input(identifier=f"g{i}", provider="P" if i else "Q"),
+            ),
+        )
     since, until = "2023-11-14T00:00:00.000Z", "2023-11-15T00:00:00.000Z"
     count, items = records.query_status(table, "EXECUTION", "FAILED", since, until)
     assert count == 2 and [i["execution_name"] for i in items] == ["e1", "e0"]
@@ -112,8 +127,19 @@ def test_listing_by_status_and_window(table):
 
 # --- hostile input ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bad_input", [None, "", "{not json", "[1, 2]", "null", json.dumps({"meta": "x"}),
-                                       json.dumps({"meta": {"cnm": {"identifier": 7, "product": []}}})])
+
+@pytest.mark.parametrize(
+    "bad_input",
+    [
+        None,
+        "",
+        "{not json",
+        "[1, 2]",
+        "null",
+        json.dumps({"meta": "x"}),
+        json.dumps({"meta": {"cnm": {"identifier": 7, "product": []}}}),
+    ],
+)
 def test_missing_or_garbled_input_still_records_the_execution(table, bad_input):
     records.record_event(table, event("e1", "ABORTED", input=bad_input))
     item = records.get_execution(table, arn("e1"))
@@ -135,10 +161,11 @@ def test_input_left_out_of_the_event_is_read_back(table):
 
 
 def test_huge_cause_and_odd_unicode_are_stored_bounded(table):
-    identifier = "g\u202e\U0001F600\u0000-é"
+    identifier = "g\u202e\U0001f600\u0000-é"
     cause = "\ud800" + "x" * (2 * 1024 * 1024)
-    records.record_event(table, event("e1", "FAILED", error="E" * 5000, cause=cause,
-                                      input=workflow_input(identifier=identifier)))
+    records.record_event(
+        table, event("e1", "FAILED", error="E" * 5000, cause=cause, input=workflow_input(identifier=identifier))
+    )
     item = records.get_execution(table, arn("e1"))
     assert len(item["cause"].encode("utf-8")) <= records.MAX_CAUSE_BYTES
     assert item["cause"].startswith("?x") and item["cause"].endswith("bytes cut]")
@@ -153,9 +180,16 @@ def test_a_cause_cut_on_a_multibyte_character_stays_valid_utf8():
     assert len(text.encode("utf-8")) <= 51
 
 
-@pytest.mark.parametrize("body", ["not json", "[]", json.dumps({"detail": "x"}),
-                                  json.dumps({"detail": {"executionArn": "a", "status": "RUNNING"}}),
-                                  json.dumps({"detail": {"executionArn": arn("e"), "status": "PENDING"}})])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        "[]",
+        json.dumps({"detail": "x"}),
+        json.dumps({"detail": {"executionArn": "a", "status": "RUNNING"}}),
+        json.dumps({"detail": {"executionArn": arn("e"), "status": "PENDING"}}),
+    ],
+)
 def test_what_is_not_an_execution_event_is_refused(table, body):
     with pytest.raises(records.NotAnExecutionEvent):
         records.record_event(table, body)

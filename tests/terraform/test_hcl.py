@@ -22,8 +22,19 @@ TF = [sys.executable, str(ROOT / "tools" / "tf.py")]
 MODULES = sorted(p for p in (ROOT / "modules").iterdir() if p.is_dir())
 EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if p.is_dir())
 CONFIGS = [ROOT, *MODULES, *EXAMPLES]
-OUR_MODULES = ["lambda_function", "streams", "config_tables", "dead_letter", "consumer", "fallback", "hydrate", "logger",
-               "workflow", "alarms", "s3_bucket"]
+OUR_MODULES = [
+    "lambda_function",
+    "streams",
+    "config_tables",
+    "dead_letter",
+    "consumer",
+    "fallback",
+    "hydrate",
+    "logger",
+    "workflow",
+    "alarms",
+    "s3_bucket",
+]
 
 # Actions that have no resource-level permissions in IAM: a statement made only
 # of these may (must) use Resource "*".
@@ -32,10 +43,20 @@ OUR_MODULES = ["lambda_function", "streams", "config_tables", "dead_letter", "co
 #     (https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html);
 #   - describing network interfaces and subnets (functions in a VPC).
 RESOURCE_STAR_ACTIONS = {
-    "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
-    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
-    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
-    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
 }
 # Key policies: in a KMS key policy, Resource "*" means "this key".
 KEY_POLICY_DOCUMENTS = {("examples/complete", "kms")}
@@ -129,7 +150,9 @@ def as_list(value) -> list:
 
 
 def test_terraform_fmt():
-    proc = subprocess.run([*TF, f"-chdir={ROOT}", "fmt", "-check", "-recursive", "-diff"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [*TF, f"-chdir={ROOT}", "fmt", "-check", "-recursive", "-diff"], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, f"terraform fmt -check failed; diff:\n{proc.stdout}\n{proc.stderr}"
 
 
@@ -140,10 +163,14 @@ def test_our_modules_exist(name):
 
 @pytest.mark.parametrize("module", MODULES, ids=rel)
 def test_module_files(module):
-    missing = [f for f in ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md") if not (module / f).is_file()]
+    missing = [
+        f for f in ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md") if not (module / f).is_file()
+    ]
     assert not missing, f"{rel(module)} lacks {missing}"
     readme = (module / "README.md").read_text()
-    assert "<!-- BEGIN_TF_DOCS -->" in readme and "<!-- END_TF_DOCS -->" in readme, f"{rel(module)}/README.md has no TF_DOCS markers"
+    assert "<!-- BEGIN_TF_DOCS -->" in readme and "<!-- END_TF_DOCS -->" in readme, (
+        f"{rel(module)}/README.md has no TF_DOCS markers"
+    )
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=rel)
@@ -151,7 +178,7 @@ def test_example_files(example):
     missing = [f for f in ("main.tf", "versions.tf", "outputs.tf", "README.md") if not (example / f).is_file()]
     assert not missing, f"{rel(example)} lacks {missing}"
     sources = [m["source"] for m in named(example, "module").values()]
-    assert "../../" in sources, f"{rel(example)} must use the root module as source = \"../../\""
+    assert "../../" in sources, f'{rel(example)} must use the root module as source = "../../"'
     region = named(example, "variable").get("region")
     assert region and region.get("default") == "us-west-2", f"{rel(example)}: region variable must default to us-west-2"
 
@@ -174,7 +201,9 @@ def test_versions_allow_the_local_provider(config):
 
 @pytest.mark.parametrize("config", CONFIGS, ids=rel)
 def test_variables_have_type_and_description(config):
-    bad = [name for name, body in named(config, "variable").items() if not body.get("type") or not body.get("description")]
+    bad = [
+        name for name, body in named(config, "variable").items() if not body.get("type") or not body.get("description")
+    ]
     assert not bad, f"{rel(config)}: variables without type or description: {bad}"
 
 
@@ -191,9 +220,17 @@ def test_outputs_have_description(config):
 CONSUMER = ROOT / "modules" / "consumer"
 # The mapping's knobs are declared, defaulted and validated once, by the root
 # variables of the same names; the consumer module receives them as one object.
-ESM_KNOBS = ("batch_size", "maximum_batching_window_in_seconds", "starting_position", "starting_position_timestamp",
-             "parallelization_factor", "bisect_batch_on_function_error", "maximum_retry_attempts",
-             "maximum_record_age_in_seconds", "function_response_types")
+ESM_KNOBS = (
+    "batch_size",
+    "maximum_batching_window_in_seconds",
+    "starting_position",
+    "starting_position_timestamp",
+    "parallelization_factor",
+    "bisect_batch_on_function_error",
+    "maximum_retry_attempts",
+    "maximum_record_age_in_seconds",
+    "function_response_types",
+)
 
 
 @pytest.fixture(scope="module")
@@ -222,12 +259,16 @@ def test_consumer_bisects_by_default(consumer_esm):
 
 def test_consumer_retries_are_finite_by_default(consumer_esm):
     default = default_of(ROOT, root_knob(consumer_esm, "maximum_retry_attempts"))
-    assert isinstance(default, int) and 0 <= default <= 10, f"maximum_retry_attempts default {default!r} must be small and finite"
+    assert isinstance(default, int) and 0 <= default <= 10, (
+        f"maximum_retry_attempts default {default!r} must be small and finite"
+    )
 
 
 def test_consumer_record_age_is_finite_by_default(consumer_esm):
     default = default_of(ROOT, root_knob(consumer_esm, "maximum_record_age_in_seconds"))
-    assert isinstance(default, int) and 60 <= default <= 604800, f"maximum_record_age_in_seconds default {default!r} must be finite"
+    assert isinstance(default, int) and 60 <= default <= 604800, (
+        f"maximum_record_age_in_seconds default {default!r} must be finite"
+    )
 
 
 def test_consumer_reports_batch_item_failures_by_default(consumer_esm):
@@ -241,7 +282,10 @@ def test_consumer_starts_at_trim_horizon_by_default(consumer_esm):
 def test_consumer_has_an_on_failure_destination(consumer_esm):
     on_failure = consumer_esm["destination_config"][0]["on_failure"][0]
     assert bound_variable(on_failure["destination_arn"]) == "on_failure_destination_arn"
-    assert named(ROOT, "module")["consumer"]["on_failure_destination_arn"] == "module.dead_letter.on_failure_destination_arn"
+    assert (
+        named(ROOT, "module")["consumer"]["on_failure_destination_arn"]
+        == "module.dead_letter.on_failure_destination_arn"
+    )
     assert default_of(ROOT, "on_failure_destination") == "sns"
 
 
@@ -257,7 +301,9 @@ def test_consumer_knob_validations_cover_the_aws_ranges():
     for name, bounds in expectations.items():
         conditions = " ".join(v["condition"] for v in variables[name].get("validation", []))
         for bound in bounds:
-            assert re.search(rf"(?<![0-9]){re.escape(bound)}(?![0-9])", conditions), f"{name}: no validation bound {bound}"
+            assert re.search(rf"(?<![0-9]){re.escape(bound)}(?![0-9])", conditions), (
+                f"{name}: no validation bound {bound}"
+            )
 
 
 def test_enhanced_fan_out_switches_the_event_source():
@@ -309,7 +355,9 @@ def test_fallback_invoke_config_retries_then_dlq():
 
 
 def test_fallback_retry_validation_is_0_to_2():
-    conditions = " ".join(v["condition"] for v in named(ROOT, "variable")["fallback_maximum_retry_attempts"]["validation"])
+    conditions = " ".join(
+        v["condition"] for v in named(ROOT, "variable")["fallback_maximum_retry_attempts"]["validation"]
+    )
     assert ">= 0" in conditions and "<= 2" in conditions
 
 
@@ -323,7 +371,10 @@ def test_dlq_named_kinesis_failure_retained_14_days_encrypted():
 
 
 def test_dlq_has_redrive_allow_and_tls_only_policy():
-    assert only(typed(DEAD_LETTER, "resource", "aws_sqs_queue_redrive_allow_policy"))["queue_url"] == "aws_sqs_queue.dlq.id"
+    assert (
+        only(typed(DEAD_LETTER, "resource", "aws_sqs_queue_redrive_allow_policy"))["queue_url"]
+        == "aws_sqs_queue.dlq.id"
+    )
     doc = typed(ROOT, "data", "aws_iam_policy_document")["dead_letter"]
     denies = [s for s in statements(doc) if s.get("effect") == "Deny"]
     assert any(c["variable"] == "aws:SecureTransport" for s in denies for c in s.get("condition", []))
@@ -346,7 +397,9 @@ def test_sns_subscriptions_redrive_to_the_dlq():
         sub = only(typed(module, "resource", "aws_sns_topic_subscription"))
         assert "var.dlq_arn" in sub["redrive_policy"], rel(module)
     assert set(named(DEAD_LETTER, "locals")["dlq_sns_redrives"].replace(" ", "").split(",")) >= {
-        "concat([aws_sns_topic.fallback.arn]", "aws_sns_topic.failed_batch[*].arn)"}
+        "concat([aws_sns_topic.fallback.arn]",
+        "aws_sns_topic.failed_batch[*].arn)",
+    }
 
 
 def test_topics_are_encrypted():
@@ -366,7 +419,10 @@ def test_streams_are_kms_encrypted():
 def test_buckets_encrypted_and_private():
     bucket = ROOT / "modules" / "s3_bucket"
     pab = only(typed(bucket, "resource", "aws_s3_bucket_public_access_block"))
-    assert all(pab[k] is True for k in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"))
+    assert all(
+        pab[k] is True
+        for k in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets")
+    )
     sse = only(typed(bucket, "resource", "aws_s3_bucket_server_side_encryption_configuration"))
     assert sse["rule"][0]["apply_server_side_encryption_by_default"][0]["sse_algorithm"] == "aws:kms"
 
@@ -382,7 +438,9 @@ def test_config_tables_encrypted_with_pitr():
 
 def test_payload_bucket_outlives_dlq_messages():
     assert default_of(ROOT, "payload_bucket_expiration_days") >= 14
-    conditions = " ".join(v["condition"] for v in named(ROOT, "variable")["payload_bucket_expiration_days"]["validation"])
+    conditions = " ".join(
+        v["condition"] for v in named(ROOT, "variable")["payload_bucket_expiration_days"]["validation"]
+    )
     assert ">= 14" in conditions
 
 
@@ -411,23 +469,50 @@ def test_function_modules_reuse_lambda_function(module):
 def test_manifest_drives_the_packages():
     root_locals = named(ROOT, "locals")
     assert 'jsondecode(file("${local.package_dir}/manifest.json"))' == root_locals["manifest"]
-    assert 'path.module}/build' in root_locals["package_dir"]
+    assert "path.module}/build" in root_locals["package_dir"]
     assert "base64sha256" in json.dumps(root_locals["packages"])
     assert root_locals["payload_key_prefix"] == "local.manifest.constants.payload_key_prefix"
 
 
 def test_workflow_module_wired_with_the_agreed_interface():
     call = named(ROOT, "module")["workflow"]
-    expected = {"source", "prefix", "functions", "response_stream_arn", "response_stream_kms_key_arn",
-                "staging_bucket_name", "provider_bucket_arns", "log_retention_days", "kms_key_arn",
-                "state_machine_log_level", "tracing_enabled", "permissions_boundary_arn", "role_path", "tags",
-                "sync_retry_interval_seconds", "sync_retry_max_attempts", "response_retry_interval_seconds",
-                "response_retry_max_attempts", "extra_states", "extra_states_start_at", "extra_states_policy_json",
-                # issue 8: the workflow message's large parts, and where an undeliverable response is parked
-                "payload_bucket_name", "payload_bucket_kms_key_arn", "workflow_payload_objects_arn",
-                "response_payload_objects_arn", "workflow_offload_bytes", "dlq_url", "dlq_arn", "dlq_kms_key_arn",
-                "response_destinations", "response_destinations_kms_key_arns", "distribution_endpoint",
-                "placement_bucket_names", "provider_secret_arns"}
+    expected = {
+        "source",
+        "prefix",
+        "functions",
+        "response_stream_arn",
+        "response_stream_kms_key_arn",
+        "staging_bucket_name",
+        "provider_bucket_arns",
+        "log_retention_days",
+        "kms_key_arn",
+        "state_machine_log_level",
+        "tracing_enabled",
+        "permissions_boundary_arn",
+        "role_path",
+        "tags",
+        "sync_retry_interval_seconds",
+        "sync_retry_max_attempts",
+        "response_retry_interval_seconds",
+        "response_retry_max_attempts",
+        "extra_states",
+        "extra_states_start_at",
+        "extra_states_policy_json",
+        # issue 8: the workflow message's large parts, and where an undeliverable response is parked
+        "payload_bucket_name",
+        "payload_bucket_kms_key_arn",
+        "workflow_payload_objects_arn",
+        "response_payload_objects_arn",
+        "workflow_offload_bytes",
+        "dlq_url",
+        "dlq_arn",
+        "dlq_kms_key_arn",
+        "response_destinations",
+        "response_destinations_kms_key_arns",
+        "distribution_endpoint",
+        "placement_bucket_names",
+        "provider_secret_arns",
+    }
     assert set(call) == expected
     assert call["source"] == "./modules/workflow"
     assert "local.functions[key]" in call["functions"]
@@ -469,15 +554,17 @@ def test_no_allow_statement_on_resource_star():
             if "*" in resources:
                 actions = set(as_list(stmt.get("actions", [])))
                 if not actions <= RESOURCE_STAR_ACTIONS:
-                    offenders.append(f"{rel(config)} data.aws_iam_policy_document.{name} "
-                                     f"sid={stmt.get('sid')} actions={sorted(actions)}")
-    assert not offenders, "Resource \"*\" on actions that support resource-level permissions:\n" + "\n".join(offenders)
+                    offenders.append(
+                        f"{rel(config)} data.aws_iam_policy_document.{name} "
+                        f"sid={stmt.get('sid')} actions={sorted(actions)}"
+                    )
+    assert not offenders, 'Resource "*" on actions that support resource-level permissions:\n' + "\n".join(offenders)
 
 
 def test_no_resource_star_in_jsonencoded_policies():
     pattern = re.compile(r'Resource\s*=\s*(\[\s*)?"\*"')
     offenders = [rel(p) for p in ROOT.glob("**/*.tf") if ".terraform" not in p.parts and pattern.search(p.read_text())]
-    assert not offenders, f"jsonencode'd policies with Resource \"*\": {offenders}"
+    assert not offenders, f'jsonencode\'d policies with Resource "*": {offenders}'
 
 
 def test_no_wildcard_actions_in_function_policies():
@@ -487,7 +574,11 @@ def test_no_wildcard_actions_in_function_policies():
             continue
         for stmt in statements(doc):
             if stmt.get("effect", "Allow") == "Allow":
-                offenders += [f"{rel(config)}:{name}:{a}" for a in as_list(stmt.get("actions", [])) if a.endswith(":*") or a == "*"]
+                offenders += [
+                    f"{rel(config)}:{name}:{a}"
+                    for a in as_list(stmt.get("actions", []))
+                    if a.endswith(":*") or a == "*"
+                ]
     assert not offenders, offenders
 
 
@@ -495,7 +586,9 @@ def test_kinesis_reads_scoped_to_the_stream():
     for module, doc_name in (("consumer", "this"), ("hydrate", "this"), ("logger", "this")):
         doc = typed(ROOT / "modules" / module, "data", "aws_iam_policy_document")[doc_name]
         reads = [s for s in statements(doc) if "kinesis:GetRecords" in as_list(s.get("actions", []))]
-        assert reads and all(s["resources"] == ["var.stream_arn"] for s in reads), f"{module}: kinesis reads must be on var.stream_arn"
+        assert reads and all(s["resources"] == ["var.stream_arn"] for s in reads), (
+            f"{module}: kinesis reads must be on var.stream_arn"
+        )
 
 
 def test_dlq_send_scoped_to_the_queue():
@@ -524,8 +617,20 @@ def test_no_managed_policy_attachments():
 # --------------------------------------------------------------------------- #
 
 
-VALIDATE_IGNORE = shutil.ignore_patterns(".git", ".venv", ".tools", ".terraform", ".terraform.lock.hcl", "*.tfstate*",
-                                         ".pytest_cache", "__pycache__", "lambda_src", "tests", "docs", "scripts")
+VALIDATE_IGNORE = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    ".tools",
+    ".terraform",
+    ".terraform.lock.hcl",
+    "*.tfstate*",
+    ".pytest_cache",
+    "__pycache__",
+    "lambda_src",
+    "tests",
+    "docs",
+    "scripts",
+)
 
 
 @pytest.mark.terraform

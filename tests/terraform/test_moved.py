@@ -27,16 +27,12 @@ OLD_REF = "507d28598649c46c674e712bebbe0fb522ea9624"
 # old address -> new address, for what examples/minimal creates (on_failure_destination = "sns").
 EXPECTED_MOVES = {
     "module.cnm_ingest.module.fallback.aws_sqs_queue.dlq": "module.cnm_ingest.module.dead_letter.aws_sqs_queue.dlq",
-    "module.cnm_ingest.module.fallback.aws_sqs_queue_redrive_allow_policy.dlq":
-        "module.cnm_ingest.module.dead_letter.aws_sqs_queue_redrive_allow_policy.dlq",
+    "module.cnm_ingest.module.fallback.aws_sqs_queue_redrive_allow_policy.dlq": "module.cnm_ingest.module.dead_letter.aws_sqs_queue_redrive_allow_policy.dlq",  # noqa: E501 (an address table)
     "module.cnm_ingest.module.fallback.aws_sqs_queue_policy.dlq": "module.cnm_ingest.aws_sqs_queue_policy.dead_letter",
-    "module.cnm_ingest.module.fallback.aws_sns_topic.fallback": "module.cnm_ingest.module.dead_letter.aws_sns_topic.fallback",
-    "module.cnm_ingest.module.consumer.aws_sns_topic.failed_batch[0]":
-        "module.cnm_ingest.module.dead_letter.aws_sns_topic.failed_batch[0]",
-    "module.cnm_ingest.module.payload_bucket.aws_s3_bucket.this":
-        "module.cnm_ingest.module.dead_letter.module.payload_bucket.aws_s3_bucket.this",
-    "module.cnm_ingest.module.payload_bucket.aws_s3_bucket_policy.this":
-        "module.cnm_ingest.module.dead_letter.module.payload_bucket.aws_s3_bucket_policy.this",
+    "module.cnm_ingest.module.fallback.aws_sns_topic.fallback": "module.cnm_ingest.module.dead_letter.aws_sns_topic.fallback",  # noqa: E501 (an address table)
+    "module.cnm_ingest.module.consumer.aws_sns_topic.failed_batch[0]": "module.cnm_ingest.module.dead_letter.aws_sns_topic.failed_batch[0]",  # noqa: E501 (an address table)
+    "module.cnm_ingest.module.payload_bucket.aws_s3_bucket.this": "module.cnm_ingest.module.dead_letter.module.payload_bucket.aws_s3_bucket.this",  # noqa: E501 (an address table)
+    "module.cnm_ingest.module.payload_bucket.aws_s3_bucket_policy.this": "module.cnm_ingest.module.dead_letter.module.payload_bucket.aws_s3_bucket_policy.this",  # noqa: E501 (an address table)
 }
 
 
@@ -56,8 +52,13 @@ EXPECTED_CREATED = [
 # Resource types whose in-place update the same features explain (new IAM statements, environment
 # variables, the status table's TTL, the DLQ writers, the workflow's ParkResponse state); any other
 # update must be one the old code plans too.
-FEATURE_UPDATED_TYPES = {"aws_iam_role_policy", "aws_lambda_function", "aws_dynamodb_table", "aws_sqs_queue_policy",
-                         "aws_sfn_state_machine"}
+FEATURE_UPDATED_TYPES = {
+    "aws_iam_role_policy",
+    "aws_lambda_function",
+    "aws_dynamodb_table",
+    "aws_sqs_queue_policy",
+    "aws_sfn_state_machine",
+}
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +71,9 @@ def local_aws():
 
 def old_tree(dest):
     """The repository at OLD_REF (fails, never skips, when the history is not there)."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", OLD_REF],
-                             capture_output=True, check=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", OLD_REF], capture_output=True, check=True
+    ).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(dest, filter="data")
     return dest
@@ -95,8 +97,13 @@ def upgrade_plan(mirror, packages, local_aws, tmp_path_factory):
 
     # Today's tree laid out like the old one, so paths such as the layer's "../../build/..." (a
     # layer's filename forces a new version) are the same strings as in the old deployment.
-    shutil.copytree(ROOT, base / "new", ignore=shutil.ignore_patterns(
-        ".git", ".venv", ".tools", ".terraform*", "*.tfstate*", "tests", "lambda_src", "__pycache__", "docs"))
+    shutil.copytree(
+        ROOT,
+        base / "new",
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".tools", ".terraform*", "*.tfstate*", "tests", "lambda_src", "__pycache__", "docs"
+        ),
+    )
     new = base / "new" / "examples" / "minimal"
     (new / "aws_provider_override.tf").write_text(provider_override(local_aws))
     shutil.copy(state, new / "terraform.tfstate")
@@ -111,7 +118,9 @@ def upgrade_plan(mirror, packages, local_aws, tmp_path_factory):
 
 
 def actions(plan: dict) -> dict[str, list[str]]:
-    return {rc["address"]: rc["change"]["actions"] for rc in plan.get("resource_changes", []) if rc["mode"] == "managed"}
+    return {
+        rc["address"]: rc["change"]["actions"] for rc in plan.get("resource_changes", []) if rc["mode"] == "managed"
+    }
 
 
 def test_upgrade_destroys_nothing(upgrade_plan):
@@ -121,8 +130,11 @@ def test_upgrade_destroys_nothing(upgrade_plan):
     changes = [rc for rc in plan["resource_changes"] if rc["mode"] == "managed"]
     destroyed = [rc["address"] for rc in changes if "delete" in rc["change"]["actions"]]
     assert destroyed == EXPECTED_DESTROYED, f"the upgrade would destroy (or replace) {destroyed}"
-    replaced = [rc["address"] for rc in changes if rc["change"]["actions"] == ["delete", "create"]
-                or rc["change"]["actions"] == ["create", "delete"]]
+    replaced = [
+        rc["address"]
+        for rc in changes
+        if rc["change"]["actions"] == ["delete", "create"] or rc["change"]["actions"] == ["create", "delete"]
+    ]
     assert replaced == [], replaced
     created = [rc["address"] for rc in changes if "create" in rc["change"]["actions"]]
     unexpected = [a for a in created if not any(re.fullmatch(p, a) for p in EXPECTED_CREATED)]
@@ -154,8 +166,19 @@ def _resources(module: dict):
 
 
 WORKFLOW_TASKS = ["start_status", "translate_message", "sync_granule", "cnm_response", "stop_status"]
-FUNCTION_KEYS = ["message_consumer", "fallback_consumer", "hydrate", "inbound_logger", "outbound_logger",
-                 "start_status", "translate_message", "sync_granule", "cnm_response", "stop_status", "recorder"]
+FUNCTION_KEYS = [
+    "message_consumer",
+    "fallback_consumer",
+    "hydrate",
+    "inbound_logger",
+    "outbound_logger",
+    "start_status",
+    "translate_message",
+    "sync_granule",
+    "cnm_response",
+    "stop_status",
+    "recorder",
+]
 
 
 def interfaces_environment() -> dict[str, tuple[set[str], bool]]:
@@ -182,8 +205,11 @@ def test_function_environment_matches_interfaces(upgrade_plan):
     state after the upgrade, against docs/INTERFACES.md: every variable it must have, none it should not."""
     _, _, _, state = upgrade_plan
     table = interfaces_environment()
-    functions = {r["values"]["function_name"].removeprefix("cnm-minimal-").replace("-", "_"): r["values"]
-                 for r in _resources(state["values"]["root_module"]) if r["type"] == "aws_lambda_function"}
+    functions = {
+        r["values"]["function_name"].removeprefix("cnm-minimal-").replace("-", "_"): r["values"]
+        for r in _resources(state["values"]["root_module"])
+        if r["type"] == "aws_lambda_function"
+    }
     assert sorted(functions) == sorted(FUNCTION_KEYS)
     for key, fn in functions.items():
         names = set(fn["environment"][0]["variables"])

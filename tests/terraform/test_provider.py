@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -22,14 +21,21 @@ pytestmark = [pytest.mark.terraform, pytest.mark.provider]
 CONFIGS = ["."] + sorted(
     p.relative_to(ROOT).as_posix() for p in (ROOT / "examples").iterdir() if (p / "main.tf").exists()
 )
+
+
 @pytest.mark.parametrize("config", CONFIGS)
 def test_init_and_validate(config, mirror, packages, tmp_path):
     """Every root configuration initialises offline and validates, warnings aside."""
     if config == ".":
         # the root module itself, copied so the repo gets no .terraform or lock file
         work = tmp_path / "root"
-        shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(
-            ".git", ".venv", ".tools", ".terraform*", "tests", "lambda_src", "examples", "__pycache__", "*.tfstate*"))
+        shutil.copytree(
+            ROOT,
+            work,
+            ignore=shutil.ignore_patterns(
+                ".git", ".venv", ".tools", ".terraform*", "tests", "lambda_src", "examples", "__pycache__", "*.tfstate*"
+            ),
+        )
     else:
         work = copy_config(ROOT / config, tmp_path / "cfg")
     check(tf(work, "init", "-backend=false", "-input=false", "-no-color"))
@@ -84,12 +90,14 @@ def is_unknown(after_unknown, *path) -> bool:
 
 def config_resources(plan: dict, rtype: str):
     """(module path, resource config) for every resource/data block of ``rtype`` in the configuration."""
+
     def walk(mod, path):
         for r in mod.get("resources", []):
             if r["type"] == rtype:
                 yield path, r
         for name, call in mod.get("module_calls", {}).items():
             yield from walk(call["module"], f"{path}.{name}" if path else name)
+
     yield from walk(plan["configuration"]["root_module"], "")
 
 
@@ -98,13 +106,31 @@ def consumer_esm(plan: dict) -> tuple[dict, dict]:
     return changes(plan, "aws_lambda_event_source_mapping")[address], unknown(plan, address)
 
 
-@pytest.mark.parametrize("example, expected", [
-    # examples/complete sets every knob; examples/minimal shows the defaults
-    ("complete", {"batch_size": 50, "maximum_batching_window_in_seconds": 5, "parallelization_factor": 2,
-                  "maximum_retry_attempts": 5, "maximum_record_age_in_seconds": 7200}),
-    ("minimal", {"batch_size": 100, "parallelization_factor": 1, "maximum_retry_attempts": 3,
-                 "maximum_record_age_in_seconds": 3600}),
-])
+@pytest.mark.parametrize(
+    "example, expected",
+    [
+        # examples/complete sets every knob; examples/minimal shows the defaults
+        (
+            "complete",
+            {
+                "batch_size": 50,
+                "maximum_batching_window_in_seconds": 5,
+                "parallelization_factor": 2,
+                "maximum_retry_attempts": 5,
+                "maximum_record_age_in_seconds": 7200,
+            },
+        ),
+        (
+            "minimal",
+            {
+                "batch_size": 100,
+                "parallelization_factor": 1,
+                "maximum_retry_attempts": 3,
+                "maximum_record_age_in_seconds": 3600,
+            },
+        ),
+    ],
+)
 def test_consumer_event_source_mapping(example, expected, request):
     plan = request.getfixturevalue(f"{example}_plan")
     esm, esm_unknown = consumer_esm(plan)
@@ -175,8 +201,12 @@ def test_alarms_watch_the_stream_the_dlq_and_every_function(example, request):
     alarms = {a["alarm_name"]: a for a in changes(plan, "aws_cloudwatch_metric_alarm").values()}
     functions = sorted(fn["function_name"] for fn in changes(plan, "aws_lambda_function").values())
     prefix = f"cnm-{example}-"
-    expected = ["notification-stream-iterator-age", "dlq-not-empty", "message-consumer-iterator-age",
-                "recorder-dlq-not-empty"]
+    expected = [
+        "notification-stream-iterator-age",
+        "dlq-not-empty",
+        "message-consumer-iterator-age",
+        "recorder-dlq-not-empty",
+    ]
     expected += [f"{name.removeprefix(prefix)}-errors" for name in functions]
     expected += [f"cnm-workflow-executions-{m}" for m in ("failed", "timed-out", "aborted")]  # issue 8
     assert sorted(alarms) == sorted(prefix + e for e in expected)
@@ -192,7 +222,9 @@ def test_alarms_watch_the_stream_the_dlq_and_every_function(example, request):
     has_topic = example == "complete"  # complete creates the encrypted alarm topic; minimal has no actions
     for address, alarm in changes(plan, "aws_cloudwatch_metric_alarm").items():
         assert alarm["treat_missing_data"] == "notBreaching", address
-        assert bool(unknown(plan, address).get("alarm_actions")) is has_topic, address  # the topic ARN, known after apply
+        assert bool(unknown(plan, address).get("alarm_actions")) is has_topic, (
+            address
+        )  # the topic ARN, known after apply
         if not has_topic:
             assert not alarm["alarm_actions"] and not alarm["ok_actions"], address  # empty set: null in the plan
 
@@ -202,8 +234,19 @@ def test_every_function_is_packaged_from_the_manifest(example, request, packages
     plan = request.getfixturevalue(f"{example}_plan")
     functions = changes(plan, "aws_lambda_function")
     hashes = {f["base64sha256"] for f in packages["functions"].values()}
-    roles = ["message-consumer", "fallback-consumer", "hydrate", "inbound-logger", "outbound-logger",
-             "start-status", "translate-message", "sync-granule", "cnm-response", "stop-status", "recorder"]
+    roles = [
+        "message-consumer",
+        "fallback-consumer",
+        "hydrate",
+        "inbound-logger",
+        "outbound-logger",
+        "start-status",
+        "translate-message",
+        "sync-granule",
+        "cnm-response",
+        "stop-status",
+        "recorder",
+    ]
     assert sorted(fn["function_name"] for fn in functions.values()) == sorted(f"cnm-{example}-{r}" for r in roles)
     for address, fn in functions.items():
         assert fn["runtime"] == "python3.12", address
@@ -213,12 +256,22 @@ def test_every_function_is_packaged_from_the_manifest(example, request, packages
 
 ALLOWED_WILDCARD_ACTIONS = {
     # no resource-level permissions exist for these
-    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
     # Step Functions log delivery to CloudWatch Logs is authorised on "*" (AWS documents it so)
-    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
-    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
     # functions in a VPC: describing network interfaces and subnets has no resource-level permissions
-    "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
 }
 
 
@@ -244,8 +297,11 @@ def test_iam_policies_name_only_the_resources_they_need(complete_plan):
 
 
 def test_consumer_role_reaches_exactly_its_resources(complete_plan):
-    doc = next(r for path, r in config_resources(complete_plan, "aws_iam_policy_document")
-               if path == "cnm_ingest.consumer" and r["name"] == "this")
+    doc = next(
+        r
+        for path, r in config_resources(complete_plan, "aws_iam_policy_document")
+        if path == "cnm_ingest.consumer" and r["name"] == "this"
+    )
     by_sid = {st["sid"]["constant_value"]: st for st in doc["expressions"]["statement"]}
     assert by_sid["ReadNotificationStream"]["resources"]["references"] == ["var.stream_arn"]
     assert by_sid["StartWorkflows"]["actions"]["constant_value"] == ["states:StartExecution"]
@@ -265,21 +321,39 @@ def test_workflow_state_machine(example, level, request):
 
 def test_response_destinations_and_distribution_endpoint(complete_plan):
     """The complete example's extra response topic and distribution endpoint reach the CnmResponse function."""
-    address, fn = next((a, f) for a, f in changes(complete_plan, "aws_lambda_function").items()
-                       if f["function_name"] == "cnm-complete-cnm-response")
+    address, fn = next(
+        (a, f)
+        for a, f in changes(complete_plan, "aws_lambda_function").items()
+        if f["function_name"] == "cnm-complete-cnm-response"
+    )
     # the environment holds ARNs known only after apply; the whole map is then unknown at plan time
     assert is_unknown(unknown(complete_plan, address), "environment", 0, "variables")
-    workflow = complete_plan["configuration"]["root_module"]["module_calls"]["cnm_ingest"]["module"]["module_calls"]["workflow"]
+    workflow = complete_plan["configuration"]["root_module"]["module_calls"]["cnm_ingest"]["module"]["module_calls"][
+        "workflow"
+    ]
     assert workflow["expressions"]["response_destinations"]["references"] == ["var.response_destinations"]
     assert workflow["expressions"]["distribution_endpoint"]["references"] == ["var.distribution_endpoint"]
     assert "cnm-complete-provider-responses" in {t["name"] for t in changes(complete_plan, "aws_sns_topic").values()}
+
+
 # --------------------------------------------------------------------------- #
 # One function object per function: settings merged, NGAP placement everywhere
 # --------------------------------------------------------------------------- #
 
 ACCOUNT = "123456789012"  # moto's account
-FUNCTION_KEYS = ["message_consumer", "fallback_consumer", "hydrate", "inbound_logger", "outbound_logger",
-                 "start_status", "translate_message", "sync_granule", "cnm_response", "stop_status", "recorder"]
+FUNCTION_KEYS = [
+    "message_consumer",
+    "fallback_consumer",
+    "hydrate",
+    "inbound_logger",
+    "outbound_logger",
+    "start_status",
+    "translate_message",
+    "sync_granule",
+    "cnm_response",
+    "stop_status",
+    "recorder",
+]
 
 
 def functions_by_key(plan: dict, example: str) -> dict[str, tuple[str, dict]]:
@@ -292,35 +366,62 @@ def functions_by_key(plan: dict, example: str) -> dict[str, tuple[str, dict]]:
     return out
 
 
-@pytest.mark.parametrize("example, expected", [
-    # complete: lambda_function_settings = {defaults = {memory_size = 512}, message_consumer = {600, 1024, 20},
-    #           fallback_consumer = {reserved 5}, sync_granule = {memory_size = 2048}}
-    ("complete", {"message_consumer": (600, 1024, 20), "fallback_consumer": (300, 512, 5), "hydrate": (300, 512, -1),
-                  "inbound_logger": (60, 512, -1), "sync_granule": (900, 2048, -1), "cnm_response": (60, 512, -1)}),
-    # minimal: the built-in defaults
-    ("minimal", {"message_consumer": (300, 512, -1), "fallback_consumer": (300, 512, -1), "hydrate": (300, 512, -1),
-                 "inbound_logger": (60, 256, -1), "sync_granule": (900, 1024, -1), "cnm_response": (60, 256, -1)}),
-])
+@pytest.mark.parametrize(
+    "example, expected",
+    [
+        # complete: lambda_function_settings = {defaults = {memory_size = 512}, message_consumer = {600, 1024, 20},
+        #           fallback_consumer = {reserved 5}, sync_granule = {memory_size = 2048}}
+        (
+            "complete",
+            {
+                "message_consumer": (600, 1024, 20),
+                "fallback_consumer": (300, 512, 5),
+                "hydrate": (300, 512, -1),
+                "inbound_logger": (60, 512, -1),
+                "sync_granule": (900, 2048, -1),
+                "cnm_response": (60, 512, -1),
+            },
+        ),
+        # minimal: the built-in defaults
+        (
+            "minimal",
+            {
+                "message_consumer": (300, 512, -1),
+                "fallback_consumer": (300, 512, -1),
+                "hydrate": (300, 512, -1),
+                "inbound_logger": (60, 256, -1),
+                "sync_granule": (900, 1024, -1),
+                "cnm_response": (60, 256, -1),
+            },
+        ),
+    ],
+)
 def test_function_settings_merge_defaults_and_overrides(example, expected, request):
     """Each function gets: its own setting, else lambda_function_settings.defaults, else the built-in default."""
     functions = functions_by_key(request.getfixturevalue(f"{example}_plan"), example)
     for key, (timeout, memory, reserved) in expected.items():
         fn = functions[key][1]
-        assert (fn["timeout"], fn["memory_size"], fn["reserved_concurrent_executions"]) == (timeout, memory, reserved), key
+        assert (fn["timeout"], fn["memory_size"], fn["reserved_concurrent_executions"]) == (
+            timeout,
+            memory,
+            reserved,
+        ), key
 
 
 def test_every_function_and_role_carries_the_ngap_placement(complete_plan):
     """examples/complete: every function in the given subnets with the security group made in vpc_id,
     every role (functions and state machine) under the permissions boundary and role path."""
     subnets = sorted(["subnet-0a1b2c3d4e5f60718", "subnet-0f1e2d3c4b5a69788"])
-    (group_address, group), = changes(complete_plan, "aws_security_group").items()
+    ((group_address, group),) = changes(complete_plan, "aws_security_group").items()
     assert group["vpc_id"] == "vpc-0a1b2c3d4e5f60718" and group["name"] == "cnm-complete-lambda"
     assert not group.get("ingress")  # none configured (computed, so unknown in the plan)
     assert [(e["from_port"], e["to_port"], e["protocol"]) for e in group["egress"]] == [(443, 443, "tcp")]
     for address, fn in changes(complete_plan, "aws_lambda_function").items():
         (vpc,) = fn["vpc_config"]
         assert sorted(vpc["subnet_ids"]) == subnets, address
-        assert is_unknown(unknown(complete_plan, address), "vpc_config", 0, "security_group_ids"), address  # the group's id
+        assert is_unknown(unknown(complete_plan, address), "vpc_config", 0, "security_group_ids"), (
+            address
+        )  # the group's id
     roles = changes(complete_plan, "aws_iam_role")
     assert len(roles) == len(FUNCTION_KEYS) + 1  # every function and the state machine
     for address, role in roles.items():

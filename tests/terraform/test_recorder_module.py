@@ -70,7 +70,10 @@ def test_the_recorder_dlq_is_alarmed_through_the_alarm_topic():
     alarm = only(typed(RECORDER, "resource", "aws_cloudwatch_metric_alarm"))
     assert alarm["dimensions"] == {"QueueName": "aws_sqs_queue.dlq.name"}
     assert (alarm["metric_name"], alarm["threshold"], alarm["treat_missing_data"]) == (
-        "ApproximateNumberOfMessagesVisible", 0, "notBreaching")
+        "ApproximateNumberOfMessagesVisible",
+        0,
+        "notBreaching",
+    )
     call = named(ROOT, "module")["recorder"]
     assert call["create_dlq_alarm"] == "var.create_alarms"
     assert "module.alarms[0].topic_arn" in call["alarm_actions"]

@@ -34,7 +34,10 @@ def test_checkov_passes_on_modules_and_examples():
     assert CHECKOV.exists(), "checkov is not installed: run scripts/setup.sh"
     proc = subprocess.run(
         [str(CHECKOV), "--config-file", str(CONFIG), "-d", str(ROOT), "-o", "json", "--quiet", "--compact"],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
     )
     reports = json.loads(proc.stdout)
     reports = reports if isinstance(reports, list) else [reports]
@@ -49,6 +52,7 @@ def test_checkov_passes_on_modules_and_examples():
 
 
 def test_readme_tables_are_current():
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_docs.py"), "--check"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "gen_docs.py"), "--check"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -18,11 +18,30 @@ from .tfhelpers import ROOT
 MODULES = sorted(p for p in (ROOT / "modules").iterdir() if p.is_dir())
 # Every Lambda setting; none may be a variable of an internal module: the root declares
 # (and validates) each once, and the modules receive them inside the `function` object.
-LAMBDA_SETTINGS = ["runtime", "layers", "timeout", "memory_size", "reserved_concurrent_executions",
-                   "environment_variables", "additional_kms_key_arns", "log_retention_days_function",
-                   "tracing_enabled_function", "vpc_subnet_ids", "vpc_security_group_ids", "package",
-                   "package_dir", "manifest", "layer_arn", "architectures", "handler", "filename",
-                   "source_code_hash", "function_name", "function_log_level", "log_level"]
+LAMBDA_SETTINGS = [
+    "runtime",
+    "layers",
+    "timeout",
+    "memory_size",
+    "reserved_concurrent_executions",
+    "environment_variables",
+    "additional_kms_key_arns",
+    "log_retention_days_function",
+    "tracing_enabled_function",
+    "vpc_subnet_ids",
+    "vpc_security_group_ids",
+    "package",
+    "package_dir",
+    "manifest",
+    "layer_arn",
+    "architectures",
+    "handler",
+    "filename",
+    "source_code_hash",
+    "function_name",
+    "function_log_level",
+    "log_level",
+]
 
 
 def variables(directory: Path) -> dict[str, dict]:
@@ -83,8 +102,9 @@ def test_root_split_by_concern_in_dependency_order():
                     declared.update({f"{prefix}{rtype.strip(chr(34))}.{k.strip(chr(34))}": index for k in byname})
     late = []
     for index, name in enumerate(order):
-        refs = set(re.findall(r"\b(module\.[a-z0-9_]+|local\.[a-z0-9_]+|(?:data\.)?aws_[a-z0-9_]+\.[a-z0-9_]+)",
-                              texts[name]))
+        refs = set(
+            re.findall(r"\b(module\.[a-z0-9_]+|local\.[a-z0-9_]+|(?:data\.)?aws_[a-z0-9_]+\.[a-z0-9_]+)", texts[name])
+        )
         late += [f"{name} reads {ref} ({order[declared[ref]]})" for ref in refs if declared.get(ref, -1) > index]
     assert not late, late
     assert {"local.functions", "module.dead_letter", "module.consumer"} <= set(declared)
@@ -105,9 +125,22 @@ def test_the_function_object_type_is_declared_once():
     """modules/lambda_function declares the function object's type; the modules in between take it whole."""
     function = variables(ROOT / "modules" / "lambda_function")["function"]
     type_text = json.dumps(function["type"])
-    for attribute in ("package", "runtime", "layers", "timeout", "memory_size", "reserved_concurrent_executions",
-                      "environment_variables", "log_retention_days", "kms_key_arn", "tracing_enabled",
-                      "vpc_subnet_ids", "vpc_security_group_ids", "permissions_boundary_arn", "role_path"):
+    for attribute in (
+        "package",
+        "runtime",
+        "layers",
+        "timeout",
+        "memory_size",
+        "reserved_concurrent_executions",
+        "environment_variables",
+        "log_retention_days",
+        "kms_key_arn",
+        "tracing_enabled",
+        "vpc_subnet_ids",
+        "vpc_security_group_ids",
+        "permissions_boundary_arn",
+        "role_path",
+    ):
         assert attribute in type_text, f"the function object has no {attribute}"
     assert "default" not in function and "optional" not in type_text, "the root module always builds the whole object"
     for name in ("consumer", "fallback", "hydrate", "logger"):
@@ -126,15 +159,28 @@ def test_workflow_tasks_take_the_same_object():
 
 def test_root_declares_each_lambda_setting_once():
     root = variables(ROOT)
-    for name in ("lambda_function_settings", "log_level", "log_retention_days", "tracing_enabled", "kms_key_arn",
-                 "lambda_subnet_ids", "lambda_security_group_ids", "vpc_id", "permissions_boundary_arn", "role_path"):
+    for name in (
+        "lambda_function_settings",
+        "log_level",
+        "log_retention_days",
+        "tracing_enabled",
+        "kms_key_arn",
+        "lambda_subnet_ids",
+        "lambda_security_group_ids",
+        "vpc_id",
+        "permissions_boundary_arn",
+        "role_path",
+    ):
         assert name in root, name
     counts = {}
     for path in tf_files():
         for match in re.finditer(r'^variable "([a-z_]+)"', path.read_text(), flags=re.M):
             counts[match.group(1)] = counts.get(match.group(1), 0) + 1
-    twice = {n: counts[n] for n in ("lambda_function_settings", "log_level", "permissions_boundary_arn",
-                                     "lambda_subnet_ids", "role_path") if counts.get(n, 0) > 1}
+    twice = {
+        n: counts[n]
+        for n in ("lambda_function_settings", "log_level", "permissions_boundary_arn", "lambda_subnet_ids", "role_path")
+        if counts.get(n, 0) > 1
+    }
     # the workflow's state machine role is the one non-function role: it takes boundary and path itself
     assert twice == {"permissions_boundary_arn": 2, "role_path": 3} or not twice, twice
 
@@ -153,9 +199,11 @@ def test_no_terraform_value_restates_a_python_constant():
     import build
     from cnm_ingest import dlq, message
 
-    assert build.constants() == {"payload_key_prefix": dlq.PAYLOAD_KEY_PREFIX,
-                                 "response_key_prefix": dlq.RESPONSE_KEY_PREFIX,
-                                 "workflow_payload_key_prefix": message.KEY_PREFIX}
+    assert build.constants() == {
+        "payload_key_prefix": dlq.PAYLOAD_KEY_PREFIX,
+        "response_key_prefix": dlq.RESPONSE_KEY_PREFIX,
+        "workflow_payload_key_prefix": message.KEY_PREFIX,
+    }
     for value in build.constants().values():
         offenders = [str(p.relative_to(ROOT)) for p in tf_files() if f'"{value}' in p.read_text()]
         assert not offenders, (value, offenders)
@@ -195,8 +243,11 @@ def test_log_level_names():
 
 
 def test_prefix_validated_once():
-    validated = [p.relative_to(ROOT).as_posix() or "." for p in [ROOT, *MODULES]
-                 if variables(p).get("prefix", {}).get("validation")]
+    validated = [
+        p.relative_to(ROOT).as_posix() or "."
+        for p in [ROOT, *MODULES]
+        if variables(p).get("prefix", {}).get("validation")
+    ]
     assert validated == ["."]
 
 
@@ -215,7 +266,7 @@ def test_moved_blocks_cover_the_shared_sinks():
     assert moves == {
         "module.payload_bucket": "module.dead_letter.module.payload_bucket",
         "module.fallback.aws_sqs_queue.dlq": "module.dead_letter.aws_sqs_queue.dlq",
-        "module.fallback.aws_sqs_queue_redrive_allow_policy.dlq": "module.dead_letter.aws_sqs_queue_redrive_allow_policy.dlq",
+        "module.fallback.aws_sqs_queue_redrive_allow_policy.dlq": "module.dead_letter.aws_sqs_queue_redrive_allow_policy.dlq",  # noqa: E501 (an address table)
         "module.fallback.aws_sqs_queue_policy.dlq": "aws_sqs_queue_policy.dead_letter",
         "module.fallback.aws_sns_topic.fallback": "module.dead_letter.aws_sns_topic.fallback",
         "module.consumer.aws_sns_topic.failed_batch": "module.dead_letter.aws_sns_topic.failed_batch",

@@ -18,7 +18,10 @@ def tf(directory: Path, *args: str, env: dict | None = None, timeout: int = 900)
     """Run ``terraform <args>`` in ``directory``; the result carries stdout/stderr text."""
     return subprocess.run(
         [*TF, f"-chdir={directory}", *args],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -39,7 +42,9 @@ def copy_config(src: Path, dest: Path) -> Path:
     shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"))
     for tf_file in dest.glob("*.tf"):
         text = tf_file.read_text()
-        text = text.replace('source = "../../"', f'source = "{ROOT}/"').replace('source = "../.."', f'source = "{ROOT}"')
+        text = text.replace('source = "../../"', f'source = "{ROOT}/"').replace(
+            'source = "../.."', f'source = "{ROOT}"'
+        )
         text = text.replace('"../../', f'"{ROOT}/')
         tf_file.write_text(text)
     return dest
@@ -50,7 +55,20 @@ def show_json(directory: Path, plan_file: str) -> dict:
 
 
 ENDPOINT_SERVICES = [
-    "cloudwatch", "dynamodb", "ec2", "events", "iam", "kinesis", "kms", "lambda", "logs", "s3", "sfn", "sns", "sqs", "sts",
+    "cloudwatch",
+    "dynamodb",
+    "ec2",
+    "events",
+    "iam",
+    "kinesis",
+    "kms",
+    "lambda",
+    "logs",
+    "s3",
+    "sfn",
+    "sns",
+    "sqs",
+    "sts",
 ]
 
 

@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 
 from tests.conftest import REGION
-
 from tools.local_pipeline import (  # noqa: F401  (re-exported for the tests)
     ACCOUNT,
     PREFIX,
@@ -68,11 +67,16 @@ class Env:
         for bucket in (PROVIDER_BUCKET, STAGING_BUCKET, PAYLOAD_BUCKET):
             self.s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         self.kinesis.create_stream(StreamName="responses", ShardCount=1)
-        self.stream_arn = self.kinesis.describe_stream_summary(StreamName="responses")["StreamDescriptionSummary"]["StreamARN"]
+        self.stream_arn = self.kinesis.describe_stream_summary(StreamName="responses")["StreamDescriptionSummary"][
+            "StreamARN"
+        ]
         create_status_table(self.dynamodb, STATUS_TABLE)
         self.sqs = boto3.client("sqs", region_name=REGION)
         self.dlq_url = self.sqs.create_queue(QueueName="kinesisFailure")["QueueUrl"]
-        self.collection_config: dict[str, Any] = {"url_path": "file-staging/{stack}/{collection}", "duplicate_handling": "error"}
+        self.collection_config: dict[str, Any] = {
+            "url_path": "file-staging/{stack}/{collection}",
+            "duplicate_handling": "error",
+        }
 
     def put_file(self, key: str, data: bytes) -> str:
         self.s3.put_object(Bucket=PROVIDER_BUCKET, Key=key, Body=data)
@@ -96,14 +100,20 @@ class Env:
             buckets={"private": {"name": STAGING_BUCKET, "type": "private"}},
             state_machine_arn=state_machine_arn,
             execution=execution,
-            source={"stream_arn": "arn:aws:kinesis:us-west-2:123456789012:stream/notifications",
-                    "shard_id": "shardId-000000000000", "sequence_number": "1", "partition_key": "pk"},
+            source={
+                "stream_arn": "arn:aws:kinesis:us-west-2:123456789012:stream/notifications",
+                "shard_id": "shardId-000000000000",
+                "sequence_number": "1",
+                "partition_key": "pk",
+            },
         )
 
     def run(self, cnm: dict[str, Any], *, name: str = "exec-1", timeout: float = 60, **render: Any) -> dict[str, Any]:
         """Start an execution with the workflow message for ``cnm`` and wait for it to end."""
         arn = self.state_machine(**render)
-        started = self.sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps(self.message(cnm, arn, name)))
+        started = self.sfn.start_execution(
+            stateMachineArn=arn, name=name, input=json.dumps(self.message(cnm, arn, name))
+        )
         deadline = time.monotonic() + timeout
         while True:
             desc = self.sfn.describe_execution(executionArn=started["executionArn"])
@@ -119,9 +129,13 @@ class Env:
     def responses(self) -> list[dict[str, Any]]:
         out = []
         for shard in self.kinesis.list_shards(StreamARN=self.stream_arn)["Shards"]:
-            it = self.kinesis.get_shard_iterator(StreamARN=self.stream_arn, ShardId=shard["ShardId"],
-                                                 ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-            out.extend(json.loads(r["Data"]) for r in self.kinesis.get_records(ShardIterator=it, StreamARN=self.stream_arn)["Records"])
+            it = self.kinesis.get_shard_iterator(
+                StreamARN=self.stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            out.extend(
+                json.loads(r["Data"])
+                for r in self.kinesis.get_records(ShardIterator=it, StreamARN=self.stream_arn)["Records"]
+            )
         return out
 
     def dead_letters(self) -> list[dict[str, Any]]:

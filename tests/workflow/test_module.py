@@ -71,7 +71,7 @@ def _block(text: str, start: int) -> str:
     for j in range(i, len(text)):
         depth += {"{": 1, "}": -1}.get(text[j], 0)
         if depth == 0:
-            return text[start:j + 1]
+            return text[start : j + 1]
     raise ValueError("unbalanced braces")
 
 
@@ -82,19 +82,32 @@ def test_execution_alarms_for_every_state_machine(tmp_path):
     table = _block(main, main.index("locals {\n  # Step Functions execution metrics"))
     (tmp_path / "variables.tf").write_text((ALARMS / "variables.tf").read_text())
     (tmp_path / "main.tf").write_text(table + '\noutput "alarms" { value = local.alarms }\n')
-    arns = {"cnm_workflow": "arn:aws:states:us-west-2:123456789012:stateMachine:p-cnm-workflow",
-            "daac_reprocess": "arn:aws:states:us-west-2:123456789012:stateMachine:daac"}
+    arns = {
+        "cnm_workflow": "arn:aws:states:us-west-2:123456789012:stateMachine:p-cnm-workflow",
+        "daac_reprocess": "arn:aws:states:us-west-2:123456789012:stateMachine:daac",
+    }
     tf = [sys.executable, str(ROOT / "tools" / "tf.py"), f"-chdir={tmp_path}"]
-    args = ["-var", "prefix=p", "-var", "notification_stream_name=s", "-var", "dlq_name=q",
-            "-var", f"state_machine_arns={json.dumps(arns)}"]
+    args = [
+        "-var",
+        "prefix=p",
+        "-var",
+        "notification_stream_name=s",
+        "-var",
+        "dlq_name=q",
+        "-var",
+        f"state_machine_arns={json.dumps(arns)}",
+    ]
     for cmd in (["init", "-backend=false", "-no-color"], ["apply", "-auto-approve", "-no-color", *args]):
         proc = subprocess.run([*tf, *cmd], capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout + proc.stderr
     out = subprocess.run([*tf, "output", "-json", "alarms"], capture_output=True, text=True, timeout=300)
     alarms = json.loads(out.stdout)
     for key, arn in arns.items():
-        for metric, suffix in (("ExecutionsFailed", "executions-failed"), ("ExecutionsTimedOut", "executions-timed-out"),
-                               ("ExecutionsAborted", "executions-aborted")):
+        for metric, suffix in (
+            ("ExecutionsFailed", "executions-failed"),
+            ("ExecutionsTimedOut", "executions-timed-out"),
+            ("ExecutionsAborted", "executions-aborted"),
+        ):
             alarm = alarms[f"{key.replace('_', '-')}-{suffix}"]
             assert (alarm["namespace"], alarm["metric_name"], alarm["statistic"]) == ("AWS/States", metric, "Sum")
             assert alarm["dimensions"] == {"StateMachineArn": arn}

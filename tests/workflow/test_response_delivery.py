@@ -60,8 +60,9 @@ def drain(sqs, queue: str) -> list[dict]:
 
 @pytest.mark.parametrize("outcome", ["SUCCESS", "FAILURE"])
 @pytest.mark.parametrize("fault", ["AccessDenied", "ResourceNotFound", "throttled after retries"])
-def test_an_undeliverable_response_is_parked_once_and_the_execution_fails(wf, reference_schema, monkeypatch,
-                                                                           outcome, fault):
+def test_an_undeliverable_response_is_parked_once_and_the_execution_fails(
+    wf, reference_schema, monkeypatch, outcome, fault
+):
     if fault == "ResourceNotFound":  # the real moto behaviour of a missing stream
         monkeypatch.setenv("RESPONSE_STREAM_ARN", wf.stream_arn.replace("responses", "no-such-stream"))
         puts = count_calls("kinesis")
@@ -140,8 +141,6 @@ def test_a_large_parked_response_is_offloaded(wf, monkeypatch):
     assert dlq.records_from_dlq_message(dlq.dumps(env))[0].payload is None  # never replayed as a notification
 
 
-
-
 def test_a_large_response_retried_returns_exactly_what_was_put(wf, samples):
     """Above INLINE_RESPONSE_BYTES the saved result is a payload-bucket reference;
     a retry still sends the same bytes."""
@@ -150,8 +149,18 @@ def test_a_large_response_retried_returns_exactly_what_was_put(wf, samples):
     from cnm_ingest import delivery
 
     cnm = samples["cumulus_sns_v1.0_notification.json"]
-    files = [{"type": "data", "name": f"f{i:05d}.nc", "bucket": "staging-bucket", "key": f"p/f{i:05d}.nc",
-              "size": 1, "checksumType": "md5", "checksum": "0" * 32} for i in range(1000)]
+    files = [
+        {
+            "type": "data",
+            "name": f"f{i:05d}.nc",
+            "bucket": "staging-bucket",
+            "key": f"p/f{i:05d}.nc",
+            "size": 1,
+            "checksumType": "md5",
+            "checksum": "0" * 32,
+        }
+        for i in range(1000)
+    ]
     message = {"meta": {"cnm": cnm}, "payload": {"granules": [{"granuleId": "G", "files": files}]}}
     puts = count_calls("kinesis")
     first = cnm_response.respond(message, {"id": "arn:exec:big"}, stream_arn=wf.stream_arn)

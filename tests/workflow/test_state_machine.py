@@ -30,10 +30,22 @@ def make_cnm(wf, *, data=DATA, checksum=None, identifier="id-0001") -> dict:
             "name": "GRAN_001",
             "dataVersion": "1",
             "files": [
-                {"type": "data", "uri": data_uri, "name": "GRAN_001.nc", "size": len(data),
-                 "checksumType": "md5", "checksum": checksum or hashlib.md5(data).hexdigest()},
-                {"type": "browse", "uri": browse_uri, "name": "GRAN_001.png", "size": len(BROWSE),
-                 "checksumType": "SHA512", "checksum": hashlib.sha512(BROWSE).hexdigest()},
+                {
+                    "type": "data",
+                    "uri": data_uri,
+                    "name": "GRAN_001.nc",
+                    "size": len(data),
+                    "checksumType": "md5",
+                    "checksum": checksum or hashlib.md5(data).hexdigest(),
+                },
+                {
+                    "type": "browse",
+                    "uri": browse_uri,
+                    "name": "GRAN_001.png",
+                    "size": len(BROWSE),
+                    "checksumType": "SHA512",
+                    "checksum": hashlib.sha512(BROWSE).hexdigest(),
+                },
             ],
         },
     }
@@ -156,8 +168,11 @@ def test_extra_states_run_between_sync_and_response(wf, reference_schema):
     extra = {"DaacStep": {"Type": "Pass", "Result": "done", "ResultPath": "$.daac_step", "Next": "CnmResponse"}}
     desc = wf.run(make_cnm(wf), extra_states=extra, extra_states_start_at="DaacStep")
     assert desc["status"] == "SUCCEEDED", desc
-    entered = [e["stateEnteredEventDetails"]["name"] for e in wf.history(desc["executionArn"])
-               if e["type"].endswith("StateEntered")]
+    entered = [
+        e["stateEnteredEventDetails"]["name"]
+        for e in wf.history(desc["executionArn"])
+        if e["type"].endswith("StateEntered")
+    ]
     assert entered.index("SyncGranule") < entered.index("DaacStep") < entered.index("CnmResponse")
     assert json.loads(desc["output"])["daac_step"] == "done"
     assert [r["response"]["status"] for r in wf.responses()] == ["SUCCESS"]

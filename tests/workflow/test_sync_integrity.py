@@ -49,20 +49,44 @@ def put(s3, bucket: str, key: str, data: bytes) -> str:
 
 
 def cnm_file(uri: str, data: bytes, name: str | None = None, digest: str | None = None) -> dict:
-    return {"type": "data", "uri": uri, "name": uri.rsplit("/", 1)[-1] if name is None else name, "size": len(data),
-            "checksumType": "md5", "checksum": digest or hashlib.md5(data).hexdigest()}
+    return {
+        "type": "data",
+        "uri": uri,
+        "name": uri.rsplit("/", 1)[-1] if name is None else name,
+        "size": len(data),
+        "checksumType": "md5",
+        "checksum": digest or hashlib.md5(data).hexdigest(),
+    }
 
 
-def message(files: list[dict], *, provider: dict | None = None, handling: str = "replace", execution: str = "exec-1",
-            product: str = "G1") -> tuple[dict, dict]:
+def message(
+    files: list[dict],
+    *,
+    provider: dict | None = None,
+    handling: str = "replace",
+    execution: str = "exec-1",
+    product: str = "G1",
+) -> tuple[dict, dict]:
     """A workflow message after TranslateMessage (real granule.translate), and its execution."""
-    cnm = {"version": "1.6.1", "provider": "A", "collection": {"name": "C", "version": "1"},
-           "submissionTime": "2024-05-01T12:00:00Z", "identifier": f"id-{product}",
-           "product": {"name": product, "dataVersion": "1", "files": files}}
-    meta = {"stack": STACK, "buckets": {"private": {"name": STAGE, "type": "private"}},
-            "collection": {"name": "C", "version": "1", "url_path": "file-staging/{stack}/{collection}",
-                           "duplicate_handling": handling},
-            "provider": {"id": "A", "config": provider if provider is not None else {"protocol": "s3", "host": HOST}}}
+    cnm = {
+        "version": "1.6.1",
+        "provider": "A",
+        "collection": {"name": "C", "version": "1"},
+        "submissionTime": "2024-05-01T12:00:00Z",
+        "identifier": f"id-{product}",
+        "product": {"name": product, "dataVersion": "1", "files": files},
+    }
+    meta = {
+        "stack": STACK,
+        "buckets": {"private": {"name": STAGE, "type": "private"}},
+        "collection": {
+            "name": "C",
+            "version": "1",
+            "url_path": "file-staging/{stack}/{collection}",
+            "duplicate_handling": handling,
+        },
+        "provider": {"id": "A", "config": provider if provider is not None else {"protocol": "s3", "host": HOST}},
+    }
     return {"meta": meta, "payload": {"granules": granule.translate(cnm, meta["collection"], {})}}, {"name": execution}
 
 
@@ -76,8 +100,19 @@ def read(s3, bucket: str, key: str) -> bytes:
 
 # --- provider confinement ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("where", ["other provider", "staging", "payload bucket", "outside prefixes",
-                                   "prefix look-alike", "dot-dot climb", "no host"])
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "other provider",
+        "staging",
+        "payload bucket",
+        "outside prefixes",
+        "prefix look-alike",
+        "dot-dot climb",
+        "no host",
+    ],
+)
 def test_source_outside_the_provider_is_refused_before_any_read(s3, s3_calls, where):
     data = b"B's secret data" * 10
     provider = {"protocol": "s3", "host": HOST}
@@ -108,7 +143,9 @@ def test_source_outside_the_provider_is_refused_before_any_read(s3, s3_calls, wh
 
 def test_allowed_prefixes_admit_their_folders(s3, s3_calls):
     uri = put(s3, HOST, "incoming/2024/x.nc", b"abc")
-    msg, execution = message([cnm_file(uri, b"abc")], provider={"host": HOST, "allowed_prefixes": ["other/", "/incoming/"]})
+    msg, execution = message(
+        [cnm_file(uri, b"abc")], provider={"host": HOST, "allowed_prefixes": ["other/", "/incoming/"]}
+    )
     [g] = staging.sync_message(msg, execution)["payload"]["granules"]
     assert read(s3, STAGE, g["files"][0]["key"]) == b"abc"
     assert s3_calls["CopyObject"] == 2  # into the temporary key, then into place
@@ -144,6 +181,7 @@ def test_flattened_provider_config_is_read_too(s3):
 
 # --- literal keys and safe names -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("key", ["in/a#b", "in/a?x", "in/a%41", "in/a?x#y%2F", "in//double", "in/ sp ace "])
 def test_keys_are_taken_literally(s3, key):
     real, decoy = b"the real object!", b"a decoy object!!"
@@ -165,8 +203,22 @@ def test_split_s3_uri():
             granule.split_s3_uri(bad)
 
 
-@pytest.mark.parametrize("name", ["", ".", "..", "../../x.nc", "/abs/x.nc", "a/b.nc", "a\\b.nc", "..\\x.nc",
-                                  "a\x00b.nc", "bad\ud800.nc", "x" * 1100])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        ".",
+        "..",
+        "../../x.nc",
+        "/abs/x.nc",
+        "a/b.nc",
+        "a\\b.nc",
+        "..\\x.nc",
+        "a\x00b.nc",
+        "bad\ud800.nc",
+        "x" * 1100,
+    ],
+)
 def test_unsafe_names_are_refused_before_any_read(s3, s3_calls, name):
     uri = put(s3, HOST, "in/x.nc", b"abc")
     msg, execution = message([cnm_file(uri, b"abc", name=name)])
@@ -236,8 +288,12 @@ def assert_earlier_intact(s3, extra: tuple[str, ...] = ()) -> None:
 @pytest.mark.parametrize("bad", ["checksum", "size"])
 def test_a_bad_later_file_never_touches_the_earlier_granule(earlier, handling, bad):
     msg, execution = later(earlier, good_b=False, handling=handling, bad=bad)
-    expected = {"error": DuplicateFileError, "skip": None, "replace": ChecksumMismatchError,
-                "version": ChecksumMismatchError}[handling]
+    expected = {
+        "error": DuplicateFileError,
+        "skip": None,
+        "replace": ChecksumMismatchError,
+        "version": ChecksumMismatchError,
+    }[handling]
     if bad == "size" and expected is ChecksumMismatchError:
         expected = SizeMismatchError
     if expected is None:

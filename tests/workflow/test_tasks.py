@@ -37,16 +37,33 @@ def s3(aws):
 def gfile(s3, name: str, data: bytes, *, checksum_type="md5", digest=None) -> dict:
     s3.put_object(Bucket=BUCKET, Key=f"in/{name}", Body=data)
     algo = checksum.algorithm(checksum_type)
-    return {"name": name, "bucket": BUCKET, "key": f"in/{name}", "source": f"s3://{BUCKET}/in/{name}", "size": len(data),
-            "checksumType": checksum_type, "checksum": digest or hashlib.new(algo, data).hexdigest(), "type": "data"}
+    return {
+        "name": name,
+        "bucket": BUCKET,
+        "key": f"in/{name}",
+        "source": f"s3://{BUCKET}/in/{name}",
+        "size": len(data),
+        "checksumType": checksum_type,
+        "checksum": digest or hashlib.new(algo, data).hexdigest(),
+        "type": "data",
+    }
 
 
 def sync(file, handling="error", execution="exec-1", **kw):
-    return staging.sync_file(file, bucket=STAGE, prefix="p", duplicate_handling=handling, checksum_required=False,
-                             execution_name=execution, provider=PROVIDER, **kw)
+    return staging.sync_file(
+        file,
+        bucket=STAGE,
+        prefix="p",
+        duplicate_handling=handling,
+        checksum_required=False,
+        execution_name=execution,
+        provider=PROVIDER,
+        **kw,
+    )
 
 
 # --- CNM samples -------------------------------------------------------------------------------
+
 
 def test_every_response_sample_is_a_valid_response(samples):
     responses = {name: msg for name, msg in samples.items() if is_response(msg)}
@@ -63,6 +80,7 @@ def test_notifications_are_not_responses(samples):
 
 
 # --- TranslateMessage --------------------------------------------------------------------------
+
 
 def test_translate_filegroups_dedupes_repeated_files(samples):
     [g] = granule.translate(samples["cumulus_sns_v1.1_dataVersions.json"], {}, {})
@@ -98,6 +116,7 @@ def test_translate_handler_keeps_cnm_in_meta(samples, lambda_context):
 
 # --- checksums ---------------------------------------------------------------------------------
 
+
 def test_checksum_streams_in_chunks(s3, monkeypatch):
     data = os.urandom(300_000)
     s3.put_object(Bucket=BUCKET, Key="big", Body=data)
@@ -111,10 +130,17 @@ def test_checksum_streams_in_chunks(s3, monkeypatch):
                 assert len(c) <= 64 * 1024
                 chunks.append(len(c))
                 yield c
+
         return real(counted(), algo)
 
     monkeypatch.setattr(checksum, "digest_chunks", spy)
-    for ctype, algo in (("md5", "md5"), ("SHA1", "sha1"), ("SHA2", "sha256"), ("SHA256", "sha256"), ("SHA512", "sha512")):
+    for ctype, algo in (
+        ("md5", "md5"),
+        ("SHA1", "sha1"),
+        ("SHA2", "sha256"),
+        ("SHA256", "sha256"),
+        ("SHA512", "sha512"),
+    ):
         chunks.clear()
         digest, size = checksum.s3_digest(BUCKET, "big", checksum.algorithm(ctype))
         assert digest == hashlib.new(algo, data).hexdigest()
@@ -134,6 +160,7 @@ def test_checksum_accepts_hex_any_case_and_base64():
 
 
 # --- SyncGranule -------------------------------------------------------------------------------
+
 
 def test_sync_copies_and_verifies(s3):
     data = os.urandom(10_000)
@@ -175,8 +202,15 @@ def test_sync_missing_source(s3):
 def test_sync_checksum_required(s3):
     f = dict(gfile(s3, "a.nc", b"abc"), checksum=None, checksumType=None)
     with pytest.raises(CnmValidationError):
-        staging.sync_file(f, bucket=STAGE, prefix="p", duplicate_handling="error", checksum_required=True, execution_name="e",
-                          provider=PROVIDER)
+        staging.sync_file(
+            f,
+            bucket=STAGE,
+            prefix="p",
+            duplicate_handling="error",
+            checksum_required=True,
+            execution_name="e",
+            provider=PROVIDER,
+        )
     assert sync(f)["size"] == 3  # size-only verification when not required
 
 
@@ -222,8 +256,10 @@ def test_retry_of_same_execution_is_not_a_duplicate(s3):
 
 
 def test_url_path_template():
-    assert staging.url_path("file-staging/{stack}/{collection}", stack="s", name="C", version="1", granule_id="g") == \
-        "file-staging/s/C__1"
+    assert (
+        staging.url_path("file-staging/{stack}/{collection}", stack="s", name="C", version="1", granule_id="g")
+        == "file-staging/s/C__1"
+    )
     assert staging.url_path("{collection}/{granuleId}/", stack="s", name="C", version=None, granule_id="g") == "C/g"
     with pytest.raises(Exception) as err:
         staging.url_path("{nope}", stack="s", name="C", version="1", granule_id="g")
@@ -231,6 +267,7 @@ def test_url_path_template():
 
 
 # --- CnmResponse -------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def stream(aws, monkeypatch):
@@ -276,8 +313,10 @@ def test_response_failure_parses_cause_and_raises_workflow_error(stream, samples
 def test_response_unknown_error_is_processing_error(stream, samples):
     from handlers import cnm_response
 
-    message = {"meta": {"cnm": samples["cumulus_sns_v1.0_notification.json"]},
-               "exception": {"Error": "States.Timeout", "Cause": "task timed out"}}
+    message = {
+        "meta": {"cnm": samples["cumulus_sns_v1.0_notification.json"]},
+        "exception": {"Error": "States.Timeout", "Cause": "task timed out"},
+    }
     with pytest.raises(WorkflowError):
         cnm_response.respond(message, {}, stream_arn=stream)
     response = json.loads(read_stream(stream)[0]["Data"])
@@ -294,8 +333,12 @@ def test_response_published_to_topic(stream, samples):
     queue = sqs.create_queue(QueueName="q")["QueueUrl"]
     qarn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=qarn, Attributes={"RawMessageDelivery": "true"})
-    out = cnm_response.respond({"meta": {"cnm": samples["cumulus_sns_v1.0_notification.json"]}, "payload": {}}, {},
-                               stream_arn=stream, topic_arn=topic)
+    out = cnm_response.respond(
+        {"meta": {"cnm": samples["cumulus_sns_v1.0_notification.json"]}, "payload": {}},
+        {},
+        stream_arn=stream,
+        topic_arn=topic,
+    )
     [msg] = sqs.receive_message(QueueUrl=queue)["Messages"]
     assert json.loads(msg["Body"]) == out["meta"]["cnm_response"]
     assert out["meta"]["cnm_response"]["response"]["status"] == "SUCCESS"
@@ -303,12 +346,16 @@ def test_response_published_to_topic(stream, samples):
 
 def test_original_error_through_workflow_error():
     inner = {"Error": "FileNotFoundAtSourceError", "errorCode": "TRANSFER_ERROR", "errorMessage": "gone"}
-    outer = {"Error": "WorkflowError", "Cause": json.dumps({"errorType": "WorkflowError", "errorMessage": json.dumps(inner)})}
+    outer = {
+        "Error": "WorkflowError",
+        "Cause": json.dumps({"errorType": "WorkflowError", "errorMessage": json.dumps(inner)}),
+    }
     assert task.original_error(outer) == inner
     assert task.original_error({"Error": "Lambda.Unknown", "Cause": "boom"})["errorCode"] == "PROCESSING_ERROR"
 
 
 # --- StartStatus / StopStatus ------------------------------------------------------------------
+
 
 def test_status_lifecycle_and_older_execution_does_not_mask_newer(aws, samples, monkeypatch, lambda_context):
     import boto3
@@ -339,6 +386,10 @@ def test_status_lifecycle_and_older_execution_does_not_mask_newer(aws, samples, 
     assert item("EXECUTION#arn:exec:old", "EXECUTION")["status"]["S"] == "FAILED"
     assert item("EXECUTION#arn:exec:old", "EXECUTION")["error"]["M"]["errorCode"]["S"] == "VALIDATION_ERROR"
     assert item("GRANULE#C__1#sampleGranuleName001", "GRANULE")["status"]["S"] == "COMPLETED"
-    by_status = ddb.query(TableName="st", IndexName=status.STATUS_INDEX, KeyConditionExpression="status_key = :k",
-                          ExpressionAttributeValues={":k": {"S": "EXECUTION#FAILED"}})["Items"]
+    by_status = ddb.query(
+        TableName="st",
+        IndexName=status.STATUS_INDEX,
+        KeyConditionExpression="status_key = :k",
+        ExpressionAttributeValues={":k": {"S": "EXECUTION#FAILED"}},
+    )["Items"]
     assert [i["pk"]["S"] for i in by_status] == ["EXECUTION#arn:exec:old"]

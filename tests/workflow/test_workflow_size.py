@@ -22,14 +22,25 @@ def big_cnm(wf, files: int, *, pad: int = 0, identifier: str = "big-1") -> dict:
     for i in range(files):
         data = f"file {i}".encode()
         uri = wf.put_file(f"incoming/SWOT_L2_LR_SSH_Expert/2024/05/01/GRAN_BIG_{i:05d}.nc", data)
-        entry = {"type": "data" if i == 0 else "ancillary", "uri": uri, "name": f"GRAN_BIG_{i:05d}.nc",
-                 "size": len(data), "checksumType": "md5", "checksum": hashlib.md5(data).hexdigest()}
+        entry = {
+            "type": "data" if i == 0 else "ancillary",
+            "uri": uri,
+            "name": f"GRAN_BIG_{i:05d}.nc",
+            "size": len(data),
+            "checksumType": "md5",
+            "checksum": hashlib.md5(data).hexdigest(),
+        }
         if pad:
             entry["subtype"] = "x" * pad
         entries.append(entry)
-    return {"version": "1.6.1", "provider": "PODAAC_SWOT", "collection": dict(COLLECTION),
-            "submissionTime": "2024-05-01T12:00:00.000000Z", "identifier": identifier,
-            "product": {"name": "GRAN_BIG", "dataVersion": "1", "files": entries}}
+    return {
+        "version": "1.6.1",
+        "provider": "PODAAC_SWOT",
+        "collection": dict(COLLECTION),
+        "submissionTime": "2024-05-01T12:00:00.000000Z",
+        "identifier": identifier,
+        "product": {"name": "GRAN_BIG", "dataVersion": "1", "files": entries},
+    }
 
 
 def state_payload_sizes(wf, execution_arn: str) -> dict[str, int]:
@@ -81,11 +92,24 @@ def test_a_1_mb_cnm_ends_with_a_valid_response_and_no_state_over_256_kib(wf, ref
 
 # --- the message builder and reader --------------------------------------------------------------
 
+
 def build(wf, cnm, **kw) -> dict:
-    return wf.message(cnm, "arn:aws:states:us-west-2:123456789012:stateMachine:x", "e-1") if not kw else \
-        workflow_message.build_workflow_message(
-            cnm, rule={"name": "r"}, collection={}, provider={}, stack="s", buckets={}, state_machine_arn="arn",
-            execution="e-1", source={}, **kw)
+    return (
+        wf.message(cnm, "arn:aws:states:us-west-2:123456789012:stateMachine:x", "e-1")
+        if not kw
+        else workflow_message.build_workflow_message(
+            cnm,
+            rule={"name": "r"},
+            collection={},
+            provider={},
+            stack="s",
+            buckets={},
+            state_machine_arn="arn",
+            execution="e-1",
+            source={},
+            **kw,
+        )
+    )
 
 
 def test_the_cnm_is_carried_once(wf, samples):
@@ -134,7 +158,10 @@ def test_a_stored_part_that_does_not_match_its_reference_is_an_error(wf, tamper)
 
 
 def test_fit_moves_the_largest_part_first(wf):
-    message = {"meta": {"cnm": {"a": "x" * 1000}, "cnm_response": {"b": "y" * 400}}, "payload": {"granules": ["z" * 500]}}
+    message = {
+        "meta": {"cnm": {"a": "x" * 1000}, "cnm_response": {"b": "y" * 400}},
+        "payload": {"granules": ["z" * 500]},
+    }
     fitted = workflow_message.fit(message, threshold=1500)
     assert set(fitted["meta"]) == {"cnm_ref", "cnm_response"} and "granules" in fitted["payload"]
     everything = workflow_message.fit(message, threshold=800)
@@ -142,7 +169,9 @@ def test_fit_moves_the_largest_part_first(wf):
     assert workflow_message.granules(everything) == ["z" * 500]
     # replacing a stored part drops its old reference
     again = workflow_message.set_part(everything, "payload", "granules", ["small"], threshold=10_000)
-    with pytest.raises(Exception, match="without its CNM"):  # nothing left to move: a clear error, not a 256 KiB overflow
+    with pytest.raises(
+        Exception, match="without its CNM"
+    ):  # nothing left to move: a clear error, not a 256 KiB overflow
         workflow_message.fit(message, threshold=10)
     assert again["payload"] == {"granules": ["small"]}
 
