@@ -473,12 +473,6 @@ variable "hydrate_get_records_limit" {
   }
 }
 
-variable "hydrate_idempotency_enabled" {
-  description = "Ignored, kept so existing configurations still plan: hydrate always uses the shared idempotency table <prefix>-idempotency (ingest.tf); its former own table is no longer created."
-  type        = bool
-  default     = true
-}
-
 variable "payload_bucket_name" {
   description = "Name of the bucket created for payloads too large for SNS/SQS; <prefix>-payloads-<account id> when null."
   type        = string

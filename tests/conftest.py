@@ -26,7 +26,10 @@ REGION = "us-west-2"
 def aws_env(monkeypatch):
     """Fake credentials and a region for every test; no test reaches real AWS."""
     for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(key, raising=False)
+        # setenv first so teardown restores the original state even when the code under test (the CLI's
+        # --profile) sets the variable itself: nothing leaks into later tests or their subprocesses.
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)

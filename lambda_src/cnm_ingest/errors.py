@@ -127,6 +127,14 @@ class WorkflowInputTooLargeError(RecordError):
     error_code = "PROCESSING_ERROR"
 
 
+class DeadlineError(TransientError):
+    """No time left in the invocation to start this record: the event source mapping delivers it again."""
+
+
+class NotAnExecutionEvent(ValueError):
+    """The SQS message is not a Step Functions execution status change (it is retried, then parked)."""
+
+
 DEFAULT_ERROR_CODE = "PROCESSING_ERROR"
 
 

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .errors import TransientError
+from .errors import DeadlineError
 
 DEFAULT_MARGIN_SECONDS = 10.0
 DEFAULT_MAX_ATTEMPTS = 10
@@ -40,10 +40,6 @@ BACKOFF_BASE = 0.025
 BACKOFF_MAX = 1.0
 CLOCK: Callable[[], float] = time.monotonic
 SLEEP: Callable[[float], None] = time.sleep
-
-
-class DeadlineError(TransientError):
-    """No time left in the invocation to start this record: the event source mapping delivers it again."""
 
 
 _SHARED: dict[tuple, Pacer] = {}

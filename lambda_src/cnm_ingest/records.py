@@ -38,6 +38,7 @@ from botocore.exceptions import ClientError
 
 from . import aws
 from . import cnm as cnm_mod
+from .errors import NotAnExecutionEvent
 
 DETAIL_TYPE = "Step Functions Execution Status Change"
 RUNNING = "RUNNING"
@@ -57,10 +58,6 @@ STATE_ATTRIBUTES = ("stopped_at", "error", "cause", "original_error", "input_err
 
 Event = dict[str, Any]
 InputLoader = Callable[[str], "str | None"]
-
-
-class NotAnExecutionEvent(ValueError):
-    """The SQS message is not a Step Functions execution status change (it is retried, then parked)."""
 
 
 # --- small helpers -------------------------------------------------------------------------
