@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from pathlib import Path
 
 import moto.core.models  # noqa: F401  (before any boto3 Session exists: see below)
@@ -20,6 +21,27 @@ SHARED_CNM = shared_cnm_dir()
 # The bundled copy ships with the package; the shared copy is the published reference.
 BUNDLED_SCHEMA = ROOT / "lambda_src" / "cnm_ingest" / "schema" / "cnm-schema-1.6.1.json"
 REGION = "us-west-2"
+
+# Tests by tier: tests/<tier>/<area>/test_*.py. A unit test is pure: it may not ask for an emulator
+# (tests/unit/conftest.py also refuses network connections); tests/terraform is selected by path.
+TIERS = ("unit", "functional", "e2e")
+EMULATOR_FIXTURES = frozenset({"aws", "aws_sfn", "local_aws", "moto_server"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with its tier (``pytest -m unit``) and refuse a unit test that asks for an emulator."""
+    here = Path(__file__).parent
+    for item in items:
+        parts = Path(item.path).relative_to(here).parts if Path(item.path).is_relative_to(here) else ()
+        tier = parts[0] if len(parts) > 1 and parts[0] in TIERS else None
+        if tier is None:
+            continue
+        item.add_marker(getattr(pytest.mark, tier))
+        emulators = EMULATOR_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if tier == "unit" and emulators:
+            raise pytest.UsageError(
+                f"{item.nodeid} uses {sorted(emulators)}: a unit test is pure; move it to tests/functional/"
+            )
 
 
 @pytest.fixture(autouse=True)
@@ -145,3 +167,17 @@ class FakeLambdaContext:
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print the fault matrix table when its test ran (tests/ingest/test_fault_matrix.py, run alone or not)."""
+    matrix = sys.modules.get("tests.ingest.test_fault_matrix")
+    if matrix is None or not matrix.MATRIX:
+        return
+    cols = list(matrix.MATRIX[0])
+    terminalreporter.section("fault matrix (every side effect counted, duplicates not collapsed)")
+    terminalreporter.write_line(" | ".join(f"{c:>{max(len(c), 8)}}" if c != "case" else f"{c:38}" for c in cols))
+    for row in matrix.MATRIX:
+        terminalreporter.write_line(
+            " | ".join(f"{row[c]!s:38}" if c == "case" else f"{row[c]!s:>{max(len(c), 8)}}" for c in cols)
+        )

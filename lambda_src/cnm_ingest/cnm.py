@@ -67,7 +67,7 @@ def fast_notification_schema() -> dict[str, Any]:
     fastjsonschema compiles ``not``, ``oneOf`` and a failing first ``anyOf``
     branch into raise-and-catch, three exceptions per valid notification (a
     third of the validation time). The rewrite, checked document by document
-    against the published schema in ``tests/ingest/test_cnm_schema.py``:
+    against the published schema in ``tests/unit/ingest/test_cnm_schema.py``:
 
     - ``not: {required: [response]}`` -> ``properties.response: false``
       (present -> invalid, absent -> valid: the same);

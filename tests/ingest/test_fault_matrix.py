@@ -22,7 +22,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from cnm_ingest import aws
-from tests.ingest.conftest import EventSourceMapping, TrimmedStream, sample_cnm
+from tests.functional.ingest.conftest import (  # noqa: F401  (fresh_config_cache, pipeline: fixtures, by import)
+    EventSourceMapping,
+    TrimmedStream,
+    fresh_config_cache,
+    pipeline,
+    sample_cnm,
+)
 
 N = 100
 MATRIX: list[dict] = []
@@ -89,7 +95,7 @@ def error(code: str, status: int = 400) -> ClientError:
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_fault_matrix(pipeline, lambda_context, monkeypatch, name):
+def test_fault_matrix(pipeline, lambda_context, monkeypatch, name):  # noqa: F811  (pipeline: imported fixture)
     case = CASES[name]
     pipeline.put_rule("modis")
     kinesis = aws.client("kinesis")

@@ -10,7 +10,7 @@ from handlers import fallback_consumer, message_consumer
 from cnm_ingest import config, dlq
 from cnm_ingest.errors import NoMatchingRuleError
 from tests.conftest import kinesis_event, kinesis_record
-from tests.ingest.conftest import sample_cnm
+from tests.functional.ingest.conftest import sample_cnm
 
 
 def rule(name, collection="MODIS_A", version="", provider="PODAAC", state="ENABLED"):

@@ -10,7 +10,7 @@ import pytest
 
 from cnm_ingest import response as response_mod
 from cnm_ingest.response import build_response, clean_ingestion_metadata, ingestion_metadata_from, staged_uri
-from tests.compat.conftest import valid_response_everywhere
+from tests.unit.compat.conftest import valid_response_everywhere
 
 RECEIVED = "2024-01-01T00:00:00.000Z"
 

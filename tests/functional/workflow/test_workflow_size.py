@@ -11,7 +11,7 @@ import pytest
 
 from cnm_ingest import message as workflow_message
 from cnm_ingest.errors import WorkflowPayloadError
-from tests.workflow.conftest import COLLECTION, PAYLOAD_BUCKET, STAGING_BUCKET
+from tests.functional.workflow.conftest import COLLECTION, PAYLOAD_BUCKET, STAGING_BUCKET
 
 STATE_LIMIT = 256 * 1024  # bytes, per state input/output and execution input (Step Functions quota)
 

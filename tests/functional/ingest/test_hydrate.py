@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from handlers import hydrate
 
 from cnm_ingest import aws, dlq, kinesis
-from tests.ingest.conftest import create_stream, sns_event
+from tests.functional.ingest.conftest import create_stream, sns_event
 
 SHARD = "shardId-000000000000"
 

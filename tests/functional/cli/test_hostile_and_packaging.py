@@ -39,7 +39,7 @@ def test_an_unknown_profile_is_exit_4(local):
 
 def test_a_granule_in_two_collections_needs_collection(local, cli):
     from cnm_ingest import records
-    from tests.records.conftest import event, workflow_input
+    from tests.functional.records.conftest import event, workflow_input
 
     for i, coll in enumerate(("A", "B")):
         records.record_event(

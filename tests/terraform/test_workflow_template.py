@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workflow.conftest import TASKS, TEMPLATE, function_arn, render_definition
+from tools.local_pipeline import TASKS, TEMPLATE, function_arn, render_definition
 
 ROOT = Path(__file__).resolve().parents[2]
 MAIN_TF = ROOT / "modules" / "workflow" / "main.tf"

@@ -12,7 +12,7 @@ from tools.local_pipeline import LambdaContext
 
 from .conftest import arn, scan
 
-EVENTS = Path(__file__).parent / "events"
+EVENTS = Path(__file__).resolve().parents[2] / "events" / "records"
 
 
 def load(name: str) -> dict:

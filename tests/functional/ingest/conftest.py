@@ -388,18 +388,3 @@ class TrimmedStream:
 
         monkeypatch.setattr(client, "get_shard_iterator", get_shard_iterator)
         monkeypatch.setattr(client, "get_records", trimmed_get_records)
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """Print the fault matrix table when its test ran."""
-    from tests.ingest import test_fault_matrix as matrix
-
-    if not matrix.MATRIX:
-        return
-    cols = list(matrix.MATRIX[0])
-    terminalreporter.section("fault matrix (every side effect counted, duplicates not collapsed)")
-    terminalreporter.write_line(" | ".join(f"{c:>{max(len(c), 8)}}" if c != "case" else f"{c:38}" for c in cols))
-    for row in matrix.MATRIX:
-        terminalreporter.write_line(
-            " | ".join(f"{row[c]!s:38}" if c == "case" else f"{row[c]!s:>{max(len(c), 8)}}" for c in cols)
-        )

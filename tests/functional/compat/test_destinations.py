@@ -24,7 +24,7 @@ def sinks(aws, monkeypatch):
     keeps its idempotency records in."""
     import boto3
 
-    from tests.workflow.conftest import create_status_table
+    from tests.functional.workflow.conftest import create_status_table
 
     create_status_table(boto3.client("dynamodb", region_name=REGION), "st")
     monkeypatch.setenv("STATUS_TABLE", "st")

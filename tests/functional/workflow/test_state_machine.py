@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from cnm_ingest.errors import TransientError
-from tests.workflow.conftest import COLLECTION, PROVIDER_BUCKET, STACK, STAGING_BUCKET
+from tests.functional.workflow.conftest import COLLECTION, PROVIDER_BUCKET, STACK, STAGING_BUCKET
 
 DATA = os.urandom(150_000)
 BROWSE = os.urandom(20_000)

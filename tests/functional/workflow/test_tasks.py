@@ -274,7 +274,7 @@ def stream(aws, monkeypatch):
     """The response stream, and the status table CnmResponse keeps its idempotency records in."""
     import boto3
 
-    from tests.workflow.conftest import create_status_table
+    from tests.functional.workflow.conftest import create_status_table
 
     create_status_table(boto3.client("dynamodb", region_name=REGION), "st")
     monkeypatch.setenv("STATUS_TABLE", "st")
@@ -362,7 +362,7 @@ def test_status_lifecycle_and_older_execution_does_not_mask_newer(aws, samples, 
     from handlers import start_status, stop_status
 
     from cnm_ingest import status
-    from tests.workflow.conftest import create_status_table
+    from tests.functional.workflow.conftest import create_status_table
 
     ddb = boto3.client("dynamodb", region_name=REGION)
     create_status_table(ddb, "st")

@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from cnm_ingest import aws, dlq
-from tests.workflow.test_state_machine import make_cnm
+from tests.functional.workflow.test_state_machine import make_cnm
 
 
 def count_calls(service: str) -> Counter:

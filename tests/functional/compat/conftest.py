@@ -1,0 +1,3 @@
+"""The compat shapes of tests/unit/compat (fixtures/), for the compat tests that run on moto."""
+
+from tests.unit.compat.conftest import fixture  # noqa: F401  (a pytest fixture, registered by import)
