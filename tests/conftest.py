@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import sys
 from pathlib import Path
@@ -112,41 +111,6 @@ def samples() -> dict[str, dict]:
 def reference_schema() -> dict:
     """The published CNM schema from ../shared (the reference, not our bundled copy)."""
     return json.loads((SHARED_CNM / "cnm-schema-1.6.1.json").read_text())
-
-
-def kinesis_record(
-    payload: bytes | str | dict,
-    sequence: str,
-    *,
-    partition_key: str = "pk",
-    stream_arn: str = "arn:aws:kinesis:us-west-2:123456789012:stream/notifications",
-    shard_id: str = "shardId-000000000000",
-) -> dict:
-    """One record of a Lambda Kinesis event, as the event source mapping delivers it."""
-    if isinstance(payload, dict):
-        payload = json.dumps(payload)
-    if isinstance(payload, str):
-        payload = payload.encode("utf-8")
-    return {
-        "kinesis": {
-            "kinesisSchemaVersion": "1.0",
-            "partitionKey": partition_key,
-            "sequenceNumber": sequence,
-            "data": base64.b64encode(payload).decode("ascii"),
-            "approximateArrivalTimestamp": 1700000000.123,
-        },
-        "eventSource": "aws:kinesis",
-        "eventVersion": "1.0",
-        "eventID": f"{shard_id}:{sequence}",
-        "eventName": "aws:kinesis:record",
-        "invokeIdentityArn": "arn:aws:iam::123456789012:role/consumer",
-        "awsRegion": REGION,
-        "eventSourceARN": stream_arn,
-    }
-
-
-def kinesis_event(records: list[dict]) -> dict:
-    return {"Records": records}
 
 
 class FakeLambdaContext:

@@ -9,7 +9,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from cnm_ingest import dlq
-from tools.local_pipeline import ACCOUNT, sns_event
+from tests.events import sns_event
+from tools.local_pipeline import ACCOUNT
 from tools.recorder_feed import feed
 
 from .conftest import notification

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REGION
+from tests.events import kinesis_event_from_stream, sns_event
 from tools import local_pipeline
 
 ACCOUNT = "123456789012"
@@ -180,9 +181,6 @@ def read_stream(stream_arn: str) -> list[dict[str, Any]]:
     return local_pipeline.read_stream(aws.client("kinesis"), stream_arn)
 
 
-sns_event = local_pipeline.sns_event
-
-
 def create_stream(name: str) -> str:
     from cnm_ingest import aws
 
@@ -293,7 +291,7 @@ class EventSourceMapping:
         return local_pipeline.read_stream(aws.client("kinesis"), self.pipeline.notification_stream)
 
     def event(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        return local_pipeline.kinesis_event(records, self.pipeline.notification_stream, "shardId-000000000000")
+        return kinesis_event_from_stream(records, self.pipeline.notification_stream)
 
     def deliver(self, records: list[dict[str, Any]] | None = None) -> None:
         from handlers import message_consumer

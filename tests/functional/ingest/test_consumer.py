@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from handlers import fallback_consumer, message_consumer
 
 from cnm_ingest import aws, dlq
-from tests.conftest import kinesis_event, kinesis_record
+from tests.events import kinesis_event, kinesis_record
 from tests.functional.ingest.conftest import sample_cnm
 
 STREAM = "arn:aws:kinesis:us-west-2:123456789012:stream/notifications"
@@ -147,7 +147,7 @@ def test_redelivery_starts_no_new_execution(pipeline, lambda_context, batch):
             "approximateArrivalTimestamp": 0,
         },
     )
-    from tests.functional.ingest.conftest import sns_event
+    from tests.events import sns_event
 
     fallback_consumer.handler(sns_event(json.dumps(env)), lambda_context)
     assert sorted(e["name"] for e in pipeline.executions()) == names
@@ -192,7 +192,7 @@ def test_server_error_is_transient(pipeline, lambda_context, faults):
 
 def test_fallback_consumer_raises_on_transient_errors_so_lambda_retries(pipeline, lambda_context, faults):
     pipeline.put_rule("modis")
-    from tests.functional.ingest.conftest import sns_event
+    from tests.events import sns_event
 
     payload = json.dumps(sample_cnm("granule-9")).encode()
     env = dlq.envelope(

@@ -7,7 +7,7 @@ import json
 import os
 
 from cnm_ingest import aws, dlq
-from tests.functional.ingest.conftest import sns_event
+from tests.events import sns_event
 
 
 def record(payload: bytes) -> dict:

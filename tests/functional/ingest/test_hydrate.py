@@ -9,7 +9,8 @@ from botocore.exceptions import ClientError
 from handlers import hydrate
 
 from cnm_ingest import aws, dlq, kinesis
-from tests.functional.ingest.conftest import create_stream, sns_event
+from tests.events import sns_event
+from tests.functional.ingest.conftest import create_stream
 
 SHARD = "shardId-000000000000"
 

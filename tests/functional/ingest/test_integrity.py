@@ -9,7 +9,7 @@ import pytest
 from handlers import message_consumer
 
 from cnm_ingest import cnm, config, kinesis
-from tests.conftest import kinesis_event, kinesis_record
+from tests.events import kinesis_event, kinesis_record
 from tests.functional.ingest.conftest import sample_cnm
 
 STREAM = "arn:aws:kinesis:us-west-2:123456789012:stream/notifications"

@@ -9,7 +9,7 @@ from handlers import fallback_consumer, message_consumer
 
 from cnm_ingest import config, dlq
 from cnm_ingest.errors import NoMatchingRuleError
-from tests.conftest import kinesis_event, kinesis_record
+from tests.events import kinesis_event, kinesis_record
 from tests.functional.ingest.conftest import sample_cnm
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.events import status_change_event
 from tools.recorder_feed import create_executions_table
 
 TABLE = "test-executions"
@@ -92,17 +93,7 @@ def event(
         "redriveCount": redrive,
         **detail,
     }
-    return {
-        "version": "0",
-        "id": "e",
-        "detail-type": "Step Functions Execution Status Change",
-        "source": "aws.states",
-        "account": "123456789012",
-        "time": "2023-11-14T22:13:25Z",
-        "region": "us-west-2",
-        "resources": [d["executionArn"]],
-        "detail": d,
-    }
+    return status_change_event(**d)
 
 
 @pytest.fixture

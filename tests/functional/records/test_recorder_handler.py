@@ -1,22 +1,20 @@
-"""The recorder handler on moto, fed SQS events (JSON files in events/) as its event source mapping delivers them."""
+"""The recorder handler on moto, fed SQS events (JSON files in tests/events) as its event source mapping hands them."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from cnm_ingest import records
+from tests.events import load_event
 from tools.local_pipeline import LambdaContext
 
 from .conftest import arn, scan
 
-EVENTS = Path(__file__).resolve().parents[2] / "events" / "records"
-
 
 def load(name: str) -> dict:
-    return json.loads((EVENTS / name).read_text())
+    return load_event(f"sqs_recorder_{name.removesuffix('.json')}")
 
 
 @pytest.fixture

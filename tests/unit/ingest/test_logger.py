@@ -8,7 +8,7 @@ import json
 import pytest
 from handlers import logger as stream_logger
 
-from tests.conftest import kinesis_event, kinesis_record
+from tests.events import kinesis_event, kinesis_record
 
 STREAM = "arn:aws:kinesis:us-west-2:123456789012:stream/responses"
 
