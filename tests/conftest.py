@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import moto.core.models  # noqa: F401  (before any boto3 Session exists: see below)
 import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tools.local_pipeline import shared_cnm_dir
 
@@ -61,30 +65,41 @@ def aws_env(monkeypatch):
     yield
 
 
-@pytest.fixture
-def aws(aws_env):
-    """moto for every AWS service, with cnm_ingest's client cache reset around it."""
+@contextmanager
+def moto_world(**config: Any) -> Iterator[None]:
+    """The one emulator world: moto for every AWS service, cnm_ingest's per-process caches reset around it.
+
+    ``aws_env`` (autouse) has already set fake credentials and the region and cleared any endpoint or
+    profile; the caches (clients, configuration stores, idempotency layers) are dropped on entry and
+    exit so nothing built inside moto leaks out of it, or in from outside.
+    """
     from moto import mock_aws
 
     from cnm_ingest import aws as aws_mod
+    from cnm_ingest import config as config_mod
+    from cnm_ingest import once
 
-    aws_mod.reset()
-    with mock_aws():
+    resets = (aws_mod.reset, config_mod.reset, once.reset)
+    for reset in resets:
+        reset()
+    with mock_aws(config=config or None):
         yield
-    aws_mod.reset()
+    for reset in resets:
+        reset()
+
+
+@pytest.fixture
+def aws(aws_env):
+    """moto for every AWS service (the world every functional fixture builds on)."""
+    with moto_world():
+        yield
 
 
 @pytest.fixture
 def aws_sfn(aws_env):
-    """moto with its Step Functions interpreter executing state machines."""
-    from moto import mock_aws
-
-    from cnm_ingest import aws as aws_mod
-
-    aws_mod.reset()
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+    """The same world, with moto's Step Functions interpreter executing state machines."""
+    with moto_world(stepfunctions={"execute_state_machine": True}):
         yield
-    aws_mod.reset()
 
 
 def load_samples() -> dict[str, dict]:
@@ -113,23 +128,23 @@ def reference_schema() -> dict:
     return json.loads((SHARED_CNM / "cnm-schema-1.6.1.json").read_text())
 
 
-class FakeLambdaContext:
-    """The attributes of a Lambda context object that Powertools reads."""
+class FakeLambdaContext(LambdaContext):
+    """The one Lambda context of the tests: Powertools' LambdaContext with the values Lambda would set."""
 
-    function_name = "cnm-ingest-test"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-west-2:123456789012:function:cnm-ingest-test"
-    memory_limit_in_mb = 256
-    aws_request_id = "00000000-0000-0000-0000-000000000000"
-    log_group_name = "/aws/lambda/cnm-ingest-test"
-    log_stream_name = "test"
+    _function_name = "cnm-ingest-test"
+    _function_version = "$LATEST"
+    _invoked_function_arn = "arn:aws:lambda:us-west-2:123456789012:function:cnm-ingest-test"
+    _memory_limit_in_mb = 256
+    _aws_request_id = "00000000-0000-0000-0000-000000000000"
+    _log_group_name = "/aws/lambda/cnm-ingest-test"
+    _log_stream_name = "test"
 
-    def get_remaining_time_in_millis(self) -> int:
+    def get_remaining_time_in_millis(self) -> int:  # a static method returning 0 in Powertools
         return 300_000
 
 
 @pytest.fixture
-def lambda_context() -> FakeLambdaContext:
+def lambda_context() -> LambdaContext:
     return FakeLambdaContext()
 
 

@@ -19,9 +19,6 @@ from tools.local_pipeline import LambdaHarness
 
 @pytest.fixture
 def local(aws_sfn, monkeypatch):
-    from cnm_ingest import config
-
-    config.reset()
     with LambdaHarness().installed() as harness:
         stack = CliStack()
         for key, value in stack.environment().items():
@@ -31,7 +28,6 @@ def local(aws_sfn, monkeypatch):
         stack.add_collection("COLL", "1", duplicate_handling="error")
         stack.add_rule("coll", "COLL", "PROV", version="1")
         yield stack
-    config.reset()
 
 
 class Cli:

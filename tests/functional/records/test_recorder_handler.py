@@ -8,7 +8,6 @@ import pytest
 
 from cnm_ingest import records
 from tests.events import load_event
-from tools.local_pipeline import LambdaContext
 
 from .conftest import arn, scan
 
@@ -25,8 +24,8 @@ def recorder(table, monkeypatch):
     return recorder
 
 
-def test_a_lifecycle_batch_is_recorded_and_a_redelivery_changes_nothing(recorder, table):
-    assert recorder.handler(load("lifecycle.json"), LambdaContext()) == {"batchItemFailures": []}
+def test_a_lifecycle_batch_is_recorded_and_a_redelivery_changes_nothing(recorder, table, lambda_context):
+    assert recorder.handler(load("lifecycle.json"), lambda_context) == {"batchItemFailures": []}
     items = scan(table)
     assert len(items) == 2 + 2 * 2  # two executions; summary + attempt for each granule
     assert records.get_execution(table, arn("g-1-0001"))["status"] == "SUCCEEDED"
@@ -34,12 +33,12 @@ def test_a_lifecycle_batch_is_recorded_and_a_redelivery_changes_nothing(recorder
     assert failed["status"] == "FAILED" and failed["error"] == "WorkflowError"
     assert json.loads(failed["cause"])["errorType"] == "FileNotFoundAtSourceError"
     assert failed["original_error"]["errorCode"] == "PROCESSING_ERROR"  # a WorkflowError whose message is not JSON
-    assert recorder.handler(load("lifecycle.json"), LambdaContext()) == {"batchItemFailures": []}
+    assert recorder.handler(load("lifecycle.json"), lambda_context) == {"batchItemFailures": []}
     assert sorted(map(json.dumps, scan(table))) == sorted(map(json.dumps, items))
 
 
-def test_out_of_order_and_hostile_messages(recorder, table):
-    result = recorder.handler(load("out_of_order_and_hostile.json"), LambdaContext())
+def test_out_of_order_and_hostile_messages(recorder, table, lambda_context):
+    result = recorder.handler(load("out_of_order_and_hostile.json"), lambda_context)
     # only the message that is not an event fails: SQS retries it, then parks it in the recorder's DLQ
     assert result == {"batchItemFailures": [{"itemIdentifier": "00000000-0000-0000-0000-000000000002"}]}
     aborted = records.get_execution(table, arn("g-3-0003"))
@@ -49,9 +48,9 @@ def test_out_of_order_and_hostile_messages(recorder, table):
     assert records.get_granule(table, "g-3")["summaries"][0]["status"] == "ABORTED"
 
 
-def test_a_dynamodb_failure_fails_the_records_instead_of_dropping_them(aws, monkeypatch):
+def test_a_dynamodb_failure_fails_the_records_instead_of_dropping_them(aws, monkeypatch, lambda_context):
     monkeypatch.setenv("EXECUTIONS_TABLE", "no-such-table")
     from handlers import recorder
 
-    result = recorder.handler(load("lifecycle.json"), LambdaContext())
+    result = recorder.handler(load("lifecycle.json"), lambda_context)
     assert len(result["batchItemFailures"]) == 4
