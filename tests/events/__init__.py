@@ -105,6 +105,15 @@ def sns_event(
     return load_event("sns_fallback", Records=[record])
 
 
+def kinesis_failure_record(
+    stream_arn: str, start: str, end: str, size: int, *, shard_id: str = SHARD_ID, **overrides: Any
+) -> dict[str, Any]:
+    """What the Kinesis event source mapping's on-failure destination publishes (the SNS message hydrate reads)
+    when it gives up the range ``start``..``end`` (``size`` records) of a shard."""
+    batch = {"shardId": shard_id, "startSequenceNumber": start, "endSequenceNumber": end, "batchSize": size}
+    return load_event("kinesis_esm_failure", KinesisBatchInfo={**batch, "streamArn": stream_arn}, **overrides)
+
+
 # --- SQS carrying EventBridge events (recorder) --------------------------------------------------
 def sqs_event(bodies: list[Any], queue: str = "execution-events") -> dict[str, Any]:
     """SQS messages carrying ``bodies`` (dicts are JSON-encoded, strings passed as they are)."""

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REGION
-from tests.events import kinesis_event_from_stream, sns_event
+from tests.events import kinesis_event_from_stream, kinesis_failure_record, sns_event
 from tools import local_pipeline
 
 ACCOUNT = "123456789012"
@@ -316,26 +316,14 @@ class EventSourceMapping:
             self.deliver()
 
     def give_up(self, batch: list[dict[str, Any]]) -> None:
-        failure = {
-            "requestContext": {
-                "requestId": f"esm-{len(self.given_up)}",
-                "condition": "RetryAttemptsExhausted",
-                "functionArn": "arn:aws:lambda:us-west-2:123456789012:function:consumer",
-                "approximateInvokeCount": self.max_retries + 1,
-            },
-            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": None},
-            "version": "1.0",
-            "timestamp": "2024-01-02T03:04:05.678Z",
-            "KinesisBatchInfo": {
-                "shardId": "shardId-000000000000",
-                "startSequenceNumber": batch[0]["SequenceNumber"],
-                "endSequenceNumber": batch[-1]["SequenceNumber"],
-                "batchSize": len(batch),
-                "approximateArrivalOfFirstRecord": "2024-01-02T03:00:00Z",
-                "approximateArrivalOfLastRecord": "2024-01-02T03:00:01Z",
-                "streamArn": self.pipeline.notification_stream,
-            },
-        }
+        failure = kinesis_failure_record(
+            self.pipeline.notification_stream,
+            batch[0]["SequenceNumber"],
+            batch[-1]["SequenceNumber"],
+            len(batch),
+            requestContext={"requestId": f"esm-{len(self.given_up)}", "approximateInvokeCount": self.max_retries + 1},
+            responseContext={"functionError": None},
+        )
         self.given_up.append(failure)
 
     def hydrate(self) -> None:

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from handlers import hydrate
 
 from cnm_ingest import aws, dlq, kinesis
-from tests.events import sns_event
+from tests.events import kinesis_failure_record, sns_event
 from tests.functional.ingest.conftest import create_stream
 
 SHARD = "shardId-000000000000"
@@ -36,26 +36,7 @@ def put(stream_arn: str, payloads: list[bytes]) -> list[str]:
 
 
 def failure_record(stream_arn: str, start: str, end: str, size: int, shard: str = SHARD) -> dict:
-    return {
-        "requestContext": {
-            "requestId": "req-1",
-            "functionArn": "arn:aws:lambda:us-west-2:123456789012:function:consumer",
-            "condition": "RetryAttemptsExhausted",
-            "approximateInvokeCount": 3,
-        },
-        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
-        "version": "1.0",
-        "timestamp": "2024-01-02T03:04:05.678Z",
-        "KinesisBatchInfo": {
-            "shardId": shard,
-            "startSequenceNumber": start,
-            "endSequenceNumber": end,
-            "approximateArrivalOfFirstRecord": "2024-01-02T03:00:00Z",
-            "approximateArrivalOfLastRecord": "2024-01-02T03:00:01Z",
-            "batchSize": size,
-            "streamArn": stream_arn,
-        },
-    }
+    return kinesis_failure_record(stream_arn, start, end, size, shard_id=shard)
 
 
 def hydrate_once(failure: dict, ctx) -> dict:

@@ -68,8 +68,23 @@ def read_eventbridge(event: dict) -> None:
     assert e.detail["executionArn"] in e.resources
 
 
+def read_kinesis_failure(record: dict) -> None:
+    """The on-failure destination record (no Powertools class): every field hydrate and the DLQ read."""
+    request, response, batch = record["requestContext"], record["responseContext"], record["KinesisBatchInfo"]
+    assert request["requestId"] and request["functionArn"].startswith("arn:aws:lambda:")
+    assert request["condition"] and isinstance(request["approximateInvokeCount"], int)
+    assert response["statusCode"] == 200 and "functionError" in response and record["version"] == "1.0"
+    datetime.fromisoformat(record["timestamp"])
+    assert batch["shardId"].startswith("shardId-") and batch["streamArn"].startswith("arn:aws:kinesis:")
+    assert int(batch["startSequenceNumber"]) <= int(batch["endSequenceNumber"]) and batch["batchSize"] >= 1
+    datetime.fromisoformat(batch["approximateArrivalOfFirstRecord"])
+    datetime.fromisoformat(batch["approximateArrivalOfLastRecord"])
+    read_sns(events.sns_event(json.dumps(record)))  # as hydrate receives it
+
+
 READERS: dict[str, Callable[[dict], None]] = {
     "kinesis_batch": read_kinesis,
+    "kinesis_esm_failure": read_kinesis_failure,
     "sns_fallback": read_sns,
     "sqs_recorder": read_sqs,
     "sqs_recorder_lifecycle": read_sqs,
@@ -92,6 +107,7 @@ def test_what_the_loader_builds_reads_as_powertools_events():
     read_sns(events.sns_event("{}", topic_arn="arn:aws:sns:us-west-2:123456789012:fallback", message_id="m-1"))
     read_sqs(events.sqs_event([events.status_change_event(name="x"), "not JSON"]))
     read_eventbridge(events.status_change_event(executionArn="arn:aws:states:us-west-2:1:execution:sm:x"))
+    read_kinesis_failure(events.kinesis_failure_record("arn:aws:kinesis:us-west-2:1:stream/s", "5", "9", 5))
 
 
 def test_per_test_values_are_filled_and_the_template_is_not_shared():
@@ -111,6 +127,7 @@ def test_per_test_values_are_filled_and_the_template_is_not_shared():
         ("sns_fallback", ("Records", 0, "Sns", "TopicArn")),
         ("sqs_recorder", ("Records", 0, "receiptHandle")),
         ("stepfunctions_status_change", ("detail-type",)),
+        ("kinesis_esm_failure", ("KinesisBatchInfo", "streamArn")),
     ],
 )
 def test_a_malformed_event_fails_its_reader(name, path):
