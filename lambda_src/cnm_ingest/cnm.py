@@ -38,6 +38,8 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
+import orjson
+
 from .errors import CnmValidationError, DecodeError
 
 SCHEMA_FILE = "cnm-schema-1.6.1.json"
@@ -205,8 +207,35 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
+# orjson decodes a document as the standard library does when no integer has more than 18 digits (it reads longer
+# ones as floats) and nothing nests deep (it stops at 1,024 levels, the standard library at the recursion limit, and
+# writing the message again needs <= 254): bytes with a run of 19 digits or over MAX_FAST_BRACKETS brackets anywhere
+# go to the standard library, and so does whatever orjson refuses (the standard library then says why).
+_DIGITS = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+_LONG_NUMBER = b"0" * 19
+MAX_FAST_BRACKETS = 200
+
+
 def decode_json(data: bytes | str) -> Any:
-    """Decode UTF-8 JSON bytes strictly; every way it can fail is a DecodeError (see the module doc)."""
+    """Decode UTF-8 JSON bytes strictly; every way it can fail is a DecodeError (see the module doc).
+
+    orjson decodes the common record (about twice as fast); what it might read
+    differently goes to :func:`decode_json_strict`, see ``_LONG_NUMBER``.
+    """
+    if (
+        isinstance(data, bytes)
+        and data.count(b"[") + data.count(b"{") <= MAX_FAST_BRACKETS
+        and _LONG_NUMBER not in data.translate(_DIGITS)
+    ):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    return decode_json_strict(data)
+
+
+def decode_json_strict(data: bytes | str) -> Any:
+    """:func:`decode_json` with the standard library alone."""
     try:
         text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
     except UnicodeDecodeError as exc:

@@ -22,7 +22,8 @@ invocation, not per record.
 
 from __future__ import annotations
 
-import gc
+import cnm_ingest.coldstart
+
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -118,6 +119,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     return result
 
 
-# What the cold start imported lives as long as the process: move it out of the garbage collector's generations,
-# so its full collections, frequent at 100 records an invocation, no longer walk the whole of boto3 and Powertools.
-gc.freeze()
+cnm_ingest.coldstart.done()  # last: see cnm_ingest.coldstart

@@ -15,11 +15,44 @@ from cnm_ingest.errors import DecodeError
 from tests.conftest import ROOT
 
 PROBE = """
-import json, sys
+import gc, json, sys
 sys.path[0:0] = [sys.argv[1], sys.argv[1] + "/handlers"]
 import message_consumer
 print(json.dumps(sorted(sys.modules)))
 """
+HANDLERS = sorted(p.stem for p in (ROOT / "lambda_src" / "handlers").glob("*.py"))
+GC_PROBE = """
+import gc, sys
+sys.path[0:0] = [sys.argv[1], sys.argv[1] + "/handlers"]
+paused = []
+# a collection between the pause (cnm_ingest.coldstart imported) and done() (the freeze)
+def seen(phase, info):
+    if "cnm_ingest.coldstart" in sys.modules and not gc.get_freeze_count():
+        paused.append(phase)
+gc.callbacks.append(seen)
+import importlib
+module = importlib.import_module(sys.argv[2])
+assert gc.isenabled(), "the collector was not resumed"
+assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()
+print(len(paused))
+"""
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
+def test_every_handler_pauses_the_collector_while_it_imports_and_resumes_it(handler):
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-west-2", "POWERTOOLS_SERVICE_NAME": "t"}
+    done = subprocess.run(
+        [sys.executable, "-c", GC_PROBE, str(ROOT / "lambda_src"), handler], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.strip()) == 0  # not one collection while boto3, Powertools and cnm_ingest loaded
+    source = (ROOT / "lambda_src" / "handlers" / f"{handler}.py").read_text()
+    body = source.split('"""', 2)[-1]
+    first_import = next(
+        line for line in body.splitlines() if line.startswith(("import ", "from ")) and "__future__" not in line
+    )
+    assert first_import == "import cnm_ingest.coldstart"
+    assert source.rstrip().splitlines()[-1].startswith("cnm_ingest.coldstart.done()")
 
 
 def test_the_consumer_imports_neither_idempotency_nor_the_bad_record_paths_at_a_cold_start():
