@@ -10,11 +10,13 @@ error hands the record (once) to the fallback topic. A retryable error
 mapping delivers the record again. A record that cannot be parked is a batch
 item failure too: it is never dropped.
 
-Records run through a bounded pool of ``START_CONCURRENCY`` threads (default
-64), paced by one :class:`~cnm_ingest.pacing.Pacer`
-(:func:`cnm_ingest.ingest.consume_all`); Powertools' BatchProcessor then
-collects the results in stream order, so the partial batch response is
-exactly what a sequential run reports: every failed record's sequence number
+Records run on up to ``START_CONCURRENCY`` threads at a time (default 64:
+the invoking thread, joined by helpers from a pool kept across invocations
+as soon as a record waits on AWS), paced by one
+:class:`~cnm_ingest.pacing.Pacer` (:func:`cnm_ingest.ingest.consume_all`);
+Powertools' BatchProcessor then collects the results in stream order, so
+the partial batch response is exactly what a sequential run reports:
+every failed record's sequence number
 (the event source mapping restarts at the lowest; records after it that
 finished are idempotent when delivered again). Metrics are counted per
 invocation, not per record.
