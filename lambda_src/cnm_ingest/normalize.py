@@ -44,12 +44,6 @@ _DATE_TIME = re.compile(  # ASCII digits only: \d would also match other scripts
     r"(?P<offset>[Zz]|[+-]\d{2}:\d{2})?",
     re.ASCII,
 )
-# A date-time already in the form date_time() writes: it gives the value back or None (not a real date), so
-# there is nothing to rewrite and the common case skips parsing it.
-_CANONICAL_DATE_TIME = re.compile(
-    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})",
-    re.ASCII,
-)
 _VERSION = re.compile(r"[vV]?(\d{1,3}(?:\.\d{1,3}){0,3})", re.ASCII)
 _SEPARATORS = re.compile(r"[\s_-]")
 
@@ -87,6 +81,19 @@ def date_time(value: Any) -> str | None:
     if int(m["s"]) > 60:
         return None
     return f"{m['date']}T{m['time']}{m['offset'] or 'Z'}"
+
+
+def _written_as_date_time_writes(value: Any) -> bool:
+    """True when ``value`` is in the form :func:`date_time` writes (``T``, an offset, no white space).
+
+    date_time() gives such a value back, or None when it is not a real date:
+    either way there is nothing to rewrite, and the common case skips the
+    calendar check.
+    """
+    if not isinstance(value, str):
+        return False
+    m = _DATE_TIME.fullmatch(value)
+    return m is not None and value[10] == "T" and m["offset"] is not None
 
 
 def version(value: Any) -> str | None:
@@ -193,7 +200,7 @@ def normalize_notification(doc: Any) -> tuple[Any, list[str]]:
     out = r.set(doc, "version", version(doc.get("version")), "$", "version spelling")
     for key in DATE_TIME_FIELDS:
         value = out.get(key)
-        if value is None or (isinstance(value, str) and _CANONICAL_DATE_TIME.fullmatch(value)):
+        if value is None or _written_as_date_time_writes(value):
             continue
         fixed = date_time(value)
         if fixed is not None and fixed != value:
