@@ -87,7 +87,7 @@ def drain(cap: float | None, records: int = RECORDS) -> dict:
 
 
 def run(root: Path | None = None, records: int = RECORDS, quick: bool = False) -> list[dict]:
-    records = min(records, 3_000) if quick else records
+    records = min(records, 5_000) if quick else records  # a 5,000 backlog still drains within 1.15x at 300/s
     minimum = (records - BURST) / REFILL
     rows = []
     for cap, label in ((REFILL, f"START_RATE_LIMIT={int(REFILL)}"), (None, "no cap")):

@@ -1,4 +1,4 @@
-"""Write the CNM validators fastjsonschema generates into lambda_src/cnm_ingest/schema/<kind>_validator.py.
+"""Write the CNM validators fastjsonschema generates into lambda_src/cnm_ingest/cnm_<kind>_validator.py.
 
     python tools/gen_validators.py           # (re)write them
     python tools/gen_validators.py --check   # exit 1 when one is not what the schema and fastjsonschema give
@@ -19,11 +19,11 @@ sys.path.insert(0, str(ROOT / "lambda_src"))
 
 from cnm_ingest import cnm  # noqa: E402
 
-OUT = ROOT / "lambda_src" / "cnm_ingest" / "schema"
+OUT = ROOT / "lambda_src" / "cnm_ingest"
 
 
 def path_of(kind: str) -> Path:
-    return OUT / f"{kind}_validator.py"
+    return OUT / f"cnm_{kind}_validator.py"
 
 
 def main(argv: list[str] | None = None) -> int:

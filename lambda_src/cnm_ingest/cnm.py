@@ -8,7 +8,7 @@ so a response is rejected as a notification and the other way round, with
 the error naming the branch that failed.
 
 The compiled validators are fastjsonschema's own code for those schemas
-(:func:`validator_source`), kept in ``schema/<kind>_validator.py``
+(:func:`validator_source`), kept in ``cnm_<kind>_validator.py``
 (``python tools/gen_validators.py`` writes them; a test fails when they are
 not what the schema and the pinned fastjsonschema give) and imported on
 first use: compiling at run time cost every cold start about 15 ms on its
@@ -129,7 +129,7 @@ GENERATED_HEADER = (
 
 
 def validator_source(kind: str) -> str:
-    """fastjsonschema's Python code validating a CNM ``kind`` (what ``schema/<kind>_validator.py`` holds)."""
+    """fastjsonschema's Python code validating a CNM ``kind`` (what ``cnm_<kind>_validator.py`` holds)."""
     import fastjsonschema
 
     header = GENERATED_HEADER.format(source=SCHEMA_FILE, version=fastjsonschema.VERSION, kind=kind)
@@ -141,7 +141,7 @@ def compiled(kind: str) -> Callable[[Any], Any]:
     """The compiled validator of ``kind`` (``notification`` or ``response``), imported once per process."""
     if kind not in VALIDATOR_KINDS:
         raise KeyError(kind)
-    validator: Callable[[Any], Any] = importlib.import_module(f"{__package__}.schema.{kind}_validator").validate
+    validator: Callable[[Any], Any] = importlib.import_module(f"{__package__}.cnm_{kind}_validator").validate
     return validator
 
 

@@ -66,7 +66,7 @@ def test_the_consumer_imports_neither_idempotency_nor_the_bad_record_paths_at_a_
         "aws_lambda_powertools.utilities.idempotency",
         "cnm_ingest.dlq",
         "cnm_ingest.response",
-        "cnm_ingest.schema.notification_validator",
+        "cnm_ingest.cnm_notification_validator",
         "fastjsonschema",
     ):
         assert lazy not in modules, lazy

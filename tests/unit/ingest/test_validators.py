@@ -1,6 +1,6 @@
 """The CNM validators the functions import: generated from the schema, current, and exactly as strict as it.
 
-``schema/<kind>_validator.py`` is fastjsonschema's code for ``cnm.VALIDATOR_KINDS``
+``cnm_ingest/cnm_<kind>_validator.py`` is fastjsonschema's code for ``cnm.VALIDATOR_KINDS``
 (``tools/gen_validators.py``). The notification one validates
 ``cnm.fast_notification_schema()`` (rewritten, ``$ref`` inlined); the
 reference here is fastjsonschema compiling the published notification branch
@@ -25,7 +25,7 @@ from tests.conftest import ROOT, is_response
 
 @pytest.mark.parametrize("kind", sorted(cnm.VALIDATOR_KINDS))
 def test_the_generated_modules_are_what_the_schema_and_the_pinned_fastjsonschema_give(kind):
-    path = ROOT / "lambda_src" / "cnm_ingest" / "schema" / f"{kind}_validator.py"
+    path = ROOT / "lambda_src" / "cnm_ingest" / f"cnm_{kind}_validator.py"
     assert path.read_text(encoding="utf-8") == cnm.validator_source(kind), "run: python tools/gen_validators.py"
 
 

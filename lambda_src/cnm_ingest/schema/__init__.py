@@ -1,1 +1,0 @@
-"""The bundled CNM schema and the validators generated from it (tools/gen_validators.py)."""
