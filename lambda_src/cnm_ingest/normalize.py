@@ -149,7 +149,7 @@ class _Rewriter:
         if isinstance(size, str) and size.isascii() and size.isdigit() and len(size) <= 20:
             f = self.set(f, "size", int(size), where, "a number sent as a string")
         uri = f.get("uri")
-        if isinstance(uri, str):
+        if isinstance(uri, str) and uri.strip() != uri:
             # An S3 key may end in white space: only what precedes the scheme is certain to be noise (issue 8:
             # keys are taken literally). Other schemes cannot end in a bare space, so both ends are trimmed.
             trimmed = uri.lstrip() if uri.lstrip()[:5].lower() == "s3://" else uri.strip()
@@ -160,8 +160,14 @@ class _Rewriter:
     def files(self, files: Any, where: str) -> Any:
         if not isinstance(files, list):
             return files
-        out = [self.file(f, f"{where}[{i}]") for i, f in enumerate(files)]
-        return files if all(a is b for a, b in zip(out, files, strict=True)) else out
+        out = files
+        for i, f in enumerate(files):
+            new = self.file(f, f"{where}[{i}]")
+            if new is not f:
+                if out is files:
+                    out = list(files)  # copied on the first change only
+                out[i] = new
+        return out
 
     def product(self, product: Any) -> Any:
         if not isinstance(product, dict):
