@@ -12,9 +12,13 @@ written back (``PYTHONDONTWRITEBYTECODE``, as on Lambda's read-only
 ratio is the median of the per-pair ratios. Two more rows say where
 message_consumer's time goes: the same handler packaged without bytecode
 (``build.py --no-bytecode``), and its Powertools imports alone (the most that
-importing less of Powertools could save). A last measure builds four AWS
-clients through ``cnm_ingest.aws`` against four from one boto3 Session, in
-fresh processes.
+importing less of Powertools could save); one more is the floor of a handler
+that uses Powertools' batch processing: boto3 and those Powertools imports,
+nothing of ours. Two last measures, in fresh processes: four AWS clients
+through ``cnm_ingest.aws`` against four from one boto3 Session, and the CNM
+notification validator made ready for the first record, imported from the
+generated module (``cnm.compiled``) against compiling the same schema with
+fastjsonschema at run time (what the functions did before).
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ POWERTOOLS_ONLY = (
     "from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord\n"
     "from aws_lambda_powertools import Logger, Metrics\n"
 )
-SYNTHETIC = {"bare": BARE, "powertools_only": POWERTOOLS_ONLY}
+SYNTHETIC = {"bare": BARE, "powertools_only": POWERTOOLS_ONLY, "boto3_powertools": "import boto3\n" + POWERTOOLS_ONLY}
 RUNTIME_DISTS = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
 TIMER = (
     "import sys, time, importlib\n"
@@ -65,6 +69,19 @@ CLIENTS = (
     "else:\n"
     "    session = boto3.session.Session()\n"
     "    [session.client(s) for s in services]\n"
+    "print(time.perf_counter() - t)\n"
+)
+VALIDATOR = (
+    "import sys, time\n"
+    "sys.path[0:0] = sys.argv[2].split(':')\n"
+    "import boto3\n"
+    "from cnm_ingest import cnm\n"
+    "t = time.perf_counter()\n"
+    "if sys.argv[1] == 'generated':\n"
+    "    cnm.compiled('notification')\n"
+    "else:\n"
+    "    import fastjsonschema\n"
+    "    fastjsonschema.compile(cnm.fast_notification_schema())\n"
     "print(time.perf_counter() - t)\n"
 )
 
@@ -154,10 +171,16 @@ def run(quick: bool = False) -> list[Row]:
             "powertools_only",
             [*lay_out(out, "powertools_only", work), str(runtime)],
         )
+        cases["boto3 + message_consumer's Powertools imports (floor of a batch handler)"] = (
+            "boto3_powertools",
+            [*lay_out(out, "boto3_powertools", work), str(runtime)],
+        )
         measured = [c for c in cases if c != "bare"]
         times: dict[str, list[float]] = {c: [] for c in cases}
         bare_before: dict[str, list[float]] = {c: [] for c in measured}
         clients: dict[str, list[float]] = {"aws": [], "session": []}
+        validator: dict[str, list[float]] = {"generated": [], "compile": []}
+        has_generated = (ROOT / "lambda_src" / "cnm_ingest" / "cnm_notification_validator.py").exists()
         for _ in range(runs):
             for case in measured:
                 b = _time(python, TIMER, "bare", cases["bare"][1])
@@ -166,6 +189,8 @@ def run(quick: bool = False) -> list[Row]:
                 times[case].append(_time(python, TIMER, *cases[case]))
             for kind in clients:
                 clients[kind].append(_time(python, CLIENTS, kind, cases["message_consumer"][1]))
+            for kind in validator if has_generated else ():
+                validator[kind].append(_time(python, VALIDATOR, kind, cases["message_consumer"][1]))
         # Each run is paired with the bare run just before it; the ratio is the median of the pairs.
         bare = statistics.median(times["bare"])
         for case in measured:
@@ -195,6 +220,17 @@ def run(quick: bool = False) -> list[Row]:
                 "<= 1.1",
             )
         )
+        if has_generated:
+            ratio = statistics.median(a / b for a, b in zip(validator["generated"], validator["compile"], strict=True))
+            rows.append(
+                row(
+                    "first record: CNM validator imported (cnm_ingest/cnm_notification_validator.py)",
+                    statistics.median(validator["generated"]) * 1000,
+                    "ms",
+                    f"compiled at run time {statistics.median(validator['compile']) * 1000:.1f} ms",
+                    ratio,
+                )
+            )
         for p in work.rglob("*"):
             if p.is_dir():
                 p.chmod(0o755)

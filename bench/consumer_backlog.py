@@ -86,7 +86,8 @@ def drain(cap: float | None, records: int = RECORDS) -> dict:
     }
 
 
-def run(root: Path | None = None, records: int = RECORDS) -> list[dict]:
+def run(root: Path | None = None, records: int = RECORDS, quick: bool = False) -> list[dict]:
+    records = min(records, 5_000) if quick else records  # a 5,000 backlog still drains within 1.15x at 300/s
     minimum = (records - BURST) / REFILL
     rows = []
     for cap, label in ((REFILL, f"START_RATE_LIMIT={int(REFILL)}"), (None, "no cap")):
@@ -97,13 +98,16 @@ def run(root: Path | None = None, records: int = RECORDS) -> list[dict]:
             f"backlog {records}, {label}: started {r['started']}, DLQ {r['dlq']}, "
             f"duplicates {r['started'] - min(r['started'], records)}, throttled {r['throttled']} (time/min)"
         )
+        # A record not started, or given up to the DLQ, misses the goal whatever the time.
+        lost = r["started"] < records or r["dlq"] > 0
         rows.append(
             {
                 "name": name,
                 "value": r["elapsed"],
                 "unit": "s (emulated)",
-                "limit": minimum * LIMIT,
-                "ratio": r["elapsed"] / minimum,
+                "limit": f"quota minimum {minimum:.1f} s ({REFILL:.0f}/s, burst {BURST:.0f})",
+                "ratio": float("inf") if lost else r["elapsed"] / minimum,
+                "goal": f"<= {LIMIT}",
             }
         )
     return rows

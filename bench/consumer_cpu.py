@@ -46,18 +46,24 @@ def measure(rules: int, min_cpu: float = 1.0, max_records: int = 20_000) -> floa
     return done / cpu
 
 
-def run(root: Path | None = None, rule_counts: tuple[int, ...] = (1, 100, 1000)) -> list[dict]:
+GOAL = ">= 20"  # at 1 and 1,000 rules (issue 9); 100 rules is printed for the curve
+GOAL_AT = (1, 1000)
+
+
+def run(root: Path | None = None, rule_counts: tuple[int, ...] = (1, 100, 1000), quick: bool = False) -> list[dict]:
     rows = []
     with fakes.session(root or fakes.ROOT):
         for rules in rule_counts:
-            rate = measure(rules)
+            # The best of a few measures: another process on the core only ever slows a measure down.
+            rate = max(measure(rules, min_cpu=0.3 if quick else 1.0) for _ in range(1 if quick else 3))
             rows.append(
                 {
-                    "name": f"consumer CPU, {rules} rule(s): records/s per core vs 1 shard",
+                    "name": f"consumer CPU, {rules} rule(s): records/s per core",
                     "value": rate,
                     "unit": "records/s",
-                    "limit": SHARD_LIMIT,
+                    "limit": f"1 shard {SHARD_LIMIT:,.0f} records/s",
                     "ratio": rate / SHARD_LIMIT,
+                    "goal": GOAL if rules in GOAL_AT else "",
                 }
             )
     return rows

@@ -306,6 +306,8 @@ def consumer():
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
-    print(f"{'benchmark':58} {'value':>12} {'unit':12} {'limit':>10} {'ratio':>8}")
+    print(f"{'benchmark':58} {'value':>12} {'unit':12} {'ratio':>8} {'goal':>8}  limit")
     for r in rows:
-        print(f"{r['name']:58} {r['value']:>12.4g} {r['unit']:12} {r['limit']:>10.4g} {r['ratio']:>8.3g}")
+        print(
+            f"{r['name']:58} {r['value']:>12.4g} {r['unit']:12} {r['ratio']:>8.3g} {r.get('goal', ''):>8}  {r['limit']}"
+        )

@@ -46,16 +46,17 @@ def measure(repeats: int = 3) -> float:
     return best
 
 
-def run(root: Path | None = None) -> list[dict]:
+def run(root: Path | None = None, quick: bool = False) -> list[dict]:
     with fakes.session(root or fakes.ROOT):
-        seconds = measure()
+        seconds = measure(repeats=2 if quick else 3)
     return [
         {
             "name": "consumer latency-bound: 100 records, StartExecution 25 ms (limit/value)",
             "value": seconds,
             "unit": "s",
-            "limit": LIMIT,
+            "limit": f"{LIMIT} s (1 shard at 1,000 records/s, parallelization 1)",
             "ratio": LIMIT / seconds,
+            "goal": ">= 1",
         }
     ]
 

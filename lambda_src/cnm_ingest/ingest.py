@@ -31,13 +31,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws, dlq, normalize, once
+from . import aws, normalize, once
 from . import cnm as cnm_mod
 from . import config as config_mod
 from .errors import RecordError, TransientError, WorkflowInputTooLargeError
 from .message import build_workflow_input, execution_name
 from .pacing import Pacer
-from .response import build_response, put_response
+
+# dlq and response serve bad records only: imported when the first one is parked or answered, not at a cold start.
 
 # Step Functions accepts at most 256 KiB of execution input.
 MAX_EXECUTION_INPUT_BYTES = 256 * 1024
@@ -152,7 +153,8 @@ class Planned:
 def _input_text(message: dict[str, Any], text: str | None = None) -> str:
     if text is None:
         text = json.dumps(message, separators=(",", ":"), allow_nan=False)
-    if len(text.encode("utf-8")) > MAX_EXECUTION_INPUT_BYTES:
+    # UTF-8 takes at most 4 bytes a character: a short text needs no encoding to be measured.
+    if len(text) > MAX_EXECUTION_INPUT_BYTES // 4 and len(text.encode("utf-8")) > MAX_EXECUTION_INPUT_BYTES:
         raise WorkflowInputTooLargeError(
             f"the workflow message is {len(text)} bytes; Step Functions accepts {MAX_EXECUTION_INPUT_BYTES}"
         )
@@ -270,6 +272,8 @@ def reason_for(exc: BaseException) -> str:
 
 
 def failed_envelope(record: SourceRecord, exc: BaseException, source: str) -> dict[str, Any]:
+    from . import dlq
+
     return dlq.envelope(source, reason_for(exc), type(exc).__name__, record.as_dict())
 
 
@@ -278,6 +282,8 @@ def answer_failure(record: SourceRecord, exc: RecordError, stream_arn: str) -> b
 
     Returns True when a response was put. Errors of put_record propagate.
     """
+    from .response import build_response, put_response
+
     message = peek(record)
     if not cnm_mod.can_address_response(message):
         return False
@@ -326,6 +332,8 @@ def answer_once(record: SourceRecord, exc: RecordError, run: Run) -> str:
 
 def park_bad(record: SourceRecord, exc: RecordError, run: Run) -> Outcome:
     """Answer (once, when addressable) and park (once) a bad record in the DLQ."""
+    from . import dlq
+
     answer = answer_once(record, exc, run)
     key = once.record_key(record.as_dict())
     run.once.run(once.PARK, key, lambda: dlq.send([failed_envelope(record, exc, run.source)], run.queue_url))
@@ -334,6 +342,8 @@ def park_bad(record: SourceRecord, exc: RecordError, run: Run) -> Outcome:
 
 def hand_to_fallback(record: SourceRecord, exc: BaseException, run: Run) -> Outcome:
     """Publish (once) a record that met an unexpected error to the fallback topic."""
+    from . import dlq
+
     key = once.record_key(record.as_dict())
     topic = run.fallback_topic_arn or ""
     run.once.run(once.FALLBACK, key, lambda: dlq.publish(failed_envelope(record, exc, run.source), topic))
@@ -364,23 +374,26 @@ SPAWN_AFTER_SECONDS = 0.002
 def consume_all(
     records: list[SourceRecord], run: Run, executor: Executor | None = None, workers: int = 1
 ) -> list[Outcome | BaseException]:
-    """:func:`consume` every record, up to ``workers`` at a time on ``executor``; the outcome or the
-    exception of each record, in order.
+    """:func:`consume` every record, up to ``workers`` at a time (the calling thread and helpers on
+    ``executor``); the outcome or the exception of each record, in order.
 
-    Each worker takes the next record when it is done with one. Work starts on
-    one worker; as soon as one record waited on AWS (StartExecution latency)
-    the pool grows to ``workers``, so I/O-bound batches run concurrently and
-    CPU-bound ones (fast starts) do not pay for threads fighting over the GIL.
+    Each worker takes the next record when it is done with one. Work starts in
+    the calling thread alone; as soon as one record waited on AWS
+    (StartExecution latency) helpers join it on ``executor``, up to
+    ``workers`` in all, so I/O-bound batches run concurrently and CPU-bound
+    ones (fast starts) pay neither for threads fighting over the GIL nor for
+    handing the batch to another thread (10% of a record's CPU when the
+    first worker was a pool thread too).
     """
     results: list[Outcome | BaseException | None] = [None] * len(records)
     indexes = itertools.count()
-    limit = min(max(1, workers), len(records))
+    helpers = min(max(1, workers), len(records)) - 1 if executor is not None else 0
     futures: list[Any] = []
     lock = threading.Lock()
 
     def grow() -> None:
         with lock:
-            while executor is not None and len(futures) < limit:
+            while executor is not None and len(futures) < helpers:
                 futures.append(executor.submit(work))
 
     def work() -> None:
@@ -390,16 +403,12 @@ def consume_all(
                 results[i] = consume(records[i], run)
             except Exception as exc:  # noqa: BLE001 - reported per record by the caller
                 results[i] = exc
-            if len(futures) < limit and time.monotonic() - began > SPAWN_AFTER_SECONDS:
+            if len(futures) < helpers and time.monotonic() - began > SPAWN_AFTER_SECONDS:
                 grow()
 
-    if executor is None or limit <= 1:
-        work()
-        return results  # type: ignore[return-value]
-    with lock:
-        futures.append(executor.submit(work))
+    work()
     done = 0
-    while done < len(futures):
+    while done < len(futures):  # the helpers finish the records they took
         futures[done].result()
         done += 1
     return results  # type: ignore[return-value]

@@ -21,6 +21,8 @@ import os
 import re
 from typing import Any
 
+import orjson
+
 from . import aws
 from .errors import ConfigurationError, WorkflowPayloadError
 
@@ -59,7 +61,31 @@ def size(message: dict[str, Any]) -> int:
     return len(_dumps(message))
 
 
+# What orjson would write differently from the standard library goes to the standard library instead.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
 def _dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON: ``json.dumps(separators=(",", ":"), ensure_ascii=False, allow_nan=False)``, encoded.
+
+    orjson writes the same text about 15 times faster (strings and integers
+    byte for byte; a float may be spelled differently, ``1e-05`` as
+    ``0.00001``, the same number). What it cannot write as the standard
+    library does is left to the standard library, which raises what it
+    raised before: integers beyond 64 bits, non-string keys, lone surrogates,
+    nesting deeper than 254, dataclasses, datetimes and subclasses of the
+    JSON types (passed through). orjson writes NaN and infinities as
+    ``null``, so any ``null`` in its output is checked by the standard
+    library too (``allow_nan=False`` raises). One difference is left: orjson
+    writes an ``Enum`` or a ``UUID`` by its value where the standard library
+    raises; workflow messages are built from JSON and strings and hold none.
+    """
+    try:
+        body = orjson.dumps(value, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        body = b"null"
+    if b"null" not in body:
+        return body
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 

@@ -61,6 +61,9 @@ def _key(version: str) -> tuple[int, ...]:
 
 
 _VERSION_BY_KEY = {_key(v): v for v in VERSIONS}
+# Values that version() and checksum_type() give back unchanged (each is the only spelling of its key).
+_SPELLED_VERSIONS = frozenset(VERSIONS)
+_SPELLED_CHECKSUM_TYPES = frozenset(CHECKSUM_TYPES.values())
 
 
 def date_time(value: Any) -> str | None:
@@ -80,8 +83,23 @@ def date_time(value: Any) -> str | None:
     return f"{m['date']}T{m['time']}{m['offset'] or 'Z'}"
 
 
+def _written_as_date_time_writes(value: Any) -> bool:
+    """True when ``value`` is in the form :func:`date_time` writes (``T``, an offset, no white space).
+
+    date_time() gives such a value back, or None when it is not a real date:
+    either way there is nothing to rewrite, and the common case skips the
+    calendar check.
+    """
+    if not isinstance(value, str):
+        return False
+    m = _DATE_TIME.fullmatch(value)
+    return m is not None and value[10] == "T" and m["offset"] is not None
+
+
 def version(value: Any) -> str | None:
     """The schema's spelling of a CNM version (``v1.0`` -> ``1.0``, ``1.6`` -> ``1.6.0``), or None."""
+    if isinstance(value, str) and value in _SPELLED_VERSIONS:  # already the schema's spelling (the common case)
+        return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
@@ -94,10 +112,14 @@ def checksum_type(value: Any) -> str | None:
     """The schema's spelling of a checksum algorithm (``SHA-512`` -> ``SHA512``), or None."""
     if not isinstance(value, str):
         return None
+    if value in _SPELLED_CHECKSUM_TYPES:  # already the schema's spelling (the common case)
+        return value
     return CHECKSUM_TYPES.get(_SEPARATORS.sub("", value).upper())
 
 
 def _enum(value: Any, allowed: tuple[str, ...]) -> str | None:
+    if isinstance(value, str) and value in allowed:  # already the schema's spelling (the common case)
+        return value
     if isinstance(value, str) and value.strip().lower() in allowed:
         return value.strip().lower()
     return None
@@ -108,11 +130,11 @@ class _Rewriter:
         self.notes: list[str] = []
 
     def set(self, obj: dict[str, Any], key: str, new: Any, where: str, why: str) -> dict[str, Any]:
-        """``obj`` with ``key`` = ``new`` (a copy when it changes), noting the change."""
+        """``obj`` (at path ``where``) with ``key`` = ``new`` (a copy when it changes), noting the change."""
         old = obj.get(key)
         if new is None or (new == old and type(new) is type(old)):
             return obj
-        self.notes.append(f"{where}: {_quote(old)} -> {_quote(new)} ({why})")
+        self.notes.append(f"{where}.{key}: {_quote(old)} -> {_quote(new)} ({why})")
         return {**obj, key: new}
 
     def file(self, f: Any, where: str) -> Any:
@@ -121,27 +143,31 @@ class _Rewriter:
         if "checksumType" not in f and "checksum-type" in f:
             f = {**f, "checksumType": f["checksum-type"]}
             self.notes.append(f"{where}: 'checksum-type' read as 'checksumType'")
-        f = self.set(
-            f, "checksumType", checksum_type(f.get("checksumType")), f"{where}.checksumType", "algorithm spelling"
-        )
-        f = self.set(f, "type", _enum(f.get("type"), FILE_TYPES), f"{where}.type", "case")
+        f = self.set(f, "checksumType", checksum_type(f.get("checksumType")), where, "algorithm spelling")
+        f = self.set(f, "type", _enum(f.get("type"), FILE_TYPES), where, "case")
         size = f.get("size")
         if isinstance(size, str) and size.isascii() and size.isdigit() and len(size) <= 20:
-            f = self.set(f, "size", int(size), f"{where}.size", "a number sent as a string")
+            f = self.set(f, "size", int(size), where, "a number sent as a string")
         uri = f.get("uri")
-        if isinstance(uri, str):
+        if isinstance(uri, str) and uri.strip() != uri:
             # An S3 key may end in white space: only what precedes the scheme is certain to be noise (issue 8:
             # keys are taken literally). Other schemes cannot end in a bare space, so both ends are trimmed.
             trimmed = uri.lstrip() if uri.lstrip()[:5].lower() == "s3://" else uri.strip()
             if trimmed != uri:
-                f = self.set(f, "uri", trimmed, f"{where}.uri", "white space around the URI")
+                f = self.set(f, "uri", trimmed, where, "white space around the URI")
         return f
 
     def files(self, files: Any, where: str) -> Any:
         if not isinstance(files, list):
             return files
-        out = [self.file(f, f"{where}[{i}]") for i, f in enumerate(files)]
-        return files if all(a is b for a, b in zip(out, files, strict=True)) else out
+        out = files
+        for i, f in enumerate(files):
+            new = self.file(f, f"{where}[{i}]")
+            if new is not f:
+                if out is files:
+                    out = list(files)  # copied on the first change only
+                out[i] = new
+        return out
 
     def product(self, product: Any) -> Any:
         if not isinstance(product, dict):
@@ -150,7 +176,7 @@ class _Rewriter:
             product,
             "dataProcessingType",
             _enum(product.get("dataProcessingType"), PROCESSING_TYPES),
-            "$.product.dataProcessingType",
+            "$.product",
             "case",
         )
         if "files" in p:
@@ -177,14 +203,16 @@ def normalize_notification(doc: Any) -> tuple[Any, list[str]]:
     if not isinstance(doc, dict):
         return doc, []
     r = _Rewriter()
-    out = r.set(doc, "version", version(doc.get("version")), "$.version", "version spelling")
+    out = r.set(doc, "version", version(doc.get("version")), "$", "version spelling")
     for key in DATE_TIME_FIELDS:
         value = out.get(key)
+        if value is None or _written_as_date_time_writes(value):
+            continue
         fixed = date_time(value)
         if fixed is not None and fixed != value:
             sent = _DATE_TIME.fullmatch(str(value).strip())
             why = "no UTC offset: read as UTC" if sent is not None and not sent["offset"] else "date-time form"
-            out = r.set(out, key, fixed, f"$.{key}", why)
+            out = r.set(out, key, fixed, "$", why)
     if "product" in out:
         product = r.product(out["product"])
         if product is not out["product"]:

@@ -13,6 +13,11 @@ modules/consumer; key ``id``, TTL attribute ``expiration``).
 A side effect that raises leaves no record, so a retry does it again; a
 record still in progress elsewhere raises
 ``IdempotencyAlreadyInProgressError``, which callers treat as transient.
+
+Powertools' idempotency package is imported when a side effect first runs
+(or the error class is first named), not when this module is: the message
+consumer builds a :class:`Once` per invocation but uses it only for bad
+records, so a cold start does not pay for it (see README "Performance").
 """
 
 from __future__ import annotations
@@ -20,19 +25,13 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from typing import Any
-
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyItemNotFoundError,
-)
+from typing import TYPE_CHECKING, Any
 
 from . import aws
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
 PARK = "cnm-ingest.park"
 ANSWER = "cnm-ingest.answer"
@@ -44,9 +43,20 @@ DEFAULT_TTL_SECONDS = 8 * 24 * 3600  # longer than the longest stream retention 
 __all__ = ["ANSWER", "FALLBACK", "GAP", "PARK", "IdempotencyAlreadyInProgressError", "Once"]
 
 
+def __getattr__(name: str) -> Any:
+    """``IdempotencyAlreadyInProgressError``, imported when first named (PEP 562)."""
+    if name == "IdempotencyAlreadyInProgressError":
+        from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+        return IdempotencyAlreadyInProgressError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 @functools.cache
 def _layer(table: str, kind: str) -> DynamoDBPersistenceLayer:
     # One persistence layer per kind: Powertools keeps the key prefix on the layer object.
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
     return DynamoDBPersistenceLayer(table_name=table, boto3_client=aws.client("dynamodb"))
 
 
@@ -68,12 +78,23 @@ class Once:
 
     def __init__(self, table: str, context: Any = None, *, ttl: int | None = None):
         self.table = table
-        ttl = ttl or int(os.environ.get("IDEMPOTENCY_TTL_SECONDS") or DEFAULT_TTL_SECONDS)
-        self.config = IdempotencyConfig(
-            event_key_jmespath=RECORD_KEY, raise_on_no_idempotency_key=True, expires_after_seconds=ttl
-        )
-        if context is not None:
-            self.config.register_lambda_context(context)
+        self.ttl = ttl or int(os.environ.get("IDEMPOTENCY_TTL_SECONDS") or DEFAULT_TTL_SECONDS)
+        self.context = context
+        self._config: IdempotencyConfig | None = None
+
+    @property
+    def config(self) -> IdempotencyConfig:
+        """The Powertools configuration (built on first use)."""
+        if self._config is None:
+            from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
+            config = IdempotencyConfig(
+                event_key_jmespath=RECORD_KEY, raise_on_no_idempotency_key=True, expires_after_seconds=self.ttl
+            )
+            if self.context is not None:
+                config.register_lambda_context(self.context)
+            self._config = config
+        return self._config
 
     @classmethod
     def from_env(cls, context: Any = None) -> Once:
@@ -81,6 +102,8 @@ class Once:
 
     def run(self, kind: str, key: dict[str, Any], effect: Callable[[], Any], *, key_path: str | None = None) -> Any:
         """``effect()`` unless it already completed for ``key`` (then its saved result)."""
+        from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+
         config = self.config
         if key_path:
             config = IdempotencyConfig(
@@ -100,6 +123,8 @@ class Once:
 
     def done(self, kind: str, key: dict[str, Any]) -> bool:
         """True when the side effect ``kind`` completed for ``key`` (no side effect of its own)."""
+        from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemNotFoundError
+
         layer = _layer(self.table, kind)
         layer.configure(self.config, key_prefix=kind)
         try:

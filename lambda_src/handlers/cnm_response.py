@@ -17,6 +17,8 @@ true``: the response is parked in the DLQ as a response envelope
 
 from __future__ import annotations
 
+import cnm_ingest.coldstart
+
 import json
 import os
 from typing import Any
@@ -153,3 +155,6 @@ def _park(message: task.Message, execution: task.Execution) -> task.Message:
 def handler(event: dict[str, Any], context: LambdaContext) -> task.Message:
     delivery.CONFIG.register_lambda_context(context)
     return task.run(event, _park if isinstance(event, dict) and event.get("park") is True else _respond)
+
+
+cnm_ingest.coldstart.done()  # last: see cnm_ingest.coldstart

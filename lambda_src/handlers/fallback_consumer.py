@@ -12,6 +12,8 @@ SNS event.
 
 from __future__ import annotations
 
+import cnm_ingest.coldstart
+
 import os
 from typing import Any
 
@@ -63,3 +65,6 @@ def handler(event: SNSEvent, context: LambdaContext) -> dict[str, Any]:
             raise ValueError(f"SNS message {record.sns.message_id} is not a cnm-ingest failed-record envelope")
         outcomes.extend(retry(p, run) for p in parked)
     return {"outcomes": outcomes}
+
+
+cnm_ingest.coldstart.done()  # last: see cnm_ingest.coldstart

@@ -19,6 +19,8 @@ message the invocation fails and is retried (what was parked stays parked).
 
 from __future__ import annotations
 
+import cnm_ingest.coldstart
+
 import functools
 import json
 import os
@@ -141,3 +143,6 @@ def handler(event: SNSEvent, context: LambdaContext) -> dict[str, Any]:
         for k, v in park_batch(failure, run, max_calls=max_calls, limit=limit).items():
             totals[k] += v
     return {"dlq_messages": totals["parked"] + totals["gap"], **totals}
+
+
+cnm_ingest.coldstart.done()  # last: see cnm_ingest.coldstart

@@ -7,6 +7,8 @@ Logging never fails a batch.
 
 from __future__ import annotations
 
+import cnm_ingest.coldstart
+
 import base64
 import binascii
 import functools
@@ -84,3 +86,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     )
     metrics.add_metric(name="RecordsLogged", unit=MetricUnit.Count, value=len(event.get("Records") or []))
     return result
+
+
+cnm_ingest.coldstart.done()  # last: see cnm_ingest.coldstart

@@ -10,11 +10,13 @@ error hands the record (once) to the fallback topic. A retryable error
 mapping delivers the record again. A record that cannot be parked is a batch
 item failure too: it is never dropped.
 
-Records run through a bounded pool of ``START_CONCURRENCY`` threads (default
-64), paced by one :class:`~cnm_ingest.pacing.Pacer`
-(:func:`cnm_ingest.ingest.consume_all`); Powertools' BatchProcessor then
-collects the results in stream order, so the partial batch response is
-exactly what a sequential run reports: every failed record's sequence number
+Records run on up to ``START_CONCURRENCY`` threads at a time (default 64:
+the invoking thread, joined by helpers from a pool kept across invocations
+as soon as a record waits on AWS), paced by one
+:class:`~cnm_ingest.pacing.Pacer` (:func:`cnm_ingest.ingest.consume_all`);
+Powertools' BatchProcessor then collects the results in stream order, so
+the partial batch response is exactly what a sequential run reports:
+every failed record's sequence number
 (the event source mapping restarts at the lowest; records after it that
 finished are idempotent when delivered again). Metrics are counted per
 invocation, not per record.
@@ -22,18 +24,22 @@ invocation, not per record.
 
 from __future__ import annotations
 
+import cnm_ingest.coldstart
+
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cnm_ingest import aws, config, ingest, observability, once, pacing
+
+if TYPE_CHECKING:  # types only: not imported at a cold start
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 SOURCE = "message_consumer"
 DEFAULT_CONCURRENCY = 64
@@ -113,3 +119,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     return result
+
+
+cnm_ingest.coldstart.done()  # last: see cnm_ingest.coldstart

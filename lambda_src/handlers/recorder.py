@@ -8,6 +8,8 @@ after the queue's maxReceiveCount, moves it to the recorder's DLQ.
 
 from __future__ import annotations
 
+import cnm_ingest.coldstart
+
 import json
 from typing import Any
 
@@ -42,3 +44,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
     metrics.add_metric(name="EventsFailed", unit=MetricUnit.Count, value=len(result.get("batchItemFailures", [])))
     return dict(result)
+
+
+cnm_ingest.coldstart.done()  # last: see cnm_ingest.coldstart

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import cnm_ingest.coldstart
+
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -23,3 +25,6 @@ def sync(message: task.Message, execution: task.Execution) -> task.Message:
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> task.Message:
     return task.run(event, sync)
+
+
+cnm_ingest.coldstart.done()  # last: see cnm_ingest.coldstart

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import cnm_ingest.coldstart
+
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -36,3 +38,6 @@ def translate(message: task.Message, execution: task.Execution) -> task.Message:
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> task.Message:
     return task.run(event, translate)
+
+
+cnm_ingest.coldstart.done()  # last: see cnm_ingest.coldstart

@@ -73,6 +73,8 @@ def test_every_handler_is_packaged_with_the_shared_package(two_builds):
             assert f"{name}.py" in names
             assert "cnm_ingest/__init__.py" in names
             assert "cnm_ingest/schema/cnm-schema-1.6.1.json" in names
+            # the generated validators the functions import instead of compiling the schema (cnm.compiled)
+            assert {"cnm_ingest/cnm_notification_validator.py", "cnm_ingest/cnm_response_validator.py"} <= set(names)
             # only this handler, not the others
             assert not [n for n in names if "/" not in n and n != f"{name}.py"]
             modules = {n for n in names if n.endswith(".py")}
@@ -188,7 +190,7 @@ def test_layer_vendors_runtime_dependencies_but_not_boto3(two_builds):
     with zipfile.ZipFile(out / layer["filename"]) as zf:
         tops = {n.split("/")[1] for n in zf.namelist()}
     assert all(n.startswith("python/") for n in zipfile.ZipFile(out / layer["filename"]).namelist())
-    assert {"aws_lambda_powertools", "fastjsonschema"} <= tops
+    assert {"aws_lambda_powertools", "fastjsonschema", "orjson"} <= tops
     assert not {"boto3", "botocore"} & tops
 
 

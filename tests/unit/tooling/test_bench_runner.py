@@ -70,3 +70,33 @@ def test_the_real_benchmark_modules_expose_run():
     for name in runner.OWN:
         mod = importlib.import_module(f"bench.{name}")
         assert "quick" in inspect.signature(mod.run).parameters
+
+
+def test_consumer_benchmarks_are_the_consumer_modules_but_not_their_fakes():
+    import importlib
+    import inspect
+
+    consumers = [n for n in runner.modules() if n.startswith("consumer_")]
+    assert consumers == ["consumer_backlog", "consumer_cpu", "consumer_latency"]
+    for name in consumers:
+        mod = importlib.import_module(f"bench.{name}")
+        assert "quick" in inspect.signature(mod.run).parameters
+
+
+def test_a_backlog_that_loses_records_misses_its_goal_whatever_the_time(monkeypatch):
+    from bench import consumer_backlog
+
+    def drain(cap, records):
+        return {
+            "elapsed": 1.0,
+            "started": records - 1,
+            "calls": records,
+            "dlq": 1,
+            "invocations": 1,
+            "retries": 0,
+            "throttled": 0,
+        }
+
+    monkeypatch.setattr(consumer_backlog, "drain", drain)
+    rows = consumer_backlog.run(records=1000)
+    assert rows and all(common.meets(r) is False for r in rows)
