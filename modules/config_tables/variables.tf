@@ -6,12 +6,14 @@ variable "prefix" {
 variable "rules" {
   description = "(Validated by the root module.) Ingest rules, each with its workflow (state machine) ARN already resolved. Written as items of the rules table."
   type = list(object({
-    name         = string
-    collection   = object({ name = string, version = optional(string, "") })
-    provider     = string
-    workflow_arn = string
-    state        = optional(string, "ENABLED")
-    meta         = optional(map(any), {})
+    name                  = string
+    collection            = object({ name = string, version = optional(string, "") })
+    provider              = optional(string, "")
+    workflow_arn          = string
+    state                 = optional(string, "ENABLED")
+    meta                  = optional(map(any), {})
+    stream_arn            = optional(string, "")
+    execution_name_prefix = optional(string, "")
   }))
   default = []
 }
