@@ -611,10 +611,12 @@ variable "providers_config" {
     protocol = optional(string, "s3")
     host     = string
     meta     = optional(map(any), {})
-    # http/https sources (issue 13): port, Secrets Manager secret {"username", "password"}, connections per process
+    # http/https/sftp sources (issue 13): port, Secrets Manager secret {"username", "password"} (sftp: or
+    # "private_key"), connections per process, and for sftp the server's host key(s) as "<type> <base64>"
     port                   = optional(number)
     credentials_secret_arn = optional(string)
     globalConnectionLimit  = optional(number)
+    host_key               = optional(list(string))
   }))
   default = []
 
@@ -624,8 +626,16 @@ variable "providers_config" {
   }
 
   validation {
-    condition     = alltrue([for p in var.providers_config : contains(["s3", "https", "http"], p.protocol)])
-    error_message = "Provider protocol must be s3, https or http."
+    condition     = alltrue([for p in var.providers_config : contains(["s3", "https", "http", "sftp"], p.protocol)])
+    error_message = "Provider protocol must be s3, https, http or sftp."
+  }
+
+  validation {
+    condition = alltrue([for p in var.providers_config : p.protocol != "sftp" || (
+      p.credentials_secret_arn != null && length(coalesce(p.host_key, [])) > 0 &&
+      alltrue([for k in coalesce(p.host_key, []) : can(regex("^[a-z0-9@.-]+ [A-Za-z0-9+/]+={0,2}$", k))])
+    )])
+    error_message = "An sftp provider needs credentials_secret_arn and host_key: the server's public key(s), each \"<type> <base64>\" (ssh-keyscan output without the host name)."
   }
 }
 

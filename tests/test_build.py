@@ -199,7 +199,14 @@ def test_layer_vendors_the_sftp_client_with_native_code_for_the_lambda_platform(
         names = zf.namelist()
         zf.extractall(tmp_path)
     tops = {n.split("/")[1] for n in names}
-    assert {"paramiko", "cryptography", "bcrypt", "nacl", "cffi", "_cffi_backend.cpython-312-x86_64-linux-gnu.so"} <= tops
+    assert {
+        "paramiko",
+        "cryptography",
+        "bcrypt",
+        "nacl",
+        "cffi",
+        "_cffi_backend.cpython-312-x86_64-linux-gnu.so",
+    } <= tops
     native = [n for n in names if n.endswith(".so")]
     assert native and all("x86_64" in n or n.endswith("abi3.so") for n in native), native
     import platform

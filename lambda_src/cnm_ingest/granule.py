@@ -41,9 +41,7 @@ def parse_uri(uri: str) -> tuple[str, str | None, str | None]:
     scheme = parsed.scheme.lower()
     if scheme in ("https", "http", "sftp") and parsed.netloc:
         return scheme, None, None
-    raise CnmValidationError(
-        f"file uri {uri!r} is not an s3://, http(s):// or sftp:// URI", "$.product.files[].uri"
-    )
+    raise CnmValidationError(f"file uri {uri!r} is not an s3://, http(s):// or sftp:// URI", "$.product.files[].uri")
 
 
 def granule_files(cnm: dict[str, Any]) -> list[dict[str, Any]]:

@@ -170,7 +170,9 @@ def plan(record: SourceRecord, store: config_mod.ConfigStore, settings: Settings
     cnm = cnm_mod.validate_notification(doc)
     planned = []
     for rule in store.rule_index().require(cnm, record.streamArn):
-        collection = store.collection(rule.collection_name, rule.collection_version or config_mod.cnm_version(cnm) or "")
+        collection = store.collection(
+            rule.collection_name, rule.collection_version or config_mod.cnm_version(cnm) or ""
+        )
         provider = store.provider(provider_id(rule, cnm))
         name = execution_name(cnm["identifier"], record.sequenceNumber, rule.name, rule.execution_name_prefix)
         message, text = build_workflow_input(

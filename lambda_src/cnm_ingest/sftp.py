@@ -84,7 +84,8 @@ def _host_keys(provider: dict[str, Any]) -> set[tuple[str, bytes]]:
         try:
             keys.add((parts[0], base64.b64decode(parts[1], validate=True)))
         except (IndexError, ValueError):
-            raise ConfigurationError(f"provider {provider.get('id')!r} host_key {line!r} is not '<type> <base64>'")
+            who = provider.get("id")
+            raise ConfigurationError(f"provider {who!r} host_key {line!r} is not '<type> <base64>'") from None
     return keys
 
 
@@ -135,7 +136,7 @@ def _connect(host: str, port: int, provider: dict[str, Any], creds: dict[str, st
     except paramiko.AuthenticationException as exc:
         transport.close()
         raise TransferError(f"authentication to {host}:{port} failed: {exc}") from None
-    except (TimeoutError, socket.timeout) as exc:
+    except TimeoutError as exc:
         transport.close()
         raise ConnectionTimeoutError(f"{host}:{port} timed out: {exc}") from None
     except (paramiko.SSHException, EOFError, OSError) as exc:
@@ -190,7 +191,7 @@ def read_chunks(
                 raise FileNotFoundAtSourceError(f"{uri[:300]} does not exist at the provider") from None
             with handle:
                 yield from _windows(handle, read_size)
-        except (TimeoutError, socket.timeout) as exc:
+        except TimeoutError as exc:
             raise ConnectionTimeoutError(f"{uri[:300]} timed out while reading: {exc}") from None
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise TransferError(f"reading {uri[:300]} failed: {exc}") from None

@@ -40,10 +40,12 @@ variable "providers_config" {
     protocol = optional(string, "s3")
     host     = string
     meta     = optional(map(any), {})
-    # http/https sources (issue 13): port, Secrets Manager secret {"username", "password"}, connections per process
+    # http/https/sftp sources (issue 13): port, Secrets Manager secret {"username", "password"} (sftp: or
+    # "private_key"), connections per process, and for sftp the server's host key(s) as "<type> <base64>"
     port                   = optional(number)
     credentials_secret_arn = optional(string)
     globalConnectionLimit  = optional(number)
+    host_key               = optional(list(string))
   }))
   default = []
 }
