@@ -168,30 +168,37 @@ def require_rules(cnm: dict[str, Any], rules: list[Rule], routing: Routing = Rou
 
 
 _ANY = ""  # index key of rules that match any version / any provider / any stream
+_ANY_ONLY = (_ANY,)
+
+
+def _by_name(rule: Rule) -> str:
+    return rule.name
 
 
 class RuleIndex:
     """Rules indexed for matching; :meth:`match` equals :func:`match_rules` with the same settings.
 
-    Built once per cache load: ``(stream, collection name, version, provider)``
-    -> rules, where a rule that matches any version, provider or stream is
-    filed under ``""`` for that part. A record then needs at most eight dict
-    lookups (its value or ``""`` for each of version, provider, stream), so
-    the cost per record does not grow with the number of rules; a CNM without
-    a version or a provider takes the per-name list instead.
+    Built once per cache load: ``(stream, collection name)`` -> ``(version,
+    provider)`` -> rules, where a rule that matches any version, provider or
+    stream is filed under ``""`` for that part. A record then needs at most
+    two outer and eight inner dict lookups (its value or ``""`` for each of
+    stream, version, provider), so the cost per record does not grow with the
+    number of rules; a CNM without a version or a provider takes the
+    per-name list instead.
     """
 
     def __init__(self, rules: list[Rule], default_stream: str = "", allow_provider_mismatch: bool = False):
         self.rules = list(rules)
         self.default_stream = stream_of(default_stream)
         self.allow_provider_mismatch = allow_provider_mismatch
-        self._by_key: dict[tuple[str, str, str, str], list[Rule]] = {}
+        # (stream, collection name) -> (version, provider) -> rules
+        self._by_key: dict[tuple[str, str], dict[tuple[str, str], list[Rule]]] = {}
         self._by_name: dict[str, list[Rule]] = {}
-        for rule in sorted(self.rules, key=lambda r: r.name):
+        for rule in sorted(self.rules, key=_by_name):
             any_provider = not rule.provider or rule.allows_provider_mismatch(allow_provider_mismatch)
             stream = rule.stream_arn or self.default_stream
-            key = (stream, rule.collection_name, rule.collection_version, _ANY if any_provider else rule.provider)
-            self._by_key.setdefault(key, []).append(rule)
+            inner = self._by_key.setdefault((stream, rule.collection_name), {})
+            inner.setdefault((rule.collection_version, _ANY if any_provider else rule.provider), []).append(rule)
             self._by_name.setdefault(rule.collection_name, []).append(rule)
 
     def routing(self, stream_arn: str = "") -> Routing:
@@ -202,16 +209,22 @@ class RuleIndex:
         name = cnm_mod.collection_name(cnm)
         if not isinstance(name, str):
             return []
-        routing = self.routing(stream_arn)
         version, provider = cnm_version(cnm), cnm.get("provider")
         if version is None or not isinstance(provider, str):
+            routing = self.routing(stream_arn)
             return [r for r in self._by_name.get(name, ()) if rule_matches(cnm, r, routing)]
+        stream = stream_of(stream_arn)
         found: list[Rule] = []
-        for stream in {routing.record_stream(), _ANY}:
-            for v in {version, _ANY}:
-                for p in {provider, _ANY}:
-                    found.extend(self._by_key.get((stream, name, v, p), ()))
-        return sorted(found, key=lambda r: r.name) if len(found) > 1 else found
+        for s in (stream, _ANY) if stream else _ANY_ONLY:
+            inner = self._by_key.get((s, name))
+            if inner is None:
+                continue
+            for v in (version, _ANY):  # version is never "" here
+                for p in (provider, _ANY) if provider else _ANY_ONLY:
+                    hit = inner.get((v, p))
+                    if hit:
+                        found.extend(hit)
+        return sorted(found, key=_by_name) if len(found) > 1 else found
 
     def match(self, cnm: dict[str, Any], stream_arn: str = "") -> list[Rule]:
         return [r for r in self.candidates(cnm, stream_arn) if r.enabled]
@@ -221,11 +234,15 @@ class RuleIndex:
         return require_rules(cnm, self.candidates(cnm, stream_arn), self.routing(stream_arn))
 
 
-def env_flag(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
+def flag(value: str | None, default: bool = False) -> bool:
+    """A boolean setting as Terraform writes it (``tostring(bool)``): "true"/"1"/"yes" is true, empty is ``default``."""
     if value is None or not value.strip():
         return default
     return value.strip().lower() in ("1", "true", "yes")
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    return flag(os.environ.get(name), default)
 
 
 class ConfigStore:
