@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 SCHEME = "sftp"
 DEFAULT_PORT = 22
 CONNECT_TIMEOUT, READ_TIMEOUT = 10.0, 60.0
-READ_SIZE = 1024**2
+WINDOW = 8 * 1024**2  # bytes requested at once (pipelined): bounds memory, keeps a long link busy
 REQUEST_SIZE = 32 * 1024  # SFTP read request size every server accepts
 
 _limits: dict[tuple[str, int], threading.BoundedSemaphore] = {}
@@ -170,7 +170,7 @@ def _windows(handle: paramiko.SFTPFile, read_size: int) -> Iterator[bytes]:
 
 
 def read_chunks(
-    uri: str, provider: dict[str, Any], creds: dict[str, str] | None, limit: int, read_size: int = READ_SIZE
+    uri: str, provider: dict[str, Any], creds: dict[str, str] | None, limit: int, window: int | None = None
 ) -> Iterator[bytes]:
     """The bytes of ``uri`` in chunks, over one SSH connection held for the duration (a generator)."""
     import paramiko
@@ -190,7 +190,7 @@ def read_chunks(
             except FileNotFoundError:
                 raise FileNotFoundAtSourceError(f"{uri[:300]} does not exist at the provider") from None
             with handle:
-                yield from _windows(handle, read_size)
+                yield from _windows(handle, window or WINDOW)
         except TimeoutError as exc:
             raise ConnectionTimeoutError(f"{uri[:300]} timed out while reading: {exc}") from None
         except (paramiko.SSHException, EOFError, OSError) as exc:

@@ -240,6 +240,19 @@ def test_streams_in_parts_with_the_checksum_computed_while_uploading(world, monk
     assert world["stats"].auth_attempts == [("password", "alice")]
 
 
+def test_reads_are_pipelined_in_bounded_windows(world, monkeypatch):
+    """At most WINDOW bytes are requested at once, so a huge file never fills the function's memory."""
+    monkeypatch.setattr(sftp, "WINDOW", 1024 * 1024)
+    windows = []
+    real = paramiko.SFTPFile.readv
+    monkeypatch.setattr(paramiko.SFTPFile, "readv", lambda self, chunks: windows.append(chunks) or real(self, chunks))
+    assert fetch(world, sfile(world, "/data/big.bin", DATA), part_size=1) == len(DATA)
+    assert max(sum(n for _, n in w) for w in windows) == 1024 * 1024
+    assert [c for w in windows for c in w] == [
+        (o, min(32 * 1024, len(DATA) - o)) for o in range(0, len(DATA), 32 * 1024)
+    ]
+
+
 def test_private_key_credentials(world):
     provider = {**world["provider"], "credentials_secret_arn": world["key_secret"]}
     assert fetch(world, sfile(world, "/data/small.txt", SMALL), provider) == len(SMALL)
