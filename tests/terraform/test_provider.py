@@ -102,7 +102,7 @@ def config_resources(plan: dict, rtype: str):
 
 
 def consumer_esm(plan: dict) -> tuple[dict, dict]:
-    address = "module.cnm_ingest.module.consumer.aws_lambda_event_source_mapping.this[\"notification\"]"
+    address = 'module.cnm_ingest.module.consumer.aws_lambda_event_source_mapping.this["notification"]'
     return changes(plan, "aws_lambda_event_source_mapping")[address], unknown(plan, address)
 
 
