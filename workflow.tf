@@ -68,7 +68,8 @@ locals {
       execution_name_prefix = r.execution_name_prefix
     }
   ]
-  # Streams that rules name besides the notification stream: one event source mapping each.
-  rule_stream_arns   = sort(distinct([for r in var.rules : r.stream_arn if r.stream_arn != null && r.stream_arn != local.notification_stream_arn]))
+  # Streams that rules name besides the notification stream: one event source mapping each. Compared with
+  # the variable, not the created stream's ARN, so the mapping keys are known at plan time.
+  rule_stream_arns   = sort(distinct([for r in var.rules : r.stream_arn if r.stream_arn != null && r.stream_arn != var.existing_notification_stream_arn]))
   state_machine_arns = distinct(concat([local.default_workflow_arn], [for r in var.rules : r.workflow_arn if r.workflow_arn != null]))
 }

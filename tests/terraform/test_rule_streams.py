@@ -37,12 +37,16 @@ module "cnm_ingest" {{
 """
 
 
+WORKFLOW = f"arn:aws:states:us-west-2:{ACCOUNT}:stateMachine:daac-workflow"
+# Rules with a literal stream and workflow have items known at plan time.
 RULES = f"""[
     {{ name = "on-default", collection = {{ name = "C" }}, provider = "P", execution_name_prefix = "modis_" }},
-    {{ name = "on-b-1", collection = {{ name = "C", version = "1" }}, stream_arn = "{STREAM_B}" }},
+    {{ name = "on-b-1", collection = {{ name = "C", version = "1" }}, stream_arn = "{STREAM_B}",
+       workflow_arn = "{WORKFLOW}" }},
     {{ name = "on-b-2", collection = {{ name = "D" }}, provider = "Q", stream_arn = "{STREAM_B}",
-       meta = {{ allowProviderMismatchOnRuleFilter = true }} }},
-    {{ name = "on-c", collection = {{ name = "E" }}, stream_arn = "{STREAM_C}" }},
+       workflow_arn = "{WORKFLOW}", meta = {{ allowProviderMismatchOnRuleFilter = true }} }},
+    {{ name = "on-c", collection = {{ name = "E" }}, stream_arn = "{STREAM_C}", workflow_arn = "{WORKFLOW}",
+       execution_name_prefix = "e-" }},
   ]"""
 
 
@@ -122,17 +126,12 @@ def test_rule_items_carry_stream_prefix_and_meta(streams_plan):
         for a, v in items.items()
         if ".aws_dynamodb_table_item.rule[" in a and v.get("item")
     }
+    assert sorted(rules) == ["on-b-1", "on-b-2", "on-c"]  # on-default's item holds the created stream's ARN
     assert rules["on-b-1"]["stream_arn"] == {"S": STREAM_B}
     assert rules["on-b-1"]["provider"] == {"S": ""}  # provider optional
-    assert rules["on-default"]["execution_name_prefix"] == {"S": "modis_"}
+    assert rules["on-c"]["execution_name_prefix"] == {"S": "e-"}
+    assert rules["on-b-1"]["execution_name_prefix"] == {"S": ""}
     assert json.loads(rules["on-b-2"]["meta"]["S"]) == {"allowProviderMismatchOnRuleFilter": True}
-
-
-def test_consumers_get_the_routing_settings(streams_plan):
-    functions = created(streams_plan, "aws_lambda_function")
-    consumer = next(v for a, v in functions.items() if ".consumer." in a)
-    env = consumer["environment"][0]["variables"]
-    assert env["ALLOW_PROVIDER_MISMATCH"] == "true"
 
 
 @pytest.mark.parametrize(
@@ -161,3 +160,14 @@ def test_an_sftp_provider_with_key_and_secret_plans(mirror, packages, moto_serve
     items = created(show_json(work, "tfplan"), "aws_dynamodb_table_item")
     (provider,) = [json.loads(v["item"]) for a, v in items.items() if ".provider[" in a]
     assert json.loads(provider["config"]["S"])["host_key"] == [HOST_KEY]
+
+
+def test_a_rule_naming_the_existing_notification_stream_shares_its_mapping(mirror, packages, moto_server, tmp_path):
+    existing = f"arn:aws:kinesis:us-west-2:{ACCOUNT}:stream/existing-notifications"
+    rules = f'[{{ name = "r", collection = {{ name = "C" }}, stream_arn = "{existing}" }}]'
+    work = write(tmp_path, config(rules, extra=f'existing_notification_stream_arn = "{existing}"'), moto_server)
+    check(tf(work, "plan", "-input=false", "-no-color", "-lock=false", "-out=tfplan"))
+    esms = created(show_json(work, "tfplan"), "aws_lambda_event_source_mapping")
+    consumer = {a: v for a, v in esms.items() if ".module.consumer." in a}
+    assert list(consumer) == ['module.cnm_ingest.module.consumer.aws_lambda_event_source_mapping.this["notification"]']
+    assert next(iter(consumer.values()))["event_source_arn"] == existing
