@@ -617,6 +617,8 @@ variable "providers_config" {
     credentials_secret_arn = optional(string)
     globalConnectionLimit  = optional(number)
     host_key               = optional(list(string))
+    # Folders (key prefixes, s3; path prefixes, sftp) the provider's files must be under (none = anywhere on host)
+    allowed_prefixes = optional(list(string))
   }))
   default = []
 

@@ -154,12 +154,13 @@ def test_validations_refuse(rules, providers, message, mirror, packages, moto_se
 
 
 def test_an_sftp_provider_with_key_and_secret_plans(mirror, packages, moto_server, tmp_path):
-    providers = f'[{{ id = "S", protocol = "sftp", host = "h", credentials_secret_arn = "arn:aws:secretsmanager:us-west-2:{ACCOUNT}:secret:s", host_key = ["{HOST_KEY}"] }}]'  # noqa: E501
+    providers = f'[{{ id = "S", protocol = "sftp", host = "h", credentials_secret_arn = "arn:aws:secretsmanager:us-west-2:{ACCOUNT}:secret:s", host_key = ["{HOST_KEY}"], allowed_prefixes = ["outbox"] }}]'  # noqa: E501
     work = write(tmp_path, config("[]", providers), moto_server)
     check(tf(work, "plan", "-input=false", "-no-color", "-lock=false", "-out=tfplan"))
     items = created(show_json(work, "tfplan"), "aws_dynamodb_table_item")
     (provider,) = [json.loads(v["item"]) for a, v in items.items() if ".provider[" in a]
-    assert json.loads(provider["config"]["S"])["host_key"] == [HOST_KEY]
+    config_ = json.loads(provider["config"]["S"])
+    assert (config_["host_key"], config_["allowed_prefixes"]) == ([HOST_KEY], ["outbox"])
 
 
 def test_a_rule_naming_the_existing_notification_stream_shares_its_mapping(mirror, packages, moto_server, tmp_path):
