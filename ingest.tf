@@ -60,9 +60,12 @@ locals {
     COLLECTIONS_TABLE   = module.config_tables.collections_table_name
     PROVIDERS_TABLE     = module.config_tables.providers_table_name
     RULES_CACHE_SECONDS = tostring(var.rules_cache_seconds)
-    PAYLOAD_BUCKET      = module.dead_letter.payload_bucket_name
-    STACK               = var.prefix
-    BUCKETS             = jsonencode(local.buckets)
+    # Rules without a stream listen on the notification stream; the provider mismatch default (Cumulus).
+    NOTIFICATION_STREAM_ARN = local.notification_stream_arn
+    ALLOW_PROVIDER_MISMATCH = tostring(var.allow_provider_mismatch)
+    PAYLOAD_BUCKET          = module.dead_letter.payload_bucket_name
+    STACK                   = var.prefix
+    BUCKETS                 = jsonencode(local.buckets)
     # The consumers build the workflow message: the same offload threshold as the workflow's tasks.
     WORKFLOW_OFFLOAD_BYTES = tostring(var.workflow_offload_bytes)
     # Parked, answered or handed over once per record across the consumers and hydrate.
@@ -87,6 +90,7 @@ module "consumer" {
   start_rate_burst  = var.start_rate_burst
 
   stream_arn          = local.notification_stream_arn
+  rule_stream_arns    = local.rule_stream_arns
   enhanced_fan_out    = var.enhanced_fan_out
   config_table_arns   = values(module.config_tables.table_arns)
   state_machine_arns  = local.state_machine_arns
@@ -165,6 +169,7 @@ module "hydrate" {
 
   failed_batch_topic_arn = module.dead_letter.failed_batch_topic_arn
   stream_arn             = local.notification_stream_arn
+  rule_stream_arns       = local.rule_stream_arns
   dlq_arn                = module.dead_letter.dlq_arn
   payload_objects_arn    = local.payload_objects_arn
   idempotency_table_arn  = aws_dynamodb_table.idempotency.arn

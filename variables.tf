@@ -528,14 +528,16 @@ variable "log_max_bytes" {
 ################################################################################
 
 variable "rules" {
-  description = "Ingest rules: a CNM for collection (name, optional version; \"\" = any) from provider starts workflow_arn (null = the built-in CNM workflow). Only ENABLED rules start workflows."
+  description = "Ingest rules, matched as Cumulus matches kinesis rules: a CNM for collection name and version (collection.version, else product.dataVersion; a rule version of \"\" = any) from provider (\"\" = any; a CNM without provider matches; meta.allowProviderMismatchOnRuleFilter overrides allow_provider_mismatch) arriving on stream_arn (null = the notification stream; one event source mapping per distinct stream) starts workflow_arn (null = the built-in CNM workflow) under a name beginning with execution_name_prefix. Only ENABLED rules start workflows."
   type = list(object({
-    name         = string
-    collection   = object({ name = string, version = optional(string, "") })
-    provider     = string
-    workflow_arn = optional(string)
-    state        = optional(string, "ENABLED")
-    meta         = optional(map(any), {})
+    name                  = string
+    collection            = object({ name = string, version = optional(string, "") })
+    provider              = optional(string, "")
+    workflow_arn          = optional(string)
+    state                 = optional(string, "ENABLED")
+    meta                  = optional(map(any), {})
+    stream_arn            = optional(string)
+    execution_name_prefix = optional(string, "")
   }))
   default = []
 
@@ -553,6 +555,23 @@ variable "rules" {
     condition     = alltrue([for r in var.rules : r.workflow_arn == null || can(regex("^arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:stateMachine:.+$", r.workflow_arn))])
     error_message = "A rule's workflow_arn must be null or a Step Functions state machine ARN."
   }
+
+  validation {
+    condition     = alltrue([for r in var.rules : r.stream_arn == null || can(regex("^arn:aws[a-z-]*:kinesis:[a-z0-9-]+:[0-9]{12}:stream/[A-Za-z0-9_.-]{1,128}$", r.stream_arn))])
+    error_message = "A rule's stream_arn must be null or a Kinesis stream ARN."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.rules : can(regex("^[0-9A-Za-z_-]{0,40}$", r.execution_name_prefix))])
+    error_message = "A rule's execution_name_prefix must be at most 40 characters of 0-9, A-Z, a-z, _ and - (Step Functions execution names; the rest of the 80 characters name the record)."
+  }
+}
+
+variable "allow_provider_mismatch" {
+  description = "Cumulus's allow_provider_mismatch_on_rule_filter: when true, a rule with a provider also matches CNMs from other providers (the rule's provider configuration is still the one used to fetch files). A rule's meta.allowProviderMismatchOnRuleFilter (true or false) overrides this for that rule."
+  type        = bool
+  default     = false
+  nullable    = false
 }
 
 variable "collections" {
@@ -592,10 +611,14 @@ variable "providers_config" {
     protocol = optional(string, "s3")
     host     = string
     meta     = optional(map(any), {})
-    # http/https sources (issue 13): port, Secrets Manager secret {"username", "password"}, connections per process
+    # http/https/sftp sources (issue 13): port, Secrets Manager secret {"username", "password"} (sftp: or
+    # "private_key"), connections per process, and for sftp the server's host key(s) as "<type> <base64>"
     port                   = optional(number)
     credentials_secret_arn = optional(string)
     globalConnectionLimit  = optional(number)
+    host_key               = optional(list(string))
+    # Folders (key prefixes, s3; path prefixes, sftp) the provider's files must be under (none = anywhere on host)
+    allowed_prefixes = optional(list(string))
   }))
   default = []
 
@@ -605,8 +628,16 @@ variable "providers_config" {
   }
 
   validation {
-    condition     = alltrue([for p in var.providers_config : contains(["s3", "https", "http"], p.protocol)])
-    error_message = "Provider protocol must be s3, https or http."
+    condition     = alltrue([for p in var.providers_config : contains(["s3", "https", "http", "sftp"], p.protocol)])
+    error_message = "Provider protocol must be s3, https, http or sftp."
+  }
+
+  validation {
+    condition = alltrue([for p in var.providers_config : p.protocol != "sftp" || (
+      p.credentials_secret_arn != null && length(coalesce(p.host_key, [])) > 0 &&
+      alltrue([for k in coalesce(p.host_key, []) : can(regex("^[a-z0-9@.-]+ [A-Za-z0-9+/]+={0,2}$", k))])
+    )])
+    error_message = "An sftp provider needs credentials_secret_arn and host_key: the server's public key(s), each \"<type> <base64>\" (ssh-keyscan output without the host name)."
   }
 }
 

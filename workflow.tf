@@ -58,13 +58,18 @@ locals {
   default_workflow_arn = module.workflow.state_machine_arn
   rules = [
     for r in var.rules : {
-      name         = r.name
-      collection   = r.collection
-      provider     = r.provider
-      workflow_arn = r.workflow_arn != null ? r.workflow_arn : local.default_workflow_arn
-      state        = r.state
-      meta         = r.meta
+      name                  = r.name
+      collection            = r.collection
+      provider              = r.provider
+      workflow_arn          = r.workflow_arn != null ? r.workflow_arn : local.default_workflow_arn
+      state                 = r.state
+      meta                  = r.meta
+      stream_arn            = r.stream_arn != null ? r.stream_arn : local.notification_stream_arn
+      execution_name_prefix = r.execution_name_prefix
     }
   ]
+  # Streams that rules name besides the notification stream: one event source mapping each. Compared with
+  # the variable, not the created stream's ARN, so the mapping keys are known at plan time.
+  rule_stream_arns   = sort(distinct([for r in var.rules : r.stream_arn if r.stream_arn != null && r.stream_arn != var.existing_notification_stream_arn]))
   state_machine_arns = distinct(concat([local.default_workflow_arn], [for r in var.rules : r.workflow_arn if r.workflow_arn != null]))
 }

@@ -628,7 +628,7 @@ def _rebuild(stack: Stack, item: dict[str, Any]) -> tuple[dict[str, Any], str]:
     rule = next((r for r in store.rules() if r.name == item.get("rule")), None)
     if rule is None:
         raise RefusedInput(f"rule {item.get('rule')!r} of {item['execution_arn']} no longer exists")
-    version = rule.collection_version or cnm_mod.collection_version(cnm) or str(cnm["product"].get("dataVersion") or "")
+    version = rule.collection_version or config_mod.cnm_version(cnm) or ""
     settings = consumer_settings(stack)
     from cnm_ingest.message import build_workflow_message
 
@@ -636,7 +636,7 @@ def _rebuild(stack: Stack, item: dict[str, Any]) -> tuple[dict[str, Any], str]:
         cnm,
         rule=rule.as_message_rule(),
         collection=store.collection(rule.collection_name, version),
-        provider=store.provider(rule.provider),
+        provider=store.provider(ingest.provider_id(rule, cnm)),
         stack=settings.stack,
         buckets=settings.buckets,
         state_machine_arn=rule.workflow_arn,
@@ -646,13 +646,31 @@ def _rebuild(stack: Stack, item: dict[str, Any]) -> tuple[dict[str, Any], str]:
     return message, rule.workflow_arn
 
 
-def consumer_settings(stack: Stack) -> ingest.Settings:
-    """STACK and BUCKETS as the message consumer has them (its function configuration), else the prefix alone."""
+def consumer_environment(stack: Stack) -> dict[str, str]:
+    """The message consumer's environment variables (its function configuration), {} when unreadable."""
     try:
         env = aws.client("lambda").get_function_configuration(FunctionName=stack.consumer_function)
-        variables = (env.get("Environment") or {}).get("Variables") or {}
     except ClientError:
-        variables = {}
+        return {}
+    return (env.get("Environment") or {}).get("Variables") or {}
+
+
+def routing_store(stack: Stack, ttl: float) -> config_mod.ConfigStore:
+    """The configuration tables with the consumer's routing settings (default stream, provider mismatch)."""
+    variables = consumer_environment(stack)
+    return config_mod.ConfigStore(
+        stack.rules_table,
+        stack.collections_table,
+        stack.providers_table,
+        ttl=ttl,
+        default_stream=variables.get("NOTIFICATION_STREAM_ARN") or stack.notification_stream_arn,
+        allow_provider_mismatch=config_mod.flag(variables.get("ALLOW_PROVIDER_MISMATCH")),
+    )
+
+
+def consumer_settings(stack: Stack) -> ingest.Settings:
+    """STACK and BUCKETS as the message consumer has them (its function configuration), else the prefix alone."""
+    variables = consumer_environment(stack)
     return ingest.Settings(
         stack=variables.get("STACK") or stack.prefix, buckets=json.loads(variables.get("BUCKETS") or "{}")
     )
@@ -725,7 +743,7 @@ def replay(
         table: str | None = stack.require_executions_table()
     except StackNotFound:
         table = None  # no recorder: no redrive records to consult
-    store = config_mod.ConfigStore(stack.rules_table, stack.collections_table, stack.providers_table, ttl=60)
+    store = routing_store(stack, ttl=60)  # records are routed as the message consumer routes them
     settings = consumer_settings(stack)
     stream = stack.notification_stream_arn
     summary: dict[str, Any] = {

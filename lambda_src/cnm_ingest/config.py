@@ -6,9 +6,11 @@ is matched on, one JSON string attribute (``meta`` / ``config``) for the rest.
 caches what it read for ``RULES_CACHE_SECONDS`` (default 60), so a consumer
 invoked many times a second does not scan the rules table each time, and an
 operator's change is picked up within a minute. :func:`match_rules` is the
-pure matching function; :class:`RuleIndex` is the same matching as a dict
-lookup on (collection name, provider), built once per cache load, so the cost
-per record does not grow with the number of rules.
+pure matching function (Cumulus's semantics: version from ``collection.version``
+else ``product.dataVersion``, provider optional, ``allowProviderMismatchOnRuleFilter``,
+the rule's stream); :class:`RuleIndex` is the same matching as dict lookups,
+built once per cache load, so the cost per record does not grow with the
+number of rules.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from .errors import NoMatchingRuleError, NotConfiguredError
 
 ENABLED = "ENABLED"
 DEFAULT_CACHE_SECONDS = 60.0
+# Cumulus's per-rule meta key: true lets a rule match a CNM from another provider.
+ALLOW_MISMATCH_META = "allowProviderMismatchOnRuleFilter"
 
 
 @dataclass(frozen=True)
@@ -38,10 +42,19 @@ class Rule:
     workflow_name: str
     state: str
     meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    stream_arn: str = ""  # "" = the module's notification stream (NOTIFICATION_STREAM_ARN)
+    execution_name_prefix: str = ""
 
     @property
     def enabled(self) -> bool:
         return self.state.upper() == ENABLED
+
+    def allows_provider_mismatch(self, default: bool) -> bool:
+        """The rule's ``meta.allowProviderMismatchOnRuleFilter`` when it says true or false, else ``default``."""
+        value = self.meta.get(ALLOW_MISMATCH_META)
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        return value if isinstance(value, bool) else default
 
     def as_message_rule(self) -> dict[str, Any]:
         """The ``rule`` argument of :func:`cnm_ingest.message.build_workflow_message`."""
@@ -73,70 +86,163 @@ def rule_from_item(item: dict[str, Any]) -> Rule:
         workflow_name=_s(item, "workflow_name"),
         state=_s(item, "state", ENABLED) or ENABLED,
         meta=_json_attr(item, "meta"),
+        stream_arn=stream_of(_s(item, "stream_arn")),
+        execution_name_prefix=_s(item, "execution_name_prefix"),
     )
 
 
-def rule_matches(cnm: dict[str, Any], rule: Rule) -> bool:
-    """True when ``rule`` is for this CNM's collection (and version) and provider, whatever its state."""
+def stream_of(arn: Any) -> str:
+    """The stream ARN of a Kinesis stream or of one of its enhanced fan-out consumers ("" when not a string)."""
+    if not isinstance(arn, str):
+        return ""
+    return arn.split("/consumer/", 1)[0]
+
+
+def cnm_version(cnm: dict[str, Any]) -> str | None:
+    """The version a CNM is for, as Cumulus reads it: ``collection.version``, else ``product.dataVersion``."""
+    version = cnm_mod.collection_version(cnm)
+    if version is None:
+        product = cnm.get("product")
+        version = product.get("dataVersion") if isinstance(product, dict) else None
+    return version if isinstance(version, str) and version else None
+
+
+@dataclass(frozen=True)
+class Routing:
+    """What a record is routed with besides its CNM: the stream it arrived on and the module's settings."""
+
+    stream_arn: str = ""  # the record's eventSourceARN
+    default_stream: str = ""  # NOTIFICATION_STREAM_ARN: where rules without a stream listen
+    allow_provider_mismatch: bool = False  # ALLOW_PROVIDER_MISMATCH, the default for rules without the meta
+
+    def rule_stream(self, rule: Rule) -> str:
+        return rule.stream_arn or self.default_stream
+
+    def record_stream(self) -> str:
+        return stream_of(self.stream_arn)
+
+
+def rule_matches(cnm: dict[str, Any], rule: Rule, routing: Routing = Routing()) -> bool:
+    """True when ``rule`` is for this CNM, whatever its state, with Cumulus's semantics.
+
+    Collection name equal; version (:func:`cnm_version`) equal when the CNM has
+    one (a rule version of ``""`` matches any); provider equal unless the CNM has
+    none, the rule has none, or the rule allows a mismatch; and the rule listens
+    on the stream the record arrived on (a rule without a stream on the default
+    stream; when no default stream is configured, on any).
+    """
     if rule.collection_name != cnm_mod.collection_name(cnm):
         return False
-    version = cnm_mod.collection_version(cnm)
+    version = cnm_version(cnm)
     if version is not None and rule.collection_version not in ("", version):
         return False
-    return rule.provider == cnm.get("provider")
+    provider = cnm.get("provider")
+    if provider is not None and rule.provider and not rule.allows_provider_mismatch(routing.allow_provider_mismatch):
+        if rule.provider != provider:
+            return False
+    stream = routing.rule_stream(rule)
+    return not stream or stream == routing.record_stream()
 
 
-def match_rules(cnm: dict[str, Any], rules: list[Rule]) -> list[Rule]:
-    """The ENABLED rules that match ``cnm``, in name order (one execution each).
-
-    A string ``collection`` matches rules of that collection name, any version;
-    the object form matches name and version (a rule version of ``""`` matches
-    any). ``provider`` must be equal (a CNM without a provider matches nothing).
-    """
-    return sorted((r for r in rules if r.enabled and rule_matches(cnm, r)), key=lambda r: r.name)
+def match_rules(cnm: dict[str, Any], rules: list[Rule], routing: Routing = Routing()) -> list[Rule]:
+    """The ENABLED rules that match ``cnm`` (:func:`rule_matches`), in name order (one execution each)."""
+    return sorted((r for r in rules if r.enabled and rule_matches(cnm, r, routing)), key=lambda r: r.name)
 
 
-def require_rules(cnm: dict[str, Any], rules: list[Rule]) -> list[Rule]:
+def require_rules(cnm: dict[str, Any], rules: list[Rule], routing: Routing = Routing()) -> list[Rule]:
     """:func:`match_rules`, raising :class:`NoMatchingRuleError` with a useful reason when empty."""
-    matched = match_rules(cnm, rules)
+    matched = match_rules(cnm, rules, routing)
     if matched:
         return matched
-    version = cnm_mod.collection_version(cnm)
+    version = cnm_version(cnm)
     what = (
         f"collection {cnm_mod.collection_name(cnm)!r}"
         + (f" version {version!r}" if version is not None else "")
         + f" and provider {cnm.get('provider')!r}"
+        + (f" on stream {routing.record_stream()!r}" if routing.record_stream() else "")
     )
-    disabled = sorted(r.name for r in rules if rule_matches(cnm, r))
+    disabled = sorted(r.name for r in rules if rule_matches(cnm, r, routing))
     if disabled:
         raise NoMatchingRuleError(f"no ENABLED rule for {what}: matching rule(s) {', '.join(disabled)} are DISABLED")
     raise NoMatchingRuleError(f"no rule for {what}")
 
 
+_ANY = ""  # index key of rules that match any version / any provider / any stream
+_ANY_ONLY = (_ANY,)
+
+
+def _by_name(rule: Rule) -> str:
+    return rule.name
+
+
 class RuleIndex:
-    """Rules indexed by (collection name, provider); :meth:`match` equals :func:`match_rules`."""
+    """Rules indexed for matching; :meth:`match` equals :func:`match_rules` with the same settings.
 
-    def __init__(self, rules: list[Rule]):
+    Built once per cache load: ``(stream, collection name)`` -> ``(version,
+    provider)`` -> rules, where a rule that matches any version, provider or
+    stream is filed under ``""`` for that part. A record then needs at most
+    two outer and eight inner dict lookups (its value or ``""`` for each of
+    stream, version, provider), so the cost per record does not grow with the
+    number of rules; a CNM without a version or a provider takes the
+    per-name list instead.
+    """
+
+    def __init__(self, rules: list[Rule], default_stream: str = "", allow_provider_mismatch: bool = False):
         self.rules = list(rules)
-        self._by_key: dict[tuple[str, str], list[Rule]] = {}
-        for rule in sorted(self.rules, key=lambda r: r.name):
-            self._by_key.setdefault((rule.collection_name, rule.provider), []).append(rule)
+        self.default_stream = stream_of(default_stream)
+        self.allow_provider_mismatch = allow_provider_mismatch
+        # (stream, collection name) -> (version, provider) -> rules
+        self._by_key: dict[tuple[str, str], dict[tuple[str, str], list[Rule]]] = {}
+        self._by_name: dict[str, list[Rule]] = {}
+        for rule in sorted(self.rules, key=_by_name):
+            any_provider = not rule.provider or rule.allows_provider_mismatch(allow_provider_mismatch)
+            stream = rule.stream_arn or self.default_stream
+            inner = self._by_key.setdefault((stream, rule.collection_name), {})
+            inner.setdefault((rule.collection_version, _ANY if any_provider else rule.provider), []).append(rule)
+            self._by_name.setdefault(rule.collection_name, []).append(rule)
 
-    def candidates(self, cnm: dict[str, Any]) -> list[Rule]:
-        """Rules of this CNM's collection name and provider, any state, in name order."""
-        provider = cnm.get("provider")
+    def routing(self, stream_arn: str = "") -> Routing:
+        return Routing(stream_of(stream_arn), self.default_stream, self.allow_provider_mismatch)
+
+    def candidates(self, cnm: dict[str, Any], stream_arn: str = "") -> list[Rule]:
+        """Rules for this CNM on this stream, any state, in name order."""
         name = cnm_mod.collection_name(cnm)
-        if not isinstance(provider, str) or not isinstance(name, str):
+        if not isinstance(name, str):
             return []
-        return [r for r in self._by_key.get((name, provider), ()) if rule_matches(cnm, r)]
+        version, provider = cnm_version(cnm), cnm.get("provider")
+        if version is None or not isinstance(provider, str):
+            routing = self.routing(stream_arn)
+            return [r for r in self._by_name.get(name, ()) if rule_matches(cnm, r, routing)]
+        stream = stream_of(stream_arn)
+        found: list[Rule] = []
+        for s in (stream, _ANY) if stream else _ANY_ONLY:
+            inner = self._by_key.get((s, name))
+            if inner is None:
+                continue
+            for v in (version, _ANY):  # version is never "" here
+                for p in (provider, _ANY) if provider else _ANY_ONLY:
+                    hit = inner.get((v, p))
+                    if hit:
+                        found.extend(hit)
+        return sorted(found, key=_by_name) if len(found) > 1 else found
 
-    def match(self, cnm: dict[str, Any]) -> list[Rule]:
-        return [r for r in self.candidates(cnm) if r.enabled]
+    def match(self, cnm: dict[str, Any], stream_arn: str = "") -> list[Rule]:
+        return [r for r in self.candidates(cnm, stream_arn) if r.enabled]
 
-    def require(self, cnm: dict[str, Any]) -> list[Rule]:
+    def require(self, cnm: dict[str, Any], stream_arn: str = "") -> list[Rule]:
         """:meth:`match`, raising :class:`NoMatchingRuleError` with a useful reason when empty."""
-        candidates = self.candidates(cnm)
-        return require_rules(cnm, candidates)
+        return require_rules(cnm, self.candidates(cnm, stream_arn), self.routing(stream_arn))
+
+
+def flag(value: str | None, default: bool = False) -> bool:
+    """A boolean setting as Terraform writes it (``tostring(bool)``): "true"/"1"/"yes" is true, empty is ``default``."""
+    if value is None or not value.strip():
+        return default
+    return value.strip().lower() in ("1", "true", "yes")
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    return flag(os.environ.get(name), default)
 
 
 class ConfigStore:
@@ -149,8 +255,13 @@ class ConfigStore:
         providers_table: str,
         ttl: float = DEFAULT_CACHE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        default_stream: str = "",
+        allow_provider_mismatch: bool = False,
     ):
         self.rules_table = rules_table
+        self.default_stream = default_stream
+        self.allow_provider_mismatch = allow_provider_mismatch
         self.collections_table = collections_table
         self.providers_table = providers_table
         self.ttl = ttl
@@ -164,6 +275,8 @@ class ConfigStore:
             aws.env("COLLECTIONS_TABLE"),
             aws.env("PROVIDERS_TABLE"),
             ttl=float(os.environ.get("RULES_CACHE_SECONDS") or DEFAULT_CACHE_SECONDS),
+            default_stream=os.environ.get("NOTIFICATION_STREAM_ARN", ""),
+            allow_provider_mismatch=env_flag("ALLOW_PROVIDER_MISMATCH"),
         )
 
     def _cached(self, key: tuple, load: Callable[[], Any]) -> Any:
@@ -183,7 +296,10 @@ class ConfigStore:
 
     def rule_index(self) -> RuleIndex:
         """The rules table, indexed for matching (rebuilt when the cache reloads)."""
-        return self._cached(("rules",), lambda: RuleIndex(self._load_rules()))
+        return self._cached(
+            ("rules",),
+            lambda: RuleIndex(self._load_rules(), self.default_stream, self.allow_provider_mismatch),
+        )
 
     def _load_rules(self) -> list[Rule]:
         rules: list[Rule] = []
@@ -242,7 +358,14 @@ _STORES: dict[tuple, ConfigStore] = {}
 def store() -> ConfigStore:
     """The process-wide store for the tables named in the environment (kept across invocations)."""
     fresh = ConfigStore.from_env()
-    key = (fresh.rules_table, fresh.collections_table, fresh.providers_table, fresh.ttl)
+    key = (
+        fresh.rules_table,
+        fresh.collections_table,
+        fresh.providers_table,
+        fresh.ttl,
+        fresh.default_stream,
+        fresh.allow_provider_mismatch,
+    )
     return _STORES.setdefault(key, fresh)
 
 

@@ -39,9 +39,9 @@ def parse_uri(uri: str) -> tuple[str, str | None, str | None]:
         return "s3", bucket, key
     parsed = urlparse(uri)
     scheme = parsed.scheme.lower()
-    if scheme in ("https", "http") and parsed.netloc:
+    if scheme in ("https", "http", "sftp") and parsed.netloc:
         return scheme, None, None
-    raise CnmValidationError(f"file uri {uri!r} is not an s3:// or https:// URI", "$.product.files[].uri")
+    raise CnmValidationError(f"file uri {uri!r} is not an s3://, http(s):// or sftp:// URI", "$.product.files[].uri")
 
 
 def granule_files(cnm: dict[str, Any]) -> list[dict[str, Any]]:

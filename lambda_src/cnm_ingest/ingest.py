@@ -34,7 +34,7 @@ from botocore.exceptions import ClientError
 from . import aws, normalize, once
 from . import cnm as cnm_mod
 from . import config as config_mod
-from .errors import RecordError, TransientError, WorkflowInputTooLargeError
+from .errors import NotConfiguredError, RecordError, TransientError, WorkflowInputTooLargeError
 from .message import build_workflow_input, execution_name
 from .pacing import Pacer
 
@@ -171,13 +171,12 @@ def plan(record: SourceRecord, store: config_mod.ConfigStore, settings: Settings
     doc, _notes = normalize.normalize_notification(decode(record))
     cnm = cnm_mod.validate_notification(doc)
     planned = []
-    for rule in store.rule_index().require(cnm):
-        version = (
-            rule.collection_version or cnm_mod.collection_version(cnm) or str(cnm["product"].get("dataVersion") or "")
+    for rule in store.rule_index().require(cnm, record.streamArn):
+        collection = store.collection(
+            rule.collection_name, rule.collection_version or config_mod.cnm_version(cnm) or ""
         )
-        collection = store.collection(rule.collection_name, version)
-        provider = store.provider(rule.provider)
-        name = execution_name(cnm["identifier"], record.sequenceNumber, rule.name)
+        provider = store.provider(provider_id(rule, cnm))
+        name = execution_name(cnm["identifier"], record.sequenceNumber, rule.name, rule.execution_name_prefix)
         message, text = build_workflow_input(
             cnm,
             rule=rule.as_message_rule(),
@@ -191,6 +190,15 @@ def plan(record: SourceRecord, store: config_mod.ConfigStore, settings: Settings
         )
         planned.append(Planned(rule.name, rule.workflow_arn, name, _input_text(message, text)))
     return planned
+
+
+def provider_id(rule: config_mod.Rule, cnm: dict[str, Any]) -> str:
+    """Whose configuration (host, credentials) the workflow reads files with: the rule's provider, as in
+    Cumulus; for a rule without one, the provider the CNM names (NotConfiguredError when neither has one)."""
+    provider = rule.provider or cnm.get("provider")
+    if not isinstance(provider, str) or not provider:
+        raise NotConfiguredError(f"rule {rule.name!r} names no provider and neither does the CNM")
+    return provider
 
 
 def _code(exc: ClientError) -> str:

@@ -34,21 +34,28 @@ PARTS = (("meta", "cnm"), ("payload", "granules"), ("meta", "cnm_response"))
 # Step Functions execution names: 1-80 chars of [0-9A-Za-z_-].
 _NAME_MAX = 80
 _UNSAFE = re.compile(r"[^0-9A-Za-z_-]+")
+# A rule's executionNamePrefix keeps this many characters (the rest of the 80 are the record's).
+PREFIX_MAX = 40
 
 
-def execution_name(identifier: str, sequence_number: str, rule_name: str = "") -> str:
+def execution_name(identifier: str, sequence_number: str, rule_name: str = "", prefix: str = "") -> str:
     """A Step Functions execution name derived from the record.
 
     The same record (same CNM identifier, same stream sequence number, same
     rule) always gives the same name, so a redelivered record hits
-    ``ExecutionAlreadyExists`` instead of starting a second execution. A
-    readable prefix is kept for operators; a SHA-256 digest of the full key
-    keeps names unique within the 80-character limit.
+    ``ExecutionAlreadyExists`` instead of starting a second execution. The
+    rule's ``executionNamePrefix`` (reduced to Step Functions' characters, at
+    most :data:`PREFIX_MAX`) comes first, as in Cumulus; then a readable part of
+    the identifier for operators; a SHA-256 digest of the full key keeps names
+    unique within the 80-character limit.
     """
     key = f"{rule_name}\x1f{identifier}\x1f{sequence_number}"
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
-    prefix = _UNSAFE.sub("-", identifier).strip("-")[: _NAME_MAX - len(digest) - 1]
-    return f"{prefix}-{digest}" if prefix else digest
+    lead = _UNSAFE.sub("-", prefix)[:PREFIX_MAX] if isinstance(prefix, str) else ""
+    room = _NAME_MAX - len(digest) - 1 - len(lead)
+    readable = _UNSAFE.sub("-", identifier).strip("-")[:room]
+    head = f"{lead}{readable}".rstrip("-") if readable else lead
+    return f"{head}-{digest}" if head else digest
 
 
 def offload_threshold() -> int:

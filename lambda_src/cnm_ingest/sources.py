@@ -1,4 +1,4 @@
-"""http and https sources: stream a provider's file into S3, checksum computed on the way, verified before it exists.
+"""http, https and sftp sources: stream a provider's file into S3, checksum computed on the way, verified first.
 
 A file is read in parts of :data:`PART_SIZE` bytes and each part is uploaded
 (multipart) as it arrives, while its checksum and size are computed; the upload
@@ -9,10 +9,12 @@ written with one PutObject.
 Confinement: the URI, and every redirect (at most :data:`MAX_REDIRECTS`), must
 be on the provider's configured ``host`` (and ``port``, when set) and must not
 go from https to http. Credentials come from the Secrets Manager secret the
-provider names (``credentials_secret_arn``: JSON ``{"username", "password"}``),
-are cached for :data:`SECRET_CACHE_SECONDS`, and are only ever sent to that host.
+provider names (``credentials_secret_arn``: JSON ``{"username", "password"}``;
+for sftp ``private_key`` may stand for the password), are cached for
+:data:`SECRET_CACHE_SECONDS`, and are only ever sent to that host.
 ``globalConnectionLimit`` (Cumulus's provider setting) bounds this process's
-open connections to the provider.
+open connections to the provider. sftp specifics (host key, paths) are in
+:mod:`cnm_ingest.sftp`.
 
 Errors, as Cumulus names them: 404/410 -> FileNotFound, a connect or read
 timeout -> ConnectionTimeout, any other failure -> RemoteResourceError
@@ -32,7 +34,7 @@ from urllib.parse import urljoin, urlsplit
 
 import urllib3
 
-from . import aws, checksum
+from . import aws, checksum, sftp
 from .errors import (
     ChecksumMismatchError,
     ConfigurationError,
@@ -50,7 +52,8 @@ MAX_REDIRECTS = 3
 CONNECT_TIMEOUT, READ_TIMEOUT = 10.0, 60.0
 SECRET_CACHE_SECONDS = 300.0
 DEFAULT_CONNECTION_LIMIT = 10
-SCHEMES = ("http", "https")
+DEFAULT_PORTS = {"http": 80, "https": 443, sftp.SCHEME: sftp.DEFAULT_PORT}
+SCHEMES = tuple(DEFAULT_PORTS)
 
 _secrets: dict[str, tuple[float, dict[str, str]]] = {}
 
@@ -63,8 +66,12 @@ def _origin(uri: str) -> tuple[str, str, int]:
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES or not parts.hostname or parts.username or parts.password:
-        raise TransferError(f"{uri[:300]!r} is not an http(s) URI without credentials")
-    return scheme, parts.hostname.lower().rstrip("."), parts.port or (443 if scheme == "https" else 80)
+        raise TransferError(f"{uri[:300]!r} is not an http(s) or sftp URI without credentials")
+    try:
+        port = parts.port or DEFAULT_PORTS[scheme]
+    except ValueError:
+        raise TransferError(f"{uri[:300]!r} has no valid port") from None
+    return scheme, parts.hostname.lower().rstrip("."), port
 
 
 def confine(uri: str, provider: dict[str, Any], previous_scheme: str | None = None) -> None:
@@ -77,10 +84,13 @@ def confine(uri: str, provider: dict[str, Any], previous_scheme: str | None = No
         raise TransferError(f"{uri[:300]!r} is not on provider {provider.get('id')!r}'s host {host!r}")
     if previous_scheme == "https" and scheme == "http":
         raise TransferError(f"redirect from https to http refused: {uri[:300]!r}")
+    if scheme == sftp.SCHEME:
+        sftp.remote_path(uri, provider)
 
 
 def credentials(secret_arn: str | None) -> dict[str, str] | None:
-    """``{"username", "password"}`` from Secrets Manager, cached for SECRET_CACHE_SECONDS."""
+    """``{"username", "password"}`` (and ``private_key`` when the secret has one) from Secrets Manager,
+    cached for SECRET_CACHE_SECONDS."""
     if not secret_arn:
         return None
     now = time.monotonic()
@@ -90,11 +100,25 @@ def credentials(secret_arn: str | None) -> dict[str, str] | None:
     text = aws.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
     try:
         value = json.loads(text)
-        creds = {"username": str(value["username"]), "password": str(value["password"])}
+        if "password" not in value and "private_key" not in value:
+            raise KeyError("password")
+        creds = {"username": str(value["username"])}
+        creds.update({k: str(value[k]) for k in ("password", "private_key") if k in value})
     except (ValueError, KeyError, TypeError):
-        raise ConfigurationError(f"secret {secret_arn!r} is not JSON with username and password") from None
+        raise ConfigurationError(
+            f"secret {secret_arn!r} is not JSON with username and password (or private_key)"
+        ) from None
     _secrets[secret_arn] = (now, creds)
     return creds
+
+
+def connection_limit(provider: dict[str, Any]) -> int:
+    """The provider's ``globalConnectionLimit`` (default DEFAULT_CONNECTION_LIMIT), at least 1."""
+    limit = provider.get("globalConnectionLimit")
+    limit = DEFAULT_CONNECTION_LIMIT if limit is None else limit
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ConfigurationError("globalConnectionLimit must be at least 1")
+    return limit
 
 
 @functools.lru_cache(maxsize=64)
@@ -107,12 +131,10 @@ def _pool(provider_id: str, limit: int) -> urllib3.PoolManager:
 
 def open_source(uri: str, provider: dict[str, Any]) -> urllib3.BaseHTTPResponse:
     """GET ``uri`` following at most MAX_REDIRECTS redirects, each confined to the provider's host."""
-    limit = provider.get("globalConnectionLimit")
-    limit = DEFAULT_CONNECTION_LIMIT if limit is None else limit
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ConfigurationError("globalConnectionLimit must be at least 1")
-    pool = _pool(str(provider.get("id") or provider.get("host")), limit)
+    pool = _pool(str(provider.get("id") or provider.get("host")), connection_limit(provider))
     creds = credentials(provider.get("credentials_secret_arn"))
+    if creds and "password" not in creds:
+        raise ConfigurationError(f"provider {provider.get('id')!r}'s secret has no password for http(s)")
     headers = urllib3.make_headers(basic_auth=f"{creds['username']}:{creds['password']}") if creds else {}
     scheme = None
     for _ in range(MAX_REDIRECTS + 1):
@@ -158,6 +180,15 @@ def _chunks(resp: urllib3.BaseHTTPResponse, uri: str) -> Iterator[bytes]:
         resp.release_conn()
 
 
+def chunks(uri: str, provider: dict[str, Any]) -> Iterator[bytes]:
+    """The bytes of ``uri`` as they arrive, from the provider's host only (http, https or sftp)."""
+    confine(uri, provider)
+    if urlsplit(uri).scheme.lower() == sftp.SCHEME:
+        limit = connection_limit(provider)
+        return sftp.read_chunks(uri, provider, credentials(provider.get("credentials_secret_arn")), limit)
+    return _chunks(open_source(uri, provider), uri)
+
+
 def _check(file: dict[str, Any], digest: Any, size: int) -> None:
     if size != file["size"]:
         raise SizeMismatchError(f"{file['source']} sent {size} bytes, the CNM says {file['size']}; nothing was stored")
@@ -183,12 +214,12 @@ def fetch_to_s3(
     """
     part = max(part_size or PART_SIZE, MIN_PART_SIZE)
     digest = hashlib.new(checksum.algorithm(file.get("checksumType")))
-    resp = open_source(file["source"], provider)
+    stream = chunks(file["source"], provider)
     s3 = aws.client("s3")
     buffer, size, upload_id = bytearray(), 0, None
     parts: list[dict[str, Any]] = []
     try:
-        for chunk in _chunks(resp, file["source"]):
+        for chunk in stream:
             digest.update(chunk)
             size += len(chunk)
             if size > file["size"]:
@@ -215,5 +246,8 @@ def fetch_to_s3(
             upload_id = None
         return size
     finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()  # a source abandoned half-way releases its connection now
         if upload_id is not None:
             s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)

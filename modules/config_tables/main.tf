@@ -67,6 +67,9 @@ resource "aws_dynamodb_table_item" "rule" {
     workflow_name      = { S = element(split(":", each.value.workflow_arn), 6) }
     state              = { S = each.value.state }
     meta               = { S = jsonencode(each.value.meta) }
+    # The stream the rule listens on ("" = any, when the rule is written outside the root module).
+    stream_arn            = { S = each.value.stream_arn }
+    execution_name_prefix = { S = each.value.execution_name_prefix }
   })
 }
 
@@ -105,7 +108,7 @@ resource "aws_dynamodb_table_item" "provider" {
       protocol = each.value.protocol
       host     = each.value.host
       meta     = each.value.meta
-      }, { for k in ["port", "credentials_secret_arn", "globalConnectionLimit"] : k => each.value[k] if each.value[k] != null }))
+      }, { for k in ["port", "credentials_secret_arn", "globalConnectionLimit", "host_key", "allowed_prefixes"] : k => each.value[k] if each.value[k] != null }))
     }
   })
 }

@@ -6,12 +6,14 @@ variable "prefix" {
 variable "rules" {
   description = "(Validated by the root module.) Ingest rules, each with its workflow (state machine) ARN already resolved. Written as items of the rules table."
   type = list(object({
-    name         = string
-    collection   = object({ name = string, version = optional(string, "") })
-    provider     = string
-    workflow_arn = string
-    state        = optional(string, "ENABLED")
-    meta         = optional(map(any), {})
+    name                  = string
+    collection            = object({ name = string, version = optional(string, "") })
+    provider              = optional(string, "")
+    workflow_arn          = string
+    state                 = optional(string, "ENABLED")
+    meta                  = optional(map(any), {})
+    stream_arn            = optional(string, "")
+    execution_name_prefix = optional(string, "")
   }))
   default = []
 }
@@ -38,10 +40,14 @@ variable "providers_config" {
     protocol = optional(string, "s3")
     host     = string
     meta     = optional(map(any), {})
-    # http/https sources (issue 13): port, Secrets Manager secret {"username", "password"}, connections per process
+    # http/https/sftp sources (issue 13): port, Secrets Manager secret {"username", "password"} (sftp: or
+    # "private_key"), connections per process, and for sftp the server's host key(s) as "<type> <base64>"
     port                   = optional(number)
     credentials_secret_arn = optional(string)
     globalConnectionLimit  = optional(number)
+    host_key               = optional(list(string))
+    # Folders (key prefixes, s3; path prefixes, sftp) the provider's files must be under (none = anywhere on host)
+    allowed_prefixes = optional(list(string))
   }))
   default = []
 }

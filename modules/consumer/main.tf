@@ -6,7 +6,10 @@
 
 locals {
   on_failure_to_sns = var.on_failure_destination == "sns"
-  event_source      = var.enhanced_fan_out ? aws_kinesis_stream_consumer.this[0].arn : var.stream_arn
+  # Every stream the function reads: the notification stream, and each further stream rules name
+  # (keyed by its ARN; the keys must be known at plan time). One mapping per stream, shared by its rules.
+  streams      = merge({ notification = var.stream_arn }, { for arn in var.rule_stream_arns : arn => arn })
+  event_source = { for k, arn in local.streams : k => var.enhanced_fan_out ? aws_kinesis_stream_consumer.this[k].arn : arn }
 }
 
 ################################################################################
@@ -14,10 +17,21 @@ locals {
 ################################################################################
 
 resource "aws_kinesis_stream_consumer" "this" {
-  count = var.enhanced_fan_out ? 1 : 0
+  for_each = var.enhanced_fan_out ? local.streams : {}
 
   name       = var.function.name
-  stream_arn = var.stream_arn
+  stream_arn = each.value
+}
+
+# One stream became a map of streams (rules may name their stream).
+moved {
+  from = aws_kinesis_stream_consumer.this[0]
+  to   = aws_kinesis_stream_consumer.this["notification"]
+}
+
+moved {
+  from = aws_lambda_event_source_mapping.this
+  to   = aws_lambda_event_source_mapping.this["notification"]
 }
 
 ################################################################################
@@ -34,7 +48,7 @@ data "aws_iam_policy_document" "this" {
       "kinesis:GetShardIterator",
       "kinesis:ListShards",
     ]
-    resources = [var.stream_arn]
+    resources = values(local.streams)
   }
 
   dynamic "statement" {
@@ -43,7 +57,7 @@ data "aws_iam_policy_document" "this" {
     content {
       sid       = "ReadThroughEnhancedFanOut"
       actions   = ["kinesis:SubscribeToShard", "kinesis:DescribeStreamConsumer"]
-      resources = [aws_kinesis_stream_consumer.this[0].arn]
+      resources = [for c in aws_kinesis_stream_consumer.this : c.arn]
     }
   }
 
@@ -131,7 +145,9 @@ module "function" {
 ################################################################################
 
 resource "aws_lambda_event_source_mapping" "this" {
-  event_source_arn                   = local.event_source
+  for_each = local.streams
+
+  event_source_arn                   = local.event_source[each.key]
   function_name                      = module.function.function_arn
   enabled                            = true
   batch_size                         = var.event_source_mapping.batch_size

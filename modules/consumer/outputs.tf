@@ -20,10 +20,15 @@ output "log_group_name" {
 
 output "event_source_mapping_uuid" {
   description = "UUID of the event source mapping on the notification stream."
-  value       = aws_lambda_event_source_mapping.this.uuid
+  value       = aws_lambda_event_source_mapping.this["notification"].uuid
+}
+
+output "event_source_mapping_uuids" {
+  description = "UUID of each event source mapping, by stream (\"notification\", then the ARN of each stream rules name)."
+  value       = { for k, m in aws_lambda_event_source_mapping.this : k => m.uuid }
 }
 
 output "stream_consumer_arn" {
-  description = "ARN of the enhanced fan-out consumer (null when not enabled)."
-  value       = try(aws_kinesis_stream_consumer.this[0].arn, null)
+  description = "ARN of the enhanced fan-out consumer on the notification stream (null when not enabled)."
+  value       = try(aws_kinesis_stream_consumer.this["notification"].arn, null)
 }

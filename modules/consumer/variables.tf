@@ -12,6 +12,13 @@ variable "stream_arn" {
   type        = string
 }
 
+variable "rule_stream_arns" {
+  description = "Further Kinesis streams that rules name (besides stream_arn): the function reads each through a mapping of its own, with the same settings. ARNs known at plan time."
+  type        = list(string)
+  default     = []
+  nullable    = false
+}
+
 variable "enhanced_fan_out" {
   description = "Read through a dedicated enhanced fan-out consumer of the stream (named like the function)."
   type        = bool

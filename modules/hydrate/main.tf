@@ -22,7 +22,7 @@ data "aws_iam_policy_document" "this" {
       "kinesis:GetRecords",
       "kinesis:ListShards",
     ]
-    resources = [var.stream_arn]
+    resources = concat([var.stream_arn], var.rule_stream_arns)
   }
 
   statement {

@@ -13,6 +13,13 @@ variable "stream_arn" {
   type        = string
 }
 
+variable "rule_stream_arns" {
+  description = "Further Kinesis streams that rules name, whose failed batches are re-read too."
+  type        = list(string)
+  default     = []
+  nullable    = false
+}
+
 variable "dlq_arn" {
   description = "ARN of the dead-letter queue (modules/dead_letter)."
   type        = string

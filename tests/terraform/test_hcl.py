@@ -308,9 +308,9 @@ def test_consumer_knob_validations_cover_the_aws_ranges():
 
 def test_enhanced_fan_out_switches_the_event_source():
     consumers = typed(CONSUMER, "resource", "aws_kinesis_stream_consumer")
-    assert "enhanced_fan_out" in only(consumers)["count"]
+    assert "enhanced_fan_out" in only(consumers)["for_each"]
     locals_ = named(CONSUMER, "locals")
-    assert "aws_kinesis_stream_consumer.this[0].arn" in locals_["event_source"]
+    assert "aws_kinesis_stream_consumer.this[k].arn" in locals_["event_source"]
 
 
 def test_loggers_have_finite_retries_and_partial_batch_response():
@@ -583,11 +583,20 @@ def test_no_wildcard_actions_in_function_policies():
 
 
 def test_kinesis_reads_scoped_to_the_stream():
+    """Reads only on the notification stream and the streams rules name (rule_stream_arns), nothing wider."""
+    allowed = {
+        "consumer": "values(local.streams)",  # {notification = var.stream_arn} + var.rule_stream_arns
+        "hydrate": "concat([var.stream_arn], var.rule_stream_arns)",
+        "logger": ["var.stream_arn"],
+    }
+    consumer_locals = named(ROOT / "modules" / "consumer", "locals")
+    assert "notification = var.stream_arn" in consumer_locals["streams"]
+    assert "for arn in var.rule_stream_arns : arn => arn" in consumer_locals["streams"]
     for module, doc_name in (("consumer", "this"), ("hydrate", "this"), ("logger", "this")):
         doc = typed(ROOT / "modules" / module, "data", "aws_iam_policy_document")[doc_name]
         reads = [s for s in statements(doc) if "kinesis:GetRecords" in as_list(s.get("actions", []))]
-        assert reads and all(s["resources"] == ["var.stream_arn"] for s in reads), (
-            f"{module}: kinesis reads must be on var.stream_arn"
+        assert reads and all(s["resources"] == allowed[module] for s in reads), (
+            f"{module}: kinesis reads must be on {allowed[module]}"
         )
 
 

@@ -220,3 +220,6 @@ def test_function_environment_matches_interfaces(upgrade_plan):
         variables = fn["environment"][0]["variables"]
         assert (variables["POWERTOOLS_SERVICE_NAME"], variables["POWERTOOLS_LOG_LEVEL"]) == (key, "INFO")
     assert functions["hydrate"]["environment"][0]["variables"]["IDEMPOTENCY_TABLE"] == "cnm-minimal-idempotency"
+    routing = functions["message_consumer"]["environment"][0]["variables"]  # issue 13: Cumulus routing settings
+    assert routing["ALLOW_PROVIDER_MISMATCH"] == "false"
+    assert routing["NOTIFICATION_STREAM_ARN"].endswith(":stream/cnm-minimal-notifications")

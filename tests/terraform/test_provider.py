@@ -102,7 +102,7 @@ def config_resources(plan: dict, rtype: str):
 
 
 def consumer_esm(plan: dict) -> tuple[dict, dict]:
-    address = "module.cnm_ingest.module.consumer.aws_lambda_event_source_mapping.this"
+    address = 'module.cnm_ingest.module.consumer.aws_lambda_event_source_mapping.this["notification"]'
     return changes(plan, "aws_lambda_event_source_mapping")[address], unknown(plan, address)
 
 
@@ -303,7 +303,8 @@ def test_consumer_role_reaches_exactly_its_resources(complete_plan):
         if path == "cnm_ingest.consumer" and r["name"] == "this"
     )
     by_sid = {st["sid"]["constant_value"]: st for st in doc["expressions"]["statement"]}
-    assert by_sid["ReadNotificationStream"]["resources"]["references"] == ["var.stream_arn"]
+    # the notification stream and the streams rules name (modules/consumer local.streams), nothing else
+    assert by_sid["ReadNotificationStream"]["resources"]["references"] == ["local.streams"]
     assert by_sid["StartWorkflows"]["actions"]["constant_value"] == ["states:StartExecution"]
     assert by_sid["PublishFallback"]["resources"]["references"] == ["var.fallback_topic_arn"]
     assert set(by_sid["WriteResponses"]["actions"]["constant_value"]) <= {"kinesis:PutRecord", "kinesis:PutRecords"}

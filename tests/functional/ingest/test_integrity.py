@@ -92,9 +92,10 @@ def test_every_validator_is_compiled_once_per_process(monkeypatch):
 def test_rule_resolution_is_all_or_nothing(pipeline, lambda_context):
     # Two versions of the collection: a rule asking for version 9 cannot be resolved.
     pipeline.put_collection(version="2")
-    pipeline.put_rule("a-good")
+    pipeline.put_rule("a-good", collection_version="1")
     pipeline.put_rule("b-unresolvable", collection_version="9")
     doc = sample_cnm("both-rules")
+    del doc["product"]["dataVersion"]  # no version in the CNM: rules of every version match (as in Cumulus)
     event = kinesis_event([kinesis_record(doc, "7100", stream_arn=STREAM)])
 
     assert message_consumer.handler(event, lambda_context) == {"batchItemFailures": []}

@@ -20,7 +20,7 @@ def rule(name, collection="MODIS_A", version="", provider="PODAAC", state="ENABL
 @pytest.mark.parametrize(
     "collection, expected",
     [
-        ("MODIS_A", ["any", "v1", "v2"]),  # string form: any version
+        ("MODIS_A", ["any", "v1"]),  # string form: the version is product.dataVersion ("1"), as in Cumulus
         ({"name": "MODIS_A", "version": "1"}, ["any", "v1"]),  # object form: exact or "" rule version
         ({"name": "MODIS_A", "version": "3"}, ["any"]),
         ("OTHER", []),
@@ -37,10 +37,10 @@ def test_match_rules_on_collection_and_version(collection, expected):
     assert [r.name for r in config.match_rules(sample_cnm(collection=collection), rules)] == expected
 
 
-def test_provider_must_match_and_missing_provider_matches_nothing():
+def test_provider_must_match_and_missing_provider_matches_any():
     cnm = sample_cnm()
     del cnm["provider"]
-    assert config.match_rules(cnm, [rule("a")]) == []
+    assert [r.name for r in config.match_rules(cnm, [rule("a")])] == ["a"]  # as in Cumulus: provider is optional
     assert config.match_rules(sample_cnm(provider="X"), [rule("a")]) == []
 
 
@@ -74,7 +74,7 @@ def test_object_form_matches_version_and_multiple_rules_start_one_execution_each
     event = kinesis_event(
         [
             kinesis_record(sample_cnm("g2", collection={"name": "MODIS_A", "version": "2"}), "20"),
-            kinesis_record(sample_cnm("gs", collection="MODIS_A"), "21"),
+            kinesis_record(sample_cnm("gs", collection="MODIS_A"), "21"),  # dataVersion "1"
         ]
     )
     assert message_consumer.handler(event, lambda_context) == {"batchItemFailures": []}
@@ -87,14 +87,13 @@ def test_object_form_matches_version_and_multiple_rules_start_one_execution_each
         ("gs", "any-a"),
         ("gs", "any-b"),
         ("gs", "v1"),
-        ("gs", "v2"),
     ]
     by_key = {(i["meta"]["cnm"]["identifier"], i["meta"]["rule"]["name"]): i for i in inputs}
     assert by_key[("g2", "v2")]["meta"]["collection"]["url_path"] == "v2-path"
     assert by_key[("g2", "any-a")]["meta"]["collection"]["version"] == "2"
     assert by_key[("gs", "v1")]["meta"]["collection"]["version"] == "1"
     assert by_key[("g2", "any-b")]["cumulus_meta"]["state_machine"] == pipeline.other_state_machine
-    assert len({i["cumulus_meta"]["execution_name"] for i in inputs}) == 7
+    assert len({i["cumulus_meta"]["execution_name"] for i in inputs}) == 6
     assert pipeline.fallback_events() == []
 
 

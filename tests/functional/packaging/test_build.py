@@ -194,6 +194,37 @@ def test_layer_vendors_runtime_dependencies_but_not_boto3(two_builds):
     assert not {"boto3", "botocore"} & tops
 
 
+def test_layer_vendors_the_sftp_client_with_native_code_for_the_lambda_platform(two_builds, runtime_python, tmp_path):
+    """paramiko and its compiled dependencies, as manylinux x86_64 wheels for python3.12, import from the layer."""
+    manifest, out, _, _ = two_builds
+    with zipfile.ZipFile(out / manifest["layers"]["deps"]["filename"]) as zf:
+        names = zf.namelist()
+        zf.extractall(tmp_path)
+    tops = {n.split("/")[1] for n in names}
+    assert {
+        "paramiko",
+        "cryptography",
+        "bcrypt",
+        "nacl",
+        "cffi",
+        "_cffi_backend.cpython-312-x86_64-linux-gnu.so",
+    } <= tops
+    native = [n for n in names if n.endswith(".so")]
+    assert native and all("x86_64" in n or n.endswith("abi3.so") for n in native), native
+    import platform
+
+    if platform.machine() == "x86_64":  # the layer's native code runs here too: load it as Lambda would
+        code = "import paramiko, sys; paramiko.ECDSAKey.generate(); sys.stdout.write(paramiko.__version__)"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        got = subprocess.run(
+            [runtime_python, "-s", "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path / 'python')!r}); {code}"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert got.returncode == 0 and got.stdout == "5.1.0", got.stderr
+
+
 def test_manifest_hashes_match_the_files(two_builds):
     manifest, out, _, _ = two_builds
     on_disk = json.loads((out / "manifest.json").read_text())

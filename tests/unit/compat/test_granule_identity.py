@@ -68,11 +68,15 @@ def test_producer_granule_id_from_the_notification_when_given():
     assert granule.producer_granule_id(cnm_named("n", producerGranuleId=7)) == "n"
 
 
-def test_http_sources_translate_and_sftp_is_refused_by_name(fixture):
+def test_http_and_sftp_sources_translate_and_other_schemes_are_refused_by_name(fixture):
     from cnm_ingest.errors import CnmValidationError
 
     [g] = granule.translate(fixture("podaac_http_sha512.json"), {}, {})
     assert g["files"][0]["bucket"] is None and g["files"][0]["source"].startswith("https://")
+    [g] = granule.translate(fixture("podaac_sftp_microseconds_naive.json"), {}, {})
+    assert g["files"][0]["bucket"] is None and g["files"][0]["source"].startswith("sftp://sftp.provider.example/")
+    doc = fixture("podaac_sftp_microseconds_naive.json")
+    doc["product"]["files"][0]["uri"] = "ftp://ftp.provider.example/outbox/x.nc"
     with pytest.raises(CnmValidationError) as err:
-        granule.translate(fixture("podaac_sftp_microseconds_naive.json"), {}, {})
-    assert "sftp://sftp.provider.example/" in str(err.value)
+        granule.translate(doc, {}, {})
+    assert "ftp://ftp.provider.example/" in str(err.value)

@@ -1,0 +1,172 @@
+"""Routing as Cumulus routes, through the message consumer on moto (one handler, real DynamoDB/SFN/SQS/Kinesis).
+
+Every test counts side effects without collapsing duplicates: records in = executions + DLQ entries,
+and at most one response per record.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from handlers import message_consumer
+
+from cnm_ingest import aws
+from tests.conftest import kinesis_event, kinesis_record
+from tests.functional.ingest.conftest import create_stream, sample_cnm
+
+NAME = re.compile(r"^[0-9A-Za-z_-]{1,80}$")
+
+
+def put_rule(pipeline, name, *, provider="PODAAC", version="", stream="", prefix="", meta=None):
+    item = {
+        "name": {"S": name},
+        "collection_name": {"S": "MODIS_A"},
+        "collection_version": {"S": version},
+        "provider": {"S": provider},
+        "workflow_arn": {"S": pipeline.state_machine},
+        "workflow_name": {"S": "CNMIngest"},
+        "state": {"S": "ENABLED"},
+        "meta": {"S": json.dumps(meta or {})},
+        "execution_name_prefix": {"S": prefix},
+    }
+    if stream:
+        item["stream_arn"] = {"S": stream}
+    aws.client("dynamodb").put_item(TableName=pipeline.tables["rules"], Item=item)
+
+
+def started(pipeline):
+    """(rule, execution name, provider id) of every execution, duplicates kept."""
+    return sorted(
+        (i["meta"]["rule"]["name"], i["cumulus_meta"]["execution_name"], i["meta"]["provider"]["id"])
+        for i in pipeline.execution_inputs()
+    )
+
+
+def consume(records, lambda_context):
+    assert message_consumer.handler(kinesis_event(records), lambda_context) == {"batchItemFailures": []}
+
+
+@pytest.fixture
+def streams(pipeline, monkeypatch):
+    monkeypatch.setenv("NOTIFICATION_STREAM_ARN", pipeline.notification_stream)
+    return pipeline.notification_stream, create_stream("provider-b")
+
+
+def test_each_stream_starts_only_its_own_rules_and_redelivery_starts_nothing(pipeline, streams, lambda_context):
+    default, other = streams
+    put_rule(pipeline, "on-default", prefix="modis_")
+    put_rule(pipeline, "on-b", stream=other, prefix="b-")
+    put_rule(pipeline, "on-b-too", stream=other)
+    records = [
+        kinesis_record(sample_cnm("g-default"), "100", stream_arn=default),
+        kinesis_record(sample_cnm("g-b"), "200", stream_arn=other),
+        kinesis_record(sample_cnm("g-b-efo"), "201", stream_arn=f"{other}/consumer/cnm:1700000000"),
+    ]
+    consume(records, lambda_context)
+    consume(records, lambda_context)  # the whole batch again: a redelivery
+    got = started(pipeline)
+    assert [(r, n.split("-")[0]) for r, n, _ in got] == [
+        ("on-b", "b"),
+        ("on-b", "b"),
+        ("on-b-too", "g"),
+        ("on-b-too", "g"),
+        ("on-default", "modis_g"),
+    ]
+    assert all(NAME.match(n) for _, n, _ in got)
+    assert len(pipeline.executions()) == 5 and pipeline.dlq_envelopes() == [] and pipeline.responses() == []
+
+
+def test_a_record_on_a_stream_no_rule_listens_on_is_parked_and_answered_once(pipeline, streams, lambda_context):
+    default, _ = streams
+    put_rule(pipeline, "on-default")
+    stray = create_stream("stray")
+    record = kinesis_record(sample_cnm("g-stray"), "300", stream_arn=stray)
+    consume([record], lambda_context)
+    consume([record], lambda_context)
+    assert pipeline.executions() == []
+    (env,) = pipeline.dlq_envelopes()
+    assert env["error_type"] == "NoMatchingRuleError" and "stray" in env["reason"]
+    assert [r["response"]["status"] for r in pipeline.responses()] == ["FAILURE"]
+
+
+def test_cnm_without_provider_starts_with_the_rules_provider_configuration(pipeline, streams, lambda_context):
+    default, _ = streams
+    put_rule(pipeline, "modis")
+    doc = sample_cnm("g-noprov")
+    del doc["provider"]
+    consume([kinesis_record(doc, "400", stream_arn=default)], lambda_context)
+    assert [(r, p) for r, _, p in started(pipeline)] == [("modis", "PODAAC")]
+    assert pipeline.dlq_envelopes() == []
+
+
+def test_rule_without_provider_uses_the_cnms_provider_and_fails_when_neither_names_one(
+    pipeline, streams, lambda_context
+):
+    default, _ = streams
+    put_rule(pipeline, "anyone", provider="")
+    consume([kinesis_record(sample_cnm("g-named"), "500", stream_arn=default)], lambda_context)
+    doc = sample_cnm("g-nobody")
+    del doc["provider"]
+    consume([kinesis_record(doc, "501", stream_arn=default)], lambda_context)
+    assert [(r, p) for r, _, p in started(pipeline)] == [("anyone", "PODAAC")]
+    (env,) = pipeline.dlq_envelopes()
+    assert env["error_type"] == "NotConfiguredError" and "names no provider" in env["reason"]
+
+
+@pytest.mark.parametrize(
+    "module_default, rule_meta, starts",
+    [
+        ("false", {}, False),
+        ("true", {}, True),
+        ("false", {"allowProviderMismatchOnRuleFilter": True}, True),
+        ("true", {"allowProviderMismatchOnRuleFilter": False}, False),  # the rule's meta wins
+    ],
+)
+def test_allow_provider_mismatch(pipeline, streams, lambda_context, monkeypatch, module_default, rule_meta, starts):
+    default, _ = streams
+    monkeypatch.setenv("ALLOW_PROVIDER_MISMATCH", module_default)
+    put_rule(pipeline, "modis", meta=rule_meta)
+    consume([kinesis_record(sample_cnm("g-other", provider="SOMEONE_ELSE"), "600", stream_arn=default)], lambda_context)
+    if starts:
+        # the file access is still the rule's provider's: another provider's CNM cannot choose whose host is read
+        assert [(r, p) for r, _, p in started(pipeline)] == [("modis", "PODAAC")]
+        assert pipeline.dlq_envelopes() == []
+    else:
+        assert pipeline.executions() == []
+        assert [e["error_type"] for e in pipeline.dlq_envelopes()] == ["NoMatchingRuleError"]
+
+
+def test_string_collection_routes_on_data_version(pipeline, streams, lambda_context):
+    default, _ = streams
+    pipeline.put_collection("MODIS_A", "2")
+    put_rule(pipeline, "v1", version="1")
+    put_rule(pipeline, "v2", version="2")
+    doc = sample_cnm("g-v2")
+    doc["product"]["dataVersion"] = "2"
+    consume([kinesis_record(doc, "700", stream_arn=default)], lambda_context)
+    (execution,) = pipeline.execution_inputs()
+    assert execution["meta"]["rule"]["name"] == "v2" and execution["meta"]["collection"]["version"] == "2"
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "../../etc/passwd",
+        "x" * 300,
+        "évil\u202eprefix\n\x00",
+        ":arn:aws:states:",
+        "-" * 80,
+        "a b?c#d",
+    ],
+)
+def test_hostile_execution_name_prefix_gives_a_valid_stable_name(pipeline, streams, lambda_context, prefix):
+    default, _ = streams
+    put_rule(pipeline, "modis", prefix=prefix)
+    record = kinesis_record(sample_cnm("g-" + "y" * 100), "800", stream_arn=default)
+    consume([record], lambda_context)
+    consume([record], lambda_context)
+    ((_, name, _),) = started(pipeline)
+    assert NAME.match(name), name
+    assert pipeline.dlq_envelopes() == []
