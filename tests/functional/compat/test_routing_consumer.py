@@ -13,7 +13,7 @@ import pytest
 from handlers import message_consumer
 
 from cnm_ingest import aws
-from tests.conftest import kinesis_event, kinesis_record
+from tests.events import kinesis_event, kinesis_record
 from tests.functional.ingest.conftest import create_stream, sample_cnm
 
 NAME = re.compile(r"^[0-9A-Za-z_-]{1,80}$")
