@@ -52,6 +52,46 @@ def set_lambda_invoker(invoker: LambdaInvoker | None) -> None:
     lambda_eval_utils._invoke_lambda_function = invoker or lambda_eval_utils._moto_invoke_lambda_function
 
 
+def set_moto_kinesis_push(enabled: bool) -> None:
+    """moto pushes every Kinesis record to the mapped function at PutRecord time (in Docker);
+    while the runtime's pollers deliver records, as AWS does, that push is off."""
+    from moto.awslambda.models import LambdaBackend
+
+    if not hasattr(LambdaBackend, "_moto_send_kinesis_message"):
+        LambdaBackend._moto_send_kinesis_message = LambdaBackend.send_kinesis_message
+    LambdaBackend.send_kinesis_message = (LambdaBackend._moto_send_kinesis_message if enabled
+                                          else lambda self, **kwargs: None)
+
+
+SnsLambdaDeliverer = Callable[[Any, str, str, "str | None", "dict | None"], None]
+
+
+def set_sns_lambda_deliverer(deliverer: SnsLambdaDeliverer | None) -> None:
+    """Hand SNS deliveries to Lambda subscriptions to ``deliverer(subscription, message, message_id,
+    subject, message_attributes)`` (None: moto's own, which runs the function in Docker with a
+    fixed sample event). The subscription's filter policy and message structure apply first."""
+    from moto.sns.models import Subscription
+
+    if not hasattr(Subscription, "_moto_publish"):
+        Subscription._moto_publish = Subscription.publish
+
+    def publish(self: Any, message: str, message_id: str, subject: str | None = None,
+                message_attributes: dict | None = None, group_id: str | None = None,
+                deduplication_id: str | None = None, message_structure: str | None = None) -> None:
+        if self.protocol != "lambda" or deliverer is None:
+            return Subscription._moto_publish(self, message, message_id, subject, message_attributes, group_id,
+                                              deduplication_id, message_structure)
+        if self._filter_policy_matcher is not None and not self._filter_policy_matcher.matches(
+                message_attributes, message):
+            return None
+        if message_structure == "json":
+            message = self._parse_message_structure(message, self.protocol)
+        deliverer(self, message, message_id, subject, message_attributes)
+        return None
+
+    Subscription.publish = publish
+
+
 class LocalAWS:
     """The patched moto server in a thread on 127.0.0.1 (port 0: any free port)."""
 
