@@ -142,7 +142,7 @@ module "function" {
   timeout                        = var.timeout
   memory_size                    = var.memory_size
   reserved_concurrent_executions = var.reserved_concurrent_executions
-  environment_variables          = var.environment_variables
+  environment_variables          = merge(var.environment_variables, { PAYLOAD_KEY_PREFIX = var.payload_key_prefix })
   policy_json                    = data.aws_iam_policy_document.this.json
   tracing_enabled                = var.tracing_enabled
   log_retention_days             = var.log_retention_days
