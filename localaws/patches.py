@@ -19,6 +19,10 @@ Patches, and why:
    FAIL with diagnostics otherwise. moto answers 500; the provider retries at plan.
 4. sfn_list_state_machine_versions: ListStateMachineVersions lists the published
    versions. moto answers 500; the provider calls it after create and on read.
+6. lambda_esm_on_stream_consumer: CreateEventSourceMapping accepts a Kinesis stream
+   consumer ARN (enhanced fan-out, ``.../stream/<name>/consumer/<consumer>:<ts>``) of a
+   registered consumer, and lists it with that ARN. moto answers "Invalid
+   EventSourceArn" (the complete example's `enhanced_fan_out = true`).
 5. RpcV2CborMiddleware: CloudWatch over Smithy RPC v2 CBOR (the `smithy-protocol:
    rpc-v2-cbor` header, POST /service/<target>/operation/<Op>), the protocol of the
    AWS SDK for Go v2 the provider uses. moto answers it 404. The middleware decodes
@@ -42,6 +46,7 @@ PATCHES: list[str] = [
     "sfn_validate_state_machine_definition",
     "sfn_list_state_machine_versions",
     "cloudwatch_rpc_v2_cbor",
+    "lambda_esm_on_stream_consumer",
 ]
 
 _applied = False
@@ -53,6 +58,7 @@ def apply() -> list[str]:
     if not _applied:
         _patch_sqs()
         _patch_stepfunctions()
+        _patch_lambda()
         _applied = True
     return list(PATCHES)
 
@@ -156,6 +162,34 @@ def _patch_stepfunctions() -> None:
 
     StepFunctionResponse.validate_state_machine_definition = validate_state_machine_definition
     StepFunctionResponse.list_state_machine_versions = list_state_machine_versions
+
+
+# ----------------------------------------------------------------------- Lambda
+
+
+def _patch_lambda() -> None:
+    from moto.awslambda.models import EventSourceMapping, LambdaBackend
+    from moto.core.exceptions import JsonRESTError as RESTError
+    from moto.kinesis.models import kinesis_backends
+
+    original = LambdaBackend.create_event_source_mapping
+
+    def create_event_source_mapping(self: Any, spec: dict[str, Any]) -> Any:
+        # Patch 6
+        arn = spec.get("EventSourceArn") or ""
+        if ":kinesis:" not in arn or "/consumer/" not in arn:
+            return original(self, spec)
+        streams = kinesis_backends[self.account_id][self.region_name].streams.values()
+        stream = next((s for s in streams if s.arn == arn.split("/consumer/")[0]), None)
+        if stream is None or stream.get_consumer_by_arn(arn) is None:
+            raise RESTError("ResourceNotFoundException", "Invalid EventSourceArn")
+        func = self._lambdas.get_function_by_name_or_arn_with_qualifier(spec.get("FunctionName", ""))
+        spec.update(RegionName=self.region_name, AccountId=self.account_id, FunctionArn=func.function_arn)
+        esm = EventSourceMapping(spec)
+        self._event_source_mappings[esm.uuid] = esm
+        return esm
+
+    LambdaBackend.create_event_source_mapping = create_event_source_mapping
 
 
 # ----------------------------------------------------- Smithy RPC v2 CBOR (patch 5)

@@ -39,7 +39,8 @@ def cli_config() -> Path:
 
 def environ() -> dict[str, str]:
     env = dict(os.environ)
-    env["TF_CLI_CONFIG_FILE"] = str(cli_config())
+    # the offline mirror, unless the caller chose a CLI config (the demo does when the registry is reachable)
+    env.setdefault("TF_CLI_CONFIG_FILE", str(cli_config()))
     env.setdefault("TF_IN_AUTOMATION", "1")
     env.setdefault("CHECKPOINT_DISABLE", "1")
     return env

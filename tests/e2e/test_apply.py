@@ -157,13 +157,13 @@ def test_tables_key_schemas_and_seeded_items(stack, client):
         assert items == {"rules": [], "collections": [], "providers": []}
         return
     rules = {i["name"]["S"]: i for i in items["rules"]}
-    assert set(rules) == {"swot_l2_lr_ssh", "sentinel6_nrt_any_version"}
+    assert set(rules) == {"swot_l2_lr_ssh", "cnm_samples", "sentinel6_nrt_any_version"}
     machine = next(iter(stack.state_machines.values()))
     assert rules["swot_l2_lr_ssh"]["workflow_arn"]["S"] == machine["stateMachineArn"]
     assert rules["swot_l2_lr_ssh"]["workflow_name"]["S"] == machine["name"]
     assert rules["sentinel6_nrt_any_version"]["state"]["S"] == "DISABLED"
     collections = {(i["name"]["S"], i["version"]["S"]) for i in items["collections"]}
-    assert collections == {("SWOT_L2_LR_SSH", "2.0"), ("JASON_CS_S6A_L2_ALT_LR_STD_OST_NRT_F", "F")}
+    assert collections == {("SWOT_L2_LR_SSH", "2.0"), ("SWOT_Prod_l2:1", "1"), ("JASON_CS_S6A_L2_ALT_LR_STD_OST_NRT_F", "F")}
     assert {i["id"]["S"] for i in items["providers"]} == {"PODAAC_SWOT", "PODAAC_SENTINEL6"}
 
 

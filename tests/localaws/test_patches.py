@@ -19,7 +19,7 @@ def _name(prefix: str) -> str:
 
 def test_every_patch_is_listed_and_applied(local_aws):
     assert patches.apply() == patches.PATCHES
-    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 5
+    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 6
 
 
 # ---- 1 and 2: SQS SetQueueAttributes -------------------------------------------------
@@ -165,3 +165,31 @@ def test_cbor_garbage_and_unknown_operations_answer_errors(local_aws):
             urllib.request.urlopen(req, timeout=10)
         assert err.value.code == status
         assert err.value.headers["smithy-protocol"] == "rpc-v2-cbor"
+
+
+# ---- 6: event source mapping on an enhanced fan-out consumer ----------------------------
+
+def test_event_source_mapping_on_a_stream_consumer(client):
+    iam, lam, kin = client("iam"), client("lambda"), client("kinesis")
+    name = _name("efo")
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("f.py", "def handler(e, c):\n    return e\n")
+    fn = lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="f.handler",
+                             Code={"ZipFile": buf.getvalue()})
+    kin.create_stream(StreamName=name, ShardCount=1)
+    stream = kin.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    consumer = kin.register_stream_consumer(StreamARN=stream, ConsumerName=name)["Consumer"]["ConsumerARN"]
+    esm = lam.create_event_source_mapping(EventSourceArn=consumer, FunctionName=fn["FunctionArn"],
+                                          StartingPosition="LATEST", BatchSize=7)
+    listed = lam.list_event_source_mappings(FunctionName=fn["FunctionArn"])["EventSourceMappings"]
+    assert [(m["UUID"], m["EventSourceArn"], m["BatchSize"]) for m in listed] == [(esm["UUID"], consumer, 7)]
+    with pytest.raises(ClientError) as err:
+        lam.create_event_source_mapping(EventSourceArn=f"{stream}/consumer/not-registered:1",
+                                        FunctionName=fn["FunctionArn"], StartingPosition="LATEST")
+    assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    lam.delete_event_source_mapping(UUID=esm["UUID"])
+    assert lam.list_event_source_mappings(FunctionName=fn["FunctionArn"])["EventSourceMappings"] == []
