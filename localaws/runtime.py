@@ -173,9 +173,14 @@ class KinesisPoller:
         self.rt, self.m, self.stream_arn, self.shard_id = runtime, mapping, stream_arn, shard_id
         self.kinesis = runtime.client("kinesis")
         self.checkpoint: str | None = None  # sequence number of the last record done with
-        self.idle = False
+        self.idle_since: float | None = None  # when the shard last had nothing new for this mapping
         self._buffer: list[dict[str, Any]] = []
         self._iterator: str | None = None
+
+    def rewind(self) -> None:
+        """Forget the checkpoint: the mapping reads the shard again from its starting position
+        (what a redelivery of everything looks like to the function)."""
+        self.checkpoint, self._iterator, self.idle_since = None, None, None
 
     def _new_iterator(self) -> str:
         if self.checkpoint is not None:
@@ -313,7 +318,10 @@ class KinesisPoller:
                 self.rt.errors.append(f"poller {self.m.uuid}/{self.shard_id}: {exc!r}")
                 worked = False
                 self._iterator = None
-            self.idle = not worked and not self._buffer
+            if worked or self._buffer:
+                self.idle_since = None
+            elif self.idle_since is None:
+                self.idle_since = time.monotonic()
             if not worked:
                 time.sleep(self.rt.poll_interval)
 
@@ -546,11 +554,13 @@ class Runtime:
             raise ValueError(f"unsupported destination {arn}")
 
     # --- waiting --------------------------------------------------------------------------
-    def busy(self) -> bool:
+    def busy(self, since: float = 0.0) -> bool:
+        """True while work is pending: a poller that has not found its shard empty after ``since``
+        (a monotonic time), an asynchronous event queued or running, or a running execution."""
         with self._async_cv:
             if self._async or self._async_busy:
                 return True
-        if not all(p.idle for p in self.pollers):
+        if any(p.idle_since is None or p.idle_since < since for p in self.pollers):
             return True
         sfn = self.client("stepfunctions")
         for machine in (self.stack.state_machines.values() if self.stack else []):
@@ -561,10 +571,11 @@ class Runtime:
     def wait_idle(self, timeout: float = 180, settle: int = 3) -> bool:
         """Wait until every poller has caught up, no async event is pending and no execution
         runs, ``settle`` checks in a row; False at ``timeout``."""
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        deadline = start + timeout
         quiet = 0
         while time.monotonic() < deadline:
-            quiet = 0 if self.busy() else quiet + 1
+            quiet = 0 if self.busy(since=start) else quiet + 1
             if quiet >= settle:
                 return True
             time.sleep(self.poll_interval * 2)

@@ -43,9 +43,7 @@ def run(complete_applied, session, local_aws, tmp_path_factory):
         first = read()
         # Kinesis delivers at least once: replay the whole stream through every mapping
         for poller in rt.pollers:
-            poller.checkpoint = None
-            poller._iterator = None
-            poller.idle = False
+            poller.rewind()
         assert rt.wait_idle(timeout=240), f"the redelivery did not settle: {rt.errors}"
         again = read()
         yield {"records": records, "first": first, "again": again, "runtime": rt}
