@@ -23,6 +23,11 @@ Patches, and why:
    consumer ARN (enhanced fan-out, ``.../stream/<name>/consumer/<consumer>:<ts>``) of a
    registered consumer, and lists it with that ARN. moto answers "Invalid
    EventSourceArn" (the complete example's `enhanced_fan_out = true`).
+7. s3_policy_secure_transport: a bucket policy statement conditioned on
+   ``{"Bool": {"aws:SecureTransport": "false"}}`` does not apply: the SDKs reach AWS over
+   TLS, so on AWS such a statement (the modules' DenyInsecureTransport) never matches
+   the functions' requests. moto ignores the condition and denies every request to the
+   bucket (403). Other statements are evaluated as moto does.
 5. RpcV2CborMiddleware: CloudWatch over Smithy RPC v2 CBOR (the `smithy-protocol:
    rpc-v2-cbor` header, POST /service/<target>/operation/<Op>), the protocol of the
    AWS SDK for Go v2 the provider uses. moto answers it 404. The middleware decodes
@@ -47,6 +52,7 @@ PATCHES: list[str] = [
     "sfn_list_state_machine_versions",
     "cloudwatch_rpc_v2_cbor",
     "lambda_esm_on_stream_consumer",
+    "s3_policy_secure_transport",
 ]
 
 _applied = False
@@ -59,6 +65,7 @@ def apply() -> list[str]:
         _patch_sqs()
         _patch_stepfunctions()
         _patch_lambda()
+        _patch_s3()
         _applied = True
     return list(PATCHES)
 
@@ -190,6 +197,38 @@ def _patch_lambda() -> None:
         return esm
 
     LambdaBackend.create_event_source_mapping = create_event_source_mapping
+
+
+# --------------------------------------------------------------------------- S3
+
+
+def _insecure_transport_only(statement: Any) -> bool:
+    """True for a statement that applies only to requests without TLS."""
+    condition = statement.get("Condition") if isinstance(statement, dict) else None
+    if not isinstance(condition, dict) or list(condition) != ["Bool"]:
+        return False
+    values = condition["Bool"]
+    if not isinstance(values, dict) or list(values) != ["aws:SecureTransport"]:
+        return False
+    value = values["aws:SecureTransport"]
+    return [str(v).lower() for v in (value if isinstance(value, list) else [value])] == ["false"]
+
+
+def _patch_s3() -> None:
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        # Patch 7
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        policy = json.loads(self.policy)
+        statements = policy.get("Statement", [])
+        statements = statements if isinstance(statements, list) else [statements]
+        policy["Statement"] = [st for st in statements if not _insecure_transport_only(st)]
+        return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource)
+
+    FakeBucket.get_permission = get_permission
 
 
 # ----------------------------------------------------- Smithy RPC v2 CBOR (patch 5)

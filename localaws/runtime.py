@@ -447,7 +447,7 @@ class Runtime:
                      f"{str(invocation.error.get('errorMessage'))[:200]}")  # type: ignore[union-attr]
         return invocation
 
-    def _sfn_invoke(self, parameters: dict[str, Any], region: str, credentials: Any) -> dict[str, Any]:
+    def _sfn_invoke(self, parameters: dict[str, Any], region: str, state_credentials: Any = None) -> dict[str, Any]:
         """A Step Functions Lambda task: the Invoke API's answer, as moto's interpreter expects it."""
         payload = parameters.get("Payload")
         event = json.loads(payload) if isinstance(payload, (str, bytes)) else payload
@@ -493,6 +493,8 @@ class Runtime:
                 self._async_busy += 1
             try:
                 self._run_async(item)
+            except Exception as exc:  # the dispatcher never dies silently
+                self.errors.append(f"async {item.function_arn}: {exc!r}")
             finally:
                 with self._async_cv:
                     self._async_busy -= 1
@@ -564,7 +566,8 @@ class Runtime:
             return True
         sfn = self.client("stepfunctions")
         for machine in (self.stack.state_machines.values() if self.stack else []):
-            if sfn.list_executions(stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING")["executions"]:
+            executions = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+            if any(e["status"] == "RUNNING" for e in executions):
                 return True
         return False
 

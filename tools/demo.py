@@ -98,7 +98,8 @@ def progress(runtime: Runtime, sfn, sqs, machines: list[str], dlq_url: str, tota
         delivered = sum(s.records_delivered for s in runtime.mapping_stats.values())
         say(f"   records put {total}; delivered to functions {delivered}; executions {dict(statuses)}; "
             f"DLQ messages {depth['Attributes']['ApproximateNumberOfMessages']}; "
-            f"invocations {sum(runtime.invocations.values())} ({sum(runtime.invocation_errors.values())} failed)")
+            f"invocations {sum(runtime.invocations.values())} ({sum(runtime.invocation_errors.values())} failed)"
+            + (f"; runtime errors: {runtime.errors[-3:]}" if runtime.errors else ""))
         if idle:
             return True
     return False

@@ -19,7 +19,7 @@ def _name(prefix: str) -> str:
 
 def test_every_patch_is_listed_and_applied(local_aws):
     assert patches.apply() == patches.PATCHES
-    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 6
+    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 7
 
 
 # ---- 1 and 2: SQS SetQueueAttributes -------------------------------------------------
@@ -193,3 +193,39 @@ def test_event_source_mapping_on_a_stream_consumer(client):
     assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
     lam.delete_event_source_mapping(UUID=esm["UUID"])
     assert lam.list_event_source_mappings(FunctionName=fn["FunctionArn"])["EventSourceMappings"] == []
+
+
+# ---- 7: DenyInsecureTransport does not deny requests that AWS would get over TLS ----------
+
+def _bucket_with(client, *statements):
+    s3 = client("s3")
+    bucket = _name("bucket")
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {**st, "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]} for st in statements]}))
+    return s3, bucket
+
+
+DENY_INSECURE = {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                 "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+
+
+def test_deny_insecure_transport_lets_sdk_requests_through(client):
+    s3, bucket = _bucket_with(client, DENY_INSECURE)
+    s3.put_object(Bucket=bucket, Key="a/b.nc", Body=b"data")
+    assert s3.head_object(Bucket=bucket, Key="a/b.nc")["ContentLength"] == 4
+    s3.copy_object(CopySource={"Bucket": bucket, "Key": "a/b.nc"}, Bucket=bucket, Key="c.nc")
+    assert s3.get_object(Bucket=bucket, Key="c.nc")["Body"].read() == b"data"
+
+
+def test_other_deny_statements_still_deny(client):
+    s3, bucket = _bucket_with(client, DENY_INSECURE, {
+        "Sid": "DenyAll", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject"})
+    with pytest.raises(ClientError) as err:
+        s3.put_object(Bucket=bucket, Key="x", Body=b"data")
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    # a condition that is not only SecureTransport=false is evaluated as moto does (here: denies)
+    s3b, other = _bucket_with(client, {**DENY_INSECURE, "Condition": {
+        "Bool": {"aws:SecureTransport": "false"}, "StringEquals": {"aws:username": "x"}}})
+    with pytest.raises(ClientError):
+        s3b.put_object(Bucket=other, Key="x", Body=b"data")
