@@ -62,6 +62,8 @@ def sample_traffic(samples_dir: Path) -> list[Record]:
         if "response" in message or "product" not in message:
             continue
         message = copy.deepcopy(message)
+        # the samples share identifiers; one per sample, so that each answer names its record
+        message["identifier"] = f"{message.get('identifier', 'sample')}-{path.stem}"
         files: dict[str, bytes] = {}
         for f in _files_of(message["product"]):
             data = _bytes_for(f["uri"], int(f.get("size") or 1024))
@@ -87,7 +89,7 @@ def generated_traffic(count: int, bucket: str, *, provider: str = "PODAAC_SWOT",
                "submissionTime": "2026-11-26T07:00:00.000Z", "identifier": f"generated-{i:04d}",
                "product": {"name": name, "dataVersion": collection[1], "files": [{
                    "type": "data", "uri": uri, "name": f"{name}.nc", "size": len(data),
-                   "checksumType": "sha256", "checksum": _digest("sha256", data)}]}}
+                   "checksumType": "SHA256", "checksum": _digest("SHA256", data)}]}}
         out.append(Record(f"generated {name}", json.dumps(cnm).encode(), SUCCESS, {uri: data}, cnm["identifier"]))
     return out
 
@@ -214,33 +216,34 @@ class Fate:
         return PARKED if self.dlq else "LOST"
 
 
-def parked_sequence_numbers(entry: dict[str, Any]) -> list[str]:
-    """Sequence numbers of the records a DLQ message carries (our envelope, or Lambda's
-    async invocation record around an SNS event carrying our envelope)."""
+def parked_records(entry: dict[str, Any]) -> list[tuple[str, str]]:
+    """(shard id, sequence number) of the records a DLQ message carries (our envelope, or
+    Lambda's async invocation record around an SNS event carrying our envelope)."""
     from cnm_ingest import dlq
 
-    return [(p.envelope.get("record") or {}).get("sequenceNumber") for p in dlq.records_from_dlq_message(entry)
-            if (p.envelope.get("record") or {}).get("sequenceNumber")]
+    records = [p.envelope.get("record") or {} for p in dlq.records_from_dlq_message(entry)]
+    return [(r.get("shardId", ""), r["sequenceNumber"]) for r in records if r.get("sequenceNumber")]
 
 
 def fates(records: list[Record], *, sfn: Any, sqs: Any, kinesis: Any, state_machine_arns: list[str],
           dlq_url: str, response_stream_arn: str) -> list[Fate]:
-    executions: dict[str, list[dict[str, Any]]] = {}
+    # sequence numbers are unique within a shard: records are known by (shard, sequence number)
+    executions: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
     for arn in state_machine_arns:
         for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
             for e in page["executions"]:
                 described = sfn.describe_execution(executionArn=e["executionArn"])
-                seq = json.loads(described["input"]).get("cumulus_meta", {}).get("source", {}).get("sequence_number")
-                executions.setdefault(seq, []).append(described)
-    parked: dict[str, list[dict[str, Any]]] = {}
+                source = json.loads(described["input"]).get("cumulus_meta", {}).get("source", {})
+                executions.setdefault((source.get("shard_id"), source.get("sequence_number")), []).append(described)
+    parked: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for entry in dlq_entries(sqs, dlq_url):
-        for seq in parked_sequence_numbers(entry):
-            parked.setdefault(seq, []).append(entry)
+        for key in parked_records(entry):
+            parked.setdefault(key, []).append(entry)
     responses: dict[str, list[dict[str, Any]]] = {}
     for r in read_stream(kinesis, response_stream_arn):
         message = json.loads(r["Data"])
         responses.setdefault(message.get("identifier"), []).append(message)
-    return [Fate(r, executions.get(r.sequence_number, []), parked.get(r.sequence_number, []),
+    return [Fate(r, executions.get((r.shard_id, r.sequence_number), []), parked.get((r.shard_id, r.sequence_number), []),
                  responses.get(r.identifier, []) if r.identifier else []) for r in records]
 
 

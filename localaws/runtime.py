@@ -556,6 +556,17 @@ class Runtime:
             raise ValueError(f"unsupported destination {arn}")
 
     # --- waiting --------------------------------------------------------------------------
+    def busy_reasons(self, since: float = 0.0) -> list[str]:
+        """What is still going on (for progress output)."""
+        reasons = []
+        with self._async_cv:
+            if self._async or self._async_busy:
+                reasons.append(f"{len(self._async)} async events queued, {self._async_busy} running")
+        for p in self.pollers:
+            if p.idle_since is None or p.idle_since < since:
+                reasons.append(f"poller {self.function_by_arn(p.m.function_arn).name}/{p.shard_id} reading")
+        return reasons
+
     def busy(self, since: float = 0.0) -> bool:
         """True while work is pending: a poller that has not found its shard empty after ``since``
         (a monotonic time), an asynchronous event queued or running, or a running execution."""

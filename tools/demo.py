@@ -99,7 +99,8 @@ def progress(runtime: Runtime, sfn, sqs, machines: list[str], dlq_url: str, tota
         say(f"   records put {total}; delivered to functions {delivered}; executions {dict(statuses)}; "
             f"DLQ messages {depth['Attributes']['ApproximateNumberOfMessages']}; "
             f"invocations {sum(runtime.invocations.values())} ({sum(runtime.invocation_errors.values())} failed)"
-            + (f"; runtime errors: {runtime.errors[-3:]}" if runtime.errors else ""))
+            + (f"; runtime errors: {runtime.errors[-3:]}" if runtime.errors else "")
+            + (f"; busy: {runtime.busy_reasons()[:3]}" if not idle else ""))
         if idle:
             return True
     return False
