@@ -173,14 +173,14 @@ class KinesisPoller:
         self.rt, self.m, self.stream_arn, self.shard_id = runtime, mapping, stream_arn, shard_id
         self.kinesis = runtime.client("kinesis")
         self.checkpoint: str | None = None  # sequence number of the last record done with
-        self.idle_since: float | None = None  # when the shard last had nothing new for this mapping
+        self.last_empty: float | None = None  # when the shard last had nothing new, with nothing pending
         self._buffer: list[dict[str, Any]] = []
         self._iterator: str | None = None
 
     def rewind(self) -> None:
         """Forget the checkpoint: the mapping reads the shard again from its starting position
         (what a redelivery of everything looks like to the function)."""
-        self.checkpoint, self._iterator, self.idle_since = None, None, None
+        self.checkpoint, self._iterator, self.last_empty = None, None, None
 
     def _new_iterator(self) -> str:
         if self.checkpoint is not None:
@@ -318,10 +318,7 @@ class KinesisPoller:
                 self.rt.errors.append(f"poller {self.m.uuid}/{self.shard_id}: {exc!r}")
                 worked = False
                 self._iterator = None
-            if worked or self._buffer:
-                self.idle_since = None
-            elif self.idle_since is None:
-                self.idle_since = time.monotonic()
+            self.last_empty = None if (worked or self._buffer) else time.monotonic()
             if not worked:
                 time.sleep(self.rt.poll_interval)
 
@@ -563,7 +560,7 @@ class Runtime:
             if self._async or self._async_busy:
                 reasons.append(f"{len(self._async)} async events queued, {self._async_busy} running")
         for p in self.pollers:
-            if p.idle_since is None or p.idle_since < since:
+            if p.last_empty is None or p.last_empty < since:
                 reasons.append(f"poller {self.function_by_arn(p.m.function_arn).name}/{p.shard_id} reading")
         return reasons
 
@@ -573,7 +570,7 @@ class Runtime:
         with self._async_cv:
             if self._async or self._async_busy:
                 return True
-        if any(p.idle_since is None or p.idle_since < since for p in self.pollers):
+        if any(p.last_empty is None or p.last_empty < since for p in self.pollers):
             return True
         sfn = self.client("stepfunctions")
         for machine in (self.stack.state_machines.values() if self.stack else []):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from pytest_terraform import terraform
+from py.path import local
 from pytest_terraform import tf as ptf
 
 import build
@@ -32,8 +32,24 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = {"minimal": "cnm-minimal", "complete": "cnm-complete"}  # example -> its prefix variable
 TIMINGS: dict[str, dict[str, float | int]] = {}
 
-terraform("minimal", scope="session")
-terraform("complete", scope="session")
+
+
+def _terraform(example: str):
+    """pytest-terraform's fixture for ``example`` (init, plan, apply; destroy at teardown).
+
+    Made at first use rather than with the `terraform(...)` decorator, which needs pytest's
+    config when this conftest is imported: `pytest tests/e2e` imports it before that."""
+    @pytest.fixture(scope="session", name=example)
+    def fixture(request, tmpdir_factory, worker_id):
+        tf_fixture = ptf.TerraformFixture(ptf.LazyTfBin, ptf.LazyPluginCacheDir, "session", example,
+                                          local(Path(__file__).parent), False, ptf.terraform.TEARDOWN_ON,
+                                          request.config)
+        return tf_fixture(request, tmpdir_factory, worker_id)
+    return fixture
+
+
+minimal = _terraform("minimal")
+complete = _terraform("complete")
 
 
 def pytest_collection_modifyitems(session, config, items):
