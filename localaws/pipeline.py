@@ -21,9 +21,10 @@ import copy
 import hashlib
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 SUCCESS, FAILED, PARKED = "workflow SUCCEEDED", "workflow FAILED", "parked in the DLQ"
 

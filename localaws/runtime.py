@@ -40,10 +40,11 @@ import time
 import uuid
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import server
 from .stack import Function, Mapping, Stack
@@ -53,7 +54,7 @@ ACCOUNT = "123456789012"
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 @dataclass
@@ -169,7 +170,7 @@ class MappingStats:
 class KinesisPoller:
     """One event source mapping on one shard."""
 
-    def __init__(self, runtime: "Runtime", mapping: Mapping, stream_arn: str, shard_id: str):
+    def __init__(self, runtime: Runtime, mapping: Mapping, stream_arn: str, shard_id: str):
         self.rt, self.m, self.stream_arn, self.shard_id = runtime, mapping, stream_arn, shard_id
         self.kinesis = runtime.client("kinesis")
         self.checkpoint: str | None = None  # sequence number of the last record done with
@@ -369,7 +370,7 @@ class Runtime:
         return self._clients[service]
 
     # --- reading the deployed stack ---------------------------------------------------
-    def start(self) -> "Runtime":
+    def start(self) -> Runtime:
         from moto.awslambda.models import lambda_backends
 
         self.stack = Stack.read(self.session, self.prefix, self.endpoint)
@@ -416,7 +417,7 @@ class Runtime:
         server.set_sns_lambda_deliverer(None)
         server.set_moto_kinesis_push(True)
 
-    def __enter__(self) -> "Runtime":
+    def __enter__(self) -> Runtime:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

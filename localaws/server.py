@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import os
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import patches
 
@@ -104,7 +105,7 @@ class LocalAWS:
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> "LocalAWS":
+    def start(self) -> LocalAWS:
         from moto.moto_server.werkzeug_app import MotoRequestHandler
         from werkzeug.serving import make_server
 
@@ -127,7 +128,7 @@ class LocalAWS:
             self._thread.join()
             self._server = None
 
-    def __enter__(self) -> "LocalAWS":
+    def __enter__(self) -> LocalAWS:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -47,7 +47,7 @@ class Mapping:
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @classmethod
-    def from_api(cls, m: dict[str, Any]) -> "Mapping":
+    def from_api(cls, m: dict[str, Any]) -> Mapping:
         return cls(
             uuid=m["UUID"], source_arn=m["EventSourceArn"], function_arn=m["FunctionArn"],
             batch_size=int(m.get("BatchSize", 100)),
@@ -89,7 +89,7 @@ class Stack:
     topics: list[str]
 
     @classmethod
-    def read(cls, session: Any, prefix: str, endpoint: str | None = None) -> "Stack":
+    def read(cls, session: Any, prefix: str, endpoint: str | None = None) -> Stack:
         def client(name: str) -> Any:
             return session.client(name, endpoint_url=endpoint)
 

@@ -16,7 +16,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from cnm_ingest import dlq
 
 from .conftest import ROOT
