@@ -74,7 +74,9 @@ def apply() -> list[str]:
 
 
 def _patch_sqs() -> None:
-    from moto.sqs.models import Queue
+    from moto.sqs import models as sqs_models
+
+    Queue: Any = sqs_models.Queue  # patched in place
 
     original_set = Queue._set_attributes
     original_attributes = Queue.attributes.fget
@@ -152,7 +154,9 @@ def _error(location: str, message: str) -> dict[str, str]:
 
 def _patch_stepfunctions() -> None:
     from moto.core.responses import ActionResult
-    from moto.stepfunctions.responses import StepFunctionResponse
+    from moto.stepfunctions import responses as sfn_responses
+
+    StepFunctionResponse: Any = sfn_responses.StepFunctionResponse
 
     def validate_state_machine_definition(self: Any) -> ActionResult:
         # Patch 3
@@ -175,7 +179,10 @@ def _patch_stepfunctions() -> None:
 
 
 def _patch_lambda() -> None:
-    from moto.awslambda.models import EventSourceMapping, LambdaBackend
+    from moto.awslambda import models as lambda_models
+
+    EventSourceMapping: Any = lambda_models.EventSourceMapping
+    LambdaBackend: Any = lambda_models.LambdaBackend
     from moto.core.exceptions import JsonRESTError as RESTError
     from moto.kinesis.models import kinesis_backends
 
@@ -216,7 +223,9 @@ def _insecure_transport_only(statement: Any) -> bool:
 
 def _patch_s3() -> None:
     from moto.iam.access_control import IAMPolicy, PermissionResult
-    from moto.s3.models import FakeBucket
+    from moto.s3 import models as s3_models
+
+    FakeBucket: Any = s3_models.FakeBucket
 
     def get_permission(self: Any, action: str, resource: str) -> Any:
         # Patch 7
@@ -330,11 +339,12 @@ def _json_parse(payload: bytes, headers: dict[str, str], status: int, shape: Any
 def _cbor_encode(value: dict[str, Any], shape: Any) -> bytes:
     from botocore.serialize import RpcV2CBORSerializer
 
+    serializer: Any = RpcV2CBORSerializer()
     out = bytearray()
     if shape is not None:
-        RpcV2CBORSerializer()._serialize_data_item(out, value, shape)
+        serializer._serialize_data_item(out, value, shape)
     else:
-        RpcV2CBORSerializer()._serialize_data_item(out, {}, _error_shape())
+        serializer._serialize_data_item(out, {}, _error_shape())
     return bytes(out)
 
 

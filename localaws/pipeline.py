@@ -74,7 +74,7 @@ def sample_traffic(samples_dir: Path) -> list[Record]:
                 f["checksum"] = _digest(f["checksumType"], data)
         expect = SUCCESS if files else PARKED  # a sample without files cannot be ingested
         out.append(Record(f"sample {path.name}", json.dumps(message).encode(), expect, files,
-                          message.get("identifier")))
+                          str(message["identifier"])))
     return out
 
 
@@ -85,13 +85,13 @@ def generated_traffic(count: int, bucket: str, *, provider: str = "PODAAC_SWOT",
         name = f"SWOT_L2_LR_SSH_{i:04d}"
         uri = f"s3://{bucket}/incoming/{name}.nc"
         data = _bytes_for(uri, 4096 + i)
-        cnm = {"version": "1.6.1", "provider": provider,
+        cnm: dict[str, Any] = {"version": "1.6.1", "provider": provider,
                "collection": {"name": collection[0], "version": collection[1]},
                "submissionTime": "2026-11-26T07:00:00.000Z", "identifier": f"generated-{i:04d}",
                "product": {"name": name, "dataVersion": collection[1], "files": [{
                    "type": "data", "uri": uri, "name": f"{name}.nc", "size": len(data),
                    "checksumType": "SHA256", "checksum": _digest("SHA256", data)}]}}
-        out.append(Record(f"generated {name}", json.dumps(cnm).encode(), SUCCESS, {uri: data}, cnm["identifier"]))
+        out.append(Record(f"generated {name}", json.dumps(cnm).encode(), SUCCESS, {uri: data}, f"generated-{i:04d}"))
     return out
 
 
@@ -229,14 +229,14 @@ def parked_records(entry: dict[str, Any]) -> list[tuple[str, str]]:
 def fates(records: list[Record], *, sfn: Any, sqs: Any, kinesis: Any, state_machine_arns: list[str],
           dlq_url: str, response_stream_arn: str) -> list[Fate]:
     # sequence numbers are unique within a shard: records are known by (shard, sequence number)
-    executions: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
+    executions: dict[Any, list[dict[str, Any]]] = {}
     for arn in state_machine_arns:
         for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
             for e in page["executions"]:
                 described = sfn.describe_execution(executionArn=e["executionArn"])
                 source = json.loads(described["input"]).get("cumulus_meta", {}).get("source", {})
                 executions.setdefault((source.get("shard_id"), source.get("sequence_number")), []).append(described)
-    parked: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    parked: dict[Any, list[dict[str, Any]]] = {}
     for entry in dlq_entries(sqs, dlq_url):
         for key in parked_records(entry):
             parked.setdefault(key, []).append(entry)

@@ -145,6 +145,13 @@ class FunctionProcess:
             self._proc = None
 
 
+def _layer_zip(backend: Any, arn: str) -> bytes:
+    layer = backend.layers_versions_by_arn(arn)
+    if layer is None:
+        raise KeyError(f"layer version not in the emulator: {arn}")
+    return bytes(layer.code_bytes)
+
+
 def _unzip(data: bytes, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
@@ -379,7 +386,7 @@ class Runtime:
         for fn in self.stack.functions.values():
             # the zip Terraform uploaded, and each layer version's zip, as stored by the emulator
             code = _unzip(backend.get_function(fn.name).code_bytes, self.workdir / "functions" / fn.name)
-            layers = [_unzip(backend.layers_versions_by_arn(arn).code_bytes,
+            layers = [_unzip(_layer_zip(backend, arn),
                              self.workdir / "layers" / arn.rsplit(":", 2)[-2] / arn.rsplit(":", 1)[-1])
                       for arn in fn.layers]
             self.processes[fn.arn] = FunctionProcess(fn, code, layers, self.endpoint, self.region,

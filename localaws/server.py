@@ -46,7 +46,9 @@ def set_lambda_invoker(invoker: LambdaInvoker | None) -> None:
     ``lambda_eval_utils._invoke_lambda_function(parameters, region, credentials)``;
     moto would run the function in Docker, which this machine does not have.
     """
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils as _utils
+
+    lambda_eval_utils: Any = _utils
 
     if not hasattr(lambda_eval_utils, "_moto_invoke_lambda_function"):
         lambda_eval_utils._moto_invoke_lambda_function = lambda_eval_utils._invoke_lambda_function
@@ -56,7 +58,9 @@ def set_lambda_invoker(invoker: LambdaInvoker | None) -> None:
 def set_moto_kinesis_push(enabled: bool) -> None:
     """moto pushes every Kinesis record to the mapped function at PutRecord time (in Docker);
     while the runtime's pollers deliver records, as AWS does, that push is off."""
-    from moto.awslambda.models import LambdaBackend
+    from moto.awslambda import models as lambda_models
+
+    LambdaBackend: Any = lambda_models.LambdaBackend
 
     if not hasattr(LambdaBackend, "_moto_send_kinesis_message"):
         LambdaBackend._moto_send_kinesis_message = LambdaBackend.send_kinesis_message
@@ -71,7 +75,9 @@ def set_sns_lambda_deliverer(deliverer: SnsLambdaDeliverer | None) -> None:
     """Hand SNS deliveries to Lambda subscriptions to ``deliverer(subscription, message, message_id,
     subject, message_attributes)`` (None: moto's own, which runs the function in Docker with a
     fixed sample event). The subscription's filter policy and message structure apply first."""
-    from moto.sns.models import Subscription
+    from moto.sns import models as sns_models
+
+    Subscription: Any = sns_models.Subscription
 
     if not hasattr(Subscription, "_moto_publish"):
         Subscription._moto_publish = Subscription.publish

@@ -71,7 +71,7 @@ class Subscription:
     attributes: dict[str, str]
 
 
-def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> list[Any]:
     return [item for page in client.get_paginator(operation).paginate(**kwargs) for item in page[key]]
 
 
