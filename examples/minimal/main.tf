@@ -25,8 +25,4 @@ module "cnm_ingest" {
 
   prefix              = var.prefix
   staging_bucket_name = var.staging_bucket_name
-
-  # The config tables default to deletion protection; an example must come down with
-  # `terraform destroy`. Leave the default (true) in a real deployment.
-  config_tables_deletion_protection_enabled = false
 }

@@ -44,7 +44,11 @@ def _terraform(example: str):
         tf_fixture = ptf.TerraformFixture(ptf.LazyTfBin, ptf.LazyPluginCacheDir, "session", example,
                                           local(Path(__file__).parent), False, ptf.terraform.TEARDOWN_ON,
                                           request.config)
-        return tf_fixture(request, tmpdir_factory, worker_id)
+        applied = tf_fixture(request, tmpdir_factory, worker_id)
+        # runs before pytest-terraform's destroy (finalizers run last-in, first-out)
+        client = request.getfixturevalue("client")
+        request.addfinalizer(lambda: unprotect_tables(client, EXAMPLES[example]))
+        return applied
     return fixture
 
 
@@ -95,6 +99,18 @@ def client(session, local_aws):
     def make(service: str):
         return session.client(service, endpoint_url=local_aws.endpoint)
     return make
+
+
+def unprotect_tables(client, prefix: str) -> list[str]:
+    """Turn off deletion protection of the stack's tables, as an operator must before
+    `terraform destroy` of a stack that keeps the default (examples/minimal: the config
+    tables are protected, and DeleteTable refuses, on AWS as here)."""
+    ddb = client("dynamodb")
+    names = [n for n in ddb.list_tables()["TableNames"] if n.startswith(prefix)]
+    for name in names:
+        if ddb.describe_table(TableName=name)["Table"].get("DeletionProtectionEnabled"):
+            ddb.update_table(TableName=name, DeletionProtectionEnabled=False)
+    return names
 
 
 def state_resources(state_json: dict) -> list[dict]:

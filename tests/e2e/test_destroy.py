@@ -9,7 +9,7 @@ import pytest
 
 from localaws.stack import Stack
 
-from .conftest import EXAMPLES, TIMINGS
+from .conftest import EXAMPLES, TIMINGS, unprotect_tables
 
 pytestmark = [pytest.mark.terraform, pytest.mark.provider, pytest.mark.destroys]
 
@@ -34,7 +34,13 @@ def leftovers(client, prefix: str) -> dict[str, list[str]]:
 def test_destroy_leaves_nothing(example, request, session, client, local_aws):
     tf_api = request.getfixturevalue(f"{example}_applied")
     prefix = EXAMPLES[example]
-    assert Stack.read(session, prefix, local_aws.endpoint).functions  # there was something to destroy
+    before = Stack.read(session, prefix, local_aws.endpoint)
+    assert before.functions  # there was something to destroy
+    protected = {n for n, t in before.tables.items() if t.get("DeletionProtectionEnabled")}
+    # minimal keeps the module default: protected config tables; complete turns it off
+    assert protected == ({f"{prefix}-{k}" for k in ("rules", "collections", "providers")}
+                         if example == "minimal" else set())
+    unprotect_tables(client, prefix)
     start = time.monotonic()
     tf_api.terraform.destroy()
     TIMINGS[example]["destroy"] = time.monotonic() - start
