@@ -50,12 +50,12 @@ def say(message: str) -> None:
 
 def provider_source(env: dict[str, str]) -> str:
     """Set up `terraform init` to take hashicorp/aws from the registry or the offline mirror."""
-    if env.get("TF_CLI_CONFIG_FILE"):
-        return f"what the CLI config {env['TF_CLI_CONFIG_FILE']} (TF_CLI_CONFIG_FILE) says"
+    if env.get("CNM_TF_CLI_CONFIG"):
+        return f"what the CLI config {env['CNM_TF_CLI_CONFIG']} (CNM_TF_CLI_CONFIG) says"
     if localtf.registry_reachable():
         config = Path(tempfile.mkdtemp()) / "terraformrc"
         config.write_text(f'plugin_cache_dir = "{tfcli.CACHE_DIR / "plugin-cache"}"\n')
-        env["TF_CLI_CONFIG_FILE"] = str(config)
+        env["CNM_TF_CLI_CONFIG"] = str(config)
         return "the Terraform registry"
     binary = next(tfcli.MIRROR.glob("registry.terraform.io/hashicorp/aws/*/*/terraform-provider-aws_v*"), None)
     if binary is None:
