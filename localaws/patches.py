@@ -28,6 +28,9 @@ Patches, and why:
    TLS, so on AWS such a statement (the modules' DenyInsecureTransport) never matches
    the functions' requests. moto ignores the condition and denies every request to the
    bucket (403). Other statements are evaluated as moto does.
+8. kinesis_resource_tags: ListTagsForResource / TagResource / UntagResource on a stream or
+   stream consumer ARN. moto answers 500; provider 6.x reads a stream consumer's tags
+   this way and retries until its timeout (the complete example's enhanced fan-out).
 5. RpcV2CborMiddleware: CloudWatch over Smithy RPC v2 CBOR (the `smithy-protocol:
    rpc-v2-cbor` header, POST /service/<target>/operation/<Op>), the protocol of the
    AWS SDK for Go v2 the provider uses. moto answers it 404. The middleware decodes
@@ -53,6 +56,7 @@ PATCHES: list[str] = [
     "cloudwatch_rpc_v2_cbor",
     "lambda_esm_on_stream_consumer",
     "s3_policy_secure_transport",
+    "kinesis_resource_tags",
 ]
 
 _applied = False
@@ -66,6 +70,7 @@ def apply() -> list[str]:
         _patch_stepfunctions()
         _patch_lambda()
         _patch_s3()
+        _patch_kinesis()
         _applied = True
     return list(PATCHES)
 
@@ -238,6 +243,44 @@ def _patch_s3() -> None:
         return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource)
 
     FakeBucket.get_permission = get_permission
+
+
+# ---------------------------------------------------------------------- Kinesis
+
+
+def _patch_kinesis() -> None:
+    from moto.core.responses import ActionResult
+    from moto.kinesis import responses as kinesis_responses
+
+    KinesisResponse: Any = kinesis_responses.KinesisResponse
+    tags: dict[str, dict[str, str]] = {}  # consumer ARN -> tags (a stream's are the stream's own)
+
+    def _store(self: Any, arn: str) -> dict[str, str]:
+        if "/consumer/" in arn:
+            stream = self.kinesis_backend.describe_stream(stream_arn=arn.split("/consumer/")[0], stream_name=None)
+            if stream.get_consumer_by_arn(arn) is None:
+                from moto.kinesis.exceptions import ResourceNotFoundError
+                raise ResourceNotFoundError(arn)
+            return tags.setdefault(arn, {})
+        return self.kinesis_backend.describe_stream(stream_arn=arn, stream_name=None).tags
+
+    def list_tags_for_resource(self: Any) -> ActionResult:
+        store = _store(self, self._get_param("ResourceARN"))
+        return ActionResult({"Tags": [{"Key": k, "Value": v} for k, v in sorted(store.items())]})
+
+    def tag_resource(self: Any) -> ActionResult:
+        _store(self, self._get_param("ResourceARN")).update(self._get_param("Tags") or {})
+        return ActionResult({})
+
+    def untag_resource(self: Any) -> ActionResult:
+        store = _store(self, self._get_param("ResourceARN"))
+        for key in self._get_param("TagKeys") or []:
+            store.pop(key, None)
+        return ActionResult({})
+
+    KinesisResponse.list_tags_for_resource = list_tags_for_resource
+    KinesisResponse.tag_resource = tag_resource
+    KinesisResponse.untag_resource = untag_resource
 
 
 # ----------------------------------------------------- Smithy RPC v2 CBOR (patch 5)

@@ -19,7 +19,7 @@ def _name(prefix: str) -> str:
 
 def test_every_patch_is_listed_and_applied(local_aws):
     assert patches.apply() == patches.PATCHES
-    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 7
+    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 8
 
 
 # ---- 1 and 2: SQS SetQueueAttributes -------------------------------------------------
@@ -229,3 +229,23 @@ def test_other_deny_statements_still_deny(client):
         "Bool": {"aws:SecureTransport": "false"}, "StringEquals": {"aws:username": "x"}}})
     with pytest.raises(ClientError):
         s3b.put_object(Bucket=other, Key="x", Body=b"data")
+
+
+# ---- 8: Kinesis resource tags (streams and stream consumers) -----------------------------
+
+def test_kinesis_tags_on_streams_and_consumers(client):
+    kin = client("kinesis")
+    name = _name("tags")
+    kin.create_stream(StreamName=name, ShardCount=1)
+    stream = kin.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    consumer = kin.register_stream_consumer(StreamARN=stream, ConsumerName=name)["Consumer"]["ConsumerARN"]
+    assert kin.list_tags_for_resource(ResourceARN=consumer)["Tags"] == []
+    kin.tag_resource(ResourceARN=consumer, Tags={"Project": "cnm-ingest", "k": "v"})
+    kin.untag_resource(ResourceARN=consumer, TagKeys=["k"])
+    assert kin.list_tags_for_resource(ResourceARN=consumer)["Tags"] == [{"Key": "Project", "Value": "cnm-ingest"}]
+    kin.tag_resource(ResourceARN=stream, Tags={"s": "1"})
+    assert kin.list_tags_for_stream(StreamName=name)["Tags"] == [{"Key": "s", "Value": "1"}]
+    assert kin.list_tags_for_resource(ResourceARN=stream)["Tags"] == [{"Key": "s", "Value": "1"}]
+    with pytest.raises(ClientError) as err:
+        kin.list_tags_for_resource(ResourceARN=f"{stream}/consumer/not-registered:1")
+    assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
