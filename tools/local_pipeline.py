@@ -52,6 +52,8 @@ def shared_cnm_dir() -> Path:
     return next((c / "cnm" for c in candidates if (c / "cnm").is_dir()), candidates[0] / "cnm")
 
 
+from localaws.pipeline import read_stream  # noqa: E402,F401  (re-exported: one implementation)
+
 TEMPLATE = ROOT / "modules" / "workflow" / "templates" / "cnm_workflow.asl.json.tftpl"
 REGION = "us-west-2"
 ACCOUNT = "123456789012"
@@ -219,21 +221,6 @@ def create_idempotency_table(dynamodb, name: str) -> None:
     dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
                           KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
                           AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
-
-
-def read_stream(kinesis, stream_arn: str) -> list[dict[str, Any]]:
-    """Every record on every shard of the stream, oldest first."""
-    out = []
-    for shard in kinesis.list_shards(StreamARN=stream_arn)["Shards"]:
-        it = kinesis.get_shard_iterator(StreamARN=stream_arn, ShardId=shard["ShardId"],
-                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        while it:
-            page = kinesis.get_records(ShardIterator=it, StreamARN=stream_arn)
-            out.extend(page["Records"])
-            if not page["Records"]:
-                break
-            it = page.get("NextShardIterator")
-    return out
 
 
 def kinesis_event(records: list[dict[str, Any]], stream_arn: str, shard_id: str) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 Every message our code parks (fallback topic, ``kinesisFailure`` DLQ) is the
 envelope described in ``docs/INTERFACES.md``. SNS and SQS messages are
 limited to 256 KiB; an envelope that would not fit has its payload stored in
-``PAYLOAD_BUCKET`` under a content-addressed key (so a retry writes the same
-object) and ``payload_s3`` pointing at it.
+``PAYLOAD_BUCKET`` under a content-addressed key below ``PAYLOAD_KEY_PREFIX``
+(Terraform passes the modules' ``payload_key_prefix``, which also scopes the
+functions' IAM; so a retry writes the same object) and ``payload_s3`` pointing at it.
 
 :func:`records_from_dlq_message` reads a DLQ message back into the original
 payload bytes, for both shapes the queue holds: our envelope, and the
@@ -18,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -31,6 +33,8 @@ MAX_MESSAGE_BYTES = 256 * 1024
 OFFLOAD_THRESHOLD = MAX_MESSAGE_BYTES - 16 * 1024
 SQS_BATCH = 10
 SEND_ATTEMPTS = 5
+# The modules' payload_key_prefix default; Terraform passes the configured one as PAYLOAD_KEY_PREFIX.
+DEFAULT_PAYLOAD_KEY_PREFIX = "failed-records/"
 
 
 def envelope(source: str, reason: str, error_type: str, record: dict[str, Any] | None,
@@ -92,7 +96,8 @@ def offload(env: dict[str, Any], bucket: str | None = None, threshold: int = OFF
         return body
     bucket = bucket or aws.env("PAYLOAD_BUCKET")
     payload = base64.b64decode(record["data"])
-    key = f"failed-records/{hashlib.sha256(payload).hexdigest()}"
+    prefix = os.environ.get("PAYLOAD_KEY_PREFIX") or DEFAULT_PAYLOAD_KEY_PREFIX
+    key = f"{prefix}{hashlib.sha256(payload).hexdigest()}"
     aws.client("s3").put_object(Bucket=bucket, Key=key, Body=payload)
     env["payload_s3"] = {"bucket": bucket, "key": key}
     record["data"] = None

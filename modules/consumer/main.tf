@@ -191,6 +191,7 @@ module "function" {
 
   environment_variables = merge(var.environment_variables, {
     DLQ_URL                 = var.dlq_url
+    PAYLOAD_KEY_PREFIX      = var.payload_key_prefix
     IDEMPOTENCY_TABLE       = aws_dynamodb_table.idempotency.name
     IDEMPOTENCY_TTL_SECONDS = tostring(var.idempotency_ttl_seconds)
     START_CONCURRENCY       = tostring(var.start_concurrency)

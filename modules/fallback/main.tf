@@ -167,7 +167,7 @@ module "function" {
   reserved_concurrent_executions = var.reserved_concurrent_executions
   environment_variables = merge(
     var.environment_variables,
-    { DLQ_URL = aws_sqs_queue.dlq.id },
+    { DLQ_URL = aws_sqs_queue.dlq.id, PAYLOAD_KEY_PREFIX = var.payload_key_prefix },
     var.idempotency_table_name == null ? {} : { IDEMPOTENCY_TABLE = var.idempotency_table_name },
     var.response_stream_arn == null ? {} : { RESPONSE_STREAM_ARN = var.response_stream_arn },
   )

@@ -88,6 +88,7 @@ module "function" {
     {
       DLQ_URL               = var.dlq_url
       MAX_GET_RECORDS_CALLS = tostring(var.max_get_records_calls)
+      PAYLOAD_KEY_PREFIX    = var.payload_key_prefix
     },
     var.get_records_limit == null ? {} : { GET_RECORDS_LIMIT = tostring(var.get_records_limit) },
     { IDEMPOTENCY_TABLE = var.idempotency_table_name },

@@ -1,0 +1,409 @@
+"""The one place where the project extends moto 5.2.5 (the local AWS).
+
+Each patch restores an AWS behaviour that the Terraform AWS provider or our code
+relies on and that moto 5.2.5 lacks; each has a test in tests/localaws showing the
+behaviour through boto3. `PATCHES` lists them; `apply()` installs them once per
+process. The CBOR translation is WSGI middleware (`RpcV2CborMiddleware`) that the
+server (localaws.server) wraps around moto's application.
+
+Patches, and why:
+
+1. sqs_keep_redrive_allow_policy: SetQueueAttributes stores RedriveAllowPolicy and
+   GetQueueAttributes returns it. moto drops it, so the provider polls
+   `aws_sqs_queue_redrive_allow_policy` until its timeout (14 min seen).
+2. sqs_keep_policy: SetQueueAttributes changes only the attributes it is given.
+   moto wipes the queue's Policy when Policy is not among them (e.g. a later
+   RedrivePolicy update), which removes SNS's right to send to the DLQ.
+3. sfn_validate_state_machine_definition: ValidateStateMachineDefinition answers
+   OK for a definition whose StartAt and every Next/Default/Choices target exist,
+   FAIL with diagnostics otherwise. moto answers 500; the provider retries at plan.
+4. sfn_list_state_machine_versions: ListStateMachineVersions lists the published
+   versions. moto answers 500; the provider calls it after create and on read.
+6. lambda_esm_on_stream_consumer: CreateEventSourceMapping accepts a Kinesis stream
+   consumer ARN (enhanced fan-out, ``.../stream/<name>/consumer/<consumer>:<ts>``) of a
+   registered consumer, and lists it with that ARN. moto answers "Invalid
+   EventSourceArn" (the complete example's `enhanced_fan_out = true`).
+7. s3_policy_secure_transport: a bucket policy statement conditioned on
+   ``{"Bool": {"aws:SecureTransport": "false"}}`` does not apply: the SDKs reach AWS over
+   TLS, so on AWS such a statement (the modules' DenyInsecureTransport) never matches
+   the functions' requests. moto ignores the condition and denies every request to the
+   bucket (403). Other statements are evaluated as moto does.
+8. kinesis_resource_tags: ListTagsForResource / TagResource / UntagResource on a stream or
+   stream consumer ARN. moto answers 500; provider 6.x reads a stream consumer's tags
+   this way and retries until its timeout (the complete example's enhanced fan-out).
+5. RpcV2CborMiddleware: CloudWatch over Smithy RPC v2 CBOR (the `smithy-protocol:
+   rpc-v2-cbor` header, POST /service/<target>/operation/<Op>), the protocol of the
+   AWS SDK for Go v2 the provider uses. moto answers it 404. The middleware decodes
+   the CBOR request with botocore's CBOR parser, hands moto the same call in the
+   JSON protocol (which moto implements), and encodes moto's answer back to CBOR
+   with botocore's CBOR serializer, shape by shape (so timestamps are tag 1 epoch
+   seconds, as AWS sends them). No CBOR library beyond botocore is needed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+PATCHES: list[str] = [
+    "sqs_keep_redrive_allow_policy",
+    "sqs_keep_policy",
+    "sfn_validate_state_machine_definition",
+    "sfn_list_state_machine_versions",
+    "cloudwatch_rpc_v2_cbor",
+    "lambda_esm_on_stream_consumer",
+    "s3_policy_secure_transport",
+    "kinesis_resource_tags",
+]
+
+_applied = False
+
+
+def apply() -> list[str]:
+    """Install every patch into moto's classes (idempotent); returns the names applied."""
+    global _applied
+    if not _applied:
+        _patch_sqs()
+        _patch_stepfunctions()
+        _patch_lambda()
+        _patch_s3()
+        _patch_kinesis()
+        _applied = True
+    return list(PATCHES)
+
+
+# --------------------------------------------------------------------------- SQS
+
+
+def _patch_sqs() -> None:
+    from moto.sqs import models as sqs_models
+
+    Queue: Any = sqs_models.Queue  # patched in place
+
+    original_set = Queue._set_attributes
+    original_attributes = Queue.attributes.fget
+
+    def _set_attributes(self: Any, attributes: dict[str, Any], now: float | None = None) -> None:
+        # Patch 2: an update without Policy keeps the queue's Policy ("" removes it, as on AWS).
+        keep_policy = getattr(self, "policy", None)
+        original_set(self, attributes, now)
+        if "Policy" not in attributes:
+            self.policy = keep_policy
+        elif not attributes["Policy"]:
+            self.policy = None
+        # Patch 1: RedriveAllowPolicy is stored ("" removes it).
+        if "RedriveAllowPolicy" in attributes:
+            self.redrive_allow_policy = attributes["RedriveAllowPolicy"] or None
+
+    def attributes(self: Any) -> dict[str, Any]:
+        result = original_attributes(self)
+        if not result.get("RedriveAllowPolicy"):
+            result.pop("RedriveAllowPolicy", None)
+        return result
+
+    Queue.redrive_allow_policy = None  # the default of a queue that never had one
+    Queue._set_attributes = _set_attributes
+    Queue.attributes = property(attributes)
+    if "RedriveAllowPolicy" not in Queue.BASE_ATTRIBUTES:
+        # GetQueueAttributes validates names against BASE_ATTRIBUTES.
+        Queue.BASE_ATTRIBUTES = [*Queue.BASE_ATTRIBUTES, "RedriveAllowPolicy"]
+
+
+# ---------------------------------------------------------------- Step Functions
+
+
+def definition_diagnostics(definition: str) -> list[dict[str, str]]:
+    """ERROR diagnostics of an Amazon States Language definition: unparsable JSON,
+    a missing StartAt, or a transition to a state that does not exist (recursing into
+    Parallel branches and Map iterators)."""
+    try:
+        doc = json.loads(definition)
+    except ValueError as exc:
+        return [{"severity": "ERROR", "code": "INVALID_JSON_DESCRIPTION", "message": str(exc), "location": "/"}]
+    if not isinstance(doc, dict):
+        return [{"severity": "ERROR", "code": "SCHEMA_VALIDATION_FAILED", "message": "not an object", "location": "/"}]
+    return list(_machine_diagnostics(doc, ""))
+
+
+def _machine_diagnostics(doc: dict[str, Any], where: str) -> Iterable[dict[str, str]]:
+    states = doc.get("States")
+    if not isinstance(states, dict) or not states:
+        yield _error(f"{where}/States", "States must be a non-empty object")
+        return
+    if doc.get("StartAt") not in states:
+        yield _error(f"{where}/StartAt", f"StartAt {doc.get('StartAt')!r} is not a state")
+    for name, state in states.items():
+        here = f"{where}/States/{name}"
+        if not isinstance(state, dict):
+            yield _error(here, "a state must be an object")
+            continue
+        targets = [state.get("Next"), state.get("Default")]
+        targets += [c.get("Next") for c in state.get("Choices", []) if isinstance(c, dict)]
+        targets += [c.get("Next") for c in state.get("Catch", []) if isinstance(c, dict)]
+        for target in targets:
+            if target is not None and target not in states:
+                yield _error(here, f"transition to missing state {target!r}")
+        for i, branch in enumerate(state.get("Branches", [])):
+            yield from _machine_diagnostics(branch, f"{here}/Branches/{i}")
+        for key in ("Iterator", "ItemProcessor"):
+            if isinstance(state.get(key), dict):
+                yield from _machine_diagnostics(state[key], f"{here}/{key}")
+
+
+def _error(location: str, message: str) -> dict[str, str]:
+    return {"severity": "ERROR", "code": "SCHEMA_VALIDATION_FAILED", "message": message, "location": location}
+
+
+def _patch_stepfunctions() -> None:
+    from moto.core.responses import ActionResult
+    from moto.stepfunctions import responses as sfn_responses
+
+    StepFunctionResponse: Any = sfn_responses.StepFunctionResponse
+
+    def validate_state_machine_definition(self: Any) -> ActionResult:
+        # Patch 3
+        diagnostics = definition_diagnostics(self._get_param("definition") or "")
+        return ActionResult({"result": "FAIL" if diagnostics else "OK", "diagnostics": diagnostics,
+                             "truncated": False})
+
+    def list_state_machine_versions(self: Any) -> ActionResult:
+        # Patch 4
+        machine = self.stepfunction_backend.describe_state_machine(self._get_param("stateMachineArn"))
+        versions = sorted(getattr(machine, "versions", {}).values(), key=lambda v: v.version, reverse=True)
+        return ActionResult({"stateMachineVersions": [
+            {"stateMachineVersionArn": v.arn, "creationDate": v.creation_date} for v in versions]})
+
+    StepFunctionResponse.validate_state_machine_definition = validate_state_machine_definition
+    StepFunctionResponse.list_state_machine_versions = list_state_machine_versions
+
+
+# ----------------------------------------------------------------------- Lambda
+
+
+def _patch_lambda() -> None:
+    from moto.awslambda import models as lambda_models
+
+    EventSourceMapping: Any = lambda_models.EventSourceMapping
+    LambdaBackend: Any = lambda_models.LambdaBackend
+    from moto.core.exceptions import JsonRESTError as RESTError
+    from moto.kinesis.models import kinesis_backends
+
+    original = LambdaBackend.create_event_source_mapping
+
+    def create_event_source_mapping(self: Any, spec: dict[str, Any]) -> Any:
+        # Patch 6
+        arn = spec.get("EventSourceArn") or ""
+        if ":kinesis:" not in arn or "/consumer/" not in arn:
+            return original(self, spec)
+        streams = kinesis_backends[self.account_id][self.region_name].streams.values()
+        stream = next((s for s in streams if s.arn == arn.split("/consumer/")[0]), None)
+        if stream is None or stream.get_consumer_by_arn(arn) is None:
+            raise RESTError("ResourceNotFoundException", "Invalid EventSourceArn")
+        func = self._lambdas.get_function_by_name_or_arn_with_qualifier(spec.get("FunctionName", ""))
+        spec.update(RegionName=self.region_name, AccountId=self.account_id, FunctionArn=func.function_arn)
+        esm = EventSourceMapping(spec)
+        self._event_source_mappings[esm.uuid] = esm
+        return esm
+
+    LambdaBackend.create_event_source_mapping = create_event_source_mapping
+
+
+# --------------------------------------------------------------------------- S3
+
+
+def _insecure_transport_only(statement: Any) -> bool:
+    """True for a statement that applies only to requests without TLS."""
+    condition = statement.get("Condition") if isinstance(statement, dict) else None
+    if not isinstance(condition, dict) or list(condition) != ["Bool"]:
+        return False
+    values = condition["Bool"]
+    if not isinstance(values, dict) or list(values) != ["aws:SecureTransport"]:
+        return False
+    value = values["aws:SecureTransport"]
+    return [str(v).lower() for v in (value if isinstance(value, list) else [value])] == ["false"]
+
+
+def _patch_s3() -> None:
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3 import models as s3_models
+
+    FakeBucket: Any = s3_models.FakeBucket
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        # Patch 7
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        policy = json.loads(self.policy)
+        statements = policy.get("Statement", [])
+        statements = statements if isinstance(statements, list) else [statements]
+        policy["Statement"] = [st for st in statements if not _insecure_transport_only(st)]
+        return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource)
+
+    FakeBucket.get_permission = get_permission
+
+
+# ---------------------------------------------------------------------- Kinesis
+
+
+def _patch_kinesis() -> None:
+    from moto.core.responses import ActionResult
+    from moto.kinesis import responses as kinesis_responses
+
+    KinesisResponse: Any = kinesis_responses.KinesisResponse
+    tags: dict[str, dict[str, str]] = {}  # consumer ARN -> tags (a stream's are the stream's own)
+
+    def _store(self: Any, arn: str) -> dict[str, str]:
+        if "/consumer/" in arn:
+            stream = self.kinesis_backend.describe_stream(stream_arn=arn.split("/consumer/")[0], stream_name=None)
+            if stream.get_consumer_by_arn(arn) is None:
+                from moto.kinesis.exceptions import ResourceNotFoundError
+                raise ResourceNotFoundError(arn)
+            return tags.setdefault(arn, {})
+        return self.kinesis_backend.describe_stream(stream_arn=arn, stream_name=None).tags
+
+    def list_tags_for_resource(self: Any) -> ActionResult:
+        store = _store(self, self._get_param("ResourceARN"))
+        return ActionResult({"Tags": [{"Key": k, "Value": v} for k, v in sorted(store.items())]})
+
+    def tag_resource(self: Any) -> ActionResult:
+        _store(self, self._get_param("ResourceARN")).update(self._get_param("Tags") or {})
+        return ActionResult({})
+
+    def untag_resource(self: Any) -> ActionResult:
+        store = _store(self, self._get_param("ResourceARN"))
+        for key in self._get_param("TagKeys") or []:
+            store.pop(key, None)
+        return ActionResult({})
+
+    KinesisResponse.list_tags_for_resource = list_tags_for_resource
+    KinesisResponse.tag_resource = tag_resource
+    KinesisResponse.untag_resource = untag_resource
+
+
+# ----------------------------------------------------- Smithy RPC v2 CBOR (patch 5)
+
+_RPC_PATH = re.compile(r"^/service/(?P<target>[^/]+)/operation/(?P<operation>[^/]+)/?$")
+# targetPrefix of each service the provider reaches over rpc-v2-cbor -> botocore service name
+CBOR_SERVICES = {"GraniteServiceVersion20100801": "cloudwatch"}
+
+
+class RpcV2CborMiddleware:
+    """WSGI middleware answering Smithy RPC v2 CBOR requests through moto's JSON protocol."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]):
+        self.app = app
+        self._models: dict[str, Any] = {}
+
+    def _service_model(self, service: str) -> Any:
+        if service not in self._models:
+            import botocore.session
+
+            self._models[service] = botocore.session.get_session().get_service_model(service)
+        return self._models[service]
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        match = _RPC_PATH.match(environ.get("PATH_INFO", ""))
+        if environ.get("HTTP_SMITHY_PROTOCOL") != "rpc-v2-cbor" or not match:
+            return self.app(environ, start_response)
+        service = CBOR_SERVICES.get(match["target"])
+        if service is None:
+            return _cbor_error(start_response, 404, "UnknownOperationException", f"unknown service {match['target']}")
+        model = self._service_model(service)
+        try:
+            operation = model.operation_model(match["operation"])
+        except Exception:  # botocore raises OperationNotFoundError
+            return _cbor_error(start_response, 404, "UnknownOperationException", match["operation"])
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        params = _cbor_decode(body, operation.input_shape)
+        status, headers, payload = self._call_json(environ, operation, params)
+        if status >= 300:
+            error = json.loads(payload or b"{}")
+            code = str(error.get("__type", "InternalFailure")).rsplit("#", 1)[-1]
+            return _cbor_error(start_response, status, code, error.get("message") or error.get("Message") or "",
+                               query_error=headers.get("x-amzn-query-error"))
+        parsed = _json_parse(payload, headers, status, operation.output_shape)
+        out = _cbor_encode(parsed, operation.output_shape)
+        start_response(f"{status} OK", [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor"),
+                                        ("Content-Length", str(len(out)))])
+        return [out]
+
+    def _call_json(self, environ: dict[str, Any], operation: Any, params: dict[str, Any]):
+        from botocore.serialize import JSONSerializer
+
+        request = JSONSerializer().serialize_to_request(params, operation)
+        inner = {k: v for k, v in environ.items() if k not in ("HTTP_SMITHY_PROTOCOL", "HTTP_ACCEPT")}
+        inner.update({
+            "PATH_INFO": "/", "REQUEST_URI": "/", "RAW_URI": "/", "QUERY_STRING": "",
+            "CONTENT_TYPE": request["headers"]["Content-Type"],
+            "HTTP_X_AMZ_TARGET": request["headers"]["X-Amz-Target"],
+            "CONTENT_LENGTH": str(len(request["body"])),
+            "wsgi.input": io.BytesIO(request["body"]),
+        })
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+            captured["status"] = int(status.split()[0])
+            captured["headers"] = {k.lower(): v for k, v in headers}
+            return lambda _chunk: None
+
+        chunks = self.app(inner, capture)
+        try:
+            payload = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        return captured["status"], captured["headers"], payload
+
+
+def _cbor_decode(body: bytes, shape: Any) -> dict[str, Any]:
+    from botocore.parsers import RpcV2CBORParser
+
+    if not body or shape is None:
+        return {}
+    parsed = RpcV2CBORParser().parse({"body": body, "headers": {}, "status_code": 200}, shape)
+    parsed.pop("ResponseMetadata", None)
+    return parsed
+
+
+def _json_parse(payload: bytes, headers: dict[str, str], status: int, shape: Any) -> dict[str, Any]:
+    from botocore.parsers import JSONParser
+
+    if shape is None:
+        return {}
+    parsed = JSONParser().parse({"body": payload, "headers": headers, "status_code": status}, shape)
+    parsed.pop("ResponseMetadata", None)
+    return parsed
+
+
+def _cbor_encode(value: dict[str, Any], shape: Any) -> bytes:
+    from botocore.serialize import RpcV2CBORSerializer
+
+    serializer: Any = RpcV2CBORSerializer()
+    out = bytearray()
+    if shape is not None:
+        serializer._serialize_data_item(out, value, shape)
+    else:
+        serializer._serialize_data_item(out, {}, _error_shape())
+    return bytes(out)
+
+
+def _error_shape() -> Any:
+    from botocore.model import DenormalizedStructureBuilder
+
+    return DenormalizedStructureBuilder().with_members({
+        "__type": {"type": "string"}, "message": {"type": "string"}}).build_model()
+
+
+def _cbor_error(start_response: Callable[..., Any], status: int, code: str, message: str,
+                query_error: str | None = None) -> list[bytes]:
+    out = _cbor_encode({"__type": code, "message": message}, _error_shape())
+    headers = [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor"),
+               ("Content-Length", str(len(out)))]
+    if query_error:
+        headers.append(("x-amzn-query-error", query_error))
+    start_response(f"{status} Error", headers)
+    return [out]

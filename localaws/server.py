@@ -1,0 +1,161 @@
+"""moto on loopback, patched (localaws.patches), standing in for AWS.
+
+    python -m localaws.server --port 4566          # serve until interrupted
+
+In tests: ``with LocalAWS() as aws: aws.endpoint``. The server runs in a thread of
+the calling process, so a runtime in the same process (localaws.runtime) shares
+moto's backends: Step Functions executions run in moto's interpreter and their
+Lambda tasks go to the runtime's invoker (``set_lambda_invoker``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from . import patches
+
+REGION = "us-west-2"
+
+
+def make_app() -> Any:
+    """moto's WSGI application, behind the listed patches."""
+    patches.apply()
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    return patches.RpcV2CborMiddleware(DomainDispatcherApplication(create_backend_app))
+
+
+def enable_state_machine_execution() -> None:
+    """Run Step Functions executions in moto's ASL interpreter (as SFN_EXECUTION does)."""
+    from moto.core.config import default_user_config
+
+    default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+
+
+LambdaInvoker = Callable[[dict, str, Any], dict]
+
+
+def set_lambda_invoker(invoker: LambdaInvoker | None) -> None:
+    """Send the interpreter's Lambda Task invocations to ``invoker`` (None: moto's own).
+
+    moto 5.2.5's interpreter invokes a Task whose Resource is a Lambda ARN through
+    ``lambda_eval_utils._invoke_lambda_function(parameters, region, credentials)``;
+    moto would run the function in Docker, which this machine does not have.
+    """
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils as _utils
+
+    lambda_eval_utils: Any = _utils
+
+    if not hasattr(lambda_eval_utils, "_moto_invoke_lambda_function"):
+        lambda_eval_utils._moto_invoke_lambda_function = lambda_eval_utils._invoke_lambda_function
+    lambda_eval_utils._invoke_lambda_function = invoker or lambda_eval_utils._moto_invoke_lambda_function
+
+
+def set_moto_kinesis_push(enabled: bool) -> None:
+    """moto pushes every Kinesis record to the mapped function at PutRecord time (in Docker);
+    while the runtime's pollers deliver records, as AWS does, that push is off."""
+    from moto.awslambda import models as lambda_models
+
+    LambdaBackend: Any = lambda_models.LambdaBackend
+
+    if not hasattr(LambdaBackend, "_moto_send_kinesis_message"):
+        LambdaBackend._moto_send_kinesis_message = LambdaBackend.send_kinesis_message
+    LambdaBackend.send_kinesis_message = (LambdaBackend._moto_send_kinesis_message if enabled
+                                          else lambda self, **kwargs: None)
+
+
+SnsLambdaDeliverer = Callable[[Any, str, str, "str | None", "dict | None"], None]
+
+
+def set_sns_lambda_deliverer(deliverer: SnsLambdaDeliverer | None) -> None:
+    """Hand SNS deliveries to Lambda subscriptions to ``deliverer(subscription, message, message_id,
+    subject, message_attributes)`` (None: moto's own, which runs the function in Docker with a
+    fixed sample event). The subscription's filter policy and message structure apply first."""
+    from moto.sns import models as sns_models
+
+    Subscription: Any = sns_models.Subscription
+
+    if not hasattr(Subscription, "_moto_publish"):
+        Subscription._moto_publish = Subscription.publish
+
+    def publish(self: Any, message: str, message_id: str, subject: str | None = None,
+                message_attributes: dict | None = None, group_id: str | None = None,
+                deduplication_id: str | None = None, message_structure: str | None = None) -> None:
+        if self.protocol != "lambda" or deliverer is None:
+            return Subscription._moto_publish(self, message, message_id, subject, message_attributes, group_id,
+                                              deduplication_id, message_structure)
+        if self._filter_policy_matcher is not None and not self._filter_policy_matcher.matches(
+                message_attributes, message):
+            return None
+        if message_structure == "json":
+            message = self._parse_message_structure(message, self.protocol)
+        deliverer(self, message, message_id, subject, message_attributes)
+        return None
+
+    Subscription.publish = publish
+
+
+class LocalAWS:
+    """The patched moto server in a thread on 127.0.0.1 (port 0: any free port)."""
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1"):
+        self.host, self.port = host, port
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> LocalAWS:
+        from moto.moto_server.werkzeug_app import MotoRequestHandler
+        from werkzeug.serving import make_server
+
+        for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                           "AWS_DEFAULT_REGION": REGION}.items():
+            os.environ.setdefault(key, value)
+        enable_state_machine_execution()
+        self._server = make_server(self.host, self.port, make_app(), threaded=True,
+                                   request_handler=MotoRequestHandler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="localaws", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            assert self._thread is not None
+            self._thread.join()
+            self._server = None
+
+    def __enter__(self) -> LocalAWS:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4566)
+    args = parser.parse_args(argv)
+    server = LocalAWS(args.port, args.host).start()
+    print(f"local AWS (moto, patches: {', '.join(patches.PATCHES)}) at {server.endpoint}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

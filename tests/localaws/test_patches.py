@@ -1,0 +1,251 @@
+"""Each patch in localaws.patches, shown through boto3 against the local server:
+the AWS behaviour it restores, and the hostile variants."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import botocore.model
+import pytest
+from botocore.exceptions import ClientError
+
+from localaws import patches
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def test_every_patch_is_listed_and_applied(local_aws):
+    assert patches.apply() == patches.PATCHES
+    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 8
+
+
+# ---- 1 and 2: SQS SetQueueAttributes -------------------------------------------------
+
+def _queue(client):
+    sqs = client("sqs")
+    dlq = sqs.create_queue(QueueName=_name("dlq"))["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return sqs, dlq, arn
+
+
+def test_set_queue_attributes_keeps_redrive_allow_policy(client):
+    sqs, dlq, arn = _queue(client)
+    allow = json.dumps({"redrivePermission": "byQueue", "sourceQueueArns": [arn.replace("dlq", "src")]})
+    sqs.set_queue_attributes(QueueUrl=dlq, Attributes={"RedriveAllowPolicy": allow})
+    got = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["RedriveAllowPolicy"])["Attributes"]
+    assert json.loads(got["RedriveAllowPolicy"]) == json.loads(allow)
+    assert "RedriveAllowPolicy" in sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
+    # an empty value removes it, as on AWS
+    sqs.set_queue_attributes(QueueUrl=dlq, Attributes={"RedriveAllowPolicy": ""})
+    assert "RedriveAllowPolicy" not in sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
+
+
+def test_set_queue_attributes_without_policy_keeps_policy(client):
+    sqs, dlq, arn = _queue(client)
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage",
+        "Resource": arn}]})
+    sqs.set_queue_attributes(QueueUrl=dlq, Attributes={"Policy": policy})
+    sqs.set_queue_attributes(QueueUrl=dlq, Attributes={"VisibilityTimeout": "45"})
+    sqs.set_queue_attributes(QueueUrl=dlq, Attributes={"RedriveAllowPolicy": json.dumps({"redrivePermission": "allowAll"})})
+    attrs = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
+    assert json.loads(attrs["Policy"]) == json.loads(policy)
+    assert attrs["VisibilityTimeout"] == "45"
+    # Policy given as "" removes it
+    sqs.set_queue_attributes(QueueUrl=dlq, Attributes={"Policy": ""})
+    assert "Policy" not in sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
+
+
+def test_unknown_queue_attribute_name_still_rejected(client):
+    sqs, dlq, _ = _queue(client)
+    with pytest.raises(ClientError):
+        sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["NoSuchAttribute"])
+
+
+# ---- 3 and 4: Step Functions ---------------------------------------------------------
+
+GOOD = {"StartAt": "A", "States": {
+    "A": {"Type": "Choice", "Choices": [{"Variable": "$.x", "IsPresent": True, "Next": "B"}], "Default": "C"},
+    "B": {"Type": "Parallel", "Branches": [{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}],
+          "Next": "C"},
+    "C": {"Type": "Succeed"}}}
+
+
+def test_validate_state_machine_definition_ok(client):
+    result = client("stepfunctions").validate_state_machine_definition(definition=json.dumps(GOOD))
+    assert result["result"] == "OK" and result["diagnostics"] == []
+
+
+@pytest.mark.parametrize("definition, location", [
+    ("{not json", "/"),
+    (json.dumps({"StartAt": "Nope", "States": {"A": {"Type": "Succeed"}}}), "/StartAt"),
+    (json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Gone"}}}), "/States/A"),
+    (json.dumps({"StartAt": "A", "States": {"A": {"Type": "Parallel", "End": True, "Branches": [
+        {"StartAt": "P", "States": {"P": {"Type": "Pass", "Next": "C"}}}]}}}), "/States/A/Branches/0/States/P"),
+    (json.dumps([1, 2]), "/"),
+])
+def test_validate_state_machine_definition_fails_on_broken_definitions(client, definition, location):
+    result = client("stepfunctions").validate_state_machine_definition(definition=definition)
+    assert result["result"] == "FAIL"
+    assert [d["location"] for d in result["diagnostics"]][:1] == [location]
+    assert all(d["severity"] == "ERROR" for d in result["diagnostics"])
+
+
+def test_list_state_machine_versions(client):
+    sfn = client("stepfunctions")
+    role = "arn:aws:iam::123456789012:role/sfn"
+    arn = sfn.create_state_machine(name=_name("sm"), definition=json.dumps(GOOD), roleArn=role)["stateMachineArn"]
+    assert sfn.list_state_machine_versions(stateMachineArn=arn)["stateMachineVersions"] == []
+    published = sfn.create_state_machine(name=_name("smv"), definition=json.dumps(GOOD), roleArn=role, publish=True)
+    versions = sfn.list_state_machine_versions(stateMachineArn=published["stateMachineArn"])["stateMachineVersions"]
+    assert [v["stateMachineVersionArn"] for v in versions] == [published["stateMachineVersionArn"]]
+    with pytest.raises(ClientError):
+        sfn.list_state_machine_versions(stateMachineArn=arn + "-missing")
+
+
+# ---- 5: CloudWatch over Smithy RPC v2 CBOR -------------------------------------------
+
+@pytest.fixture
+def cbor_cloudwatch(client, monkeypatch):
+    """A CloudWatch client speaking rpc-v2-cbor on the wire, as the AWS SDK for Go v2 does
+    (boto3 prefers JSON; putting CBOR first in botocore's order makes it speak CBOR)."""
+    monkeypatch.setattr(botocore.model, "PRIORITY_ORDERED_SUPPORTED_PROTOCOLS",
+                        ("smithy-rpc-v2-cbor", "json", "query"))
+    cw = client("cloudwatch")
+    assert cw.meta.service_model.resolved_protocol == "smithy-rpc-v2-cbor"
+    seen = []
+    cw.meta.events.register("before-send.cloudwatch.*", lambda request, **_: seen.append(request))
+    return cw, seen
+
+
+def test_cloudwatch_rpc_v2_cbor_round_trip(cbor_cloudwatch):
+    cw, seen = cbor_cloudwatch
+    name = _name("alarm ünïcödé #?..")
+    cw.put_metric_alarm(
+        AlarmName=name, MetricName="IteratorAge", Namespace="AWS/Lambda", Statistic="Maximum", Period=60,
+        EvaluationPeriods=2, Threshold=300000.0, ComparisonOperator="GreaterThanThreshold",
+        Dimensions=[{"Name": "FunctionName", "Value": "f"}], AlarmActions=["arn:aws:sns:us-west-2:123456789012:t"],
+        Tags=[{"Key": "k", "Value": "v"}])
+    alarms = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    assert seen[0].headers["smithy-protocol"] == b"rpc-v2-cbor" or seen[0].headers["smithy-protocol"] == "rpc-v2-cbor"
+    assert "/operation/PutMetricAlarm" in seen[0].url
+    assert len(alarms) == 1
+    alarm = alarms[0]
+    assert alarm["AlarmName"] == name and alarm["Threshold"] == 300000.0 and alarm["EvaluationPeriods"] == 2
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": "f"}]
+    assert alarm["AlarmConfigurationUpdatedTimestamp"].year >= 2020  # a CBOR timestamp decoded
+    tags = cw.list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"]
+    assert tags == [{"Key": "k", "Value": "v"}]
+    cw.delete_alarms(AlarmNames=[name])
+    assert cw.describe_alarms(AlarmNames=[name])["MetricAlarms"] == []
+
+
+def test_cloudwatch_rpc_v2_cbor_errors_are_cbor(cbor_cloudwatch):
+    cw, _ = cbor_cloudwatch
+    with pytest.raises(ClientError) as err:
+        cw.get_dashboard(DashboardName=_name("missing"))
+    assert err.value.response["Error"]["Code"] == "ResourceNotFound"
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404  # as AWS answers it
+
+
+def test_cbor_garbage_and_unknown_operations_answer_errors(local_aws):
+    import urllib.error
+    import urllib.request
+
+    for path, body, status in [
+        ("/service/GraniteServiceVersion20100801/operation/NoSuchOperation", b"\xa0", 404),
+        ("/service/NotAService/operation/PutMetricAlarm", b"\xa0", 404),
+    ]:
+        req = urllib.request.Request(local_aws.endpoint + path, data=body, method="POST",
+                                     headers={"smithy-protocol": "rpc-v2-cbor", "Content-Type": "application/cbor"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=10)
+        assert err.value.code == status
+        assert err.value.headers["smithy-protocol"] == "rpc-v2-cbor"
+
+
+# ---- 6: event source mapping on an enhanced fan-out consumer ----------------------------
+
+def test_event_source_mapping_on_a_stream_consumer(client):
+    iam, lam, kin = client("iam"), client("lambda"), client("kinesis")
+    name = _name("efo")
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("f.py", "def handler(e, c):\n    return e\n")
+    fn = lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="f.handler",
+                             Code={"ZipFile": buf.getvalue()})
+    kin.create_stream(StreamName=name, ShardCount=1)
+    stream = kin.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    consumer = kin.register_stream_consumer(StreamARN=stream, ConsumerName=name)["Consumer"]["ConsumerARN"]
+    esm = lam.create_event_source_mapping(EventSourceArn=consumer, FunctionName=fn["FunctionArn"],
+                                          StartingPosition="LATEST", BatchSize=7)
+    listed = lam.list_event_source_mappings(FunctionName=fn["FunctionArn"])["EventSourceMappings"]
+    assert [(m["UUID"], m["EventSourceArn"], m["BatchSize"]) for m in listed] == [(esm["UUID"], consumer, 7)]
+    with pytest.raises(ClientError) as err:
+        lam.create_event_source_mapping(EventSourceArn=f"{stream}/consumer/not-registered:1",
+                                        FunctionName=fn["FunctionArn"], StartingPosition="LATEST")
+    assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    lam.delete_event_source_mapping(UUID=esm["UUID"])
+    assert lam.list_event_source_mappings(FunctionName=fn["FunctionArn"])["EventSourceMappings"] == []
+
+
+# ---- 7: DenyInsecureTransport does not deny requests that AWS would get over TLS ----------
+
+def _bucket_with(client, *statements):
+    s3 = client("s3")
+    bucket = _name("bucket")
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {**st, "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]} for st in statements]}))
+    return s3, bucket
+
+
+DENY_INSECURE = {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                 "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+
+
+def test_deny_insecure_transport_lets_sdk_requests_through(client):
+    s3, bucket = _bucket_with(client, DENY_INSECURE)
+    s3.put_object(Bucket=bucket, Key="a/b.nc", Body=b"data")
+    assert s3.head_object(Bucket=bucket, Key="a/b.nc")["ContentLength"] == 4
+    s3.copy_object(CopySource={"Bucket": bucket, "Key": "a/b.nc"}, Bucket=bucket, Key="c.nc")
+    assert s3.get_object(Bucket=bucket, Key="c.nc")["Body"].read() == b"data"
+
+
+def test_other_deny_statements_still_deny(client):
+    s3, bucket = _bucket_with(client, DENY_INSECURE, {
+        "Sid": "DenyAll", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject"})
+    with pytest.raises(ClientError) as err:
+        s3.put_object(Bucket=bucket, Key="x", Body=b"data")
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    # a condition that is not only SecureTransport=false is evaluated as moto does (here: denies)
+    s3b, other = _bucket_with(client, {**DENY_INSECURE, "Condition": {
+        "Bool": {"aws:SecureTransport": "false"}, "StringEquals": {"aws:username": "x"}}})
+    with pytest.raises(ClientError):
+        s3b.put_object(Bucket=other, Key="x", Body=b"data")
+
+
+# ---- 8: Kinesis resource tags (streams and stream consumers) -----------------------------
+
+def test_kinesis_tags_on_streams_and_consumers(client):
+    kin = client("kinesis")
+    name = _name("tags")
+    kin.create_stream(StreamName=name, ShardCount=1)
+    stream = kin.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    consumer = kin.register_stream_consumer(StreamARN=stream, ConsumerName=name)["Consumer"]["ConsumerARN"]
+    assert kin.list_tags_for_resource(ResourceARN=consumer)["Tags"] == []
+    kin.tag_resource(ResourceARN=consumer, Tags={"Project": "cnm-ingest", "k": "v"})
+    kin.untag_resource(ResourceARN=consumer, TagKeys=["k"])
+    assert kin.list_tags_for_resource(ResourceARN=consumer)["Tags"] == [{"Key": "Project", "Value": "cnm-ingest"}]
+    kin.tag_resource(ResourceARN=stream, Tags={"s": "1"})
+    assert kin.list_tags_for_stream(StreamName=name)["Tags"] == [{"Key": "s", "Value": "1"}]
+    assert kin.list_tags_for_resource(ResourceARN=stream)["Tags"] == [{"Key": "s", "Value": "1"}]
+    with pytest.raises(ClientError) as err:
+        kin.list_tags_for_resource(ResourceARN=f"{stream}/consumer/not-registered:1")
+    assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
