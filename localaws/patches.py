@@ -19,6 +19,33 @@ Patches, and why:
    FAIL with diagnostics otherwise. moto answers 500; the provider retries at plan.
 4. sfn_list_state_machine_versions: ListStateMachineVersions lists the published
    versions. moto answers 500; the provider calls it after create and on read.
+6. lambda_esm_on_stream_consumer: CreateEventSourceMapping accepts a Kinesis stream
+   consumer ARN (enhanced fan-out, ``.../stream/<name>/consumer/<consumer>:<ts>``) of a
+   registered consumer, and lists it with that ARN. moto answers "Invalid
+   EventSourceArn" (the complete example's `enhanced_fan_out = true`).
+7. s3_policy_secure_transport: a bucket policy statement conditioned on
+   ``{"Bool": {"aws:SecureTransport": "false"}}`` does not apply: the SDKs reach AWS over
+   TLS, so on AWS such a statement (the modules' DenyInsecureTransport) never matches
+   the functions' requests. moto ignores the condition and denies every request to the
+   bucket (403). Other statements are evaluated as moto does.
+8. kinesis_resource_tags: ListTagsForResource / TagResource / UntagResource on a stream or
+   stream consumer ARN. moto answers 500; provider 6.x reads a stream consumer's tags
+   this way and retries until its timeout (the complete example's enhanced fan-out).
+9. sfn_execution_status_events: a Standard state machine's execution publishes a "Step
+   Functions Execution Status Change" event (source ``aws.states``) to the account's
+   default event bus when it starts (RUNNING) and when it ends (SUCCEEDED, FAILED,
+   TIMED_OUT, ABORTED, also after StopExecution), with the detail AWS sends
+   (executionArn, stateMachineArn, name, status, startDate, stopDate in epoch
+   milliseconds, input, output, error, cause). moto emits nothing, so an EventBridge rule
+   on these events (modules/recorder's) never fires. moto's EventBridge then matches
+   the rules and delivers to their targets (SQS) as it does for PutEvents.
+10. s3_delete_version_in_suspended_bucket: DeleteObject / DeleteObjects with a VersionId
+   permanently delete that version, also when the bucket's versioning is Suspended (the
+   provider suspends it when it destroys `aws_s3_bucket_versioning`, then force-destroys
+   the bucket version by version). moto ignores the VersionId of a suspended bucket, drops
+   every version of the key and fails on a delete marker (500, retried until the destroy
+   times out: the complete example's versioned staging bucket, with the workflow's
+   `.cnm-ingest-tmp/` keys deleted).
 5. RpcV2CborMiddleware: CloudWatch over Smithy RPC v2 CBOR (the `smithy-protocol:
    rpc-v2-cbor` header, POST /service/<target>/operation/<Op>), the protocol of the
    AWS SDK for Go v2 the provider uses. moto answers it 404. The middleware decodes
@@ -42,6 +69,11 @@ PATCHES: list[str] = [
     "sfn_validate_state_machine_definition",
     "sfn_list_state_machine_versions",
     "cloudwatch_rpc_v2_cbor",
+    "lambda_esm_on_stream_consumer",
+    "s3_policy_secure_transport",
+    "kinesis_resource_tags",
+    "sfn_execution_status_events",
+    "s3_delete_version_in_suspended_bucket",
 ]
 
 _applied = False
@@ -53,6 +85,10 @@ def apply() -> list[str]:
     if not _applied:
         _patch_sqs()
         _patch_stepfunctions()
+        _patch_lambda()
+        _patch_s3()
+        _patch_kinesis()
+        _patch_sfn_events()
         _applied = True
     return list(PATCHES)
 
@@ -61,7 +97,9 @@ def apply() -> list[str]:
 
 
 def _patch_sqs() -> None:
-    from moto.sqs.models import Queue
+    from moto.sqs import models as sqs_models
+
+    Queue: Any = sqs_models.Queue  # patched in place
 
     original_set = Queue._set_attributes
     original_attributes = Queue.attributes.fget
@@ -139,7 +177,9 @@ def _error(location: str, message: str) -> dict[str, str]:
 
 def _patch_stepfunctions() -> None:
     from moto.core.responses import ActionResult
-    from moto.stepfunctions.responses import StepFunctionResponse
+    from moto.stepfunctions import responses as sfn_responses
+
+    StepFunctionResponse: Any = sfn_responses.StepFunctionResponse
 
     def validate_state_machine_definition(self: Any) -> ActionResult:
         # Patch 3
@@ -160,6 +200,221 @@ def _patch_stepfunctions() -> None:
 
     StepFunctionResponse.validate_state_machine_definition = validate_state_machine_definition
     StepFunctionResponse.list_state_machine_versions = list_state_machine_versions
+
+
+# ----------------------------------------------------------------------- Lambda
+
+
+def _patch_lambda() -> None:
+    from moto.awslambda import models as lambda_models
+
+    EventSourceMapping: Any = lambda_models.EventSourceMapping
+    LambdaBackend: Any = lambda_models.LambdaBackend
+    from moto.core.exceptions import JsonRESTError as RESTError
+    from moto.kinesis.models import kinesis_backends
+
+    original = LambdaBackend.create_event_source_mapping
+
+    def create_event_source_mapping(self: Any, spec: dict[str, Any]) -> Any:
+        # Patch 6
+        arn = spec.get("EventSourceArn") or ""
+        if ":kinesis:" not in arn or "/consumer/" not in arn:
+            return original(self, spec)
+        streams = kinesis_backends[self.account_id][self.region_name].streams.values()
+        stream = next((s for s in streams if s.arn == arn.split("/consumer/")[0]), None)
+        if stream is None or stream.get_consumer_by_arn(arn) is None:
+            raise RESTError("ResourceNotFoundException", "Invalid EventSourceArn")
+        func = self._lambdas.get_function_by_name_or_arn_with_qualifier(spec.get("FunctionName", ""))
+        spec.update(RegionName=self.region_name, AccountId=self.account_id, FunctionArn=func.function_arn)
+        esm = EventSourceMapping(spec)
+        self._event_source_mappings[esm.uuid] = esm
+        return esm
+
+    LambdaBackend.create_event_source_mapping = create_event_source_mapping
+
+
+# --------------------------------------------------------------------------- S3
+
+
+def _insecure_transport_only(statement: Any) -> bool:
+    """True for a statement that applies only to requests without TLS."""
+    condition = statement.get("Condition") if isinstance(statement, dict) else None
+    if not isinstance(condition, dict) or list(condition) != ["Bool"]:
+        return False
+    values = condition["Bool"]
+    if not isinstance(values, dict) or list(values) != ["aws:SecureTransport"]:
+        return False
+    value = values["aws:SecureTransport"]
+    return [str(v).lower() for v in (value if isinstance(value, list) else [value])] == ["false"]
+
+
+def _patch_s3() -> None:
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3 import models as s3_models
+
+    FakeBucket: Any = s3_models.FakeBucket
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        # Patch 7
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        policy = json.loads(self.policy)
+        statements = policy.get("Statement", [])
+        statements = statements if isinstance(statements, list) else [statements]
+        policy["Statement"] = [st for st in statements if not _insecure_transport_only(st)]
+        return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource)
+
+    FakeBucket.get_permission = get_permission
+
+    # Patch 10
+    S3Backend: Any = s3_models.S3Backend
+    FakeDeleteMarker: Any = s3_models.FakeDeleteMarker
+    FakeKey: Any = s3_models.FakeKey
+    from moto.s3.exceptions import AccessDeniedByLock
+
+    FakeDeleteMarker.dispose = lambda self, garbage=False: None  # nothing to release (moto calls it on every version)
+    original_delete = S3Backend.delete_object
+
+    def delete_object(
+        self: Any, bucket_name: str, key_name: str, version_id: str | None = None, bypass: bool = False
+    ) -> tuple[bool, dict[str, Any]]:
+        bucket = self.get_bucket(bucket_name)
+        if version_id is None or bucket.versioning_status != "Suspended":
+            return original_delete(self, bucket_name, key_name, version_id=version_id, bypass=bypass)
+        versions = bucket.keys.getlist(key_name, [])
+        match = [v for v in versions if str(v.version_id) == str(version_id)]
+        if not match:
+            return False, {}
+        (version,) = match
+        if isinstance(version, FakeKey) and version.is_locked(governance_bypass=bypass):
+            raise AccessDeniedByLock
+        meta = {"version-id": version_id}
+        if isinstance(version, FakeDeleteMarker):
+            meta["delete-marker"] = "true"
+        rest = [v for v in versions if v is not version]
+        if rest:
+            bucket.keys.setlist(key_name, rest)
+        else:
+            dict.pop(bucket.keys, key_name)
+        if isinstance(version, FakeKey):
+            version.dispose()
+        return True, meta
+
+    S3Backend.delete_object = delete_object
+
+
+# ------------------------------------------------------------ Step Functions events
+
+EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
+
+
+def _millis(value: Any) -> int | None:
+    return int(value.timestamp() * 1000) if hasattr(value, "timestamp") else None
+
+
+def execution_status_event(description: dict[str, Any], status: str | None = None) -> dict[str, Any]:
+    """The detail of the EventBridge event Step Functions publishes for ``description`` (a
+    DescribeExecution result, dates as datetimes) at ``status`` (default: its own)."""
+    status = status or str(description["status"])
+    ended = status != "RUNNING"
+    return {
+        "executionArn": description["executionArn"],
+        "stateMachineArn": description["stateMachineArn"],
+        "name": description.get("name") or description["executionArn"].rsplit(":", 1)[-1],
+        "status": status,
+        "startDate": _millis(description.get("startDate")),
+        "stopDate": _millis(description.get("stopDate")) if ended else None,
+        "input": description.get("input"),
+        "inputDetails": {"included": True},
+        "output": description.get("output") if status == "SUCCEEDED" else None,
+        "outputDetails": {"included": True} if status == "SUCCEEDED" else None,
+        "error": description.get("error") if ended else None,
+        "cause": description.get("cause") if ended else None,
+        "redriveCount": description.get("redriveCount", 0),
+    }
+
+
+def _publish_status(execution: Any, status: str) -> None:
+    """Patch 9: the status change of ``execution`` (a parser Execution) on its default event bus."""
+    from moto.events.models import events_backends
+
+    # moto keeps the type CreateStateMachine was given in ``state_machine.type`` (its ``sm_type`` is always STANDARD)
+    if getattr(execution.state_machine, "type", "STANDARD") != "STANDARD":
+        return  # Express workflows publish no status change events
+    description = dict(execution.to_describe_output())
+    description["status"] = status
+    detail = execution_status_event(description, status)
+    moment = (detail["stopDate"] or detail["startDate"] or 0) / 1000
+    events_backends[execution.account_id][execution.region_name].put_events(
+        [
+            {
+                "Source": "aws.states",
+                "DetailType": EXECUTION_STATUS_CHANGE,
+                "Detail": json.dumps(detail),
+                "Resources": [detail["executionArn"]],
+                "Time": moment,
+            }
+        ]
+    )
+
+
+def _patch_sfn_events() -> None:
+    from moto.stepfunctions.parser.backend import execution as sfn_execution
+
+    Execution: Any = sfn_execution.Execution
+    Communication: Any = sfn_execution.BaseExecutionWorkerCommunication
+    original_start, original_terminated = Execution.start, Communication.terminated
+
+    def start(self: Any) -> None:
+        if self.exec_worker is None:  # published before the first state runs, as on AWS
+            _publish_status(self, "RUNNING")
+        original_start(self)
+
+    def terminated(self: Any) -> None:
+        original_terminated(self)
+        _publish_status(self.execution, str(self.execution.exec_status.value))
+
+    Execution.start = start
+    Communication.terminated = terminated
+
+
+# ---------------------------------------------------------------------- Kinesis
+
+
+def _patch_kinesis() -> None:
+    from moto.core.responses import ActionResult
+    from moto.kinesis import responses as kinesis_responses
+
+    KinesisResponse: Any = kinesis_responses.KinesisResponse
+    tags: dict[str, dict[str, str]] = {}  # consumer ARN -> tags (a stream's are the stream's own)
+
+    def _store(self: Any, arn: str) -> dict[str, str]:
+        if "/consumer/" in arn:
+            stream = self.kinesis_backend.describe_stream(stream_arn=arn.split("/consumer/")[0], stream_name=None)
+            if stream.get_consumer_by_arn(arn) is None:
+                from moto.kinesis.exceptions import ResourceNotFoundError
+
+                raise ResourceNotFoundError(arn)
+            return tags.setdefault(arn, {})
+        return self.kinesis_backend.describe_stream(stream_arn=arn, stream_name=None).tags
+
+    def list_tags_for_resource(self: Any) -> ActionResult:
+        store = _store(self, self._get_param("ResourceARN"))
+        return ActionResult({"Tags": [{"Key": k, "Value": v} for k, v in sorted(store.items())]})
+
+    def tag_resource(self: Any) -> ActionResult:
+        _store(self, self._get_param("ResourceARN")).update(self._get_param("Tags") or {})
+        return ActionResult({})
+
+    def untag_resource(self: Any) -> ActionResult:
+        store = _store(self, self._get_param("ResourceARN"))
+        for key in self._get_param("TagKeys") or []:
+            store.pop(key, None)
+        return ActionResult({})
+
+    KinesisResponse.list_tags_for_resource = list_tags_for_resource
+    KinesisResponse.tag_resource = tag_resource
+    KinesisResponse.untag_resource = untag_resource
 
 
 # ----------------------------------------------------- Smithy RPC v2 CBOR (patch 5)
@@ -221,7 +476,7 @@ class RpcV2CborMiddleware:
         )
         return [out]
 
-    def _call_json(self, environ: dict[str, Any], operation: Any, params: dict[str, Any]):
+    def _call_json(self, environ: dict[str, Any], operation: Any, params: dict[str, Any]) -> Any:
         from botocore.serialize import JSONSerializer
 
         request = JSONSerializer().serialize_to_request(params, operation)
@@ -277,11 +532,12 @@ def _json_parse(payload: bytes, headers: dict[str, str], status: int, shape: Any
 def _cbor_encode(value: dict[str, Any], shape: Any) -> bytes:
     from botocore.serialize import RpcV2CBORSerializer
 
+    serializer: Any = RpcV2CBORSerializer()
     out = bytearray()
     if shape is not None:
-        RpcV2CBORSerializer()._serialize_data_item(out, value, shape)
+        serializer._serialize_data_item(out, value, shape)
     else:
-        RpcV2CBORSerializer()._serialize_data_item(out, {}, _error_shape())
+        serializer._serialize_data_item(out, {}, _error_shape())
     return bytes(out)
 
 

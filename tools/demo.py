@@ -1,171 +1,234 @@
 #!/usr/bin/env python3
-"""Run the pipeline's handlers against moto on sample CNM messages and say what
-happened to each record.
+"""The demo, on what Terraform deploys: apply an example to a local AWS, run it, send
+traffic, say what became of every record, destroy.
 
-    python tools/demo.py              (scripts/demo.sh sets up and builds first)
+    python tools/demo.py [--example complete] [--generated 20] [--keep]
+    (scripts/demo.sh sets up and builds the packages first)
 
-Records put on the notification stream: one good notification whose files
-exist with correct checksums; every notification sample from
-../shared/cnm/samples (their checksums are placeholders, so the workflow
-answers them with VALIDATION_ERROR, as PO.DAAC does); and three bad records: not
-JSON, a schema violation, and a notification no rule matches. The batch is
-then delivered a second time, as Kinesis may, to show that no second workflow
-starts. The last line balances records in against records answered or parked.
+1. the AWS provider: from the Terraform registry when it is reachable, else from the
+   offline mirror (built first when absent: 20-35 minutes on 2 cores, said up front);
+2. the local AWS: moto on loopback with the project's listed patches (localaws);
+3. `terraform init` + `apply` of the example, pointed at it;
+4. the runtime (localaws.runtime) reads what Terraform created and runs it as AWS does;
+5. traffic: the official CNM samples (files staged so the checksums match), generated
+   notifications, and poison pills;
+6. progress until everything is delivered and every workflow has ended;
+7. each record's fate and the totals (records in = workflows + DLQ entries), then
+   `terraform destroy`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import argparse
 import logging
 import os
+import subprocess
 import sys
+import tempfile
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import local_pipeline  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src")]
 
-SAMPLES = local_pipeline.shared_cnm_dir() / "samples"
+from localaws import pipeline  # noqa: E402
+from localaws import terraform as localtf  # noqa: E402
+from localaws.runtime import Runtime  # noqa: E402
+from localaws.server import REGION, LocalAWS  # noqa: E402
+from tools import tf as tfcli  # noqa: E402
 
-
-def good_notification() -> tuple[dict, dict[str, bytes]]:
-    data = b"granule bytes " * 4096
-    uri = "s3://demo-provider/incoming/DEMO_L2_20240102.nc"
-    cnm = {
-        "version": "1.6.1",
-        "provider": "DEMO_PROVIDER",
-        "collection": {"name": "DEMO_L2", "version": "1"},
-        "submissionTime": "2024-01-02T03:04:05.678Z",
-        "identifier": "demo-good-0001",
-        "product": {
-            "name": "DEMO_L2_20240102",
-            "dataVersion": "1",
-            "files": [
-                {
-                    "type": "data",
-                    "uri": uri,
-                    "name": "DEMO_L2_20240102.nc",
-                    "size": len(data),
-                    "checksumType": "SHA256",
-                    "checksum": hashlib.sha256(data).hexdigest(),
-                }
-            ],
-        },
-    }
-    return cnm, {uri: data}
+PROVIDER_BUILD_MINUTES = "20-35"
+PREFIXES = {"complete": "cnm-complete", "minimal": "cnm-minimal"}
 
 
-def sample_notifications() -> list[tuple[str, dict]]:
-    if not SAMPLES.is_dir():
-        print(f"(no samples at {SAMPLES}; running with the generated records only)")
-        return []
-    out = []
-    for path in sorted(SAMPLES.glob("*.json")):
-        message = json.loads(path.read_text())
-        if "response" not in message:
-            out.append((path.name, message))
-    return out
+def say(message: str) -> None:
+    print(message, flush=True)
 
 
-def failure(execution: dict) -> str:
-    """The original error of a FAILED execution (CnmResponse's WorkflowError carries it as JSON)."""
+def provider_source(env: dict[str, str]) -> str:
+    """Set up `terraform init` to take hashicorp/aws from the registry or the offline mirror."""
+    if env.get("CNM_TF_CLI_CONFIG"):
+        return f"what the CLI config {env['CNM_TF_CLI_CONFIG']} (CNM_TF_CLI_CONFIG) says"
+    if localtf.registry_reachable():
+        config = Path(tempfile.mkdtemp()) / "terraformrc"
+        config.write_text(f'plugin_cache_dir = "{tfcli.CACHE_DIR / "plugin-cache"}"\n')
+        env["CNM_TF_CLI_CONFIG"] = str(config)
+        return "the Terraform registry"
+    binary = next(tfcli.MIRROR.glob("registry.terraform.io/hashicorp/aws/*/*/terraform-provider-aws_v*"), None)
+    if binary is None:
+        say(f"The Terraform registry is not reachable and the offline mirror ({tfcli.MIRROR}) has no AWS provider:")
+        say(
+            f"building it now from the Go module proxy (tools/terraform-provider.sh); expect {PROVIDER_BUILD_MINUTES} "
+            "minutes on 2 cores, once (it is cached outside the repository)."
+        )
+        subprocess.run(["bash", str(ROOT / "tools" / "terraform-provider.sh")], check=True, stdout=subprocess.DEVNULL)
+    return f"the offline mirror {tfcli.MIRROR}"
+
+
+def terraform(work: Path, env: dict[str, str], *args: str, label: str) -> float:
+    """Run tools/terraform with a heartbeat every 15 s; returns the seconds it took."""
+    start = time.monotonic()
+    done = threading.Event()
+
+    def heartbeat() -> None:
+        while not done.wait(15):
+            say(f"   ... {label}: {time.monotonic() - start:.0f}s")
+
+    threading.Thread(target=heartbeat, daemon=True).start()
     try:
-        original = json.loads(json.loads(execution.get("cause") or "{}").get("errorMessage", ""))
-        return f"{original['errorCode']}, {original['Error']}: {original['errorMessage'][:70]}"
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return f"{execution.get('error')}: {str(execution.get('cause'))[:70]}"
+        proc = subprocess.run(
+            [str(localtf.TERRAFORM), f"-chdir={work}", *args], env=env, capture_output=True, text=True
+        )
+    finally:
+        done.set()
+    if proc.returncode != 0:
+        say(proc.stdout[-4000:] + proc.stderr[-4000:])
+        raise SystemExit(f"terraform {args[0]} failed")
+    return time.monotonic() - start
 
 
-def main() -> int:
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"] = local_pipeline.REGION
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+def progress(runtime: Runtime, sfn, sqs, machines: list[str], dlq_url: str, total: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        idle = runtime.wait_idle(timeout=3, settle=2)
+        statuses: Counter[str] = Counter()
+        for arn in machines:
+            statuses.update(e["status"] for e in sfn.list_executions(stateMachineArn=arn)["executions"])
+        depth = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
+        delivered = sum(s.records_delivered for s in runtime.mapping_stats.values())
+        say(
+            f"   records put {total}; delivered to functions {delivered}; executions {dict(statuses)}; "
+            f"DLQ messages {depth['Attributes']['ApproximateNumberOfMessages']}; "
+            f"invocations {sum(runtime.invocations.values())} ({sum(runtime.invocation_errors.values())} failed)"
+            + (f"; runtime errors: {runtime.errors[-3:]}" if runtime.errors else "")
+            + (f"; busy: {runtime.busy_reasons()[:3]}" if not idle else "")
+        )
+        if idle:
+            return True
+    return False
+
+
+def executions_recorded(ddb, stack) -> dict[str, int] | None:
+    """Execution records by status, as the deployed recorder wrote them (None: no recorder)."""
+    try:
+        table = stack.function("recorder").environment["EXECUTIONS_TABLE"]
+    except KeyError:
+        return None
+    statuses: Counter[str] = Counter()
+    for page in ddb.get_paginator("scan").paginate(TableName=table):
+        statuses.update(i["status"]["S"] for i in page["Items"] if i["sk"]["S"] == "EXECUTION")
+    return dict(statuses)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--example", default="complete", choices=sorted(PREFIXES))
+    parser.add_argument("--generated", type=int, default=20, help="generated notifications to send")
+    parser.add_argument("--keep", action="store_true", help="do not destroy at the end")
+    parser.add_argument("--timeout", type=float, default=300)
+    args = parser.parse_args(argv)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     logging.getLogger("moto").setLevel(logging.CRITICAL)  # its interpreter logs every caught task error
-    from moto import mock_aws
+    started = time.monotonic()
+    env = dict(os.environ)
+    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+        env.pop(key, None)
 
-    with (
-        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
-        local_pipeline.LambdaHarness().installed(),
-    ):
-        p = local_pipeline.LocalPipeline()
-        os.environ.update(p.environment())
-        p.add_provider("DEMO_PROVIDER", "demo-provider")
-        p.add_collection("DEMO_L2", "1")
-        p.add_rule("demo_l2", "DEMO_L2", "DEMO_PROVIDER", version="1")
-        p.add_provider("PODAAC_SWOT", "sampleIngestBucket")
-        p.add_collection("SWOT_Prod_l2:1", "1")
-        p.add_rule("swot_prod_l2", "SWOT_Prod_l2:1", "PODAAC_SWOT")
+    say("1/7 AWS provider")
+    say(f"   from {provider_source(env)}")
+    say("2/7 local AWS")
+    import boto3
 
-        records: dict[str, str] = {}  # sequence number -> label
-        good, files = good_notification()
-        for uri, data in files.items():
-            p.put_object(uri, data)
-        records[p.notify(json.dumps(good).encode())] = "generated good notification"
-        for name, message in sample_notifications():
-            for f in [
-                *message["product"].get("files", []),
-                *(x for g in message["product"].get("filegroups", []) for x in g["files"]),
-            ]:
-                p.put_object(f["uri"], b"\0" * int(f["size"]))
-            records[p.notify(json.dumps(message).encode())] = f"sample {name}"
-        records[p.notify(b"{this is not json")] = "bad: not JSON"
-        bad = json.loads(json.dumps(good))
-        bad["identifier"] = "demo-bad-size"
-        bad["product"]["files"][0]["size"] = "big"
-        records[p.notify(json.dumps(bad).encode())] = "bad: schema violation (size is a string)"
-        orphan = json.loads(json.dumps(good))
-        orphan["identifier"] = "demo-no-rule"
-        orphan["collection"] = {"name": "NOBODY_CARES", "version": "9"}
-        records[p.notify(json.dumps(orphan).encode())] = "bad: no rule for the collection"
-
-        first = p.deliver_notifications()
-        again = p.deliver_notifications()  # Kinesis redelivers: no second execution may start
-        fallback = p.deliver_fallback()
-        executions = p.wait_for_executions()
-        dead = p.dead_letters()
-        responses = p.responses()
-
-    by_seq: dict[str, list[dict]] = {}
-    for e in executions:
-        seq = json.loads(e["input"])["cumulus_meta"]["source"]["sequence_number"]
-        by_seq.setdefault(seq, []).append(e)
-    parked = {d["record"]["sequenceNumber"]: d for d in dead if d.get("record")}
-    dlq_copies = Counter(d["record"]["sequenceNumber"] for d in dead if d.get("record"))
-
-    print(f"\n{'seq':>6}  {'record':44}  outcome")
-    for seq, label in records.items():
-        outcome = []
-        for e in by_seq.get(seq, []):
-            line = f"workflow {e['name'][:24]}… {e['status']}"
-            if e["status"] == "FAILED":
-                line += f" ({failure(e)})"
-            outcome.append(line)
-        if seq in parked:
-            copies = f", {dlq_copies[seq]} entries: one per delivery" if dlq_copies[seq] > 1 else ""
-            outcome.append(f"DLQ{copies}: {parked[seq]['reason'][:90]}")
-        print(f"{seq[-6:]:>6}  {label[:44]:44}  {' | '.join(outcome) or 'NOTHING (lost!)'}")
-
-    codes = Counter(
-        r["response"]["status"] + ("/" + r["response"]["errorCode"] if "errorCode" in r["response"] else "")
-        for r in responses
-    )
-    print(
-        f"\nconsumer invocations: first delivery {first['invocations']}, redelivery {again['invocations']}; "
-        f"fallback deliveries: {fallback}"
-    )
-    print(f"executions started: {len(executions)} (redelivery started none: {len(executions) == len(by_seq)})")
-    print("responses on the response stream:", dict(codes))
-    accounted = {s for s in records if s in by_seq or s in parked}
-    print(
-        f"records in: {len(records)}; with a workflow: {len(set(by_seq) & set(records))}; "
-        f"parked in the DLQ with payload: {len(set(parked) & set(records))}; "
-        f"unaccounted: {len(records) - len(accounted)}"
-    )
-    return 0 if len(accounted) == len(records) else 1
+    with LocalAWS() as aws, tempfile.TemporaryDirectory(prefix="cnm-demo-") as tmp:
+        say(f"   moto with localaws patches at {aws.endpoint}")
+        work = localtf.stage(ROOT / "examples" / args.example, Path(tmp) / args.example, aws.endpoint)
+        say(f"3/7 terraform init + apply examples/{args.example}")
+        t_init = terraform(work, env, "init", "-input=false", "-no-color", label="init")
+        t_apply = terraform(work, env, "apply", "-auto-approve", "-input=false", "-no-color", label="apply")
+        resources = subprocess.run(
+            [str(localtf.TERRAFORM), f"-chdir={work}", "state", "list"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        managed = [r for r in resources if not r.startswith("data.") and ".data." not in r]
+        say(f"   init {t_init:.0f}s, apply {t_apply:.0f}s: {len(managed)} resources")
+        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+        client = lambda s: session.client(s, endpoint_url=aws.endpoint)  # noqa: E731
+        prefix = PREFIXES[args.example]
+        ok = True
+        say("4/7 runtime from the deployed stack")
+        with Runtime(session, aws.endpoint, prefix, Path(tmp) / "runtime") as rt:
+            stack = rt.stack
+            assert stack is not None
+            say(
+                f"   {len(stack.functions)} functions, {len(stack.mappings)} event source mappings "
+                f"({len(rt.pollers)} shard pollers), {sum(s.protocol == 'lambda' for s in stack.subscriptions)} "
+                f"SNS->Lambda subscriptions, {len(stack.state_machines)} state machine(s); logs in {tmp}/runtime/logs"
+            )
+            say("5/7 traffic")
+            bucket = f"{prefix}-provider-outbox"
+            samples = pipeline.sample_traffic(pipeline.shared_cnm_dir() / "samples", bucket)
+            records = samples + pipeline.generated_traffic(args.generated, bucket) + pipeline.poison_traffic(bucket)
+            staged = pipeline.stage_files(client("s3"), records, REGION)
+            stream = stack.streams[f"{prefix}-notifications"]
+            pipeline.put(client("kinesis"), stream, records)
+            poison = len(records) - len(samples) - args.generated
+            say(
+                f"   {len(samples)} samples, {args.generated} generated, {poison} "
+                f"poison pills put on {stream.rsplit('/', 1)[-1]}; {staged} files staged"
+            )
+            say("6/7 progress")
+            machines = [m["stateMachineArn"] for m in stack.state_machines.values()]
+            (dlq_url,) = [u for u in stack.queues if u.endswith("-kinesisFailure")]
+            ok = progress(rt, client("stepfunctions"), client("sqs"), machines, dlq_url, len(records), args.timeout)
+            fates = pipeline.fates(
+                records,
+                sfn=client("stepfunctions"),
+                sqs=client("sqs"),
+                kinesis=client("kinesis"),
+                state_machine_arns=machines,
+                dlq_url=dlq_url,
+                response_stream_arn=stack.streams[f"{prefix}-responses"],
+            )
+            recorded = executions_recorded(client("dynamodb"), stack)
+        say("7/7 fates")
+        say(f"{'seq':>6}  {'record':52}  {'expected':19}  outcome")
+        for fate in fates:
+            r = fate.record
+            detail = ", ".join(f"{e['status']}" for e in fate.executions)
+            answers = Counter(
+                m["response"]["status"]
+                + ("/" + m["response"].get("errorCode", "") if m["response"].get("errorCode") else "")
+                for m in fate.responses
+                if "response" in m
+            )
+            extra = (f" [{detail}]" if len(fate.executions) > 1 else "") + (
+                f" responses {dict(answers)}" if answers else ""
+            )
+            extra += f" ({len(fate.dlq)} DLQ entries)" if len(fate.dlq) > 1 else ""
+            mark = "" if fate.outcome == r.expect else "   <-- unexpected"
+            say(f"{(r.sequence_number or '')[-6:]:>6}  {r.label[:52]:52}  {r.expect:19}  {fate.outcome}{extra}{mark}")
+        outcomes = Counter(f.outcome for f in fates)
+        executions = sum(len(f.executions) for f in fates)
+        parked = sum(1 for f in fates if f.dlq)
+        statuses = dict(Counter(e["status"] for f in fates for e in f.executions))
+        say(
+            f"records in: {len(records)}; workflows: {executions} {statuses}; "
+            f"parked in the DLQ: {parked}; lost: {outcomes.get('LOST', 0)}; as expected: "
+            f"{sum(f.outcome == f.record.expect for f in fates)}/{len(fates)}"
+        )
+        say(f"function invocations: {dict(rt.invocations)}")
+        if recorded is not None:
+            say(f"executions table (the recorder, from EventBridge status events): {recorded}")
+        if not args.keep:
+            t_destroy = terraform(work, env, "destroy", "-auto-approve", "-input=false", "-no-color", label="destroy")
+            say(f"terraform destroy {t_destroy:.0f}s")
+    say(f"demo wall time {time.monotonic() - started:.0f}s")
+    return 0 if ok and all(f.outcome == f.record.expect for f in fates) else 1
 
 
 if __name__ == "__main__":

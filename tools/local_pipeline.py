@@ -18,8 +18,6 @@ from __future__ import annotations
 import base64
 import importlib
 import json
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -34,25 +32,7 @@ if str(ROOT / "lambda_src") not in sys.path:
     sys.path.insert(0, str(ROOT / "lambda_src"))
 
 
-def shared_cnm_dir() -> Path:
-    """The published CNM schema and samples (``shared/cnm``).
-
-    ``$CNM_SHARED_DIR/cnm`` when set; else ``../shared/cnm`` beside this
-    repository; else beside the repository this one was cloned from, when that
-    is a local path (``git clone /work/main /tmp/check`` keeps finding
-    ``/work/shared``). The first candidate is returned when none exists, so the
-    caller's error names the expected place.
-    """
-    candidates = [ROOT.parent / "shared"]
-    if os.environ.get("CNM_SHARED_DIR"):
-        candidates.insert(0, Path(os.environ["CNM_SHARED_DIR"]))
-    origin = subprocess.run(
-        ["git", "-C", str(ROOT), "config", "--get", "remote.origin.url"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    if origin and Path(origin).is_absolute():
-        candidates.append(Path(origin).parent / "shared")
-    return next((c / "cnm" for c in candidates if (c / "cnm").is_dir()), candidates[0] / "cnm")
-
+from localaws.pipeline import read_stream, shared_cnm_dir  # noqa: E402,F401  (re-exported: one implementation)
 
 TEMPLATE = ROOT / "modules" / "workflow" / "templates" / "cnm_workflow.asl.json.tftpl"
 REGION = "us-west-2"
@@ -240,22 +220,6 @@ def create_idempotency_table(dynamodb, name: str) -> None:
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
     )
-
-
-def read_stream(kinesis, stream_arn: str) -> list[dict[str, Any]]:
-    """Every record on every shard of the stream, oldest first."""
-    out = []
-    for shard in kinesis.list_shards(StreamARN=stream_arn)["Shards"]:
-        it = kinesis.get_shard_iterator(
-            StreamARN=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while it:
-            page = kinesis.get_records(ShardIterator=it, StreamARN=stream_arn)
-            out.extend(page["Records"])
-            if not page["Records"]:
-                break
-            it = page.get("NextShardIterator")
-    return out
 
 
 def kinesis_event(records: list[dict[str, Any]], stream_arn: str, shard_id: str) -> dict[str, Any]:

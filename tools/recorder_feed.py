@@ -41,31 +41,13 @@ def create_executions_table(dynamodb: Any, name: str) -> None:
     )
 
 
-def _millis(value: Any) -> int | None:
-    return int(value.timestamp() * 1000) if isinstance(value, datetime) else None
-
-
 def status_event(description: dict[str, Any], status: str | None = None) -> dict[str, Any]:
     """The EventBridge event for ``description`` (a DescribeExecution result) at ``status`` (default: its own)."""
-    status = status or description["status"]
-    stop = _millis(description.get("stopDate")) if status != "RUNNING" else None
-    start = _millis(description.get("startDate"))
-    moment = stop or start or 0
-    detail = {
-        "executionArn": description["executionArn"],
-        "stateMachineArn": description["stateMachineArn"],
-        "name": description.get("name") or description["executionArn"].rsplit(":", 1)[-1],
-        "status": status,
-        "startDate": start,
-        "stopDate": stop,
-        "input": description.get("input"),
-        "inputDetails": {"included": True},
-        "output": description.get("output") if status == "SUCCEEDED" else None,
-        "outputDetails": {"included": True} if status == "SUCCEEDED" else None,
-        "error": description.get("error") if status != "RUNNING" else None,
-        "cause": description.get("cause") if status != "RUNNING" else None,
-        "redriveCount": description.get("redriveCount", 0),
-    }
+    from localaws.patches import execution_status_event  # the detail the local AWS publishes, one definition
+
+    detail = execution_status_event(description, status)
+    status = detail["status"]
+    moment = detail["stopDate"] or detail["startDate"] or 0
     ident = hashlib.sha256(f"{detail['executionArn']}|{status}".encode()).hexdigest()
     return {
         "version": "0",

@@ -43,7 +43,9 @@ def cli_config() -> Path:
 
 def environ() -> dict[str, str]:
     env = dict(os.environ)
-    env["TF_CLI_CONFIG_FILE"] = str(cli_config())
+    # the offline mirror, unless CNM_TF_CLI_CONFIG names another CLI config (the demo's, when the
+    # registry is reachable); a TF_CLI_CONFIG_FILE inherited from the machine is not used
+    env["TF_CLI_CONFIG_FILE"] = os.environ.get("CNM_TF_CLI_CONFIG") or str(cli_config())
     env.setdefault("TF_IN_AUTOMATION", "1")
     env.setdefault("CHECKPOINT_DISABLE", "1")
     return env

@@ -216,6 +216,12 @@ module "cnm_ingest" {
       checksum_required     = true
     },
     {
+      # The collection of the published CNM samples (shared/cnm/samples), which the demo sends.
+      name               = "SWOT_Prod_l2:1"
+      version            = "1"
+      duplicate_handling = "replace"
+    },
+    {
       name               = "JASON_CS_S6A_L2_ALT_LR_STD_OST_NRT_F"
       version            = "F"
       url_path           = "file-staging/{stack}/{collection}/nrt"
@@ -227,6 +233,11 @@ module "cnm_ingest" {
     {
       name       = "swot_l2_lr_ssh"
       collection = { name = "SWOT_L2_LR_SSH", version = "2.0" }
+      provider   = "PODAAC_SWOT"
+    },
+    {
+      name       = "cnm_samples"
+      collection = { name = "SWOT_Prod_l2:1" }
       provider   = "PODAAC_SWOT"
     },
     {

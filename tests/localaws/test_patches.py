@@ -19,7 +19,7 @@ def _name(prefix: str) -> str:
 
 def test_every_patch_is_listed_and_applied(local_aws):
     assert patches.apply() == patches.PATCHES
-    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 5
+    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 10
 
 
 # ---- 1 and 2: SQS SetQueueAttributes -------------------------------------------------
@@ -213,3 +213,259 @@ def test_cbor_garbage_and_unknown_operations_answer_errors(local_aws):
             urllib.request.urlopen(req, timeout=10)
         assert err.value.code == status
         assert err.value.headers["smithy-protocol"] == "rpc-v2-cbor"
+
+
+# ---- 6: event source mapping on an enhanced fan-out consumer ----------------------------
+
+
+def test_event_source_mapping_on_a_stream_consumer(client):
+    iam, lam, kin = client("iam"), client("lambda"), client("kinesis")
+    name = _name("efo")
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("f.py", "def handler(e, c):\n    return e\n")
+    fn = lam.create_function(
+        FunctionName=name, Runtime="python3.12", Role=role, Handler="f.handler", Code={"ZipFile": buf.getvalue()}
+    )
+    kin.create_stream(StreamName=name, ShardCount=1)
+    stream = kin.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    consumer = kin.register_stream_consumer(StreamARN=stream, ConsumerName=name)["Consumer"]["ConsumerARN"]
+    esm = lam.create_event_source_mapping(
+        EventSourceArn=consumer, FunctionName=fn["FunctionArn"], StartingPosition="LATEST", BatchSize=7
+    )
+    listed = lam.list_event_source_mappings(FunctionName=fn["FunctionArn"])["EventSourceMappings"]
+    assert [(m["UUID"], m["EventSourceArn"], m["BatchSize"]) for m in listed] == [(esm["UUID"], consumer, 7)]
+    with pytest.raises(ClientError) as err:
+        lam.create_event_source_mapping(
+            EventSourceArn=f"{stream}/consumer/not-registered:1",
+            FunctionName=fn["FunctionArn"],
+            StartingPosition="LATEST",
+        )
+    assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    lam.delete_event_source_mapping(UUID=esm["UUID"])
+    assert lam.list_event_source_mappings(FunctionName=fn["FunctionArn"])["EventSourceMappings"] == []
+
+
+# ---- 7: DenyInsecureTransport does not deny requests that AWS would get over TLS ----------
+
+
+def _bucket_with(client, *statements):
+    s3 = client("s3")
+    bucket = _name("bucket")
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    s3.put_bucket_policy(
+        Bucket=bucket,
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {**st, "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]} for st in statements
+                ],
+            }
+        ),
+    )
+    return s3, bucket
+
+
+DENY_INSECURE = {
+    "Sid": "DenyInsecureTransport",
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "s3:*",
+    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+}
+
+
+def test_deny_insecure_transport_lets_sdk_requests_through(client):
+    s3, bucket = _bucket_with(client, DENY_INSECURE)
+    s3.put_object(Bucket=bucket, Key="a/b.nc", Body=b"data")
+    assert s3.head_object(Bucket=bucket, Key="a/b.nc")["ContentLength"] == 4
+    s3.copy_object(CopySource={"Bucket": bucket, "Key": "a/b.nc"}, Bucket=bucket, Key="c.nc")
+    assert s3.get_object(Bucket=bucket, Key="c.nc")["Body"].read() == b"data"
+
+
+def test_other_deny_statements_still_deny(client):
+    s3, bucket = _bucket_with(
+        client, DENY_INSECURE, {"Sid": "DenyAll", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject"}
+    )
+    with pytest.raises(ClientError) as err:
+        s3.put_object(Bucket=bucket, Key="x", Body=b"data")
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    # a condition that is not only SecureTransport=false is evaluated as moto does (here: denies)
+    s3b, other = _bucket_with(
+        client,
+        {
+            **DENY_INSECURE,
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}, "StringEquals": {"aws:username": "x"}},
+        },
+    )
+    with pytest.raises(ClientError):
+        s3b.put_object(Bucket=other, Key="x", Body=b"data")
+
+
+# ---- 8: Kinesis resource tags (streams and stream consumers) -----------------------------
+
+
+def test_kinesis_tags_on_streams_and_consumers(client):
+    kin = client("kinesis")
+    name = _name("tags")
+    kin.create_stream(StreamName=name, ShardCount=1)
+    stream = kin.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    consumer = kin.register_stream_consumer(StreamARN=stream, ConsumerName=name)["Consumer"]["ConsumerARN"]
+    assert kin.list_tags_for_resource(ResourceARN=consumer)["Tags"] == []
+    kin.tag_resource(ResourceARN=consumer, Tags={"Project": "cnm-ingest", "k": "v"})
+    kin.untag_resource(ResourceARN=consumer, TagKeys=["k"])
+    assert kin.list_tags_for_resource(ResourceARN=consumer)["Tags"] == [{"Key": "Project", "Value": "cnm-ingest"}]
+    kin.tag_resource(ResourceARN=stream, Tags={"s": "1"})
+    assert kin.list_tags_for_stream(StreamName=name)["Tags"] == [{"Key": "s", "Value": "1"}]
+    assert kin.list_tags_for_resource(ResourceARN=stream)["Tags"] == [{"Key": "s", "Value": "1"}]
+    with pytest.raises(ClientError) as err:
+        kin.list_tags_for_resource(ResourceARN=f"{stream}/consumer/not-registered:1")
+    assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+# ---- 9: Step Functions execution status change events on EventBridge --------------------
+
+
+def _status_rule(client, machine_arns):
+    """An EventBridge rule like modules/recorder's, targeting a new queue."""
+    events, sqs = client("events"), client("sqs")
+    queue = sqs.create_queue(QueueName=_name("status"))["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rule = _name("status")
+    pattern = {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {"stateMachineArn": machine_arns},
+    }
+    events.put_rule(Name=rule, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": queue_arn}])
+    return sqs, queue
+
+
+def _machine(client, definition, kind="STANDARD"):
+    iam, sfn = client("iam"), client("stepfunctions")
+    role = iam.create_role(RoleName=_name("sfn"), AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    return sfn.create_state_machine(name=_name("sm"), definition=json.dumps(definition), roleArn=role, type=kind)[
+        "stateMachineArn"
+    ]
+
+
+def _drain(sqs, queue, expected, timeout=20.0):
+    import time
+
+    got, deadline = [], time.monotonic() + timeout
+    while len(got) < expected and time.monotonic() < deadline:
+        for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            got.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+    return got
+
+
+def _wait_status(sfn, arn, statuses=("SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"), timeout=20.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = sfn.describe_execution(executionArn=arn)["status"]
+        if status in statuses:
+            return status
+        time.sleep(0.1)
+    raise AssertionError(f"{arn} still {status}")
+
+
+def test_execution_status_changes_reach_the_rule_target(client):
+    sfn = client("stepfunctions")
+    ok = _machine(client, {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"x": 1}, "End": True}}})
+    bad = _machine(client, {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "E", "Cause": "c#?"}}})
+    other = _machine(client, {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})  # not in the rule
+    sqs, queue = _status_rule(client, [ok, bad])
+    runs = {
+        sfn.start_execution(stateMachineArn=m, name=_name("x"), input=json.dumps({"k": "é"}))["executionArn"]: m
+        for m in (ok, bad, other)
+    }
+    assert [_wait_status(sfn, arn) for arn in runs] == ["SUCCEEDED", "FAILED", "SUCCEEDED"]
+    events = _drain(sqs, queue, 4)
+    assert len(_drain(sqs, queue, 1, timeout=2)) == 0  # nothing more: the other machine's events match no rule
+    seen = sorted((e["detail"]["executionArn"], e["detail"]["status"]) for e in events)
+    ok_arn, bad_arn = (a for a, m in runs.items() if m in (ok, bad))
+    assert seen == sorted([(ok_arn, "RUNNING"), (ok_arn, "SUCCEEDED"), (bad_arn, "RUNNING"), (bad_arn, "FAILED")])
+    for e in events:
+        assert (e["source"], e["detail-type"], e["resources"]) == (
+            "aws.states",
+            "Step Functions Execution Status Change",
+            [e["detail"]["executionArn"]],
+        )
+        d = e["detail"]
+        assert json.loads(d["input"]) == {"k": "é"} and isinstance(d["startDate"], int)
+        assert (d["stopDate"] is None) == (d["status"] == "RUNNING")
+        if d["status"] == "SUCCEEDED":
+            assert json.loads(d["output"]) == {"x": 1}
+        if d["status"] == "FAILED":
+            assert (d["error"], d["cause"], d["output"]) == ("E", "c#?", None)
+
+
+def test_stop_execution_publishes_aborted(client):
+    sfn = client("stepfunctions")
+    slow = _machine(client, {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 30, "End": True}}})
+    sqs, queue = _status_rule(client, [slow])
+    arn = sfn.start_execution(stateMachineArn=slow, name=_name("x"))["executionArn"]
+    sfn.stop_execution(executionArn=arn)
+    assert _wait_status(sfn, arn) == "ABORTED"
+    events = _drain(sqs, queue, 2)
+    assert [e["detail"]["status"] for e in events] == ["RUNNING", "ABORTED"]
+
+
+def test_express_executions_publish_nothing(client):
+    sfn = client("stepfunctions")
+    express = _machine(client, {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}, kind="EXPRESS")
+    sqs, queue = _status_rule(client, [express])
+    arn = sfn.start_execution(stateMachineArn=express, name=_name("x"))["executionArn"]
+    _wait_status(sfn, arn)
+    assert _drain(sqs, queue, 1, timeout=2) == []
+
+
+# ---- 10: deleting versions of a bucket whose versioning is suspended ------------------------
+
+
+def test_versions_are_deleted_one_by_one_after_versioning_is_suspended(client):
+    """What `terraform destroy` of a versioned, force_destroy bucket does: suspend versioning
+    (aws_s3_bucket_versioning destroyed), then delete every version and delete marker by id."""
+    s3 = client("s3")
+    bucket = _name("versioned")
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    tmp = ".cnm-ingest-tmp/a#b?c"
+    s3.put_object(Bucket=bucket, Key=tmp, Body=b"1")
+    s3.put_object(Bucket=bucket, Key=tmp, Body=b"22")
+    s3.copy_object(Bucket=bucket, Key="granule/x.nc", CopySource={"Bucket": bucket, "Key": tmp})
+    s3.delete_object(Bucket=bucket, Key=tmp)  # a delete marker on top of two versions
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+    listed = s3.list_object_versions(Bucket=bucket)
+    versions = [(v["Key"], v["VersionId"]) for v in listed["Versions"]]
+    markers = [(m["Key"], m["VersionId"]) for m in listed["DeleteMarkers"]]
+    assert len(versions) == 3 and len(markers) == 1
+    old_tmp = [vid for key, vid in versions if key == tmp and not _is_latest(listed, key, vid)]
+    # one version by DeleteObject: only that version goes, the others stay readable
+    gone = s3.delete_object(Bucket=bucket, Key=tmp, VersionId=old_tmp[0])
+    assert gone["VersionId"] == old_tmp[0]
+    left = [(v["Key"], v["VersionId"]) for v in s3.list_object_versions(Bucket=bucket)["Versions"]]
+    assert sorted(left) == sorted(v for v in versions if v[1] != old_tmp[0])
+    other = next(vid for key, vid in left if key == tmp)
+    assert s3.get_object(Bucket=bucket, Key=tmp, VersionId=other)["Body"].read() in (b"1", b"22")
+    # the rest, with the delete marker, by DeleteObjects (the provider's force_destroy)
+    rest = [{"Key": k, "VersionId": v} for k, v in left + markers]
+    answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": rest, "Quiet": False})
+    assert "Errors" not in answer and len(answer["Deleted"]) == len(rest)
+    after = s3.list_object_versions(Bucket=bucket)
+    assert after.get("Versions", []) == [] and after.get("DeleteMarkers", []) == []
+    s3.delete_bucket(Bucket=bucket)
+    assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def _is_latest(listed, key, version_id):
+    return any(v["Key"] == key and v["VersionId"] == version_id and v["IsLatest"] for v in listed["Versions"])

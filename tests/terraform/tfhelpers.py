@@ -54,37 +54,8 @@ def show_json(directory: Path, plan_file: str) -> dict:
     return json.loads(check(tf(directory, "show", "-json", plan_file)))
 
 
-ENDPOINT_SERVICES = [
-    "cloudwatch",
-    "dynamodb",
-    "ec2",
-    "events",
-    "iam",
-    "kinesis",
-    "kms",
-    "lambda",
-    "logs",
-    "s3",
-    "sfn",
-    "sns",
-    "sqs",
-    "sts",
-]
-
-
 def provider_override(endpoint: str) -> str:
-    endpoints = "\n".join(f'    {svc} = "{endpoint}"' for svc in ENDPOINT_SERVICES)
-    return f"""provider "aws" {{
-  region                      = "us-west-2"
-  access_key                  = "testing"
-  secret_key                  = "testing"
-  skip_credentials_validation = true
-  skip_metadata_api_check     = true
-  skip_requesting_account_id  = true
-  skip_region_validation      = true
-  s3_use_path_style           = true
-  endpoints {{
-{endpoints}
-  }}
-}}
-"""
+    """The AWS provider pointed at ``endpoint`` (one definition: localaws.terraform)."""
+    from localaws.terraform import provider_override as override
+
+    return override(endpoint)

@@ -1,0 +1,288 @@
+"""localaws.runtime on a small stack: the AWS behaviours it promises, each shown.
+
+The stack here is a toy (one stream, two functions, a topic, two queues) created with
+boto3: these tests are about the runtime's event source mapping, async invocation and
+isolation semantics, not about the pipeline (tests/e2e runs the pipeline Terraform applied).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+import zipfile
+
+import boto3
+import pytest
+
+from localaws.runtime import Runtime
+
+TOY = """
+import base64, json, os
+SEEN = []
+def handler(event, context):
+    failures = []
+    for r in event.get("Records", []):
+        if "kinesis" in r:
+            data = base64.b64decode(r["kinesis"]["data"]).decode()
+            if data.startswith("crash"):
+                raise RuntimeError("a crash record is in the batch")
+            if data.startswith("fail"):
+                failures.append({"itemIdentifier": r["kinesis"]["sequenceNumber"]})
+        else:
+            if r["Sns"]["Message"] == "boom":
+                raise ValueError("boom")
+    return {"batchItemFailures": failures, "mode": os.environ["MODE"], "leak": os.environ.get("SECRET_OF_OTHERS")}
+"""
+NEEDS_UNSET = """
+import os
+TABLE = os.environ["RULES_TABLE"]  # not in this function's environment
+def handler(event, context):
+    return TABLE
+"""
+
+
+def _zip(source: str, name: str = "toy.py") -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(name, source)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def toy(local_aws, tmp_path, monkeypatch):
+    monkeypatch.setenv("SECRET_OF_OTHERS", "the test process's environment")
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-west-2")
+    c = lambda s: session.client(s, endpoint_url=local_aws.endpoint)  # noqa: E731
+    prefix = f"toy{uuid.uuid4().hex[:6]}"
+    role = c("iam").create_role(
+        RoleName=prefix,
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    lam, sqs, kin, sns = c("lambda"), c("sqs"), c("kinesis"), c("sns")
+    fn = lam.create_function(
+        FunctionName=f"{prefix}-toy",
+        Runtime="python3.12",
+        Role=role,
+        Handler="toy.handler",
+        Code={"ZipFile": _zip(TOY)},
+        Timeout=10,
+        Environment={"Variables": {"MODE": "toy"}},
+    )
+    lam.create_function(
+        FunctionName=f"{prefix}-needs-unset",
+        Runtime="python3.12",
+        Role=role,
+        Handler="needs.handler",
+        Code={"ZipFile": _zip(NEEDS_UNSET, "needs.py")},
+        Timeout=10,
+    )
+    failures = sqs.create_queue(QueueName=f"{prefix}-on-failure")["QueueUrl"]
+    failures_arn = sqs.get_queue_attributes(QueueUrl=failures, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    kin.create_stream(StreamName=f"{prefix}-stream", ShardCount=1)
+    stream = kin.describe_stream_summary(StreamName=f"{prefix}-stream")["StreamDescriptionSummary"]["StreamARN"]
+    lam.create_event_source_mapping(
+        EventSourceArn=stream,
+        FunctionName=fn["FunctionArn"],
+        StartingPosition="TRIM_HORIZON",
+        BatchSize=4,
+        BisectBatchOnFunctionError=True,
+        MaximumRetryAttempts=2,
+        MaximumRecordAgeInSeconds=3600,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+        DestinationConfig={"OnFailure": {"Destination": failures_arn}},
+    )
+    topic = sns.create_topic(Name=f"{prefix}-topic")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=fn["FunctionArn"])
+    lam.put_function_event_invoke_config(
+        FunctionName=fn["FunctionName"],
+        MaximumRetryAttempts=1,
+        DestinationConfig={"OnFailure": {"Destination": failures_arn}},
+    )
+    runtime = Runtime(session, local_aws.endpoint, prefix, tmp_path / "rt", async_retry_delays=(0.1,))
+    with runtime:
+        yield {
+            "runtime": runtime,
+            "kinesis": kin,
+            "stream": stream,
+            "sqs": sqs,
+            "failures": failures,
+            "sns": sns,
+            "topic": topic,
+            "fn": fn,
+            "prefix": prefix,
+        }
+
+
+def _drain(sqs, url):
+    out = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            return out
+        for m in got:
+            out.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def _put(toy, *payloads: str) -> list[str]:
+    """One PutRecords call, so the records arrive together (one batch)."""
+    got = toy["kinesis"].put_records(
+        StreamARN=toy["stream"], Records=[{"Data": p.encode(), "PartitionKey": "k"} for p in payloads]
+    )["Records"]
+    return [r["SequenceNumber"] for r in got]
+
+
+def test_reads_what_was_deployed(toy):
+    rt = toy["runtime"]
+    (mapping,) = rt.stack.mappings
+    assert (mapping.batch_size, mapping.bisect, mapping.maximum_retry_attempts) == (4, True, 2)
+    assert mapping.response_types == ["ReportBatchItemFailures"]
+    fn = rt.function_by_arn(toy["fn"]["FunctionArn"])
+    assert fn.environment == {"MODE": "toy"} and fn.async_config["MaximumRetryAttempts"] == 1
+
+
+def test_function_sees_only_its_own_environment(toy):
+    result = toy["runtime"].invoke(f"{toy['prefix']}-toy", {"Records": []})
+    assert result.result == {"batchItemFailures": [], "mode": "toy", "leak": None}
+
+
+def test_a_variable_the_module_does_not_set_fails_as_on_aws(toy):
+    result = toy["runtime"].invoke(f"{toy['prefix']}-needs-unset", {})
+    assert result.failed and result.error["errorType"] == "KeyError" and "RULES_TABLE" in result.error["errorMessage"]
+
+
+def test_partial_batch_response_retries_from_the_lowest_failure_then_gives_up(toy):
+    rt = toy["runtime"]
+    seqs = _put(toy, "ok-1", "fail-2", "ok-3")
+    assert rt.wait_idle(60)
+    (record,) = _drain(toy["sqs"], toy["failures"])
+    info = record["KinesisBatchInfo"]
+    assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 3  # first try + 2 retries
+    assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == (seqs[1], seqs[2], 2)
+    stats = rt.mapping_stats[rt.stack.mappings[0].uuid]
+    assert stats.invocations == 3  # [ok-1, fail-2, ok-3], then [fail-2, ok-3] twice
+    assert stats.retries == 2 and stats.batch_item_failures == 3 and stats.on_failure_records == 1
+    assert rt.pollers[0].checkpoint == seqs[2]
+
+
+def test_bisect_isolates_a_crashing_record(toy):
+    rt = toy["runtime"]
+    seqs = _put(toy, "ok-a", "ok-b", "crash-c", "ok-d")
+    assert rt.wait_idle(60)
+    (record,) = _drain(toy["sqs"], toy["failures"])
+    info = record["KinesisBatchInfo"]
+    assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == (seqs[2], seqs[2], 1)
+    assert record["responseContext"]["functionError"] == "Unhandled"
+    stats = rt.mapping_stats[rt.stack.mappings[0].uuid]
+    # [a b c d] -> [a b] ok, [c d] -> [c] fails 3 times (split does not count), [d] ok
+    assert stats.bisections == 2 and stats.on_failure_records == 1 and stats.retries == 2
+
+
+def test_sns_to_lambda_is_async_with_retries_and_on_failure_destination(toy):
+    rt = toy["runtime"]
+    toy["sns"].publish(TopicArn=toy["topic"], Message="fine")
+    toy["sns"].publish(TopicArn=toy["topic"], Message="boom")
+    assert rt.wait_idle(60)
+    (record,) = _drain(toy["sqs"], toy["failures"])
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 2
+    assert record["requestPayload"]["Records"][0]["Sns"]["Message"] == "boom"
+    assert record["requestPayload"]["Records"][0]["Sns"]["TopicArn"] == toy["topic"]
+    assert record["responsePayload"]["errorType"] == "ValueError"
+    assert rt.async_stats["succeeded"] == 1 and rt.async_stats["retried"] == 1 and rt.async_stats["failed"] == 1
+
+
+SQS_TOY = """
+def handler(event, context):
+    failures = []
+    for r in event["Records"]:
+        assert r["eventSource"] == "aws:sqs"
+        if r["body"].startswith("crash"):
+            raise RuntimeError("a crash message is in the batch")
+        if r["body"].startswith("fail"):
+            failures.append({"itemIdentifier": r["messageId"]})
+    return {"batchItemFailures": failures}
+"""
+
+
+@pytest.fixture
+def sqs_toy(local_aws, tmp_path):
+    """One function on an SQS queue (visibility 1 s, to a DLQ after 2 receives), as modules/recorder maps its buffer."""
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-west-2")
+    c = lambda s: session.client(s, endpoint_url=local_aws.endpoint)  # noqa: E731
+    prefix = f"sqstoy{uuid.uuid4().hex[:6]}"
+    role = c("iam").create_role(RoleName=prefix, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    lam, sqs = c("lambda"), c("sqs")
+    fn = lam.create_function(
+        FunctionName=f"{prefix}-fn",
+        Runtime="python3.12",
+        Role=role,
+        Handler="toy.handler",
+        Code={"ZipFile": _zip(SQS_TOY)},
+        Timeout=10,
+    )
+    dlq = sqs.create_queue(QueueName=f"{prefix}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue = sqs.create_queue(
+        QueueName=f"{prefix}-queue",
+        Attributes={
+            "VisibilityTimeout": "1",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}),
+        },
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    lam.create_event_source_mapping(
+        EventSourceArn=queue_arn,
+        FunctionName=fn["FunctionArn"],
+        BatchSize=10,
+        MaximumBatchingWindowInSeconds=1,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+    )
+    with Runtime(session, local_aws.endpoint, prefix, tmp_path / "rt") as rt:
+        yield {"runtime": rt, "sqs": sqs, "queue": queue, "dlq": dlq}
+
+
+def _wait_dlq(sqs, dlq, expected: int, timeout: float = 30.0) -> list[str]:
+    import time
+
+    deadline, bodies = time.monotonic() + timeout, []
+    while len(bodies) < expected and time.monotonic() < deadline:
+        got = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        bodies += [m["Body"] for m in got]
+    return sorted(bodies)
+
+
+def test_sqs_mapping_deletes_what_succeeded_and_redrives_reported_failures(sqs_toy):
+    rt, sqs = sqs_toy["runtime"], sqs_toy["sqs"]
+    sqs.send_message_batch(
+        QueueUrl=sqs_toy["queue"],
+        Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(["ok-1", "fail-2", "ok-3 #?..", "ok-4 é"])],
+    )
+    # the failed message comes back after the visibility timeout, is failed again, then SQS moves it to the DLQ
+    assert _wait_dlq(sqs, sqs_toy["dlq"], 1) == ["fail-2"]
+    assert rt.wait_idle(30)
+    attrs = sqs.get_queue_attributes(QueueUrl=sqs_toy["queue"], AttributeNames=["All"])["Attributes"]
+    assert (attrs["ApproximateNumberOfMessages"], attrs["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")
+    (mapping,) = rt.stack.mappings
+    stats = rt.mapping_stats[mapping.uuid]
+    assert stats.records_delivered == 4 + 1  # the four, then fail-2 once more (its second receive)
+    assert stats.batch_item_failures == 2 and stats.function_errors == 0
+
+
+def test_sqs_mapping_function_error_returns_the_whole_batch(sqs_toy):
+    rt, sqs = sqs_toy["runtime"], sqs_toy["sqs"]
+    sqs.send_message_batch(
+        QueueUrl=sqs_toy["queue"], Entries=[{"Id": "0", "MessageBody": "ok-a"}, {"Id": "1", "MessageBody": "crash-b"}]
+    )
+    assert _wait_dlq(sqs, sqs_toy["dlq"], 2) == ["crash-b", "ok-a"]  # a function error deletes nothing
+    (mapping,) = rt.stack.mappings
+    assert rt.mapping_stats[mapping.uuid].function_errors == 2
