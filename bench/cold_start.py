@@ -23,11 +23,8 @@ fastjsonschema at run time (what the functions did before).
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 import inspect
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -39,6 +36,7 @@ from .common import ROOT, Row, row
 
 sys.path.insert(0, str(ROOT))
 import build  # noqa: E402
+from localaws.lambda_python import runtime_site  # noqa: E402
 
 BARE = "import boto3\n\n\ndef handler(event, context):\n    return {}\n"
 # message_consumer's Powertools imports, and nothing of ours.
@@ -49,7 +47,6 @@ POWERTOOLS_ONLY = (
     "from aws_lambda_powertools import Logger, Metrics\n"
 )
 SYNTHETIC = {"bare": BARE, "powertools_only": POWERTOOLS_ONLY, "boto3_powertools": "import boto3\n" + POWERTOOLS_ONLY}
-RUNTIME_DISTS = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
 TIMER = (
     "import sys, time, importlib\n"
     "sys.path[0:0] = sys.argv[2].split(':')\n"
@@ -84,28 +81,6 @@ VALIDATOR = (
     "    fastjsonschema.compile(cnm.fast_notification_schema())\n"
     "print(time.perf_counter() - t)\n"
 )
-
-
-def runtime_dir(python: str, cache: Path) -> Path:
-    """boto3 and its dependencies as the Lambda runtime has them: this environment's copies, compiled for ``python``."""
-    versions = "-".join(f"{d}{importlib.metadata.version(d)}" for d in RUNTIME_DISTS)
-    tag = subprocess.run(
-        [python, "-c", "import sys; print(sys.implementation.cache_tag)"], check=True, capture_output=True, text=True
-    ).stdout.strip()
-    dest = cache / f"runtime-{tag}-{hashlib.sha256(versions.encode()).hexdigest()[:12]}"
-    if (dest / ".done").exists():
-        return dest
-    shutil.rmtree(dest, ignore_errors=True)
-    for dist in RUNTIME_DISTS:
-        for f in importlib.metadata.distribution(dist).files or []:
-            if f.suffix == ".pyc" or ".dist-info" in str(f) or str(f).startswith(".."):
-                continue
-            target = dest / f
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(f.locate(), target)
-    subprocess.run([python, "-m", "compileall", "-q", "-j", "0", str(dest)], check=True)
-    (dest / ".done").write_text(versions)
-    return dest
 
 
 def lay_out(out: Path, handler: str, work: Path) -> list[str]:
@@ -149,7 +124,7 @@ def run(quick: bool = False) -> list[Row]:
     if python is None:
         python, note = sys.executable, f" (python{sys.version_info[0]}.{sys.version_info[1]}: no python3.12 found)"
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cnm-ingest" / "bench"
-    runtime = runtime_dir(python, cache)
+    runtime = runtime_site(python, cache)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="cold-start-", ignore_cleanup_errors=True) as tmp:
         work = Path(tmp)

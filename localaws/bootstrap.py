@@ -1,9 +1,10 @@
 """The Lambda runtime loop of one function, in a process of its own (see localaws.runtime).
 
-    python -I bootstrap.py CODE_DIR HANDLER [LAYER_DIR ...]
+    python -I bootstrap.py CODE_DIR HANDLER [LAYER_DIR ...] [--runtime SITE]
 
 Like the Lambda Python runtime: the function's code directory, then each layer's
-``python/`` directory, come first on sys.path; the handler module is imported once
+``python/`` directory, come first on sys.path, then the runtime's own libraries (SITE:
+boto3); the handler module is imported once
 (an import error is reported to every invocation, as Lambda reports an init error);
 the environment is exactly what the parent gives (the function's variables plus the
 ones Lambda sets). Requests and answers are JSON lines on stdin / the original
@@ -20,7 +21,11 @@ import time
 import traceback
 
 code_dir, handler_name, *layer_dirs = sys.argv[1:]
-sys.path[:0] = [code_dir, *(os.path.join(d, "python") for d in layer_dirs)]
+runtime_site: list[str] = []
+if "--runtime" in layer_dirs:
+    at = layer_dirs.index("--runtime")
+    layer_dirs, runtime_site = layer_dirs[:at], layer_dirs[at + 1 : at + 2]
+sys.path[:0] = [code_dir, *(os.path.join(d, "python") for d in layer_dirs), *runtime_site]
 os.chdir(code_dir)
 protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
 os.dup2(2, 1)

@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import server
+from . import lambda_python, server
 from .stack import Function, Mapping, Stack
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
@@ -78,9 +78,19 @@ class FunctionProcess:
     """A warm execution environment of one function: a bootstrap process fed JSON lines."""
 
     def __init__(
-        self, fn: Function, code_dir: Path, layer_dirs: list[Path], endpoint: str, region: str, log_path: Path
+        self,
+        fn: Function,
+        code_dir: Path,
+        layer_dirs: list[Path],
+        endpoint: str,
+        region: str,
+        log_path: Path,
+        *,
+        python: str = sys.executable,
+        runtime_site: Path | None = None,
     ):
         self.fn, self.code_dir, self.layer_dirs = fn, code_dir, layer_dirs
+        self.python, self.runtime_site = python, runtime_site
         self.endpoint, self.region, self.log_path = endpoint, region, log_path
         self._proc: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()
@@ -111,7 +121,15 @@ class FunctionProcess:
     def _start(self) -> subprocess.Popen[str]:
         log = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - owned by the process
         return subprocess.Popen(
-            [sys.executable, "-I", str(BOOTSTRAP), str(self.code_dir), self.fn.handler, *map(str, self.layer_dirs)],
+            [
+                self.python,
+                "-I",
+                str(BOOTSTRAP),
+                str(self.code_dir),
+                self.fn.handler,
+                *map(str, self.layer_dirs),
+                *(["--runtime", str(self.runtime_site)] if self.runtime_site else []),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -578,6 +596,9 @@ class Runtime:
         self.stack = Stack.read(self.session, self.prefix, self.endpoint)
         backend = lambda_backends[ACCOUNT][self.region]
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
+        # the Lambda runtime's Python (native wheels in the layer are built for it) and its boto3
+        python, self.python_note = lambda_python.interpreter()
+        site = lambda_python.runtime_site(python, Path.home() / ".cache" / "cnm-ingest" / "localaws")
         for fn in self.stack.functions.values():
             # the zip Terraform uploaded, and each layer version's zip, as stored by the emulator
             code = _unzip(backend.get_function(fn.name).code_bytes, self.workdir / "functions" / fn.name)
@@ -588,7 +609,14 @@ class Runtime:
                 for arn in fn.layers
             ]
             self.processes[fn.arn] = FunctionProcess(
-                fn, code, layers, self.endpoint, self.region, self.workdir / "logs" / f"{fn.name}.log"
+                fn,
+                code,
+                layers,
+                self.endpoint,
+                self.region,
+                self.workdir / "logs" / f"{fn.name}.log",
+                python=python,
+                runtime_site=site,
             )
         server.set_lambda_invoker(self._sfn_invoke)
         server.set_sns_lambda_deliverer(self._sns_deliver)

@@ -66,7 +66,8 @@ def env_reads(handler_module: str) -> tuple[set[str], set[str]]:
 
 
 def _literal_env_read(node: ast.AST) -> tuple[str, bool] | None:
-    """("X", required?) for aws.env("X"), env("X"), os.environ["X"], os.environ.get("X"), os.getenv("X")."""
+    """("X", required?) for aws.env("X"), env("X"), env_flag("X"), os.environ["X"], os.environ.get("X"),
+    os.getenv("X")."""
     if isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ":
         key = node.slice
         if isinstance(key, ast.Constant) and isinstance(key.value, str):
@@ -80,7 +81,8 @@ def _literal_env_read(node: ast.AST) -> tuple[str, bool] | None:
         func = ast.unparse(node.func)
         if func in ("aws.env", "env"):
             return node.args[0].value, len(node.args) < 2 and not node.keywords
-        if func in ("os.environ.get", "os.getenv") or func.endswith("environ.get"):  # an `environ` mapping passed in
+        optional_readers = ("os.environ.get", "os.getenv", "env_flag", "config.env_flag")
+        if func in optional_readers or func.endswith("environ.get"):  # an `environ` mapping passed in
             return node.args[0].value, False
     return None
 
@@ -89,6 +91,7 @@ def test_the_parser_finds_known_reads():
     required, optional = env_reads("message_consumer")
     assert {"FALLBACK_TOPIC_ARN", "RESPONSE_STREAM_ARN"} <= required
     assert "START_CONCURRENCY" in optional
+    assert "ALLOW_PROVIDER_MISMATCH" in optional  # config.env_flag
 
 
 def test_each_function_gets_exactly_the_environment_its_code_reads(complete_stack):

@@ -15,10 +15,11 @@ import zipfile
 import boto3
 import pytest
 
+import build
 from localaws.runtime import Runtime
 
 TOY = """
-import base64, json, os
+import base64, importlib.util, json, os, sys
 SEEN = []
 def handler(event, context):
     failures = []
@@ -32,7 +33,10 @@ def handler(event, context):
         else:
             if r["Sns"]["Message"] == "boom":
                 raise ValueError("boom")
-    return {"batchItemFailures": failures, "mode": os.environ["MODE"], "leak": os.environ.get("SECRET_OF_OTHERS")}
+    python = "%d.%d" % sys.version_info[:2]
+    found = {m: importlib.util.find_spec(m) is not None for m in ("boto3", "moto", "pytest")}
+    return {"batchItemFailures": failures, "mode": os.environ["MODE"], "leak": os.environ.get("SECRET_OF_OTHERS"),
+            "python": python, "found": found}
 """
 NEEDS_UNSET = """
 import os
@@ -151,7 +155,19 @@ def test_reads_what_was_deployed(toy):
 
 def test_function_sees_only_its_own_environment(toy):
     result = toy["runtime"].invoke(f"{toy['prefix']}-toy", {"Records": []})
-    assert result.result == {"batchItemFailures": [], "mode": "toy", "leak": None}
+    assert {k: result.result[k] for k in ("batchItemFailures", "mode", "leak")} == {
+        "batchItemFailures": [],
+        "mode": "toy",
+        "leak": None,
+    }
+
+
+def test_function_runs_on_the_lambda_runtime_python_with_only_the_runtime_libraries(toy):
+    """Python 3.12 as the function's Runtime says (the layer's native wheels are built for it), boto3 from the
+    runtime, and nothing of the test environment (moto, pytest) importable."""
+    result = toy["runtime"].invoke(f"{toy['prefix']}-toy", {"Records": []}).result
+    assert result["python"] == build.RUNTIME.removeprefix("python")
+    assert result["found"] == {"boto3": True, "moto": False, "pytest": False}
 
 
 def test_a_variable_the_module_does_not_set_fails_as_on_aws(toy):
