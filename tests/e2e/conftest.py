@@ -75,8 +75,14 @@ def applied_examples(request, tmpdir_factory, client, staged_examples) -> dict[s
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Destroy tests (marked `destroys`) run after everything else that uses the stacks."""
-    items.sort(key=lambda item: item.get_closest_marker("destroys") is not None)
+    """Destroy tests (marked `destroys`) run after every other test of this tier, and before the
+    tests after it (which use moto in-process: its mock resets the backends the stacks live in)."""
+    destroys = [item for item in items if item.get_closest_marker("destroys") is not None]
+    rest = [item for item in items if item.get_closest_marker("destroys") is None]
+    here = Path(__file__).parent
+    ours = [n for n, item in enumerate(rest) if Path(item.path).is_relative_to(here)]
+    cut = ours[-1] + 1 if ours else len(rest)
+    items[:] = rest[:cut] + destroys + rest[cut:]
 
 
 def pytest_configure(config):

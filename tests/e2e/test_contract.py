@@ -147,3 +147,56 @@ def test_payload_key_prefix_is_what_iam_allows(complete_stack, client, role, pre
     fn = complete_stack.function(role)
     bucket = fn.environment["PAYLOAD_BUCKET"]
     assert f"arn:aws:s3:::{bucket}/{prefix}*" in _s3_object_resources(client, fn.name), role
+
+
+# --- table key schemas: the Python code keys on what Terraform created ------------------------------
+
+
+@pytest.fixture
+def python_on_the_stack(local_aws, monkeypatch):
+    """cnm_ingest's clients pointed at the local AWS (as AWS_ENDPOINT_URL points a function's)."""
+    from cnm_ingest import aws
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", local_aws.endpoint)
+    aws.reset()
+    yield
+    aws.reset()
+
+
+def _hash_range(table: dict) -> tuple[str, ...]:
+    return tuple(k["AttributeName"] for k in sorted(table["KeySchema"], key=lambda k: k["KeyType"]))
+
+
+def test_config_tables_are_read_with_the_keys_terraform_created(complete_stack, python_on_the_stack):
+    """cnm_ingest.config reads the items Terraform seeded (rules by scan, collections by name + version,
+    providers by id): a key schema drift makes GetItem fail with a ValidationException here."""
+    from cnm_ingest import config
+
+    env = complete_stack.function("message_consumer").environment
+    store = config.ConfigStore(env["RULES_TABLE"], env["COLLECTIONS_TABLE"], env["PROVIDERS_TABLE"])
+    assert {r.name for r in store.rules()} == {"swot_l2_lr_ssh", "cnm_samples", "sentinel6_nrt_any_version"}
+    assert store.collection("SWOT_L2_LR_SSH", "2.0")["checksum_required"] is True
+    assert store.provider("PODAAC_SENTINEL6")["meta"] == {"contact": "ops@example.org"}
+    assert _hash_range(complete_stack.tables[env["COLLECTIONS_TABLE"]]) == ("name", "version")
+
+
+def test_idempotency_executions_and_status_tables_have_the_python_keys(complete_stack, python_on_the_stack):
+    from cnm_ingest import once, records, status
+
+    consumer = complete_stack.function("message_consumer").environment
+    idempotency = complete_stack.tables[consumer["IDEMPOTENCY_TABLE"]]
+    assert _hash_range(idempotency) == (once._layer(consumer["IDEMPOTENCY_TABLE"], "contract").key_attr,)
+    executions = complete_stack.function("recorder").environment["EXECUTIONS_TABLE"]
+    assert _hash_range(complete_stack.tables[executions]) == tuple(records.execution_key("arn:aws:states:x"))
+    status_table = complete_stack.function("start_status").environment["STATUS_TABLE"]
+    assert _hash_range(complete_stack.tables[status_table]) == tuple(status.execution_key({"name": "x"}))
+
+
+# --- the DLQ envelope: what the functions write is what INTERFACES.md documents ------------------------
+
+
+def test_dlq_envelope_kind_and_version_are_documented():
+    text = (ROOT / "docs" / "INTERFACES.md").read_text()
+    assert f'{{"kind": "{dlq.KIND}", "version": {dlq.VERSION},' in text
+    envelope = dlq.envelope("contract", "reason", "E", None)
+    assert (envelope["kind"], envelope["version"]) == (dlq.KIND, dlq.VERSION)

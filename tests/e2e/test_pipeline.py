@@ -1,4 +1,5 @@
-"""The pipeline Terraform applied (examples/complete), run by localaws.runtime as AWS runs it.
+"""The pipeline Terraform applied (examples/complete), run by localaws.runtime as AWS runs it
+(what tests/test_end_to_end.py checked on the hand-built twin, and more).
 
 Traffic: the published CNM samples with their files staged (checksums match), generated
 notifications, and poison pills (localaws.pipeline). Every side effect is counted without
@@ -84,6 +85,29 @@ def test_at_most_one_answer_per_record(run):
             assert [a["response"]["status"] for a in answers] == ["SUCCESS"], fate.record.label
         if fate.outcome == pipeline.FAILED:
             assert [a["response"]["status"] for a in answers] == ["FAILURE"], fate.record.label
+
+
+def test_parked_records_keep_their_bytes(run):
+    """Each DLQ entry carries the record as it was put on the stream (never destroy good data)."""
+    parked = [f for f in run["first"] if f.outcome == pipeline.PARKED]
+    assert parked
+    for fate in parked:
+        for entry in fate.dlq:
+            assert pipeline.decode(entry) == fate.record.payload, fate.record.label
+            assert entry["reason"], fate.record.label
+
+
+def test_validation_errors_are_answered_once_with_their_code(run):
+    """A checksum that does not match the file and a schema violation in an addressable record are
+    both VALIDATION_ERROR answers, as PO.DAAC answers them; once over both deliveries."""
+    by_label = {f.record.label: f for f in run["again"]}
+    for label, outcome in (
+        ("poison: checksum does not match the file", pipeline.FAILED),
+        ("poison: schema violation (size is a string)", pipeline.PARKED),
+    ):
+        fate = by_label[label]
+        answers = [(m["response"]["status"], m["response"].get("errorCode")) for m in fate.responses if "response" in m]
+        assert (fate.outcome, answers) == (outcome, [("FAILURE", "VALIDATION_ERROR")]), label
 
 
 def _answers(fate: pipeline.Fate) -> int:
