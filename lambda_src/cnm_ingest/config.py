@@ -169,6 +169,8 @@ def require_rules(cnm: dict[str, Any], rules: list[Rule], routing: Routing = Rou
 
 _ANY = ""  # index key of rules that match any version / any provider / any stream
 _ANY_ONLY = (_ANY,)
+# Keys a RuleIndex remembers what it found for (then it forgets them all and starts again).
+MEMO_KEYS = 4096
 
 
 def _by_name(rule: Rule) -> str:
@@ -184,7 +186,10 @@ class RuleIndex:
     two outer and eight inner dict lookups (its value or ``""`` for each of
     stream, version, provider), so the cost per record does not grow with the
     number of rules; a CNM without a version or a provider takes the
-    per-name list instead.
+    per-name list instead. What those lookups found is remembered per
+    ``(stream, name, version, provider)`` (:data:`MEMO_KEYS` at most, for
+    this index: a reload builds a new one), so a record of a key seen before
+    costs one lookup.
     """
 
     def __init__(self, rules: list[Rule], default_stream: str = "", allow_provider_mismatch: bool = False):
@@ -200,20 +205,37 @@ class RuleIndex:
             inner = self._by_key.setdefault((stream, rule.collection_name), {})
             inner.setdefault((rule.collection_version, _ANY if any_provider else rule.provider), []).append(rule)
             self._by_name.setdefault(rule.collection_name, []).append(rule)
+        # (stream ARN, name, version, provider) -> (candidates, the ENABLED ones), both in name order
+        self._memo: dict[tuple[str, str, str, str], tuple[list[Rule], list[Rule]]] = {}
 
     def routing(self, stream_arn: str = "") -> Routing:
         return Routing(stream_of(stream_arn), self.default_stream, self.allow_provider_mismatch)
 
     def candidates(self, cnm: dict[str, Any], stream_arn: str = "") -> list[Rule]:
         """Rules for this CNM on this stream, any state, in name order."""
+        return list(self._found(cnm, stream_arn)[0])
+
+    def _found(self, cnm: dict[str, Any], stream_arn: str) -> tuple[list[Rule], list[Rule]]:
+        """(:meth:`candidates`, the ENABLED ones); callers copy before handing them out."""
         name = cnm_mod.collection_name(cnm)
         if not isinstance(name, str):
-            return []
+            return [], []
         version, provider = cnm_version(cnm), cnm.get("provider")
         if version is None or not isinstance(provider, str):
             routing = self.routing(stream_arn)
-            return [r for r in self._by_name.get(name, ()) if rule_matches(cnm, r, routing)]
-        stream = stream_of(stream_arn)
+            found = [r for r in self._by_name.get(name, ()) if rule_matches(cnm, r, routing)]
+            return found, [r for r in found if r.enabled]
+        key = (stream_arn, name, version, provider)
+        hit = self._memo.get(key)
+        if hit is None:
+            found = self._lookup(stream_of(stream_arn), name, version, provider)
+            hit = (found, [r for r in found if r.enabled])
+            if len(self._memo) >= MEMO_KEYS:
+                self._memo.clear()
+            self._memo[key] = hit
+        return hit
+
+    def _lookup(self, stream: str, name: str, version: str, provider: str) -> list[Rule]:
         found: list[Rule] = []
         for s in (stream, _ANY) if stream else _ANY_ONLY:
             inner = self._by_key.get((s, name))
@@ -227,11 +249,14 @@ class RuleIndex:
         return sorted(found, key=_by_name) if len(found) > 1 else found
 
     def match(self, cnm: dict[str, Any], stream_arn: str = "") -> list[Rule]:
-        return [r for r in self.candidates(cnm, stream_arn) if r.enabled]
+        return list(self._found(cnm, stream_arn)[1])
 
     def require(self, cnm: dict[str, Any], stream_arn: str = "") -> list[Rule]:
         """:meth:`match`, raising :class:`NoMatchingRuleError` with a useful reason when empty."""
-        return require_rules(cnm, self.candidates(cnm, stream_arn), self.routing(stream_arn))
+        found, enabled = self._found(cnm, stream_arn)
+        if enabled:
+            return list(enabled)
+        return require_rules(cnm, found, self.routing(stream_arn))
 
 
 def flag(value: str | None, default: bool = False) -> bool:

@@ -35,7 +35,7 @@ from . import aws, normalize, once
 from . import cnm as cnm_mod
 from . import config as config_mod
 from .errors import NotConfiguredError, RecordError, TransientError, WorkflowInputTooLargeError
-from .message import build_workflow_input, execution_name
+from .message import build_workflow_input, execution_name, offload_threshold
 from .pacing import Pacer
 
 # dlq and response serve bad records only: imported when the first one is parked or answered, not at a cold start.
@@ -105,10 +105,16 @@ class SourceRecord:
 class Settings:
     stack: str
     buckets: dict[str, Any]
+    # WORKFLOW_OFFLOAD_BYTES, read once per invocation (None: read by every message, message.offload_threshold)
+    offload_bytes: int | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
-        return cls(stack=os.environ.get("STACK", ""), buckets=json.loads(os.environ.get("BUCKETS") or "{}"))
+        return cls(
+            stack=os.environ.get("STACK", ""),
+            buckets=json.loads(os.environ.get("BUCKETS") or "{}"),
+            offload_bytes=offload_threshold(),
+        )
 
 
 @dataclass(frozen=True)
@@ -187,6 +193,7 @@ def plan(record: SourceRecord, store: config_mod.ConfigStore, settings: Settings
             state_machine_arn=rule.workflow_arn,
             execution=name,
             source=record.source(),
+            offload_bytes=settings.offload_bytes,
         )
         planned.append(Planned(rule.name, rule.workflow_arn, name, _input_text(message, text)))
     return planned

@@ -51,7 +51,7 @@ def execution_name(identifier: str, sequence_number: str, rule_name: str = "", p
     """
     key = f"{rule_name}\x1f{identifier}\x1f{sequence_number}"
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
-    lead = _UNSAFE.sub("-", prefix)[:PREFIX_MAX] if isinstance(prefix, str) else ""
+    lead = _UNSAFE.sub("-", prefix)[:PREFIX_MAX] if prefix and isinstance(prefix, str) else ""
     room = _NAME_MAX - len(digest) - 1 - len(lead)
     readable = _UNSAFE.sub("-", identifier).strip("-")[:room]
     head = f"{lead}{readable}".rstrip("-") if readable else lead

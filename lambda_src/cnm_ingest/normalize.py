@@ -143,8 +143,13 @@ class _Rewriter:
         if "checksumType" not in f and "checksum-type" in f:
             f = {**f, "checksumType": f["checksum-type"]}
             self.notes.append(f"{where}: 'checksum-type' read as 'checksumType'")
-        f = self.set(f, "checksumType", checksum_type(f.get("checksumType")), where, "algorithm spelling")
-        f = self.set(f, "type", _enum(f.get("type"), FILE_TYPES), where, "case")
+        # Already the schema's spelling, or absent (the common case): nothing to rewrite, no call made.
+        value = f.get("checksumType")
+        if value is not None and not (isinstance(value, str) and value in _SPELLED_CHECKSUM_TYPES):
+            f = self.set(f, "checksumType", checksum_type(value), where, "algorithm spelling")
+        value = f.get("type")
+        if value is not None and not (isinstance(value, str) and value in FILE_TYPES):
+            f = self.set(f, "type", _enum(value, FILE_TYPES), where, "case")
         size = f.get("size")
         if isinstance(size, str) and size.isascii() and size.isdigit() and len(size) <= 20:
             f = self.set(f, "size", int(size), where, "a number sent as a string")
