@@ -1,4 +1,4 @@
-"""A layer built for Lambda's Python runs on this interpreter: its compiled modules get their local build beside them."""
+"""A layer built for Lambda's Python runs here: its compiled modules get their local build beside them."""
 
 from __future__ import annotations
 
