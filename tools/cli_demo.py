@@ -43,21 +43,29 @@ SWOT = ("PODAAC_SWOT", "SWOT_L2_LR_SSH", "2.0")
 SAMPLES = ("PODAAC_SWOT", "SWOT_Prod_l2:1", "1")  # the example's rule cnm_samples
 
 
-def cnm(name: str, data: bytes, routing: tuple[str, str, str] = SWOT) -> dict[str, Any]:
+def cnm(
+    name: str,
+    data: bytes,
+    routing: tuple[str, str, str] = SWOT,
+    *,
+    identifier: str | None = None,
+    folder: str = "incoming",
+) -> dict[str, Any]:
+    """A notification for one file ``s3://<provider bucket>/<folder>/<name>.nc`` holding ``data``."""
     provider, collection, version = routing
     return {
         "version": "1.6.1",
         "provider": provider,
         "collection": {"name": collection, "version": version},
         "submissionTime": "2026-11-26T07:00:00.000Z",
-        "identifier": name,
+        "identifier": identifier or name,
         "product": {
             "name": name,
             "dataVersion": version,
             "files": [
                 {
                     "type": "data",
-                    "uri": f"s3://{BUCKET}/incoming/{name}.nc",
+                    "uri": f"s3://{BUCKET}/{folder}/{name}.nc",
                     "name": f"{name}.nc",
                     "size": len(data),
                     "checksumType": "SHA256",

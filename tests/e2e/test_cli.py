@@ -34,43 +34,22 @@ from localaws import pipeline, server
 from localaws.runtime import Runtime
 from tests.cli_runner import Cli
 from tests.events import sns_event
+from tools import cli_demo
 from tools.cli_demo import paused
 
 from .conftest import EXAMPLES, REGION
 
 pytestmark = [pytest.mark.terraform, pytest.mark.provider]
 PREFIX = EXAMPLES["complete"]
-BUCKET = f"{PREFIX}-provider-outbox"
-SWOT = ("PODAAC_SWOT", "SWOT_L2_LR_SSH", "2.0")
+BUCKET = cli_demo.BUCKET
+SWOT, SAMPLES = cli_demo.SWOT, cli_demo.SAMPLES  # SAMPLES: the collection of the rule cnm_samples
 SENTINEL6 = ("PODAAC_SENTINEL6", "JASON_CS_S6A_L2_ALT_LR_STD_OST_NRT_F", "F")  # duplicate handling "skip"
-SAMPLES = ("PODAAC_SWOT", "SWOT_Prod_l2:1", "1")  # rule cnm_samples
 RULE_CHANGES = {"cnm_samples": ("disable", "enable"), "sentinel6_nrt_any_version": ("enable", "disable")}
 
 
 def cnm(name: str, data: bytes, routing: tuple[str, str, str] = SWOT) -> dict[str, Any]:
-    """A notification for one file ``s3://<provider bucket>/cli/<name>.nc`` holding ``data``."""
-    provider, collection, version = routing
-    return {
-        "version": "1.6.1",
-        "provider": provider,
-        "collection": {"name": collection, "version": version},
-        "submissionTime": "2026-11-26T07:00:00.000Z",
-        "identifier": f"id-{name}",
-        "product": {
-            "name": name,
-            "dataVersion": version,
-            "files": [
-                {
-                    "type": "data",
-                    "uri": f"s3://{BUCKET}/cli/{name}.nc",
-                    "name": f"{name}.nc",
-                    "size": len(data),
-                    "checksumType": "SHA256",
-                    "checksum": hashlib.sha256(data).hexdigest(),
-                }
-            ],
-        },
-    }
+    """A notification, identifier ``id-<name>``, for one file ``s3://<provider bucket>/cli/<name>.nc``."""
+    return cli_demo.cnm(name, data, routing, identifier=f"id-{name}", folder="cli")
 
 
 class Live:
