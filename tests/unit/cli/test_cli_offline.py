@@ -112,3 +112,34 @@ def test_access_denied_is_exit_4(monkeypatch):
     monkeypatch.setattr(stack_mod.Stack, "require_executions_table", lambda self: "t")
     monkeypatch.setattr(records, "query_status", denied)
     assert "access denied" in Cli("--prefix", "p")("status", code=4).output
+
+
+def test_follow_is_not_blocked_by_an_idle_shard(monkeypatch):
+    """`responses --follow` over two shards: the first never gets a record, the answer is on the second."""
+    from datetime import UTC, datetime
+
+    from cnm_ingest_cli import ops
+
+    answer = {"identifier": "x", "response": {"status": "SUCCESS"}}
+    record = {
+        "Data": json.dumps(answer).encode(),
+        "SequenceNumber": "7",
+        "ApproximateArrivalTimestamp": datetime.now(UTC),
+    }
+
+    class Kinesis:
+        def get_shard_iterator(self, **kw):
+            return {"ShardIterator": kw["ShardId"]}
+
+        def get_records(self, ShardIterator, StreamARN):
+            if ShardIterator == "shard-1":
+                return {"Records": [record], "NextShardIterator": "shard-1-read", "MillisBehindLatest": 0}
+            return {"Records": [], "NextShardIterator": ShardIterator, "MillisBehindLatest": 0}
+
+    monkeypatch.setattr(ops.aws, "client", lambda service: Kinesis())
+    monkeypatch.setattr(ops, "shards", lambda stream, only=(): ["shard-0", "shard-1"])
+    stack = stack_mod.Stack("p", {"response_stream_arn": ARN})
+    found = ops.responses(
+        stack, since=None, identifier="x", collection=None, status=None, follow=True, limit=1, sleep=lambda _s: None
+    )
+    assert [r["message"] for r in found] == [answer]  # returned: the idle shard yielded to the other
