@@ -1,20 +1,20 @@
 #!/usr/bin/env python3
-"""A recorded session of the ``cnm-ingest`` CLI against the local pipeline served by moto on an endpoint.
+"""A recorded session of the ``cnm-ingest`` CLI on the stack Terraform applied to the local AWS.
 
-    .venv/bin/python tools/cli_demo.py [--port 5123]
+    .venv/bin/python tools/cli_demo.py > docs/cli-transcript.txt
 
-moto runs as a server in this process (``ThreadedMotoServer``), so its Step
-Functions interpreter still reaches our task handlers (tools/local_pipeline.py's
-LambdaHarness) and the pipeline's glue (event source mapping, SNS -> fallback,
-EventBridge -> recorder) runs here too. The CLI runs as a separate process,
-exactly as an operator runs it, with ``AWS_ENDPOINT_URL`` pointing at the server
-and the stack found from a ``terraform output -json`` file. Every command and
-its output is printed; the README's "Operating it" transcript comes from here.
+The local AWS (localaws: moto with the project's patches) runs in this process; examples/complete
+is applied to it with `terraform init` + `apply` (tools/terraform, the offline provider mirror), and
+localaws.runtime runs what was applied (the consumer's event source mapping, SNS -> fallback, the
+workflow's functions, EventBridge -> recorder). The CLI runs as a separate process, exactly as an
+operator runs it (``python -m cnm_ingest_cli``, what the ``cnm-ingest`` script runs), with
+``AWS_ENDPOINT_URL`` pointing at the local AWS and the stack found from the example's
+``terraform output -json`` saved to a file. Every command and its output is printed; the README's
+"Operating it" transcript comes from here. The stack is not destroyed: it lives in this process.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -22,26 +22,51 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "lambda_src"), str(ROOT / "cli"), str(ROOT)]
+sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src"), str(ROOT / "cli")]
+
+from localaws import pipeline  # noqa: E402
+from localaws import terraform as localtf  # noqa: E402
+from localaws.runtime import Runtime  # noqa: E402
+from localaws.server import REGION, LocalAWS  # noqa: E402
+
+PREFIX = "cnm-complete"
+BUCKET = f"{PREFIX}-provider-outbox"
+SWOT = ("PODAAC_SWOT", "SWOT_L2_LR_SSH", "2.0")
+SAMPLES = ("PODAAC_SWOT", "SWOT_Prod_l2:1", "1")  # the example's rule cnm_samples
 
 
-def cnm(identifier: str, data: bytes) -> dict:
+def cnm(
+    name: str,
+    data: bytes,
+    routing: tuple[str, str, str] = SWOT,
+    *,
+    identifier: str | None = None,
+    folder: str = "incoming",
+) -> dict[str, Any]:
+    """A notification for one file ``s3://<provider bucket>/<folder>/<name>.nc`` holding ``data``."""
+    provider, collection, version = routing
     return {
         "version": "1.6.1",
-        "provider": "DEMO_PROVIDER",
-        "collection": {"name": "DEMO_L2", "version": "1"},
-        "submissionTime": "2024-01-02T03:04:05.678Z",
-        "identifier": identifier,
+        "provider": provider,
+        "collection": {"name": collection, "version": version},
+        "submissionTime": "2026-11-26T07:00:00.000Z",
+        "identifier": identifier or name,
         "product": {
-            "name": identifier,
+            "name": name,
+            "dataVersion": version,
             "files": [
                 {
                     "type": "data",
-                    "uri": f"s3://demo-provider/{identifier}.nc",
-                    "name": f"{identifier}.nc",
+                    "uri": f"s3://{BUCKET}/{folder}/{name}.nc",
+                    "name": f"{name}.nc",
                     "size": len(data),
                     "checksumType": "SHA256",
                     "checksum": hashlib.sha256(data).hexdigest(),
@@ -51,52 +76,35 @@ def cnm(identifier: str, data: bytes) -> dict:
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=5123)
-    args = parser.parse_args()
-    endpoint = f"http://127.0.0.1:{args.port}"
-    env = {
-        "AWS_ACCESS_KEY_ID": "demo",
-        "AWS_SECRET_ACCESS_KEY": "demo",
-        "AWS_DEFAULT_REGION": "us-west-2",
-        "AWS_REGION": "us-west-2",
-        "AWS_ENDPOINT_URL": endpoint,
-        "POWERTOOLS_METRICS_NAMESPACE": "cnm-ingest-demo",
-        "POWERTOOLS_LOG_LEVEL": "ERROR",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-    }
-    os.environ.update(env)
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
-        os.environ.pop(name, None)
-    logging.disable(logging.CRITICAL)
-
-    from moto.core.config import default_user_config
-    from moto.server import ThreadedMotoServer
-
-    from tools.cli_stack import CliStack, write_outputs
-    from tools.local_pipeline import LambdaHarness
-
-    default_user_config["stepfunctions"] = {"execute_state_machine": True}
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
-    server.start()
-    workdir = Path(tempfile.mkdtemp(prefix="cnm-ingest-cli-demo-"))
+@contextmanager
+def paused(rt: Runtime, role: str) -> Iterator[None]:
+    """An outage of one function's event source mapping(s): nothing is delivered, then the mapping
+    resumes from its checkpoints (what AWS does when a disabled mapping is enabled again)."""
+    arn = rt.stack.function(role).arn if rt.stack else ""
+    pollers = [p for p in rt.pollers if p.m.function_arn == arn]
+    if not pollers:
+        raise LookupError(f"no event source mapping delivers to {role}")
+    for p in pollers:
+        p.run_once = lambda: False  # type: ignore[method-assign]
     try:
-        with LambdaHarness().installed():
-            stack = CliStack()
-            os.environ.update(stack.environment())
-            stack.add_provider("DEMO_PROVIDER", "demo-provider")
-            stack.add_collection("DEMO_L2", "1", duplicate_handling="error")
-            stack.add_rule("demo-l2", "DEMO_L2", "DEMO_PROVIDER", version="1")
-            write_outputs(stack, str(workdir / "outputs.json"))
-            run = Runner(workdir, {**env, "CNM_INGEST_OUTPUTS": str(workdir / "outputs.json")})
-            scenario(stack, run, workdir)
+        yield
     finally:
-        server.stop()
-    return 0
+        for p in pollers:
+            del p.run_once
+
+
+def terraform(work: Path, *args: str) -> str:
+    proc = subprocess.run(
+        [str(localtf.TERRAFORM), f"-chdir={work}", *args, "-no-color"], capture_output=True, text=True, check=False
+    )
+    if proc.returncode:
+        raise SystemExit(f"terraform {args[0]} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+    return proc.stdout
 
 
 class Runner:
+    """Runs ``cnm-ingest ARGS`` as a process and prints the command and its output."""
+
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
         self.workdir = workdir
         self.env = {
@@ -108,7 +116,7 @@ class Runner:
 
     def __call__(self, *args: str) -> int:
         shown = " ".join(a if " " not in a else repr(a) for a in args)
-        print(f"$ cnm-ingest {shown}")
+        print(f"$ cnm-ingest {shown}", flush=True)
         proc = subprocess.run(
             [sys.executable, "-m", "cnm_ingest_cli", *args],
             env=self.env,
@@ -122,18 +130,75 @@ class Runner:
             print(out)
         if proc.returncode:
             print(f"(exit {proc.returncode})")
-        print()
+        print(flush=True)
         return proc.returncode
 
 
 def note(text: str) -> None:
-    print(f"# {text}")
+    print(f"# {text}", flush=True)
 
 
-def scenario(stack, run: Runner, workdir: Path) -> None:
-    good, fixed = b"granule bytes " * 512, b"second granule " * 512
-    stack.put_object("s3://demo-provider/demo-0001.nc", good)
-    stack.put_object("s3://demo-provider/demo-0002.nc", b"a truncated upload")
+def cli_environment(endpoint: str, outputs: Path) -> dict[str, str]:
+    """What an operator sets to point the CLI at the local AWS and the applied stack."""
+    return {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": endpoint,
+        "CNM_INGEST_OUTPUTS": str(outputs),
+    }
+
+
+def show_status(work: Path, endpoint: str) -> int:
+    """`cnm-ingest status` on the stack applied in the Terraform directory ``work`` (tools/demo.py ends with it)."""
+    print(f"$ export AWS_ENDPOINT_URL={endpoint} CNM_INGEST_OUTPUTS={work}")
+    return Runner(work, cli_environment(endpoint, work))("status", "--since", "1h")
+
+
+def main() -> int:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("moto").setLevel(logging.CRITICAL)
+    import boto3
+
+    import build
+
+    build.build(ROOT / "build")  # the packages Terraform uploads
+    with LocalAWS() as aws, tempfile.TemporaryDirectory(prefix="cnm-ingest-cli-demo-") as tmp:
+        workdir = Path(tmp)
+        work = localtf.stage(ROOT / "examples" / "complete", workdir / "complete", aws.endpoint)
+        started = time.monotonic()
+        terraform(work, "init", "-input=false")
+        terraform(work, "apply", "-auto-approve", "-input=false")
+        (workdir / "outputs.json").write_text(terraform(work, "output", "-json"))
+        note(
+            f"examples/complete applied to the local AWS at {aws.endpoint} in {time.monotonic() - started:.0f}s; "
+            "`terraform output -json` saved to outputs.json"
+        )
+        env = cli_environment(aws.endpoint, workdir / "outputs.json")
+        print(f"$ export AWS_ENDPOINT_URL={aws.endpoint} CNM_INGEST_OUTPUTS=outputs.json\n")
+        run = Runner(workdir, env)
+        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+        run("rules", "list")
+        note("before the consumers start: the rule of the sample collection is disabled")
+        run("rules", "disable", "cnm_samples")
+        with Runtime(session, aws.endpoint, PREFIX, workdir / "runtime") as rt:
+            scenario(rt, run, session.client("s3", endpoint_url=aws.endpoint), workdir)
+    return 0
+
+
+def scenario(rt: Runtime, run: Runner, s3: Any, workdir: Path) -> None:
+    def stage(name: str, data: bytes) -> None:
+        pipeline.stage_files(s3, [pipeline.Record(name, b"", "", {f"s3://{BUCKET}/incoming/{name}.nc": data})], REGION)
+
+    def settle() -> None:
+        if not rt.wait_idle(timeout=240):
+            raise SystemExit(f"the pipeline did not settle: {rt.errors}")
+
+    good, fixed, late = b"granule bytes " * 512, b"second granule " * 512, b"sample granule " * 512
+    stage("demo-0001", good)
+    stage("demo-0002", bytes(len(fixed)))  # the provider's mistake: right size, wrong bytes
+    stage("demo-0004", late)
     inbox = workdir / "inbox"
     inbox.mkdir()
     (inbox / "demo-0001.json").write_text(json.dumps(cnm("demo-0001", good)))
@@ -141,50 +206,48 @@ def scenario(stack, run: Runner, workdir: Path) -> None:
     broken = cnm("demo-0003", good)
     del broken["product"]["files"][0]["size"]
     (inbox / "demo-0003.json").write_text(json.dumps(broken))
+    (inbox / "demo-0004.json").write_text(json.dumps(cnm("demo-0004", late, SAMPLES)))
 
-    note("a provider sends three CNMs; the CLI refuses the invalid one with the reason")
+    note("a provider sends four CNMs; the CLI refuses the invalid one with the reason")
     run("send", "inbox")
-    stack.deliver_new()
-    stack.wait_for_executions()
-    stack.record()
+    settle()
     note("what happened in the last hour")
     run("status", "--since", "1h")
     run("status", "--granules", "--status", "FAILED")
     run("status", "demo-0002")
 
     note("the provider re-uploads the file; reingest it (duplicate handling forced to replace)")
-    stack.put_object("s3://demo-provider/demo-0002.nc", fixed)
+    stage("demo-0002", fixed)
     run("reingest", "demo-0002")
-    stack.wait_for_executions()
-    stack.record()
+    settle()
     run("status", "demo-0002")
+    run("responses", "--identifier", "demo-0002")
 
-    note("a notification arrives while its rule is disabled: it ends in the DLQ")
-    stack.put_object("s3://demo-provider/demo-0004.nc", good)
-    run("rules", "disable", "demo-l2")
-    stack.notify(json.dumps(cnm("demo-0004", good)).encode(), "demo-0004")
-    stack.deliver_new()
-    stack.deliver_fallback()
+    note("demo-0004 arrived while its rule was disabled: it is in the DLQ")
     run("dlq", "list")
-    run("rules", "enable", "demo-l2")
-    body = stack.sqs.receive_message(QueueUrl=stack.dlq_url, VisibilityTimeout=0)["Messages"][0]["Body"]
+    run("rules", "enable", "cnm_samples")
+    cache = float(rt.stack.function("message_consumer").environment["RULES_CACHE_SECONDS"]) if rt.stack else 0.0
+    note(f"consumers see a rule change within RULES_CACHE_SECONDS ({cache:.0f}s); waiting that long")
+    time.sleep(cache + 1)
+    run("dlq", "redrive", "--all", "--dry-run")
     run("dlq", "redrive", "--all")
-    note("the same record parked a second time (a duplicate DLQ message) is not put twice")
-    stack.sqs.send_message(QueueUrl=stack.dlq_url, MessageBody=body)
-    run("dlq", "redrive", "--all")
-    stack.deliver_new()
-    stack.wait_for_executions()
-    stack.record()
+    settle()
+    run("status", "demo-0004")
 
-    note("the consumer is down (outage) while demo-0005 arrives")
-    stack.put_object("s3://demo-provider/demo-0005.nc", good)
-    stack.notify(json.dumps(cnm("demo-0005", good)).encode(), "demo-0005")
-    stack.checkpoint = 10**30
-    note("replay the last hour: only what had not started is started (the redriven original is done too)")
-    run("replay", "--from", "1h")
-    stack.wait_for_executions()
+    note("the consumer is down (an outage) while demo-0005 arrives; replay the window")
+    stage("demo-0005", good + b"5")
+    (inbox / "demo-0005.json").write_text(json.dumps(cnm("demo-0005", good + b"5")))
+    with paused(rt, "message_consumer"):
+        start = datetime.now(UTC).replace(microsecond=0)
+        time.sleep(1)
+        run("send", "inbox/demo-0005.json")
+        time.sleep(1)
+        run("replay", "--from", start.isoformat(), "--to", "now")
+        settle()
+        note("a second replay of the same window starts nothing")
+        run("replay", "--from", start.isoformat(), "--to", "now")
+    settle()
     run("responses", "--since", "1h")
-    stack.record()
     run("status", "--since", "1h")
 
 

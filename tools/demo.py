@@ -38,6 +38,7 @@ from localaws import terraform as localtf  # noqa: E402
 from localaws.runtime import Runtime  # noqa: E402
 from localaws.server import REGION, LocalAWS  # noqa: E402
 from tools import tf as tfcli  # noqa: E402
+from tools.cli_demo import show_status  # noqa: E402
 
 PROVIDER_BUILD_MINUTES = "20-35"
 PREFIXES = {"complete": "cnm-complete", "minimal": "cnm-minimal"}
@@ -224,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"function invocations: {dict(rt.invocations)}")
         if recorded is not None:
             say(f"executions table (the recorder, from EventBridge status events): {recorded}")
+        show_status(work, aws.endpoint)  # the operator's view: `cnm-ingest status` (README "Operating it")
         if not args.keep:
             t_destroy = terraform(work, env, "destroy", "-auto-approve", "-input=false", "-no-color", label="destroy")
             say(f"terraform destroy {t_destroy:.0f}s")

@@ -235,7 +235,8 @@ def read_shard(
     poll: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[dict[str, Any]]:
-    """Records of one shard from ``since`` (TRIM_HORIZON when None) to ``until`` or the tip (or on, with ``follow``)."""
+    """Records of one shard from ``since`` (TRIM_HORIZON when None) to ``until`` or the tip (or on, with ``follow``:
+    then an empty dict each time the shard has nothing new, so that one idle shard never blocks the others)."""
     kinesis = aws.client("kinesis")
     params: dict[str, Any] = {"StreamARN": stream_arn, "ShardId": shard_id}
     if since is None:
@@ -254,6 +255,7 @@ def read_shard(
         if not page["Records"] and not page.get("MillisBehindLatest"):
             if not follow:
                 return
+            yield {}  # idle: a reader following several shards moves on to the next one
             sleep(poll)
 
 
@@ -274,6 +276,8 @@ def responses(
     shown = 0
     for reader in readers if not follow else [_interleave(readers)]:
         for record in reader:
+            if not record:  # a followed shard with nothing new
+                continue
             try:
                 message = json.loads(record["Data"])
             except ValueError:

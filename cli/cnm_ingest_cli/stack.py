@@ -9,6 +9,7 @@ prefix gives are those the modules create (``<prefix>-notifications``,
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -36,13 +37,38 @@ OUTPUTS = {
 }
 
 
+# Outputs of a configuration that wraps the module under names of its own (examples/complete):
+# output -> {key in its map value: root output name}.
+NESTED = {
+    "config_table_names": {
+        "rules": "rules_table_name",
+        "collections": "collections_table_name",
+        "providers": "providers_table_name",
+    },
+    "function_names": {"message_consumer": "message_consumer_function_name"},
+}
+
+
 def _values(raw: Any) -> dict[str, Any]:
-    """``terraform output -json`` ({name: {value, type}}), a state file's ``outputs``, or plain {name: value}."""
+    """``terraform output -json`` ({name: {value, type}}), a state file's ``outputs``, or plain {name: value}.
+
+    A configuration wrapping the module may output the whole module (``value = module.cnm_ingest``: its
+    outputs are taken as the root's) or maps of names (``config_table_names``, ``function_names``)."""
     if isinstance(raw, dict) and isinstance(raw.get("outputs"), dict) and "version" in raw:  # terraform.tfstate
         raw = raw["outputs"]
     if not isinstance(raw, dict):
         raise StackNotFound("the outputs are not a JSON object")
-    return {k: (v["value"] if isinstance(v, dict) and "value" in v else v) for k, v in raw.items()}
+    values = {k: (v["value"] if isinstance(v, dict) and "value" in v else v) for k, v in raw.items()}
+    for value in list(values.values()):
+        if isinstance(value, dict) and ("notification_stream_arn" in value or "state_machine_arn" in value):
+            values = {**value, **values}  # a whole module's outputs; the root's own names win
+    for name, keys in NESTED.items():
+        nested = values.get(name)
+        if isinstance(nested, dict):
+            for key, out in keys.items():
+                if nested.get(key) is not None:
+                    values.setdefault(out, nested[key])
+    return values
 
 
 def read_outputs(path: Path) -> dict[str, Any]:
@@ -178,9 +204,23 @@ def _stream_arn(name: str) -> str:
         raise StackNotFound(f"no stream {name}: is the prefix right?") from None
 
 
+# Stack attribute -> the suffix the modules give its name (the last part of an ARN or URL).
+SUFFIXES = {
+    "rules_table": "-rules",
+    "notification_stream_arn": "-notifications",
+    "dlq_url": "-kinesisFailure",
+    "executions_table": "-executions",
+    "state_machine_arn": "-cnm-workflow",
+}
+
+
 def _prefix_from(names: dict[str, Any]) -> str:
-    table = str(names.get("rules_table") or "")
-    return table.removesuffix("-rules") if table.endswith("-rules") else ""
+    """The prefix the names were made from, when outputs leave out ``prefix``."""
+    for attr, suffix in SUFFIXES.items():
+        name = re.split(r"[/:]", str(names.get(attr) or ""))[-1]
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name.removesuffix(suffix)
+    return ""
 
 
 def find(outputs: str | None, prefix: str | None) -> Stack:
