@@ -202,28 +202,6 @@ def _unzip(data: bytes, dest: Path) -> Path:
     return dest
 
 
-def _local_extensions(layer: Path) -> list[Path]:
-    """A layer holds compiled modules built for Lambda's Python (python3.12: ``orjson.cpython-312-...so``).
-    When the functions run here on another Python, each such module also gets its build for this
-    interpreter, copied from this environment (the same pinned version), beside it; Python picks the
-    one matching its ABI. The layer's own files are left as deployed. Returns the files added."""
-    import importlib.machinery
-    import shutil
-    import site
-
-    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]  # this interpreter's, e.g. .cpython-311-x86_64-linux-gnu.so
-    added = []
-    for built in (layer / "python").rglob("*.cpython-*.so"):
-        if built.name.endswith(suffix):
-            continue
-        wanted = built.parent.relative_to(layer / "python") / (built.name.split(".cpython-")[0] + suffix)
-        local = next((Path(d) / wanted for d in site.getsitepackages() if (Path(d) / wanted).is_file()), None)
-        if local is not None and not (built.parent / local.name).exists():
-            shutil.copy2(local, built.parent / local.name)
-            added.append(built.parent / local.name)
-    return added
-
-
 # ----------------------------------------------------------------------- Kinesis ESM
 
 
@@ -630,8 +608,6 @@ class Runtime:
                 )
                 for arn in fn.layers
             ]
-            for layer in layers:
-                _local_extensions(layer)
             self.processes[fn.arn] = FunctionProcess(
                 fn,
                 code,
