@@ -203,15 +203,20 @@ def test_recorder_writes_an_execution_aborted_by_hand(run, client):
             "executionArn"
         ]
         assert entered.wait(30)
-        running = _wait_for(lambda: _execution_record(client, table, arn))
-        assert running is not None and running["status"]["S"] == "RUNNING"
+        # moto applies an UpdateItem's actions one by one, so a read may land between them (an item
+        # with only its event history); AWS's UpdateItem is atomic. Wait for the whole RUNNING record.
+        running = _wait_for(lambda: (r := _execution_record(client, table, arn)) is not None and "status" in r and r)
+        assert running, _execution_record(client, table, arn)
+        assert running["status"]["S"] == "RUNNING"
         sfn.stop_execution(executionArn=arn, error="Operator", cause="stopped by hand")
     finally:
         release.set()
         server.set_lambda_invoker(rt._sfn_invoke)
     assert _wait_for(lambda: sfn.describe_execution(executionArn=arn)["status"] == "ABORTED", 30)
     aborted = _wait_for(
-        lambda: (r := _execution_record(client, table, arn)) is not None and r["status"]["S"] == "ABORTED" and r
+        lambda: (
+            (r := _execution_record(client, table, arn)) is not None and r.get("status", {}).get("S") == "ABORTED" and r
+        )
     )
     assert aborted, _execution_record(client, table, arn)
     assert {"ev:RUNNING:0", "ev:ABORTED:0"} <= set(aborted)
