@@ -138,3 +138,16 @@ def is_transient(exc: BaseException) -> bool:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0
         return code in TRANSIENT_ERROR_CODES or status >= 500
     return False
+
+
+def update_item_if(params: dict[str, Any]) -> bool:
+    """DynamoDB UpdateItem with ``params``; False when its ConditionExpression did not hold (nothing written)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        client("dynamodb").update_item(**params)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True

@@ -34,7 +34,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
 
 from . import aws
 from . import cnm as cnm_mod
@@ -317,13 +316,7 @@ def _update(
     }
     if condition:
         params["ConditionExpression"] = condition
-    try:
-        aws.client("dynamodb").update_item(**params)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return aws.update_item_if(params)
 
 
 def event_attr(status: str, redrive_count: int) -> str:

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from . import aws
 from . import cnm as cnm_mod
 from . import message as workflow_message
@@ -111,13 +109,7 @@ def _update(
     }
     if condition:
         params["ConditionExpression"] = condition
-    try:
-        aws.client("dynamodb").update_item(**params)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return aws.update_item_if(params)
 
 
 def _attr(value: Any) -> dict[str, Any]:

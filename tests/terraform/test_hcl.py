@@ -16,7 +16,7 @@ from pathlib import Path
 import hcl2
 import pytest
 
-from .tfhelpers import ROOT, check, tf
+from .tfhelpers import RESOURCE_STAR_ACTIONS, ROOT, check, tf
 
 TF = [sys.executable, str(ROOT / "tools" / "tf.py")]
 MODULES = sorted(p for p in (ROOT / "modules").iterdir() if p.is_dir())
@@ -36,28 +36,6 @@ OUR_MODULES = [
     "s3_bucket",
 ]
 
-# Actions that have no resource-level permissions in IAM: a statement made only
-# of these may (must) use Resource "*".
-#   - X-Ray trace upload and sampling (function and state machine tracing);
-#   - CloudWatch Logs vended log delivery, which Step Functions logging needs
-#     (https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html);
-#   - describing network interfaces and subnets (functions in a VPC).
-RESOURCE_STAR_ACTIONS = {
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeSubnets",
-    "xray:PutTraceSegments",
-    "xray:PutTelemetryRecords",
-    "xray:GetSamplingRules",
-    "xray:GetSamplingTargets",
-    "logs:CreateLogDelivery",
-    "logs:GetLogDelivery",
-    "logs:UpdateLogDelivery",
-    "logs:DeleteLogDelivery",
-    "logs:ListLogDeliveries",
-    "logs:PutResourcePolicy",
-    "logs:DescribeResourcePolicies",
-    "logs:DescribeLogGroups",
-}
 # Key policies: in a KMS key policy, Resource "*" means "this key".
 KEY_POLICY_DOCUMENTS = {("examples/complete", "kms")}
 

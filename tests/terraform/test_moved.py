@@ -17,7 +17,7 @@ import tarfile
 
 import pytest
 
-from .tfhelpers import ROOT, check, provider_override, show_json, tf
+from .tfhelpers import FUNCTION_KEYS, ROOT, WORKFLOW_TASKS, check, provider_override, show_json, tf
 
 pytestmark = [pytest.mark.terraform, pytest.mark.provider]
 
@@ -188,22 +188,6 @@ def _resources(module: dict):
     yield from module.get("resources", [])
     for child in module.get("child_modules", []):
         yield from _resources(child)
-
-
-WORKFLOW_TASKS = ["start_status", "translate_message", "sync_granule", "cnm_response", "stop_status"]
-FUNCTION_KEYS = [
-    "message_consumer",
-    "fallback_consumer",
-    "hydrate",
-    "inbound_logger",
-    "outbound_logger",
-    "start_status",
-    "translate_message",
-    "sync_granule",
-    "cnm_response",
-    "stop_status",
-    "recorder",
-]
 
 
 def interfaces_environment() -> dict[str, tuple[set[str], bool]]:

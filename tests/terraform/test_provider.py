@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from .tfhelpers import ROOT, check, copy_config, provider_override, show_json, tf
+from .tfhelpers import FUNCTION_KEYS, RESOURCE_STAR_ACTIONS, ROOT, check, copy_config, provider_override, show_json, tf
 
 pytestmark = [pytest.mark.terraform, pytest.mark.provider]
 
@@ -254,27 +254,6 @@ def test_every_function_is_packaged_from_the_manifest(example, request, packages
         assert fn["handler"].endswith(".handler"), address
 
 
-ALLOWED_WILDCARD_ACTIONS = {
-    # no resource-level permissions exist for these
-    "xray:PutTraceSegments",
-    "xray:PutTelemetryRecords",
-    "xray:GetSamplingRules",
-    "xray:GetSamplingTargets",
-    # Step Functions log delivery to CloudWatch Logs is authorised on "*" (AWS documents it so)
-    "logs:CreateLogDelivery",
-    "logs:GetLogDelivery",
-    "logs:UpdateLogDelivery",
-    "logs:DeleteLogDelivery",
-    "logs:ListLogDeliveries",
-    "logs:PutResourcePolicy",
-    "logs:DescribeResourcePolicies",
-    "logs:DescribeLogGroups",
-    # functions in a VPC: describing network interfaces and subnets has no resource-level permissions
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeSubnets",
-}
-
-
 def test_iam_policies_name_only_the_resources_they_need(complete_plan):
     """Every Allow statement of the pipeline's roles names its resources by reference, not "*"."""
     statements = 0
@@ -289,7 +268,7 @@ def test_iam_policies_name_only_the_resources_they_need(complete_plan):
             actions = set(st["actions"].get("constant_value", []))
             resources = st.get("resources", {})
             if "*" in resources.get("constant_value", []):
-                assert actions <= ALLOWED_WILDCARD_ACTIONS, f"{path}: {sorted(actions)} on *"
+                assert actions <= RESOURCE_STAR_ACTIONS, f"{path}: {sorted(actions)} on *"
             else:
                 assert resources.get("references"), f"{path} {st.get('sid')}: no resources named"
             assert not any(a.endswith(":*") or a == "*" for a in actions), f"{path}: wildcard action {actions}"
@@ -342,19 +321,6 @@ def test_response_destinations_and_distribution_endpoint(complete_plan):
 # --------------------------------------------------------------------------- #
 
 ACCOUNT = "123456789012"  # moto's account
-FUNCTION_KEYS = [
-    "message_consumer",
-    "fallback_consumer",
-    "hydrate",
-    "inbound_logger",
-    "outbound_logger",
-    "start_status",
-    "translate_message",
-    "sync_granule",
-    "cnm_response",
-    "stop_status",
-    "recorder",
-]
 
 
 def functions_by_key(plan: dict, example: str) -> dict[str, tuple[str, dict]]:

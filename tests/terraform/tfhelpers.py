@@ -59,3 +59,39 @@ def provider_override(endpoint: str) -> str:
     from localaws.terraform import provider_override as override
 
     return override(endpoint)
+
+
+# The functions the root module deploys (wrapper keys), and the workflow's task functions among them.
+WORKFLOW_TASKS = ["start_status", "translate_message", "sync_granule", "cnm_response", "stop_status"]
+FUNCTION_KEYS = [
+    "message_consumer",
+    "fallback_consumer",
+    "hydrate",
+    "inbound_logger",
+    "outbound_logger",
+    *WORKFLOW_TASKS,
+    "recorder",
+]
+
+# Actions that have no resource-level permissions in IAM: a statement made only
+# of these may (must) use Resource "*".
+#   - X-Ray trace upload and sampling (function and state machine tracing);
+#   - CloudWatch Logs vended log delivery, which Step Functions logging needs
+#     (https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html);
+#   - describing network interfaces and subnets (functions in a VPC).
+RESOURCE_STAR_ACTIONS = {
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
