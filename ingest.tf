@@ -85,9 +85,10 @@ module "consumer" {
     })
   })
 
-  start_concurrency = var.start_concurrency
-  start_rate_limit  = var.start_rate_limit
-  start_rate_burst  = var.start_rate_burst
+  start_concurrency  = var.start_concurrency
+  start_rate_limit   = var.start_rate_limit
+  start_rate_burst   = var.start_rate_burst
+  start_max_attempts = var.start_max_attempts
 
   stream_arn          = local.notification_stream_arn
   rule_stream_arns    = local.rule_stream_arns
@@ -128,8 +129,9 @@ module "fallback" {
     environment_variables = merge(local.functions.fallback_consumer.environment_variables, local.routing_environment, {
       RESPONSE_STREAM_ARN = local.response_stream_arn
       # It starts executions too: under the same cap as the message consumer.
-      START_RATE_LIMIT = tostring(var.start_rate_limit)
-      START_RATE_BURST = tostring(var.start_rate_burst)
+      START_RATE_LIMIT   = tostring(var.start_rate_limit)
+      START_RATE_BURST   = tostring(var.start_rate_burst)
+      START_MAX_ATTEMPTS = tostring(var.start_max_attempts)
     })
   })
 

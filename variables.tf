@@ -849,6 +849,17 @@ variable "start_rate_burst" {
   }
 }
 
+variable "start_max_attempts" {
+  description = "Tries of one StartExecution while throttled, within one invocation of the message or fallback consumer (after botocore's own retries of each try), before the record is given back: a batch item failure for the message consumer, a retried invocation for the fallback consumer. Lower it to hand throttled records back to the event source mapping sooner."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.start_max_attempts >= 1 && var.start_max_attempts <= 100 && floor(var.start_max_attempts) == var.start_max_attempts
+    error_message = "start_max_attempts must be a whole number between 1 and 100."
+  }
+}
+
 # --- CNM responses: destinations and distribution URIs (issue 13) ---
 
 variable "response_destinations" {

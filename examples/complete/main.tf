@@ -167,6 +167,9 @@ module "cnm_ingest" {
   on_failure_destination             = "sns"
   enhanced_fan_out                   = true
   rules_cache_seconds                = 30
+  # A throttled StartExecution is tried 3 times in an invocation (default 10), then the record
+  # goes back to the mapping as a batch item failure and is retried from there.
+  start_max_attempts = 3
 
   lambda_function_settings = {
     defaults          = { memory_size = 512 }

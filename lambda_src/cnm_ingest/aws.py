@@ -35,10 +35,11 @@ _resources: dict[str, Any] = {}
 def _base_config() -> Config:
     # Standard retry mode with a few attempts: throttling and 5xx are retried by
     # botocore before our code sees them; what still fails is reported upwards.
+    # AWS_MAX_ATTEMPTS means what it means to the AWS SDKs: attempts in all, the first call included.
     # max_pool_connections: the message consumer starts executions from a pool of
     # START_CONCURRENCY (64) threads sharing one client; urllib3 keeps 10 by default.
     return Config(
-        retries={"max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "4")), "mode": "standard"},
+        retries={"total_max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "4")), "mode": "standard"},
         max_pool_connections=int(os.environ.get("AWS_MAX_POOL_CONNECTIONS", "64")),
     )
 

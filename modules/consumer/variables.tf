@@ -125,7 +125,7 @@ variable "start_rate_burst" {
 }
 
 variable "start_max_attempts" {
-  description = "Tries of one StartExecution while throttled within an invocation before the record becomes a batch item failure (START_MAX_ATTEMPTS)."
+  description = "Tries of one StartExecution while throttled within an invocation before the record becomes a batch item failure (START_MAX_ATTEMPTS). Declared and validated by the root module's variable of the same name."
   type        = number
   default     = 10
 

@@ -75,7 +75,7 @@ def test_clients_are_cached_per_config_and_keep_the_default_retries(fresh, monke
     assert tuned.meta.config.retries["mode"] == "adaptive"
     assert tuned.meta.config.max_pool_connections == 32
     assert default.meta.config.retries["mode"] == "standard"
-    assert default.meta.config.retries["total_max_attempts"] == 8  # AWS_MAX_ATTEMPTS=7 retries + the first call
+    assert default.meta.config.retries["total_max_attempts"] == 7  # AWS_MAX_ATTEMPTS counts the first call (the SDKs)
     assert len(fresh) == 1
 
 
