@@ -40,6 +40,7 @@ import pytest
 
 from localaws import faults
 from localaws.runtime import KinesisPoller, Runtime
+from tests.functional.ingest.conftest import sample_cnm
 
 pytestmark = [pytest.mark.terraform, pytest.mark.provider]
 
@@ -85,32 +86,8 @@ def rule_for_any_version(world: Any) -> dict[str, Any]:
     return sorted(rules, key=lambda r: r["name"])[0]
 
 
-def cnm(identifier: str, rule: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "version": "1.6.1",
-        "provider": rule["provider"],
-        "collection": rule["collection_name"],
-        "submissionTime": "2024-01-02T03:04:05.678Z",
-        "identifier": identifier,
-        "product": {
-            "name": identifier,
-            "dataVersion": "1",
-            "files": [
-                {
-                    "type": "data",
-                    "uri": f"s3://provider-bucket/{identifier}.nc",
-                    "name": f"{identifier}.nc",
-                    "size": 100,
-                    "checksumType": "md5",
-                    "checksum": "d41d8cd98f00b204e9800998ecf8427e",
-                }
-            ],
-        },
-    }
-
-
 def payload(i: int, case: Case, rule: dict[str, Any]) -> bytes:
-    doc = cnm(f"rec-{i:03d}", rule)
+    doc = sample_cnm(f"rec-{i:03d}", collection=rule["collection_name"], provider=rule["provider"])
     if i in case.garbage:
         return b"\xff not json " + str(i).encode()
     if i in case.poison:
@@ -260,7 +237,7 @@ def test_fault_matrix(world, tmp_path, monkeypatch, name):
             answer_puts = inj.fail(
                 "kinesis", ("PutRecord", "PutRecords"), "AccessDeniedException", when=faults.on_stream(responses)
             )
-        trims = []
+        trims: list[faults.Trim] = []
         if case.trim_first:
             # The shard is trimmed once the mapping has read the first batch (so hydrate, reading the
             # given-up range back, finds its front gone): armed when the poller first delivers.
