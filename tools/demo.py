@@ -227,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
             say(f"executions table (the recorder, from EventBridge status events): {recorded}")
         show_status(work, aws.endpoint)  # the operator's view: `cnm-ingest status` (README "Operating it")
         if not args.keep:
+            protected = localtf.unprotect_tables(client("dynamodb"), prefix)
+            if protected:
+                say(f"   deletion protection turned off (as an operator must) on: {', '.join(protected)}")
             t_destroy = terraform(work, env, "destroy", "-auto-approve", "-input=false", "-no-color", label="destroy")
             say(f"terraform destroy {t_destroy:.0f}s")
     say(f"demo wall time {time.monotonic() - started:.0f}s")
