@@ -128,8 +128,15 @@ def client(session, local_aws):
 
 
 def unprotect_tables(client, prefix: str) -> list[str]:
-    """localaws.terraform.unprotect_tables (the demo's too) on this session's local AWS: the tables it changed."""
-    return localtf.unprotect_tables(client("dynamodb"), prefix)
+    """Turn off deletion protection of the stack's tables, as an operator must before
+    `terraform destroy` of a stack that keeps the default (examples/minimal: the config
+    tables are protected, and DeleteTable refuses, on AWS as here)."""
+    ddb = client("dynamodb")
+    names = [n for n in ddb.list_tables()["TableNames"] if n.startswith(prefix)]
+    for name in names:
+        if ddb.describe_table(TableName=name)["Table"].get("DeletionProtectionEnabled"):
+            ddb.update_table(TableName=name, DeletionProtectionEnabled=False)
+    return names
 
 
 def state_resources(state_json: dict) -> list[dict]:
