@@ -111,6 +111,13 @@ def progress(runtime: Runtime, sfn, sqs, machines: list[str], dlq_url: str, tota
     return False
 
 
+def enabled_rules(ddb, stack) -> int:
+    """ENABLED rules in the applied rules table (the consumer's RULES_TABLE)."""
+    table = stack.function("message_consumer").environment["RULES_TABLE"]
+    pages = ddb.get_paginator("scan").paginate(TableName=table)
+    return sum(1 for page in pages for item in page["Items"] if item.get("state", {}).get("S") == "ENABLED")
+
+
 def executions_recorded(ddb, stack) -> dict[str, int] | None:
     """Execution records by status, as the deployed recorder wrote them (None: no recorder)."""
     try:
@@ -174,6 +181,13 @@ def main(argv: list[str] | None = None) -> int:
             bucket = f"{prefix}-provider-outbox"
             samples = pipeline.sample_traffic(pipeline.shared_cnm_dir() / "samples", bucket)
             records = samples + pipeline.generated_traffic(args.generated, bucket) + pipeline.poison_traffic(bucket)
+            if not enabled_rules(client("dynamodb"), stack):
+                for record in records:
+                    record.expect = pipeline.PARKED
+                say(
+                    f"   examples/{args.example} configures no rules: every notification is expected to be answered "
+                    "(FAILURE) and parked in the DLQ, as on a fresh deployment"
+                )
             staged = pipeline.stage_files(client("s3"), records, REGION)
             stream = stack.streams[f"{prefix}-notifications"]
             pipeline.put(client("kinesis"), stream, records)

@@ -1,4 +1,7 @@
-"""Routing as Cumulus routes, through the message consumer on moto (one handler, real DynamoDB/SFN/SQS/Kinesis).
+"""Routing as Cumulus routes, through the deployed message consumer of examples/complete (in-process under
+its deployed environment; the applied tables, state machine, DLQ and response stream, restored before each
+test). Rules, the MODIS_A collection and the PODAAC provider are written as items shaped as the applied
+ones (World.put_rule / put_collection / put_provider). A second provider's stream is the provider's side.
 
 Every test counts side effects without collapsing duplicates: records in = executions + DLQ entries,
 and at most one response per record.
@@ -6,34 +9,30 @@ and at most one response per record.
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
-from handlers import message_consumer
 
-from cnm_ingest import aws
 from tests.events import kinesis_event, kinesis_record
-from tests.functional.ingest.conftest import create_stream, sample_cnm
+from tests.functional.ingest.conftest import sample_cnm
 
 NAME = re.compile(r"^[0-9A-Za-z_-]{1,80}$")
 
 
 def put_rule(pipeline, name, *, provider="PODAAC", version="", stream="", prefix="", meta=None):
-    item = {
-        "name": {"S": name},
-        "collection_name": {"S": "MODIS_A"},
-        "collection_version": {"S": version},
-        "provider": {"S": provider},
-        "workflow_arn": {"S": pipeline.state_machine},
-        "workflow_name": {"S": "CNMIngest"},
-        "state": {"S": "ENABLED"},
-        "meta": {"S": json.dumps(meta or {})},
-        "execution_name_prefix": {"S": prefix},
-    }
-    if stream:
-        item["stream_arn"] = {"S": stream}
-    aws.client("dynamodb").put_item(TableName=pipeline.tables["rules"], Item=item)
+    """A rule on MODIS_A, as Terraform writes one; ``stream`` "" = the stack's notification stream (what the
+    root module writes for its rules)."""
+    pipeline.put_rule(
+        name,
+        collection_name="MODIS_A",
+        collection_version=version,
+        provider=provider,
+        workflow_arn=pipeline.machine,
+        state="ENABLED",
+        meta=meta or {},
+        stream_arn=stream or pipeline.stream("notifications"),
+        execution_name_prefix=prefix,
+    )
 
 
 def started(pipeline):
@@ -44,17 +43,39 @@ def started(pipeline):
     )
 
 
-def consume(records, lambda_context):
-    assert message_consumer.handler(kinesis_event(records), lambda_context) == {"batchItemFailures": []}
+def provider_stream(world, name: str) -> str:
+    """A provider's own notification stream (the provider's side)."""
+    kinesis = world.client("kinesis")
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    return kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
 
 
 @pytest.fixture
-def streams(pipeline, monkeypatch):
-    monkeypatch.setenv("NOTIFICATION_STREAM_ARN", pipeline.notification_stream)
-    return pipeline.notification_stream, create_stream("provider-b")
+def pipeline(complete_world):
+    """examples/complete as applied, with the MODIS_A collection (versions 1 and 2 written as needed) and the
+    PODAAC provider written as items shaped as the applied ones."""
+    complete_world.put_collection("MODIS_A", "1")
+    complete_world.put_provider("PODAAC", host="provider-bucket")
+    return complete_world
 
 
-def test_each_stream_starts_only_its_own_rules_and_redelivery_starts_nothing(pipeline, streams, lambda_context):
+@pytest.fixture
+def consume(pipeline):
+    def run(records, lambda_context=None, **overrides):
+        event = kinesis_event(records)
+        assert pipeline.invoke("message_consumer", event, **overrides) == {"batchItemFailures": []}
+
+    return run
+
+
+@pytest.fixture
+def streams(pipeline):
+    return pipeline.stream("notifications"), provider_stream(pipeline, "provider-b")
+
+
+def test_each_stream_starts_only_its_own_rules_and_redelivery_starts_nothing(
+    pipeline, streams, consume, lambda_context
+):
     default, other = streams
     put_rule(pipeline, "on-default", prefix="modis_")
     put_rule(pipeline, "on-b", stream=other, prefix="b-")
@@ -76,12 +97,15 @@ def test_each_stream_starts_only_its_own_rules_and_redelivery_starts_nothing(pip
     ]
     assert all(NAME.match(n) for _, n, _ in got)
     assert len(pipeline.executions()) == 5 and pipeline.dlq_envelopes() == [] and pipeline.responses() == []
+    assert len(pipeline.executions(pipeline.machine_of("minimal"))) == 0
 
 
-def test_a_record_on_a_stream_no_rule_listens_on_is_parked_and_answered_once(pipeline, streams, lambda_context):
+def test_a_record_on_a_stream_no_rule_listens_on_is_parked_and_answered_once(
+    pipeline, streams, consume, lambda_context
+):
     default, _ = streams
     put_rule(pipeline, "on-default")
-    stray = create_stream("stray")
+    stray = provider_stream(pipeline, "stray")
     record = kinesis_record(sample_cnm("g-stray"), "300", stream_arn=stray)
     consume([record], lambda_context)
     consume([record], lambda_context)
@@ -91,7 +115,7 @@ def test_a_record_on_a_stream_no_rule_listens_on_is_parked_and_answered_once(pip
     assert [r["response"]["status"] for r in pipeline.responses()] == ["FAILURE"]
 
 
-def test_cnm_without_provider_starts_with_the_rules_provider_configuration(pipeline, streams, lambda_context):
+def test_cnm_without_provider_starts_with_the_rules_provider_configuration(pipeline, streams, consume, lambda_context):
     default, _ = streams
     put_rule(pipeline, "modis")
     doc = sample_cnm("g-noprov")
@@ -102,7 +126,7 @@ def test_cnm_without_provider_starts_with_the_rules_provider_configuration(pipel
 
 
 def test_rule_without_provider_uses_the_cnms_provider_and_fails_when_neither_names_one(
-    pipeline, streams, lambda_context
+    pipeline, streams, consume, lambda_context
 ):
     default, _ = streams
     put_rule(pipeline, "anyone", provider="")
@@ -124,11 +148,12 @@ def test_rule_without_provider_uses_the_cnms_provider_and_fails_when_neither_nam
         ("true", {"allowProviderMismatchOnRuleFilter": False}, False),  # the rule's meta wins
     ],
 )
-def test_allow_provider_mismatch(pipeline, streams, lambda_context, monkeypatch, module_default, rule_meta, starts):
+def test_allow_provider_mismatch(pipeline, streams, consume, lambda_context, module_default, rule_meta, starts):
+    """About ALLOW_PROVIDER_MISMATCH (the module's allow_provider_mismatch): overridden per case."""
     default, _ = streams
-    monkeypatch.setenv("ALLOW_PROVIDER_MISMATCH", module_default)
     put_rule(pipeline, "modis", meta=rule_meta)
-    consume([kinesis_record(sample_cnm("g-other", provider="SOMEONE_ELSE"), "600", stream_arn=default)], lambda_context)
+    record = kinesis_record(sample_cnm("g-other", provider="SOMEONE_ELSE"), "600", stream_arn=default)
+    consume([record], lambda_context, ALLOW_PROVIDER_MISMATCH=module_default)
     if starts:
         # the file access is still the rule's provider's: another provider's CNM cannot choose whose host is read
         assert [(r, p) for r, _, p in started(pipeline)] == [("modis", "PODAAC")]
@@ -138,7 +163,7 @@ def test_allow_provider_mismatch(pipeline, streams, lambda_context, monkeypatch,
         assert [e["error_type"] for e in pipeline.dlq_envelopes()] == ["NoMatchingRuleError"]
 
 
-def test_string_collection_routes_on_data_version(pipeline, streams, lambda_context):
+def test_string_collection_routes_on_data_version(pipeline, streams, consume, lambda_context):
     default, _ = streams
     pipeline.put_collection("MODIS_A", "2")
     put_rule(pipeline, "v1", version="1")
@@ -161,7 +186,7 @@ def test_string_collection_routes_on_data_version(pipeline, streams, lambda_cont
         "a b?c#d",
     ],
 )
-def test_hostile_execution_name_prefix_gives_a_valid_stable_name(pipeline, streams, lambda_context, prefix):
+def test_hostile_execution_name_prefix_gives_a_valid_stable_name(pipeline, streams, consume, lambda_context, prefix):
     default, _ = streams
     put_rule(pipeline, "modis", prefix=prefix)
     record = kinesis_record(sample_cnm("g-" + "y" * 100), "800", stream_arn=default)
