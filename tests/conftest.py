@@ -13,11 +13,14 @@ import moto.core.models  # noqa: F401  (before any boto3 Session exists: see bel
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tools.local_pipeline import shared_cnm_dir
+from localaws.pipeline import shared_cnm_dir
 
 # cnm_ingest.aws keeps one boto3 Session per process, across tests. moto hooks
 # into botocore through the built-in handlers that a Session copies when it is
 # created, so moto must be imported before the first Session: here, first.
+
+# The applied stack (examples applied by pytest-terraform, snapshot, worlds): fixtures, no autouse.
+pytest_plugins = ["tests.stack"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CNM = shared_cnm_dir()
@@ -28,7 +31,9 @@ REGION = "us-west-2"
 # Tests by tier: tests/<tier>/<area>/test_*.py. A unit test is pure: it may not ask for an emulator
 # (tests/unit/conftest.py also refuses network connections); tests/terraform is selected by path.
 TIERS = ("unit", "functional", "e2e")
-EMULATOR_FIXTURES = frozenset({"aws", "aws_sfn", "local_aws", "moto_server"})
+EMULATOR_FIXTURES = frozenset(
+    {"aws", "aws_sfn", "local_aws", "moto_server", "applied_snapshot", "minimal_world", "complete_world"}
+)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,0 +1,186 @@
+"""localaws.snapshot: the local AWS's state taken once and restored before each test.
+
+Every service the pipeline uses comes back as it was (items, objects, records, messages,
+executions, functions), what was created after the snapshot is gone, the restored world keeps
+working (puts, sends, starts; SQS long polling still wakes on a send), and a snapshot can be
+restored any number of times into equal, independent worlds.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import threading
+import time
+import zipfile
+
+import pytest
+
+from localaws import snapshot
+from localaws.pipeline import read_stream
+
+PASS = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
+
+
+def _zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("index.py", "def handler(event, context):\n    return event\n")
+    return buf.getvalue()
+
+
+def _wait_done(sfn, arn: str) -> str:
+    deadline = time.monotonic() + 30
+    while (status := sfn.describe_execution(executionArn=arn)["status"]) == "RUNNING":
+        assert time.monotonic() < deadline, "the execution did not finish"
+        time.sleep(0.05)
+    return status
+
+
+@pytest.fixture
+def world(client):
+    """One of each resource kind, with data in it, under the prefix ``snap-`` (gone again after the test:
+    the world before it is restored)."""
+    base = snapshot.take()
+    ddb, s3, kin, sqs, sfn, iam, lam = (
+        client(s) for s in ("dynamodb", "s3", "kinesis", "sqs", "stepfunctions", "iam", "lambda")
+    )
+    ddb.create_table(
+        TableName="snap-t",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+    )
+    ddb.put_item(TableName="snap-t", Item={"id": {"S": "kept"}})
+    s3.create_bucket(Bucket="snap-b", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    s3.put_object(Bucket="snap-b", Key="kept #1?.txt", Body=b"kept")
+    kin.create_stream(StreamName="snap-s", ShardCount=1)
+    stream = kin.describe_stream_summary(StreamName="snap-s")["StreamDescriptionSummary"]["StreamARN"]
+    kin.put_record(StreamARN=stream, Data=b"kept", PartitionKey="k")
+    queue = sqs.create_queue(QueueName="snap-q")["QueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody="kept")
+    role = iam.create_role(RoleName="snap-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    machine = sfn.create_state_machine(name="snap-m", definition=PASS, roleArn=role)["stateMachineArn"]
+    kept = sfn.start_execution(stateMachineArn=machine, name="kept", input='{"kept": 1}')["executionArn"]
+    assert _wait_done(sfn, kept) == "SUCCEEDED"
+    lam.create_function(
+        FunctionName="snap-f", Runtime="python3.12", Role=role, Handler="index.handler", Code={"ZipFile": _zip()}
+    )
+    yield {"stream": stream, "queue": queue, "machine": machine, "role": role}
+    snapshot.restore(base)
+
+
+def listing(client, w) -> dict:
+    """What each service holds of the world (read, never received or deleted)."""
+    ddb, s3, kin, sqs, sfn, lam = (client(s) for s in ("dynamodb", "s3", "kinesis", "sqs", "stepfunctions", "lambda"))
+    attrs = sqs.get_queue_attributes(QueueUrl=w["queue"], AttributeNames=["ApproximateNumberOfMessages"])
+    return {
+        "items": sorted(i["id"]["S"] for i in ddb.scan(TableName="snap-t")["Items"]),
+        "objects": sorted(o["Key"] for o in s3.list_objects_v2(Bucket="snap-b").get("Contents", [])),
+        "records": [r["Data"] for r in read_stream(kin, w["stream"])],
+        "messages": int(attrs["Attributes"]["ApproximateNumberOfMessages"]),
+        "executions": sorted(e["name"] for e in sfn.list_executions(stateMachineArn=w["machine"])["executions"]),
+        "functions": sorted(
+            f["FunctionName"] for f in lam.list_functions()["Functions"] if "snap-" in f["FunctionName"]
+        ),
+        "queues": sorted(sqs.list_queues(QueueNamePrefix="snap-").get("QueueUrls", [])),
+    }
+
+
+def change(client, w, tag: str) -> None:
+    """Write to every service, and create a queue the snapshot never had."""
+    client("dynamodb").put_item(TableName="snap-t", Item={"id": {"S": tag}})
+    client("s3").put_object(Bucket="snap-b", Key=tag, Body=b"x")
+    client("kinesis").put_record(StreamARN=w["stream"], Data=tag.encode(), PartitionKey="k")
+    client("sqs").send_message(QueueUrl=w["queue"], MessageBody=tag)
+    sfn = client("stepfunctions")
+    _wait_done(sfn, sfn.start_execution(stateMachineArn=w["machine"], name=tag)["executionArn"])
+    client("sqs").create_queue(QueueName=f"snap-extra-{tag}")
+
+
+def test_restore_brings_back_every_service_and_drops_what_came_after(client, world):
+    before = listing(client, world)
+    snap = snapshot.take()
+    change(client, world, "later")
+    assert listing(client, world) != before
+    snapshot.restore(snap)
+    assert listing(client, world) == before
+    assert before["items"] == ["kept"] and before["records"] == [b"kept"] and before["executions"] == ["kept"]
+    assert before["functions"] == ["snap-f"] and before["messages"] == 1
+
+
+def test_the_restored_world_works_and_two_restores_give_equal_independent_worlds(client, world):
+    snap = snapshot.take()
+    change(client, world, "one")
+    snapshot.restore(snap)
+    first = listing(client, world)
+    change(client, world, "two")  # puts, sends, starts and creates all work after a restore
+    after_change = listing(client, world)
+    assert after_change["items"] == ["kept", "two"] and after_change["executions"] == ["kept", "two"]
+    assert after_change["records"] == [b"kept", b"two"] and after_change["messages"] == 2
+    snapshot.restore(snap)
+    assert listing(client, world) == first  # the changes to the first restored world did not reach the snapshot
+    # the function's code survives byte for byte
+    code = client("lambda").get_function(FunctionName="snap-f")["Code"]["Location"]
+    assert code  # moto serves the stored zip
+
+
+def test_sqs_long_polling_wakes_on_a_send_after_restore(client, world):
+    sqs = client("sqs")
+    sqs.receive_message(QueueUrl=world["queue"], MaxNumberOfMessages=10)  # the kept message is now in flight
+    snap = snapshot.take()
+    snapshot.restore(snap)
+
+    from moto.sqs.models import sqs_backends
+
+    queue = sqs_backends["123456789012"]["us-west-2"].queues["snap-q"]
+    in_snapshot = next(accounts for bd, accounts in snap.state.items() if bd.service_name == "sqs")
+    # a copy, not the snapshot's own object
+    assert queue is not in_snapshot["123456789012"]["us-west-2"].queues["snap-q"]
+    # moto's receive waits on the queue's Condition (in 1 s slices) until a send notifies it
+    waiter = threading.Thread(target=queue.wait_for_messages, args=(20,))
+    waiter.start()
+    time.sleep(0.3)
+    sqs.send_message(QueueUrl=world["queue"], MessageBody="after")
+    waiter.join(timeout=10)
+    assert not waiter.is_alive(), "the restored queue's Condition was not notified by the send"
+
+    # and a long poll through the server receives what is sent while it waits
+    got: list[dict] = []
+    sqs.receive_message(QueueUrl=world["queue"], MaxNumberOfMessages=10)  # "after" in flight too
+
+    def poll() -> None:
+        got.extend(sqs.receive_message(QueueUrl=world["queue"], WaitTimeSeconds=20).get("Messages", []))
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    time.sleep(0.3)
+    sqs.send_message(QueueUrl=world["queue"], MessageBody="later")
+    poller.join(timeout=25)
+    assert [m["Body"] for m in got] == ["later"]
+
+
+def test_a_mock_aws_reset_in_between_is_undone(client, world):
+    from moto.core.base_backend import BackendDict
+
+    before = listing(client, world)
+    snap = snapshot.take()
+    BackendDict.reset()  # what mock_aws does when an in-process test starts it
+    with pytest.raises(client("dynamodb").exceptions.ResourceNotFoundException):
+        client("dynamodb").scan(TableName="snap-t")
+    snapshot.restore(snap)
+    assert listing(client, world) == before
+
+
+def test_copiers_make_new_unlocked_locks():
+    snapshot.register_copiers()
+    lock, rlock = threading.Lock(), threading.RLock()
+    cond, event = threading.Condition(rlock), threading.Event()
+    event.set()
+    with lock, rlock:
+        copied = copy.deepcopy({"lock": lock, "rlock": rlock, "cond": cond, "event": event})
+    assert copied["lock"] is not lock and copied["lock"].acquire(blocking=False)
+    assert copied["rlock"] is not rlock and copied["rlock"].acquire(blocking=False)
+    assert copied["cond"]._lock is copied["rlock"]  # a Condition keeps sharing its (copied) lock
+    assert copied["event"] is not event and copied["event"].is_set()
