@@ -21,14 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "modules" / "workflow"
 MAIN_TF = MODULE / "main.tf"
 TEMPLATE = MODULE / "templates" / "cnm_workflow.asl.json.tftpl"
-VARIABLES = (
-    "sync_retry_interval_seconds",
-    "sync_retry_max_attempts",
-    "response_retry_interval_seconds",
-    "response_retry_max_attempts",
-    "extra_states",
-    "extra_states_start_at",
-)
 # State name -> the module.function key whose ARN the template receives as <key>_arn.
 TASKS = {
     "StartStatus": "start_status",
@@ -67,12 +59,18 @@ def extra_states_locals(main: str) -> list[str]:
     return [line.strip() for line in before_call.splitlines() if re.match(r"\s*extra_states\w*\s+=", line)]
 
 
+def variables_read(main: str) -> list[str]:
+    """The module variables the templatefile call and its locals read (var.<name>)."""
+    return sorted(set(re.findall(r"\bvar\.(\w+)", templatefile_call(main) + "\n".join(extra_states_locals(main)))))
+
+
 def scratch_root(path: Path) -> None:
     main = MAIN_TF.read_text()
     variables = (MODULE / "variables.tf").read_text()
     call = templatefile_call(main).replace("${path.module}", str(MODULE)).replace("module.function[", "local.function[")
     functions = ", ".join(f'{k} = {{ function_arn = "{function_arn(k)}" }}' for k in TASKS.values())
-    (path / "variables.tf").write_text("\n\n".join(block(variables, f'variable "{v}"') for v in VARIABLES) + "\n")
+    blocks = [block(variables, f'variable "{v}"') for v in variables_read(main)]
+    (path / "variables.tf").write_text("\n\n".join(blocks) + "\n")
     (path / "main.tf").write_text(
         "locals {\n  function = { " + functions + " }\n  " + "\n  ".join(extra_states_locals(main)) + "\n}\n"
         f'output "definition" {{\n  value = {call}\n}}\n'
@@ -116,6 +114,10 @@ def test_template_placeholders_match_module_variables():
     assert placeholders == passed
     assert {f"{k}_arn" for k in TASKS.values()} <= passed
     assert len(extra_states_locals(MAIN_TF.read_text())) == 3  # extra_states, its JSON, the fragment
+    # the retry settings and the extension are the module's variables
+    assert {"sync_retry_interval_seconds", "response_retry_max_attempts", "extra_states"} <= set(
+        variables_read(MAIN_TF.read_text())
+    )
 
 
 def module_default(name: str) -> int:
