@@ -574,7 +574,8 @@ def _world(request, example: str) -> Iterator[World]:
     from localaws import server
 
     snap: snapshots.Snapshot = request.getfixturevalue("applied_snapshot")
-    request.getfixturevalue(f"{example}_applied")
+    for applied in EXAMPLES:  # both are in the restored world (and their resource counts in the summary)
+        request.getfixturevalue(f"{applied}_applied")
     local_aws, session = request.getfixturevalue("local_aws"), request.getfixturevalue("session")
     mp: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
     seconds = snapshots.restore(snap)
