@@ -1,4 +1,16 @@
-"""Real moto wiring for the ingest-side handlers: streams, topics, queues, tables, a state machine."""
+"""The ingest-side handlers (message_consumer, fallback_consumer, hydrate) on the applied stack.
+
+Each test gets ``world``: examples/complete as `terraform apply` left it (the session snapshot,
+restored; tests/stack.py), and runs one deployed function's handler in-process under exactly
+that function's deployed environment. Notifications go on the applied notification stream and
+come back as the Kinesis event the event source mapping would deliver (``notifications``).
+Rules, collections and providers are the example's own; a test needing another writes it in the
+applied items' shape (``World.put_rule`` / ``put_collection``).
+
+Below the line: the hand-built twin (``pipeline``, ``EventSourceMapping``, ``TrimmedStream``),
+kept only for tests/ingest/test_fault_matrix.py and tests/functional/compat until they run on
+the applied stack (helpers m10, w10); delete it then.
+"""
 
 from __future__ import annotations
 
@@ -9,37 +21,74 @@ from typing import Any
 
 import pytest
 
+from localaws.pipeline import read_stream as _read_stream
 from tests.conftest import REGION
 from tests.events import kinesis_event_from_stream, kinesis_failure_record, sns_event
-from tools import local_pipeline
 
 ACCOUNT = "123456789012"
 PASS_DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/sfn"
+# examples/complete's first rule: its collection, version and provider (tests/e2e/test_apply.py reads them back)
+SWOT = {"collection": "SWOT_L2_LR_SSH", "version": "2.0", "provider": "PODAAC_SWOT", "rule": "swot_l2_lr_ssh"}
 
 
-@pytest.fixture(autouse=True)
-def fresh_config_cache():
-    from cnm_ingest import config, once
-
-    config.reset()
-    once.reset()
-    yield
-    config.reset()
-    once.reset()
+@pytest.fixture
+def world(complete_world):
+    """examples/complete, restored as applied (see tests/stack.py World)."""
+    return complete_world
 
 
-def create_idempotency_table(name: str) -> str:
-    """The idempotency table as modules/consumer creates it (key ``id``, TTL ``expiration``)."""
-    from cnm_ingest import aws
+@pytest.fixture
+def no_start_backoff(monkeypatch):
+    """StartExecution retries without real sleeps (the consumer's pacer sleeps through ``pacing.SLEEP``)."""
+    from cnm_ingest import pacing
 
-    aws.client("dynamodb").create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-    )
-    return name
+    slept: list[float] = []
+    monkeypatch.setattr(pacing, "SLEEP", slept.append)
+    return slept
+
+
+def swot_cnm(identifier: str = "granule-1", bucket: str = "cnm-complete-provider-outbox", **overrides: Any) -> dict:
+    """A valid notification for examples/complete's SWOT_L2_LR_SSH rule (string-form collection,
+    product.dataVersion "2.0"), its file in the provider's bucket."""
+    cnm = sample_cnm(identifier, collection=SWOT["collection"], provider=SWOT["provider"])
+    cnm["product"]["dataVersion"] = SWOT["version"]
+    cnm["product"]["files"][0]["uri"] = f"s3://{bucket}/{identifier}.nc"
+    cnm.update(overrides)
+    return cnm
+
+
+class Notifications:
+    """Payloads put on the applied notification stream (all on one shard, as one event source
+    mapping batch holds one shard's records) and read back as the Kinesis event Lambda gets."""
+
+    def __init__(self, world: Any):
+        self.world = world
+        self.stream = world.stream("notifications")
+        self.shard: str | None = None
+
+    def put(self, payloads: list[bytes | str | dict], partition_keys: list[str] | None = None) -> dict[str, Any]:
+        """Put ``payloads`` (in order) and return the event holding exactly them, in order."""
+        kinesis = self.world.client("kinesis")
+        seqs = []
+        for i, payload in enumerate(payloads):
+            data = json.dumps(payload).encode() if isinstance(payload, dict) else payload
+            data = data.encode() if isinstance(data, str) else data
+            put = kinesis.put_record(
+                StreamARN=self.stream,
+                Data=data,
+                PartitionKey=partition_keys[i] if partition_keys else f"pk{i}",
+                ExplicitHashKey="0",  # the first shard
+            )
+            self.shard = put["ShardId"]
+            seqs.append(put["SequenceNumber"])
+        by_seq = {r["SequenceNumber"]: r for r in _read_stream(kinesis, self.stream)}
+        return kinesis_event_from_stream([by_seq[s] for s in seqs], self.stream, self.shard or "")
+
+
+@pytest.fixture
+def notifications(world) -> Notifications:
+    return Notifications(world)
 
 
 def sample_cnm(
@@ -68,6 +117,34 @@ def sample_cnm(
     }
     cnm.update(overrides)
     return cnm
+
+
+# ------------------------------------------------------------------------------------------------
+# LEGACY: the hand-built twin, for tests/ingest/test_fault_matrix.py and tests/functional/compat only.
+
+
+@pytest.fixture(autouse=True)
+def fresh_config_cache():
+    from cnm_ingest import config, once
+
+    config.reset()
+    once.reset()
+    yield
+    config.reset()
+    once.reset()
+
+
+def create_idempotency_table(name: str) -> str:
+    """The idempotency table as modules/consumer creates it (key ``id``, TTL ``expiration``)."""
+    from cnm_ingest import aws
+
+    aws.client("dynamodb").create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+    )
+    return name
 
 
 @dataclass
@@ -178,7 +255,7 @@ class Pipeline:
 def read_stream(stream_arn: str) -> list[dict[str, Any]]:
     from cnm_ingest import aws
 
-    return local_pipeline.read_stream(aws.client("kinesis"), stream_arn)
+    return _read_stream(aws.client("kinesis"), stream_arn)
 
 
 def create_stream(name: str) -> str:
@@ -288,7 +365,7 @@ class EventSourceMapping:
     def records(self) -> list[dict[str, Any]]:
         from cnm_ingest import aws
 
-        return local_pipeline.read_stream(aws.client("kinesis"), self.pipeline.notification_stream)
+        return _read_stream(aws.client("kinesis"), self.pipeline.notification_stream)
 
     def event(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         return kinesis_event_from_stream(records, self.pipeline.notification_stream)

@@ -1,4 +1,5 @@
-"""The failed-record envelope: S3 offload and reading both DLQ message shapes back."""
+"""The failed-record envelope: S3 offload (to the applied payload bucket, under the deployed
+payload key prefix) and reading both DLQ message shapes back."""
 
 from __future__ import annotations
 
@@ -6,8 +7,16 @@ import base64
 import json
 import os
 
+import pytest
+
 from cnm_ingest import aws, dlq
 from tests.events import sns_event
+
+
+@pytest.fixture
+def bucket(complete_world) -> str:
+    """The consumer's environment as deployed; its payload bucket."""
+    return complete_world.use("message_consumer")["PAYLOAD_BUCKET"]
 
 
 def record(payload: bytes) -> dict:
@@ -38,21 +47,22 @@ def async_invocation_record(sns_message: str) -> dict:
     }
 
 
-def test_small_envelope_stays_inline(pipeline):
+def test_small_envelope_stays_inline(bucket):
     env = dlq.envelope("message_consumer", "why", "CnmValidationError", record(b"small"))
     body = dlq.offload(env)
     assert json.loads(body)["record"]["data"] == base64.b64encode(b"small").decode()
     assert env["payload_s3"] is None
-    assert aws.client("s3").list_objects_v2(Bucket="payloads").get("KeyCount") == 0
+    assert aws.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 
-def test_oversize_payload_goes_to_s3_and_reads_back_in_both_shapes(pipeline):
+def test_oversize_payload_goes_to_s3_and_reads_back_in_both_shapes(bucket):
     payload = os.urandom(300 * 1024)
     env = dlq.envelope("fallback_consumer", "why", "CnmValidationError", record(payload))
     body = dlq.offload(env)
     assert len(body.encode()) < dlq.MAX_MESSAGE_BYTES
     stored = json.loads(body)
-    assert stored["record"]["data"] is None and stored["payload_s3"]["bucket"] == "payloads"
+    assert stored["record"]["data"] is None and stored["payload_s3"]["bucket"] == bucket
+    assert stored["payload_s3"]["key"].startswith(dlq.PAYLOAD_KEY_PREFIX)  # what IAM allows (tests/e2e contract)
     assert stored["record"]["sequenceNumber"] == "42"
     obj = aws.client("s3").get_object(**{k.capitalize(): v for k, v in stored["payload_s3"].items()})
     assert obj["Body"].read() == payload
@@ -68,7 +78,7 @@ def test_oversize_payload_goes_to_s3_and_reads_back_in_both_shapes(pipeline):
     assert wrapped.payload == payload
 
 
-def test_inline_payload_reads_back_in_both_shapes(pipeline):
+def test_inline_payload_reads_back_in_both_shapes(bucket):
     payload = b'{"identifier": "x"}\xff'
     body = dlq.offload(dlq.envelope("message_consumer", "why", "T", record(payload)))
     assert [r.payload for r in dlq.records_from_dlq_message(body)] == [payload]
@@ -83,7 +93,7 @@ def test_expired_record_envelope_and_foreign_messages():
     assert dlq.records_from_dlq_message({"something": "else"}) == []
 
 
-def test_same_payload_offloads_to_the_same_key(pipeline):
+def test_same_payload_offloads_to_the_same_key(bucket):
     payload = b"z" * (300 * 1024)
     a = json.loads(dlq.offload(dlq.envelope("s", "r", "T", record(payload))))
     b = json.loads(dlq.offload(dlq.envelope("s", "r2", "T", record(payload))))

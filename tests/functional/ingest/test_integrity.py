@@ -6,18 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from handlers import message_consumer
 
 from cnm_ingest import cnm, config, kinesis
-from tests.events import kinesis_event, kinesis_record
-from tests.functional.ingest.conftest import sample_cnm
-
-STREAM = "arn:aws:kinesis:us-west-2:123456789012:stream/notifications"
+from tests.functional.ingest.conftest import SWOT, sample_cnm, swot_cnm
 
 
 def _with(text_fragment: str, where: str = "extra") -> bytes:
     """A valid notification whose ``where`` member is the raw JSON ``text_fragment``."""
-    base = sample_cnm("hostile")
+    base = swot_cnm("hostile")
     if where == "size":
         base["product"]["files"][0]["size"] = "@@"
     else:
@@ -41,19 +37,18 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("case", list(HOSTILE))
-def test_hostile_input_is_a_validation_error_answered_and_parked_at_once(pipeline, lambda_context, case):
+def test_hostile_input_is_a_validation_error_answered_and_parked_at_once(world, notifications, case):
     payload, addressable, error_type = HOSTILE[case]
-    pipeline.put_rule("modis")
-    event = kinesis_event([kinesis_record(payload, "7000", stream_arn=STREAM)])
+    event = notifications.put([payload])
 
-    assert message_consumer.handler(event, lambda_context) == {"batchItemFailures": []}
-    assert message_consumer.handler(event, lambda_context) == {"batchItemFailures": []}  # a redelivery
+    assert world.invoke("message_consumer", event) == {"batchItemFailures": []}
+    assert world.invoke("message_consumer", event) == {"batchItemFailures": []}  # a redelivery
 
-    assert pipeline.executions() == []  # nothing invalid reaches StartExecution
-    assert pipeline.fallback_events() == []  # not an unexpected error: no retry by the fallback consumer
-    dead = pipeline.dlq_envelopes()
+    assert world.executions() == []  # nothing invalid reaches StartExecution
+    assert world.fallback_events() == []  # not an unexpected error: no retry by the fallback consumer
+    dead = world.dlq_envelopes()
     assert len(dead) == 1 and dead[0]["error_type"] == error_type and dead[0]["source"] == "message_consumer"
-    responses = pipeline.responses()
+    responses = world.responses()
     if addressable:
         assert [(r["identifier"], r["response"]["errorCode"]) for r in responses] == [("hostile", "VALIDATION_ERROR")]
     else:
@@ -89,20 +84,20 @@ def test_every_validator_is_compiled_once_per_process(monkeypatch):
     assert len(calls) <= 2  # one notification validator, one response validator
 
 
-def test_rule_resolution_is_all_or_nothing(pipeline, lambda_context):
-    # Two versions of the collection: a rule asking for version 9 cannot be resolved.
-    pipeline.put_collection(version="2")
-    pipeline.put_rule("a-good", collection_version="1")
-    pipeline.put_rule("b-unresolvable", collection_version="9")
-    doc = sample_cnm("both-rules")
+def test_rule_resolution_is_all_or_nothing(world, notifications):
+    # A second version of the applied collection (so no version is "the only one"), and beside the
+    # applied SWOT rule (version 2.0), a rule asking for version 9, which no collection has.
+    world.put_collection(SWOT["collection"], "3.0")
+    world.put_rule("b-unresolvable", like=SWOT["rule"], collection_version="9")
+    doc = swot_cnm("both-rules")
     del doc["product"]["dataVersion"]  # no version in the CNM: rules of every version match (as in Cumulus)
-    event = kinesis_event([kinesis_record(doc, "7100", stream_arn=STREAM)])
+    event = notifications.put([doc])
 
-    assert message_consumer.handler(event, lambda_context) == {"batchItemFailures": []}
-    assert pipeline.executions() == []  # the good rule did not start either
-    (dead,) = pipeline.dlq_envelopes()
+    assert world.invoke("message_consumer", event) == {"batchItemFailures": []}
+    assert world.executions() == []  # the good rule did not start either
+    (dead,) = world.dlq_envelopes()
     assert dead["error_type"] == "NotConfiguredError" and "version '9'" in dead["reason"]
-    assert [r["response"]["status"] for r in pipeline.responses()] == ["FAILURE"]
+    assert [r["response"]["status"] for r in world.responses()] == ["FAILURE"]
 
 
 def _rule(name, coll="C", version="", provider="P", state="ENABLED"):
@@ -130,11 +125,13 @@ def test_rule_index_matches_exactly_like_the_scan():
                     index.require(doc)
 
 
-def test_rules_are_indexed_once_per_cache_load(pipeline):
-    pipeline.put_rule("modis")
+def test_rules_are_indexed_once_per_cache_load(world):
+    world.use("message_consumer")
     store = config.store()
     assert store.rule_index() is store.rule_index()
-    assert [r.name for r in store.rule_index().match(sample_cnm())] == ["modis"]
+    # the applied rules listen on the notification stream (rule stream_arn), and only there
+    assert [r.name for r in store.rule_index().match(swot_cnm(), world.stream("notifications"))] == [SWOT["rule"]]
+    assert store.rule_index().match(swot_cnm(), world.stream("notifications") + "-other") == []
 
 
 class FakeClock:
@@ -177,20 +174,23 @@ def test_pacer_gives_up_at_the_deadline_and_backs_off_together():
     assert clock.now > before
 
 
-def test_throttled_start_is_retried_then_given_back_as_a_batch_item_failure(pipeline, lambda_context, monkeypatch):
+def test_throttled_start_is_retried_then_given_back_as_a_batch_item_failure(
+    world, notifications, monkeypatch, no_start_backoff
+):
+    """START_MAX_ATTEMPTS as deployed: one throttle fewer is absorbed, as many is a batch item failure."""
     from botocore.exceptions import ClientError
 
     from cnm_ingest import aws
 
-    pipeline.put_rule("modis")
-    monkeypatch.setenv("START_MAX_ATTEMPTS", "3")
+    attempts = int(world.environment("message_consumer")["START_MAX_ATTEMPTS"])
     sfn = aws.client("stepfunctions")
     original = sfn.start_execution
-    throttles = {"left": 2}
+    throttles = {"left": attempts - 1, "seen": 0}
 
     def flaky(**kw):
         if throttles["left"]:
             throttles["left"] -= 1
+            throttles["seen"] += 1
             raise ClientError(
                 {
                     "Error": {"Code": "ThrottlingException", "Message": "slow down"},
@@ -201,12 +201,14 @@ def test_throttled_start_is_retried_then_given_back_as_a_batch_item_failure(pipe
         return original(**kw)
 
     monkeypatch.setattr(sfn, "start_execution", flaky)
-    event = kinesis_event([kinesis_record(sample_cnm("t-0"), "7200", stream_arn=STREAM)])
-    assert message_consumer.handler(event, lambda_context) == {"batchItemFailures": []}  # absorbed
-    assert len(pipeline.executions()) == 1
-    throttles["left"] = 10
-    event = kinesis_event([kinesis_record(sample_cnm("t-1"), "7201", stream_arn=STREAM)])
-    assert message_consumer.handler(event, lambda_context) == {"batchItemFailures": [{"itemIdentifier": "7201"}]}
+    event = notifications.put([swot_cnm("t-0")])
+    assert world.invoke("message_consumer", event) == {"batchItemFailures": []}  # absorbed
+    assert len(world.executions()) == 1 and throttles["seen"] == attempts - 1
+    throttles.update(left=attempts + 5, seen=0)
+    event = notifications.put([swot_cnm("t-1")])
+    failed = event["Records"][0]["kinesis"]["sequenceNumber"]
+    assert world.invoke("message_consumer", event) == {"batchItemFailures": [{"itemIdentifier": failed}]}
+    assert throttles["seen"] == attempts and len(world.executions()) == 1
 
 
 class _Read:

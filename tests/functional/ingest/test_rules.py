@@ -1,16 +1,15 @@
-"""Rule matching (pure) and the cached configuration store (moto DynamoDB)."""
+"""Rule matching (pure), and the cached configuration store and the consumer's rule decisions on the
+applied stack (examples/complete's rules, collections and providers)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from handlers import fallback_consumer, message_consumer
 
 from cnm_ingest import config, dlq
 from cnm_ingest.errors import NoMatchingRuleError
-from tests.events import kinesis_event, kinesis_record
-from tests.functional.ingest.conftest import sample_cnm
+from tests.functional.ingest.conftest import SWOT, sample_cnm, swot_cnm
 
 
 def rule(name, collection="MODIS_A", version="", provider="PODAAC", state="ENABLED"):
@@ -51,80 +50,84 @@ def test_disabled_rule_means_no_rule_with_a_reason():
         config.require_rules(sample_cnm(), [])
 
 
-def test_disabled_rule_parks_the_record(pipeline, lambda_context):
-    pipeline.put_rule("modis", state="DISABLED")
-    payload = json.dumps(sample_cnm("g1")).encode()
-    event = kinesis_event([kinesis_record(payload, "10")])
-    assert message_consumer.handler(event, lambda_context) == {"batchItemFailures": []}
-    for ev in pipeline.fallback_events():
-        fallback_consumer.handler(ev, lambda_context)
-    assert pipeline.executions() == []
-    (env,) = pipeline.dlq_envelopes()
+def test_disabled_rule_parks_the_record(world, notifications):
+    """examples/complete applies the sentinel6 rule DISABLED (until its provider is onboarded)."""
+    (disabled,) = [r for r in world.items("rules") if r["state"] == "DISABLED"]
+    cnm = sample_cnm("g1", collection=disabled["collection_name"], provider=disabled["provider"])
+    payload = json.dumps(cnm).encode()
+    event = notifications.put([payload])
+    assert world.invoke("message_consumer", event) == {"batchItemFailures": []}
+    for ev in world.fallback_events():
+        world.invoke("fallback_consumer", ev)
+    assert world.executions() == []
+    (env,) = world.dlq_envelopes()
     assert "DISABLED" in env["reason"] and env["error_type"] == "NoMatchingRuleError"
+    assert disabled["name"] in env["reason"]
     assert dlq.records_from_dlq_message(env)[0].payload == payload
-    assert [r["response"]["errorCode"] for r in pipeline.responses()] == ["VALIDATION_ERROR"]
+    assert [r["response"]["errorCode"] for r in world.responses()] == ["VALIDATION_ERROR"]
 
 
-def test_object_form_matches_version_and_multiple_rules_start_one_execution_each(pipeline, lambda_context):
-    pipeline.put_collection("MODIS_A", "2", url_path="v2-path")
-    pipeline.put_rule("v1", collection_version="1")
-    pipeline.put_rule("v2", collection_version="2")
-    pipeline.put_rule("any-a")
-    pipeline.put_rule("any-b", workflow_arn=pipeline.other_state_machine)
-    event = kinesis_event(
+def test_object_form_matches_version_and_multiple_rules_start_one_execution_each(world, notifications):
+    """Beside the applied SWOT rule (version 2.0): a version 3.0 collection and rule, a rule for any
+    version, and one starting the other applied example's workflow (a rule may name any workflow)."""
+    name = SWOT["collection"]
+    other = world.machine_of("minimal")
+    world.put_collection(name, "3.0", url_path="v3-path")
+    world.put_rule("v3", like=SWOT["rule"], collection_version="3.0")
+    world.put_rule("any-a", like=SWOT["rule"], collection_version="")
+    world.put_rule("any-b", like=SWOT["rule"], collection_version="", workflow_arn=other)
+    event = notifications.put(
         [
-            kinesis_record(sample_cnm("g2", collection={"name": "MODIS_A", "version": "2"}), "20"),
-            kinesis_record(sample_cnm("gs", collection="MODIS_A"), "21"),  # dataVersion "1"
+            swot_cnm("g3", collection={"name": name, "version": "3.0"}),
+            swot_cnm("gs"),  # string form: product.dataVersion "2.0"
         ]
     )
-    assert message_consumer.handler(event, lambda_context) == {"batchItemFailures": []}
-    inputs = pipeline.execution_inputs() + pipeline.execution_inputs(pipeline.other_state_machine)
+    assert world.invoke("message_consumer", event) == {"batchItemFailures": []}
+    inputs = world.execution_inputs() + world.execution_inputs(other)
     started = sorted((i["meta"]["cnm"]["identifier"], i["meta"]["rule"]["name"]) for i in inputs)
     assert started == [
-        ("g2", "any-a"),
-        ("g2", "any-b"),
-        ("g2", "v2"),
+        ("g3", "any-a"),
+        ("g3", "any-b"),
+        ("g3", "v3"),
         ("gs", "any-a"),
         ("gs", "any-b"),
-        ("gs", "v1"),
+        ("gs", SWOT["rule"]),
     ]
     by_key = {(i["meta"]["cnm"]["identifier"], i["meta"]["rule"]["name"]): i for i in inputs}
-    assert by_key[("g2", "v2")]["meta"]["collection"]["url_path"] == "v2-path"
-    assert by_key[("g2", "any-a")]["meta"]["collection"]["version"] == "2"
-    assert by_key[("gs", "v1")]["meta"]["collection"]["version"] == "1"
-    assert by_key[("g2", "any-b")]["cumulus_meta"]["state_machine"] == pipeline.other_state_machine
+    assert by_key[("g3", "v3")]["meta"]["collection"]["url_path"] == "v3-path"
+    assert by_key[("g3", "any-a")]["meta"]["collection"]["version"] == "3.0"
+    assert by_key[("gs", SWOT["rule"])]["meta"]["collection"]["version"] == "2.0"
+    assert by_key[("g3", "any-b")]["cumulus_meta"]["state_machine"] == other
     assert len({i["cumulus_meta"]["execution_name"] for i in inputs}) == 6
-    assert pipeline.fallback_events() == []
+    assert world.fallback_events() == []
 
 
-def test_cache_ttl_is_respected(pipeline):
+def test_cache_ttl_is_respected(world):
     now = [1000.0]
     store = config.ConfigStore(
-        pipeline.tables["rules"],
-        pipeline.tables["collections"],
-        pipeline.tables["providers"],
-        ttl=60,
-        clock=lambda: now[0],
+        world.table("rules"), world.table("collections"), world.table("providers"), ttl=60, clock=lambda: now[0]
     )
-    pipeline.put_rule("first")
-    assert [r.name for r in store.rules()] == ["first"]
-    pipeline.put_rule("second")
+    applied = sorted(r.name for r in store.rules())
+    assert SWOT["rule"] in applied
+    world.put_rule("second")
     now[0] += 59
-    assert [r.name for r in store.rules()] == ["first"]  # still cached
+    assert sorted(r.name for r in store.rules()) == applied  # still cached
     now[0] += 2
-    assert sorted(r.name for r in store.rules()) == ["first", "second"]  # expired, reloaded
+    assert sorted(r.name for r in store.rules()) == sorted([*applied, "second"])  # expired, reloaded
 
 
-def test_store_from_env_uses_rules_cache_seconds(pipeline, monkeypatch):
-    monkeypatch.setenv("RULES_CACHE_SECONDS", "5")
+def test_store_from_env_uses_rules_cache_seconds(world):
+    """examples/complete sets rules_cache_seconds = 30: the consumer's store keeps rules that long."""
+    world.use("message_consumer")
     store = config.store()
-    assert store.ttl == 5 and config.store() is store
+    assert store.ttl == 30 and config.store() is store
 
 
-def test_unconfigured_collection_or_provider_is_a_record_error(pipeline):
+def test_unconfigured_collection_or_provider_is_a_record_error(world):
+    world.use("message_consumer")
     store = config.ConfigStore.from_env()
     with pytest.raises(NoMatchingRuleError, match="collection 'NOPE'"):
         store.collection("NOPE", "1")
     with pytest.raises(NoMatchingRuleError, match="provider 'NOPE'"):
         store.provider("NOPE")
-    assert store.collection("MODIS_A", "")["version"] == "1"  # the only version configured
+    assert store.collection(SWOT["collection"], "")["version"] == SWOT["version"]  # the only version configured
