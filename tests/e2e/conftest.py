@@ -25,13 +25,20 @@ import pytest
 
 # the apply fixtures live in tests/stack.py (a plugin of tests/conftest.py); the names the tests import
 from localaws.server import REGION  # noqa: F401
-from tests.stack import EXAMPLES, ROOT, TIMINGS, state_resources, unprotect_tables  # noqa: F401
+from tests.stack import EXAMPLES, ROOT, TIMINGS, restore_if_changed, state_resources, unprotect_tables  # noqa: F401
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _staged(staged_examples):
     """Every test of this tier runs with the packages built and the examples staged."""
     return staged_examples
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _as_applied():
+    """Each module of this tier starts on the stack as applied, even when functional tests ran
+    before it in the session (their worlds leave the stack as their last test left it)."""
+    restore_if_changed()
 
 
 def pytest_collection_modifyitems(session, config, items):
