@@ -1,0 +1,322 @@
+"""localaws.faults, shown through boto3 against the local server: each fault reaches the
+client as AWS's error would (code, HTTP status, protocol), botocore retries what it
+retries on AWS, the counters count, and a block's faults are gone when it ends."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+
+import boto3
+import botocore.model
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from localaws import faults
+from localaws.server import REGION
+
+PASS = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
+NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
+STANDARD = Config(retries={"total_max_attempts": 4, "mode": "standard"})
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def make(local_aws):
+    def client(service: str, config: Config = NO_RETRIES):
+        return boto3.client(
+            service,
+            region_name=REGION,
+            endpoint_url=local_aws.endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=config,
+        )
+
+    return client
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_armed():
+    assert faults.armed() == 0
+    yield
+    assert faults.armed() == 0
+
+
+@pytest.fixture
+def machine(make):
+    sfn = make("stepfunctions")
+    return sfn.create_state_machine(name=_name("sm"), definition=PASS, roleArn="arn:aws:iam::123456789012:role/sfn")[
+        "stateMachineArn"
+    ]
+
+
+@pytest.fixture
+def stream(make):
+    kin = make("kinesis")
+    name = _name("s")
+    kin.create_stream(StreamName=name, ShardCount=1)
+    return kin.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+
+
+def _input_seq(seq: str):
+    return lambda req: json.loads(req["input"])["source"]["sequence_number"] == seq
+
+
+def _start(sfn, machine: str, seq: str, name: str | None = None):
+    return sfn.start_execution(
+        stateMachineArn=machine, name=name or _name("x"), input=json.dumps({"source": {"sequence_number": seq}})
+    )
+
+
+# ---- throttling StartExecution -----------------------------------------------------------
+
+
+def test_throttle_chosen_records_n_times_as_aws_answers_it(make, machine):
+    sfn = make("stepfunctions")
+    with faults.injected() as inj:
+        throttle = inj.throttle("stepfunctions", "StartExecution", when=_input_seq("7"), times=2)
+        for _ in range(2):
+            with pytest.raises(ClientError) as err:
+                _start(sfn, machine, "7")
+            error = err.value.response
+            assert error["Error"]["Code"] == "ThrottlingException"
+            assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+            assert error["ResponseMetadata"]["HTTPHeaders"]["content-type"] == "application/x-amz-json-1.0"
+            assert isinstance(err.value, sfn.exceptions.ClientError)
+        _start(sfn, machine, "8")  # another record is not throttled
+        _start(sfn, machine, "7")  # the third try of the chosen record goes through
+    assert (throttle.fired, throttle.matched, throttle.predicate_errors) == (2, 3, [])
+    assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 2
+
+
+def test_botocore_retries_a_throttle_as_on_aws(make, machine):
+    sfn = make("stepfunctions", STANDARD)
+    with faults.injected() as inj:
+        throttle = inj.throttle("stepfunctions", "StartExecution", times=2)
+        started = _start(sfn, machine, "1")
+    assert started["ResponseMetadata"]["RetryAttempts"] == 2 and throttle.fired == 2
+    with faults.injected() as inj:
+        always = inj.throttle("stepfunctions", "StartExecution")
+        with pytest.raises(ClientError) as err:
+            _start(sfn, machine, "2")
+    assert err.value.response["Error"]["Code"] == "ThrottlingException"
+    assert err.value.response["ResponseMetadata"]["RetryAttempts"] == 3 and always.fired == 4
+
+
+def test_throttle_every_record_and_other_operations_untouched(make, machine):
+    sfn = make("stepfunctions")
+    with faults.injected() as inj:
+        throttle = inj.throttle("stepfunctions", "StartExecution")
+        for seq in ("1", "2", "ü#?../"):
+            with pytest.raises(ClientError):
+                _start(sfn, machine, seq)
+        assert sfn.list_executions(stateMachineArn=machine)["executions"] == []  # ListExecutions is not throttled
+        assert sfn.describe_state_machine(stateMachineArn=machine)["stateMachineArn"] == machine
+    assert throttle.fired == 3
+
+
+def test_a_throttle_reaches_a_function_process_over_http(local_aws, machine):
+    """The runtime's functions are processes of their own calling the server: the fault hits them too."""
+    script = (
+        "import boto3, json, sys\n"
+        "sfn = boto3.client('stepfunctions', endpoint_url=sys.argv[1], region_name='us-west-2',"
+        " aws_access_key_id='testing', aws_secret_access_key='testing',"
+        " config=boto3.session.Config(retries={'total_max_attempts': 1}))\n"
+        "try:\n"
+        "    doc = {'source': {'sequence_number': '5'}}\n"
+        "    sfn.start_execution(stateMachineArn=sys.argv[2], name='p', input=json.dumps(doc))\n"
+        "    print('started')\n"
+        "except sfn.exceptions.ClientError as e:\n"
+        "    print(e.response['Error']['Code'], e.response['ResponseMetadata']['HTTPStatusCode'])\n"
+    )
+    with faults.injected() as inj:
+        throttle = inj.throttle("stepfunctions", "StartExecution", when=_input_seq("5"))
+        out = subprocess.run(
+            [sys.executable, "-c", script, local_aws.endpoint, machine], capture_output=True, text=True, timeout=60
+        )
+    assert out.stdout.split() == ["ThrottlingException", "400"], out.stderr
+    assert throttle.fired == 1
+
+
+def test_faults_are_cleared_when_the_block_fails(make, machine):
+    sfn = make("stepfunctions")
+    with pytest.raises(RuntimeError, match="test body failed"), faults.injected() as inj:
+        inj.throttle("stepfunctions", "StartExecution")
+        assert faults.armed() == 1
+        raise RuntimeError("test body failed")
+    assert faults.armed() == 0
+    _start(sfn, machine, "1")
+
+
+def test_a_predicate_that_raises_does_not_fire_and_is_reported(make, machine):
+    sfn = make("stepfunctions")
+    with faults.injected() as inj:
+        bad = inj.throttle("stepfunctions", "StartExecution", when=lambda req: req["no such key"])
+        _start(sfn, machine, "1")
+    assert bad.fired == 0 and bad.matched == 0 and len(bad.predicate_errors) == 1
+    assert "no such key" in bad.predicate_errors[0]
+
+
+def test_bad_arguments_are_refused():
+    inj = faults.Injected()
+    with pytest.raises(ValueError):
+        inj.throttle("stepfunctions", "StartExecution", times=-1)
+    with pytest.raises(ValueError):
+        inj.trim("arn:aws:kinesis:us-west-2:123456789012:stream/x")
+    with pytest.raises(ValueError):
+        inj.trim("arn:aws:kinesis:us-west-2:123456789012:stream/x", first=1, before="3")
+    inj.clear()
+
+
+# ---- Kinesis put failures ----------------------------------------------------------------
+
+
+def test_put_record_on_one_stream_fails_once_then_botocore_retry_succeeds(make, stream):
+    kin = make("kinesis")
+    other = _name("other")
+    kin.create_stream(StreamName=other, ShardCount=1)
+    with faults.injected() as inj:
+        once = inj.fail(
+            "kinesis",
+            ("PutRecord", "PutRecords"),
+            "ProvisionedThroughputExceededException",
+            when=faults.on_stream(stream),
+            times=1,
+        )
+        kin.put_record(StreamName=other, Data=b"x", PartitionKey="k")  # another stream: untouched
+        with pytest.raises(kin.exceptions.ProvisionedThroughputExceededException) as err:
+            kin.put_record(StreamARN=stream, Data=b"x", PartitionKey="k")
+        assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert err.value.response["ResponseMetadata"]["HTTPHeaders"]["content-type"] == "application/x-amz-json-1.1"
+        kin.put_record(StreamARN=stream, Data=b"y", PartitionKey="k")  # once only
+    assert once.fired == 1
+    with faults.injected() as inj:
+        once = inj.fail(
+            "kinesis", "PutRecord", "ProvisionedThroughputExceededException", when=faults.on_stream(stream), times=1
+        )
+        put = make("kinesis", STANDARD).put_record(StreamARN=stream, Data=b"z", PartitionKey="k")
+    assert put["ResponseMetadata"]["RetryAttempts"] == 1 and once.fired == 1  # retried by botocore, as on AWS
+
+
+def test_put_denied_always_and_not_retried(make, stream):
+    kin = make("kinesis", STANDARD)
+    with faults.injected() as inj:
+        denied = inj.fail(
+            "kinesis", ("PutRecord", "PutRecords"), "AccessDeniedException", when=faults.on_stream(stream)
+        )
+        with pytest.raises(kin.exceptions.AccessDeniedException) as err:
+            kin.put_record(StreamARN=stream, Data=b"x", PartitionKey="k")
+        assert err.value.response["ResponseMetadata"]["RetryAttempts"] == 0
+        with pytest.raises(ClientError) as err2:
+            kin.put_records(StreamARN=stream, Records=[{"Data": b"x", "PartitionKey": "k"}])
+        assert err2.value.response["Error"]["Code"] == "AccessDeniedException"
+        by_name = stream.rsplit("/", 1)[-1]
+        with pytest.raises(ClientError):
+            kin.put_record(StreamName=by_name, Data=b"x", PartitionKey="k")  # by name: the same stream
+    assert denied.fired == 3
+    shard = kin.list_shards(StreamARN=stream)["Shards"][0]["ShardId"]
+    it = kin.get_shard_iterator(StreamARN=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    assert kin.get_records(ShardIterator=it, StreamARN=stream)["Records"] == []  # nothing was written
+
+
+# ---- CBOR clients --------------------------------------------------------------------------
+
+
+def test_a_fault_on_a_cbor_client_arrives_in_cbor(make, monkeypatch):
+    monkeypatch.setattr(botocore.model, "PRIORITY_ORDERED_SUPPORTED_PROTOCOLS", ("smithy-rpc-v2-cbor", "json", "query"))
+    cw = make("cloudwatch")
+    assert cw.meta.service_model.resolved_protocol == "smithy-rpc-v2-cbor"
+    with faults.injected() as inj:
+        throttle = inj.throttle("cloudwatch", "PutMetricData", when=lambda req: req.get("Namespace") == "Hot")
+        with pytest.raises(ClientError) as err:
+            cw.put_metric_data(Namespace="Hot", MetricData=[{"MetricName": "m", "Value": 1.0}])
+        cw.put_metric_data(Namespace="Cold", MetricData=[{"MetricName": "m", "Value": 1.0}])
+    assert err.value.response["Error"]["Code"] == "ThrottlingException"
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert err.value.response["ResponseMetadata"]["HTTPHeaders"]["smithy-protocol"] == "rpc-v2-cbor"
+    assert throttle.fired == 1
+
+
+# ---- trimming ------------------------------------------------------------------------------
+
+
+def _read(kin, stream, shard, **iterator):
+    it = kin.get_shard_iterator(StreamARN=stream, ShardId=shard, **iterator)["ShardIterator"]
+    out = []
+    while it:
+        page = kin.get_records(ShardIterator=it, StreamARN=stream, Limit=3)
+        out += page["Records"]
+        if not page["Records"]:
+            break
+        it = page.get("NextShardIterator")
+    return out
+
+
+def test_trim_hides_the_first_records_and_refuses_their_sequence_numbers(make, stream):
+    kin = make("kinesis")
+    seqs = [
+        kin.put_record(StreamARN=stream, Data=f"r{i}".encode(), PartitionKey="k")["SequenceNumber"] for i in range(10)
+    ]
+    shard = kin.list_shards(StreamARN=stream)["Shards"][0]["ShardId"]
+    early = kin.get_shard_iterator(StreamARN=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    with faults.injected() as inj:
+        trim = inj.trim(stream, first=4, shard_id=shard)
+        # TRIM_HORIZON starts at the first kept record; pages of 3 (the limit counts kept records)
+        page = kin.get_records(
+            ShardIterator=kin.get_shard_iterator(StreamARN=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")[
+                "ShardIterator"
+            ],
+            StreamARN=stream,
+            Limit=3,
+        )
+        assert [r["SequenceNumber"] for r in page["Records"]] == seqs[4:7]
+        assert [r["Data"] for r in _read(kin, stream, shard, ShardIteratorType="TRIM_HORIZON")] == [
+            f"r{i}".encode() for i in range(4, 10)
+        ]
+        # an iterator taken before the trim no longer sees the trimmed records either
+        page = kin.get_records(ShardIterator=early, StreamARN=stream)
+        assert [r["SequenceNumber"] for r in page["Records"]] == seqs[4:]
+        for kind, seq in [
+            ("AT_SEQUENCE_NUMBER", seqs[0]),
+            ("AT_SEQUENCE_NUMBER", seqs[3]),
+            ("AFTER_SEQUENCE_NUMBER", seqs[2]),
+        ]:
+            with pytest.raises(ClientError) as err:
+                kin.get_shard_iterator(
+                    StreamARN=stream, ShardId=shard, ShardIteratorType=kind, StartingSequenceNumber=seq
+                )
+            assert err.value.response["Error"]["Code"] == "InvalidArgumentException"
+            assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        # the first kept record can be addressed
+        kept = _read(kin, stream, shard, ShardIteratorType="AT_SEQUENCE_NUMBER", StartingSequenceNumber=seqs[4])
+        assert [r["SequenceNumber"] for r in kept] == seqs[4:]
+        assert trim.refused == 3 and trim.hidden >= 3 * 4
+        # another stream's shard is not trimmed
+        other = _name("o")
+        kin.create_stream(StreamName=other, ShardCount=1)
+        kin.put_record(StreamName=other, Data=b"o", PartitionKey="k")
+        other = kin.describe_stream_summary(StreamName=other)["StreamDescriptionSummary"]["StreamARN"]
+        assert [r["Data"] for r in _read(kin, other, shard, ShardIteratorType="TRIM_HORIZON")] == [b"o"]
+    # cleared: every record is back
+    assert [r["SequenceNumber"] for r in _read(kin, stream, shard, ShardIteratorType="TRIM_HORIZON")] == seqs
+
+
+def test_trim_by_sequence_number_and_beyond_the_end(make, stream):
+    kin = make("kinesis")
+    seqs = [kin.put_record(StreamARN=stream, Data=b"x", PartitionKey="k")["SequenceNumber"] for _ in range(5)]
+    shard = kin.list_shards(StreamARN=stream)["Shards"][0]["ShardId"]
+    with faults.injected() as inj:
+        inj.trim(stream, before=seqs[2], shard_id=shard)
+        assert [r["SequenceNumber"] for r in _read(kin, stream, shard, ShardIteratorType="TRIM_HORIZON")] == seqs[2:]
+    with faults.injected() as inj:
+        inj.trim(stream, first=50, shard_id=shard)  # more than there are: everything is trimmed
+        assert _read(kin, stream, shard, ShardIteratorType="TRIM_HORIZON") == []
+        kin.put_record(StreamARN=stream, Data=b"new", PartitionKey="k")  # a record put after the trim is kept
+        assert [r["Data"] for r in _read(kin, stream, shard, ShardIteratorType="TRIM_HORIZON")] == [b"new"]
