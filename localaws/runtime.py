@@ -599,15 +599,18 @@ class Runtime:
         # the Lambda runtime's Python (native wheels in the layer are built for it) and its boto3
         python, self.python_note = lambda_python.interpreter()
         site = lambda_python.runtime_site(python, Path.home() / ".cache" / "cnm-ingest" / "localaws")
+        layer_dirs: dict[str, Path] = {}  # a layer version shared by functions is extracted once
+
+        def layer_dir(arn: str) -> Path:
+            if arn not in layer_dirs:
+                where = self.workdir / "layers" / arn.rsplit(":", 2)[-2] / arn.rsplit(":", 1)[-1]
+                layer_dirs[arn] = _unzip(_layer_zip(backend, arn), where)
+            return layer_dirs[arn]
+
         for fn in self.stack.functions.values():
             # the zip Terraform uploaded, and each layer version's zip, as stored by the emulator
             code = _unzip(backend.get_function(fn.name).code_bytes, self.workdir / "functions" / fn.name)
-            layers = [
-                _unzip(
-                    _layer_zip(backend, arn), self.workdir / "layers" / arn.rsplit(":", 2)[-2] / arn.rsplit(":", 1)[-1]
-                )
-                for arn in fn.layers
-            ]
+            layers = [layer_dir(arn) for arn in fn.layers]
             self.processes[fn.arn] = FunctionProcess(
                 fn,
                 code,
