@@ -1,48 +1,62 @@
-"""The fault matrix: one parametrized test, every side effect counted without collapsing duplicates.
+"""The fault matrix, on the stack Terraform applied: one parametrized test, every side effect counted
+without collapsing duplicates.
 
-100 records go on a (moto) notification stream; :class:`EventSourceMapping`
-delivers them to the message consumer as AWS would (partial batch responses,
-retries from the lowest failed record, a given-up range to hydrate); the
-fallback consumer gets what the fallback topic received. Counted per record:
-executions (from each execution's input), DLQ entries (every message, so a
-duplicate shows), FAILURE responses (every record on the response stream).
-Emulated AWS behaviour: throttling and put failures by wrapping one client
-method; trimming by :class:`TrimmedStream`; whole-batch redelivery by
-delivering the batch again. Run with ``-s`` or see the terminal summary for
-the table.
+Each case starts from examples/complete as `terraform apply` left it (the session snapshot, restored),
+puts 100 records on the applied notification stream and runs the applied stack with
+:class:`localaws.runtime.Runtime`: the event source mapping's poller delivers them to the deployed
+message consumer (a process of its own, with only its own environment) with the mapping's applied
+settings (batch size, window, partial batch responses: retries from the lowest failed record,
+bisection, retry limit, record age) and sends a given-up range's on-failure record to the failed-batch
+topic, whose subscription invokes hydrate; the fallback topic reaches the fallback consumer
+(asynchronous, with its retries and destinations). Counted per record: executions (from each
+execution's input), DLQ entries (every message, so a duplicate shows), FAILURE responses (every record
+on the response stream).
+
+AWS's faults come from the local AWS itself (localaws.faults), so they reach the function processes'
+own calls: StartExecution throttled for chosen records, PutRecord on the response stream failing once
+or always, the shard's first records trimmed. Whole-batch redelivery: the poller's rewind (the mapping
+reads the shard again from its starting position).
+
+What the matrix does not run: the workflow behind StartExecution. Its executions start (and are
+counted) but their Lambda tasks answer at once without running (tests.stack's World.run_tasks is
+False), so no execution writes a response of its own; the workflow runs end to end in tests/e2e.
+
+The records are put with one explicit hash key, so they share one shard of the two: moto numbers
+each shard's records from 1, and the matrix identifies a record by its sequence number (hydrate's
+ranges and gaps are per shard, as on AWS). Run with ``-s`` or see the terminal summary for the table.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
-from cnm_ingest import aws
-from tests.functional.ingest.conftest import (  # noqa: F401  (fresh_config_cache, pipeline: fixtures, by import)
-    EventSourceMapping,
-    TrimmedStream,
-    fresh_config_cache,
-    pipeline,
-    sample_cnm,
-)
+from localaws import faults
+from localaws.runtime import KinesisPoller, Runtime
+
+pytestmark = [pytest.mark.terraform, pytest.mark.provider]
 
 N = 100
 MATRIX: list[dict] = []
+SETTLE_SECONDS = 900  # a ceiling only: a case ends when the runtime is idle
 
 
 @dataclass
 class Case:
     poison: tuple[int, ...] = ()  # addressable invalid records (answered + parked)
     garbage: tuple[int, ...] = ()  # not JSON (parked, not answerable)
-    throttle_once: tuple[int, ...] = ()  # StartExecution throttled past one invocation's retries, then fine
-    throttle_always: tuple[int, ...] = ()  # ... on every call (ESM gives the range up -> hydrate)
+    throttle_once: tuple[int, ...] = ()  # StartExecution throttled through the first invocation with it, then fine
+    throttle_always: tuple[int, ...] = ()  # ... on every call (the mapping gives the range up -> hydrate)
     throttle_all: bool = False  # StartExecution throttled for every record
     redeliveries: int = 0
-    answer_put: str = ""  # "transient-once" or "denied": the consumer's FAILURE put fails
+    answer_put: str = ""  # "transient-once" or "denied": PutRecord of a FAILURE answer fails
     oversize: tuple[int, ...] = ()  # a valid ~1 MB CNM
     trim_first: int = 0  # records trimmed from the stream before hydrate reads it
     extra: dict = field(default_factory=dict)
@@ -64,8 +78,39 @@ CASES = {
 }
 
 
-def payload(i: int, case: Case) -> bytes:
-    doc = sample_cnm(f"rec-{i:03d}")
+def rule_for_any_version(world: Any) -> dict[str, Any]:
+    """An applied ENABLED rule that matches any version of its collection (the CNMs name it)."""
+    rules = [r for r in world.items("rules") if r["state"] == "ENABLED" and not r.get("collection_version")]
+    assert rules, "the example applies no ENABLED rule for any version of a collection"
+    return sorted(rules, key=lambda r: r["name"])[0]
+
+
+def cnm(identifier: str, rule: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": "1.6.1",
+        "provider": rule["provider"],
+        "collection": rule["collection_name"],
+        "submissionTime": "2024-01-02T03:04:05.678Z",
+        "identifier": identifier,
+        "product": {
+            "name": identifier,
+            "dataVersion": "1",
+            "files": [
+                {
+                    "type": "data",
+                    "uri": f"s3://provider-bucket/{identifier}.nc",
+                    "name": f"{identifier}.nc",
+                    "size": 100,
+                    "checksumType": "md5",
+                    "checksum": "d41d8cd98f00b204e9800998ecf8427e",
+                }
+            ],
+        },
+    }
+
+
+def payload(i: int, case: Case, rule: dict[str, Any]) -> bytes:
+    doc = cnm(f"rec-{i:03d}", rule)
     if i in case.garbage:
         return b"\xff not json " + str(i).encode()
     if i in case.poison:
@@ -78,78 +123,161 @@ def payload(i: int, case: Case) -> bytes:
     return json.dumps(doc).encode()
 
 
-def fail_calls(monkeypatch, service: str, method: str, should_fail, error: ClientError) -> None:
-    client = aws.client(service)
-    original = getattr(client, method)
-
-    def wrapper(**kw):
-        if should_fail(kw):
-            raise error
-        return original(**kw)
-
-    monkeypatch.setattr(client, method, wrapper)
+def source_sequence(request: dict[str, Any]) -> str | None:
+    """The record a StartExecution request is for: its input's source sequence number (the CNM itself
+    may be offloaded to the payload bucket, meta.cnm_ref; the source stays in the input)."""
+    try:
+        return json.loads(request["input"])["cumulus_meta"]["source"]["sequence_number"]
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
-def error(code: str, status: int = 400) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op")
+class ThrottleOnce:
+    """Throttle a record's StartExecution through the whole invocation that first tried it (every call,
+    botocore's retries included, until the consumer gives the record up as a batch item failure),
+    then let it through: the mapping's next invocation, from the lowest failed record, starts it."""
+
+    def __init__(self, rt: Runtime, mapping_uuid: str, sequences: set[str]):
+        self.rt, self.uuid, self.sequences = rt, mapping_uuid, sequences
+        self.first_seen: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, request: dict[str, Any]) -> bool:
+        seq = source_sequence(request)
+        if seq not in self.sequences:
+            return False
+        done = self.rt.mapping_stats[self.uuid].invocations  # invocations that have returned
+        with self.lock:
+            first = self.first_seen.setdefault(seq, done)
+        return done == first
+
+
+def settle(rt: Runtime) -> None:
+    start = time.monotonic()
+    assert rt.wait_idle(timeout=SETTLE_SECONDS), f"the runtime did not settle: {rt.busy_reasons()} {rt.errors}"
+    assert not rt.errors, rt.errors
+    rt.log(f"settled in {time.monotonic() - start:.1f}s")
+
+
+def run(rt: Runtime, mapping_uuid: str, redeliveries: int) -> None:
+    """Until idle; then each whole-batch redelivery: the mapping's pollers read the shard again."""
+    settle(rt)
+    for _ in range(redeliveries):
+        for poller in rt.pollers:
+            if poller.m.uuid == mapping_uuid:
+                poller.rewind()
+        settle(rt)
+
+
+@pytest.fixture
+def world(complete_world):
+    return complete_world
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_fault_matrix(pipeline, lambda_context, monkeypatch, name):  # noqa: F811  (pipeline: imported fixture)
+def test_fault_matrix(world, tmp_path, monkeypatch, name):
     case = CASES[name]
-    pipeline.put_rule("modis")
-    kinesis = aws.client("kinesis")
-    seq_of: dict[int, str] = {}
-    for i in range(N):
-        seq_of[i] = kinesis.put_record(
-            StreamARN=pipeline.notification_stream, Data=payload(i, case), PartitionKey=f"pk-{i % 7}"
-        )["SequenceNumber"]
+    started = time.monotonic()
+    stack = world.stack
+    consumer = stack.function("message_consumer")
+    (mapping,) = [m for m in stack.mappings if m.function_arn == consumer.arn]
+    notifications, responses = world.stream("notifications"), world.stream("responses")
+    rule = rule_for_any_version(world)
+
+    kinesis = world.client("kinesis")
+    put = kinesis.put_records(
+        StreamARN=notifications,
+        Records=[
+            {"Data": payload(i, case, rule), "PartitionKey": f"pk-{i % 7}", "ExplicitHashKey": "0"} for i in range(N)
+        ],
+    )
+    assert put["FailedRecordCount"] == 0
+    (shard_id,) = {r["ShardId"] for r in put["Records"]}
+    seq_of = {i: r["SequenceNumber"] for i, r in enumerate(put["Records"])}
     index_of = {s: i for i, s in seq_of.items()}
     ident_of = {f"rec-{i:03d}": i for i in range(N)}
+    batches = math.ceil(N / mapping.batch_size)
 
-    throttled: Counter = Counter()
+    timeline: list[str] = []
 
-    def throttle(kw) -> bool:
-        # The record's sequence number: the CNM itself may be offloaded to the payload bucket (meta.cnm_ref).
-        i = index_of.get(json.loads(kw["input"])["cumulus_meta"]["source"]["sequence_number"])
-        if case.throttle_all or i in case.throttle_always:
-            return True
-        if i in case.throttle_once and throttled[i] < 2:  # START_MAX_ATTEMPTS=2: the first invocation gives up
-            throttled[i] += 1
-            return True
-        return False
+    def log(message: str) -> None:
+        timeline.append(f"{time.monotonic() - started:7.1f}s {message}")
 
-    fail_calls(monkeypatch, "stepfunctions", "start_execution", throttle, error("ThrottlingException"))
-    answer_failures = {"left": 1}
-    if case.answer_put == "transient-once":
+    rt = Runtime(world.session, world.endpoint, world.prefix, tmp_path, log=log)
+    rt._sfn_invoke = world.lambda_task  # type: ignore[method-assign]  # workflow tasks answer at once (module doc)
+    busy: dict[str, list[float]] = {}  # function -> [invocations, seconds in them, first start, last end]
+    invoke = rt.invoke
 
-        def once_then_ok(kw):
-            if answer_failures["left"]:
-                answer_failures["left"] -= 1
-                return True
-            return False
+    def timed_invoke(name_or_arn: str, event: Any) -> Any:
+        begin = time.monotonic()
+        try:
+            return invoke(name_or_arn, event)
+        finally:
+            end = time.monotonic()
+            fn = rt.function_by_arn(name_or_arn).name.removeprefix(f"{world.prefix}-")
+            n, total, first, _ = busy.get(fn, [0, 0.0, begin - started, 0.0])
+            busy[fn] = [n + 1, total + end - begin, first, end - started]
 
-        fail_calls(monkeypatch, "kinesis", "put_record", once_then_ok, error("ProvisionedThroughputExceededException"))
-    elif case.answer_put == "denied":
-        fail_calls(monkeypatch, "kinesis", "put_record", lambda kw: True, error("AccessDeniedException"))
+    rt.invoke = timed_invoke  # type: ignore[method-assign]  # (for the timeline printed with -s)
+    with faults.injected() as inj:
+        # Armed before the runtime starts: the records are on the stream already.
+        starts = []
+        always = {seq_of[i] for i in case.throttle_always} | (set(seq_of.values()) if case.throttle_all else set())
+        if always:
+            starts.append(
+                inj.throttle("stepfunctions", "StartExecution", when=lambda req: source_sequence(req) in always)
+            )
+        if case.throttle_once:
+            once = ThrottleOnce(rt, mapping.uuid, {seq_of[i] for i in case.throttle_once})
+            starts.append(inj.throttle("stepfunctions", "StartExecution", when=once))
+        answer_puts = None
+        if case.answer_put == "transient-once":
+            answer_puts = inj.fail(
+                "kinesis",
+                ("PutRecord", "PutRecords"),
+                "ProvisionedThroughputExceededException",
+                when=faults.on_stream(responses),
+                times=1,
+            )
+        elif case.answer_put == "denied":
+            answer_puts = inj.fail(
+                "kinesis", ("PutRecord", "PutRecords"), "AccessDeniedException", when=faults.on_stream(responses)
+            )
+        trims = []
+        if case.trim_first:
+            # The shard is trimmed once the mapping has read the first batch (so hydrate, reading the
+            # given-up range back, finds its front gone): armed when the poller first delivers.
+            deliver = KinesisPoller.deliver
 
-    esm = EventSourceMapping(pipeline, lambda_context, batch_size=N, max_retries=2)
-    esm.deliver()
-    esm.redeliver(case.redeliveries)
-    if case.trim_first:
-        TrimmedStream(monkeypatch, seq_of[case.trim_first])
-    esm.hydrate()
-    esm.fallback()
-    monkeypatch.undo()  # read back without the faults
+            def deliver_then_trim(poller: KinesisPoller, batch: list[dict[str, Any]]) -> None:
+                if not trims and poller.m.uuid == mapping.uuid and poller.shard_id == shard_id:
+                    trims.append(inj.trim(notifications, first=case.trim_first, shard_id=shard_id))
+                deliver(poller, batch)
 
-    executions = Counter()
-    for e in pipeline.execution_inputs():
+            monkeypatch.setattr(KinesisPoller, "deliver", deliver_then_trim)
+        rt.start()
+        log("runtime started")
+        try:
+            run(rt, mapping.uuid, case.redeliveries)
+        finally:
+            rt.stop()
+    stats = rt.mapping_stats[mapping.uuid]
+    given_up = [r for r in rt.on_failure_log if r["KinesisBatchInfo"]["streamArn"] == notifications]
+    invocations = dict(rt.invocations)
+    assert faults.armed() == 0
+    assert all(not f.predicate_errors for f in inj.faults), [f.predicate_errors for f in inj.faults]
+
+    executions: Counter = Counter()
+    for e in world.execution_inputs():
         executions[index_of[e["cumulus_meta"]["source"]["sequence_number"]]] += 1
-    dead = pipeline.dlq_envelopes()
+    dead = world.dlq_envelopes()
     dlq = Counter(index_of[d["record"]["sequenceNumber"]] for d in dead if d.get("record"))
     gaps = [d for d in dead if not d.get("record")]
-    failures = Counter(ident_of[r["identifier"]] for r in pipeline.responses() if r["response"]["status"] == "FAILURE")
+    failures = Counter(ident_of[r["identifier"]] for r in world.responses() if r["response"]["status"] == "FAILURE")
     gap_count = sum(g["missing"]["count"] for g in gaps)
+
+    def calls(role: str) -> int:
+        return invocations.get(stack.function(role).name, 0)
 
     row = {
         "case": name,
@@ -161,10 +289,17 @@ def test_fault_matrix(pipeline, lambda_context, monkeypatch, name):  # noqa: F81
         "gap_records": gap_count,
         "failure_responses": sum(failures.values()),
         "max_answers_per_record": max(failures.values(), default=0),
-        "invocations": esm.invocations,
+        "invocations": stats.invocations,
+        "given_up": len(given_up),
+        "hydrate": calls("hydrate"),
+        "fallback": calls("fallback_consumer"),
+        "throttles": sum(f.fired for f in starts),
+        "seconds": round(time.monotonic() - started, 1),
     }
     MATRIX.append(row)
-    print(row)
+    print(row, dict(rt.async_stats), *timeline[-40:], sep="\n")
+    for fn, (n, total, first, last) in sorted(busy.items(), key=lambda kv: kv[1][2]):
+        print(f"  {fn}: {n:.0f} invocations, {total:.1f}s in them, from {first:.1f}s to {last:.1f}s")
 
     # Every record is started once or parked once, never both, never twice.
     assert sum(executions.values()) + sum(dlq.values()) + gap_count == N, row
@@ -177,20 +312,39 @@ def test_fault_matrix(pipeline, lambda_context, monkeypatch, name):  # noqa: F81
     expected_answers = set(case.poison)
     if case.answer_put == "denied":
         expected_answers = set()
+    if case.answer_put:
+        assert answer_puts is not None and answer_puts.fired >= 1, row  # the fault did hit the answers
     if case.oversize:
         # A valid CNM too big for a Step Functions input still starts: its CNM travels in the payload bucket.
         assert set(case.oversize) <= set(executions), row
     assert set(failures) == expected_answers, row
+    # The mapping's applied settings: each batch delivered once when nothing fails, and every retry
+    # within the applied retry limit.
+    attempts = mapping.maximum_retry_attempts + 1
+    assert stats.records_delivered >= N * (1 + case.redeliveries), row
     if case.throttle_always:
-        assert set(case.throttle_always) <= set(dlq) and len(esm.given_up) == 1, row
+        assert set(case.throttle_always) <= set(dlq) and len(given_up) == 1, row
+        (info,) = [g["KinesisBatchInfo"] for g in given_up]
+        assert info["startSequenceNumber"] == seq_of[min(case.throttle_always)], row
+        assert stats.retries == mapping.maximum_retry_attempts, row
+        assert given_up[0]["requestContext"]["approximateInvokeCount"] == attempts, row
+        assert calls("hydrate") >= 1, row
     if case.trim_first:
+        (trim,) = trims
+        assert trim.hidden >= case.trim_first and trim.refused >= 1, row  # hydrate met the trimmed range
         (gap,) = gaps
         assert gap["missing"] == {
             "count": case.trim_first,
             "ranges": [{"from": seq_of[0], "to": str(int(seq_of[case.trim_first]) - 1)}],
         }
         assert not executions and set(dlq) == set(range(case.trim_first, N)), row
+        assert len(given_up) == batches, row  # every batch given up after the applied retries
+        assert all(g["requestContext"]["approximateInvokeCount"] == attempts for g in given_up), row
     if not (case.throttle_always or case.throttle_all):
-        assert not esm.given_up, row
+        assert not given_up, row
     if case.throttle_once:
-        assert esm.invocations == 2, row  # a batch item failure, then one redelivery from the lowest failed
+        # a batch item failure, then one redelivery from the lowest failed, for each throttled record's batch
+        assert stats.invocations == batches + len({i // mapping.batch_size for i in case.throttle_once}), row
+        assert stats.batch_item_failures == len(case.throttle_once) and stats.retries == len(case.throttle_once), row
+    if not (case.throttle_once or case.throttle_always or case.throttle_all):
+        assert stats.invocations == batches * (1 + case.redeliveries), row  # nothing retried
