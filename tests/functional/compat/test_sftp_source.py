@@ -12,6 +12,7 @@ import io
 import json
 import os
 import socket
+import sys
 import threading
 import time
 
@@ -29,10 +30,10 @@ from cnm_ingest.errors import (
     TransferError,
     error_code_for,
 )
-from tests.conftest import REGION
 
 DATA = os.urandom(11 * 1024 * 1024 + 7)  # three parts at S3's 5 MiB minimum
 SMALL = b"small sftp file"
+STAGE = ""  # the applied staging bucket, set by the world fixture
 HOST_KEY = paramiko.ECDSAKey.generate()
 CLIENT_KEY = paramiko.ECDSAKey.generate()
 OTHER_KEY = paramiko.ECDSAKey.generate()
@@ -164,9 +165,9 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture
-def world(aws, server):
-    import boto3
-
+def world(complete_world, server, monkeypatch):
+    """The sftp server (the provider's side), its credentials in Secrets Manager (the DAAC's secrets, made
+    here), and the applied staging bucket of examples/complete, under SyncGranule's deployed env."""
     root, port, stats = server
     deadline = time.monotonic() + 10
     while stats.reading and time.monotonic() < deadline:  # a read an earlier test abandoned (a stalled server)
@@ -180,9 +181,11 @@ def world(aws, server):
     (root / "data" / "failing.bin").write_bytes(DATA)
     (root / "other" / "secret.txt").write_bytes(b"another provider's file")
     sources._secrets.clear()
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket="stage", CreateBucketConfiguration={"LocationConstraint": REGION})
-    sm = boto3.client("secretsmanager", region_name=REGION)
+    complete_world.use("sync_granule")
+    staging = json.loads(complete_world.function("message_consumer").environment["BUCKETS"])["private"]["name"]
+    monkeypatch.setattr(sys.modules[__name__], "STAGE", staging)
+    s3 = complete_world.client("s3")
+    sm = complete_world.client("secretsmanager")
     password = sm.create_secret(Name="pw", SecretString=json.dumps({"username": "alice", "password": "s3cret"}))
     buf = io.StringIO()
     CLIENT_KEY.write_private_key(buf)
@@ -221,12 +224,12 @@ def sfile(world, path, data, *, algo="SHA512", digest=None):
 
 def stored(world):
     s3 = world["s3"]
-    objects = [o["Key"] for o in s3.list_objects_v2(Bucket="stage").get("Contents", [])]
-    return objects, s3.list_multipart_uploads(Bucket="stage").get("Uploads", [])
+    objects = [o["Key"] for o in s3.list_objects_v2(Bucket=STAGE).get("Contents", [])]
+    return objects, s3.list_multipart_uploads(Bucket=STAGE).get("Uploads", [])
 
 
 def fetch(world, f, provider=None, **kw):
-    return sources.fetch_to_s3(f, provider or world["provider"], "stage", "k/x", metadata={"m": "1"}, **kw)
+    return sources.fetch_to_s3(f, provider or world["provider"], STAGE, "k/x", metadata={"m": "1"}, **kw)
 
 
 def test_streams_in_parts_with_the_checksum_computed_while_uploading(world, monkeypatch):
@@ -236,7 +239,7 @@ def test_streams_in_parts_with_the_checksum_computed_while_uploading(world, monk
     monkeypatch.setattr(client, "upload_part", lambda **kw: parts.append(len(kw["Body"])) or real(**kw))
     assert fetch(world, sfile(world, "/data/big.bin", DATA), part_size=1) == len(DATA)
     assert parts == [5 * 1024 * 1024, 5 * 1024 * 1024, len(DATA) - 10 * 1024 * 1024]
-    assert world["s3"].get_object(Bucket="stage", Key="k/x")["Body"].read() == DATA
+    assert world["s3"].get_object(Bucket=STAGE, Key="k/x")["Body"].read() == DATA
     assert world["stats"].auth_attempts == [("password", "alice")]
 
 
@@ -382,7 +385,7 @@ def test_connection_limit_per_provider(world):
     def one(i):
         try:
             results.append(
-                sources.fetch_to_s3(sfile(world, "/data/small.txt", SMALL), provider, "stage", f"k/{i}", metadata={})
+                sources.fetch_to_s3(sfile(world, "/data/small.txt", SMALL), provider, STAGE, f"k/{i}", metadata={})
             )
         except Exception as exc:  # noqa: BLE001 (collected and asserted below)
             errors.append(exc)
@@ -399,12 +402,12 @@ def test_connection_limit_per_provider(world):
 def test_sync_granule_stages_an_sftp_file(world):
     staged = staging.sync_file(
         sfile(world, "/data/small.txt", SMALL),
-        bucket="stage",
+        bucket=STAGE,
         prefix="C",
         duplicate_handling="error",
         checksum_required=True,
         execution_name="e",
         provider=world["provider"],
     )
-    assert (staged["bucket"], staged["key"], staged["size"]) == ("stage", "C/small.txt", len(SMALL))
-    assert world["s3"].get_object(Bucket="stage", Key="C/small.txt")["Body"].read() == SMALL
+    assert (staged["bucket"], staged["key"], staged["size"]) == (STAGE, "C/small.txt", len(SMALL))
+    assert world["s3"].get_object(Bucket=STAGE, Key="C/small.txt")["Body"].read() == SMALL

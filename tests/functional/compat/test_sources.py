@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import json
 import os
+import sys
 import threading
 import time
 
@@ -77,17 +78,18 @@ def server():
 
 
 @pytest.fixture
-def s3(aws):
-    import boto3
-
+def s3(complete_world, monkeypatch):
+    """The applied staging bucket of examples/complete (restored), under SyncGranule's deployed env."""
     sources._pool.cache_clear()
     sources._secrets.clear()
-    client = boto3.client("s3", region_name=REGION)
-    client.create_bucket(Bucket="stage", CreateBucketConfiguration={"LocationConstraint": REGION})
-    return client
+    complete_world.use("sync_granule")
+    staging = json.loads(complete_world.function("message_consumer").environment["BUCKETS"])["private"]["name"]
+    monkeypatch.setattr(sys.modules[__name__], "STAGE", staging)
+    return complete_world.client("s3")
 
 
 PROVIDER = {"id": "P", "protocol": "http", "host": "127.0.0.1"}
+STAGE = ""  # the applied staging bucket, set by the s3 fixture
 
 
 def hfile(base, path, data, *, algo="SHA512", digest=None):
@@ -104,11 +106,11 @@ def hfile(base, path, data, *, algo="SHA512", digest=None):
 
 
 def keys(s3):
-    return [o["Key"] for o in s3.list_objects_v2(Bucket="stage").get("Contents", [])]
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=STAGE).get("Contents", [])]
 
 
 def uploads(s3):
-    return s3.list_multipart_uploads(Bucket="stage").get("Uploads", [])
+    return s3.list_multipart_uploads(Bucket=STAGE).get("Uploads", [])
 
 
 def test_streams_in_parts_with_checksum(s3, server, monkeypatch):
@@ -117,11 +119,11 @@ def test_streams_in_parts_with_checksum(s3, server, monkeypatch):
     client = sources.aws.client("s3")
     monkeypatch.setattr(client, "upload_part", lambda **kw: parts.append(len(kw["Body"])) or real(**kw))
     size = sources.fetch_to_s3(
-        hfile(server, "/big.bin", DATA), PROVIDER, "stage", "k/big.bin", metadata={"m": "1"}, part_size=1
+        hfile(server, "/big.bin", DATA), PROVIDER, STAGE, "k/big.bin", metadata={"m": "1"}, part_size=1
     )  # raised to S3's 5 MiB minimum
     assert size == len(DATA)
     assert parts == [5 * 1024 * 1024, 5 * 1024 * 1024, len(DATA) - 10 * 1024 * 1024]
-    obj = s3.get_object(Bucket="stage", Key="k/big.bin")
+    obj = s3.get_object(Bucket=STAGE, Key="k/big.bin")
     assert obj["Body"].read() == DATA and obj["Metadata"] == {"m": "1"}
 
 
@@ -138,7 +140,7 @@ def test_a_bad_download_never_becomes_an_object(s3, server, mutate, error, code)
         f = hfile(server, path, data)
         mutate(f)
         with pytest.raises(error) as err:
-            sources.fetch_to_s3(f, PROVIDER, "stage", "k/x", metadata={})
+            sources.fetch_to_s3(f, PROVIDER, STAGE, "k/x", metadata={})
         assert error_code_for(type(err.value).__name__) == code
         assert keys(s3) == [] and uploads(s3) == []
 
@@ -158,13 +160,13 @@ def test_a_bad_download_never_becomes_an_object(s3, server, mutate, error, code)
 def test_failures_and_confinement(s3, server, path, error):
     with pytest.raises(error):
         sources.fetch_to_s3(
-            hfile(server, path, SMALL), {**PROVIDER, "port": int(server.rsplit(":", 1)[1])}, "stage", "k", metadata={}
+            hfile(server, path, SMALL), {**PROVIDER, "port": int(server.rsplit(":", 1)[1])}, STAGE, "k", metadata={}
         )
     assert keys(s3) == []
 
 
 def test_redirects_on_the_host_are_followed(s3, server):
-    assert sources.fetch_to_s3(hfile(server, "/hop", SMALL), PROVIDER, "stage", "k", metadata={}) == len(SMALL)
+    assert sources.fetch_to_s3(hfile(server, "/hop", SMALL), PROVIDER, STAGE, "k", metadata={}) == len(SMALL)
 
 
 @pytest.mark.parametrize(
@@ -180,7 +182,7 @@ def test_redirects_on_the_host_are_followed(s3, server):
 def test_other_hosts_are_refused_before_any_request(s3, uri):
     Handler.hits.clear()
     with pytest.raises(TransferError):
-        sources.fetch_to_s3({**hfile("", "/x", SMALL), "source": uri}, PROVIDER, "stage", "k", metadata={})
+        sources.fetch_to_s3({**hfile("", "/x", SMALL), "source": uri}, PROVIDER, STAGE, "k", metadata={})
     assert Handler.hits == []
 
 
@@ -197,7 +199,7 @@ def test_credentials_from_secrets_manager_only_to_the_host(s3, server):
     sm = boto3.client("secretsmanager", region_name=REGION)
     arn = sm.create_secret(Name="p", SecretString=json.dumps({"username": "alice", "password": "s3cret"}))["ARN"]
     provider = {**PROVIDER, "credentials_secret_arn": arn}
-    assert sources.fetch_to_s3(hfile(server, "/secret", SMALL), provider, "stage", "k", metadata={}) == len(SMALL)
+    assert sources.fetch_to_s3(hfile(server, "/secret", SMALL), provider, STAGE, "k", metadata={}) == len(SMALL)
     bad = sm.create_secret(Name="q", SecretString="not json")["ARN"]
     with pytest.raises(ConfigurationError):
         sources.credentials(bad)
@@ -207,7 +209,7 @@ def test_timeout_is_connection_timeout(s3, server, monkeypatch):
     monkeypatch.setattr(sources, "READ_TIMEOUT", 0.3)
     sources._pool.cache_clear()
     with pytest.raises(ConnectionTimeoutError) as err:
-        sources.fetch_to_s3(hfile(server, "/slow", SMALL), PROVIDER, "stage", "k", metadata={})
+        sources.fetch_to_s3(hfile(server, "/slow", SMALL), PROVIDER, STAGE, "k", metadata={})
     assert error_code_for(type(err.value).__name__) == "TRANSFER_ERROR"
     sources._pool.cache_clear()
 
@@ -230,15 +232,15 @@ def test_sync_granule_stages_an_http_file(s3, server):
     f = hfile(server, "/small.txt", SMALL)
     staged = staging.sync_file(
         f,
-        bucket="stage",
+        bucket=STAGE,
         prefix="C",
         duplicate_handling="error",
         checksum_required=True,
         execution_name="e",
         provider=PROVIDER,
     )
-    assert (staged["bucket"], staged["key"], staged["size"]) == ("stage", "C/small.txt", len(SMALL))
-    assert s3.get_object(Bucket="stage", Key="C/small.txt")["Body"].read() == SMALL
+    assert (staged["bucket"], staged["key"], staged["size"]) == (STAGE, "C/small.txt", len(SMALL))
+    assert s3.get_object(Bucket=STAGE, Key="C/small.txt")["Body"].read() == SMALL
 
 
 @pytest.mark.parametrize(
@@ -251,7 +253,7 @@ def test_sync_granule_confines_http_sources_before_any_request(s3, server, uri):
     with pytest.raises(CnmValidationError) as err:
         staging.sync_file(
             {**hfile(server, "/small.txt", SMALL), "source": uri},
-            bucket="stage",
+            bucket=STAGE,
             prefix="C",
             duplicate_handling="error",
             checksum_required=True,
@@ -266,13 +268,13 @@ def test_sync_granule_confines_http_sources_before_any_request(s3, server, uri):
 def test_a_bad_http_download_never_touches_the_staged_file(s3, server, handling):
     """The download is verified at a temporary key; a mismatch leaves the earlier good file byte-identical."""
     s3.put_object(
-        Bucket="stage", Key="C/small.txt", Body=b"earlier good bytes", Metadata={staging.EXECUTION_METADATA: "earlier"}
+        Bucket=STAGE, Key="C/small.txt", Body=b"earlier good bytes", Metadata={staging.EXECUTION_METADATA: "earlier"}
     )
     bad = hfile(server, "/small.txt", SMALL, digest="0" * 128)
     with pytest.raises(ChecksumMismatchError):
         staging.sync_file(
             bad,
-            bucket="stage",
+            bucket=STAGE,
             prefix="C",
             duplicate_handling=handling,
             checksum_required=True,
@@ -280,16 +282,16 @@ def test_a_bad_http_download_never_touches_the_staged_file(s3, server, handling)
             provider=PROVIDER,
         )
     assert keys(s3) == ["C/small.txt"] and uploads(s3) == []
-    assert s3.get_object(Bucket="stage", Key="C/small.txt")["Body"].read() == b"earlier good bytes"
+    assert s3.get_object(Bucket=STAGE, Key="C/small.txt")["Body"].read() == b"earlier good bytes"
     staged = staging.sync_file(
         hfile(server, "/small.txt", SMALL),
-        bucket="stage",
+        bucket=STAGE,
         prefix="C",
         duplicate_handling=handling,
         checksum_required=True,
         execution_name="later",
         provider=PROVIDER,
     )
-    assert s3.get_object(Bucket="stage", Key="C/small.txt")["Body"].read() == SMALL
+    assert s3.get_object(Bucket=STAGE, Key="C/small.txt")["Body"].read() == SMALL
     assert not [k for k in keys(s3) if k.startswith(staging.TEMP_PREFIX)]
     assert staged["duplicate"] == ("replaced" if handling == "replace" else "versioned")

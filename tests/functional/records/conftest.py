@@ -1,4 +1,5 @@
-"""Fixtures for the recorder: the executions table on moto and status-change events."""
+"""Fixtures for the recorder: the executions table of the applied examples/complete (restored before each
+test; tests/stack.py), the deployed recorder run in-process, and status-change events."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from typing import Any
 import pytest
 
 from tests.events import status_change_event
-from tools.recorder_feed import create_executions_table
 
 TABLE = "test-executions"
 SM = "arn:aws:states:us-west-2:123456789012:stateMachine:test-cnm-workflow"
@@ -97,11 +97,9 @@ def event(
 
 
 @pytest.fixture
-def table(aws):
-    from cnm_ingest import aws as aws_mod
-
-    create_executions_table(aws_mod.client("dynamodb"), TABLE)
-    return TABLE
+def table(complete_world) -> str:
+    """The applied executions table, with os.environ as the deployed recorder's for the rest of the test."""
+    return complete_world.use("recorder")["EXECUTIONS_TABLE"]
 
 
 def scan(table_name: str) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""The recorder handler on moto, fed SQS events (JSON files in tests/events) as its event source mapping hands them."""
+"""The deployed recorder (examples/complete, in-process under its deployed environment), fed SQS events
+(JSON files in tests/events) as its event source mapping hands them, writing the applied executions table."""
 
 from __future__ import annotations
 
@@ -16,12 +17,19 @@ def load(name: str) -> dict:
     return load_event(f"sqs_recorder_{name.removesuffix('.json')}")
 
 
-@pytest.fixture
-def recorder(table, monkeypatch):
-    monkeypatch.setenv("EXECUTIONS_TABLE", table)
-    from handlers import recorder
+class Deployed:
+    """The deployed recorder function, invoked in-process (World.invoke)."""
 
-    return recorder
+    def __init__(self, world) -> None:
+        self.world = world
+
+    def handler(self, event: dict, context=None) -> dict:
+        return self.world.invoke("recorder", event)
+
+
+@pytest.fixture
+def recorder(complete_world, table) -> Deployed:
+    return Deployed(complete_world)
 
 
 def test_a_lifecycle_batch_is_recorded_and_a_redelivery_changes_nothing(recorder, table, lambda_context):
@@ -48,9 +56,7 @@ def test_out_of_order_and_hostile_messages(recorder, table, lambda_context):
     assert records.get_granule(table, "g-3")["summaries"][0]["status"] == "ABORTED"
 
 
-def test_a_dynamodb_failure_fails_the_records_instead_of_dropping_them(aws, monkeypatch, lambda_context):
-    monkeypatch.setenv("EXECUTIONS_TABLE", "no-such-table")
-    from handlers import recorder
-
+def test_a_dynamodb_failure_fails_the_records_instead_of_dropping_them(recorder, table, complete_world, lambda_context):
+    complete_world.client("dynamodb").delete_table(TableName=table)  # the table is gone: every write fails
     result = recorder.handler(load("lifecycle.json"), lambda_context)
     assert len(result["batchItemFailures"]) == 4

@@ -1,167 +1,234 @@
-"""Harness: run the real rendered state machine in moto's Step Functions
-interpreter, with each Lambda task dispatched in-process to our handler.
+"""The workflow tier on the applied stack: examples/complete as `terraform apply` created it
+(tests/stack.py applies it once per session and restores its snapshot before each test).
 
-moto 5.2.5's interpreter (``moto.stepfunctions.parser``, LocalStack's ASL
-engine) invokes a Task whose Resource is a Lambda function ARN through
-``lambda_eval_utils._invoke_lambda_function(parameters, region,
-state_credentials)``, which calls ``lambda.invoke`` and returns the
-InvocationResponse with a decoded ``Payload``. That function is the seam:
-:class:`LambdaHarness` replaces it, picks the handler from the function name,
-and turns a raised exception into what Lambda returns for an unhandled error
-(``FunctionError: "Unhandled"``, payload ``{"errorType": <class name>,
-"errorMessage", "stackTrace"}``), so the interpreter names the Step Functions
-error after the exception class and Retry/Catch on error names behave as on AWS.
+- The APPLIED state machine runs in moto's Step Functions interpreter (the local AWS runs in a
+  thread of this process). Each Lambda Task goes to the world's invoker (tests/stack.py
+  ``World.lambda_task``): the deployed function the Resource ARN names, its handler (from the
+  function's handler string) run in-process under exactly that function's deployed environment.
+  An exception becomes what Lambda returns for an unhandled error (``FunctionError: "Unhandled"``,
+  ``errorType`` = the class name), so Retry and Catch on error names behave as on AWS.
+- Retry waits: the interpreter sleeps IntervalSeconds x BackoffRate^n before each retry. The
+  waits are recorded instead of slept (:attr:`Workflow.waits`), and the tests compare them with
+  the applied definition's Retry (examples/complete: SyncGranule 15 s x 4 attempts, CnmResponse
+  5 s x 6: about 7.5 and 5 minutes of sleeping otherwise).
+- An execution starts as the deployed consumer starts it: ``cnm_ingest.ingest.plan`` under the
+  message_consumer's deployed environment, reading the applied rules, collections and providers
+  tables (rule ``swot_l2_lr_ssh``), for a record of the applied notification stream.
+- What tests create by hand is the provider's side only: the provider's bucket and its files, a
+  subscriber queue on the provider's response topic.
 """
 
 from __future__ import annotations
 
+import base64
+import itertools
 import json
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
 from tests.conftest import REGION
-from tools.local_pipeline import (  # noqa: F401  (re-exported for the tests)
-    ACCOUNT,
-    PREFIX,
-    TASKS,
-    TEMPLATE,
-    LambdaHarness,
-    create_status_table,
-    extra_states_fragment,
-    function_arn,
-    function_name,
-    render_definition,
-)
+
+RULE = "swot_l2_lr_ssh"  # examples/complete: SWOT_L2_LR_SSH 2.0 from PODAAC_SWOT, checksum_required
+# The workflow's task functions, by role.
+TASK_ROLES = ("start_status", "translate_message", "sync_granule", "cnm_response", "stop_status")
 
 
-@pytest.fixture
-def lambda_harness(aws_sfn, monkeypatch) -> LambdaHarness:
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+class RecordedSleep:
+    """Stands in for the ``time`` module of moto's retrier: records each retry wait instead of sleeping."""
 
-    harness = LambdaHarness()
-    monkeypatch.setattr(lambda_eval_utils, "_invoke_lambda_function", harness.invoke)
-    return harness
+    def __init__(self) -> None:
+        self.waits: list[float] = []
 
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
 
-STACK = "teststack"
-PROVIDER_BUCKET = "provider-bucket"
-STAGING_BUCKET = "staging-bucket"
-STATUS_TABLE = "wf-test-status"
-PAYLOAD_BUCKET = "payload-bucket"
-COLLECTION = {"name": "TEST_COLL", "version": "1"}
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
 
 
-class Env:
-    """The AWS side of a workflow test: buckets, stream, status table, state machine."""
+class Workflow:
+    """The applied workflow of examples/complete, and the provider's side of a test."""
 
-    def __init__(self, harness: LambdaHarness) -> None:
-        import boto3
+    def __init__(self, world: Any, retries: RecordedSleep) -> None:
+        self.world, self.stack, self.retries = world, world.stack, retries
+        self.s3, self.kinesis, self.dynamodb, self.sfn, self.sqs, self.sns = (
+            world.client(s) for s in ("s3", "kinesis", "dynamodb", "stepfunctions", "sqs", "sns")
+        )
+        self.consumer = world.function("message_consumer")
+        self.response = world.function("cnm_response")
+        [self.machine] = self.stack.state_machines.values()
+        self.definition: dict[str, Any] = json.loads(self.machine["definition"])
+        self._sequence = itertools.count(1)
+        with self.env("message_consumer"):
+            from cnm_ingest import config
 
-        self.harness = harness
-        self.s3 = boto3.client("s3", region_name=REGION)
-        self.kinesis = boto3.client("kinesis", region_name=REGION)
-        self.dynamodb = boto3.client("dynamodb", region_name=REGION)
-        self.sfn = boto3.client("stepfunctions", region_name=REGION)
-        for bucket in (PROVIDER_BUCKET, STAGING_BUCKET, PAYLOAD_BUCKET):
-            self.s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-        self.kinesis.create_stream(StreamName="responses", ShardCount=1)
-        self.stream_arn = self.kinesis.describe_stream_summary(StreamName="responses")["StreamDescriptionSummary"][
-            "StreamARN"
-        ]
-        create_status_table(self.dynamodb, STATUS_TABLE)
-        self.sqs = boto3.client("sqs", region_name=REGION)
-        self.dlq_url = self.sqs.create_queue(QueueName="kinesisFailure")["QueueUrl"]
-        self.collection_config: dict[str, Any] = {
-            "url_path": "file-staging/{stack}/{collection}",
-            "duplicate_handling": "error",
-        }
+            store = config.ConfigStore.from_env()
+            [rule] = [r for r in store.rules() if r.name == RULE]
+            self.rule = rule
+            self.collection = {"name": rule.collection_name, "version": rule.collection_version}
+            self.collection_config = store.collection(rule.collection_name, rule.collection_version)
+            self.provider = store.provider(rule.provider)
+        self.stack_name = self.consumer.environment["STACK"]
+        self.staging_bucket = json.loads(self.consumer.environment["BUCKETS"])["private"]["name"]
+        self.provider_bucket = self.provider["host"]
+        self.stream_arn = self.response.environment["RESPONSE_STREAM_ARN"]
+        self.dlq_url = self.response.environment["DLQ_URL"]
+        self.status_table = self.response.environment["STATUS_TABLE"]
+        self.payload_bucket = self.response.environment["PAYLOAD_BUCKET"]
+        self.distribution_endpoint = self.response.environment.get("DISTRIBUTION_ENDPOINT") or None
+        self.notification_stream = world.stream("notifications")
+        # the provider's bucket: the provider's side, created by the test
+        self.s3.create_bucket(Bucket=self.provider_bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+
+    # --- the deployed stack ------------------------------------------------------------------------
+    @contextmanager
+    def env(self, role: str) -> Iterator[dict[str, str]]:
+        """os.environ as the deployed ``role`` function has it (World.env)."""
+        with self.world.env(role) as env:
+            yield env
+
+    @property
+    def calls(self) -> dict[str, list[dict[str, Any]]]:
+        """Each task function's invocations (events), in order, duplicates kept."""
+        out: dict[str, list[dict[str, Any]]] = {role: [] for role in TASK_ROLES}
+        for role, event in self.world.task_calls:
+            out.setdefault(role, []).append(event)
+        return out
+
+    def fail_next(self, role: str, exc: BaseException) -> None:
+        self.world.fail_next(role, exc)
+
+    def retry(self, state: str) -> dict[str, Any]:
+        """The applied definition's (single) Retry of ``state``."""
+        [retry] = self.definition["States"][state]["Retry"]
+        return retry
+
+    @staticmethod
+    def backoff(retry: dict[str, Any], retries: int) -> list[float]:
+        """The waits before ``retries`` retries under ``retry`` (IntervalSeconds x BackoffRate^n)."""
+        return [retry["IntervalSeconds"] * retry.get("BackoffRate", 2.0) ** n for n in range(retries)]
+
+    @property
+    def waits(self) -> list[float]:
+        return self.retries.waits
+
+    def staged_prefix(self) -> str:
+        """Where the rule's collection stages (its url_path, as the module seeds it)."""
+        url_path = self.collection_config["url_path"]
+        return url_path.format(
+            stack=self.stack_name, collection=f"{self.collection['name']}__{self.collection['version']}"
+        )
+
+    def staged_uri(self, key: str) -> str:
+        if self.distribution_endpoint:
+            return f"{self.distribution_endpoint.rstrip('/')}/{self.staging_bucket}/{key}"
+        return f"s3://{self.staging_bucket}/{key}"
+
+    @property
+    def response_topic(self) -> str:
+        """The provider's response topic among the deployed CnmResponse's RESPONSE_DESTINATIONS."""
+        destinations = json.loads(self.response.environment["RESPONSE_DESTINATIONS"])
+        [topic] = [a for a in destinations if a.split(":")[2] == "sns"]
+        return topic
+
+    # --- the provider's side ------------------------------------------------------------------------
+    def provider_subscriber(self) -> str:
+        """The provider's queue subscribed (raw delivery) to the response topic; returns its URL."""
+        queue = self.sqs.create_queue(QueueName="provider-response-copy")["QueueUrl"]
+        qarn = self.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.sns.subscribe(
+            TopicArn=self.response_topic, Protocol="sqs", Endpoint=qarn, Attributes={"RawMessageDelivery": "true"}
+        )
+        return queue
 
     def put_file(self, key: str, data: bytes) -> str:
-        self.s3.put_object(Bucket=PROVIDER_BUCKET, Key=key, Body=data)
-        return f"s3://{PROVIDER_BUCKET}/{key}"
+        self.s3.put_object(Bucket=self.provider_bucket, Key=key, Body=data)
+        return f"s3://{self.provider_bucket}/{key}"
 
-    def state_machine(self, **render: Any) -> str:
-        name = f"cnm-{len(self.sfn.list_state_machines()['stateMachines'])}"
-        return self.sfn.create_state_machine(
-            name=name, definition=render_definition(**render), roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn"
-        )["stateMachineArn"]
+    # --- running ------------------------------------------------------------------------------------
+    def plan(self, cnm: dict[str, Any]) -> Any:
+        """What the deployed consumer plans for a record carrying ``cnm`` (rule ``swot_l2_lr_ssh``):
+        cnm_ingest.ingest.plan under message_consumer's deployed env, on the applied config tables."""
+        from cnm_ingest import config, ingest
 
-    def message(self, cnm: dict[str, Any], state_machine_arn: str, execution: str) -> dict[str, Any]:
-        from cnm_ingest.message import build_workflow_message
-
-        return build_workflow_message(
-            cnm,
-            rule={"name": "test-rule", "workflow_name": "CNMWorkflow", "meta": {}},
-            collection={**self.collection_config, **COLLECTION},  # as cnm_ingest.config builds it
-            provider={"id": "PODAAC_SWOT", "config": {"protocol": "s3", "host": PROVIDER_BUCKET}},
-            stack=STACK,
-            buckets={"private": {"name": STAGING_BUCKET, "type": "private"}},
-            state_machine_arn=state_machine_arn,
-            execution=execution,
-            source={
-                "stream_arn": "arn:aws:kinesis:us-west-2:123456789012:stream/notifications",
-                "shard_id": "shardId-000000000000",
-                "sequence_number": "1",
-                "partition_key": "pk",
-            },
+        record = ingest.SourceRecord(
+            data=base64.b64encode(json.dumps(cnm).encode()).decode(),
+            sequenceNumber=f"4959{next(self._sequence):020d}",
+            partitionKey="pk",
+            shardId="shardId-000000000000",
+            streamArn=self.notification_stream,
         )
+        with self.env("message_consumer"):
+            [planned] = ingest.plan(record, config.ConfigStore.from_env(), ingest.Settings.from_env())
+        assert planned.rule == RULE and planned.state_machine_arn == self.machine["stateMachineArn"]
+        return planned
 
-    def run(self, cnm: dict[str, Any], *, name: str = "exec-1", timeout: float = 60, **render: Any) -> dict[str, Any]:
-        """Start an execution with the workflow message for ``cnm`` and wait for it to end."""
-        arn = self.state_machine(**render)
-        started = self.sfn.start_execution(
-            stateMachineArn=arn, name=name, input=json.dumps(self.message(cnm, arn, name))
-        )
-        deadline = time.monotonic() + timeout
-        while True:
-            desc = self.sfn.describe_execution(executionArn=started["executionArn"])
-            if desc["status"] != "RUNNING":
-                return desc
-            if time.monotonic() > deadline:
-                pytest.fail(f"execution still RUNNING after {timeout}s")
-            time.sleep(0.05)
+    def message(self, cnm: dict[str, Any]) -> dict[str, Any]:
+        """The workflow message the deployed consumer would start for ``cnm``."""
+        return json.loads(self.plan(cnm).input)
+
+    def start(self, cnm: dict[str, Any], *, mutate: Callable[[dict[str, Any]], None] | None = None) -> str:
+        """Start the execution the deployed consumer starts for ``cnm`` (``mutate`` edits its input first,
+        for a CNM the consumer itself would refuse); returns its ARN."""
+        planned = self.plan(cnm)
+        text = planned.input
+        if mutate is not None:
+            message = json.loads(text)
+            mutate(message)
+            text = json.dumps(message)
+        return self.sfn.start_execution(stateMachineArn=planned.state_machine_arn, name=planned.name, input=text)[
+            "executionArn"
+        ]
+
+    def run(self, cnm: dict[str, Any], *, timeout: float = 60, **kw: Any) -> dict[str, Any]:
+        """Start the execution for ``cnm``, its tasks run in-process, and wait for it to end."""
+        self.world.run_tasks = True
+        arn = self.start(cnm, **kw)
+        try:
+            return self.world.wait(arn, timeout)
+        except TimeoutError as exc:
+            pytest.fail(str(exc))
+
+    # --- reading back -------------------------------------------------------------------------------
+    def explain(self, desc: dict[str, Any]) -> str:
+        """An execution's status, error and cause, and every failed task's error, for assertion messages."""
+        failures = [
+            {k: v for k, v in e.items() if k.endswith("EventDetails")}
+            for e in self.history(desc["executionArn"])
+            if e["type"] in ("TaskFailed", "LambdaFunctionFailed", "ExecutionFailed")
+        ]
+        return json.dumps({k: desc.get(k) for k in ("status", "error", "cause")} | {"failures": failures})[:6000]
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         return self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
 
     def responses(self) -> list[dict[str, Any]]:
-        out = []
-        for shard in self.kinesis.list_shards(StreamARN=self.stream_arn)["Shards"]:
-            it = self.kinesis.get_shard_iterator(
-                StreamARN=self.stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
-            out.extend(
-                json.loads(r["Data"])
-                for r in self.kinesis.get_records(ShardIterator=it, StreamARN=self.stream_arn)["Records"]
-            )
-        return out
+        """Every response on the applied response stream (all shards), duplicates kept."""
+        assert self.world.stream("responses") == self.stream_arn
+        return self.world.responses()
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """Every DLQ message body, duplicates kept (received once each, then deleted)."""
-        bodies = []
-        while True:
-            got = self.sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not got:
-                return bodies
-            for m in got:
-                bodies.append(json.loads(m["Body"]))
-                self.sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=m["ReceiptHandle"])
+        assert self.world.queue("kinesisFailure") == self.dlq_url
+        return self.world.dlq_envelopes()
 
     def status_item(self, pk: str, sk: str) -> dict[str, Any] | None:
         from boto3.dynamodb.types import TypeDeserializer
 
-        item = self.dynamodb.get_item(TableName=STATUS_TABLE, Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item")
+        item = self.dynamodb.get_item(TableName=self.status_table, Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item")
         return {k: TypeDeserializer().deserialize(v) for k, v in item.items()} if item else None
 
 
 @pytest.fixture
-def wf(lambda_harness, monkeypatch) -> Env:
-    env = Env(lambda_harness)
-    monkeypatch.setenv("STATUS_TABLE", STATUS_TABLE)
-    monkeypatch.setenv("RESPONSE_STREAM_ARN", env.stream_arn)
-    monkeypatch.setenv("DLQ_URL", env.dlq_url)
-    monkeypatch.setenv("PAYLOAD_BUCKET", PAYLOAD_BUCKET)
-    monkeypatch.delenv("RESPONSE_TOPIC_ARN", raising=False)
-    return env
+def wf(complete_world, monkeypatch) -> Workflow:
+    """The applied examples/complete, restored; its state machine's tasks run in-process; retry waits
+    recorded instead of slept."""
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    retries = RecordedSleep()
+    monkeypatch.setattr(retrier_decl, "time", retries)
+    return Workflow(complete_world, retries)

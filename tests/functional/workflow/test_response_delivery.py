@@ -1,6 +1,10 @@
 """CnmResponse side effects (issue 8): a response that cannot be put is parked in the DLQ as a
 response envelope and the execution ends FAILED; a retry after a successful put does not put a
-second response. Every put, publish and DLQ message is counted; nothing is collapsed."""
+second response. Every put, publish and DLQ message is counted; nothing is collapsed.
+
+On the applied examples/complete (tests/functional/workflow/conftest.py): its CnmResponse answers
+on the response stream and on the provider's topic (response_destinations); the retry counts are
+the applied definition's."""
 
 from __future__ import annotations
 
@@ -38,17 +42,6 @@ def failing(monkeypatch, service: str, method: str, code: str, times: int | None
     return seen
 
 
-def response_topic(wf, monkeypatch) -> str:
-    """A response topic with an SQS subscriber; RESPONSE_TOPIC_ARN set. Returns the queue URL."""
-    sns = aws.client("sns")
-    topic = sns.create_topic(Name="responses")["TopicArn"]
-    queue = wf.sqs.create_queue(QueueName="topic-copy")["QueueUrl"]
-    qarn = wf.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=qarn, Attributes={"RawMessageDelivery": "true"})
-    monkeypatch.setenv("RESPONSE_TOPIC_ARN", topic)
-    return queue
-
-
 def drain(sqs, queue: str) -> list[dict]:
     out = []
     while got := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
@@ -63,17 +56,19 @@ def drain(sqs, queue: str) -> list[dict]:
 def test_an_undeliverable_response_is_parked_once_and_the_execution_fails(
     wf, reference_schema, monkeypatch, outcome, fault
 ):
-    if fault == "ResourceNotFound":  # the real moto behaviour of a missing stream
-        monkeypatch.setenv("RESPONSE_STREAM_ARN", wf.stream_arn.replace("responses", "no-such-stream"))
+    if fault == "ResourceNotFound":  # the response stream deleted: the real behaviour of a missing stream
+        wf.kinesis.delete_stream(StreamARN=wf.stream_arn, EnforceConsumerDeletion=True)
         puts = count_calls("kinesis")
     else:  # what our code sees once botocore's own retries gave up
         code = "AccessDeniedException" if fault == "AccessDenied" else "ProvisionedThroughputExceededException"
         puts = failing(monkeypatch, "kinesis", "put_record", code)
     cnm = make_cnm(wf, checksum=None if outcome == "SUCCESS" else "0" * 32)
-    desc = wf.run(cnm, retry_interval=1, retry_attempts=2)
+    retry = wf.retry("CnmResponse")  # examples/complete: response_retry_max_attempts 6, interval 5 s
+    desc = wf.run(cnm)
 
-    assert desc["status"] == "FAILED", desc
-    assert wf.responses() == []
+    assert desc["status"] == "FAILED", wf.explain(desc)
+    if fault != "ResourceNotFound":
+        assert wf.responses() == []
     parked = wf.dead_letters()
     assert len(parked) == 1, parked  # exactly one DLQ entry, duplicates not collapsed
     [env] = parked
@@ -83,9 +78,11 @@ def test_an_undeliverable_response_is_parked_once_and_the_execution_fails(
     jsonschema.Draft7Validator(reference_schema).validate(env["response"])
     assert env["response"]["identifier"] == cnm["identifier"]
     assert env["response"]["response"]["status"] == outcome
-    # transient errors were retried by Step Functions (1 + 2 retries); the others were not
+    # transient errors were retried by Step Functions (1 + every retry of the applied Retry); the others were not
     attempts = puts["PutRecord"] if fault == "ResourceNotFound" else puts["calls"]
-    assert attempts == (3 if fault == "throttled after retries" else 1)
+    transient = fault == "throttled after retries"
+    assert attempts == (1 + retry["MaxAttempts"] if transient else 1)
+    assert wf.waits == (wf.backoff(retry, retry["MaxAttempts"]) if transient else [])
     execution = wf.status_item(f"EXECUTION#{desc['executionArn']}", "EXECUTION")
     assert execution["status"] == "FAILED"
     if outcome == "FAILURE":  # StopStatus keeps the original error
@@ -97,12 +94,13 @@ def test_an_undeliverable_response_is_parked_once_and_the_execution_fails(
 def test_a_retry_after_a_successful_put_does_not_put_again(wf, reference_schema, monkeypatch):
     """The put succeeds, the topic publish is throttled: Step Functions retries CnmResponse, which
     publishes but does not put a second response."""
-    queue = response_topic(wf, monkeypatch)
+    queue = wf.provider_subscriber()
     puts = count_calls("kinesis")
     publishes = failing(monkeypatch, "sns", "publish", "Throttling", times=1)
-    desc = wf.run(make_cnm(wf), retry_interval=1)
-    assert desc["status"] == "SUCCEEDED", desc
-    assert len(wf.harness.calls["CnmResponse"]) == 2  # the first attempt failed after its put
+    desc = wf.run(make_cnm(wf))
+    assert desc["status"] == "SUCCEEDED", wf.explain(desc)
+    assert len(wf.calls["cnm_response"]) == 2  # the first attempt failed after its put
+    assert wf.waits == wf.backoff(wf.retry("CnmResponse"), 1)
     assert puts["PutRecord"] == 1
     assert publishes["calls"] == 2
     responses = wf.responses()
@@ -111,30 +109,34 @@ def test_a_retry_after_a_successful_put_does_not_put_again(wf, reference_schema,
     assert wf.dead_letters() == []
 
 
-def test_respond_and_park_are_idempotent_per_execution_and_status(wf, samples, monkeypatch):
+def test_respond_and_park_are_idempotent_per_execution_and_status(wf, samples):
     from handlers import cnm_response
 
     cnm = samples["cumulus_sns_v1.0_notification.json"]
     message = {"meta": {"cnm": cnm}, "payload": {}}
     puts = count_calls("kinesis")
-    for _ in range(3):  # three deliveries of the same invocation
-        cnm_response.respond(message, {"id": "arn:exec:1"}, stream_arn=wf.stream_arn)
-    cnm_response.respond(message, {"id": "arn:exec:2"}, stream_arn=wf.stream_arn)  # another execution
+    with wf.env("cnm_response"):
+        for _ in range(3):  # three deliveries of the same invocation
+            cnm_response.respond(message, {"id": "arn:exec:1"}, stream_arn=wf.stream_arn)
+        cnm_response.respond(message, {"id": "arn:exec:2"}, stream_arn=wf.stream_arn)  # another execution
     assert puts["PutRecord"] == 2 and len(wf.responses()) == 2
 
     failed = {**message, "response_exception": {"Error": "AccessDeniedException", "Cause": "denied"}}
-    for _ in range(3):
-        out = cnm_response.park(failed, {"id": "arn:exec:3"}, queue_url=wf.dlq_url)
+    with wf.env("cnm_response"):
+        for _ in range(3):
+            out = cnm_response.park(failed, {"id": "arn:exec:3"}, queue_url=wf.dlq_url)
     assert out["response_parked"] is True and out["exception"]["Error"] == "ResponseNotDelivered"
     assert "response_exception" not in out
     assert len(wf.dead_letters()) == 1
 
 
-def test_a_large_parked_response_is_offloaded(wf, monkeypatch):
+def test_a_large_parked_response_is_offloaded(wf):
     response = {"identifier": "x", "response": {"status": "SUCCESS"}, "product": {"files": ["f" * 300_000]}}
-    env = dlq.response_envelope(response, "AccessDenied", "ClientError")
+    with wf.env("cnm_response"):
+        env = dlq.response_envelope(response, "AccessDenied", "ClientError")
     assert env["response"] is None
     pointer = env["response_s3"]
+    assert pointer["bucket"] == wf.payload_bucket  # the applied payload bucket, under the deployed prefix
     body = aws.client("s3").get_object(Bucket=pointer["bucket"], Key=pointer["key"])["Body"].read()
     assert json.loads(body) == response
     assert len(dlq.dumps(env)) < 256 * 1024
@@ -153,7 +155,7 @@ def test_a_large_response_retried_returns_exactly_what_was_put(wf, samples):
         {
             "type": "data",
             "name": f"f{i:05d}.nc",
-            "bucket": "staging-bucket",
+            "bucket": wf.staging_bucket,
             "key": f"p/f{i:05d}.nc",
             "size": 1,
             "checksumType": "md5",
@@ -163,13 +165,15 @@ def test_a_large_response_retried_returns_exactly_what_was_put(wf, samples):
     ]
     message = {"meta": {"cnm": cnm}, "payload": {"granules": [{"granuleId": "G", "files": files}]}}
     puts = count_calls("kinesis")
-    first = cnm_response.respond(message, {"id": "arn:exec:big"}, stream_arn=wf.stream_arn)
-    again = cnm_response.respond(message, {"id": "arn:exec:big"}, stream_arn=wf.stream_arn)
-    put = first["meta"].get("cnm_response") or aws_load(first["meta"]["cnm_response_ref"])
+    with wf.env("cnm_response"):
+        first = cnm_response.respond(message, {"id": "arn:exec:big"}, stream_arn=wf.stream_arn)
+        again = cnm_response.respond(message, {"id": "arn:exec:big"}, stream_arn=wf.stream_arn)
+        put = first["meta"].get("cnm_response") or aws_load(first["meta"]["cnm_response_ref"])
+        again_put = again["meta"].get("cnm_response") or aws_load(again["meta"]["cnm_response_ref"])
     assert len(json.dumps(put)) > delivery.INLINE_RESPONSE_BYTES
     assert puts["PutRecord"] == 1
     assert wf.responses() == [put]
-    assert (again["meta"].get("cnm_response") or aws_load(again["meta"]["cnm_response_ref"])) == put
+    assert again_put == put
 
 
 def aws_load(ref):  # a stored part of the workflow message

@@ -1,4 +1,5 @@
-"""The rendered state machine, run in moto's interpreter against our handlers."""
+"""The applied state machine (examples/complete), run in moto's interpreter, each task the deployed
+function's handler in-process under its deployed environment (tests/functional/workflow/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,9 @@ import jsonschema
 import pytest
 
 from cnm_ingest.errors import TransientError
-from tests.functional.workflow.conftest import COLLECTION, PROVIDER_BUCKET, STACK, STAGING_BUCKET
 
 DATA = os.urandom(150_000)
 BROWSE = os.urandom(20_000)
-PREFIX = f"file-staging/{STACK}/{COLLECTION['name']}__{COLLECTION['version']}"
 
 
 def make_cnm(wf, *, data=DATA, checksum=None, identifier="id-0001") -> dict:
@@ -22,8 +21,8 @@ def make_cnm(wf, *, data=DATA, checksum=None, identifier="id-0001") -> dict:
     browse_uri = wf.put_file("incoming/GRAN_001.png", BROWSE)
     return {
         "version": "1.6.1",
-        "provider": "PODAAC_SWOT",
-        "collection": dict(COLLECTION),
+        "provider": wf.rule.provider,
+        "collection": dict(wf.collection),
         "submissionTime": "2024-05-01T12:00:00.000000Z",
         "identifier": identifier,
         "product": {
@@ -51,9 +50,13 @@ def make_cnm(wf, *, data=DATA, checksum=None, identifier="id-0001") -> dict:
     }
 
 
+def granule_key(wf) -> str:
+    return f"{wf.collection['name']}__{wf.collection['version']}"
+
+
 def assert_failed(wf, desc, error_code: str, reference_schema) -> dict:
     """One FAILURE response with ``error_code``; execution and status FAILED."""
-    assert desc["status"] == "FAILED", desc
+    assert desc["status"] == "FAILED", wf.explain(desc)
     responses = wf.responses()
     assert len(responses) == 1, responses
     response = responses[0]
@@ -71,10 +74,11 @@ def assert_failed(wf, desc, error_code: str, reference_schema) -> dict:
 def test_success(wf, reference_schema):
     cnm = make_cnm(wf)
     desc = wf.run(cnm)
-    assert desc["status"] == "SUCCEEDED", desc
+    assert desc["status"] == "SUCCEEDED", wf.explain(desc)
 
+    prefix = wf.staged_prefix()
     for name, body in (("GRAN_001.nc", DATA), ("GRAN_001.png", BROWSE)):
-        staged = wf.s3.get_object(Bucket=STAGING_BUCKET, Key=f"{PREFIX}/{name}")["Body"].read()
+        staged = wf.s3.get_object(Bucket=wf.staging_bucket, Key=f"{prefix}/{name}")["Body"].read()
         assert staged == body
 
     responses = wf.responses()
@@ -86,7 +90,7 @@ def test_success(wf, reference_schema):
     assert response["collection"] == cnm["collection"]
     assert response["submissionTime"] == cnm["submissionTime"]
     files = {f["name"]: f for f in response["product"]["files"]}
-    assert files["GRAN_001.nc"]["uri"] == f"s3://{STAGING_BUCKET}/{PREFIX}/GRAN_001.nc"
+    assert files["GRAN_001.nc"]["uri"] == wf.staged_uri(f"{prefix}/GRAN_001.nc")
     assert files["GRAN_001.nc"]["checksum"] == hashlib.md5(DATA).hexdigest()
     assert files["GRAN_001.png"]["size"] == len(BROWSE)
 
@@ -94,7 +98,7 @@ def test_success(wf, reference_schema):
     assert execution["status"] == "COMPLETED"
     assert execution["granule_ids"] == ["GRAN_001"]
     assert "error" not in execution
-    granule = wf.status_item("GRANULE#TEST_COLL__1#GRAN_001", "GRANULE")
+    granule = wf.status_item(f"GRANULE#{granule_key(wf)}#GRAN_001", "GRANULE")
     assert granule["status"] == "COMPLETED"
     assert granule["execution_arn"] == desc["executionArn"]
     assert json.loads(desc["output"])["meta"]["cnm_response"]["response"]["status"] == "SUCCESS"
@@ -106,16 +110,17 @@ def test_wrong_checksum(wf, reference_schema):
     assert "the CNM says 000" in response["response"]["errorMessage"]
     assert "ChecksumMismatchError" not in response["response"]["errorMessage"]  # the message alone, no type prefix
     # the mismatching staged copy is gone
-    listed = wf.s3.list_objects_v2(Bucket=STAGING_BUCKET, Prefix=f"{PREFIX}/GRAN_001.nc").get("KeyCount", 0)
+    key = f"{wf.staged_prefix()}/GRAN_001.nc"
+    listed = wf.s3.list_objects_v2(Bucket=wf.staging_bucket, Prefix=key).get("KeyCount", 0)
     assert listed == 0
-    assert wf.status_item("GRANULE#TEST_COLL__1#GRAN_001", "GRANULE")["status"] == "FAILED"
+    assert wf.status_item(f"GRANULE#{granule_key(wf)}#GRAN_001", "GRANULE")["status"] == "FAILED"
     assert json.loads(desc["cause"])["errorType"] == "WorkflowError"
     assert desc["error"] == "WorkflowError"
 
 
 def test_missing_file(wf, reference_schema):
     cnm = make_cnm(wf)
-    wf.s3.delete_object(Bucket=PROVIDER_BUCKET, Key="incoming/GRAN_001.png")
+    wf.s3.delete_object(Bucket=wf.provider_bucket, Key="incoming/GRAN_001.png")
     desc = wf.run(cnm)
     response = assert_failed(wf, desc, "TRANSFER_ERROR", reference_schema)
     assert response["response"]["errorMessage"].endswith("does not exist at the provider")
@@ -124,65 +129,79 @@ def test_missing_file(wf, reference_schema):
 
 @pytest.mark.parametrize("breakage", ["no collection", "wrong type"])
 def test_malformed_cnm(wf, reference_schema, breakage):
+    """A CNM the consumer would refuse, put into a workflow input anyway: TranslateMessage validates it."""
     cnm = make_cnm(wf)
-    if breakage == "no collection":
-        del cnm["collection"]
-    else:
-        cnm["product"]["files"][0]["type"] = "science"
-    desc = wf.run(cnm)
+
+    def corrupt(message: dict) -> None:
+        if breakage == "no collection":
+            del message["meta"]["cnm"]["collection"]
+        else:
+            message["meta"]["cnm"]["product"]["files"][0]["type"] = "science"
+
+    desc = wf.run(cnm, mutate=corrupt)
     response = assert_failed(wf, desc, "VALIDATION_ERROR", reference_schema)
     assert response["identifier"] == cnm["identifier"]
     # the response is still addressed to the collection the rule matched
-    assert response["collection"] in (COLLECTION, cnm.get("collection"))
+    assert response["collection"] == wf.collection
     assert response["response"]["errorMessage"].startswith("CNM schema violation")
-    assert wf.harness.calls["SyncGranule"] == []
-    assert wf.s3.list_objects_v2(Bucket=STAGING_BUCKET).get("KeyCount", 0) == 0
+    assert wf.calls["sync_granule"] == []
+    assert wf.s3.list_objects_v2(Bucket=wf.staging_bucket).get("KeyCount", 0) == 0
 
 
 def test_transient_sync_error_is_retried(wf, reference_schema):
-    wf.harness.fail_next("SyncGranule", TransientError("SlowDown: please reduce your request rate"))
-    desc = wf.run(make_cnm(wf), retry_interval=1)
-    assert desc["status"] == "SUCCEEDED", desc
-    assert len(wf.harness.calls["SyncGranule"]) == 2
+    wf.fail_next("sync_granule", TransientError("SlowDown: please reduce your request rate"))
+    desc = wf.run(make_cnm(wf))
+    assert desc["status"] == "SUCCEEDED", wf.explain(desc)
+    assert len(wf.calls["sync_granule"]) == 2
+    assert wf.waits == wf.backoff(wf.retry("SyncGranule"), 1)  # the applied IntervalSeconds, once
     responses = wf.responses()
     assert [r["response"]["status"] for r in responses] == ["SUCCESS"]
     jsonschema.Draft7Validator(reference_schema).validate(responses[0])
 
 
 def test_transient_error_exhausts_retries_then_fails(wf, reference_schema):
-    for _ in range(3):
-        wf.harness.fail_next("SyncGranule", TransientError("throttled"))
-    desc = wf.run(make_cnm(wf), retry_interval=1, retry_attempts=2)
-    assert len(wf.harness.calls["SyncGranule"]) == 3  # first try + 2 retries
+    retry = wf.retry("SyncGranule")  # examples/complete: sync_retry_max_attempts 4, interval 15 s
+    assert retry["MaxAttempts"] >= 1
+    for _ in range(retry["MaxAttempts"] + 1):
+        wf.fail_next("sync_granule", TransientError("throttled"))
+    desc = wf.run(make_cnm(wf))
+    assert len(wf.calls["sync_granule"]) == retry["MaxAttempts"] + 1  # first try + every retry
+    assert wf.waits == wf.backoff(retry, retry["MaxAttempts"])  # doubling from IntervalSeconds
     assert_failed(wf, desc, "PROCESSING_ERROR", reference_schema)
 
 
 def test_record_errors_are_not_retried(wf, reference_schema):
-    desc = wf.run(make_cnm(wf, checksum="f" * 32), retry_interval=1)
-    assert len(wf.harness.calls["SyncGranule"]) == 1
-    assert len(wf.harness.calls["CnmResponse"]) == 1
+    desc = wf.run(make_cnm(wf, checksum="f" * 32))
+    assert len(wf.calls["sync_granule"]) == 1
+    assert len(wf.calls["cnm_response"]) == 1
+    assert wf.waits == []
     assert_failed(wf, desc, "VALIDATION_ERROR", reference_schema)
 
 
 def test_extra_states_run_between_sync_and_response(wf, reference_schema):
-    extra = {"DaacStep": {"Type": "Pass", "Result": "done", "ResultPath": "$.daac_step", "Next": "CnmResponse"}}
-    desc = wf.run(make_cnm(wf), extra_states=extra, extra_states_start_at="DaacStep")
-    assert desc["status"] == "SUCCEEDED", desc
+    """examples/complete sets extra_states (DaacPostSync, a Pass) and extra_states_start_at."""
+    states = wf.definition["States"]
+    extra = states["SyncGranule"]["Next"]
+    assert extra != "CnmResponse" and states[extra]["Type"] == "Pass" and states[extra]["Next"] == "CnmResponse"
+    desc = wf.run(make_cnm(wf))
+    assert desc["status"] == "SUCCEEDED", wf.explain(desc)
     entered = [
         e["stateEnteredEventDetails"]["name"]
         for e in wf.history(desc["executionArn"])
         if e["type"].endswith("StateEntered")
     ]
-    assert entered.index("SyncGranule") < entered.index("DaacStep") < entered.index("CnmResponse")
-    assert json.loads(desc["output"])["daac_step"] == "done"
+    assert entered.count(extra) == 1
+    assert entered.index("SyncGranule") < entered.index(extra) < entered.index("CnmResponse")
     assert [r["response"]["status"] for r in wf.responses()] == ["SUCCESS"]
 
 
-def test_failure_of_cnm_response_itself_ends_failed(wf, reference_schema, monkeypatch):
-    monkeypatch.setenv("RESPONSE_STREAM_ARN", wf.stream_arn.replace("responses", "no-such-stream"))
+def test_failure_of_cnm_response_itself_ends_failed(wf, reference_schema):
+    wf.kinesis.delete_stream(StreamARN=wf.stream_arn, EnforceConsumerDeletion=True)  # the response stream is gone
     desc = wf.run(make_cnm(wf))
     assert desc["status"] == "FAILED"
-    assert wf.responses() == []
+    [parked] = wf.dead_letters()  # the undeliverable response, parked once
+    assert parked["envelope"] == "response" and parked["response"]["response"]["status"] == "SUCCESS"
+    assert len(wf.calls["cnm_response"]) == 2  # CnmResponse (not retried: not transient), then ParkResponse
     execution = wf.status_item(f"EXECUTION#{desc['executionArn']}", "EXECUTION")
     assert execution["status"] == "FAILED"
 
@@ -202,5 +221,6 @@ def test_cross_provider_source_is_answered_validation_error_without_a_read(wf, r
     desc = wf.run(cnm)
     response = assert_failed(wf, desc, "VALIDATION_ERROR", reference_schema)
     assert "someone-else" in response["response"]["errorMessage"]
+    assert len(wf.calls["sync_granule"]) == 1
     assert calls == Counter(), calls  # SyncGranule made no S3 call at all
-    assert wf.s3.list_objects_v2(Bucket=STAGING_BUCKET).get("KeyCount", 0) == 0
+    assert wf.s3.list_objects_v2(Bucket=wf.staging_bucket).get("KeyCount", 0) == 0

@@ -1,10 +1,14 @@
 """SyncGranule under hostile input (issue 8): provider confinement, literal keys and
 safe names, and never destroying a good staged file. Every S3 call SyncGranule
-makes is counted with a botocore ``before-call`` hook on the client it uses."""
+makes is counted with a botocore ``before-call`` hook on the client it uses.
+
+On the applied examples/complete: its staging and payload buckets, under SyncGranule's deployed
+environment; the providers' buckets (provider-a, provider-b) are the providers' side, made here."""
 
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections import Counter
 
 import pytest
@@ -19,20 +23,22 @@ from cnm_ingest.errors import (
 )
 from tests.conftest import REGION
 
-HOST, OTHER, STAGE, PAYLOADS = "provider-a", "provider-b", "staging", "payloads"
+HOST, OTHER = "provider-a", "provider-b"
+STAGE = PAYLOADS = ""  # the applied staging and payload buckets, set by the s3 fixture
 STACK = "st"
 PREFIX = f"file-staging/{STACK}/C__1"
 
 
 @pytest.fixture
-def s3(aws, monkeypatch):
-    import boto3
-
-    monkeypatch.setenv("PAYLOAD_BUCKET", PAYLOADS)
-    client = boto3.client("s3", region_name=REGION)
-    for b in (HOST, OTHER, STAGE, PAYLOADS):
-        client.create_bucket(Bucket=b, CreateBucketConfiguration={"LocationConstraint": REGION})
-    return client
+def s3(wf, monkeypatch):
+    module = sys.modules[__name__]
+    monkeypatch.setattr(module, "STAGE", wf.staging_bucket)
+    monkeypatch.setattr(module, "PAYLOADS", wf.payload_bucket)
+    for b in (HOST, OTHER):
+        wf.s3.create_bucket(Bucket=b, CreateBucketConfiguration={"LocationConstraint": REGION})
+    with wf.env("sync_granule") as env:
+        assert env["PAYLOAD_BUCKET"] == PAYLOADS
+        yield wf.s3
 
 
 @pytest.fixture

@@ -1,10 +1,13 @@
-"""The workflow tasks as plain functions (moto S3/Kinesis/DynamoDB, no state machine)."""
+"""The workflow tasks as plain functions and handlers, no state machine, on the applied examples/complete
+(its staging bucket, response stream, provider topic and status table; each under its function's deployed
+environment). The provider's bucket is the provider's side, created here."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import sys
 
 import pytest
 
@@ -20,18 +23,18 @@ from cnm_ingest.errors import (
 )
 from tests.conftest import REGION, is_response
 
-BUCKET, STAGE = "provider", "staging"
+BUCKET = "provider"
+STAGE = ""  # the applied staging bucket, set by the s3 fixture
 PROVIDER = {"id": "P", "protocol": "s3", "host": BUCKET}
 
 
 @pytest.fixture
-def s3(aws):
-    import boto3
-
-    client = boto3.client("s3", region_name=REGION)
-    for b in (BUCKET, STAGE):
-        client.create_bucket(Bucket=b, CreateBucketConfiguration={"LocationConstraint": REGION})
-    return client
+def s3(wf, monkeypatch):
+    """The provider's bucket (made here) and the applied staging bucket, under SyncGranule's deployed env."""
+    monkeypatch.setattr(sys.modules[__name__], "STAGE", wf.staging_bucket)
+    wf.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    with wf.env("sync_granule"):
+        yield wf.s3
 
 
 def gfile(s3, name: str, data: bytes, *, checksum_type="md5", digest=None) -> dict:
@@ -270,25 +273,19 @@ def test_url_path_template():
 
 
 @pytest.fixture
-def stream(aws, monkeypatch):
-    """The response stream, and the status table CnmResponse keeps its idempotency records in."""
-    import boto3
-
-    from tests.functional.workflow.conftest import create_status_table
-
-    create_status_table(boto3.client("dynamodb", region_name=REGION), "st")
-    monkeypatch.setenv("STATUS_TABLE", "st")
-    kinesis = boto3.client("kinesis", region_name=REGION)
-    kinesis.create_stream(StreamName="r", ShardCount=1)
-    return kinesis.describe_stream_summary(StreamName="r")["StreamDescriptionSummary"]["StreamARN"]
+def stream(wf):
+    """The applied response stream, under CnmResponse's deployed env (its status table keeps the
+    idempotency records)."""
+    with wf.env("cnm_response"):
+        yield wf.stream_arn
 
 
 def read_stream(arn):
-    import boto3
+    """Every record on the stream, all shards."""
+    from cnm_ingest import aws
+    from localaws.pipeline import read_stream as read_all
 
-    kinesis = boto3.client("kinesis", region_name=REGION)
-    it = kinesis.get_shard_iterator(StreamARN=arn, ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON")
-    return kinesis.get_records(ShardIterator=it["ShardIterator"], StreamARN=arn)["Records"]
+    return read_all(aws.client("kinesis"), arn)
 
 
 def test_response_failure_parses_cause_and_raises_workflow_error(stream, samples, reference_schema):
@@ -324,15 +321,11 @@ def test_response_unknown_error_is_processing_error(stream, samples):
     assert "task timed out" in response["response"]["errorMessage"]
 
 
-def test_response_published_to_topic(stream, samples):
-    import boto3
+def test_response_published_to_topic(wf, stream, samples):
     from handlers import cnm_response
 
-    sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
-    topic = sns.create_topic(Name="responses")["TopicArn"]
-    queue = sqs.create_queue(QueueName="q")["QueueUrl"]
-    qarn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=qarn, Attributes={"RawMessageDelivery": "true"})
+    sqs, topic = wf.sqs, wf.response_topic
+    queue = wf.provider_subscriber()
     out = cnm_response.respond(
         {"meta": {"cnm": samples["cumulus_sns_v1.0_notification.json"]}, "payload": {}},
         {},
@@ -357,37 +350,36 @@ def test_original_error_through_workflow_error():
 # --- StartStatus / StopStatus ------------------------------------------------------------------
 
 
-def test_status_lifecycle_and_older_execution_does_not_mask_newer(aws, samples, monkeypatch, lambda_context):
-    import boto3
+def test_status_lifecycle_and_older_execution_does_not_mask_newer(wf, samples, lambda_context):
     from handlers import start_status, stop_status
 
     from cnm_ingest import status
-    from tests.functional.workflow.conftest import create_status_table
 
-    ddb = boto3.client("dynamodb", region_name=REGION)
-    create_status_table(ddb, "st")
-    monkeypatch.setenv("STATUS_TABLE", "st")
+    ddb, table = wf.dynamodb, wf.status_table
     cnm = samples["cumulus_sns_v1.0_notification.json"]
     msg = {"meta": {"cnm": cnm, "collection": {"name": "C", "version": "1"}}, "payload": {}}
     new = {"id": "arn:exec:new", "name": "new", "start_time": "2024-01-02T00:00:00Z"}
     old = {"id": "arn:exec:old", "name": "old", "start_time": "2024-01-01T00:00:00Z"}
-    start_status.handler({"message": msg, "execution": new}, lambda_context)
+    with wf.env("start_status"):
+        start_status.handler({"message": msg, "execution": new}, lambda_context)
 
     def item(pk, sk):
-        return ddb.get_item(TableName="st", Key={"pk": {"S": pk}, "sk": {"S": sk}})["Item"]
+        return ddb.get_item(TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}})["Item"]
 
     assert item("EXECUTION#arn:exec:new", "EXECUTION")["status"]["S"] == "RUNNING"
     assert item("GRANULE#C__1#sampleGranuleName001", "GRANULE")["status"]["S"] == "RUNNING"
-    stop_status.handler({"message": msg, "execution": new}, lambda_context)
+    with wf.env("stop_status"):
+        stop_status.handler({"message": msg, "execution": new}, lambda_context)
     assert item("GRANULE#C__1#sampleGranuleName001", "GRANULE")["status"]["S"] == "COMPLETED"
     # a late StopStatus of an older execution records its own failure but not over the granule
     failed = dict(msg, exception={"Error": "ChecksumMismatchError", "Cause": json.dumps({"errorMessage": "bad"})})
-    stop_status.handler({"message": failed, "execution": old}, lambda_context)
+    with wf.env("stop_status"):
+        stop_status.handler({"message": failed, "execution": old}, lambda_context)
     assert item("EXECUTION#arn:exec:old", "EXECUTION")["status"]["S"] == "FAILED"
     assert item("EXECUTION#arn:exec:old", "EXECUTION")["error"]["M"]["errorCode"]["S"] == "VALIDATION_ERROR"
     assert item("GRANULE#C__1#sampleGranuleName001", "GRANULE")["status"]["S"] == "COMPLETED"
     by_status = ddb.query(
-        TableName="st",
+        TableName=table,
         IndexName=status.STATUS_INDEX,
         KeyConditionExpression="status_key = :k",
         ExpressionAttributeValues={":k": {"S": "EXECUTION#FAILED"}},

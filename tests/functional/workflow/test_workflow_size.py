@@ -1,5 +1,6 @@
 """Workflow message size (issue 8): the CNM is carried once, and no state's input or output
-can exceed the Step Functions limit of 256 KiB, whatever the size of the CNM."""
+can exceed the Step Functions limit of 256 KiB, whatever the size of the CNM. On the applied
+examples/complete (tests/functional/workflow/conftest.py): executions start as its consumer starts them."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pytest
 
 from cnm_ingest import message as workflow_message
 from cnm_ingest.errors import WorkflowPayloadError
-from tests.functional.workflow.conftest import COLLECTION, PAYLOAD_BUCKET, STAGING_BUCKET
 
 STATE_LIMIT = 256 * 1024  # bytes, per state input/output and execution input (Step Functions quota)
 
@@ -35,8 +35,8 @@ def big_cnm(wf, files: int, *, pad: int = 0, identifier: str = "big-1") -> dict:
         entries.append(entry)
     return {
         "version": "1.6.1",
-        "provider": "PODAAC_SWOT",
-        "collection": dict(COLLECTION),
+        "provider": wf.rule.provider,
+        "collection": dict(wf.collection),
         "submissionTime": "2024-05-01T12:00:00.000000Z",
         "identifier": identifier,
         "product": {"name": "GRAN_BIG", "dataVersion": "1", "files": entries},
@@ -59,7 +59,7 @@ def state_payload_sizes(wf, execution_arn: str) -> dict[str, int]:
 
 def run_and_check(wf, cnm, reference_schema) -> dict:
     desc = wf.run(cnm, timeout=600)
-    assert desc["status"] == "SUCCEEDED", desc
+    assert desc["status"] == "SUCCEEDED", wf.explain(desc)
     sizes = state_payload_sizes(wf, desc["executionArn"])
     assert any(k.startswith("TaskStateEntered:SyncGranule") for k in sizes), sizes  # the history carries the payloads
     assert any(k.startswith("TaskStateExited:CnmResponse") for k in sizes), sizes
@@ -78,8 +78,8 @@ def test_a_1000_file_cnm_ends_with_a_valid_response_and_no_state_over_256_kib(wf
     assert len(json.dumps(cnm)) > 200 * 1024  # the CNM alone is above the offload threshold
     response = run_and_check(wf, cnm, reference_schema)
     assert len(response["product"]["files"]) == 1000
-    assert response["product"]["files"][999]["uri"].startswith(f"s3://{STAGING_BUCKET}/")
-    stored = wf.s3.list_objects_v2(Bucket=PAYLOAD_BUCKET, Prefix=workflow_message.KEY_PREFIX).get("KeyCount", 0)
+    assert response["product"]["files"][999]["uri"].startswith(wf.staged_uri(""))
+    stored = wf.s3.list_objects_v2(Bucket=wf.payload_bucket, Prefix=workflow_message.KEY_PREFIX).get("KeyCount", 0)
     assert stored >= 2  # the CNM and the granule list (and the response) live in the payload bucket
 
 
@@ -93,30 +93,35 @@ def test_a_1_mb_cnm_ends_with_a_valid_response_and_no_state_over_256_kib(wf, ref
 # --- the message builder and reader --------------------------------------------------------------
 
 
-def build(wf, cnm, **kw) -> dict:
-    return (
-        wf.message(cnm, "arn:aws:states:us-west-2:123456789012:stateMachine:x", "e-1")
-        if not kw
-        else workflow_message.build_workflow_message(
-            cnm,
-            rule={"name": "r"},
-            collection={},
-            provider={},
-            stack="s",
-            buckets={},
-            state_machine_arn="arn",
-            execution="e-1",
-            source={},
-            **kw,
-        )
+def build(wf, cnm) -> dict:
+    """The workflow message the deployed consumer builds for ``cnm``."""
+    return wf.message(cnm)
+
+
+def build_plain(cnm, **kw) -> dict:
+    """build_workflow_message with the environment's settings (PAYLOAD_BUCKET, WORKFLOW_OFFLOAD_BYTES)."""
+    return workflow_message.build_workflow_message(
+        cnm,
+        rule={"name": "r"},
+        collection={},
+        provider={},
+        stack="s",
+        buckets={},
+        state_machine_arn="arn",
+        execution="e-1",
+        source={},
+        **kw,
     )
 
 
 def test_the_cnm_is_carried_once(wf, samples):
     cnm = samples["cumulus_sns_v1.0_notification.json"]
+    cnm = dict(cnm, provider=wf.rule.provider, collection=dict(wf.collection))  # what the applied rule matches
     message = build(wf, cnm)
     assert message["meta"]["cnm"] == cnm
-    assert json.dumps(message).count(cnm["identifier"]) == 1
+    # once in meta.cnm, once in the readable part of the execution name the consumer derives from it
+    assert message["cumulus_meta"]["execution_name"].startswith(cnm["identifier"])
+    assert json.dumps(message).count(cnm["identifier"]) == 2
     assert message["payload"] == {}
     assert workflow_message.cnm(message) == cnm
 
@@ -126,18 +131,24 @@ def test_a_large_cnm_moves_to_the_payload_bucket_and_reads_back(wf):
     message = build(wf, cnm)
     ref = message["meta"]["cnm_ref"]
     assert "cnm" not in message["meta"] and workflow_message.size(message) < 200 * 1024
-    assert ref["bucket"] == PAYLOAD_BUCKET and ref["key"] == f"{workflow_message.KEY_PREFIX}{ref['sha256']}"
+    assert ref["bucket"] == wf.payload_bucket and ref["key"] == f"{workflow_message.KEY_PREFIX}{ref['sha256']}"
     assert ref["size"] == len(json.dumps(cnm, separators=(",", ":"), ensure_ascii=False).encode())
     assert workflow_message.cnm(message) == cnm
     assert build(wf, cnm)["meta"]["cnm_ref"] == ref  # content-addressed: a redelivery writes the same object
 
 
-def test_the_threshold_is_a_setting(wf, monkeypatch, samples):
-    cnm = samples["cumulus_sns_v1.0_notification.json"]
-    monkeypatch.setenv("WORKFLOW_OFFLOAD_BYTES", "1200")
-    assert "cnm_ref" in build(wf, cnm)["meta"]
-    assert "cnm" in build(wf, cnm, offload_bytes=1_000_000)["meta"]  # the keyword wins
-    monkeypatch.delenv("PAYLOAD_BUCKET")
+def test_the_threshold_is_a_setting(wf, samples):
+    """About WORKFLOW_OFFLOAD_BYTES and PAYLOAD_BUCKET (overridden here on the deployed consumer)."""
+    cnm = dict(samples["cumulus_sns_v1.0_notification.json"], provider=wf.rule.provider, collection=wf.collection)
+    inline = build(wf, cnm)
+    assert "cnm" in inline["meta"]  # the deployed threshold keeps a small CNM inline
+    # one byte below the inline message: the CNM (its only part) must move
+    wf.world.override("message_consumer", WORKFLOW_OFFLOAD_BYTES=str(workflow_message.size(inline) - 1))
+    message = build(wf, cnm)
+    assert "cnm_ref" in message["meta"] and message["meta"]["cnm_ref"]["bucket"] == wf.payload_bucket
+    with wf.env("message_consumer"):
+        assert "cnm" in build_plain(cnm, offload_bytes=1_000_000)["meta"]  # the keyword wins
+    wf.world.override("message_consumer", PAYLOAD_BUCKET=None)
     with pytest.raises(Exception, match="PAYLOAD_BUCKET"):
         build(wf, cnm)
 
@@ -151,7 +162,7 @@ def test_a_stored_part_that_does_not_match_its_reference_is_an_error(wf, tamper)
     elif tamper == "deleted":
         wf.s3.delete_object(Bucket=ref["bucket"], Key=ref["key"])
     else:
-        message["meta"]["cnm_ref"] = {"bucket": PAYLOAD_BUCKET}
+        message["meta"]["cnm_ref"] = {"bucket": wf.payload_bucket}
     with pytest.raises(WorkflowPayloadError):
         workflow_message.cnm(message)
     assert workflow_message.cnm_if_readable(message) == {}
@@ -162,17 +173,18 @@ def test_fit_moves_the_largest_part_first(wf):
         "meta": {"cnm": {"a": "x" * 1000}, "cnm_response": {"b": "y" * 400}},
         "payload": {"granules": ["z" * 500]},
     }
-    fitted = workflow_message.fit(message, threshold=1500)
-    assert set(fitted["meta"]) == {"cnm_ref", "cnm_response"} and "granules" in fitted["payload"]
-    everything = workflow_message.fit(message, threshold=800)
-    assert set(everything["meta"]) == {"cnm_ref", "cnm_response_ref"} and set(everything["payload"]) == {"granules_ref"}
-    assert workflow_message.granules(everything) == ["z" * 500]
-    # replacing a stored part drops its old reference
-    again = workflow_message.set_part(everything, "payload", "granules", ["small"], threshold=10_000)
-    with pytest.raises(
-        Exception, match="without its CNM"
-    ):  # nothing left to move: a clear error, not a 256 KiB overflow
-        workflow_message.fit(message, threshold=10)
+    with wf.env("sync_granule"):  # PAYLOAD_BUCKET: the applied payload bucket
+        fitted = workflow_message.fit(message, threshold=1500)
+        assert fitted["meta"]["cnm_ref"]["bucket"] == wf.payload_bucket
+        assert set(fitted["meta"]) == {"cnm_ref", "cnm_response"} and "granules" in fitted["payload"]
+        everything = workflow_message.fit(message, threshold=800)
+        assert set(everything["meta"]) == {"cnm_ref", "cnm_response_ref"}
+        assert set(everything["payload"]) == {"granules_ref"}
+        assert workflow_message.granules(everything) == ["z" * 500]
+        # replacing a stored part drops its old reference
+        again = workflow_message.set_part(everything, "payload", "granules", ["small"], threshold=10_000)
+        with pytest.raises(Exception, match="without its CNM"):  # nothing left to move: a clear error, not an overflow
+            workflow_message.fit(message, threshold=10)
     assert again["payload"] == {"granules": ["small"]}
 
 
