@@ -31,7 +31,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws, normalize, once
+from . import aws, once
 from . import cnm as cnm_mod
 from . import config as config_mod
 from .errors import NotConfiguredError, RecordError, TransientError, WorkflowInputTooLargeError
@@ -174,8 +174,7 @@ def plan(record: SourceRecord, store: config_mod.ConfigStore, settings: Settings
     when ANY matching rule cannot be resolved, so either every execution
     starts or none does.
     """
-    doc, _notes = normalize.normalize_notification(decode(record))
-    cnm = cnm_mod.validate_notification(doc)
+    cnm = cnm_mod.normalize_and_validate(decode(record))
     planned = []
     for rule in store.rule_index().require(cnm, record.streamArn):
         collection = store.collection(
