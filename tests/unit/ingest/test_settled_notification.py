@@ -13,18 +13,14 @@ from __future__ import annotations
 import copy
 import json
 import random
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench import consumer_fakes
 from cnm_ingest import cnm, normalize
 from cnm_ingest.errors import CnmValidationError
 from tests.conftest import is_response
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
-import consumer_fakes  # noqa: E402
 
 
 class Text(str):
