@@ -55,6 +55,12 @@ def stages() -> list[tuple[str, float]]:
         ("cnm.decode_json", lambda: cnm.decode_json(data)),
         ("normalize.normalize_notification", lambda: normalize.normalize_notification(doc)),
         ("cnm.validate_notification", lambda: cnm.validate_notification(ndoc)),
+        *(
+            # the consumer's path: the shortcut for a settled notification (checkouts that have it)
+            [("cnm.normalize_and_validate", lambda: cnm.normalize_and_validate(doc))]
+            if hasattr(cnm, "normalize_and_validate")
+            else []
+        ),
         ("rule_index().require", lambda: store.rule_index().require(ndoc)),
         ("message.execution_name", lambda: message.execution_name("granule-12345", "10000000", rule.name)),
         ("message.build_workflow_input", lambda: message.build_workflow_input(ndoc, **kwargs)),

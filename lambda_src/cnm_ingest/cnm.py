@@ -40,6 +40,7 @@ from typing import Any
 
 import orjson
 
+from . import normalize
 from .errors import CnmValidationError, DecodeError
 
 SCHEMA_FILE = "cnm-schema-1.6.1.json"
@@ -181,6 +182,95 @@ def validate_notification(message: Any) -> dict[str, Any]:
     _validate(message, "notification")
     _check_sizes(message)
     return message
+
+
+_FILE_TYPES = frozenset(normalize.FILE_TYPES)
+_CHECKSUM_TYPES = frozenset(normalize.CHECKSUM_TYPES.values())
+
+
+def _one_of(value: Any, spellings: frozenset[str] | tuple[str, ...]) -> bool:
+    return type(value) is str and value in spellings
+
+
+@functools.cache
+def _schema_date_time() -> Callable[[str], Any]:
+    """The ``format: date-time`` check of the compiled notification validator (its own regular expression)."""
+    module = importlib.import_module(f"{__package__}.cnm_notification_validator")
+    match: Callable[[str], Any] = module.REGEX_PATTERNS["date-time_re_pattern"].match
+    return match
+
+
+def is_settled_notification(doc: Any) -> bool:
+    """True only for a notification that :func:`~cnm_ingest.normalize.normalize_notification` gives back as it is
+    (the same object, no note) and :func:`validate_notification` accepts: the common record, checked in one pass.
+
+    False means "not known": the caller takes the general path (normalise, then
+    validate), which rewrites or rejects. Every test here is one of the two
+    paths' own (the same constants, the same date-time checks), made stricter
+    where that is simpler: exact ``str``/``dict``/``list``/``int`` types, a
+    ``size`` that is an ``int`` >= 0, ``files`` (not ``filegroups``), no
+    ``checksum-type`` key. ``tests/unit/ingest/test_settled_notification.py``
+    checks the promise on mutated notifications.
+    """
+    if type(doc) is not dict or "response" in doc:
+        return False
+    get = doc.get
+    version = get("version")
+    if type(version) is not str or version not in normalize.SPELLED_VERSIONS or type(get("identifier")) is not str:
+        return False
+    if "submissionTime" not in doc:
+        return False
+    date_time = _schema_date_time()
+    for key in normalize.DATE_TIME_FIELDS:
+        if key in doc:
+            value = doc[key]
+            if type(value) is not str or not normalize.written_as_date_time_writes(value) or not date_time(value):
+                return False
+    collection = get("collection")
+    if type(collection) is dict:
+        if type(collection.get("name")) is not str or type(collection.get("version")) is not str:
+            return False
+    elif type(collection) is not str:
+        return False
+    for key in ("provider", "trace"):
+        if key in doc and type(doc[key]) is not str:
+            return False
+    product = get("product")
+    if type(product) is not dict or "filegroups" in product or type(product.get("name")) is not str:
+        return False
+    if "dataVersion" in product and type(product["dataVersion"]) is not str:
+        return False
+    if "dataProcessingType" in product and not _one_of(product["dataProcessingType"], normalize.PROCESSING_TYPES):
+        return False
+    files = product.get("files")
+    if type(files) is not list:
+        return False
+    for f in files:
+        if (
+            type(f) is not dict
+            or not _one_of(f.get("type"), _FILE_TYPES)
+            or type(f.get("name")) is not str
+            or type(f.get("size")) is not int
+            or f["size"] < 0
+            or "checksum-type" in f
+        ):
+            return False
+        uri = f.get("uri")
+        if type(uri) is not str or uri.strip() != uri:
+            return False
+        if "checksumType" in f and not _one_of(f["checksumType"], _CHECKSUM_TYPES):
+            return False
+        if ("checksum" in f and type(f["checksum"]) is not str) or ("subtype" in f and type(f["subtype"]) is not str):
+            return False
+    return True
+
+
+def normalize_and_validate(doc: Any) -> dict[str, Any]:
+    """:func:`~cnm_ingest.normalize.normalize_notification` (notes dropped), then :func:`validate_notification`;
+    a notification that needs neither (:func:`is_settled_notification`) is given back as it is."""
+    if is_settled_notification(doc):
+        return doc
+    return validate_notification(normalize.normalize_notification(doc)[0])
 
 
 def validate_response(message: Any) -> dict[str, Any]:

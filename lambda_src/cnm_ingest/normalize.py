@@ -62,7 +62,7 @@ def _key(version: str) -> tuple[int, ...]:
 
 _VERSION_BY_KEY = {_key(v): v for v in VERSIONS}
 # Values that version() and checksum_type() give back unchanged (each is the only spelling of its key).
-_SPELLED_VERSIONS = frozenset(VERSIONS)
+SPELLED_VERSIONS = frozenset(VERSIONS)
 _SPELLED_CHECKSUM_TYPES = frozenset(CHECKSUM_TYPES.values())
 
 
@@ -83,7 +83,7 @@ def date_time(value: Any) -> str | None:
     return f"{m['date']}T{m['time']}{m['offset'] or 'Z'}"
 
 
-def _written_as_date_time_writes(value: Any) -> bool:
+def written_as_date_time_writes(value: Any) -> bool:
     """True when ``value`` is in the form :func:`date_time` writes (``T``, an offset, no white space).
 
     date_time() gives such a value back, or None when it is not a real date:
@@ -98,7 +98,7 @@ def _written_as_date_time_writes(value: Any) -> bool:
 
 def version(value: Any) -> str | None:
     """The schema's spelling of a CNM version (``v1.0`` -> ``1.0``, ``1.6`` -> ``1.6.0``), or None."""
-    if isinstance(value, str) and value in _SPELLED_VERSIONS:  # already the schema's spelling (the common case)
+    if isinstance(value, str) and value in SPELLED_VERSIONS:  # already the schema's spelling (the common case)
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
@@ -211,7 +211,7 @@ def normalize_notification(doc: Any) -> tuple[Any, list[str]]:
     out = r.set(doc, "version", version(doc.get("version")), "$", "version spelling")
     for key in DATE_TIME_FIELDS:
         value = out.get(key)
-        if value is None or _written_as_date_time_writes(value):
+        if value is None or written_as_date_time_writes(value):
             continue
         fixed = date_time(value)
         if fixed is not None and fixed != value:

@@ -107,7 +107,23 @@ class Pacer:
         Tokens are reserved (the bucket may go below zero) and the caller sleeps
         until its token is due, so waiting threads are served in order and no
         thread spins on a token that is a rounding error away.
+
+        Uncapped (``rate`` 0, the default) and not paused, the common case
+        takes no lock: :meth:`throttled` only ever moves ``_paused_until``
+        forward, and reading one attribute is atomic, so an unlocked read
+        sees either the pause or a moment before it, as the locked read of
+        :meth:`_acquire` does when it runs just before :meth:`throttled`.
         """
+        if self.rate <= 0:
+            now = self.clock()
+            if self._paused_until <= now:
+                if self.deadline is not None and now > self.deadline:
+                    raise DeadlineError("no time left in this invocation to start the record")
+                return
+        self._acquire()
+
+    def _acquire(self) -> None:
+        """:meth:`acquire`, every case under the lock."""
         while True:
             with self._lock:
                 now = self.clock()

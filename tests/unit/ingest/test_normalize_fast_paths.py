@@ -86,7 +86,7 @@ def test_a_canonical_date_time_needs_no_rewrite_whatever_its_calendar_validity()
     canonical = 0
     for _ in range(20_000):
         value = _near_canonical(r)
-        if normalize._written_as_date_time_writes(value):
+        if normalize.written_as_date_time_writes(value):
             canonical += 1
             assert normalize.date_time(value) in (value, None), value
     assert canonical > 1000
