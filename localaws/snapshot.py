@@ -22,6 +22,8 @@ import _thread
 import copy
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,3 +118,16 @@ def restore(snapshot: Snapshot) -> float:
             if bd not in BackendDict._instances:  # a mock_aws reset since: in use again
                 BackendDict._instances.append(bd)
     return time.monotonic() - start
+
+
+@contextmanager
+def isolated() -> Iterator[None]:
+    """An empty local AWS for the duration, then the world as it was put back: for a test that
+    applies a stack of its own under names the session's applied stacks also use (an upgrade
+    test applying the old examples/minimal, say)."""
+    kept = take()
+    restore(Snapshot({}, {}, 0.0))  # every service emptied, as a fresh moto
+    try:
+        yield
+    finally:
+        restore(kept)

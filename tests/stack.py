@@ -45,6 +45,7 @@ from py.path import local
 from pytest_terraform import tf as ptf
 
 from localaws import snapshot as snapshots
+from localaws import terraform as localtf
 from localaws.server import REGION, LocalAWS
 from localaws.stack import Function, Stack
 
@@ -80,7 +81,6 @@ def local_aws():
 def staged_examples(local_aws, tmp_path_factory):
     """Packages built, and each example staged against the local AWS as pytest-terraform's module dir."""
     import build
-    from localaws import terraform as localtf
 
     build.build(ROOT / "build")
     staging = tmp_path_factory.mktemp("examples")
@@ -174,15 +174,9 @@ def _restore(snap: snapshots.Snapshot) -> None:
 
 
 def unprotect_tables(client, prefix: str) -> list[str]:
-    """Turn off deletion protection of the stack's tables, as an operator must before
-    `terraform destroy` of a stack that keeps the default (examples/minimal: the config
-    tables are protected, and DeleteTable refuses, on AWS as here)."""
-    ddb = client("dynamodb")
-    names = [n for n in ddb.list_tables()["TableNames"] if n.startswith(prefix)]
-    for name in names:
-        if ddb.describe_table(TableName=name)["Table"].get("DeletionProtectionEnabled"):
-            ddb.update_table(TableName=name, DeletionProtectionEnabled=False)
-    return names
+    """Deletion protection of the stack's tables turned off before a destroy (localaws.terraform's, as
+    the demo does it); returns the tables it changed."""
+    return localtf.unprotect_tables(client("dynamodb"), prefix)
 
 
 def state_resources(state_json: dict) -> list[dict]:

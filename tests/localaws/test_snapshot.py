@@ -184,3 +184,29 @@ def test_copiers_make_new_unlocked_locks():
     assert copied["rlock"] is not rlock and copied["rlock"].acquire(blocking=False)
     assert copied["cond"]._lock is copied["rlock"]  # a Condition keeps sharing its (copied) lock
     assert copied["event"] is not event and copied["event"].is_set()
+
+
+def test_isolated_gives_an_empty_world_and_puts_the_old_one_back(client):
+    ddb = client("dynamodb")
+    table = "isolated-kept"
+    keys = {"KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]}
+    attrs = {"AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}]}
+    ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST", **keys, **attrs)
+    ddb.put_item(TableName=table, Item={"id": {"S": "outside"}})
+    with snapshot.isolated():
+        assert table not in ddb.list_tables()["TableNames"]
+        ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST", **keys, **attrs)  # the same name again
+        ddb.put_item(TableName=table, Item={"id": {"S": "inside"}})
+    items = ddb.scan(TableName=table)["Items"]
+    assert items == [{"id": {"S": "outside"}}]
+    ddb.delete_table(TableName=table)
+
+
+def test_isolated_puts_the_old_world_back_after_an_error(client):
+    sqs = client("sqs")
+    url = sqs.create_queue(QueueName="isolated-error")["QueueUrl"]
+    with pytest.raises(RuntimeError), snapshot.isolated():
+        assert sqs.list_queues(QueueNamePrefix="isolated-error").get("QueueUrls", []) == []
+        raise RuntimeError("half-way")
+    assert sqs.list_queues(QueueNamePrefix="isolated-error")["QueueUrls"] == [url]
+    sqs.delete_queue(QueueUrl=url)

@@ -78,9 +78,12 @@ def changed_attributes(change: dict) -> set[str]:
 
 @pytest.fixture(scope="module")
 def local_aws():
+    """A server on an empty moto of its own: the session's applied stacks (tests/stack.py) share this
+    process's moto and use the old example's names; they are put back afterwards."""
+    from localaws import snapshot
     from localaws.server import LocalAWS
 
-    with LocalAWS() as aws:
+    with snapshot.isolated(), LocalAWS() as aws:
         yield aws.endpoint
 
 
