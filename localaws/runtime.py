@@ -260,11 +260,15 @@ class KinesisPoller(Poller):
         self.last_empty: float | None = None  # when the shard last had nothing new, with nothing pending
         self._buffer: list[dict[str, Any]] = []
         self._iterator: str | None = None
+        self._rewind_requested = False
 
     def rewind(self) -> None:
-        """Forget the checkpoint: the mapping reads the shard again from its starting position
-        (what a redelivery of everything looks like to the function)."""
-        self.checkpoint, self._iterator, self.last_empty = None, None, None
+        """Ask for a replay: before its next batch the poller forgets its checkpoint and what it has
+        buffered, and reads the shard again from its starting position (what a redelivery of everything
+        looks like to the function). Done in the poller's own thread, so a read under way cannot undo it;
+        ``pending()`` is true until then."""
+        self._rewind_requested = True
+        self.last_empty = None
 
     def _new_iterator(self) -> str:
         if self.checkpoint is not None:
@@ -293,6 +297,9 @@ class KinesisPoller(Poller):
 
     def run_once(self) -> bool:
         """Gather one batch (window permitting) and deliver it; False when there was nothing."""
+        if self._rewind_requested:
+            self._rewind_requested = False
+            self.checkpoint, self._iterator, self._buffer = None, None, []
         started = time.monotonic()
         drained = self._fill()
         while self._buffer and len(self._buffer) < self.m.batch_size and not drained:
@@ -431,7 +438,7 @@ class KinesisPoller(Poller):
         self._iterator = None
 
     def pending(self) -> bool:
-        return bool(self._buffer)
+        return bool(self._buffer) or self._rewind_requested
 
 
 # --------------------------------------------------------------------------- SQS ESM

@@ -138,7 +138,9 @@ def ingest_idle(rt: Runtime, mapping_uuid: str, since: float) -> bool:
     if stats["queued"] - stats["succeeded"] - stats["failed"] > 0:
         return False
     pollers = [p for p in rt.pollers if p.m.uuid == mapping_uuid]
-    return bool(pollers) and all(p.last_empty is not None and p.last_empty >= since for p in pollers)
+    return bool(pollers) and all(
+        p.last_empty is not None and p.last_empty >= since and not p.pending() for p in pollers
+    )
 
 
 def settle(rt: Runtime, mapping_uuid: str, checks: int = 3) -> None:

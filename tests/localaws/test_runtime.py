@@ -302,3 +302,20 @@ def test_sqs_mapping_function_error_returns_the_whole_batch(sqs_toy):
     assert _wait_dlq(sqs, sqs_toy["dlq"], 2) == ["crash-b", "ok-a"]  # a function error deletes nothing
     (mapping,) = rt.stack.mappings
     assert rt.mapping_stats[mapping.uuid].function_errors == 2
+
+
+def test_rewind_replays_the_shard_once_even_while_the_poller_is_reading(toy):
+    """A replay asked for from another thread is done by the poller itself before its next batch, so a
+    read under way cannot undo it, and the poller counts as busy (pending) until it has replayed."""
+    rt = toy["runtime"]
+    _put(toy, "ok-1", "ok-2", "ok-3")
+    assert rt.wait_idle(60)
+    stats = rt.mapping_stats[rt.stack.mappings[0].uuid]
+    assert stats.records_delivered == 3
+    for round_ in (1, 2):
+        (poller,) = rt.pollers
+        poller.rewind()
+        assert poller.pending() and poller.last_empty is None
+        assert rt.wait_idle(60)
+        assert not poller.pending()
+        assert stats.records_delivered == 3 * (1 + round_)
