@@ -46,6 +46,10 @@ Patches, and why:
    every version of the key and fails on a delete marker (500, retried until the destroy
    times out: the complete example's versioned staging bucket, with the workflow's
    `.cnm-ingest-tmp/` keys deleted).
+11. sfn_execution_running_from_creation: an execution StartExecution created is RUNNING from
+   the moment it exists. moto's interpreter lists it with no status until its worker starts,
+   so a ListExecutions or DescribeExecution (or a StartExecution of the same name) landing in
+   between answered 500 (seen in the fault matrix reading executions while starts were under way).
 5. RpcV2CborMiddleware: CloudWatch over Smithy RPC v2 CBOR (the `smithy-protocol:
    rpc-v2-cbor` header, POST /service/<target>/operation/<Op>), the protocol of the
    AWS SDK for Go v2 the provider uses. moto answers it 404. The middleware decodes
@@ -74,6 +78,7 @@ PATCHES: list[str] = [
     "kinesis_resource_tags",
     "sfn_execution_status_events",
     "s3_delete_version_in_suspended_bucket",
+    "sfn_execution_running_from_creation",
 ]
 
 _applied = False
@@ -89,6 +94,7 @@ def apply() -> list[str]:
         _patch_s3()
         _patch_kinesis()
         _patch_sfn_events()
+        _patch_sfn_execution_status()
         _applied = True
     return list(PATCHES)
 
@@ -356,6 +362,22 @@ def _publish_status(execution: Any, status: str) -> None:
             }
         ]
     )
+
+
+def _patch_sfn_execution_status() -> None:
+    """Patch 11: a parser Execution is RUNNING from its creation, not only once its worker starts."""
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.backend import execution as sfn_execution
+
+    Execution: Any = sfn_execution.Execution
+    original_init = Execution.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        if self.exec_status is None:
+            self.exec_status = ExecutionStatus.RUNNING
+
+    Execution.__init__ = __init__
 
 
 def _patch_sfn_events() -> None:

@@ -19,7 +19,7 @@ def _name(prefix: str) -> str:
 
 def test_every_patch_is_listed_and_applied(local_aws):
     assert patches.apply() == patches.PATCHES
-    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 10
+    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 11
 
 
 # ---- 1 and 2: SQS SetQueueAttributes -------------------------------------------------
@@ -469,3 +469,42 @@ def test_versions_are_deleted_one_by_one_after_versioning_is_suspended(client):
 
 def _is_latest(listed, key, version_id):
     return any(v["Key"] == key and v["VersionId"] == version_id and v["IsLatest"] for v in listed["Versions"])
+
+
+# ---- 11: an execution is RUNNING from its creation ------------------------------------
+
+
+def test_an_execution_is_running_before_its_worker_starts(client, monkeypatch):
+    """Between StartExecution creating an execution and its interpreter starting, AWS already lists
+    and describes it as RUNNING (and a second start of the same name is idempotent); moto answered
+    500 there (no status yet). The interpreter's start is held here to open that window."""
+    import threading
+
+    from moto.stepfunctions.parser.backend import execution as sfn_execution
+
+    held, release = threading.Event(), threading.Event()
+    original_start = sfn_execution.Execution.start
+
+    def start(self):
+        held.set()
+        release.wait(30)
+        return original_start(self)
+
+    monkeypatch.setattr(sfn_execution.Execution, "start", start)
+    sfn = client("stepfunctions")
+    machine = _machine(client, {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    started: dict = {}
+    starter = threading.Thread(
+        target=lambda: started.update(sfn.start_execution(stateMachineArn=machine, name="early", input="{}"))
+    )
+    starter.start()
+    try:
+        assert held.wait(30)
+        (listed,) = sfn.list_executions(stateMachineArn=machine)["executions"]
+        assert listed["status"] == "RUNNING" and listed["name"] == "early"
+        assert sfn.describe_execution(executionArn=listed["executionArn"])["status"] == "RUNNING"
+    finally:
+        release.set()
+        starter.join(30)
+    assert started["executionArn"] == listed["executionArn"]
+    assert _wait_status(sfn, listed["executionArn"]) == "SUCCEEDED"
