@@ -139,6 +139,10 @@ def applied_examples(request, tmpdir_factory, client, staged_examples) -> dict[s
         TIMINGS.setdefault(example, {})["apply"] = time.monotonic() - start
         return applied
 
+    # Terraform's plugin cache is not safe for concurrent installs: on a fresh machine two parallel
+    # inits both install the provider into the empty cache and one fails ("mkdir ...: file exists").
+    # One init first fills it; the parallel inits then only link from it.
+    next(iter(fixtures.values())).runner.init()
     with ThreadPoolExecutor(len(fixtures)) as pool:
         futures = {example: pool.submit(apply, example) for example in fixtures}
         applied = {example: future.result() for example, future in futures.items()}
