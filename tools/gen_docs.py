@@ -7,8 +7,9 @@
 terraform-docs is not obtainable from the registries this project can reach,
 so this small generator reads ``variables.tf`` / ``outputs.tf`` with
 python-hcl2 and writes the tables between the markers
-``<!-- BEGIN_TF_DOCS -->`` and ``<!-- END_TF_DOCS -->`` of ``README.md`` in the
-root module, every ``modules/*`` and every ``examples/*``.
+``<!-- BEGIN_TF_DOCS -->`` and ``<!-- END_TF_DOCS -->`` of ``README.md`` in
+every ``modules/*`` and every ``examples/*``, and of ``docs/inputs.md`` for the
+root module (its README is for the people who adopt the module, and stays short).
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ def module_dirs(root: Path = ROOT) -> list[Path]:
     for group in ("modules", "examples"):
         dirs += sorted(p for p in (root / group).glob("*") if p.is_dir() and list(p.glob("*.tf")))
     return dirs
+
+
+def doc_path(directory: Path) -> Path:
+    """Where a module's tables go: docs/inputs.md for the root module, else its README.md."""
+    return directory / "docs" / "inputs.md" if directory == ROOT else directory / "README.md"
 
 
 def _unquote(value):
@@ -108,7 +114,7 @@ def render(directory: Path) -> str:
 
 
 def updated_readme(directory: Path) -> tuple[str, str]:
-    readme = directory / "README.md"
+    readme = doc_path(directory)
     current = readme.read_text() if readme.exists() else f"# {directory.name}\n"
     block = f"{BEGIN}\n{render(directory)}\n{END}"
     if BEGIN in current and END in current:
@@ -130,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         if current != new:
             stale.append(directory.relative_to(ROOT).as_posix() or ".")
             if not args.check:
-                (directory / "README.md").write_text(new)
+                doc_path(directory).write_text(new)
     if args.check and stale:
         print("stale Inputs/Outputs tables (run: python tools/gen_docs.py):", *stale, sep="\n  ")
         return 1
