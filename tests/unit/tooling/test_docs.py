@@ -236,3 +236,26 @@ def test_command_table_lists_every_cli_command():
 def test_relative_links_resolve(page):
     broken = [t for t in local_links(page) if not (page.parent / t.split("#")[0]).exists()]
     assert not broken, f"{page.relative_to(ROOT)} links to missing files: {broken}"
+
+
+# --- the inputs the README names are the module's -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "column"),
+    [("| what | input | notes |", 1), ("| input | default | what it does |", 0)],
+    ids=["what your DAAC brings", "settings you may want"],
+)
+def test_input_tables_name_root_inputs_with_their_defaults(header, column):
+    variables = root_variables()
+    rows = table_rows(README.read_text(), header)
+    assert rows, f"no table {header!r} in README.md"
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        names = [n.split("[")[0] for n in re.findall(r"`([a-z_]+(?:\[\]\.[a-z_]+)?)`", cells[column])]
+        assert names, f"no input named in {row!r}"
+        unknown = [n for n in names if n not in variables]
+        assert not unknown, f"{row!r}: not inputs of the root module: {unknown}"
+        if column == 0:
+            default = hcl2.loads(f"x = {cells[1].strip('`')}")["x"]
+            assert default == variables[names[0]].get("default"), f"{names[0]}: README says {cells[1]}"
