@@ -85,6 +85,15 @@ def local_links(path: Path) -> list[str]:
     ]
 
 
+def anchors(path: Path) -> set[str]:
+    """GitHub's anchors of a Markdown file: its headings, slugged, and its ``<a name="...">`` tags."""
+    text = COMMENT.sub("", FENCE.sub("", path.read_text()))
+    slugs = set(re.findall(r'<a name="([^"]+)">', text))
+    for heading in re.findall(r"^#+\s+(.*)$", text, re.MULTILINE):
+        slugs.add(re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-"))
+    return slugs
+
+
 def main(argv: list[str]) -> int:
     for name in argv or ["README.md"]:
         s = stats(Path(name).read_text())

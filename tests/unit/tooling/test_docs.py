@@ -17,7 +17,7 @@ import click
 import hcl2
 import pytest
 
-from tests.docs_check import ROOT, Block, code_blocks, local_links, stats
+from tests.docs_check import LINK, ROOT, Block, anchors, code_blocks, local_links, stats
 
 README = ROOT / "README.md"
 CONTRIBUTING = ROOT / "CONTRIBUTING.md"
@@ -232,10 +232,18 @@ def test_command_table_lists_every_cli_command():
 # --- links ----------------------------------------------------------------------------------------------
 
 
+def in_page_links(page) -> list[str]:
+    return [t for t in LINK.findall(page.read_text()) if t.startswith("#")]
+
+
 @pytest.mark.parametrize("page", CHECKED + MOVED_PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_relative_links_resolve(page):
     broken = [t for t in local_links(page) if not (page.parent / t.split("#")[0]).exists()]
     assert not broken, f"{page.relative_to(ROOT)} links to missing files: {broken}"
+    for target in local_links(page) + [f"{page.name}{t}" for t in in_page_links(page)]:
+        file, _, anchor = target.partition("#")
+        if anchor and file.endswith(".md"):
+            assert anchor in anchors(page.parent / file), f"{page.relative_to(ROOT)}: no anchor #{anchor} in {file}"
 
 
 # --- the inputs the README names are the module's -------------------------------------------------------
