@@ -267,3 +267,11 @@ def test_input_tables_name_root_inputs_with_their_defaults(header, column):
         if column == 0:
             default = hcl2.loads(f"x = {cells[1].strip('`')}")["x"]
             assert default == variables[names[0]].get("default"), f"{names[0]}: README says {cells[1]}"
+
+
+def test_readme_gives_the_demo_and_the_ci_test_command():
+    commands = [
+        line.split("#")[0].strip() for b in code_blocks(README) if b.lang == "bash" for line in b.text.splitlines()
+    ]
+    assert "bash scripts/demo.sh" in commands and "bash scripts/test.sh" in commands
+    assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text(), "CI must run the README's test command"
