@@ -51,8 +51,8 @@ def test_a_wrong_input_fails_validation(mirror, tmp_path):
     block = next(b for b in HCL if 'module "cnm_ingest"' in b.text)
     work = tmp_path / "daac"
     work.mkdir()
-    broken = scratch_root(block.text).replace("staging_bucket_name", "staging_bucket", 1)
-    (work / "main.tf").write_text(broken)
+    (work / "main.tf").write_text(scratch_root(block.text))
     check(tf(work, "init", "-backend=false", "-input=false", "-no-color"))
+    (work / "main.tf").write_text(scratch_root(block.text).replace("staging_bucket_name", "staging_bucket", 1))
     result = json.loads(tf(work, "validate", "-json", "-no-color").stdout)
     assert result["valid"] is False
