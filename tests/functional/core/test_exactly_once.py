@@ -184,6 +184,8 @@ def run_task(state: dict[str, Any], event: dict[str, Any], attempts: list[str]) 
             for catch in state.get("Catch", []):
                 if matches(catch["ErrorEquals"], error["Error"]):
                     return None, {**catch, "error": error}
+            if error["Error"] == "WorkflowError":  # the FAILURE answered (a bare task: no Catch given)
+                return None, None
             raise
 
 
@@ -259,15 +261,22 @@ def fault_matrix(world: World, samples: dict[str, dict], outcome: str, times: in
             service, operation, match, fault = call
             faults.add(service, operation, name.split()[0], match, fault=fault, times=times)
         before = world.counts()
-        result = run_workflow_tail(message_for(samples, outcome), {"id": f"arn:exec:{outcome}:{times}:{i}"})
+        execution = {"id": f"arn:exec:{outcome}:{times}:{i}"}
+        result = run_workflow_tail(message_for(samples, outcome), execution)
         after = world.counts()
         for rule in faults.rules:  # stop firing before the next position
             rule.times = rule.fired
+        rerun = None
+        if "ParkResponse" not in result["path"]:  # CnmResponse invoked again for the same execution (a duplicate
+            # invocation; after ParkResponse ran, Step Functions never invokes CnmResponse again)
+            run_task({}, {"message": message_for(samples, outcome), "execution": execution}, [])
+            rerun = sum(world.counts().values()) - sum(after.values())
         rows.append(
             {
                 "position": f"{name} (park path)" if park_path else name,
                 "status": result["status"],
                 **{k: after[k] - before[k] for k in after},
+                "rerun": rerun,
                 "attempts": len(result["attempts"]),
                 "fired": len(faults.log),
             }
@@ -292,8 +301,11 @@ def expected(position: str, outcome: str, times: int) -> dict[str, Any]:
     repeats = 1 + (3 if times > 3 else times)  # the first attempt and the state's 3 TransientError retries
     if position.endswith("(park path)"):  # the put refused for good: never delivered, parked once, FAILED
         parked = {"after park (park path)": repeats, "before park (park path)": 0 if times > 3 else 1}
-        return {"status": "FAILED", "puts": 0, "publishes": 0, "parked": parked.get(position, 1)}
-    row = {"status": status, "puts": 1, "publishes": 1, "parked": 0}
+        return {"status": "FAILED", "puts": 0, "publishes": 0, "parked": parked.get(position, 1), "rerun": None}
+    # a redelivered invocation repeats nothing, unless the success write stayed down past the late writes:
+    # the window (its in-progress item has expired: every attempt here has no time left)
+    window = times > 3 and position in ("before put save_success", "before publish save_success")
+    row = {"status": status, "puts": 1, "publishes": 1, "parked": 0, "rerun": 1 if window else 0}
     if position == "after put":
         row["puts"] = min(repeats, 4)
     if position == "after publish":
@@ -302,6 +314,8 @@ def expected(position: str, outcome: str, times: int) -> dict[str, Any]:
         row.update(status="FAILED", publishes=0, parked=1, puts=0 if position == "before put" else 4)
     if times > 3 and position == "before publish":  # the stream has it: not parked, the outcome kept
         row["publishes"] = 0
+    if times > 3 and position in ("before put", "after put", "before publish", "after publish"):
+        row["rerun"] = None  # ParkResponse ran: CnmResponse is not invoked again
     return row
 
 
@@ -314,7 +328,7 @@ def test_every_fault_position_answers_once_and_never_parks_a_delivered_response(
     print_matrix(rows)
     for row in rows:
         assert row["fired"] >= (0 if row["position"] == "none" else 1), row  # the fault did hit
-    got = {r["position"]: {k: r[k] for k in ("status", "puts", "publishes", "parked")} for r in rows}
+    got = {r["position"]: {k: r[k] for k in ("status", "puts", "publishes", "parked", "rerun")} for r in rows}
     assert got == {r["position"]: expected(r["position"], outcome, times) for r in rows}
 
 
