@@ -40,7 +40,7 @@ from .errors import ConfigurationError
 ROLE_ENV = "PROVIDER_READ_ROLE_ARN"
 TEMP_AREA = ".cnm-ingest-tmp/"  # cnm_ingest.staging.TEMP_PREFIX (staging imports this module)
 MAX_POLICY_CHARS = 2048  # AWS's limit on an inline session policy (before packing)
-_SESSION_NAME = re.compile(r"[^\w+=,.@-]")
+_SESSION_NAME = re.compile(r"[^\w+=,.@-]", re.ASCII)
 
 
 def iam_literal(text: str) -> str:

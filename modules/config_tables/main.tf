@@ -85,7 +85,7 @@ resource "aws_dynamodb_table_item" "collection" {
     version = { S = each.value.version }
     config = { S = jsonencode(merge(
       {
-        url_path           = each.value.url_path
+        url_path             = each.value.url_path
         duplicate_handling   = each.value.duplicate_handling
         other_owner_handling = each.value.other_owner_handling
         checksum_required    = each.value.checksum_required
