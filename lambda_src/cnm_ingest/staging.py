@@ -300,7 +300,7 @@ def _duplicate_error(bucket: str, key: str) -> DuplicateFileError:
     return DuplicateFileError(f"s3://{bucket}/{key} already exists and the collection's duplicate_handling is 'error'")
 
 
-def _metadata_value(text: str, limit: int = 256) -> str:
+def _metadata_value(text: str, limit: int = 200) -> str:
     """``text`` as an ASCII S3 metadata value (percent-encoded; a long one cut and suffixed with its digest)."""
     quoted = quote(text, safe="")
     if len(quoted) <= limit:
@@ -316,7 +316,8 @@ class Owner:
     granule: str = ""
 
     def metadata(self) -> dict[str, str]:
-        return {PROVIDER_METADATA: _metadata_value(self.provider), GRANULE_METADATA: _metadata_value(self.granule)}
+        # S3 allows 2 KB of user metadata: source (1,024) + these + checksum (200) + execution (80) stay under it
+        return {PROVIDER_METADATA: _metadata_value(self.provider, 128), GRANULE_METADATA: _metadata_value(self.granule)}
 
     @staticmethod
     def of(found: dict[str, Any]) -> Owner | None:
@@ -350,8 +351,9 @@ def check_owner(found: dict[str, Any], owner: Owner, handling: str, bucket: str,
                 "other_owner_handling is 'error'"
             )
         return
-    other_provider = recorded.provider != owner.provider
-    other_granule = recorded.granule != owner.granule
+    meta, mine = found.get("Metadata") or {}, owner.metadata()  # compared as recorded (long ids: cut + digest)
+    other_provider = meta.get(PROVIDER_METADATA) != mine[PROVIDER_METADATA]
+    other_granule = meta.get(GRANULE_METADATA, "") != mine[GRANULE_METADATA]
     if other_provider or (handling == "error" and other_granule):
         whose = f"provider {recorded.provider!r}" + (f", granule {recorded.granule!r}" if recorded.granule else "")
         raise OtherOwnerFileError(
@@ -440,7 +442,7 @@ def prepare_file(
 def _checksum_metadata(file: dict[str, Any]) -> dict[str, str]:
     if not file.get("checksum"):
         return {}
-    return {CHECKSUM_METADATA: _metadata_value(f"{file.get('checksumType') or 'md5'}:{file['checksum']}", 300)}
+    return {CHECKSUM_METADATA: _metadata_value(f"{file.get('checksumType') or 'md5'}:{file['checksum']}", 200)}
 
 
 def _to_temporary(
@@ -759,14 +761,14 @@ def stage_prepared(
             other_owner_handling=other_owner_handling,
             **copy_options,
         )
-        staged = {where(f): s for f, s in zip(to_copy, moved, strict=True)}
-        for f in prepared:
-            if where(f) in skipped:
-                staged[where(f)] = _kept(f, *where(f))
         gate.done()
     except BaseException:
         gate.abandon()
         raise
+    staged = {where(f): s for f, s in zip(to_copy, moved, strict=True)}
+    for f in prepared:
+        if where(f) in skipped:
+            staged[where(f)] = _kept(f, *where(f))
     return [staged[where(f)] for f in prepared]
 
 
