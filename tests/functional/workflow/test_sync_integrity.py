@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 
@@ -42,7 +43,7 @@ def s3(wf, monkeypatch):
 
 
 @pytest.fixture
-def s3_calls(s3) -> Counter:
+def s3_calls(s3) -> Iterator[Counter]:
     """Every S3 operation SyncGranule's clients make, its own and the provider-read role's (a Counter of names)."""
     calls: Counter = Counter()
 
