@@ -19,6 +19,7 @@ locals {
   payload_key_prefix          = local.manifest.constants.payload_key_prefix
   response_key_prefix         = local.manifest.constants.response_key_prefix
   workflow_payload_key_prefix = local.manifest.constants.workflow_payload_key_prefix
+  staging_temp_key_prefix     = local.manifest.constants.staging_temp_key_prefix
 }
 
 resource "aws_lambda_layer_version" "deps" {

@@ -575,12 +575,13 @@ variable "allow_provider_mismatch" {
 }
 
 variable "collections" {
-  description = "Collections and their ingest configuration (url_path, duplicate_handling error|skip|replace|version, granule_id_extraction regex, checksum_required, buckets override, meta)."
+  description = "Collections and their ingest configuration (url_path, duplicate_handling error|skip|replace|version, other_owner_handling same_provider|error|duplicate_handling, granule_id_extraction regex, checksum_required, buckets override, meta). other_owner_handling decides what happens when a file's target already holds a file another granule or provider staged: same_provider (default) lets another granule of the same provider follow duplicate_handling and refuses another provider's file (DuplicateFileError OtherOwnerFileError, nothing touched); error refuses any other granule's file too; duplicate_handling lets every existing file follow duplicate_handling, whoever staged it (an explicit choice to let providers replace each other's files)."
   type = list(object({
     name                  = string
     version               = string
     url_path              = optional(string, "file-staging/{stack}/{collection}")
     duplicate_handling    = optional(string, "error")
+    other_owner_handling  = optional(string, "same_provider")
     granule_id_extraction = optional(string)
     checksum_required     = optional(bool, false)
     buckets               = optional(map(object({ name = string, type = string })))
@@ -591,6 +592,11 @@ variable "collections" {
   validation {
     condition     = alltrue([for c in var.collections : contains(["error", "skip", "replace", "version"], c.duplicate_handling)])
     error_message = "duplicate_handling must be one of error, skip, replace, version."
+  }
+
+  validation {
+    condition     = alltrue([for c in var.collections : contains(["same_provider", "error", "duplicate_handling"], c.other_owner_handling)])
+    error_message = "other_owner_handling must be one of same_provider, error, duplicate_handling."
   }
 
   validation {

@@ -17,6 +17,7 @@ module "workflow" {
   response_stream_kms_key_arn = local.response_stream_kms_key_arn
   staging_bucket_name         = var.staging_bucket_name
   provider_bucket_arns        = var.provider_bucket_arns
+  staging_temp_key_prefix     = local.staging_temp_key_prefix
 
   payload_bucket_name          = module.dead_letter.payload_bucket_name
   payload_bucket_kms_key_arn   = var.kms_key_arn

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -30,6 +31,11 @@ _lock = threading.Lock()
 _session: boto3.session.Session | None = None
 _clients: dict[tuple[str, Config | None], Any] = {}
 _resources: dict[str, Any] = {}
+# (service, role ARN, session policy) -> (credentials' expiry, epoch seconds; client)
+_assumed: dict[tuple[str, str, str], tuple[float, Any]] = {}
+ASSUMED_MAX = 256  # cached assumed-role clients (then the oldest are dropped)
+ASSUMED_SECONDS = 3600  # the provider-read role's MaxSessionDuration (modules/workflow)
+ASSUMED_MARGIN = 300  # a client whose credentials expire sooner is built again
 
 
 def _base_config() -> Config:
@@ -82,6 +88,37 @@ def client(service: str, config: Config | None = None) -> Any:
     return _cached(_clients, (service, config), make)
 
 
+def assumed_client(service: str, role_arn: str, policy: str, session_name: str) -> Any:
+    """A client for ``service`` under ``role_arn`` narrowed by the session ``policy`` (JSON text).
+
+    The effective permissions are the intersection of the role's policies and
+    ``policy`` (sts:AssumeRole ``Policy``). Clients are cached per (service,
+    role, policy) until :data:`ASSUMED_MARGIN` seconds before their credentials
+    expire, so a provider's reads assume the role about once an hour per process.
+    """
+    key = (service, role_arn, policy)
+    hit = _assumed.get(key)
+    if hit is not None and hit[0] - time.time() > ASSUMED_MARGIN:
+        return hit[1]
+    creds = client("sts").assume_role(
+        RoleArn=role_arn, RoleSessionName=session_name, Policy=policy, DurationSeconds=ASSUMED_SECONDS
+    )["Credentials"]
+    sess = session()
+    with _lock:
+        made = cast(Any, sess).client(
+            service,
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+            config=_base_config(),
+        )
+        if len(_assumed) >= ASSUMED_MAX:
+            for old in sorted(_assumed, key=lambda k: _assumed[k][0])[: ASSUMED_MAX // 4]:
+                del _assumed[old]
+        _assumed[key] = (creds["Expiration"].timestamp(), made)
+    return made
+
+
 def resource(service: str) -> Any:
     """A cached boto3 resource for ``service``."""
     return _cached(_resources, service, lambda sess: sess.resource(service, config=_base_config()))
@@ -93,6 +130,7 @@ def reset(session: bool = False) -> None:
     with _lock:
         _clients.clear()
         _resources.clear()
+        _assumed.clear()
         if session:
             _session = None
 

@@ -91,6 +91,16 @@ class DuplicateFileError(CnmIngestError):
     error_code = "PROCESSING_ERROR"
 
 
+class OtherOwnerFileError(DuplicateFileError):
+    """A staged file belongs to another provider (or granule) and the collection's other_owner_handling keeps it."""
+
+
+class SupersededError(CnmIngestError):
+    """A CNM for the same granule submitted later is staged; this one was not staged (commit order)."""
+
+    error_code = "PROCESSING_ERROR"
+
+
 class ConfigurationError(CnmIngestError):
     """The collection / workflow configuration is unusable (e.g. a bad url_path)."""
 

@@ -108,10 +108,35 @@ def store(value: Any, bucket: str | None = None) -> dict[str, Any]:
     return {"bucket": bucket, "key": key, "size": len(body), "sha256": digest}
 
 
-def load(ref: Any) -> Any:
-    """The value a reference points at, checked against its size and SHA-256."""
+_STORED_KEY = re.compile(rf"{re.escape(KEY_PREFIX)}[0-9a-f]{{64}}")
+
+
+def check_ref(ref: Any) -> dict[str, Any]:
+    """``ref`` when it can only point at a part :func:`store` wrote; WorkflowPayloadError otherwise (no S3 call).
+
+    The bucket must be the stack's payload bucket (``PAYLOAD_BUCKET``) and the
+    key exactly ``workflow/<sha256>`` with the reference's own digest, so a
+    reference cannot name a staged file, a provider's object, a parked record
+    or anything else the task's role may read.
+    """
     if not isinstance(ref, dict) or not all(isinstance(ref.get(k), str) for k in ("bucket", "key", "sha256")):
         raise WorkflowPayloadError(f"not a payload reference: {ref!r}"[:500])
+    size = ref.get("size")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise WorkflowPayloadError(f"payload reference without a valid size: {ref!r}"[:500])
+    bucket = os.environ.get("PAYLOAD_BUCKET")
+    if not bucket:
+        raise ConfigurationError("PAYLOAD_BUCKET is not set: a stored workflow part cannot be read")
+    if ref["bucket"] != bucket:
+        raise WorkflowPayloadError(f"payload reference to s3://{ref['bucket'][:100]}/... is not in the payload bucket")
+    if not _STORED_KEY.fullmatch(ref["key"]) or ref["key"] != f"{KEY_PREFIX}{ref['sha256']}":
+        raise WorkflowPayloadError(f"payload reference key {ref['key'][:200]!r} is not {KEY_PREFIX}<its sha256>")
+    return ref
+
+
+def load(ref: Any) -> Any:
+    """The value a reference points at (:func:`check_ref` first), checked against its size and SHA-256."""
+    ref = check_ref(ref)
     from botocore.exceptions import ClientError
 
     try:

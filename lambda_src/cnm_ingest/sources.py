@@ -34,7 +34,7 @@ from urllib.parse import urljoin, urlsplit
 
 import urllib3
 
-from . import aws, checksum, sftp
+from . import aws, checksum, provider_access, sftp
 from .errors import (
     ChecksumMismatchError,
     ConfigurationError,
@@ -97,7 +97,7 @@ def credentials(secret_arn: str | None) -> dict[str, str] | None:
     hit = _secrets.get(secret_arn)
     if hit and now - hit[0] < SECRET_CACHE_SECONDS:
         return hit[1]
-    text = aws.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
+    text = provider_access.secrets_client(secret_arn).get_secret_value(SecretId=secret_arn)["SecretString"]
     try:
         value = json.loads(text)
         if "password" not in value and "private_key" not in value:

@@ -43,12 +43,14 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, unquote
 
 from botocore.exceptions import ClientError
 
-from . import aws, checksum, sources, url_template
+from . import aws, checksum, commit_order, provider_access, sources, url_template
 from . import message as workflow_message
 from .errors import (
     ChecksumMismatchError,
@@ -56,6 +58,7 @@ from .errors import (
     ConfigurationError,
     DuplicateFileError,
     FileNotFoundAtSourceError,
+    OtherOwnerFileError,
     SizeMismatchError,
     TransferError,
     TransientError,
@@ -71,7 +74,14 @@ DEFAULT_URL_PATH = "file-staging/{stack}/{collection}"
 DUPLICATE_HANDLING = ("error", "skip", "replace", "version")
 EXECUTION_METADATA = "cnm-ingest-execution"
 SOURCE_METADATA = "cnm-ingest-source"
-TEMP_PREFIX = ".cnm-ingest-tmp"
+PROVIDER_METADATA = "cnm-ingest-provider"  # the owner of a staged object: its provider id ...
+GRANULE_METADATA = "cnm-ingest-granule"  # ... and granule id (percent-encoded)
+CHECKSUM_METADATA = "cnm-ingest-checksum"  # "<checksumType>:<checksum>" the staged bytes were verified against
+TEMP_PREFIX = provider_access.TEMP_AREA.rstrip("/")  # ".cnm-ingest-tmp"
+# What may happen to a target that another granule or provider staged (the collection's other_owner_handling).
+OTHER_OWNER_HANDLING = ("same_provider", "error", "duplicate_handling")
+DEFAULT_OTHER_OWNER_HANDLING = "same_provider"
+VERSION_SUFFIX_BYTES = len(".v") + 18  # ".v" + _timestamp(): YYYYmmddTHHMMSS and milliseconds
 _NAME_FORBIDDEN = ("/", "\\", "\x00")
 
 
@@ -108,10 +118,10 @@ def place(
     return url_template.place(file, granule, template=template, config=config, **where)
 
 
-def head(bucket: str, key: str) -> dict[str, Any] | None:
-    """``head_object``, or None when the object does not exist."""
+def head(bucket: str, key: str, s3: Any = None) -> dict[str, Any] | None:
+    """``head_object`` (with client ``s3``, default ours), or None when the object does not exist."""
     try:
-        return aws.client("s3").head_object(Bucket=bucket, Key=key)
+        return (s3 or aws.client("s3")).head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
@@ -129,9 +139,10 @@ def copy(
     content_type: str,
     multipart_threshold: int | None = None,
     part_size: int | None = None,
+    s3: Any = None,
 ) -> None:
-    """Server-side copy of ``src`` (``{"Bucket", "Key"}``) to ``s3://bucket/key``."""
-    s3 = aws.client("s3")
+    """Server-side copy of ``src`` (``{"Bucket", "Key"}``) to ``s3://bucket/key`` (with client ``s3``, default ours)."""
+    s3 = s3 or aws.client("s3")
     threshold = MULTIPART_THRESHOLD if multipart_threshold is None else multipart_threshold
     extra = {"Metadata": metadata, "ContentType": content_type}
     if size < threshold:
@@ -239,9 +250,9 @@ def temporary_key(execution_name: str, key: str) -> str:
     return f"{TEMP_PREFIX}/{digest}"
 
 
-def _source_head(file: dict[str, Any]) -> dict[str, Any]:
+def _source_head(file: dict[str, Any], s3: Any) -> dict[str, Any]:
     try:
-        found = head(file["bucket"], file["key"])
+        found = head(file["bucket"], file["key"], s3)
     except ClientError as exc:
         if aws.is_transient(exc):
             raise
@@ -289,6 +300,110 @@ def _duplicate_error(bucket: str, key: str) -> DuplicateFileError:
     return DuplicateFileError(f"s3://{bucket}/{key} already exists and the collection's duplicate_handling is 'error'")
 
 
+def _metadata_value(text: str, limit: int = 200) -> str:
+    """``text`` as an ASCII S3 metadata value (percent-encoded; a long one cut and suffixed with its digest)."""
+    quoted = quote(text, safe="")
+    if len(quoted) <= limit:
+        return quoted
+    return f"{quoted[: limit - 66]}~{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()}"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who a staged object belongs to: the provider and the granule whose CNM staged it (object metadata)."""
+
+    provider: str = ""
+    granule: str = ""
+
+    def metadata(self) -> dict[str, str]:
+        # S3 allows 2 KB of user metadata: source (1,024) + these + checksum (200) + execution (80) stay under it
+        return {PROVIDER_METADATA: _metadata_value(self.provider, 128), GRANULE_METADATA: _metadata_value(self.granule)}
+
+    @staticmethod
+    def of(found: dict[str, Any]) -> Owner | None:
+        """The owner recorded on an object (``head_object`` result), None when it records none."""
+        meta = found.get("Metadata") or {}
+        if PROVIDER_METADATA not in meta:
+            return None
+        return Owner(unquote(meta[PROVIDER_METADATA]), unquote(meta.get(GRANULE_METADATA, "")))
+
+
+def check_owner(found: dict[str, Any], owner: Owner, handling: str, bucket: str, key: str) -> None:
+    """Raise :class:`OtherOwnerFileError` when the existing object may not be touched by ``owner``.
+
+    ``handling`` is the collection's ``other_owner_handling`` (:data:`OTHER_OWNER_HANDLING`):
+    ``same_provider`` (default) lets another granule of the same provider follow
+    ``duplicate_handling`` and refuses another provider's object; ``error``
+    refuses any other granule's or provider's object; ``duplicate_handling``
+    lets every existing object follow ``duplicate_handling``. An object that
+    records no owner (staged before owners were recorded, or put there by
+    hand) follows ``duplicate_handling`` unless ``handling`` is ``error``.
+    """
+    if handling not in OTHER_OWNER_HANDLING:
+        raise ConfigurationError(f"other_owner_handling must be one of {OTHER_OWNER_HANDLING}, not {handling!r}")
+    if handling == "duplicate_handling":
+        return
+    recorded = Owner.of(found)
+    if recorded is None:
+        if handling == "error":
+            raise OtherOwnerFileError(
+                f"s3://{bucket}/{key} already exists, records no owner, and the collection's "
+                "other_owner_handling is 'error'"
+            )
+        return
+    meta, mine = found.get("Metadata") or {}, owner.metadata()  # compared as recorded (long ids: cut + digest)
+    other_provider = meta.get(PROVIDER_METADATA) != mine[PROVIDER_METADATA]
+    other_granule = meta.get(GRANULE_METADATA, "") != mine[GRANULE_METADATA]
+    if other_provider or (handling == "error" and other_granule):
+        whose = f"provider {recorded.provider!r}" + (f", granule {recorded.granule!r}" if recorded.granule else "")
+        raise OtherOwnerFileError(
+            f"s3://{bucket}/{key} belongs to {whose}, not to provider {owner.provider!r} granule "
+            f"{owner.granule!r}; the collection's other_owner_handling is {handling!r}, so it is left alone"
+        )
+
+
+def _reserved_buckets() -> set[str]:
+    return {os.environ.get("PAYLOAD_BUCKET") or ""} - {""}
+
+
+def check_targets(prepared: list[dict[str, Any]], duplicate_handling: str) -> None:
+    """Every target of a granule (or message) checked before the first S3 call; CnmValidationError otherwise.
+
+    Refused: a key in the temporary area (:data:`TEMP_PREFIX`) or in the
+    stack's payload bucket (workflow payloads, parked records and responses);
+    a key that is empty, starts with ``/``, has an empty, ``.`` or ``..``
+    segment, or a control character; a key over S3's 1,024 UTF-8 bytes, with
+    the ``.v<timestamp>`` suffix counted in ``version`` mode; two files of the
+    message on one target.
+    """
+    path = "$.product.files[]"
+    seen: set[tuple[str, str]] = set()
+    reserved = _reserved_buckets()
+    suffix = VERSION_SUFFIX_BYTES if duplicate_handling == "version" else 0
+    for f in prepared:
+        bucket, key = f["staged_bucket"], f["staged_key"]
+        shown = f"s3://{bucket}/{key[:200]}"
+        if not key or key.startswith("/") or any(s in ("", ".", "..") for s in key.split("/")):
+            raise CnmValidationError(f"the target {shown} is not a clean relative key", path)
+        if url_template.has_control(key):
+            raise CnmValidationError(f"the target {shown!r} has a control character", path)
+        if key == TEMP_PREFIX or key.startswith(TEMP_PREFIX + "/"):
+            raise CnmValidationError(f"the target {shown} is in the temporary area {TEMP_PREFIX}/", path)
+        if bucket in reserved:
+            raise CnmValidationError(f"the target {shown} is in the stack's payload bucket", path)
+        size = len(key.encode("utf-8", "surrogatepass")) + suffix
+        if size > url_template.MAX_KEY_BYTES:
+            raise CnmValidationError(
+                f"the target {shown}... is {size} bytes"
+                + (" with its .v<timestamp> version suffix" if suffix else "")
+                + f", over S3's {url_template.MAX_KEY_BYTES}",
+                path,
+            )
+        if (bucket, key) in seen:
+            raise CnmValidationError(f"two files of the message go to the same target {shown}", path)
+        seen.add((bucket, key))
+
+
 def prepare_file(
     file: dict[str, Any],
     *,
@@ -309,6 +424,10 @@ def prepare_file(
             f"file {name!r} has no checksum and the collection requires one", "$.product.files[].checksum"
         )
     src_bucket, src_key = check_source(file, provider, forbidden | {bucket})
+    if not prefix:
+        raise CnmValidationError(
+            f"the url_path of file {name!r} renders to nothing: the file would land at the bucket's root", "$.url_path"
+        )
     key = url_template.object_key(prefix, name)
     return {
         **file,
@@ -320,14 +439,28 @@ def prepare_file(
     }
 
 
-def _to_temporary(file: dict[str, Any], execution_name: str, provider: dict[str, Any], **copy_options: Any) -> int:
+def _checksum_metadata(file: dict[str, Any]) -> dict[str, str]:
+    if not file.get("checksum"):
+        return {}
+    return {CHECKSUM_METADATA: _metadata_value(f"{file.get('checksumType') or 'md5'}:{file['checksum']}", 200)}
+
+
+def _to_temporary(
+    file: dict[str, Any], execution_name: str, provider: dict[str, Any], owner: Owner, **copy_options: Any
+) -> int:
     bucket = file["staged_bucket"]
-    metadata = {EXECUTION_METADATA: execution_name, SOURCE_METADATA: file["source"][:1024]}
+    metadata = {
+        EXECUTION_METADATA: execution_name,
+        SOURCE_METADATA: file["source"][:1024],
+        **owner.metadata(),
+        **_checksum_metadata(file),
+    }
     if file["bucket"] is None:  # http(s): streamed, size and checksum verified before the temporary object exists
         return sources.fetch_to_s3(
             file, provider, bucket, file["temp_key"], metadata=metadata, part_size=copy_options.get("part_size")
         )
-    source = _source_head(file)
+    reader = provider_access.client("s3", provider, temporary_buckets=[bucket])
+    source = _source_head(file, reader)
     copy(
         {"Bucket": file["bucket"], "Key": file["key"]},
         bucket,
@@ -335,67 +468,200 @@ def _to_temporary(file: dict[str, Any], execution_name: str, provider: dict[str,
         source["ContentLength"],
         metadata=metadata,
         content_type=source.get("ContentType", "binary/octet-stream"),
+        s3=reader,
         **copy_options,
     )
     return _verify(file, bucket, file["temp_key"])
 
 
-def _commit(
-    file: dict[str, Any], size: int, *, duplicate_handling: str, execution_name: str, **copy_options: Any
-) -> dict[str, Any]:
-    """Move a verified temporary copy to its staged key according to the duplicate mode."""
-    bucket, key, temp = file["staged_bucket"], file["staged_key"], file["temp_key"]
-    staged = _staged(file, size=size)
-    existing = _existing(bucket, key, execution_name)
-    s3 = aws.client("s3")
-    if existing is not None:
-        if duplicate_handling == "error":
-            s3.delete_object(Bucket=bucket, Key=temp)
-            raise _duplicate_error(bucket, key)
-        if duplicate_handling == "skip":
-            s3.delete_object(Bucket=bucket, Key=temp)
-            return _staged(file, size=existing["ContentLength"], duplicate="skipped")
-        if duplicate_handling == "version":
-            versioned = f"{key}.v{_timestamp()}"
-            copy(
-                {"Bucket": bucket, "Key": key},
-                bucket,
-                versioned,
-                existing["ContentLength"],
-                metadata=existing.get("Metadata", {}),
-                content_type=existing.get("ContentType", "binary/octet-stream"),
-                **copy_options,
-            )
-            staged.update(duplicate="versioned", versionedKey=versioned)
-        else:
-            staged["duplicate"] = "replaced"
-    temp_head = head(bucket, temp) or {}
+def backup_key(temp_key: str) -> str:
+    """Where an object a commit replaces is kept until the granule's commit is done (temporary area)."""
+    return f"{temp_key}.previous"
+
+
+@dataclass
+class _Undo:
+    """How to put one target back as it was before the commit touched it."""
+
+    bucket: str
+    key: str
+    restore_from: str | None = None  # copy this key back (replace: the backup; version: the versioned copy)
+    delete_restore_source: bool = False  # version: the versioned copy goes once restored
+    existed: bool = True
+
+    def run(self) -> None:
+        s3 = aws.client("s3")
+        if not self.existed:
+            s3.delete_object(Bucket=self.bucket, Key=self.key)
+            return
+        if self.restore_from is None:  # our own earlier attempt: left as it was
+            return
+        found = head(self.bucket, self.restore_from)
+        if found is None:
+            raise TransientError(f"s3://{self.bucket}/{self.restore_from} is gone: cannot restore {self.key}")
+        copy(
+            {"Bucket": self.bucket, "Key": self.restore_from},
+            self.bucket,
+            self.key,
+            found["ContentLength"],
+            metadata=found.get("Metadata", {}),
+            content_type=found.get("ContentType", "binary/octet-stream"),
+        )
+        if self.delete_restore_source:
+            s3.delete_object(Bucket=self.bucket, Key=self.restore_from)
+
+
+def _copy_within(bucket: str, src_key: str, key: str, found: dict[str, Any], **copy_options: Any) -> None:
     copy(
-        {"Bucket": bucket, "Key": temp},
+        {"Bucket": bucket, "Key": src_key},
         bucket,
         key,
-        size,
-        metadata=temp_head.get("Metadata", {}),
-        content_type=temp_head.get("ContentType", "binary/octet-stream"),
+        found["ContentLength"],
+        metadata=found.get("Metadata", {}),
+        content_type=found.get("ContentType", "binary/octet-stream"),
         **copy_options,
     )
-    s3.delete_object(Bucket=bucket, Key=temp)
+
+
+def _move_one(
+    file: dict[str, Any],
+    size: int,
+    *,
+    duplicate_handling: str,
+    execution_name: str,
+    owner: Owner,
+    other_owner_handling: str,
+    undo: list[_Undo],
+    scratch: list[tuple[str, str]],
+    **copy_options: Any,
+) -> dict[str, Any]:
+    """Move one verified temporary copy into place, recording how to undo it first."""
+    bucket, key, temp = file["staged_bucket"], file["staged_key"], file["temp_key"]
+    staged = _staged(file, size=size)
+    current = head(bucket, key)
+    own = current is not None and current.get("Metadata", {}).get(EXECUTION_METADATA) == execution_name
+    if current is None:
+        undo.append(_Undo(bucket, key, existed=False))
+    elif own:
+        undo.append(_Undo(bucket, key))
+    else:  # appeared or changed since the checks: the same rules again
+        check_owner(current, owner, other_owner_handling, bucket, key)
+        if duplicate_handling == "error":
+            raise _duplicate_error(bucket, key)
+        if duplicate_handling == "skip":
+            return _kept(file, bucket, key)
+        if duplicate_handling == "version":
+            versioned = f"{key}.v{_timestamp()}"
+            _copy_within(bucket, key, versioned, current, **copy_options)
+            undo.append(_Undo(bucket, key, restore_from=versioned, delete_restore_source=True))
+            staged.update(duplicate="versioned", versionedKey=versioned)
+        else:
+            backup = backup_key(temp)
+            scratch.append((bucket, backup))
+            _copy_within(bucket, key, backup, current, **copy_options)
+            undo.append(_Undo(bucket, key, restore_from=backup))
+            staged["duplicate"] = "replaced"
+    temp_head = head(bucket, temp)
+    if temp_head is None:
+        raise TransientError(f"the verified temporary copy of {file['source']} (s3://{bucket}/{temp}) is gone")
+    _copy_within(bucket, temp, key, temp_head, **copy_options)
     return staged
+
+
+def _kept(file: dict[str, Any], bucket: str, key: str) -> dict[str, Any]:
+    """The granule file describing the object already at the target, which ``skip`` keeps.
+
+    Its size is the object's; its checksum the one recorded when it was
+    staged (:data:`CHECKSUM_METADATA`), else computed from its bytes with the
+    CNM's algorithm (md5 when the CNM gives none).
+    """
+    found = head(bucket, key)
+    if found is None:
+        raise TransientError(f"s3://{bucket}/{key} was there to be kept and is gone; the retried step stages it")
+    meta = found.get("Metadata") or {}
+    recorded = unquote(meta.get(CHECKSUM_METADATA, ""))
+    kind, _, value = recorded.partition(":")
+    if not value:
+        kind = file.get("checksumType") or "md5"
+        value, _ = checksum.s3_digest(bucket, key, checksum.algorithm(kind))
+    out = _staged(
+        {**file, "staged_bucket": bucket, "staged_key": key},
+        size=found["ContentLength"],
+        checksumType=kind,
+        checksum=value,
+        duplicate="skipped",
+    )
+    if SOURCE_METADATA in meta:
+        out["source"] = meta[SOURCE_METADATA]
+    return out
+
+
+def _delete_quietly(targets: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Delete each ``(bucket, key)``; returns those that could not be deleted."""
+    left = []
+    for bucket, key in targets:
+        try:
+            aws.client("s3").delete_object(Bucket=bucket, Key=key)
+        except ClientError:
+            left.append((bucket, key))
+    return left
 
 
 def _discard(files: list[dict[str, Any]]) -> None:
     """Best effort: delete temporary copies after a failure (the error being raised matters more)."""
-    for f in files:
-        try:
-            aws.client("s3").delete_object(Bucket=f["staged_bucket"], Key=f["temp_key"])
-        except ClientError:
-            pass
+    _delete_quietly([(f["staged_bucket"], f["temp_key"]) for f in files])
 
 
 def _staged(file: dict[str, Any], **fields: Any) -> dict[str, Any]:
     """The granule file pointing at its staged copy."""
     out = {k: v for k, v in file.items() if k not in ("staged_bucket", "staged_key", "temp_key")}
     return {**out, "bucket": file["staged_bucket"], "key": file["staged_key"], **fields}
+
+
+def commit(
+    files: list[dict[str, Any]], sizes: list[int], *, duplicate_handling: str, execution_name: str, **options: Any
+) -> list[dict[str, Any]]:
+    """Move a granule's verified temporary copies into place, all or nothing.
+
+    Before a target is overwritten its object is kept (``replace``: a backup
+    in the temporary area; ``version``: the versioned copy). If any move
+    fails, every target already moved is put back as it was (a new one
+    deleted, a replaced or versioned one restored, the version copy removed)
+    and the error is raised. The temporary copies and backups are deleted
+    either way, except a backup whose restore failed (it is then the only
+    copy of the earlier file; the error says where).
+    """
+    undo: list[_Undo] = []
+    scratch: list[tuple[str, str]] = []
+    try:
+        staged = [
+            _move_one(
+                f,
+                size,
+                duplicate_handling=duplicate_handling,
+                execution_name=execution_name,
+                undo=undo,
+                scratch=scratch,
+                **options,
+            )
+            for f, size in zip(files, sizes, strict=True)
+        ]
+    except BaseException as exc:
+        kept: list[str] = []
+        for step in reversed(undo):
+            try:
+                step.run()
+            except (ClientError, TransientError):
+                kept += [f"s3://{step.bucket}/{step.restore_from}"] if step.restore_from else []
+        scratch = [(b, k) for b, k in scratch if f"s3://{b}/{k}" not in kept]
+        _delete_quietly(scratch + [(f["staged_bucket"], f["temp_key"]) for f in files])
+        if kept:
+            exc.add_note(f"restoring the granule failed; the earlier files are kept at {', '.join(kept)}")
+        raise
+    left = _delete_quietly(scratch + [(f["staged_bucket"], f["temp_key"]) for f in files])
+    if left:
+        raise TransientError(f"the granule is staged but {len(left)} temporary object(s) could not be deleted: {left}")
+    return staged
 
 
 def sync_files(
@@ -410,6 +676,8 @@ def sync_files(
     forbidden: set[str] | None = None,
     multipart_threshold: int | None = None,
     part_size: int | None = None,
+    owner: Owner | None = None,
+    other_owner_handling: str = DEFAULT_OTHER_OWNER_HANDLING,
 ) -> list[dict[str, Any]]:
     """Stage one granule's files under ``s3://bucket/prefix/`` (:func:`stage_prepared` after :func:`prepare_file`)."""
     prepared = [
@@ -425,6 +693,7 @@ def sync_files(
         )
         for f in files
     ]
+    check_targets(prepared, duplicate_handling)
     return stage_prepared(
         prepared,
         duplicate_handling=duplicate_handling,
@@ -432,6 +701,8 @@ def sync_files(
         provider=provider,
         multipart_threshold=multipart_threshold,
         part_size=part_size,
+        owner=owner,
+        other_owner_handling=other_owner_handling,
     )
 
 
@@ -443,41 +714,61 @@ def stage_prepared(
     provider: dict[str, Any],
     multipart_threshold: int | None = None,
     part_size: int | None = None,
+    owner: Owner | None = None,
+    other_owner_handling: str = DEFAULT_OTHER_OWNER_HANDLING,
+    gate: commit_order.Gate | None = None,
 ) -> list[dict[str, Any]]:
     """Stage one granule's checked files: copy and verify all into temporary keys, then commit all.
 
-    Returns the granule files pointing at their staged copies. Every file
-    passed :func:`prepare_file` before this is called; nothing staged is
-    touched before every file verified.
+    Returns the granule files pointing at what is staged after the run.
+    Every file passed :func:`prepare_file` and :func:`check_targets` before
+    this is called. The existing targets are checked first (owners, ``error``
+    and ``skip`` decided before any copy); ``gate`` (:mod:`cnm_ingest.commit_order`)
+    orders concurrent executions of the granule; nothing staged is touched
+    before every file verified, and the commit is all or nothing (:func:`commit`).
     """
+    owner = owner or Owner(str(provider.get("id") or ""))
     copy_options = {"multipart_threshold": multipart_threshold, "part_size": part_size}
+    gate = gate or commit_order.Gate()
 
     def where(f: dict[str, Any]) -> tuple[str, str]:
         return f["staged_bucket"], f["staged_key"]
 
-    existing: dict[tuple[str, str], dict[str, Any] | None] = {}
-    if duplicate_handling in ("error", "skip"):  # decided before copying anything
-        existing = {where(f): _existing(*where(f), execution_name) for f in prepared}
-        if duplicate_handling == "error":
-            for (bucket, key), found in existing.items():
-                if found is not None:
-                    raise _duplicate_error(bucket, key)
-    to_copy = [f for f in prepared if existing.get(where(f)) is None]
-    sizes: list[int] = []
-    try:
-        for f in to_copy:
-            sizes.append(_to_temporary(f, execution_name, provider, **copy_options))
-    except BaseException:
-        _discard(to_copy)
-        raise
-    staged = {
-        where(f): _commit(f, size, duplicate_handling=duplicate_handling, execution_name=execution_name, **copy_options)
-        for f, size in zip(to_copy, sizes, strict=True)
-    }
-    for f in prepared:
-        found = existing.get(where(f))
+    existing = {where(f): _existing(*where(f), execution_name) for f in prepared}
+    for (bucket, key), found in existing.items():
         if found is not None:
-            staged[where(f)] = _staged(f, size=found["ContentLength"], duplicate="skipped")
+            check_owner(found, owner, other_owner_handling, bucket, key)
+            if duplicate_handling == "error":
+                raise _duplicate_error(bucket, key)
+    skipped = {w for w, found in existing.items() if found is not None and duplicate_handling == "skip"}
+    to_copy = [f for f in prepared if where(f) not in skipped]
+    gate.start()
+    try:
+        sizes: list[int] = []
+        try:
+            for f in to_copy:
+                sizes.append(_to_temporary(f, execution_name, provider, owner, **copy_options))
+            gate.acquire()
+        except BaseException:
+            _discard(to_copy)
+            raise
+        moved = commit(
+            to_copy,
+            sizes,
+            duplicate_handling=duplicate_handling,
+            execution_name=execution_name,
+            owner=owner,
+            other_owner_handling=other_owner_handling,
+            **copy_options,
+        )
+        gate.done()
+    except BaseException:
+        gate.abandon()
+        raise
+    staged = {where(f): s for f, s in zip(to_copy, moved, strict=True)}
+    for f in prepared:
+        if where(f) in skipped:
+            staged[where(f)] = _kept(f, *where(f))
     return [staged[where(f)] for f in prepared]
 
 
@@ -508,11 +799,22 @@ def sync_file(
     return staged
 
 
+def other_owner_handling(config: dict[str, Any]) -> str:
+    """The collection's ``other_owner_handling`` (default :data:`DEFAULT_OTHER_OWNER_HANDLING`), checked."""
+    value = config.get("other_owner_handling")
+    value = DEFAULT_OTHER_OWNER_HANDLING if value is None else value
+    if value not in OTHER_OWNER_HANDLING:
+        raise ConfigurationError(f"other_owner_handling must be one of {OTHER_OWNER_HANDLING}, not {value!r}")
+    return str(value)
+
+
 def sync_message(message: Message, execution: Execution, **copy_options: Any) -> Message:
     """The SyncGranule step: stage every file of every granule in ``payload.granules``.
 
-    Every file of every granule is checked (names, provider confinement)
-    before the first S3 call.
+    Every file of every granule is checked (names, provider confinement,
+    targets: :func:`check_targets`) before the first S3 call. Each granule's
+    commit is ordered against other executions of the same granule by
+    :mod:`cnm_ingest.commit_order` (the ``STATUS_TABLE``).
     """
     meta = message.get("meta") or {}
     config = collection_config(meta)
@@ -522,6 +824,7 @@ def sync_message(message: Message, execution: Execution, **copy_options: Any) ->
     bucket = staging_bucket(meta, config)
     template = config.get("url_path") or DEFAULT_URL_PATH
     handling = config.get("duplicate_handling") or config.get("duplicateHandling") or "error"  # ours, else Cumulus's
+    owners = other_owner_handling(config)
     provider = provider_config(meta)
     buckets = config.get("buckets") or meta.get("buckets") or {}
     options = {
@@ -556,13 +859,27 @@ def sync_message(message: Message, execution: Execution, **copy_options: Any) ->
         ]
         for placed in placements
     ]  # every check before any read
+    check_targets([f for files in prepared for f in files], handling)
+    order = commit_order.order_key(workflow_message.cnm_if_readable(message), options["execution_name"])
+    named: dict[str, Any] = meta["collection"] if isinstance(meta.get("collection"), dict) else {}
+    name, version = named.get("name") or config.get("name") or "", named.get("version") or config.get("version") or ""
+    collection_key = f"{name}___{version}"
     synced = []
     for granule, files in zip(granules, prepared, strict=True):
+        gate = commit_order.Gate.for_granule(
+            collection=collection_key,
+            granule_id=str(granule.get("granuleId") or ""),
+            order=order,
+            execution_name=options["execution_name"],
+        )
         files = stage_prepared(
             files,
             duplicate_handling=handling,
             execution_name=options["execution_name"],
             provider=provider,
+            owner=Owner(str(provider.get("id") or ""), str(granule.get("granuleId") or "")),
+            other_owner_handling=owners,
+            gate=gate,
             **copy_options,
         )
         synced.append({**granule, "files": files, "sync_completed": datetime.now(UTC).isoformat()})

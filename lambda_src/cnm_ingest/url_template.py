@@ -234,15 +234,21 @@ def render(template: str, context: dict[str, Any], legacy: dict[str, str] | None
 
 
 def clean_path(path: str, template: str = "") -> str:
-    """``path`` without leading/trailing/doubled ``/``; a ``.``/``..`` segment or a control character is refused."""
+    """``path`` without trailing/doubled ``/``; a leading ``/`` (an absolute path), an empty result,
+    a ``.``/``..`` segment or a control character is refused."""
     segments = [s for s in path.split("/") if s]
     bad = [s for s in segments if s in (".", "..") or _CONTROL.search(s)]
-    if bad or "{" in path or "}" in path:
+    if bad or not segments or path.startswith("/") or "{" in path or "}" in path:
         raise CnmValidationError(
             f"url_path {template[:200]!r} renders to {path[:200]!r}, which is not a clean path under the url_path",
             "$.url_path",
         )
     return "/".join(segments)
+
+
+def has_control(text: str) -> bool:
+    """True when ``text`` has a control character (C0 or DEL)."""
+    return _CONTROL.search(text) is not None
 
 
 def object_key(prefix: str, name: str) -> str:

@@ -85,10 +85,11 @@ resource "aws_dynamodb_table_item" "collection" {
     version = { S = each.value.version }
     config = { S = jsonencode(merge(
       {
-        url_path           = each.value.url_path
-        duplicate_handling = each.value.duplicate_handling
-        checksum_required  = each.value.checksum_required
-        meta               = each.value.meta
+        url_path             = each.value.url_path
+        duplicate_handling   = each.value.duplicate_handling
+        other_owner_handling = each.value.other_owner_handling
+        checksum_required    = each.value.checksum_required
+        meta                 = each.value.meta
       },
       each.value.granule_id_extraction == null ? {} : { granule_id_extraction = each.value.granule_id_extraction },
       each.value.buckets == null ? {} : { buckets = each.value.buckets },

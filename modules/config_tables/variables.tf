@@ -25,6 +25,7 @@ variable "collections" {
     version               = string
     url_path              = optional(string, "file-staging/{stack}/{collection}")
     duplicate_handling    = optional(string, "error")
+    other_owner_handling  = optional(string, "same_provider")
     granule_id_extraction = optional(string)
     checksum_required     = optional(bool, false)
     buckets               = optional(map(object({ name = string, type = string })))

@@ -5,10 +5,17 @@
 
 data "aws_partition" "current" {}
 
+data "aws_caller_identity" "current" {}
+
 locals {
   partition = data.aws_partition.current.partition
 
   staging_bucket_arn = "arn:${local.partition}:s3:::${var.staging_bucket_name}"
+
+  # The role SyncGranule reads providers' files and secrets with (cnm_ingest.provider_access); its ARN is
+  # written out so SyncGranule's policy and the role's trust policy do not depend on each other.
+  provider_read_role_name = "${var.prefix}-provider-read"
+  provider_read_role_arn  = "arn:${local.partition}:iam::${data.aws_caller_identity.current.account_id}:role${var.role_path}${local.provider_read_role_name}"
 
   # Task key (lambda_src/handlers/<key>.py, a key of var.functions) -> state name.
   states = {
@@ -30,7 +37,7 @@ locals {
   environment = {
     start_status      = { STATUS_TABLE = aws_dynamodb_table.status.name }
     translate_message = {}
-    sync_granule      = {}
+    sync_granule      = { STATUS_TABLE = aws_dynamodb_table.status.name, PROVIDER_READ_ROLE_ARN = local.provider_read_role_arn }
     cnm_response = merge(
       { RESPONSE_STREAM_ARN = var.response_stream_arn, STATUS_TABLE = aws_dynamodb_table.status.name, DLQ_URL = var.dlq_url },
       var.response_topic_arn == null ? {} : { RESPONSE_TOPIC_ARN = var.response_topic_arn },
@@ -50,7 +57,7 @@ locals {
   additional_kms_key_arns = {
     start_status      = local.payload_kms_key_arns
     translate_message = local.payload_kms_key_arns
-    sync_granule      = compact(concat([var.staging_bucket_kms_key_arn], var.provider_kms_key_arns, local.payload_kms_key_arns))
+    sync_granule      = compact(concat([var.staging_bucket_kms_key_arn], local.payload_kms_key_arns))
     cnm_response = compact(concat([var.response_stream_kms_key_arn, var.response_topic_kms_key_arn, var.dlq_kms_key_arn],
     var.response_destinations_kms_key_arns, local.payload_kms_key_arns))
     stop_status = local.payload_kms_key_arns
@@ -165,14 +172,12 @@ data "aws_iam_policy_document" "payload_write" {
 data "aws_iam_policy_document" "sync_granule" {
   source_policy_documents = [data.aws_iam_policy_document.payload_write.json]
 
-  dynamic "statement" {
-    for_each = length(var.provider_bucket_arns) > 0 ? [1] : []
-
-    content {
-      sid       = "ReadProviderObjects"
-      actions   = ["s3:GetObject"]
-      resources = [for arn in var.provider_bucket_arns : "${arn}/*"]
-    }
+  statement {
+    # Providers' files and secrets are read only under the provider-read role, narrowed to one
+    # provider by a session policy on each AssumeRole (cnm_ingest.provider_access).
+    sid       = "AssumeProviderReadRole"
+    actions   = ["sts:AssumeRole"]
+    resources = [local.provider_read_role_arn]
   }
 
   statement {
@@ -198,6 +203,78 @@ data "aws_iam_policy_document" "sync_granule" {
     }
   }
 
+  statement {
+    # The commit order of concurrent executions of a granule (cnm_ingest.commit_order): one item per granule.
+    sid       = "StagingOrder"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.status.arn]
+
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["STAGING#*"]
+    }
+  }
+}
+
+################################################################################
+# Provider-read role: what SyncGranule reads providers' files and secrets with
+################################################################################
+
+data "aws_iam_policy_document" "provider_read_assume" {
+  statement {
+    sid     = "SyncGranuleAssumes"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "AWS"
+      identifiers = [module.function["sync_granule"].role_arn]
+    }
+  }
+}
+
+resource "aws_iam_role" "provider_read" {
+  name                 = local.provider_read_role_name
+  path                 = var.role_path
+  permissions_boundary = var.permissions_boundary_arn
+  description          = "Reads the ${var.prefix} providers' files and secrets for SyncGranule; each session is narrowed to one provider by a session policy"
+  assume_role_policy   = data.aws_iam_policy_document.provider_read_assume.json
+  max_session_duration = 3600
+
+  tags = var.tags
+}
+
+# The union of what any provider may be read with; each session gets only one provider's part.
+data "aws_iam_policy_document" "provider_read" {
+  dynamic "statement" {
+    for_each = length(var.provider_bucket_arns) > 0 ? [1] : []
+
+    content {
+      sid       = "ReadProviderObjects"
+      actions   = ["s3:GetObject"]
+      resources = [for arn in var.provider_bucket_arns : "${arn}/*"]
+    }
+  }
+
+  dynamic "statement" {
+    # With ListBucket a missing file reads as 404 (FileNotFound), not 403; sessions narrow it with s3:prefix.
+    for_each = length(var.provider_bucket_arns) > 0 ? [1] : []
+
+    content {
+      sid       = "ListProviderBuckets"
+      actions   = ["s3:ListBucket"]
+      resources = var.provider_bucket_arns
+    }
+  }
+
+  statement {
+    # A server-side copy reads the source and writes the destination with one set of credentials:
+    # the provider's file is copied into the staging buckets' temporary area only.
+    sid       = "WriteStagingTemporaryArea"
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+    resources = [for arn in concat([local.staging_bucket_arn], local.placement_bucket_arns) : "${arn}/${var.staging_temp_key_prefix}*"]
+  }
+
   dynamic "statement" {
     for_each = length(var.provider_secret_arns) > 0 ? [1] : []
 
@@ -207,6 +284,32 @@ data "aws_iam_policy_document" "sync_granule" {
       resources = var.provider_secret_arns
     }
   }
+
+  dynamic "statement" {
+    for_each = length(var.provider_kms_key_arns) > 0 ? [1] : []
+
+    content {
+      sid       = "DecryptProviderObjects"
+      actions   = ["kms:Decrypt"]
+      resources = var.provider_kms_key_arns
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.staging_bucket_kms_key_arn == null ? [] : [1]
+
+    content {
+      sid       = "EncryptTemporaryCopies"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [var.staging_bucket_kms_key_arn]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "provider_read" {
+  name   = "${local.provider_read_role_name}-permissions"
+  role   = aws_iam_role.provider_read.id
+  policy = data.aws_iam_policy_document.provider_read.json
 }
 
 data "aws_iam_policy_document" "cnm_response" {

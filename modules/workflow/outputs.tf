@@ -52,3 +52,8 @@ output "function_log_group_names" {
   description = "Log groups of the task functions, by key."
   value       = { for k, f in module.function : k => f.log_group_name }
 }
+
+output "provider_read_role_arn" {
+  description = "ARN of the role SyncGranule reads providers' files and secrets with (each session narrowed to one provider by a session policy)."
+  value       = aws_iam_role.provider_read.arn
+}

@@ -79,7 +79,7 @@ variable "placement_bucket_names" {
 }
 
 variable "provider_secret_arns" {
-  description = "Secrets Manager secrets holding http(s) providers' credentials; SyncGranule may read them."
+  description = "Secrets Manager secrets holding providers' credentials: the provider-read role may read them (each session only its provider's, by session policy); SyncGranule's own role may not."
   type        = list(string)
   default     = []
 }
@@ -101,14 +101,24 @@ variable "staging_bucket_kms_key_arn" {
   default     = null
 }
 
+variable "staging_temp_key_prefix" {
+  description = "Key prefix of the staging buckets' temporary area (cnm_ingest.provider_access.TEMP_AREA, from the build manifest): the only keys the provider-read role may write."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._-]+/$", var.staging_temp_key_prefix))
+    error_message = "staging_temp_key_prefix must be one folder name followed by '/'."
+  }
+}
+
 variable "provider_bucket_arns" {
-  description = "ARNs of the provider buckets SyncGranule copies from (s3:GetObject on their objects)."
+  description = "ARNs of the provider buckets SyncGranule copies from: the provider-read role gets s3:GetObject on their objects and s3:ListBucket on them (each session only its provider's bucket and prefixes, by session policy); SyncGranule's own role gets neither."
   type        = list(string)
   default     = []
 }
 
 variable "provider_kms_key_arns" {
-  description = "Customer managed KMS keys encrypting provider objects, if any (SyncGranule gets kms:Decrypt on them)."
+  description = "Customer managed KMS keys encrypting provider objects, if any (the provider-read role gets kms:Decrypt on them)."
   type        = list(string)
   default     = []
 }

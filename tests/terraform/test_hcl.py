@@ -490,6 +490,8 @@ def test_workflow_module_wired_with_the_agreed_interface():
         "distribution_endpoint",
         "placement_bucket_names",
         "provider_secret_arns",
+        # issue 18: the temporary area the provider-read role may write (from the build manifest)
+        "staging_temp_key_prefix",
     }
     assert set(call) == expected
     assert call["source"] == "./modules/workflow"

@@ -27,6 +27,22 @@ CONTEXT = {
 }
 
 
+@pytest.fixture
+def status_table(aws, monkeypatch) -> None:
+    """SyncGranule's STATUS_TABLE (its commit order, cnm_ingest.commit_order), made in moto."""
+    import boto3
+
+    from tests.conftest import REGION
+
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName="status",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("pk", "sk")],
+    )
+    monkeypatch.setenv("STATUS_TABLE", "status")
+
+
 def r(template: str, **legacy: str) -> str:
     return render(template, CONTEXT, legacy)
 
@@ -207,7 +223,7 @@ def test_bad_files_config_is_a_configuration_error(files):
         place("a.nc", {"files": files})
 
 
-def test_sync_places_each_file_in_its_bucket(aws):
+def test_sync_places_each_file_in_its_bucket(status_table):
     import boto3
 
     from cnm_ingest import staging
@@ -263,7 +279,7 @@ def test_sync_places_each_file_in_its_bucket(aws):
         s3.head_object(Bucket=bucket, Key=key)
 
 
-def test_cumulus_duplicateHandling_key_is_read(aws):
+def test_cumulus_duplicateHandling_key_is_read(status_table):
     import boto3
 
     from cnm_ingest import staging

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 
@@ -42,11 +43,18 @@ def s3(wf, monkeypatch):
 
 
 @pytest.fixture
-def s3_calls(s3) -> Counter:
-    """Every S3 operation SyncGranule's client makes (not collapsed: a Counter of operation names)."""
+def s3_calls(s3) -> Iterator[Counter]:
+    """Every S3 operation SyncGranule's clients make, its own and the provider-read role's (a Counter of names)."""
     calls: Counter = Counter()
-    aws.client("s3").meta.events.register("before-call.s3", lambda model, **_: calls.update([model.name]))
-    return calls
+
+    def count(model, **_):
+        calls.update([model.name])
+
+    aws.reset()  # every client is built again, with the hook
+    aws.session().events.register("before-call.s3", count)
+    yield calls
+    aws.session().events.unregister("before-call.s3", count)
+    aws.reset()
 
 
 def put(s3, bucket: str, key: str, data: bytes) -> str:
@@ -338,19 +346,22 @@ def test_a_dependency_failing_half_way_leaves_the_earlier_granule(earlier, monke
     from botocore.exceptions import ClientError
 
     msg, execution = later(earlier, good_b=True, handling="replace")
-    client = aws.client("s3")
-    real, seen = client.copy_object, []
+    seen: list[str] = []
 
-    def copy_object(**kw):
-        seen.append(kw["Key"])
+    def copy_object(params, **_):  # on every client, the provider-read role's included
+        seen.append(params["Key"])
         if len(seen) == 2:
             raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "CopyObject")
-        return real(**kw)
 
-    monkeypatch.setattr(client, "copy_object", copy_object)
-    with pytest.raises(ClientError):
-        staging.sync_message(msg, execution)
-    assert all(k.startswith(staging.TEMP_PREFIX + "/") for k in seen)  # nothing was copied into place
+    aws.reset()
+    aws.session().events.register("before-parameter-build.s3.CopyObject", copy_object)
+    try:
+        with pytest.raises(ClientError):
+            staging.sync_message(msg, execution)
+    finally:
+        aws.session().events.unregister("before-parameter-build.s3.CopyObject", copy_object)
+        aws.reset()
+    assert len(seen) == 2 and all(k.startswith(staging.TEMP_PREFIX + "/") for k in seen)  # nothing moved
     assert_earlier_intact(earlier)
 
 

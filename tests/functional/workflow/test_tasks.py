@@ -177,10 +177,17 @@ def test_sync_copies_and_verifies(s3):
 def test_sync_multipart_copy_with_small_threshold(s3, monkeypatch):
     data = os.urandom(11 * 1024 * 1024 + 123)
     calls = []
-    client = staging.aws.client("s3")
-    real = client.upload_part_copy
-    monkeypatch.setattr(client, "upload_part_copy", lambda **kw: calls.append(kw["CopySourceRange"]) or real(**kw))
-    staged = sync(gfile(s3, "big.nc", data), multipart_threshold=5 * 1024 * 1024, part_size=5 * 1024 * 1024)
+
+    def record(params, **_):  # on every client: the temporary copy runs under the provider-read role
+        calls.append(params["CopySourceRange"])
+
+    staging.aws.reset()
+    staging.aws.session().events.register("before-parameter-build.s3.UploadPartCopy", record)
+    try:
+        staged = sync(gfile(s3, "big.nc", data), multipart_threshold=5 * 1024 * 1024, part_size=5 * 1024 * 1024)
+    finally:
+        staging.aws.session().events.unregister("before-parameter-build.s3.UploadPartCopy", record)
+        staging.aws.reset()
     # three parts into the temporary key, three more moving the verified copy into place
     assert len(calls) == 6
     assert calls[2] == calls[-1] == f"bytes={10 * 1024 * 1024}-{len(data) - 1}"
