@@ -274,6 +274,7 @@ module "function" {
 ################################################################################
 
 resource "aws_cloudwatch_log_group" "state_machine" {
+  #checkov:skip=CKV_AWS_338:retention is the log_retention_days variable (default 30, validated to CloudWatch's allowed values); a year is a DAAC policy choice
   name              = "/aws/vendedlogs/states/${var.prefix}-cnm-workflow"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn
@@ -348,6 +349,8 @@ resource "aws_iam_role_policy" "state_machine" {
 }
 
 resource "aws_sfn_state_machine" "this" {
+  #checkov:skip=CKV_AWS_284:X-Ray tracing is optional (tracing_enabled, default false to avoid X-Ray cost); examples/complete turns it on
+  #checkov:skip=CKV_AWS_285:include_execution_data defaults to false because workflow messages carry full CNMs and file lists; the level is the state_machine_log_level variable
   name     = "${var.prefix}-cnm-workflow"
   type     = "STANDARD"
   role_arn = aws_iam_role.state_machine.arn
