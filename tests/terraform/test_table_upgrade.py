@@ -10,6 +10,7 @@ destroy, no replacement, no index rebuilt), nothing may be destroyed, and the pl
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -89,4 +90,6 @@ def test_the_upgrade_leaves_every_table_as_it_is(upgrade):
 
 def test_the_upgrade_plan_prints_no_warning(upgrade):
     _, _, output = upgrade
+    # only what the old targeted state lacks is added: no existing resource changes or goes
+    assert re.search(r"^Plan: [1-9]\d* to add, 0 to change, 0 to destroy\.$", output, re.M), output[-4000:]
     assert "Warning" not in output and "deprecated" not in output.lower(), output[-4000:]
