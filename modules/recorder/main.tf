@@ -47,9 +47,17 @@ resource "aws_dynamodb_table" "executions" {
 
   global_secondary_index {
     name            = "by_status"
-    hash_key        = "status_key"
-    range_key       = "updated_at"
     projection_type = "ALL"
+
+    key_schema {
+      attribute_name = "status_key"
+      key_type       = "HASH"
+    }
+
+    key_schema {
+      attribute_name = "updated_at"
+      key_type       = "RANGE"
+    }
   }
 
   server_side_encryption {

@@ -34,3 +34,15 @@ def moto_server():
     server.start()
     yield f"http://127.0.0.1:{port}"
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def isolated_aws():
+    """A local AWS server on an empty moto of its own, for a test that applies an example under the
+    names the session's applied stacks (tests/stack.py, sharing this process's moto) use; those are
+    put back afterwards."""
+    from localaws import snapshot
+    from localaws.server import LocalAWS
+
+    with snapshot.isolated(), LocalAWS() as aws:
+        yield aws.endpoint

@@ -170,11 +170,13 @@ def test_minimal_example_passes_only_required_inputs():
 
 @pytest.mark.parametrize("config", [ROOT, *MODULES, *EXAMPLES], ids=rel)
 def test_versions_allow_the_local_provider(config):
+    from .test_min_versions import PROVIDER_VERSION, TERRAFORM_MIN  # the tested lower bounds
+
     terraform = load(config)["terraform"][0]
-    assert terraform["required_version"] == ">= 1.5"
+    assert terraform["required_version"] == f">= {TERRAFORM_MIN}"
     aws = terraform["required_providers"][0]["aws"]
     assert aws["source"] == "hashicorp/aws"
-    assert aws["version"] == ">= 6.0"  # allows the locally built 6.47.0
+    assert aws["version"] == f">= {PROVIDER_VERSION}"  # the locally built provider
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=rel)

@@ -9,15 +9,22 @@ at its new address.
 
 from __future__ import annotations
 
-import io
 import re
 import shutil
-import subprocess
-import tarfile
 
 import pytest
 
-from .tfhelpers import FUNCTION_KEYS, ROOT, WORKFLOW_TASKS, check, provider_override, show_json, tf
+from .tfhelpers import (
+    FUNCTION_KEYS,
+    ROOT,
+    WORKFLOW_TASKS,
+    check,
+    current_tree,
+    git_tree,
+    provider_override,
+    show_json,
+    tf,
+)
 
 pytestmark = [pytest.mark.terraform, pytest.mark.provider]
 
@@ -76,29 +83,14 @@ def changed_attributes(change: dict) -> set[str]:
     return {k for k in set(before) | set(after) if before.get(k) != after.get(k) and k in after} | unknown
 
 
-@pytest.fixture(scope="module")
-def local_aws():
-    """A server on an empty moto of its own: the session's applied stacks (tests/stack.py) share this
-    process's moto and use the old example's names; they are put back afterwards."""
-    from localaws import snapshot
-    from localaws.server import LocalAWS
-
-    with snapshot.isolated(), LocalAWS() as aws:
-        yield aws.endpoint
-
-
 def old_tree(dest):
     """The repository at OLD_REF (fails, never skips, when the history is not there)."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", OLD_REF], capture_output=True, check=True
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(dest, filter="data")
-    return dest
+    return git_tree(OLD_REF, dest)
 
 
 @pytest.fixture(scope="module")
-def upgrade_plan(mirror, packages, local_aws, tmp_path_factory):
+def upgrade_plan(mirror, packages, isolated_aws, tmp_path_factory):
+    local_aws = isolated_aws
     base = tmp_path_factory.mktemp("moved")
     old = old_tree(base / "old")
     shutil.copytree(ROOT / "build", old / "build")  # same packages: the old code reads build/manifest.json too
@@ -115,14 +107,7 @@ def upgrade_plan(mirror, packages, local_aws, tmp_path_factory):
 
     # Today's tree laid out like the old one, so paths such as the layer's "../../build/..." (a
     # layer's filename forces a new version) are the same strings as in the old deployment.
-    shutil.copytree(
-        ROOT,
-        base / "new",
-        ignore=shutil.ignore_patterns(
-            ".git", ".venv", ".tools", ".terraform*", "*.tfstate*", "tests", "lambda_src", "__pycache__", "docs"
-        ),
-    )
-    new = base / "new" / "examples" / "minimal"
+    new = current_tree(base / "new") / "examples" / "minimal"
     (new / "aws_provider_override.tf").write_text(provider_override(local_aws))
     shutil.copy(state, new / "terraform.tfstate")
     check(tf(new, "init", "-input=false", "-no-color"))

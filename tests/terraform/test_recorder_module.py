@@ -46,7 +46,11 @@ def test_table_layout_is_the_one_the_code_uses():
     assert (table["hash_key"], table["range_key"]) == tuple(records.execution_key("arn:aws:states:x"))
     (gsi,) = table["global_secondary_index"]
     assert gsi["name"] == records.STATUS_INDEX
-    assert (gsi["hash_key"], gsi["range_key"]) == ("status_key", "updated_at")
+    assert [(k["attribute_name"], k["key_type"]) for k in gsi["key_schema"]] == [
+        ("status_key", "HASH"),
+        ("updated_at", "RANGE"),
+    ]
+    assert "hash_key" not in gsi and "range_key" not in gsi  # deprecated in provider 6.x
     assert table["server_side_encryption"][0]["enabled"] is True
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +49,25 @@ def copy_config(src: Path, dest: Path) -> Path:
         )
         text = text.replace('"../../', f'"{ROOT}/')
         tf_file.write_text(text)
+    return dest
+
+
+def git_tree(ref: str, dest: Path) -> Path:
+    """The repository at ``ref`` (a commit of its history), written to ``dest``; fails, never skips,
+    when the history is not there."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", ref], capture_output=True, check=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
+
+
+def current_tree(dest: Path) -> Path:
+    """Today's module tree laid out like one from ``git_tree`` (no tests, sources or docs), so paths such
+    as a layer's "../../build/..." are the same strings as in an old deployment."""
+    ignore = shutil.ignore_patterns(
+        ".git", ".venv", ".tools", ".terraform*", "*.tfstate*", "tests", "lambda_src", "__pycache__", "docs"
+    )
+    shutil.copytree(ROOT, dest, ignore=ignore)
     return dest
 
 
