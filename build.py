@@ -354,7 +354,7 @@ def release(dist: Path, allow_dirty: bool = False, bytecode: bool = True) -> Pat
     if state["dirty"] and not allow_dirty:
         raise BuildError(
             "the tree has uncommitted changes (git status): commit them, or pass --allow-dirty "
-            "to build a release whose manifest says \"dirty\": true"
+            'to build a release whose manifest says "dirty": true'
         )
     entries = release_files()
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,7 +18,7 @@ locals {
     runtime   = null
     constants = { payload_key_prefix = "", response_key_prefix = "", workflow_payload_key_prefix = "" }
     layers    = {}
-    functions = { for p in distinct([for d in values(local.lambda_function_defaults) : d.package]) : p => { filename = "missing", base64sha256 = "", handler = "" } }
+    functions = { for p in distinct([for d in values(local.lambda_function_defaults) : d.package]) : p => { filename = "missing.zip", base64sha256 = "missing", handler = "missing.handler" } }
   })
   manifest_version = try(local.manifest.version, null)
 

@@ -74,6 +74,9 @@ if ! step init "${TERRAFORM[@]}" init -input=false -no-color "${INIT_ARGS[@]}"; 
 fi
 step validate "${TERRAFORM[@]}" validate -no-color
 step tflint "${TFLINT[@]}" --format=compact
-step checkov "${CHECKOV[@]}" --directory . --framework terraform --download-external-modules true --compact --quiet
+# checkov reads the modules `init` installed (.terraform/modules/modules.json) rather than fetching
+# them again itself: it cannot fetch a release archive (an http source) on its own.
+CHECKOV_EXPERIMENTAL_TERRAFORM_MANAGED_MODULES=true \
+  step checkov "${CHECKOV[@]}" --directory . --framework terraform --download-external-modules true --compact --quiet
 step plan plan
 report
