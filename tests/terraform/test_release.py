@@ -60,14 +60,21 @@ def _release(out: Path, **env: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def releases(tmp_path_factory) -> tuple[Path, Path]:
-    a, b = tmp_path_factory.mktemp("dist-a"), tmp_path_factory.mktemp("dist-b")
-    first = _release(a)
-    assert first.returncode == 0, first.stderr
-    # another hash seed, temporary directory and time zone: none may reach the bytes
-    second = _release(b, PYTHONHASHSEED="4242", TMPDIR=str(tmp_path_factory.mktemp("tmp")), TZ="Asia/Kolkata")
-    assert second.returncode == 0, second.stderr
-    return a / ARCHIVE, b / ARCHIVE
+def release(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist-a")
+    proc = _release(out)
+    assert proc.returncode == 0, proc.stderr
+    return out / ARCHIVE
+
+
+@pytest.fixture(scope="module")
+def releases(release, tmp_path_factory) -> tuple[Path, Path]:
+    """The release built twice (the second with another hash seed, temporary directory and time zone:
+    none may reach the bytes)."""
+    out = tmp_path_factory.mktemp("dist-b")
+    proc = _release(out, PYTHONHASHSEED="4242", TMPDIR=str(tmp_path_factory.mktemp("tmp")), TZ="Asia/Kolkata")
+    assert proc.returncode == 0, proc.stderr
+    return release, out / ARCHIVE
 
 
 def test_two_release_builds_are_byte_identical(releases):
@@ -77,8 +84,8 @@ def test_two_release_builds_are_byte_identical(releases):
     assert a.read_bytes() == b.read_bytes()
 
 
-def test_release_holds_the_module_and_stamped_packages_only(releases):
-    with zipfile.ZipFile(releases[0]) as zf:
+def test_release_holds_the_module_and_stamped_packages_only(release):
+    with zipfile.ZipFile(release) as zf:
         infos = zf.infolist()
         manifest = json.loads(zf.read("build/manifest.json"))
         root_tf = {i.filename for i in infos if "/" not in i.filename and i.filename.endswith(".tf")}
@@ -102,7 +109,7 @@ def test_release_holds_the_module_and_stamped_packages_only(releases):
     # nothing in the module runs Python (or anything else) on the consumer's machine
     for name in names:
         if name.endswith(".tf"):
-            text = zipfile.ZipFile(releases[0]).read(name).decode()
+            text = zipfile.ZipFile(release).read(name).decode()
             assert not re.search(r'data\s+"external"|provisioner\s+"|local-exec', text), name
 
 
@@ -145,9 +152,9 @@ def test_version_is_one_semantic_version_read_by_every_consumer():
 
 
 @pytest.fixture(scope="module")
-def served_release(releases):
+def served_release(release):
     """The archive on a local HTTP server, as a DAAC downloads it from the release page."""
-    handler = functools.partial(_QuietHandler, directory=str(releases[0].parent))
+    handler = functools.partial(_QuietHandler, directory=str(release.parent))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -285,11 +292,11 @@ def test_consumer_plan_deploys_the_release_without_sts(consumer_run):
     assert not [a for a in reads if "aws_caller_identity" in a]
 
 
-def test_consumer_plans_the_release_from_a_local_path(releases, mirror, moto_server, tmp_path):
+def test_consumer_plans_the_release_from_a_local_path(release, mirror, moto_server, tmp_path):
     """The unpacked archive as a local module source (a DAAC vendoring the release)."""
     _account(moto_server)
     unpacked = tmp_path / f"cnm-ingest-{VERSION}"
-    zipfile.ZipFile(releases[0]).extractall(unpacked)
+    zipfile.ZipFile(release).extractall(unpacked)
     repo = _consumer_repo(tmp_path / "daac-repo", f"../cnm-ingest-{VERSION}", moto_server)
     check(tf(repo, "init", "-input=false", "-no-color"))
     out = check(tf(repo, "plan", "-input=false", "-no-color", "-lock=false", f"-var-file=env/{ENVIRONMENT}.tfvars"))
@@ -302,11 +309,11 @@ def test_consumer_plans_the_release_from_a_local_path(releases, mirror, moto_ser
 # --------------------------------------------------------------------------- #
 
 
-def test_plan_stops_with_one_sentence_on_missing_or_mismatched_packages(releases, mirror, moto_server, tmp_path):
+def test_plan_stops_with_one_sentence_on_missing_or_mismatched_packages(release, mirror, moto_server, tmp_path):
     """Two instances in one plan: the module as git gives it (no build/), and the module with packages of
     another version (package_dir). Each fails the plan with its own message, and no raw file() error."""
     module = tmp_path / "module"
-    zipfile.ZipFile(releases[0]).extractall(module)
+    zipfile.ZipFile(release).extractall(module)
     old = tmp_path / "old-packages"
     shutil.move(module / "build", old)  # now the module is what a git checkout holds
     manifest = json.loads((old / "manifest.json").read_text())
