@@ -3,6 +3,7 @@
 
     python build.py                 # -> build/functions/*.zip, build/layers/deps.zip, build/manifest.json
     python build.py --out DIR       # somewhere else
+    python build.py release         # -> dist/cnm-ingest-<VERSION>.zip, the module a DAAC sources
 
 Every handler in ``lambda_src/handlers/`` becomes ``functions/<name>.zip`` with
 ``<name>.py`` at the zip root and the shared package ``cnm_ingest/`` beside it
@@ -25,7 +26,19 @@ Output is byte-identical across runs: entries sorted, fixed timestamps and
 permissions, fixed compression level, bytecode compiled with a fixed hash seed
 by one process. ``manifest.json`` records each zip's path, size, sha256 and
 base64sha256 (Terraform's ``source_code_hash``) and the Python that wrote the
-bytecode.
+bytecode. It is stamped with the module's version (the file ``VERSION``, the one
+place it lives; the Terraform module reads it too and refuses packages of another
+version) and the git commit it was built from, ``dirty`` when the tree had
+changes.
+
+``release`` builds the packages afresh and zips them with the root module
+(``*.tf``, ``VERSION``, ``README.md``), ``modules/``, ``LICENSE`` and ``CHANGELOG.md``: the files
+git tracks there, nothing else (no tests, bench, local AWS, tools or docs). The
+packages go under ``build/``, the module's default ``package_dir``, so the
+unpacked archive plans as it is, with no Python. The archive is byte-identical
+across builds (same as the packages: sorted entries, fixed timestamps and
+permissions). A tree with uncommitted changes is refused unless
+``--allow-dirty``, which stamps the manifest ``"dirty": true``.
 """
 
 from __future__ import annotations
@@ -65,8 +78,38 @@ CONSTANTS = {
 }
 
 
+# The release archive: what a module user needs, from the files git tracks (RELEASE_PATHS), plus the packages.
+RELEASE_PATHS = ("*.tf", "VERSION", "modules", "README.md", "LICENSE", "CHANGELOG.md")
+RELEASE_PACKAGE_DIR = "build"  # the module's default package_dir (packages.tf)
+RELEASE_NAME = "cnm-ingest"
+
+
 class BuildError(RuntimeError):
     pass
+
+
+def version() -> str:
+    """The module's version: the file VERSION (no leading v), checked to be a semantic version."""
+    text = (ROOT / "VERSION").read_text().strip()
+    core = text.split("+")[0].split("-")[0].split(".")
+    if len(core) != 3 or not all(part.isdigit() for part in core):
+        raise BuildError(f"VERSION holds {text!r}, not a semantic version (MAJOR.MINOR.PATCH)")
+    return text
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+
+
+def git_state(root: Path = ROOT) -> dict:
+    """{"commit": HEAD's hash or None outside git, "dirty": whether tracked or untracked files changed}."""
+    head = _git(root, "rev-parse", "HEAD")
+    if head.returncode:
+        return {"commit": None, "dirty": False}
+    status = _git(root, "status", "--porcelain", "--untracked-files=normal")
+    if status.returncode:
+        raise BuildError(f"git status failed in {root}: {status.stderr.strip()}")
+    return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
 
 
 def _files(base: Path, bytecode: bool = False) -> list[tuple[Path, str]]:
@@ -278,6 +321,8 @@ def build(out: Path, with_layer: bool = True, bytecode: bool = True) -> dict:
     python = bytecode_python() if bytecode else None
     out.mkdir(parents=True, exist_ok=True)
     manifest: dict = {
+        "version": version(),
+        **git_state(),
         "runtime": RUNTIME,
         "constants": constants(),
         "bytecode": {"python": python_version(python), "invalidation_mode": "checked-hash"} if python else None,
@@ -290,9 +335,55 @@ def build(out: Path, with_layer: bool = True, bytecode: bool = True) -> dict:
     return manifest
 
 
+def release_files(root: Path = ROOT) -> list[tuple[Path, str]]:
+    """The module's files that go into the release: those git tracks under RELEASE_PATHS, sorted."""
+    listed = _git(root, "ls-files", "-z", "--", *RELEASE_PATHS)
+    if listed.returncode:
+        raise BuildError(f"a release is built from a git checkout: git ls-files failed in {root}: {listed.stderr}")
+    names = sorted(n for n in listed.stdout.split("\0") if n and "/" not in n or n.startswith("modules/"))
+    if "VERSION" not in names:
+        raise BuildError("VERSION is not tracked by git: the module reads it (git add VERSION)")
+    # a tracked file deleted in the working tree is not released (the tree is dirty then anyway)
+    return [(root / n, n) for n in names if (root / n).is_file()]
+
+
+def release(dist: Path, allow_dirty: bool = False, bytecode: bool = True) -> Path:
+    """Build ``dist/cnm-ingest-<version>.zip``: the module and freshly built packages (see the module doc)."""
+    state = git_state()
+    if state["commit"] is None:
+        raise BuildError("a release is built from a git checkout (its manifest names the commit)")
+    if state["dirty"] and not allow_dirty:
+        raise BuildError(
+            "the tree has uncommitted changes (git status): commit them, or pass --allow-dirty "
+            'to build a release whose manifest says "dirty": true'
+        )
+    entries = release_files()
+    with tempfile.TemporaryDirectory() as tmp:
+        packages = Path(tmp) / RELEASE_PACKAGE_DIR
+        build(packages, bytecode=bytecode)
+        entries += [(p, f"{RELEASE_PACKAGE_DIR}/{name}") for p, name in _files(packages)]
+        dest = dist / f"{RELEASE_NAME}-{version()}.zip"
+        write_zip(dest, entries)
+    return dest
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "build", help="output directory (default: build/)")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=["packages", "release"],
+        default="packages",
+        help="packages (default): the Lambda packages only; release: dist/cnm-ingest-<version>.zip",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output directory (default: build/, for a release dist/)"
+    )
+    parser.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="release: build from a tree with uncommitted changes (the manifest says dirty)",
+    )
     parser.add_argument("--no-layer", action="store_true", help="skip the dependency layer (no pip needed)")
     parser.add_argument(
         "--no-bytecode",
@@ -300,15 +391,27 @@ def main(argv: list[str] | None = None) -> int:
         help=f"ship sources only (when no {RUNTIME} interpreter is at hand; slower cold starts)",
     )
     args = parser.parse_args(argv)
+    if args.command == "release":
+        if args.no_layer:
+            parser.error("a release always carries the dependency layer (--no-layer is for packages)")
+        try:
+            dest = release((args.out or ROOT / "dist").resolve(), args.allow_dirty, bytecode=not args.no_bytecode)
+        except BuildError as exc:
+            print(f"build.py: {exc}", file=sys.stderr)
+            return 2
+        digest = hashlib.sha256(dest.read_bytes()).hexdigest()
+        print(f"release  {dest}  {dest.stat().st_size} bytes  sha256 {digest}")
+        return 0
+    out = args.out or ROOT / "build"
     try:
-        manifest = build(args.out.resolve(), with_layer=not args.no_layer, bytecode=not args.no_bytecode)
+        manifest = build(out.resolve(), with_layer=not args.no_layer, bytecode=not args.no_bytecode)
     except BuildError as exc:
         print(f"build.py: {exc}", file=sys.stderr)
         return 2
     for kind in ("functions", "layers"):
         for name, item in manifest[kind].items():
             print(f"{kind[:-1]:8} {name:20} {item['size']:>9} bytes  sha256 {item['sha256'][:16]}  {item['filename']}")
-    print(f"manifest {args.out / 'manifest.json'}")
+    print(f"manifest {out / 'manifest.json'}")
     return 0
 
 

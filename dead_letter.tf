@@ -9,6 +9,7 @@ module "dead_letter" {
   source = "./modules/dead_letter"
 
   prefix                        = var.prefix
+  account_id                    = var.account_id
   kms_key_arn                   = var.kms_key_arn
   dlq_redrive_source_queue_arns = var.dlq_redrive_source_queue_arns
 

@@ -1,4 +1,23 @@
 ################################################################################
+# Version (and the packages' check: a plan with missing or mismatched packages stops here)
+################################################################################
+
+output "version" {
+  description = "Version of this module (its VERSION file); the Lambda packages it deploys carry the same version in their manifest."
+  value       = local.version
+
+  precondition {
+    condition     = local.manifest_found
+    error_message = "cnm-ingest ${local.version} has no Lambda packages at ${local.manifest_path}: use the release archive cnm-ingest-${local.version}.zip as the module source (it carries them), or run `python build.py --out DIR` in a checkout of this version and set package_dir = DIR."
+  }
+
+  precondition {
+    condition     = !local.manifest_found || local.manifest_version == local.version
+    error_message = "cnm-ingest ${local.version} cannot deploy the Lambda packages at ${local.package_dir}: their manifest says version ${coalesce(local.manifest_version, "(none)")}${try(" (commit ${local.manifest.commit})", "")}, built from another version of the module; use the release archive cnm-ingest-${local.version}.zip, or rebuild the packages with `python build.py` from a checkout of ${local.version}."
+  }
+}
+
+################################################################################
 # Streams
 ################################################################################
 

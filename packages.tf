@@ -3,8 +3,25 @@
 ################################################################################
 
 locals {
+  # The module's version: VERSION, the one place it lives (build.py stamps it into the manifest too).
+  version     = trimspace(file("${path.module}/VERSION"))
   package_dir = var.package_dir != null ? var.package_dir : "${path.module}/build"
-  manifest    = jsondecode(file("${local.package_dir}/manifest.json"))
+
+  # A module from git has no packages (the release archive carries them under build/). Then the plan
+  # stops at the version output's precondition (outputs.tf), which says what to do; the stand-in
+  # below only keeps every other expression from failing first with a raw file() error.
+  manifest_path  = "${local.package_dir}/manifest.json"
+  manifest_found = fileexists(local.manifest_path)
+  manifest = try(jsondecode(file(local.manifest_path)), {
+    version   = null
+    commit    = null
+    runtime   = "provided.al2023" # any runtime the provider accepts: the plan stops at the precondition
+    constants = { payload_key_prefix = "", response_key_prefix = "", workflow_payload_key_prefix = "" }
+    layers    = {}
+    functions = { for p in distinct([for d in values(local.lambda_function_defaults) : d.package]) : p => { filename = "missing.zip", base64sha256 = "missing", handler = "missing.handler" } }
+  })
+  manifest_version = try(local.manifest.version, null)
+
   packages = {
     for name, fn in local.manifest.functions : name => {
       filename         = "${local.package_dir}/${fn.filename}"

@@ -47,9 +47,20 @@ variable "buckets" {
 }
 
 variable "package_dir" {
-  description = "Directory holding manifest.json and the Lambda packages written by build.py; <module>/build when null."
+  description = "Directory holding manifest.json and the Lambda packages written by build.py (`python build.py --out DIR`); <module>/build when null, where the release archive carries them. The plan stops when they are missing or of another version than the module."
   type        = string
   default     = null
+}
+
+variable "account_id" {
+  description = "AWS account id the stack is deployed in, naming the default payload and failed-batch buckets; null reads it from STS (aws_caller_identity). Set it to plan without STS (a CI plan with the provider's skip_requesting_account_id)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.account_id == null || can(regex("^[0-9]{12}$", var.account_id))
+    error_message = "account_id must be 12 digits, or null to read it from STS."
+  }
 }
 
 variable "tags" {

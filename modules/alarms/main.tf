@@ -32,12 +32,10 @@ data "aws_iam_policy_document" "topic" {
     condition {
       test     = "StringEquals"
       variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
+      values   = [split(":", aws_sns_topic.this[0].arn)[4]] # the topic's own account (no STS call)
     }
   }
 }
-
-data "aws_caller_identity" "current" {}
 
 resource "aws_sns_topic_policy" "this" {
   count = var.create_topic ? 1 : 0

@@ -12,10 +12,13 @@
 # policy, which names every writer, is composed by the root module once the
 # writers exist (aws_sqs_queue_policy.dead_letter).
 
-data "aws_caller_identity" "current" {}
+# Only when the caller does not give the account id: a plan without STS sets var.account_id.
+data "aws_caller_identity" "current" {
+  count = var.account_id == null ? 1 : 0
+}
 
 locals {
-  account_id = data.aws_caller_identity.current.account_id
+  account_id = var.account_id != null ? var.account_id : data.aws_caller_identity.current[0].account_id
   topic_key  = var.kms_key_arn != null ? var.kms_key_arn : "alias/aws/sns"
 
   use_sns          = var.on_failure_destination == "sns"

@@ -3,6 +3,12 @@ variable "prefix" {
   type        = string
 }
 
+variable "account_id" {
+  description = "Account id in the default bucket names (validated by the root module); null reads it from STS."
+  type        = string
+  default     = null
+}
+
 variable "kms_key_arn" {
   description = "Customer managed KMS key ARN encrypting the queue, topics and buckets; null uses AWS managed keys (SQS-managed SSE, aws/sns, aws/s3)."
   type        = string

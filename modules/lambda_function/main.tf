@@ -6,7 +6,6 @@
 
 data "aws_partition" "current" {}
 data "aws_region" "current" {}
-data "aws_caller_identity" "current" {}
 
 locals {
   fn             = var.function
@@ -15,7 +14,11 @@ locals {
   in_vpc         = length(local.fn.vpc_subnet_ids) > 0
   has_async_dest = var.create_async_event_config && var.async_on_failure_destination_arn != null
 
-  ec2_arn = "arn:${data.aws_partition.current.partition}:ec2:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}"
+  # EC2 resources of the function's region, in any account: an identity policy grants nothing on
+  # another account's network interfaces or security groups (EC2 has no resource policies), the
+  # subnet and security group ids are named one by one, and a subnet shared to this account (RAM,
+  # shared VPCs) has its owner's account in its ARN. No account id is needed, so no STS call.
+  ec2_arn = "arn:${data.aws_partition.current.partition}:ec2:${data.aws_region.current.region}:*"
 }
 
 ################################################################################
