@@ -15,8 +15,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cnm_ingest import message as workflow_message
 from cnm_ingest import confine, staging, task
+from cnm_ingest import message as workflow_message
 
 logger = Logger()
 

@@ -353,3 +353,31 @@ def test_impossible_checksums_are_validation_errors(kind, value):
     assert err.value.path.endswith("checksumType") or err.value.path.endswith("checksum")
     assert len(str(err.value)) < 500
     assert not checksum.matches(value, "0" * 32, kind) if isinstance(value, str) else True
+
+
+def test_translate_message_refuses_an_impossible_checksum_at_intake():
+    """granule.translate (TranslateMessage) checks every file's checksum form: no copy is ever attempted."""
+    from cnm_ingest import granule
+
+    good = hashlib.md5(DATA).hexdigest()
+    cnm = {
+        "version": "1.6.1",
+        "provider": "P",
+        "collection": {"name": "C", "version": "1"},
+        "submissionTime": "2024-05-01T12:00:00Z",
+        "identifier": "id-1",
+        "product": {
+            "name": "G",
+            "files": [
+                {"type": "data", "uri": "s3://b/k/a.nc", "name": "a.nc", "size": 3, "checksumType": "md5",
+                 "checksum": good},
+                {"type": "data", "uri": "s3://b/k/b.nc", "name": "b.nc", "size": 3, "checksumType": "md5",
+                 "checksum": good[:-1]},
+            ],
+        },
+    }  # fmt: skip
+    with pytest.raises(CnmValidationError, match=r"files\[\]\.checksum"):
+        granule.translate(cnm, {}, {})
+    cnm["product"]["files"][1]["checksum"] = base64.b64encode(bytes.fromhex(good)).decode()  # base64 is fine
+    [g] = granule.translate(cnm, {}, {})
+    assert [f["checksum"] for f in g["files"]] == [good, base64.b64encode(bytes.fromhex(good)).decode()]
