@@ -159,7 +159,7 @@ def _transfer_error(exc: BaseException, what: str, deadline: confine.Deadline) -
         return deadline.error(what)
     if isinstance(exc, (TimeoutError, socket.timeout, urllib3.exceptions.TimeoutError)):
         return ConnectionTimeoutError(f"{what} timed out: {type(exc).__name__}")
-    return TransferError(f"{what} failed: {type(exc).__name__}: {str(exc)[:300]}")
+    return TransferError(f"{what} failed: {type(exc).__name__}: {str(exc)[:300]!r}")  # quoted: may be server bytes
 
 
 def _http_chunks(uri: str, source: confine.Source, provider: dict[str, Any]) -> Iterator[bytes]:

@@ -8,7 +8,7 @@ location: the provider config's ``host`` bucket, narrowed to
 ``allowed_prefixes`` when the provider lists any, and never one of the
 stack's own buckets (staging, payload). An ``http(s)://`` source must be on
 the provider's configured ``host`` (and ``port`` when set; see
-:func:`cnm_ingest.sources.confine`). Anything else is a
+:func:`cnm_ingest.confine.check`). Anything else is a
 :class:`~cnm_ingest.errors.CnmValidationError` (VALIDATION_ERROR) raised
 before the first S3 call, so one provider cannot have another's data staged.
 
