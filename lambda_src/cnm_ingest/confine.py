@@ -52,8 +52,9 @@ cut to what remains, and a watchdog shuts the socket down when it passes, so
 a server that drips one byte at a time or stalls ends in a
 :class:`~cnm_ingest.errors.ConnectionTimeoutError` (TRANSFER_ERROR,
 retried by the workflow) before the invocation's own timeout.
-:func:`transfer_deadline` sets it for the reads made inside it (the
-SyncGranule handler derives it from the Lambda context).
+:func:`provider_reads` sets it for the reads made inside it (the
+SyncGranule handler derives it from the Lambda context), and keeps each
+host's checked addresses for the invocation.
 """
 
 from __future__ import annotations
@@ -423,8 +424,22 @@ def addresses(source: Source, provider: dict[str, Any]) -> list[str]:
     """The checked addresses to connect to for ``source`` (IPv4 first): resolved once, every one allowed.
 
     Raises AddressNotAllowedError when any address the host resolves to is not
-    allowed (a name with one bad answer is refused, not filtered).
+    allowed (a name with one bad answer is refused, not filtered). Inside
+    :func:`provider_reads` the answer is kept for the rest of the invocation:
+    SyncGranule checks every file's addresses before its first S3 call, and
+    the transfer later connects to exactly those (no second lookup).
     """
+    memo = _checked.get()
+    key = (str(provider.get("id")), source.host, source.port or 0, tuple(allowed_networks(provider)))
+    if memo is not None and key in memo:
+        return list(memo[key])
+    found = _check_addresses(source, provider)
+    if memo is not None:
+        memo[key] = tuple(found)
+    return found
+
+
+def _check_addresses(source: Source, provider: dict[str, Any]) -> list[str]:
     networks = allowed_networks(provider)
     found = resolve(source.host, source.port or 0)
     if not found:
@@ -454,6 +469,9 @@ def connect(ips: list[str], port: int, timeout: float) -> socket.socket:
 # --- deadline -----------------------------------------------------------------------------------------
 
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("cnm_ingest_transfer_deadline", default=None)
+_checked: contextvars.ContextVar[dict[tuple[Any, ...], tuple[str, ...]] | None] = contextvars.ContextVar(
+    "cnm_ingest_checked_addresses", default=None
+)
 CLEANUP_SHARE, MIN_CLEANUP_SECONDS = 0.15, 5.0
 
 
@@ -466,12 +484,15 @@ def deadline_for(remaining_ms: int) -> float:
 
 
 @contextlib.contextmanager
-def transfer_deadline(seconds: float) -> Iterator[None]:
-    """Reads started inside this block end at the latest ``seconds`` from now."""
+def provider_reads(seconds: float) -> Iterator[None]:
+    """The provider reads of one invocation: those started inside this block end at the latest ``seconds``
+    from now, and a host's checked addresses (:func:`addresses`) are kept until the block ends."""
     token = _deadline.set(time.monotonic() + seconds)
+    checked = _checked.set({})
     try:
         yield
     finally:
+        _checked.reset(checked)
         _deadline.reset(token)
 
 

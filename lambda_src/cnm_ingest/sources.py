@@ -25,7 +25,7 @@ is a configuration error), SSH authentication only for ``sftp``.
 
 Bytes are staged exactly as served: ``Accept-Encoding: identity`` is asked
 for and a ``Content-Encoding`` is never decoded. A transfer ends by its
-:class:`cnm_ingest.confine.Deadline` (see :func:`cnm_ingest.confine.transfer_deadline`)
+:class:`cnm_ingest.confine.Deadline` (see :func:`cnm_ingest.confine.provider_reads`)
 besides the per-read timeout. ``globalConnectionLimit`` (Cumulus's provider
 setting) bounds this process's open connections to the provider (others wait).
 sftp specifics (host key, SSH) are in :mod:`cnm_ingest.sftp`.

@@ -200,13 +200,16 @@ def check_source(file: dict[str, Any], provider: dict[str, Any], forbidden: set[
     ``incoming/x``), with no ``.`` / ``..`` segments, user info, query or
     fragment. An s3 source is never in a bucket of ``forbidden`` (the stack's
     own). The file's checksum must have its type's form
-    (:func:`cnm_ingest.checksum.check_form`). Raises CnmValidationError
-    (VALIDATION_ERROR) or ConfigurationError (the provider's settings); makes
-    no network call.
+    (:func:`cnm_ingest.checksum.check_form`). A remote host is resolved and
+    its addresses checked (:func:`cnm_ingest.confine.addresses`:
+    AddressNotAllowedError). Raises CnmValidationError (VALIDATION_ERROR) or
+    ConfigurationError (the provider's settings); no connection to the
+    provider and no S3 call.
     """
     checksum.check_form(file)
     source = confine.check(file.get("source"), provider)
     if source.scheme != "s3":
+        confine.addresses(source, provider)  # resolved and checked now, connected to as checked later
         return None, None
     if source.host in forbidden:
         who = provider.get("id") or "the provider"

@@ -30,7 +30,7 @@ def sync(message: task.Message, execution: task.Execution) -> task.Message:
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> task.Message:
-    with confine.transfer_deadline(confine.deadline_for(context.get_remaining_time_in_millis())):
+    with confine.provider_reads(confine.deadline_for(context.get_remaining_time_in_millis())):
         return task.run(event, sync)
 
 

@@ -96,7 +96,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         srv = self.server
         with srv.lock:
-            srv.requests.append((self.path, dict(self.headers)))
+            srv.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))  # names in lower case
         here = f"{srv.scheme}://{NAME}:{srv.port}"
         path = self.path
         if path == "/provider-a/file.bin":

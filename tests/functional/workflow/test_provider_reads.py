@@ -20,6 +20,7 @@ import hashlib
 import io
 import ipaddress
 import json
+import logging
 import os
 import socket
 import threading
@@ -451,11 +452,11 @@ def test_hostile_case(world, name):
     for srv in (servers.http, servers.https):
         for path, headers in srv.requests:
             assert path.startswith("/provider-a/"), path
-            assert srv.scheme == "https" or "Authorization" not in headers, (path, headers)
-            assert headers.get("Accept-Encoding") == "identity"
+            assert srv.scheme == "https" or "authorization" not in headers, (path, headers)
+            assert headers.get("accept-encoding") == "identity"
     if name == "https: Basic credentials over TLS":
-        assert [h.get("Authorization") for _, h in servers.https.requests] == [BASIC]
-        assert [h.get("Host") for _, h in servers.https.requests] == [f"{NAME}:{servers.https.port}"]
+        assert [h.get("authorization") for _, h in servers.https.requests] == [BASIC]
+        assert [h.get("host") for _, h in servers.https.requests] == [f"{NAME}:{servers.https.port}"]
     if name == "https: self-signed certificate not trusted":
         assert servers.https.requests == []  # the TLS handshake failed: nothing (no credentials) was sent
     if case.answers is not None or case.provider in ("https", "http", "sftp") and outcome == "SUCCESS":
@@ -510,7 +511,7 @@ def test_workflow_stages_an_https_file_with_credentials_over_tls(world):
     desc = wf.run(workflow_cnm(wf, f"https://{NAME}:{srv.https.port}/provider-a/auth.bin"))
     response = answer(wf, desc)
     assert desc["status"] == "SUCCEEDED" and response["response"]["status"] == "SUCCESS", wf.explain(desc)
-    assert [h.get("Authorization") for _, h in srv.https.requests] == [BASIC] and srv.http.accepted == 0
+    assert [h.get("authorization") for _, h in srv.https.requests] == [BASIC] and srv.http.accepted == 0
     [(key, body)] = staged(world).items()
     assert body == DATA and key.endswith("/GRAN_001.nc")
 
@@ -533,7 +534,7 @@ def test_workflow_refuses_what_the_provider_did_not_declare(world, uri, error):
     assert response["response"]["status"] == "FAILURE", wf.explain(desc)
     assert response["response"]["errorCode"] == error_code_for(error)
     assert error in json.dumps(wf.history(desc["executionArn"]))
-    assert srv.http.accepted == 0 and all("Authorization" not in h for _, h in srv.http.requests)
+    assert srv.http.accepted == 0 and all("authorization" not in h for _, h in srv.http.requests)
     assert srv.https.accepted == (1 if error == "TransferError" else 0)
     assert staged(world) == {}
     if error == "CnmValidationError":
@@ -595,6 +596,8 @@ def test_secrets_never_leave(world, capsys, caplog):
     histories (inputs, outputs, errors), the status table, and the CLI's output."""
     from tests.cli_runner import Cli
 
+    for name in ("paramiko", "urllib3"):  # the transports' debug logs too (botocore's would print any API response)
+        caplog.set_level(logging.DEBUG, logger=name)
     wf, srv = world.wf, world.servers
     private_key = io.StringIO()
     CLIENT_KEY.write_private_key(private_key)

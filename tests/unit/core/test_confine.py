@@ -281,6 +281,19 @@ def test_a_host_is_resolved_once_and_every_answer_checked(monkeypatch, answer, n
     assert resolver.lookups == ["files.provider.test"]
 
 
+def test_inside_an_invocation_a_host_is_resolved_once_and_a_rebinding_answer_never_used(monkeypatch):
+    resolver = Resolver(["127.0.0.1"], ["169.254.169.254"])  # DNS rebinding: the second answer differs
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    provider = {**HTTPS, "allowed_networks": ["127.0.0.0/8"]}
+    source = confine.check("https://files.provider.test/provider-a/x.nc", provider)
+    with confine.provider_reads(60.0):
+        assert confine.addresses(source, provider) == ["127.0.0.1"]  # SyncGranule's check, before any S3 call
+        assert confine.addresses(source, provider) == ["127.0.0.1"]  # the transfer connects to what was checked
+    assert resolver.lookups == ["files.provider.test"]
+    with pytest.raises(AddressNotAllowedError):  # outside an invocation every lookup is checked again
+        confine.addresses(source, provider)
+
+
 def test_an_unresolvable_host_is_a_transfer_error(monkeypatch):
     def fail(*args, **kwargs):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
@@ -310,7 +323,7 @@ def test_a_passed_deadline_refuses_before_connecting():
 
 def test_the_context_sets_the_deadline_of_the_reads_inside_it():
     assert confine.Deadline().at is None
-    with confine.transfer_deadline(30.0):
+    with confine.provider_reads(30.0):
         assert 0 < confine.Deadline().remaining() <= 30.0
     assert confine.Deadline().at is None
 
