@@ -148,7 +148,8 @@ def _connect(source: confine.Source, ips: list[str], deadline: confine.Deadline)
             raise _transfer_error(exc, f"connecting to {where}", deadline) from None
         assert conn.sock is not None
         deadline.watch(conn.sock)
-        conn.sock.settimeout(deadline.timeout(READ_TIMEOUT, f"reading from {where}"))
+        conn.timeout = deadline.timeout(READ_TIMEOUT, f"reading from {where}")  # getresponse() applies it
+        conn.sock.settimeout(conn.timeout)
         return conn
     raise TransferError(f"cannot connect to {where}: {failure}")
 
