@@ -533,7 +533,7 @@ def test_workflow_refuses_what_the_provider_did_not_declare(world, uri, error):
     response = answer(wf, desc)
     assert response["response"]["status"] == "FAILURE", wf.explain(desc)
     assert response["response"]["errorCode"] == error_code_for(error)
-    assert error in json.dumps(wf.history(desc["executionArn"]))
+    assert error in json.dumps(wf.history(desc["executionArn"]), default=str)
     assert srv.http.accepted == 0 and all("authorization" not in h for _, h in srv.http.requests)
     assert srv.https.accepted == (1 if error == "TransferError" else 0)
     assert staged(world) == {}
@@ -570,7 +570,7 @@ def test_workflow_refuses_loopback_unless_the_provider_allows_it(world):
     desc = wf.run(workflow_cnm(wf, f"https://{NAME}:{srv.https.port}/provider-a/file.bin"))
     response = answer(wf, desc)
     assert (response["response"]["status"], response["response"]["errorCode"]) == ("FAILURE", "VALIDATION_ERROR")
-    assert "AddressNotAllowedError" in json.dumps(wf.history(desc["executionArn"]))
+    assert "AddressNotAllowedError" in json.dumps(wf.history(desc["executionArn"]), default=str)
     assert connections(world) == {"http": 0, "https": 0, "sftp": 0} and sum(world.calls.s3.values()) == 0
 
 
