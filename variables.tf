@@ -634,8 +634,11 @@ variable "providers_config" {
     credentials_secret_arn = optional(string)
     globalConnectionLimit  = optional(number)
     host_key               = optional(list(string))
-    # Folders (key prefixes, s3; path prefixes, sftp) the provider's files must be under (none = anywhere on host)
+    # Folders (key prefixes, s3; path prefixes, http/https/sftp) the provider's files must be under (none = anywhere on host)
     allowed_prefixes = optional(list(string))
+    # http/https/sftp: CIDRs the host may resolve into besides public addresses (on-premises providers in the VPC);
+    # loopback, private, CGNAT, link-local and other non-public addresses are refused otherwise. Never link-local.
+    allowed_networks = optional(list(string))
   }))
   default = []
 
@@ -655,6 +658,46 @@ variable "providers_config" {
       alltrue([for k in coalesce(p.host_key, []) : can(regex("^[a-z0-9@.-]+ [A-Za-z0-9+/]+={0,2}$", k))])
     )])
     error_message = "An sftp provider needs credentials_secret_arn and host_key: the server's public key(s), each \"<type> <base64>\" (ssh-keyscan output without the host name)."
+  }
+
+  validation {
+    condition     = alltrue([for p in var.providers_config : p.protocol != "http" || p.credentials_secret_arn == null])
+    error_message = "An http provider cannot have credentials_secret_arn: credentials never travel over plain http (declare protocol https)."
+  }
+
+  validation {
+    condition = alltrue([for p in var.providers_config : p.protocol == "s3" || (
+      # a lower-case ASCII DNS name (no numeric form the C resolver reads as IPv4: 2130706433, 0x7f.1, 127.1),
+      # a canonical dotted IPv4 address, or an IPv6 address
+      can(regex("^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\\.?$", p.host)) &&
+      !can(regex("^(0x[0-9a-f]*|[0-9]+)(\\.(0x[0-9a-f]*|[0-9]+)){0,3}\\.?$", p.host)) && !can(regex("\\.[0-9]+\\.?$", p.host))
+      ) || can(regex("^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$", p.host)) || (
+      can(cidrhost("${trimsuffix(trimprefix(p.host, "["), "]")}/128", 0)) && strcontains(p.host, ":")
+    )])
+    error_message = "An http, https or sftp provider's host must be a lower-case ASCII DNS name (the IDNA xn-- form for others) or a canonical IP address (no decimal, octal, hex or short IPv4 forms)."
+  }
+
+  validation {
+    condition     = alltrue([for p in var.providers_config : p.port == null || try(p.port >= 1 && p.port <= 65535 && floor(p.port) == p.port, false)])
+    error_message = "A provider's port must be a whole number from 1 to 65535."
+  }
+
+  validation {
+    # each entry a CIDR written as its network address, neither inside nor containing a link-local range
+    # (169.254.0.0/16, fe80::/10, fd00:ec2::/32: the instance metadata service)
+    condition = alltrue(flatten([for p in var.providers_config : [for n in coalesce(p.allowed_networks, []) :
+      try(
+        cidrhost(n, 0) == split("/", n)[0] && alltrue([for ll in ["169.254.0.0/16", "fe80::/10", "fd00:ec2::/32"] :
+          strcontains(n, ":") != strcontains(ll, ":") || (
+            tonumber(split("/", n)[1]) <= tonumber(split("/", ll)[1])
+            ? cidrhost("${split("/", ll)[0]}/${split("/", n)[1]}", 0) != split("/", n)[0]
+            : cidrhost("${split("/", n)[0]}/${split("/", ll)[1]}", 0) != split("/", ll)[0]
+          )
+        ]),
+        false
+      )
+    ]]))
+    error_message = "allowed_networks entries must be CIDRs written as their network address (10.1.0.0/16, fd12:3456::/48) that neither lie in nor contain link-local (169.254.0.0/16, fe80::/10, fd00:ec2::/32: the instance metadata service)."
   }
 }
 

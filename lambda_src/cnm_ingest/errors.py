@@ -44,6 +44,10 @@ class CnmValidationError(RecordError):
         self.path = path
 
 
+class AddressNotAllowedError(RecordError):
+    """The provider's host resolves to an address its configuration does not allow (loopback, private...)."""
+
+
 class NoMatchingRuleError(RecordError):
     """No enabled rule matches the message's collection and provider."""
 

@@ -7,6 +7,7 @@ import re
 from typing import Any
 from urllib.parse import urlparse
 
+from . import checksum
 from . import cnm as cnm_mod
 from .errors import CnmValidationError, ConfigurationError
 from .normalize import normalize_notification
@@ -47,9 +48,11 @@ def parse_uri(uri: str) -> tuple[str, str | None, str | None]:
 def granule_files(cnm: dict[str, Any]) -> list[dict[str, Any]]:
     """The product's files (from ``files`` or ``filegroups``) as granule files.
 
-    A file listed twice (same name and uri, e.g. in two filegroups) is kept
-    once; two different files with the same name would overwrite each other
-    in staging, so that is a validation error.
+    A file's checksum must have the form of its ``checksumType``
+    (:func:`cnm_ingest.checksum.digest_bytes`). A file listed twice (same
+    name and uri, e.g. in two filegroups) is kept once; two different files
+    with the same name would overwrite each other in staging, so that is a
+    validation error.
     """
     files: list[dict[str, Any]] = []
     seen: dict[str, str] = {}
@@ -61,6 +64,7 @@ def granule_files(cnm: dict[str, Any]) -> list[dict[str, Any]]:
             raise CnmValidationError(f"two different files are named {name!r}", "$.product")
         seen[name] = uri
         _scheme, bucket, key = parse_uri(uri)
+        checksum.check_form(f)  # an impossible checksum is refused here, before any copy
         files.append(
             {
                 "name": name,

@@ -1,11 +1,11 @@
 """sftp sources: read a provider's file over SSH (paramiko), in chunks, for :func:`cnm_ingest.sources.fetch_to_s3`.
 
-:func:`cnm_ingest.sources.confine` has already checked the host and port; this
-module adds what is particular to SFTP:
+:func:`cnm_ingest.confine.check` has already checked the URI (scheme, host,
+port, the decoded path under ``allowed_prefixes``) and
+:func:`cnm_ingest.confine.addresses` the addresses the host resolves to; the
+socket is connected to one of those checked addresses, never to the name.
+This module adds what is particular to SFTP:
 
-- the path is the URI's path, percent-decoded; a ``.`` or ``..`` segment, a NUL,
-  or a path outside the provider's ``allowed_prefixes`` is refused before any
-  connection (:func:`remote_path`);
 - the server must present one of the provider's ``host_key`` entries
   (``"<type> <base64>"`` lines, as in ``known_hosts`` without the host name);
   a provider without one is a configuration error, because an unverified
@@ -14,6 +14,8 @@ module adds what is particular to SFTP:
   ``password`` and/or ``private_key``, PEM), never taken from the URI;
 - at most ``globalConnectionLimit`` connections per provider in this process
   (others wait);
+- the transfer ends by its deadline (:class:`cnm_ingest.confine.Deadline`):
+  the socket is shut down when it passes, and timeouts are cut to what remains;
 - a missing file is FileNotFound, a timeout ConnectionTimeout, anything else
   (authentication, a read failing half-way) a TransferError; the checksum and
   size are checked by the caller on the bytes as they stream.
@@ -27,12 +29,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import socket
-import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
+from . import confine
 from .errors import (
     ConfigurationError,
     ConnectionTimeoutError,
@@ -48,27 +48,6 @@ DEFAULT_PORT = 22
 CONNECT_TIMEOUT, READ_TIMEOUT = 10.0, 60.0
 WINDOW = 8 * 1024**2  # bytes requested at once (pipelined): bounds memory, keeps a long link busy
 REQUEST_SIZE = 32 * 1024  # SFTP read request size every server accepts
-
-_limits: dict[tuple[str, int], threading.BoundedSemaphore] = {}
-_limits_lock = threading.Lock()
-
-
-def remote_path(uri: str, provider: dict[str, Any]) -> str:
-    """The absolute path of ``uri`` on the server, refused when it could leave where the provider may be read."""
-    raw = urlsplit(uri).path
-    path = unquote(raw, errors="strict")
-    if not path.startswith("/") or "\x00" in path or "\\" in path:
-        raise TransferError(f"{uri[:300]!r} has no usable absolute path")
-    if any(segment in (".", "..") for segment in path.split("/")):
-        raise TransferError(f"{uri[:300]!r} has a '.' or '..' path segment")
-    prefixes = provider.get("allowed_prefixes")
-    if prefixes:
-        if not isinstance(prefixes, list) or not all(isinstance(p, str) for p in prefixes):
-            raise ConfigurationError(f"provider {provider.get('id')!r}'s allowed_prefixes must be a list of strings")
-        folders = ["/" + p.strip("/") + "/" for p in prefixes if p.strip("/")]
-        if not any(path.startswith(folder) for folder in folders):
-            raise TransferError(f"{uri[:300]!r} is outside provider {provider.get('id')!r}'s allowed prefixes")
-    return path
 
 
 def _host_keys(provider: dict[str, Any]) -> set[tuple[str, bytes]]:
@@ -89,12 +68,6 @@ def _host_keys(provider: dict[str, Any]) -> set[tuple[str, bytes]]:
     return keys
 
 
-def _limit(provider: dict[str, Any], limit: int) -> threading.BoundedSemaphore:
-    key = (str(provider.get("id") or provider.get("host")), limit)
-    with _limits_lock:
-        return _limits.setdefault(key, threading.BoundedSemaphore(limit))
-
-
 def _private_key(text: str) -> paramiko.PKey:
     import paramiko
 
@@ -106,49 +79,60 @@ def _private_key(text: str) -> paramiko.PKey:
     raise ConfigurationError("the provider's private_key is not an Ed25519, ECDSA or RSA private key (PEM)")
 
 
-def _connect(host: str, port: int, provider: dict[str, Any], creds: dict[str, str] | None) -> paramiko.Transport:
+def _connect(
+    source: confine.Source,
+    ips: list[str],
+    provider: dict[str, Any],
+    creds: dict[str, str] | None,
+    deadline: confine.Deadline,
+) -> paramiko.Transport:
     import paramiko
 
     trusted = _host_keys(provider)
     if not creds or not creds.get("username"):
         raise ConfigurationError(f"provider {provider.get('id')!r} has no credentials_secret_arn for sftp")
+    where = source.authority if source.port != DEFAULT_PORT else f"{source.authority}:{DEFAULT_PORT}"
+    assert source.port is not None
     try:
-        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+        sock = confine.connect(ips, source.port, deadline.timeout(CONNECT_TIMEOUT, f"connecting to {where}"))
     except TimeoutError as exc:
-        raise ConnectionTimeoutError(f"connecting to {host}:{port} timed out: {exc}") from None
+        raise ConnectionTimeoutError(f"connecting to {where} timed out: {exc}") from None
     except OSError as exc:
-        raise TransferError(f"cannot connect to {host}:{port}: {exc}") from None
-    sock.settimeout(READ_TIMEOUT)
+        raise TransferError(f"cannot connect to {where}: {exc}") from None
+    deadline.watch(sock)
+    sock.settimeout(deadline.timeout(READ_TIMEOUT, f"reading from {where}"))
     transport = paramiko.Transport(sock)
     transport.banner_timeout = transport.auth_timeout = transport.handshake_timeout = CONNECT_TIMEOUT
     try:
-        transport.start_client(timeout=CONNECT_TIMEOUT)
+        transport.start_client(timeout=deadline.timeout(CONNECT_TIMEOUT, f"SSH with {where}"))
         key = transport.get_remote_server_key()
         if (key.get_name(), key.asbytes()) not in trusted:
             fingerprint = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
-            raise TransferError(f"{host}:{port} presented host key SHA256:{fingerprint}, not the provider's")
+            raise TransferError(f"{where} presented host key SHA256:{fingerprint}, not the provider's")
         if creds.get("private_key"):
             transport.auth_publickey(creds["username"], _private_key(creds["private_key"]))
         else:
             transport.auth_password(creds["username"], creds.get("password", ""))
         if not transport.is_authenticated():
-            raise TransferError(f"authentication to {host}:{port} failed")
-    except paramiko.AuthenticationException as exc:
+            raise TransferError(f"authentication to {where} failed")
+    except paramiko.AuthenticationException:
         transport.close()
-        raise TransferError(f"authentication to {host}:{port} failed: {exc}") from None
+        raise TransferError(f"authentication to {where} failed") from None
     except TimeoutError as exc:
         transport.close()
-        raise ConnectionTimeoutError(f"{host}:{port} timed out: {exc}") from None
+        raise ConnectionTimeoutError(f"{where} timed out: {exc}") from None
     except (paramiko.SSHException, EOFError, OSError) as exc:
         transport.close()
-        raise TransferError(f"SSH with {host}:{port} failed: {exc}") from None
+        if deadline.expired:
+            raise deadline.error(f"SSH with {where}") from None
+        raise TransferError(f"SSH with {where} failed: {type(exc).__name__}: {str(exc)[:300]}") from None
     except BaseException:
         transport.close()
         raise
     return transport
 
 
-def _windows(handle: paramiko.SFTPFile, read_size: int) -> Iterator[bytes]:
+def _windows(handle: paramiko.SFTPFile, read_size: int, deadline: confine.Deadline) -> Iterator[bytes]:
     """The file in windows of ``read_size`` bytes, each fetched as pipelined requests (memory stays bounded).
 
     The size is the server's at open; a file that shrinks meanwhile ends in an
@@ -162,6 +146,7 @@ def _windows(handle: paramiko.SFTPFile, read_size: int) -> Iterator[bytes]:
         requests = [(o, min(REQUEST_SIZE, end - o)) for o in range(offset, end, REQUEST_SIZE)]
         got = 0
         for data in handle.readv(requests):
+            deadline.check("reading over sftp")
             got += len(data)
             yield data
         if got != end - offset:
@@ -170,30 +155,42 @@ def _windows(handle: paramiko.SFTPFile, read_size: int) -> Iterator[bytes]:
 
 
 def read_chunks(
-    uri: str, provider: dict[str, Any], creds: dict[str, str] | None, limit: int, window: int | None = None
+    source: confine.Source,
+    provider: dict[str, Any],
+    creds: dict[str, str] | None,
+    limit: int,
+    window: int | None = None,
 ) -> Iterator[bytes]:
-    """The bytes of ``uri`` in chunks, over one SSH connection held for the duration (a generator)."""
+    """The bytes of the checked ``source`` in chunks, over one SSH connection held for the duration (a generator)."""
     import paramiko
 
-    path = remote_path(uri, provider)
-    parts = urlsplit(uri)
-    host, port = (parts.hostname or "").lower().rstrip("."), parts.port or DEFAULT_PORT
-    with _limit(provider, limit):
-        transport = _connect(host, port, provider, creds)
-        try:
-            sftp = paramiko.SFTPClient.from_transport(transport)
-            if sftp is None:
-                raise TransferError(f"{host}:{port} refused the sftp subsystem")
-            sftp.get_channel().settimeout(READ_TIMEOUT)  # type: ignore[union-attr]
+    shown = f"sftp://{source.authority}{source.path}"[:300]
+    deadline = confine.Deadline()
+    try:
+        with confine.slot(provider, limit):
+            ips = confine.addresses(source, provider)
+            transport = _connect(source, ips, provider, creds, deadline)
             try:
-                handle = sftp.open(path, "rb")
-            except FileNotFoundError:
-                raise FileNotFoundAtSourceError(f"{uri[:300]} does not exist at the provider") from None
-            with handle:
-                yield from _windows(handle, window or WINDOW)
-        except TimeoutError as exc:
-            raise ConnectionTimeoutError(f"{uri[:300]} timed out while reading: {exc}") from None
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise TransferError(f"reading {uri[:300]} failed: {exc}") from None
-        finally:
-            transport.close()
+                sftp = paramiko.SFTPClient.from_transport(transport)
+                if sftp is None:
+                    raise TransferError(f"{source.authority} refused the sftp subsystem")
+                sftp.get_channel().settimeout(deadline.timeout(READ_TIMEOUT, f"reading {shown}"))  # type: ignore[union-attr]
+                try:
+                    handle = sftp.open(source.path, "rb")
+                except FileNotFoundError:
+                    raise FileNotFoundAtSourceError(f"{shown!r} does not exist at the provider") from None
+                with handle:
+                    yield from _windows(handle, window or WINDOW, deadline)
+                deadline.check(f"reading {shown}")
+            except TimeoutError as exc:
+                if deadline.expired:
+                    raise deadline.error(f"reading {shown}") from None
+                raise ConnectionTimeoutError(f"{shown!r} timed out while reading: {exc}") from None
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                if deadline.expired:
+                    raise deadline.error(f"reading {shown}") from None
+                raise TransferError(f"reading {shown!r} failed: {type(exc).__name__}: {str(exc)[:300]}") from None
+            finally:
+                transport.close()
+    finally:
+        deadline.close()

@@ -6,37 +6,55 @@ is completed only when both match the CNM, so a bad download never becomes an
 object (it is aborted). A file smaller than one part is checked in memory and
 written with one PutObject.
 
-Confinement: the URI, and every redirect (at most :data:`MAX_REDIRECTS`), must
-be on the provider's configured ``host`` (and ``port``, when set) and must not
-go from https to http. Credentials come from the Secrets Manager secret the
-provider names (``credentials_secret_arn``: JSON ``{"username", "password"}``;
-for sftp ``private_key`` may stand for the password), are cached for
-:data:`SECRET_CACHE_SECONDS`, and are only ever sent to that host.
-``globalConnectionLimit`` (Cumulus's provider setting) bounds this process's
-open connections to the provider. sftp specifics (host key, paths) are in
-:mod:`cnm_ingest.sftp`.
+Where a file may be read is :mod:`cnm_ingest.confine`'s one rule, applied
+before anything else (and to every redirect): scheme = the provider's declared
+``protocol``, host and port = the provider's, path under ``allowed_prefixes``.
+The host is resolved once, every address must be public unless the provider's
+``allowed_networks`` include it, and the connection goes to that checked
+address (the Host header, TLS SNI and certificate check use the name), so DNS
+rebinding has nothing to act on. A redirect (at most :data:`MAX_REDIRECTS`)
+must pass the same rule (so it keeps scheme, host and port): any other is
+refused without a request, so credentials never follow it.
+
+Credentials come from the Secrets Manager secret the provider names
+(``credentials_secret_arn``: JSON ``{"username", "password"}``; for sftp
+``private_key`` may stand for the password), are cached for
+:data:`SECRET_CACHE_SECONDS`, and are sent only over the declared protocol:
+HTTP Basic only for an ``https`` provider (an ``http`` provider with a secret
+is a configuration error), SSH authentication only for ``sftp``.
+
+Bytes are staged exactly as served: ``Accept-Encoding: identity`` is asked
+for and a ``Content-Encoding`` is never decoded. A transfer ends by its
+:class:`cnm_ingest.confine.Deadline` (see :func:`cnm_ingest.confine.provider_reads`)
+besides the per-read timeout. ``globalConnectionLimit`` (Cumulus's provider
+setting) bounds this process's open connections to the provider (others wait).
+sftp specifics (host key, SSH) are in :mod:`cnm_ingest.sftp`.
 
 Errors, as Cumulus names them: 404/410 -> FileNotFound, a connect or read
-timeout -> ConnectionTimeout, any other failure -> RemoteResourceError
-(TRANSFER_ERROR); a size or checksum mismatch -> UnexpectedFileSize /
-InvalidChecksum (VALIDATION_ERROR). A 5xx or 429 answer is transient.
+timeout or the deadline -> ConnectionTimeout (retried by the workflow), any
+other failure -> RemoteResourceError (TRANSFER_ERROR); a size or checksum
+mismatch -> UnexpectedFileSize / InvalidChecksum (VALIDATION_ERROR). A 5xx or
+429 answer is transient. Messages never carry credentials (:func:`cnm_ingest.confine.redact`).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
+import http.client
 import json
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
 
-from . import aws, checksum, provider_access, sftp
+from . import aws, checksum, confine, provider_access, sftp
 from .errors import (
     ChecksumMismatchError,
+    CnmValidationError,
     ConfigurationError,
     ConnectionTimeoutError,
     FileNotFoundAtSourceError,
@@ -49,43 +67,17 @@ PART_SIZE = 64 * 1024**2
 MIN_PART_SIZE = 5 * 1024**2
 READ_SIZE = 1024**2
 MAX_REDIRECTS = 3
+REDIRECTS = (301, 302, 303, 307, 308)
 CONNECT_TIMEOUT, READ_TIMEOUT = 10.0, 60.0
 SECRET_CACHE_SECONDS = 300.0
 DEFAULT_CONNECTION_LIMIT = 10
-DEFAULT_PORTS = {"http": 80, "https": 443, sftp.SCHEME: sftp.DEFAULT_PORT}
-SCHEMES = tuple(DEFAULT_PORTS)
+SCHEMES = ("http", "https", sftp.SCHEME)
 
 _secrets: dict[str, tuple[float, dict[str, str]]] = {}
 
 
 def is_remote(uri: str) -> bool:
     return isinstance(uri, str) and urlsplit(uri).scheme.lower() in SCHEMES
-
-
-def _origin(uri: str) -> tuple[str, str, int]:
-    parts = urlsplit(uri)
-    scheme = parts.scheme.lower()
-    if scheme not in SCHEMES or not parts.hostname or parts.username or parts.password:
-        raise TransferError(f"{uri[:300]!r} is not an http(s) or sftp URI without credentials")
-    try:
-        port = parts.port or DEFAULT_PORTS[scheme]
-    except ValueError:
-        raise TransferError(f"{uri[:300]!r} has no valid port") from None
-    return scheme, parts.hostname.lower().rstrip("."), port
-
-
-def confine(uri: str, provider: dict[str, Any], previous_scheme: str | None = None) -> None:
-    """Raise unless ``uri`` is on the provider's host (and port), and is not an https -> http step down."""
-    host = str(provider.get("host") or "").lower().rstrip(".")
-    if not host:
-        raise ConfigurationError(f"provider {provider.get('id')!r} has no host to confine http(s) sources to")
-    scheme, uri_host, port = _origin(uri)
-    if uri_host != host or (provider.get("port") and int(provider["port"]) != port):
-        raise TransferError(f"{uri[:300]!r} is not on provider {provider.get('id')!r}'s host {host!r}")
-    if previous_scheme == "https" and scheme == "http":
-        raise TransferError(f"redirect from https to http refused: {uri[:300]!r}")
-    if scheme == sftp.SCHEME:
-        sftp.remote_path(uri, provider)
 
 
 def credentials(secret_arn: str | None) -> dict[str, str] | None:
@@ -121,80 +113,143 @@ def connection_limit(provider: dict[str, Any]) -> int:
     return limit
 
 
-@functools.lru_cache(maxsize=64)
-def _pool(provider_id: str, limit: int) -> urllib3.PoolManager:
-    """One pool per provider; at most ``limit`` connections per host, callers wait for a free one."""
-    return urllib3.PoolManager(
-        maxsize=limit, block=True, retries=False, timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT)
-    )
-
-
-def open_source(uri: str, provider: dict[str, Any]) -> urllib3.BaseHTTPResponse:
-    """GET ``uri`` following at most MAX_REDIRECTS redirects, each confined to the provider's host."""
-    pool = _pool(str(provider.get("id") or provider.get("host")), connection_limit(provider))
+def _http_credentials(provider: dict[str, Any]) -> dict[str, str] | None:
+    """The provider's username and password for HTTP Basic: only for an ``https`` provider."""
     creds = credentials(provider.get("credentials_secret_arn"))
-    if creds and "password" not in creds:
-        raise ConfigurationError(f"provider {provider.get('id')!r}'s secret has no password for http(s)")
-    headers = urllib3.make_headers(basic_auth=f"{creds['username']}:{creds['password']}") if creds else {}
-    scheme = None
-    for _ in range(MAX_REDIRECTS + 1):
-        confine(uri, provider, scheme)
-        scheme = urlsplit(uri).scheme.lower()
+    if not creds:
+        return None
+    if confine.protocol(provider) != "https":  # confine.check_provider refuses http with credentials already
+        raise ConfigurationError(f"provider {provider.get('id')!r}'s credentials are only ever sent over https")
+    if "password" not in creds:
+        raise ConfigurationError(f"provider {provider.get('id')!r}'s secret has no password for https")
+    return creds
+
+
+def _connect(source: confine.Source, ips: list[str], deadline: confine.Deadline) -> HTTPConnection:
+    """A connection to one of the checked ``ips`` (never the name), watched by ``deadline``."""
+    where = f"{source.scheme}://{source.authority}"
+    failure: Exception | None = None
+    for ip in ips:
+        timeout = deadline.timeout(CONNECT_TIMEOUT, f"connecting to {where}")
+        conn: HTTPConnection
+        if source.scheme == "https":
+            conn = HTTPSConnection(
+                ip, source.port, timeout=timeout, server_hostname=source.host, assert_hostname=source.host
+            )
+        else:
+            conn = HTTPConnection(ip, source.port, timeout=timeout)
         try:
-            resp = pool.request("GET", uri, headers=headers, preload_content=False, redirect=False)
-        except urllib3.exceptions.NewConnectionError as exc:  # a subclass of ConnectTimeoutError, but not a timeout
-            raise TransferError(f"cannot connect to {uri[:300]}: {exc}") from None
-        except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError) as exc:
-            raise ConnectionTimeoutError(f"{uri[:300]} timed out: {exc}") from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise TransferError(f"cannot fetch {uri[:300]}: {exc}") from None
-        if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
-            resp.drain_conn()
-            resp.release_conn()
-            uri = urljoin(uri, resp.headers["Location"])
+            conn.connect()
+        except urllib3.exceptions.NewConnectionError as exc:  # refused, unreachable: try the next checked address
+            failure = exc
             continue
-        if resp.status == 200:
-            return resp
-        resp.drain_conn()
-        resp.release_conn()
-        if resp.status in (404, 410):
-            raise FileNotFoundAtSourceError(f"{uri[:300]} does not exist at the provider (HTTP {resp.status})")
-        if resp.status == 429 or resp.status >= 500:
-            raise TransientError(f"{uri[:300]} answered HTTP {resp.status}")
-        raise TransferError(f"{uri[:300]} answered HTTP {resp.status}")
-    raise TransferError(f"{uri[:300]}: more than {MAX_REDIRECTS} redirects")
+        except Exception as exc:
+            conn.close()
+            raise _transfer_error(exc, f"connecting to {where}", deadline) from None
+        assert conn.sock is not None
+        deadline.watch(conn.sock)
+        conn.timeout = deadline.timeout(READ_TIMEOUT, f"reading from {where}")  # getresponse() applies it
+        conn.sock.settimeout(conn.timeout)
+        return conn
+    raise TransferError(f"cannot connect to {where}: {failure}")
 
 
-def _chunks(resp: urllib3.BaseHTTPResponse, uri: str) -> Iterator[bytes]:
+def _transfer_error(exc: BaseException, what: str, deadline: confine.Deadline) -> TransferError:
+    """The error a failed connect, request or read is reported as (credentials never in it)."""
+    if deadline.expired:
+        return deadline.error(what)
+    if isinstance(exc, (TimeoutError, socket.timeout, urllib3.exceptions.TimeoutError)):
+        return ConnectionTimeoutError(f"{what} timed out: {type(exc).__name__}")
+    return TransferError(f"{what} failed: {type(exc).__name__}: {str(exc)[:300]!r}")  # quoted: may be server bytes
+
+
+def _http_chunks(uri: str, source: confine.Source, provider: dict[str, Any]) -> Iterator[bytes]:
+    """The bytes of the checked ``source``, following redirects that pass the same rule."""
+    creds = _http_credentials(provider)
+    headers = {"Host": source.authority, "Accept-Encoding": "identity", "User-Agent": "cnm-ingest"}
+    if creds:
+        headers.update(urllib3.make_headers(basic_auth=f"{creds['username']}:{creds['password']}"))
+    deadline = confine.Deadline()
+    try:
+        with confine.slot(provider, connection_limit(provider)):
+            ips = confine.addresses(source, provider)
+            for _ in range(MAX_REDIRECTS + 1):
+                shown = confine.redact(uri)
+                conn = _connect(source, ips, deadline)
+                try:
+                    try:
+                        conn.request("GET", source.target, headers=headers, preload_content=False, decode_content=False)
+                        resp = conn.getresponse()
+                    except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+                        raise _transfer_error(exc, f"fetching {shown}", deadline) from None
+                    if resp.status in REDIRECTS:
+                        uri, source = _redirect(uri, resp.headers.get("Location"), provider)
+                        continue
+                    if resp.status == 200:
+                        yield from _body(resp, shown, deadline)
+                        return
+                    if resp.status in (404, 410):
+                        raise FileNotFoundAtSourceError(f"{shown} does not exist at the provider (HTTP {resp.status})")
+                    if resp.status == 429 or resp.status >= 500:
+                        raise TransientError(f"{shown} answered HTTP {resp.status}")
+                    raise TransferError(f"{shown} answered HTTP {resp.status}")
+                finally:
+                    conn.close()
+            raise TransferError(f"{confine.redact(uri)}: more than {MAX_REDIRECTS} redirects")
+    finally:
+        deadline.close()
+
+
+def _redirect(uri: str, location: str | None, provider: dict[str, Any]) -> tuple[str, confine.Source]:
+    """The next hop of a redirect, when it passes the confinement rule; else TransferError (no request made)."""
+    if not location:
+        raise TransferError(f"{confine.redact(uri)} redirected without a Location")
+    target = urljoin(uri, location)
+    try:
+        return target, confine.check(target, provider)
+    except CnmValidationError as exc:
+        raise TransferError(
+            f"redirect from {confine.redact(uri)} refused, nothing sent there: {exc.args[0].split(': ', 1)[-1]}"
+        ) from None
+
+
+def _body(resp: urllib3.BaseHTTPResponse, shown: str, deadline: confine.Deadline) -> Iterator[bytes]:
+    """The body exactly as served (no content decoding), until EOF, the per-read timeout or the deadline."""
     try:
         while True:
-            chunk = resp.read(READ_SIZE)
+            deadline.check(f"reading {shown}")
+            chunk = resp.read(READ_SIZE, decode_content=False)
             if not chunk:
-                return
+                break
             yield chunk
-    except urllib3.exceptions.ReadTimeoutError as exc:
-        raise ConnectionTimeoutError(f"{uri[:300]} timed out while reading: {exc}") from None
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise TransferError(f"reading {uri[:300]} failed: {exc}") from None
-    finally:
-        resp.release_conn()
+    except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+        raise _transfer_error(exc, f"reading {shown}", deadline) from None
+    deadline.check(f"reading {shown}")  # an end forced by the deadline is not the end of the file
 
 
 def chunks(uri: str, provider: dict[str, Any]) -> Iterator[bytes]:
-    """The bytes of ``uri`` as they arrive, from the provider's host only (http, https or sftp)."""
-    confine(uri, provider)
-    if urlsplit(uri).scheme.lower() == sftp.SCHEME:
-        limit = connection_limit(provider)
-        return sftp.read_chunks(uri, provider, credentials(provider.get("credentials_secret_arn")), limit)
-    return _chunks(open_source(uri, provider), uri)
+    """The bytes of ``uri`` as they arrive, from the provider's own location only (http, https or sftp).
+
+    The confinement rule is checked here, before anything else (CnmValidationError).
+    """
+    source = confine.check(uri, provider)
+    if source.scheme == sftp.SCHEME:
+        return sftp.read_chunks(
+            source, provider, credentials(provider.get("credentials_secret_arn")), connection_limit(provider)
+        )
+    if source.scheme not in ("http", "https"):
+        raise ConfigurationError(f"provider {provider.get('id')!r}'s {source.scheme} files are not streamed")
+    return _http_chunks(uri, source, provider)
 
 
 def _check(file: dict[str, Any], digest: Any, size: int) -> None:
     if size != file["size"]:
-        raise SizeMismatchError(f"{file['source']} sent {size} bytes, the CNM says {file['size']}; nothing was stored")
-    if file.get("checksum") and not checksum.matches(file["checksum"], digest.hexdigest()):
+        raise SizeMismatchError(
+            f"{confine.redact(file['source'])} sent {size} bytes, the CNM says {file['size']}; nothing was stored"
+        )
+    if file.get("checksum") and not checksum.matches(file["checksum"], digest.hexdigest(), file.get("checksumType")):
         raise ChecksumMismatchError(
-            f"{file['source']} has {file.get('checksumType') or 'md5'} {digest.hexdigest()}, "
+            f"{confine.redact(file['source'])} has {file.get('checksumType') or 'md5'} {digest.hexdigest()}, "
             f"the CNM says {file['checksum']}; nothing was stored"
         )
 
@@ -213,6 +268,7 @@ def fetch_to_s3(
     Returns the size. Parts are ``part_size`` bytes (at least S3's 5 MiB minimum).
     """
     part = max(part_size or PART_SIZE, MIN_PART_SIZE)
+    checksum.check_form(file)
     digest = hashlib.new(checksum.algorithm(file.get("checksumType")))
     stream = chunks(file["source"], provider)
     s3 = aws.client("s3")
@@ -224,7 +280,8 @@ def fetch_to_s3(
             size += len(chunk)
             if size > file["size"]:
                 raise SizeMismatchError(
-                    f"{file['source']} sent more than the {file['size']} bytes the CNM says; nothing was stored"
+                    f"{confine.redact(file['source'])} sent more than the {file['size']} bytes the CNM says; "
+                    "nothing was stored"
                 )
             buffer += chunk
             while len(buffer) >= part:

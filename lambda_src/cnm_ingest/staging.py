@@ -8,7 +8,7 @@ location: the provider config's ``host`` bucket, narrowed to
 ``allowed_prefixes`` when the provider lists any, and never one of the
 stack's own buckets (staging, payload). An ``http(s)://`` source must be on
 the provider's configured ``host`` (and ``port`` when set; see
-:func:`cnm_ingest.sources.confine`). Anything else is a
+:func:`cnm_ingest.confine.check`). Anything else is a
 :class:`~cnm_ingest.errors.CnmValidationError` (VALIDATION_ERROR) raised
 before the first S3 call, so one provider cannot have another's data staged.
 
@@ -50,7 +50,7 @@ from urllib.parse import quote, unquote
 
 from botocore.exceptions import ClientError
 
-from . import aws, checksum, commit_order, provider_access, sources, url_template
+from . import aws, checksum, commit_order, confine, provider_access, sources, url_template
 from . import message as workflow_message
 from .errors import (
     ChecksumMismatchError,
@@ -63,7 +63,6 @@ from .errors import (
     TransferError,
     TransientError,
 )
-from .granule import split_s3_uri
 from .task import Execution, Message, collection_config, provider_config
 
 MULTIPART_THRESHOLD = 5 * 1024**3  # copy_object copies at most 5 GiB
@@ -202,46 +201,33 @@ def stack_buckets(meta: dict[str, Any]) -> set[str]:
 
 
 def check_source(file: dict[str, Any], provider: dict[str, Any], forbidden: set[str]) -> tuple[str | None, str | None]:
-    """``(bucket, key)`` of the file's ``source``, when the provider may be read there.
+    """``(bucket, key)`` of the file's ``source`` (``(None, None)`` for http, https and sftp), when the
+    provider may be read there.
 
-    An ``http(s)://`` source must be on the provider's ``host`` (and
-    ``port``), with no credentials in the URI; it gives ``(None, None)``.
-
-    Allowed: the provider config's ``host`` bucket; when the config lists
-    ``allowed_prefixes``, only keys inside one of those folders (a prefix
-    ``in`` allows ``in/x``, not ``incoming/x``). Never a bucket in
-    ``forbidden`` (the stack's own). Keys with ``.`` or ``..`` segments are
-    refused so a prefix cannot be climbed out of by a reader that normalises
-    paths. Raises CnmValidationError (VALIDATION_ERROR); makes no AWS call.
+    The one confinement rule of every protocol, :func:`cnm_ingest.confine.check`:
+    the URI's scheme is the provider's declared ``protocol``, its host (for s3 the
+    bucket) and port the provider's, its path or key inside ``allowed_prefixes``
+    when the provider lists any (a prefix ``in`` allows ``in/x``, not
+    ``incoming/x``), with no ``.`` / ``..`` segments, user info, query or
+    fragment. An s3 source is never in a bucket of ``forbidden`` (the stack's
+    own). The file's checksum must have its type's form
+    (:func:`cnm_ingest.checksum.check_form`). A remote host is resolved and
+    its addresses checked (:func:`cnm_ingest.confine.addresses`:
+    AddressNotAllowedError). Raises CnmValidationError (VALIDATION_ERROR) or
+    ConfigurationError (the provider's settings); no connection to the
+    provider and no S3 call.
     """
-    path = "$.product.files[].uri"
-    who = provider.get("id") or "the provider"
-    if sources.is_remote(file.get("source", "")):
-        try:
-            sources.confine(file["source"], provider)
-        except TransferError as exc:
-            raise CnmValidationError(str(exc), path) from None
+    checksum.check_form(file)
+    source = confine.check(file.get("source"), provider)
+    if source.scheme != "s3":
+        confine.addresses(source, provider)  # resolved and checked now, connected to as checked later
         return None, None
-    bucket, key = split_s3_uri(file.get("source"))
-    try:
-        key.encode("utf-8")
-    except UnicodeEncodeError:
-        raise CnmValidationError(f"{file['source']!r} is not valid Unicode text", path) from None
-    if bucket in forbidden:
-        raise CnmValidationError(f"{file['source']} is in the stack's own bucket {bucket!r}, not {who}'s", path)
-    host = provider.get("host")
-    if not isinstance(host, str) or not host or bucket != host:
-        raise CnmValidationError(f"{file['source']} is not in {who}'s bucket {host!r}", path)
-    if any(segment in (".", "..") for segment in key.split("/")):
-        raise CnmValidationError(f"{file['source']} has a '.' or '..' path segment", path)
-    prefixes = provider.get("allowed_prefixes")
-    if prefixes is not None and not (isinstance(prefixes, list) and all(isinstance(p, str) for p in prefixes)):
-        raise ConfigurationError(f"provider {who}'s allowed_prefixes must be a list of strings, not {prefixes!r}")
-    if prefixes:
-        folders = [p.strip("/") + "/" for p in prefixes if isinstance(p, str) and p.strip("/")]
-        if not any(key.startswith(folder) for folder in folders):
-            raise CnmValidationError(f"{file['source']} is outside {who}'s allowed prefixes {prefixes!r}", path)
-    return bucket, key
+    if source.host in forbidden:
+        who = provider.get("id") or "the provider"
+        raise CnmValidationError(
+            f"{file['source']} is in the stack's own bucket {source.host!r}, not {who}'s", "$.product.files[].uri"
+        )
+    return source.host, source.path
 
 
 def temporary_key(execution_name: str, key: str) -> str:

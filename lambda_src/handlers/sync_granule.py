@@ -1,4 +1,10 @@
-"""SyncGranule: copy the granule's files into the staging bucket and verify them."""
+"""SyncGranule: copy the granule's files into the staging bucket and verify them.
+
+Reads from a provider's http, https or sftp host end by a deadline derived from
+the invocation's remaining time (:func:`cnm_ingest.confine.deadline_for`), so a
+stalled or dripping server is a ConnectionTimeoutError (retried) well before
+Lambda's own timeout, with time left to clean up and answer.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cnm_ingest import confine, staging, task
 from cnm_ingest import message as workflow_message
-from cnm_ingest import staging, task
 
 logger = Logger()
 
@@ -24,7 +30,8 @@ def sync(message: task.Message, execution: task.Execution) -> task.Message:
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> task.Message:
-    return task.run(event, sync)
+    with confine.provider_reads(confine.deadline_for(context.get_remaining_time_in_millis())):
+        return task.run(event, sync)
 
 
 cnm_ingest.coldstart.done()  # last: see cnm_ingest.coldstart

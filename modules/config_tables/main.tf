@@ -109,7 +109,7 @@ resource "aws_dynamodb_table_item" "provider" {
       protocol = each.value.protocol
       host     = each.value.host
       meta     = each.value.meta
-      }, { for k in ["port", "credentials_secret_arn", "globalConnectionLimit", "host_key", "allowed_prefixes"] : k => each.value[k] if each.value[k] != null }))
+      }, { for k in ["port", "credentials_secret_arn", "globalConnectionLimit", "host_key", "allowed_prefixes", "allowed_networks"] : k => each.value[k] if each.value[k] != null }))
     }
   })
 }

@@ -47,8 +47,11 @@ variable "providers_config" {
     credentials_secret_arn = optional(string)
     globalConnectionLimit  = optional(number)
     host_key               = optional(list(string))
-    # Folders (key prefixes, s3; path prefixes, sftp) the provider's files must be under (none = anywhere on host)
+    # Folders (key prefixes, s3; path prefixes, http/https/sftp) the provider's files must be under (none = anywhere on host)
     allowed_prefixes = optional(list(string))
+    # http/https/sftp: CIDRs the host may resolve into besides public addresses (on-premises providers in the VPC);
+    # loopback, private, CGNAT, link-local and other non-public addresses are refused otherwise. Never link-local.
+    allowed_networks = optional(list(string))
   }))
   default = []
 }

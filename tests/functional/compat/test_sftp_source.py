@@ -198,6 +198,7 @@ def world(complete_world, server, monkeypatch):
         "port": port,
         "host_key": [known(HOST_KEY)],
         "allowed_prefixes": ["data"],
+        "allowed_networks": ["127.0.0.0/8"],  # the server is on loopback (issue 18)
         "credentials_secret_arn": password["ARN"],
     }
     return {
@@ -275,7 +276,7 @@ def test_private_key_credentials(world):
     ],
 )
 def test_paths_that_could_leave_the_providers_folder_are_refused_before_connecting(world, path):
-    with pytest.raises(TransferError):
+    with pytest.raises(CnmValidationError):
         fetch(world, sfile(world, path, SMALL))
     assert world["stats"].connections == 0 and stored(world) == ([], [])
 
@@ -292,7 +293,7 @@ def test_paths_that_could_leave_the_providers_folder_are_refused_before_connecti
 )
 def test_other_hosts_are_refused_before_connecting(world, source):
     f = {**sfile(world, "/data/small.txt", SMALL), "source": source}
-    with pytest.raises(TransferError):
+    with pytest.raises(CnmValidationError):
         fetch(world, f)
     assert world["stats"].connections == 0
 

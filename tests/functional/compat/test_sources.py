@@ -1,4 +1,7 @@
-"""http(s) sources: streamed into S3 with the checksum computed on the way, confined to the provider's host."""
+"""http(s) sources: streamed into S3 with the checksum computed on the way, confined to the provider's host.
+
+The server is on loopback, so the provider allows it by name (``allowed_networks``: issue 18); the hostile
+cases of the confinement rule itself are in tests/functional/workflow/test_provider_reads.py."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import time
 
 import pytest
 
-from cnm_ingest import sources, staging
+from cnm_ingest import confine, sources, staging
 from cnm_ingest.errors import (
     ChecksumMismatchError,
     CnmValidationError,
@@ -78,9 +81,9 @@ def server():
 
 
 @pytest.fixture
-def s3(complete_world, monkeypatch):
+def s3(complete_world, server, monkeypatch):
     """The applied staging bucket of examples/complete (restored), under SyncGranule's deployed env."""
-    sources._pool.cache_clear()
+    monkeypatch.setitem(PROVIDER, "port", int(server.rsplit(":", 1)[1]))
     sources._secrets.clear()
     complete_world.use("sync_granule")
     staging = json.loads(complete_world.function("message_consumer").environment["BUCKETS"])["private"]["name"]
@@ -88,7 +91,7 @@ def s3(complete_world, monkeypatch):
     return complete_world.client("s3")
 
 
-PROVIDER = {"id": "P", "protocol": "http", "host": "127.0.0.1"}
+PROVIDER = {"id": "P", "protocol": "http", "host": "127.0.0.1", "allowed_networks": ["127.0.0.0/8"]}  # + port
 STAGE = ""  # the applied staging bucket, set by the s3 fixture
 
 
@@ -181,25 +184,29 @@ def test_redirects_on_the_host_are_followed(s3, server):
 )
 def test_other_hosts_are_refused_before_any_request(s3, uri):
     Handler.hits.clear()
-    with pytest.raises(TransferError):
+    with pytest.raises(CnmValidationError):
         sources.fetch_to_s3({**hfile("", "/x", SMALL), "source": uri}, PROVIDER, STAGE, "k", metadata={})
     assert Handler.hits == []
 
 
 def test_https_to_http_is_refused():
-    with pytest.raises(TransferError):
-        sources.confine("http://h/x", {"host": "h"}, previous_scheme="https")
+    with pytest.raises(CnmValidationError):
+        confine.check("http://h/x", {"protocol": "https", "host": "h"})
     with pytest.raises(ConfigurationError):
-        sources.confine("http://h/x", {"id": "P"})
+        confine.check("http://h/x", {"id": "P", "protocol": "http"})
 
 
-def test_credentials_from_secrets_manager_only_to_the_host(s3, server):
+def test_credentials_never_travel_over_plain_http(s3, server):
+    """An http provider with a secret is a configuration error before any request (issue 18: https only)."""
     import boto3
 
+    Handler.hits.clear()
     sm = boto3.client("secretsmanager", region_name=REGION)
     arn = sm.create_secret(Name="p", SecretString=json.dumps({"username": "alice", "password": "s3cret"}))["ARN"]
     provider = {**PROVIDER, "credentials_secret_arn": arn}
-    assert sources.fetch_to_s3(hfile(server, "/secret", SMALL), provider, STAGE, "k", metadata={}) == len(SMALL)
+    with pytest.raises(ConfigurationError):
+        sources.fetch_to_s3(hfile(server, "/secret", SMALL), provider, STAGE, "k", metadata={})
+    assert Handler.hits == []
     bad = sm.create_secret(Name="q", SecretString="not json")["ARN"]
     with pytest.raises(ConfigurationError):
         sources.credentials(bad)
@@ -207,24 +214,24 @@ def test_credentials_from_secrets_manager_only_to_the_host(s3, server):
 
 def test_timeout_is_connection_timeout(s3, server, monkeypatch):
     monkeypatch.setattr(sources, "READ_TIMEOUT", 0.3)
-    sources._pool.cache_clear()
     with pytest.raises(ConnectionTimeoutError) as err:
         sources.fetch_to_s3(hfile(server, "/slow", SMALL), PROVIDER, STAGE, "k", metadata={})
     assert error_code_for(type(err.value).__name__) == "TRANSFER_ERROR"
-    sources._pool.cache_clear()
 
 
 def test_connection_limit_per_provider():
-    assert sources._pool("P", 2).connection_pool_kw["maxsize"] == 2
-    assert sources._pool("P", 2).connection_pool_kw["block"] is True
+    slot = confine.slot({"id": "P"}, 2)
+    assert slot.acquire(blocking=False) and slot.acquire(blocking=False) and not slot.acquire(blocking=False)
+    slot.release()
+    slot.release()
     for bad in (0, -1, "5", True, 1.5):
         with pytest.raises(ConfigurationError):
-            sources.open_source("http://h/x", {"host": "h", "globalConnectionLimit": bad})
+            b"".join(sources.chunks("http://h/x", {"protocol": "http", "host": "h", "globalConnectionLimit": bad}))
 
 
 def test_unreachable_host_is_a_transfer_error_not_a_timeout():
     with pytest.raises(TransferError) as err:
-        sources.open_source("http://unresolvable.invalid/x", {"host": "unresolvable.invalid"})
+        b"".join(sources.chunks("http://unresolvable.invalid/x", {"protocol": "http", "host": "unresolvable.invalid"}))
     assert type(err.value) is TransferError
 
 

@@ -85,8 +85,26 @@ def test_notifications_are_not_responses(samples):
 # --- TranslateMessage --------------------------------------------------------------------------
 
 
+def well_formed(cnm: dict) -> dict:
+    """``cnm`` with each file's checksum replaced by a well-formed one of its type: the published samples'
+    checksums ("addjd872342bfbf", ...) are placeholders that no file can have, refused at intake (issue 18)."""
+    cnm = json.loads(json.dumps(cnm))
+    groups = cnm["product"].get("filegroups") or [{"files": cnm["product"].get("files") or []}]
+    for group in groups:
+        for f in group["files"]:
+            if "checksum" in f:
+                f["checksum"] = hashlib.new(checksum.algorithm(f.get("checksumType")), f["name"].encode()).hexdigest()
+    return cnm
+
+
+def test_the_samples_placeholder_checksums_are_refused_at_intake(samples):
+    for name in ("cumulus_sns_v1.1_dataVersions.json", "cumulus_sns_v1.0_notification.json"):
+        with pytest.raises(CnmValidationError, match=r"files\[\]\.checksum"):
+            granule.translate(samples[name], {}, {})
+
+
 def test_translate_filegroups_dedupes_repeated_files(samples):
-    [g] = granule.translate(samples["cumulus_sns_v1.1_dataVersions.json"], {}, {})
+    [g] = granule.translate(well_formed(samples["cumulus_sns_v1.1_dataVersions.json"]), {}, {})
     assert g["granuleId"] == "sampleGranuleName001"
     assert g["dataType"] == "SWOT_Prod_l2:1"
     assert [f["name"] for f in g["files"]] == ["production_file.nc", "production_file.png"]
@@ -95,7 +113,7 @@ def test_translate_filegroups_dedupes_repeated_files(samples):
 
 
 def test_translate_granule_id_from_regex(samples):
-    cnm = samples["cumulus_sns_v1.6_notification.json"]
+    cnm = well_formed(samples["cumulus_sns_v1.6_notification.json"])
     name = cnm["product"]["name"]
     [g] = granule.translate(cnm, {"name": "C", "version": "2"}, {"granule_id_extraction": r"^(.*)Name\d+$"})
     assert (g["granuleId"], g["producerGranuleId"]) == (name[: name.index("Name")], name)
@@ -107,10 +125,10 @@ def test_translate_granule_id_from_regex(samples):
 def test_translate_handler_keeps_cnm_in_meta(samples, lambda_context):
     from handlers import translate_message
 
-    cnm = samples["cumulus_sns_v1.0_notification.json"]
+    cnm = well_formed(samples["cumulus_sns_v1.0_notification.json"])
     out = translate_message.handler({"message": {"meta": {"cnm": cnm}, "payload": {}}, "execution": {}}, lambda_context)
     assert out["meta"]["cnm"] == cnm and "cnm" not in out["payload"]  # already valid: nothing normalised
-    assert out["payload"]["granules"][0]["files"][1]["checksum"] == "addjd872342bfbf"
+    assert out["payload"]["granules"][0]["files"][1]["checksum"] == cnm["product"]["files"][1]["checksum"]
     bad = dict(cnm, product={"name": "x"})
     with pytest.raises(CnmValidationError) as err:
         translate_message.handler({"meta": {"cnm": bad}, "payload": {}}, lambda_context)
