@@ -375,7 +375,10 @@ def send(settings: Settings, paths: tuple[str, ...]) -> None:
     emit(settings, results, render)
     refused = [r for r in results if "refused" in r]
     if refused:
-        raise RefusedInput(f"{len(refused)} of {len(results)} file(s) refused (not valid CNM notifications)")
+        raise RefusedInput(
+            f"{len(refused)} of {len(results)} file(s) refused: not valid CNM notifications, "
+            "or not files that can be sent (the reason is on each row)"
+        )
 
 
 # --- responses -----------------------------------------------------------------------------------------
