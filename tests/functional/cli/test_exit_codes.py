@@ -85,6 +85,9 @@ CASES = {
         "not the JSON",
         setup=lambda _mp, tmp: (tmp / "o.json").write_bytes(b"\xff{"),
     ),
+    "outputs a plain directory": Case(
+        ("--outputs", ".", "status"), 3, "has no Terraform outputs", env={"PATH": "/nonexistent"}
+    ),
     "no executions table": Case(
         ("--prefix", "daac-sit", "status"), 3, f"no executions table daac-sit-executions in us-east-1: {LIKELY}"
     ),
