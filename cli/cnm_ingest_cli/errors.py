@@ -88,6 +88,19 @@ for _cls, _code in EXIT_CODES.items():  # each class's exit_code (what Click exi
         _cls.exit_code = _code
 
 
+# What each exit code means, short (the --help epilog; the table above says it in full).
+MEANINGS = {
+    OK: "done",
+    UNEXPECTED: "unexpected error",
+    USAGE: "usage (bad option, time or --prefix)",
+    STACK_NOT_FOUND: "stack not found",
+    AWS_REFUSED: "AWS refused or unreachable",
+    NOT_FOUND: "not found",
+    REFUSED_INPUT: "refused input",
+    PARTIAL: "partly failed",
+}
+
+
 def exit_code(exc: BaseException) -> int:
     """The exit code of ``exc`` from :data:`EXIT_CODES` (1 for anything not in it)."""
     for cls in type(exc).__mro__:

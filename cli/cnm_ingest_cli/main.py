@@ -29,7 +29,7 @@ from rich.table import Table
 from cnm_ingest import aws, records
 
 from . import ops
-from .errors import CliError, PartialFailure, RefusedInput, translate
+from .errors import MEANINGS, CliError, PartialFailure, RefusedInput, translate
 from .stack import PREFIX_RULE, PREFIX_RULE_TEXT, Stack, find, region_name
 
 
@@ -120,7 +120,11 @@ def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
 pass_settings = click.make_pass_decorator(Settings)
 
 
-@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=Cli,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Exit codes (text and --json alike): " + ", ".join(f"{c} {m}" for c, m in MEANINGS.items()) + ".",
+)
 @click.option(
     "--outputs",
     envvar="CNM_INGEST_OUTPUTS",

@@ -203,4 +203,6 @@ def test_one_exit_code_table():
     assert errors.exit_code(RuntimeError("x")) == 1
     assert set(errors.EXIT_CODES.values()) == set(range(1, 8))
     doc = dict(re.findall(r"^\| (\d) \| (.+) \|$", errors.__doc__ or "", re.M))
-    assert sorted(int(k) for k in doc) == list(range(8))
+    assert sorted(int(k) for k in doc) == sorted(errors.MEANINGS) == list(range(8))
+    epilog = " ".join(Cli()("--help").output.split())
+    assert all(f"{code} {meaning}" in epilog for code, meaning in errors.MEANINGS.items())
