@@ -157,7 +157,7 @@ def cli(
 def check_prefix(value: str | None) -> str | None:
     """``--prefix`` as the module's ``prefix`` variable allows it (a usage error otherwise)."""
     if value is not None and not PREFIX_RULE.fullmatch(value):
-        raise click.BadParameter(f"{value!r} is not a stack prefix: {PREFIX_RULE_TEXT}", param_hint="'--prefix'")
+        raise click.BadParameter(f"{value[:100]!r} is not a stack prefix: {PREFIX_RULE_TEXT}", param_hint="'--prefix'")
     return value
 
 
