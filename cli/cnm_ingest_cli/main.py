@@ -1,10 +1,14 @@
 """``cnm-ingest``: status, send, responses, dlq, reingest, replay, rules (see ``cnm-ingest --help``).
 
 AWS access is the standard credential chain (``--profile``, ``--region``, or the
-environment); ``AWS_ENDPOINT_URL`` points every client at an emulator. The
-stack comes from ``--outputs`` (``terraform output -json`` saved to a file, or
-the Terraform directory) or ``--prefix``. ``--json`` prints machine-readable
-results; exit codes are in :mod:`cnm_ingest_cli.errors`.
+environment); ``AWS_ENDPOINT_URL`` points every client at an emulator. The region is
+``--region``, else ``AWS_DEFAULT_REGION``, else ``AWS_REGION``, else the profile's (boto3
+reads ``AWS_DEFAULT_REGION`` and the profile; ``AWS_REGION``, which other AWS tools and the
+Lambda runtime set, is honoured where boto3 would have had no variable). The stack comes from
+``--outputs`` (``terraform output -json`` saved to a file, or the Terraform directory) or
+``--prefix`` (checked against the module's naming rule). ``--json`` prints machine-readable
+results, and errors as one JSON object on stderr; an error has the same exit code in both modes
+(:data:`cnm_ingest_cli.errors.EXIT_CODES`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -25,8 +29,8 @@ from rich.table import Table
 from cnm_ingest import aws, records
 
 from . import ops
-from .errors import CliError, PartialFailure, RefusedInput, translate
-from .stack import Stack, find
+from .errors import MEANINGS, CliError, PartialFailure, RefusedInput, translate
+from .stack import PREFIX_RULE, PREFIX_RULE_TEXT, Stack, find, region_name
 
 
 @dataclass
@@ -44,20 +48,36 @@ class Settings:
 
 
 class Cli(click.Group):
-    """Turns AWS errors into the documented exit codes."""
+    """Turns AWS errors into the documented exit codes, and marks each error with the output mode."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except CliError as exc:
+            exc.as_json = _as_json(ctx)
+            raise
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:
-            known = translate(exc)
-            if known is not None:
-                raise known from exc
-            if os.environ.get("CNM_INGEST_DEBUG"):
-                raise
-            raise CliError(f"unexpected {type(exc).__name__}: {exc} (CNM_INGEST_DEBUG=1 for the traceback)") from exc
+            known = translate(exc, _where(ctx))
+            if known is None:
+                if os.environ.get("CNM_INGEST_DEBUG"):
+                    raise
+                known = CliError(f"unexpected {type(exc).__name__}: {exc} (CNM_INGEST_DEBUG=1 for the traceback)")
+            known.as_json = _as_json(ctx)
+            raise known from exc
+
+
+def _as_json(ctx: click.Context) -> bool:
+    return isinstance(ctx.obj, Settings) and ctx.obj.as_json
+
+
+def _where(ctx: click.Context) -> str:
+    """``stack 'p' in us-west-2``: what the command was looking at, for the error of a missing resource."""
+    settings = ctx.obj if isinstance(ctx.obj, Settings) else None
+    stack = settings._stack if settings is not None else None
+    name = f"stack {stack.prefix!r}" if stack is not None and stack.prefix else "the stack"
+    return f"{name} in {region_name() or '(no region)'}"
 
 
 def console() -> Console:
@@ -100,17 +120,26 @@ def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
 pass_settings = click.make_pass_decorator(Settings)
 
 
-@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=Cli,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Exit codes (text and --json alike): " + ", ".join(f"{c} {m}" for c, m in MEANINGS.items()) + ".",
+)
 @click.option(
     "--outputs",
     envvar="CNM_INGEST_OUTPUTS",
     metavar="FILE|DIR",
     help="`terraform output -json` saved to FILE, or the Terraform DIR [env CNM_INGEST_OUTPUTS].",
 )
-@click.option("--prefix", envvar="CNM_INGEST_PREFIX", help="The stack's name prefix [env CNM_INGEST_PREFIX].")
+@click.option(
+    "--prefix",
+    envvar="CNM_INGEST_PREFIX",
+    callback=lambda _ctx, _param, value: check_prefix(value),
+    help=f"The stack's name prefix: {PREFIX_RULE_TEXT} [env CNM_INGEST_PREFIX].",
+)
 @click.option("--profile", help="AWS profile (else the standard credential chain).")
-@click.option("--region", help="AWS region (else AWS_REGION / the profile's).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--region", help="AWS region (else AWS_DEFAULT_REGION, else AWS_REGION, else the profile's region).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts (errors too, on stderr).")
 @click.pass_context
 def cli(
     ctx: click.Context, outputs: str | None, prefix: str | None, profile: str | None, region: str | None, as_json: bool
@@ -118,14 +147,51 @@ def cli(
     """Operate a cnm-ingest pipeline: find failures, send, replay, redrive, reingest."""
     if profile:
         os.environ["AWS_PROFILE"] = profile
-    if region:
+    region = region or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
+    if region:  # boto3 reads AWS_DEFAULT_REGION only: the region chosen goes there
         os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = region
-    aws.reset()
+    aws.reset(session=True)
     ctx.obj = Settings(outputs, prefix, as_json)
 
 
-def _time(ctx: click.Context, _param: Any, value: str | None) -> datetime | None:
-    return ops.parse_time(value) if value else None
+def check_prefix(value: str | None) -> str | None:
+    """``--prefix`` as the module's ``prefix`` variable allows it (a usage error otherwise)."""
+    if value is not None and not PREFIX_RULE.fullmatch(value):
+        raise click.BadParameter(f"{value[:100]!r} is not a stack prefix: {PREFIX_RULE_TEXT}", param_hint="'--prefix'")
+    return value
+
+
+class Time(click.ParamType):
+    """ISO 8601 (UTC when no offset), ``now``, or relative to now (``30m``, ``2h``, ``7d``); a usage error else."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return ops.parse_time(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+TIME = Time()
+
+
+def not_future(moment: datetime, name: str) -> datetime:
+    """A window start: not in the future (a usage error: the window would be empty)."""
+    now = datetime.now(UTC)
+    if moment > now:
+        raise click.BadParameter(f"{ops.iso(moment)} is in the future (now is {ops.iso(now)})", param_hint=name)
+    return moment
+
+
+def window(start: datetime, end: datetime, names: tuple[str, str]) -> tuple[datetime, datetime]:
+    """A time window: the start not in the future, the end not before the start (usage errors)."""
+    not_future(start, names[0])
+    if end < start:
+        raise click.BadParameter(f"{ops.iso(end)} is before {names[0]} {ops.iso(start)}", param_hint=names[1])
+    return start, end
 
 
 STATUS_CHOICE = click.Choice(records.STATUSES, case_sensitive=False)
@@ -146,9 +212,11 @@ def _status(text: Any) -> str:
 @click.option("--status", "statuses", multiple=True, type=STATUS_CHOICE, help="Only these statuses (repeatable).")
 @click.option("--collection", help="Only this collection id (name__version).")
 @click.option("--provider", help="Only this provider.")
-@click.option("--since", default="24h", show_default=True, help="Window start: ISO 8601 or 30m / 2h / 7d ago.")
-@click.option("--until", default="now", show_default=True, help="Window end.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@click.option(
+    "--since", type=TIME, default="24h", show_default=True, help="Window start: ISO 8601 or 30m / 2h / 7d ago."
+)
+@click.option("--until", type=TIME, default="now", show_default=True, help="Window end.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000), help="At most this many rows.")
 @json_option
 @pass_settings
 def status(
@@ -158,13 +226,13 @@ def status(
     statuses: tuple[str, ...],
     collection: str | None,
     provider: str | None,
-    since: str,
-    until: str,
+    since: datetime,
+    until: datetime,
     limit: int,
 ) -> None:
     """Counts by status; or executions / granules filtered; or one granule or execution (REF) in detail."""
+    start, end = window(since, until, ("'--since'", "'--until'"))
     stack = settings.stack
-    start, end = ops.parse_time(since), ops.parse_time(until)
     if ref:
         found = ops.detail(stack, ref, collection)
         emit(settings, found, lambda c: _render_detail(c, found))
@@ -295,7 +363,8 @@ def send(settings: Settings, paths: tuple[str, ...]) -> None:
         results = ops.send(settings.stack, files, advance)
 
     def render(c: Console) -> None:
-        table = Table(title=f"sent to {settings.stack.notification_stream_arn.rsplit('/', 1)[-1]}")
+        streams = {r["stream"].rsplit("/", 1)[-1] for r in results if r.get("stream")}
+        table = Table(title=f"sent to {', '.join(sorted(streams))}" if streams else "nothing sent")
         for col in ("file", "identifier", "shard", "sequence number / refused"):
             table.add_column(col, overflow="fold")
         for r in results:
@@ -310,14 +379,17 @@ def send(settings: Settings, paths: tuple[str, ...]) -> None:
     emit(settings, results, render)
     refused = [r for r in results if "refused" in r]
     if refused:
-        raise RefusedInput(f"{len(refused)} of {len(results)} file(s) refused (not valid CNM notifications)")
+        raise RefusedInput(
+            f"{len(refused)} of {len(results)} file(s) refused: not valid CNM notifications, "
+            "or not files that can be sent (the reason is on each row)"
+        )
 
 
 # --- responses -----------------------------------------------------------------------------------------
 
 
 @cli.command()
-@click.option("--since", callback=_time, help="From this time (default: the oldest record kept).")
+@click.option("--since", type=TIME, help="From this time (default: the oldest record kept).")
 @click.option("--identifier", help="Only responses to this CNM identifier.")
 @click.option("--collection", help="Only this collection name.")
 @click.option("--status", type=click.Choice(["SUCCESS", "FAILURE"]), help="Only this response status.")
@@ -335,6 +407,8 @@ def responses(
     limit: int | None,
 ) -> None:
     """Read (or follow) the CNM response stream."""
+    if since is not None:
+        not_future(since, "'--since'")
     found = ops.responses(
         settings.stack,
         since=since,
@@ -470,16 +544,14 @@ def reingest(settings: Settings, ref: str, collection: str | None, key: str | No
 
 
 @cli.command()
-@click.option("--from", "since", required=True, help="Window start (ISO 8601 or 2h / 1d ago).")
-@click.option("--to", "until", default="now", show_default=True, help="Window end.")
+@click.option("--from", "since", type=TIME, required=True, help="Window start (ISO 8601 or 2h / 1d ago).")
+@click.option("--to", "until", type=TIME, default="now", show_default=True, help="Window end.")
 @click.option("--shard", "shard_ids", multiple=True, help="Only this shard (repeatable).")
 @json_option
 @pass_settings
-def replay(settings: Settings, since: str, until: str, shard_ids: tuple[str, ...]) -> None:
+def replay(settings: Settings, since: datetime, until: datetime, shard_ids: tuple[str, ...]) -> None:
     """Run the consumer's processing on the notification records of a time window (already started: no-op)."""
-    start, end = ops.parse_time(since), ops.parse_time(until)
-    if end < start:
-        raise RefusedInput("--to is before --from")
+    start, end = window(since, until, ("'--from'", "'--to'"))
     with progress(settings, "replaying", None) as advance:
         summary = ops.replay(settings.stack, start, end, shard_ids, advance)
     counts = {k: summary[k] for k in ("records", "started", "already_done", "parked", "failed", "executions_started")}
@@ -508,6 +580,7 @@ def rules() -> None:
 @json_option
 @pass_settings
 def rules_list(settings: Settings) -> None:
+    """Every rule: name, state, collection, version, provider, workflow."""
     found = ops.rules_list(settings.stack)
 
     def render(c: Console) -> None:

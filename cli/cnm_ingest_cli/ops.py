@@ -33,23 +33,25 @@ def _noop(_: int) -> None:
 
 # --- time ------------------------------------------------------------------------------------
 
-_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_RELATIVE = re.compile(r"^(\d{1,9})\s*([smhdw])$", re.ASCII)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def parse_time(text: str, now: datetime | None = None) -> datetime:
-    """ISO 8601 (UTC when no offset), ``now``, or relative to now: ``30m``, ``2h``, ``7d``."""
+    """ISO 8601 (UTC when no offset), ``now``, or relative to now: ``30m``, ``2h``, ``7d``.
+
+    Anything else is a ValueError (the command line turns it into a usage error)."""
     now = now or datetime.now(UTC)
     text = text.strip()
     if text == "now":
         return now
     m = _RELATIVE.match(text)
-    if m:
-        return now - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
     try:
+        if m:
+            return now - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise RefusedInput(f"not a time: {text!r} (use ISO 8601, 'now', or 30m / 2h / 7d)") from None
+    except (ValueError, OverflowError):
+        raise ValueError(f"not a time: {text[:100]!r} (use ISO 8601, 'now', or 30m / 2h / 7d ago)") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -172,35 +174,60 @@ def _shown(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def cnm_files(paths: Iterable[str]) -> list[Path]:
+    """The files named, and the ``*.json`` files under each directory named (sorted); a missing one is NotFound."""
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
             files.extend(sorted(f for f in p.rglob("*.json") if f.is_file()))
-        elif p.is_file():
-            files.append(p)
+        elif p.exists():
+            files.append(p)  # a file, or something that is not one (refused with the reason by send)
         else:
             raise NotFound(f"no file or directory {p}")
     return files
 
 
+# A Kinesis record's data is at most 1 MiB: a larger file cannot be sent, so it is refused before it is read.
+MAX_RECORD_BYTES = 1024 * 1024
+
+
+def read_cnm_file(path: Path) -> bytes:
+    """The file's bytes, or a RecordError saying why it cannot be sent (not a file, unreadable, empty, too big)."""
+    try:
+        if not path.is_file():
+            raise RecordError(f"not a regular file: {path}")
+        size = path.stat().st_size
+        if size > MAX_RECORD_BYTES:
+            raise RecordError(f"{size} bytes: larger than a Kinesis record ({MAX_RECORD_BYTES} bytes)")
+        with path.open("rb") as f:
+            data = f.read(MAX_RECORD_BYTES + 1)
+    except OSError as exc:
+        raise RecordError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_RECORD_BYTES:  # grew while being read
+        raise RecordError(f"larger than a Kinesis record ({MAX_RECORD_BYTES} bytes)")
+    if not data.strip():
+        raise RecordError("empty file")
+    return data
+
+
 def send(stack: Stack, files: list[Path], progress: Progress = _noop) -> list[dict[str, Any]]:
-    """Validate each file as a CNM notification and put the valid ones (partition key = identifier)."""
+    """Validate each file as a CNM notification and put the valid ones (partition key = identifier).
+
+    The stack's stream is looked up at the first valid file: refusing files needs no AWS."""
     results = []
-    kinesis = aws.client("kinesis")
     for path in files:
-        data = path.read_bytes()
         try:
+            data = read_cnm_file(path)
             cnm = cnm_mod.validate_notification(cnm_mod.decode_json(data))
         except RecordError as exc:
             results.append({"file": str(path), "refused": str(exc)})
         else:
-            put = kinesis.put_record(
-                StreamARN=stack.notification_stream_arn, Data=data, PartitionKey=cnm["identifier"][:256]
-            )
+            stream = stack.notification_stream_arn
+            put = aws.client("kinesis").put_record(StreamARN=stream, Data=data, PartitionKey=cnm["identifier"][:256])
             results.append(
                 {
                     "file": str(path),
                     "identifier": cnm["identifier"],
+                    "stream": stream,
                     "shard_id": put["ShardId"],
                     "sequence_number": put["SequenceNumber"],
                 }
@@ -799,7 +826,7 @@ def replay(
 
 
 def rules_list(stack: Stack) -> list[dict[str, Any]]:
-    store = config_mod.ConfigStore(stack.rules_table, stack.collections_table, stack.providers_table, ttl=0)
+    store = config_mod.ConfigStore(stack.require_rules_table(), stack.collections_table, stack.providers_table, ttl=0)
     return [
         {
             "name": r.name,
@@ -824,7 +851,10 @@ def rule_state(stack: Stack, name: str, state: str) -> dict[str, Any]:
             ExpressionAttributeValues={":s": {"S": state}},
         )
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+        code = exc.response.get("Error", {}).get("Code")
+        if code == "ConditionalCheckFailedException":
             raise NotFound(f"no rule {name!r} in {stack.rules_table}") from None
+        if code == "ResourceNotFoundException":
+            stack.require_rules_table()  # raises: no rules table <name> in <region>: the likely cause
         raise
     return {"name": name, "state": state}

@@ -17,9 +17,31 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError
+
 from cnm_ingest import aws
 
-from .errors import StackNotFound
+from .errors import LIKELY_CAUSE, StackNotFound
+
+# The module's naming rule for `prefix` (the root variables.tf validation; tests/unit/cli/test_prefix.py checks
+# that the two are the same regex): a malformed --prefix names no stack, so it is a usage error, not a lookup.
+PREFIX_RULE = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$", re.ASCII)
+PREFIX_RULE_TEXT = "3-32 lowercase letters, digits and '-', starting with a letter, not ending with '-'"
+
+
+def region_name() -> str | None:
+    """The region the AWS clients use (``--region``, the environment, or the profile's); None when there is
+    none, or no session can be made (an unknown profile: reported by the error that made it)."""
+    try:
+        return aws.session().region_name
+    except BotoCoreError:
+        return None
+
+
+def missing(kind: str, name: str, cause: str = LIKELY_CAUSE) -> StackNotFound:
+    """``no <kind> <name> in <region>: <likely cause>``: the error for a resource of the stack not found."""
+    return StackNotFound(f"no {kind} {name} in {region_name() or '(no region)'}: {cause}")
+
 
 # Stack attribute -> root output name (outputs.tf).
 OUTPUTS = {
@@ -90,11 +112,15 @@ def read_outputs(path: Path) -> dict[str, Any]:
             raise StackNotFound(f"{path} has no Terraform outputs (no terraform on PATH and no terraform.tfstate)")
         path = state
     if not path.is_file():
-        raise StackNotFound(f"no outputs file at {path}")
+        raise StackNotFound(
+            f"no outputs file at {path}: give `terraform output -json` saved to a file, or its directory"
+        )
     try:
-        return _values(json.loads(path.read_text()))
-    except ValueError as exc:
-        raise StackNotFound(f"{path} is not JSON: {exc}") from None
+        return _values(json.loads(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise StackNotFound(f"cannot read the outputs file {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise StackNotFound(f"{path} is not the JSON of `terraform output -json`: {exc}") from None
 
 
 @dataclass
@@ -157,9 +183,7 @@ class Stack:
         try:
             return aws.client("sqs").get_queue_url(QueueName=f"{self.prefix}-kinesisFailure")["QueueUrl"]
         except aws.client("sqs").exceptions.QueueDoesNotExist:
-            raise StackNotFound(
-                f"no queue {self.prefix}-kinesisFailure: is {self.prefix!r} the stack's prefix?"
-            ) from None
+            raise missing("queue", f"{self.prefix}-kinesisFailure") from None
 
     @cached_property
     def state_machine_arn(self) -> str:
@@ -170,18 +194,30 @@ class Stack:
             for machine in page["stateMachines"]:
                 if machine["name"] == name:
                     return machine["stateMachineArn"]
-        raise StackNotFound(f"no state machine {name}: is {self.prefix!r} the stack's prefix?")
+        raise missing("state machine", name)
 
     def execution_arn(self, name: str) -> str:
         """The ARN of an execution of the stack's state machine, by name."""
         return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
 
     def require_executions_table(self) -> str:
+        """The executions table; when it is missing, the likely cause: a wrong prefix or region (no rules
+        table either), or a stack applied with ``create_recorder = false`` (the rules table exists)."""
         table = self.executions_table
-        try:
-            aws.client("dynamodb").describe_table(TableName=table)
-        except aws.client("dynamodb").exceptions.ResourceNotFoundException:
-            raise StackNotFound(f"no executions table {table}: deploy with create_recorder = true") from None
+        if not _table_exists(table):
+            if _table_exists(self.rules_table):
+                raise missing(
+                    "executions table",
+                    table,
+                    f"the stack ({self.rules_table} exists) has no recorder: apply it with create_recorder = true",
+                )
+            raise missing("executions table", table)
+        return table
+
+    def require_rules_table(self) -> str:
+        table = self.rules_table
+        if not _table_exists(table):
+            raise missing("rules table", table)
         return table
 
     def describe(self) -> dict[str, str]:
@@ -196,12 +232,21 @@ class Stack:
         }
 
 
+def _table_exists(table: str) -> bool:
+    dynamodb = aws.client("dynamodb")
+    try:
+        dynamodb.describe_table(TableName=table)
+    except dynamodb.exceptions.ResourceNotFoundException:
+        return False
+    return True
+
+
 def _stream_arn(name: str) -> str:
     kinesis = aws.client("kinesis")
     try:
         return kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
     except kinesis.exceptions.ResourceNotFoundException:
-        raise StackNotFound(f"no stream {name}: is the prefix right?") from None
+        raise missing("stream", name) from None
 
 
 # Stack attribute -> the suffix the modules give its name (the last part of an ARN or URL).

@@ -127,23 +127,38 @@ def staged_uri(bucket: str, key: str, distribution_endpoint: str | None = None) 
     return f"{distribution_endpoint.rstrip('/')}/{'/'.join(segments)}"
 
 
+def _file_name(f: dict[str, Any]) -> str:
+    """A granule file's name: ours (``name``), or Cumulus's (``fileName``, what PO.DAAC's CnmResponse reads, e.g.
+    from a granule a DAAC's extra state wrote), else the last segment of its key."""
+    for key in ("name", "fileName"):
+        if isinstance(f.get(key), str) and f[key]:
+            return str(f[key])
+    return str(f["key"]).rsplit("/", 1)[-1]
+
+
+def _size(value: Any) -> Any:
+    """A file size as an integer when it is one (``1024.0`` -> ``1024``, as PO.DAAC's ``getAsLong``)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def response_product(
     granules: list[dict[str, Any]], cnm: Any, distribution_endpoint: str | None = None
 ) -> dict[str, Any] | None:
     """The SUCCESS ``product``: every granule's staged files, addressed by :func:`staged_uri`.
 
-    ``name`` is the first granule's ``producerGranuleId`` (the notification's
-    product name), as PO.DAAC answers; ``dataVersion`` and
-    ``dataProcessingType`` are kept from the notification.
+    ``name`` is the first granule's ``producerGranuleId``, else its ``granuleId``, as PO.DAAC's
+    CnmResponse answers (never the notification's ``product.name``, which may be a file name);
+    ``dataVersion`` and ``dataProcessingType`` are kept from the notification. The differences from
+    PO.DAAC's answer are in docs/compat-table.md ("Field by field").
     """
     files = []
     for granule in granules:
         for f in granule.get("files", []):
             entry = {
                 "type": f["type"],
-                "name": f["name"],
+                "name": _file_name(f),
                 "uri": staged_uri(f["bucket"], f["key"], distribution_endpoint),
-                "size": f["size"],
+                "size": _size(f["size"]),
             }
             if f.get("checksum"):
                 entry.update(checksumType=f.get("checksumType") or "md5", checksum=f["checksum"])
@@ -151,7 +166,7 @@ def response_product(
     if not files:
         return None
     source: dict[str, Any] = cnm["product"] if isinstance(cnm, dict) and isinstance(cnm.get("product"), dict) else {}
-    name = granules[0].get("producerGranuleId") or source.get("name") or granules[0]["granuleId"]
+    name = granules[0].get("producerGranuleId") or granules[0]["granuleId"]
     product: dict[str, Any] = {"name": name, "files": files}
     for key in ("dataVersion", "dataProcessingType"):
         if isinstance(source.get(key), str):

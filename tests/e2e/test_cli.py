@@ -198,7 +198,11 @@ def test_the_stack_is_found_from_outputs_file_directory_and_prefix(live):
     assert live.by_dir.json("rules", "list") == listed == live.by_prefix.json("rules", "list")
     window = ("status", "--since", "2026-01-01T00:00:00Z", "--until", "2099-01-01T00:00:00Z")
     assert live.by_dir.json(*window) == live.cli.json(*window) == live.by_prefix.json(*window)
-    assert "no stream" in Cli("--prefix", "cnm-nobody", env=live.env)("send", str(live.tmp), code=3).output
+    # a valid CNM, so that there is something to put: refusing invalid files needs no stack (exit 6 in both modes)
+    (live.tmp / "nobody").mkdir(exist_ok=True)
+    (live.tmp / "nobody" / "cnm.json").write_text(json.dumps(cnm("cli-nobody", b"x")))
+    out = Cli("--prefix", "cnm-nobody", env=live.env)("send", str(live.tmp / "nobody"), code=3).output
+    assert "no stream cnm-nobody-notifications in " in out and "wrong --prefix or region" in out
 
 
 def test_rules_disable_and_enable_are_effective_on_the_consumer(live):

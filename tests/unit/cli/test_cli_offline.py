@@ -80,6 +80,7 @@ def test_send_refuses_invalid_cnms_with_the_reason_before_any_put(tmp_path):
     (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00")
     (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     result = Cli("--prefix", "nobody")("send", str(tmp_path), "--json", code=6)
+    assert Cli("--prefix", "nobody")("send", str(tmp_path), code=6)  # the same exit code in text mode
     results = {r["file"].rsplit("/", 1)[1]: r for r in json.loads(result.stdout)}
     assert set(results) == {"bad.json", "binary.json", "deep.json"}
     assert all("sequence_number" not in r for r in results.values())
@@ -91,15 +92,15 @@ def test_send_refuses_invalid_cnms_with_the_reason_before_any_put(tmp_path):
 def test_errors_have_distinct_exit_codes(tmp_path):
     assert "which stack" in Cli()("status", code=3).output
     assert Cli("--outputs", str(tmp_path / "missing.json"))("status", code=3)
-    assert "not a time" in Cli("--prefix", "p")("status", "--since", "last tuesday", code=6).output
-    assert "--to is before --from" in Cli("--prefix", "p")("replay", "--from", "1h", "--to", "2h", code=6).output
-    assert Cli("--prefix", "p")("status", "--bogus", code=2)
-    assert "--all" in Cli("--prefix", "p")("dlq", "redrive", code=2).output
-    assert "no file or directory" in Cli("--prefix", "p")("send", str(tmp_path / "nope"), code=5).output
+    assert "not a time" in Cli("--prefix", "daac-ops")("status", "--since", "last tuesday", code=2).output
+    assert "is before '--from'" in Cli("--prefix", "daac-ops")("replay", "--from", "1h", "--to", "2h", code=2).output
+    assert Cli("--prefix", "daac-ops")("status", "--bogus", code=2)
+    assert "--all" in Cli("--prefix", "daac-ops")("dlq", "redrive", code=2).output
+    assert "no file or directory" in Cli("--prefix", "daac-ops")("send", str(tmp_path / "nope"), code=5).output
 
 
 def test_an_unknown_profile_is_exit_4():
-    result = Cli("--prefix", "local", "--profile", "no-such-profile-anywhere")("rules", "list", code=4)
+    result = Cli("--prefix", "local-stack", "--profile", "no-such-profile-anywhere")("rules", "list", code=4)
     assert "no-such-profile-anywhere" in result.output
 
 
@@ -111,7 +112,7 @@ def test_access_denied_is_exit_4(monkeypatch):
 
     monkeypatch.setattr(stack_mod.Stack, "require_executions_table", lambda self: "t")
     monkeypatch.setattr(records, "query_status", denied)
-    assert "access denied" in Cli("--prefix", "p")("status", code=4).output
+    assert "access denied" in Cli("--prefix", "daac-ops")("status", code=4).output
 
 
 def test_follow_is_not_blocked_by_an_idle_shard(monkeypatch):
