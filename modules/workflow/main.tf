@@ -5,17 +5,16 @@
 
 data "aws_partition" "current" {}
 
-data "aws_caller_identity" "current" {}
-
 locals {
   partition = data.aws_partition.current.partition
 
   staging_bucket_arn = "arn:${local.partition}:s3:::${var.staging_bucket_name}"
 
   # The role SyncGranule reads providers' files and secrets with (cnm_ingest.provider_access); its ARN is
-  # written out so SyncGranule's policy and the role's trust policy do not depend on each other.
+  # written out so SyncGranule's policy and the role's trust policy do not depend on each other. The account
+  # is the status table's (no STS call: a CI plan with skip_requesting_account_id needs none).
   provider_read_role_name = "${var.prefix}-provider-read"
-  provider_read_role_arn  = "arn:${local.partition}:iam::${data.aws_caller_identity.current.account_id}:role${var.role_path}${local.provider_read_role_name}"
+  provider_read_role_arn  = "arn:${local.partition}:iam::${split(":", aws_dynamodb_table.status.arn)[4]}:role${var.role_path}${local.provider_read_role_name}"
 
   # Task key (lambda_src/handlers/<key>.py, a key of var.functions) -> state name.
   states = {
