@@ -77,7 +77,7 @@ def test_every_inline_checkov_skip_has_a_reason():
     assert len(skips) >= 10, skips  # the module's accepted findings are inline: drop this premise, not the skips
     missing = [f"{file}:{line} {cid}" for file, line, cid, reason in skips if len(reason) < 20]
     assert not missing, f"inline checkov skips without a reason: {missing}"
-    assert all(re.fullmatch(r"CKV2?_AWS_\d+", cid) for _, _, cid, _ in skips), skips
+    assert all(re.fullmatch(r"CKV2?_(AWS|TF)_\d+", cid) for _, _, cid, _ in skips), skips
 
 
 def test_a_skip_without_a_reason_is_found(tmp_path):
