@@ -16,7 +16,7 @@ locals {
     version   = null
     commit    = null
     runtime   = "provided.al2023" # any runtime the provider accepts: the plan stops at the precondition
-    constants = { payload_key_prefix = "", response_key_prefix = "", workflow_payload_key_prefix = "" }
+    constants = { payload_key_prefix = "", response_key_prefix = "", workflow_payload_key_prefix = "", staging_temp_key_prefix = "missing/" }
     layers    = {}
     functions = { for p in distinct([for d in values(local.lambda_function_defaults) : d.package]) : p => { filename = "missing.zip", base64sha256 = "missing", handler = "missing.handler" } }
   })
