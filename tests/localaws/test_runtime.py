@@ -374,3 +374,44 @@ def test_sqs_push_stays_off_under_concurrent_sends(local_aws, monkeypatch):
     assert pushed == []
     assert list(queue.lambda_event_source_mappings) == [fn["FunctionArn"]]  # the mapping survived
     assert len(queue._messages) == threads * per_thread
+
+
+def test_busy_sees_a_running_execution_on_any_page(local_aws, tmp_path):
+    """ListExecutions answers 100 executions a page: the runtime is busy while any execution of its
+    stack runs, on whatever page (it read only the first, and said idle with one still running)."""
+    from localaws.stack import Stack
+
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-west-2")
+    sfn = session.client("stepfunctions", endpoint_url=local_aws.endpoint)
+    prefix = f"pages{uuid.uuid4().hex[:6]}"
+    definition = {
+        "StartAt": "Hold",
+        "States": {
+            "Hold": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.hold", "BooleanEquals": True, "Next": "W"}],
+                "Default": "Done",
+            },
+            "W": {"Type": "Wait", "Seconds": 120, "Next": "Done"},
+            "Done": {"Type": "Pass", "End": True},
+        },
+    }
+    machine = sfn.create_state_machine(
+        name=f"{prefix}-sm", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/r"
+    )["stateMachineArn"]
+    held = sfn.start_execution(stateMachineArn=machine, name="held", input='{"hold": true}')["executionArn"]
+    for i in range(150):
+        sfn.start_execution(stateMachineArn=machine, name=f"quick-{i:03d}", input='{"hold": false}')
+    rt = Runtime(session, local_aws.endpoint, prefix, tmp_path / "rt")
+    rt.stack = Stack.read(session, prefix, local_aws.endpoint)
+    try:
+        pages = list(sfn.get_paginator("list_executions").paginate(stateMachineArn=machine))
+        assert len(pages) == 2 and sum(len(p["executions"]) for p in pages) == 151
+        running_on = [n for n, p in enumerate(pages) for e in p["executions"] if e["executionArn"] == held]
+        assert running_on == [1]  # the second page (newest first, as AWS lists them)
+        assert [e["status"] for e in pages[0]["executions"]] == ["SUCCEEDED"] * 100
+        assert rt.busy()
+        assert rt.running_executions() == [held]
+    finally:
+        sfn.stop_execution(executionArn=held)
+    assert not rt.busy() and rt.running_executions() == []
