@@ -633,7 +633,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probability", type=float, default=0.04, help="share of call identities that fail")
     parser.add_argument("--max-times", type=int, default=4, help="k: each fault fails its call 1..k times")
     parser.add_argument("--drain-timeout", type=float, default=3600.0)
-    parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     seeds = [args.seed] if args.seed is not None else [int(s) for s in args.seeds.split(",") if s.strip()]
     import logging
