@@ -10,25 +10,36 @@ workflow's status table (``STATUS_TABLE``; no second table) under
 ``pk = "IDEMPOTENCY#cnm_response"``, ``sk = "<effect>#<hash>"``, and expire
 through the table's TTL attribute ``expiration`` after
 :data:`EXPIRES_AFTER_SECONDS`.
+
+The response itself is fixed once per execution and status before anything
+is sent (:func:`pinned`), so every destination, every retry and a parking get
+the same bytes. A failure of the store is never a reason to park or to answer
+FAILURE: before a side effect it is an
+:class:`~cnm_ingest.errors.IdempotencyStoreError`, which the state machine
+retries; after one it is written late and the side effect counts as done
+(:func:`cnm_ingest.once.guarded`). A response delivered to any destination is
+never parked (:func:`park`). docs/exactly-once.md names what is left.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemNotFoundError
 
 from . import aws, dlq
 from . import message as workflow_message
 from . import response as response_mod
-from .errors import TransientError
+from .errors import IdempotencyStoreError, is_retryable
+from .once import guarded
 
 PARTITION = "IDEMPOTENCY#cnm_response"
 # Longer than any Step Functions retry schedule of CnmResponse (at most 20 retries, hours at most).
@@ -56,39 +67,92 @@ def _publish(*, key: dict[str, str], response: dict[str, Any], arn: str, cnm: An
     return _saved(response, {"message_id": result["MessageId"]})
 
 
+def _pin(*, key: dict[str, str], response: dict[str, Any]) -> dict[str, Any]:
+    """The response every destination (and a parking) gets for this execution and status: the first one built.
+
+    No side effect: the result saved by Powertools is the point. ``processCompleteTime`` and the other
+    fields of the response are fixed here, before any put or publish, so a repeat of a put (the window of
+    docs/exactly-once.md) carries the same bytes and partition key as the first. Kept as its JSON text:
+    Powertools saves results with sorted keys, and the text keeps the response's own field order.
+    """
+    text = json.dumps(response, separators=(",", ":"))
+    if len(text) > INLINE_RESPONSE_BYTES:
+        return {"response_ref": workflow_message.store(response)}
+    return {"response_text": text}
+
+
+def _response(saved: dict[str, Any]) -> dict[str, Any]:
+    if "response_text" in saved:
+        return cast(dict[str, Any], json.loads(saved["response_text"]))
+    return saved["response"] if "response" in saved else workflow_message.load(saved["response_ref"])
+
+
+def pinned(response: dict[str, Any], execution: dict[str, Any], *, table: str) -> dict[str, Any]:
+    """``response``, or the one an earlier attempt of this execution built for the same status (see :func:`_pin`)."""
+    status = response["response"]["status"]
+    return _response(once(_pin, table, pure=True, key=key(execution, status, "response"), response=response))
+
+
 def _park(*, key: dict[str, str], env: dict[str, Any], queue_url: str) -> dict[str, int]:
     return {"parked": dlq.send([env], queue_url)}
 
 
 @functools.cache
-def _once(effect: Callable[..., Any], table: str, client_id: int) -> Callable[..., Any]:
-    store = DynamoDBPersistenceLayer(
+def _store(prefix: str, table: str, client_id: int) -> DynamoDBPersistenceLayer:
+    # One persistence layer per effect: Powertools keeps the key prefix on the layer object.
+    return DynamoDBPersistenceLayer(
         table_name=table,
         key_attr="pk",
         sort_key_attr="sk",
         static_pk_value=PARTITION,
         boto3_client=aws.client("dynamodb"),
     )
-    return idempotent_function(
-        effect,
-        data_keyword_argument="key",
-        persistence_store=store,
-        config=CONFIG,
-        key_prefix=effect.__name__.strip("_"),
-    )
 
 
-def once(effect: Callable[..., Any], table: str, **kwargs: Any) -> Any:
+def _layer(effect: Callable[..., Any], table: str) -> tuple[DynamoDBPersistenceLayer, str]:
+    prefix = effect.__name__.strip("_")
+    return _store(prefix, table, id(aws.client("dynamodb"))), prefix
+
+
+def once(effect: Callable[..., Any], table: str, *, pure: bool = False, **kwargs: Any) -> Any:
     """Run ``effect(**kwargs)`` unless it already succeeded for ``kwargs["key"]``; then return its saved result.
 
-    An attempt still in progress (a concurrent or crashed invocation whose
-    Lambda time has not run out) is a :class:`TransientError`, so Step
-    Functions retries later.
+    The idempotency store's failures are sorted by :func:`cnm_ingest.once.guarded`: before the effect (or for
+    a ``pure`` effect, one without a side effect) an :class:`~cnm_ingest.errors.IdempotencyStoreError`, which
+    Step Functions retries (its own Retry entry); after the effect the result, its record written late. An
+    attempt still in progress (a concurrent or crashed invocation whose Lambda time has not run out) is an
+    IdempotencyStoreError too.
     """
+    store, prefix = _layer(effect, table)
+
+    def call(tracked: Callable[[], Any]) -> Any:
+        def run(**_: Any) -> Any:
+            return tracked()
+
+        wrapped = idempotent_function(
+            run, data_keyword_argument="key", persistence_store=store, config=CONFIG, key_prefix=prefix
+        )
+        return wrapped(**kwargs)
+
+    def save(result: Any) -> None:
+        store.save_success(data=kwargs["key"], result=result)
+
+    return guarded(call, lambda: effect(**kwargs), save=None if pure else save, what=f"{prefix} {kwargs.get('key')}")
+
+
+def completed(effect: Callable[..., Any], table: str, key: dict[str, str]) -> bool:
+    """True when ``effect`` completed for ``key`` (a read; no side effect). Store errors are IdempotencyStoreError."""
+    store, prefix = _layer(effect, table)
+    store.configure(CONFIG, key_prefix=prefix)
     try:
-        return _once(effect, table, id(aws.client("dynamodb")))(**kwargs)
-    except IdempotencyAlreadyInProgressError as exc:
-        raise TransientError(f"the same response side effect is in progress: {exc}") from exc
+        found = store.get_record(data=key)
+    except IdempotencyItemNotFoundError:
+        return False
+    except Exception as exc:
+        if is_retryable(exc):
+            raise IdempotencyStoreError(f"reading {prefix} {key}: {type(exc).__name__}: {exc}") from exc
+        raise
+    return found is not None and found.status == "COMPLETED"
 
 
 def key(execution: dict[str, Any], status: str, effect: str, destination: str | None = None) -> dict[str, str]:
@@ -104,22 +168,49 @@ def deliver(
     """Send the response to each destination (Kinesis stream or SNS topic ARN, in order), each at most once per
     execution, status and destination.
 
-    Returns the response as it was sent: on a retry, the one an earlier
-    attempt sent first (not ``response``, whose ``processCompleteTime`` is
-    newer), which is also what every later destination gets. ``cnm`` is the
+    Returns the response as it was sent: the one pinned for the execution
+    and status (:func:`pinned`; on a retry the one an earlier attempt built,
+    not ``response``, whose ``processCompleteTime`` is newer), the same on
+    every destination. ``cnm`` is the
     notification, for the SNS message attributes.
     """
     status = response["response"]["status"]
-    sent = response
-    for i, arn in enumerate(dict.fromkeys(destinations)):
+    sent = pinned(response, execution, table=table)
+    for arn in dict.fromkeys(destinations):
         kind = response_mod.destination_kind(arn)
-        effect = _put if kind == "kinesis" else _publish
-        saved = once(effect, table, key=key(execution, status, kind, arn), response=sent, arn=arn, cnm=cnm)
-        if i == 0:
-            sent = saved["response"] if "response" in saved else workflow_message.load(saved["response_ref"])
+        once(_effect(kind), table, key=key(execution, status, kind, arn), response=sent, arn=arn, cnm=cnm)
     return sent
 
 
-def park(env: dict[str, Any], execution: dict[str, Any], status: str, *, table: str, queue_url: str) -> None:
-    """Send the response envelope to the DLQ, at most once per execution and status."""
-    once(_park, table, key=key(execution, status, "dlq"), env=env, queue_url=queue_url)
+def _effect(kind: str) -> Callable[..., Any]:
+    return _put if kind == "kinesis" else _publish
+
+
+def delivered_to(execution: dict[str, Any], status: str, *, table: str, destinations: list[str]) -> list[str]:
+    """The destinations whose put or publish of this execution's ``status`` response completed."""
+    out = []
+    for arn in dict.fromkeys(destinations):
+        kind = response_mod.destination_kind(arn)
+        if completed(_effect(kind), table, key(execution, status, kind, arn)):
+            out.append(arn)
+    return out
+
+
+def park(
+    env: dict[str, Any],
+    execution: dict[str, Any],
+    status: str,
+    *,
+    table: str,
+    queue_url: str,
+    destinations: list[str] | None = None,
+) -> list[str]:
+    """Send the response envelope to the DLQ, at most once per execution and status, unless it was delivered.
+
+    Returns the ``destinations`` the response was already delivered to: when there is one, nothing is parked
+    (a delivered response is never parked; the DLQ is for responses nobody got).
+    """
+    done = delivered_to(execution, status, table=table, destinations=destinations or [])
+    if not done:
+        once(_park, table, key=key(execution, status, "dlq"), env=env, queue_url=queue_url)
+    return done

@@ -15,6 +15,7 @@ answered with a FAILURE response); anything else may be transient.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 
@@ -127,6 +128,11 @@ class WorkflowInputTooLargeError(RecordError):
     error_code = "PROCESSING_ERROR"
 
 
+class IdempotencyStoreError(TransientError):
+    """The idempotency store failed (throttling, 5xx, timeout, inconsistent reads) or holds the same side effect in
+    progress: retried, never parked or answered FAILURE while the side effect may have happened."""
+
+
 class DeadlineError(TransientError):
     """No time left in the invocation to start this record: the event source mapping delivers it again."""
 
@@ -136,6 +142,49 @@ class NotAnExecutionEvent(ValueError):
 
 
 DEFAULT_ERROR_CODE = "PROCESSING_ERROR"
+
+POWERTOOLS_IDEMPOTENCY_EXCEPTIONS = "aws_lambda_powertools.utilities.idempotency.exceptions"
+# Powertools idempotency errors that say "the store could not answer now", not "this call is wrong":
+# a failed read or write of the store, an attempt still in progress, a record that changed between a
+# conditional put and the read after it, a conditional put's conflict that escaped Powertools' own handling.
+# IdempotencyValidationError (same key, other payload), IdempotencyKeyError and the serialization and
+# configuration errors are not: a retry meets them again.
+TRANSIENT_IDEMPOTENCY_ERRORS = frozenset(
+    {
+        "IdempotencyPersistenceLayerError",
+        "IdempotencyAlreadyInProgressError",
+        "IdempotencyInconsistentStateError",
+        "IdempotencyItemAlreadyExistsError",
+        "IdempotencyPersistenceConnectionError",
+        "IdempotencyPersistenceConsistencyError",
+    }
+)
+
+
+def is_store_error(exc: BaseException) -> bool:
+    """True for a Powertools idempotency error that a retry can get past (see TRANSIENT_IDEMPOTENCY_ERRORS).
+
+    Powertools is not imported for this: an exception of its classes exists only once it is imported.
+    """
+    module = sys.modules.get(POWERTOOLS_IDEMPOTENCY_EXCEPTIONS)
+    if module is None:
+        return False
+    return isinstance(
+        exc, tuple(getattr(module, name) for name in TRANSIENT_IDEMPOTENCY_ERRORS if hasattr(module, name))
+    )
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """THE one decision "is this error transient?" of the consumer, hydrate and CnmResponse.
+
+    True for AWS throttling, 5xx and timeouts (:func:`cnm_ingest.aws.is_transient`), our
+    :class:`TransientError` (no time left, :class:`IdempotencyStoreError`, ...) and a transient
+    failure of the idempotency store (:func:`is_store_error`). The caller delivers the work again
+    (a batch item failure, a raise for Lambda's async retries, a Step Functions Retry).
+    """
+    from .aws import is_transient  # errors is the bottom module: aws is only needed here
+
+    return isinstance(exc, TransientError) or is_store_error(exc) or is_transient(exc)
 
 
 def _all_subclasses(cls: type[CnmIngestError]) -> Iterator[type[CnmIngestError]]:

@@ -31,10 +31,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws, once
+from . import aws, errors, once
 from . import cnm as cnm_mod
 from . import config as config_mod
-from .errors import NotConfiguredError, RecordError, TransientError, WorkflowInputTooLargeError
+from .errors import NotConfiguredError, RecordError, WorkflowInputTooLargeError
 from .message import build_workflow_input, execution_name, offload_threshold
 from .pacing import Pacer
 
@@ -278,9 +278,9 @@ def already_started(record: SourceRecord, store: config_mod.ConfigStore, setting
     return False
 
 
-def is_retryable(exc: BaseException) -> bool:
-    """Worth delivering again: AWS throttling/5xx, no time left, the same record in progress elsewhere."""
-    return aws.is_transient(exc) or isinstance(exc, (TransientError, once.IdempotencyAlreadyInProgressError))
+# Worth delivering again: AWS throttling/5xx, no time left, the same record in progress elsewhere, a failure of
+# the idempotency store. One decision for the consumer, hydrate and CnmResponse (cnm_ingest.errors).
+is_retryable = errors.is_retryable
 
 
 def reason_for(exc: BaseException) -> str:
@@ -293,19 +293,14 @@ def failed_envelope(record: SourceRecord, exc: BaseException, source: str) -> di
     return dlq.envelope(source, reason_for(exc), type(exc).__name__, record.as_dict())
 
 
-def answer_failure(record: SourceRecord, exc: RecordError, stream_arn: str) -> bool:
-    """Put a FAILURE response for a record that cannot be ingested, when it is addressable.
-
-    Returns True when a response was put. Errors of put_record propagate.
-    """
-    from .response import build_response, put_response
+def failure_response(record: SourceRecord, exc: RecordError) -> dict[str, Any] | None:
+    """The FAILURE response for a record that cannot be ingested, or None when it is not addressable."""
+    from .response import build_response
 
     message = peek(record)
     if not cnm_mod.can_address_response(message):
-        return False
-    response = build_response(message, status="FAILURE", error_code=exc.error_code, error_message=str(exc))
-    put_response(response, stream_arn)
-    return True
+        return None
+    return build_response(message, status="FAILURE", error_code=exc.error_code, error_message=str(exc))
 
 
 @dataclass
@@ -333,12 +328,24 @@ class Outcome:
 
 
 def answer_once(record: SourceRecord, exc: RecordError, run: Run) -> str:
-    """FAILURE response for a bad record, at most once per record; a retryable put error propagates."""
-    if run.response_stream_arn is None or not cnm_mod.can_address_response(peek(record)):
+    """FAILURE response for a bad record, at most once per record; a retryable put error propagates.
+
+    The response is fixed first (:data:`once.ANSWER_BODY`, no side effect), so a repeated put (the window of
+    docs/exactly-once.md) carries the same bytes and partition key as the first.
+    """
+    from .response import put_response
+
+    if run.response_stream_arn is None or failure_response(record, exc) is None:
         return "unaddressable"
     key = once.record_key(record.as_dict())
+    stream_arn = run.response_stream_arn
     try:
-        run.once.run(once.ANSWER, key, lambda: answer_failure(record, exc, run.response_stream_arn or ""))
+        # As JSON text: Powertools saves results with sorted keys; the text keeps the response's field order.
+        text = run.once.run(
+            once.ANSWER_BODY, key, lambda: json.dumps(failure_response(record, exc), separators=(",", ":")), pure=True
+        )
+        response = json.loads(text)
+        run.once.run(once.ANSWER, key, lambda: bool(put_response(response, stream_arn)))
     except Exception as put_exc:
         if is_retryable(put_exc):
             raise

@@ -14,6 +14,23 @@ A side effect that raises leaves no record, so a retry does it again; a
 record still in progress elsewhere raises
 ``IdempotencyAlreadyInProgressError``, which callers treat as transient.
 
+When the store itself fails (:func:`guarded`, used here and by
+:mod:`cnm_ingest.delivery`; see docs/exactly-once.md):
+
+- before the side effect (the in-progress write or the read fails): nothing
+  happened, :class:`~cnm_ingest.errors.IdempotencyStoreError` (transient) is
+  raised and the caller's event source delivers the work again;
+- after it (the success write fails): the side effect HAS happened, so it is
+  not an error of the caller's: the success write is tried again a few times
+  (:data:`LATE_SAVE_ATTEMPTS`) and the effect's result is returned either way.
+  Raising would make the retry repeat the effect once the in-progress item
+  expired. What is left is the documented window: a crash, or a redelivery
+  for another reason, after that and past the in-progress expiry.
+
+Every call registers the invocation's Lambda context, so an in-progress item
+of a crashed attempt expires with the invocation (its remaining time), not
+with the record's TTL.
+
 Powertools' idempotency package is imported when a side effect first runs
 (or the error class is first named), not when this module is: the message
 consumer builds a :class:`Once` per invocation but uses it only for bad
@@ -23,11 +40,14 @@ records, so a cold start does not pay for it (see README "Performance").
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import aws
+from .errors import IdempotencyStoreError, is_retryable, is_store_error
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
@@ -35,12 +55,20 @@ if TYPE_CHECKING:
 
 PARK = "cnm-ingest.park"
 ANSWER = "cnm-ingest.answer"
+ANSWER_BODY = "cnm-ingest.answer-body"  # the FAILURE response itself, fixed before its put (no side effect)
 FALLBACK = "cnm-ingest.fallback"
 GAP = "cnm-ingest.gap"
 RECORD_KEY = "[streamArn, shardId, sequenceNumber]"
 DEFAULT_TTL_SECONDS = 8 * 24 * 3600  # longer than the longest stream retention Lambda reads from (7 days)
 
-__all__ = ["ANSWER", "FALLBACK", "GAP", "PARK", "IdempotencyAlreadyInProgressError", "Once"]
+# The success write after a done side effect: tried again this often (botocore's own retries come first).
+LATE_SAVE_ATTEMPTS = 3
+LATE_SAVE_BACKOFF_SECONDS = 0.2
+# Tests replace this to avoid real waiting.
+sleep: Callable[[float], None] = time.sleep
+log = logging.getLogger(__name__)
+
+__all__ = ["ANSWER", "ANSWER_BODY", "FALLBACK", "GAP", "PARK", "IdempotencyAlreadyInProgressError", "Once", "guarded"]
 
 
 def __getattr__(name: str) -> Any:
@@ -58,6 +86,61 @@ def _layer(table: str, kind: str) -> DynamoDBPersistenceLayer:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
     return DynamoDBPersistenceLayer(table_name=table, boto3_client=aws.client("dynamodb"))
+
+
+def guarded(
+    run: Callable[[Callable[[], Any]], Any],
+    effect: Callable[[], Any],
+    *,
+    save: Callable[[Any], None] | None,
+    what: str,
+) -> Any:
+    """``run(tracked)``: Powertools' idempotent call of ``tracked`` (which runs ``effect``), with the store's failures
+    sorted by whether the side effect happened.
+
+    A transient store error (:func:`~cnm_ingest.errors.is_store_error`) before ``effect`` returned, or one of a
+    ``save=None`` (pure) effect, becomes :class:`IdempotencyStoreError`. One after ``effect`` returned (the
+    success write failed) is not raised: ``save(result)`` is tried again up to :data:`LATE_SAVE_ATTEMPTS` times
+    and the result is returned. Any other error propagates unchanged.
+    """
+    ran: list[Any] = []
+
+    def tracked() -> Any:
+        result = effect()
+        ran.append(result)
+        return result
+
+    try:
+        return run(tracked)
+    except Exception as exc:
+        if not is_store_error(exc):
+            raise
+        if not ran or save is None:
+            raise IdempotencyStoreError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        save_late(save, ran[0], what, exc)
+        return ran[0]
+
+
+def save_late(save: Callable[[Any], None], result: Any, what: str, first: BaseException) -> bool:
+    """Write the success record of a side effect that happened; False (logged) when the store stays down."""
+    error: BaseException = first
+    for attempt in range(LATE_SAVE_ATTEMPTS):
+        sleep(LATE_SAVE_BACKOFF_SECONDS * 2**attempt)
+        try:
+            save(result)
+            return True
+        except Exception as exc:  # noqa: BLE001 - the effect is done; only logged
+            error = exc
+            if not is_retryable(exc):
+                break
+    log.warning(
+        "side effect done but its idempotency record is not saved (a repeat after the in-progress expiry would "
+        "repeat it): %s: %s: %s",
+        what,
+        type(error).__name__,
+        error,
+    )
+    return False
 
 
 def reset() -> None:
@@ -100,8 +183,20 @@ class Once:
     def from_env(cls, context: Any = None) -> Once:
         return cls(aws.env("IDEMPOTENCY_TABLE"), context)
 
-    def run(self, kind: str, key: dict[str, Any], effect: Callable[[], Any], *, key_path: str | None = None) -> Any:
-        """``effect()`` unless it already completed for ``key`` (then its saved result)."""
+    def run(
+        self,
+        kind: str,
+        key: dict[str, Any],
+        effect: Callable[[], Any],
+        *,
+        key_path: str | None = None,
+        pure: bool = False,
+    ) -> Any:
+        """``effect()`` unless it already completed for ``key`` (then its saved result).
+
+        Store failures as :func:`guarded` sorts them; ``pure``: ``effect`` has no side effect (its saved result
+        is the point), so a failed success write raises too.
+        """
         from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
         config = self.config
@@ -113,13 +208,20 @@ class Once:
                 lambda_context=self.config.lambda_context,
             )
 
-        def do(data: dict[str, Any]) -> Any:
-            return effect()
+        layer = _layer(self.table, kind)
 
-        wrapped = idempotent_function(
-            do, data_keyword_argument="data", persistence_store=_layer(self.table, kind), config=config, key_prefix=kind
-        )
-        return wrapped(data=key)
+        def call(tracked: Callable[[], Any]) -> Any:
+            def do(data: dict[str, Any]) -> Any:
+                return tracked()
+
+            return idempotent_function(
+                do, data_keyword_argument="data", persistence_store=layer, config=config, key_prefix=kind
+            )(data=key)
+
+        def save(result: Any) -> None:
+            layer.save_success(data=key, result=result)
+
+        return guarded(call, effect, save=None if pure else save, what=f"{kind} {key}")
 
     def done(self, kind: str, key: dict[str, Any]) -> bool:
         """True when the side effect ``kind`` completed for ``key`` (no side effect of its own)."""
@@ -132,3 +234,7 @@ class Once:
             return found is not None and found.status == "COMPLETED" and not found.is_expired
         except IdempotencyItemNotFoundError:
             return False
+        except Exception as exc:
+            if is_retryable(exc):
+                raise IdempotencyStoreError(f"reading {kind} {key}: {type(exc).__name__}: {exc}") from exc
+            raise

@@ -12,7 +12,9 @@ execution, status and destination (:mod:`cnm_ingest.delivery`). When the respons
 error other than WorkflowError, after the state's retries), the state
 machine's ParkResponse state invokes this function again with ``"park":
 true``: the response is parked in the DLQ as a response envelope
-(:func:`cnm_ingest.dlq.response_envelope`), once, and the execution ends FAILED.
+(:func:`cnm_ingest.dlq.response_envelope`), once, and the execution ends FAILED,
+unless the response reached one of the destinations: a delivered response is
+never parked, and the execution keeps its outcome (docs/exactly-once.md).
 """
 
 from __future__ import annotations
@@ -106,14 +108,23 @@ def respond(
     return workflow_message.set_part(message, "meta", "cnm_response", response)
 
 
-def park(message: task.Message, execution: task.Execution, *, queue_url: str, table: str | None = None) -> task.Message:
+def park(
+    message: task.Message,
+    execution: task.Execution,
+    *,
+    queue_url: str,
+    table: str | None = None,
+    destinations: list[str] | None = None,
+) -> task.Message:
     """ParkResponse: the response CnmResponse could not deliver goes to the DLQ; the execution will end FAILED.
 
     ``response_exception`` is the error that stopped the delivery; the
     original ``exception`` (if any) is kept for StopStatus. A workflow that
-    had succeeded gets ``exception = ResponseNotDelivered``.
+    had succeeded gets ``exception = ResponseNotDelivered``. A response that
+    reached one of ``destinations`` is not parked and adds no exception.
     """
-    response, _error = response_for(message, execution)
+    table = table or aws.env("STATUS_TABLE")
+    response = delivery.pinned(response_for(message, execution)[0], execution, table=table)
     error_type, reason = task.parse_exception(message.get("response_exception"))
     meta = message.get("cumulus_meta") or {}
     context = {
@@ -123,13 +134,19 @@ def park(message: task.Message, execution: task.Execution, *, queue_url: str, ta
         "source": meta.get("source"),
     }
     env = dlq.response_envelope(response, f"{error_type}: {reason}"[:4096], error_type, failure_context=context)
-    delivery.park(
-        env, execution, response["response"]["status"], table=table or aws.env("STATUS_TABLE"), queue_url=queue_url
+    delivered = delivery.park(
+        env, execution, response["response"]["status"], table=table, queue_url=queue_url, destinations=destinations
     )
+    out = {k: v for k, v in message.items() if k != "response_exception"}
+    if delivered:
+        logger.error(
+            "CNM response not parked: it was delivered",
+            extra={"identifier": response["identifier"], "delivered_to": delivered, "reason": reason[:1000]},
+        )
+        return out
     logger.error(
         "CNM response parked in the DLQ", extra={"identifier": response["identifier"], "reason": reason[:1000]}
     )
-    out = {k: v for k, v in message.items() if k != "response_exception"}
     out["response_parked"] = True
     if not out.get("exception"):
         cause = json.dumps({"errorType": "ResponseNotDelivered", "errorMessage": f"{error_type}: {reason}"[:4096]})
@@ -148,7 +165,7 @@ def _respond(message: task.Message, execution: task.Execution) -> task.Message:
 
 
 def _park(message: task.Message, execution: task.Execution) -> task.Message:
-    return park(message, execution, queue_url=aws.env("DLQ_URL"))
+    return park(message, execution, queue_url=aws.env("DLQ_URL"), destinations=response_mod.destinations_from_env())
 
 
 @logger.inject_lambda_context

@@ -102,9 +102,9 @@ class Workflow:
     def fail_next(self, role: str, exc: BaseException) -> None:
         self.world.fail_next(role, exc)
 
-    def retry(self, state: str) -> dict[str, Any]:
-        """The applied definition's (single) Retry of ``state``."""
-        [retry] = self.definition["States"][state]["Retry"]
+    def retry(self, state: str, error: str = "TransientError") -> dict[str, Any]:
+        """The applied definition's retrier of ``state`` for ``error``."""
+        [retry] = [r for r in self.definition["States"][state]["Retry"] if error in r["ErrorEquals"]]
         return retry
 
     @staticmethod

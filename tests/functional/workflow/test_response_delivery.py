@@ -180,3 +180,35 @@ def aws_load(ref):  # a stored part of the workflow message
     from cnm_ingest import message
 
     return message.load(ref)
+
+
+def test_a_failing_idempotency_store_is_retried_not_parked(wf, monkeypatch):
+    """Issue 20 as the soak met it, on the applied state machine: the put's success write fails past every
+    in-process retry (UpdateItem InternalFailure) and the topic's in-progress write is throttled. CnmResponse
+    is retried (IdempotencyStoreError, its own retrier), nothing is parked, one answer on each destination,
+    and the execution SUCCEEDS."""
+    from cnm_ingest import once
+    from tests.functional.core.idempotency_faults import Faults, idempotency_key
+
+    monkeypatch.setattr(once, "sleep", lambda _s: None)  # the late success write's backoff
+
+    def on(prefix: str):
+        return lambda p: p.get("TableName") == wf.status_table and idempotency_key(p).startswith(f"{prefix}#")
+
+    queue = wf.provider_subscriber()
+    puts = count_calls("kinesis")
+    faults = Faults()
+    faults.add("dynamodb", "UpdateItem", "before", on("put"), fault="InternalFailure", times=4)
+    faults.add("dynamodb", "PutItem", "before", on("publish"), fault="Throttling", times=1)
+    desc = wf.run(make_cnm(wf))
+    assert desc["status"] == "SUCCEEDED", wf.explain(desc)
+    assert faults.log == ["before dynamodb.UpdateItem InternalFailure"] * 4 + ["before dynamodb.PutItem Throttling"]
+    assert len(wf.calls["cnm_response"]) == 2  # retried once, for the throttled in-progress write
+    assert wf.waits == wf.backoff(wf.retry("CnmResponse", "IdempotencyStoreError"), 1)
+    assert puts["PutRecord"] == 1
+    responses = wf.responses()
+    assert [r["response"]["status"] for r in responses] == ["SUCCESS"]
+    assert drain(wf.sqs, queue) == responses  # one publish, the same response
+    assert wf.dead_letters() == []
+    execution = wf.status_item(f"EXECUTION#{desc['executionArn']}", "EXECUTION")
+    assert execution["status"] == "COMPLETED"
