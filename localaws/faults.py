@@ -25,6 +25,17 @@ Leaving the block clears its faults, also on an error. What each does:
   and botocore's retry handler see it as they see AWS's: a ``ThrottlingException`` or
   ``ProvisionedThroughputExceededException`` is retried by botocore (standard and
   legacy modes) before the caller sees it, an ``AccessDeniedException`` is not.
+  Every protocol the product's services speak is reached: the JSON protocols (DynamoDB, Kinesis, SQS,
+  Step Functions), the query protocol (SNS), rest-xml (S3: moto's S3 does not go through
+  ``call_action``, so its bucket and key handlers are hooked, the operation being the one botocore's
+  S3 model routes the request to: CopyObject, UploadPartCopy, GetObject, HeadObject, PutObject,
+  ListObjectsV2, DeleteObject, ...; a HEAD answer has no body, so botocore names a HeadObject error by
+  its status, as on AWS) and CBOR (CloudWatch). ``after=True``: the call is applied first and then
+  answered with the error (a lost response: the item is written, the message sent, the client sees a
+  500 and its SDK retries); a call that fails by itself gets its own answer and the fault does not fire.
+  ``user_agent``: only requests whose User-Agent contains it (a Lambda function's SDK says
+  ``exec-env/AWS_Lambda_python3.12``). ``on_fire(fault, request)``: called each time it fires.
+- ``lose(service, operations, ...)``: ``fail(..., after=True)`` with the service's 500 (``INTERNAL_ERRORS``).
 - ``throttle(service, operations, ...)``: ``fail`` with ``ThrottlingException`` (400, as
   AWS answers it; the code botocore's retry handlers treat as throttling).
 - ``trim(stream_arn, first=N | before=sequence_number, shard_id=...)``: Kinesis has
@@ -52,6 +63,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
 
 Predicate = Callable[[dict[str, Any]], bool]
 
@@ -59,6 +71,8 @@ _lock = threading.Lock()
 _faults: list[Fault] = []
 _trims: list[Trim] = []
 _installed = False
+# The 500 error code each service answers for an internal failure (``Injected.lose``).
+INTERNAL_ERRORS = {"s3": "InternalError", "dynamodb": "InternalServerError", "sns": "InternalError"}
 
 
 @dataclass(eq=False)
@@ -72,12 +86,17 @@ class Fault:
     message: str = ""
     when: Predicate | None = None
     times: int | None = None
+    after: bool = False
+    user_agent: str | None = None
+    on_fire: Callable[[Fault, dict[str, Any]], None] | None = None
     fired: int = 0
     matched: int = 0
     predicate_errors: list[str] = field(default_factory=list)
 
-    def _take(self, request: dict[str, Any]) -> bool:
+    def _take(self, request: dict[str, Any], user_agent: str) -> bool:
         """True when this request is to be failed (and counts it)."""
+        if self.user_agent is not None and self.user_agent not in user_agent:
+            return False
         try:
             hit = self.when is None or bool(self.when(request))
         except Exception as exc:  # a predicate's bug must not look like a fault
@@ -92,6 +111,19 @@ class Fault:
                 return False
             self.fired += 1
             return True
+
+    def _undo(self) -> None:
+        """An after-fault whose call failed by itself: the real answer goes out, nothing fired."""
+        with _lock:
+            self.fired -= 1
+
+    def _report(self, request: dict[str, Any]) -> None:
+        if self.on_fire is not None:
+            try:
+                self.on_fire(self, request)
+            except Exception as exc:  # a reporter's bug must not change the answer
+                with _lock:
+                    self.predicate_errors.append(f"on_fire: {exc!r}")
 
 
 @dataclass(eq=False)
@@ -125,11 +157,18 @@ class Injected:
         message: str = "",
         when: Predicate | None = None,
         times: int | None = None,
+        after: bool = False,
+        user_agent: str | None = None,
+        on_fire: Callable[[Fault, dict[str, Any]], None] | None = None,
     ) -> Fault:
         if times is not None and times < 0:
             raise ValueError("times must be None (always) or >= 0")
+        if status is not None and not 400 <= status <= 599:
+            raise ValueError("status must be an HTTP error status (400..599)")
         ops = (operations,) if isinstance(operations, str) else tuple(operations)
-        fault = Fault(service, ops, code, status, message or _default_message(code), when, times)
+        fault = Fault(
+            service, ops, code, status, message or _default_message(code), when, times, after, user_agent, on_fire
+        )
         _install()
         with _lock:
             _faults.append(fault)
@@ -146,6 +185,20 @@ class Injected:
         code: str = "ThrottlingException",
     ) -> Fault:
         return self.fail(service, operations, code, when=when, times=times)
+
+    def lose(
+        self,
+        service: str,
+        operations: str | tuple[str, ...],
+        *,
+        when: Predicate | None = None,
+        times: int | None = None,
+        code: str | None = None,
+    ) -> Fault:
+        """A lost response: the call is applied, then answered 500 (``fail(..., after=True)``) with the
+        service's internal error (S3: InternalError; DynamoDB: InternalServerError; else InternalFailure)."""
+        code = code or INTERNAL_ERRORS.get(service, "InternalFailure")
+        return self.fail(service, operations, code, status=500, when=when, times=times, after=True)
 
     def trim(
         self,
@@ -216,34 +269,72 @@ def _default_message(code: str) -> str:
 
 
 def _request(response: Any) -> dict[str, Any]:
-    """The API call's parameters as sent (JSON protocols: the body; others: moto's parsed params)."""
-    body = response.body
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    if body:
+    """The API call's parameters as sent: JSON protocols (and CBOR, which reaches moto as JSON): the body
+    as the client sent it (moto's DynamoDB handler has replaced ``body`` with its parsed parameters by
+    then: the raw body is read); query protocol: moto's parsed parameters."""
+    raw = getattr(response, "raw_body", None)
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if isinstance(raw, str) and raw.lstrip().startswith("{"):
         try:
-            parsed = json.loads(body)
+            parsed = json.loads(raw)
         except ValueError:
             parsed = None
         if isinstance(parsed, dict):
             return parsed
+    params = getattr(response, "params", None)
+    if isinstance(params, dict) and params:
+        return dict(params)
     try:
         return dict(response._get_params())
     except Exception:
         return {}
 
 
-def _matching(response: Any) -> Fault | None:
+def _user_agent(response: Any) -> str:
+    headers = getattr(response, "headers", None)
+    return str(headers.get("User-Agent", "")) if headers is not None else ""
+
+
+def _matching(
+    response: Any, operation: str | None = None, request: Callable[[], dict[str, Any]] | None = None
+) -> tuple[Fault, dict[str, Any]] | None:
+    """The armed fault (if any) that takes this request, with the request's parameters."""
     with _lock:
         candidates = list(_faults)
     if not candidates:
         return None
-    service, operation = response.boto3_service_name, response._get_action()
+    service = response.boto3_service_name
+    operation = operation if operation is not None else response._get_action()
     candidates = [f for f in candidates if f.service == service and operation in f.operations]
     if not candidates:
         return None
-    request = _request(response)
-    return next((f for f in candidates if f._take(request)), None)
+    params = (request or (lambda: _request(response)))()
+    agent = _user_agent(response)
+    fault = next((f for f in candidates if f._take(params, agent)), None)
+    return None if fault is None else (fault, params)
+
+
+def _s3_request(response: Any, request: Any) -> dict[str, Any]:
+    """An S3 call's parameters: bucket, key, the copy source, and the query string's."""
+    params: dict[str, Any] = {
+        k: v[0] if isinstance(v, list) and len(v) == 1 else v
+        for k, v in parse_qs(urlparse(getattr(request, "url", "") or "").query, keep_blank_values=True).items()
+    }
+    try:
+        params["Bucket"] = response.parse_bucket_name_from_url(request, request.url)
+    except Exception:
+        pass
+    try:
+        key = response.parse_key_name()
+    except Exception:
+        key = None
+    if key:
+        params["Key"] = key
+    copy_source = request.headers.get("x-amz-copy-source")
+    if copy_source:
+        params["CopySource"] = unquote(copy_source)
+    return params
 
 
 def _shard(stream_arn: str, shard_id: str) -> Any:
@@ -308,14 +399,57 @@ def _install() -> None:
     Kinesis: Any = KinesisBackend
     original_call_action = Response.call_action
 
-    def call_action(self: Any) -> Any:
-        fault = _matching(self)
-        if fault is None:
-            return original_call_action(self)
+    def answer(self: Any, fault: Fault) -> Any:
         status, headers, body = self.serialized(ActionResult(_error(fault)))
         headers["status"] = str(status)
         headers, body = self._enrich_response(headers, body)
         return status, headers, body
+
+    def applied_then_failed(self: Any, hit: tuple[Fault, dict[str, Any]], call: Callable[[], Any]) -> Any:
+        """``call()`` (moto's own handling), then the fault's answer instead of moto's: before the call
+        (nothing applied), or after it (``after``: applied, the response lost) when the call succeeded."""
+        fault, request = hit
+        if fault.after:
+            try:
+                real = call()
+            except BaseException:  # moto raised (its own error answer follows): nothing fired
+                fault._undo()
+                raise
+            status = real[0] if isinstance(real, tuple) else 200
+            if int(status) >= 300:  # the call failed by itself: its own answer goes out
+                fault._undo()
+                return real
+        fault._report(request)
+        return answer(self, fault)
+
+    def call_action(self: Any) -> Any:
+        hit = _matching(self)
+        if hit is None:
+            return original_call_action(self)
+        return applied_then_failed(self, hit, lambda: original_call_action(self))
+
+    # moto's S3 does not go through call_action: its bucket and key handlers are hooked instead; the
+    # operation is the one botocore's S3 model routes the request to (method, path, query, headers).
+    from moto.s3.responses import S3Response
+
+    S3: Any = S3Response
+
+    def s3_hook(original: Callable[..., Any]) -> Callable[..., Any]:
+        def handler(self: Any, request: Any, full_url: str) -> Any:
+            with _lock:
+                armed_now = any(f.service == "s3" for f in _faults)
+            if not armed_now:
+                return original(self, request, full_url)
+            operation = self._get_action_from_method_and_request_uri(self.normalized_request)
+            hit = _matching(self, operation or "", lambda: _s3_request(self, request))
+            if hit is None:
+                return original(self, request, full_url)
+            return applied_then_failed(self, hit, lambda: original(self, request, full_url))
+
+        return handler
+
+    S3._bucket_response = s3_hook(S3._bucket_response)
+    S3._key_response = s3_hook(S3._key_response)
 
     original_iterator = Kinesis.get_shard_iterator
 

@@ -50,6 +50,15 @@ Patches, and why:
    the moment it exists. moto's interpreter lists it with no status until its worker starts,
    so a ListExecutions or DescribeExecution (or a StartExecution of the same name) landing in
    between answered 500 (seen in the fault matrix reading executions while starts were under way).
+12. sfn_start_execution_all_or_nothing: a StartExecution that fails inside the emulator creates
+   nothing, and one that answers creates an execution that runs. moto registers the execution,
+   then starts its interpreter: an error in between (the RUNNING status event's delivery, the
+   worker's start) answered 500 and left an execution listed RUNNING that never ran (a zombie
+   that kept the runtime busy, or, read one page only, let it say idle). Now the execution is
+   removed again when its start fails, the status event's delivery cannot fail the start (on
+   AWS, EventBridge delivers apart from the execution: a failed delivery is kept in
+   ``EVENT_DELIVERY_ERRORS``), and the name check and the registration are one step, so two
+   concurrent starts of one name (an SDK retrying a lost response) create one execution.
 5. RpcV2CborMiddleware: CloudWatch over Smithy RPC v2 CBOR (the `smithy-protocol:
    rpc-v2-cbor` header, POST /service/<target>/operation/<Op>), the protocol of the
    AWS SDK for Go v2 the provider uses. moto answers it 404. The middleware decodes
@@ -79,7 +88,9 @@ PATCHES: list[str] = [
     "sfn_execution_status_events",
     "s3_delete_version_in_suspended_bucket",
     "sfn_execution_running_from_creation",
+    "sfn_start_execution_all_or_nothing",
 ]
+EVENT_DELIVERY_ERRORS: list[str] = []  # patch 12: status events that could not be delivered
 
 _applied = False
 
@@ -95,6 +106,7 @@ def apply() -> list[str]:
         _patch_kinesis()
         _patch_sfn_events()
         _patch_sfn_execution_status()
+        _patch_sfn_start_execution()
         _applied = True
     return list(PATCHES)
 
@@ -380,6 +392,30 @@ def _patch_sfn_execution_status() -> None:
     Execution.__init__ = __init__
 
 
+def _patch_sfn_start_execution() -> None:
+    """Patch 12: StartExecution creates an execution that runs, or nothing."""
+    import threading
+
+    from moto.stepfunctions.parser import models as parser_models
+
+    Backend: Any = parser_models.StepFunctionsParserBackend
+    original = Backend.start_execution
+    lock = threading.RLock()
+
+    def start_execution(self: Any, state_machine_arn: str, *args: Any, **kwargs: Any) -> Any:
+        machine = self.describe_state_machine(state_machine_arn)
+        with lock:  # the name check, the registration and the start: one step
+            before = list(machine.executions)
+            try:
+                return original(self, state_machine_arn, *args, **kwargs)
+            except BaseException:
+                for execution in [e for e in machine.executions if not any(e is b for b in before)]:
+                    machine.executions.remove(execution)  # registered, but its start failed: never created
+                raise
+
+    Backend.start_execution = start_execution
+
+
 def _patch_sfn_events() -> None:
     from moto.stepfunctions.parser.backend import execution as sfn_execution
 
@@ -389,7 +425,10 @@ def _patch_sfn_events() -> None:
 
     def start(self: Any) -> None:
         if self.exec_worker is None:  # published before the first state runs, as on AWS
-            _publish_status(self, "RUNNING")
+            try:
+                _publish_status(self, "RUNNING")
+            except Exception as exc:  # patch 12: a delivery failure does not stop the execution
+                EVENT_DELIVERY_ERRORS.append(f"{self.exec_arn} RUNNING: {exc!r}")
         original_start(self)
 
     def terminated(self: Any) -> None:

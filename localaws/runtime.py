@@ -846,12 +846,22 @@ class Runtime:
                 return True
         if any(p.last_empty is None or p.last_empty < since for p in self.pollers):
             return True
+        return bool(self.running_executions(limit=1))
+
+    def running_executions(self, limit: int | None = None) -> list[str]:
+        """ARNs of the stack's executions that are RUNNING, over every page of ListExecutions (at most
+        ``limit``)."""
         sfn = self.client("stepfunctions")
+        found: list[str] = []
         for machine in self.stack.state_machines.values() if self.stack else []:
-            executions = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
-            if any(e["status"] == "RUNNING" for e in executions):
-                return True
-        return False
+            pages = sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING"
+            )
+            for page in pages:
+                found += [e["executionArn"] for e in page["executions"] if e["status"] == "RUNNING"]
+                if limit is not None and len(found) >= limit:
+                    return found[:limit]
+        return found
 
     def wait_idle(self, timeout: float = 180, settle: int = 3) -> bool:
         """Wait until every poller has caught up, no async event is pending and no execution

@@ -73,15 +73,41 @@ def set_moto_event_source_push(enabled: bool) -> None:
         LambdaBackend._moto_send_kinesis_message if enabled else lambda self, **kwargs: None
     )
 
+    _hide_queue_mappings(Queue)
+
     def add_message_unmapped(self: Any, message: Any) -> None:
-        # moto's add_message, with the queue's mappings hidden from it for the call
-        mappings, self.lambda_event_source_mappings = self.lambda_event_source_mappings, {}
+        # moto's add_message, with the queue's mappings hidden from this thread for the call (nothing
+        # shared is changed: concurrent sends to the queue cannot see each other's empty mappings, nor
+        # restore them out of order; a swap of the instance attribute raced, and one send reached moto's
+        # Docker-based SQS -> Lambda push)
+        _unmapped.depth = getattr(_unmapped, "depth", 0) + 1
         try:
             Queue._moto_add_message(self, message)
         finally:
-            self.lambda_event_source_mappings = mappings
+            _unmapped.depth -= 1
 
     Queue.add_message = Queue._moto_add_message if enabled else add_message_unmapped
+
+
+_unmapped = threading.local()  # depth > 0: this thread is inside add_message_unmapped
+
+
+def _hide_queue_mappings(Queue: Any) -> None:
+    """``Queue.lambda_event_source_mappings`` as a property over the instance's own dict entry (so
+    queues created before, and snapshots, keep theirs) that reads as empty in a thread inside
+    ``add_message_unmapped``."""
+    if isinstance(Queue.__dict__.get("lambda_event_source_mappings"), property):
+        return
+
+    def get(self: Any) -> dict[str, Any]:
+        if getattr(_unmapped, "depth", 0):
+            return {}
+        return self.__dict__.setdefault("lambda_event_source_mappings", {})
+
+    def set_(self: Any, value: dict[str, Any]) -> None:
+        self.__dict__["lambda_event_source_mappings"] = value
+
+    Queue.lambda_event_source_mappings = property(get, set_)
 
 
 SnsLambdaDeliverer = Callable[[Any, str, str, "str | None", "dict | None"], None]

@@ -320,3 +320,322 @@ def test_trim_by_sequence_number_and_beyond_the_end(make, stream):
         assert _read(kin, stream, shard, ShardIteratorType="TRIM_HORIZON") == []
         kin.put_record(StreamARN=stream, Data=b"new", PartitionKey="k")  # a record put after the trim is kept
         assert [r["Data"] for r in _read(kin, stream, shard, ShardIteratorType="TRIM_HORIZON")] == [b"new"]
+
+
+# ---- every protocol: the fault asked for is the fault returned ------------------------------
+
+
+def _bucket(make) -> str:
+    s3 = make("s3")
+    name = _name("bkt")
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket=name, Key="in/src.nc", Body=b"source bytes")
+    return name
+
+
+def _table(make) -> str:
+    name = _name("tbl")
+    make("dynamodb").create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+def _multipart(s3, bucket: str) -> tuple[str, str]:
+    key = "out/parts.nc"
+    return key, s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+
+
+# (protocol, service, operation, error code, HTTP status, the call given a client factory)
+S3_CALLS = {
+    "CopyObject": lambda s3, b: s3.copy_object(
+        Bucket=b, Key="out/copy.nc", CopySource={"Bucket": b, "Key": "in/src.nc"}
+    ),
+    "UploadPartCopy": lambda s3, b: s3.upload_part_copy(
+        Bucket=b,
+        CopySource={"Bucket": b, "Key": "in/src.nc"},
+        PartNumber=1,
+        **dict(zip(("Key", "UploadId"), _multipart(s3, b), strict=True)),
+    ),
+    "GetObject": lambda s3, b: s3.get_object(Bucket=b, Key="in/src.nc"),
+    "HeadObject": lambda s3, b: s3.head_object(Bucket=b, Key="in/src.nc"),
+    "PutObject": lambda s3, b: s3.put_object(Bucket=b, Key="out/new.nc", Body=b"new"),
+    "ListObjectsV2": lambda s3, b: s3.list_objects_v2(Bucket=b, Prefix="in/"),
+    "DeleteObject": lambda s3, b: s3.delete_object(Bucket=b, Key="in/src.nc"),
+}
+
+
+def _cbor(monkeypatch):
+    monkeypatch.setattr(botocore.model, "PRIORITY_ORDERED_SUPPORTED_PROTOCOLS", ("smithy-rpc-v2-cbor", "json", "query"))
+
+
+FAULTS = [
+    ("json", "dynamodb", "PutItem", "ProvisionedThroughputExceededException", 400),
+    ("json", "dynamodb", "UpdateItem", "InternalServerError", 500),
+    ("json", "dynamodb", "GetItem", "ThrottlingException", 400),
+    ("json", "dynamodb", "DeleteItem", "RequestLimitExceeded", 400),
+    ("json", "kinesis", "PutRecords", "KMSThrottlingException", 400),
+    ("json", "sqs", "SendMessage", "RequestThrottled", 403),
+    ("json", "stepfunctions", "StartExecution", "ServiceUnavailable", 503),
+    ("query", "sns", "Publish", "Throttled", 429),
+    *[("rest-xml", "s3", op, "SlowDown", 503) for op in S3_CALLS],
+    ("cbor", "cloudwatch", "PutMetricData", "InternalFailure", 500),
+]
+
+
+@pytest.fixture
+def call_of(make, monkeypatch):
+    """``call_of(service, operation)``: a function making that call on fresh resources."""
+
+    def build(service: str, operation: str):
+        if service == "dynamodb":
+            ddb, table = make("dynamodb"), _table(make)
+            key = {"pk": {"S": "rec-1"}}
+            return {
+                "PutItem": lambda: ddb.put_item(TableName=table, Item={**key, "v": {"S": "1"}}),
+                "UpdateItem": lambda: ddb.update_item(
+                    TableName=table,
+                    Key=key,
+                    UpdateExpression="SET v = :v",
+                    ExpressionAttributeValues={":v": {"S": "2"}},
+                ),
+                "GetItem": lambda: ddb.get_item(TableName=table, Key=key),
+                "DeleteItem": lambda: ddb.delete_item(TableName=table, Key=key),
+            }[operation]
+        if service == "kinesis":
+            kin, name = make("kinesis"), _name("s")
+            kin.create_stream(StreamName=name, ShardCount=1)
+            return lambda: kin.put_records(StreamName=name, Records=[{"Data": b"x", "PartitionKey": "k"}])
+        if service == "sqs":
+            sqs = make("sqs")
+            url = sqs.create_queue(QueueName=_name("q"))["QueueUrl"]
+            return lambda: sqs.send_message(QueueUrl=url, MessageBody="m")
+        if service == "stepfunctions":
+            sfn = make("stepfunctions")
+            arn = sfn.create_state_machine(
+                name=_name("sm"), definition=PASS, roleArn="arn:aws:iam::123456789012:role/r"
+            )
+            return lambda: _start(sfn, arn["stateMachineArn"], "1")
+        if service == "sns":
+            sns = make("sns")
+            topic = sns.create_topic(Name=_name("t"))["TopicArn"]
+            return lambda: sns.publish(TopicArn=topic, Message="m")
+        if service == "s3":
+            s3, bucket = make("s3"), _bucket(make)
+            return lambda: S3_CALLS[operation](s3, bucket)
+        if service == "cloudwatch":
+            _cbor(monkeypatch)
+            cw = make("cloudwatch")
+            assert cw.meta.service_model.resolved_protocol == "smithy-rpc-v2-cbor"
+            return lambda: cw.put_metric_data(Namespace="N", MetricData=[{"MetricName": "m", "Value": 1.0}])
+        raise AssertionError(service)
+
+    return build
+
+
+@pytest.mark.parametrize(("protocol", "service", "operation", "code", "status"), FAULTS, ids=lambda v: str(v))
+def test_the_fault_asked_for_is_the_fault_returned(make, call_of, protocol, service, operation, code, status):
+    call = call_of(service, operation)
+    with faults.injected() as inj:
+        fault = inj.fail(service, operation, code, status=status, message=f"injected {code} ü#?")
+        with pytest.raises(ClientError) as err:
+            call()
+    response = err.value.response
+    if operation == "HeadObject":  # a HEAD answer has no body: botocore names the error by its status, as on AWS
+        assert (response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]) == (str(status), status)
+    else:
+        assert (response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]) == (code, status)
+        assert response["Error"]["Message"] == f"injected {code} ü#?"
+    assert (fault.fired, fault.matched, fault.predicate_errors) == (1, 1, [])
+    call()  # cleared: the same call goes through
+
+
+def test_a_dynamodb_predicate_sees_the_request_as_sent(make, call_of):
+    """The predicate gets DynamoDB's parameters as the client sent them (typed attribute values)."""
+    ddb, table = make("dynamodb"), _table(make)
+    seen: list[dict] = []
+    with faults.injected() as inj:
+        fault = inj.throttle(
+            "dynamodb", "PutItem", when=lambda req: seen.append(req) or req["Item"]["pk"] == {"S": "hot"}, times=1
+        )
+        ddb.put_item(TableName=table, Item={"pk": {"S": "cold"}})
+        with pytest.raises(ddb.exceptions.ClientError):
+            ddb.put_item(TableName=table, Item={"pk": {"S": "hot"}})
+    assert fault.fired == 1 and [r["Item"]["pk"]["S"] for r in seen] == ["cold", "hot"]
+    assert seen[1]["TableName"] == table
+    assert ddb.get_item(TableName=table, Key={"pk": {"S": "hot"}}).get("Item") is None  # not written
+
+
+def test_an_s3_predicate_sees_bucket_key_and_copy_source(make):
+    s3, bucket = make("s3"), _bucket(make)
+    with faults.injected() as inj:
+        fault = inj.fail(
+            "s3", "CopyObject", "SlowDown", status=503, when=lambda req: req["CopySource"].endswith("/in/src.nc")
+        )
+        with pytest.raises(ClientError):
+            S3_CALLS["CopyObject"](s3, bucket)
+        s3.put_object(Bucket=bucket, Key="in/other.nc", Body=b"o")  # PutObject without a copy source: not a CopyObject
+        s3.copy_object(Bucket=bucket, Key="out/o.nc", CopySource={"Bucket": bucket, "Key": "in/other.nc"})
+    assert fault.fired == 1 and fault.predicate_errors == []
+
+
+def test_a_fault_can_be_limited_to_one_caller(make, machine):
+    """``user_agent``: only requests whose User-Agent contains it. botocore puts exec-env/$AWS_EXECUTION_ENV
+    in it, so in a Lambda function (the runtime's processes) it says exec-env/AWS_Lambda_python3.12."""
+    sfn = make("stepfunctions")
+    function = make(
+        "stepfunctions", Config(retries={"total_max_attempts": 1}, user_agent_extra="exec-env/AWS_Lambda_python3.12")
+    )
+    with faults.injected() as inj:
+        fault = inj.fail("stepfunctions", "StartExecution", "ThrottlingException", user_agent="exec-env/AWS_Lambda_")
+        _start(sfn, machine, "1")  # this test's own client is not a function
+        with pytest.raises(ClientError):
+            _start(function, machine, "2")
+    assert (fault.fired, fault.matched) == (1, 1)
+
+
+# ---- every protocol: a lost response (the call applied, then 500) ---------------------------
+
+LOST = [
+    ("json", "dynamodb", "PutItem"),
+    ("json", "kinesis", "PutRecords"),
+    ("json", "sqs", "SendMessage"),
+    ("json", "stepfunctions", "StartExecution"),
+    ("query", "sns", "Publish"),
+    ("rest-xml", "s3", "CopyObject"),
+    ("rest-xml", "s3", "PutObject"),
+    ("rest-xml", "s3", "DeleteObject"),
+    ("cbor", "cloudwatch", "PutMetricData"),
+]
+
+
+def _effect(make, service: str, operation: str) -> tuple:
+    """(make the call, count its effect): the call and what it changed, read back through boto3."""
+    if service == "dynamodb":
+        ddb, table = make("dynamodb"), _table(make)
+        return (
+            lambda: ddb.put_item(TableName=table, Item={"pk": {"S": "rec-1"}, "v": {"S": "written"}}),
+            lambda: ddb.scan(TableName=table)["Count"],
+        )
+    if service == "kinesis":
+        kin, name = make("kinesis"), _name("s")
+        kin.create_stream(StreamName=name, ShardCount=1)
+
+        def records() -> int:
+            shard = kin.list_shards(StreamName=name)["Shards"][0]["ShardId"]
+            it = kin.get_shard_iterator(StreamName=name, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+            return len(kin.get_records(ShardIterator=it["ShardIterator"])["Records"])
+
+        return lambda: kin.put_records(StreamName=name, Records=[{"Data": b"x", "PartitionKey": "k"}]), records
+    if service == "sqs":
+        sqs = make("sqs")
+        url = sqs.create_queue(QueueName=_name("q"))["QueueUrl"]
+        return (
+            lambda: sqs.send_message(QueueUrl=url, MessageBody="parked"),
+            lambda: len(sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])),
+        )
+    if service == "stepfunctions":
+        sfn = make("stepfunctions")
+        arn = sfn.create_state_machine(name=_name("sm"), definition=PASS, roleArn="arn:aws:iam::123456789012:role/r")
+        arn = arn["stateMachineArn"]
+        return lambda: _start(sfn, arn, "1", name="the-one"), lambda: len(
+            sfn.list_executions(stateMachineArn=arn)["executions"]
+        )
+    if service == "sns":
+        sns, sqs = make("sns"), make("sqs")
+        topic = sns.create_topic(Name=_name("t"))["TopicArn"]
+        url = sqs.create_queue(QueueName=_name("q"))["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        return (
+            lambda: sns.publish(TopicArn=topic, Message="m"),
+            lambda: len(sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])),
+        )
+    if service == "s3":
+        s3, bucket = make("s3"), _bucket(make)
+        return (
+            lambda: S3_CALLS[operation](s3, bucket),
+            lambda: sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])),
+        )
+    if service == "cloudwatch":
+        cw, namespace = make("cloudwatch"), _name("ns")
+        return (
+            lambda: cw.put_metric_data(Namespace=namespace, MetricData=[{"MetricName": "m", "Value": 1.0}]),
+            lambda: len(cw.list_metrics(Namespace=namespace)["Metrics"]),
+        )
+    raise AssertionError(service)
+
+
+@pytest.mark.parametrize(("protocol", "service", "operation"), LOST, ids=lambda v: str(v))
+def test_a_lost_response_applies_the_call_then_answers_500(make, monkeypatch, protocol, service, operation):
+    if protocol == "cbor":
+        _cbor(monkeypatch)
+    call, effect = _effect(make, service, operation)
+    before = effect()
+    with faults.injected() as inj:
+        lost = inj.lose(service, operation, times=1)
+        with pytest.raises(ClientError) as err:
+            call()
+    response = err.value.response
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert response["Error"]["Code"] == faults.INTERNAL_ERRORS.get(service, "InternalFailure")
+    assert lost.fired == 1 and lost.after
+    after = effect()
+    expected = {
+        "CopyObject": ["in/src.nc", "out/copy.nc"],
+        "PutObject": ["in/src.nc", "out/new.nc"],
+        "DeleteObject": [],
+    }.get(operation, 1)
+    assert (before, after) == (
+        {"CopyObject": ["in/src.nc"], "PutObject": ["in/src.nc"], "DeleteObject": ["in/src.nc"]}.get(operation, 0),
+        expected,
+    )
+
+
+def test_a_lost_response_is_retried_by_botocore_and_applied_twice(make):
+    """What a lost response does on AWS: the SDK retries the 500, so the message is sent twice."""
+    sqs = make("sqs", STANDARD)
+    url = sqs.create_queue(QueueName=_name("q"))["QueueUrl"]
+    with faults.injected() as inj:
+        lost = inj.lose("sqs", "SendMessage", times=1)
+        sent = sqs.send_message(QueueUrl=url, MessageBody="once?")
+    assert sent["ResponseMetadata"]["RetryAttempts"] == 1 and lost.fired == 1
+    bodies = [m["Body"] for m in make("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
+    assert bodies == ["once?", "once?"]
+
+
+def test_an_after_fault_on_a_call_that_fails_by_itself_lets_its_own_error_through(make):
+    s3, bucket = make("s3"), _bucket(make)
+    with faults.injected() as inj:
+        lost = inj.lose("s3", "GetObject")
+        with pytest.raises(s3.exceptions.NoSuchKey):
+            s3.get_object(Bucket=bucket, Key="missing")
+        with pytest.raises(ClientError) as err:
+            s3.get_object(Bucket=bucket, Key="in/src.nc")
+    assert err.value.response["Error"]["Code"] == "InternalError" and lost.fired == 1 and lost.matched == 2
+
+
+def test_on_fire_reports_each_fault_with_its_request(make, machine):
+    sfn = make("stepfunctions")
+    fired: list[tuple[str, str]] = []
+    with faults.injected() as inj:
+        inj.fail(
+            "stepfunctions",
+            "StartExecution",
+            "ThrottlingException",
+            times=2,
+            on_fire=lambda fault, req: fired.append(
+                (fault.code, json.loads(req["input"])["source"]["sequence_number"])
+            ),
+        )
+        for seq in ("1", "2", "3"):
+            try:
+                _start(sfn, machine, seq)
+            except ClientError:
+                pass
+    assert fired == [("ThrottlingException", "1"), ("ThrottlingException", "2")]
+    with pytest.raises(ValueError):
+        faults.Injected().fail("sqs", "SendMessage", "X", status=200)

@@ -19,7 +19,7 @@ def _name(prefix: str) -> str:
 
 def test_every_patch_is_listed_and_applied(local_aws):
     assert patches.apply() == patches.PATCHES
-    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 11
+    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 12
 
 
 # ---- 1 and 2: SQS SetQueueAttributes -------------------------------------------------
@@ -508,3 +508,101 @@ def test_an_execution_is_running_before_its_worker_starts(client, monkeypatch):
         starter.join(30)
     assert started["executionArn"] == listed["executionArn"]
     assert _wait_status(sfn, listed["executionArn"]) == "SUCCEEDED"
+
+
+PASS_MACHINE = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+
+
+def test_a_start_whose_interpreter_fails_to_start_creates_nothing(client, monkeypatch):
+    """Patch 12: StartExecution answering an error leaves no execution behind (moto kept it, RUNNING
+    and never run: a zombie); the same start afterwards creates one that runs."""
+    from moto.stepfunctions.parser.backend import execution as sfn_execution
+
+    sfn = client("stepfunctions")
+    machine = _machine(client, PASS_MACHINE)
+
+    def broken(self):
+        raise RuntimeError("the interpreter could not start")
+
+    monkeypatch.setattr(sfn_execution.Execution, "_get_start_execution_worker", broken)
+    with pytest.raises(ClientError) as err:
+        sfn.start_execution(stateMachineArn=machine, name="z", input='{"k": 1}')
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert sfn.list_executions(stateMachineArn=machine)["executions"] == []
+    arn = machine.replace(":stateMachine:", ":execution:") + ":z"
+    with pytest.raises(sfn.exceptions.ExecutionDoesNotExist):
+        sfn.describe_execution(executionArn=arn)
+    monkeypatch.undo()
+    assert sfn.start_execution(stateMachineArn=machine, name="z", input='{"k": 1}')["executionArn"] == arn
+    assert _wait_status(sfn, arn) == "SUCCEEDED"
+
+
+def test_a_status_event_that_cannot_be_delivered_does_not_stop_the_execution(client, monkeypatch):
+    """Patch 12: the RUNNING event's delivery failing (it once reached moto's Docker-based SQS push)
+    does not fail the start: the execution runs, the failure is kept in EVENT_DELIVERY_ERRORS."""
+    sfn = client("stepfunctions")
+    machine = _machine(client, PASS_MACHINE)
+    real = patches._publish_status
+
+    def undeliverable(execution, status):
+        if status == "RUNNING":
+            raise RuntimeError("delivery failed")
+        return real(execution, status)
+
+    monkeypatch.setattr(patches, "_publish_status", undeliverable)
+    errors = len(patches.EVENT_DELIVERY_ERRORS)
+    arn = sfn.start_execution(stateMachineArn=machine, name="d", input="{}")["executionArn"]
+    assert _wait_status(sfn, arn) == "SUCCEEDED"
+    assert len(patches.EVENT_DELIVERY_ERRORS) == errors + 1 and arn in patches.EVENT_DELIVERY_ERRORS[-1]
+
+
+def test_a_start_whose_response_is_lost_has_created_an_execution_that_runs(client):
+    """A fault after the create (the response lost, as on AWS): the execution exists and runs to its end;
+    the SDK's retry of the same name and input while it runs is answered with the same execution."""
+    import boto3
+    from botocore.config import Config
+
+    from localaws import faults
+
+    sfn = client("stepfunctions")
+    once = boto3.client(
+        "stepfunctions",
+        endpoint_url=sfn.meta.endpoint_url,
+        region_name="us-west-2",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    machine = _machine(client, {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 2, "End": True}}})
+    with faults.injected() as inj:
+        lost = inj.lose("stepfunctions", "StartExecution", times=1)
+        with pytest.raises(ClientError) as err:
+            once.start_execution(stateMachineArn=machine, name="lost", input='{"r": 1}')
+        again = sfn.start_execution(stateMachineArn=machine, name="lost", input='{"r": 1}')  # the retry
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500 and lost.fired == 1
+    (listed,) = sfn.list_executions(stateMachineArn=machine)["executions"]
+    assert again["executionArn"] == listed["executionArn"]
+    assert _wait_status(sfn, listed["executionArn"]) == "SUCCEEDED"
+
+
+def test_concurrent_starts_of_one_name_create_one_execution(client):
+    import threading
+
+    sfn = client("stepfunctions")
+    machine = _machine(client, {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 2, "End": True}}})
+    go, arns, errors = threading.Barrier(8), [], []
+
+    def start():
+        go.wait()
+        try:
+            arns.append(sfn.start_execution(stateMachineArn=machine, name="same", input="{}")["executionArn"])
+        except ClientError as exc:
+            errors.append(exc.response["Error"]["Code"])
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 1
+    assert len(set(arns)) == 1 and len(arns) + len(errors) == 8 and set(errors) <= {"ExecutionAlreadyExists"}

@@ -319,3 +319,99 @@ def test_rewind_replays_the_shard_once_even_while_the_poller_is_reading(toy):
         assert rt.wait_idle(60)
         assert not poller.pending()
         assert stats.records_delivered == 3 * (1 + round_)
+
+
+def test_sqs_push_stays_off_under_concurrent_sends(local_aws, monkeypatch):
+    """While the runtime's pollers deliver (moto's push off), many threads sending to a mapped queue at
+    once never reach moto's own (Docker-based) SQS -> Lambda push, and the queue keeps its mapping.
+    (The push was hidden by swapping the queue's mappings attribute: concurrent sends restored each
+    other's empty swap out of order, and one send went to moto's push.)"""
+    import sys
+    import threading
+
+    from moto.awslambda import models as lambda_models
+    from moto.sqs.models import sqs_backends
+
+    from localaws import server
+
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-west-2")
+    c = lambda s: session.client(s, endpoint_url=local_aws.endpoint)  # noqa: E731
+    prefix = f"race{uuid.uuid4().hex[:6]}"
+    role = c("iam").create_role(RoleName=prefix, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    fn = c("lambda").create_function(
+        FunctionName=f"{prefix}-fn", Runtime="python3.12", Role=role, Handler="toy.handler", Code={"ZipFile": _zip(TOY)}
+    )
+    url = c("sqs").create_queue(QueueName=f"{prefix}-q")["QueueUrl"]
+    arn = c("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    c("lambda").create_event_source_mapping(EventSourceArn=arn, FunctionName=fn["FunctionArn"], BatchSize=10)
+    backend = sqs_backends["123456789012"]["us-west-2"]
+    queue = backend.get_queue(f"{prefix}-q")
+    assert list(queue.lambda_event_source_mappings) == [fn["FunctionArn"]]
+    pushed: list[str] = []
+    monkeypatch.setattr(
+        lambda_models.LambdaBackend, "send_sqs_batch", lambda self, *a, **k: pushed.append(a[0]) or True
+    )
+    threads, per_thread = 8, 100
+    server.set_moto_event_source_push(False)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)  # switch threads as often as possible: the race needs a switch mid-send
+    try:
+        go = threading.Barrier(threads)
+
+        def send(t: int) -> None:
+            go.wait()
+            for i in range(per_thread):
+                backend.send_message(queue_name=f"{prefix}-q", message_body=f"{t}-{i}")
+
+        workers = [threading.Thread(target=send, args=(t,)) for t in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    finally:
+        sys.setswitchinterval(interval)
+        server.set_moto_event_source_push(True)
+    assert pushed == []
+    assert list(queue.lambda_event_source_mappings) == [fn["FunctionArn"]]  # the mapping survived
+    assert len(queue._messages) == threads * per_thread
+
+
+def test_busy_sees_a_running_execution_on_any_page(local_aws, tmp_path):
+    """ListExecutions answers 100 executions a page: the runtime is busy while any execution of its
+    stack runs, on whatever page (it read only the first, and said idle with one still running)."""
+    from localaws.stack import Stack
+
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-west-2")
+    sfn = session.client("stepfunctions", endpoint_url=local_aws.endpoint)
+    prefix = f"pages{uuid.uuid4().hex[:6]}"
+    definition = {
+        "StartAt": "Hold",
+        "States": {
+            "Hold": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.hold", "BooleanEquals": True, "Next": "W"}],
+                "Default": "Done",
+            },
+            "W": {"Type": "Wait", "Seconds": 120, "Next": "Done"},
+            "Done": {"Type": "Pass", "End": True},
+        },
+    }
+    machine = sfn.create_state_machine(
+        name=f"{prefix}-sm", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/r"
+    )["stateMachineArn"]
+    held = sfn.start_execution(stateMachineArn=machine, name="held", input='{"hold": true}')["executionArn"]
+    for i in range(150):
+        sfn.start_execution(stateMachineArn=machine, name=f"quick-{i:03d}", input='{"hold": false}')
+    rt = Runtime(session, local_aws.endpoint, prefix, tmp_path / "rt")
+    rt.stack = Stack.read(session, prefix, local_aws.endpoint)
+    try:
+        pages = list(sfn.get_paginator("list_executions").paginate(stateMachineArn=machine))
+        assert len(pages) == 2 and sum(len(p["executions"]) for p in pages) == 151
+        running_on = [n for n, p in enumerate(pages) for e in p["executions"] if e["executionArn"] == held]
+        assert running_on == [1]  # the second page (newest first, as AWS lists them)
+        assert [e["status"] for e in pages[0]["executions"]] == ["SUCCEEDED"] * 100
+        assert rt.busy()
+        assert rt.running_executions() == [held]
+    finally:
+        sfn.stop_execution(executionArn=held)
+    assert not rt.busy() and rt.running_executions() == []
