@@ -39,7 +39,7 @@ from . import aws, dlq
 from . import message as workflow_message
 from . import response as response_mod
 from .errors import IdempotencyStoreError, is_retryable
-from .once import guarded
+from .store_guard import guarded
 
 PARTITION = "IDEMPOTENCY#cnm_response"
 # Longer than any Step Functions retry schedule of CnmResponse (at most 20 retries, hours at most).

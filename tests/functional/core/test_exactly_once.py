@@ -142,9 +142,9 @@ class World:
 
 @pytest.fixture
 def world(aws, monkeypatch):
-    from cnm_ingest import once
+    from cnm_ingest import store_guard
 
-    monkeypatch.setattr(once, "sleep", lambda _s: None)  # the late success write's backoff, not slept
+    monkeypatch.setattr(store_guard, "sleep", lambda _s: None)  # the late success write's backoff, not slept
     return World(monkeypatch)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cnm_ingest import aws, ingest, once
+from cnm_ingest import aws, ingest, once, store_guard
 from tests.events import kinesis_failure_record
 from tests.functional.core.idempotency_faults import Faults, idempotency_key
 from tests.functional.core.test_exactly_once import IDEMPOTENCY_TABLE, Context, World
@@ -33,7 +33,7 @@ class UnreadableRules:
 
 @pytest.fixture
 def world(aws, monkeypatch):  # ``aws``: the moto fixture (the module is reached through aws_client)
-    monkeypatch.setattr(once, "sleep", lambda _s: None)
+    monkeypatch.setattr(store_guard, "sleep", lambda _s: None)
     w = World(monkeypatch)
     sns, sqs = aws_client("sns"), aws_client("sqs")
     w.fallback_topic = sns.create_topic(Name="eo-fallback")["TopicArn"]

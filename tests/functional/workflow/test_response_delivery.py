@@ -188,10 +188,10 @@ def test_a_failing_idempotency_store_is_retried_not_parked(wf, monkeypatch):
     (PutItem Throttling). CnmResponse is retried (IdempotencyStoreError, its own retrier), nothing is parked,
     one answer on each destination, and the execution SUCCEEDS (before the fix: answered SUCCESS, parked,
     FAILED)."""
-    from cnm_ingest import once
+    from cnm_ingest import store_guard
     from tests.functional.core.idempotency_faults import Faults, idempotency_key
 
-    monkeypatch.setattr(once, "sleep", lambda _s: None)  # the late success write's backoff
+    monkeypatch.setattr(store_guard, "sleep", lambda _s: None)  # the late success write's backoff
 
     def on(prefix: str):
         return lambda p: p.get("TableName") == wf.status_table and idempotency_key(p).startswith(f"{prefix}#")
