@@ -95,6 +95,9 @@ def sample_traffic(samples_dir: Path, bucket: str) -> list[Record]:
         message = copy.deepcopy(message)
         # the samples share identifiers; one per sample, so that each answer names its record
         message["identifier"] = f"{message.get('identifier', 'sample')}-{path.stem}"
+        # and one granule per sample: the samples share a granule name with other file sizes, and CNMs of one
+        # granule with other content stage in submissionTime order (an older one is superseded, issue 18)
+        message["product"]["name"] = f"{message['product'].get('name', 'sample')}-{path.stem}"
         files: dict[str, bytes] = {}
         for f in _files_of(message["product"]):
             f["uri"] = f"s3://{bucket}/samples/{path.stem}/{f['uri'].removeprefix('s3://')}"
