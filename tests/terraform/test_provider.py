@@ -393,7 +393,7 @@ def test_every_function_and_role_carries_the_ngap_placement(complete_plan):
             address
         )  # the group's id
     roles = changes(complete_plan, "aws_iam_role")
-    assert len(roles) == len(FUNCTION_KEYS) + 1  # every function and the state machine
+    assert len(roles) == len(FUNCTION_KEYS) + 2  # every function, the state machine and the provider-read role
     for address, role in roles.items():
         assert role["permissions_boundary"] == f"arn:aws:iam::{ACCOUNT}:policy/NGAPShRoleBoundary", address
         assert role["path"] == "/cnm-ingest/", address
