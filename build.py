@@ -73,8 +73,8 @@ LAYER_ROOT = "/opt"  # where Lambda unpacks a layer
 CONSTANTS = {
     "payload_key_prefix": ("cnm_ingest/dlq.py", "PAYLOAD_KEY_PREFIX"),
     "response_key_prefix": ("cnm_ingest/dlq.py", "RESPONSE_KEY_PREFIX"),
-    "workflow_payload_key_prefix": ("cnm_ingest/message.py", "KEY_PREFIX"),
-    "staging_temp_key_prefix": ("cnm_ingest/provider_access.py", "TEMP_AREA"),
+    "workflow_payload_key_prefix": ("cnm_ingest/workflow/payload.py", "KEY_PREFIX"),
+    "staging_temp_key_prefix": ("cnm_ingest/transfer/provider_access.py", "TEMP_AREA"),
 }
 
 

@@ -27,7 +27,7 @@ module "dead_letter" {
 locals {
   # The payload objects the handlers write and read (cnm_ingest.dlq fixes the key prefix).
   payload_objects_arn = "${module.dead_letter.payload_bucket_arn}/${local.payload_key_prefix}*"
-  # The workflow message's large parts (cnm_ingest.message fixes the key prefix): the consumers write them
+  # The workflow message's large parts (cnm_ingest.workflow.payload fixes the key prefix): the consumers write them
   # when they start an execution, the workflow's tasks read and rewrite them.
   workflow_payload_objects_arn = "${module.dead_letter.payload_bucket_arn}/${local.workflow_payload_key_prefix}*"
 }

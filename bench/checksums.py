@@ -61,7 +61,7 @@ def _make(path: Path, size: int) -> Path:
 
 
 def _ours(path: Path, algo: str, chunk: int | None = None) -> tuple[float, str]:
-    from cnm_ingest import checksum
+    from cnm_ingest.cnm import checksum
 
     with _s3_reading(path):
         t = time.perf_counter()
@@ -82,7 +82,7 @@ def _tool(path: Path, algo: str) -> tuple[float, str, int]:
 
 
 def _peak(path: Path, algo: str, chunk: int | None = None) -> int:
-    from cnm_ingest import checksum
+    from cnm_ingest.cnm import checksum
 
     with _s3_reading(path):
         tracemalloc.start()
@@ -94,7 +94,7 @@ def _peak(path: Path, algo: str, chunk: int | None = None) -> int:
 
 
 def run(quick: bool = False) -> list[Row]:
-    from cnm_ingest import checksum
+    from cnm_ingest.cnm import checksum
 
     missing = [t for t in TOOLS.values() if shutil.which(t) is None]
     if missing:

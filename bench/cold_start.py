@@ -155,7 +155,7 @@ def run(quick: bool = False) -> list[Row]:
         bare_before: dict[str, list[float]] = {c: [] for c in measured}
         clients: dict[str, list[float]] = {"aws": [], "session": []}
         validator: dict[str, list[float]] = {"generated": [], "compile": []}
-        has_generated = (ROOT / "lambda_src" / "cnm_ingest" / "cnm_notification_validator.py").exists()
+        has_generated = (ROOT / "lambda_src" / "cnm_ingest" / "cnm" / "notification_validator.py").exists()
         for _ in range(runs):
             for case in measured:
                 b = _time(python, TIMER, "bare", cases["bare"][1])
@@ -199,7 +199,7 @@ def run(quick: bool = False) -> list[Row]:
             ratio = statistics.median(a / b for a, b in zip(validator["generated"], validator["compile"], strict=True))
             rows.append(
                 row(
-                    "first record: CNM validator imported (cnm_ingest/cnm_notification_validator.py)",
+                    "first record: CNM validator imported (cnm_ingest/cnm/notification_validator.py)",
                     statistics.median(validator["generated"]) * 1000,
                     "ms",
                     f"compiled at run time {statistics.median(validator['compile']) * 1000:.1f} ms",

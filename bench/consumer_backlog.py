@@ -49,7 +49,7 @@ def drain(cap: float | None, records: int = RECORDS) -> dict:
     sfn = fakes.FakeStepFunctions(bucket=bucket)
     fakes.Fakes(1, sfn).install()
     try:
-        pacing = importlib.import_module("cnm_ingest.pacing")
+        pacing = importlib.import_module("cnm_ingest.consumer.pacing")
         pacing.CLOCK, pacing.SLEEP = scaled_clock, scaled_sleep
     except ImportError:  # a checkout without pacing (main): nothing absorbs throttling
         pass

@@ -72,7 +72,7 @@ def session(root: Path = ROOT) -> Iterator[None]:
     aws = importlib.import_module("cnm_ingest.aws")
     saved_client = aws.client
     try:
-        pacing = importlib.import_module("cnm_ingest.pacing")
+        pacing = importlib.import_module("cnm_ingest.consumer.pacing")
         saved_pacing = (pacing.CLOCK, pacing.SLEEP)
     except ImportError:
         pacing, saved_pacing = None, None
@@ -82,7 +82,7 @@ def session(root: Path = ROOT) -> Iterator[None]:
         aws.client = saved_client  # type: ignore[method-assign]
         if pacing is not None and saved_pacing is not None:
             pacing.CLOCK, pacing.SLEEP = saved_pacing
-        importlib.import_module("cnm_ingest.config").reset()
+        importlib.import_module("cnm_ingest.consumer.rulebook").reset()
         os.environ.clear()
         os.environ.update(saved_env)
 
@@ -223,7 +223,7 @@ class Fakes:
     def install(self) -> None:
         aws = importlib.import_module("cnm_ingest.aws")
         aws.client = lambda service: self.clients[service]  # type: ignore[assignment]
-        config = importlib.import_module("cnm_ingest.config")
+        config = importlib.import_module("cnm_ingest.consumer.rulebook")
         config.reset()
 
 

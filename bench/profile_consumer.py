@@ -2,7 +2,7 @@
 
     python bench/profile_consumer.py [--root OTHER_CHECKOUT] [--cprofile]
 
-Each stage of :func:`cnm_ingest.ingest.plan` is timed alone (best of 5 timeit
+Each stage of :func:`cnm_ingest.consumer.consume.plan` is timed alone (best of 5 timeit
 runs) on a two-file notification from ``bench/consumer_fakes.py``, then the
 whole handler per record (process CPU time over 100-record batches, as
 ``consumer_cpu.py`` measures it). ``--cprofile`` adds the handler's top
@@ -28,16 +28,18 @@ BATCH = 100
 
 
 def stages() -> list[tuple[str, float]]:
-    from cnm_ingest import cnm, config, ingest, message, normalize
+    from cnm_ingest.cnm import decode, normalize, validate
+    from cnm_ingest.consumer import consume, rulebook
+    from cnm_ingest.workflow import payload
 
     raw = fakes.kinesis_records([fakes.notification(12345, 1)], 10**7)[0]
-    record = ingest.SourceRecord.from_event(raw)
-    data = cnm.b64decode(record.data)
-    doc = cnm.decode_json(data)
+    record = consume.SourceRecord.from_event(raw)
+    data = decode.b64decode(record.data)
+    doc = decode.decode_json(data)
     ndoc, _ = normalize.normalize_notification(doc)
-    cnm.validate_notification(ndoc)
-    store, settings = config.store(), ingest.Settings.from_env()
-    planned = ingest.plan(record, store, settings)
+    validate.validate_notification(ndoc)
+    store, settings = rulebook.store(), consume.Settings.from_env()
+    planned = consume.plan(record, store, settings)
     rule = store.rule_index().require(ndoc)[0]
     kwargs = dict(
         rule=rule.as_message_rule(),
@@ -50,21 +52,21 @@ def stages() -> list[tuple[str, float]]:
         source=record.source(),
     )
     cases = [
-        ("SourceRecord.from_event", lambda: ingest.SourceRecord.from_event(raw)),
-        ("cnm.b64decode", lambda: cnm.b64decode(record.data)),
-        ("cnm.decode_json", lambda: cnm.decode_json(data)),
+        ("SourceRecord.from_event", lambda: consume.SourceRecord.from_event(raw)),
+        ("decode.b64decode", lambda: decode.b64decode(record.data)),
+        ("decode.decode_json", lambda: decode.decode_json(data)),
         ("normalize.normalize_notification", lambda: normalize.normalize_notification(doc)),
-        ("cnm.validate_notification", lambda: cnm.validate_notification(ndoc)),
+        ("validate.validate_notification", lambda: validate.validate_notification(ndoc)),
         *(
             # the consumer's path: the shortcut for a settled notification (checkouts that have it)
-            [("cnm.normalize_and_validate", lambda: cnm.normalize_and_validate(doc))]
-            if hasattr(cnm, "normalize_and_validate")
+            [("validate.normalize_and_validate", lambda: validate.normalize_and_validate(doc))]
+            if hasattr(validate, "normalize_and_validate")
             else []
         ),
         ("rule_index().require", lambda: store.rule_index().require(ndoc)),
-        ("message.execution_name", lambda: message.execution_name("granule-12345", "10000000", rule.name)),
-        ("message.build_workflow_input", lambda: message.build_workflow_input(ndoc, **kwargs)),
-        ("ingest.plan (all of the above but from_event)", lambda: ingest.plan(record, store, settings)),
+        ("payload.execution_name", lambda: payload.execution_name("granule-12345", "10000000", rule.name)),
+        ("payload.build_workflow_input", lambda: payload.build_workflow_input(ndoc, **kwargs)),
+        ("consume.plan (all of the above but from_event)", lambda: consume.plan(record, store, settings)),
     ]
     out = []
     for name, fn in cases:

@@ -1,10 +1,10 @@
 """Workflow input size against the number of files in the CNM.
 
-Calls :func:`cnm_ingest.message.build_workflow_message` through its public
+Calls :func:`cnm_ingest.workflow.payload.build_workflow_message` through its public
 interface with a CNM of N files, inside moto (with every bucket it names
 created, and ``PAYLOAD_BUCKET`` set), so that an implementation which offloads
 big messages to the payload bucket can do so. The size is that of the
-StartExecution ``input`` (compact JSON, as :mod:`cnm_ingest.ingest` sends it),
+StartExecution ``input`` (compact JSON, as :mod:`cnm_ingest.consumer.consume` sends it),
 against Step Functions' 256 KiB input limit. Above the offload threshold the
 size must stay flat.
 """
@@ -49,7 +49,7 @@ def cnm_with_files(n: int) -> dict[str, Any]:
 
 
 def message_size(n: int) -> int:
-    from cnm_ingest.message import build_workflow_message
+    from cnm_ingest.workflow.payload import build_workflow_message
 
     message = build_workflow_message(
         cnm_with_files(n),

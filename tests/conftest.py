@@ -25,7 +25,7 @@ pytest_plugins = ["tests.stack"]
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CNM = shared_cnm_dir()
 # The bundled copy ships with the package; the shared copy is the published reference.
-BUNDLED_SCHEMA = ROOT / "lambda_src" / "cnm_ingest" / "schema" / "cnm-schema-1.6.1.json"
+BUNDLED_SCHEMA = ROOT / "lambda_src" / "cnm_ingest" / "cnm" / "schema" / "cnm-schema-1.6.1.json"
 REGION = "us-west-2"
 
 # Tests by tier: tests/<tier>/<area>/test_*.py. A unit test is pure: it may not ask for an emulator
@@ -88,10 +88,10 @@ def moto_world(**config: Any) -> Iterator[None]:
     from moto import mock_aws
 
     from cnm_ingest import aws as aws_mod
-    from cnm_ingest import config as config_mod
-    from cnm_ingest import once
+    from cnm_ingest import idempotency
+    from cnm_ingest.consumer import rulebook
 
-    resets = (aws_mod.reset, config_mod.reset, once.reset)
+    resets = (aws_mod.reset, rulebook.reset, idempotency.reset)
     for reset in resets:
         reset()
     with mock_aws(config=config or None):

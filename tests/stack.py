@@ -354,7 +354,8 @@ class World:
         self._overrides.setdefault(role, {}).update(variables)
 
     def _set(self, mp: pytest.MonkeyPatch, role: str, overrides: dict[str, str | None]) -> None:
-        from cnm_ingest import config, once
+        from cnm_ingest import idempotency
+        from cnm_ingest.consumer import rulebook
 
         env = self.environment(role, **overrides)
         for key in self._project_vars + list(overrides):
@@ -365,8 +366,8 @@ class World:
         mp.setenv("AWS_LAMBDA_FUNCTION_NAME", self.function(role).name)
         digest = (role, json.dumps(env, sort_keys=True))
         if digest != self._current:  # another function: caches built from the environment start over
-            config.reset()
-            once.reset()
+            rulebook.reset()
+            idempotency.reset()
             self._current = digest
 
     @contextmanager
@@ -589,7 +590,8 @@ def _stacks(session: Any, endpoint: str) -> dict[str, Stack]:
 
 
 def _world(request, example: str) -> Iterator[World]:
-    from cnm_ingest import aws, config, once
+    from cnm_ingest import aws, idempotency
+    from cnm_ingest.consumer import rulebook
     from localaws import server
 
     snap: snapshots.Snapshot = request.getfixturevalue("applied_snapshot")
@@ -603,7 +605,7 @@ def _world(request, example: str) -> Iterator[World]:
     stacks = _stacks(session, local_aws.endpoint)
     world = World(example, stacks[example], session, local_aws.endpoint, stacks)
     world._mp = mp  # type: ignore[attr-defined]
-    for reset in (aws.reset, config.reset, once.reset):
+    for reset in (aws.reset, rulebook.reset, idempotency.reset):
         reset()
     server.set_lambda_invoker(world.lambda_task)
     server.set_sns_lambda_deliverer(world._deliver)
@@ -616,7 +618,7 @@ def _world(request, example: str) -> Iterator[World]:
         server.set_lambda_invoker(None)
         server.set_sns_lambda_deliverer(None)
         server.set_moto_event_source_push(True)
-        for reset in (aws.reset, config.reset, once.reset):
+        for reset in (aws.reset, rulebook.reset, idempotency.reset):
             reset()
 
 

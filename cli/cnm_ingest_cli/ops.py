@@ -16,9 +16,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from cnm_ingest import aws, dlq, ingest, records
-from cnm_ingest import cnm as cnm_mod
-from cnm_ingest import config as config_mod
+from cnm_ingest import aws, dlq, records
+from cnm_ingest.cnm import decode, notification, validate
+from cnm_ingest.consumer import consume, rulebook
 from cnm_ingest.errors import RecordError
 
 from .errors import NotFound, RefusedInput, StackNotFound
@@ -217,7 +217,7 @@ def send(stack: Stack, files: list[Path], progress: Progress = _noop) -> list[di
     for path in files:
         try:
             data = read_cnm_file(path)
-            cnm = cnm_mod.validate_notification(cnm_mod.decode_json(data))
+            cnm = validate.validate_notification(decode.decode_json(data))
         except RecordError as exc:
             results.append({"file": str(path), "refused": str(exc)})
         else:
@@ -313,7 +313,7 @@ def responses(
                 continue
             if identifier and message.get("identifier") != identifier:
                 continue
-            if collection and cnm_mod.collection_name(message) != collection:
+            if collection and notification.collection_name(message) != collection:
                 continue
             if status and (message.get("response") or {}).get("status") != status:
                 continue
@@ -655,19 +655,19 @@ def _rebuild(stack: Stack, item: dict[str, Any]) -> tuple[dict[str, Any], str]:
     cnm = records.json_value(item.get("cnm"))
     if not isinstance(cnm, dict):
         raise RefusedInput(f"no stored CNM for {item['execution_arn']} and its input is gone")
-    store = config_mod.ConfigStore(stack.rules_table, stack.collections_table, stack.providers_table, ttl=0)
+    store = rulebook.ConfigStore(stack.rules_table, stack.collections_table, stack.providers_table, ttl=0)
     rule = next((r for r in store.rules() if r.name == item.get("rule")), None)
     if rule is None:
         raise RefusedInput(f"rule {item.get('rule')!r} of {item['execution_arn']} no longer exists")
-    version = rule.collection_version or config_mod.cnm_version(cnm) or ""
+    version = rule.collection_version or notification.cnm_version(cnm) or ""
     settings = consumer_settings(stack)
-    from cnm_ingest.message import build_workflow_message
+    from cnm_ingest.workflow.payload import build_workflow_message
 
     message = build_workflow_message(
         cnm,
         rule=rule.as_message_rule(),
         collection=store.collection(rule.collection_name, version),
-        provider=store.provider(ingest.provider_id(rule, cnm)),
+        provider=store.provider(consume.provider_id(rule, cnm)),
         stack=settings.stack,
         buckets=settings.buckets,
         state_machine_arn=rule.workflow_arn,
@@ -686,23 +686,23 @@ def consumer_environment(stack: Stack) -> dict[str, str]:
     return (env.get("Environment") or {}).get("Variables") or {}
 
 
-def routing_store(stack: Stack, ttl: float) -> config_mod.ConfigStore:
+def routing_store(stack: Stack, ttl: float) -> rulebook.ConfigStore:
     """The configuration tables with the consumer's routing settings (default stream, provider mismatch)."""
     variables = consumer_environment(stack)
-    return config_mod.ConfigStore(
+    return rulebook.ConfigStore(
         stack.rules_table,
         stack.collections_table,
         stack.providers_table,
         ttl=ttl,
         default_stream=variables.get("NOTIFICATION_STREAM_ARN") or stack.notification_stream_arn,
-        allow_provider_mismatch=config_mod.flag(variables.get("ALLOW_PROVIDER_MISMATCH")),
+        allow_provider_mismatch=rulebook.flag(variables.get("ALLOW_PROVIDER_MISMATCH")),
     )
 
 
-def consumer_settings(stack: Stack) -> ingest.Settings:
+def consumer_settings(stack: Stack) -> consume.Settings:
     """STACK and BUCKETS as the message consumer has them (its function configuration), else the prefix alone."""
     variables = consumer_environment(stack)
-    return ingest.Settings(
+    return consume.Settings(
         stack=variables.get("STACK") or stack.prefix, buckets=json.loads(variables.get("BUCKETS") or "{}")
     )
 
@@ -745,7 +745,7 @@ def reingest(
     new_arn = state_machine.replace(":stateMachine:", ":execution:") + f":{name}"
     # StartExecution succeeds for an existing execution with the same name and input (Step Functions'
     # own idempotency), so look first to report a retried reingest as not started
-    started = not _exists(new_arn) and ingest.start_execution(state_machine, name, message)
+    started = not _exists(new_arn) and consume.start_execution(state_machine, name, message)
     return {"reingest_of": arn, "execution_name": name, "execution_arn": new_arn, "started": started}
 
 
@@ -788,7 +788,7 @@ def replay(
     }
     for shard in shards(stream, shard_ids):
         for raw in read_shard(stream, shard, since, until):
-            record = ingest.SourceRecord(
+            record = consume.SourceRecord(
                 data=base64.b64encode(raw["Data"]).decode("ascii"),
                 sequenceNumber=raw["SequenceNumber"],
                 partitionKey=raw["PartitionKey"],
@@ -804,13 +804,13 @@ def replay(
                 progress(1)
                 continue
             try:
-                started = ingest.process(record, store, settings)
+                started = consume.process(record, store, settings)
             except Exception as exc:  # as the message consumer: transient -> not done, anything else -> parked
                 outcome = "failed" if aws.is_transient(exc) else "parked"
                 if outcome == "parked":
-                    dlq.send([ingest.failed_envelope(record, exc, "cli_replay")], stack.dlq_url)
+                    dlq.send([consume.failed_envelope(record, exc, "cli_replay")], stack.dlq_url)
                 summary[outcome] += 1
-                detail.update(outcome=outcome, reason=ingest.reason_for(exc))
+                detail.update(outcome=outcome, reason=consume.reason_for(exc))
             else:
                 new = [s for s in started if not s.already_existed]
                 summary["executions_started"] += len(new)
@@ -826,7 +826,7 @@ def replay(
 
 
 def rules_list(stack: Stack) -> list[dict[str, Any]]:
-    store = config_mod.ConfigStore(stack.require_rules_table(), stack.collections_table, stack.providers_table, ttl=0)
+    store = rulebook.ConfigStore(stack.require_rules_table(), stack.collections_table, stack.providers_table, ttl=0)
     return [
         {
             "name": r.name,

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from . import aws
+from cnm_ingest import aws
 
 KIND = "cnm-ingest.failed-record"
 VERSION = 1

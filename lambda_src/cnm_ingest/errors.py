@@ -196,7 +196,7 @@ def is_retryable(exc: BaseException) -> bool:
     failure of the idempotency store (:func:`is_store_error`). The caller delivers the work again
     (a batch item failure, a raise for Lambda's async retries, a Step Functions Retry).
     """
-    from .aws import is_transient  # errors is the bottom module: aws is only needed here
+    from cnm_ingest.aws import is_transient  # errors is the bottom module: aws is only needed here
 
     return isinstance(exc, TransientError) or is_store_error(exc) or is_transient(exc)
 

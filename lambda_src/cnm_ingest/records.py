@@ -35,9 +35,9 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from . import aws
-from . import cnm as cnm_mod
-from .errors import NotAnExecutionEvent
+from cnm_ingest import aws
+from cnm_ingest.cnm import notification
+from cnm_ingest.errors import NotAnExecutionEvent
 
 DETAIL_TYPE = "Step Functions Execution Status Change"
 RUNNING = "RUNNING"
@@ -133,15 +133,15 @@ def json_value(text: Any) -> Any:
 
 
 def workflow_cnm(message: dict[str, Any]) -> dict[str, Any] | None:
-    """The CNM of a workflow message, through ``cnm_ingest.message``'s reader when it has one.
+    """The CNM of a workflow message, through ``cnm_ingest.workflow.payload``'s reader when it has one.
 
     Tolerates both layouts: the CNM in ``meta.cnm`` / ``payload.cnm``, or stored
     once (possibly offloaded to S3 with a reference) and read back by
     ``message.read_cnm`` (issue 8).
     """
-    from . import message as message_mod
+    from cnm_ingest.workflow import payload
 
-    reader = getattr(message_mod, "read_cnm", None)
+    reader = getattr(payload, "read_cnm", None)
     if reader is not None:
         try:
             found = reader(message)
@@ -165,8 +165,8 @@ def _granule_ids(message: dict[str, Any], cnm: dict[str, Any] | None) -> list[st
     if not ids and cnm is not None:
         meta = _obj(message.get("meta"))
         try:
-            from .granule import granule_id
-            from .task import collection_config
+            from cnm_ingest.workflow.task import collection_config
+            from cnm_ingest.workflow.translate_message import granule_id
 
             ids = [granule_id(cnm, collection_config(meta))]
         except Exception:  # a CNM too broken to name its granule: only the execution is recorded
@@ -177,11 +177,11 @@ def _granule_ids(message: dict[str, Any], cnm: dict[str, Any] | None) -> list[st
 def _collection_id(message: dict[str, Any], cnm: dict[str, Any] | None) -> str | None:
     meta = _obj(message.get("meta"))
     coll = _obj(meta.get("collection"))
-    name = coll.get("name") or (cnm_mod.collection_name(cnm) if cnm else None)
-    version = coll.get("version") or (cnm_mod.collection_version(cnm) if cnm else None)
+    name = coll.get("name") or (notification.collection_name(cnm) if cnm else None)
+    version = coll.get("version") or (notification.collection_version(cnm) if cnm else None)
     if not isinstance(name, str) or not name:
         return None
-    from .granule import collection_id
+    from cnm_ingest.workflow.translate_message import collection_id
 
     return collection_id(name, version if isinstance(version, str) else None)
 
@@ -266,7 +266,7 @@ def parse_event(event: Any, load_input: InputLoader | None = None) -> dict[str, 
         fields["cause"] = clean(detail["cause"], MAX_CAUSE_BYTES)
     if status != RUNNING and (detail.get("error") is not None or detail.get("cause") is not None):
         # the error behind CnmResponse's WorkflowError, and its CNM error code (what StopStatus recorded)
-        from .task import original_error
+        from cnm_ingest.workflow.task import original_error
 
         original = original_error({"Error": detail.get("error"), "Cause": detail.get("cause")})
         fields["original_error"] = {

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import aws
-from . import cnm as cnm_mod
-from . import message as workflow_message
-from .errors import WorkflowPayloadError
-from .granule import collection_id, granule_id
-from .response import now_iso
-from .task import Execution, Message, collection_config, original_error
+from cnm_ingest import aws
+from cnm_ingest.cnm import notification
+from cnm_ingest.cnm.response_message import now_iso
+from cnm_ingest.errors import WorkflowPayloadError
+from cnm_ingest.workflow import payload
+from cnm_ingest.workflow.task import Execution, Message, collection_config, original_error
+from cnm_ingest.workflow.translate_message import collection_id, granule_id
 
 RUNNING, COMPLETED, FAILED = "RUNNING", "COMPLETED", "FAILED"
 STATUS_INDEX = "by_status"
@@ -42,15 +42,15 @@ def _collection(message: Message, cnm: dict[str, Any]) -> tuple[str, str | None]
     coll = meta.get("collection")
     if not isinstance(coll, dict):
         coll = {}
-    name = coll.get("name") or (cnm_mod.collection_name(cnm) if isinstance(cnm, dict) else None) or "unknown"
-    version = coll.get("version") or (cnm_mod.collection_version(cnm) if isinstance(cnm, dict) else None)
+    name = coll.get("name") or (notification.collection_name(cnm) if isinstance(cnm, dict) else None) or "unknown"
+    version = coll.get("version") or (notification.collection_version(cnm) if isinstance(cnm, dict) else None)
     return str(name), version
 
 
 def granule_ids(message: Message, cnm: dict[str, Any]) -> list[str]:
     """Granule ids from ``payload.granules``, else derived from the CNM (best effort)."""
     try:
-        granules = workflow_message.granules(message)
+        granules = payload.granules(message)
     except WorkflowPayloadError:
         granules = None
     if isinstance(granules, list) and granules:
@@ -128,7 +128,7 @@ def _attr(value: Any) -> dict[str, Any]:
 
 def _record(table: str, message: Message, execution: Execution, status: str, error: dict[str, str] | None) -> list[str]:
     now = now_iso()
-    cnm = workflow_message.cnm_if_readable(message)
+    cnm = payload.cnm_if_readable(message)
     granules = granule_ids(message, cnm)
     values = {**_common(message, cnm, execution, status, "EXECUTION", now, error), "granule_ids": granules}
     remove = tuple(a for a, stale in (("error", not error), ("completed_at", status == RUNNING)) if stale)

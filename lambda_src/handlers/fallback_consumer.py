@@ -2,7 +2,7 @@
 
 Invoked asynchronously by SNS with our failed-record envelope. The record runs
 through the same processing as in the message consumer
-(:func:`cnm_ingest.ingest.consume`). A bad record (a
+(:func:`cnm_ingest.consumer.consume.consume`). A bad record (a
 :class:`~cnm_ingest.errors.RecordError`) is answered when addressable and goes
 straight to the DLQ, each at most once per record: retrying cannot help. A
 transient or unexpected error is raised, so Lambda's async retries run and then
@@ -21,18 +21,19 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cnm_ingest import aws, config, dlq, ingest, observability, once, pacing
+from cnm_ingest import aws, dlq, idempotency, observability
+from cnm_ingest.consumer import consume, pacing, rulebook
 
 SOURCE = "fallback_consumer"
 logger, metrics = observability.tools("fallback_consumer")
 
 
-def retry(parked: dlq.ParkedRecord, run: ingest.Run) -> str:
+def retry(parked: dlq.ParkedRecord, run: consume.Run) -> str:
     """``"started"``, or ``"dead-lettered"`` for a bad record; other errors propagate."""
     if parked.payload is None:
         raise ValueError(f"fallback envelope without a payload: {parked.envelope.get('reason')}")
-    record = ingest.SourceRecord.from_envelope(parked.envelope, parked.payload)
-    outcome = ingest.consume(record, run)
+    record = consume.SourceRecord.from_envelope(parked.envelope, parked.payload)
+    outcome = consume.consume(record, run)
     if outcome.status == "parked":
         metrics.add_metric(name="RecordsDeadLettered", unit=MetricUnit.Count, value=1)
         logger.warning(
@@ -48,10 +49,10 @@ def retry(parked: dlq.ParkedRecord, run: ingest.Run) -> str:
 @logger.inject_lambda_context
 @event_source(data_class=SNSEvent)
 def handler(event: SNSEvent, context: LambdaContext) -> dict[str, Any]:
-    run = ingest.Run(
-        store=config.store(),
-        settings=ingest.Settings.from_env(),
-        once=once.Once.from_env(context),
+    run = consume.Run(
+        store=rulebook.store(),
+        settings=consume.Settings.from_env(),
+        once=idempotency.Once.from_env(context),
         source=SOURCE,
         queue_url=aws.env("DLQ_URL"),
         response_stream_arn=os.environ.get("RESPONSE_STREAM_ARN") or None,

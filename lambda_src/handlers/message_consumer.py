@@ -1,10 +1,10 @@
 """Message consumer: Kinesis notification stream -> one workflow execution per matching rule.
 
-Per record (see :func:`cnm_ingest.ingest.consume`): started, or already
+Per record (see :func:`cnm_ingest.consumer.consume.consume`): started, or already
 started by an earlier delivery -> success. A bad record (a RecordError:
 undecodable, invalid, no rule, a rule that cannot be resolved) is answered
 with a FAILURE response when addressable and parked in the DLQ at once, each
-side effect at most once per record (:mod:`cnm_ingest.once`). An unexpected
+side effect at most once per record (:mod:`cnm_ingest.idempotency`). An unexpected
 error hands the record (once) to the fallback topic. A retryable error
 (throttling, 5xx, no time left) is a batch item failure: the event source
 mapping delivers the record again. A record that cannot be parked is a batch
@@ -13,7 +13,7 @@ item failure too: it is never dropped.
 Records run on up to ``START_CONCURRENCY`` threads at a time (default 64:
 the invoking thread, joined by helpers from a pool kept across invocations
 as soon as a record waits on AWS), paced by one
-:class:`~cnm_ingest.pacing.Pacer` (:func:`cnm_ingest.ingest.consume_all`);
+:class:`~cnm_ingest.consumer.pacing.Pacer` (:func:`cnm_ingest.consumer.consume.consume_all`);
 Powertools' BatchProcessor then collects the results in stream order, so
 the partial batch response is exactly what a sequential run reports:
 every failed record's sequence number
@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from cnm_ingest import aws, config, ingest, observability, once, pacing
+from cnm_ingest import aws, idempotency, observability
+from cnm_ingest.consumer import consume, pacing, rulebook
 
 if TYPE_CHECKING:  # types only: not imported at a cold start
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -60,11 +61,11 @@ def pool() -> ThreadPoolExecutor:
     return _pool
 
 
-def run_for(context: LambdaContext) -> ingest.Run:
-    return ingest.Run(
-        store=config.store(),
-        settings=ingest.Settings.from_env(),
-        once=once.Once.from_env(context),
+def run_for(context: LambdaContext) -> consume.Run:
+    return consume.Run(
+        store=rulebook.store(),
+        settings=consume.Settings.from_env(),
+        once=idempotency.Once.from_env(context),
         source=SOURCE,
         queue_url=aws.env("DLQ_URL"),
         response_stream_arn=aws.env("RESPONSE_STREAM_ARN"),
@@ -73,14 +74,14 @@ def run_for(context: LambdaContext) -> ingest.Run:
     )
 
 
-def collect(record: ingest.SourceRecord, outcome: ingest.Outcome | BaseException, counts: Counter) -> str:
+def collect(record: consume.SourceRecord, outcome: consume.Outcome | BaseException, counts: Counter) -> str:
     """The result of one record (in the invoking thread): its status, or raise for a batch item failure."""
     if isinstance(outcome, BaseException):
         exc = outcome
         counts["RecordsRetried"] += 1
         logger.warning(
             "record will be delivered again",
-            extra={"sequence_number": record.sequenceNumber, "reason": ingest.reason_for(exc)},
+            extra={"sequence_number": record.sequenceNumber, "reason": consume.reason_for(exc)},
         )
         raise exc
     if outcome.status == "started":
@@ -108,8 +109,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     run = run_for(context)
     raw = event.get("Records") or []
     counts: Counter = Counter(RecordsIn=len(raw))
-    records = [ingest.SourceRecord.from_event(r) for r in raw]
-    results = iter(zip(records, ingest.consume_all(records, run, pool(), concurrency()), strict=True))
+    records = [consume.SourceRecord.from_event(r) for r in raw]
+    results = iter(zip(records, consume.consume_all(records, run, pool(), concurrency()), strict=True))
 
     def record_handler(record: KinesisStreamRecord) -> str:
         return collect(*next(results), counts)

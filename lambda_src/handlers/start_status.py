@@ -9,7 +9,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cnm_ingest import status, task
+from cnm_ingest import status
+from cnm_ingest.workflow import task
 
 logger = Logger()
 

@@ -1,7 +1,7 @@
 """SyncGranule: copy the granule's files into the staging bucket and verify them.
 
 Reads from a provider's http, https or sftp host end by a deadline derived from
-the invocation's remaining time (:func:`cnm_ingest.confine.deadline_for`), so a
+the invocation's remaining time (:func:`cnm_ingest.transfer.confine.deadline_for`), so a
 stalled or dripping server is a ConnectionTimeoutError (retried) well before
 Lambda's own timeout, with time left to clean up and answer.
 """
@@ -15,15 +15,15 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cnm_ingest import confine, staging, task
-from cnm_ingest import message as workflow_message
+from cnm_ingest.transfer import confine
+from cnm_ingest.workflow import payload, sync_granule, task
 
 logger = Logger()
 
 
 def sync(message: task.Message, execution: task.Execution) -> task.Message:
-    result = staging.sync_message(message, execution)
-    for g in workflow_message.granules(result):
+    result = sync_granule.sync_message(message, execution)
+    for g in payload.granules(result):
         logger.info("granule staged", extra={"granuleId": g["granuleId"], "files": len(g["files"])})
     return result
 

@@ -9,17 +9,16 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cnm_ingest import granule, task
-from cnm_ingest import message as workflow_message
+from cnm_ingest.cnm.normalize import normalize_notification
 from cnm_ingest.errors import CnmValidationError
-from cnm_ingest.normalize import normalize_notification
+from cnm_ingest.workflow import payload, task, translate_message
 
 logger = Logger()
 
 
 def translate(message: task.Message, execution: task.Execution) -> task.Message:
     meta = message.get("meta") or {}
-    cnm = workflow_message.cnm(message)
+    cnm = payload.cnm(message)
     if cnm is None:
         raise CnmValidationError("the workflow message carries no CNM (meta.cnm or meta.cnm_ref)", "$.meta.cnm")
     cnm, notes = normalize_notification(cnm)
@@ -28,11 +27,11 @@ def translate(message: task.Message, execution: task.Execution) -> task.Message:
     collection = meta.get("collection")
     if not isinstance(collection, dict):
         collection = {}
-    granules = granule.translate(cnm, collection, task.collection_config(meta))
+    granules = translate_message.translate(cnm, collection, task.collection_config(meta))
     logger.info(
         "translated CNM", extra={"identifier": cnm.get("identifier"), "granules": [g["granuleId"] for g in granules]}
     )
-    return workflow_message.set_part(message, "payload", "granules", granules)
+    return payload.set_part(message, "payload", "granules", granules)
 
 
 @logger.inject_lambda_context

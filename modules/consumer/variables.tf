@@ -46,7 +46,7 @@ variable "response_stream_arn" {
 }
 
 variable "workflow_payload_objects_arn" {
-  description = "ARN pattern of the workflow message's large parts the consumer stores when it starts an execution (<payload bucket ARN>/<cnm_ingest.message.KEY_PREFIX>*)."
+  description = "ARN pattern of the workflow message's large parts the consumer stores when it starts an execution (<payload bucket ARN>/<cnm_ingest.workflow.payload.KEY_PREFIX>*)."
   type        = string
 }
 

@@ -28,7 +28,7 @@ variable "state_machine_arns" {
 }
 
 variable "workflow_payload_objects_arn" {
-  description = "ARN pattern of the workflow message's large parts the function stores when it starts an execution (<payload bucket ARN>/<cnm_ingest.message.KEY_PREFIX>*)."
+  description = "ARN pattern of the workflow message's large parts the function stores when it starts an execution (<payload bucket ARN>/<cnm_ingest.workflow.payload.KEY_PREFIX>*)."
   type        = string
 }
 

@@ -10,7 +10,7 @@ locals {
 
   staging_bucket_arn = "arn:${local.partition}:s3:::${var.staging_bucket_name}"
 
-  # The role SyncGranule reads providers' files and secrets with (cnm_ingest.provider_access); its ARN is
+  # The role SyncGranule reads providers' files and secrets with (cnm_ingest.transfer.provider_access); its ARN is
   # written out so SyncGranule's policy and the role's trust policy do not depend on each other. The account
   # is the status table's (no STS call: a CI plan with skip_requesting_account_id needs none).
   provider_read_role_name = "${var.prefix}-provider-read"
@@ -156,7 +156,7 @@ resource "aws_dynamodb_table" "status" {
 # Task functions: one role each, with only what the task touches
 ################################################################################
 
-# The workflow message's large parts (cnm_ingest.message): every task reads them,
+# The workflow message's large parts (cnm_ingest.workflow.payload): every task reads them,
 # the tasks that rewrite the message may store new ones.
 data "aws_iam_policy_document" "payload_read" {
   statement {
@@ -181,7 +181,7 @@ data "aws_iam_policy_document" "sync_granule" {
 
   statement {
     # Providers' files and secrets are read only under the provider-read role, narrowed to one
-    # provider by a session policy on each AssumeRole (cnm_ingest.provider_access).
+    # provider by a session policy on each AssumeRole (cnm_ingest.transfer.provider_access).
     sid       = "AssumeProviderReadRole"
     actions   = ["sts:AssumeRole"]
     resources = [local.provider_read_role_arn]
@@ -211,7 +211,7 @@ data "aws_iam_policy_document" "sync_granule" {
   }
 
   statement {
-    # The commit order of concurrent executions of a granule (cnm_ingest.commit_order): one item per granule.
+    # The commit order of concurrent executions of a granule (cnm_ingest.transfer.commit_order): one item per granule.
     sid       = "StagingOrder"
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
     resources = [aws_dynamodb_table.status.arn]

@@ -102,7 +102,7 @@ variable "staging_bucket_kms_key_arn" {
 }
 
 variable "staging_temp_key_prefix" {
-  description = "Key prefix of the staging buckets' temporary area (cnm_ingest.provider_access.TEMP_AREA, from the build manifest): the only keys the provider-read role may write."
+  description = "Key prefix of the staging buckets' temporary area (cnm_ingest.transfer.provider_access.TEMP_AREA, from the build manifest): the only keys the provider-read role may write."
   type        = string
 
   validation {
@@ -139,7 +139,7 @@ variable "payload_bucket_kms_key_arn" {
 }
 
 variable "workflow_payload_objects_arn" {
-  description = "ARN pattern of the workflow message's large parts (<payload bucket ARN>/<cnm_ingest.message.KEY_PREFIX>*): every task reads them, the tasks that rewrite the message store them."
+  description = "ARN pattern of the workflow message's large parts (<payload bucket ARN>/<cnm_ingest.workflow.payload.KEY_PREFIX>*): every task reads them, the tasks that rewrite the message store them."
   type        = string
 }
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from cnm_ingest import dlq, message
+from cnm_ingest import dlq
+from cnm_ingest.workflow import payload
 
 from .conftest import ROOT
 from .test_apply import ROLES
@@ -81,7 +82,7 @@ def _literal_env_read(node: ast.AST) -> tuple[str, bool] | None:
         func = ast.unparse(node.func)
         if func in ("aws.env", "env"):
             return node.args[0].value, len(node.args) < 2 and not node.keywords
-        optional_readers = ("os.environ.get", "os.getenv", "env_flag", "config.env_flag")
+        optional_readers = ("os.environ.get", "os.getenv", "env_flag", "rulebook.env_flag")
         if func in optional_readers or func.endswith("environ.get"):  # an `environ` mapping passed in
             return node.args[0].value, False
     return None
@@ -91,7 +92,7 @@ def test_the_parser_finds_known_reads():
     required, optional = env_reads("message_consumer")
     assert {"FALLBACK_TOPIC_ARN", "RESPONSE_STREAM_ARN"} <= required
     assert "START_CONCURRENCY" in optional
-    assert "ALLOW_PROVIDER_MISMATCH" in optional  # config.env_flag
+    assert "ALLOW_PROVIDER_MISMATCH" in optional  # rulebook.env_flag
 
 
 def test_each_function_gets_exactly_the_environment_its_code_reads(complete_stack):
@@ -128,7 +129,7 @@ def test_manifest_constants_are_the_python_constants():
     constants = json.loads((ROOT / "build" / "manifest.json").read_text())["constants"]
     assert constants["payload_key_prefix"] == dlq.PAYLOAD_KEY_PREFIX
     assert constants["response_key_prefix"] == dlq.RESPONSE_KEY_PREFIX
-    assert constants["workflow_payload_key_prefix"] == message.KEY_PREFIX
+    assert constants["workflow_payload_key_prefix"] == payload.KEY_PREFIX
 
 
 @pytest.mark.parametrize(
@@ -138,8 +139,8 @@ def test_manifest_constants_are_the_python_constants():
         ("fallback_consumer", dlq.PAYLOAD_KEY_PREFIX),
         ("hydrate", dlq.PAYLOAD_KEY_PREFIX),
         ("cnm_response", dlq.RESPONSE_KEY_PREFIX),
-        ("message_consumer", message.KEY_PREFIX),
-        ("sync_granule", message.KEY_PREFIX),
+        ("message_consumer", payload.KEY_PREFIX),
+        ("sync_granule", payload.KEY_PREFIX),
     ],
 )
 def test_payload_key_prefix_is_what_iam_allows(complete_stack, client, role, prefix):
@@ -168,12 +169,12 @@ def _hash_range(table: dict) -> tuple[str, ...]:
 
 
 def test_config_tables_are_read_with_the_keys_terraform_created(complete_stack, python_on_the_stack):
-    """cnm_ingest.config reads the items Terraform seeded (rules by scan, collections by name + version,
+    """cnm_ingest.consumer.rulebook reads the items Terraform seeded (rules by scan, collections by name + version,
     providers by id): a key schema drift makes GetItem fail with a ValidationException here."""
-    from cnm_ingest import config
+    from cnm_ingest.consumer import rulebook
 
     env = complete_stack.function("message_consumer").environment
-    store = config.ConfigStore(env["RULES_TABLE"], env["COLLECTIONS_TABLE"], env["PROVIDERS_TABLE"])
+    store = rulebook.ConfigStore(env["RULES_TABLE"], env["COLLECTIONS_TABLE"], env["PROVIDERS_TABLE"])
     assert {r.name for r in store.rules()} == {"swot_l2_lr_ssh", "cnm_samples", "sentinel6_nrt_any_version"}
     assert store.collection("SWOT_L2_LR_SSH", "2.0")["checksum_required"] is True
     assert store.provider("PODAAC_SENTINEL6")["meta"] == {"contact": "ops@example.org"}
@@ -181,11 +182,11 @@ def test_config_tables_are_read_with_the_keys_terraform_created(complete_stack, 
 
 
 def test_idempotency_executions_and_status_tables_have_the_python_keys(complete_stack, python_on_the_stack):
-    from cnm_ingest import once, records, status
+    from cnm_ingest import idempotency, records, status
 
     consumer = complete_stack.function("message_consumer").environment
-    idempotency = complete_stack.tables[consumer["IDEMPOTENCY_TABLE"]]
-    assert _hash_range(idempotency) == (once._layer(consumer["IDEMPOTENCY_TABLE"], "contract").key_attr,)
+    idempotency_table = complete_stack.tables[consumer["IDEMPOTENCY_TABLE"]]
+    assert _hash_range(idempotency_table) == (idempotency._layer(consumer["IDEMPOTENCY_TABLE"], "contract").key_attr,)
     executions = complete_stack.function("recorder").environment["EXECUTIONS_TABLE"]
     assert _hash_range(complete_stack.tables[executions]) == tuple(records.execution_key("arn:aws:states:x"))
     status_table = complete_stack.function("start_status").environment["STATUS_TABLE"]

@@ -1,6 +1,6 @@
 """IAM backs up provider confinement (issue 18): SyncGranule's own role reads no provider bucket or secret;
 it may only assume the provider-read role, which each read narrows to one provider with a session policy
-(cnm_ingest.provider_access). Statically (python-hcl2) and on the applied examples/complete."""
+(cnm_ingest.transfer.provider_access). Statically (python-hcl2) and on the applied examples/complete."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from cnm_ingest import provider_access, staging
+from cnm_ingest.transfer import provider_access
+from cnm_ingest.workflow import sync_granule
 
 from .test_hcl import ROOT, named, typed
 
@@ -31,7 +32,9 @@ def test_sync_granule_reads_providers_only_through_the_provider_read_role():
     assert assume["actions"] == ["sts:AssumeRole"] and assume["resources"] == ["local.provider_read_role_arn"]
     env = named(WORKFLOW, "locals")["environment"]["sync_granule"]
     assert env[provider_access.ROLE_ENV] == "local.provider_read_role_arn"
-    assert env["STATUS_TABLE"] == "aws_dynamodb_table.status.name"  # the commit order (cnm_ingest.commit_order)
+    assert (
+        env["STATUS_TABLE"] == "aws_dynamodb_table.status.name"
+    )  # the commit order (cnm_ingest.transfer.commit_order)
     [order] = [s for s in _statements(docs["sync_granule"]) if s["sid"] == "StagingOrder"]
     assert order["condition"][0]["values"] == ["STAGING#*"]  # only the order items of the status table
     kms = named(WORKFLOW, "locals")["additional_kms_key_arns"]["sync_granule"]
@@ -67,7 +70,7 @@ def test_the_provider_read_role_is_assumable_by_sync_granule_only_and_reads_what
 def test_the_temporary_area_comes_from_the_python_constant():
     import build
 
-    assert build.constants()["staging_temp_key_prefix"] == provider_access.TEMP_AREA == staging.TEMP_PREFIX + "/"
+    assert build.constants()["staging_temp_key_prefix"] == provider_access.TEMP_AREA == sync_granule.TEMP_PREFIX + "/"
     assert named(ROOT, "module")["workflow"]["staging_temp_key_prefix"] == "local.staging_temp_key_prefix"
 
 
@@ -75,10 +78,10 @@ def test_collections_other_owner_handling_is_typed_validated_and_seeded():
     var = named(ROOT, "variable")["collections"]
     assert 'other_owner_handling = optional(string, "same_provider")' in json.dumps(var["type"]).replace('\\"', '"')
     assert any("other_owner_handling" in v["condition"] for v in var["validation"])
-    assert all(v in var["description"] for v in staging.OTHER_OWNER_HANDLING)
+    assert all(v in var["description"] for v in sync_granule.OTHER_OWNER_HANDLING)
     item = json.dumps(typed(ROOT / "modules" / "config_tables", "resource", "aws_dynamodb_table_item")["collection"])
     assert "other_owner_handling = each.value.other_owner_handling" in item
-    assert staging.DEFAULT_OTHER_OWNER_HANDLING == "same_provider"
+    assert sync_granule.DEFAULT_OTHER_OWNER_HANDLING == "same_provider"
 
 
 # --- the applied examples/complete ------------------------------------------------------------------

@@ -197,12 +197,14 @@ def test_no_terraform_value_restates_a_python_constant():
     offenders = [str(p.relative_to(ROOT)) for p in tf_files() if "failed-records" in p.read_text()]
     assert not offenders, offenders
     import build
-    from cnm_ingest import dlq, message, provider_access
+    from cnm_ingest import dlq
+    from cnm_ingest.transfer import provider_access
+    from cnm_ingest.workflow import payload
 
     assert build.constants() == {
         "payload_key_prefix": dlq.PAYLOAD_KEY_PREFIX,
         "response_key_prefix": dlq.RESPONSE_KEY_PREFIX,
-        "workflow_payload_key_prefix": message.KEY_PREFIX,
+        "workflow_payload_key_prefix": payload.KEY_PREFIX,
         "staging_temp_key_prefix": provider_access.TEMP_AREA,
     }
     for value in build.constants().values():

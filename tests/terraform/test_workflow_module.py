@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cnm_ingest import delivery, message
+from cnm_ingest.workflow import cnm_response, payload
 from tests.terraform.test_hcl import named, typed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ def test_payload_prefixes_are_the_ones_python_writes():
     import build
     from cnm_ingest import dlq
 
-    assert build.constants()["workflow_payload_key_prefix"] == message.KEY_PREFIX
+    assert build.constants()["workflow_payload_key_prefix"] == payload.KEY_PREFIX
     assert build.constants()["response_key_prefix"] == dlq.RESPONSE_KEY_PREFIX
     source = Path(dlq.__file__).read_text()
     assert 'f"{RESPONSE_KEY_PREFIX}{' in source  # response_envelope's key
@@ -50,10 +50,10 @@ def test_cnm_response_can_park_and_keep_idempotency_records():
         assert action in policy, action
     table = typed(WORKFLOW, "resource", "aws_dynamodb_table")["status"]
     assert table["ttl"] == [{"attribute_name": "expiration", "enabled": True}]  # Powertools' expiry attribute
-    assert delivery.CONFIG.expires_after_seconds >= 24 * 3600
+    assert cnm_response.CONFIG.expires_after_seconds >= 24 * 3600
     common = named(WORKFLOW, "locals")["common_environment"]
     assert "WORKFLOW_OFFLOAD_BYTES" in common and "PAYLOAD_BUCKET" in common
-    assert named(ROOT, "variable")["workflow_offload_bytes"]["default"] == message.DEFAULT_OFFLOAD_BYTES
+    assert named(ROOT, "variable")["workflow_offload_bytes"]["default"] == payload.DEFAULT_OFFLOAD_BYTES
     root = named(ROOT, "module")["workflow"]
     assert root["dlq_url"] == "module.dead_letter.dlq_url"
     assert root["payload_bucket_name"] == "module.dead_letter.payload_bucket_name"

@@ -11,9 +11,9 @@ import json
 
 import pytest
 
-from cnm_ingest import response as response_mod
+from cnm_ingest.cnm import response_message
+from cnm_ingest.cnm.response_message import destinations_from_env, message_attributes, send_response
 from cnm_ingest.errors import ConfigurationError, WorkflowError
-from cnm_ingest.response import destinations_from_env, message_attributes, send_response
 from localaws.pipeline import read_stream
 from tests.conftest import REGION
 
@@ -71,7 +71,7 @@ def sinks(complete_world):
 def fail_first_put(monkeypatch, failing_arn: str) -> list[str]:
     """The first put on ``failing_arn`` raises (a throttle half-way); returns the list of every put's ARN."""
     calls: list[str] = []
-    real = response_mod.put_response
+    real = response_message.put_response
 
     def flaky(response, arn):
         calls.append(arn)
@@ -79,7 +79,7 @@ def fail_first_put(monkeypatch, failing_arn: str) -> list[str]:
             raise RuntimeError("throttled half-way")
         return real(response, arn)
 
-    monkeypatch.setattr(response_mod, "put_response", flaky)
+    monkeypatch.setattr(response_message, "put_response", flaky)
     return calls
 
 
@@ -125,7 +125,7 @@ def test_attributes_as_podaac_sets_them(samples):
         samples["cumulus_sns_v1.6_notification.json"], trace="sds-run-7", collection={"name": "SWOT_X", "version": "1"}
     )
     cnm["product"] = dict(cnm["product"], dataVersion="E", dataProcessingType="reprocessing")
-    r = response_mod.build_response(cnm, status="FAILURE", error_message="x")
+    r = response_message.build_response(cnm, status="FAILURE", error_message="x")
     attrs = message_attributes(r, cnm)
     assert {k: v["StringValue"] for k, v in attrs.items()} == {
         "CNM_RESPONSE_STATUS": "FAILURE",
@@ -138,7 +138,7 @@ def test_attributes_as_podaac_sets_them(samples):
 
 
 def test_attributes_without_values_are_left_out_and_long_ones_cut():
-    r = response_mod.build_response(
+    r = response_message.build_response(
         {
             "identifier": "i",
             "collection": "C",
@@ -149,9 +149,11 @@ def test_attributes_without_values_are_left_out_and_long_ones_cut():
     )
     attrs = message_attributes(r, {"trace": "t" * 5000, "product": {"dataVersion": "", "dataProcessingType": 5}})
     assert set(attrs) == {"CNM_RESPONSE_STATUS", "COLLECTION", "trace"}
-    assert len(attrs["trace"]["StringValue"]) == response_mod.MAX_ATTRIBUTE_CHARS
+    assert len(attrs["trace"]["StringValue"]) == response_message.MAX_ATTRIBUTE_CHARS
     # the collection version stands in for a missing product.dataVersion
-    r = response_mod.build_response({"identifier": "i", "collection": {"name": "C", "version": "7"}}, status="SUCCESS")
+    r = response_message.build_response(
+        {"identifier": "i", "collection": {"name": "C", "version": "7"}}, status="SUCCESS"
+    )
     assert message_attributes(r, None)["DATA_VERSION"]["StringValue"] == "7"
 
 
@@ -166,7 +168,7 @@ def test_every_destination_gets_the_response_once_and_filters_work(sinks, sample
     )
     dests = [*sinks.streams, *sinks.topics]
     for status in ("SUCCESS", "FAILURE"):
-        r = response_mod.build_response(cnm, status=status, error_message="e")
+        r = response_message.build_response(cnm, status=status, error_message="e")
         assert send_response(r, dests, message_attributes(r, cnm)) == dests
     for arn in sinks.streams:
         assert [x["response"]["status"] for x in sinks.records(arn)] == ["SUCCESS", "FAILURE"]
@@ -179,7 +181,7 @@ def test_every_destination_gets_the_response_once_and_filters_work(sinks, sample
 
 def test_a_failure_half_way_resends_only_what_is_missing(sinks, samples, monkeypatch):
     cnm = samples["cumulus_sns_v1.0_notification.json"]
-    r = response_mod.build_response(cnm, status="SUCCESS")
+    r = response_message.build_response(cnm, status="SUCCESS")
     dests = [sinks.streams[0], sinks.topics[0], sinks.streams[1]]
     fail_first_put(monkeypatch, sinks.streams[1])
     done: set[str] = set()
@@ -194,7 +196,7 @@ def test_a_failure_half_way_resends_only_what_is_missing(sinks, samples, monkeyp
 
 def test_handler_answers_every_destination_with_https_uris_and_message_alone(sinks, samples):
     """About RESPONSE_DESTINATIONS: the deployed list (the provider's topic) plus a further stream."""
-    from handlers import cnm_response
+    from cnm_ingest.workflow import cnm_response
 
     sinks.world.use("cnm_response", RESPONSE_DESTINATIONS=json.dumps([sinks.streams[1], sinks.topics[0]]))
     endpoint = sinks.distribution_endpoint  # examples/complete: distribution_endpoint
@@ -209,14 +211,14 @@ def test_handler_answers_every_destination_with_https_uris_and_message_alone(sin
         "meta": {"cnm": cnm, "ingestionMetadata": {"catalogId": "G9-DAAC", "catalogUrl": "https://cmr/G9"}},
         "payload": {"granules": [granule]},
     }
-    out = cnm_response._respond(ok, {"name": "e1"})
+    out = cnm_response.respond_step(ok, {"name": "e1"})
     response = out["meta"]["cnm_response"]
     assert response["product"]["files"][0]["uri"] == endpoint.rstrip("/") + "/prot/C/a%231.nc"
     assert response["product"]["name"] == cnm["product"]["name"]
     assert response["response"]["ingestionMetadata"] == {"catalogId": "G9-DAAC", "catalogUrl": "https://cmr/G9"}
     cause = json.dumps({"errorType": "UnexpectedFileSize", "errorMessage": "s3://b/k is 4 bytes, expected 3"})
     with pytest.raises(WorkflowError):
-        cnm_response._respond(
+        cnm_response.respond_step(
             {"meta": {"cnm": cnm}, "exception": {"Error": "UnexpectedFileSize", "Cause": cause}}, {"name": "e2"}
         )
     for arn in sinks.streams:
@@ -233,7 +235,7 @@ def test_handler_answers_every_destination_with_https_uris_and_message_alone(sin
 def test_handler_retry_after_a_failure_half_way_answers_each_destination_once(sinks, samples, monkeypatch):
     """CnmResponse retried by Step Functions after the second stream failed: every destination ends with exactly
     one response (one idempotency record per destination), SNS messages carry PO.DAAC's attributes."""
-    from handlers import cnm_response
+    from cnm_ingest.workflow import cnm_response
 
     # about RESPONSE_DESTINATIONS: the deployed list (the provider's topic) plus a further stream and topic
     sinks.world.use(
@@ -242,14 +244,14 @@ def test_handler_retry_after_a_failure_half_way_answers_each_destination_once(si
     cnm = samples["cumulus_sns_v1.0_notification.json"]
     message = {"meta": {"cnm": cnm}, "payload": {}}
     calls = fail_first_put(monkeypatch, sinks.streams[1])
-    real_publish = response_mod.publish_response
+    real_publish = response_message.publish_response
     monkeypatch.setattr(
-        response_mod, "publish_response", lambda r, arn, a: calls.append(arn) or real_publish(r, arn, a)
+        response_message, "publish_response", lambda r, arn, a: calls.append(arn) or real_publish(r, arn, a)
     )
     with pytest.raises(RuntimeError):
-        cnm_response._respond(message, {"id": "arn:exec:half"})
+        cnm_response.respond_step(message, {"id": "arn:exec:half"})
     first = list(calls)
-    out = cnm_response._respond(message, {"id": "arn:exec:half"})  # the retry
+    out = cnm_response.respond_step(message, {"id": "arn:exec:half"})  # the retry
     assert first == [sinks.streams[0], sinks.topics[0], sinks.streams[1]]
     assert calls[len(first) :] == [sinks.streams[1], sinks.topics[1]]  # only what was missing
     sent = out["meta"]["cnm_response"]

@@ -19,7 +19,6 @@ import time
 import paramiko
 import pytest
 
-from cnm_ingest import sftp, sources, staging
 from cnm_ingest.errors import (
     ChecksumMismatchError,
     CnmValidationError,
@@ -30,6 +29,8 @@ from cnm_ingest.errors import (
     TransferError,
     error_code_for,
 )
+from cnm_ingest.transfer import sftp, sources
+from cnm_ingest.workflow import sync_granule
 
 DATA = os.urandom(11 * 1024 * 1024 + 7)  # three parts at S3's 5 MiB minimum
 SMALL = b"small sftp file"
@@ -301,7 +302,7 @@ def test_other_hosts_are_refused_before_connecting(world, source):
 def test_sync_granule_refuses_another_host_as_a_validation_error(world):
     f = {**sfile(world, "/data/small.txt", SMALL), "source": "sftp://example.org/data/small.txt"}
     with pytest.raises(CnmValidationError) as err:
-        staging.check_source(f, world["provider"], set())
+        sync_granule.check_source(f, world["provider"], set())
     assert error_code_for(type(err.value).__name__) == "VALIDATION_ERROR"
 
 
@@ -401,7 +402,7 @@ def test_connection_limit_per_provider(world):
 
 
 def test_sync_granule_stages_an_sftp_file(world):
-    staged = staging.sync_file(
+    staged = sync_granule.sync_file(
         sfile(world, "/data/small.txt", SMALL),
         bucket=STAGE,
         prefix="C",

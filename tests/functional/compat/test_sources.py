@@ -16,7 +16,6 @@ import time
 
 import pytest
 
-from cnm_ingest import confine, sources, staging
 from cnm_ingest.errors import (
     ChecksumMismatchError,
     CnmValidationError,
@@ -28,6 +27,8 @@ from cnm_ingest.errors import (
     TransientError,
     error_code_for,
 )
+from cnm_ingest.transfer import confine, sources
+from cnm_ingest.workflow import sync_granule
 from tests.conftest import REGION
 
 DATA = os.urandom(11 * 1024 * 1024 + 7)  # three 5 MiB parts at the minimum part size
@@ -237,7 +238,7 @@ def test_unreachable_host_is_a_transfer_error_not_a_timeout():
 
 def test_sync_granule_stages_an_http_file(s3, server):
     f = hfile(server, "/small.txt", SMALL)
-    staged = staging.sync_file(
+    staged = sync_granule.sync_file(
         f,
         bucket=STAGE,
         prefix="C",
@@ -258,7 +259,7 @@ def test_sync_granule_confines_http_sources_before_any_request(s3, server, uri):
     """Provider confinement (issue 8) covers http(s): another host is a VALIDATION_ERROR before any request."""
     Handler.hits.clear()
     with pytest.raises(CnmValidationError) as err:
-        staging.sync_file(
+        sync_granule.sync_file(
             {**hfile(server, "/small.txt", SMALL), "source": uri},
             bucket=STAGE,
             prefix="C",
@@ -275,11 +276,14 @@ def test_sync_granule_confines_http_sources_before_any_request(s3, server, uri):
 def test_a_bad_http_download_never_touches_the_staged_file(s3, server, handling):
     """The download is verified at a temporary key; a mismatch leaves the earlier good file byte-identical."""
     s3.put_object(
-        Bucket=STAGE, Key="C/small.txt", Body=b"earlier good bytes", Metadata={staging.EXECUTION_METADATA: "earlier"}
+        Bucket=STAGE,
+        Key="C/small.txt",
+        Body=b"earlier good bytes",
+        Metadata={sync_granule.EXECUTION_METADATA: "earlier"},
     )
     bad = hfile(server, "/small.txt", SMALL, digest="0" * 128)
     with pytest.raises(ChecksumMismatchError):
-        staging.sync_file(
+        sync_granule.sync_file(
             bad,
             bucket=STAGE,
             prefix="C",
@@ -290,7 +294,7 @@ def test_a_bad_http_download_never_touches_the_staged_file(s3, server, handling)
         )
     assert keys(s3) == ["C/small.txt"] and uploads(s3) == []
     assert s3.get_object(Bucket=STAGE, Key="C/small.txt")["Body"].read() == b"earlier good bytes"
-    staged = staging.sync_file(
+    staged = sync_granule.sync_file(
         hfile(server, "/small.txt", SMALL),
         bucket=STAGE,
         prefix="C",
@@ -300,5 +304,5 @@ def test_a_bad_http_download_never_touches_the_staged_file(s3, server, handling)
         provider=PROVIDER,
     )
     assert s3.get_object(Bucket=STAGE, Key="C/small.txt")["Body"].read() == SMALL
-    assert not [k for k in keys(s3) if k.startswith(staging.TEMP_PREFIX)]
+    assert not [k for k in keys(s3) if k.startswith(sync_granule.TEMP_PREFIX)]
     assert staged["duplicate"] == ("replaced" if handling == "replace" else "versioned")

@@ -6,9 +6,9 @@ import hashlib
 
 import pytest
 
-from cnm_ingest import url_template
 from cnm_ingest.errors import CnmValidationError, ConfigurationError
-from cnm_ingest.url_template import render
+from cnm_ingest.workflow import url_template
+from cnm_ingest.workflow.url_template import render
 
 CMR_BEGIN = "cmrMetadata.Granule.Temporal.RangeDateTime.BeginningDateTime"
 CONTEXT = {
@@ -29,7 +29,7 @@ CONTEXT = {
 
 @pytest.fixture
 def status_table(aws, monkeypatch) -> None:
-    """SyncGranule's STATUS_TABLE (its commit order, cnm_ingest.commit_order), made in moto."""
+    """SyncGranule's STATUS_TABLE (its commit order, cnm_ingest.transfer.commit_order), made in moto."""
     import boto3
 
     from tests.conftest import REGION
@@ -226,7 +226,7 @@ def test_bad_files_config_is_a_configuration_error(files):
 def test_sync_places_each_file_in_its_bucket(status_table):
     import boto3
 
-    from cnm_ingest import staging
+    from cnm_ingest.workflow import sync_granule
     from tests.conftest import REGION
 
     s3 = boto3.client("s3", region_name=REGION)
@@ -268,7 +268,7 @@ def test_sync_places_each_file_in_its_bucket(status_table):
         },
         "payload": {"granules": [{"granuleId": "G", "dataType": "C", "version": "1", "files": files}]},
     }
-    out = staging.sync_message(message, {"name": "e"})
+    out = sync_granule.sync_message(message, {"name": "e"})
     placed = {(f["bucket"], f["key"], f["type"]) for f in out["payload"]["granules"][0]["files"]}
     assert placed == {
         ("prot-bkt", "C/G/G.nc", "data"),
@@ -282,14 +282,16 @@ def test_sync_places_each_file_in_its_bucket(status_table):
 def test_cumulus_duplicateHandling_key_is_read(status_table):
     import boto3
 
-    from cnm_ingest import staging
+    from cnm_ingest.workflow import sync_granule
     from tests.conftest import REGION
 
     s3 = boto3.client("s3", region_name=REGION)
     for b in ("provider", "stage-bkt"):
         s3.create_bucket(Bucket=b, CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_object(Bucket="provider", Key="in/G.nc", Body=b"new")
-    s3.put_object(Bucket="stage-bkt", Key="C__1/G.nc", Body=b"old", Metadata={staging.EXECUTION_METADATA: "earlier"})
+    s3.put_object(
+        Bucket="stage-bkt", Key="C__1/G.nc", Body=b"old", Metadata={sync_granule.EXECUTION_METADATA: "earlier"}
+    )
     f = {
         "name": "G.nc",
         "bucket": "provider",
@@ -309,6 +311,6 @@ def test_cumulus_duplicateHandling_key_is_read(status_table):
         },
         "payload": {"granules": [{"granuleId": "G", "dataType": "C", "version": "1", "files": [f]}]},
     }
-    out = staging.sync_message(message, {"name": "e"})
+    out = sync_granule.sync_message(message, {"name": "e"})
     assert out["payload"]["granules"][0]["files"][0]["duplicate"] == "replaced"
     assert s3.get_object(Bucket="stage-bkt", Key="C__1/G.nc")["Body"].read() == b"new"

@@ -1,4 +1,4 @@
-"""cnm_ingest.checksum: streaming digests of S3 objects in bounded memory, and digest comparison."""
+"""cnm_ingest.cnm.checksum: streaming digests of S3 objects in bounded memory, and digest comparison."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from cnm_ingest import checksum
+from cnm_ingest.cnm import checksum
 from cnm_ingest.errors import CnmValidationError
 
 CHUNK = checksum.CHUNK_SIZE

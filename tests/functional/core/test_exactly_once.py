@@ -142,9 +142,9 @@ class World:
 
 @pytest.fixture
 def world(aws, monkeypatch):
-    from cnm_ingest import store_guard
+    from cnm_ingest import idempotency
 
-    monkeypatch.setattr(store_guard, "sleep", lambda _s: None)  # the late success write's backoff, not slept
+    monkeypatch.setattr(idempotency, "sleep", lambda _s: None)  # the late success write's backoff, not slept
     return World(monkeypatch)
 
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from cnm_ingest import aws, ingest, once, store_guard
+from cnm_ingest import aws, idempotency
+from cnm_ingest.consumer import consume
 from tests.events import kinesis_failure_record
 from tests.functional.core.idempotency_faults import Faults, idempotency_key
 from tests.functional.core.test_exactly_once import IDEMPOTENCY_TABLE, Context, World
@@ -33,7 +34,7 @@ class UnreadableRules:
 
 @pytest.fixture
 def world(aws, monkeypatch):  # ``aws``: the moto fixture (the module is reached through aws_client)
-    monkeypatch.setattr(store_guard, "sleep", lambda _s: None)
+    monkeypatch.setattr(idempotency, "sleep", lambda _s: None)
     w = World(monkeypatch)
     sns, sqs = aws_client("sns"), aws_client("sqs")
     w.fallback_topic = sns.create_topic(Name="eo-fallback")["TopicArn"]
@@ -47,7 +48,7 @@ def aws_client(service: str) -> Any:
     return aws.client(service)
 
 
-def put_notifications(world: World, payloads: list[bytes]) -> list[ingest.SourceRecord]:
+def put_notifications(world: World, payloads: list[bytes]) -> list[consume.SourceRecord]:
     """Put ``payloads`` on a notification stream; the records as the consumer sees them."""
     kinesis = aws.client("kinesis")
     kinesis.create_stream(StreamName="eo-notifications", ShardCount=1)
@@ -56,7 +57,7 @@ def put_notifications(world: World, payloads: list[bytes]) -> list[ingest.Source
     for i, data in enumerate(payloads):
         put = kinesis.put_record(StreamARN=arn, Data=data, PartitionKey=f"pk{i}")
         out.append(
-            ingest.SourceRecord(
+            consume.SourceRecord(
                 data=base64.b64encode(data).decode(),
                 sequenceNumber=put["SequenceNumber"],
                 partitionKey=f"pk{i}",
@@ -78,11 +79,11 @@ def good_cnm(samples: dict[str, dict]) -> bytes:
     return json.dumps(samples["cumulus_sns_v1.0_notification.json"]).encode()
 
 
-def make_run(world: World, store: Any = None) -> ingest.Run:
-    return ingest.Run(
+def make_run(world: World, store: Any = None) -> consume.Run:
+    return consume.Run(
         store=store,
-        settings=ingest.Settings(stack="eo", buckets={}),
-        once=once.Once(IDEMPOTENCY_TABLE, Context()),
+        settings=consume.Settings(stack="eo", buckets={}),
+        once=idempotency.Once(IDEMPOTENCY_TABLE, Context()),
         source="message_consumer",
         queue_url=world.dlq_url,
         response_stream_arn=world.stream_arn,
@@ -90,14 +91,14 @@ def make_run(world: World, store: Any = None) -> ingest.Run:
     )
 
 
-def deliver(record: ingest.SourceRecord, world: World, store: Any = None) -> list[str]:
+def deliver(record: consume.SourceRecord, world: World, store: Any = None) -> list[str]:
     """Deliver ``record`` until it is consumed (a batch item failure is delivered again); the outcomes."""
     seen = []
     for _ in range(DELIVERIES):
         try:
-            outcome = ingest.consume(record, make_run(world, store))
+            outcome = consume.consume(record, make_run(world, store))
         except Exception as exc:
-            assert ingest.is_retryable(exc), exc  # only a retryable error is a batch item failure
+            assert consume.is_retryable(exc), exc  # only a retryable error is a batch item failure
             seen.append(type(exc).__name__)
             continue
         seen.append(outcome.status)
@@ -110,19 +111,19 @@ def on_kind(kind: str):
 
 
 CONSUMER_CALLS = {
-    "answer-body save_inprogress": ("dynamodb", "PutItem", on_kind(once.ANSWER_BODY), "Throttling"),
-    "answer-body save_success": ("dynamodb", "UpdateItem", on_kind(once.ANSWER_BODY), "InternalFailure"),
-    "answer save_inprogress": ("dynamodb", "PutItem", on_kind(once.ANSWER), "Throttling"),
+    "answer-body save_inprogress": ("dynamodb", "PutItem", on_kind(idempotency.ANSWER_BODY), "Throttling"),
+    "answer-body save_success": ("dynamodb", "UpdateItem", on_kind(idempotency.ANSWER_BODY), "InternalFailure"),
+    "answer save_inprogress": ("dynamodb", "PutItem", on_kind(idempotency.ANSWER), "Throttling"),
     "answer put": ("kinesis", "PutRecord", lambda p: True, "InternalFailure"),
-    "answer save_success": ("dynamodb", "UpdateItem", on_kind(once.ANSWER), "InternalFailure"),
-    "park save_inprogress": ("dynamodb", "PutItem", on_kind(once.PARK), "Throttling"),
+    "answer save_success": ("dynamodb", "UpdateItem", on_kind(idempotency.ANSWER), "InternalFailure"),
+    "park save_inprogress": ("dynamodb", "PutItem", on_kind(idempotency.PARK), "Throttling"),
     "park": ("sqs", "SendMessageBatch", lambda p: True, "InternalFailure"),
-    "park save_success": ("dynamodb", "UpdateItem", on_kind(once.PARK), "InternalFailure"),
+    "park save_success": ("dynamodb", "UpdateItem", on_kind(idempotency.PARK), "InternalFailure"),
 }
 FALLBACK_CALLS = {
-    "fallback save_inprogress": ("dynamodb", "PutItem", on_kind(once.FALLBACK), "Throttling"),
+    "fallback save_inprogress": ("dynamodb", "PutItem", on_kind(idempotency.FALLBACK), "Throttling"),
     "fallback publish": ("sns", "Publish", lambda p: True, "InternalFailure"),
-    "fallback save_success": ("dynamodb", "UpdateItem", on_kind(once.FALLBACK), "InternalFailure"),
+    "fallback save_success": ("dynamodb", "UpdateItem", on_kind(idempotency.FALLBACK), "InternalFailure"),
 }
 
 
@@ -187,26 +188,26 @@ def test_the_consumer_registers_the_invocation_context(world, samples):
     sqs = aws.client("sqs")
     sqs.meta.events.register("before-call.sqs.SendMessageBatch", crash, unique_id="crash")
     run = make_run(world)
-    run.once = once.Once(IDEMPOTENCY_TABLE, Context(remaining_ms=200))
+    run.once = idempotency.Once(IDEMPOTENCY_TABLE, Context(remaining_ms=200))
     with pytest.raises(Crash):
-        ingest.consume(record, run)
+        consume.consume(record, run)
     sqs.meta.events.unregister("before-call.sqs.SendMessageBatch", unique_id="crash")
     items = aws.client("dynamodb").scan(TableName=IDEMPOTENCY_TABLE)["Items"]
-    [park] = [i for i in items if i["id"]["S"].startswith(f"{once.PARK}#")]
+    [park] = [i for i in items if i["id"]["S"].startswith(f"{idempotency.PARK}#")]
     assert park["status"]["S"] == "INPROGRESS"
     assert int(park["in_progress_expiration"]["N"]) <= (time.time() + 1) * 1000 < int(park["expiration"]["N"]) * 1000
-    run.once = once.Once(IDEMPOTENCY_TABLE, Context(remaining_ms=60_000))
+    run.once = idempotency.Once(IDEMPOTENCY_TABLE, Context(remaining_ms=60_000))
     with pytest.raises(Exception) as raised:  # still in progress: delivered again later
-        ingest.consume(record, run)
-    assert ingest.is_retryable(raised.value)
+        consume.consume(record, run)
+    assert consume.is_retryable(raised.value)
     time.sleep(0.3)
-    assert ingest.consume(record, make_run(world)).status == "parked"
+    assert consume.consume(record, make_run(world)).status == "parked"
     assert len(world.parked()) == 1 and len(world.stream_records()) == 1
 
 
 @pytest.mark.parametrize("position", ["park save_inprogress", "park save_success", "park"])
 def test_hydrate_parks_each_record_once_when_the_store_fails(world, samples, position):
-    from handlers import hydrate
+    from cnm_ingest.consumer import hydrate
 
     records = put_notifications(world, [bad_cnm(samples), bad_cnm(samples)])
     service, operation, match, fault = CONSUMER_CALLS[position]
@@ -215,10 +216,10 @@ def test_hydrate_parks_each_record_once_when_the_store_fails(world, samples, pos
     failure = kinesis_failure_record(
         records[0].streamArn, records[0].sequenceNumber, records[-1].sequenceNumber, 2, shard_id=records[0].shardId
     )
-    run = ingest.Run(
+    run = consume.Run(
         store=None,
-        settings=ingest.Settings(stack="eo", buckets={}),
-        once=once.Once(IDEMPOTENCY_TABLE, Context()),
+        settings=consume.Settings(stack="eo", buckets={}),
+        once=idempotency.Once(IDEMPOTENCY_TABLE, Context()),
         source="hydrate",
         queue_url=world.dlq_url,
     )
@@ -228,7 +229,7 @@ def test_hydrate_parks_each_record_once_when_the_store_fails(world, samples, pos
             counts = hydrate.park_batch(failure, run, max_calls=10, limit=None)
             break
         except Exception as exc:
-            assert ingest.is_retryable(exc), exc
+            assert consume.is_retryable(exc), exc
             raised.append(type(exc).__name__)
     assert faults.log, "the fault did not hit"
     # before the park: a raise, retried; the success write after it: written late, nothing raised

@@ -31,7 +31,7 @@ def world(complete_world):
 @pytest.fixture
 def no_start_backoff(monkeypatch):
     """StartExecution retries without real sleeps (the consumer's pacer sleeps through ``pacing.SLEEP``)."""
-    from cnm_ingest import pacing
+    from cnm_ingest.consumer import pacing
 
     slept: list[float] = []
     monkeypatch.setattr(pacing, "SLEEP", slept.append)

@@ -225,16 +225,16 @@ def test_park_failure_keeps_the_record_in_the_stream(world, notifications, fault
 
 
 def test_unexpected_error_is_parked_then_retried_by_the_fallback_consumer(world, notifications, faults):
-    from cnm_ingest import ingest
+    from cnm_ingest.consumer import consume
 
-    original = ingest.build_workflow_input
+    original = consume.build_workflow_input
 
     def broken(cnm, **kw):
         if cnm["identifier"] == "granule-1":
             raise KeyError("surprise")
         return original(cnm, **kw)
 
-    faults.setattr(ingest, "build_workflow_input", broken)
+    faults.setattr(consume, "build_workflow_input", broken)
     event = notifications.put([swot_cnm(f"granule-{i}") for i in range(3)])
     assert world.invoke("message_consumer", event) == {"batchItemFailures": []}
     assert len(world.executions()) == 2

@@ -7,9 +7,9 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
-from handlers import hydrate
 
-from cnm_ingest import aws, dlq, kinesis
+from cnm_ingest import aws, dlq
+from cnm_ingest.consumer import hydrate
 from tests.events import kinesis_failure_record, sns_event
 
 SHARD = "shardId-000000000000"  # where ExplicitHashKey 0 puts a record
@@ -86,7 +86,7 @@ def test_range_is_read_back_without_neighbours(world, stream, limit):
 def test_small_pages_take_several_get_records_calls(world, stream):
     world.use("hydrate")
     seqs = put(stream, [b"x%d" % i for i in range(9)])
-    read = kinesis.read_range(stream, SHARD, seqs[2], seqs[7], 6, limit=2, sleep=lambda s: None)
+    read = hydrate.read_range(stream, SHARD, seqs[2], seqs[7], 6, limit=2, sleep=lambda s: None)
     assert read.complete and read.calls >= 3
     assert [r["sequenceNumber"] for r in read.records] == seqs[2:8]
 
@@ -153,7 +153,7 @@ def test_throttling_and_expired_iterator_are_retried(world, stream, no_sleep, mo
 
     monkeypatch.setattr(k, "get_records", get_records)
     monkeypatch.setattr(k, "get_shard_iterator", get_shard_iterator)
-    read = kinesis.read_range(stream, SHARD, seqs[0], seqs[-1], 6, limit=2, sleep=no_sleep.append)
+    read = hydrate.read_range(stream, SHARD, seqs[0], seqs[-1], 6, limit=2, sleep=no_sleep.append)
     assert read.complete and [r["sequenceNumber"] for r in read.records] == seqs
     assert len(no_sleep) == 2
     # after the expired iterator, reading resumed after the last record seen

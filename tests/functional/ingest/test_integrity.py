@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from cnm_ingest import cnm, config, kinesis
+from cnm_ingest.cnm import validate
+from cnm_ingest.consumer import hydrate, rulebook
 from tests.functional.ingest.conftest import SWOT, sample_cnm, swot_cnm
 
 
@@ -58,16 +59,17 @@ def test_hostile_input_is_a_validation_error_answered_and_parked_at_once(world, 
 def test_whole_number_float_size_is_accepted():
     doc = sample_cnm()
     doc["product"]["files"][0]["size"] = 100.0
-    assert cnm.validate_notification(doc) is doc
+    assert validate.validate_notification(doc) is doc
 
 
 def test_every_validator_is_compiled_once_per_process(monkeypatch):
     import fastjsonschema
 
-    from cnm_ingest import granule, response
+    from cnm_ingest.cnm import response_message
+    from cnm_ingest.workflow import translate_message
 
-    if hasattr(cnm, "compiled"):
-        cnm.compiled.cache_clear()
+    if hasattr(validate, "compiled"):
+        validate.compiled.cache_clear()
     calls = []
     original = fastjsonschema.compile
 
@@ -78,9 +80,9 @@ def test_every_validator_is_compiled_once_per_process(monkeypatch):
     monkeypatch.setattr(fastjsonschema, "compile", counting)
     for i in range(20):
         doc = sample_cnm(f"g-{i}")
-        cnm.validate_notification(doc)
-        granule.translate(doc, {}, {})
-        response.build_response(doc, status="FAILURE", error_code="VALIDATION_ERROR", error_message="x")
+        validate.validate_notification(doc)
+        translate_message.translate(doc, {}, {})
+        response_message.build_response(doc, status="FAILURE", error_code="VALIDATION_ERROR", error_message="x")
     assert len(calls) <= 2  # one notification validator, one response validator
 
 
@@ -101,7 +103,7 @@ def test_rule_resolution_is_all_or_nothing(world, notifications):
 
 
 def _rule(name, coll="C", version="", provider="P", state="ENABLED"):
-    return config.Rule(name, coll, version, provider, "arn:sm", "wf", state)
+    return rulebook.Rule(name, coll, version, provider, "arn:sm", "wf", state)
 
 
 def test_rule_index_matches_exactly_like_the_scan():
@@ -115,19 +117,19 @@ def test_rule_index_matches_exactly_like_the_scan():
         )
         for i in range(200)
     ]
-    index = config.RuleIndex(rules)
+    index = rulebook.RuleIndex(rules)
     for coll in ["C0", "C3", "C9", {"name": "C1", "version": "1"}, {"name": "C2", "version": "2"}, 5, None]:
         for provider in ["P0", "P1", "P9", None]:
             doc = {"collection": coll, "provider": provider}
-            assert index.match(doc) == config.match_rules(doc, rules)
-            if not config.match_rules(doc, rules):
-                with pytest.raises(config.NoMatchingRuleError):
+            assert index.match(doc) == rulebook.match_rules(doc, rules)
+            if not rulebook.match_rules(doc, rules):
+                with pytest.raises(rulebook.NoMatchingRuleError):
                     index.require(doc)
 
 
 def test_rules_are_indexed_once_per_cache_load(world):
     world.use("message_consumer")
-    store = config.store()
+    store = rulebook.store()
     assert store.rule_index() is store.rule_index()
     # the applied rules listen on the notification stream (rule stream_arn), and only there
     assert [r.name for r in store.rule_index().match(swot_cnm(), world.stream("notifications"))] == [SWOT["rule"]]
@@ -148,7 +150,7 @@ class FakeClock:
 
 
 def test_pacer_caps_starts_per_second_on_a_fake_clock():
-    from cnm_ingest.pacing import Pacer
+    from cnm_ingest.consumer.pacing import Pacer
 
     clock = FakeClock()
     pacer = Pacer(rate=10, burst=5, clock=clock, sleep=clock.sleep)
@@ -159,7 +161,7 @@ def test_pacer_caps_starts_per_second_on_a_fake_clock():
 
 
 def test_pacer_gives_up_at_the_deadline_and_backs_off_together():
-    from cnm_ingest.pacing import DeadlineError, Pacer
+    from cnm_ingest.consumer.pacing import DeadlineError, Pacer
 
     clock = FakeClock()
     pacer = Pacer(rate=1, burst=1, deadline=3.5, clock=clock, sleep=clock.sleep)
@@ -228,4 +230,4 @@ class _Read:
     ],
 )
 def test_missing_names_the_exact_ranges_and_count(seqs, complete, reached_end, size, expected):
-    assert kinesis.missing(_Read(seqs, complete, reached_end), "10", "20", size) == expected
+    assert hydrate.missing(_Read(seqs, complete, reached_end), "10", "20", size) == expected

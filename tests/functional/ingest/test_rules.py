@@ -7,13 +7,14 @@ import json
 
 import pytest
 
-from cnm_ingest import config, dlq
+from cnm_ingest import dlq
+from cnm_ingest.consumer import rulebook
 from cnm_ingest.errors import NoMatchingRuleError
 from tests.functional.ingest.conftest import SWOT, sample_cnm, swot_cnm
 
 
 def rule(name, collection="MODIS_A", version="", provider="PODAAC", state="ENABLED"):
-    return config.Rule(name, collection, version, provider, f"arn:sm:{name}", "wf", state)
+    return rulebook.Rule(name, collection, version, provider, f"arn:sm:{name}", "wf", state)
 
 
 @pytest.mark.parametrize(
@@ -33,21 +34,21 @@ def test_match_rules_on_collection_and_version(collection, expected):
         rule("off", state="DISABLED"),
         rule("other-provider", provider="NOPE"),
     ]
-    assert [r.name for r in config.match_rules(sample_cnm(collection=collection), rules)] == expected
+    assert [r.name for r in rulebook.match_rules(sample_cnm(collection=collection), rules)] == expected
 
 
 def test_provider_must_match_and_missing_provider_matches_any():
     cnm = sample_cnm()
     del cnm["provider"]
-    assert [r.name for r in config.match_rules(cnm, [rule("a")])] == ["a"]  # as in Cumulus: provider is optional
-    assert config.match_rules(sample_cnm(provider="X"), [rule("a")]) == []
+    assert [r.name for r in rulebook.match_rules(cnm, [rule("a")])] == ["a"]  # as in Cumulus: provider is optional
+    assert rulebook.match_rules(sample_cnm(provider="X"), [rule("a")]) == []
 
 
 def test_disabled_rule_means_no_rule_with_a_reason():
     with pytest.raises(NoMatchingRuleError, match="off.*DISABLED"):
-        config.require_rules(sample_cnm(), [rule("off", state="DISABLED")])
+        rulebook.require_rules(sample_cnm(), [rule("off", state="DISABLED")])
     with pytest.raises(NoMatchingRuleError, match="no rule for collection 'MODIS_A'"):
-        config.require_rules(sample_cnm(), [])
+        rulebook.require_rules(sample_cnm(), [])
 
 
 def test_disabled_rule_parks_the_record(world, notifications):
@@ -104,7 +105,7 @@ def test_object_form_matches_version_and_multiple_rules_start_one_execution_each
 
 def test_cache_ttl_is_respected(world):
     now = [1000.0]
-    store = config.ConfigStore(
+    store = rulebook.ConfigStore(
         world.table("rules"), world.table("collections"), world.table("providers"), ttl=60, clock=lambda: now[0]
     )
     applied = sorted(r.name for r in store.rules())
@@ -119,13 +120,13 @@ def test_cache_ttl_is_respected(world):
 def test_store_from_env_uses_rules_cache_seconds(world):
     """examples/complete sets rules_cache_seconds = 30: the consumer's store keeps rules that long."""
     world.use("message_consumer")
-    store = config.store()
-    assert store.ttl == 30 and config.store() is store
+    store = rulebook.store()
+    assert store.ttl == 30 and rulebook.store() is store
 
 
 def test_unconfigured_collection_or_provider_is_a_record_error(world):
     world.use("message_consumer")
-    store = config.ConfigStore.from_env()
+    store = rulebook.ConfigStore.from_env()
     with pytest.raises(NoMatchingRuleError, match="collection 'NOPE'"):
         store.collection("NOPE", "1")
     with pytest.raises(NoMatchingRuleError, match="provider 'NOPE'"):

@@ -72,9 +72,9 @@ def test_every_handler_is_packaged_with_the_shared_package(two_builds):
             names = zf.namelist()
             assert f"{name}.py" in names
             assert "cnm_ingest/__init__.py" in names
-            assert "cnm_ingest/schema/cnm-schema-1.6.1.json" in names
+            assert "cnm_ingest/cnm/schema/cnm-schema-1.6.1.json" in names
             # the generated validators the functions import instead of compiling the schema (cnm.compiled)
-            assert {"cnm_ingest/cnm_notification_validator.py", "cnm_ingest/cnm_response_validator.py"} <= set(names)
+            assert {"cnm_ingest/cnm/notification_validator.py", "cnm_ingest/cnm/response_validator.py"} <= set(names)
             # only this handler, not the others
             assert not [n for n in names if "/" not in n and n != f"{name}.py"]
             modules = {n for n in names if n.endswith(".py")}

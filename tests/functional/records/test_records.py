@@ -7,6 +7,7 @@ import json
 import pytest
 
 from cnm_ingest import records
+from cnm_ingest.workflow import payload
 
 from .conftest import arn, event, scan, workflow_input
 
@@ -205,13 +206,12 @@ def test_dates_in_any_form():
 
 def test_the_cnm_is_read_through_message_read_cnm_when_it_exists(table, monkeypatch):
     """wf8's message layout stores the CNM once (maybe offloaded to S3); records uses its reader when present."""
-    from cnm_ingest import message
 
     offloaded = json.loads(workflow_input(identifier="from-reader"))
     cnm = offloaded["meta"].pop("cnm")
     offloaded["payload"].pop("cnm")
     offloaded["meta"]["cnm_ref"] = {"bucket": "b", "key": "k"}
-    monkeypatch.setattr(message, "read_cnm", lambda m: cnm if m["meta"].get("cnm_ref") else None, raising=False)
+    monkeypatch.setattr(payload, "read_cnm", lambda m: cnm if m["meta"].get("cnm_ref") else None, raising=False)
     records.record_event(table, event("e1", "SUCCEEDED", input=json.dumps(offloaded)))
     item = records.get_execution(table, arn("e1"))
     assert item["cnm_identifier"] == "from-reader" and item["granule_ids"] == ["from-reader"]
@@ -219,7 +219,7 @@ def test_the_cnm_is_read_through_message_read_cnm_when_it_exists(table, monkeypa
     def unreadable(m):
         raise OSError("the S3 object is gone")
 
-    monkeypatch.setattr(message, "read_cnm", unreadable, raising=False)
+    monkeypatch.setattr(payload, "read_cnm", unreadable, raising=False)
     records.record_event(table, event("e2", "FAILED", input=json.dumps(offloaded)))
     item = records.get_execution(table, arn("e2"))
     assert item["status"] == "FAILED" and "cnm_identifier" not in item and item["rule"] == "coll-rule"

@@ -11,7 +11,7 @@
   waits are recorded instead of slept (:attr:`Workflow.waits`), and the tests compare them with
   the applied definition's Retry (examples/complete: SyncGranule 15 s x 4 attempts, CnmResponse
   5 s x 6: about 7.5 and 5 minutes of sleeping otherwise).
-- An execution starts as the deployed consumer starts it: ``cnm_ingest.ingest.plan`` under the
+- An execution starts as the deployed consumer starts it: ``cnm_ingest.consumer.consume.plan`` under the
   message_consumer's deployed environment, reading the applied rules, collections and providers
   tables (rule ``swot_l2_lr_ssh``), for a record of the applied notification stream.
 - What tests create by hand is the provider's side only: the provider's bucket and its files, a
@@ -64,9 +64,9 @@ class Workflow:
         self.definition: dict[str, Any] = json.loads(self.machine["definition"])
         self._sequence = itertools.count(1)
         with self.env("message_consumer"):
-            from cnm_ingest import config
+            from cnm_ingest.consumer import rulebook
 
-            store = config.ConfigStore.from_env()
+            store = rulebook.ConfigStore.from_env()
             [rule] = [r for r in store.rules() if r.name == RULE]
             self.rule = rule
             self.collection = {"name": rule.collection_name, "version": rule.collection_version}
@@ -152,10 +152,10 @@ class Workflow:
     # --- running ------------------------------------------------------------------------------------
     def plan(self, cnm: dict[str, Any]) -> Any:
         """What the deployed consumer plans for a record carrying ``cnm`` (rule ``swot_l2_lr_ssh``):
-        cnm_ingest.ingest.plan under message_consumer's deployed env, on the applied config tables."""
-        from cnm_ingest import config, ingest
+        cnm_ingest.consumer.consume.plan under message_consumer's deployed env, on the applied config tables."""
+        from cnm_ingest.consumer import consume, rulebook
 
-        record = ingest.SourceRecord(
+        record = consume.SourceRecord(
             data=base64.b64encode(json.dumps(cnm).encode()).decode(),
             sequenceNumber=f"4959{next(self._sequence):020d}",
             partitionKey="pk",
@@ -163,7 +163,7 @@ class Workflow:
             streamArn=self.notification_stream,
         )
         with self.env("message_consumer"):
-            [planned] = ingest.plan(record, config.ConfigStore.from_env(), ingest.Settings.from_env())
+            [planned] = consume.plan(record, rulebook.ConfigStore.from_env(), consume.Settings.from_env())
         assert planned.rule == RULE and planned.state_machine_arn == self.machine["stateMachineArn"]
         return planned
 

@@ -34,8 +34,8 @@ from urllib.parse import urlsplit
 import paramiko
 import pytest
 
-from cnm_ingest import sources
 from cnm_ingest.errors import error_code_for
+from cnm_ingest.transfer import sources
 from tests.functional.compat.test_sftp_source import HOST_KEY, OTHER_KEY, Stats, known, make_sftp_server
 from tests.functional.provider_servers import (
     BASIC,

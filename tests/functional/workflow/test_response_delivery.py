@@ -110,7 +110,7 @@ def test_a_retry_after_a_successful_put_does_not_put_again(wf, reference_schema,
 
 
 def test_respond_and_park_are_idempotent_per_execution_and_status(wf, samples):
-    from handlers import cnm_response
+    from cnm_ingest.workflow import cnm_response
 
     cnm = samples["cumulus_sns_v1.0_notification.json"]
     message = {"meta": {"cnm": cnm}, "payload": {}}
@@ -146,9 +146,7 @@ def test_a_large_parked_response_is_offloaded(wf):
 def test_a_large_response_retried_returns_exactly_what_was_put(wf, samples):
     """Above INLINE_RESPONSE_BYTES the saved result is a payload-bucket reference;
     a retry still sends the same bytes."""
-    from handlers import cnm_response
-
-    from cnm_ingest import delivery
+    from cnm_ingest.workflow import cnm_response
 
     cnm = samples["cumulus_sns_v1.0_notification.json"]
     files = [
@@ -170,16 +168,16 @@ def test_a_large_response_retried_returns_exactly_what_was_put(wf, samples):
         again = cnm_response.respond(message, {"id": "arn:exec:big"}, stream_arn=wf.stream_arn)
         put = first["meta"].get("cnm_response") or aws_load(first["meta"]["cnm_response_ref"])
         again_put = again["meta"].get("cnm_response") or aws_load(again["meta"]["cnm_response_ref"])
-    assert len(json.dumps(put)) > delivery.INLINE_RESPONSE_BYTES
+    assert len(json.dumps(put)) > cnm_response.INLINE_RESPONSE_BYTES
     assert puts["PutRecord"] == 1
     assert wf.responses() == [put]
     assert again_put == put
 
 
 def aws_load(ref):  # a stored part of the workflow message
-    from cnm_ingest import message
+    from cnm_ingest.workflow import payload
 
-    return message.load(ref)
+    return payload.load(ref)
 
 
 def test_a_failing_idempotency_store_is_retried_not_parked(wf, monkeypatch):
@@ -188,10 +186,10 @@ def test_a_failing_idempotency_store_is_retried_not_parked(wf, monkeypatch):
     (PutItem Throttling). CnmResponse is retried (IdempotencyStoreError, its own retrier), nothing is parked,
     one answer on each destination, and the execution SUCCEEDS (before the fix: answered SUCCESS, parked,
     FAILED)."""
-    from cnm_ingest import store_guard
+    from cnm_ingest import idempotency
     from tests.functional.core.idempotency_faults import Faults, idempotency_key
 
-    monkeypatch.setattr(store_guard, "sleep", lambda _s: None)  # the late success write's backoff
+    monkeypatch.setattr(idempotency, "sleep", lambda _s: None)  # the late success write's backoff
 
     def on(prefix: str):
         return lambda p: p.get("TableName") == wf.status_table and idempotency_key(p).startswith(f"{prefix}#")

@@ -17,7 +17,6 @@ import boto3
 import pytest
 
 from cnm_ingest import aws as aws_mod
-from cnm_ingest import commit_order, granule, message, provider_access, staging
 from cnm_ingest.errors import (
     ChecksumMismatchError,
     CnmValidationError,
@@ -29,6 +28,8 @@ from cnm_ingest.errors import (
     WorkflowPayloadError,
     error_code_for,
 )
+from cnm_ingest.transfer import commit_order, provider_access
+from cnm_ingest.workflow import payload, sync_granule, translate_message
 from tests.conftest import REGION
 
 A, B, STAGE, PAYLOADS, TABLE = "provider-a", "provider-b", "stage", "payloads", "status"
@@ -72,7 +73,7 @@ class World:
         """Temporary objects and open multipart uploads in every bucket (must be none after any case)."""
         out = []
         for b in (A, B, STAGE, PAYLOADS):
-            out += [f"{b}/{k}" for k in self.keys(b) if k.startswith(staging.TEMP_PREFIX)]
+            out += [f"{b}/{k}" for k in self.keys(b) if k.startswith(sync_granule.TEMP_PREFIX)]
             out += [f"{b}/{u['Key']} (upload)" for u in self.s3.list_multipart_uploads(Bucket=b).get("Uploads", [])]
         return out
 
@@ -146,11 +147,13 @@ def msg(
         "provider": {"id": provider, "config": {"protocol": "s3", "host": host}},
         "cnm": cnm,
     }
-    return {"meta": meta, "payload": {"granules": granule.translate(cnm, meta["collection"], {})}}, {"name": execution}
+    return {"meta": meta, "payload": {"granules": translate_message.translate(cnm, meta["collection"], {})}}, {
+        "name": execution
+    }
 
 
 def staged_files(out: dict) -> list[dict]:
-    [g] = message.granules(out)
+    [g] = payload.granules(out)
     return g["files"]
 
 
@@ -169,7 +172,7 @@ NEW_A, NEW_B = b"later a: new", b"later b: new bytes"
 def earlier(world):
     """Provider A's granule G1 (a.nc, b.nc) staged by execution 'earlier'."""
     files = [cnm_file(world.put(A, "g1/a.nc", OLD_A), OLD_A), cnm_file(world.put(A, "g1/b.nc", OLD_B), OLD_B)]
-    staging.sync_message(*msg(files, handling="error", execution="earlier", submitted="2024-01-01T00:00:00Z"))
+    sync_granule.sync_message(*msg(files, handling="error", execution="earlier", submitted="2024-01-01T00:00:00Z"))
     assert world.keys() == [f"{PREFIX}/a.nc", f"{PREFIX}/b.nc"]
     world.calls.clear()
     return world
@@ -191,7 +194,7 @@ def assert_earlier_intact(w: World, extra: tuple[str, ...] = ()) -> None:
 
 @pytest.mark.parametrize("handling", ["skip", "replace", "version"])
 def test_success_describes_the_object_kept_in_every_mode(earlier, handling):
-    files = staged_files(staging.sync_message(*later(earlier, handling=handling)))
+    files = staged_files(sync_granule.sync_message(*later(earlier, handling=handling)))
     assert_describes_staging(earlier, files)
     if handling == "skip":  # the old objects are kept: their size and checksum, their source
         assert [f["size"] for f in files] == [len(OLD_A), len(OLD_B)]
@@ -203,7 +206,7 @@ def test_success_describes_the_object_kept_in_every_mode(earlier, handling):
 
 def test_skip_of_an_object_without_recorded_checksum_reads_its_bytes(world):
     world.put(STAGE, f"{PREFIX}/a.nc", b"placed by hand, no metadata")
-    out = staging.sync_message(*msg([cnm_file(world.put(A, "in/a.nc", NEW_A), NEW_A)], handling="skip"))
+    out = sync_granule.sync_message(*msg([cnm_file(world.put(A, "in/a.nc", NEW_A), NEW_A)], handling="skip"))
     [f] = staged_files(out)
     assert_describes_staging(world, [f])
     assert world.calls["s3:GetObject"] == 1  # the kept object's bytes, for its checksum
@@ -255,7 +258,7 @@ def test_a_bad_target_is_refused_before_any_call(earlier, case):
     if case == "renders to nothing":
         meta["collection"]["url_path"] = "/"
     with pytest.raises(CnmValidationError) as err:
-        staging.sync_message(msg_, execution)
+        sync_granule.sync_message(msg_, execution)
     assert error_code_for(type(err.value).__name__) == "VALIDATION_ERROR"
     assert sum(w.calls.values()) == 0, w.calls
     assert_earlier_intact(w)
@@ -273,7 +276,7 @@ def test_a_move_failing_half_way_restores_the_granule(earlier, monkeypatch, hand
     real, into_place = client.copy_object, []
 
     def copy_object(**kw):
-        final = not kw["Key"].startswith(staging.TEMP_PREFIX) and ".v" not in kw["Key"]
+        final = not kw["Key"].startswith(sync_granule.TEMP_PREFIX) and ".v" not in kw["Key"]
         aside = kw["Key"].endswith(".previous") or ".v" in kw["Key"]
         if (fail_at == "second move" and final) or (fail_at != "second move" and aside):
             into_place.append(kw["Key"])
@@ -283,7 +286,7 @@ def test_a_move_failing_half_way_restores_the_granule(earlier, monkeypatch, hand
 
     monkeypatch.setattr(client, "copy_object", copy_object)
     with pytest.raises(ClientError):
-        staging.sync_message(msg_, execution)
+        sync_granule.sync_message(msg_, execution)
     monkeypatch.undo()
     assert_earlier_intact(w)  # byte for byte, no version copy, no backup, no temporary object
 
@@ -292,7 +295,7 @@ def test_a_failed_verification_leaves_nothing(earlier):
     msg_, execution = later(earlier, handling="replace")
     msg_["payload"]["granules"][0]["files"][1]["checksum"] = "0" * 32
     with pytest.raises(ChecksumMismatchError):
-        staging.sync_message(msg_, execution)
+        sync_granule.sync_message(msg_, execution)
     assert_earlier_intact(earlier)
 
 
@@ -303,7 +306,7 @@ def test_a_failed_verification_leaves_nothing(earlier):
 def test_another_providers_file_is_never_replaced_by_default(earlier, handling):
     msg_, execution = later(earlier, provider="B", host=B, product="G1", handling=handling)
     with pytest.raises(OtherOwnerFileError) as err:
-        staging.sync_message(msg_, execution)
+        sync_granule.sync_message(msg_, execution)
     assert isinstance(err.value, DuplicateFileError) and "provider 'A'" in str(err.value)
     assert earlier.calls["s3:CopyObject"] == earlier.calls["s3:PutObject"] == 0
     assert_earlier_intact(earlier)
@@ -313,14 +316,14 @@ def test_the_collection_may_opt_in_to_replacing_another_providers_file(earlier):
     msg_, execution = later(
         earlier, provider="B", host=B, handling="replace", other_owner_handling="duplicate_handling"
     )
-    assert_describes_staging(earlier, staged_files(staging.sync_message(msg_, execution)))
+    assert_describes_staging(earlier, staged_files(sync_granule.sync_message(msg_, execution)))
     assert earlier.read(STAGE, f"{PREFIX}/a.nc") == NEW_A
 
 
 def test_other_owner_handling_error_refuses_another_granule_of_the_same_provider(earlier):
     msg_, execution = later(earlier, handling="replace", other_owner_handling="error")
     with pytest.raises(OtherOwnerFileError):
-        staging.sync_message(msg_, execution)
+        sync_granule.sync_message(msg_, execution)
     assert earlier.calls["s3:CopyObject"] == 0
     assert_earlier_intact(earlier)
 
@@ -328,14 +331,14 @@ def test_other_owner_handling_error_refuses_another_granule_of_the_same_provider
 def test_an_unknown_other_owner_handling_is_a_configuration_error(earlier):
     msg_, execution = later(earlier, other_owner_handling="sometimes")
     with pytest.raises(ConfigurationError):
-        staging.sync_message(msg_, execution)
+        sync_granule.sync_message(msg_, execution)
     assert sum(earlier.calls.values()) == 0
 
 
 def test_staged_objects_record_their_owner_and_checksum(earlier):
     meta = earlier.s3.head_object(Bucket=STAGE, Key=f"{PREFIX}/a.nc")["Metadata"]
-    assert meta[staging.PROVIDER_METADATA] == "A" and meta[staging.GRANULE_METADATA] == "G1"
-    assert meta[staging.CHECKSUM_METADATA] == "md5%3A" + hashlib.md5(OLD_A).hexdigest()
+    assert meta[sync_granule.PROVIDER_METADATA] == "A" and meta[sync_granule.GRANULE_METADATA] == "G1"
+    assert meta[sync_granule.CHECKSUM_METADATA] == "md5%3A" + hashlib.md5(OLD_A).hexdigest()
 
 
 # --- 4. concurrent executions of one granule ------------------------------------------------------------
@@ -368,7 +371,7 @@ def test_three_together_only_the_latest_is_staged_and_answers_success(world):
         g.start()
     with pytest.raises(TransientError):  # the older ones wait while a newer one is under way
         gates[0].acquire()
-    out = staging.sync_message(*runs[2])  # the latest commits (its own retry of start is not a newer one)
+    out = sync_granule.sync_message(*runs[2])  # the latest commits (its own retry of start is not a newer one)
     for g in gates[:2]:
         with pytest.raises(SupersededError) as err:
             g.acquire()
@@ -377,7 +380,7 @@ def test_three_together_only_the_latest_is_staged_and_answers_success(world):
     for r in runs[:2]:  # their retries: superseded before any copy
         world.calls.clear()
         with pytest.raises(SupersededError):
-            staging.sync_message(*r)
+            sync_granule.sync_message(*r)
         assert dict(world.calls) == {"s3:HeadObject": 1, "dynamodb:GetItem": 1}  # the target's head, the order
     assert world.read(STAGE, f"{PREFIX}/a.nc") == b"content 3" * 3
     assert_describes_staging(world, staged_files(out))
@@ -386,11 +389,11 @@ def test_three_together_only_the_latest_is_staged_and_answers_success(world):
 def test_executions_that_do_not_overlap_commit_in_turn_and_an_older_one_after_is_superseded(world):
     runs = three(world)
     for r in (runs[0], runs[2]):
-        assert_describes_staging(world, staged_files(staging.sync_message(*r)))
+        assert_describes_staging(world, staged_files(sync_granule.sync_message(*r)))
     with pytest.raises(SupersededError):
-        staging.sync_message(*runs[1])
+        sync_granule.sync_message(*runs[1])
     assert world.read(STAGE, f"{PREFIX}/a.nc") == b"content 3" * 3
-    staging.sync_message(*runs[2])  # a retry of the committed one goes on
+    sync_granule.sync_message(*runs[2])  # a retry of the committed one goes on
 
 
 def test_a_newer_execution_that_fails_lets_the_older_one_commit(world):
@@ -398,9 +401,9 @@ def test_a_newer_execution_that_fails_lets_the_older_one_commit(world):
     newer = gate(*runs[2])
     newer.start()
     with pytest.raises(TransientError):
-        staging.sync_message(*runs[0])
+        sync_granule.sync_message(*runs[0])
     newer.abandon()  # its verification failed
-    assert_describes_staging(world, staged_files(staging.sync_message(*runs[0])))
+    assert_describes_staging(world, staged_files(sync_granule.sync_message(*runs[0])))
 
 
 def test_the_order_key_sorts_by_submission_time_then_execution_name():
@@ -434,13 +437,13 @@ def test_an_offloaded_reference_outside_the_payload_area_is_refused_before_any_c
     ref = {"bucket": target[0], "key": target[1], "size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
     w.calls.clear()
     with pytest.raises(WorkflowPayloadError):
-        message.granules({"payload": {"granules_ref": ref}})
+        payload.granules({"payload": {"granules_ref": ref}})
     assert sum(w.calls.values()) == 0
 
 
 def test_a_stored_part_is_read_back(world):
-    ref = message.store([{"granuleId": "x"}])
-    assert message.load(ref) == [{"granuleId": "x"}]
+    ref = payload.store([{"granuleId": "x"}])
+    assert payload.load(ref) == [{"granuleId": "x"}]
 
 
 # --- 6. provider reads under an assumed role, narrowed by a session policy --------------------------------
@@ -450,7 +453,7 @@ def test_provider_reads_run_under_the_provider_read_role_with_the_session_policy
     monkeypatch.setenv(provider_access.ROLE_ENV, ROLE)
     m, e = msg([cnm_file(world.put(A, "in/a.nc", NEW_A), NEW_A)])
     m["meta"]["provider"]["config"]["allowed_prefixes"] = ["in"]
-    staging.sync_message(m, e)
+    sync_granule.sync_message(m, e)
     [(_, assume)] = [(n, p) for n, p in world.sent if n == "AssumeRole"]
     assert assume["RoleArn"] == ROLE and assume["RoleSessionName"] == "cnm-ingest-A"
     assert json.loads(assume["Policy"]) == provider_access.session_policy(
@@ -463,14 +466,14 @@ def test_provider_reads_run_under_the_provider_read_role_with_the_session_policy
         reads_provider = f"//{A}." in url or f"/{A}/" in url or source.lstrip("/").startswith(f"{A}/")
         assert (key in assumed) == reads_provider, url  # provider reads, and only they, are under the role
         if key in assumed and source:  # the copy: from the provider, into the temporary area only
-            assert f"/{staging.TEMP_PREFIX}/" in url, url
+            assert f"/{sync_granule.TEMP_PREFIX}/" in url, url
     assert sum(1 for k, _, _ in world.requests if k in assumed) == 2  # HeadObject, CopyObject
-    staging.sync_message(*msg([cnm_file(world.put(A, "in/a.nc", NEW_A), NEW_A)], execution="exec-2"))
+    sync_granule.sync_message(*msg([cnm_file(world.put(A, "in/a.nc", NEW_A), NEW_A)], execution="exec-2"))
     assert world.calls["sts:AssumeRole"] == 2  # another session policy (no prefixes): another session
 
 
 def test_the_secret_is_read_under_a_session_policy_naming_only_that_secret(world, monkeypatch):
-    from cnm_ingest import sources
+    from cnm_ingest.transfer import sources
 
     monkeypatch.setenv(provider_access.ROLE_ENV, ROLE)
     sm = boto3.client("secretsmanager", region_name=REGION)

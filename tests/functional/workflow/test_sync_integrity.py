@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cnm_ingest import aws, granule, staging
+from cnm_ingest import aws
 from cnm_ingest.errors import (
     ChecksumMismatchError,
     CnmValidationError,
@@ -22,6 +22,7 @@ from cnm_ingest.errors import (
     SizeMismatchError,
     error_code_for,
 )
+from cnm_ingest.workflow import sync_granule, translate_message
 from tests.conftest import REGION
 
 HOST, OTHER = "provider-a", "provider-b"
@@ -81,7 +82,7 @@ def message(
     execution: str = "exec-1",
     product: str = "G1",
 ) -> tuple[dict, dict]:
-    """A workflow message after TranslateMessage (real granule.translate), and its execution."""
+    """A workflow message after TranslateMessage (real translate_message.translate), and its execution."""
     cnm = {
         "version": "1.6.1",
         "provider": "A",
@@ -101,7 +102,9 @@ def message(
         },
         "provider": {"id": "A", "config": provider if provider is not None else {"protocol": "s3", "host": HOST}},
     }
-    return {"meta": meta, "payload": {"granules": granule.translate(cnm, meta["collection"], {})}}, {"name": execution}
+    return {"meta": meta, "payload": {"granules": translate_message.translate(cnm, meta["collection"], {})}}, {
+        "name": execution
+    }
 
 
 def staged_keys(s3) -> list[str]:
@@ -149,7 +152,7 @@ def test_source_outside_the_provider_is_refused_before_any_read(s3, s3_calls, wh
     msg, execution = message([cnm_file(good, b"fine"), cnm_file(uri, data)], provider=provider)
     s3_calls.clear()
     with pytest.raises(CnmValidationError) as err:
-        staging.sync_message(msg, execution)
+        sync_granule.sync_message(msg, execution)
     assert error_code_for(type(err.value).__name__) == "VALIDATION_ERROR"
     assert sum(s3_calls.values()) == 0, s3_calls
     assert staged_keys(s3) == ([key] if bucket == STAGE else [])
@@ -160,7 +163,7 @@ def test_allowed_prefixes_admit_their_folders(s3, s3_calls):
     msg, execution = message(
         [cnm_file(uri, b"abc")], provider={"host": HOST, "allowed_prefixes": ["other/", "/incoming/"]}
     )
-    [g] = staging.sync_message(msg, execution)["payload"]["granules"]
+    [g] = sync_granule.sync_message(msg, execution)["payload"]["granules"]
     assert read(s3, STAGE, g["files"][0]["key"]) == b"abc"
     assert s3_calls["CopyObject"] == 2  # into the temporary key, then into place
 
@@ -172,7 +175,7 @@ def test_a_malformed_allowed_prefixes_is_a_configuration_error(s3, s3_calls):
     msg, execution = message([cnm_file(uri, b"abc")], provider={"host": HOST, "allowed_prefixes": "incoming"})
     s3_calls.clear()
     with pytest.raises(ConfigurationError):
-        staging.sync_message(msg, execution)
+        sync_granule.sync_message(msg, execution)
     assert sum(s3_calls.values()) == 0
 
 
@@ -181,16 +184,16 @@ def test_a_key_that_is_not_unicode_text_is_refused_before_any_read(s3, s3_calls)
     msg["payload"]["granules"][0]["files"][0]["source"] = f"s3://{HOST}/in/bad\ud800.nc"
     s3_calls.clear()
     with pytest.raises(CnmValidationError):
-        staging.sync_message(msg, execution)
+        sync_granule.sync_message(msg, execution)
     assert sum(s3_calls.values()) == 0
 
 
 def test_flattened_provider_config_is_read_too(s3):
     uri = put(s3, OTHER, "x.nc", b"abc")
     msg, execution = message([cnm_file(uri, b"abc")])
-    msg["meta"]["provider"] = {"id": "A", "protocol": "s3", "host": HOST}  # as cnm_ingest.config builds it
+    msg["meta"]["provider"] = {"id": "A", "protocol": "s3", "host": HOST}  # as cnm_ingest.consumer.rulebook builds it
     with pytest.raises(CnmValidationError):
-        staging.sync_message(msg, execution)
+        sync_granule.sync_message(msg, execution)
 
 
 # --- literal keys and safe names -----------------------------------------------------------------
@@ -202,19 +205,19 @@ def test_keys_are_taken_literally(s3, key):
     uri = put(s3, HOST, key, real)
     for other in ("in/a", "in/aA", "in/", "in/a/x"):
         put(s3, HOST, other, decoy)
-    assert granule.split_s3_uri(uri) == (HOST, key)
+    assert translate_message.split_s3_uri(uri) == (HOST, key)
     msg, execution = message([cnm_file(uri, real, name="f.nc")])
-    [g] = staging.sync_message(msg, execution)["payload"]["granules"]
+    [g] = sync_granule.sync_message(msg, execution)["payload"]["granules"]
     assert (g["files"][0]["bucket"], g["files"][0]["key"]) == (STAGE, f"{PREFIX}/f.nc")
     assert read(s3, STAGE, f"{PREFIX}/f.nc") == real
 
 
 def test_split_s3_uri():
-    assert granule.split_s3_uri("s3://b/k/%41?#") == ("b", "k/%41?#")
-    assert granule.split_s3_uri("S3://b//k") == ("b", "/k")
+    assert translate_message.split_s3_uri("s3://b/k/%41?#") == ("b", "k/%41?#")
+    assert translate_message.split_s3_uri("S3://b//k") == ("b", "/k")
     for bad in ("s3://b", "s3://b/", "s3:///k", "https://b/k", "b/k"):
         with pytest.raises(CnmValidationError):
-            granule.split_s3_uri(bad)
+            translate_message.split_s3_uri(bad)
 
 
 @pytest.mark.parametrize(
@@ -238,7 +241,7 @@ def test_unsafe_names_are_refused_before_any_read(s3, s3_calls, name):
     msg, execution = message([cnm_file(uri, b"abc", name=name)])
     s3_calls.clear()
     with pytest.raises(CnmValidationError) as err:
-        staging.sync_message(msg, execution)
+        sync_granule.sync_message(msg, execution)
     assert error_code_for(type(err.value).__name__) == "VALIDATION_ERROR"
     assert sum(s3_calls.values()) == 0, s3_calls
     assert staged_keys(s3) == []
@@ -248,7 +251,7 @@ def test_unsafe_names_are_refused_before_any_read(s3, s3_calls, name):
 def test_odd_but_plain_names_are_staged_exactly_under_url_path(s3, name):
     uri = put(s3, HOST, "in/x.nc", b"abc")
     msg, execution = message([cnm_file(uri, b"abc", name=name)])
-    [g] = staging.sync_message(msg, execution)["payload"]["granules"]
+    [g] = sync_granule.sync_message(msg, execution)["payload"]["granules"]
     assert g["files"][0]["key"] == f"{PREFIX}/{name}"
     assert staged_keys(s3) == [f"{PREFIX}/{name}"]
 
@@ -261,7 +264,7 @@ def test_granule_id_in_url_path_must_be_a_plain_name(s3, s3_calls):
     msg["meta"]["collection"]["url_path"] = "{collection}/{granuleId}"
     s3_calls.clear()
     with pytest.raises(CnmValidationError):
-        staging.sync_message(msg, execution)
+        sync_granule.sync_message(msg, execution)
     assert sum(s3_calls.values()) == 0
 
 
@@ -275,7 +278,7 @@ def earlier(s3):
     """Granule G1 staged by an earlier execution (two files)."""
     files = [cnm_file(put(s3, HOST, "g1/a.nc", GOOD_A), GOOD_A), cnm_file(put(s3, HOST, "g1/b.nc", GOOD_B), GOOD_B)]
     msg, execution = message(files, handling="error", execution="earlier")
-    staging.sync_message(msg, execution)
+    sync_granule.sync_message(msg, execution)
     assert staged_keys(s3) == [f"{PREFIX}/a.nc", f"{PREFIX}/b.nc"]
     return s3
 
@@ -298,7 +301,7 @@ def assert_earlier_intact(s3, extra: tuple[str, ...] = ()) -> None:
     assert staged_keys(s3) == sorted([f"{PREFIX}/a.nc", f"{PREFIX}/b.nc", *extra])  # no temporary copy left
 
 
-@pytest.mark.parametrize("handling", staging.DUPLICATE_HANDLING)
+@pytest.mark.parametrize("handling", sync_granule.DUPLICATE_HANDLING)
 @pytest.mark.parametrize("bad", ["checksum", "size"])
 def test_a_bad_later_file_never_touches_the_earlier_granule(earlier, handling, bad):
     msg, execution = later(earlier, good_b=False, handling=handling, bad=bad)
@@ -311,23 +314,23 @@ def test_a_bad_later_file_never_touches_the_earlier_granule(earlier, handling, b
     if bad == "size" and expected is ChecksumMismatchError:
         expected = SizeMismatchError
     if expected is None:
-        [g] = staging.sync_message(msg, execution)["payload"]["granules"]
+        [g] = sync_granule.sync_message(msg, execution)["payload"]["granules"]
         assert [f["duplicate"] for f in g["files"]] == ["skipped", "skipped"]
     else:
         with pytest.raises(expected):
-            staging.sync_message(msg, execution)
+            sync_granule.sync_message(msg, execution)
     assert_earlier_intact(earlier)
 
 
-@pytest.mark.parametrize("handling", staging.DUPLICATE_HANDLING)
+@pytest.mark.parametrize("handling", sync_granule.DUPLICATE_HANDLING)
 def test_a_good_later_granule_follows_the_duplicate_mode(earlier, handling):
     msg, execution = later(earlier, good_b=True, handling=handling)
     if handling == "error":
         with pytest.raises(DuplicateFileError):
-            staging.sync_message(msg, execution)
+            sync_granule.sync_message(msg, execution)
         assert_earlier_intact(earlier)
         return
-    [g] = staging.sync_message(msg, execution)["payload"]["granules"]
+    [g] = sync_granule.sync_message(msg, execution)["payload"]["granules"]
     if handling == "skip":
         assert_earlier_intact(earlier)
         return
@@ -357,19 +360,19 @@ def test_a_dependency_failing_half_way_leaves_the_earlier_granule(earlier, monke
     aws.session().events.register("before-parameter-build.s3.CopyObject", copy_object)
     try:
         with pytest.raises(ClientError):
-            staging.sync_message(msg, execution)
+            sync_granule.sync_message(msg, execution)
     finally:
         aws.session().events.unregister("before-parameter-build.s3.CopyObject", copy_object)
         aws.reset()
-    assert len(seen) == 2 and all(k.startswith(staging.TEMP_PREFIX + "/") for k in seen)  # nothing moved
+    assert len(seen) == 2 and all(k.startswith(sync_granule.TEMP_PREFIX + "/") for k in seen)  # nothing moved
     assert_earlier_intact(earlier)
 
 
 def test_retry_of_the_same_execution_overwrites_its_own_copy(s3):
     uri = put(s3, HOST, "in/a.nc", b"abc")
     msg, execution = message([cnm_file(uri, b"abc")], handling="error", execution="exec-7")
-    staging.sync_message(msg, execution)
-    staging.sync_message(msg, execution)  # a Step Functions retry: not a duplicate
+    sync_granule.sync_message(msg, execution)
+    sync_granule.sync_message(msg, execution)  # a Step Functions retry: not a duplicate
     assert staged_keys(s3) == [f"{PREFIX}/a.nc"]
     with pytest.raises(DuplicateFileError):
-        staging.sync_message(*message([cnm_file(uri, b"abc")], handling="error", execution="exec-8"))
+        sync_granule.sync_message(*message([cnm_file(uri, b"abc")], handling="error", execution="exec-8"))

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from cnm_ingest import checksum, granule, staging, task
-from cnm_ingest.cnm import validate_response
+from cnm_ingest.cnm import checksum
+from cnm_ingest.cnm.validate import validate_response
 from cnm_ingest.errors import (
     ChecksumMismatchError,
     CnmValidationError,
@@ -21,6 +21,7 @@ from cnm_ingest.errors import (
     WorkflowError,
     error_code_for,
 )
+from cnm_ingest.workflow import sync_granule, task, translate_message
 from tests.conftest import REGION, is_response
 
 BUCKET = "provider"
@@ -53,7 +54,7 @@ def gfile(s3, name: str, data: bytes, *, checksum_type="md5", digest=None) -> di
 
 
 def sync(file, handling="error", execution="exec-1", **kw):
-    return staging.sync_file(
+    return sync_granule.sync_file(
         file,
         bucket=STAGE,
         prefix="p",
@@ -100,11 +101,11 @@ def well_formed(cnm: dict) -> dict:
 def test_the_samples_placeholder_checksums_are_refused_at_intake(samples):
     for name in ("cumulus_sns_v1.1_dataVersions.json", "cumulus_sns_v1.0_notification.json"):
         with pytest.raises(CnmValidationError, match=r"files\[\]\.checksum"):
-            granule.translate(samples[name], {}, {})
+            translate_message.translate(samples[name], {}, {})
 
 
 def test_translate_filegroups_dedupes_repeated_files(samples):
-    [g] = granule.translate(well_formed(samples["cumulus_sns_v1.1_dataVersions.json"]), {}, {})
+    [g] = translate_message.translate(well_formed(samples["cumulus_sns_v1.1_dataVersions.json"]), {}, {})
     assert g["granuleId"] == "sampleGranuleName001"
     assert g["dataType"] == "SWOT_Prod_l2:1"
     assert [f["name"] for f in g["files"]] == ["production_file.nc", "production_file.png"]
@@ -115,10 +116,10 @@ def test_translate_filegroups_dedupes_repeated_files(samples):
 def test_translate_granule_id_from_regex(samples):
     cnm = well_formed(samples["cumulus_sns_v1.6_notification.json"])
     name = cnm["product"]["name"]
-    [g] = granule.translate(cnm, {"name": "C", "version": "2"}, {"granule_id_extraction": r"^(.*)Name\d+$"})
+    [g] = translate_message.translate(cnm, {"name": "C", "version": "2"}, {"granule_id_extraction": r"^(.*)Name\d+$"})
     assert (g["granuleId"], g["producerGranuleId"]) == (name[: name.index("Name")], name)
     assert (g["dataType"], g["version"]) == ("C", "2")
-    [g] = granule.translate(cnm, {}, {"granule_id_extraction": r"^(.*)\.h5$"})  # no match: the product name
+    [g] = translate_message.translate(cnm, {}, {"granule_id_extraction": r"^(.*)\.h5$"})  # no match: the product name
     assert g["granuleId"] == name
 
 
@@ -189,7 +190,7 @@ def test_sync_copies_and_verifies(s3):
     assert (staged["bucket"], staged["key"], staged["size"]) == (STAGE, "p/a.nc", len(data))
     obj = s3.get_object(Bucket=STAGE, Key="p/a.nc")
     assert obj["Body"].read() == data
-    assert obj["Metadata"][staging.EXECUTION_METADATA] == "exec-1"
+    assert obj["Metadata"][sync_granule.EXECUTION_METADATA] == "exec-1"
 
 
 def test_sync_multipart_copy_with_small_threshold(s3, monkeypatch):
@@ -199,13 +200,13 @@ def test_sync_multipart_copy_with_small_threshold(s3, monkeypatch):
     def record(params, **_):  # on every client: the temporary copy runs under the provider-read role
         calls.append(params["CopySourceRange"])
 
-    staging.aws.reset()
-    staging.aws.session().events.register("before-parameter-build.s3.UploadPartCopy", record)
+    sync_granule.aws.reset()
+    sync_granule.aws.session().events.register("before-parameter-build.s3.UploadPartCopy", record)
     try:
         staged = sync(gfile(s3, "big.nc", data), multipart_threshold=5 * 1024 * 1024, part_size=5 * 1024 * 1024)
     finally:
-        staging.aws.session().events.unregister("before-parameter-build.s3.UploadPartCopy", record)
-        staging.aws.reset()
+        sync_granule.aws.session().events.unregister("before-parameter-build.s3.UploadPartCopy", record)
+        sync_granule.aws.reset()
     # three parts into the temporary key, three more moving the verified copy into place
     assert len(calls) == 6
     assert calls[2] == calls[-1] == f"bytes={10 * 1024 * 1024}-{len(data) - 1}"
@@ -230,7 +231,7 @@ def test_sync_missing_source(s3):
 def test_sync_checksum_required(s3):
     f = dict(gfile(s3, "a.nc", b"abc"), checksum=None, checksumType=None)
     with pytest.raises(CnmValidationError):
-        staging.sync_file(
+        sync_granule.sync_file(
             f,
             bucket=STAGE,
             prefix="p",
@@ -245,7 +246,7 @@ def test_sync_checksum_required(s3):
 @pytest.fixture
 def duplicate(s3):
     """An existing staged p/a.nc from another execution, and a new version of the file."""
-    s3.put_object(Bucket=STAGE, Key="p/a.nc", Body=b"old", Metadata={staging.EXECUTION_METADATA: "earlier"})
+    s3.put_object(Bucket=STAGE, Key="p/a.nc", Body=b"old", Metadata={sync_granule.EXECUTION_METADATA: "earlier"})
     return gfile(s3, "a.nc", b"new contents")
 
 
@@ -285,12 +286,14 @@ def test_retry_of_same_execution_is_not_a_duplicate(s3):
 
 def test_url_path_template():
     assert (
-        staging.url_path("file-staging/{stack}/{collection}", stack="s", name="C", version="1", granule_id="g")
+        sync_granule.url_path("file-staging/{stack}/{collection}", stack="s", name="C", version="1", granule_id="g")
         == "file-staging/s/C__1"
     )
-    assert staging.url_path("{collection}/{granuleId}/", stack="s", name="C", version=None, granule_id="g") == "C/g"
+    assert (
+        sync_granule.url_path("{collection}/{granuleId}/", stack="s", name="C", version=None, granule_id="g") == "C/g"
+    )
     with pytest.raises(Exception) as err:
-        staging.url_path("{nope}", stack="s", name="C", version="1", granule_id="g")
+        sync_granule.url_path("{nope}", stack="s", name="C", version="1", granule_id="g")
     assert type(err.value).__name__ == "ConfigurationError"
 
 
@@ -315,7 +318,8 @@ def read_stream(arn):
 
 def test_response_failure_parses_cause_and_raises_workflow_error(stream, samples, reference_schema):
     import jsonschema
-    from handlers import cnm_response
+
+    from cnm_ingest.workflow import cnm_response
 
     cnm = samples["cumulus_sns_v1.0_notification.json"]
     cause = json.dumps({"errorMessage": "s3://x/y has md5 1, the CNM says 2", "errorType": "ChecksumMismatchError"})
@@ -333,7 +337,7 @@ def test_response_failure_parses_cause_and_raises_workflow_error(stream, samples
 
 
 def test_response_unknown_error_is_processing_error(stream, samples):
-    from handlers import cnm_response
+    from cnm_ingest.workflow import cnm_response
 
     message = {
         "meta": {"cnm": samples["cumulus_sns_v1.0_notification.json"]},
@@ -347,7 +351,7 @@ def test_response_unknown_error_is_processing_error(stream, samples):
 
 
 def test_response_published_to_topic(wf, stream, samples):
-    from handlers import cnm_response
+    from cnm_ingest.workflow import cnm_response
 
     sqs, topic = wf.sqs, wf.response_topic
     queue = wf.provider_subscriber()

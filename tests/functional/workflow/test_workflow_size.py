@@ -10,8 +10,8 @@ import json
 import jsonschema
 import pytest
 
-from cnm_ingest import message as workflow_message
 from cnm_ingest.errors import WorkflowPayloadError
+from cnm_ingest.workflow import payload
 
 STATE_LIMIT = 256 * 1024  # bytes, per state input/output and execution input (Step Functions quota)
 
@@ -79,7 +79,7 @@ def test_a_1000_file_cnm_ends_with_a_valid_response_and_no_state_over_256_kib(wf
     response = run_and_check(wf, cnm, reference_schema)
     assert len(response["product"]["files"]) == 1000
     assert response["product"]["files"][999]["uri"].startswith(wf.staged_uri(""))
-    stored = wf.s3.list_objects_v2(Bucket=wf.payload_bucket, Prefix=workflow_message.KEY_PREFIX).get("KeyCount", 0)
+    stored = wf.s3.list_objects_v2(Bucket=wf.payload_bucket, Prefix=payload.KEY_PREFIX).get("KeyCount", 0)
     assert stored >= 2  # the CNM and the granule list (and the response) live in the payload bucket
 
 
@@ -100,7 +100,7 @@ def build(wf, cnm) -> dict:
 
 def build_plain(cnm, **kw) -> dict:
     """build_workflow_message with the environment's settings (PAYLOAD_BUCKET, WORKFLOW_OFFLOAD_BYTES)."""
-    return workflow_message.build_workflow_message(
+    return payload.build_workflow_message(
         cnm,
         rule={"name": "r"},
         collection={},
@@ -123,18 +123,18 @@ def test_the_cnm_is_carried_once(wf, samples):
     assert message["cumulus_meta"]["execution_name"].startswith(cnm["identifier"])
     assert json.dumps(message).count(cnm["identifier"]) == 2
     assert message["payload"] == {}
-    assert workflow_message.cnm(message) == cnm
+    assert payload.cnm(message) == cnm
 
 
 def test_a_large_cnm_moves_to_the_payload_bucket_and_reads_back(wf):
     cnm = big_cnm(wf, 3, pad=100_000)
     message = build(wf, cnm)
     ref = message["meta"]["cnm_ref"]
-    assert "cnm" not in message["meta"] and workflow_message.size(message) < 200 * 1024
-    assert ref["bucket"] == wf.payload_bucket and ref["key"] == f"{workflow_message.KEY_PREFIX}{ref['sha256']}"
+    assert "cnm" not in message["meta"] and payload.size(message) < 200 * 1024
+    assert ref["bucket"] == wf.payload_bucket and ref["key"] == f"{payload.KEY_PREFIX}{ref['sha256']}"
     assert ref["size"] == len(json.dumps(cnm, separators=(",", ":"), ensure_ascii=False).encode())
     with wf.env("sync_granule"):  # a stored part is read only from the function's own PAYLOAD_BUCKET
-        assert workflow_message.cnm(message) == cnm
+        assert payload.cnm(message) == cnm
     assert build(wf, cnm)["meta"]["cnm_ref"] == ref  # content-addressed: a redelivery writes the same object
 
 
@@ -144,7 +144,7 @@ def test_the_threshold_is_a_setting(wf, samples):
     inline = build(wf, cnm)
     assert "cnm" in inline["meta"]  # the deployed threshold keeps a small CNM inline
     # one byte below the inline message: the CNM (its only part) must move
-    wf.world.override("message_consumer", WORKFLOW_OFFLOAD_BYTES=str(workflow_message.size(inline) - 1))
+    wf.world.override("message_consumer", WORKFLOW_OFFLOAD_BYTES=str(payload.size(inline) - 1))
     message = build(wf, cnm)
     assert "cnm_ref" in message["meta"] and message["meta"]["cnm_ref"]["bucket"] == wf.payload_bucket
     with wf.env("message_consumer"):
@@ -166,8 +166,8 @@ def test_a_stored_part_that_does_not_match_its_reference_is_an_error(wf, tamper)
         message["meta"]["cnm_ref"] = {"bucket": wf.payload_bucket}
     with wf.env("sync_granule"):  # a stored part is read only from the function's own PAYLOAD_BUCKET
         with pytest.raises(WorkflowPayloadError):
-            workflow_message.cnm(message)
-        assert workflow_message.cnm_if_readable(message) == {}
+            payload.cnm(message)
+        assert payload.cnm_if_readable(message) == {}
 
 
 def test_fit_moves_the_largest_part_first(wf):
@@ -176,23 +176,23 @@ def test_fit_moves_the_largest_part_first(wf):
         "payload": {"granules": ["z" * 500]},
     }
     with wf.env("sync_granule"):  # PAYLOAD_BUCKET: the applied payload bucket
-        fitted = workflow_message.fit(message, threshold=1500)
+        fitted = payload.fit(message, threshold=1500)
         assert fitted["meta"]["cnm_ref"]["bucket"] == wf.payload_bucket
         assert set(fitted["meta"]) == {"cnm_ref", "cnm_response"} and "granules" in fitted["payload"]
-        everything = workflow_message.fit(message, threshold=800)
+        everything = payload.fit(message, threshold=800)
         assert set(everything["meta"]) == {"cnm_ref", "cnm_response_ref"}
         assert set(everything["payload"]) == {"granules_ref"}
-        assert workflow_message.granules(everything) == ["z" * 500]
+        assert payload.granules(everything) == ["z" * 500]
         # replacing a stored part drops its old reference
-        again = workflow_message.set_part(everything, "payload", "granules", ["small"], threshold=10_000)
+        again = payload.set_part(everything, "payload", "granules", ["small"], threshold=10_000)
         with pytest.raises(Exception, match="without its CNM"):  # nothing left to move: a clear error, not an overflow
-            workflow_message.fit(message, threshold=10)
+            payload.fit(message, threshold=10)
     assert again["payload"] == {"granules": ["small"]}
 
 
 def test_a_huge_error_message_is_bounded_and_keeps_its_type():
-    from cnm_ingest import task
     from cnm_ingest.errors import CnmValidationError
+    from cnm_ingest.workflow import task
 
     def step(message, execution):
         raise CnmValidationError("bad value " + "x" * 500_000, "$.product")

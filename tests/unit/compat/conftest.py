@@ -23,7 +23,7 @@ def valid_response_everywhere(response: dict, reference_schema: dict) -> dict:
     """The response is valid for our compiled validator and for jsonschema with date-time formats checked."""
     import jsonschema
 
-    from cnm_ingest.cnm import validate_response
+    from cnm_ingest.cnm.validate import validate_response
 
     validate_response(response)
     key = json.dumps(reference_schema, sort_keys=True)

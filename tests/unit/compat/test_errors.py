@@ -7,8 +7,9 @@ import re
 
 import pytest
 
-from cnm_ingest import errors, task
+from cnm_ingest import errors
 from cnm_ingest.errors import error_code_for
+from cnm_ingest.workflow import task
 from tests.conftest import ROOT
 
 

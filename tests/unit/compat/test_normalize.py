@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from cnm_ingest import normalize
-from cnm_ingest.cnm import validate_notification
+from cnm_ingest.cnm import normalize
+from cnm_ingest.cnm.normalize import normalize_notification
+from cnm_ingest.cnm.validate import validate_notification
 from cnm_ingest.errors import CnmValidationError
-from cnm_ingest.normalize import normalize_notification
 
 
 @pytest.mark.parametrize(

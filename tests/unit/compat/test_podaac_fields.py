@@ -18,10 +18,9 @@ from typing import Any
 
 import pytest
 
-from cnm_ingest import granule as granule_mod
-from cnm_ingest import task
+from cnm_ingest.cnm.response_message import build_response, ingestion_metadata_from, response_product
 from cnm_ingest.errors import RecordError
-from cnm_ingest.response import build_response, ingestion_metadata_from, response_product
+from cnm_ingest.workflow import task, translate_message
 from tests.unit.compat.conftest import load
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -109,7 +108,7 @@ def _outcome(cnm: dict[str, Any], collection: dict[str, Any]) -> str:
 
 def our_granule(cnm: dict[str, Any], collection: dict[str, Any]) -> dict[str, Any]:
     meta_collection = {"name": collection["name"], "version": collection["version"]}
-    (granule,) = granule_mod.translate(copy.deepcopy(cnm), meta_collection, collection)
+    (granule,) = translate_message.translate(copy.deepcopy(cnm), meta_collection, collection)
     return granule
 
 

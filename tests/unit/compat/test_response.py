@@ -8,8 +8,13 @@ import json
 
 import pytest
 
-from cnm_ingest import response as response_mod
-from cnm_ingest.response import build_response, clean_ingestion_metadata, ingestion_metadata_from, staged_uri
+from cnm_ingest.cnm import response_message
+from cnm_ingest.cnm.response_message import (
+    build_response,
+    clean_ingestion_metadata,
+    ingestion_metadata_from,
+    staged_uri,
+)
 from tests.unit.compat.conftest import valid_response_everywhere
 
 RECEIVED = "2024-01-01T00:00:00.000Z"
@@ -150,7 +155,7 @@ def test_error_code_and_message(code, message, expected_code, reference_schema):
         failure({"identifier": "i", "collection": "c"}, error_code=code, error_message=message), reference_schema
     )
     assert r["response"]["errorCode"] == expected_code
-    assert 0 < len(r["response"]["errorMessage"]) <= response_mod.MAX_ERROR_MESSAGE
+    assert 0 < len(r["response"]["errorMessage"]) <= response_message.MAX_ERROR_MESSAGE
 
 
 @pytest.mark.parametrize("received", [None, "garbage", "2024-01-01T00:00:00", 12])

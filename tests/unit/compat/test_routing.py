@@ -16,7 +16,7 @@ import itertools
 
 import pytest
 
-from cnm_ingest import config
+from cnm_ingest.consumer import rulebook
 from cnm_ingest.errors import NoMatchingRuleError
 
 STREAM = "arn:aws:kinesis:us-west-2:123456789012:stream/notifications"
@@ -24,7 +24,7 @@ OTHER = "arn:aws:kinesis:us-west-2:123456789012:stream/provider-b"
 
 
 def rule(name, coll="C", version="", provider="P", state="ENABLED", stream="", meta=None, prefix=""):
-    return config.Rule(name, coll, version, provider, "arn:sm", "wf", state, meta or {}, stream, prefix)
+    return rulebook.Rule(name, coll, version, provider, "arn:sm", "wf", state, meta or {}, stream, prefix)
 
 
 def cnm(collection="C", provider="P", data_version="1"):
@@ -42,9 +42,9 @@ def names(rules):
 
 def both(doc, rules, stream=STREAM, default_stream=STREAM, mismatch=False):
     """The index's answer, checked against the reference scan."""
-    index = config.RuleIndex(rules, default_stream, mismatch)
+    index = rulebook.RuleIndex(rules, default_stream, mismatch)
     got = index.match(doc, stream)
-    assert got == config.match_rules(doc, rules, config.Routing(stream, default_stream, mismatch))
+    assert got == rulebook.match_rules(doc, rules, rulebook.Routing(stream, default_stream, mismatch))
     return names(got)
 
 
@@ -103,10 +103,10 @@ def test_rule_streams_without_a_configured_default_stream():
 
 
 def test_no_rule_explains_stream_version_and_provider():
-    index = config.RuleIndex([rule("b", stream=OTHER)], STREAM)
+    index = rulebook.RuleIndex([rule("b", stream=OTHER)], STREAM)
     with pytest.raises(NoMatchingRuleError, match=r"version '1' and provider 'P' on stream '.+notifications'"):
         index.require(cnm(), STREAM)
-    index = config.RuleIndex([rule("off", state="DISABLED")], STREAM)
+    index = rulebook.RuleIndex([rule("off", state="DISABLED")], STREAM)
     with pytest.raises(NoMatchingRuleError, match="off are DISABLED"):
         index.require(cnm(), STREAM)
 
@@ -121,11 +121,11 @@ def test_hostile_cnm_values_match_nothing_and_never_raise():
         {"collection": "C", "provider": "P", "product": "not an object"},
         {"collection": "C\u0000", "provider": "P"},
     ]:
-        got = names(config.RuleIndex(rules, STREAM).match(doc, STREAM))
-        assert got == names(config.match_rules(doc, rules, config.Routing(STREAM, STREAM)))
+        got = names(rulebook.RuleIndex(rules, STREAM).match(doc, STREAM))
+        assert got == names(rulebook.match_rules(doc, rules, rulebook.Routing(STREAM, STREAM)))
         assert got in ([], ["a"])
     # a provider that is not a string cannot equal a rule's provider
-    assert names(config.RuleIndex(rules, STREAM).match({"collection": "C", "provider": {"id": "P"}}, STREAM)) == []
+    assert names(rulebook.RuleIndex(rules, STREAM).match({"collection": "C", "provider": {"id": "P"}}, STREAM)) == []
 
 
 def test_index_equals_the_scan_for_every_combination():
@@ -147,13 +147,13 @@ def test_index_equals_the_scan_for_every_combination():
     collections = ["C0", "C1", "C9", {"name": "C1", "version": "1"}, {"name": "C2", "version": "3"}, 5]
     checked = 0
     for default, mismatch in itertools.product(["", STREAM], [False, True]):
-        index = config.RuleIndex(rules, default, mismatch)
+        index = rulebook.RuleIndex(rules, default, mismatch)
         for coll, provider, version, stream in itertools.product(
             collections, ["P0", "P1", "P9", None], ["1", "2", None], streams
         ):
             doc = cnm(coll, provider, version)
-            routing = config.Routing(stream, default, mismatch)
-            assert index.match(doc, stream) == config.match_rules(doc, rules, routing), (doc, stream, default)
+            routing = rulebook.Routing(stream, default, mismatch)
+            assert index.match(doc, stream) == rulebook.match_rules(doc, rules, routing), (doc, stream, default)
             checked += 1
     assert checked == 4 * 6 * 4 * 3 * 3
 
@@ -162,14 +162,14 @@ def test_index_lookups_do_not_scan_all_rules():
     """With 10,000 rules of the collection for other providers, a record's candidates come from its keys only."""
     calls = []
 
-    class Counting(config.Rule):
+    class Counting(rulebook.Rule):
         def allows_provider_mismatch(self, default):
             calls.append(self.name)
             return super().allows_provider_mismatch(default)
 
     rules = [Counting(f"r{i}", "C", "", f"P{i}", "arn:sm", "wf", "ENABLED") for i in range(10_000)]
-    index = config.RuleIndex(rules, STREAM)
+    index = rulebook.RuleIndex(rules, STREAM)
     calls.clear()
     assert names(index.match(cnm(provider="P42"), STREAM)) == ["r42"]
     assert calls == []  # no per-rule predicate ran for a CNM with a version and a provider
-    assert names(config.match_rules(cnm(provider="P42"), rules)) == ["r42"] and len(calls) == 10_000  # the scan does
+    assert names(rulebook.match_rules(cnm(provider="P42"), rules)) == ["r42"] and len(calls) == 10_000  # the scan does

@@ -1,4 +1,4 @@
-"""The one confinement rule of provider reads (cnm_ingest.confine), the address rule, the deadline arithmetic
+"""The one confinement rule of provider reads (cnm_ingest.transfer.confine), the address rule, the deadline arithmetic
 and the checksum form rule: pure functions, no network (a resolver is a stub here)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from cnm_ingest import checksum, confine
+from cnm_ingest.cnm import checksum
 from cnm_ingest.errors import (
     AddressNotAllowedError,
     CnmValidationError,
@@ -19,6 +19,7 @@ from cnm_ingest.errors import (
     TransferError,
     error_code_for,
 )
+from cnm_ingest.transfer import confine
 
 HTTPS = {"id": "P", "protocol": "https", "host": "files.provider.test", "allowed_prefixes": ["provider-a"]}
 SFTP = {"id": "S", "protocol": "sftp", "host": "sftp.provider.test", "port": 2222, "allowed_prefixes": ["data"]}
@@ -369,8 +370,8 @@ def test_impossible_checksums_are_validation_errors(kind, value):
 
 
 def test_translate_message_refuses_an_impossible_checksum_at_intake():
-    """granule.translate (TranslateMessage) checks every file's checksum form: no copy is ever attempted."""
-    from cnm_ingest import granule
+    """translate_message.translate (TranslateMessage) checks every file's checksum form: no copy is ever attempted."""
+    from cnm_ingest.workflow import translate_message
 
     good = hashlib.md5(DATA).hexdigest()
     cnm = {
@@ -390,7 +391,7 @@ def test_translate_message_refuses_an_impossible_checksum_at_intake():
         },
     }  # fmt: skip
     with pytest.raises(CnmValidationError, match=r"files\[\]\.checksum"):
-        granule.translate(cnm, {}, {})
+        translate_message.translate(cnm, {}, {})
     cnm["product"]["files"][1]["checksum"] = base64.b64encode(bytes.fromhex(good)).decode()  # base64 is fine
-    [g] = granule.translate(cnm, {}, {})
+    [g] = translate_message.translate(cnm, {}, {})
     assert [f["checksum"] for f in g["files"]] == [good, base64.b64encode(bytes.fromhex(good)).decode()]

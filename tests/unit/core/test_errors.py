@@ -5,13 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from cnm_ingest import config, errors
+from cnm_ingest import errors
+from cnm_ingest.consumer import rulebook
 from tests.conftest import ROOT
 
 
 def test_not_configured_error_lives_in_errors_and_stays_importable_from_config():
     assert errors.NotConfiguredError.__module__ == "cnm_ingest.errors"
-    assert config.NotConfiguredError is errors.NotConfiguredError
+    assert rulebook.NotConfiguredError is errors.NotConfiguredError
     assert issubclass(errors.NotConfiguredError, errors.NoMatchingRuleError)
 
 
@@ -23,7 +24,7 @@ def test_error_code_for_maps_not_configured_without_config_imported():
     """
     code = (
         "import sys; from cnm_ingest.errors import error_code_for; "
-        "assert 'cnm_ingest.config' not in sys.modules, 'errors imported config'; "
+        "assert 'cnm_ingest.consumer.rulebook' not in sys.modules, 'errors imported config'; "
         "print(error_code_for('NotConfiguredError'), error_code_for('NoSuchError'))"
     )
     out = subprocess.run(

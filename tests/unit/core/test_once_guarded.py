@@ -1,4 +1,4 @@
-"""store_guard.guarded: a store failure before the side effect is IdempotencyStoreError; after it, the effect's result
+"""idempotency.guarded: a store failure before the side effect is IdempotencyStoreError; after it, the effect's result
 (the success record written late), never an error that would make the caller repeat the effect."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
 from botocore.exceptions import ClientError
 
-from cnm_ingest import store_guard
+from cnm_ingest import idempotency
 from cnm_ingest.errors import IdempotencyStoreError
 
 THROTTLED = ClientError({"Error": {"Code": "Throttling"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "UpdateItem")
@@ -16,7 +16,7 @@ THROTTLED = ClientError({"Error": {"Code": "Throttling"}, "ResponseMetadata": {"
 @pytest.fixture(autouse=True)
 def no_sleep(monkeypatch):
     slept: list[float] = []
-    monkeypatch.setattr(store_guard, "sleep", slept.append)
+    monkeypatch.setattr(idempotency, "sleep", slept.append)
     return slept
 
 
@@ -37,13 +37,13 @@ def powertools(before: bool = False, after: bool = False):
 def test_before_the_effect_is_a_store_error_and_nothing_ran():
     ran = []
     with pytest.raises(IdempotencyStoreError):
-        store_guard.guarded(powertools(before=True), lambda: ran.append(1), save=lambda r: None, what="t")
+        idempotency.guarded(powertools(before=True), lambda: ran.append(1), save=lambda r: None, what="t")
     assert ran == []
 
 
 def test_after_the_effect_returns_its_result_and_saves_late(no_sleep):
     ran, saved = [], []
-    out = store_guard.guarded(powertools(after=True), lambda: ran.append(1) or "result", save=saved.append, what="t")
+    out = idempotency.guarded(powertools(after=True), lambda: ran.append(1) or "result", save=saved.append, what="t")
     assert (out, ran, saved) == ("result", [1], ["result"])
     assert len(no_sleep) == 1
 
@@ -55,13 +55,13 @@ def test_after_the_effect_with_the_store_down_still_returns_the_result(no_sleep)
         calls.append(result)
         raise THROTTLED
 
-    assert store_guard.guarded(powertools(after=True), lambda: 7, save=save, what="t") == 7
-    assert len(calls) == store_guard.LATE_SAVE_ATTEMPTS and len(no_sleep) == store_guard.LATE_SAVE_ATTEMPTS
+    assert idempotency.guarded(powertools(after=True), lambda: 7, save=save, what="t") == 7
+    assert len(calls) == idempotency.LATE_SAVE_ATTEMPTS and len(no_sleep) == idempotency.LATE_SAVE_ATTEMPTS
 
 
 def test_a_pure_effect_raises_when_its_result_is_not_saved():
     with pytest.raises(IdempotencyStoreError):
-        store_guard.guarded(powertools(after=True), lambda: "pinned", save=None, what="pin")
+        idempotency.guarded(powertools(after=True), lambda: "pinned", save=None, what="pin")
 
 
 def test_an_error_of_the_effect_itself_propagates_unchanged():
@@ -69,4 +69,4 @@ def test_an_error_of_the_effect_itself_propagates_unchanged():
         raise THROTTLED
 
     with pytest.raises(ClientError):
-        store_guard.guarded(powertools(), effect, save=lambda r: None, what="t")
+        idempotency.guarded(powertools(), effect, save=lambda r: None, what="t")

@@ -6,7 +6,8 @@ import pytest
 from aws_lambda_powertools.utilities.idempotency import exceptions as pt
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from cnm_ingest import errors, ingest
+from cnm_ingest import errors
+from cnm_ingest.consumer import consume
 
 
 def client_error(code: str, status: int, op: str = "PutItem") -> ClientError:
@@ -31,7 +32,7 @@ def client_error(code: str, status: int, op: str = "PutItem") -> ClientError:
 )
 def test_store_failures_and_aws_throttling_are_retryable(exc):
     assert errors.is_retryable(exc)
-    assert ingest.is_retryable(exc)  # the consumer and hydrate use the same decision
+    assert consume.is_retryable(exc)  # the consumer and hydrate use the same decision
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,9 @@ import json
 
 import pytest
 
-from cnm_ingest import commit_order, message, provider_access, staging
 from cnm_ingest.errors import CnmValidationError, ConfigurationError, OtherOwnerFileError, WorkflowPayloadError
+from cnm_ingest.transfer import commit_order, provider_access
+from cnm_ingest.workflow import payload, sync_granule
 
 
 def target(key: str, bucket: str = "stage") -> dict:
@@ -37,34 +38,34 @@ def target(key: str, bucket: str = "stage") -> dict:
 def test_bad_targets(key, monkeypatch):
     monkeypatch.setenv("PAYLOAD_BUCKET", "payloads")
     with pytest.raises(CnmValidationError):
-        staging.check_targets([target(key)], "replace")
+        sync_granule.check_targets([target(key)], "replace")
 
 
 def test_the_version_suffix_counts_against_the_key_limit(monkeypatch):
     monkeypatch.setenv("PAYLOAD_BUCKET", "payloads")
-    key = "p/" + "x" * (1024 - 2 - staging.VERSION_SUFFIX_BYTES)
-    staging.check_targets([target(key)], "version")
-    staging.check_targets([target(key + "y" * staging.VERSION_SUFFIX_BYTES)], "replace")  # 1024: fits S3
+    key = "p/" + "x" * (1024 - 2 - sync_granule.VERSION_SUFFIX_BYTES)
+    sync_granule.check_targets([target(key)], "version")
+    sync_granule.check_targets([target(key + "y" * sync_granule.VERSION_SUFFIX_BYTES)], "replace")  # 1024: fits S3
     with pytest.raises(CnmValidationError, match="version suffix"):
-        staging.check_targets([target(key + "y")], "version")
-    assert len(f"{key}.v{staging._timestamp()}".encode()) == 1024  # the suffix is what _timestamp writes
+        sync_granule.check_targets([target(key + "y")], "version")
+    assert len(f"{key}.v{sync_granule._timestamp()}".encode()) == 1024  # the suffix is what _timestamp writes
 
 
 def test_payload_bucket_and_shared_targets_are_refused(monkeypatch):
     monkeypatch.setenv("PAYLOAD_BUCKET", "payloads")
     with pytest.raises(CnmValidationError, match="payload bucket"):
-        staging.check_targets([target("file-staging/x.nc", "payloads")], "error")
+        sync_granule.check_targets([target("file-staging/x.nc", "payloads")], "error")
     with pytest.raises(CnmValidationError, match="same target"):
-        staging.check_targets([target("p/x.nc"), target("p/x.nc")], "error")
-    staging.check_targets([target("p/x.nc"), target("p/x.nc", "other")], "error")
-    staging.check_targets([target("p/.cnm-ingest-tmp/x.nc"), target("p/.hidden")], "error")  # only at the root
+        sync_granule.check_targets([target("p/x.nc"), target("p/x.nc")], "error")
+    sync_granule.check_targets([target("p/x.nc"), target("p/x.nc", "other")], "error")
+    sync_granule.check_targets([target("p/.cnm-ingest-tmp/x.nc"), target("p/.hidden")], "error")  # only at the root
 
 
 # --- owners -------------------------------------------------------------------------------------------
 
 
 def found(provider: str | None, granule: str = "G") -> dict:
-    meta = {} if provider is None else staging.Owner(provider, granule).metadata()
+    meta = {} if provider is None else sync_granule.Owner(provider, granule).metadata()
     return {"Metadata": meta, "ContentLength": 1}
 
 
@@ -82,29 +83,31 @@ def found(provider: str | None, granule: str = "G") -> dict:
     ],
 )
 def test_other_owner_handling(handling, existing, refused):
-    me = staging.Owner("A", "G")
+    me = sync_granule.Owner("A", "G")
     if refused:
         with pytest.raises(OtherOwnerFileError):
-            staging.check_owner(existing, me, handling, "stage", "k")
+            sync_granule.check_owner(existing, me, handling, "stage", "k")
     else:
-        staging.check_owner(existing, me, handling, "stage", "k")
+        sync_granule.check_owner(existing, me, handling, "stage", "k")
 
 
 def test_owner_metadata_is_ascii_and_round_trips_odd_ids():
     for pid, gid in [("A", "G/1 é#?%"), ("prov", "x" * 5000), ("é" * 200, "\u65e5\u672c")]:
-        meta = staging.Owner(pid, gid).metadata()
+        meta = sync_granule.Owner(pid, gid).metadata()
         assert all(v.isascii() for v in meta.values())
-        assert len(meta[staging.PROVIDER_METADATA]) <= 128 and len(meta[staging.GRANULE_METADATA]) <= 200
-        staging.check_owner({"Metadata": meta}, staging.Owner(pid, gid), "error", "b", "k")  # itself, long ids too
+        assert len(meta[sync_granule.PROVIDER_METADATA]) <= 128 and len(meta[sync_granule.GRANULE_METADATA]) <= 200
+        sync_granule.check_owner(
+            {"Metadata": meta}, sync_granule.Owner(pid, gid), "error", "b", "k"
+        )  # itself, long ids too
         if len(gid) < 50 and len(pid) < 20:
-            assert staging.Owner.of({"Metadata": meta}) == staging.Owner(pid, gid)
-    assert staging.Owner("A", "x" * 5000).metadata() != staging.Owner("A", "x" * 4999 + "y").metadata()
+            assert sync_granule.Owner.of({"Metadata": meta}) == sync_granule.Owner(pid, gid)
+    assert sync_granule.Owner("A", "x" * 5000).metadata() != sync_granule.Owner("A", "x" * 4999 + "y").metadata()
 
 
 def test_an_unknown_other_owner_handling_is_refused():
     with pytest.raises(ConfigurationError):
-        staging.other_owner_handling({"other_owner_handling": "sometimes"})
-    assert staging.other_owner_handling({}) == "same_provider"
+        sync_granule.other_owner_handling({"other_owner_handling": "sometimes"})
+    assert sync_granule.other_owner_handling({}) == "same_provider"
 
 
 # --- commit order -------------------------------------------------------------------------------------
@@ -167,16 +170,16 @@ DIGEST = "ab" * 32
 def test_offloaded_references_outside_the_payload_area(ref, monkeypatch):
     monkeypatch.setenv("PAYLOAD_BUCKET", "payloads")
     with pytest.raises(WorkflowPayloadError):
-        message.check_ref(ref)
+        payload.check_ref(ref)
 
 
 def test_a_reference_to_the_payload_area(monkeypatch):
     monkeypatch.setenv("PAYLOAD_BUCKET", "payloads")
     ref = {"bucket": "payloads", "key": f"workflow/{DIGEST}", "size": 2, "sha256": DIGEST}
-    assert message.check_ref(ref) is ref
+    assert payload.check_ref(ref) is ref
     monkeypatch.delenv("PAYLOAD_BUCKET")
     with pytest.raises(ConfigurationError):
-        message.check_ref(ref)
+        payload.check_ref(ref)
 
 
 # --- the session policy a provider read runs under ------------------------------------------------------
@@ -216,7 +219,7 @@ def test_session_policy_for_an_s3_provider_with_prefixes():
             },
         ],
     }
-    assert provider_access.TEMP_AREA == staging.TEMP_PREFIX + "/"
+    assert provider_access.TEMP_AREA == sync_granule.TEMP_PREFIX + "/"
 
 
 def test_session_policy_wildcards_in_a_prefix_stay_literal():

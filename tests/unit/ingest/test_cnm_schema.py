@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cnm_ingest import cnm
+from cnm_ingest.cnm import validate
 from cnm_ingest.errors import CnmValidationError
 from tests.conftest import BUNDLED_SCHEMA, SHARED_CNM, is_response
 
@@ -17,7 +17,7 @@ def test_every_notification_sample_is_accepted(samples):
     notifications = {name: m for name, m in samples.items() if not is_response(m)}
     assert notifications, "no notification samples found"
     for name, message in notifications.items():
-        assert cnm.validate_notification(message) is message, name
+        assert validate.validate_notification(message) is message, name
 
 
 def test_responses_are_rejected_as_notifications(samples):
@@ -25,7 +25,7 @@ def test_responses_are_rejected_as_notifications(samples):
     assert responses, "no response samples found"
     for _name, message in responses.items():
         with pytest.raises(CnmValidationError):
-            cnm.validate_notification(message)
+            validate.validate_notification(message)
 
 
 def _variants(samples) -> list[dict]:
@@ -71,8 +71,8 @@ def test_the_fast_notification_schema_accepts_exactly_what_the_published_branch_
     """The compiled validator uses a rewrite (no exceptions on the good path); it must agree document by document."""
     import jsonschema
 
-    reference = jsonschema.Draft7Validator(cnm.notification_schema())
-    fast = cnm.compiled("notification")
+    reference = jsonschema.Draft7Validator(validate.notification_schema())
+    fast = validate.compiled("notification")
     verdicts = []
     for doc in _variants(samples):
         expected = reference.is_valid(doc)

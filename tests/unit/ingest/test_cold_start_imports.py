@@ -10,7 +10,8 @@ import threading
 
 import pytest
 
-from cnm_ingest import cnm, once
+from cnm_ingest import idempotency
+from cnm_ingest.cnm import decode
 from cnm_ingest.errors import DecodeError
 from tests.conftest import ROOT
 
@@ -61,12 +62,12 @@ def test_the_consumer_imports_neither_idempotency_nor_the_bad_record_paths_at_a_
         [sys.executable, "-c", PROBE, str(ROOT / "lambda_src")], env=env, capture_output=True, text=True, check=True
     )
     modules = set(json.loads(done.stdout.splitlines()[-1]))
-    assert "cnm_ingest.ingest" in modules and "aws_lambda_powertools.utilities.batch" in modules
+    assert "cnm_ingest.consumer.consume" in modules and "aws_lambda_powertools.utilities.batch" in modules
     for lazy in (
         "aws_lambda_powertools.utilities.idempotency",
         "cnm_ingest.dlq",
-        "cnm_ingest.response",
-        "cnm_ingest.cnm_notification_validator",
+        "cnm_ingest.cnm.response_message",
+        "cnm_ingest.cnm.notification_validator",
         "fastjsonschema",
     ):
         assert lazy not in modules, lazy
@@ -75,9 +76,9 @@ def test_the_consumer_imports_neither_idempotency_nor_the_bad_record_paths_at_a_
 def test_the_idempotency_error_class_is_the_powertools_one():
     from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
-    assert once.IdempotencyAlreadyInProgressError is IdempotencyAlreadyInProgressError
+    assert idempotency.IdempotencyAlreadyInProgressError is IdempotencyAlreadyInProgressError
     with pytest.raises(AttributeError):
-        _ = once.NoSuchThing  # type: ignore[attr-defined]
+        _ = idempotency.NoSuchThing  # type: ignore[attr-defined]
 
 
 def test_once_builds_its_powertools_config_on_first_use(monkeypatch):
@@ -88,7 +89,7 @@ def test_once_builds_its_powertools_config_on_first_use(monkeypatch):
             return 1000
 
     context = Context()
-    o = once.Once("table", context)
+    o = idempotency.Once("table", context)
     assert o._config is None
     assert o.config.expires_after_seconds == 60 and o.config.lambda_context is context
     assert o.config is o.config
@@ -100,7 +101,7 @@ def test_once_builds_its_powertools_config_on_first_use(monkeypatch):
 )
 def test_the_shared_decoder_still_refuses_what_aws_cannot_carry(data):
     with pytest.raises(DecodeError):
-        cnm.decode_json(data)
+        decode.decode_json(data)
 
 
 def test_the_shared_decoder_is_safe_across_the_pool_threads():
@@ -110,7 +111,7 @@ def test_the_shared_decoder_is_safe_across_the_pool_threads():
     def decode_all() -> None:
         for _ in range(20):
             for i, text in enumerate(docs):
-                if cnm.decode_json(text.encode()) != json.loads(text):
+                if decode.decode_json(text.encode()) != json.loads(text):
                     wrong.append(i)
 
     threads = [threading.Thread(target=decode_all) for _ in range(8)]

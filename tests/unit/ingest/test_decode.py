@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from cnm_ingest import cnm
+from cnm_ingest.cnm import decode
 from cnm_ingest.errors import DecodeError
 
 
@@ -47,7 +47,7 @@ def test_mutated_documents_decode_alike_or_are_refused_alike():
                 data[at:at] = bytes([r.choice(ALPHABET)]) * r.randint(1, 25)
             else:
                 del data[at : at + r.randint(1, 3)]
-        assert verdict(cnm.decode_json, bytes(data)) == verdict(cnm.decode_json_strict, bytes(data)), bytes(data)
+        assert verdict(decode.decode_json, bytes(data)) == verdict(decode.decode_json_strict, bytes(data)), bytes(data)
 
 
 @pytest.mark.parametrize(
@@ -67,9 +67,9 @@ def test_mutated_documents_decode_alike_or_are_refused_alike():
     ],
 )
 def test_what_the_fast_path_leaves_to_the_standard_library_is_decoded_exactly(data):
-    assert verdict(cnm.decode_json, data) == verdict(cnm.decode_json_strict, data)
+    assert verdict(decode.decode_json, data) == verdict(decode.decode_json_strict, data)
     if b"123456789012345678901234567890" in data:
-        assert cnm.decode_json(data)["size"] == 123456789012345678901234567890  # an int, not a float
+        assert decode.decode_json(data)["size"] == 123456789012345678901234567890  # an int, not a float
 
 
 @pytest.mark.parametrize(
@@ -91,6 +91,6 @@ def test_what_the_fast_path_leaves_to_the_standard_library_is_decoded_exactly(da
 )
 def test_what_aws_cannot_carry_is_refused_on_both_paths(data):
     with pytest.raises(DecodeError):
-        cnm.decode_json(data)
+        decode.decode_json(data)
     with pytest.raises(DecodeError):
-        cnm.decode_json_strict(data)
+        decode.decode_json_strict(data)

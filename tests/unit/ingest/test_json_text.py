@@ -1,4 +1,4 @@
-"""The workflow message's JSON text (``message._dumps``): orjson where it writes what the standard library
+"""The workflow message's JSON text (``payload._dumps``): orjson where it writes what the standard library
 writes, the standard library for everything else, so the same values are accepted and rejected."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from cnm_ingest import message
+from cnm_ingest.workflow import payload
 
 
 def reference(value: object) -> bytes:
@@ -28,12 +28,12 @@ def test_strings_and_integers_are_written_byte_for_byte_as_the_standard_library_
     for _ in range(5_000):
         text = _random_text(r)
         value = {text: [text, r.randint(-(2**63), 2**64 - 1), True, False, None, {"": text}], "k": {}}
-        assert message._dumps(value) == reference(value), repr(text)
+        assert payload._dumps(value) == reference(value), repr(text)
 
 
 @pytest.mark.parametrize("number", [0.1, 1e16, 1e-05, 5e-324, 1.7976931348623157e308, -0.0, 2.0**53, 123456.789])
 def test_floats_are_the_same_numbers(number):
-    assert json.loads(message._dumps({"n": number})) == {"n": number}
+    assert json.loads(payload._dumps({"n": number})) == {"n": number}
 
 
 @pytest.mark.parametrize(
@@ -50,18 +50,18 @@ def test_floats_are_the_same_numbers(number):
     ],
 )
 def test_what_orjson_cannot_write_alike_is_written_by_the_standard_library(value):
-    assert message._dumps(value) == reference(value)
+    assert payload._dumps(value) == reference(value)
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_nan_and_infinities_are_refused_as_before(bad):
     with pytest.raises(ValueError):
-        message._dumps({"cnm": {"size": bad}})
+        payload._dumps({"cnm": {"size": bad}})
 
 
 def test_lone_surrogates_are_refused_as_before():
     with pytest.raises(UnicodeEncodeError):
-        message._dumps({"identifier": "\ud800"})
+        payload._dumps({"identifier": "\ud800"})
 
 
 class Colour(enum.Enum):
@@ -78,16 +78,16 @@ def test_values_the_standard_library_refuses_are_still_refused(value):
     with pytest.raises(TypeError):
         reference({"v": value})
     with pytest.raises(TypeError):
-        message._dumps({"v": value})
+        payload._dumps({"v": value})
 
 
 def test_the_documented_difference_enums_and_uuids_are_written_by_value():
-    # No workflow message holds either (they are built from JSON and strings); message._dumps says so.
+    # No workflow message holds either (they are built from JSON and strings); payload._dumps says so.
     import uuid
 
     with pytest.raises(TypeError):
         reference({"v": Colour.RED})
-    assert message._dumps({"v": Colour.RED, "u": uuid.UUID(int=1)}) == (
+    assert payload._dumps({"v": Colour.RED, "u": uuid.UUID(int=1)}) == (
         b'{"v":"red","u":"00000000-0000-0000-0000-000000000001"}'
     )
 
@@ -100,4 +100,4 @@ def test_subclasses_of_json_types_are_written_as_the_standard_library_writes_the
         pass
 
     value = {"t": Text("a"), "n": Number(5), "b": True}
-    assert message._dumps(value) == reference(value)
+    assert payload._dumps(value) == reference(value)

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from cnm_ingest import normalize
+from cnm_ingest.cnm import normalize
 
 
 def _slow_version(value):

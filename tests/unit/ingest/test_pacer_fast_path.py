@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
+from cnm_ingest.consumer.pacing import Pacer
 from cnm_ingest.errors import DeadlineError
-from cnm_ingest.pacing import Pacer
 
 NOW = 1000.0
 

@@ -10,7 +10,7 @@ import itertools
 
 import pytest
 
-from cnm_ingest import config
+from cnm_ingest.consumer import rulebook
 from cnm_ingest.errors import NoMatchingRuleError
 
 STREAM = "arn:aws:kinesis:us-west-2:123456789012:stream/notifications"
@@ -18,7 +18,7 @@ OTHER = "arn:aws:kinesis:us-west-2:123456789012:stream/provider-b"
 
 
 def rule(name, coll="C", version="", provider="P", state="ENABLED", stream=""):
-    return config.Rule(name, coll, version, provider, "arn:sm", "wf", state, {}, stream, "")
+    return rulebook.Rule(name, coll, version, provider, "arn:sm", "wf", state, {}, stream, "")
 
 
 def cnm(collection="C", provider="P", version="1"):
@@ -37,16 +37,16 @@ DOCS = [cnm(c, p, v) for c, p, v in itertools.product(["C", "D", "E"], ["P", "Q"
 
 
 def test_asked_again_the_index_answers_as_the_scan():
-    index = config.RuleIndex(RULES, STREAM)
+    index = rulebook.RuleIndex(RULES, STREAM)
     for _ in range(3):  # the first pass fills the memo, the others read it
         for doc, stream in itertools.product(DOCS, [STREAM, OTHER, ""]):
-            routing = config.Routing(stream, STREAM)
-            assert index.match(doc, stream) == config.match_rules(doc, RULES, routing)
-            assert index.candidates(doc, stream) == [r for r in RULES if config.rule_matches(doc, r, routing)]
+            routing = rulebook.Routing(stream, STREAM)
+            assert index.match(doc, stream) == rulebook.match_rules(doc, RULES, routing)
+            assert index.candidates(doc, stream) == [r for r in RULES if rulebook.rule_matches(doc, r, routing)]
 
 
 def test_a_caller_mutating_its_answer_does_not_change_the_next():
-    index = config.RuleIndex(RULES, STREAM)
+    index = rulebook.RuleIndex(RULES, STREAM)
     for ask in (index.match, index.candidates, index.require):
         got = ask(cnm(), STREAM)
         expected = list(got)
@@ -56,16 +56,16 @@ def test_a_caller_mutating_its_answer_does_not_change_the_next():
 
 
 def test_past_its_bound_the_memo_starts_again_and_still_answers(monkeypatch):
-    monkeypatch.setattr(config, "MEMO_KEYS", 3)
-    index = config.RuleIndex(RULES, STREAM)
+    monkeypatch.setattr(rulebook, "MEMO_KEYS", 3)
+    index = rulebook.RuleIndex(RULES, STREAM)
     for _ in range(2):
         for doc in DOCS:
-            assert index.match(doc, STREAM) == config.match_rules(doc, RULES, config.Routing(STREAM, STREAM))
+            assert index.match(doc, STREAM) == rulebook.match_rules(doc, RULES, rulebook.Routing(STREAM, STREAM))
             assert len(index._memo) <= 3
 
 
 def test_require_raises_every_time_for_no_rule_and_for_disabled_rules():
-    index = config.RuleIndex([rule("off", state="DISABLED")], STREAM)
+    index = rulebook.RuleIndex([rule("off", state="DISABLED")], STREAM)
     for _ in range(2):
         with pytest.raises(NoMatchingRuleError, match="off are DISABLED"):
             index.require(cnm(), STREAM)
@@ -74,6 +74,6 @@ def test_require_raises_every_time_for_no_rule_and_for_disabled_rules():
 
 
 def test_a_reload_builds_a_new_index_with_an_empty_memo():
-    index = config.RuleIndex(RULES, STREAM)
+    index = rulebook.RuleIndex(RULES, STREAM)
     index.match(cnm(), STREAM)
-    assert index._memo and not config.RuleIndex(RULES, STREAM)._memo
+    assert index._memo and not rulebook.RuleIndex(RULES, STREAM)._memo

@@ -1,4 +1,5 @@
-"""cnm.is_settled_notification, the consumer's shortcut past normalize + validate, gives what the general path gives.
+"""validate.is_settled_notification, the consumer's shortcut past normalize + validate,
+gives what the general path gives.
 
 The promise: when it says True, normalize_notification gives the same object
 back with no note and validate_notification accepts it; so
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from bench import consumer_fakes
-from cnm_ingest import cnm, normalize
+from cnm_ingest.cnm import normalize, validate
 from cnm_ingest.errors import CnmValidationError
 from tests.conftest import is_response
 
@@ -127,7 +128,7 @@ KEYS = [
 
 
 def _general(doc: Any) -> Any:
-    return cnm.validate_notification(normalize.normalize_notification(doc)[0])
+    return validate.validate_notification(normalize.normalize_notification(doc)[0])
 
 
 def _outcome(fn, doc: Any) -> tuple:
@@ -178,11 +179,11 @@ def bases(samples) -> list[dict]:
 
 
 def test_the_benchmark_record_and_the_canonical_samples_take_the_shortcut(bases):
-    settled = [b for b in bases if cnm.is_settled_notification(b)]
-    assert all(cnm.is_settled_notification(json.loads(consumer_fakes.notification(i, 1))) for i in range(5))
+    settled = [b for b in bases if validate.is_settled_notification(b)]
+    assert all(validate.is_settled_notification(json.loads(consumer_fakes.notification(i, 1))) for i in range(5))
     assert len(settled) >= 3
     for doc in settled:
-        assert cnm.normalize_and_validate(doc) is doc
+        assert validate.normalize_and_validate(doc) is doc
 
 
 @pytest.mark.parametrize(
@@ -213,10 +214,10 @@ def test_the_benchmark_record_and_the_canonical_samples_take_the_shortcut(bases)
 )
 def test_what_either_path_would_change_or_reject_goes_the_general_way(mutate):
     doc = json.loads(consumer_fakes.notification(1, 1))
-    assert cnm.is_settled_notification(doc)
+    assert validate.is_settled_notification(doc)
     mutate(doc)
-    assert not cnm.is_settled_notification(doc)
-    assert _outcome(cnm.normalize_and_validate, doc) == _outcome(_general, doc)
+    assert not validate.is_settled_notification(doc)
+    assert _outcome(validate.normalize_and_validate, doc) == _outcome(_general, doc)
 
 
 def test_the_shortcut_agrees_with_normalising_then_validating_on_mutated_notifications(bases):
@@ -225,15 +226,15 @@ def test_the_shortcut_agrees_with_normalising_then_validating_on_mutated_notific
     for _ in range(12_000):
         doc = _mutate(r.choice(bases), r)
         before = copy.deepcopy(doc)
-        if cnm.is_settled_notification(doc):
+        if validate.is_settled_notification(doc):
             taken += 1
             out, notes = normalize.normalize_notification(doc)
             assert out is doc and notes == [], doc
-            assert cnm.validate_notification(doc) is doc
+            assert validate.validate_notification(doc) is doc
         else:
             out, notes = normalize.normalize_notification(doc)
             general_same += out is doc and not notes
-        assert _outcome(cnm.normalize_and_validate, doc) == _outcome(_general, doc), doc
+        assert _outcome(validate.normalize_and_validate, doc) == _outcome(_general, doc), doc
         assert json.dumps(doc, sort_keys=True, default=repr) == json.dumps(before, sort_keys=True, default=repr)
     # Both ways are exercised: mutations that keep the record common, and ones that do not.
     assert taken > 1_000, taken

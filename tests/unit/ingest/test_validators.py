@@ -1,8 +1,8 @@
 """The CNM validators the functions import: generated from the schema, current, and exactly as strict as it.
 
-``cnm_ingest/cnm_<kind>_validator.py`` is fastjsonschema's code for ``cnm.VALIDATOR_KINDS``
+``cnm_ingest/cnm_<kind>_validator.py`` is fastjsonschema's code for ``validate.VALIDATOR_KINDS``
 (``tools/gen_validators.py``). The notification one validates
-``cnm.fast_notification_schema()`` (rewritten, ``$ref`` inlined); the
+``validate.fast_notification_schema()`` (rewritten, ``$ref`` inlined); the
 reference here is fastjsonschema compiling the published notification branch
 as it is, so both sides share the date-time format and differ only by the
 rewrite.
@@ -18,15 +18,15 @@ import sys
 import fastjsonschema
 import pytest
 
-from cnm_ingest import cnm
+from cnm_ingest.cnm import validate
 from cnm_ingest.errors import CnmValidationError
 from tests.conftest import ROOT, is_response
 
 
-@pytest.mark.parametrize("kind", sorted(cnm.VALIDATOR_KINDS))
+@pytest.mark.parametrize("kind", sorted(validate.VALIDATOR_KINDS))
 def test_the_generated_modules_are_what_the_schema_and_the_pinned_fastjsonschema_give(kind):
-    path = ROOT / "lambda_src" / "cnm_ingest" / f"cnm_{kind}_validator.py"
-    assert path.read_text(encoding="utf-8") == cnm.validator_source(kind), "run: python tools/gen_validators.py"
+    path = ROOT / "lambda_src" / "cnm_ingest" / "cnm" / f"{kind}_validator.py"
+    assert path.read_text(encoding="utf-8") == validate.validator_source(kind), "run: python tools/gen_validators.py"
 
 
 def test_the_check_mode_of_the_generator_agrees():
@@ -39,14 +39,14 @@ def test_validators_are_imported_not_compiled(monkeypatch):
         raise AssertionError("compiled at run time")
 
     monkeypatch.setattr(fastjsonschema, "compile", no_compile)
-    cnm.compiled.cache_clear()
+    validate.compiled.cache_clear()
     try:
-        for kind in cnm.VALIDATOR_KINDS:
-            assert cnm.compiled(kind) is cnm.compiled(kind)  # once per process
+        for kind in validate.VALIDATOR_KINDS:
+            assert validate.compiled(kind) is validate.compiled(kind)  # once per process
     finally:
-        cnm.compiled.cache_clear()
+        validate.compiled.cache_clear()
     with pytest.raises(KeyError):
-        cnm.compiled("../../etc/passwd")
+        validate.compiled("../../etc/passwd")
 
 
 def _sample() -> dict:
@@ -131,15 +131,15 @@ def _hostile() -> list[object]:
 
 
 def test_the_fast_validator_accepts_exactly_what_the_published_branch_accepts_under_hostile_input(samples):
-    reference = fastjsonschema.compile(cnm.notification_schema())
-    fast = cnm.compiled("notification")
+    reference = fastjsonschema.compile(validate.notification_schema())
+    fast = validate.compiled("notification")
     docs = [*_hostile(), *(copy.deepcopy(m) for m in samples.values())]
     verdicts = []
     for doc in docs:
         results = []
-        for validate in (reference, fast):
+        for check in (reference, fast):
             try:
-                validate(doc)
+                check(doc)
                 results.append(None)
             except fastjsonschema.JsonSchemaValueException as exc:
                 results.append(exc.message)
@@ -153,6 +153,6 @@ def test_the_fast_validator_accepts_exactly_what_the_published_branch_accepts_un
 def test_hostile_documents_end_in_a_validation_error_never_another_exception():
     for doc in _hostile():
         try:
-            cnm.validate_notification(doc)
+            validate.validate_notification(doc)
         except CnmValidationError as exc:
             assert len(str(exc)) < 10_000  # a 1 MiB value is not echoed whole

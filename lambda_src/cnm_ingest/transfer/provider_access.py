@@ -34,11 +34,11 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from . import aws
-from .errors import ConfigurationError
+from cnm_ingest import aws
+from cnm_ingest.errors import ConfigurationError
 
 ROLE_ENV = "PROVIDER_READ_ROLE_ARN"
-TEMP_AREA = ".cnm-ingest-tmp/"  # cnm_ingest.staging.TEMP_PREFIX (staging imports this module)
+TEMP_AREA = ".cnm-ingest-tmp/"  # cnm_ingest.workflow.sync_granule.TEMP_PREFIX (staging imports this module)
 MAX_POLICY_CHARS = 2048  # AWS's limit on an inline session policy (before packing)
 _SESSION_NAME = re.compile(r"[^\w+=,.@-]", re.ASCII)
 

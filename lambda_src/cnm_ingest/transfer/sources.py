@@ -6,7 +6,7 @@ is completed only when both match the CNM, so a bad download never becomes an
 object (it is aborted). A file smaller than one part is checked in memory and
 written with one PutObject.
 
-Where a file may be read is :mod:`cnm_ingest.confine`'s one rule, applied
+Where a file may be read is :mod:`cnm_ingest.transfer.confine`'s one rule, applied
 before anything else (and to every redirect): scheme = the provider's declared
 ``protocol``, host and port = the provider's, path under ``allowed_prefixes``.
 The host is resolved once, every address must be public unless the provider's
@@ -25,16 +25,16 @@ is a configuration error), SSH authentication only for ``sftp``.
 
 Bytes are staged exactly as served: ``Accept-Encoding: identity`` is asked
 for and a ``Content-Encoding`` is never decoded. A transfer ends by its
-:class:`cnm_ingest.confine.Deadline` (see :func:`cnm_ingest.confine.provider_reads`)
+:class:`cnm_ingest.transfer.confine.Deadline` (see :func:`cnm_ingest.transfer.confine.provider_reads`)
 besides the per-read timeout. ``globalConnectionLimit`` (Cumulus's provider
 setting) bounds this process's open connections to the provider (others wait).
-sftp specifics (host key, SSH) are in :mod:`cnm_ingest.sftp`.
+sftp specifics (host key, SSH) are in :mod:`cnm_ingest.transfer.sftp`.
 
 Errors, as Cumulus names them: 404/410 -> FileNotFound, a connect or read
 timeout or the deadline -> ConnectionTimeout (retried by the workflow), any
 other failure -> RemoteResourceError (TRANSFER_ERROR); a size or checksum
 mismatch -> UnexpectedFileSize / InvalidChecksum (VALIDATION_ERROR). A 5xx or
-429 answer is transient. Messages never carry credentials (:func:`cnm_ingest.confine.redact`).
+429 answer is transient. Messages never carry credentials (:func:`cnm_ingest.transfer.confine.redact`).
 """
 
 from __future__ import annotations
@@ -51,8 +51,9 @@ from urllib.parse import urljoin, urlsplit
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
-from . import aws, checksum, confine, provider_access, sftp
-from .errors import (
+from cnm_ingest import aws
+from cnm_ingest.cnm import checksum
+from cnm_ingest.errors import (
     ChecksumMismatchError,
     CnmValidationError,
     ConfigurationError,
@@ -62,6 +63,7 @@ from .errors import (
     TransferError,
     TransientError,
 )
+from cnm_ingest.transfer import confine, provider_access, sftp
 
 PART_SIZE = 64 * 1024**2
 MIN_PART_SIZE = 5 * 1024**2

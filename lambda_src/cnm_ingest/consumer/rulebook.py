@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import aws
-from . import cnm as cnm_mod
-from .errors import NoMatchingRuleError, NotConfiguredError
+from cnm_ingest import aws
+from cnm_ingest.cnm import notification
+from cnm_ingest.errors import NoMatchingRuleError, NotConfiguredError
 
 ENABLED = "ENABLED"
 DEFAULT_CACHE_SECONDS = 60.0
@@ -57,7 +57,7 @@ class Rule:
         return value if isinstance(value, bool) else default
 
     def as_message_rule(self) -> dict[str, Any]:
-        """The ``rule`` argument of :func:`cnm_ingest.message.build_workflow_message`."""
+        """The ``rule`` argument of :func:`cnm_ingest.workflow.payload.build_workflow_message`."""
         return {"name": self.name, "meta": self.meta, "workflow_name": self.workflow_name}
 
 
@@ -98,15 +98,6 @@ def stream_of(arn: Any) -> str:
     return arn.split("/consumer/", 1)[0]
 
 
-def cnm_version(cnm: dict[str, Any]) -> str | None:
-    """The version a CNM is for, as Cumulus reads it: ``collection.version``, else ``product.dataVersion``."""
-    version = cnm_mod.collection_version(cnm)
-    if version is None:
-        product = cnm.get("product")
-        version = product.get("dataVersion") if isinstance(product, dict) else None
-    return version if isinstance(version, str) and version else None
-
-
 @dataclass(frozen=True)
 class Routing:
     """What a record is routed with besides its CNM: the stream it arrived on and the module's settings."""
@@ -131,9 +122,9 @@ def rule_matches(cnm: dict[str, Any], rule: Rule, routing: Routing = Routing()) 
     on the stream the record arrived on (a rule without a stream on the default
     stream; when no default stream is configured, on any).
     """
-    if rule.collection_name != cnm_mod.collection_name(cnm):
+    if rule.collection_name != notification.collection_name(cnm):
         return False
-    version = cnm_version(cnm)
+    version = notification.cnm_version(cnm)
     if version is not None and rule.collection_version not in ("", version):
         return False
     provider = cnm.get("provider")
@@ -154,9 +145,9 @@ def require_rules(cnm: dict[str, Any], rules: list[Rule], routing: Routing = Rou
     matched = match_rules(cnm, rules, routing)
     if matched:
         return matched
-    version = cnm_version(cnm)
+    version = notification.cnm_version(cnm)
     what = (
-        f"collection {cnm_mod.collection_name(cnm)!r}"
+        f"collection {notification.collection_name(cnm)!r}"
         + (f" version {version!r}" if version is not None else "")
         + f" and provider {cnm.get('provider')!r}"
         + (f" on stream {routing.record_stream()!r}" if routing.record_stream() else "")
@@ -217,10 +208,10 @@ class RuleIndex:
 
     def _found(self, cnm: dict[str, Any], stream_arn: str) -> tuple[list[Rule], list[Rule]]:
         """(:meth:`candidates`, the ENABLED ones); callers copy before handing them out."""
-        name = cnm_mod.collection_name(cnm)
+        name = notification.collection_name(cnm)
         if not isinstance(name, str):
             return [], []
-        version, provider = cnm_version(cnm), cnm.get("provider")
+        version, provider = notification.cnm_version(cnm), cnm.get("provider")
         if version is None or not isinstance(provider, str):
             routing = self.routing(stream_arn)
             found = [r for r in self._by_name.get(name, ()) if rule_matches(cnm, r, routing)]

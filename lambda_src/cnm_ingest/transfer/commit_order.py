@@ -54,9 +54,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws
-from .errors import ConfigurationError, SupersededError, TransientError
-from .normalize import date_time
+from cnm_ingest import aws
+from cnm_ingest.cnm.normalize import date_time
+from cnm_ingest.errors import ConfigurationError, SupersededError, TransientError
 
 LEASE_SECONDS = 15 * 60 + 60  # a Lambda invocation lasts at most 15 minutes
 WRITE_ATTEMPTS = 8  # conditional writes lost to another execution's write before giving up (transient)
@@ -100,7 +100,7 @@ def item_key(collection: str, granule_id: str) -> dict[str, dict[str, str]]:
 
 
 class Gate:
-    """No ordering (a granule staged outside a workflow, e.g. :func:`cnm_ingest.staging.sync_files`)."""
+    """No ordering (a granule staged outside a workflow, e.g. :func:`cnm_ingest.workflow.sync_granule.sync_files`)."""
 
     def start(self) -> None:
         """Before any copy: raise when this execution is superseded or must wait."""

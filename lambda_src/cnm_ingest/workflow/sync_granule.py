@@ -3,23 +3,23 @@
 Before anything is read, every file is checked: its ``name`` must be a plain
 file name (not empty, ``.``, ``..``, nor containing ``/``, ``\\`` or NUL) and
 its ``s3://bucket/key`` (taken literally, see
-:func:`cnm_ingest.granule.split_s3_uri`) must lie in the provider's own
+:func:`cnm_ingest.workflow.translate_message.split_s3_uri`) must lie in the provider's own
 location: the provider config's ``host`` bucket, narrowed to
 ``allowed_prefixes`` when the provider lists any, and never one of the
 stack's own buckets (staging, payload). An ``http(s)://`` source must be on
 the provider's configured ``host`` (and ``port`` when set; see
-:func:`cnm_ingest.confine.check`). Anything else is a
+:func:`cnm_ingest.transfer.confine.check`). Anything else is a
 :class:`~cnm_ingest.errors.CnmValidationError` (VALIDATION_ERROR) raised
 before the first S3 call, so one provider cannot have another's data staged.
 
 Each file's bucket, type and url_path come from the collection's ``files``
 entry whose ``regex`` matches its name (Cumulus semantics, see
-:func:`cnm_ingest.url_template.place`); other files go to the staging bucket
+:func:`cnm_ingest.workflow.url_template.place`); other files go to the staging bucket
 under the collection's ``url_path``.
 
 Copies are server-side (``copy_object``; ``upload_part_copy`` at and above
 :data:`MULTIPART_THRESHOLD`, S3's single-copy limit), so no file passes
-through the Lambda; an http(s) file is streamed by :mod:`cnm_ingest.sources`
+through the Lambda; an http(s) file is streamed by :mod:`cnm_ingest.transfer.sources`
 (checksum computed on the way). A good staged file is never destroyed: every file of the
 granule is first copied to a temporary key (:func:`temporary_key`, under
 :data:`TEMP_PREFIX`) and read back in chunks to check its size and checksum;
@@ -50,9 +50,9 @@ from urllib.parse import quote, unquote
 
 from botocore.exceptions import ClientError
 
-from . import aws, checksum, commit_order, confine, provider_access, sources, url_template
-from . import message as workflow_message
-from .errors import (
+from cnm_ingest import aws
+from cnm_ingest.cnm import checksum
+from cnm_ingest.errors import (
     ChecksumMismatchError,
     CnmValidationError,
     ConfigurationError,
@@ -63,7 +63,9 @@ from .errors import (
     TransferError,
     TransientError,
 )
-from .task import Execution, Message, collection_config, provider_config
+from cnm_ingest.transfer import commit_order, confine, provider_access, sources
+from cnm_ingest.workflow import payload, url_template
+from cnm_ingest.workflow.task import Execution, Message, collection_config, provider_config
 
 MULTIPART_THRESHOLD = 5 * 1024**3  # copy_object copies at most 5 GiB
 PART_SIZE = 512 * 1024**2
@@ -94,7 +96,7 @@ def staging_bucket(meta: dict[str, Any], config: dict[str, Any]) -> str:
 
 
 def url_path(template: str, *, stack: str, name: str, version: str | None, granule_id: str) -> str:
-    """Render a ``url_path`` template for a granule (see :mod:`cnm_ingest.url_template`)."""
+    """Render a ``url_path`` template for a granule (see :mod:`cnm_ingest.workflow.url_template`)."""
     return place(
         {"name": "_", "type": "data"},
         {"granuleId": granule_id, "dataType": name, "version": version},
@@ -109,7 +111,7 @@ def url_path(template: str, *, stack: str, name: str, version: str | None, granu
 def place(
     file: dict[str, Any], granule: dict[str, Any], *, template: str, config: dict[str, Any], **where: Any
 ) -> url_template.Placement:
-    """:func:`cnm_ingest.url_template.place`; a granuleId the url_path uses must be a plain name."""
+    """:func:`cnm_ingest.workflow.url_template.place`; a granuleId the url_path uses must be a plain name."""
     check_name(file.get("name"))
     spec = url_template.file_spec(file["name"], config) or {}
     if "granuleId" in str(spec.get("url_path") or template):
@@ -204,15 +206,15 @@ def check_source(file: dict[str, Any], provider: dict[str, Any], forbidden: set[
     """``(bucket, key)`` of the file's ``source`` (``(None, None)`` for http, https and sftp), when the
     provider may be read there.
 
-    The one confinement rule of every protocol, :func:`cnm_ingest.confine.check`:
+    The one confinement rule of every protocol, :func:`cnm_ingest.transfer.confine.check`:
     the URI's scheme is the provider's declared ``protocol``, its host (for s3 the
     bucket) and port the provider's, its path or key inside ``allowed_prefixes``
     when the provider lists any (a prefix ``in`` allows ``in/x``, not
     ``incoming/x``), with no ``.`` / ``..`` segments, user info, query or
     fragment. An s3 source is never in a bucket of ``forbidden`` (the stack's
     own). The file's checksum must have its type's form
-    (:func:`cnm_ingest.checksum.check_form`). A remote host is resolved and
-    its addresses checked (:func:`cnm_ingest.confine.addresses`:
+    (:func:`cnm_ingest.cnm.checksum.check_form`). A remote host is resolved and
+    its addresses checked (:func:`cnm_ingest.transfer.confine.addresses`:
     AddressNotAllowedError). Raises CnmValidationError (VALIDATION_ERROR) or
     ConfigurationError (the provider's settings); no connection to the
     provider and no S3 call.
@@ -709,7 +711,7 @@ def stage_prepared(
     Returns the granule files pointing at what is staged after the run.
     Every file passed :func:`prepare_file` and :func:`check_targets` before
     this is called. The existing targets are checked first (owners, ``error``
-    and ``skip`` decided before any copy); ``gate`` (:mod:`cnm_ingest.commit_order`)
+    and ``skip`` decided before any copy); ``gate`` (:mod:`cnm_ingest.transfer.commit_order`)
     orders concurrent executions of the granule; nothing staged is touched
     before every file verified, and the commit is all or nothing (:func:`commit`).
     """
@@ -800,11 +802,11 @@ def sync_message(message: Message, execution: Execution, **copy_options: Any) ->
     Every file of every granule is checked (names, provider confinement,
     targets: :func:`check_targets`) before the first S3 call. Each granule's
     commit is ordered against other executions of the same granule by
-    :mod:`cnm_ingest.commit_order` (the ``STATUS_TABLE``).
+    :mod:`cnm_ingest.transfer.commit_order` (the ``STATUS_TABLE``).
     """
     meta = message.get("meta") or {}
     config = collection_config(meta)
-    granules = workflow_message.granules(message)
+    granules = payload.granules(message)
     if not isinstance(granules, list) or not granules:
         raise CnmValidationError("payload.granules is empty: TranslateMessage did not run", "$.payload.granules")
     bucket = staging_bucket(meta, config)
@@ -846,7 +848,7 @@ def sync_message(message: Message, execution: Execution, **copy_options: Any) ->
         for placed in placements
     ]  # every check before any read
     check_targets([f for files in prepared for f in files], handling)
-    order = commit_order.order_key(workflow_message.cnm_if_readable(message), options["execution_name"])
+    order = commit_order.order_key(payload.cnm_if_readable(message), options["execution_name"])
     named: dict[str, Any] = meta["collection"] if isinstance(meta.get("collection"), dict) else {}
     name, version = named.get("name") or config.get("name") or "", named.get("version") or config.get("version") or ""
     collection_key = f"{name}___{version}"
@@ -869,4 +871,4 @@ def sync_message(message: Message, execution: Execution, **copy_options: Any) ->
             **copy_options,
         )
         synced.append({**granule, "files": files, "sync_completed": datetime.now(UTC).isoformat()})
-    return workflow_message.set_part(message, "payload", "granules", synced)
+    return payload.set_part(message, "payload", "granules", synced)

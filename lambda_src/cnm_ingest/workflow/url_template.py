@@ -20,7 +20,7 @@ extractPath(v)      POSIX dirname of v                          ``a/b`` for ``a/
 defaultTo(v, d)     v, else d (a path or a literal)             ``defaultTo(cmrMetadata.x, misc)``
 ==================  ==========================================  ==================================
 
-Date-times are read as in :mod:`cnm_ingest.normalize` (an offset-less one is
+Date-times are read as in :mod:`cnm_ingest.cnm.normalize` (an offset-less one is
 UTC; a date alone is midnight UTC; a number is milliseconds since the epoch,
 as JavaScript's ``Date``).
 
@@ -45,8 +45,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from .errors import CnmValidationError, ConfigurationError
-from .normalize import FILE_TYPES, date_time
+from cnm_ingest.cnm.normalize import FILE_TYPES, date_time
+from cnm_ingest.errors import CnmValidationError, ConfigurationError
 
 CONTEXT_KEYS = ("file", "granule", "cmrMetadata", "collection", "cnm")
 MAX_TEMPLATE_CHARS = 1024

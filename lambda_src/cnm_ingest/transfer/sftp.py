@@ -1,8 +1,9 @@
-"""sftp sources: read a provider's file over SSH (paramiko), in chunks, for :func:`cnm_ingest.sources.fetch_to_s3`.
+"""sftp sources: read a provider's file over SSH (paramiko), in chunks,
+for :func:`cnm_ingest.transfer.sources.fetch_to_s3`.
 
-:func:`cnm_ingest.confine.check` has already checked the URI (scheme, host,
+:func:`cnm_ingest.transfer.confine.check` has already checked the URI (scheme, host,
 port, the decoded path under ``allowed_prefixes``) and
-:func:`cnm_ingest.confine.addresses` the addresses the host resolves to; the
+:func:`cnm_ingest.transfer.confine.addresses` the addresses the host resolves to; the
 socket is connected to one of those checked addresses, never to the name.
 This module adds what is particular to SFTP:
 
@@ -14,7 +15,7 @@ This module adds what is particular to SFTP:
   ``password`` and/or ``private_key``, PEM), never taken from the URI;
 - at most ``globalConnectionLimit`` connections per provider in this process
   (others wait);
-- the transfer ends by its deadline (:class:`cnm_ingest.confine.Deadline`):
+- the transfer ends by its deadline (:class:`cnm_ingest.transfer.confine.Deadline`):
   the socket is shut down when it passes, and timeouts are cut to what remains;
 - a missing file is FileNotFound, a timeout ConnectionTimeout, anything else
   (authentication, a read failing half-way) a TransferError; the checksum and
@@ -32,13 +33,8 @@ import io
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from . import confine
-from .errors import (
-    ConfigurationError,
-    ConnectionTimeoutError,
-    FileNotFoundAtSourceError,
-    TransferError,
-)
+from cnm_ingest.errors import ConfigurationError, ConnectionTimeoutError, FileNotFoundAtSourceError, TransferError
+from cnm_ingest.transfer import confine
 
 if TYPE_CHECKING:
     import paramiko

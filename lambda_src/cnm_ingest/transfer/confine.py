@@ -2,7 +2,7 @@
 
 :func:`check` is the confinement rule of every file URI (``s3``, ``http``,
 ``https``, ``sftp``), applied before any network call by SyncGranule
-(:func:`cnm_ingest.staging.check_source`) and again to every redirect:
+(:func:`cnm_ingest.workflow.sync_granule.check_source`) and again to every redirect:
 
 - the scheme (case-insensitive) is the provider's declared ``protocol``
   (``s3`` when not given), so an https or sftp provider is never read over
@@ -27,7 +27,7 @@
 - a query (``?``) or fragment (``#``) is refused for http, https and sftp:
   confinement is on the path, and a query could name another file to a
   server-side script. (In ``s3://`` URIs they are literal key characters,
-  as S3 names objects: see :func:`cnm_ingest.granule.split_s3_uri`.)
+  as S3 names objects: see :func:`cnm_ingest.workflow.translate_message.split_s3_uri`.)
 
 Anything else is a :class:`~cnm_ingest.errors.CnmValidationError`
 (VALIDATION_ERROR) whose message gives the reason; a provider whose
@@ -71,14 +71,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from .errors import (
+from cnm_ingest.errors import (
     AddressNotAllowedError,
     CnmValidationError,
     ConfigurationError,
     ConnectionTimeoutError,
     TransferError,
 )
-from .granule import split_s3_uri
+from cnm_ingest.workflow.translate_message import split_s3_uri
 
 PROTOCOLS = ("s3", "http", "https", "sftp")
 DEFAULT_PORTS = {"http": 80, "https": 443, "sftp": 22}

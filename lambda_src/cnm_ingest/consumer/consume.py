@@ -4,10 +4,10 @@
 (CNM schema) -> match ENABLED rules -> resolve EVERY matching rule
 (collection, provider, workflow message): all or nothing, no side effect.
 :func:`start_execution`: StartExecution under a name derived from the record,
-paced by a shared :class:`~cnm_ingest.pacing.Pacer`; ``ExecutionAlreadyExists``
+paced by a shared :class:`~cnm_ingest.consumer.pacing.Pacer`; ``ExecutionAlreadyExists``
 means a previous delivery already started it, which counts as done.
 :func:`consume`: one record end to end, with its side effects done once
-(:mod:`cnm_ingest.once`): a bad record is answered (when addressable) and
+(:mod:`cnm_ingest.idempotency`): a bad record is answered (when addressable) and
 parked in the DLQ at once; an unexpected error hands the record to the
 fallback topic (message consumer) or raises (fallback consumer).
 
@@ -31,12 +31,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws, errors, once
-from . import cnm as cnm_mod
-from . import config as config_mod
-from .errors import NotConfiguredError, RecordError, WorkflowInputTooLargeError
-from .message import build_workflow_input, execution_name, offload_threshold
-from .pacing import Pacer
+from cnm_ingest import aws, errors, idempotency
+from cnm_ingest.cnm import notification, validate
+from cnm_ingest.cnm.decode import b64decode, decode_json
+from cnm_ingest.consumer import rulebook
+from cnm_ingest.consumer.pacing import Pacer
+from cnm_ingest.errors import NotConfiguredError, RecordError, WorkflowInputTooLargeError
+from cnm_ingest.workflow.payload import build_workflow_input, execution_name, offload_threshold
 
 # dlq and response serve bad records only: imported when the first one is parked or answered, not at a cold start.
 
@@ -128,7 +129,7 @@ class Started:
 
 def decode(record: SourceRecord) -> Any:
     """The record's JSON value (DecodeError when it is not base64 / UTF-8 / JSON)."""
-    return cnm_mod.decode_json(cnm_mod.b64decode(record.data))
+    return decode_json(b64decode(record.data))
 
 
 def peek(record: SourceRecord) -> Any:
@@ -143,7 +144,7 @@ def peek(record: SourceRecord) -> Any:
     except RecordError:
         pass
     try:
-        return json.loads(cnm_mod.b64decode(record.data).decode("utf-8"))
+        return json.loads(b64decode(record.data).decode("utf-8"))
     except (RecordError, ValueError, RecursionError):
         return None
 
@@ -169,18 +170,18 @@ def _input_text(message: dict[str, Any], text: str | None = None) -> str:
     return text
 
 
-def plan(record: SourceRecord, store: config_mod.ConfigStore, settings: Settings) -> list[Planned]:
+def plan(record: SourceRecord, store: rulebook.ConfigStore, settings: Settings) -> list[Planned]:
     """The executions to start for ``record``, one per matching ENABLED rule, all resolved (no side effect).
 
     Raises a RecordError for a bad record, a NotConfiguredError (a RecordError)
     when ANY matching rule cannot be resolved, so either every execution
     starts or none does.
     """
-    cnm = cnm_mod.normalize_and_validate(decode(record))
+    cnm = validate.normalize_and_validate(decode(record))
     planned = []
     for rule in store.rule_index().require(cnm, record.streamArn):
         collection = store.collection(
-            rule.collection_name, rule.collection_version or config_mod.cnm_version(cnm) or ""
+            rule.collection_name, rule.collection_version or notification.cnm_version(cnm) or ""
         )
         provider = store.provider(provider_id(rule, cnm))
         name = execution_name(cnm["identifier"], record.sequenceNumber, rule.name, rule.execution_name_prefix)
@@ -200,7 +201,7 @@ def plan(record: SourceRecord, store: config_mod.ConfigStore, settings: Settings
     return planned
 
 
-def provider_id(rule: config_mod.Rule, cnm: dict[str, Any]) -> str:
+def provider_id(rule: rulebook.Rule, cnm: dict[str, Any]) -> str:
     """Whose configuration (host, credentials) the workflow reads files with: the rule's provider, as in
     Cumulus; for a rule without one, the provider the CNM names (NotConfiguredError when neither has one)."""
     provider = rule.provider or cnm.get("provider")
@@ -244,7 +245,7 @@ def start_execution(
 
 
 def process(
-    record: SourceRecord, store: config_mod.ConfigStore, settings: Settings, pacer: Pacer | None = None
+    record: SourceRecord, store: rulebook.ConfigStore, settings: Settings, pacer: Pacer | None = None
 ) -> list[Started]:
     """Start one workflow execution per ENABLED rule matching the record (all resolved first)."""
     return [
@@ -257,7 +258,7 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
 
 
-def already_started(record: SourceRecord, store: config_mod.ConfigStore, settings: Settings) -> bool:
+def already_started(record: SourceRecord, store: rulebook.ConfigStore, settings: Settings) -> bool:
     """True when an execution exists under one of the record's deterministic names.
 
     A record that is not valid (or has no rule) cannot have started anything.
@@ -288,17 +289,17 @@ def reason_for(exc: BaseException) -> str:
 
 
 def failed_envelope(record: SourceRecord, exc: BaseException, source: str) -> dict[str, Any]:
-    from . import dlq
+    from cnm_ingest import dlq
 
     return dlq.envelope(source, reason_for(exc), type(exc).__name__, record.as_dict())
 
 
 def failure_response(record: SourceRecord, exc: RecordError) -> dict[str, Any] | None:
     """The FAILURE response for a record that cannot be ingested, or None when it is not addressable."""
-    from .response import build_response
+    from cnm_ingest.cnm.response_message import build_response
 
     message = peek(record)
-    if not cnm_mod.can_address_response(message):
+    if not notification.can_address_response(message):
         return None
     return build_response(message, status="FAILURE", error_code=exc.error_code, error_message=str(exc))
 
@@ -307,9 +308,9 @@ def failure_response(record: SourceRecord, exc: RecordError) -> dict[str, Any] |
 class Run:
     """What one invocation needs to consume records (built by the handler)."""
 
-    store: config_mod.ConfigStore
+    store: rulebook.ConfigStore
     settings: Settings
-    once: once.Once
+    once: idempotency.Once
     source: str
     queue_url: str
     response_stream_arn: str | None = None
@@ -330,22 +331,25 @@ class Outcome:
 def answer_once(record: SourceRecord, exc: RecordError, run: Run) -> str:
     """FAILURE response for a bad record, at most once per record; a retryable put error propagates.
 
-    The response is fixed first (:data:`once.ANSWER_BODY`, no side effect), so a repeated put (the window of
+    The response is fixed first (:data:`idempotency.ANSWER_BODY`, no side effect), so a repeated put (the window of
     docs/exactly-once.md) carries the same bytes and partition key as the first.
     """
-    from .response import put_response
+    from cnm_ingest.cnm.response_message import put_response
 
     if run.response_stream_arn is None or failure_response(record, exc) is None:
         return "unaddressable"
-    key = once.record_key(record.as_dict())
+    key = idempotency.record_key(record.as_dict())
     stream_arn = run.response_stream_arn
     try:
         # As JSON text: Powertools saves results with sorted keys; the text keeps the response's field order.
         text = run.once.run(
-            once.ANSWER_BODY, key, lambda: json.dumps(failure_response(record, exc), separators=(",", ":")), pure=True
+            idempotency.ANSWER_BODY,
+            key,
+            lambda: json.dumps(failure_response(record, exc), separators=(",", ":")),
+            pure=True,
         )
         response = json.loads(text)
-        run.once.run(once.ANSWER, key, lambda: bool(put_response(response, stream_arn)))
+        run.once.run(idempotency.ANSWER, key, lambda: bool(put_response(response, stream_arn)))
     except Exception as put_exc:
         if is_retryable(put_exc):
             raise
@@ -355,21 +359,21 @@ def answer_once(record: SourceRecord, exc: RecordError, run: Run) -> str:
 
 def park_bad(record: SourceRecord, exc: RecordError, run: Run) -> Outcome:
     """Answer (once, when addressable) and park (once) a bad record in the DLQ."""
-    from . import dlq
+    from cnm_ingest import dlq
 
     answer = answer_once(record, exc, run)
-    key = once.record_key(record.as_dict())
-    run.once.run(once.PARK, key, lambda: dlq.send([failed_envelope(record, exc, run.source)], run.queue_url))
+    key = idempotency.record_key(record.as_dict())
+    run.once.run(idempotency.PARK, key, lambda: dlq.send([failed_envelope(record, exc, run.source)], run.queue_url))
     return Outcome("parked", answer=answer, reason=reason_for(exc))
 
 
 def hand_to_fallback(record: SourceRecord, exc: BaseException, run: Run) -> Outcome:
     """Publish (once) a record that met an unexpected error to the fallback topic."""
-    from . import dlq
+    from cnm_ingest import dlq
 
-    key = once.record_key(record.as_dict())
+    key = idempotency.record_key(record.as_dict())
     topic = run.fallback_topic_arn or ""
-    run.once.run(once.FALLBACK, key, lambda: dlq.publish(failed_envelope(record, exc, run.source), topic))
+    run.once.run(idempotency.FALLBACK, key, lambda: dlq.publish(failed_envelope(record, exc, run.source), topic))
     return Outcome("fallback", reason=reason_for(exc))
 
 

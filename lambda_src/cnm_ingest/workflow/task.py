@@ -14,8 +14,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from . import aws
-from .errors import TransientError
+from cnm_ingest import aws
+from cnm_ingest.errors import TransientError
 
 Message = dict[str, Any]
 Execution = dict[str, Any]
@@ -102,7 +102,7 @@ def original_error(exception: Any) -> dict[str, str]:
 
     Returns ``{"Error", "errorCode", "errorMessage"}``.
     """
-    from .errors import error_code_for
+    from cnm_ingest.errors import error_code_for
 
     error, message = parse_exception(exception)
     if error == "WorkflowError":
@@ -140,7 +140,7 @@ def provider_config(meta: dict[str, Any]) -> dict[str, Any]:
     """The provider's config from ``meta.provider``.
 
     Accepts ``{"id", "config": {...}}`` (``config`` may be a JSON string) and
-    the flattened ``{"id", <config keys>}`` form :mod:`cnm_ingest.config` builds.
+    the flattened ``{"id", <config keys>}`` form :mod:`cnm_ingest.consumer.rulebook` builds.
     """
     provider, config = _config(meta.get("provider") or {})
     return {**config, "id": provider.get("id")} if config is not None else provider

@@ -3,7 +3,7 @@
 A response keeps the notification's ``version``, ``identifier``,
 ``collection``, ``provider``, ``trace`` and ``submissionTime`` as sent wherever
 the schema allows them; a value the schema rejects is repaired the way
-:mod:`cnm_ingest.normalize` reads it (``v1.0`` -> ``1.0``, a date-time without
+:mod:`cnm_ingest.cnm.normalize` reads it (``v1.0`` -> ``1.0``, a date-time without
 offset -> UTC), and only a value that cannot be read is replaced (``version``
 1.6.1, ``submissionTime`` = ``receivedTime``, identifier/collection
 ``unknown``). So a FAILURE response can be built for any input at all.
@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from . import aws
-from .cnm import validate_response
-from .errors import ERROR_CODES, ConfigurationError
-from .normalize import VERSIONS, date_time, normalize_notification
+from cnm_ingest import aws
+from cnm_ingest.cnm.normalize import VERSIONS, date_time, normalize_notification
+from cnm_ingest.cnm.validate import validate_response
+from cnm_ingest.errors import ERROR_CODES, ConfigurationError
 
 DEFAULT_VERSION = "1.6.1"
 UNKNOWN = "unknown"

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .errors import DeadlineError
+from cnm_ingest.errors import DeadlineError
 
 DEFAULT_MARGIN_SECONDS = 10.0
 DEFAULT_MAX_ATTEMPTS = 10

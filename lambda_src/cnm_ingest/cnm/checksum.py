@@ -20,8 +20,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from . import aws
-from .errors import CnmValidationError
+from cnm_ingest import aws
+from cnm_ingest.errors import CnmValidationError
 
 CHUNK_SIZE = 256 * 1024
 

@@ -7,10 +7,9 @@ import re
 from typing import Any
 from urllib.parse import urlparse
 
-from . import checksum
-from . import cnm as cnm_mod
-from .errors import CnmValidationError, ConfigurationError
-from .normalize import normalize_notification
+from cnm_ingest.cnm import checksum, notification, validate
+from cnm_ingest.cnm.normalize import normalize_notification
+from cnm_ingest.errors import CnmValidationError, ConfigurationError
 
 
 def collection_id(name: str, version: str | None) -> str:
@@ -49,14 +48,14 @@ def granule_files(cnm: dict[str, Any]) -> list[dict[str, Any]]:
     """The product's files (from ``files`` or ``filegroups``) as granule files.
 
     A file's checksum must have the form of its ``checksumType``
-    (:func:`cnm_ingest.checksum.digest_bytes`). A file listed twice (same
+    (:func:`cnm_ingest.cnm.checksum.digest_bytes`). A file listed twice (same
     name and uri, e.g. in two filegroups) is kept once; two different files
     with the same name would overwrite each other in staging, so that is a
     validation error.
     """
     files: list[dict[str, Any]] = []
     seen: dict[str, str] = {}
-    for f in cnm_mod.product_files(cnm):
+    for f in notification.product_files(cnm):
         name, uri = f["name"], f["uri"]
         if name in seen:
             if seen[name] == uri:
@@ -131,10 +130,10 @@ def translate(cnm: dict[str, Any], collection: dict[str, Any], config: dict[str,
     CNM's own collection fields; the CNM's values are the fallback.
     """
     cnm, _notes = normalize_notification(cnm)
-    cnm_mod.validate_notification(cnm)
+    validate.validate_notification(cnm)
     files = granule_files(cnm)
-    name = collection.get("name") or cnm_mod.collection_name(cnm)
-    version = collection.get("version") or cnm_mod.collection_version(cnm) or cnm["product"].get("dataVersion")
+    name = collection.get("name") or notification.collection_name(cnm)
+    version = collection.get("version") or notification.collection_version(cnm) or cnm["product"].get("dataVersion")
     granule: dict[str, Any] = {
         "granuleId": granule_id(cnm, config),
         "producerGranuleId": producer_granule_id(cnm),

@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from . import aws
+from cnm_ingest import aws, dlq, idempotency
+from cnm_ingest.consumer import consume
 
 DEFAULT_MAX_CALLS = 100
 GONE_CODES = frozenset({"ResourceNotFoundException", "InvalidArgumentException"})
@@ -166,3 +169,90 @@ def read_range(
             return result
     result.reason = f"gave up after {result.calls} GetRecords calls (MAX_GET_RECORDS_CALLS)"
     return result
+
+
+log = Logger(child=True)
+SOURCE = "hydrate"
+GAP_KEY = "[streamArn, shardId, startSequenceNumber, endSequenceNumber]"
+# Tests replace this to avoid real waiting on throttling backoff.
+sleep: Callable[[float], None] = time.sleep
+
+
+def _context(failure: dict[str, Any]) -> dict[str, Any]:
+    return {k: failure.get(k) for k in ("requestContext", "responseContext", "version", "timestamp")}
+
+
+def record_envelope(failure: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """The DLQ envelope of one record read back from a failed batch."""
+    info = failure["KinesisBatchInfo"]
+    request = failure.get("requestContext") or {}
+    condition = request.get("condition") or "BatchFailed"
+    reason = (
+        f"the batch failed in {request.get('functionArn', 'the consumer')} ({condition}, "
+        f"{request.get('approximateInvokeCount', '?')} invocations); record read back from the stream"
+    )
+    return dlq.envelope(SOURCE, reason, condition, record, batch=info, failure_context=_context(failure))
+
+
+def gap_envelope(failure: dict[str, Any], read: ReadResult) -> dict[str, Any] | None:
+    """The one gap entry for what could not be read back, or None when nothing is missing."""
+    info = failure["KinesisBatchInfo"]
+    gap = missing(read, info["startSequenceNumber"], info["endSequenceNumber"], info.get("batchSize"))
+    if gap is None:
+        return None
+    request = failure.get("requestContext") or {}
+    condition = request.get("condition") or "BatchFailed"
+    ranges = "; ".join(f"{r['from']}..{r['to']}" for r in gap["ranges"])
+    reason = (
+        f"the batch failed in {request.get('functionArn', 'the consumer')} ({condition}); "
+        f"only {len(read.records)} of {info.get('batchSize', '?')} records could be read back from "
+        f"shard {info.get('shardId')}: {gap['count']} missing in sequence range(s) {ranges} "
+        f"(expired from the stream?): {read.reason}"
+    )
+    env = dlq.envelope(SOURCE, reason, "RecordsNotReadBack", None, batch=info, failure_context=_context(failure))
+    env["missing"] = gap
+    return env
+
+
+def park_batch(failure: dict[str, Any], run: consume.Run, *, max_calls: int, limit: int | None) -> dict[str, int]:
+    """Read back the failed batch and park what was not done; returns counts (parked, skipped: already done, gap)."""
+    info = failure["KinesisBatchInfo"]
+    read = read_range(
+        info["streamArn"],
+        info["shardId"],
+        info["startSequenceNumber"],
+        info["endSequenceNumber"],
+        info.get("batchSize"),
+        max_calls=max_calls,
+        limit=limit,
+        sleep=sleep,
+    )
+    counts = {"parked": 0, "skipped": 0, "gap": 0}
+    for rec in read.records:
+        key = idempotency.record_key(rec)
+        record = consume.SourceRecord(**rec)
+        if (
+            run.once.done(idempotency.PARK, key)
+            or run.once.done(idempotency.FALLBACK, key)
+            or consume.already_started(record, run.store, run.settings)
+        ):
+            counts["skipped"] += 1
+            continue
+        run.once.run(
+            idempotency.PARK,
+            key,
+            functools.partial(dlq.send, [record_envelope(failure, rec)], run.queue_url, sleep=sleep),
+        )
+        counts["parked"] += 1
+    gap = gap_envelope(failure, read)
+    if gap is not None:
+        gap_key = {
+            "streamArn": info["streamArn"],
+            "shardId": info["shardId"],
+            "startSequenceNumber": info["startSequenceNumber"],
+            "endSequenceNumber": info["endSequenceNumber"],
+        }
+        run.once.run(idempotency.GAP, gap_key, lambda: dlq.send([gap], run.queue_url, sleep=sleep), key_path=GAP_KEY)
+        counts["gap"] = 1
+        log.warning("failed batch not fully read back", extra={"batch": info, "missing": gap["missing"]})
+    return counts

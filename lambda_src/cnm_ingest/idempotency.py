@@ -15,14 +15,14 @@ record still in progress elsewhere raises
 ``IdempotencyAlreadyInProgressError``, which callers treat as transient.
 
 When the store itself fails (:func:`guarded`, used here and by
-:mod:`cnm_ingest.delivery`; see docs/exactly-once.md):
+:mod:`cnm_ingest.workflow.cnm_response`; see docs/exactly-once.md):
 
 - before the side effect (the in-progress write or the read fails): nothing
   happened, :class:`~cnm_ingest.errors.IdempotencyStoreError` (transient) is
   raised and the caller's event source delivers the work again;
 - after it (the success write fails): the side effect HAS happened, so it is
   not an error of the caller's: the success write is tried again a few times
-  (:data:`cnm_ingest.store_guard.LATE_SAVE_ATTEMPTS`) and the effect's result is returned either way.
+  (:data:`cnm_ingest.idempotency.LATE_SAVE_ATTEMPTS`) and the effect's result is returned either way.
   Raising would make the retry repeat the effect once the in-progress item
   expired. What is left is the documented window: a crash, or a redelivery
   for another reason, after that and past the in-progress expiry.
@@ -40,13 +40,14 @@ records, so a cold start does not pay for it (see README "Performance").
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import aws
-from .errors import IdempotencyStoreError, is_retryable
-from .store_guard import guarded
+from cnm_ingest import aws
+from cnm_ingest.errors import IdempotencyStoreError, is_retryable, is_store_error
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
@@ -62,6 +63,69 @@ DEFAULT_TTL_SECONDS = 8 * 24 * 3600  # longer than the longest stream retention 
 
 
 __all__ = ["ANSWER", "ANSWER_BODY", "FALLBACK", "GAP", "PARK", "IdempotencyAlreadyInProgressError", "Once", "guarded"]
+
+
+# The success write after a done side effect: tried again this often (botocore's own retries come first).
+LATE_SAVE_ATTEMPTS = 3
+LATE_SAVE_BACKOFF_SECONDS = 0.2
+# Tests replace this to avoid real waiting.
+sleep: Callable[[float], None] = time.sleep
+log = logging.getLogger(__name__)
+
+
+def guarded(
+    run: Callable[[Callable[[], Any]], Any],
+    effect: Callable[[], Any],
+    *,
+    save: Callable[[Any], None] | None,
+    what: str,
+) -> Any:
+    """``run(tracked)``: Powertools' idempotent call of ``tracked`` (which runs ``effect``), with the store's failures
+    sorted by whether the side effect happened.
+
+    A transient store error (:func:`~cnm_ingest.errors.is_store_error`) before ``effect`` returned, or one of a
+    ``save=None`` (pure) effect, becomes :class:`IdempotencyStoreError`. One after ``effect`` returned (the
+    success write failed) is not raised: ``save(result)`` is tried again up to :data:`LATE_SAVE_ATTEMPTS` times
+    and the result is returned. Any other error propagates unchanged.
+    """
+    ran: list[Any] = []
+
+    def tracked() -> Any:
+        result = effect()
+        ran.append(result)
+        return result
+
+    try:
+        return run(tracked)
+    except Exception as exc:
+        if not is_store_error(exc):
+            raise
+        if not ran or save is None:
+            raise IdempotencyStoreError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        save_late(save, ran[0], what, exc)
+        return ran[0]
+
+
+def save_late(save: Callable[[Any], None], result: Any, what: str, first: BaseException) -> bool:
+    """Write the success record of a side effect that happened; False (logged) when the store stays down."""
+    error: BaseException = first
+    for attempt in range(LATE_SAVE_ATTEMPTS):
+        sleep(LATE_SAVE_BACKOFF_SECONDS * 2**attempt)
+        try:
+            save(result)
+            return True
+        except Exception as exc:  # noqa: BLE001 - the effect is done; only logged
+            error = exc
+            if not is_retryable(exc):
+                break
+    log.warning(
+        "side effect done but its idempotency record is not saved (a repeat after the in-progress expiry would "
+        "repeat it): %s: %s: %s",
+        what,
+        type(error).__name__,
+        error,
+    )
+    return False
 
 
 def __getattr__(name: str) -> Any:

@@ -23,8 +23,8 @@ from typing import Any
 
 import orjson
 
-from . import aws
-from .errors import ConfigurationError, WorkflowPayloadError
+from cnm_ingest import aws
+from cnm_ingest.errors import ConfigurationError, WorkflowPayloadError
 
 DEFAULT_OFFLOAD_BYTES = 200 * 1024
 KEY_PREFIX = "workflow/"

@@ -17,7 +17,7 @@ the same bytes. A failure of the store is never a reason to park or to answer
 FAILURE: before a side effect it is an
 :class:`~cnm_ingest.errors.IdempotencyStoreError`, which the state machine
 retries; after one it is written late and the side effect counts as done
-(:func:`cnm_ingest.once.guarded`). A response delivered to any destination is
+(:func:`cnm_ingest.idempotency.guarded`). A response delivered to any destination is
 never parked (:func:`park`). docs/exactly-once.md names what is left.
 """
 
@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Callable
 from typing import Any, cast
 
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -35,12 +37,13 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemNotFoundError
 
-from . import aws, dlq
-from . import message as workflow_message
-from . import response as response_mod
-from .errors import IdempotencyStoreError, is_retryable
-from .store_guard import guarded
+from cnm_ingest import aws, dlq
+from cnm_ingest.cnm import response_message
+from cnm_ingest.errors import IdempotencyStoreError, WorkflowError, is_retryable
+from cnm_ingest.idempotency import guarded
+from cnm_ingest.workflow import payload, task
 
+log = Logger(child=True)
 PARTITION = "IDEMPOTENCY#cnm_response"
 # Longer than any Step Functions retry schedule of CnmResponse (at most 20 retries, hours at most).
 EXPIRES_AFTER_SECONDS = 7 * 24 * 3600
@@ -51,19 +54,19 @@ CONFIG = IdempotencyConfig(expires_after_seconds=EXPIRES_AFTER_SECONDS, raise_on
 
 def _saved(response: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     """The effect's result with the response itself, so a retry sends exactly what was sent."""
-    if workflow_message.size(response) > INLINE_RESPONSE_BYTES:
-        return {**result, "response_ref": workflow_message.store(response)}
+    if payload.size(response) > INLINE_RESPONSE_BYTES:
+        return {**result, "response_ref": payload.store(response)}
     return {**result, "response": response}
 
 
 def _put(*, key: dict[str, str], response: dict[str, Any], arn: str, cnm: Any) -> dict[str, Any]:
-    result = response_mod.put_response(response, arn)
+    result = response_message.put_response(response, arn)
     return _saved(response, {"shard_id": result["ShardId"], "sequence_number": result["SequenceNumber"]})
 
 
 def _publish(*, key: dict[str, str], response: dict[str, Any], arn: str, cnm: Any) -> dict[str, Any]:
     """Publish with PO.DAAC's message attributes (CNM_RESPONSE_STATUS, COLLECTION, DATA_VERSION, ...)."""
-    result = response_mod.publish_response(response, arn, response_mod.message_attributes(response, cnm))
+    result = response_message.publish_response(response, arn, response_message.message_attributes(response, cnm))
     return _saved(response, {"message_id": result["MessageId"]})
 
 
@@ -77,14 +80,14 @@ def _pin(*, key: dict[str, str], response: dict[str, Any]) -> dict[str, Any]:
     """
     text = json.dumps(response, separators=(",", ":"))
     if len(text) > INLINE_RESPONSE_BYTES:
-        return {"response_ref": workflow_message.store(response)}
+        return {"response_ref": payload.store(response)}
     return {"response_text": text}
 
 
 def _response(saved: dict[str, Any]) -> dict[str, Any]:
     if "response_text" in saved:
         return cast(dict[str, Any], json.loads(saved["response_text"]))
-    return saved["response"] if "response" in saved else workflow_message.load(saved["response_ref"])
+    return saved["response"] if "response" in saved else payload.load(saved["response_ref"])
 
 
 def pinned(response: dict[str, Any], execution: dict[str, Any], *, table: str) -> dict[str, Any]:
@@ -117,7 +120,7 @@ def _layer(effect: Callable[..., Any], table: str) -> tuple[DynamoDBPersistenceL
 def once(effect: Callable[..., Any], table: str, *, pure: bool = False, **kwargs: Any) -> Any:
     """Run ``effect(**kwargs)`` unless it already succeeded for ``kwargs["key"]``; then return its saved result.
 
-    The idempotency store's failures are sorted by :func:`cnm_ingest.once.guarded`: before the effect (or for
+    The idempotency store's failures are sorted by :func:`cnm_ingest.idempotency.guarded`: before the effect (or for
     a ``pure`` effect, one without a side effect) an :class:`~cnm_ingest.errors.IdempotencyStoreError`, which
     Step Functions retries (its own Retry entry); after the effect the result, its record written late. An
     attempt still in progress (a concurrent or crashed invocation whose Lambda time has not run out) is an
@@ -177,7 +180,7 @@ def deliver(
     status = response["response"]["status"]
     sent = pinned(response, execution, table=table)
     for arn in dict.fromkeys(destinations):
-        kind = response_mod.destination_kind(arn)
+        kind = response_message.destination_kind(arn)
         once(_effect(kind), table, key=key(execution, status, kind, arn), response=sent, arn=arn, cnm=cnm)
     return sent
 
@@ -190,13 +193,13 @@ def delivered_to(execution: dict[str, Any], status: str, *, table: str, destinat
     """The destinations whose put or publish of this execution's ``status`` response completed."""
     out = []
     for arn in dict.fromkeys(destinations):
-        kind = response_mod.destination_kind(arn)
+        kind = response_message.destination_kind(arn)
         if completed(_effect(kind), table, key(execution, status, kind, arn)):
             out.append(arn)
     return out
 
 
-def park(
+def park_envelope(
     env: dict[str, Any],
     execution: dict[str, Any],
     status: str,
@@ -214,3 +217,132 @@ def park(
     if not done:
         once(_park, table, key=key(execution, status, "dlq"), env=env, queue_url=queue_url)
     return done
+
+
+def addressable(cnm: Any, message: task.Message, execution: task.Execution) -> dict[str, Any]:
+    """The notification with a usable identifier and collection, from the workflow when the CNM lacks them."""
+    cnm = dict(cnm) if isinstance(cnm, dict) else {}
+    meta = message.get("meta") or {}
+    if not isinstance(cnm.get("identifier"), str) or not cnm["identifier"]:
+        cnm["identifier"] = (
+            execution.get("name") or (message.get("cumulus_meta") or {}).get("execution_name") or "unknown"
+        )
+    coll = cnm.get("collection")
+    valid_object = isinstance(coll, dict) and isinstance(coll.get("name"), str) and isinstance(coll.get("version"), str)
+    if not isinstance(coll, str) and not valid_object:
+        known = meta.get("collection")
+        if not isinstance(known, dict):
+            known = {}
+        name, version = known.get("name"), known.get("version")
+        cnm["collection"] = {"name": name, "version": version} if name and version else str(name or "unknown")
+    if not isinstance(cnm.get("submissionTime"), str):
+        cnm.pop("submissionTime", None)
+    return cnm
+
+
+def response_for(message: task.Message, execution: task.Execution) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """The CNM response for the workflow's outcome, and the original error (None on success)."""
+    meta = message.get("meta") or {}
+    cnm = addressable(payload.cnm_if_readable(message), message, execution)
+    received = meta.get("received_time") or execution.get("start_time")
+    exception = message.get("exception")
+    error = task.original_error(exception) if exception else None
+    if error:
+        response = response_message.build_response(
+            cnm,
+            status="FAILURE",
+            received_time=received,
+            error_code=error["errorCode"],
+            error_message=error["errorMessage"],
+        )
+    else:
+        granules = payload.granules(message) or []  # read once, also when kept in the payload bucket
+        product = response_message.response_product(granules, cnm, os.environ.get("DISTRIBUTION_ENDPOINT") or None)
+        extra = response_message.ingestion_metadata_from({"meta": meta, "payload": {"granules": granules}})
+        response = response_message.build_response(
+            cnm, status="SUCCESS", received_time=received, product=product, ingestion_metadata=extra
+        )
+    return response, error
+
+
+def respond(
+    message: task.Message,
+    execution: task.Execution,
+    *,
+    stream_arn: str,
+    topic_arn: str | None = None,
+    extra_destinations: list[str] | None = None,
+    table: str | None = None,
+) -> task.Message:
+    """Answer on every destination (the stream, the topic, then ``extra_destinations``), each once."""
+    response, error = response_for(message, execution)
+    destinations = list(dict.fromkeys([stream_arn, *([topic_arn] if topic_arn else []), *(extra_destinations or [])]))
+    response = deliver(
+        response,
+        execution,
+        table=table or aws.env("STATUS_TABLE"),
+        destinations=destinations,
+        cnm=payload.cnm_if_readable(message),
+    )
+    log.info("CNM response sent", extra={"identifier": response["identifier"], "response": response["response"]})
+    if error:
+        raise WorkflowError(json.dumps(error, separators=(",", ":")))
+    return payload.set_part(message, "meta", "cnm_response", response)
+
+
+def park(
+    message: task.Message,
+    execution: task.Execution,
+    *,
+    queue_url: str,
+    table: str | None = None,
+    destinations: list[str] | None = None,
+) -> task.Message:
+    """ParkResponse: the response CnmResponse could not deliver goes to the DLQ; the execution will end FAILED.
+
+    ``response_exception`` is the error that stopped the delivery; the
+    original ``exception`` (if any) is kept for StopStatus. A workflow that
+    had succeeded gets ``exception = ResponseNotDelivered``. A response that
+    reached one of ``destinations`` is not parked and adds no exception.
+    """
+    table = table or aws.env("STATUS_TABLE")
+    response = pinned(response_for(message, execution)[0], execution, table=table)
+    error_type, reason = task.parse_exception(message.get("response_exception"))
+    meta = message.get("cumulus_meta") or {}
+    context = {
+        "execution_arn": execution.get("id") or "",
+        "execution_name": execution.get("name") or "",
+        "state_machine_arn": execution.get("state_machine") or "",
+        "source": meta.get("source"),
+    }
+    env = dlq.response_envelope(response, f"{error_type}: {reason}"[:4096], error_type, failure_context=context)
+    delivered = park_envelope(
+        env, execution, response["response"]["status"], table=table, queue_url=queue_url, destinations=destinations
+    )
+    out = {k: v for k, v in message.items() if k != "response_exception"}
+    if delivered:
+        log.error(
+            "CNM response not parked: it was delivered",
+            extra={"identifier": response["identifier"], "delivered_to": delivered, "reason": reason[:1000]},
+        )
+        return out
+    log.error("CNM response parked in the DLQ", extra={"identifier": response["identifier"], "reason": reason[:1000]})
+    out["response_parked"] = True
+    if not out.get("exception"):
+        cause = json.dumps({"errorType": "ResponseNotDelivered", "errorMessage": f"{error_type}: {reason}"[:4096]})
+        out["exception"] = {"Error": "ResponseNotDelivered", "Cause": cause}
+    return out
+
+
+def respond_step(message: task.Message, execution: task.Execution) -> task.Message:
+    return respond(
+        message,
+        execution,
+        stream_arn=aws.env("RESPONSE_STREAM_ARN"),
+        topic_arn=os.environ.get("RESPONSE_TOPIC_ARN") or None,
+        extra_destinations=response_message.destinations_from_env(),
+    )
+
+
+def park_step(message: task.Message, execution: task.Execution) -> task.Message:
+    return park(message, execution, queue_url=aws.env("DLQ_URL"), destinations=response_message.destinations_from_env())
