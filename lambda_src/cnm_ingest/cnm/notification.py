@@ -1,8 +1,46 @@
-"""Reading a CNM notification's fields."""
+"""A CNM notification's fields, read in one place.
+
+:class:`Notification` is a valid, normalised notification read once (by the
+consumer after :func:`cnm_ingest.cnm.validate.normalize_and_validate`, and by
+TranslateMessage from the workflow message): routing, execution naming and the
+granule all read its attributes, not the JSON. The functions below read the
+same fields from a raw (possibly invalid) document, for callers that must cope
+with one (a FAILURE response for a record that is not a valid CNM).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A valid, normalised CNM notification (``doc``) and the fields the pipeline reads from it."""
+
+    doc: dict[str, Any]
+    identifier: str
+    collection: str
+    version: str | None  # collection.version, else product.dataVersion (as Cumulus reads it)
+    provider: str | None
+    product_name: str | None
+    submission_time: str
+    files: tuple[dict[str, Any], ...]
+
+    @classmethod
+    def read(cls, doc: dict[str, Any]) -> Notification:
+        """The fields of ``doc``, which :func:`~cnm_ingest.cnm.validate.normalize_and_validate` has accepted."""
+        provider = doc.get("provider")
+        return cls(
+            doc=doc,
+            identifier=doc["identifier"],
+            collection=collection_name(doc) or "",
+            version=cnm_version(doc),
+            provider=provider if isinstance(provider, str) and provider else None,
+            product_name=doc["product"].get("name"),
+            submission_time=doc["submissionTime"],
+            files=tuple(product_files(doc)),
+        )
 
 
 def collection_name(cnm: dict[str, Any]) -> str | None:

@@ -177,14 +177,13 @@ def plan(record: SourceRecord, store: rulebook.ConfigStore, settings: Settings) 
     when ANY matching rule cannot be resolved, so either every execution
     starts or none does.
     """
-    cnm = validate.normalize_and_validate(decode(record))
+    note = validate.read_notification(decode(record))
+    cnm = note.doc
     planned = []
     for rule in store.rule_index().require(cnm, record.streamArn):
-        collection = store.collection(
-            rule.collection_name, rule.collection_version or notification.cnm_version(cnm) or ""
-        )
+        collection = store.collection(rule.collection_name, rule.collection_version or note.version or "")
         provider = store.provider(provider_id(rule, cnm))
-        name = execution_name(cnm["identifier"], record.sequenceNumber, rule.name, rule.execution_name_prefix)
+        name = execution_name(note.identifier, record.sequenceNumber, rule.name, rule.execution_name_prefix)
         message, text = build_workflow_input(
             cnm,
             rule=rule.as_message_rule(),

@@ -8,7 +8,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 from cnm_ingest.cnm import checksum, notification, validate
-from cnm_ingest.cnm.normalize import normalize_notification
 from cnm_ingest.errors import CnmValidationError, ConfigurationError
 
 
@@ -129,8 +128,7 @@ def translate(cnm: dict[str, Any], collection: dict[str, Any], config: dict[str,
     ``collection`` is ``meta.collection`` (name, version) and wins over the
     CNM's own collection fields; the CNM's values are the fallback.
     """
-    cnm, _notes = normalize_notification(cnm)
-    validate.validate_notification(cnm)
+    cnm = validate.normalize_and_validate(cnm)  # the consumer's normalised CNM is settled: checked, not redone
     files = granule_files(cnm)
     name = collection.get("name") or notification.collection_name(cnm)
     version = collection.get("version") or notification.collection_version(cnm) or cnm["product"].get("dataVersion")
