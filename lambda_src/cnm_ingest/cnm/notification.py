@@ -20,26 +20,29 @@ class Notification:
 
     doc: dict[str, Any]
     identifier: str
-    collection: str
+    collection: str | None
     version: str | None  # collection.version, else product.dataVersion (as Cumulus reads it)
-    provider: str | None
+    provider: Any  # a str in a valid notification; kept as sent, so routing judges what it was given
     product_name: str | None
-    submission_time: str
-    files: tuple[dict[str, Any], ...]
+    submission_time: str | None
 
     @classmethod
     def read(cls, doc: dict[str, Any]) -> Notification:
-        """The fields of ``doc``, which :func:`~cnm_ingest.cnm.validate.normalize_and_validate` has accepted."""
-        provider = doc.get("provider")
+        """The fields of ``doc``. For a notification that
+        :func:`~cnm_ingest.cnm.validate.normalize_and_validate` accepted, every field the schema requires is there;
+        rule matching also reads a bare document (its tests, the CLI's ``rules test``) through this."""
+        product = doc.get("product")
+        name = product.get("name") if isinstance(product, dict) else None
+        identifier = doc.get("identifier")
+        submitted = doc.get("submissionTime")
         return cls(
             doc=doc,
-            identifier=doc["identifier"],
-            collection=collection_name(doc) or "",
+            identifier=identifier if isinstance(identifier, str) else "",
+            collection=collection_name(doc),
             version=cnm_version(doc),
-            provider=provider if isinstance(provider, str) and provider else None,
-            product_name=doc["product"].get("name"),
-            submission_time=doc["submissionTime"],
-            files=tuple(product_files(doc)),
+            provider=doc.get("provider"),
+            product_name=name if isinstance(name, str) else None,
+            submission_time=submitted if isinstance(submitted, str) else None,
         )
 
 

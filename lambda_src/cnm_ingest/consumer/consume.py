@@ -180,7 +180,7 @@ def plan(record: SourceRecord, store: rulebook.ConfigStore, settings: Settings) 
     note = validate.read_notification(decode(record))
     cnm = note.doc
     planned = []
-    for rule in store.rule_index().require(cnm, record.streamArn):
+    for rule in store.rule_index().require(note, record.streamArn):
         collection = store.collection(rule.collection_name, rule.collection_version or note.version or "")
         provider = store.provider(provider_id(rule, cnm))
         name = execution_name(note.identifier, record.sequenceNumber, rule.name, rule.execution_name_prefix)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnm_ingest import aws
-from cnm_ingest.cnm import notification
+from cnm_ingest.cnm.notification import Notification
 from cnm_ingest.errors import NoMatchingRuleError, NotConfiguredError
 
 ENABLED = "ENABLED"
@@ -113,7 +113,14 @@ class Routing:
         return stream_of(self.stream_arn)
 
 
-def rule_matches(cnm: dict[str, Any], rule: Rule, routing: Routing = Routing()) -> bool:
+Cnm = Notification | dict[str, Any]  # the consumer passes the Notification it read; a document is read here
+
+
+def _note(cnm: Cnm) -> Notification:
+    return cnm if isinstance(cnm, Notification) else Notification.read(cnm)
+
+
+def rule_matches(cnm: Cnm, rule: Rule, routing: Routing = Routing()) -> bool:
     """True when ``rule`` is for this CNM, whatever its state, with Cumulus's semantics.
 
     Collection name equal; version (:func:`cnm_version`) equal when the CNM has
@@ -122,12 +129,13 @@ def rule_matches(cnm: dict[str, Any], rule: Rule, routing: Routing = Routing()) 
     on the stream the record arrived on (a rule without a stream on the default
     stream; when no default stream is configured, on any).
     """
-    if rule.collection_name != notification.collection_name(cnm):
+    note = _note(cnm)
+    if rule.collection_name != note.collection:
         return False
-    version = notification.cnm_version(cnm)
+    version = note.version
     if version is not None and rule.collection_version not in ("", version):
         return False
-    provider = cnm.get("provider")
+    provider = note.provider
     if provider is not None and rule.provider and not rule.allows_provider_mismatch(routing.allow_provider_mismatch):
         if rule.provider != provider:
             return False
@@ -135,24 +143,26 @@ def rule_matches(cnm: dict[str, Any], rule: Rule, routing: Routing = Routing()) 
     return not stream or stream == routing.record_stream()
 
 
-def match_rules(cnm: dict[str, Any], rules: list[Rule], routing: Routing = Routing()) -> list[Rule]:
+def match_rules(cnm: Cnm, rules: list[Rule], routing: Routing = Routing()) -> list[Rule]:
     """The ENABLED rules that match ``cnm`` (:func:`rule_matches`), in name order (one execution each)."""
-    return sorted((r for r in rules if r.enabled and rule_matches(cnm, r, routing)), key=lambda r: r.name)
+    note = _note(cnm)
+    return sorted((r for r in rules if r.enabled and rule_matches(note, r, routing)), key=lambda r: r.name)
 
 
-def require_rules(cnm: dict[str, Any], rules: list[Rule], routing: Routing = Routing()) -> list[Rule]:
+def require_rules(cnm: Cnm, rules: list[Rule], routing: Routing = Routing()) -> list[Rule]:
     """:func:`match_rules`, raising :class:`NoMatchingRuleError` with a useful reason when empty."""
-    matched = match_rules(cnm, rules, routing)
+    note = _note(cnm)
+    matched = match_rules(note, rules, routing)
     if matched:
         return matched
-    version = notification.cnm_version(cnm)
+    version = note.version
     what = (
-        f"collection {notification.collection_name(cnm)!r}"
+        f"collection {note.collection!r}"
         + (f" version {version!r}" if version is not None else "")
-        + f" and provider {cnm.get('provider')!r}"
+        + f" and provider {note.provider!r}"
         + (f" on stream {routing.record_stream()!r}" if routing.record_stream() else "")
     )
-    disabled = sorted(r.name for r in rules if rule_matches(cnm, r, routing))
+    disabled = sorted(r.name for r in rules if rule_matches(note, r, routing))
     if disabled:
         raise NoMatchingRuleError(f"no ENABLED rule for {what}: matching rule(s) {', '.join(disabled)} are DISABLED")
     raise NoMatchingRuleError(f"no rule for {what}")
@@ -202,19 +212,20 @@ class RuleIndex:
     def routing(self, stream_arn: str = "") -> Routing:
         return Routing(stream_of(stream_arn), self.default_stream, self.allow_provider_mismatch)
 
-    def candidates(self, cnm: dict[str, Any], stream_arn: str = "") -> list[Rule]:
+    def candidates(self, cnm: Cnm, stream_arn: str = "") -> list[Rule]:
         """Rules for this CNM on this stream, any state, in name order."""
         return list(self._found(cnm, stream_arn)[0])
 
-    def _found(self, cnm: dict[str, Any], stream_arn: str) -> tuple[list[Rule], list[Rule]]:
+    def _found(self, cnm: Cnm, stream_arn: str) -> tuple[list[Rule], list[Rule]]:
         """(:meth:`candidates`, the ENABLED ones); callers copy before handing them out."""
-        name = notification.collection_name(cnm)
+        note = _note(cnm)
+        name = note.collection
         if not isinstance(name, str):
             return [], []
-        version, provider = notification.cnm_version(cnm), cnm.get("provider")
+        version, provider = note.version, note.provider
         if version is None or not isinstance(provider, str):
             routing = self.routing(stream_arn)
-            found = [r for r in self._by_name.get(name, ()) if rule_matches(cnm, r, routing)]
+            found = [r for r in self._by_name.get(name, ()) if rule_matches(note, r, routing)]
             return found, [r for r in found if r.enabled]
         key = (stream_arn, name, version, provider)
         hit = self._memo.get(key)
@@ -239,15 +250,16 @@ class RuleIndex:
                         found.extend(hit)
         return sorted(found, key=_by_name) if len(found) > 1 else found
 
-    def match(self, cnm: dict[str, Any], stream_arn: str = "") -> list[Rule]:
+    def match(self, cnm: Cnm, stream_arn: str = "") -> list[Rule]:
         return list(self._found(cnm, stream_arn)[1])
 
-    def require(self, cnm: dict[str, Any], stream_arn: str = "") -> list[Rule]:
+    def require(self, cnm: Cnm, stream_arn: str = "") -> list[Rule]:
         """:meth:`match`, raising :class:`NoMatchingRuleError` with a useful reason when empty."""
-        found, enabled = self._found(cnm, stream_arn)
+        note = _note(cnm)
+        found, enabled = self._found(note, stream_arn)
         if enabled:
             return list(enabled)
-        return require_rules(cnm, found, self.routing(stream_arn))
+        return require_rules(note, found, self.routing(stream_arn))
 
 
 def flag(value: str | None, default: bool = False) -> bool:
