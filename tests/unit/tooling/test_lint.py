@@ -31,7 +31,7 @@ def test_every_hook_is_local_and_runs_the_pinned_tools():
     config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
     assert [repo["repo"] for repo in config["repos"]] == ["local"]
     ids = {hook["id"] for hook in hooks()}
-    assert {"ruff", "mypy", "terraform-fmt", "tflint"} <= ids
+    assert {"ruff", "ruff-format", "mypy", "terraform-fmt", "tflint"} <= ids
     for hook in hooks():
         assert hook["language"] == "system"
         assert hook["pass_filenames"] is False, f"{hook['id']}: must check the whole repository, as CI does"
