@@ -340,7 +340,7 @@ def release_files(root: Path = ROOT) -> list[tuple[Path, str]]:
     listed = _git(root, "ls-files", "-z", "--", *RELEASE_PATHS)
     if listed.returncode:
         raise BuildError(f"a release is built from a git checkout: git ls-files failed in {root}: {listed.stderr}")
-    names = sorted(n for n in listed.stdout.split("\0") if n and "/" not in n or n.startswith("modules/"))
+    names = sorted(n for n in listed.stdout.split("\0") if (n and "/" not in n) or n.startswith("modules/"))
     if "VERSION" not in names:
         raise BuildError("VERSION is not tracked by git: the module reads it (git add VERSION)")
     # a tracked file deleted in the working tree is not released (the tree is dirty then anyway)

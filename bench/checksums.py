@@ -35,7 +35,7 @@ class _FakeS3:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def get_object(self, Bucket: str, Key: str) -> dict:  # noqa: N803 - boto3's argument names
+    def get_object(self, Bucket: str, Key: str) -> dict:
         size = self.path.stat().st_size
         return {"Body": StreamingBody(open(self.path, "rb"), size), "ContentLength": size}
 

@@ -35,8 +35,8 @@ from pathlib import Path
 from .common import ROOT, Row, row
 
 sys.path.insert(0, str(ROOT))
-import build  # noqa: E402
-from localaws.lambda_python import runtime_site  # noqa: E402
+import build
+from localaws.lambda_python import runtime_site
 
 BARE = "import boto3\n\n\ndef handler(event, context):\n    return {}\n"
 # message_consumer's Powertools imports, and nothing of ours.

@@ -451,7 +451,7 @@ def _patch_kinesis() -> None:
 
     def _store(self: Any, arn: str) -> dict[str, str]:
         if "/consumer/" in arn:
-            stream = self.kinesis_backend.describe_stream(stream_arn=arn.split("/consumer/")[0], stream_name=None)
+            stream = self.kinesis_backend.describe_stream(stream_arn=arn.split("/consumer/", maxsplit=1)[0], stream_name=None)
             if stream.get_consumer_by_arn(arn) is None:
                 from moto.kinesis.exceptions import ResourceNotFoundError
 
@@ -557,7 +557,7 @@ class RpcV2CborMiddleware:
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
-            captured["status"] = int(status.split()[0])
+            captured["status"] = int(status.split(maxsplit=1)[0])
             captured["headers"] = {k.lower(): v for k, v in headers}
             return lambda _chunk: None
 

@@ -114,7 +114,7 @@ def save_late(save: Callable[[Any], None], result: Any, what: str, first: BaseEx
         try:
             save(result)
             return True
-        except Exception as exc:  # noqa: BLE001 - the effect is done; only logged
+        except Exception as exc:
             error = exc
             if not is_retryable(exc):
                 break

@@ -93,7 +93,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
         self.close_connection = True
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         srv = self.server
         with srv.lock:
             srv.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))  # names in lower case
@@ -117,16 +117,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self.wfile.write(bytes([b]))
                     self.wfile.flush()
                 except OSError:
-                    return
+                    return None
                 time.sleep(0.05)
-            return
+            return None
         if path == "/provider-a/stall.bin":
             self.send_response(200)
             self.send_header("Content-Length", str(len(DATA)))
             self.end_headers()
             self.wfile.flush()
             time.sleep(8)
-            return
+            return None
         redirects = {
             "/provider-a/redirect-ok": "/provider-a/file.bin",
             "/provider-a/redirect-port": f"{srv.scheme}://{NAME}:{srv.port + 1}/provider-a/file.bin",

@@ -427,7 +427,7 @@ def consume_all(
             began = time.monotonic()
             try:
                 results[i] = consume(records[i], run)
-            except Exception as exc:  # noqa: BLE001 - reported per record by the caller
+            except Exception as exc:
                 results[i] = exc
             if len(futures) < helpers and time.monotonic() - began > SPAWN_AFTER_SECONDS:
                 grow()

@@ -389,7 +389,7 @@ def test_connection_limit_per_provider(world):
             results.append(
                 sources.fetch_to_s3(sfile(world, "/data/small.txt", SMALL), provider, STAGE, f"k/{i}", metadata={})
             )
-        except Exception as exc:  # noqa: BLE001 (collected and asserted below)
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]

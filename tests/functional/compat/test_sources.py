@@ -50,7 +50,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         Handler.hits.append(self.path)
         port = self.server.server_address[1]
         routes = {

@@ -52,7 +52,7 @@ def test_memory_is_bounded_by_the_chunk_whatever_the_object_size(monkeypatch):
     body = _Body(data)
 
     class S3:
-        def get_object(self, Bucket, Key):  # noqa: N803
+        def get_object(self, Bucket, Key):
             return {"Body": body}
 
     monkeypatch.setattr(checksum.aws, "client", lambda service, *a, **k: S3())
@@ -73,7 +73,7 @@ def test_the_body_is_closed_when_hashing_fails_half_way(monkeypatch):
     body = Broken(b"")
 
     class S3:
-        def get_object(self, Bucket, Key):  # noqa: N803
+        def get_object(self, Bucket, Key):
             return {"Body": body}
 
     monkeypatch.setattr(checksum.aws, "client", lambda service, *a, **k: S3())

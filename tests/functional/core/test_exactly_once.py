@@ -167,7 +167,7 @@ def run_task(state: dict[str, Any], event: dict[str, Any], attempts: list[str]) 
             out = cnm_response.handler(event, Context())
             attempts.append("ok")
             return out, None
-        except Exception as exc:  # noqa: BLE001 - what Lambda reports to Step Functions
+        except Exception as exc:
             error = error_of(exc)
             attempts.append(error["Error"])
             for i, retrier in enumerate(state.get("Retry", [])):

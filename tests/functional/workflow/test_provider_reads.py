@@ -248,7 +248,7 @@ def run_sync(world, message: dict[str, Any], remaining_ms: int = 300_000) -> tup
         handler = world.wf.world.handler("sync_granule")
         try:
             handler({"message": message, "execution": {"name": "exec-reads"}}, Context())
-        except Exception as exc:  # noqa: BLE001 (the case's outcome)
+        except Exception as exc:
             return "FAILURE", type(exc).__name__, error_code_for(type(exc).__name__), time.monotonic() - started
     return "SUCCESS", "", "", time.monotonic() - started
 
@@ -459,7 +459,7 @@ def test_hostile_case(world, name):
         assert [h.get("host") for _, h in servers.https.requests] == [f"{NAME}:{servers.https.port}"]
     if name == "https: self-signed certificate not trusted":
         assert servers.https.requests == []  # the TLS handshake failed: nothing (no credentials) was sent
-    if case.answers is not None or case.provider in ("https", "http", "sftp") and outcome == "SUCCESS":
+    if case.answers is not None or (case.provider in ("https", "http", "sftp") and outcome == "SUCCESS"):
         assert world.resolver.lookups == ([NAME] if case.error != "CnmValidationError" else [])  # resolved once
     if name == "https: DNS rebinding, public answer then loopback":
         assert world.calls.connects == [("93.184.215.14", servers.https.port)]  # the checked address, not loopback
