@@ -33,6 +33,10 @@ TEMPLATE = ROOT / "modules" / "workflow" / "templates" / "cnm_workflow.asl.json.
 STATUS_TABLE = "eo-status"
 IDEMPOTENCY_TABLE = "eo-idempotency"
 
+# The crashed invocation's remaining time: long enough that a retry right after it still finds the item in
+# progress on a loaded 2-core machine, short enough to wait out.
+CRASHED_REMAINING_MS = 3000
+
 
 def definition() -> dict[str, Any]:
     """The module's definition template, rendered with placeholder ARNs and the module's default retries."""
@@ -358,13 +362,14 @@ def test_a_crash_after_the_put_repeats_it_identically_after_the_in_progress_expi
     kinesis.meta.events.register("after-call.kinesis.PutRecord", crash_after_put, unique_id="crash")
     event = {"message": message_for(samples, "SUCCESS"), "execution": {"id": "arn:exec:crash-after-put"}}
     with pytest.raises(Crash):
-        cnm_response.handler(event, Context(remaining_ms=200))
+        cnm_response.handler(event, Context(remaining_ms=CRASHED_REMAINING_MS))
+    crashed_until = time.time() + CRASHED_REMAINING_MS / 1000
     kinesis.meta.events.unregister("after-call.kinesis.PutRecord", unique_id="crash")
     from cnm_ingest.errors import IdempotencyStoreError
 
     with pytest.raises(IdempotencyStoreError):  # still in progress: the crashed invocation's time is not up
         cnm_response.handler(event, Context())
-    time.sleep(0.3)  # the crashed invocation's remaining time ran out
+    time.sleep(max(0.0, crashed_until - time.time()) + 0.1)  # the crashed invocation's remaining time ran out
     cnm_response.handler(event, Context())
     first, again = world.stream_records()
     assert first == again
@@ -387,17 +392,19 @@ def test_a_crash_after_save_inprogress_then_a_retry_after_expiry_puts_once(world
     kinesis.meta.events.register("before-call.kinesis.PutRecord", crash_before_put, unique_id="crash")
     event = {"message": message_for(samples, "SUCCESS"), "execution": {"id": "arn:exec:crash-before-put"}}
     with pytest.raises(Crash):
-        cnm_response.handler(event, Context(remaining_ms=200))
+        cnm_response.handler(event, Context(remaining_ms=CRASHED_REMAINING_MS))
+    crashed_until = time.time() + CRASHED_REMAINING_MS / 1000
     kinesis.meta.events.unregister("before-call.kinesis.PutRecord", unique_id="crash")
     item = next(
         i for i in aws.client("dynamodb").scan(TableName=STATUS_TABLE)["Items"] if i["sk"]["S"].startswith("put#")
     )
     assert item["status"]["S"] == "INPROGRESS"
     expiry_ms, ttl = int(item["in_progress_expiration"]["N"]), int(item["expiration"]["N"])
-    assert expiry_ms <= (time.time() + 1) * 1000 < ttl * 1000  # the invocation's time, not the record's TTL
+    # the in-progress item expires with the invocation's time, not with the record's TTL
+    assert expiry_ms <= (time.time() + CRASHED_REMAINING_MS / 1000 + 1) * 1000 < ttl * 1000
     with pytest.raises(IdempotencyStoreError):
         cnm_response.handler(event, Context())
-    time.sleep(0.3)
+    time.sleep(max(0.0, crashed_until - time.time()) + 0.1)
     cnm_response.handler(event, Context())
     assert len(world.stream_records()) == 1 and len(world.publishes()) == 1
 
