@@ -98,7 +98,7 @@ def version() -> str:
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
 
 
 def git_state(root: Path = ROOT) -> dict:
@@ -151,7 +151,7 @@ def compile_tree(tree: Path, runs_from: str, python: str) -> None:
         runs_from,
         str(tree),
     ]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if result.returncode:
         raise BuildError(f"compiling {tree} with {python} failed:\n{result.stdout}{result.stderr}")
 
@@ -219,6 +219,7 @@ def runtime_python() -> str | None:
                 capture_output=True,
                 text=True,
                 timeout=30,
+                check=False,
             )
         except OSError:
             continue
@@ -256,7 +257,7 @@ def build_functions(out: Path, python: str | None) -> dict:
 
 
 def runtime_requirements() -> list[str]:
-    with open(ROOT / "pyproject.toml", "rb") as fh:
+    with (ROOT / "pyproject.toml").open("rb") as fh:
         return list(tomllib.load(fh)["project"]["dependencies"])
 
 

@@ -37,7 +37,7 @@ class _FakeS3:
 
     def get_object(self, Bucket: str, Key: str) -> dict:
         size = self.path.stat().st_size
-        return {"Body": StreamingBody(open(self.path, "rb"), size), "ContentLength": size}
+        return {"Body": StreamingBody(self.path.open("rb"), size), "ContentLength": size}
 
 
 @contextlib.contextmanager
@@ -53,7 +53,7 @@ def _s3_reading(path: Path) -> Iterator[None]:
 
 
 def _make(path: Path, size: int) -> Path:
-    with open(path, "wb") as fh:
+    with path.open("wb") as fh:
         for _ in range(size // MiB):
             fh.write(os.urandom(MiB))
     path.read_bytes()  # into the page cache

@@ -162,8 +162,8 @@ def run(quick: bool = False) -> list[Row]:
                 times["bare"].append(b)
                 bare_before[case].append(b)
                 times[case].append(_time(python, TIMER, *cases[case]))
-            for kind in clients:
-                clients[kind].append(_time(python, CLIENTS, kind, cases["message_consumer"][1]))
+            for kind, samples in clients.items():
+                samples.append(_time(python, CLIENTS, kind, cases["message_consumer"][1]))
             for kind in validator if has_generated else ():
                 validator[kind].append(_time(python, VALIDATOR, kind, cases["message_consumer"][1]))
         # Each run is paired with the bare run just before it; the ratio is the median of the pairs.

@@ -123,7 +123,7 @@ class FakeStepFunctions:
         self.calls = 0
         self.lock = threading.Lock()
 
-    def start_execution(self, stateMachineArn: str, name: str, input: str) -> dict[str, Any]:
+    def start_execution(self, stateMachineArn: str, name: str, input: str) -> dict[str, Any]:  # noqa: A002  (boto3 passes input=)
         if self.latency:
             self.sleep(self.latency)
         with self.lock:

@@ -41,16 +41,16 @@ def stages() -> list[tuple[str, float]]:
     store, settings = rulebook.store(), consume.Settings.from_env()
     planned = consume.plan(record, store, settings)
     rule = store.rule_index().require(ndoc)[0]
-    kwargs = dict(
-        rule=rule.as_message_rule(),
-        collection=store.collection(rule.collection_name, "1"),
-        provider=store.provider(rule.provider),
-        stack=settings.stack,
-        buckets=settings.buckets,
-        state_machine_arn=rule.workflow_arn,
-        execution=planned[0].name,
-        source=record.source(),
-    )
+    kwargs = {
+        "rule": rule.as_message_rule(),
+        "collection": store.collection(rule.collection_name, "1"),
+        "provider": store.provider(rule.provider),
+        "stack": settings.stack,
+        "buckets": settings.buckets,
+        "state_machine_arn": rule.workflow_arn,
+        "execution": planned[0].name,
+        "source": record.source(),
+    }
     cases = [
         ("SourceRecord.from_event", lambda: consume.SourceRecord.from_event(raw)),
         ("decode.b64decode", lambda: decode.b64decode(record.data)),

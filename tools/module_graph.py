@@ -80,7 +80,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
                 i = loop.index(min(loop))
                 found.add(tuple(loop[i:] + loop[:i]))
             elif nxt in graph:
-                visit(nxt, path + [nxt])
+                visit(nxt, [*path, nxt])
 
     for start in sorted(graph):
         visit(start, [start])

@@ -169,27 +169,40 @@ def _payload(env: dict[str, Any]) -> bytes | None:
     return base64.b64decode(data) if data is not None else None
 
 
+def _decoded(value: Any) -> Any:
+    """``value`` parsed when it is JSON text (None when it is not JSON), else as it is."""
+    if not isinstance(value, (str, bytes)):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
+
+
+def _carried(value: dict[str, Any]) -> list[Any]:
+    """The messages a delivery wrapper carries: a Lambda async invocation record's request payload, each
+    record's SNS message (or SQS body) in an SNS/SQS event, the message of an SNS notification sent on to SQS
+    not raw; nothing for any other object."""
+    if "requestPayload" in value:  # Lambda async invocation record
+        return [value["requestPayload"]]
+    if "Records" in value:  # an SNS (or SQS) event
+        return [
+            (rec.get("Sns") or {}).get("Message") or rec.get("body")
+            for rec in value["Records"]
+            if isinstance(rec, dict)
+        ]
+    if value.get("Type") == "Notification" and "Message" in value:  # SNS -> SQS, not raw
+        return [value["Message"]]
+    return []
+
+
 def _envelopes(value: Any) -> list[dict[str, Any]]:
-    if isinstance(value, (str, bytes)):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return []
+    value = _decoded(value)
     if is_envelope(value):
         return [value]
     if not isinstance(value, dict):
         return []
-    if "requestPayload" in value:  # Lambda async invocation record
-        return _envelopes(value["requestPayload"])
-    if "Records" in value:  # an SNS (or SQS) event
-        found: list[dict[str, Any]] = []
-        for rec in value["Records"]:
-            if isinstance(rec, dict):
-                found.extend(_envelopes((rec.get("Sns") or {}).get("Message") or rec.get("body")))
-        return found
-    if value.get("Type") == "Notification" and "Message" in value:  # SNS -> SQS, not raw
-        return _envelopes(value["Message"])
-    return []
+    return [env for message in _carried(value) for env in _envelopes(message)]
 
 
 def records_from_dlq_message(body: str | bytes | dict[str, Any]) -> list[ParkedRecord]:

@@ -10,7 +10,7 @@ shorter than its Content-Length, HTTP/0.9, and a file that needs HTTP Basic.
 from __future__ import annotations
 
 import base64
-import datetime
+import datetime as dt
 import gzip
 import http.server
 import ipaddress
@@ -18,6 +18,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ RAW_GZ = gzip.compress(b"\0" * 65536)  # a .gz file as stored: 65,536 bytes once
 
 def certificate_authority(directory: Path) -> tuple[Path, Path, Path]:
     """A CA and a server certificate for NAME and 127.0.0.1; returns (ca.pem, cert.pem, key.pem)."""
-    now = datetime.datetime.now(datetime.UTC)
+    now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cnm-ingest test CA")])
     ca = (
@@ -45,8 +46,8 @@ def certificate_authority(directory: Path) -> tuple[Path, Path, Path]:
         .issuer_name(ca_name)
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=2))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
@@ -57,8 +58,8 @@ def certificate_authority(directory: Path) -> tuple[Path, Path, Path]:
         .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=2))
         .add_extension(
             x509.SubjectAlternativeName([x509.DNSName(NAME), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,
@@ -97,37 +98,44 @@ class Handler(http.server.BaseHTTPRequestHandler):
         srv = self.server
         with srv.lock:
             srv.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))  # names in lower case
-        here = f"{srv.scheme}://{NAME}:{srv.port}"
         path = self.path
-        if path == "/provider-a/file.bin":
-            return self.send(200, DATA)
-        if path == "/provider-b/secret.bin":
-            return self.send(200, SECRET)
-        if path == "/provider-a/gz.nc.gz":
-            return self.send(200, RAW_GZ, {"Content-Encoding": "gzip", "Content-Type": "application/gzip"})
-        if path == "/provider-a/auth.bin":
-            ok = self.headers.get("Authorization") == BASIC
-            return self.send(200, DATA) if ok else self.send(401, headers={"WWW-Authenticate": "Basic"})
-        if path == "/provider-a/drip.bin":
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(DATA)))
-            self.end_headers()
-            for b in DATA:
-                try:
-                    self.wfile.write(bytes([b]))
-                    self.wfile.flush()
-                except OSError:
-                    return None
-                time.sleep(0.05)
-            return None
-        if path == "/provider-a/stall.bin":
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(DATA)))
-            self.end_headers()
-            self.wfile.flush()
-            time.sleep(8)
-            return None
-        redirects = {
+        route = self._routes().get(path)
+        redirects = self._redirects()
+        if route is not None:
+            route()
+        elif path in redirects:
+            self.send(301 if "port" in path else 302, headers={"Location": redirects[path]})
+        else:
+            self.send(404)
+
+    def _routes(self) -> dict[str, Callable[[], None]]:
+        """The files and the hostile answers, by request path."""
+        return {
+            "/provider-a/file.bin": lambda: self.send(200, DATA),
+            "/provider-b/secret.bin": lambda: self.send(200, SECRET),
+            "/provider-a/gz.nc.gz": lambda: self.send(
+                200, RAW_GZ, {"Content-Encoding": "gzip", "Content-Type": "application/gzip"}
+            ),
+            "/provider-a/auth.bin": self._basic_auth,
+            "/provider-a/drip.bin": self._drip,
+            "/provider-a/stall.bin": self._stall,
+            "/provider-a/chunked-wrong": self._chunked_too_long,
+            "/provider-a/chunked-truncated": lambda: self.raw(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                + f"{len(DATA):x}\r\n".encode()
+                + DATA[:100]
+            ),
+            "/provider-a/short": lambda: self.raw(
+                f"HTTP/1.1 200 OK\r\nContent-Length: {len(DATA)}\r\nConnection: close\r\n\r\n".encode() + DATA[:100]
+            ),
+            "/provider-a/http09": lambda: self.raw(DATA),
+        }
+
+    def _redirects(self) -> dict[str, str]:
+        """Where each redirecting path sends the client (301 for the one to another port, else 302)."""
+        srv = self.server
+        here = f"{srv.scheme}://{NAME}:{srv.port}"
+        return {
             "/provider-a/redirect-ok": "/provider-a/file.bin",
             "/provider-a/redirect-port": f"{srv.scheme}://{NAME}:{srv.port + 1}/provider-a/file.bin",
             "/provider-a/redirect-http": f"http://{NAME}:{srv.port}/provider-a/file.bin",
@@ -139,29 +147,43 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "/provider-a/redirect-metadata": "http://169.254.169.254/latest/meta-data/",
             "/provider-a/redirect-dotdot": f"{here}/provider-a/%2e%2e/provider-b/secret.bin",
         }
-        if path in redirects:
-            return self.send(301 if "port" in path else 302, headers={"Location": redirects[path]})
-        if path == "/provider-a/chunked-wrong":
-            body = DATA + b"and more"
-            return self.raw(
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-                + f"{len(body):x}\r\n".encode()
-                + body
-                + b"\r\n0\r\n\r\n"
-            )
-        if path == "/provider-a/chunked-truncated":
-            return self.raw(
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-                + f"{len(DATA):x}\r\n".encode()
-                + DATA[:100]
-            )
-        if path == "/provider-a/short":
-            return self.raw(
-                f"HTTP/1.1 200 OK\r\nContent-Length: {len(DATA)}\r\nConnection: close\r\n\r\n".encode() + DATA[:100]
-            )
-        if path == "/provider-a/http09":
-            return self.raw(DATA)
-        return self.send(404)
+
+    def _basic_auth(self) -> None:
+        if self.headers.get("Authorization") == BASIC:
+            self.send(200, DATA)
+        else:
+            self.send(401, headers={"WWW-Authenticate": "Basic"})
+
+    def _drip(self) -> None:
+        """The file one byte every 50 ms (until the client hangs up)."""
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(DATA)))
+        self.end_headers()
+        for b in DATA:
+            try:
+                self.wfile.write(bytes([b]))
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.05)
+
+    def _stall(self) -> None:
+        """The headers, then 8 s without a byte."""
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(DATA)))
+        self.end_headers()
+        self.wfile.flush()
+        time.sleep(8)
+
+    def _chunked_too_long(self) -> None:
+        """A chunked body longer than the file."""
+        body = DATA + b"and more"
+        self.raw(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            + f"{len(body):x}\r\n".encode()
+            + body
+            + b"\r\n0\r\n\r\n"
+        )
 
 
 class Server(http.server.ThreadingHTTPServer):

@@ -4,6 +4,7 @@ retries on AWS, the counters count, and a block's faults are gone when it ends."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -386,57 +387,82 @@ FAULTS = [
 ]
 
 
+def _dynamodb_call(make, operation: str, monkeypatch):
+    ddb, table = make("dynamodb"), _table(make)
+    key = {"pk": {"S": "rec-1"}}
+    return {
+        "PutItem": lambda: ddb.put_item(TableName=table, Item={**key, "v": {"S": "1"}}),
+        "UpdateItem": lambda: ddb.update_item(
+            TableName=table,
+            Key=key,
+            UpdateExpression="SET v = :v",
+            ExpressionAttributeValues={":v": {"S": "2"}},
+        ),
+        "GetItem": lambda: ddb.get_item(TableName=table, Key=key),
+        "DeleteItem": lambda: ddb.delete_item(TableName=table, Key=key),
+    }[operation]
+
+
+def _kinesis_call(make, operation: str, monkeypatch):
+    kin, name = make("kinesis"), _name("s")
+    kin.create_stream(StreamName=name, ShardCount=1)
+    return lambda: kin.put_records(StreamName=name, Records=[{"Data": b"x", "PartitionKey": "k"}])
+
+
+def _sqs_call(make, operation: str, monkeypatch):
+    sqs = make("sqs")
+    url = sqs.create_queue(QueueName=_name("q"))["QueueUrl"]
+    return lambda: sqs.send_message(QueueUrl=url, MessageBody="m")
+
+
+def _stepfunctions_call(make, operation: str, monkeypatch):
+    sfn = make("stepfunctions")
+    arn = sfn.create_state_machine(name=_name("sm"), definition=PASS, roleArn="arn:aws:iam::123456789012:role/r")
+    return lambda: _start(sfn, arn["stateMachineArn"], "1")
+
+
+def _sns_call(make, operation: str, monkeypatch):
+    sns = make("sns")
+    topic = sns.create_topic(Name=_name("t"))["TopicArn"]
+    return lambda: sns.publish(TopicArn=topic, Message="m")
+
+
+def _s3_call(make, operation: str, monkeypatch):
+    s3, bucket = make("s3"), _bucket(make)
+    return lambda: S3_CALLS[operation](s3, bucket)
+
+
+def _cloudwatch_call(make, operation: str, monkeypatch):
+    _cbor(monkeypatch)
+    cw = make("cloudwatch")
+    assert cw.meta.service_model.resolved_protocol == "smithy-rpc-v2-cbor"
+    return lambda: cw.put_metric_data(Namespace="N", MetricData=[{"MetricName": "m", "Value": 1.0}])
+
+
+CALLS = {
+    "dynamodb": _dynamodb_call,
+    "kinesis": _kinesis_call,
+    "sqs": _sqs_call,
+    "stepfunctions": _stepfunctions_call,
+    "sns": _sns_call,
+    "s3": _s3_call,
+    "cloudwatch": _cloudwatch_call,
+}
+
+
 @pytest.fixture
 def call_of(make, monkeypatch):
     """``call_of(service, operation)``: a function making that call on fresh resources."""
 
     def build(service: str, operation: str):
-        if service == "dynamodb":
-            ddb, table = make("dynamodb"), _table(make)
-            key = {"pk": {"S": "rec-1"}}
-            return {
-                "PutItem": lambda: ddb.put_item(TableName=table, Item={**key, "v": {"S": "1"}}),
-                "UpdateItem": lambda: ddb.update_item(
-                    TableName=table,
-                    Key=key,
-                    UpdateExpression="SET v = :v",
-                    ExpressionAttributeValues={":v": {"S": "2"}},
-                ),
-                "GetItem": lambda: ddb.get_item(TableName=table, Key=key),
-                "DeleteItem": lambda: ddb.delete_item(TableName=table, Key=key),
-            }[operation]
-        if service == "kinesis":
-            kin, name = make("kinesis"), _name("s")
-            kin.create_stream(StreamName=name, ShardCount=1)
-            return lambda: kin.put_records(StreamName=name, Records=[{"Data": b"x", "PartitionKey": "k"}])
-        if service == "sqs":
-            sqs = make("sqs")
-            url = sqs.create_queue(QueueName=_name("q"))["QueueUrl"]
-            return lambda: sqs.send_message(QueueUrl=url, MessageBody="m")
-        if service == "stepfunctions":
-            sfn = make("stepfunctions")
-            arn = sfn.create_state_machine(
-                name=_name("sm"), definition=PASS, roleArn="arn:aws:iam::123456789012:role/r"
-            )
-            return lambda: _start(sfn, arn["stateMachineArn"], "1")
-        if service == "sns":
-            sns = make("sns")
-            topic = sns.create_topic(Name=_name("t"))["TopicArn"]
-            return lambda: sns.publish(TopicArn=topic, Message="m")
-        if service == "s3":
-            s3, bucket = make("s3"), _bucket(make)
-            return lambda: S3_CALLS[operation](s3, bucket)
-        if service == "cloudwatch":
-            _cbor(monkeypatch)
-            cw = make("cloudwatch")
-            assert cw.meta.service_model.resolved_protocol == "smithy-rpc-v2-cbor"
-            return lambda: cw.put_metric_data(Namespace="N", MetricData=[{"MetricName": "m", "Value": 1.0}])
-        raise AssertionError(service)
+        if service not in CALLS:
+            raise AssertionError(service)
+        return CALLS[service](make, operation, monkeypatch)
 
     return build
 
 
-@pytest.mark.parametrize(("protocol", "service", "operation", "code", "status"), FAULTS, ids=lambda v: str(v))
+@pytest.mark.parametrize(("protocol", "service", "operation", "code", "status"), FAULTS, ids=str)
 def test_the_fault_asked_for_is_the_fault_returned(make, call_of, protocol, service, operation, code, status):
     call = call_of(service, operation)
     with faults.injected() as inj:
@@ -512,64 +538,91 @@ LOST = [
 ]
 
 
+def _dynamodb_effect(make, operation: str) -> tuple:
+    ddb, table = make("dynamodb"), _table(make)
+    return (
+        lambda: ddb.put_item(TableName=table, Item={"pk": {"S": "rec-1"}, "v": {"S": "written"}}),
+        lambda: ddb.scan(TableName=table)["Count"],
+    )
+
+
+def _kinesis_effect(make, operation: str) -> tuple:
+    kin, name = make("kinesis"), _name("s")
+    kin.create_stream(StreamName=name, ShardCount=1)
+
+    def records() -> int:
+        shard = kin.list_shards(StreamName=name)["Shards"][0]["ShardId"]
+        it = kin.get_shard_iterator(StreamName=name, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+        return len(kin.get_records(ShardIterator=it["ShardIterator"])["Records"])
+
+    return lambda: kin.put_records(StreamName=name, Records=[{"Data": b"x", "PartitionKey": "k"}]), records
+
+
+def _sqs_effect(make, operation: str) -> tuple:
+    sqs = make("sqs")
+    url = sqs.create_queue(QueueName=_name("q"))["QueueUrl"]
+    return (
+        lambda: sqs.send_message(QueueUrl=url, MessageBody="parked"),
+        lambda: len(sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])),
+    )
+
+
+def _stepfunctions_effect(make, operation: str) -> tuple:
+    sfn = make("stepfunctions")
+    arn = sfn.create_state_machine(name=_name("sm"), definition=PASS, roleArn="arn:aws:iam::123456789012:role/r")
+    arn = arn["stateMachineArn"]
+    return lambda: _start(sfn, arn, "1", name="the-one"), lambda: len(
+        sfn.list_executions(stateMachineArn=arn)["executions"]
+    )
+
+
+def _sns_effect(make, operation: str) -> tuple:
+    sns, sqs = make("sns"), make("sqs")
+    topic = sns.create_topic(Name=_name("t"))["TopicArn"]
+    url = sqs.create_queue(QueueName=_name("q"))["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    return (
+        lambda: sns.publish(TopicArn=topic, Message="m"),
+        lambda: len(sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])),
+    )
+
+
+def _s3_effect(make, operation: str) -> tuple:
+    s3, bucket = make("s3"), _bucket(make)
+    return (
+        lambda: S3_CALLS[operation](s3, bucket),
+        lambda: sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])),
+    )
+
+
+def _cloudwatch_effect(make, operation: str) -> tuple:
+    cw, namespace = make("cloudwatch"), _name("ns")
+    return (
+        lambda: cw.put_metric_data(Namespace=namespace, MetricData=[{"MetricName": "m", "Value": 1.0}]),
+        lambda: len(cw.list_metrics(Namespace=namespace)["Metrics"]),
+    )
+
+
+EFFECTS = {
+    "dynamodb": _dynamodb_effect,
+    "kinesis": _kinesis_effect,
+    "sqs": _sqs_effect,
+    "stepfunctions": _stepfunctions_effect,
+    "sns": _sns_effect,
+    "s3": _s3_effect,
+    "cloudwatch": _cloudwatch_effect,
+}
+
+
 def _effect(make, service: str, operation: str) -> tuple:
     """(make the call, count its effect): the call and what it changed, read back through boto3."""
-    if service == "dynamodb":
-        ddb, table = make("dynamodb"), _table(make)
-        return (
-            lambda: ddb.put_item(TableName=table, Item={"pk": {"S": "rec-1"}, "v": {"S": "written"}}),
-            lambda: ddb.scan(TableName=table)["Count"],
-        )
-    if service == "kinesis":
-        kin, name = make("kinesis"), _name("s")
-        kin.create_stream(StreamName=name, ShardCount=1)
-
-        def records() -> int:
-            shard = kin.list_shards(StreamName=name)["Shards"][0]["ShardId"]
-            it = kin.get_shard_iterator(StreamName=name, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
-            return len(kin.get_records(ShardIterator=it["ShardIterator"])["Records"])
-
-        return lambda: kin.put_records(StreamName=name, Records=[{"Data": b"x", "PartitionKey": "k"}]), records
-    if service == "sqs":
-        sqs = make("sqs")
-        url = sqs.create_queue(QueueName=_name("q"))["QueueUrl"]
-        return (
-            lambda: sqs.send_message(QueueUrl=url, MessageBody="parked"),
-            lambda: len(sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])),
-        )
-    if service == "stepfunctions":
-        sfn = make("stepfunctions")
-        arn = sfn.create_state_machine(name=_name("sm"), definition=PASS, roleArn="arn:aws:iam::123456789012:role/r")
-        arn = arn["stateMachineArn"]
-        return lambda: _start(sfn, arn, "1", name="the-one"), lambda: len(
-            sfn.list_executions(stateMachineArn=arn)["executions"]
-        )
-    if service == "sns":
-        sns, sqs = make("sns"), make("sqs")
-        topic = sns.create_topic(Name=_name("t"))["TopicArn"]
-        url = sqs.create_queue(QueueName=_name("q"))["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-        return (
-            lambda: sns.publish(TopicArn=topic, Message="m"),
-            lambda: len(sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])),
-        )
-    if service == "s3":
-        s3, bucket = make("s3"), _bucket(make)
-        return (
-            lambda: S3_CALLS[operation](s3, bucket),
-            lambda: sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])),
-        )
-    if service == "cloudwatch":
-        cw, namespace = make("cloudwatch"), _name("ns")
-        return (
-            lambda: cw.put_metric_data(Namespace=namespace, MetricData=[{"MetricName": "m", "Value": 1.0}]),
-            lambda: len(cw.list_metrics(Namespace=namespace)["Metrics"]),
-        )
-    raise AssertionError(service)
+    if service not in EFFECTS:
+        raise AssertionError(service)
+    return EFFECTS[service](make, operation)
 
 
-@pytest.mark.parametrize(("protocol", "service", "operation"), LOST, ids=lambda v: str(v))
+@pytest.mark.parametrize(("protocol", "service", "operation"), LOST, ids=str)
 def test_a_lost_response_applies_the_call_then_answers_500(make, monkeypatch, protocol, service, operation):
     if protocol == "cbor":
         _cbor(monkeypatch)
@@ -632,10 +685,8 @@ def test_on_fire_reports_each_fault_with_its_request(make, machine):
             ),
         )
         for seq in ("1", "2", "3"):
-            try:
+            with contextlib.suppress(ClientError):
                 _start(sfn, machine, seq)
-            except ClientError:
-                pass
     assert fired == [("ThrottlingException", "1"), ("ThrottlingException", "2")]
     with pytest.raises(ValueError):
         faults.Injected().fail("sqs", "SendMessage", "X", status=200)

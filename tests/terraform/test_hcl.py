@@ -45,17 +45,21 @@ def rel(path: Path) -> str:
     return path.relative_to(ROOT).as_posix() or "."
 
 
+def _unquote_text(value: str):
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:  # an expression such as "a" == "b"
+            return value
+    if value.startswith("${") and value.endswith("}"):
+        return value[2:-1]
+    return value
+
+
 def unquote(value):
     """python-hcl2 keeps string quotes and wraps expressions in ${...}; strip both."""
     if isinstance(value, str):
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            try:
-                return json.loads(value)
-            except json.JSONDecodeError:  # an expression such as "a" == "b"
-                return value
-        if value.startswith("${") and value.endswith("}"):
-            return value[2:-1]
-        return value
+        return _unquote_text(value)
     if isinstance(value, list):
         return [unquote(v) for v in value]
     if isinstance(value, dict):

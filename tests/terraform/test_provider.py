@@ -19,11 +19,14 @@ from .tfhelpers import FUNCTION_KEYS, RESOURCE_STAR_ACTIONS, ROOT, check, copy_c
 pytestmark = [pytest.mark.terraform, pytest.mark.provider]
 
 # examples/daac-repo sources the release archive: tests/terraform/test_release.py plans it
-CONFIGS = ["."] + sorted(
-    p.relative_to(ROOT).as_posix()
-    for p in (ROOT / "examples").iterdir()
-    if (p / "main.tf").exists() and p.name != "daac-repo"
-)
+CONFIGS = [
+    ".",
+    *sorted(
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "examples").iterdir()
+        if (p / "main.tf").exists() and p.name != "daac-repo"
+    ),
+]
 
 
 @pytest.mark.parametrize("config", CONFIGS)
@@ -304,8 +307,8 @@ def test_workflow_state_machine(example, level, request):
 
 def test_response_destinations_and_distribution_endpoint(complete_plan):
     """The complete example's extra response topic and distribution endpoint reach the CnmResponse function."""
-    address, fn = next(
-        (a, f)
+    address = next(
+        a
         for a, f in changes(complete_plan, "aws_lambda_function").items()
         if f["function_name"] == "cnm-complete-cnm-response"
     )
@@ -382,7 +385,7 @@ def test_every_function_and_role_carries_the_ngap_placement(complete_plan):
     """examples/complete: every function in the given subnets with the security group made in vpc_id,
     every role (functions and state machine) under the permissions boundary and role path."""
     subnets = sorted(["subnet-0a1b2c3d4e5f60718", "subnet-0f1e2d3c4b5a69788"])
-    ((group_address, group),) = changes(complete_plan, "aws_security_group").items()
+    (group,) = changes(complete_plan, "aws_security_group").values()
     assert group["vpc_id"] == "vpc-0a1b2c3d4e5f60718" and group["name"] == "cnm-complete-lambda"
     assert not group.get("ingress")  # none configured (computed, so unknown in the plan)
     assert [(e["from_port"], e["to_port"], e["protocol"]) for e in group["egress"]] == [(443, 443, "tcp")]

@@ -173,7 +173,12 @@ def _account(endpoint: str) -> None:
     (tagged as NGAP tags them) and the DAAC's alarm topic, in the local AWS."""
     import boto3
 
-    kwargs = dict(endpoint_url=endpoint, region_name="us-west-2", aws_access_key_id="t", aws_secret_access_key="t")
+    kwargs = {
+        "endpoint_url": endpoint,
+        "region_name": "us-west-2",
+        "aws_access_key_id": "t",
+        "aws_secret_access_key": "t",
+    }
     ec2 = boto3.client("ec2", **kwargs)
     if ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["Application VPC"]}])["Vpcs"]:
         return
@@ -252,7 +257,7 @@ def _steps(output: str) -> dict[str, tuple[float, int]]:
 
 
 def test_consumer_ci_script_passes_on_the_release(consumer_run):
-    repo, output, rc = consumer_run
+    _repo, output, rc = consumer_run
     steps = _steps(output)
     assert list(steps) == ["fmt", "init", "validate", "tflint", "checkov", "plan"], output[-4000:]
     for name in ("fmt", "init", "validate", "tflint", "plan"):
@@ -260,7 +265,7 @@ def test_consumer_ci_script_passes_on_the_release(consumer_run):
     assert re.search(r"^plan: changes to apply \(exit 2\)$", output, re.M), "plan -detailed-exitcode gave no 2"
     # checkov scanned the release's modules (downloaded), not only the consumer's module block
     (summary,) = re.findall(r"Passed checks: (\d+), Failed checks: (\d+), Skipped checks: (\d+)", output)
-    passed, failed, skipped = map(int, summary)
+    passed, failed, _skipped = map(int, summary)
     assert passed > 100, summary
     failed_ids = set(re.findall(r"Check: (CKV2?_[A-Z]+_\d+):.*\n\s*FAILED", output))
     accepted = _accepted_checkov_findings()
@@ -269,7 +274,7 @@ def test_consumer_ci_script_passes_on_the_release(consumer_run):
 
 
 def test_consumer_plan_deploys_the_release_without_sts(consumer_run):
-    repo, output, rc = consumer_run
+    repo, _output, _rc = consumer_run
     plan = show_json(repo, "tfplan")
     assert plan["planned_values"]["outputs"]["cnm_ingest_version"]["value"] == VERSION
     creates = [r for r in plan["resource_changes"] if r["change"]["actions"] == ["create"]]

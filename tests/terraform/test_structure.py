@@ -228,11 +228,12 @@ def test_build_stops_on_a_constant_the_source_does_not_assign(tmp_path, monkeypa
 
 
 def test_one_spelling_for_kms_keys():
-    bad = []
-    for path in [ROOT, *MODULES]:
-        for name in variables(path):
-            if "kms" in name and not re.fullmatch(r"(?:[a-z_]+_)?kms_key_arns?", name):
-                bad.append(f"{path.relative_to(ROOT).as_posix() or '.'}: {name}")
+    bad = [
+        f"{path.relative_to(ROOT).as_posix() or '.'}: {name}"
+        for path in [ROOT, *MODULES]
+        for name in variables(path)
+        if "kms" in name and not re.fullmatch(r"(?:[a-z_]+_)?kms_key_arns?", name)
+    ]
     assert not bad, bad
 
 

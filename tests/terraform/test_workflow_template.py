@@ -8,6 +8,7 @@ renders it. The function ARNs are the only stand-ins (the module passes its func
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -145,7 +146,7 @@ def test_template_states(rendered):
     states = definition["States"]
     assert definition["StartAt"] == "StartStatus"
     chain = ["StartStatus", "TranslateMessage", "SyncGranule", "CnmResponse", "StopStatus", "CheckOutcome"]
-    for a, b in zip(chain, chain[1:], strict=False):
+    for a, b in itertools.pairwise(chain):
         assert states[a]["Next"] == b
     for state, key in TASKS.items():
         assert states[state]["Resource"] == function_arn(key)

@@ -174,6 +174,12 @@ class _Rewriter:
                 out[i] = new
         return out
 
+    def filegroup(self, group: Any, where: str) -> Any:
+        if not isinstance(group, dict) or "files" not in group:
+            return group
+        files = self.files(group["files"], f"{where}.files")
+        return group if files is group["files"] else {**group, "files": files}
+
     def product(self, product: Any) -> Any:
         if not isinstance(product, dict):
             return product
@@ -189,12 +195,7 @@ class _Rewriter:
             p = p if files is p["files"] else {**p, "files": files}
         groups = p.get("filegroups")
         if isinstance(groups, list):
-            new_groups = []
-            for i, g in enumerate(groups):
-                if isinstance(g, dict) and "files" in g:
-                    files = self.files(g["files"], f"$.product.filegroups[{i}].files")
-                    g = g if files is g["files"] else {**g, "files": files}
-                new_groups.append(g)
+            new_groups = [self.filegroup(g, f"$.product.filegroups[{i}]") for i, g in enumerate(groups)]
             if any(a is not b for a, b in zip(new_groups, groups, strict=True)):
                 p = {**p, "filegroups": new_groups}
         return p

@@ -171,6 +171,65 @@ def _schema_date_time() -> Callable[[str], Any]:
     return match
 
 
+def _settled_times(doc: dict[str, Any]) -> bool:
+    """Every date-time field present is a string the schema's date-time check and the normaliser both leave as it is."""
+    date_time = _schema_date_time()
+    for key in normalize.DATE_TIME_FIELDS:
+        if key in doc:
+            value = doc[key]
+            if type(value) is not str or not normalize.written_as_date_time_writes(value) or not date_time(value):
+                return False
+    return True
+
+
+def _settled_collection(collection: Any) -> bool:
+    if type(collection) is dict:
+        return type(collection.get("name")) is str and type(collection.get("version")) is str
+    return type(collection) is str
+
+
+def _settled_header(doc: dict[str, Any]) -> bool:
+    """The notification's own fields: version, identifier, date-times, collection, provider and trace."""
+    version = doc.get("version")
+    return (
+        type(version) is str
+        and version in normalize.SPELLED_VERSIONS
+        and type(doc.get("identifier")) is str
+        and "submissionTime" in doc
+        and _settled_times(doc)
+        and _settled_collection(doc.get("collection"))
+        and type(doc.get("provider", "")) is str
+        and type(doc.get("trace", "")) is str
+    )
+
+
+def _settled_file(f: Any) -> bool:
+    """One ``product.files`` entry: a known type, a name, a whole size >= 0, a URI without outer blanks."""
+    if type(f) is not dict or not _one_of(f.get("type"), _FILE_TYPES) or "checksum-type" in f:
+        return False
+    size, uri = f.get("size"), f.get("uri")
+    return (
+        type(f.get("name")) is str
+        and type(size) is int
+        and size >= 0
+        and type(uri) is str
+        and uri.strip() == uri
+        and ("checksumType" not in f or _one_of(f["checksumType"], _CHECKSUM_TYPES))
+        and type(f.get("checksum", "")) is str
+        and type(f.get("subtype", "")) is str
+    )
+
+
+def _settled_product(product: Any) -> bool:
+    """``product``: a name, ``files`` (not ``filegroups``) each settled, optional version and processing type."""
+    if type(product) is not dict or "filegroups" in product or type(product.get("name")) is not str:
+        return False
+    if "dataProcessingType" in product and not _one_of(product["dataProcessingType"], normalize.PROCESSING_TYPES):
+        return False
+    files = product.get("files")
+    return type(product.get("dataVersion", "")) is str and type(files) is list and all(map(_settled_file, files))
+
+
 def is_settled_notification(doc: Any) -> bool:
     """True only for a notification that :func:`~cnm_ingest.cnm.normalize.normalize_notification` gives back as it is
     (the same object, no note) and :func:`validate_notification` accepts: the common record, checked in one pass.
@@ -185,55 +244,7 @@ def is_settled_notification(doc: Any) -> bool:
     """
     if type(doc) is not dict or "response" in doc:
         return False
-    get = doc.get
-    version = get("version")
-    if type(version) is not str or version not in normalize.SPELLED_VERSIONS or type(get("identifier")) is not str:
-        return False
-    if "submissionTime" not in doc:
-        return False
-    date_time = _schema_date_time()
-    for key in normalize.DATE_TIME_FIELDS:
-        if key in doc:
-            value = doc[key]
-            if type(value) is not str or not normalize.written_as_date_time_writes(value) or not date_time(value):
-                return False
-    collection = get("collection")
-    if type(collection) is dict:
-        if type(collection.get("name")) is not str or type(collection.get("version")) is not str:
-            return False
-    elif type(collection) is not str:
-        return False
-    for key in ("provider", "trace"):
-        if key in doc and type(doc[key]) is not str:
-            return False
-    product = get("product")
-    if type(product) is not dict or "filegroups" in product or type(product.get("name")) is not str:
-        return False
-    if "dataVersion" in product and type(product["dataVersion"]) is not str:
-        return False
-    if "dataProcessingType" in product and not _one_of(product["dataProcessingType"], normalize.PROCESSING_TYPES):
-        return False
-    files = product.get("files")
-    if type(files) is not list:
-        return False
-    for f in files:
-        if (
-            type(f) is not dict
-            or not _one_of(f.get("type"), _FILE_TYPES)
-            or type(f.get("name")) is not str
-            or type(f.get("size")) is not int
-            or f["size"] < 0
-            or "checksum-type" in f
-        ):
-            return False
-        uri = f.get("uri")
-        if type(uri) is not str or uri.strip() != uri:
-            return False
-        if "checksumType" in f and not _one_of(f["checksumType"], _CHECKSUM_TYPES):
-            return False
-        if ("checksum" in f and type(f["checksum"]) is not str) or ("subtype" in f and type(f["subtype"]) is not str):
-            return False
-    return True
+    return _settled_header(doc) and _settled_product(doc.get("product"))
 
 
 def normalize_and_validate(doc: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ or shard that no longer exists gives a result with no records and a reason.
 from __future__ import annotations
 
 import base64
-import datetime
+import datetime as dt
 import functools
 import time
 from collections.abc import Callable
@@ -50,9 +50,10 @@ def _code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 
 
-def _iterator(stream_arn: str, shard_id: str, kind: str, sequence: str) -> str:
+def _iterator(stream_arn: str, shard_id: str, kind: str, sequence: str | None = None) -> str:
+    at = {} if sequence is None else {"StartingSequenceNumber": sequence}
     return aws.client("kinesis").get_shard_iterator(
-        StreamARN=stream_arn, ShardId=shard_id, ShardIteratorType=kind, StartingSequenceNumber=sequence
+        StreamARN=stream_arn, ShardId=shard_id, ShardIteratorType=kind, **at
     )["ShardIterator"]
 
 
@@ -65,7 +66,7 @@ def as_record(raw: dict[str, Any], shard_id: str, stream_arn: str) -> dict[str, 
         "partitionKey": raw.get("PartitionKey", ""),
         "shardId": shard_id,
         "streamArn": stream_arn,
-        "approximateArrivalTimestamp": arrival.timestamp() if isinstance(arrival, datetime.datetime) else arrival,
+        "approximateArrivalTimestamp": arrival.timestamp() if isinstance(arrival, dt.datetime) else arrival,
     }
 
 
@@ -90,6 +91,112 @@ def missing(read: ReadResult, start: str, end: str, batch_size: int | None) -> d
     return {"count": count, "ranges": ranges}
 
 
+@dataclass
+class _RangeReader:
+    """The state of one :func:`read_range`: where it is in the shard and what it has read so far."""
+
+    stream_arn: str
+    shard_id: str
+    start: str
+    end: str
+    batch_size: int | None
+    limit: int | None
+    sleep: Callable[[float], None]
+    kinesis: Any
+    result: ReadResult = field(default_factory=ReadResult)
+    last_seen: str | None = None  # the sequence number of the last record read (in the range or before it)
+    iterator: str | None = None
+    failures: int = 0  # failed calls in a row (the backoff's exponent)
+    from_horizon: bool = False  # the first sequence number was trimmed: start at TRIM_HORIZON
+    first: int = field(init=False)
+    last: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.first, self.last = int(self.start), int(self.end)  # sequence numbers compare as integers
+
+    def step(self) -> ReadResult | None:
+        """One GetRecords call (and the GetShardIterator it needs): the result when the read is over, else None."""
+        try:
+            page = self._get_records()
+        except ClientError as exc:
+            return self._failed(exc)
+        self.failures = 0
+        return self._take(page)
+
+    def _get_records(self) -> dict[str, Any]:
+        if self.iterator is None:
+            self.iterator = self._new_iterator()
+        params: dict[str, Any] = {"ShardIterator": self.iterator, "StreamARN": self.stream_arn}
+        if self.limit:
+            params["Limit"] = self.limit
+        page: dict[str, Any] = self.kinesis.get_records(**params)
+        return page
+
+    def _new_iterator(self) -> str:
+        if self.last_seen:
+            return _iterator(self.stream_arn, self.shard_id, "AFTER_SEQUENCE_NUMBER", self.last_seen)
+        if self.from_horizon:
+            return _iterator(self.stream_arn, self.shard_id, "TRIM_HORIZON")
+        return _iterator(self.stream_arn, self.shard_id, "AT_SEQUENCE_NUMBER", self.start)
+
+    def _failed(self, exc: ClientError) -> ReadResult | None:
+        """Start over at TRIM_HORIZON, give up (stream or shard gone), or back off before the next call."""
+        code = _code(exc)
+        if (
+            code == "InvalidArgumentException"
+            and self.iterator is None
+            and not self.last_seen
+            and not self.from_horizon
+        ):
+            self.from_horizon = True  # the first sequence number was trimmed: read what is left of the range
+            return None
+        if code in GONE_CODES:
+            self.result.reason = f"{code}: {exc.response.get('Error', {}).get('Message', '')}".strip()
+            return self.result
+        if code not in RETRY_CODES and not aws.is_transient(exc):
+            raise exc
+        if code == "ExpiredIteratorException":
+            self.iterator = None
+        self.failures += 1
+        self.sleep(min(0.1 * 2**self.failures, 5.0))
+        return None
+
+    def _take(self, page: dict[str, Any]) -> ReadResult | None:
+        """Keep the page's records in the range; the result when the range, the batch or the shard ends."""
+        for raw in page.get("Records", []):
+            seq = int(raw["SequenceNumber"])
+            if seq > self.last:
+                return self._finish()
+            self.last_seen = raw["SequenceNumber"]
+            if seq >= self.first:
+                self.result.records.append(as_record(raw, self.shard_id, self.stream_arn))
+                if seq == self.last or self._full():
+                    return self._finish()
+        self.iterator = page.get("NextShardIterator")
+        if self.iterator is None:
+            self.result.reason = "the shard is closed and its records end before the batch's last sequence number"
+            return self.result
+        if not page.get("Records") and page.get("MillisBehindLatest", 0) == 0:
+            self.result.reason = "reached the tip of the shard before the batch's last sequence number"
+            return self.result
+        return None
+
+    def _full(self) -> bool:
+        size = self.batch_size
+        return size is not None and size != 0 and len(self.result.records) >= size
+
+    def _finish(self) -> ReadResult:
+        result = self.result
+        result.reached_end = True
+        result.complete = not self.batch_size or self._full()
+        if not result.complete:
+            result.reason = (
+                f"{len(result.records)} of {self.batch_size} records are in the stream"
+                " (the others were trimmed or are gone)"
+            )
+        return result
+
+
 def read_range(
     stream_arn: str,
     shard_id: str,
@@ -102,71 +209,13 @@ def read_range(
     sleep: Callable[[float], None] = time.sleep,
 ) -> ReadResult:
     """The records of ``shard_id`` with ``start <= sequence number <= end`` (at most ``batch_size``)."""
-    first, last = int(start), int(end)
-    result = ReadResult()
-    kinesis = aws.client("kinesis")
-    last_seen: str | None = None
-    iterator: str | None = None
-    failures = 0
-    from_horizon = False
-
-    def finish() -> ReadResult:
-        result.reached_end = True
-        result.complete = not batch_size or len(result.records) >= batch_size
-        if not result.complete:
-            result.reason = (
-                f"{len(result.records)} of {batch_size} records are in the stream (the others were trimmed or are gone)"
-            )
-        return result
-
+    reader = _RangeReader(stream_arn, shard_id, start, end, batch_size, limit, sleep, aws.client("kinesis"))
+    result = reader.result
     while result.calls < max_calls:
         result.calls += 1
-        try:
-            if iterator is None:
-                if last_seen:
-                    iterator = _iterator(stream_arn, shard_id, "AFTER_SEQUENCE_NUMBER", last_seen)
-                elif from_horizon:
-                    iterator = aws.client("kinesis").get_shard_iterator(
-                        StreamARN=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-                    )["ShardIterator"]
-                else:
-                    iterator = _iterator(stream_arn, shard_id, "AT_SEQUENCE_NUMBER", start)
-            params = {"ShardIterator": iterator, "StreamARN": stream_arn}
-            if limit:
-                params["Limit"] = limit
-            page = kinesis.get_records(**params)
-        except ClientError as exc:
-            code = _code(exc)
-            if code == "InvalidArgumentException" and iterator is None and not last_seen and not from_horizon:
-                from_horizon = True  # the first sequence number was trimmed: read what is left of the range
-                continue
-            if code in GONE_CODES:
-                result.reason = f"{code}: {exc.response.get('Error', {}).get('Message', '')}".strip()
-                return result
-            if code not in RETRY_CODES and not aws.is_transient(exc):
-                raise
-            if code == "ExpiredIteratorException":
-                iterator = None
-            failures += 1
-            sleep(min(0.1 * 2**failures, 5.0))
-            continue
-        failures = 0
-        for raw in page.get("Records", []):
-            seq = int(raw["SequenceNumber"])
-            if seq > last:
-                return finish()
-            last_seen = raw["SequenceNumber"]
-            if seq >= first:
-                result.records.append(as_record(raw, shard_id, stream_arn))
-                if seq == last or (batch_size and len(result.records) >= batch_size):
-                    return finish()
-        iterator = page.get("NextShardIterator")
-        if iterator is None:
-            result.reason = "the shard is closed and its records end before the batch's last sequence number"
-            return result
-        if not page.get("Records") and page.get("MillisBehindLatest", 0) == 0:
-            result.reason = "reached the tip of the shard before the batch's last sequence number"
-            return result
+        done = reader.step()
+        if done is not None:
+            return done
     result.reason = f"gave up after {result.calls} GetRecords calls (MAX_GET_RECORDS_CALLS)"
     return result
 

@@ -136,9 +136,13 @@ def rule_matches(cnm: Cnm, rule: Rule, routing: Routing = Routing()) -> bool:
     if version is not None and rule.collection_version not in ("", version):
         return False
     provider = note.provider
-    if provider is not None and rule.provider and not rule.allows_provider_mismatch(routing.allow_provider_mismatch):
-        if rule.provider != provider:
-            return False
+    if (
+        provider is not None
+        and rule.provider
+        and not rule.allows_provider_mismatch(routing.allow_provider_mismatch)
+        and rule.provider != provider
+    ):
+        return False
     stream = routing.rule_stream(rule)
     return not stream or stream == routing.record_stream()
 

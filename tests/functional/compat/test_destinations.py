@@ -44,10 +44,10 @@ def sinks(complete_world):
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=qarn, Attributes={"RawMessageDelivery": "true"})
 
     class Sinks:
-        streams = [env["RESPONSE_STREAM_ARN"], further_stream["StreamARN"]]
         distribution_endpoint = env.get("DISTRIBUTION_ENDPOINT")
 
         def __init__(self):
+            self.streams = [env["RESPONSE_STREAM_ARN"], further_stream["StreamARN"]]
             self.topics, self.queues, self.sns, self.sqs, self.world = topics, queues, sns, sqs, world
 
         def records(self, arn):

@@ -99,7 +99,6 @@ def test_each_stream_starts_only_its_own_rules_and_redelivery_starts_nothing(wor
 
 
 def test_a_record_on_a_stream_no_rule_listens_on_is_parked_and_answered_once(world, streams, consume, lambda_context):
-    default, _ = streams
     put_rule(world, "on-default")
     stray = provider_stream(world, "stray")
     record = kinesis_record(sample_cnm("g-stray"), "300", stream_arn=stray)

@@ -6,6 +6,7 @@ authentication attempts, and can misbehave on purpose (a file truncated or faili
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -15,6 +16,7 @@ import socket
 import sys
 import threading
 import time
+from pathlib import Path
 
 import paramiko
 import pytest
@@ -84,7 +86,7 @@ class Handle(paramiko.SFTPHandle):
     def __init__(self, path, stats, flags=0):
         super().__init__(flags)
         self.path, self.stats = path, stats
-        self.readfile = open(path, "rb")  # noqa: SIM115 (closed by SFTPHandle.close)
+        self.readfile = path.open("rb")  # closed by SFTPHandle.close
 
     def stat(self):
         return paramiko.SFTPAttributes.from_stat(os.fstat(self.readfile.fileno()))
@@ -99,7 +101,7 @@ class Handle(paramiko.SFTPHandle):
     def _read(self, offset, length):
         if self.stats.read_delay:
             time.sleep(self.stats.read_delay)
-        name = os.path.basename(self.path)
+        name = self.path.name
         if name == "vanishing.bin" and offset >= 2 * 1024 * 1024:
             os.truncate(self.path, 2 * 1024 * 1024)  # replaced by a shorter file half-way
         if name == "failing.bin" and offset >= 2 * 1024 * 1024:
@@ -110,17 +112,17 @@ class Handle(paramiko.SFTPHandle):
 def make_sftp_server(root, stats):
     class Files(paramiko.SFTPServerInterface):
         def _real(self, path):
-            return os.path.join(root, path.lstrip("/"))
+            return Path(root) / path.lstrip("/")
 
         def open(self, path, flags, attr):
             real = self._real(path)
-            if not os.path.isfile(real):
+            if not real.is_file():
                 return paramiko.SFTPServer.convert_errno(errno.ENOENT)
             return Handle(real, stats, flags)
 
         def stat(self, path):
             try:
-                return paramiko.SFTPAttributes.from_stat(os.stat(self._real(path)))
+                return paramiko.SFTPAttributes.from_stat(self._real(path).stat())
             except OSError as exc:
                 return paramiko.SFTPServer.convert_errno(exc.errno)
 
@@ -149,12 +151,10 @@ def server(tmp_path_factory):
                 stats.connections += 1
             t = paramiko.Transport(conn)
             t.add_server_key(HOST_KEY)
-            t.set_subsystem_handler("sftp", paramiko.SFTPServer, make_sftp_server(str(root), stats))
+            t.set_subsystem_handler("sftp", paramiko.SFTPServer, make_sftp_server(root, stats))
             transports.append(t)
-            try:
+            with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
                 t.start_server(server=Auth(stats))
-            except (paramiko.SSHException, EOFError, OSError):
-                pass
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -215,7 +215,7 @@ def world(complete_world, server, monkeypatch):
 
 def sfile(world, path, data, *, algo="SHA512", digest=None):
     return {
-        "name": os.path.basename(path),
+        "name": path.rpartition("/")[2],  # the basename
         "source": f"{world['base']}{path}",
         "size": len(data),
         "checksumType": algo,

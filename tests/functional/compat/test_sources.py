@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 import time
+from typing import ClassVar
 
 import pytest
 
@@ -37,7 +38,7 @@ AUTH = "Basic " + base64.b64encode(b"alice:s3cret").decode()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
-    hits: list[str] = []
+    hits: ClassVar[list[str]] = []  # every request path, across the handler instances of one server
 
     def log_message(self, *args):
         pass
@@ -67,7 +68,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         }
         if self.path == "/slow":
             time.sleep(1.5)
-            return self.send(200, SMALL)
+            self.send(200, SMALL)
+            return
         routes.get(self.path, lambda: self.send(404))()
 
 

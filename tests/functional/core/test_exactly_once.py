@@ -161,6 +161,17 @@ def matches(names: list[str], error: str) -> bool:
     return error in names or "States.ALL" in names
 
 
+def retried(retriers: list[dict[str, Any]], used: list[int], error: str) -> bool:
+    """Whether the first retrier that matches ``error`` has an attempt left (and then ``used`` counts it)."""
+    for i, retrier in enumerate(retriers):
+        if matches(retrier["ErrorEquals"], error):
+            if used[i] < retrier["MaxAttempts"]:
+                used[i] += 1
+                return True
+            return False
+    return False
+
+
 def run_task(state: dict[str, Any], event: dict[str, Any], attempts: list[str]) -> tuple[Any, dict[str, Any] | None]:
     """One Task state: the handler, retried as the state's Retry says; (output, None) or (None, the catch)."""
     from handlers import cnm_response
@@ -174,16 +185,7 @@ def run_task(state: dict[str, Any], event: dict[str, Any], attempts: list[str]) 
         except Exception as exc:
             error = error_of(exc)
             attempts.append(error["Error"])
-            for i, retrier in enumerate(state.get("Retry", [])):
-                if matches(retrier["ErrorEquals"], error["Error"]):
-                    if used[i] < retrier["MaxAttempts"]:
-                        used[i] += 1
-                        break
-                    retrier = None
-                    break
-            else:
-                retrier = None
-            if retrier is not None:
+            if retried(state.get("Retry", []), used, error["Error"]):
                 continue
             for catch in state.get("Catch", []):
                 if matches(catch["ErrorEquals"], error["Error"]):

@@ -45,7 +45,7 @@ def test_provider_must_match_and_missing_provider_matches_any():
 
 
 def test_disabled_rule_means_no_rule_with_a_reason():
-    with pytest.raises(NoMatchingRuleError, match="off.*DISABLED"):
+    with pytest.raises(NoMatchingRuleError, match=r"off.*DISABLED"):
         rulebook.require_rules(sample_cnm(), [rule("off", state="DISABLED")])
     with pytest.raises(NoMatchingRuleError, match="no rule for collection 'MODIS_A'"):
         rulebook.require_rules(sample_cnm(), [])

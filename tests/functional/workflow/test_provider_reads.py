@@ -16,6 +16,7 @@ Set PROVIDER_READS_TABLE=<path> to get the hostile-case table (calls made, outco
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import ipaddress
@@ -27,6 +28,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
@@ -103,10 +105,8 @@ def servers(tmp_path_factory):
             t.add_server_key(HOST_KEY)
             t.set_subsystem_handler("sftp", paramiko.SFTPServer, make_sftp_server(str(root), stats))
             transports.append(t)
-            try:
+            with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
                 t.start_server(server=SftpAuth(stats))
-            except (paramiko.SSHException, EOFError, OSError):
-                pass
 
     threading.Thread(target=serve, daemon=True).start()
     yield SimpleNamespace(http=plain, https=tls, ca=ca, sftp=stats, sftp_port=listener.getsockname()[1])
@@ -346,7 +346,7 @@ CASES: dict[str, Case] = {
         "TransferError",
         change={"allowed_networks": None},
         answers=[["93.184.215.14"], ["127.0.0.1"]],
-    ),  # fmt: skip
+    ),
     "sftp: loopback not in allowed_networks": Case(
         "sftp", SFTP + "/data/file.bin", "AddressNotAllowedError", change={"allowed_networks": None}
     ),
@@ -676,5 +676,4 @@ def table():
             f"| {r['case']} | {r['connections']} | {r['s3_calls']} | {r['outcome']} | {r['error']} | {r['code']} |"
             for r in ROWS
         ]
-        with open(path, "w") as fh:
-            fh.write("\n".join(lines) + "\n")
+        Path(path).write_text("\n".join(lines) + "\n")

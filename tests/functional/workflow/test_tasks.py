@@ -77,7 +77,7 @@ def test_every_response_sample_is_a_valid_response(samples):
 
 
 def test_notifications_are_not_responses(samples):
-    for _name, msg in samples.items():
+    for msg in samples.values():
         if not is_response(msg):
             with pytest.raises(CnmValidationError):
                 validate_response(msg)

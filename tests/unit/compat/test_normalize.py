@@ -53,7 +53,7 @@ def test_cumulus_record_hyphenated_checksum_key_is_read_but_missing_fields_stay_
 
 
 def test_legacy_version_spelling_but_deliveryTime_is_not_guessed(fixture):
-    out, notes = normalize_notification(fixture("podaac_legacy_v1.json"))
+    out, _notes = normalize_notification(fixture("podaac_legacy_v1.json"))
     assert out["version"] == "1.0"
     assert "submissionTime" not in out and out["deliveryTime"] == "2019-05-06T07:08:09.101112"
     with pytest.raises(CnmValidationError) as err:

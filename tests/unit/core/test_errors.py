@@ -42,15 +42,18 @@ def test_every_cnm_ingest_error_class_is_defined_in_errors():
     """No module of cnm_ingest defines its own exception class (they all go in errors.py)."""
     import ast
 
-    offenders = []
-    for path in sorted((ROOT / "lambda_src").rglob("*.py")):
-        if path.name == "errors.py":
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ClassDef) and any(
-                (isinstance(b, ast.Name) and b.id.endswith(("Error", "Exception")))
-                or (isinstance(b, ast.Attribute) and b.attr.endswith(("Error", "Exception")))
-                for b in node.bases
-            ):
-                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    def is_error_class(node: ast.AST) -> bool:
+        return isinstance(node, ast.ClassDef) and any(
+            (isinstance(b, ast.Name) and b.id.endswith(("Error", "Exception")))
+            or (isinstance(b, ast.Attribute) and b.attr.endswith(("Error", "Exception")))
+            for b in node.bases
+        )
+
+    offenders = [
+        f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"
+        for path in sorted((ROOT / "lambda_src").rglob("*.py"))
+        if path.name != "errors.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if is_error_class(node)
+    ]
     assert not offenders, offenders

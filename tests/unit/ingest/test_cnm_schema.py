@@ -23,7 +23,7 @@ def test_every_notification_sample_is_accepted(samples):
 def test_responses_are_rejected_as_notifications(samples):
     responses = {name: m for name, m in samples.items() if is_response(m)}
     assert responses, "no response samples found"
-    for _name, message in responses.items():
+    for message in responses.values():
         with pytest.raises(CnmValidationError):
             validate.validate_notification(message)
 

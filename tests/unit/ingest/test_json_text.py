@@ -4,7 +4,7 @@ writes, the standard library for everything else, so the same values are accepte
 from __future__ import annotations
 
 import dataclasses
-import datetime
+import datetime as dt
 import enum
 import json
 import random
@@ -73,7 +73,7 @@ class Point:
     x: int
 
 
-@pytest.mark.parametrize("value", [datetime.datetime(2024, 1, 2), Point(1), {1, 2}, b"bytes"])
+@pytest.mark.parametrize("value", [dt.datetime(2024, 1, 2), Point(1), {1, 2}, b"bytes"])
 def test_values_the_standard_library_refuses_are_still_refused(value):
     with pytest.raises(TypeError):
         reference({"v": value})
