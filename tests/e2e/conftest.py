@@ -13,7 +13,7 @@ run last; `pytest_collection_modifyitems` moves them there) and again, idempoten
 pytest-terraform's teardown if a test stopped early.
 
 The fixtures themselves (local_aws, staged_examples, applied_examples, minimal_applied,
-complete_applied, minimal_stack, complete_stack, session, client) are in tests/stack.py, shared
+complete_applied, minimal_stack, complete_stack, session, client) are in tests/worlds.py, shared
 with the functional tier.
 """
 
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-# the apply fixtures live in tests/stack.py (a plugin of tests/conftest.py); the names the tests import
+# the apply fixtures live in tests/worlds.py (a plugin of tests/conftest.py); the names the tests import
 from localaws.server import REGION  # noqa: F401
-from tests.stack import EXAMPLES, ROOT, TIMINGS, restore_if_changed, state_resources, unprotect_tables  # noqa: F401
+from tests.worlds import EXAMPLES, ROOT, TIMINGS, restore_if_changed, state_resources, unprotect_tables  # noqa: F401
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from localaws.stack import Stack
+from localaws.deployed import Stack
 
 from .conftest import EXAMPLES, TIMINGS, unprotect_tables
 

@@ -39,7 +39,7 @@ def moto_server():
 @pytest.fixture(scope="module")
 def isolated_aws():
     """A local AWS server on an empty moto of its own, for a test that applies an example under the
-    names the session's applied stacks (tests/stack.py, sharing this process's moto) use; those are
+    names the session's applied stacks (tests/worlds.py, sharing this process's moto) use; those are
     put back afterwards."""
     from localaws import snapshot
     from localaws.server import LocalAWS

@@ -1,4 +1,4 @@
-"""The applied stack for tests: a pytest plugin (``pytest_plugins = ["tests.stack"]`` in tests/conftest.py).
+"""The applied stack for tests: a pytest plugin (``pytest_plugins = ["tests.worlds"]`` in tests/conftest.py).
 
 pytest-terraform applies examples/minimal and examples/complete to the local AWS (localaws:
 patched moto on loopback, in a thread of this process) once per session, the first time a
@@ -12,7 +12,7 @@ Session fixtures (nothing here is autouse: ``pytest tests/unit`` never applies o
   ``minimal_applied`` / ``complete_applied``  one of them (resource count noted for the summary)
   ``applied_snapshot``  the local AWS as `terraform apply` left it (localaws.snapshot.Snapshot)
 Function fixtures:
-  ``minimal_stack`` / ``complete_stack``  localaws.stack.Stack read back from the server (no restore)
+  ``minimal_stack`` / ``complete_stack``  localaws.deployed.Stack read back from the server (no restore)
   ``minimal_world`` / ``complete_world``  the snapshot restored, this process pointed at the local
                          AWS, and a :class:`World` to run one deployed function's handler in-process
 Tests that use the stack without a world (tests/e2e) call ``restore_if_changed()`` first: a world
@@ -46,8 +46,8 @@ from pytest_terraform import tf as ptf
 
 from localaws import snapshot as snapshots
 from localaws import terraform as localtf
+from localaws.deployed import Function, Stack
 from localaws.server import REGION, LocalAWS
-from localaws.stack import Function, Stack
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = {"minimal": "cnm-minimal", "complete": "cnm-complete"}  # example -> its prefix variable
@@ -262,7 +262,7 @@ class World:
     process's AWS clients pointed at the local AWS. Runs the deployed functions' handlers
     in-process, each under exactly its own deployed environment.
 
-    Names: ``stack`` (localaws.stack.Stack), ``prefix``, ``function(role)``, ``stream("notifications"
+    Names: ``stack`` (localaws.deployed.Stack), ``prefix``, ``function(role)``, ``stream("notifications"
     | "responses")`` -> ARN, ``queue("kinesisFailure")`` -> URL, ``topic(suffix)`` -> ARN,
     ``table("rules")`` -> name, ``machine`` (the example's state machine ARN), ``machine_of(example)``
     (the other applied example's).
