@@ -6,9 +6,9 @@
 # Stage 1, fast, stops the run on a failure: ruff check, ruff format --check, mypy, terraform fmt
 # (the hooks of .pre-commit-config.yaml, run as commands) and the unit tier (pytest tests/unit).
 # It does not wait for the Go builds.
-# Stage 2, everything else: the Lambda packages are built, the Go builds are waited for, and pytest
-# runs every other tier (functional, localaws, ingest, terraform, e2e) and the tflint hook. Nothing
-# of stage 1 runs again.
+# Stage 2, everything else: the Lambda packages are built, the Go builds are waited for, and two
+# pytest processes run side by side: the tiers on the applied stacks (functional, localaws, ingest,
+# e2e) and the Terraform tier with the tflint hook. Nothing of stage 1 runs again.
 #
 # The Go builds (the AWS provider into the local Terraform mirror, tflint, the lowest Terraform the
 # module claims: tens of minutes the first time on 2 cores, then cached outside the repo) start
@@ -41,16 +41,41 @@ lint=tests/unit/tooling/test_lint.py::test_hook_passes
 stage_time "1 (lint, types, unit)" "$SECONDS"
 
 # --- stage 2: the rest ------------------------------------------------------------------------------
+# Two pytest processes side by side (each with its own moto, as every process has): the Terraform tier
+# (plans, the release, checkov, tflint; mostly waits on the provider) beside the tiers on the applied
+# stacks (functional, localaws, ingest, e2e, and the Terraform tests that read the applied stacks).
+# Side by side only once Terraform's plugin cache holds the provider: two inits filling an empty cache
+# at once collide (then the groups run one after the other).
 SECONDS=0
 .venv/bin/python build.py >/dev/null
 wait "$provider"
 wait "$tflint"
 wait "$terraform_min"
-rest=()
+stacks=()
 for dir in tests/*/; do
-  case "$dir" in tests/unit/ | tests/__*) ;; *) rest+=("${dir%/}") ;; esac
+  case "$dir" in tests/unit/ | tests/terraform/ | tests/__*) ;; *) stacks+=("${dir%/}") ;; esac
 done
+plans=("$lint[tflint]")
+for file in tests/terraform/test_*.py; do
+  if grep -qE '(complete|minimal)_(stack|world|applied)|applied_examples|applied_snapshot' "$file"; then
+    stacks+=("$file")
+  else
+    plans+=("$file")
+  fi
+done
+plugin_cache="$(.venv/bin/python -c 'import sys; sys.path.insert(0, "tools"); import tf; print(tf.CACHE_DIR / "plugin-cache")')"
 status=0
-.venv/bin/python -m pytest "${rest[@]}" "$lint[tflint]" "$@" || status=$?
-stage_time "2 (functional, localaws, ingest, terraform, e2e)" "$SECONDS"
+if compgen -G "$plugin_cache/registry.terraform.io/hashicorp/aws/*" >/dev/null; then
+  log="$(mktemp "${TMPDIR:-/tmp}/cnm-ingest-terraform-tier.XXXXXX")"
+  .venv/bin/python -m pytest "${plans[@]}" "$@" >"$log" 2>&1 &
+  plans_pid=$!
+  .venv/bin/python -m pytest "${stacks[@]}" "$@" || status=$?
+  wait "$plans_pid" || status=$?
+  echo "== the Terraform tier (ran beside the above; its log: $log)"
+  cat "$log"
+else
+  .venv/bin/python -m pytest "${stacks[@]}" "$@" || status=$?
+  .venv/bin/python -m pytest "${plans[@]}" "$@" || status=$?
+fi
+stage_time "2 (functional, localaws, ingest, e2e | terraform)" "$SECONDS"
 exit "$status"
