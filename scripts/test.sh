@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone, in two stages; each prints its wall time.
 #
-#   bash scripts/test.sh [pytest options]     # e.g. -q, -x, --durations=20 (given to both pytest runs)
+#   bash scripts/test.sh [pytest options]     # e.g. -q, -x, --durations=20 (given to every pytest run)
+#   STAGES=1 bash scripts/test.sh -q          # stage 1 only; STAGES=2: stage 2 only
 #
 # Stage 1, fast, stops the run on a failure: ruff check, ruff format --check, mypy, terraform fmt
 # (the hooks of .pre-commit-config.yaml, run as commands) and the unit tier (pytest tests/unit).
@@ -26,19 +27,24 @@ terraform_min=$!
 
 stage_time() { printf '== stage %s: %d min %02d s\n' "$1" $(($2 / 60)) $(($2 % 60)); }
 
-# --- stage 1: lint, types, the unit tier ------------------------------------------------------------
+STAGES="${STAGES:-12}"
+lint=tests/unit/tooling/test_lint.py::test_hook_passes
 SECONDS=0
 bash scripts/setup.sh
-.venv/bin/python -m ruff check --force-exclude
-.venv/bin/python -m ruff format --check
-.venv/bin/python -m mypy
-.venv/bin/python tools/tf.py fmt -check -recursive
-# the hooks just run as commands, and tflint (stage 2: it waits for its build), are not run again here
-lint=tests/unit/tooling/test_lint.py::test_hook_passes
-.venv/bin/python -m pytest tests/unit \
-  --deselect "$lint[ruff]" --deselect "$lint[mypy]" --deselect "$lint[terraform-fmt]" --deselect "$lint[tflint]" \
-  "$@"
-stage_time "1 (lint, types, unit)" "$SECONDS"
+
+# --- stage 1: lint, types, the unit tier ------------------------------------------------------------
+if [[ "$STAGES" == *1* ]]; then
+  .venv/bin/python -m ruff check --force-exclude
+  .venv/bin/python -m ruff format --check
+  .venv/bin/python -m mypy
+  .venv/bin/python tools/tf.py fmt -check -recursive
+  # the hooks just run as commands, and tflint (stage 2: it waits for its build), are not run again here
+  .venv/bin/python -m pytest tests/unit \
+    --deselect "$lint[ruff]" --deselect "$lint[mypy]" --deselect "$lint[terraform-fmt]" --deselect "$lint[tflint]" \
+    "$@"
+  stage_time "1 (setup, lint, types, unit)" "$SECONDS"
+fi
+[[ "$STAGES" == *2* ]] || exit 0
 
 # --- stage 2: the rest ------------------------------------------------------------------------------
 # Two pytest processes side by side (each with its own moto, as every process has): the Terraform tier
