@@ -9,7 +9,7 @@
 # It does not wait for the Go builds.
 # Stage 2, everything else: the Lambda packages are built, the Go builds are waited for, and two
 # pytest processes run side by side: the tiers on the applied stacks (functional, localaws, ingest,
-# e2e) and the Terraform tier with the tflint hook. Nothing of stage 1 runs again.
+# e2e) and the Terraform tier with the tflint hook and the destroy test. Nothing of stage 1 runs again.
 #
 # The Go builds (the AWS provider into the local Terraform mirror, tflint, the lowest Terraform the
 # module claims: tens of minutes the first time on 2 cores, then cached outside the repo) start
@@ -48,8 +48,9 @@ fi
 
 # --- stage 2: the rest ------------------------------------------------------------------------------
 # Two pytest processes side by side (each with its own moto, as every process has): the Terraform tier
-# (plans, the release, checkov, tflint; mostly waits on the provider) beside the tiers on the applied
-# stacks (functional, localaws, ingest, e2e, and the Terraform tests that read the applied stacks).
+# (plans, the release, checkov, tflint; mostly waits on the provider) and the one destroy test (its own
+# applies, then about 5 minutes of the provider's waits) beside the tiers on the applied stacks
+# (functional, localaws, ingest, e2e, and the Terraform tests that read the applied stacks).
 # Side by side only once Terraform's plugin cache holds the provider: two inits filling an empty cache
 # at once collide (then the groups run one after the other).
 SECONDS=0
@@ -61,7 +62,8 @@ stacks=()
 for dir in tests/*/; do
   case "$dir" in tests/unit/ | tests/terraform/ | tests/__*) ;; *) stacks+=("${dir%/}") ;; esac
 done
-plans=("$lint[tflint]")
+destroy=tests/e2e/test_destroy.py
+plans=("$lint[tflint]" "$destroy")
 for file in tests/terraform/test_*.py; do
   if grep -qE '(complete|minimal)_(stack|world|applied)|applied_examples|applied_snapshot' "$file"; then
     stacks+=("$file")
@@ -75,13 +77,13 @@ if compgen -G "$plugin_cache/registry.terraform.io/hashicorp/aws/*" >/dev/null; 
   log="$(mktemp "${TMPDIR:-/tmp}/cnm-ingest-terraform-tier.XXXXXX")"
   .venv/bin/python -m pytest "${plans[@]}" "$@" >"$log" 2>&1 &
   plans_pid=$!
-  .venv/bin/python -m pytest "${stacks[@]}" "$@" || status=$?
+  .venv/bin/python -m pytest "${stacks[@]}" --ignore="$destroy" "$@" || status=$?
   wait "$plans_pid" || status=$?
   echo "== the Terraform tier (ran beside the above; its log: $log)"
   cat "$log"
 else
-  .venv/bin/python -m pytest "${stacks[@]}" "$@" || status=$?
+  .venv/bin/python -m pytest "${stacks[@]}" --ignore="$destroy" "$@" || status=$?
   .venv/bin/python -m pytest "${plans[@]}" "$@" || status=$?
 fi
-stage_time "2 (functional, localaws, ingest, e2e | terraform)" "$SECONDS"
+stage_time "2 (functional, localaws, ingest, e2e | terraform, the destroy)" "$SECONDS"
 exit "$status"
