@@ -24,16 +24,12 @@ RUNTIME_DISTS = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil
 
 
 def _version_of(python: str) -> str | None:
+    """``python``'s major.minor version, or None when it does not run."""
+    probe = "import sys; print('%d.%d' % sys.version_info[:2])"
     try:
-        out = subprocess.run(
-            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except OSError:
+        return subprocess.check_output([python, "-c", probe], text=True, timeout=30, stderr=subprocess.DEVNULL).strip()
+    except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def interpreter(runtime: str) -> tuple[str, str]:
