@@ -55,6 +55,7 @@ fi
 # at once collide (then the groups run one after the other).
 SECONDS=0
 .venv/bin/python build.py >/dev/null
+export CNM_PACKAGES_BUILT=1 # the pytest processes read these packages instead of building them again (tests/worlds.py)
 wait "$provider"
 wait "$tflint"
 wait "$terraform_min"

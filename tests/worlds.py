@@ -88,12 +88,27 @@ def local_aws(request):
             server.reset()
 
 
+_BUILT: dict[str, dict] = {}
+
+
+def built() -> dict:
+    """The Lambda packages Terraform uploads, built once per process (build/manifest.json returned).
+    ``CNM_PACKAGES_BUILT=1`` says the caller has just built them from this tree (scripts/test.sh runs
+    build.py before its pytest processes), so they are read, not built again."""
+    if "manifest" not in _BUILT:
+        if os.environ.get("CNM_PACKAGES_BUILT") == "1":
+            _BUILT["manifest"] = json.loads((ROOT / "build" / "manifest.json").read_text())
+        else:
+            import build
+
+            _BUILT["manifest"] = build.build(ROOT / "build")
+    return _BUILT["manifest"]
+
+
 @pytest.fixture(scope="session")
 def staged_examples(local_aws, tmp_path_factory):
     """Packages built, and each example staged against the local AWS as pytest-terraform's module dir."""
-    import build
-
-    build.build(ROOT / "build")
+    built()
     staging = tmp_path_factory.mktemp("examples")
     for example in EXAMPLES:
         localtf.stage(ROOT / "examples" / example, staging / example, local_aws.endpoint)

@@ -6,9 +6,9 @@ import socket
 
 import pytest
 
-import build
+from tests.worlds import built
 
-from .tfhelpers import ROOT, provider_mirror
+from .tfhelpers import provider_mirror
 
 
 @pytest.fixture(scope="session")
@@ -18,8 +18,8 @@ def mirror():
 
 @pytest.fixture(scope="session")
 def packages():
-    """Terraform reads build/manifest.json; make sure it is there and current."""
-    return build.build(ROOT / "build")
+    """Terraform reads build/manifest.json; make sure it is there and current (once per process)."""
+    return built()
 
 
 @pytest.fixture(scope="session")
