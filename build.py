@@ -175,7 +175,7 @@ def python_version(python: str) -> str:
 def write_zip(dest: Path, entries: list[tuple[Path, str]]) -> None:
     """Write a deterministic zip of ``entries`` (source path, archive name)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".tmp")
+    tmp = dest.with_name(f"{dest.name}.{os.getpid()}.tmp")  # builds in two processes at once never share one
     with zipfile.ZipFile(tmp, "w") as zf:
         for src, name in sorted(entries, key=lambda e: e[1]):
             info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
@@ -332,7 +332,9 @@ def build(out: Path, with_layer: bool = True, bytecode: bool = True) -> dict:
     }
     if with_layer:
         manifest["layers"]["deps"] = build_layer(out, python)
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    tmp = out / f"manifest.json.{os.getpid()}.tmp"  # a reader in another process sees the old or the new one
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    tmp.replace(out / "manifest.json")
     return manifest
 
 

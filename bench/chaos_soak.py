@@ -619,10 +619,10 @@ def _progress(seed: int) -> Callable[[str], None]:
 def main(argv: list[str] | None = None) -> int:
     import boto3
 
+    from demo.demo import terraform
     from localaws import snapshot
     from localaws import terraform as localtf
     from localaws.server import LocalAWS
-    from tools.demo import terraform
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=10000)

@@ -384,52 +384,65 @@ def _error_shape(exception: Exception, service_model: Any) -> Any:
 
 
 def _install() -> None:
+    """Hook moto once per process: its responses (call_action, S3's handlers, the error model) for faults,
+    and Kinesis' iterators for trims."""
     global _installed
     with _lock:
         if _installed:
             return
         _installed = True
-    from moto.core import serialize
-    from moto.core.responses import ActionResult, BaseResponse
-    from moto.kinesis.exceptions import InvalidArgumentError
-    from moto.kinesis.models import KinesisBackend
-    from moto.kinesis.utils import compose_shard_iterator, decompose_shard_iterator
+    _hook_call_action()
+    _hook_s3()
+    _hook_error_model()
+    _hook_kinesis_trims()
+
+
+def _answer(response: Any, fault: Fault) -> Any:
+    """The fault's error answer, serialized as moto answers its own errors."""
+    from moto.core.responses import ActionResult
+
+    status, headers, body = response.serialized(ActionResult(_error(fault)))
+    headers["status"] = str(status)
+    headers, body = response._enrich_response(headers, body)
+    return status, headers, body
+
+
+def _applied_then_failed(response: Any, hit: tuple[Fault, dict[str, Any]], call: Callable[[], Any]) -> Any:
+    """``call()`` (moto's own handling), then the fault's answer instead of moto's: before the call
+    (nothing applied), or after it (``after``: applied, the response lost) when the call succeeded."""
+    fault, request = hit
+    if fault.after:
+        try:
+            real = call()
+        except BaseException:  # moto raised (its own error answer follows): nothing fired
+            fault._undo()
+            raise
+        status = real[0] if isinstance(real, tuple) else 200
+        if int(status) >= 300:  # the call failed by itself: its own answer goes out
+            fault._undo()
+            return real
+    fault._report(request)
+    return _answer(response, fault)
+
+
+def _hook_call_action() -> None:
+    from moto.core.responses import BaseResponse
 
     Response: Any = BaseResponse
-    Kinesis: Any = KinesisBackend
     original_call_action = Response.call_action
-
-    def answer(self: Any, fault: Fault) -> Any:
-        status, headers, body = self.serialized(ActionResult(_error(fault)))
-        headers["status"] = str(status)
-        headers, body = self._enrich_response(headers, body)
-        return status, headers, body
-
-    def applied_then_failed(self: Any, hit: tuple[Fault, dict[str, Any]], call: Callable[[], Any]) -> Any:
-        """``call()`` (moto's own handling), then the fault's answer instead of moto's: before the call
-        (nothing applied), or after it (``after``: applied, the response lost) when the call succeeded."""
-        fault, request = hit
-        if fault.after:
-            try:
-                real = call()
-            except BaseException:  # moto raised (its own error answer follows): nothing fired
-                fault._undo()
-                raise
-            status = real[0] if isinstance(real, tuple) else 200
-            if int(status) >= 300:  # the call failed by itself: its own answer goes out
-                fault._undo()
-                return real
-        fault._report(request)
-        return answer(self, fault)
 
     def call_action(self: Any) -> Any:
         hit = _matching(self)
         if hit is None:
             return original_call_action(self)
-        return applied_then_failed(self, hit, lambda: original_call_action(self))
+        return _applied_then_failed(self, hit, lambda: original_call_action(self))
 
-    # moto's S3 does not go through call_action: its bucket and key handlers are hooked instead; the
-    # operation is the one botocore's S3 model routes the request to (method, path, query, headers).
+    Response.call_action = call_action
+
+
+def _hook_s3() -> None:
+    """moto's S3 does not go through call_action: its bucket and key handlers are hooked instead; the
+    operation is the one botocore's S3 model routes the request to (method, path, query, headers)."""
     from moto.s3.responses import S3Response
 
     S3: Any = S3Response
@@ -444,12 +457,35 @@ def _install() -> None:
             hit = _matching(self, operation or "", lambda: _s3_request(self, request))
             if hit is None:
                 return original(self, request, full_url)
-            return applied_then_failed(self, hit, lambda: original(self, request, full_url))
+            return _applied_then_failed(self, hit, lambda: original(self, request, full_url))
 
         return handler
 
     S3._bucket_response = s3_hook(S3._bucket_response)
     S3._key_response = s3_hook(S3._key_response)
+
+
+def _hook_error_model() -> None:
+    from moto.core import serialize
+
+    original_error_model = serialize.get_error_model
+
+    def get_error_model(exception: Exception, service_model: Any) -> Any:
+        if _InjectedError is not None and isinstance(exception, _InjectedError):
+            return _error_shape(exception, service_model)
+        return original_error_model(exception, service_model)
+
+    Serialize: Any = serialize
+    Serialize.get_error_model = get_error_model
+
+
+def _hook_kinesis_trims() -> None:
+    """GetShardIterator refuses, and GetRecords skips, the records a trim put past the retention period."""
+    from moto.kinesis.exceptions import InvalidArgumentError
+    from moto.kinesis.models import KinesisBackend
+    from moto.kinesis.utils import compose_shard_iterator, decompose_shard_iterator
+
+    Kinesis: Any = KinesisBackend
 
     original_iterator = Kinesis.get_shard_iterator
 
@@ -494,15 +530,5 @@ def _install() -> None:
                 shard_iterator = compose_shard_iterator(stream_name, shard, trim.before - 1)
         return original_records(self, stream_arn, shard_iterator, limit)
 
-    original_error_model = serialize.get_error_model
-
-    def get_error_model(exception: Exception, service_model: Any) -> Any:
-        if _InjectedError is not None and isinstance(exception, _InjectedError):
-            return _error_shape(exception, service_model)
-        return original_error_model(exception, service_model)
-
-    Serialize: Any = serialize
-    Serialize.get_error_model = get_error_model
-    Response.call_action = call_action
     Kinesis.get_shard_iterator = get_shard_iterator
     Kinesis.get_records = get_records

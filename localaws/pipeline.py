@@ -1,6 +1,6 @@
 """Traffic for the deployed pipeline, and each record's fate read back from the local AWS.
 
-Used by the demo (tools/demo.py) and the end-to-end tests (tests/e2e). Nothing here
+Used by the demo (demo/demo.py) and the end-to-end tests (tests/e2e). Nothing here
 creates pipeline resources: the provider's side only (its buckets and files, the
 notifications it puts on the stream).
 
@@ -289,12 +289,32 @@ class Fate:
         return PARKED if self.dlq else "LOST"
 
 
+FAILED_RECORD_KIND = "cnm-ingest.failed-record"  # docs/INTERFACES.md, the failed-record envelope
+
+
+def _parked_envelopes(value: Any) -> list[dict[str, Any]]:
+    """The failed-record envelopes in a DLQ message, read as the plain JSON docs/INTERFACES.md
+    describes: the envelope itself, or Lambda's async invocation record whose request payload
+    is the SNS event carrying it (a reader for tests and the demo, not the product's)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    if not isinstance(value, dict):
+        return []
+    if value.get("kind") == FAILED_RECORD_KIND:
+        return [value]
+    if "requestPayload" in value:
+        return _parked_envelopes(value["requestPayload"])
+    messages = [(r.get("Sns") or {}).get("Message") for r in value.get("Records") or [] if isinstance(r, dict)]
+    return [env for m in messages for env in _parked_envelopes(m)]
+
+
 def parked_records(entry: dict[str, Any]) -> list[tuple[str, str]]:
     """(shard id, sequence number) of the records a DLQ message carries (our envelope, or
     Lambda's async invocation record around an SNS event carrying our envelope)."""
-    from cnm_ingest import dlq
-
-    records = [p.envelope.get("record") or {} for p in dlq.records_from_dlq_message(entry)]
+    records = [env.get("record") or {} for env in _parked_envelopes(entry)]
     return [(r.get("shardId", ""), r["sequenceNumber"]) for r in records if r.get("sequenceNumber")]
 
 

@@ -1,7 +1,7 @@
 """Run what Terraform deployed to the local AWS the way AWS runs it.
 
 `Runtime(session, endpoint, prefix, workdir)` reads the deployed stack
-(localaws.stack: functions, event source mappings, SNS subscriptions, async
+(localaws.deployed: functions, event source mappings, SNS subscriptions, async
 invoke configs) and then provides what AWS does between the functions:
 
 - each function runs from the zip Terraform uploaded plus its layers, in a process
@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from . import lambda_python, server
-from .stack import Function, Mapping, Stack
+from .deployed import Function, Mapping, Stack
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 ACCOUNT = "123456789012"
@@ -584,6 +584,7 @@ class Runtime:
         self.async_stats: Counter[str] = Counter()
         self.on_failure_log: list[dict[str, Any]] = []
         self.errors: list[str] = []
+        self.python_note = ""
         self._async: list[AsyncEvent] = []
         self._async_cv = threading.Condition()
         self._async_busy = 0
@@ -603,9 +604,17 @@ class Runtime:
         self.stack = Stack.read(self.session, self.prefix, self.endpoint)
         backend = lambda_backends[ACCOUNT][self.region]
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
-        # the Lambda runtime's Python (native wheels in the layer are built for it) and its boto3
-        python, self.python_note = lambda_python.interpreter()
-        site = lambda_python.runtime_site(python, Path.home() / ".cache" / "cnm-ingest" / "localaws")
+        # each function's Lambda runtime's Python (native wheels in the layer are built for it) and its boto3
+        pythons: dict[str, tuple[str, Path]] = {}
+
+        def runtime_python(runtime: str) -> tuple[str, Path]:
+            if runtime not in pythons:
+                python, note = lambda_python.interpreter(runtime)
+                self.python_note = self.python_note or note
+                cache = Path.home() / ".cache" / "cnm-ingest" / "localaws"
+                pythons[runtime] = python, lambda_python.runtime_site(python, cache)
+            return pythons[runtime]
+
         layer_dirs: dict[str, Path] = {}  # a layer version shared by functions is extracted once
 
         def layer_dir(arn: str) -> Path:
@@ -618,6 +627,7 @@ class Runtime:
             # the zip Terraform uploaded, and each layer version's zip, as stored by the emulator
             code = _unzip(backend.get_function(fn.name).code_bytes, self.workdir / "functions" / fn.name)
             layers = [layer_dir(arn) for arn in fn.layers]
+            python, site = runtime_python(fn.runtime)
             self.processes[fn.arn] = FunctionProcess(
                 fn,
                 code,

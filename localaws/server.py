@@ -184,6 +184,12 @@ class LocalAWS:
         self._thread.start()
         return self
 
+    def reset(self) -> None:
+        """Drop every resource in the local AWS at once (moto's reset API), as when throwing it away."""
+        import urllib.request
+
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=60)
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()

@@ -54,10 +54,16 @@ def register_copiers() -> None:
 _STRUCTURE = frozenset({"backend", "service_name", "_use_boto3_regions", "_additional_regions", "_id"})
 
 
-def _backend_dicts() -> list[Any]:
+def _instances() -> list[Any]:
+    """moto's registry of every BackendDict in use (a class attribute, read as such)."""
     from moto.core.base_backend import BackendDict
 
-    return list(BackendDict._instances)
+    registry: list[Any] = vars(BackendDict)["_instances"]
+    return registry
+
+
+def _backend_dicts() -> list[Any]:
+    return list(_instances())
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,7 @@ def take() -> Snapshot:
 def restore(snapshot: Snapshot) -> float:
     """Put the world of ``snapshot`` back (a fresh copy: the snapshot can be restored again).
     Services first used after the snapshot are emptied. Returns the seconds it took."""
-    from moto.core.base_backend import BackendDict, backend_lock
+    from moto.core.base_backend import backend_lock
 
     register_copiers()
     start = time.monotonic()
@@ -115,8 +121,8 @@ def restore(snapshot: Snapshot) -> float:
             bd.clear()
             bd.update(accounts)
             vars(bd).update(attributes[bd])
-            if bd not in BackendDict._instances:  # a mock_aws reset since: in use again
-                BackendDict._instances.append(bd)
+            if bd not in _instances():  # a mock_aws reset since: in use again
+                _instances().append(bd)
     return time.monotonic() - start
 
 

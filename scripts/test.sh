@@ -1,25 +1,90 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: set up, build the Lambda packages,
-# build the AWS provider into the local Terraform mirror if it is not cached
-# (tens of minutes the first time on 2 cores, then cached outside the repo),
-# and run pytest (handlers with moto, the workflow in moto's Step Functions
-# interpreter, build determinism, Terraform fmt/validate/plan, checkov, docs,
-# ruff, mypy and tflint: tools/tflint.sh builds tflint from the Go module proxy
-# the first time, minutes, then cached outside the repo).
+# The whole test suite, from a fresh clone, in two stages; each prints its wall time.
+#
+#   bash scripts/test.sh [pytest options]     # e.g. -q, -x, --durations=20 (given to every pytest run)
+#   STAGES=1 bash scripts/test.sh -q          # stage 1 only; STAGES=2: stage 2 only
+#
+# Stage 1, fast, stops the run on a failure: ruff check, ruff format --check, mypy, terraform fmt
+# (the hooks of .pre-commit-config.yaml, run as commands) and the unit tier (pytest tests/unit).
+# It does not wait for the Go builds.
+# Stage 2, everything else: the Lambda packages are built, the Go builds are waited for, and two
+# pytest processes run side by side: the tiers on the applied stacks (functional, localaws, ingest,
+# e2e) and the Terraform tier with the tflint hook and the destroy test. Nothing of stage 1 runs again.
+#
+# The Go builds (the AWS provider into the local Terraform mirror, tflint, the lowest Terraform the
+# module claims: tens of minutes the first time on 2 cores, then cached outside the repo) start
+# first, in the background, beside stage 1; only stage 2 needs them. When stage 1 fails they carry
+# on in the background and are cached for the next run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The Go builds (the AWS provider, tflint, the lowest Terraform the module claims: tens of minutes the
-# first time on 2 cores, then cached outside the repo) start first, in the background, so that the
-# Python setup and the package build run beside them; pytest starts when all three are there.
+
 tools/terraform-provider.sh >/dev/null &
 provider=$!
 tools/tflint.sh --path >/dev/null &
 tflint=$!
 tools/terraform-min.sh >/dev/null &
 terraform_min=$!
+
+stage_time() { printf '== stage %s: %d min %02d s\n' "$1" $(($2 / 60)) $(($2 % 60)); }
+
+STAGES="${STAGES:-12}"
+lint=tests/unit/tooling/test_lint.py::test_hook_passes
+SECONDS=0
 bash scripts/setup.sh
-.venv/bin/python build.py
+
+# --- stage 1: lint, types, the unit tier ------------------------------------------------------------
+if [[ "$STAGES" == *1* ]]; then
+  .venv/bin/python -m ruff check --force-exclude
+  .venv/bin/python -m ruff format --check
+  .venv/bin/python -m mypy
+  .venv/bin/python tools/tf.py fmt -check -recursive
+  # the hooks just run as commands, and tflint (stage 2: it waits for its build), are not run again here
+  .venv/bin/python -m pytest tests/unit \
+    --deselect "$lint[ruff]" --deselect "$lint[mypy]" --deselect "$lint[terraform-fmt]" --deselect "$lint[tflint]" \
+    "$@"
+  stage_time "1 (setup, lint, types, unit)" "$SECONDS"
+fi
+[[ "$STAGES" == *2* ]] || exit 0
+
+# --- stage 2: the rest ------------------------------------------------------------------------------
+# Two pytest processes side by side (each with its own moto, as every process has): the Terraform tier
+# (plans, the release, checkov, tflint; mostly waits on the provider) and the one destroy test (its own
+# applies, then about 5 minutes of the provider's waits) beside the tiers on the applied stacks
+# (functional, localaws, ingest, e2e, and the Terraform tests that read the applied stacks).
+# Side by side only once Terraform's plugin cache holds the provider: two inits filling an empty cache
+# at once collide (then the groups run one after the other).
+SECONDS=0
+.venv/bin/python build.py >/dev/null
+export CNM_PACKAGES_BUILT=1 # the pytest processes read these packages instead of building them again (tests/worlds.py)
 wait "$provider"
 wait "$tflint"
 wait "$terraform_min"
-exec .venv/bin/python -m pytest "$@"
+stacks=()
+for dir in tests/*/; do
+  case "$dir" in tests/unit/ | tests/terraform/ | tests/__*) ;; *) stacks+=("${dir%/}") ;; esac
+done
+destroy=tests/e2e/test_destroy.py
+plans=("$lint[tflint]" "$destroy")
+for file in tests/terraform/test_*.py; do
+  if grep -qE '(complete|minimal)_(stack|world|applied)|applied_examples|applied_snapshot' "$file"; then
+    stacks+=("$file")
+  else
+    plans+=("$file")
+  fi
+done
+plugin_cache="$(.venv/bin/python -c 'import sys; sys.path.insert(0, "tools"); import tf; print(tf.CACHE_DIR / "plugin-cache")')"
+status=0
+if compgen -G "$plugin_cache/registry.terraform.io/hashicorp/aws/*" >/dev/null; then
+  log="$(mktemp "${TMPDIR:-/tmp}/cnm-ingest-terraform-tier.XXXXXX")"
+  .venv/bin/python -m pytest "${plans[@]}" "$@" >"$log" 2>&1 &
+  plans_pid=$!
+  .venv/bin/python -m pytest "${stacks[@]}" --ignore="$destroy" "$@" || status=$?
+  wait "$plans_pid" || status=$?
+  echo "== the Terraform tier (ran beside the above; its log: $log)"
+  cat "$log"
+else
+  .venv/bin/python -m pytest "${stacks[@]}" --ignore="$destroy" "$@" || status=$?
+  .venv/bin/python -m pytest "${plans[@]}" "$@" || status=$?
+fi
+stage_time "2 (functional, localaws, ingest, e2e | terraform, the destroy)" "$SECONDS"
+exit "$status"

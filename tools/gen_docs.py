@@ -10,6 +10,8 @@ python-hcl2 and writes the tables between the markers
 ``<!-- BEGIN_TF_DOCS -->`` and ``<!-- END_TF_DOCS -->`` of ``README.md`` in
 every ``modules/*`` and every ``examples/*``, and of ``docs/inputs.md`` for the
 root module (its README is for the people who adopt the module, and stays short).
+:func:`error_codes_table` is the error code table of ``docs/INTERFACES.md``, from
+``cnm_ingest.errors`` (the product carries no docs generator).
 """
 
 from __future__ import annotations
@@ -124,6 +126,22 @@ def updated_readme(directory: Path) -> tuple[str, str]:
     else:
         new = current.rstrip("\n") + "\n\n" + block + "\n"
     return current, new
+
+
+def error_codes_table() -> str:
+    """The error code table of docs/INTERFACES.md (between its ``error-codes`` markers), generated from
+    cnm_ingest.errors' mapping (tests/unit/compat/test_errors.py keeps them equal)."""
+    sys.path.insert(0, str(ROOT / "lambda_src"))
+    from cnm_ingest.errors import DEFAULT_ERROR_CODE, ERROR_CLASSES
+
+    rows = ["| error name | CNM errorCode | Cumulus equivalent | meaning |", "|---|---|---|---|"]
+    for c in sorted(ERROR_CLASSES, key=lambda c: (c.error_code, c.__name__)):
+        doc = (c.__doc__ or "").strip().splitlines()[0].replace("|", "\\|")
+        rows.append(f"| `{c.__name__}` | {c.error_code} | {f'`{c.cumulus_name}`' if c.cumulus_name else ''} | {doc} |")
+    cumulus = sorted(c.cumulus_name for c in ERROR_CLASSES if c.cumulus_name)
+    rows.append(f"| {', '.join(f'`{n}`' for n in cumulus)} (Cumulus names) | as their equivalent above | | |")
+    rows.append(f"| any other name (`States.Timeout`, `Lambda.Unknown`, ...) | {DEFAULT_ERROR_CODE} | | |")
+    return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:

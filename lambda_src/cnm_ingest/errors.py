@@ -3,7 +3,7 @@
 :data:`ERROR_CODES_BY_NAME` is the one mapping from a Step Functions error name
 (our exception class names, and the Cumulus task error names PO.DAAC's
 CnmResponse maps) to the CNM ``response.errorCode``; the table in
-``docs/INTERFACES.md`` is :func:`markdown_table` (a test keeps them equal).
+``docs/INTERFACES.md`` is generated from it (``tools/gen_docs.py``; a test keeps them equal).
 As in PO.DAAC's CnmResponse: checksum and size mismatches are VALIDATION_ERROR;
 a file not found, a remote resource error and a connection timeout are
 TRANSFER_ERROR; any other error is PROCESSING_ERROR.
@@ -225,15 +225,3 @@ def error_code_for(error_type: str) -> str:
             (c.error_code for c in _all_subclasses(CnmIngestError) if c.__name__ == error_type), DEFAULT_ERROR_CODE
         )
     return code
-
-
-def markdown_table() -> str:
-    """The error code table of docs/INTERFACES.md, generated from the mapping above."""
-    rows = ["| error name | CNM errorCode | Cumulus equivalent | meaning |", "|---|---|---|---|"]
-    for c in sorted(ERROR_CLASSES, key=lambda c: (c.error_code, c.__name__)):
-        doc = (c.__doc__ or "").strip().splitlines()[0].replace("|", "\\|")
-        rows.append(f"| `{c.__name__}` | {c.error_code} | {f'`{c.cumulus_name}`' if c.cumulus_name else ''} | {doc} |")
-    cumulus = sorted(c.cumulus_name for c in ERROR_CLASSES if c.cumulus_name)
-    rows.append(f"| {', '.join(f'`{n}`' for n in cumulus)} (Cumulus names) | as their equivalent above | | |")
-    rows.append(f"| any other name (`States.Timeout`, `Lambda.Unknown`, ...) | {DEFAULT_ERROR_CODE} | | |")
-    return "\n".join(rows)

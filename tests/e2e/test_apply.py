@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from localaws.stack import Stack
+from localaws.deployed import Stack
 
 from .conftest import ROOT
 

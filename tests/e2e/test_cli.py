@@ -30,12 +30,12 @@ from typing import Any
 import pytest
 
 from cnm_ingest import aws, dlq
+from demo import cli_demo
+from demo.cli_demo import paused
 from localaws import pipeline, server
 from localaws.runtime import Runtime
 from tests.cli_runner import Cli
 from tests.events import sns_event
-from tools import cli_demo
-from tools.cli_demo import paused
 
 from .conftest import EXAMPLES, REGION
 

@@ -1,5 +1,7 @@
 """`terraform destroy` of each example leaves nothing behind (runs after every other test
-of the stacks: the `destroys` marker, see conftest). Listed through the AWS APIs."""
+of the stacks: the `destroys` marker, see conftest): nothing in the account, listed through the
+AWS APIs, and nothing in Terraform's state. The suite's one destroy: every other run throws the
+local AWS away at session end (tests/worlds.py, ``--stack-teardown``)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from localaws.stack import Stack
+from localaws.deployed import Stack
 
-from .conftest import EXAMPLES, TIMINGS, unprotect_tables
+from .conftest import EXAMPLES, TIMINGS, state_resources, unprotect_tables
 
 pytestmark = [pytest.mark.terraform, pytest.mark.provider, pytest.mark.destroys]
 
@@ -69,7 +71,7 @@ def destroyed(request, session, client, local_aws) -> dict[str, Stack]:
 
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES))
-def test_destroy_leaves_nothing(example, destroyed, session, client, local_aws):
+def test_destroy_leaves_nothing(example, destroyed, session, client, local_aws, request):
     prefix = EXAMPLES[example]
     before = destroyed[example]
     assert before.functions  # there was something to destroy
@@ -91,3 +93,6 @@ def test_destroy_leaves_nothing(example, destroyed, session, client, local_aws):
         stack.topics,
     ) == ({}, [], [], {}, {}, {}, {}, [], [])
     assert leftovers(client, prefix) == {}
+    applied = request.getfixturevalue(f"{example}_applied")
+    assert TIMINGS[example]["resources"] > 0  # the same `terraform show` listed the applied state
+    assert state_resources(applied.terraform.show()) == [], "resources left in Terraform's state"

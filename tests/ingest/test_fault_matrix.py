@@ -18,7 +18,7 @@ or always, the shard's first records trimmed. Whole-batch redelivery: the poller
 reads the shard again from its starting position).
 
 What the matrix does not run: the workflow behind StartExecution. Its executions start (and are
-counted) but their Lambda tasks answer at once without running (tests.stack's World.run_tasks is
+counted) but their Lambda tasks answer at once without running (tests.worlds's World.run_tasks is
 False), so no execution writes a response of its own; the workflow runs end to end in tests/e2e.
 
 The records are put with one explicit hash key, so they share one shard of the two: moto numbers

@@ -379,7 +379,7 @@ def test_sqs_push_stays_off_under_concurrent_sends(local_aws, monkeypatch):
 def test_busy_sees_a_running_execution_on_any_page(local_aws, tmp_path):
     """ListExecutions answers 100 executions a page: the runtime is busy while any execution of its
     stack runs, on whatever page (it read only the first, and said idle with one still running)."""
-    from localaws.stack import Stack
+    from localaws.deployed import Stack
 
     session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-west-2")
     sfn = session.client("stepfunctions", endpoint_url=local_aws.endpoint)

@@ -210,3 +210,19 @@ def test_isolated_puts_the_old_world_back_after_an_error(client):
         raise RuntimeError("half-way")
     assert sqs.list_queues(QueueNamePrefix="isolated-error")["QueueUrls"] == [url]
     sqs.delete_queue(QueueUrl=url)
+
+
+def test_throwing_the_local_aws_away_drops_everything_and_a_restore_undoes_it(client, world, local_aws):
+    """LocalAWS.reset (the session's end without `terraform destroy`) leaves no resource of any kind."""
+    before = listing(client, world)
+    snap = snapshot.take()
+    local_aws.reset()
+    with pytest.raises(client("dynamodb").exceptions.ResourceNotFoundException):
+        client("dynamodb").scan(TableName="snap-t")
+    assert [b["Name"] for b in client("s3").list_buckets()["Buckets"]] == []
+    assert client("kinesis").list_streams()["StreamNames"] == []
+    assert client("sqs").list_queues().get("QueueUrls", []) == []
+    assert client("stepfunctions").list_state_machines()["stateMachines"] == []
+    assert client("lambda").list_functions()["Functions"] == []
+    snapshot.restore(snap)
+    assert listing(client, world) == before

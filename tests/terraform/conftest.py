@@ -6,9 +6,9 @@ import socket
 
 import pytest
 
-import build
+from tests.worlds import built
 
-from .tfhelpers import ROOT, provider_mirror
+from .tfhelpers import provider_mirror
 
 
 @pytest.fixture(scope="session")
@@ -18,8 +18,8 @@ def mirror():
 
 @pytest.fixture(scope="session")
 def packages():
-    """Terraform reads build/manifest.json; make sure it is there and current."""
-    return build.build(ROOT / "build")
+    """Terraform reads build/manifest.json; make sure it is there and current (once per process)."""
+    return built()
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +39,7 @@ def moto_server():
 @pytest.fixture(scope="module")
 def isolated_aws():
     """A local AWS server on an empty moto of its own, for a test that applies an example under the
-    names the session's applied stacks (tests/stack.py, sharing this process's moto) use; those are
+    names the session's applied stacks (tests/worlds.py, sharing this process's moto) use; those are
     put back afterwards."""
     from localaws import snapshot
     from localaws.server import LocalAWS

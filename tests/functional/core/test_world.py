@@ -1,4 +1,4 @@
-"""The functional tier's world (tests/stack.py): a deployed function's handler in-process sees exactly
+"""The functional tier's world (tests/worlds.py): a deployed function's handler in-process sees exactly
 its deployed environment, and Step Functions tasks run the deployed functions in-process only when
 the test asks for it."""
 

@@ -1,7 +1,7 @@
 """The ingest-side handlers (message_consumer, fallback_consumer, hydrate) on the applied stack.
 
 Each test gets ``world``: examples/complete as `terraform apply` left it (the session snapshot,
-restored; tests/stack.py), and runs one deployed function's handler in-process under exactly
+restored; tests/worlds.py), and runs one deployed function's handler in-process under exactly
 that function's deployed environment. Notifications go on the applied notification stream and
 come back as the Kinesis event the event source mapping would deliver (``notifications``).
 Rules, collections and providers are the example's own; a test needing another writes it in the
@@ -24,7 +24,7 @@ SWOT = {"collection": "SWOT_L2_LR_SSH", "version": "2.0", "provider": "PODAAC_SW
 
 @pytest.fixture
 def world(complete_world):
-    """examples/complete, restored as applied (see tests/stack.py World)."""
+    """examples/complete, restored as applied (see tests/worlds.py World)."""
     return complete_world
 
 

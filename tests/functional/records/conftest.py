@@ -1,5 +1,5 @@
 """Fixtures for the recorder: the executions table of the applied examples/complete (restored before each
-test; tests/stack.py), the deployed recorder run in-process, and status-change events."""
+test; tests/worlds.py), the deployed recorder run in-process, and status-change events."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The workflow tier on the applied stack: examples/complete as `terraform apply` created it
-(tests/stack.py applies it once per session and restores its snapshot before each test).
+(tests/worlds.py applies it once per session and restores its snapshot before each test).
 
 - The APPLIED state machine runs in moto's Step Functions interpreter (the local AWS runs in a
-  thread of this process). Each Lambda Task goes to the world's invoker (tests/stack.py
+  thread of this process). Each Lambda Task goes to the world's invoker (tests/worlds.py
   ``World.lambda_task``): the deployed function the Resource ARN names, its handler (from the
   function's handler string) run in-process under exactly that function's deployed environment.
   An exception becomes what Lambda returns for an unhandled error (``FunctionError: "Unhandled"``,

@@ -11,6 +11,7 @@ from cnm_ingest import errors
 from cnm_ingest.errors import error_code_for
 from cnm_ingest.workflow import task
 from tests.conftest import ROOT
+from tools import gen_docs
 
 
 @pytest.mark.parametrize(
@@ -72,4 +73,4 @@ def test_documented_table_is_the_mapping():
     text = (ROOT / "docs" / "INTERFACES.md").read_text()
     found = re.search(r"<!-- BEGIN error-codes[^>]*-->\n(.*?)\n<!-- END error-codes -->", text, re.S)
     assert found, "docs/INTERFACES.md has no generated error-codes table"
-    assert found.group(1) == errors.markdown_table()
+    assert found.group(1) == gen_docs.error_codes_table()

@@ -68,3 +68,17 @@ def test_handlers_are_typed_with_the_powertools_lambda_context():
         if annotations.get("context") != "LambdaContext":
             wrong.append(f"{path.name}: context: {annotations.get('context')}")
     assert not wrong, "handlers not typed with LambdaContext:\n" + "\n".join(wrong)
+
+
+def test_mypy_covers_the_product_and_the_emulator_layer():
+    """mypy checks lambda_src, the emulator layer (localaws) and the demo drivers, as strictly as the product."""
+    mypy = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
+    assert {"lambda_src", "localaws", "demo"} <= set(mypy["files"])
+    assert mypy["disallow_untyped_defs"] is True and mypy["check_untyped_defs"] is True
+    ignored = [o["module"] for o in mypy.get("overrides", []) if o.get("ignore_errors")]
+    assert not [
+        m
+        for group in ignored
+        for m in ([group] if isinstance(group, str) else group)
+        if m.startswith(("localaws", "demo"))
+    ]

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The demo, on what Terraform deploys: apply an example to a local AWS, run it, send
-traffic, say what became of every record, destroy.
+traffic, say what became of every record.
 
-    python tools/demo.py [--example complete] [--generated 20] [--keep]
+    python demo/demo.py [--example complete] [--generated 20] [--destroy]
     (scripts/demo.sh sets up and builds the packages first)
 
 1. the AWS provider: from the Terraform registry when it is reachable, else from the
@@ -13,8 +13,11 @@ traffic, say what became of every record, destroy.
 5. traffic: the official CNM samples (files staged so the checksums match), generated
    notifications, and poison pills;
 6. progress until everything is delivered and every workflow has ended;
-7. each record's fate and the totals (records in = workflows + DLQ entries), then
-   `terraform destroy`.
+7. each record's fate and the totals (records in = workflows + DLQ entries).
+
+The local AWS lives in this process and is thrown away when the demo exits, so by default
+nothing is destroyed (a `terraform destroy` of it costs minutes: the provider waits after
+each SQS delete). ``--destroy`` ends with one, as on a real account.
 """
 
 from __future__ import annotations
@@ -34,13 +37,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src")]
 
+from demo.cli_demo import show_status  # noqa: E402
 from localaws import pipeline  # noqa: E402
 from localaws import terraform as localtf  # noqa: E402
+from localaws.deployed import Stack  # noqa: E402
 from localaws.runtime import Runtime  # noqa: E402
 from localaws.server import REGION, LocalAWS  # noqa: E402
-from localaws.stack import Stack  # noqa: E402
 from tools import tf as tfcli  # noqa: E402
-from tools.cli_demo import show_status  # noqa: E402
 
 PROVIDER_BUILD_MINUTES = "20-35"
 PREFIXES = {"complete": "cnm-complete", "minimal": "cnm-minimal"}
@@ -138,7 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--example", default="complete", choices=sorted(PREFIXES))
     parser.add_argument("--generated", type=int, default=20, help="generated notifications to send")
-    parser.add_argument("--keep", action="store_true", help="do not destroy at the end")
+    parser.add_argument(
+        "--destroy",
+        action="store_true",
+        help="end with `terraform destroy` (minutes; by default the throw-away local AWS is discarded on exit)",
+    )
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -244,12 +251,14 @@ def main(argv: list[str] | None = None) -> int:
         if recorded is not None:
             say(f"executions table (the recorder, from EventBridge status events): {recorded}")
         show_status(work, aws.endpoint)  # the operator's view: `cnm-ingest status` (README "Operating it")
-        if not args.keep:
+        if args.destroy:
             protected = localtf.unprotect_tables(client("dynamodb"), prefix)
             if protected:
                 say(f"   deletion protection turned off (as an operator must) on: {', '.join(protected)}")
             t_destroy = terraform(work, env, "destroy", "-auto-approve", "-input=false", "-no-color", label="destroy")
             say(f"terraform destroy {t_destroy:.0f}s")
+        else:
+            say("not destroyed: the local AWS goes with this process (`scripts/demo.sh --destroy` destroys it first)")
     say(f"demo wall time {time.monotonic() - started:.0f}s")
     return 0 if ok and all(f.outcome == f.record.expect for f in fates) else 1
 

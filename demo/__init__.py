@@ -1,0 +1,1 @@
+"""Demo drivers (not part of the product): see demo/README.md."""
