@@ -197,7 +197,22 @@ def test_diagram_names_handlers_that_exist(name, block):
     assert named <= handlers, f"{name} {block}: not handlers: {sorted(named - handlers)}"
 
 
-CHECKERS = {"hcl", "bash", "text"}
+@pytest.mark.parametrize(("name", "block"), blocks("tree"), ids=ids(blocks("tree")))
+def test_layout_trees_name_files_that_exist(name, block):
+    """A ```tree block: its first line is a folder; each next line is a subfolder (``./`` for that folder)
+    and the files or folders in it, each of which must exist."""
+    root, *lines = block.text.strip().splitlines()
+    base = ROOT / root.strip()
+    assert base.is_dir(), f"{name} {block}: {root.strip()} is not a folder"
+    missing = []
+    for line in lines:
+        folder, *entries = line.split()
+        assert entries, f"{name} {block}: {line!r} names no file"
+        missing += [f"{folder}{e}" for e in entries if not (base / folder / e).exists()]
+    assert not missing, f"{name} {block}: no such file or folder: {missing}"
+
+
+CHECKERS = {"hcl", "bash", "text", "tree"}
 
 
 # --- what the README says about the CLI matches the CLI -------------------------------------------------
