@@ -242,7 +242,7 @@ class Parked:
 
 def _dict(value: Any) -> dict[str, Any]:
     """``value`` when it is a JSON object, else an empty one."""
-    return _dict(value)
+    return value if isinstance(value, dict) else {}
 
 
 def _position(stream: Any, shard: Any, sequence: Any) -> Position | None:
@@ -273,15 +273,22 @@ def reason_is_retryable(error_type: str, reason: str) -> bool:
 
 @dataclass
 class Gap:
-    """A range of the window the stream no longer holds (trimmed: older than its retention)."""
+    """A range of the window the stream no longer holds (trimmed: older than its retention, or gone early)."""
 
     start: datetime
     end: datetime
-    known: int  # records the executions store and the DLQ still know in it; the stream's own count is unknown
+    known: int  # records the executions store still knows in it; the stream's own count is unknown
     stream_count: int | None = None
+    shard: str | None = None  # None: the whole stream (the window starts before its retention)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"from": iso(self.start), "to": iso(self.end), "known": self.known, "stream_count": self.stream_count}
+        return {
+            "from": iso(self.start),
+            "to": iso(self.end),
+            "shard": self.shard,
+            "known": self.known,
+            "stream_count": self.stream_count,
+        }
 
 
 @dataclass
@@ -296,6 +303,8 @@ class Facts:
     answers: list[Answer] = field(default_factory=list)
     parked: list[Parked] = field(default_factory=list)
     retention_start: datetime | None = None  # the oldest time the stream still holds (None: all of the window)
+    # (stream ARN, shard id) -> (sequence number, arrival) of the first record the shard still holds
+    first_kept: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
 
 
 @dataclass
@@ -462,36 +471,69 @@ def decide(facts: Facts, *, stuck_after: timedelta = DEFAULT_STUCK_AFTER, skew: 
         _fate(row, take_answer(ident, s.arrival), parked_for(s.position, execs), execs, facts.now, stuck_after)
         rows.append(row)
 
-    gaps: list[Gap] = []
-    if facts.retention_start is not None and facts.start < facts.retention_start:
-        gap = Gap(facts.start, min(facts.retention_start, facts.end), 0)
-        gaps.append(gap)
-        done: set[Position | str] = set(seen_positions)
-        for e in sorted(facts.executions, key=lambda e: e.started_at):
-            key: Position | str = e.position or e.arn
-            began = _when(e.started_at)
-            if key in done or began is None or not (gap.start - skew <= began <= gap.end + skew):
-                continue
-            done.add(key)
-            execs = by_position.get(e.position, [e]) if e.position else [e]
-            row = Row(
-                identifier=e.identifier,
-                fate=LOST,
-                position=e.position,
-                arrival=None,
-                collection=collection_of(e.cnm, e),
-                provider=e.provider,
-                executions=[x.name for x in execs],
-                in_gap=True,
-            )
-            _fate(row, take_answer(e.identifier, began), parked_for(e.position, execs), execs, facts.now, stuck_after)
-            rows.append(row)
-            gap.known += 1
-
+    gaps = _trimmed(facts, rows, seen_positions, by_position, take_answer, parked_for, stuck_after, skew)
     counted = Counter(r.identifier for r in rows if r.identifier is not None)
     for r in rows:
         r.duplicates = counted.get(r.identifier, 1) if r.identifier is not None else 1
     return Report(facts.start, facts.end, rows, gaps)
+
+
+def _trimmed(
+    facts: Facts,
+    rows: list[Row],
+    seen_positions: set[Position],
+    by_position: dict[Position, list[Execution]],
+    take_answer: Callable[[str | None, datetime], Answer | None],
+    parked_for: Callable[[Position | None, list[Execution]], Parked | None],
+    stuck_after: timedelta,
+    skew: timedelta,
+) -> list[Gap]:
+    """Rows for the records the stream no longer holds, and the trimmed ranges (never hidden).
+
+    A record is trimmed when the store knows an execution of it (its source position) started in the window,
+    and its sequence number is before the first one its shard still holds (:attr:`Facts.first_kept`). A window
+    starting before the stream's retention is a trimmed range even when nothing is known in it.
+    """
+    gaps: dict[tuple[str, str] | None, Gap] = {}
+    if facts.retention_start is not None and facts.start < facts.retention_start:
+        gaps[None] = Gap(facts.start, min(facts.retention_start, facts.end), 0)
+    done: set[Position] = set(seen_positions)
+    for e in sorted(facts.executions, key=lambda e: (e.started_at, e.arn)):
+        began = _when(e.started_at)
+        if e.position is None or e.position in done or began is None:
+            continue
+        if not (facts.start - skew <= began <= facts.end + skew):
+            continue
+        shard = e.position[:2]
+        kept = facts.first_kept.get(shard)
+        if kept is None or not _before(e.position[2], kept[0]):
+            continue  # the stream holds it: outside the window read, not trimmed
+        done.add(e.position)
+        execs = by_position.get(e.position, [e])
+        row = Row(
+            identifier=e.identifier,
+            fate=LOST,
+            position=e.position,
+            arrival=None,
+            collection=collection_of(e.cnm, e),
+            provider=e.provider,
+            executions=[x.name for x in execs],
+            in_gap=True,
+        )
+        _fate(
+            row, take_answer(e.identifier, began - skew), parked_for(e.position, execs), execs, facts.now, stuck_after
+        )
+        rows.append(row)
+        gap = gaps.get(None) or gaps.setdefault(shard, Gap(facts.start, min(kept[1], facts.end), 0, shard=shard[1]))
+        gap.known += 1
+    return list(gaps.values())
+
+
+def _before(sequence: str, other: str) -> bool:
+    try:
+        return int(sequence) < int(other)
+    except ValueError:
+        return False
 
 
 def _fate(
@@ -573,6 +615,26 @@ def read_window(
             if iterator is None or (not page["Records"] and not page.get("MillisBehindLatest")):
                 break
             iterator = page.get("NextShardIterator")
+
+
+def first_kept(stream_arn: str) -> dict[tuple[str, str], tuple[str, datetime]]:
+    """Per shard, the first record it still holds (TRIM_HORIZON): what is before it is trimmed."""
+    kinesis = aws.client("kinesis")
+    out: dict[tuple[str, str], tuple[str, datetime]] = {}
+    for shard in shard_ids(stream_arn):
+        iterator = kinesis.get_shard_iterator(StreamARN=stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")[
+            "ShardIterator"
+        ]
+        for _ in range(100):  # an empty page is possible before the first record: a few more reads
+            page = kinesis.get_records(ShardIterator=iterator, StreamARN=stream_arn, Limit=1)
+            if page["Records"]:
+                first = page["Records"][0]
+                out[(stream_arn, shard)] = (first["SequenceNumber"], first["ApproximateArrivalTimestamp"])
+                break
+            iterator = page.get("NextShardIterator")
+            if not iterator or not page.get("MillisBehindLatest"):
+                break
+    return out
 
 
 def retention_start(stream_arn: str, now: datetime) -> datetime:
@@ -668,6 +730,7 @@ def collect(
         answers=answers_on(response_stream, start - skew, now),
         parked=list(parked),
         retention_start=kept_from if start < kept_from else None,
+        first_kept=first_kept(notification_stream),
     )
 
 

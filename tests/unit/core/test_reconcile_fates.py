@@ -218,6 +218,7 @@ def test_the_same_record_read_twice_is_one_row():
 
 
 def test_trimmed_range_is_reported_with_what_the_store_knows():
+    """Before the stream's retention: a range (never hidden), with the records the store knows in it."""
     start = T0 - timedelta(hours=30)
     kept_from = T0 - timedelta(hours=1)
     old = [execution(100 + i, "SUCCEEDED", minutes=-600 - i) for i in range(3)]
@@ -227,14 +228,15 @@ def test_trimmed_range_is_reported_with_what_the_store_knows():
             start=start,
             end=NOW,
             now=NOW,
-            seen=[seen(1)],
-            executions=[*old, execution(1, "SUCCEEDED")],
-            answers=[answer("g-1"), *(answer(f"g-{100 + i}", minutes=-590) for i in range(3))],
+            seen=[seen(1000)],
+            executions=[*old, execution(1000, "SUCCEEDED")],
+            answers=[answer("g-1000"), *(answer(f"g-{100 + i}", minutes=-590) for i in range(3))],
             retention_start=kept_from,
+            first_kept={(STREAM, "shardId-000000000000"): ("1000", T0)},
         )
     )
     assert [g.as_dict() for g in report.gaps] == [
-        {"from": rec.iso(start), "to": rec.iso(kept_from), "known": 4, "stream_count": None}
+        {"from": rec.iso(start), "to": rec.iso(kept_from), "shard": None, "known": 4, "stream_count": None}
     ]
     gap_rows = [r for r in report.rows if r.in_gap]
     assert sorted(fates(rec.Report(start, NOW, gap_rows, []))) == [
@@ -245,6 +247,37 @@ def test_trimmed_range_is_reported_with_what_the_store_knows():
     ]
     assert all(r.arrival is None for r in gap_rows)
     assert [r.fate for r in report.rows if not r.in_gap] == [rec.SUCCESS]
+
+
+def test_trimmed_early_within_retention_is_found_by_sequence_number():
+    """Records gone from a shard before the window's end (trimmed early): the store's executions of records
+    before the shard's first kept sequence number; an execution of a record the stream still holds, outside
+    the window read, is not one of them."""
+    first = (STREAM, "shardId-000000000000")
+    report = rec.decide(
+        facts(
+            seen=[seen(10, minutes=10)],
+            executions=[
+                execution(3, "RUNNING", minutes=3),
+                execution(4, "FAILED", minutes=4),
+                execution(50, "SUCCEEDED"),
+            ],
+            answers=[answer("g-50")],
+            first_kept={first: ("10", T0 + timedelta(minutes=10))},
+        ),
+        stuck_after=timedelta(hours=5),
+    )
+    assert [g.as_dict() for g in report.gaps] == [
+        {
+            "from": rec.iso(T0 - timedelta(minutes=1)),
+            "to": rec.iso(T0 + timedelta(minutes=10)),
+            "shard": "shardId-000000000000",
+            "known": 2,
+            "stream_count": None,
+        }
+    ]
+    assert fates(report) == [("g-10", rec.LOST), ("g-3", rec.RUNNING), ("g-4", rec.UNANSWERED)]
+    assert [r.fix for r in report.rows] == ["start", None, "resend"]
 
 
 def test_no_gap_inside_retention():
