@@ -15,7 +15,8 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cnm_ingest import aws, observability, reconcile
@@ -42,13 +43,21 @@ def run(now: datetime) -> reconcile.Report:
     return reconcile.decide(facts, stuck_after=_seconds("RECONCILE_STUCK_AFTER_SECONDS", 7200))
 
 
+def publish(report: reconcile.Report) -> None:
+    """One EMF document per collection: Unanswered, Stuck and Lost with the one dimension ``collection`` (no
+    ``service`` dimension: the alarms of modules/reconcile name exactly that dimension set)."""
+    for collection, values in sorted(report.metrics().items()):
+        emf = AmazonCloudWatchEMFProvider(namespace=metrics.namespace, service="")
+        emf.add_dimension(name="collection", value=collection[:250] or reconcile.UNKNOWN_COLLECTION)
+        for name, value in values.items():
+            emf.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        emf.flush_metrics()
+
+
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     report = run(datetime.now(UTC))
-    for collection, values in sorted(report.metrics().items()):
-        for name, value in values.items():
-            with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=metrics.namespace) as metric:
-                metric.add_dimension(name="collection", value=collection[:255] or reconcile.UNKNOWN_COLLECTION)
+    publish(report)
     summary = {
         "from": reconcile.iso(report.start),
         "to": reconcile.iso(report.end),

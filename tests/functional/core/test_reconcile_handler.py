@@ -44,7 +44,7 @@ def emf(text: str) -> dict[tuple[str, str], float]:
         if not isinstance(doc, dict) or "_aws" not in doc or "collection" not in doc:
             continue
         for block in doc["_aws"]["CloudWatchMetrics"]:
-            assert block["Dimensions"] == [["collection"]] or ["collection"] in block["Dimensions"]
+            assert block["Dimensions"] == [["collection"]]  # exactly the alarms' dimension set
             for metric in block["Metrics"]:
                 value = doc[metric["Name"]]
                 out[(doc["collection"], metric["Name"])] = value[0] if isinstance(value, list) else value
