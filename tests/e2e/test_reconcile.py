@@ -91,7 +91,10 @@ class Held:
 
     def __call__(self, parameters: dict[str, Any], region: str, state_credentials: Any = None) -> dict[str, Any]:
         payload = parameters.get("Payload")
-        text = payload if isinstance(payload, str) else json.dumps(payload)
+        if isinstance(payload, (bytes, bytearray)):
+            text = bytes(payload).decode("utf-8", "replace")
+        else:
+            text = payload if isinstance(payload, str) else json.dumps(payload, default=str)
         for ident in self.identifiers:
             if f'"identifier": "{ident}"' in text or f'"identifier":"{ident}"' in text:
                 self.entered[ident].set()
@@ -263,8 +266,8 @@ def run_scenario(rt: Runtime, client: Any, groups: dict[str, list[pipeline.Recor
         put(groups["lost"])
         end = datetime.now(UTC) + timedelta(seconds=1)
         time.sleep(2.5)  # --stuck-after 2s: the held executions are stuck
-        # the first records of the first good CNM's shard are trimmed (gone from the stream)
-        shard = positions[identifier(groups["good"][0])][0]
+        # the first records of the shard with the most good CNMs are trimmed (gone from the stream)
+        shard = Counter(s for ident, (s, _) in positions.items() if ident.startswith("rec-good")).most_common(1)[0][0]
         on_shard = sorted(
             (int(seq), ident) for ident, (s, seq) in positions.items() if s == shard and ident.startswith("rec-good")
         )
