@@ -126,8 +126,9 @@ def _render(c: Console, found: rec.Report, fixes: list[dict[str, Any]] | None, d
     c.print(summary)
     for g in found.gaps:
         c.print(
-            f"[red]trimmed range[/] {rec.iso(g.start)} .. {rec.iso(g.end)}: older than the stream's retention; "
-            f"{g.known} record(s) known from the executions store, the stream's count unknown"
+            f"[red]trimmed range[/] {rec.iso(g.start)} .. {rec.iso(g.end)}"
+            + (f" of {g.shard}: the shard no longer holds it" if g.shard else ": older than the stream's retention")
+            + f"; {g.known} record(s) known from the executions store, the stream's count unknown"
         )
     listing = Table(title="records")
     for col in ("arrival", "identifier", "fate", "detail", "collection", "executions", "fix"):

@@ -370,15 +370,18 @@ def test_fix_brings_every_fixable_record_to_one_answer(scenario):
     assert {(f["identifier"], f["outcome"]) for f in s["dry"]["fixes"]} <= {
         (i, o) for i in fixable for o in ("would-resend", "would-start")
     }
-    # two fixers at once: every fix done by exactly one of them
+    # two fixers at once: each fixable record fixed by them (the side effects are counted once each in
+    # test_every_side_effect_once). Both may say "started" for one record: StartExecution with the name and
+    # input of an existing execution answers as if it started it (Step Functions' own idempotency), and a
+    # response put once by the delivery markers answers both callers with its saved result.
     first, second = s["fixes"]
-    done = Counter(f["identifier"] for f in first + second if f["outcome"] in ("started", "answered"))
-    assert done == Counter(dict.fromkeys(fixable, 1)), (first, second)
-    assert all(
-        f["outcome"] in ("started", "answered", "already-started", "already-answered", "busy") for f in first + second
-    )
-    # the third run finds nothing left to do
-    assert {f["outcome"] for f in s["third"]["fixes"]} <= {"already-started", "already-answered"}
+    allowed = {"started", "answered", "already-started", "already-answered", "busy"}
+    assert {f["outcome"] for f in first + second} <= allowed, (first, second)
+    for ident in fixable:
+        outcomes = [f["outcome"] for f in first + second + s["third"]["fixes"] if f["identifier"] == ident]
+        assert {"started", "answered"} & set(outcomes), (ident, outcomes)
+    # the third run has at most what a busy fixer left; the fourth finds nothing left to do
+    assert {f["outcome"] for f in s["third"]["fixes"]} <= {"already-started", "already-answered", "started", "answered"}
     assert {f["outcome"] for f in s["fourth"]["fixes"]} <= {"already-started", "already-answered"}
 
     after = fates_by_identifier(s["after"])
