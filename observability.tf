@@ -81,8 +81,42 @@ module "recorder" {
   alarm_period_seconds           = var.alarm_period_seconds
 }
 
+################################################################################
+# Reconcile (scheduled: metrics Unanswered, Stuck, Lost per collection)
+################################################################################
+
+module "reconcile" {
+  source = "./modules/reconcile"
+  count  = var.create_recorder && var.reconcile.enabled ? 1 : 0
+
+  function = local.functions.reconcile
+  prefix   = var.prefix
+
+  schedule_expression     = var.reconcile.schedule_expression
+  window_seconds          = var.reconcile.window_seconds
+  settle_seconds          = var.reconcile.settle_seconds
+  stuck_after_seconds     = var.reconcile.stuck_after_seconds
+  notification_stream_arn = local.notification_stream_arn
+  response_stream_arn     = local.response_stream_arn
+  executions_table_name   = module.recorder[0].table_name
+  executions_table_arn    = module.recorder[0].table_arn
+  idempotency_table_name  = aws_dynamodb_table.idempotency.name
+  idempotency_table_arn   = aws_dynamodb_table.idempotency.arn
+  status_table_name       = module.workflow.status_table_name
+  status_table_arn        = module.workflow.status_table_arn
+
+  create_alarms     = var.create_alarms
+  alarm_collections = var.reconcile.alarm_collections
+  alarm_threshold   = var.reconcile.alarm_threshold
+  alarm_actions     = compact([try(module.alarms[0].topic_arn, null)])
+}
+
 locals {
-  all_functions  = merge(local.deployed_functions, { for r in module.recorder : "recorder" => r })
+  all_functions = merge(
+    local.deployed_functions,
+    { for r in module.recorder : "recorder" => r },
+    { for r in module.reconcile : "reconcile" => r },
+  )
   function_names = merge({ for k, f in local.all_functions : k => f.function_name }, module.workflow.function_names)
   function_arns  = merge({ for k, f in local.all_functions : k => f.function_arn }, module.workflow.function_arns)
   role_arns = merge(

@@ -71,6 +71,7 @@ locals {
     cnm_response      = { package = "cnm_response", timeout = 60, memory_size = 256, kms_keys = [], description = "CNM workflow: write the CNM response" }
     stop_status       = { package = "stop_status", timeout = 60, memory_size = 256, kms_keys = [], description = "CNM workflow: record the execution as COMPLETED or FAILED" }
     recorder          = { package = "recorder", timeout = 60, memory_size = 256, kms_keys = [], description = "CNM ingest: records every workflow execution status change" }
+    reconcile         = { package = "reconcile", timeout = 300, memory_size = 512, kms_keys = concat(local.notification_stream_kms_keys, local.response_stream_kms_keys), description = "CNM ingest: reconciles a trailing window (metrics Unanswered, Stuck, Lost)" }
   }
 
   lambda_settings = var.lambda_function_settings

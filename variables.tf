@@ -120,7 +120,7 @@ variable "tracing_enabled" {
 }
 
 variable "lambda_function_settings" {
-  description = "Per-function overrides of timeout (s), memory_size (MB) and reserved_concurrent_executions, keyed by function (message_consumer, fallback_consumer, hydrate, inbound_logger, outbound_logger, start_status, translate_message, sync_granule, cnm_response, stop_status, recorder) or \"defaults\" for every function. A function's setting wins over \"defaults\", which wins over the built-in default (consumers and hydrate 300 s / 512 MB, sync_granule 900 s / 1024 MB, the rest 60 s / 256 MB, unreserved)."
+  description = "Per-function overrides of timeout (s), memory_size (MB) and reserved_concurrent_executions, keyed by function (message_consumer, fallback_consumer, hydrate, inbound_logger, outbound_logger, start_status, translate_message, sync_granule, cnm_response, stop_status, recorder, reconcile) or \"defaults\" for every function. A function's setting wins over \"defaults\", which wins over the built-in default (consumers and hydrate 300 s / 512 MB, sync_granule 900 s / 1024 MB, the rest 60 s / 256 MB, unreserved)."
   type = map(object({
     timeout                        = optional(number)
     memory_size                    = optional(number)
@@ -131,9 +131,9 @@ variable "lambda_function_settings" {
   validation {
     condition = alltrue([for k in keys(var.lambda_function_settings) : contains([
       "defaults", "message_consumer", "fallback_consumer", "hydrate", "inbound_logger", "outbound_logger",
-      "start_status", "translate_message", "sync_granule", "cnm_response", "stop_status", "recorder",
+      "start_status", "translate_message", "sync_granule", "cnm_response", "stop_status", "recorder", "reconcile",
     ], k)])
-    error_message = "lambda_function_settings keys must be defaults, message_consumer, fallback_consumer, hydrate, inbound_logger, outbound_logger, start_status, translate_message, sync_granule, cnm_response, stop_status or recorder."
+    error_message = "lambda_function_settings keys must be defaults, message_consumer, fallback_consumer, hydrate, inbound_logger, outbound_logger, start_status, translate_message, sync_granule, cnm_response, stop_status, recorder or reconcile."
   }
 
   validation {
@@ -857,6 +857,21 @@ variable "create_recorder" {
   description = "Record every workflow execution (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED) and every granule attempt in <prefix>-executions, from Step Functions' own status-change events (modules/recorder); the cnm-ingest CLI reads it."
   type        = bool
   default     = true
+}
+
+variable "reconcile" {
+  description = "Scheduled reconciliation (modules/reconcile; needs create_recorder): an EventBridge schedule runs the reconcile function over a trailing window and publishes the metrics Unanswered, Stuck and Lost per collection, with alarms (when create_alarms). enabled; schedule_expression (rate() or cron()); window_seconds (300-604800, within the stream's retention); settle_seconds (0-3600: the window ends this long before each run); stuck_after_seconds (60-31536000: running longer is Stuck); alarm_threshold (records, 0 = any); alarm_collections (collection ids name__version with alarms of their own)."
+  type = object({
+    enabled             = optional(bool, true)
+    schedule_expression = optional(string, "rate(1 hour)")
+    window_seconds      = optional(number, 86400)
+    settle_seconds      = optional(number, 900)
+    stuck_after_seconds = optional(number, 7200)
+    alarm_threshold     = optional(number, 0)
+    alarm_collections   = optional(list(string), [])
+  })
+  default  = {}
+  nullable = false
 }
 
 variable "workflow_offload_bytes" {

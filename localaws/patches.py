@@ -59,6 +59,11 @@ Patches, and why:
    AWS, EventBridge delivers apart from the execution: a failed delivery is kept in
    ``EVENT_DELIVERY_ERRORS``), and the name check and the registration are one step, so two
    concurrent starts of one name (an SDK retrying a lost response) create one execution.
+13. events_schedule_rules_match_no_event: an EventBridge rule with a schedule expression and no event
+   pattern (modules/reconcile's schedule) receives no event from PutEvents: on AWS it fires on its schedule
+   only. moto treats the missing pattern as "match everything" and sends every event (the Step Functions
+   status changes of patch 9) to the rule's targets; a Lambda target is one it cannot deliver to, so the
+   whole PutEvents raised and the recorder's rule got nothing either.
 5. RpcV2CborMiddleware: CloudWatch over Smithy RPC v2 CBOR (the `smithy-protocol:
    rpc-v2-cbor` header, POST /service/<target>/operation/<Op>), the protocol of the
    AWS SDK for Go v2 the provider uses. moto answers it 404. The middleware decodes
@@ -89,6 +94,7 @@ PATCHES: list[str] = [
     "s3_delete_version_in_suspended_bucket",
     "sfn_execution_running_from_creation",
     "sfn_start_execution_all_or_nothing",
+    "events_schedule_rules_match_no_event",
 ]
 EVENT_DELIVERY_ERRORS: list[str] = []  # patch 12: status events that could not be delivered
 
@@ -107,6 +113,7 @@ def apply() -> list[str]:
         _patch_sfn_events()
         _patch_sfn_execution_status()
         _patch_sfn_start_execution()
+        _patch_events_schedule_rules()
         _applied = True
     return list(PATCHES)
 
@@ -414,6 +421,21 @@ def _patch_sfn_start_execution() -> None:
                 raise
 
     Backend.start_execution = start_execution
+
+
+def _patch_events_schedule_rules() -> None:
+    """Patch 13: a schedule rule without an event pattern matches no event."""
+    from moto.events import models as events_models
+
+    Rule: Any = events_models.Rule
+    original = Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        if self.scheduled_expression and not self.event_pattern.get_pattern():
+            return
+        original(self, original_event, transform_input)
+
+    Rule.send_to_targets = send_to_targets
 
 
 def _patch_sfn_events() -> None:

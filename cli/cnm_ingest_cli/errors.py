@@ -14,6 +14,7 @@ exception (Click's usage errors included), and the README's "Operating it" lists
 | 5 | not found (granule, execution, DLQ message, rule, shard, file) |
 | 6 | refused input (an invalid CNM, a granule in several collections without --collection, nothing to reingest from) |
 | 7 | partly failed (some records could not be put, started or redriven; the rest were) |
+| 8 | unaccounted (reconcile: records lost, stuck, parked or ended without an answer) |
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-OK, UNEXPECTED, USAGE, STACK_NOT_FOUND, AWS_REFUSED, NOT_FOUND, REFUSED_INPUT, PARTIAL = range(8)
+OK, UNEXPECTED, USAGE, STACK_NOT_FOUND, AWS_REFUSED, NOT_FOUND, REFUSED_INPUT, PARTIAL, UNACCOUNTED = range(9)
 
 # Where a missing resource most likely comes from (the prefix, the region, or a stack not applied).
 LIKELY_CAUSE = "wrong --prefix or region, or the stack is not applied"
@@ -71,6 +72,10 @@ class PartialFailure(CliError):
     pass
 
 
+class Unaccounted(CliError):
+    pass
+
+
 # The one exit-code table: an error is found here by its class (or the nearest base class listed).
 EXIT_CODES: dict[type[BaseException], int] = {
     click.UsageError: USAGE,  # BadParameter, NoSuchOption, MissingParameter ... are UsageErrors
@@ -79,6 +84,7 @@ EXIT_CODES: dict[type[BaseException], int] = {
     NotFound: NOT_FOUND,
     RefusedInput: REFUSED_INPUT,
     PartialFailure: PARTIAL,
+    Unaccounted: UNACCOUNTED,
     CliError: UNEXPECTED,
 }
 
@@ -98,6 +104,7 @@ MEANINGS = {
     NOT_FOUND: "not found",
     REFUSED_INPUT: "refused input",
     PARTIAL: "partly failed",
+    UNACCOUNTED: "unaccounted (reconcile)",
 }
 
 

@@ -1,4 +1,4 @@
-"""``cnm-ingest``: status, send, responses, dlq, reingest, replay, rules (see ``cnm-ingest --help``).
+"""``cnm-ingest``: status, send, responses, dlq, reingest, replay, reconcile, rules (see ``cnm-ingest --help``).
 
 AWS access is the standard credential chain (``--profile``, ``--region``, or the
 environment); ``AWS_ENDPOINT_URL`` points every client at an emulator. The region is
@@ -28,7 +28,7 @@ from rich.table import Table
 
 from cnm_ingest import aws, records
 
-from . import ops
+from . import ops, reconcile
 from .errors import MEANINGS, CliError, PartialFailure, RefusedInput, translate
 from .stack import PREFIX_RULE, PREFIX_RULE_TEXT, Stack, find, region_name
 
@@ -615,6 +615,11 @@ def _set_rule(state: str) -> Callable[..., None]:
 
 rules.command("enable")(_set_rule("ENABLED"))
 rules.command("disable")(_set_rule("DISABLED"))
+
+
+# --- reconcile (its own module: cnm_ingest_cli.reconcile) ----------------------------------------
+
+cli.add_command(reconcile.command())
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ ROLES = {
     "cnm_response": "cnm_response",
     "stop_status": "stop_status",
     "recorder": "recorder",
+    "reconcile": "reconcile",
 }
 
 # the consumer's event source mapping, as each example configures it

@@ -19,7 +19,7 @@ def _name(prefix: str) -> str:
 
 def test_every_patch_is_listed_and_applied(local_aws):
     assert patches.apply() == patches.PATCHES
-    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 12
+    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 13
 
 
 # ---- 1 and 2: SQS SetQueueAttributes -------------------------------------------------
@@ -427,6 +427,35 @@ def test_express_executions_publish_nothing(client):
     arn = sfn.start_execution(stateMachineArn=express, name=_name("x"))["executionArn"]
     _wait_status(sfn, arn)
     assert _drain(sqs, queue, 1, timeout=2) == []
+
+
+# ---- 13: a schedule rule receives no events ----------------------------------------------------
+
+
+def test_a_schedule_rule_beside_a_status_rule_receives_no_event(client):
+    """A schedule rule (no event pattern) with a Lambda target, on the default bus beside the status rule:
+    the status events still reach the status rule's queue, and the schedule rule's targets get nothing."""
+    sfn, events = client("stepfunctions"), client("events")
+    ok = _machine(client, {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    sqs, queue = _status_rule(client, [ok])
+    schedule = _name("schedule")
+    events.put_rule(Name=schedule, ScheduleExpression="rate(1 hour)")
+    other = sqs.create_queue(QueueName=_name("schedule-target"))["QueueUrl"]
+    other_arn = sqs.get_queue_attributes(QueueUrl=other, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    fn = "arn:aws:lambda:us-west-2:123456789012:function:" + _name("reconcile")
+    # a queue first (it would receive every event without the patch), then a function (moto cannot deliver to it)
+    events.put_targets(Rule=schedule, Targets=[{"Id": "q", "Arn": other_arn}, {"Id": "f", "Arn": fn}])
+    try:
+        arn = sfn.start_execution(stateMachineArn=ok, name=_name("x"))["executionArn"]
+        assert _wait_status(sfn, arn) == "SUCCEEDED"
+        assert [e["detail"]["status"] for e in _drain(sqs, queue, 2)] == ["RUNNING", "SUCCEEDED"]
+        assert _drain(sqs, other, 1, timeout=2) == []
+        # nor does any other event put on the bus
+        events.put_events(Entries=[{"Source": "test.x", "DetailType": "t", "Detail": "{}"}])
+        assert _drain(sqs, other, 1, timeout=2) == []
+    finally:
+        events.remove_targets(Rule=schedule, Ids=["f", "q"])
+        events.delete_rule(Name=schedule)
 
 
 # ---- 10: deleting versions of a bucket whose versioning is suspended ------------------------

@@ -252,6 +252,7 @@ def test_every_function_is_packaged_from_the_manifest(example, request, packages
         "cnm-response",
         "stop-status",
         "recorder",
+        "reconcile",
     ]
     assert sorted(fn["function_name"] for fn in functions.values()) == sorted(f"cnm-{example}-{r}" for r in roles)
     for address, fn in functions.items():

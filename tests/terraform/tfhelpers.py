@@ -92,6 +92,7 @@ FUNCTION_KEYS = [
     "outbound_logger",
     *WORKFLOW_TASKS,
     "recorder",
+    "reconcile",
 ]
 
 # Actions that have no resource-level permissions in IAM: a statement made only

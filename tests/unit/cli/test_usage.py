@@ -196,13 +196,14 @@ def test_a_named_path_that_is_not_a_file_is_refused(tmp_path):
 def test_one_exit_code_table():
     """Every CliError class and Click's usage errors have their code in the one table; the README lists it."""
     classes = {errors.StackNotFound: 3, errors.AwsRefused: 4, errors.NotFound: 5, errors.RefusedInput: 6}
-    classes |= {errors.PartialFailure: 7, errors.CliError: 1, click.UsageError: 2, click.BadParameter: 2}
+    classes |= {errors.PartialFailure: 7, errors.Unaccounted: 8, errors.CliError: 1}
+    classes |= {click.UsageError: 2, click.BadParameter: 2}
     for cls, code in classes.items():
         assert errors.exit_code(cls("m")) == code
         assert cls("m").exit_code == code
     assert errors.exit_code(RuntimeError("x")) == 1
-    assert set(errors.EXIT_CODES.values()) == set(range(1, 8))
+    assert set(errors.EXIT_CODES.values()) == set(range(1, 9))
     doc = dict(re.findall(r"^\| (\d) \| (.+) \|$", errors.__doc__ or "", re.M))
-    assert sorted(int(k) for k in doc) == sorted(errors.MEANINGS) == list(range(8))
+    assert sorted(int(k) for k in doc) == sorted(errors.MEANINGS) == list(range(9))
     epilog = " ".join(Cli()("--help").output.split())
     assert all(f"{code} {meaning}" in epilog for code, meaning in errors.MEANINGS.items())

@@ -82,7 +82,16 @@ def read_kinesis_failure(record: dict) -> None:
     read_sns(events.sns_event(json.dumps(record)))  # as hydrate receives it
 
 
+def read_schedule(event: dict) -> None:
+    """An EventBridge schedule's event (the reconcile function's)."""
+    e = EventBridgeEvent(event)
+    assert e.get_id and e.version == "0" and e.account and e.region and e.time
+    assert (e.source, e.detail_type, e.detail) == ("aws.events", "Scheduled Event", {})
+    assert len(e.resources) == 1 and e.resources[0].startswith("arn:aws:events:") and ":rule/" in e.resources[0]
+
+
 READERS: dict[str, Callable[[dict], None]] = {
+    "eventbridge_scheduled": read_schedule,
     "kinesis_batch": read_kinesis,
     "kinesis_esm_failure": read_kinesis_failure,
     "sns_fallback": read_sns,
