@@ -18,10 +18,10 @@ from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.table import Table
 
-from cnm_ingest import aws, ingest
-from cnm_ingest import once as once_mod
+from cnm_ingest import aws, idempotency
 from cnm_ingest import reconcile as rec
-from cnm_ingest import response as response_mod
+from cnm_ingest.cnm import response_message
+from cnm_ingest.consumer import consume
 
 from . import ops
 from .errors import PartialFailure, Unaccounted
@@ -92,15 +92,15 @@ def fixer(stack: Stack) -> rec.Fixer:
     """The consumer's run as the deployed message consumer has it (its tables, DLQ, response stream)."""
     consumer = ops.consumer_environment(stack)
     responder = function_environment(f"{stack.prefix}-cnm-response")
-    run = ingest.Run(
+    run = consume.Run(
         store=ops.routing_store(stack, ttl=0),
         settings=ops.consumer_settings(stack),
-        once=once_mod.Once(consumer.get("IDEMPOTENCY_TABLE") or f"{stack.prefix}-idempotency"),
+        once=idempotency.Once(consumer.get("IDEMPOTENCY_TABLE") or f"{stack.prefix}-idempotency"),
         source="cli_reconcile",
         queue_url=stack.dlq_url,
         response_stream_arn=consumer.get("RESPONSE_STREAM_ARN") or stack.response_stream_arn,
     )
-    destinations = response_mod.destinations_from_env(responder) or [stack.response_stream_arn]
+    destinations = response_message.destinations_from_env(responder) or [stack.response_stream_arn]
     return rec.Fixer(run, responder.get("STATUS_TABLE") or f"{stack.prefix}-workflow-status", destinations)
 
 

@@ -29,7 +29,7 @@ started in it get their fate from the store (their stream record is gone).
 
 :func:`fixes` says what ``--fix`` would do for each row; :func:`apply_fix` does it, each side effect
 at most once through the consumer's own functions (deterministic execution names, the park/answer
-markers of :mod:`cnm_ingest.once`, CnmResponse's delivery markers of :mod:`cnm_ingest.delivery`).
+markers of :mod:`cnm_ingest.idempotency`, CnmResponse's delivery markers of :mod:`cnm_ingest.workflow.cnm_response`).
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws, errors, records
-from . import cnm as cnm_mod
+from cnm_ingest import aws, errors, records
+from cnm_ingest.cnm import notification
 
 SUCCESS, FAILURE, PARKED, RUNNING, STUCK, UNANSWERED, LOST = (
     "answered-success",
@@ -99,8 +99,8 @@ class Seen:
         return value if isinstance(value, dict) else None
 
     def source_record(self) -> Any:
-        """The record as the consumer takes it (``ingest.SourceRecord``)."""
-        from .ingest import SourceRecord
+        """The record as the consumer takes it (``consume.SourceRecord``)."""
+        from cnm_ingest.consumer.consume import SourceRecord
 
         return SourceRecord(
             data=base64.b64encode(self.data).decode("ascii"),
@@ -389,11 +389,11 @@ def collection_of(cnm: dict[str, Any] | None, execution: Execution | None = None
     if execution is not None and execution.collection:
         return execution.collection
     if cnm is not None:
-        name = cnm_mod.collection_name(cnm)
+        name = notification.collection_name(cnm)
         if isinstance(name, str) and name:
-            from .granule import collection_id
+            from cnm_ingest.workflow.translate_message import collection_id
 
-            version = cnm_mod.collection_version(cnm)
+            version = notification.collection_version(cnm)
             return collection_id(name, version if isinstance(version, str) else None)
     return UNKNOWN_COLLECTION
 
@@ -683,9 +683,10 @@ def parked_by_markers(facts: Facts, once_table: str, status_table: str | None) -
     A record with neither an execution nor an answer is checked for the consumer's park marker; an ended
     execution without an answer for CnmResponse's parking marker (per execution and status).
     """
-    from . import delivery, once
+    from cnm_ingest import idempotency
+    from cnm_ingest.workflow import cnm_response
 
-    marker = once.Once(once_table)
+    marker = idempotency.Once(once_table)
     answered = {a.identifier for a in facts.answers}
     started = {e.position for e in facts.executions if e.position}
     out: list[Parked] = []
@@ -693,14 +694,16 @@ def parked_by_markers(facts: Facts, once_table: str, status_table: str | None) -
         cnm = s.notification
         if s.position in started or (cnm and cnm.get("identifier") in answered):
             continue
-        if marker.done(once.PARK, once.record_key(s.source_record().as_dict())):
+        if marker.done(idempotency.PARK, idempotency.record_key(s.source_record().as_dict())):
             out.append(Parked("record", "parked (idempotency marker)", position=s.position))
     if status_table:
         for e in facts.executions:
             if e.status == records.RUNNING or e.identifier in answered:
                 continue
             for status in ("FAILURE", "SUCCESS"):
-                if delivery.completed(delivery._park, status_table, delivery.key({"id": e.arn}, status, "dlq")):
+                if cnm_response.completed(
+                    cnm_response._park, status_table, cnm_response.key({"id": e.arn}, status, "dlq")
+                ):
                     out.append(Parked("response", "response parked (marker)", position=e.position, execution_arn=e.arn))
                     break
     return out
@@ -752,14 +755,14 @@ class Fixer:
     """What ``--fix --apply`` needs: the consumer's run (its store, settings, markers, DLQ, response stream),
     CnmResponse's delivery markers (``status_table``) and the response destinations."""
 
-    run: Any  # ingest.Run
+    run: Any  # consume.Run
     status_table: str
     destinations: list[str]
 
 
 def failure_answer(row: Row) -> dict[str, Any]:
     """The FAILURE response for an execution that ended without one (aborted, timed out)."""
-    from .response import build_response
+    from cnm_ingest.cnm.response_message import build_response
 
     e = row.execution
     cnm = (e.cnm if e else None) or (row.seen.notification if row.seen else None) or {"identifier": row.identifier}
@@ -773,7 +776,7 @@ def failure_answer(row: Row) -> dict[str, Any]:
 
 
 def _resend(row: Row, fixer: Fixer) -> dict[str, Any]:
-    from . import delivery
+    from cnm_ingest.workflow import cnm_response
 
     parked = row.parked
     if parked is not None and parked.kind == "response":
@@ -788,17 +791,17 @@ def _resend(row: Row, fixer: Fixer) -> dict[str, Any]:
     if response is None:
         response = failure_answer(row)
     status = response["response"]["status"]
-    before = delivery.delivered_to(execution, status, table=fixer.status_table, destinations=fixer.destinations)
+    before = cnm_response.delivered_to(execution, status, table=fixer.status_table, destinations=fixer.destinations)
     if len(before) == len(dict.fromkeys(fixer.destinations)):
         return {"outcome": "already-answered"}
-    sent = delivery.deliver(response, execution, table=fixer.status_table, destinations=fixer.destinations)
+    sent = cnm_response.deliver(response, execution, table=fixer.status_table, destinations=fixer.destinations)
     return {"outcome": "answered", "status": sent["response"]["status"]}
 
 
 def _consume(row: Row, fixer: Fixer, payload_record: Any) -> dict[str, Any]:
-    from . import ingest
+    from cnm_ingest.consumer import consume
 
-    outcome = ingest.consume(payload_record, fixer.run)
+    outcome = consume.consume(payload_record, fixer.run)
     if outcome.status == "started":
         new = [s.execution_name for s in outcome.started if not s.already_existed]
         return {
@@ -809,12 +812,13 @@ def _consume(row: Row, fixer: Fixer, payload_record: Any) -> dict[str, Any]:
 
 
 def _answer(row: Row, fixer: Fixer) -> dict[str, Any]:
-    from . import ingest, once
+    from cnm_ingest import idempotency
+    from cnm_ingest.consumer import consume
 
     assert row.seen is not None and row.parked is not None
     record = row.seen.source_record()
-    key = once.record_key(record.as_dict())
-    if fixer.run.once.done(once.ANSWER, key):
+    key = idempotency.record_key(record.as_dict())
+    if fixer.run.once.done(idempotency.ANSWER, key):
         return {"outcome": "already-answered"}
     cls = next((c for c in errors.ERROR_CLASSES if c.__name__ == row.parked.error_type), errors.RecordError)
     exc = (
@@ -822,12 +826,12 @@ def _answer(row: Row, fixer: Fixer) -> dict[str, Any]:
         if issubclass(cls, errors.RecordError)
         else errors.RecordError(row.parked.reason)
     )
-    return {"outcome": ingest.answer_once(record, exc, fixer.run)}
+    return {"outcome": consume.answer_once(record, exc, fixer.run)}
 
 
 def apply_fix(row: Row, fixer: Fixer) -> dict[str, Any]:
     """Do ``row.fix``, at most once per record (a second run finds it done: ``already-...``)."""
-    from . import ingest
+    from cnm_ingest.consumer import consume
 
     try:
         if row.fix == "start":
@@ -836,7 +840,7 @@ def apply_fix(row: Row, fixer: Fixer) -> dict[str, Any]:
         if row.fix == "redrive":
             assert row.parked is not None
             if row.parked.kind == "record" and row.parked.payload is not None:
-                from .ingest import SourceRecord
+                from cnm_ingest.consumer.consume import SourceRecord
 
                 stream, shard, seq = row.parked.position or row.position or ("", "", "")
                 record = SourceRecord(
@@ -854,5 +858,5 @@ def apply_fix(row: Row, fixer: Fixer) -> dict[str, Any]:
         if row.fix == "resend":
             return _resend(row, fixer)
     except Exception as exc:  # reported per row; a retry of the whole command picks it up
-        return {"outcome": "busy" if ingest.is_retryable(exc) else "failed", "reason": f"{type(exc).__name__}: {exc}"}
+        return {"outcome": "busy" if consume.is_retryable(exc) else "failed", "reason": f"{type(exc).__name__}: {exc}"}
     return {"outcome": "nothing-to-do"}

@@ -108,6 +108,8 @@ VALIDATOR_KINDS: dict[str, Callable[[], dict[str, Any]]] = {
     "notification": fast_notification_schema,
     "response": response_schema,
 }
+
+
 @functools.cache
 def compiled(kind: str) -> Callable[[Any], Any]:
     """The compiled validator of ``kind`` (``notification`` or ``response``), imported once per process."""

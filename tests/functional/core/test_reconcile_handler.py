@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cnm_ingest import once, reconcile
+from cnm_ingest import idempotency, reconcile
 from tests.events import load_event
 
 SWOT = ("SWOT_L2_LR_SSH", "2.0")
@@ -64,16 +64,16 @@ def test_scheduled_run_publishes_per_collection_metrics(complete_world, capsys):
     kinesis.put_record(StreamARN=responses, Data=json.dumps(answer).encode(), PartitionKey="rh-answered")
     # parked by the consumer: its park marker (what the function reads; it never touches the DLQ)
     with w.env("message_consumer"):
-        key = once.record_key(
+        key = idempotency.record_key(
             {
                 "streamArn": notifications,
                 "shardId": put["rh-parked"]["ShardId"],
                 "sequenceNumber": put["rh-parked"]["SequenceNumber"],
             }
         )
-        once.reset()
-        once.Once.from_env().run(once.PARK, key, lambda: 1)
-        once.reset()
+        idempotency.reset()
+        idempotency.Once.from_env().run(idempotency.PARK, key, lambda: 1)
+        idempotency.reset()
     capsys.readouterr()
 
     summary: dict[str, Any] = w.invoke("reconcile", load_event("eventbridge_scheduled"), RECONCILE_SETTLE_SECONDS="0")
