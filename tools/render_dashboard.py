@@ -41,9 +41,10 @@ def describe(widget: dict[str, Any]) -> list[str]:
         if "expression" in options:
             lines.append(options["expression"])
         elif len(plain) >= 2:
-            lines.append(f"{plain[0]} {plain[1]}" + (f" [{plain[3]}]" if len(plain) >= 4 else ""))
+            value = str(plain[3]).rsplit(":", 1)[-1] if len(plain) >= 4 else ""  # an ARN by its name
+            lines.append(f"{plain[0]} {plain[1]}" + (f" [{value}]" if value else ""))
     unique = list(dict.fromkeys(lines))
-    shown = [textwrap.shorten(x, 72) for x in unique[:4]]
+    shown = [textwrap.shorten(x, 80) for x in unique[:4]]
     return shown + ([f"... and {len(unique) - 4} more"] if len(unique) > 4 else [])
 
 
