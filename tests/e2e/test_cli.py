@@ -314,8 +314,12 @@ def test_reingest_runs_with_the_configuration_as_it_is_now_and_says_what_changed
         assert statuses == ["SUCCEEDED", "FAILED", "FAILED"], statuses  # outside the provider's prefixes now
         provider.restore()
         collection.change(url_path="fixed/{collection}")
-        fixed = live.cli.json("reingest", "cli-reconf")
-        assert fixed["changes"] == [{"setting": "collection.url_path", "first_run": None, "now": "fixed/{collection}"}]
+        fixed = live.cli.json("reingest", "cli-reconf")  # the granule's latest execution: a tightened one
+        url_path = json.loads(collection.original["config"]["S"]).get("url_path")
+        assert fixed["changes"] == [
+            {"setting": "collection.url_path", "first_run": url_path, "now": "fixed/{collection}"},
+            {"setting": "provider.allowed_prefixes", "first_run": ["somewhere-else/"], "now": None},
+        ]
         live.settle()
         last = live.executions("id-cli-reconf")[-1]
         assert last["executionArn"] == fixed["execution_arn"] and last["status"] == "SUCCEEDED"
