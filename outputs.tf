@@ -229,3 +229,8 @@ output "idempotency_table_name" {
   description = "Name of the idempotency table shared by the message consumer, the fallback consumer and hydrate."
   value       = aws_dynamodb_table.idempotency.name
 }
+
+output "dashboard_name" {
+  description = "Name of the CloudWatch dashboard (null without create_dashboard)."
+  value       = try(aws_cloudwatch_dashboard.this[0].dashboard_name, null)
+}

@@ -813,6 +813,13 @@ variable "create_alarms" {
   default     = true
 }
 
+variable "create_dashboard" {
+  description = "Create the CloudWatch dashboard <prefix>-cnm-ingest (dashboard.tf): records in and iterator age per stream, executions started/succeeded/failed, DLQ depth and age, answers by status and error code, and the reconcile metrics Unanswered, Stuck and Lost per collection."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
 variable "create_alarm_topic" {
   description = "Create the SNS topic <prefix>-alarms as alarm action (encrypted only with kms_key_arn: CloudWatch cannot use aws/sns)."
   type        = bool

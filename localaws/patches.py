@@ -64,6 +64,12 @@ Patches, and why:
    only. moto treats the missing pattern as "match everything" and sends every event (the Step Functions
    status changes of patch 9) to the rule's targets; a Lambda target is one it cannot deliver to, so the
    whole PutEvents raised and the recorder's rule got nothing either.
+14. sfn_redrive_execution: RedriveExecution restarts a FAILED, TIMED_OUT or ABORTED Standard execution
+   that stopped within the last 14 days from the top-level state it did not finish (StartAt when it finished
+   none), with that state's input; redriveCount goes up by one (DescribeExecution shows redriveCount,
+   redriveDate and redriveStatus REDRIVABLE / NOT_REDRIVABLE), and the status events follow (RUNNING, then the
+   end). Anything else is ExecutionNotRedrivable (RUNNING, SUCCEEDED, stopped longer ago, Express). moto
+   answers 500 (no such action). The new run's history replaces the first run's (AWS appends to it).
 5. RpcV2CborMiddleware: CloudWatch over Smithy RPC v2 CBOR (the `smithy-protocol:
    rpc-v2-cbor` header, POST /service/<target>/operation/<Op>), the protocol of the
    AWS SDK for Go v2 the provider uses. moto answers it 404. The middleware decodes
@@ -95,6 +101,7 @@ PATCHES: list[str] = [
     "sfn_execution_running_from_creation",
     "sfn_start_execution_all_or_nothing",
     "events_schedule_rules_match_no_event",
+    "sfn_redrive_execution",
 ]
 EVENT_DELIVERY_ERRORS: list[str] = []  # patch 12: status events that could not be delivered
 
@@ -114,6 +121,7 @@ def apply() -> list[str]:
         _patch_sfn_execution_status()
         _patch_sfn_start_execution()
         _patch_events_schedule_rules()
+        _patch_sfn_redrive()
         _applied = True
     return list(PATCHES)
 
@@ -461,6 +469,107 @@ def _patch_sfn_events() -> None:
     Communication.terminated = terminated
 
 
+REDRIVE_DAYS = 14  # patch 14: how long after it stopped an execution can be redriven
+REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
+
+
+def unfinished_state(events: list[dict[str, Any]], top_level: Iterable[str]) -> tuple[str, Any] | None:
+    """Patch 13: the top-level state a history entered last and never left, with the input it entered with."""
+    names = set(top_level)
+    open_states: list[tuple[str, Any]] = []
+    for event in events:
+        kind = str(event.get("type", ""))
+        if kind.endswith("StateEntered"):
+            details = event.get("stateEnteredEventDetails") or {}
+            if details.get("name") in names:
+                open_states.append((details["name"], details.get("input")))
+        elif kind.endswith("StateExited"):
+            name = (event.get("stateExitedEventDetails") or {}).get("name")
+            open_states = [s for s in open_states if s[0] != name]
+    return open_states[-1] if open_states else None
+
+
+def _patch_sfn_redrive() -> None:
+    """Patch 13: RedriveExecution (and redriveCount / redriveDate / redriveStatus in DescribeExecution)."""
+    import datetime
+    import threading
+
+    from moto.core.exceptions import AWSError
+    from moto.core.responses import ActionResult
+    from moto.stepfunctions import responses as sfn_responses
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.backend import execution as sfn_execution
+
+    class ExecutionNotRedrivable(AWSError):
+        TYPE = "ExecutionNotRedrivable"
+        STATUS = 400
+
+    Execution: Any = sfn_execution.Execution
+    StepFunctionResponse: Any = sfn_responses.StepFunctionResponse
+    original_describe = StepFunctionResponse.describe_execution
+    lock = threading.Lock()
+
+    def redrivable(execution: Any, now: datetime.datetime) -> str | None:
+        """Why ``execution`` cannot be redriven now, or None."""
+        status = execution.exec_status.value if execution.exec_status is not None else "RUNNING"
+        if getattr(execution.state_machine, "type", "STANDARD") != "STANDARD":
+            return "Express executions cannot be redriven"
+        if status not in REDRIVABLE:
+            return f"the execution is {status}: only FAILED, TIMED_OUT or ABORTED executions can be redriven"
+        if execution.stop_date is None or now - execution.stop_date > datetime.timedelta(days=REDRIVE_DAYS):
+            return f"the execution stopped more than {REDRIVE_DAYS} days ago"
+        return None
+
+    def redrive(self: Any) -> datetime.datetime:
+        with lock:  # the check and the restart: one step (two concurrent redrives: one restarts, one is refused)
+            return restart(self)
+
+    def restart(self: Any) -> datetime.datetime:
+        now = datetime.datetime.now(tz=datetime.UTC)
+        why = redrivable(self, now)
+        if why:
+            raise ExecutionNotRedrivable(f"Execution {self.exec_arn} cannot be redriven: {why}")
+        definition = json.loads(self.state_machine.definition)
+        events = self.to_history_output()["events"] if self.exec_worker is not None else []
+        found = unfinished_state(events, definition.get("States", {}))
+        start_at, state_input = found if found else (definition["StartAt"], json.dumps(self.input_data))
+        definition["StartAt"] = start_at
+        worker = self._get_start_execution_worker()
+        worker._evaluation_details.state_machine_details.definition = json.dumps(definition)
+        worker._evaluation_details.execution_details.inpt = json.loads(state_input) if state_input else {}
+        self.exec_worker = worker
+        self.exec_status = ExecutionStatus.RUNNING
+        self.stop_date = self.error = self.cause = self.output = None
+        self.redrive_count = getattr(self, "redrive_count", 0) + 1
+        self.redrive_date = now
+        try:
+            _publish_status(self, "RUNNING")
+        except Exception as exc:  # as patch 12: a delivery failure does not stop the execution
+            EVENT_DELIVERY_ERRORS.append(f"{self.exec_arn} RUNNING (redrive): {exc!r}")
+        worker.start()
+        return now
+
+    def redrive_execution(self: Any) -> ActionResult:
+        execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+        return ActionResult({"redriveDate": execution.redrive()})
+
+    def describe_execution(self: Any) -> ActionResult:
+        result = original_describe(self)
+        execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+        out = dict(result.result)
+        out["redriveCount"] = getattr(execution, "redrive_count", 0)
+        if getattr(execution, "redrive_date", None) is not None:
+            out["redriveDate"] = execution.redrive_date
+        now = datetime.datetime.now(tz=datetime.UTC)
+        if isinstance(execution, Execution):
+            out["redriveStatus"] = "NOT_REDRIVABLE" if redrivable(execution, now) else "REDRIVABLE"
+        return ActionResult(out)
+
+    Execution.redrive = redrive
+    StepFunctionResponse.redrive_execution = redrive_execution
+    StepFunctionResponse.describe_execution = describe_execution
+
+
 # ---------------------------------------------------------------------- Kinesis
 
 
@@ -473,7 +582,9 @@ def _patch_kinesis() -> None:
 
     def _store(self: Any, arn: str) -> dict[str, str]:
         if "/consumer/" in arn:
-            stream = self.kinesis_backend.describe_stream(stream_arn=arn.split("/consumer/", maxsplit=1)[0], stream_name=None)
+            stream = self.kinesis_backend.describe_stream(
+                stream_arn=arn.split("/consumer/", maxsplit=1)[0], stream_name=None
+            )
             if stream.get_consumer_by_arn(arn) is None:
                 from moto.kinesis.exceptions import ResourceNotFoundError
 

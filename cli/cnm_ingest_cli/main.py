@@ -1,4 +1,5 @@
-"""``cnm-ingest``: status, send, responses, dlq, reingest, replay, reconcile, rules (see ``cnm-ingest --help``).
+"""``cnm-ingest``: status, send, responses, dlq, reingest, redrive-execution, replay, reconcile, rules (see
+``cnm-ingest --help``).
 
 AWS access is the standard credential chain (``--profile``, ``--region``, or the
 environment); ``AWS_ENDPOINT_URL`` points every client at an emulator. The region is
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -487,7 +489,9 @@ def dlq_show(settings: Settings, message_id: str) -> None:
 @json_option
 @pass_settings
 def dlq_redrive(settings: Settings, message_ids: tuple[str, ...], everything: bool, dry_run: bool) -> None:
-    """Put parked payloads back on the notification stream (once each), then delete their DLQ messages."""
+    """Redrive DLQ messages once each: parked records back on the notification stream, parked responses sent
+    again, hydrate gaps read again from the stream (or reported lost); a message is deleted when all of it is
+    redriven, and the exit code is 7 when anything is left."""
     if not message_ids and not everything:
         raise click.UsageError("name the message id(s) to redrive, or --all")
     with progress(settings, "redriving", None) as advance:
@@ -495,11 +499,12 @@ def dlq_redrive(settings: Settings, message_ids: tuple[str, ...], everything: bo
 
     def render(c: Console) -> None:
         table = Table(title="redrive" + (" (dry run)" if dry_run else ""))
-        for col in ("message id", "identifier", "old sequence", "outcome", "new sequence / reason"):
+        for col in ("message id", "kind", "identifier", "old sequence", "outcome", "new sequence / reason"):
             table.add_column(col, overflow="fold")
         for o in outcomes:
             table.add_row(
                 o["message_id"],
+                str(o.get("kind") or ""),
                 str(o.get("identifier") or ""),
                 str(o.get("sequence_number") or ""),
                 o["outcome"],
@@ -508,9 +513,15 @@ def dlq_redrive(settings: Settings, message_ids: tuple[str, ...], everything: bo
         c.print(table)
 
     emit(settings, outcomes, render)
-    bad = [o for o in outcomes if o["outcome"] in ("failed", "busy", "undecodable")]
+    bad = ops.not_redriven(outcomes)
     if bad:
-        raise PartialFailure(f"{len(bad)} record(s) not redriven; their messages stay in the DLQ")
+        lost = [o for o in bad if o["outcome"] == "lost"]
+        raise PartialFailure(
+            f"{len(bad)} of {len(outcomes)} not redriven ("
+            + ", ".join(f"{n} {k}" for k, n in sorted(Counter(o["outcome"] for o in bad).items()))
+            + "); their messages stay in the DLQ"
+            + "".join(f"; lost: {o['reason']}" for o in lost)
+        )
 
 
 # --- reingest ------------------------------------------------------------------------------------------
@@ -527,14 +538,51 @@ def dlq_redrive(settings: Settings, message_ids: tuple[str, ...], everything: bo
 @json_option
 @pass_settings
 def reingest(settings: Settings, ref: str, collection: str | None, key: str | None) -> None:
-    """Run the workflow again for a GRANULE (its latest execution) or an EXECUTION, replacing duplicates."""
+    """Run the workflow again for a GRANULE (its latest execution) or an EXECUTION, replacing duplicates.
+
+    The rule, collection and provider are read again from the configuration tables (as the consumer would
+    route the CNM now), and what differs from the first run's configuration is printed."""
     result = ops.reingest(settings.stack, ref, collection, key=key)
+
+    def render(c: Console) -> None:
+        c.print(
+            f"reingest of {result['reingest_of'].rsplit(':', 1)[-1]} (rule {result['rule']})\n"
+            f"  started   {result['execution_name']}" + ("" if result["started"] else " (already existed)"),
+            markup=False,
+        )
+        if not result["first_run_known"]:
+            c.print("  the first run's input is gone: its configuration cannot be compared", markup=False)
+        elif not result["changes"]:
+            c.print("  configuration: as in the first run", markup=False)
+        else:
+            table = Table(title="configuration changed since the first run")
+            for col in ("setting", "first run", "now"):
+                table.add_column(col, overflow="fold")
+            for ch in result["changes"]:
+                table.add_row(ch["setting"], json.dumps(ch["first_run"]), json.dumps(ch["now"]))
+            c.print(table)
+
+    emit(settings, result, render)
+
+
+# --- redrive-execution ---------------------------------------------------------------------------------
+
+
+@cli.command("redrive-execution")
+@click.argument("execution")
+@json_option
+@pass_settings
+def redrive_execution(settings: Settings, execution: str) -> None:
+    """Restart a FAILED, TIMED_OUT or ABORTED EXECUTION (ARN or name) from the state that failed (Step
+    Functions' RedriveExecution, within 14 days of its stop); anything else is refused (exit 6)."""
+    result = ops.redrive_execution(settings.stack, execution)
     emit(
         settings,
         result,
         lambda c: c.print(
-            f"reingest of {result['reingest_of'].rsplit(':', 1)[-1]}\n"
-            f"  started   {result['execution_name']}" + ("" if result["started"] else " (already existed)"),
+            f"redrove {result['execution_name']} ({result['status_before']}"
+            + (f": {result['error_before']}" if result["error_before"] else "")
+            + f"), redrive {result['redrive_count']} at {result['redrive_date']}",
             markup=False,
         ),
     )

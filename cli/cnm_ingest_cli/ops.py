@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 import json
 import re
@@ -16,10 +15,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from cnm_ingest import aws, dlq, records
+from cnm_ingest import aws, dlq, idempotency, records
 from cnm_ingest.cnm import decode, notification, validate
-from cnm_ingest.consumer import consume, rulebook
+from cnm_ingest.consumer import consume, hydrate, rulebook
 from cnm_ingest.errors import RecordError
+from cnm_ingest.workflow import payload
 
 from .errors import NotFound, RefusedInput, StackNotFound
 from .stack import Stack
@@ -549,14 +549,25 @@ def _release_claim(table: str, key: str) -> None:
     )
 
 
+# A DLQ message is deleted when every record in it ended so; anything else keeps it (and exits 7).
+REDRIVEN = ("put", "already-redriven", "already-done", "answered", "already-answered")
+
+
 def dlq_redrive(
     stack: Stack, message_ids: Iterable[str] = (), *, dry_run: bool = False, progress: Progress = _noop
 ) -> list[dict[str, Any]]:
-    """Put parked payloads back on the notification stream, once each; delete a DLQ message only when all its
-    records are on the stream (put now, or by an earlier redrive).
+    """Redrive DLQ messages, each side effect once; delete a message only when everything in it is redriven.
 
-    Outcome per record: ``put`` | ``already-redriven`` | ``would-put`` (dry run) | ``no-payload`` (expired
-    range: nothing to put, the message stays) | ``busy`` | ``failed``.
+    - a parked record: its payload put back on the notification stream (``put``, or ``already-redriven`` by an
+      earlier redrive; ``no-payload`` when its payload is gone);
+    - a response envelope (CnmResponse could not deliver it): the response sent again to every response
+      destination not yet reached, under CnmResponse's own once-markers (``answered``, or ``already-answered``);
+    - a hydrate gap entry (records of a failed batch not read back): the range read again from the stream
+      while it is in retention; each record found is put back (``put`` / ``already-redriven``) unless it was
+      started, parked or answered already (``already-done``); what the stream no longer has is ``lost``, with
+      its sequence range and count, and the entry stays;
+    - ``undecodable``: not our envelope; ``busy``: another redrive holds the record; ``failed``: an AWS error.
+    Dry run: ``would-put`` / ``would-answer`` / ``would-rehydrate``.
     """
     table = None if dry_run else stack.require_executions_table()
     wanted = set(message_ids)
@@ -565,42 +576,29 @@ def dlq_redrive(
     missing = wanted - {m.message_id for m in chosen}
     outcomes: list[dict[str, Any]] = []
     finished: list[DlqMessage] = []
-    kinesis = aws.client("kinesis")
+    redriver = Redriver(stack, table, dry_run)
     try:
         for m in chosen:
             results = []
             for parked in m.parked:
-                rec = parked.envelope.get("record") or {}
-                entry = {
-                    "message_id": m.message_id,
-                    "sequence_number": rec.get("sequenceNumber"),
-                    "identifier": _identifier(parked.payload),
-                }
-                if parked.payload is None:
-                    entry["outcome"] = "no-payload"
-                elif dry_run:
-                    entry["outcome"] = "would-put"
+                env = parked.envelope
+                if env.get("envelope") == "response":
+                    results.append({"message_id": m.message_id, "kind": "response"} | redriver.response(env))
+                elif env.get("missing"):
+                    results.extend({"message_id": m.message_id, "kind": "gap"} | r for r in redriver.gap(env, m))
                 else:
-                    assert table is not None
-                    key = redrive_key(parked)
-                    state = _claim(table, key, m.message_id)
-                    if state == "claimed":
-                        partition = rec.get("partitionKey") or entry["identifier"] or key
-                        try:
-                            put = kinesis.put_record(
-                                StreamARN=stack.notification_stream_arn,
-                                Data=parked.payload,
-                                PartitionKey=str(partition)[:256],
-                            )
-                        except Exception as exc:
-                            _release_claim(table, key)
-                            entry.update(outcome="failed", reason=f"{type(exc).__name__}: {exc}")
-                        else:
-                            _done(table, key, put)
-                            entry.update(outcome="put", new_sequence_number=put["SequenceNumber"])
+                    rec = env.get("record") or {}
+                    entry = {
+                        "message_id": m.message_id,
+                        "kind": "record",
+                        "sequence_number": rec.get("sequenceNumber"),
+                        "identifier": _identifier(parked.payload),
+                    }
+                    if parked.payload is None:
+                        entry.update(outcome="no-payload", reason="the parked payload is gone: nothing to put")
                     else:
-                        entry["outcome"] = "already-redriven" if state == "done" else "busy"
-                results.append(entry)
+                        entry |= redriver.put(redrive_key(parked), parked.payload, rec, entry["identifier"], m)
+                    results.append(entry)
             if not m.parked:
                 results.append(
                     {
@@ -609,7 +607,7 @@ def dlq_redrive(
                         "reason": m.error or f"not a cnm-ingest envelope ({envelope_kind(m.body)})",
                     }
                 )
-            if not dry_run and results and all(r["outcome"] in ("put", "already-redriven") for r in results):
+            if not dry_run and results and all(r["outcome"] in REDRIVEN for r in results):
                 aws.client("sqs").delete_message(QueueUrl=stack.dlq_url, ReceiptHandle=m.receipt_handle)
                 finished.append(m)
             outcomes.extend(results)
@@ -619,6 +617,124 @@ def dlq_redrive(
     if missing:
         raise NotFound(f"no message(s) {sorted(missing)} in {stack.dlq_url}")
     return outcomes
+
+
+def not_redriven(outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The outcomes that leave something in the DLQ (a dry run's ``would-...`` are not)."""
+    return [o for o in outcomes if o["outcome"] not in REDRIVEN and not o["outcome"].startswith("would-")]
+
+
+class Redriver:
+    """The side effects of one ``dlq redrive`` run, each once: puts on the notification stream (claimed in the
+    executions table by stream position), responses (CnmResponse's markers in the workflow status table)."""
+
+    def __init__(self, stack: Stack, table: str | None, dry_run: bool):
+        self.stack, self.table, self.dry_run = stack, table, dry_run
+        self._responder: dict[str, str] | None = None
+        self._run: consume.Run | None = None
+
+    def put(
+        self, key: str, payload: bytes, rec: dict[str, Any], identifier: str | None, m: DlqMessage
+    ) -> dict[str, Any]:
+        if self.dry_run:
+            return {"outcome": "would-put"}
+        assert self.table is not None
+        state = _claim(self.table, key, m.message_id)
+        if state != "claimed":
+            return {"outcome": "already-redriven" if state == "done" else "busy"}
+        partition = rec.get("partitionKey") or identifier or key
+        try:
+            put = aws.client("kinesis").put_record(
+                StreamARN=self.stack.notification_stream_arn, Data=payload, PartitionKey=str(partition)[:256]
+            )
+        except Exception as exc:
+            _release_claim(self.table, key)
+            return {"outcome": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+        _done(self.table, key, put)
+        return {"outcome": "put", "new_sequence_number": put["SequenceNumber"]}
+
+    def response(self, env: dict[str, Any]) -> dict[str, Any]:
+        """A parked CNM response sent again, once per execution, status and destination (CnmResponse's markers)."""
+        from cnm_ingest.cnm import response_message
+        from cnm_ingest.workflow import cnm_response
+
+        context = env.get("failure_context") or {}
+        execution = {"id": context.get("execution_arn") or "", "name": context.get("execution_name") or ""}
+        try:
+            response = env.get("response") or _s3_json(env.get("response_s3") or {})
+            identifier = response.get("identifier")
+            status = response["response"]["status"]
+        except Exception as exc:
+            return {"outcome": "failed", "reason": f"the parked response cannot be read: {type(exc).__name__}: {exc}"}
+        out = {"identifier": identifier, "execution": execution["name"], "status": status}
+        if not (execution["id"] or execution["name"]):
+            return out | {"outcome": "failed", "reason": "the envelope names no execution to answer for"}
+        if self.dry_run:
+            return out | {"outcome": "would-answer"}
+        variables = function_environment(self.stack, "cnm-response")
+        table = variables.get("STATUS_TABLE") or f"{self.stack.prefix}-workflow-status"
+        try:
+            destinations = response_message.destinations_from_env(variables) or [self.stack.response_stream_arn]
+            before = cnm_response.delivered_to(execution, status, table=table, destinations=destinations)
+            if len(before) == len(destinations):
+                return out | {"outcome": "already-answered", "destinations": destinations}
+            cnm_response.deliver(response, execution, table=table, destinations=destinations)
+        except Exception as exc:
+            return out | {"outcome": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+        return out | {"outcome": "answered", "destinations": [d for d in destinations if d not in before]}
+
+    def gap(self, env: dict[str, Any], m: DlqMessage) -> list[dict[str, Any]]:
+        """A hydrate gap entry: its range read again from the stream; what is there redriven, the rest lost."""
+        info = env.get("batch") or {}
+        stream, shard = info.get("streamArn"), info.get("shardId")
+        start, end = info.get("startSequenceNumber"), info.get("endSequenceNumber")
+        ranges = "; ".join(f"{r['from']}..{r['to']}" for r in env["missing"].get("ranges") or [])
+        if not (stream and shard and start and end):
+            return [{"outcome": "failed", "reason": f"the gap entry names no stream range ({ranges})"}]
+        if self.dry_run:
+            return [{"outcome": "would-rehydrate", "reason": f"{shard} {ranges}"}]
+        try:
+            read = hydrate.read_range(stream, shard, start, end, info.get("batchSize"))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+            read = hydrate.ReadResult(reached_end=True, reason=f"the stream or shard is gone: {exc}")
+        rows = []
+        run = self.run()
+        for rec in read.records:
+            record = consume.SourceRecord(**rec)
+            payload = base64.b64decode(rec["data"])
+            row: dict[str, Any] = {"sequence_number": rec["sequenceNumber"], "identifier": _identifier(payload)}
+            why = settled(run, record) or (
+                "started already" if consume.already_started(record, run.store, run.settings) else None
+            )
+            if why:
+                rows.append(row | {"outcome": "already-done", "reason": why})
+            else:
+                rows.append(row | self.put(position_key(stream, shard, rec["sequenceNumber"]), payload, rec, None, m))
+        lost = hydrate.missing(read, start, end, info.get("batchSize"))
+        if lost is not None:
+            count = "?" if lost["count"] is None else lost["count"]
+            where = "; ".join(f"{r['from']}..{r['to']}" for r in lost["ranges"])
+            rows.append(
+                {
+                    "outcome": "lost",
+                    "sequence_number": where,
+                    "lost": lost,
+                    "reason": f"{count} record(s) of {shard} {where} are no longer in the stream: {read.reason}",
+                }
+            )
+        return rows
+
+    def run(self) -> consume.Run:
+        if self._run is None:
+            self._run = replay_run(self.stack, routing_store(self.stack, ttl=60), consumer_settings(self.stack))
+        return self._run
+
+
+def _s3_json(pointer: dict[str, Any]) -> Any:
+    body = aws.client("s3").get_object(Bucket=pointer["bucket"], Key=pointer["key"])["Body"].read()
+    return json.loads(body)
 
 
 # --- reingest ----------------------------------------------------------------------------------
@@ -650,40 +766,94 @@ def _force_replace(message: dict[str, Any]) -> None:
         collection["duplicate_handling"] = "replace"
 
 
-def _rebuild(stack: Stack, item: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """A workflow message from the record's CNM and the current rule / collection / provider configuration."""
-    cnm = records.json_value(item.get("cnm"))
-    if not isinstance(cnm, dict):
-        raise RefusedInput(f"no stored CNM for {item['execution_arn']} and its input is gone")
-    store = rulebook.ConfigStore(stack.rules_table, stack.collections_table, stack.providers_table, ttl=0)
-    rule = next((r for r in store.rules() if r.name == item.get("rule")), None)
-    if rule is None:
-        raise RefusedInput(f"rule {item.get('rule')!r} of {item['execution_arn']} no longer exists")
-    version = rule.collection_version or notification.cnm_version(cnm) or ""
-    settings = consumer_settings(stack)
-    from cnm_ingest.workflow.payload import build_workflow_message
+# What a reingest compares between the first run's workflow message and the new one (dotted paths of meta).
+COMPARED = ("collection", "provider", "rule", "workflow_name")
+_SECRET = re.compile(r"password|secret|token|private_key|credential|passphrase", re.IGNORECASE)
 
-    message = build_workflow_message(
-        cnm,
-        rule=rule.as_message_rule(),
-        collection=store.collection(rule.collection_name, version),
-        provider=store.provider(consume.provider_id(rule, cnm)),
-        stack=settings.stack,
-        buckets=settings.buckets,
-        state_machine_arn=rule.workflow_arn,
-        execution="",
-        source=item.get("source") or {},
+
+def _flat(value: Any, path: str = "") -> dict[str, Any]:
+    """``{"provider.allowed_prefixes": [...], ...}``: the leaves of a JSON value by dotted path (lists are leaves)."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out |= _flat(v, f"{path}.{k}" if path else str(k))
+        return out
+    return {path: value}
+
+
+def config_changes(first: dict[str, Any] | None, now: dict[str, Any]) -> list[dict[str, Any]]:
+    """What differs between two workflow messages' configuration (collection, provider, rule, workflow,
+    state machine), one entry a setting; secrets (passwords, keys, tokens) are named, never shown."""
+
+    def config(message: dict[str, Any]) -> dict[str, Any]:
+        meta = message.get("meta") or {}
+        found = {k: meta.get(k) for k in COMPARED}
+        found["state_machine"] = (message.get("cumulus_meta") or {}).get("state_machine")
+        return _flat(found)
+
+    before, after = config(first or {}), config(now)
+    changes = []
+    for path in sorted(set(before) | set(after)):
+        old, new = before.get(path), after.get(path)
+        if old == new:
+            continue
+        hidden = bool(_SECRET.search(path))
+        changes.append(
+            {
+                "setting": path,
+                "first_run": "(hidden)" if hidden and old is not None else old,
+                "now": "(hidden)" if hidden and new is not None else new,
+            }
+        )
+    return changes
+
+
+def _replan(stack: Stack, item: dict[str, Any], first: dict[str, Any] | None) -> consume.Planned:
+    """The execution the consumer would start for this execution's CNM now: the rules, collection and provider
+    as the configuration tables have them now (as Cumulus's reingest reloads both)."""
+    arn = item["execution_arn"]
+    cnm = payload.cnm_if_readable(first) if first else {}
+    cnm = cnm or records.json_value(item.get("cnm"))
+    if not isinstance(cnm, dict) or not cnm:
+        raise RefusedInput(f"no stored CNM for {arn} and its input is gone: nothing to reingest from")
+    source = (first or {}).get("cumulus_meta", {}).get("source") or item.get("source") or {}
+    record = consume.SourceRecord(
+        data=base64.b64encode(json.dumps(cnm).encode()).decode("ascii"),
+        sequenceNumber=str(source.get("sequence_number") or ""),
+        partitionKey=str(source.get("partition_key") or cnm.get("identifier") or ""),
+        shardId=str(source.get("shard_id") or ""),
+        streamArn=str(source.get("stream_arn") or stack.notification_stream_arn),
     )
-    return message, rule.workflow_arn
+    rule_name = item.get("rule") or ((first or {}).get("meta") or {}).get("rule", {}).get("name")
+    try:
+        planned = consume.plan(record, routing_store(stack, ttl=0), consumer_settings(stack))
+    except RecordError as exc:  # the collection or provider deleted, the rule disabled, the CNM no longer valid
+        raise RefusedInput(
+            f"cannot reingest {arn.rsplit(':', 1)[-1]} with the configuration as it is now: {exc}"
+        ) from None
+    chosen = [p for p in planned if p.rule == rule_name] or ([] if rule_name else planned[:1])
+    if not chosen:
+        raise RefusedInput(
+            f"rule {rule_name!r} of {arn.rsplit(':', 1)[-1]} no longer matches its CNM "
+            f"(it matches {sorted(p.rule for p in planned)} now): send the CNM again to run those"
+        )
+    return chosen[0]
+
+
+def function_environment(stack: Stack, role: str) -> dict[str, str]:
+    """The environment variables of the stack's function ``<prefix>-<role>`` (its configuration), {} when
+    unreadable."""
+    name = stack.consumer_function if role == "message-consumer" else f"{stack.prefix}-{role}"
+    try:
+        env = aws.client("lambda").get_function_configuration(FunctionName=name)
+    except ClientError:
+        return {}
+    return (env.get("Environment") or {}).get("Variables") or {}
 
 
 def consumer_environment(stack: Stack) -> dict[str, str]:
     """The message consumer's environment variables (its function configuration), {} when unreadable."""
-    try:
-        env = aws.client("lambda").get_function_configuration(FunctionName=stack.consumer_function)
-    except ClientError:
-        return {}
-    return (env.get("Environment") or {}).get("Variables") or {}
+    return function_environment(stack, "message-consumer")
 
 
 def routing_store(stack: Stack, ttl: float) -> rulebook.ConfigStore:
@@ -710,7 +880,9 @@ def consumer_settings(stack: Stack) -> consume.Settings:
 def reingest(
     stack: Stack, ref: str, collection: str | None = None, now: datetime | None = None, key: str | None = None
 ) -> dict[str, Any]:
-    """Start the workflow again for a granule (its latest execution) or an execution, duplicates replaced."""
+    """Start the workflow again for a granule (its latest execution) or an execution, duplicates replaced, with
+    the rule, collection and provider configuration as it is now; ``changes`` says what differs from the first
+    run's (its workflow input; ``first_run_known`` is False when that input is gone)."""
     table = stack.require_executions_table()
     if ref.startswith("arn:"):
         arn = ref
@@ -730,23 +902,31 @@ def reingest(
     item = records.get_execution(table, arn)
     if item is None:
         raise NotFound(f"no execution record for {arn}")
-    message = _original_input(arn)
-    state_machine = item.get("state_machine_arn") or stack.state_machine_arn
-    if message is None:
-        message, state_machine = _rebuild(stack, item)
-    message = copy.deepcopy(message)
-    cnm = records.workflow_cnm(message) or {}
+    first = _original_input(arn)
+    planned = _replan(stack, item, first)
+    message = json.loads(planned.input)
+    changes = config_changes(first, message)
+    cnm = payload.cnm_if_readable(message)
     name = reingest_name(str(cnm.get("identifier") or item.get("cnm_identifier") or "granule"), now, key)
     _force_replace(message)
+    state_machine = planned.state_machine_arn
     cumulus = message.setdefault("cumulus_meta", {})
     cumulus["execution_name"] = name
     cumulus["state_machine"] = state_machine
     message["meta"]["reingest"] = {"of": arn}
-    new_arn = state_machine.replace(":stateMachine:", ":execution:") + f":{name}"
+    new_arn = consume.execution_arn(state_machine, name)
     # StartExecution succeeds for an existing execution with the same name and input (Step Functions'
     # own idempotency), so look first to report a retried reingest as not started
     started = not _exists(new_arn) and consume.start_execution(state_machine, name, message)
-    return {"reingest_of": arn, "execution_name": name, "execution_arn": new_arn, "started": started}
+    return {
+        "reingest_of": arn,
+        "execution_name": name,
+        "execution_arn": new_arn,
+        "started": started,
+        "rule": planned.rule,
+        "first_run_known": first is not None,
+        "changes": changes,
+    }
 
 
 def _exists(execution_arn: str) -> bool:
@@ -758,7 +938,84 @@ def _exists(execution_arn: str) -> bool:
     return True
 
 
+# --- redrive-execution -------------------------------------------------------------------------
+
+REDRIVE_DAYS = 14  # Step Functions redrives an execution up to 14 days after it stopped
+REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
+
+
+def redrive_execution(stack: Stack, ref: str, now: datetime | None = None) -> dict[str, Any]:
+    """Step Functions' RedriveExecution of a FAILED, TIMED_OUT or ABORTED execution (ARN or name) that stopped
+    within 14 days: it restarts from the state that did not finish, under the same name and ARN.
+
+    Anything else is refused (RefusedInput) with what to do instead; Step Functions' own refusal (an Express
+    workflow, a redrive already under way) too. A missing execution is NotFound.
+    """
+    now = now or datetime.now(UTC)
+    arn = ref if ref.startswith("arn:") else stack.execution_arn(ref)
+    sfn = aws.client("stepfunctions")
+    try:
+        before = sfn.describe_execution(executionArn=arn)
+    except sfn.exceptions.ExecutionDoesNotExist:
+        raise NotFound(f"no execution {ref!r}") from None
+    name, status = before["name"], before["status"]
+    if status not in REDRIVABLE:
+        what = "it is still running: wait for it, or stop it first" if status == "RUNNING" else "nothing failed"
+        raise RefusedInput(f"execution {name} is {status}: {what} (only {', '.join(REDRIVABLE)} are redriven)")
+    stopped = before.get("stopDate")
+    if isinstance(stopped, datetime) and now - stopped > timedelta(days=REDRIVE_DAYS):
+        raise RefusedInput(
+            f"execution {name} stopped {iso(stopped)}, more than {REDRIVE_DAYS} days ago: Step Functions cannot "
+            f"redrive it; `cnm-ingest reingest {name}` runs its workflow again"
+        )
+    try:
+        redriven = sfn.redrive_execution(executionArn=arn)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ExecutionNotRedrivable":
+            raise RefusedInput(
+                f"Step Functions refused to redrive {name}: {exc.response['Error'].get('Message')}"
+            ) from None
+        raise
+    return {
+        "execution_arn": arn,
+        "execution_name": name,
+        "status_before": status,
+        "error_before": before.get("error"),
+        "redrive_count": int(before.get("redriveCount") or 0) + 1,
+        "redrive_date": iso(redriven["redriveDate"]),
+    }
+
+
 # --- replay ------------------------------------------------------------------------------------
+
+
+def replay_run(stack: Stack, store: rulebook.ConfigStore, settings: consume.Settings) -> consume.Run:
+    """The consumer's :class:`~cnm_ingest.consumer.consume.Run` for the CLI: the same idempotency table (so a record the
+    consumer parked or answered is parked or answered once in all), DLQ and response stream; no fallback
+    topic (an unexpected error is reported, and the record replayed again later)."""
+    variables = consumer_environment(stack)
+    return consume.Run(
+        store=store,
+        settings=settings,
+        once=idempotency.Once(variables.get("IDEMPOTENCY_TABLE") or f"{stack.prefix}-idempotency"),
+        source="cli_replay",
+        queue_url=stack.dlq_url,
+        response_stream_arn=variables.get("RESPONSE_STREAM_ARN") or stack.response_stream_arn,
+    )
+
+
+def settled(run: consume.Run, record: consume.SourceRecord) -> str | None:
+    """Why a record needs nothing more: parked, answered or handed to the fallback consumer already (the
+    consumer's, hydrate's or an earlier replay's idempotency markers); None when none of those happened."""
+    key = idempotency.record_key(record.as_dict())
+    for kind, why in (
+        (idempotency.PARK, "parked already"),
+        (idempotency.ANSWER, "answered already"),
+        (idempotency.FALLBACK, "handed to the fallback consumer already"),
+    ):
+        if run.once.done(kind, key):
+            return why
+    return None
 
 
 def replay(
@@ -766,16 +1023,19 @@ def replay(
 ) -> dict[str, Any]:
     """Run the consumer's processing on the notification records that arrived in [since, until].
 
-    A record whose executions exist already (deterministic names), or that a DLQ redrive put back on the
-    stream already (its copy is what gets ingested), is ``already_done``; a record that cannot be ingested is
-    parked in the DLQ (source ``cli_replay``); a record that hits an AWS error is ``failed``.
+    ``already_done``: a record whose executions exist already (deterministic names), that was parked, answered
+    or handed to the fallback consumer already (the idempotency markers the consumer, hydrate and replay share),
+    or that a DLQ redrive put back on the stream already (its copy is what gets ingested): nothing is added. A
+    record that cannot be ingested is answered (once) and parked (once) as the consumer does, source
+    ``cli_replay``; a record that hits an AWS error is ``failed``; one another replay or consumer holds right
+    now is ``already_done`` (its holder finishes it: the markers let one of them act).
     """
     try:
         table: str | None = stack.require_executions_table()
     except StackNotFound:
         table = None  # no recorder: no redrive records to consult
     store = routing_store(stack, ttl=60)  # records are routed as the message consumer routes them
-    settings = consumer_settings(stack)
+    run = replay_run(stack, store, consumer_settings(stack))
     stream = stack.notification_stream_arn
     summary: dict[str, Any] = {
         "records": 0,
@@ -797,29 +1057,37 @@ def replay(
                 approximateArrivalTimestamp=raw["ApproximateArrivalTimestamp"].timestamp(),
             )
             summary["records"] += 1
-            detail: dict[str, Any] = {"sequence_number": record.sequenceNumber, "shard_id": shard}
-            if redriven(table, position_key(stream, shard, record.sequenceNumber)):
-                summary["already_done"] += 1
-                summary["details"].append(detail | {"outcome": "already_done", "reason": "redriven from the DLQ"})
-                progress(1)
-                continue
-            try:
-                started = consume.process(record, store, settings)
-            except Exception as exc:  # as the message consumer: transient -> not done, anything else -> parked
-                outcome = "failed" if aws.is_transient(exc) else "parked"
-                if outcome == "parked":
-                    dlq.send([consume.failed_envelope(record, exc, "cli_replay")], stack.dlq_url)
-                summary[outcome] += 1
-                detail.update(outcome=outcome, reason=consume.reason_for(exc))
-            else:
-                new = [s for s in started if not s.already_existed]
-                summary["executions_started"] += len(new)
-                outcome = "started" if new else "already_done"
-                summary[outcome] += 1
-                detail.update(outcome=outcome, executions=[s.execution_name for s in started])
+            detail = {"sequence_number": record.sequenceNumber, "shard_id": shard} | replay_one(
+                run, record, table, stream
+            )
+            summary[detail["outcome"]] += 1
+            summary["executions_started"] += len(detail.pop("new", []))
             summary["details"].append(detail)
             progress(1)
     return summary
+
+
+def replay_one(run: consume.Run, record: consume.SourceRecord, table: str | None, stream: str) -> dict[str, Any]:
+    """One record of a replay: ``{"outcome": started | already_done | parked | failed, ...}``."""
+    if redriven(table, position_key(stream, record.shardId, record.sequenceNumber)):
+        return {"outcome": "already_done", "reason": "redriven from the DLQ"}
+    try:
+        why = settled(run, record)
+        if why:
+            return {"outcome": "already_done", "reason": why}
+        outcome = consume.consume(record, run)
+    except Exception as exc:
+        if isinstance(exc, idempotency.IdempotencyAlreadyInProgressError):
+            return {"outcome": "already_done", "reason": "being parked or answered by another run right now"}
+        return {"outcome": "failed", "reason": consume.reason_for(exc)}
+    if outcome.status == "started":
+        new = [s.execution_name for s in outcome.started if not s.already_existed]
+        return {
+            "outcome": "started" if new else "already_done",
+            "executions": [s.execution_name for s in outcome.started],
+            "new": new,
+        }
+    return {"outcome": "parked", "reason": outcome.reason, "answer": outcome.answer}
 
 
 # --- rules ---------------------------------------------------------------------------------------

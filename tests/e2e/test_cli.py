@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cnm_ingest_cli import ops
+from cnm_ingest_cli.errors import NotFound
 
 from cnm_ingest import aws, dlq
 from demo import cli_demo
@@ -268,6 +270,88 @@ def test_failed_granule_is_found_fixed_and_reingested_to_success(live):
     assert len(live.cli.json("status", "cli-bad")["attempts"]) == 3
 
 
+class ConfigItem:
+    """One item of a configuration table (providers, collections), changed by a test and put back after."""
+
+    def __init__(self, live: Live, kind: str, key: dict[str, str]):
+        self.ddb, self.table = live.client("dynamodb"), f"{PREFIX}-{kind}"
+        self.key = {k: {"S": v} for k, v in key.items()}
+        self.original = self.ddb.get_item(TableName=self.table, Key=self.key, ConsistentRead=True)["Item"]
+
+    def change(self, **config: Any) -> None:
+        item = dict(self.original)
+        item["config"] = {"S": json.dumps({**json.loads(self.original["config"]["S"]), **config})}
+        self.ddb.put_item(TableName=self.table, Item=item)
+
+    def delete(self) -> None:
+        self.ddb.delete_item(TableName=self.table, Key=self.key)
+
+    def restore(self) -> None:
+        self.ddb.put_item(TableName=self.table, Item=self.original)
+
+
+def test_reingest_runs_with_the_configuration_as_it_is_now_and_says_what_changed(live, monkeypatch):
+    """Cumulus's reingest reloads the provider and the collection: so does ours. A provider's allowed_prefixes
+    tightened after the first run fails the reingest (the file is now outside them); a url_path fixed is used;
+    the collection deleted is refused (exit 6). Two operators reingesting at once with one key start one."""
+    data = b"reconfigured granule" * 50
+    live.stage("cli-reconf", data)
+    live.send(cnm("cli-reconf", data))
+    (first,) = live.executions("id-cli-reconf")
+    assert first["status"] == "SUCCEEDED"
+    provider = ConfigItem(live, "providers", {"id": SWOT[0]})
+    collection = ConfigItem(live, "collections", {"name": SWOT[1], "version": SWOT[2]})
+    try:
+        provider.change(allowed_prefixes=["somewhere-else/"])
+        tightened = live.cli.json("reingest", "cli-reconf")
+        assert tightened["started"] is True and tightened["first_run_known"] is True
+        assert tightened["changes"] == [
+            {"setting": "provider.allowed_prefixes", "first_run": None, "now": ["somewhere-else/"]}
+        ]
+        assert "provider.allowed_prefixes" in live.cli("reingest", "cli-reconf").stdout  # the text view shows it
+        live.settle()
+        statuses = [e["status"] for e in live.executions("id-cli-reconf")]
+        assert statuses == ["SUCCEEDED", "FAILED", "FAILED"], statuses  # outside the provider's prefixes now
+        provider.restore()
+        collection.change(url_path="fixed/{collection}")
+        fixed = live.cli.json("reingest", "cli-reconf")  # the granule's latest execution: a tightened one
+        url_path = json.loads(collection.original["config"]["S"]).get("url_path")
+        assert fixed["changes"] == [
+            {"setting": "collection.url_path", "first_run": url_path, "now": "fixed/{collection}"},
+            {"setting": "provider.allowed_prefixes", "first_run": ["somewhere-else/"], "now": None},
+        ]
+        live.settle()
+        last = live.executions("id-cli-reconf")[-1]
+        assert last["executionArn"] == fixed["execution_arn"] and last["status"] == "SUCCEEDED"
+        assert json.loads(last["input"])["meta"]["collection"]["url_path"] == "fixed/{collection}"
+
+        # two operators at once, one idempotency key: one execution
+        monkeypatch.setenv("AWS_ENDPOINT_URL", live.env["AWS_ENDPOINT_URL"])
+        aws.reset()
+        stack = live_stack(live)
+        results: list[dict[str, Any]] = []
+        threads = [
+            threading.Thread(target=lambda: results.append(ops.reingest(stack, "cli-reconf", key="ticket-7")))
+            for _ in range(2)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert len({r["execution_name"] for r in results}) == 1 and len(results) == 2
+        live.settle()
+        assert len(live.executions("id-cli-reconf")) == 5  # first, two tightened, fixed, one of the two at once
+
+        collection.delete()
+        refused = live.cli("reingest", "cli-reconf", code=6).output
+        assert "configuration as it is now" in refused and SWOT[1] in refused
+        assert len(live.executions("id-cli-reconf")) == 5  # nothing started
+    finally:
+        provider.restore()
+        collection.restore()
+    assert Counter(live.answers("id-cli-reconf")) == {"SUCCESS": 3, "FAILURE": 2}  # one answer an execution
+
+
 def test_send_refuses_an_invalid_cnm_and_responses_filter_by_identifier(live):
     data = b"sent by the cli" * 30
     live.stage("cli-sent", data)
@@ -287,7 +371,9 @@ def test_send_refuses_an_invalid_cnm_and_responses_filter_by_identifier(live):
     assert live.cli.lines("responses", "--identifier", "id-cli-sent", "--status", "FAILURE") == []
 
 
-def test_replay_of_a_window_starts_only_what_had_not_started(live):
+def test_replay_of_a_window_starts_only_what_had_not_started(live, monkeypatch):
+    """Replayed twice, and then twice at once: records the consumer started, parked or answered are already
+    done; each record is started, parked and answered once in all (every DLQ entry and answer counted)."""
     names = ("cli-replay-a", "cli-replay-b", "cli-replay-c")
     for name in names:
         live.stage(name, name.encode() * 100)
@@ -296,29 +382,55 @@ def test_replay_of_a_window_starts_only_what_had_not_started(live):
     live.send(cnm(names[0], names[0].encode() * 100))  # ingested by the consumer
     kinesis, stream = live.client("kinesis"), live.rt.stack.streams[f"{PREFIX}-notifications"]
     poison = kinesis.put_record(StreamARN=stream, Data=b"{not json", PartitionKey="poison")["SequenceNumber"]
-    live.settle()  # parked by the consumer
+    live.settle()  # parked by the consumer (not addressable: no answer)
     assert len(live.dlq(sequence_number=poison)) == 1
-    with paused(live.rt, "message_consumer"):  # the consumer is down while b and c arrive
+    norule = cnm("cli-replay-norule", b"x", ("PODAAC_SWOT", "NO_SUCH_COLLECTION", "1"))
+    with paused(live.rt, "message_consumer"):  # the consumer is down while b, c and a bad record arrive
         for name in names[1:]:
             kinesis.put_record(
                 StreamARN=stream, Data=json.dumps(cnm(name, name.encode() * 100)).encode(), PartitionKey=name
             )
+        bad = kinesis.put_record(StreamARN=stream, Data=json.dumps(norule).encode(), PartitionKey="norule")
         time.sleep(1.1)
         end = datetime.now(UTC)
         assert [live.executions(f"id-{n}") for n in names[1:]] == [[], []]
         window = ("replay", "--from", start.isoformat(), "--to", end.isoformat())
         summary = live.cli.json(*window)
         counts = ("records", "started", "already_done", "parked", "failed", "executions_started")
-        assert {k: summary[k] for k in counts} == dict(zip(counts, (4, 2, 1, 1, 0, 2), strict=True))
+        assert {k: summary[k] for k in counts} == dict(zip(counts, (5, 2, 2, 1, 0, 2), strict=True))
+        reasons = {d["sequence_number"]: d.get("reason") for d in summary["details"]}
+        assert reasons[poison] == "parked already" and "no rule" in reasons[bad["SequenceNumber"]].lower()
         live.settle()
         again = live.cli.json(*window)
-        assert {k: again[k] for k in counts} == dict(zip(counts, (4, 0, 3, 1, 0, 0), strict=True))
-    live.settle()  # the consumer resumes from its checkpoints: b and c are delivered, and start nothing new
+        assert {k: again[k] for k in counts} == dict(zip(counts, (5, 0, 5, 0, 0, 0), strict=True))
+        # two operators at once: nothing new either
+        monkeypatch.setenv("AWS_ENDPOINT_URL", live.env["AWS_ENDPOINT_URL"])
+        aws.reset()
+        stack = live_stack(live)
+        results: list[dict[str, Any]] = []
+        threads = [threading.Thread(target=lambda: results.append(ops.replay(stack, start, end))) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert [(r["records"], r["already_done"], r["parked"], r["started"]) for r in results] == [(5, 5, 0, 0)] * 2
+    live.settle()  # the consumer resumes from its checkpoints: b, c and the bad record add nothing new
     for name in names:
         assert [e["status"] for e in live.executions(f"id-{name}")] == ["SUCCEEDED"], name
         assert live.answers(f"id-{name}") == ["SUCCESS"], name
     sources = Counter(r["source"] for m in live.dlq(sequence_number=poison) for r in m["records"])
-    assert sources["cli_replay"] == 2 and sum(sources.values()) == 3, sources  # once per replay: never lost
+    assert sources == {"message_consumer": 1}, sources  # parked once, by the consumer; no replay re-parked it
+    sources = Counter(r["source"] for m in live.dlq(sequence_number=bad["SequenceNumber"]) for r in m["records"])
+    assert sources == {"cli_replay": 1}, sources  # parked once, by the first replay; not by the consumer after it
+    assert live.answers(norule["identifier"]) == ["FAILURE"]  # answered once
+    assert live.executions(norule["identifier"]) == []
+
+
+def live_stack(live: Live) -> Any:
+    """The stack as the CLI finds it from the outputs file (for calling cnm_ingest_cli.ops from threads)."""
+    from cnm_ingest_cli.stack import find
+
+    return find(str(live.tmp / "outputs.json"), None)
 
 
 def test_an_execution_aborted_by_hand_has_a_record(live):
@@ -535,3 +647,112 @@ def _delete(sqs, url: str, message_id: str) -> None:
                 return
             sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
     raise AssertionError(f"no DLQ message {message_id}")
+
+
+def _gap_stream(live: Live, name: str, payloads: list[bytes]) -> tuple[str, list[str]]:
+    """A stream no consumer reads (standing in for records a failed batch gave up on), holding ``payloads``."""
+    kinesis = live.client("kinesis")
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    seqs = [
+        kinesis.put_record(StreamARN=arn, Data=p, PartitionKey=f"k{i}")["SequenceNumber"]
+        for i, p in enumerate(payloads)
+    ]
+    return arn, seqs
+
+
+def _gap_envelope(stream: str, start: str, end: str, size: int) -> dict[str, Any]:
+    """What hydrate parks for a failed batch it could not read back (handlers/hydrate.py gap_envelope)."""
+    info = {
+        "shardId": "shardId-000000000000",
+        "startSequenceNumber": start,
+        "endSequenceNumber": end,
+        "batchSize": size,
+        "streamArn": stream,
+    }
+    env = dlq.envelope("hydrate", "the batch failed; not read back", "RecordsNotReadBack", None, batch=info)
+    env["missing"] = {"count": size, "ranges": [{"from": start, "to": end}]}
+    return env
+
+
+def test_dlq_redrive_resends_a_parked_response_once_and_rehydrates_a_gap_or_says_it_is_lost(live, monkeypatch):
+    """A parked response is sent again once (twice parked, redriven twice and at once: one answer); a gap entry
+    whose range is still in the stream is read again and its records ingested once; a range the stream no longer
+    has is reported lost with its range and count, stays in the DLQ, and the exit code is 7."""
+    from cnm_ingest.response import build_response
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", live.env["AWS_ENDPOINT_URL"])
+    aws.reset()
+    sqs, url = live.client("sqs"), _dlq_url(live)
+    # a response CnmResponse could not deliver, parked twice (a duplicate DLQ message)
+    note = cnm("cli-undelivered", b"x") | {"identifier": "id-cli-undelivered"}
+    response = build_response(note, status="FAILURE", error_code="PROCESSING_ERROR", error_message="a#b?c")
+    context = {
+        "execution_arn": live.machine.replace(":stateMachine:", ":execution:") + ":undelivered-1",
+        "execution_name": "undelivered-1",
+    }
+    body = dlq.dumps(
+        dlq.response_envelope(response, "ProvisionedThroughputExceededException: slow", "X", failure_context=context)
+    )
+    copies = [sqs.send_message(QueueUrl=url, MessageBody=body)["MessageId"] for _ in range(3)]
+    dry = live.cli.json("dlq", "redrive", copies[0], "--dry-run")
+    assert [(o["kind"], o["outcome"]) for o in dry] == [("response", "would-answer")]
+    assert live.answers("id-cli-undelivered") == []
+    first = live.cli.json("dlq", "redrive", copies[0])
+    assert [(o["kind"], o["outcome"], o["status"]) for o in first] == [("response", "answered", "FAILURE")]
+    # two operators at once on the other two copies (a copy the other one holds invisible is not found: exit 5)
+    outcomes: list[str] = []
+    stack = live_stack(live)
+
+    def redrive(copy: str) -> None:
+        try:
+            outcomes.extend(o["outcome"] for o in ops.dlq_redrive(stack, [copy]))
+        except NotFound:
+            pass
+
+    threads = [threading.Thread(target=redrive, args=(c,)) for c in copies[1:]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    time.sleep(1)
+    for c in set(copies[1:]) & {m["message_id"] for m in live.cli.json("dlq", "list")}:
+        outcomes.extend(o["outcome"] for o in live.cli.json("dlq", "redrive", c))
+    assert outcomes == ["already-answered", "already-answered"]
+    assert live.answers("id-cli-undelivered") == ["FAILURE"]  # once, whatever the number of redrives
+    remaining = {m["message_id"] for m in live.cli.json("dlq", "list")}
+    assert not remaining & set(copies)
+
+    # a gap whose records are still in the stream: read again, ingested once, the entry deleted
+    names = ("cli-gap-a", "cli-gap-b")
+    for name in names:
+        live.stage(name, name.encode() * 20)
+    payloads = [json.dumps(cnm(n, n.encode() * 20)).encode() for n in names]
+    stream, seqs = _gap_stream(live, f"{PREFIX}-gap-{time.monotonic_ns()}", payloads)
+    gap = dlq.dumps(_gap_envelope(stream, seqs[0], seqs[1], 2))
+    gaps = [sqs.send_message(QueueUrl=url, MessageBody=gap)["MessageId"] for _ in range(2)]
+    out = live.cli.json("dlq", "redrive", gaps[0])
+    assert [(o["kind"], o["sequence_number"], o["outcome"]) for o in out] == [
+        ("gap", seqs[0], "put"),
+        ("gap", seqs[1], "put"),
+    ]
+    assert [o["outcome"] for o in live.cli.json("dlq", "redrive", gaps[1])] == ["already-redriven"] * 2
+    live.settle()
+    for name in names:
+        assert [e["status"] for e in live.executions(f"id-{name}")] == ["SUCCEEDED"], name
+        assert live.stream_count(f"id-{name}") == 1 and live.answers(f"id-{name}") == ["SUCCESS"], name
+
+    # a gap the stream no longer fully has: what is there is done already, the rest is lost and said so (exit 7)
+    partial = sqs.send_message(QueueUrl=url, MessageBody=dlq.dumps(_gap_envelope(stream, seqs[0], seqs[1], 5)))
+    result = live.cli("dlq", "redrive", partial["MessageId"], code=7)
+    assert "3 record(s) of shardId-000000000000" in result.output and "lost" in result.output
+    rows = json.loads(live.cli("dlq", "redrive", partial["MessageId"], "--json", code=7).stdout)
+    assert [o["outcome"] for o in rows] == ["already-redriven", "already-redriven", "lost"]
+    assert rows[-1]["lost"] == {"count": 3, "ranges": [{"from": seqs[0], "to": seqs[1]}]}
+    live.client("kinesis").delete_stream(StreamARN=stream)  # trimmed away entirely
+    gone = json.loads(live.cli("dlq", "redrive", partial["MessageId"], "--json", code=7).stdout)
+    assert [o["outcome"] for o in gone] == ["lost"] and gone[0]["lost"]["ranges"] == [{"from": seqs[0], "to": seqs[1]}]
+    assert partial["MessageId"] in {m["message_id"] for m in live.cli.json("dlq", "list")}  # kept, not silently
+    _delete(sqs, url, partial["MessageId"])
+    for name in names:
+        assert len(live.executions(f"id-{name}")) == 1, name  # no redrive started anything twice

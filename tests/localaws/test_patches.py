@@ -19,7 +19,7 @@ def _name(prefix: str) -> str:
 
 def test_every_patch_is_listed_and_applied(local_aws):
     assert patches.apply() == patches.PATCHES
-    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 13
+    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 14
 
 
 # ---- 1 and 2: SQS SetQueueAttributes -------------------------------------------------
@@ -635,3 +635,96 @@ def test_concurrent_starts_of_one_name_create_one_execution(client):
         t.join(30)
     assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 1
     assert len(set(arns)) == 1 and len(arns) + len(errors) == 8 and set(errors) <= {"ExecutionAlreadyExists"}
+
+
+# ---- 13: RedriveExecution ---------------------------------------------------------------
+
+
+def _entered(sfn, arn) -> list[tuple[str, dict]]:
+    events = sfn.get_execution_history(executionArn=arn)["events"]
+    return [
+        (e["stateEnteredEventDetails"]["name"], json.loads(e["stateEnteredEventDetails"]["input"]))
+        for e in events
+        if e["type"].endswith("StateEntered")
+    ]
+
+
+def test_a_failed_execution_is_redriven_from_the_state_that_failed(client):
+    sfn = client("stepfunctions")
+    machine = _machine(
+        client,
+        {
+            "StartAt": "A",
+            "States": {
+                "A": {"Type": "Pass", "Result": "done", "ResultPath": "$.a", "Next": "F"},
+                "F": {"Type": "Fail", "Error": "Boom", "Cause": "c"},
+            },
+        },
+    )
+    sqs, queue = _status_rule(client, [machine])
+    arn = sfn.start_execution(stateMachineArn=machine, name=_name("x"), input=json.dumps({"k": "é"}))["executionArn"]
+    assert _wait_status(sfn, arn) == "FAILED"
+    first = sfn.describe_execution(executionArn=arn)
+    assert (first["redriveCount"], first["redriveStatus"]) == (0, "REDRIVABLE")
+    assert [n for n, _ in _entered(sfn, arn)] == ["A", "F"]
+
+    redriven = sfn.redrive_execution(executionArn=arn)
+    assert redriven["redriveDate"].tzinfo is not None
+    assert _wait_status(sfn, arn) == "FAILED"
+    after = sfn.describe_execution(executionArn=arn)
+    assert after["redriveCount"] == 1 and after["redriveDate"] == redriven["redriveDate"]
+    assert (after["error"], after["input"]) == ("Boom", first["input"])
+    assert _entered(sfn, arn) == [("F", {"k": "é", "a": "done"})]  # from the failed state, with its input: A not rerun
+    statuses = [e["detail"]["status"] for e in _drain(sqs, queue, 4)]
+    assert statuses == ["RUNNING", "FAILED", "RUNNING", "FAILED"]
+    sfn.redrive_execution(executionArn=arn)  # again: the count goes on
+    assert _wait_status(sfn, arn) == "FAILED" and sfn.describe_execution(executionArn=arn)["redriveCount"] == 2
+
+
+def test_redrive_is_refused_unless_failed_timed_out_or_aborted_within_14_days(client):
+    import datetime
+
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    from localaws.server import REGION
+
+    sfn = client("stepfunctions")
+    ok = _machine(client, {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    slow = _machine(
+        client,
+        {
+            "StartAt": "P",
+            "States": {
+                "P": {"Type": "Pass", "Next": "W"},
+                "W": {"Type": "Wait", "Seconds": 30, "End": True},
+            },
+        },
+    )
+
+    def refused(arn: str) -> str:
+        with pytest.raises(ClientError) as caught:
+            sfn.redrive_execution(executionArn=arn)
+        assert caught.value.response["Error"]["Code"] == "ExecutionNotRedrivable"
+        return caught.value.response["Error"]["Message"]
+
+    succeeded = sfn.start_execution(stateMachineArn=ok, name=_name("x"))["executionArn"]
+    assert _wait_status(sfn, succeeded) == "SUCCEEDED"
+    assert "SUCCEEDED" in refused(succeeded)
+    assert sfn.describe_execution(executionArn=succeeded)["redriveStatus"] == "NOT_REDRIVABLE"
+    running = sfn.start_execution(stateMachineArn=slow, name=_name("x"))["executionArn"]
+    assert "RUNNING" in refused(running)
+    sfn.stop_execution(executionArn=running)
+    assert _wait_status(sfn, running) == "ABORTED"
+    sfn.redrive_execution(executionArn=running)  # aborted in the Wait state: restarts there
+    assert sfn.describe_execution(executionArn=running)["status"] == "RUNNING"
+    assert [n for n, _ in _entered(sfn, running)] == ["W"]
+    sfn.stop_execution(executionArn=running)
+    assert _wait_status(sfn, running) == "ABORTED"
+    with pytest.raises(ClientError) as missing:
+        sfn.redrive_execution(executionArn=running + "-nope")
+    assert missing.value.response["Error"]["Code"] == "ExecutionDoesNotExist"
+    # stopped 15 days ago: too late
+    backend = stepfunctions_parser_backends["123456789012"][REGION]
+    backend.describe_execution(running).stop_date -= datetime.timedelta(days=15)
+    assert "14 days" in refused(running)
+    assert sfn.describe_execution(executionArn=running)["redriveCount"] == 1

@@ -40,7 +40,9 @@ def commands(group: click.Group = cli, path: tuple[str, ...] = ()):
 
 def test_every_command_and_option_has_help_text():
     walked = dict(commands())
-    assert {"status", "send", "responses", "dlq", "reingest", "replay", "rules"} <= {p[0] for p in walked}
+    assert {"status", "send", "responses", "dlq", "reingest", "redrive-execution", "replay", "rules"} <= {
+        p[0] for p in walked
+    }
     assert {("rules", "list"), ("rules", "enable"), ("dlq", "redrive")} <= set(walked)
     missing = [" ".join(path) for path, command in walked.items() if not (command.help or "").strip()]
     assert missing == []
