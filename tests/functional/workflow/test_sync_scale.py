@@ -56,7 +56,7 @@ def staged_answer(out: dict) -> list[dict]:
 
 
 def on_call(w: World, operation: str, action) -> None:
-    """Run ``action(params, n)`` before the n-th (1-based) ``operation`` S3 call SyncGranule makes."""
+    """Run ``action(request, n)`` before the n-th (1-based) ``operation`` S3 call SyncGranule makes."""
     seen = [0]
 
     def hook(params, **_):
@@ -64,6 +64,7 @@ def on_call(w: World, operation: str, action) -> None:
         action(params, seen[0])
 
     aws_mod.session().events.register(f"before-call.s3.{operation}", hook)
+    aws_mod.reset()  # clients copy the Session's handlers when built: build them again, with this one
 
 
 def snapshot(w: World, prefix: str) -> dict[str, tuple[bytes, dict]]:
@@ -161,7 +162,7 @@ def test_a_file_gone_between_listing_and_copy_fails_the_granule_and_stages_nothi
     files = files_of(w, 30)
 
     def vanish(params, n):
-        if str(params.get("CopySource")).endswith("/G1/f00017.nc"):  # a string by now: bucket/key
+        if str(params["headers"].get("x-amz-copy-source", "")).endswith("/G1/f00017.nc"):  # the request by now
             w.s3.delete_object(Bucket=A, Key="G1/f00017.nc")
 
     on_call(w, "CopyObject", vanish)
@@ -173,7 +174,7 @@ def test_a_file_gone_between_listing_and_copy_fails_the_granule_and_stages_nothi
 
 def test_a_crash_after_half_the_files_then_the_retry_stages_what_an_undisturbed_run_does(w, monkeypatch):
     files = files_of(w, 40)
-    reference, e = msg(files, url_path="ref/{collection}", execution="ref")
+    reference, e = msg(files, url_path="ref/{collection}", execution="a-ref")  # ordered before exec-1
     staging.sync_message(reference, e)
     expected = snapshot(w, "ref")
     m, e = msg(files, url_path="run/{collection}", execution="exec-1")
@@ -185,14 +186,14 @@ def test_a_crash_after_half_the_files_then_the_retry_stages_what_an_undisturbed_
         if n == 20:
             raise Killed()
 
-    monkeypatch.setattr(staging, "_discard", lambda files: None)  # a killed process cleans nothing up
-    monkeypatch.setattr(commit_order.TableGate, "abandon", lambda self: None)
-    on_call(w, "CopyObject", kill)
-    with pytest.raises(Killed):
-        staging.sync_message(m, e, concurrency=4)
+    with monkeypatch.context() as patched:  # a killed process cleans nothing up
+        patched.setattr(staging, "_discard", lambda files: None)
+        patched.setattr(commit_order.TableGate, "abandon", lambda self: None)
+        on_call(w, "CopyObject", kill)
+        with pytest.raises(Killed):
+            staging.sync_message(m, e, concurrency=4)
     left = [k for k in w.keys() if k.startswith(staging.TEMP_PREFIX)]
     assert 0 < len(left) < 40 and not [k for k in w.keys() if k.startswith("run/")]
-    monkeypatch.undo()
     aws_mod.reset(session=True)  # the retry is a new invocation: new clients, without the killing hook
     world_events = aws_mod.session().events
     world_events.register("before-parameter-build", w.count)
