@@ -139,7 +139,7 @@ def granule_message(plain: Any, n: int, *, size: int = 16, checksum_type: str = 
         "identifier": f"id-{product}",
         "product": {"name": product, "dataVersion": "1", "files": files},
     }
-    meta = {
+    meta: dict[str, Any] = {
         "stack": "bench",
         "buckets": {"private": {"name": STAGE, "type": "private"}},
         "collection": {

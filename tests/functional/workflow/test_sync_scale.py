@@ -224,3 +224,28 @@ def test_a_10000_file_cnm_with_one_bad_file_stages_nothing_and_stops_early(w):
         staging.sync_message(*msg(files), concurrency=32)
     assert w.calls["s3:CopyObject"] < n  # stopped: no file after the failure started
     assert w.keys() == []
+
+
+def test_a_multipart_copy_copies_its_parts_at_once_and_reads_a_sha256_file_back_once(w):
+    """Above the threshold (5 GiB on AWS; 5 MiB here) UploadPartCopy parts of plan_copy; SHA-256 of a multipart
+    copy would be composite, so the file is read back once instead."""
+    data = bytes(range(256)) * (12 * 1024 * 4)  # 12 MiB
+    uri = w.put(A, "G1/big.nc", data)
+    big = {
+        "type": "data",
+        "uri": uri,
+        "name": "big.nc",
+        "size": len(data),
+        "checksumType": "SHA256",
+        "checksum": hashlib.sha256(data).hexdigest(),
+    }
+    read = []
+    aws_mod.session().events.register(
+        "after-call.s3.GetObject", lambda parsed, **_: read.append(parsed["ContentLength"])
+    )
+    aws_mod.reset()
+    w.calls.clear()
+    [out] = staged_answer(staging.sync_message(*msg([big]), multipart_threshold=5 * 1024**2, part_size=5 * 1024**2))
+    assert w.read(STAGE, out["key"]) == data
+    assert w.calls["s3:UploadPartCopy"] == 3 * 2  # into the temporary area, then into place: 5 + 5 + 2 MiB each
+    assert w.calls["s3:CompleteMultipartUpload"] == 2 and sum(read) == len(data)
