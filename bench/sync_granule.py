@@ -232,6 +232,7 @@ def run(quick: bool = False, concurrency: int | None = None, sizes: tuple[int, .
         )
         ops = ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(got["by_operation"].items()))
         rows.append(row(f"S3 calls per file, {n:,} files ({ops})", per_file, "calls", "-", None))
+        print(f"# {n:,} files: {got['seconds']:.1f} s, {per_file:.2f} S3 calls/file ({ops})", file=sys.stderr)
     rows.append(
         row(
             "sync_granule 10,000 files sequential: EXTRAPOLATED (calls/file x 10,000 x 30 ms, not run)",
