@@ -22,8 +22,13 @@ Copies are server-side (``copy_object``; ``upload_part_copy`` at and above
 through the Lambda; an http(s) file is streamed by :mod:`cnm_ingest.sources`
 (checksum computed on the way). A good staged file is never destroyed: every file of the
 granule is first copied to a temporary key (:func:`temporary_key`, under
-:data:`TEMP_PREFIX`) and read back in chunks to check its size and checksum;
-a mismatch deletes only that temporary copy. Only when every file verified
+:data:`TEMP_PREFIX`) and verified there: for SHA-1 and SHA-256 S3 computes the
+checksum of the copy (``ChecksumAlgorithm``; 0 bytes read by the function), for
+md5 and SHA-512, and for copies above 5 GiB (whose S3 SHA checksum would be
+composite), it is read back once in chunks; the copy is conditional on the
+source ETag whose size was checked. A mismatch deletes only that temporary copy.
+Files move ``SYNC_CONCURRENCY`` at a time (:mod:`cnm_ingest.transfer.pool`),
+with one shared backoff on S3 throttling. Only when every file verified
 are they moved to ``<url_path>/<name>`` according to the collection's
 ``duplicate_handling``:
 

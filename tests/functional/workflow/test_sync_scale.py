@@ -206,7 +206,7 @@ def test_a_crash_after_half_the_files_then_the_retry_stages_what_an_undisturbed_
 
 
 def test_a_10000_file_cnm_with_one_bad_file_stages_nothing_and_stops_early(w):
-    n, bad = 10_000, 5_000
+    n, bad = 10_000, 100
     files = [
         {
             "type": "data",
