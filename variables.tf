@@ -739,6 +739,17 @@ variable "sync_retry_max_attempts" {
   }
 }
 
+variable "sync_concurrency" {
+  description = "Files SyncGranule copies and verifies at once (SYNC_CONCURRENCY), with one shared backoff on S3 throttling."
+  type        = number
+  default     = 32
+
+  validation {
+    condition     = var.sync_concurrency >= 1 && var.sync_concurrency <= 256 && floor(var.sync_concurrency) == var.sync_concurrency
+    error_message = "sync_concurrency must be a whole number between 1 and 256."
+  }
+}
+
 variable "response_retry_interval_seconds" {
   description = "Seconds before the first retry of a failed CnmResponse step."
   type        = number

@@ -37,6 +37,7 @@ module "workflow" {
 
   sync_retry_interval_seconds     = var.sync_retry_interval_seconds
   sync_retry_max_attempts         = var.sync_retry_max_attempts
+  sync_concurrency                = var.sync_concurrency
   response_retry_interval_seconds = var.response_retry_interval_seconds
   response_retry_max_attempts     = var.response_retry_max_attempts
 

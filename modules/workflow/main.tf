@@ -36,7 +36,11 @@ locals {
   environment = {
     start_status      = { STATUS_TABLE = aws_dynamodb_table.status.name }
     translate_message = {}
-    sync_granule      = { STATUS_TABLE = aws_dynamodb_table.status.name, PROVIDER_READ_ROLE_ARN = local.provider_read_role_arn }
+    sync_granule = {
+      STATUS_TABLE           = aws_dynamodb_table.status.name
+      PROVIDER_READ_ROLE_ARN = local.provider_read_role_arn
+      SYNC_CONCURRENCY       = tostring(var.sync_concurrency)
+    }
     cnm_response = merge(
       { RESPONSE_STREAM_ARN = var.response_stream_arn, STATUS_TABLE = aws_dynamodb_table.status.name, DLQ_URL = var.dlq_url },
       var.response_topic_arn == null ? {} : { RESPONSE_TOPIC_ARN = var.response_topic_arn },

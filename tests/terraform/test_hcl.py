@@ -500,6 +500,8 @@ def test_workflow_module_wired_with_the_agreed_interface():
         "provider_secret_arns",
         # issue 18: the temporary area the provider-read role may write (from the build manifest)
         "staging_temp_key_prefix",
+        # issue 22: files SyncGranule transfers at once
+        "sync_concurrency",
     }
     assert set(call) == expected
     assert call["source"] == "./modules/workflow"

@@ -27,6 +27,9 @@ CHUNK_SIZE = 256 * 1024
 
 # CNM checksumType -> hashlib name. "SHA2" is read as SHA-256.
 ALGORITHMS = {"md5": "md5", "sha1": "sha1", "sha2": "sha256", "sha256": "sha256", "sha512": "sha512"}
+# CNM checksumType -> the ChecksumAlgorithm S3 computes on a copy (issue 22): these need no byte read by us.
+# CRC32, CRC32C and CRC64NVME are S3's too, but not a CNM 1.6.1 checksumType (the schema's enum).
+S3_ALGORITHMS = {"sha1": "SHA1", "sha2": "SHA256", "sha256": "SHA256"}
 _BY_SIZE = {16: "md5", 20: "sha1", 32: "sha256", 64: "sha512"}
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
@@ -38,6 +41,11 @@ def algorithm(checksum_type: str | None) -> str:
     if name is None:
         raise CnmValidationError(f"unsupported checksumType {checksum_type!r}", "$.product.files[].checksumType")
     return name
+
+
+def s3_algorithm(checksum_type: str | None) -> str | None:
+    """S3's ``ChecksumAlgorithm`` for a CNM ``checksumType`` when S3 computes it, else None (md5, sha512)."""
+    return S3_ALGORITHMS.get((checksum_type or "md5").lower())
 
 
 def digest_chunks(chunks: Iterable[bytes], algo: str) -> tuple[str, int]:

@@ -22,8 +22,13 @@ Copies are server-side (``copy_object``; ``upload_part_copy`` at and above
 through the Lambda; an http(s) file is streamed by :mod:`cnm_ingest.transfer.sources`
 (checksum computed on the way). A good staged file is never destroyed: every file of the
 granule is first copied to a temporary key (:func:`temporary_key`, under
-:data:`TEMP_PREFIX`) and read back in chunks to check its size and checksum;
-a mismatch deletes only that temporary copy. Only when every file verified
+:data:`TEMP_PREFIX`) and verified there: for SHA-1 and SHA-256 S3 computes the
+checksum of the copy (``ChecksumAlgorithm``; 0 bytes read by the function), for
+md5 and SHA-512, and for copies above 5 GiB (whose S3 SHA checksum would be
+composite), it is read back once in chunks; the copy is conditional on the
+source ETag whose size was checked. A mismatch deletes only that temporary copy.
+Files move ``SYNC_CONCURRENCY`` at a time (:mod:`cnm_ingest.transfer.pool`),
+with one shared backoff on S3 throttling. Only when every file verified
 are they moved to ``<url_path>/<name>`` according to the collection's
 ``duplicate_handling``:
 
@@ -40,9 +45,10 @@ duplicates.
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -63,14 +69,17 @@ from cnm_ingest.errors import (
     TransferError,
     TransientError,
 )
-from cnm_ingest.transfer import commit_order, confine, provider_access, sources
+from cnm_ingest.transfer import commit_order, confine, pool, provider_access, sources
+from cnm_ingest.transfer import plan as copy_plan
 from cnm_ingest.workflow import payload, url_template
 from cnm_ingest.workflow.task import Execution, Message, collection_config, provider_config
 
-MULTIPART_THRESHOLD = 5 * 1024**3  # copy_object copies at most 5 GiB
-PART_SIZE = 512 * 1024**2
-MIN_PART_SIZE = 5 * 1024**2  # S3's minimum for every part but the last
-MAX_PARTS = 10_000
+MULTIPART_THRESHOLD = copy_plan.MULTIPART_THRESHOLD  # copy_object copies at most 5 GiB
+PART_SIZE = copy_plan.PART_SIZE
+MIN_PART_SIZE = copy_plan.MIN_PART_SIZE  # S3's minimum for every part but the last
+MAX_PARTS = copy_plan.MAX_PARTS
+DELETE_BATCH = 1000  # keys per DeleteObjects call (S3's limit)
+_MISSING = ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
 DEFAULT_URL_PATH = "file-staging/{stack}/{collection}"
 DUPLICATE_HANDLING = ("error", "skip", "replace", "version")
 EXECUTION_METADATA = "cnm-ingest-execution"
@@ -125,7 +134,7 @@ def head(bucket: str, key: str, s3: Any = None) -> dict[str, Any] | None:
         return (s3 or aws.client("s3")).head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+        if code in _MISSING:
             return None
         raise
 
@@ -141,33 +150,55 @@ def copy(
     multipart_threshold: int | None = None,
     part_size: int | None = None,
     s3: Any = None,
-) -> None:
-    """Server-side copy of ``src`` (``{"Bucket", "Key"}``) to ``s3://bucket/key`` (with client ``s3``, default ours)."""
+    checksum_algorithm: str | None = None,
+    source_etag: str | None = None,
+) -> str | None:
+    """Server-side copy of ``src`` (``{"Bucket", "Key"}``) to ``s3://bucket/key`` (with client ``s3``, default ours).
+
+    The copy follows :func:`cnm_ingest.transfer.plan.plan_copy`: one CopyObject
+    below 5 GiB, else UploadPartCopy parts, :data:`cnm_ingest.transfer.plan.PART_STREAMS`
+    at a time. ``source_etag`` makes every request conditional on the source
+    being that version (CopySourceIfMatch). With ``checksum_algorithm`` (single
+    copies only: S3's SHA-1 / SHA-256 of a multipart object is composite, a
+    digest of the parts' digests) S3 computes that checksum of the copy and its
+    base64 value is returned; otherwise None.
+    """
     s3 = s3 or aws.client("s3")
-    threshold = MULTIPART_THRESHOLD if multipart_threshold is None else multipart_threshold
-    extra = {"Metadata": metadata, "ContentType": content_type}
-    if size < threshold:
-        s3.copy_object(CopySource=src, Bucket=bucket, Key=key, MetadataDirective="REPLACE", **extra)
-        return
-    part = max(part_size or PART_SIZE, MIN_PART_SIZE, math.ceil(size / MAX_PARTS))
+    plan = copy_plan.plan_copy(size, threshold=multipart_threshold, part_size=part_size)
+    extra: dict[str, Any] = {"Metadata": metadata, "ContentType": content_type}
+    condition = {"CopySourceIfMatch": source_etag} if source_etag else {}
+    if not plan.multipart:
+        if checksum_algorithm:
+            extra["ChecksumAlgorithm"] = checksum_algorithm
+        result = s3.copy_object(
+            CopySource=src, Bucket=bucket, Key=key, MetadataDirective="REPLACE", **extra, **condition
+        )
+        found = (
+            (result.get("CopyObjectResult") or {}).get(f"Checksum{checksum_algorithm}") if checksum_algorithm else None
+        )
+        return str(found) if found else None
     upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
+
+    def part(at: tuple[int, int, int]) -> dict[str, Any]:
+        number, start, end = at
+        result = s3.upload_part_copy(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            CopySource=src,
+            CopySourceRange=f"bytes={start}-{end}",
+            **condition,
+        )
+        return {"ETag": result["CopyPartResult"]["ETag"], "PartNumber": number}
+
     try:
-        parts = []
-        for number, start in enumerate(range(0, size, part), start=1):
-            end = min(start + part, size) - 1
-            result = s3.upload_part_copy(
-                Bucket=bucket,
-                Key=key,
-                UploadId=upload_id,
-                PartNumber=number,
-                CopySource=src,
-                CopySourceRange=f"bytes={start}-{end}",
-            )
-            parts.append({"ETag": result["CopyPartResult"]["ETag"], "PartNumber": number})
+        parts = pool.run_all(part, list(plan.ranges()), limit=plan.streams)
         s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
     except BaseException:
         s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
         raise
+    return None
 
 
 def _timestamp() -> str:
@@ -449,17 +480,52 @@ def _to_temporary(
         )
     reader = provider_access.client("s3", provider, temporary_buckets=[bucket])
     source = _source_head(file, reader)
-    copy(
-        {"Bucket": file["bucket"], "Key": file["key"]},
-        bucket,
-        file["temp_key"],
-        source["ContentLength"],
-        metadata=metadata,
-        content_type=source.get("ContentType", "binary/octet-stream"),
-        s3=reader,
-        **copy_options,
+    size = source["ContentLength"]
+    plan = copy_plan.plan_copy(
+        size, threshold=copy_options.get("multipart_threshold"), part_size=copy_options.get("part_size")
     )
+    # S3 computes SHA-1 / SHA-256 of a single copy: verified with 0 bytes read here. A multipart copy's would be
+    # composite (a digest of the parts' digests), so above 5 GiB those are read back once, as md5 and sha512 are.
+    algo = checksum.s3_algorithm(file.get("checksumType")) if file.get("checksum") and not plan.multipart else None
+    try:
+        computed = copy(
+            {"Bucket": file["bucket"], "Key": file["key"]},
+            bucket,
+            file["temp_key"],
+            size,
+            metadata=metadata,
+            content_type=source.get("ContentType", "binary/octet-stream"),
+            s3=reader,
+            checksum_algorithm=algo,
+            source_etag=source.get("ETag"),
+            **copy_options,
+        )
+    except ClientError as exc:  # gone or changed since its size was checked (CopySourceIfMatch)
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in _MISSING:
+            raise FileNotFoundAtSourceError(f"{file['source']} disappeared from the provider during the copy") from None
+        if code in ("PreconditionFailed", "412"):
+            raise TransientError(
+                f"{file['source']} changed during the copy; the retried step copies it again"
+            ) from None
+        raise
+    if computed is not None:
+        return _verify_computed(file, bucket, file["temp_key"], computed, size)
+    if not file.get("checksum"):
+        return size  # CopySourceIfMatch: what was copied is the object whose size was checked
     return _verify(file, bucket, file["temp_key"])
+
+
+def _verify_computed(file: dict[str, Any], bucket: str, key: str, computed: str, size: int) -> int:
+    """Compare S3's checksum of the (temporary) copy with the CNM's; delete the copy when they differ."""
+    got = base64.b64decode(computed)
+    if got == checksum.digest_bytes(file.get("checksumType"), file["checksum"]):
+        return size
+    aws.client("s3").delete_object(Bucket=bucket, Key=key)
+    raise ChecksumMismatchError(
+        f"the copy of {file['source']} has {file.get('checksumType')} {got.hex()} (computed by S3), "
+        f"the CNM says {file['checksum']}; the temporary copy was deleted, nothing staged was touched"
+    )
 
 
 def backup_key(temp_key: str) -> str:
@@ -549,9 +615,20 @@ def _move_one(
             _copy_within(bucket, key, backup, current, **copy_options)
             undo.append(_Undo(bucket, key, restore_from=backup))
             staged["duplicate"] = "replaced"
+    gone = TransientError(f"the verified temporary copy of {file['source']} (s3://{bucket}/{temp}) is gone")
+    if size < (copy_options.get("multipart_threshold") or MULTIPART_THRESHOLD):
+        try:  # one call: the temporary copy's metadata and content type go with it
+            aws.client("s3").copy_object(
+                CopySource={"Bucket": bucket, "Key": temp}, Bucket=bucket, Key=key, MetadataDirective="COPY"
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in _MISSING:
+                raise gone from None
+            raise
+        return staged
     temp_head = head(bucket, temp)
     if temp_head is None:
-        raise TransientError(f"the verified temporary copy of {file['source']} (s3://{bucket}/{temp}) is gone")
+        raise gone
     _copy_within(bucket, temp, key, temp_head, **copy_options)
     return staged
 
@@ -585,13 +662,22 @@ def _kept(file: dict[str, Any], bucket: str, key: str) -> dict[str, Any]:
 
 
 def _delete_quietly(targets: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Delete each ``(bucket, key)``; returns those that could not be deleted."""
-    left = []
+    """Delete each ``(bucket, key)`` (DeleteObjects, :data:`DELETE_BATCH` keys a call); returns those left."""
+    by_bucket: dict[str, list[str]] = {}
     for bucket, key in targets:
-        try:
-            aws.client("s3").delete_object(Bucket=bucket, Key=key)
-        except ClientError:
-            left.append((bucket, key))
+        by_bucket.setdefault(bucket, []).append(key)
+    left = []
+    for bucket, keys in by_bucket.items():
+        for i in range(0, len(keys), DELETE_BATCH):
+            batch = keys[i : i + DELETE_BATCH]
+            try:
+                answer = aws.client("s3").delete_objects(
+                    Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+                )
+            except ClientError:
+                left += [(bucket, k) for k in batch]
+                continue
+            left += [(bucket, e["Key"]) for e in answer.get("Errors") or []]
     return left
 
 
@@ -606,8 +692,32 @@ def _staged(file: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return {**out, "bucket": file["staged_bucket"], "key": file["staged_key"], **fields}
 
 
+_Runner = Callable[[Callable[[Any], Any], list[Any]], list[Any]]
+
+
+def _sequential(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    return [fn(item) for item in items]
+
+
+def runner(concurrency: int | None = None) -> _Runner:
+    """``run(fn, items)``: :func:`cnm_ingest.transfer.pool.run_all` with ``concurrency`` (default
+    ``SYNC_CONCURRENCY``, 32) and one :class:`~cnm_ingest.transfer.pool.Backoff` for the whole granule."""
+    limit, backoff = pool.concurrency(concurrency), pool.Backoff()
+
+    def run(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        return pool.run_all(fn, items, limit=limit, backoff=backoff)
+
+    return run
+
+
 def commit(
-    files: list[dict[str, Any]], sizes: list[int], *, duplicate_handling: str, execution_name: str, **options: Any
+    files: list[dict[str, Any]],
+    sizes: list[int],
+    *,
+    duplicate_handling: str,
+    execution_name: str,
+    run: _Runner | None = None,
+    **options: Any,
 ) -> list[dict[str, Any]]:
     """Move a granule's verified temporary copies into place, all or nothing.
 
@@ -617,23 +727,28 @@ def commit(
     deleted, a replaced or versioned one restored, the version copy removed)
     and the error is raised. The temporary copies and backups are deleted
     either way, except a backup whose restore failed (it is then the only
-    copy of the earlier file; the error says where).
+    copy of the earlier file; the error says where). The moves run through
+    ``run`` (:func:`cnm_ingest.transfer.pool.run_all`, bounded), which lets
+    every move under way finish before the error is raised, so ``undo`` is
+    complete when it runs.
     """
-    undo: list[_Undo] = []
+    undo: list[_Undo] = []  # appended by the workers (list.append is atomic)
     scratch: list[tuple[str, str]] = []
+    run = run or _sequential
+
+    def move(pair: tuple[dict[str, Any], int]) -> dict[str, Any]:
+        return _move_one(
+            pair[0],
+            pair[1],
+            duplicate_handling=duplicate_handling,
+            execution_name=execution_name,
+            undo=undo,
+            scratch=scratch,
+            **options,
+        )
+
     try:
-        staged = [
-            _move_one(
-                f,
-                size,
-                duplicate_handling=duplicate_handling,
-                execution_name=execution_name,
-                undo=undo,
-                scratch=scratch,
-                **options,
-            )
-            for f, size in zip(files, sizes, strict=True)
-        ]
+        staged = run(move, list(zip(files, sizes, strict=True)))
     except BaseException as exc:
         kept: list[str] = []
         for step in reversed(undo):
@@ -666,6 +781,7 @@ def sync_files(
     part_size: int | None = None,
     owner: Owner | None = None,
     other_owner_handling: str = DEFAULT_OTHER_OWNER_HANDLING,
+    concurrency: int | None = None,
 ) -> list[dict[str, Any]]:
     """Stage one granule's files under ``s3://bucket/prefix/`` (:func:`stage_prepared` after :func:`prepare_file`)."""
     prepared = [
@@ -691,6 +807,7 @@ def sync_files(
         part_size=part_size,
         owner=owner,
         other_owner_handling=other_owner_handling,
+        concurrency=concurrency,
     )
 
 
@@ -705,6 +822,7 @@ def stage_prepared(
     owner: Owner | None = None,
     other_owner_handling: str = DEFAULT_OTHER_OWNER_HANDLING,
     gate: commit_order.Gate | None = None,
+    concurrency: int | None = None,
 ) -> list[dict[str, Any]]:
     """Stage one granule's checked files: copy and verify all into temporary keys, then commit all.
 
@@ -714,15 +832,23 @@ def stage_prepared(
     and ``skip`` decided before any copy); ``gate`` (:mod:`cnm_ingest.transfer.commit_order`)
     orders concurrent executions of the granule; nothing staged is touched
     before every file verified, and the commit is all or nothing (:func:`commit`).
+
+    Every per-file step (the target checks, the copies and verifications,
+    the moves, reading a kept file) runs ``concurrency`` files at a time
+    (:func:`runner`), with one shared backoff on S3 throttling; the result is
+    the same as one file at a time (``concurrency=1``).
     """
     owner = owner or Owner(str(provider.get("id") or ""))
     copy_options = {"multipart_threshold": multipart_threshold, "part_size": part_size}
     gate = gate or commit_order.Gate()
+    run = runner(concurrency)
 
     def where(f: dict[str, Any]) -> tuple[str, str]:
         return f["staged_bucket"], f["staged_key"]
 
-    existing = {where(f): _existing(*where(f), execution_name) for f in prepared}
+    existing = dict(
+        zip(map(where, prepared), run(lambda f: _existing(*where(f), execution_name), prepared), strict=True)
+    )
     for (bucket, key), found in existing.items():
         if found is not None:
             check_owner(found, owner, other_owner_handling, bucket, key)
@@ -732,10 +858,8 @@ def stage_prepared(
     to_copy = [f for f in prepared if where(f) not in skipped]
     gate.start()
     try:
-        sizes: list[int] = []
         try:
-            for f in to_copy:
-                sizes.append(_to_temporary(f, execution_name, provider, owner, **copy_options))
+            sizes: list[int] = run(lambda f: _to_temporary(f, execution_name, provider, owner, **copy_options), to_copy)
             gate.acquire()
         except BaseException:
             _discard(to_copy)
@@ -747,6 +871,7 @@ def stage_prepared(
             execution_name=execution_name,
             owner=owner,
             other_owner_handling=other_owner_handling,
+            run=run,
             **copy_options,
         )
         gate.done()
@@ -754,9 +879,8 @@ def stage_prepared(
         gate.abandon()
         raise
     staged = {where(f): s for f, s in zip(to_copy, moved, strict=True)}
-    for f in prepared:
-        if where(f) in skipped:
-            staged[where(f)] = _kept(f, *where(f))
+    kept = [f for f in prepared if where(f) in skipped]
+    staged.update(zip(map(where, kept), run(lambda f: _kept(f, *where(f)), kept), strict=True))
     return [staged[where(f)] for f in prepared]
 
 
