@@ -188,19 +188,22 @@ def test_the_consumer_registers_the_invocation_context(world, samples):
     sqs = aws.client("sqs")
     sqs.meta.events.register("before-call.sqs.SendMessageBatch", crash, unique_id="crash")
     run = make_run(world)
-    run.once = idempotency.Once(IDEMPOTENCY_TABLE, Context(remaining_ms=200))
+    crashed_ms = 3000  # long enough that the next call still finds the item in progress on a loaded machine
+    run.once = idempotency.Once(IDEMPOTENCY_TABLE, Context(remaining_ms=crashed_ms))
     with pytest.raises(Crash):
         consume.consume(record, run)
+    crashed_until = time.time() + crashed_ms / 1000
     sqs.meta.events.unregister("before-call.sqs.SendMessageBatch", unique_id="crash")
     items = aws.client("dynamodb").scan(TableName=IDEMPOTENCY_TABLE)["Items"]
     [park] = [i for i in items if i["id"]["S"].startswith(f"{idempotency.PARK}#")]
     assert park["status"]["S"] == "INPROGRESS"
-    assert int(park["in_progress_expiration"]["N"]) <= (time.time() + 1) * 1000 < int(park["expiration"]["N"]) * 1000
+    expiry_ms = int(park["in_progress_expiration"]["N"])
+    assert expiry_ms <= (time.time() + crashed_ms / 1000 + 1) * 1000 < int(park["expiration"]["N"]) * 1000
     run.once = idempotency.Once(IDEMPOTENCY_TABLE, Context(remaining_ms=60_000))
     with pytest.raises(Exception) as raised:  # still in progress: delivered again later
         consume.consume(record, run)
     assert consume.is_retryable(raised.value)
-    time.sleep(0.3)
+    time.sleep(max(0.0, crashed_until - time.time()) + 0.1)  # the crashed invocation's time ran out
     assert consume.consume(record, make_run(world)).status == "parked"
     assert len(world.parked()) == 1 and len(world.stream_records()) == 1
 
