@@ -6,8 +6,8 @@ the execution (ARN, else name), the response status, the effect and the
 destination ARN. A Step Functions retry after a partial success (e.g. the put
 succeeded, the publish was throttled) therefore repeats only what did not
 happen, on each destination. The records live in the
-workflow's status table (``STATUS_TABLE``; no second table) under
-``pk = "IDEMPOTENCY#cnm_response"``, ``sk = "<effect>#<hash>"``, and expire
+stack's idempotency table (``IDEMPOTENCY_TABLE``, the one the consumers' once-per-record
+records use) under ``id = "cnm-response.<effect>#<hash>"`` (:data:`KEY_PREFIX`), and expire
 through the table's TTL attribute ``expiration`` after
 :data:`EXPIRES_AFTER_SECONDS`.
 
@@ -41,7 +41,8 @@ from . import response as response_mod
 from .errors import IdempotencyStoreError, is_retryable
 from .store_guard import guarded
 
-PARTITION = "IDEMPOTENCY#cnm_response"
+# The records' ids start "cnm-response.<effect>#" (the consumers' start "cnm-ingest.<kind>#").
+KEY_PREFIX = "cnm-response."
 # Longer than any Step Functions retry schedule of CnmResponse (at most 20 retries, hours at most).
 EXPIRES_AFTER_SECONDS = 7 * 24 * 3600
 # A saved response larger than this is kept in the payload bucket (DynamoDB items are limited to 400 KB).
@@ -100,17 +101,11 @@ def _park(*, key: dict[str, str], env: dict[str, Any], queue_url: str) -> dict[s
 @functools.cache
 def _store(prefix: str, table: str, client_id: int) -> DynamoDBPersistenceLayer:
     # One persistence layer per effect: Powertools keeps the key prefix on the layer object.
-    return DynamoDBPersistenceLayer(
-        table_name=table,
-        key_attr="pk",
-        sort_key_attr="sk",
-        static_pk_value=PARTITION,
-        boto3_client=aws.client("dynamodb"),
-    )
+    return DynamoDBPersistenceLayer(table_name=table, boto3_client=aws.client("dynamodb"))
 
 
 def _layer(effect: Callable[..., Any], table: str) -> tuple[DynamoDBPersistenceLayer, str]:
-    prefix = effect.__name__.strip("_")
+    prefix = KEY_PREFIX + effect.__name__.strip("_")
     return _store(prefix, table, id(aws.client("dynamodb"))), prefix
 
 

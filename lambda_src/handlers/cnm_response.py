@@ -98,7 +98,7 @@ def respond(
     response = delivery.deliver(
         response,
         execution,
-        table=table or aws.env("STATUS_TABLE"),
+        table=table or aws.env("IDEMPOTENCY_TABLE"),
         destinations=destinations,
         cnm=workflow_message.cnm_if_readable(message),
     )
@@ -123,7 +123,7 @@ def park(
     had succeeded gets ``exception = ResponseNotDelivered``. A response that
     reached one of ``destinations`` is not parked and adds no exception.
     """
-    table = table or aws.env("STATUS_TABLE")
+    table = table or aws.env("IDEMPOTENCY_TABLE")
     response = delivery.pinned(response_for(message, execution)[0], execution, table=table)
     error_type, reason = task.parse_exception(message.get("response_exception"))
     meta = message.get("cumulus_meta") or {}

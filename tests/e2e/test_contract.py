@@ -180,16 +180,24 @@ def test_config_tables_are_read_with_the_keys_terraform_created(complete_stack, 
     assert _hash_range(complete_stack.tables[env["COLLECTIONS_TABLE"]]) == ("name", "version")
 
 
-def test_idempotency_executions_and_status_tables_have_the_python_keys(complete_stack, python_on_the_stack):
-    from cnm_ingest import once, records, status
+def test_idempotency_and_status_store_tables_have_the_python_keys(complete_stack, python_on_the_stack):
+    from cnm_ingest import delivery, executions, once
 
     consumer = complete_stack.function("message_consumer").environment
     idempotency = complete_stack.tables[consumer["IDEMPOTENCY_TABLE"]]
     assert _hash_range(idempotency) == (once._layer(consumer["IDEMPOTENCY_TABLE"], "contract").key_attr,)
-    executions = complete_stack.function("recorder").environment["EXECUTIONS_TABLE"]
-    assert _hash_range(complete_stack.tables[executions]) == tuple(records.execution_key("arn:aws:states:x"))
-    status_table = complete_stack.function("start_status").environment["STATUS_TABLE"]
-    assert _hash_range(complete_stack.tables[status_table]) == tuple(status.execution_key({"name": "x"}))
+    # CnmResponse's once-markers share that table (issue 21), under the same key attribute
+    response = complete_stack.function("cnm_response").environment
+    assert response["IDEMPOTENCY_TABLE"] == consumer["IDEMPOTENCY_TABLE"]
+    assert _hash_range(idempotency) == (delivery._store("contract", response["IDEMPOTENCY_TABLE"], 0).key_attr,)
+    # one status store: the recorder, StartStatus, StopStatus and SyncGranule get the same table
+    store = {complete_stack.function(f).environment["EXECUTIONS_TABLE"] for f in RECORDER_AND_STEPS}
+    assert len(store) == 1, store
+    assert _hash_range(complete_stack.tables[store.pop()]) == tuple(executions.execution_key("arn:aws:states:x"))
+    assert not [t for t in complete_stack.tables if t.endswith("-workflow-status")]
+
+
+RECORDER_AND_STEPS = ("recorder", "start_status", "stop_status", "sync_granule")
 
 
 # --- the DLQ envelope: what the functions write is what INTERFACES.md documents ------------------------
