@@ -496,6 +496,11 @@ def test_workflow_module_wired_with_the_agreed_interface():
         "provider_secret_arns",
         # issue 18: the temporary area the provider-read role may write (from the build manifest)
         "staging_temp_key_prefix",
+        # issue 21: the one status store (modules/executions) and the idempotency table (CnmResponse)
+        "executions_table_name",
+        "executions_table_arn",
+        "idempotency_table_name",
+        "idempotency_table_arn",
     }
     assert set(call) == expected
     assert call["source"] == "./modules/workflow"
