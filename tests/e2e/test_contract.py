@@ -149,6 +149,13 @@ def test_payload_key_prefix_is_what_iam_allows(complete_stack, client, role, pre
     assert f"arn:aws:s3:::{bucket}/{prefix}*" in _s3_object_resources(client, fn.name), role
 
 
+def test_the_recorder_reads_only_the_payload_buckets_workflow_prefix(complete_stack, client):
+    """Issue 23: the applied recorder role may read the workflow message's offloaded parts, and no other object."""
+    fn = complete_stack.function("recorder")
+    bucket = fn.environment["PAYLOAD_BUCKET"]
+    assert _s3_object_resources(client, fn.name) == [f"arn:aws:s3:::{bucket}/{message.KEY_PREFIX}*"]
+
+
 # --- table key schemas: the Python code keys on what Terraform created ------------------------------
 
 
