@@ -204,7 +204,7 @@ def test_dates_in_any_form():
     assert executions.iso(True) is None and executions.iso("yesterday") is None and executions.iso(10**20) is None
 
 
-def offloaded_input(identifier: str, files: int = 1) -> tuple[str, dict]:
+def offloaded_input(identifier: str, files: int = 20) -> tuple[str, dict]:
     """A workflow input whose CNM lives in the payload bucket (``meta.cnm_ref``), as the consumer builds it for a
     large granule: the real cnm_ingest.message.fit under the recorder's deployed PAYLOAD_BUCKET."""
     from cnm_ingest import message
