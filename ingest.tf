@@ -17,39 +17,6 @@ module "config_tables" {
 }
 
 ################################################################################
-# Idempotency table: park / answer / fallback once per stream record, shared by
-# the message consumer, the fallback consumer and hydrate (IDEMPOTENCY_TABLE)
-################################################################################
-
-resource "aws_dynamodb_table" "idempotency" {
-  name                        = "${var.prefix}-idempotency"
-  billing_mode                = "PAY_PER_REQUEST"
-  hash_key                    = "id"
-  deletion_protection_enabled = var.config_tables_deletion_protection_enabled
-
-  attribute {
-    name = "id"
-    type = "S"
-  }
-
-  ttl {
-    attribute_name = "expiration"
-    enabled        = true
-  }
-
-  server_side_encryption {
-    enabled     = true
-    kms_key_arn = var.kms_key_arn
-  }
-
-  point_in_time_recovery {
-    enabled = true
-  }
-
-  tags = var.tags
-}
-
-################################################################################
 # Message consumer
 ################################################################################
 

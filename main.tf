@@ -15,6 +15,8 @@
 #                     with var.lambda_function_settings)
 #   dead_letter.tf    modules/dead_letter: DLQ, fallback and failed-batch topics,
 #                     payload bucket; reads no other module
+#   stores.tf         the status store (modules/executions) and the idempotency
+#                     table
 #   workflow.tf       the Step Functions workflow and its task functions
 #   ingest.tf         config tables, message consumer, fallback consumer,
 #                     hydrate; then the DLQ policy naming every writer

@@ -46,3 +46,14 @@ moved {
   from = module.consumer.aws_dynamodb_table.idempotency
   to   = aws_dynamodb_table.idempotency
 }
+
+# One status store (issue 21): the recorder's executions table becomes modules/executions' table, which
+# the workflow (StartStatus/StopStatus, SyncGranule's commit order) and the recorder both take as an input.
+# Same name, keys and items: nothing is copied. A stack applied with create_recorder = false has no such
+# instance: the table is created. The workflow's old status table (module.workflow.aws_dynamodb_table.status,
+# <prefix>-workflow-status) has no new address: the upgrade destroys it unless it is taken out of the state
+# first (CHANGELOG.md, "Upgrading to 0.3.0").
+moved {
+  from = module.recorder[0].aws_dynamodb_table.executions
+  to   = module.executions.aws_dynamodb_table.this
+}

@@ -63,7 +63,7 @@ module "alarms" {
 }
 
 ################################################################################
-# Recorder (execution records from Step Functions status-change events)
+# Recorder (the status store's writer from Step Functions status-change events)
 ################################################################################
 
 module "recorder" {
@@ -72,13 +72,15 @@ module "recorder" {
 
   function = local.functions.recorder
 
-  prefix                         = var.prefix
-  state_machine_arns             = local.state_machine_arns
-  deletion_protection_enabled    = var.config_tables_deletion_protection_enabled
-  point_in_time_recovery_enabled = var.config_tables_point_in_time_recovery_enabled
-  create_dlq_alarm               = var.create_alarms
-  alarm_actions                  = compact([try(module.alarms[0].topic_arn, null)])
-  alarm_period_seconds           = var.alarm_period_seconds
+  prefix                       = var.prefix
+  state_machine_arns           = local.state_machine_arns
+  table_name                   = module.executions.table_name
+  table_arn                    = module.executions.table_arn
+  payload_bucket_name          = module.dead_letter.payload_bucket_name
+  workflow_payload_objects_arn = local.workflow_payload_objects_arn
+  create_dlq_alarm             = var.create_alarms
+  alarm_actions                = compact([try(module.alarms[0].topic_arn, null)])
+  alarm_period_seconds         = var.alarm_period_seconds
 }
 
 ################################################################################
@@ -102,8 +104,6 @@ module "reconcile" {
   executions_table_arn    = module.recorder[0].table_arn
   idempotency_table_name  = aws_dynamodb_table.idempotency.name
   idempotency_table_arn   = aws_dynamodb_table.idempotency.arn
-  status_table_name       = module.workflow.status_table_name
-  status_table_arn        = module.workflow.status_table_arn
 
   create_alarms     = var.create_alarms
   alarm_collections = var.reconcile.alarm_collections

@@ -129,13 +129,13 @@ output "state_machine_name" {
 }
 
 output "status_table_name" {
-  description = "Name of the execution/granule status table."
-  value       = module.workflow.status_table_name
+  description = "Name of the status store (executions and granules; the same table as executions_table_name)."
+  value       = module.executions.table_name
 }
 
 output "status_table_arn" {
-  description = "ARN of the execution/granule status table."
-  value       = module.workflow.status_table_arn
+  description = "ARN of the status store (executions and granules)."
+  value       = module.executions.table_arn
 }
 
 ################################################################################
@@ -201,8 +201,8 @@ output "hydrate_idempotency_table_name" {
 ################################################################################
 
 output "executions_table_name" {
-  description = "Name of the executions table (execution and granule records; null without the recorder)."
-  value       = try(module.recorder[0].table_name, null)
+  description = "Name of the status store (executions and granules), which the cnm-ingest CLI reads; created with or without the recorder."
+  value       = module.executions.table_name
 }
 
 output "recorder_queue_url" {

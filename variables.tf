@@ -702,13 +702,13 @@ variable "providers_config" {
 }
 
 variable "config_tables_deletion_protection_enabled" {
-  description = "Deletion protection on five tables: <prefix>-rules, <prefix>-collections, <prefix>-providers (modules/config_tables), <prefix>-idempotency and, with create_recorder, <prefix>-executions (modules/recorder); not on <prefix>-workflow-status. While it is on, `terraform destroy` fails on those tables: set it to false and apply (or UpdateTable DeletionProtectionEnabled=false) first."
+  description = "Deletion protection on five tables: <prefix>-rules, <prefix>-collections, <prefix>-providers (modules/config_tables), <prefix>-idempotency and the status store <prefix>-executions (modules/executions). While it is on, `terraform destroy` fails on those tables: set it to false and apply (or UpdateTable DeletionProtectionEnabled=false) first."
   type        = bool
   default     = true
 }
 
 variable "config_tables_point_in_time_recovery_enabled" {
-  description = "Point-in-time recovery on <prefix>-rules, <prefix>-collections, <prefix>-providers and, with create_recorder, <prefix>-executions (<prefix>-idempotency and <prefix>-workflow-status always have it)."
+  description = "Point-in-time recovery on <prefix>-rules, <prefix>-collections, <prefix>-providers and the status store <prefix>-executions (<prefix>-idempotency always has it)."
   type        = bool
   default     = true
 }
@@ -872,7 +872,7 @@ variable "alarm_period_seconds" {
 }
 
 variable "create_recorder" {
-  description = "Record every workflow execution (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED) and every granule attempt in <prefix>-executions, from Step Functions' own status-change events (modules/recorder); the cnm-ingest CLI reads it."
+  description = "Record every workflow execution (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED) and every granule attempt in the status store <prefix>-executions from Step Functions' own status-change events (modules/recorder). Without it the store is still created and written by the workflow's StartStatus/StopStatus (RUNNING, then SUCCEEDED or FAILED), but executions aborted, timed out or failed before their first task are not recorded; the cnm-ingest CLI reads the store either way."
   type        = bool
   default     = true
 }

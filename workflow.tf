@@ -13,6 +13,11 @@ module "workflow" {
   prefix    = var.prefix
   functions = { for key in ["start_status", "translate_message", "sync_granule", "cnm_response", "stop_status"] : key => local.functions[key] }
 
+  executions_table_name  = module.executions.table_name
+  executions_table_arn   = module.executions.table_arn
+  idempotency_table_name = aws_dynamodb_table.idempotency.name
+  idempotency_table_arn  = aws_dynamodb_table.idempotency.arn
+
   response_stream_arn         = local.response_stream_arn
   response_stream_kms_key_arn = local.response_stream_kms_key_arn
   staging_bucket_name         = var.staging_bucket_name

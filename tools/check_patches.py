@@ -7,7 +7,7 @@ function that did not exist, and the recorder it tested could not read offloaded
 else (``os.environ`` through ``delenv``, a third-party object) it is left alone.
 
 The target is a project one when it is a name (or an attribute of one) imported from a project package
-in the same file, or a dotted string naming one (``"cnm_ingest.records.x"``). The project packages are
+in the same file, or a dotted string naming one (``"cnm_ingest.executions.x"``). The project packages are
 :data:`PROJECT`. Run as ``python tools/check_patches.py [DIR ...]`` (default ``tests``): one line a finding,
 exit 1 when there is any; ``tests/unit/tooling/test_patch_targets.py`` runs it in CI.
 """

@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from cnm_ingest import aws, records
+from cnm_ingest import aws, executions
 
 from . import ops, reconcile
 from .errors import MEANINGS, CliError, PartialFailure, RefusedInput, translate
@@ -196,7 +196,7 @@ def window(start: datetime, end: datetime, names: tuple[str, str]) -> tuple[date
     return start, end
 
 
-STATUS_CHOICE = click.Choice(records.STATUSES, case_sensitive=False)
+STATUS_CHOICE = click.Choice(executions.STATUSES, case_sensitive=False)
 COLOURS = {"SUCCEEDED": "green", "FAILED": "red", "TIMED_OUT": "red", "ABORTED": "yellow", "RUNNING": "cyan"}
 
 
@@ -209,8 +209,8 @@ def _status(text: Any) -> str:
 
 @cli.command()
 @click.argument("ref", required=False)
-@click.option("--executions", "kind", flag_value=records.EXECUTION, help="List executions.")
-@click.option("--granules", "kind", flag_value=records.GRANULE, help="List granules (their latest attempt).")
+@click.option("--executions", "kind", flag_value=executions.EXECUTION, help="List executions.")
+@click.option("--granules", "kind", flag_value=executions.GRANULE, help="List granules (their latest attempt).")
 @click.option("--status", "statuses", multiple=True, type=STATUS_CHOICE, help="Only these statuses (repeatable).")
 @click.option("--collection", help="Only this collection id (name__version).")
 @click.option("--provider", help="Only this provider.")
@@ -242,7 +242,7 @@ def status(
         items = ops.listing(
             stack,
             kind,
-            [s.upper() for s in statuses] or records.STATUSES,
+            [s.upper() for s in statuses] or executions.STATUSES,
             start,
             end,
             collection=collection,
@@ -259,7 +259,7 @@ def status(
             table.add_column("status")
             table.add_column("executions", justify="right")
             table.add_column("granules", justify="right")
-            for s in records.STATUSES:
+            for s in executions.STATUSES:
                 table.add_row(_status(s), str(found["executions"][s]), str(found["granules"][s]))
             c.print(table)
 
@@ -267,18 +267,18 @@ def status(
 
 
 def _render_list(c: Console, kind: str, items: list[dict[str, Any]]) -> None:
-    table = Table(title=f"{'executions' if kind == records.EXECUTION else 'granules'} ({len(items)})")
+    table = Table(title=f"{'executions' if kind == executions.EXECUTION else 'granules'} ({len(items)})")
     for col in (
         "updated",
         "status",
-        "granule" if kind == records.GRANULE else "execution",
+        "granule" if kind == executions.GRANULE else "execution",
         "collection",
         "provider",
         "error",
     ):
         table.add_column(col, overflow="fold")
     for i in items:
-        ident = i.get("granule_id") if kind == records.GRANULE else i.get("execution_name")
+        ident = i.get("granule_id") if kind == executions.GRANULE else i.get("execution_name")
         table.add_row(
             str(i.get("updated_at")),
             _status(i.get("status")),
@@ -332,7 +332,7 @@ def _render_detail(c: Console, found: dict[str, Any]) -> None:
             if original:
                 c.print(
                     f"  error: {original.get('Error')} ({original.get('errorCode')}): "
-                    f"{records.clean(original.get('errorMessage') or '', 400)}",
+                    f"{executions.clean(original.get('errorMessage') or '', 400)}",
                     markup=False,
                 )
         table = Table(title="attempts")
@@ -430,7 +430,7 @@ def responses(
         colour = "green" if resp.get("status") == "SUCCESS" else "red"
         c.print(
             f"{r['arrival']}  [{colour}]{resp.get('status', '?')}[/]  {m.get('identifier')}  "
-            f"{resp.get('errorCode') or ''} {records.clean(resp.get('errorMessage') or '', 200)}"
+            f"{resp.get('errorCode') or ''} {executions.clean(resp.get('errorMessage') or '', 200)}"
         )
 
 
@@ -465,7 +465,7 @@ def dlq_list(settings: Settings, limit: int | None, payloads: bool) -> None:
                     str(r.get("identifier") or ""),
                     str(r.get("sequence_number") or ""),
                     str(r.get("payload_bytes") if r.get("payload_bytes") is not None else "-"),
-                    records.clean(r.get("reason") or m.get("error") or "", 300),
+                    executions.clean(r.get("reason") or m.get("error") or "", 300),
                 )
         c.print(table)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from cnm_ingest import aws, dlq, idempotency, records
+from cnm_ingest import aws, dlq, executions, idempotency
 from cnm_ingest.cnm import decode, notification, validate
 from cnm_ingest.consumer import consume, hydrate, rulebook
 from cnm_ingest.errors import RecordError
@@ -56,7 +56,7 @@ def parse_time(text: str, now: datetime | None = None) -> datetime:
 
 
 def iso(moment: datetime) -> str:
-    return records.iso(moment) or ""
+    return executions.iso(moment) or ""
 
 
 # --- status ----------------------------------------------------------------------------------
@@ -65,10 +65,10 @@ def iso(moment: datetime) -> str:
 def counts(stack: Stack, since: datetime, until: datetime) -> dict[str, dict[str, int]]:
     table = stack.require_executions_table()
     out: dict[str, dict[str, int]] = {}
-    for kind, label in ((records.EXECUTION, "executions"), (records.GRANULE, "granules")):
+    for kind, label in ((executions.EXECUTION, "executions"), (executions.GRANULE, "granules")):
         out[label] = {
-            s: records.query_status(table, kind, s, iso(since), iso(until), count_only=True)[0]
-            for s in records.STATUSES
+            s: executions.query_status(table, kind, s, iso(since), iso(until), count_only=True)[0]
+            for s in executions.STATUSES
         }
     return out
 
@@ -88,7 +88,7 @@ def listing(
     found: list[dict[str, Any]] = []
     for status in statuses:
         found.extend(
-            records.query_status(
+            executions.query_status(
                 table, kind, status, iso(since), iso(until), collection=collection, provider=provider, limit=limit
             )[1]
         )
@@ -110,11 +110,11 @@ def _history(arn: str, limit: int = 100) -> list[dict[str, Any]]:
         out.append(
             {
                 "id": e.get("id"),
-                "time": records.iso(e.get("timestamp")),
+                "time": executions.iso(e.get("timestamp")),
                 "type": e.get("type"),
                 "state": details.get("name"),
                 "error": details.get("error"),
-                "cause": records.clean(details["cause"], 500) if details.get("cause") else None,
+                "cause": executions.clean(details["cause"], 500) if details.get("cause") else None,
             }
         )
     return out
@@ -125,31 +125,31 @@ def _original_input(arn: str) -> dict[str, Any] | None:
         text = aws.client("stepfunctions").describe_execution(executionArn=arn).get("input")
     except ClientError:
         return None
-    value = records.json_value(text)
+    value = executions.json_value(text)
     return value if isinstance(value, dict) else None
 
 
 def execution_detail(stack: Stack, ref: str) -> dict[str, Any]:
     table = stack.require_executions_table()
     arn = ref if ref.startswith("arn:") else stack.execution_arn(ref)
-    item = records.get_execution(table, arn)
+    item = executions.get_execution(table, arn)
     if item is None:
         raise NotFound(f"no execution record for {ref}")
-    cnm = records.json_value(item.get("cnm"))
+    cnm = executions.json_value(item.get("cnm"))
     if cnm is None:
         message = _original_input(arn)
-        cnm = records.workflow_cnm(message) if message else None
-    return {"execution": _shown(item), "events": records.events_of(item), "cnm": cnm, "history": _history(arn)}
+        cnm = executions.workflow_cnm(message) if message else None
+    return {"execution": _shown(item), "events": executions.events_of(item), "cnm": cnm, "history": _history(arn)}
 
 
 def granule_detail(stack: Stack, granule_id: str, collection: str | None = None) -> dict[str, Any]:
-    found = records.get_granule(stack.require_executions_table(), granule_id, collection)
+    found = executions.get_granule(stack.require_executions_table(), granule_id, collection)
     if found is None:
         raise NotFound(f"no granule {granule_id!r}" + (f" in collection {collection!r}" if collection else ""))
     return {
         "granule": [_shown(s) for s in found["summaries"]],
-        "attempts": [_shown(a) | {"events": records.events_of(a)} for a in found["attempts"]],
-        "cnm": records.json_value((found["summaries"] or [{}])[0].get("cnm")),
+        "attempts": [_shown(a) | {"events": executions.events_of(a)} for a in found["attempts"]],
+        "cnm": executions.json_value((found["summaries"] or [{}])[0].get("cnm")),
     }
 
 
@@ -319,7 +319,7 @@ def responses(
                 continue
             yield {
                 "sequence_number": record["SequenceNumber"],
-                "arrival": records.iso(record.get("ApproximateArrivalTimestamp")),
+                "arrival": executions.iso(record.get("ApproximateArrivalTimestamp")),
                 "message": message,
             }
             shown += 1
@@ -340,7 +340,7 @@ def _interleave(readers: list[Iterator[dict[str, Any]]]) -> Iterator[dict[str, A
 
 
 def envelope_kind(body: str) -> str:
-    value = records.json_value(body)
+    value = executions.json_value(body)
     if dlq.is_envelope(value):
         return "envelope"
     if isinstance(value, dict):
@@ -395,7 +395,7 @@ class DlqMessage:
 
 
 def _identifier(payload: bytes | None) -> str | None:
-    value = records.json_value(payload.decode("utf-8", "replace")) if payload else None
+    value = executions.json_value(payload.decode("utf-8", "replace")) if payload else None
     return value.get("identifier") if isinstance(value, dict) and isinstance(value.get("identifier"), str) else None
 
 
@@ -431,7 +431,7 @@ def receive_all(queue_url: str, visibility: int, limit: int | None = None) -> li
                 m["ReceiptHandle"],
                 m["Body"],
                 int(attrs.get("ApproximateReceiveCount", 0)),
-                records.iso(int(sent)) if sent and sent.isdigit() else None,
+                executions.iso(int(sent)) if sent and sent.isdigit() else None,
             )
             try:
                 msg.parked = dlq.records_from_dlq_message(m["Body"])
@@ -466,7 +466,7 @@ def dlq_show(stack: Stack, message_id: str) -> dict[str, Any]:
     release(stack.dlq_url, messages)
     for m in messages:
         if m.message_id == message_id:
-            return m.as_dict(payloads=True) | {"body": records.json_value(m.body) or m.body}
+            return m.as_dict(payloads=True) | {"body": executions.json_value(m.body) or m.body}
     raise NotFound(f"no message {message_id} in {stack.dlq_url}")
 
 
@@ -749,11 +749,11 @@ def reingest_name(identifier: str, now: datetime | None = None, key: str | None 
     prefix = _UNSAFE.sub("-", identifier).strip("-")[:40]
     if key is not None:
         digest = hashlib.sha256(f"{identifier}\x1f{key}".encode()).hexdigest()[:32]
-        return f"{prefix}-{records.REINGEST_MARK}-{digest}".lstrip("-")
+        return f"{prefix}-{executions.REINGEST_MARK}-{digest}".lstrip("-")
     now = now or datetime.now(UTC)
     stamp = now.strftime("%Y%m%dT%H%M%S%f")
     digest = hashlib.sha256(f"{identifier}\x1f{stamp}".encode()).hexdigest()[:8]
-    return f"{prefix}-{records.REINGEST_MARK}-{stamp}-{digest}".lstrip("-")
+    return f"{prefix}-{executions.REINGEST_MARK}-{stamp}-{digest}".lstrip("-")
 
 
 def _force_replace(message: dict[str, Any]) -> None:
@@ -813,7 +813,7 @@ def _replan(stack: Stack, item: dict[str, Any], first: dict[str, Any] | None) ->
     as the configuration tables have them now (as Cumulus's reingest reloads both)."""
     arn = item["execution_arn"]
     cnm = payload.cnm_if_readable(first) if first else {}
-    cnm = cnm or records.json_value(item.get("cnm"))
+    cnm = cnm or executions.json_value(item.get("cnm"))
     if not isinstance(cnm, dict) or not cnm:
         raise RefusedInput(f"no stored CNM for {arn} and its input is gone: nothing to reingest from")
     source = (first or {}).get("cumulus_meta", {}).get("source") or item.get("source") or {}
@@ -887,7 +887,7 @@ def reingest(
     if ref.startswith("arn:"):
         arn = ref
     else:
-        granule = records.get_granule(table, ref, collection)
+        granule = executions.get_granule(table, ref, collection)
         if granule is None:
             try:
                 return reingest(stack, stack.execution_arn(ref), collection, now, key)
@@ -899,7 +899,7 @@ def reingest(
                 f"({', '.join(s['collection'] for s in granule['summaries'])}): pass --collection"
             )
         arn = granule["summaries"][0]["execution_arn"]
-    item = records.get_execution(table, arn)
+    item = executions.get_execution(table, arn)
     if item is None:
         raise NotFound(f"no execution record for {arn}")
     first = _original_input(arn)

@@ -101,7 +101,7 @@ def fixer(stack: Stack) -> rec.Fixer:
         response_stream_arn=consumer.get("RESPONSE_STREAM_ARN") or stack.response_stream_arn,
     )
     destinations = response_message.destinations_from_env(responder) or [stack.response_stream_arn]
-    return rec.Fixer(run, responder.get("STATUS_TABLE") or f"{stack.prefix}-workflow-status", destinations)
+    return rec.Fixer(run, responder.get("IDEMPOTENCY_TABLE") or f"{stack.prefix}-idempotency", destinations)
 
 
 def fix(stack: Stack, found: rec.Report, *, apply: bool, advance: ops.Progress = ops._noop) -> list[dict[str, Any]]:

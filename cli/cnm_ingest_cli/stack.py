@@ -201,15 +201,16 @@ class Stack:
         return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
 
     def require_executions_table(self) -> str:
-        """The executions table; when it is missing, the likely cause: a wrong prefix or region (no rules
-        table either), or a stack applied with ``create_recorder = false`` (the rules table exists)."""
+        """The status store (executions and granules); when it is missing, the likely cause: a wrong prefix or
+        region (no rules table either), or a stack applied before the one status store with
+        ``create_recorder = false`` (the rules table exists)."""
         table = self.executions_table
         if not _table_exists(table):
             if _table_exists(self.rules_table):
                 raise missing(
                     "executions table",
                     table,
-                    f"the stack ({self.rules_table} exists) has no recorder: apply it with create_recorder = true",
+                    f"the stack ({self.rules_table} exists) has no status store yet: apply cnm-ingest 0.3.0 or later",
                 )
             raise missing("executions table", table)
         return table

@@ -4,7 +4,7 @@ Facts are collected from four places, then :func:`decide` gives each stream reco
 
 - the notification stream, while the window is in its retention (read by time: ``AT_TIMESTAMP``
   iterators, :func:`read_window`);
-- the executions store (``cnm_ingest.records``: the recorder's table), matched to a stream record
+- the executions store (``cnm_ingest.executions``: the recorder's table), matched to a stream record
   by the execution's ``source`` (stream, shard, sequence number);
 - what was parked (DLQ envelopes, or the idempotency markers of the park and of CnmResponse's parking);
 - the answers on the response stream (identifier, status, error code).
@@ -44,7 +44,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from cnm_ingest import aws, errors, records
+from cnm_ingest import aws, errors, executions
 from cnm_ingest.cnm import notification
 
 SUCCESS, FAILURE, PARKED, RUNNING, STUCK, UNANSWERED, LOST = (
@@ -136,7 +136,7 @@ class Execution:
             else None
         )
         original = _dict(item.get("original_error"))
-        cnm = records.json_value(item.get("cnm"))
+        cnm = executions.json_value(item.get("cnm"))
         return cls(
             arn=str(item.get("execution_arn") or ""),
             name=str(item.get("execution_name") or ""),
@@ -368,7 +368,7 @@ class Report:
 
 
 def iso(moment: datetime | None) -> str | None:
-    return records.iso(moment) if moment is not None else None
+    return executions.iso(moment) if moment is not None else None
 
 
 def _when(text: str | None) -> datetime | None:
@@ -402,7 +402,7 @@ def _ended_fate(execs: list[Execution], now: datetime, stuck_after: timedelta) -
     """The fate an execution history gives (no answer, nothing parked): the latest execution decides, except
     that one still running makes the record running (or stuck)."""
     latest = max(execs, key=lambda e: (e.started_at, e.arn))
-    running = [e for e in execs if e.status == records.RUNNING]
+    running = [e for e in execs if e.status == executions.RUNNING]
     if running:
         current = max(running, key=lambda e: (e.started_at, e.arn))
         began = _when(current.started_at)
@@ -669,19 +669,19 @@ def answers_on(stream_arn: str, start: datetime, end: datetime) -> list[Answer]:
 
 
 def executions_in(table: str, start: datetime, end: datetime) -> list[Execution]:
-    """Every execution the store updated in [start, end] (all statuses; ``records.query_status``)."""
+    """Every execution the store updated in [start, end] (all statuses; ``executions.query_status``)."""
     out: list[Execution] = []
-    for status in records.STATUSES:
-        _, items = records.query_status(table, records.EXECUTION, status, iso(start) or "", iso(end) or "")
+    for status in executions.STATUSES:
+        _, items = executions.query_status(table, executions.EXECUTION, status, iso(start) or "", iso(end) or "")
         out.extend(Execution.from_item(i) for i in items)
     return out
 
 
-def parked_by_markers(facts: Facts, once_table: str, status_table: str | None) -> list[Parked]:
+def parked_by_markers(facts: Facts, once_table: str) -> list[Parked]:
     """What was parked, from the idempotency markers (no DLQ read: the scheduled run never touches the queue).
 
     A record with neither an execution nor an answer is checked for the consumer's park marker; an ended
-    execution without an answer for CnmResponse's parking marker (per execution and status).
+    execution without an answer for CnmResponse's parking marker (per execution and status), in the same table.
     """
     from cnm_ingest import idempotency
     from cnm_ingest.workflow import cnm_response
@@ -696,16 +696,13 @@ def parked_by_markers(facts: Facts, once_table: str, status_table: str | None) -
             continue
         if marker.done(idempotency.PARK, idempotency.record_key(s.source_record().as_dict())):
             out.append(Parked("record", "parked (idempotency marker)", position=s.position))
-    if status_table:
-        for e in facts.executions:
-            if e.status == records.RUNNING or e.identifier in answered:
-                continue
-            for status in ("FAILURE", "SUCCESS"):
-                if cnm_response.completed(
-                    cnm_response._park, status_table, cnm_response.key({"id": e.arn}, status, "dlq")
-                ):
-                    out.append(Parked("response", "response parked (marker)", position=e.position, execution_arn=e.arn))
-                    break
+    for e in facts.executions:
+        if e.status == executions.RUNNING or e.identifier in answered:
+            continue
+        for status in ("FAILURE", "SUCCESS"):
+            if cnm_response.completed(cnm_response._park, once_table, cnm_response.key({"id": e.arn}, status, "dlq")):
+                out.append(Parked("response", "response parked (marker)", position=e.position, execution_arn=e.arn))
+                break
     return out
 
 
@@ -753,7 +750,7 @@ def stuck_after_of(state_machine_arn: str) -> timedelta:
 @dataclass
 class Fixer:
     """What ``--fix --apply`` needs: the consumer's run (its store, settings, markers, DLQ, response stream),
-    CnmResponse's delivery markers (``status_table``) and the response destinations."""
+    CnmResponse's delivery markers (``status_table``: the idempotency table, where CnmResponse keeps them) and the response destinations."""
 
     run: Any  # consume.Run
     status_table: str

@@ -39,7 +39,7 @@ def run(now: datetime) -> reconcile.Report:
         end=end,
         now=now,
     )
-    facts.parked = reconcile.parked_by_markers(facts, aws.env("IDEMPOTENCY_TABLE"), aws.env("STATUS_TABLE"))
+    facts.parked = reconcile.parked_by_markers(facts, aws.env("IDEMPOTENCY_TABLE"))
     return reconcile.decide(facts, stuck_after=_seconds("RECONCILE_STUCK_AFTER_SECONDS", 7200))
 
 

@@ -1,6 +1,6 @@
-"""Recorder: Step Functions execution status changes (EventBridge -> SQS) -> the executions table.
+"""Recorder: Step Functions execution status changes (EventBridge -> SQS) -> the status store (<prefix>-executions).
 
-Each SQS message is one EventBridge event; :func:`cnm_ingest.records.record_event`
+Each SQS message is one EventBridge event; :func:`cnm_ingest.executions.record_event`
 writes it (idempotent, order-tolerant). A message that fails (not an execution
 event, DynamoDB unavailable) is a batch item failure: SQS redelivers it and,
 after the queue's maxReceiveCount, moves it to the recorder's DLQ.
@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cnm_ingest import aws, observability, records
+from cnm_ingest import aws, executions, observability
 
 logger, metrics = observability.tools("recorder")
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -35,7 +35,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     table = aws.env("EXECUTIONS_TABLE")
 
     def record_handler(record: SQSRecord) -> dict[str, Any]:
-        result = records.record_event(table, json.loads(record.body), load_input)
+        result = executions.record_event(table, json.loads(record.body), load_input)
         metrics.add_metric(
             name="EventsRecorded" if result["written"] else "EventsAlreadyRecorded", unit=MetricUnit.Count, value=1
         )

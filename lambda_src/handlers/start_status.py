@@ -1,4 +1,4 @@
-"""StartStatus: record the execution (and its granule) as RUNNING in the status table."""
+"""StartStatus: record the execution (and its granules) as RUNNING in the status store (cnm_ingest.executions)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cnm_ingest import status
+from cnm_ingest import executions
 from cnm_ingest.workflow import task
 
 logger = Logger()
@@ -17,7 +17,7 @@ logger = Logger()
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> task.Message:
-    return task.run(event, status.start)
+    return task.run(event, executions.start)
 
 
 cnm_ingest.coldstart.done()  # last: see cnm_ingest.coldstart

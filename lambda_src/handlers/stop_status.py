@@ -1,4 +1,4 @@
-"""StopStatus: record COMPLETED, or FAILED when the message carries ``exception``."""
+"""StopStatus: record SUCCEEDED, or FAILED when the message carries ``exception`` (cnm_ingest.executions)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cnm_ingest import status
+from cnm_ingest import executions
 from cnm_ingest.workflow import task
 
 logger = Logger()
@@ -17,7 +17,7 @@ logger = Logger()
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> task.Message:
-    return task.run(event, status.stop)
+    return task.run(event, executions.stop)
 
 
 cnm_ingest.coldstart.done()  # last: see cnm_ingest.coldstart

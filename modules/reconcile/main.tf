@@ -51,7 +51,7 @@ data "aws_iam_policy_document" "this" {
   statement {
     sid       = "ReadMarkers"
     actions   = ["dynamodb:GetItem"]
-    resources = distinct([var.idempotency_table_arn, var.status_table_arn])
+    resources = [var.idempotency_table_arn]
   }
 }
 
@@ -64,7 +64,6 @@ module "function" {
       RESPONSE_STREAM_ARN           = var.response_stream_arn
       EXECUTIONS_TABLE              = var.executions_table_name
       IDEMPOTENCY_TABLE             = var.idempotency_table_name
-      STATUS_TABLE                  = var.status_table_name
       RECONCILE_WINDOW_SECONDS      = tostring(var.window_seconds)
       RECONCILE_SETTLE_SECONDS      = tostring(var.settle_seconds)
       RECONCILE_STUCK_AFTER_SECONDS = tostring(var.stuck_after_seconds)

@@ -82,16 +82,6 @@ variable "idempotency_table_arn" {
   type        = string
 }
 
-variable "status_table_name" {
-  description = "Name of the workflow's status table (CnmResponse's delivery and parking markers)."
-  type        = string
-}
-
-variable "status_table_arn" {
-  description = "ARN of the workflow's status table (GetItem only)."
-  type        = string
-}
-
 variable "create_alarms" {
   description = "Create the alarms on Unanswered, Stuck and Lost."
   type        = bool

@@ -1,75 +1,18 @@
 # Recorder: execution records from Step Functions itself.
 #
-#   state machines --(EventBridge rule: Execution Status Change)--> SQS buffer --> recorder function --> executions table
+#   state machines --(EventBridge rule: Execution Status Change)--> SQS buffer --> recorder function --> status store
 #                                                                     |-> (maxReceiveCount) recorder DLQ
 #
 # Every RUNNING / SUCCEEDED / FAILED / TIMED_OUT / ABORTED of the given state
 # machines is recorded, also for executions aborted or timed out before their
-# first task (which the in-workflow status steps never see). The item layout
-# is in docs/INTERFACES.md (cnm_ingest.records).
+# first task (which the in-workflow status steps never see). The status store
+# is modules/executions' table, an input here; the item layout is in
+# docs/INTERFACES.md (cnm_ingest.executions).
 
 locals {
   queue_name = "${var.prefix}-execution-events"
   # states:DescribeExecution on the executions of the given state machines (input left out of large events)
   execution_arns = [for arn in var.state_machine_arns : "${replace(arn, ":stateMachine:", ":execution:")}:*"]
-}
-
-################################################################################
-# Executions table
-################################################################################
-
-resource "aws_dynamodb_table" "executions" {
-  name                        = coalesce(var.table_name, "${var.prefix}-executions")
-  billing_mode                = "PAY_PER_REQUEST"
-  hash_key                    = "pk"
-  range_key                   = "sk"
-  deletion_protection_enabled = var.deletion_protection_enabled
-
-  attribute {
-    name = "pk"
-    type = "S"
-  }
-
-  attribute {
-    name = "sk"
-    type = "S"
-  }
-
-  attribute {
-    name = "status_key"
-    type = "S"
-  }
-
-  attribute {
-    name = "updated_at"
-    type = "S"
-  }
-
-  global_secondary_index {
-    name            = "by_status"
-    projection_type = "ALL"
-
-    key_schema {
-      attribute_name = "status_key"
-      key_type       = "HASH"
-    }
-
-    key_schema {
-      attribute_name = "updated_at"
-      key_type       = "RANGE"
-    }
-  }
-
-  server_side_encryption {
-    enabled     = true
-    kms_key_arn = var.function.kms_key_arn
-  }
-
-  point_in_time_recovery {
-    enabled = var.point_in_time_recovery_enabled
-  }
-
-  tags = var.function.tags
 }
 
 ################################################################################
@@ -208,9 +151,24 @@ data "aws_iam_policy_document" "this" {
   }
 
   statement {
+    # Execution and granule items only (not SyncGranule's commit order, pk "STAGING#...").
     sid       = "WriteRecords"
     actions   = ["dynamodb:UpdateItem", "dynamodb:GetItem"]
-    resources = [aws_dynamodb_table.executions.arn]
+    resources = [var.table_arn]
+
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["EXECUTION#*", "GRANULE#*"]
+    }
+  }
+
+  statement {
+    # A CNM offloaded to the payload bucket (meta.cnm_ref: a large granule) is read back for its granule ids
+    # and identifier: the workflow message's parts only (workflow/<sha256>), nothing else in the bucket.
+    sid       = "ReadWorkflowPayloads"
+    actions   = ["s3:GetObject"]
+    resources = [var.workflow_payload_objects_arn]
   }
 
   statement {
@@ -223,9 +181,12 @@ data "aws_iam_policy_document" "this" {
 module "function" {
   source = "../lambda_function"
 
-  # The table is this module's own resource, so its name is added here.
+  # The store and the payload bucket are this module's inputs, so their names are added here.
   function = merge(var.function, {
-    environment_variables = merge(var.function.environment_variables, { EXECUTIONS_TABLE = aws_dynamodb_table.executions.name })
+    environment_variables = merge(var.function.environment_variables, {
+      EXECUTIONS_TABLE = var.table_name
+      PAYLOAD_BUCKET   = var.payload_bucket_name
+    })
   })
   policy_json = data.aws_iam_policy_document.this.json
 }
@@ -248,7 +209,7 @@ resource "aws_cloudwatch_metric_alarm" "dlq" {
   count = var.create_dlq_alarm ? 1 : 0
 
   alarm_name          = "${var.prefix}-recorder-dlq-not-empty"
-  alarm_description   = "Execution status events are parked in ${aws_sqs_queue.dlq.name}: the executions table misses them until they are moved back to ${aws_sqs_queue.buffer.name} (SQS redrive)."
+  alarm_description   = "Execution status events are parked in ${aws_sqs_queue.dlq.name}: the status store misses them until they are moved back to ${aws_sqs_queue.buffer.name} (SQS redrive)."
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateNumberOfMessagesVisible"
   dimensions          = { QueueName = aws_sqs_queue.dlq.name }

@@ -1,13 +1,3 @@
-output "table_name" {
-  description = "Name of the executions table (execution and granule records)."
-  value       = aws_dynamodb_table.executions.name
-}
-
-output "table_arn" {
-  description = "ARN of the executions table."
-  value       = aws_dynamodb_table.executions.arn
-}
-
 output "queue_url" {
   description = "URL of the SQS buffer between EventBridge and the recorder."
   value       = aws_sqs_queue.buffer.id

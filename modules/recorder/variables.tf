@@ -1,10 +1,10 @@
 variable "function" {
-  description = "The function object the root module builds for the recorder (packages.tf), passed to modules/lambda_function, whose `function` variable declares its type. Its kms_key_arn and tags also serve the table and queues; the buffer's visibility timeout is six times its timeout."
+  description = "The function object the root module builds for the recorder (packages.tf), passed to modules/lambda_function, whose `function` variable declares its type. Its kms_key_arn and tags also serve the queues; the buffer's visibility timeout is six times its timeout."
   type        = any
 }
 
 variable "prefix" {
-  description = "Name prefix: <prefix>-recorder (function), <prefix>-executions (table), <prefix>-execution-events (queue), <prefix>-execution-status (rule)."
+  description = "Name prefix: <prefix>-recorder (function), <prefix>-execution-events (queue), <prefix>-execution-status (rule)."
   type        = string
 }
 
@@ -19,21 +19,33 @@ variable "state_machine_arns" {
 }
 
 variable "table_name" {
-  description = "Name of the executions table; null for <prefix>-executions."
+  description = "Name of the status store the recorder writes (modules/executions' table_name; EXECUTIONS_TABLE)."
   type        = string
-  default     = null
 }
 
-variable "deletion_protection_enabled" {
-  description = "Deletion protection of the executions table."
-  type        = bool
-  default     = false
+variable "table_arn" {
+  description = "ARN of the status store (modules/executions' table_arn): the recorder may get and update its EXECUTION# and GRANULE# items."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:[^:]+:dynamodb:[^:]*:[0-9]*:table/[A-Za-z0-9_.-]+$", var.table_arn))
+    error_message = "table_arn must be a DynamoDB table ARN."
+  }
 }
 
-variable "point_in_time_recovery_enabled" {
-  description = "Point-in-time recovery of the executions table."
-  type        = bool
-  default     = true
+variable "payload_bucket_name" {
+  description = "Bucket holding the workflow message's large parts (PAYLOAD_BUCKET): the recorder reads an offloaded CNM (meta.cnm_ref) from it."
+  type        = string
+}
+
+variable "workflow_payload_objects_arn" {
+  description = "ARN pattern of the workflow message's large parts (<payload bucket ARN>/<cnm_ingest.message.KEY_PREFIX>*): the only objects the recorder may read."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:[^:]+:s3:::[a-z0-9.-]+/[^*]+\\*$", var.workflow_payload_objects_arn))
+    error_message = "workflow_payload_objects_arn must be <bucket ARN>/<prefix>* (a prefix, not the whole bucket)."
+  }
 }
 
 variable "batch_size" {

@@ -1,7 +1,8 @@
 # The CNM workflow: a Standard state machine
 #   StartStatus -> TranslateMessage -> SyncGranule -> [extra states] -> CnmResponse [-> ParkResponse] -> StopStatus
-# with its five task functions (one least-privilege role each), the status table
-# and the state machine's log group.
+# with its five task functions (one least-privilege role each) and the state machine's log group. The status
+# store (modules/executions) and the idempotency table are inputs: StartStatus/StopStatus write the store through
+# cnm_ingest.executions, SyncGranule keeps its commit order there, CnmResponse its once-markers in the other.
 
 data "aws_partition" "current" {}
 
@@ -12,9 +13,9 @@ locals {
 
   # The role SyncGranule reads providers' files and secrets with (cnm_ingest.transfer.provider_access); its ARN is
   # written out so SyncGranule's policy and the role's trust policy do not depend on each other. The account
-  # is the status table's (no STS call: a CI plan with skip_requesting_account_id needs none).
+  # is the status store's (no STS call: a CI plan with skip_requesting_account_id needs none).
   provider_read_role_name = "${var.prefix}-provider-read"
-  provider_read_role_arn  = "arn:${local.partition}:iam::${split(":", aws_dynamodb_table.status.arn)[4]}:role${var.role_path}${local.provider_read_role_name}"
+  provider_read_role_arn  = "arn:${local.partition}:iam::${split(":", var.executions_table_arn)[4]}:role${var.role_path}${local.provider_read_role_name}"
 
   # Task key (lambda_src/handlers/<key>.py, a key of var.functions) -> state name.
   states = {
@@ -34,20 +35,20 @@ locals {
     WORKFLOW_OFFLOAD_BYTES = tostring(var.workflow_offload_bytes)
   }
   environment = {
-    start_status      = { STATUS_TABLE = aws_dynamodb_table.status.name }
+    start_status      = { EXECUTIONS_TABLE = var.executions_table_name }
     translate_message = {}
     sync_granule = {
-      STATUS_TABLE           = aws_dynamodb_table.status.name
+      EXECUTIONS_TABLE       = var.executions_table_name
       PROVIDER_READ_ROLE_ARN = local.provider_read_role_arn
       SYNC_CONCURRENCY       = tostring(var.sync_concurrency)
     }
     cnm_response = merge(
-      { RESPONSE_STREAM_ARN = var.response_stream_arn, STATUS_TABLE = aws_dynamodb_table.status.name, DLQ_URL = var.dlq_url },
+      { RESPONSE_STREAM_ARN = var.response_stream_arn, IDEMPOTENCY_TABLE = var.idempotency_table_name, DLQ_URL = var.dlq_url },
       var.response_topic_arn == null ? {} : { RESPONSE_TOPIC_ARN = var.response_topic_arn },
       length(var.response_destinations) == 0 ? {} : { RESPONSE_DESTINATIONS = jsonencode(var.response_destinations) },
       var.distribution_endpoint == null ? {} : { DISTRIBUTION_ENDPOINT = var.distribution_endpoint },
     )
-    stop_status = { STATUS_TABLE = aws_dynamodb_table.status.name }
+    stop_status = { EXECUTIONS_TABLE = var.executions_table_name }
   }
   policies = {
     start_status      = data.aws_iam_policy_document.status.json
@@ -91,69 +92,6 @@ locals {
     sync_next                       = length(local.extra_states) == 0 ? "CnmResponse" : var.extra_states_start_at
     extra_states                    = local.extra_states_fragment
   })
-}
-
-################################################################################
-# Status table: executions and granules by status (see README.md)
-################################################################################
-
-resource "aws_dynamodb_table" "status" {
-  name         = "${var.prefix}-workflow-status"
-  billing_mode = "PAY_PER_REQUEST"
-  hash_key     = "pk"
-  range_key    = "sk"
-
-  attribute {
-    name = "pk"
-    type = "S"
-  }
-
-  attribute {
-    name = "sk"
-    type = "S"
-  }
-
-  attribute {
-    name = "status_key"
-    type = "S"
-  }
-
-  attribute {
-    name = "updated_at"
-    type = "S"
-  }
-
-  global_secondary_index {
-    name            = "by_status"
-    projection_type = "ALL"
-
-    key_schema {
-      attribute_name = "status_key"
-      key_type       = "HASH"
-    }
-
-    key_schema {
-      attribute_name = "updated_at"
-      key_type       = "RANGE"
-    }
-  }
-
-  server_side_encryption {
-    enabled     = true
-    kms_key_arn = var.kms_key_arn
-  }
-
-  point_in_time_recovery {
-    enabled = true
-  }
-
-  # Only CnmResponse's idempotency records (pk "IDEMPOTENCY#cnm_response") carry "expiration".
-  ttl {
-    attribute_name = "expiration"
-    enabled        = true
-  }
-
-  tags = var.tags
 }
 
 ################################################################################
@@ -218,7 +156,7 @@ data "aws_iam_policy_document" "sync_granule" {
     # The commit order of concurrent executions of a granule (cnm_ingest.transfer.commit_order): one item per granule.
     sid       = "StagingOrder"
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
-    resources = [aws_dynamodb_table.status.arn]
+    resources = [var.executions_table_arn]
 
     condition {
       test     = "ForAllValues:StringLike"
@@ -333,10 +271,17 @@ data "aws_iam_policy_document" "cnm_response" {
   }
 
   statement {
-    # Powertools idempotency records (put once, publish once, park once) in the status table.
+    # Powertools idempotency records (pin, put, publish and park once) in the stack's idempotency table: its own
+    # records only (ids "cnm-response.<effect>#...", cnm_ingest.delivery.KEY_PREFIX), not the consumers'.
     sid       = "IdempotencyRecords"
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
-    resources = [aws_dynamodb_table.status.arn]
+    resources = [var.idempotency_table_arn]
+
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["cnm-response.*"]
+    }
   }
 
   statement {
@@ -366,9 +311,16 @@ data "aws_iam_policy_document" "status" {
   source_policy_documents = [data.aws_iam_policy_document.payload_read.json]
 
   statement {
+    # cnm_ingest.executions' conditional UpdateItems, on execution and granule items only.
     sid       = "WriteStatus"
-    actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"]
-    resources = [aws_dynamodb_table.status.arn]
+    actions   = ["dynamodb:UpdateItem"]
+    resources = [var.executions_table_arn]
+
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["EXECUTION#*", "GRANULE#*"]
+    }
   }
 }
 

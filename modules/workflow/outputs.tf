@@ -23,16 +23,6 @@ output "definition" {
   value       = aws_sfn_state_machine.this.definition
 }
 
-output "status_table_name" {
-  description = "Name of the DynamoDB status table (executions and granules)."
-  value       = aws_dynamodb_table.status.name
-}
-
-output "status_table_arn" {
-  description = "ARN of the DynamoDB status table."
-  value       = aws_dynamodb_table.status.arn
-}
-
 output "function_names" {
   description = "Task function names by key (start_status, translate_message, sync_granule, cnm_response, stop_status)."
   value       = { for k, f in module.function : k => f.function_name }

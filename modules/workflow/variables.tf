@@ -21,6 +21,36 @@ variable "functions" {
 # What the workflow reads and writes
 ################################################################################
 
+variable "executions_table_name" {
+  description = "Name of the status store (modules/executions): StartStatus and StopStatus write it through cnm_ingest.executions, SyncGranule keeps each granule's commit order there (EXECUTIONS_TABLE)."
+  type        = string
+}
+
+variable "executions_table_arn" {
+  description = "ARN of the status store: StartStatus/StopStatus may update its EXECUTION# and GRANULE# items, SyncGranule its STAGING# items. Its account is also the provider-read role's."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:[^:]+:dynamodb:[^:]*:[0-9]*:table/[A-Za-z0-9_.-]+$", var.executions_table_arn))
+    error_message = "executions_table_arn must be a DynamoDB table ARN."
+  }
+}
+
+variable "idempotency_table_name" {
+  description = "Name of the stack's idempotency table (hash key id, TTL attribute expiration): CnmResponse keeps its once-markers there (IDEMPOTENCY_TABLE)."
+  type        = string
+}
+
+variable "idempotency_table_arn" {
+  description = "ARN of the idempotency table: CnmResponse may read and write its own records there (ids cnm-response.*)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:[^:]+:dynamodb:[^:]*:[0-9]*:table/[A-Za-z0-9_.-]+$", var.idempotency_table_arn))
+    error_message = "idempotency_table_arn must be a DynamoDB table ARN."
+  }
+}
+
 variable "response_stream_arn" {
   description = "ARN of the Kinesis stream CnmResponse writes CNM responses to."
   type        = string

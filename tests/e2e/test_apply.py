@@ -182,7 +182,8 @@ def test_tables_key_schemas_and_seeded_items(stack, client):
     assert keys["rules"] == {"name": "HASH"}
     assert keys["collections"] == {"name": "HASH", "version": "RANGE"}
     assert keys["providers"] == {"id": "HASH"}
-    assert keys["workflow-status"] == {"pk": "HASH", "sk": "RANGE"}
+    assert keys["executions"] == {"pk": "HASH", "sk": "RANGE"}  # the one status store (issue 21)
+    assert "workflow-status" not in keys
     ddb = client("dynamodb")
     items = {
         kind: ddb.scan(TableName=f"{stack.prefix}-{kind}")["Items"] for kind in ("rules", "collections", "providers")

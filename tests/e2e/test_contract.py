@@ -150,6 +150,13 @@ def test_payload_key_prefix_is_what_iam_allows(complete_stack, client, role, pre
     assert f"arn:aws:s3:::{bucket}/{prefix}*" in _s3_object_resources(client, fn.name), role
 
 
+def test_the_recorder_reads_only_the_payload_buckets_workflow_prefix(complete_stack, client):
+    """Issue 23: the applied recorder role may read the workflow message's offloaded parts, and no other object."""
+    fn = complete_stack.function("recorder")
+    bucket = fn.environment["PAYLOAD_BUCKET"]
+    assert _s3_object_resources(client, fn.name) == [f"arn:aws:s3:::{bucket}/{payload.KEY_PREFIX}*"]
+
+
 # --- table key schemas: the Python code keys on what Terraform created ------------------------------
 
 
@@ -181,16 +188,27 @@ def test_config_tables_are_read_with_the_keys_terraform_created(complete_stack, 
     assert _hash_range(complete_stack.tables[env["COLLECTIONS_TABLE"]]) == ("name", "version")
 
 
-def test_idempotency_executions_and_status_tables_have_the_python_keys(complete_stack, python_on_the_stack):
-    from cnm_ingest import idempotency, records, status
+def test_idempotency_and_status_store_tables_have_the_python_keys(complete_stack, python_on_the_stack):
+    from cnm_ingest import executions, idempotency
+    from cnm_ingest.workflow import cnm_response
 
     consumer = complete_stack.function("message_consumer").environment
     idempotency_table = complete_stack.tables[consumer["IDEMPOTENCY_TABLE"]]
     assert _hash_range(idempotency_table) == (idempotency._layer(consumer["IDEMPOTENCY_TABLE"], "contract").key_attr,)
-    executions = complete_stack.function("recorder").environment["EXECUTIONS_TABLE"]
-    assert _hash_range(complete_stack.tables[executions]) == tuple(records.execution_key("arn:aws:states:x"))
-    status_table = complete_stack.function("start_status").environment["STATUS_TABLE"]
-    assert _hash_range(complete_stack.tables[status_table]) == tuple(status.execution_key({"name": "x"}))
+    # CnmResponse's once-markers share that table (issue 21), under the same key attribute
+    response = complete_stack.function("cnm_response").environment
+    assert response["IDEMPOTENCY_TABLE"] == consumer["IDEMPOTENCY_TABLE"]
+    assert _hash_range(idempotency_table) == (
+        cnm_response._store("contract", response["IDEMPOTENCY_TABLE"], 0).key_attr,
+    )
+    # one status store: the recorder, StartStatus, StopStatus and SyncGranule get the same table
+    store = {complete_stack.function(f).environment["EXECUTIONS_TABLE"] for f in RECORDER_AND_STEPS}
+    assert len(store) == 1, store
+    assert _hash_range(complete_stack.tables[store.pop()]) == tuple(executions.execution_key("arn:aws:states:x"))
+    assert not [t for t in complete_stack.tables if t.endswith("-workflow-status")]
+
+
+RECORDER_AND_STEPS = ("recorder", "start_status", "stop_status", "sync_granule")
 
 
 # --- the DLQ envelope: what the functions write is what INTERFACES.md documents ------------------------

@@ -502,6 +502,11 @@ def test_workflow_module_wired_with_the_agreed_interface():
         "staging_temp_key_prefix",
         # issue 22: files SyncGranule transfers at once
         "sync_concurrency",
+        # issue 21: the one status store (modules/executions) and the idempotency table (CnmResponse)
+        "executions_table_name",
+        "executions_table_arn",
+        "idempotency_table_name",
+        "idempotency_table_arn",
     }
     assert set(call) == expected
     assert call["source"] == "./modules/workflow"

@@ -46,12 +46,19 @@ EXPECTED_MOVES = {
 # What the upgrade replaces on purpose (issue 8): hydrate's own idempotency table gives way to the
 # table the message consumer, the fallback consumer and hydrate share (its records are short-lived
 # dedup keys; a redelivered failed-batch notice is still parked once, through the shared table).
-EXPECTED_DESTROYED = ["module.cnm_ingest.module.hydrate[0].aws_dynamodb_table.idempotency[0]"]
+# Issue 21: the workflow's status table gives way to the one status store (modules/executions, created here since
+# 0.1.0 had no recorder); its items are not copied (CHANGELOG.md, "Upgrading to 0.3.0", says what they were and how
+# to keep the table: `terraform state rm` before the apply).
+EXPECTED_DESTROYED = [
+    "module.cnm_ingest.module.hydrate[0].aws_dynamodb_table.idempotency[0]",
+    "module.cnm_ingest.module.workflow.aws_dynamodb_table.status",
+]
 
 # What the features merged alongside issue 11 add (issues 8 and 12): nothing else may be created.
 EXPECTED_CREATED = [
     r"module\.cnm_ingest\.aws_dynamodb_table\.idempotency",  # the shared idempotency table
     r"module\.cnm_ingest\.module\.recorder\[0\]\..+",  # execution records (modules/recorder)
+    r"module\.cnm_ingest\.module\.executions\.aws_dynamodb_table\.this",  # the one status store (issue 21)
     r'module\.cnm_ingest\.module\.alarms\[0\]\.aws_cloudwatch_metric_alarm\.this\["cnm-workflow-executions-[a-z-]+"\]',
     r'module\.cnm_ingest\.module\.alarms\[0\]\.aws_cloudwatch_metric_alarm\.this\["recorder-errors"\]',
     r"module\.cnm_ingest\.module\.workflow\.aws_iam_role(_policy)?\.provider_read",  # provider reads (issue 18)

@@ -409,3 +409,18 @@ def test_minimal_functions_outside_a_vpc_and_roles_without_boundary(minimal_plan
         assert not fn.get("vpc_config"), address
     for address, role in changes(minimal_plan, "aws_iam_role").items():
         assert role.get("permissions_boundary") is None and role["path"] == "/", address
+
+
+@pytest.mark.parametrize("example", ["complete", "minimal"])
+def test_one_status_store(example, request):
+    """Issue 21: one table holds executions and granules (the by_status index), at modules/executions, whatever
+    create_recorder says; no workflow status table."""
+    plan = request.getfixturevalue(f"{example}_plan")
+    tables = changes(plan, "aws_dynamodb_table")
+    with_status_index = {
+        a: t for a, t in tables.items() if [g["name"] for g in t.get("global_secondary_index") or []] == ["by_status"]
+    }
+    assert list(with_status_index) == ["module.cnm_ingest.module.executions.aws_dynamodb_table.this"], sorted(tables)
+    [store] = with_status_index.values()
+    assert store["name"].endswith("-executions")
+    assert not [a for a in tables if "workflow" in a or "recorder" in a]

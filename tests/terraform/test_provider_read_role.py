@@ -32,11 +32,9 @@ def test_sync_granule_reads_providers_only_through_the_provider_read_role():
     assert assume["actions"] == ["sts:AssumeRole"] and assume["resources"] == ["local.provider_read_role_arn"]
     env = named(WORKFLOW, "locals")["environment"]["sync_granule"]
     assert env[provider_access.ROLE_ENV] == "local.provider_read_role_arn"
-    assert (
-        env["STATUS_TABLE"] == "aws_dynamodb_table.status.name"
-    )  # the commit order (cnm_ingest.transfer.commit_order)
+    assert env["EXECUTIONS_TABLE"] == "var.executions_table_name"  # the commit order (transfer.commit_order)
     [order] = [s for s in _statements(docs["sync_granule"]) if s["sid"] == "StagingOrder"]
-    assert order["condition"][0]["values"] == ["STAGING#*"]  # only the order items of the status table
+    assert order["condition"][0]["values"] == ["STAGING#*"]  # only the order items of the status store
     kms = named(WORKFLOW, "locals")["additional_kms_key_arns"]["sync_granule"]
     assert "provider_kms_key_arns" not in kms
 

@@ -82,7 +82,16 @@ def test_dead_letter_is_at_the_bottom():
 
 def test_root_split_by_concern_in_dependency_order():
     """Each root file refers only to module calls, locals and resources declared in itself or the files before it."""
-    order = ["main.tf", "streams.tf", "packages.tf", "dead_letter.tf", "workflow.tf", "ingest.tf", "observability.tf"]
+    order = [
+        "main.tf",
+        "streams.tf",
+        "packages.tf",
+        "dead_letter.tf",
+        "stores.tf",
+        "workflow.tf",
+        "ingest.tf",
+        "observability.tf",
+    ]
     present = sorted(p.name for p in ROOT.glob("*.tf") if p.name not in ("variables.tf", "outputs.tf", "versions.tf"))
     assert present == sorted([*order, "moved.tf"])
     declared: dict[str, int] = {}

@@ -32,6 +32,15 @@ TABLES = [
     "module.cnm_ingest.module.workflow.aws_dynamodb_table.status",
 ]
 WITH_GSI = TABLES[-2:]
+# Issue 21: the recorder's table is the one status store (moved.tf), at its new address; the workflow's old status
+# table is the one table the upgrade destroys, on purpose and in the plan (CHANGELOG.md, "Upgrading to 0.3.0").
+NEW_ADDRESS = {
+    "module.cnm_ingest.module.recorder[0].aws_dynamodb_table.executions": (
+        "module.cnm_ingest.module.executions.aws_dynamodb_table.this"
+    ),
+}
+RETIRED = ["module.cnm_ingest.module.workflow.aws_dynamodb_table.status"]
+KEPT = [NEW_ADDRESS.get(a, a) for a in TABLES if a not in RETIRED]
 
 
 def _resources(module: dict):
@@ -77,12 +86,15 @@ def test_the_old_state_holds_every_table_with_its_index(upgrade):
 def test_the_upgrade_leaves_every_table_as_it_is(upgrade):
     _, plan, _ = upgrade
     actions = {rc["address"]: rc["change"]["actions"] for rc in plan["resource_changes"] if rc["mode"] == "managed"}
-    assert {address: actions.get(address) for address in TABLES} == {address: ["no-op"] for address in TABLES}
+    assert {address: actions.get(address) for address in KEPT} == {address: ["no-op"] for address in KEPT}
+    moved = {rc["previous_address"]: rc["address"] for rc in plan["resource_changes"] if rc.get("previous_address")}
+    assert {old: moved.get(old) for old in NEW_ADDRESS} == NEW_ADDRESS
     destroyed = [address for address, action in actions.items() if "delete" in action]
-    assert destroyed == [], f"the upgrade would destroy or replace {destroyed}"
+    assert destroyed == RETIRED, f"the upgrade would destroy or replace {destroyed}"
+    assert actions[RETIRED[0]] == ["delete"]  # destroyed, not replaced
     # the new configuration declares the same index through key_schema
     config = {rc["address"]: rc["change"]["after"] for rc in plan["resource_changes"]}
-    for address in WITH_GSI:
+    for address in [NEW_ADDRESS.get(a, a) for a in WITH_GSI if a not in RETIRED]:
         (gsi,) = config[address]["global_secondary_index"]
         keys = [(k["attribute_name"], k["key_type"]) for k in gsi["key_schema"]]
         assert keys == [("status_key", "HASH"), ("updated_at", "RANGE")], json.dumps(gsi)
@@ -90,6 +102,6 @@ def test_the_upgrade_leaves_every_table_as_it_is(upgrade):
 
 def test_the_upgrade_plan_prints_no_warning(upgrade):
     _, _, output = upgrade
-    # only what the old targeted state lacks is added: no existing resource changes or goes
-    assert re.search(r"^Plan: [1-9]\d* to add, 0 to change, 0 to destroy\.$", output, re.M), output[-4000:]
+    # only what the old targeted state lacks is added: no existing resource changes; the retired status table goes
+    assert re.search(r"^Plan: [1-9]\d* to add, 0 to change, 1 to destroy\.$", output, re.M), output[-4000:]
     assert "Warning" not in output and "deprecated" not in output.lower(), output[-4000:]

@@ -43,12 +43,22 @@ def test_payload_prefixes_are_the_ones_python_writes():
 
 def test_cnm_response_can_park_and_keep_idempotency_records():
     env = named(WORKFLOW, "locals")["environment"]["cnm_response"]
-    for name in ("RESPONSE_STREAM_ARN", "STATUS_TABLE", "DLQ_URL"):
+    for name in ("RESPONSE_STREAM_ARN", "IDEMPOTENCY_TABLE", "DLQ_URL"):
         assert re.search(rf"\b{name}\b", env), name
-    policy = json.dumps(typed(WORKFLOW, "data", "aws_iam_policy_document")["cnm_response"])
+    assert "STATUS_TABLE" not in env and "EXECUTIONS_TABLE" not in env  # its once-markers left the status store
+    doc = typed(WORKFLOW, "data", "aws_iam_policy_document")["cnm_response"]
+    policy = json.dumps(doc)
     for action in ("sqs:SendMessage", "dynamodb:PutItem", "dynamodb:DeleteItem", "kinesis:PutRecord"):
         assert action in policy, action
-    table = typed(WORKFLOW, "resource", "aws_dynamodb_table")["status"]
+    [records] = [s for s in doc["statement"] if s["sid"] == "IdempotencyRecords"]
+    assert records["resources"] == ["var.idempotency_table_arn"]
+    # its own records only, not the consumers' (cnm_ingest.workflow.cnm_response.KEY_PREFIX)
+    assert records["condition"][0]["variable"] == "dynamodb:LeadingKeys"
+    assert records["condition"][0]["values"] == [f"{cnm_response.KEY_PREFIX}*"]
+    assert not typed(WORKFLOW, "resource", "aws_dynamodb_table")  # the status store is modules/executions
+    root = named(ROOT, "module")["workflow"]
+    assert root["idempotency_table_arn"] == "aws_dynamodb_table.idempotency.arn"
+    table = typed(ROOT, "resource", "aws_dynamodb_table")["idempotency"]
     assert table["ttl"] == [{"attribute_name": "expiration", "enabled": True}]  # Powertools' expiry attribute
     assert cnm_response.CONFIG.expires_after_seconds >= 24 * 3600
     common = named(WORKFLOW, "locals")["common_environment"]

@@ -11,7 +11,7 @@ execution answers SUCCESS although only one content is staged. Here:
   stream sequence number, so the tie is broken the same way on every run).
   The final content of a granule is that of the greatest key among the
   executions that verified their files, never the race.
-- **The item.** One item per granule in the status table (``STATUS_TABLE``):
+- **The item.** One item per granule in the status store (``EXECUTIONS_TABLE``):
   ``pk = "STAGING#<collection>___<version>"``, ``sk = "GRANULE#<granule id>"``
   (a digest when the id is long), holding ``state`` (JSON: the committed key
   and execution, the pending executions with their expiry, the commit lease)
@@ -116,9 +116,9 @@ class Gate:
 
     @staticmethod
     def for_granule(*, collection: str, granule_id: str, order: str, execution_name: str) -> TableGate:
-        table = os.environ.get("STATUS_TABLE")
+        table = os.environ.get("EXECUTIONS_TABLE")
         if not table:
-            raise ConfigurationError("STATUS_TABLE is not set: SyncGranule orders concurrent commits there")
+            raise ConfigurationError("EXECUTIONS_TABLE is not set: SyncGranule orders concurrent commits there")
         return TableGate(table, item_key(collection, granule_id), order, execution_name)
 
 

@@ -6,8 +6,8 @@ the execution (ARN, else name), the response status, the effect and the
 destination ARN. A Step Functions retry after a partial success (e.g. the put
 succeeded, the publish was throttled) therefore repeats only what did not
 happen, on each destination. The records live in the
-workflow's status table (``STATUS_TABLE``; no second table) under
-``pk = "IDEMPOTENCY#cnm_response"``, ``sk = "<effect>#<hash>"``, and expire
+stack's idempotency table (``IDEMPOTENCY_TABLE``, the one the consumers' once-per-record
+records use) under ``id = "cnm-response.<effect>#<hash>"`` (:data:`KEY_PREFIX`), and expire
 through the table's TTL attribute ``expiration`` after
 :data:`EXPIRES_AFTER_SECONDS`.
 
@@ -44,7 +44,8 @@ from cnm_ingest.idempotency import guarded
 from cnm_ingest.workflow import payload, task
 
 log = Logger(child=True)
-PARTITION = "IDEMPOTENCY#cnm_response"
+# The records' ids start "cnm-response.<effect>#" (the consumers' start "cnm-ingest.<kind>#").
+KEY_PREFIX = "cnm-response."
 # Longer than any Step Functions retry schedule of CnmResponse (at most 20 retries, hours at most).
 EXPIRES_AFTER_SECONDS = 7 * 24 * 3600
 # A saved response larger than this is kept in the payload bucket (DynamoDB items are limited to 400 KB).
@@ -103,17 +104,11 @@ def _park(*, key: dict[str, str], env: dict[str, Any], queue_url: str) -> dict[s
 @functools.cache
 def _store(prefix: str, table: str, client_id: int) -> DynamoDBPersistenceLayer:
     # One persistence layer per effect: Powertools keeps the key prefix on the layer object.
-    return DynamoDBPersistenceLayer(
-        table_name=table,
-        key_attr="pk",
-        sort_key_attr="sk",
-        static_pk_value=PARTITION,
-        boto3_client=aws.client("dynamodb"),
-    )
+    return DynamoDBPersistenceLayer(table_name=table, boto3_client=aws.client("dynamodb"))
 
 
 def _layer(effect: Callable[..., Any], table: str) -> tuple[DynamoDBPersistenceLayer, str]:
-    prefix = effect.__name__.strip("_")
+    prefix = KEY_PREFIX + effect.__name__.strip("_")
     return _store(prefix, table, id(aws.client("dynamodb"))), prefix
 
 
@@ -280,7 +275,7 @@ def respond(
     response = deliver(
         response,
         execution,
-        table=table or aws.env("STATUS_TABLE"),
+        table=table or aws.env("IDEMPOTENCY_TABLE"),
         destinations=destinations,
         cnm=payload.cnm_if_readable(message),
     )
@@ -305,7 +300,7 @@ def park(
     had succeeded gets ``exception = ResponseNotDelivered``. A response that
     reached one of ``destinations`` is not parked and adds no exception.
     """
-    table = table or aws.env("STATUS_TABLE")
+    table = table or aws.env("IDEMPOTENCY_TABLE")
     response = pinned(response_for(message, execution)[0], execution, table=table)
     error_type, reason = task.parse_exception(message.get("response_exception"))
     meta = message.get("cumulus_meta") or {}

@@ -926,7 +926,7 @@ def sync_message(message: Message, execution: Execution, **copy_options: Any) ->
     Every file of every granule is checked (names, provider confinement,
     targets: :func:`check_targets`) before the first S3 call. Each granule's
     commit is ordered against other executions of the same granule by
-    :mod:`cnm_ingest.transfer.commit_order` (the ``STATUS_TABLE``).
+    :mod:`cnm_ingest.transfer.commit_order` (the ``EXECUTIONS_TABLE``).
     """
     meta = message.get("meta") or {}
     config = collection_config(meta)

@@ -30,4 +30,4 @@ def test_the_cli_is_installed_by_the_project_and_in_no_lambda_zip():
     for name, fn in functions.items():
         names = zipfile.ZipFile(manifest.parent / fn["filename"]).namelist()
         assert not any(n.startswith("cnm_ingest_cli/") for n in names), name
-        assert "cnm_ingest/records.py" in names, name
+        assert "cnm_ingest/executions.py" in names, name

@@ -1,7 +1,7 @@
 """Response destinations (Kinesis streams and SNS topics) and PO.DAAC's SNS message attributes.
 
 On the applied examples/complete (restored before each test): its response stream and the provider's
-response topic (response_destinations), its status table (CnmResponse's idempotency records), under the
+response topic (response_destinations), its idempotency table (CnmResponse's once-markers), under the
 deployed CnmResponse's environment. One more stream and topic stand for further destinations a DAAC
 adds (response_destinations takes any); they are receivers outside the stack, made here."""
 

@@ -29,7 +29,7 @@ CONTEXT = {
 
 @pytest.fixture
 def status_table(aws, monkeypatch) -> None:
-    """SyncGranule's STATUS_TABLE (its commit order, cnm_ingest.transfer.commit_order), made in moto."""
+    """SyncGranule's EXECUTIONS_TABLE (its commit order, cnm_ingest.transfer.commit_order), made in moto."""
     import boto3
 
     from tests.conftest import REGION
@@ -40,7 +40,7 @@ def status_table(aws, monkeypatch) -> None:
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("pk", "sk")],
     )
-    monkeypatch.setenv("STATUS_TABLE", "status")
+    monkeypatch.setenv("EXECUTIONS_TABLE", "status")
 
 
 def r(template: str, **legacy: str) -> str:

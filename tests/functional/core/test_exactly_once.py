@@ -30,7 +30,6 @@ from tests.functional.core.idempotency_faults import Faults, idempotency_key
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "modules" / "workflow" / "templates" / "cnm_workflow.asl.json.tftpl"
-STATUS_TABLE = "eo-status"
 IDEMPOTENCY_TABLE = "eo-idempotency"
 
 # The crashed invocation's remaining time: long enough that a retry right after it still finds the item in
@@ -72,15 +71,6 @@ class World:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         ddb, kinesis, sns, sqs, s3 = (aws.client(s) for s in ("dynamodb", "kinesis", "sns", "sqs", "s3"))
         ddb.create_table(
-            TableName=STATUS_TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        ddb.create_table(
             TableName=IDEMPOTENCY_TABLE,
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
@@ -101,7 +91,6 @@ class World:
         self.env = {
             "RESPONSE_STREAM_ARN": self.stream_arn,
             "RESPONSE_TOPIC_ARN": self.topic_arn,
-            "STATUS_TABLE": STATUS_TABLE,
             "IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
             "DLQ_URL": self.dlq_url,
             "PAYLOAD_BUCKET": "eo-payload",
@@ -226,8 +215,11 @@ def message_for(samples: dict[str, dict], outcome: str) -> dict[str, Any]:
 
 
 def on_status_table(prefix: str):
-    """Calls on CnmResponse's idempotency records of one effect (``pin``, ``put``, ``publish``, ``park``)."""
-    return lambda p: p.get("TableName") == STATUS_TABLE and idempotency_key(p).startswith(f"{prefix}#")
+    """Calls on CnmResponse's idempotency records of one effect (``pin``, ``put``, ``publish``, ``park``), which
+    live in the stack's idempotency table beside the consumers' (ids ``cnm-response.<effect>#...``)."""
+    return lambda p: (
+        p.get("TableName") == IDEMPOTENCY_TABLE and idempotency_key(p).startswith(f"cnm-response.{prefix}#")
+    )
 
 
 # position -> (service, operation, match, fault): the calls carrying CnmResponse's side effects and their records.
@@ -398,7 +390,9 @@ def test_a_crash_after_save_inprogress_then_a_retry_after_expiry_puts_once(world
     crashed_until = time.time() + CRASHED_REMAINING_MS / 1000
     kinesis.meta.events.unregister("before-call.kinesis.PutRecord", unique_id="crash")
     item = next(
-        i for i in aws.client("dynamodb").scan(TableName=STATUS_TABLE)["Items"] if i["sk"]["S"].startswith("put#")
+        i
+        for i in aws.client("dynamodb").scan(TableName=IDEMPOTENCY_TABLE)["Items"]
+        if i["id"]["S"].startswith("cnm-response.put#")
     )
     assert item["status"]["S"] == "INPROGRESS"
     expiry_ms, ttl = int(item["in_progress_expiration"]["N"]), int(item["expiration"]["N"])

@@ -104,6 +104,6 @@ def table(complete_world) -> str:
 
 def scan(table_name: str) -> list[dict[str, Any]]:
     from cnm_ingest import aws as aws_mod
-    from cnm_ingest import records
+    from cnm_ingest import executions
 
-    return [records.plain(i) for i in aws_mod.client("dynamodb").scan(TableName=table_name)["Items"]]
+    return [executions.plain(i) for i in aws_mod.client("dynamodb").scan(TableName=table_name)["Items"]]

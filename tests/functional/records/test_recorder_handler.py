@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from cnm_ingest import records
+from cnm_ingest import executions
 from tests.events import load_event
 
 from .conftest import arn, scan
@@ -36,8 +36,8 @@ def test_a_lifecycle_batch_is_recorded_and_a_redelivery_changes_nothing(recorder
     assert recorder.handler(load("lifecycle.json"), lambda_context) == {"batchItemFailures": []}
     items = scan(table)
     assert len(items) == 2 + 2 * 2  # two executions; summary + attempt for each granule
-    assert records.get_execution(table, arn("g-1-0001"))["status"] == "SUCCEEDED"
-    failed = records.get_execution(table, arn("g-2-0002"))
+    assert executions.get_execution(table, arn("g-1-0001"))["status"] == "SUCCEEDED"
+    failed = executions.get_execution(table, arn("g-2-0002"))
     assert failed["status"] == "FAILED" and failed["error"] == "WorkflowError"
     assert json.loads(failed["cause"])["errorType"] == "FileNotFoundAtSourceError"
     assert failed["original_error"]["errorCode"] == "PROCESSING_ERROR"  # a WorkflowError whose message is not JSON
@@ -49,11 +49,11 @@ def test_out_of_order_and_hostile_messages(recorder, table, lambda_context):
     result = recorder.handler(load("out_of_order_and_hostile.json"), lambda_context)
     # only the message that is not an event fails: SQS retries it, then parks it in the recorder's DLQ
     assert result == {"batchItemFailures": [{"itemIdentifier": "00000000-0000-0000-0000-000000000002"}]}
-    aborted = records.get_execution(table, arn("g-3-0003"))
-    assert aborted["status"] == "ABORTED" and set(records.events_of(aborted)) == {"ABORTED:0", "RUNNING:0"}
-    timed_out = records.get_execution(table, arn("no-input-0004"))
+    aborted = executions.get_execution(table, arn("g-3-0003"))
+    assert aborted["status"] == "ABORTED" and set(executions.events_of(aborted)) == {"ABORTED:0", "RUNNING:0"}
+    timed_out = executions.get_execution(table, arn("no-input-0004"))
     assert timed_out["status"] == "TIMED_OUT" and timed_out["input_error"] == "no input"
-    assert records.get_granule(table, "g-3")["summaries"][0]["status"] == "ABORTED"
+    assert executions.get_granule(table, "g-3")["summaries"][0]["status"] == "ABORTED"
 
 
 def test_a_dynamodb_failure_fails_the_records_instead_of_dropping_them(recorder, table, complete_world, lambda_context):

@@ -77,7 +77,9 @@ class Workflow:
         self.provider_bucket = self.provider["host"]
         self.stream_arn = self.response.environment["RESPONSE_STREAM_ARN"]
         self.dlq_url = self.response.environment["DLQ_URL"]
-        self.status_table = self.response.environment["STATUS_TABLE"]
+        # the status store (cnm_ingest.executions) StartStatus/StopStatus write, and CnmResponse's once-markers
+        self.status_table = world.function("start_status").environment["EXECUTIONS_TABLE"]
+        self.idempotency_table = self.response.environment["IDEMPOTENCY_TABLE"]
         self.payload_bucket = self.response.environment["PAYLOAD_BUCKET"]
         self.distribution_endpoint = self.response.environment.get("DISTRIBUTION_ENDPOINT") or None
         self.notification_stream = world.stream("notifications")

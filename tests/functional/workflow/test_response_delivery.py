@@ -86,9 +86,9 @@ def test_an_undeliverable_response_is_parked_once_and_the_execution_fails(
     execution = wf.status_item(f"EXECUTION#{desc['executionArn']}", "EXECUTION")
     assert execution["status"] == "FAILED"
     if outcome == "FAILURE":  # StopStatus keeps the original error
-        assert execution["error"]["Error"] == "ChecksumMismatchError"
+        assert execution["original_error"]["Error"] == "ChecksumMismatchError"
     else:
-        assert execution["error"]["Error"] == "ResponseNotDelivered"
+        assert execution["original_error"]["Error"] == "ResponseNotDelivered"
 
 
 def test_a_retry_after_a_successful_put_does_not_put_again(wf, reference_schema, monkeypatch):
@@ -192,7 +192,9 @@ def test_a_failing_idempotency_store_is_retried_not_parked(wf, monkeypatch):
     monkeypatch.setattr(idempotency, "sleep", lambda _s: None)  # the late success write's backoff
 
     def on(prefix: str):
-        return lambda p: p.get("TableName") == wf.status_table and idempotency_key(p).startswith(f"{prefix}#")
+        return lambda p: (
+            p.get("TableName") == wf.idempotency_table and idempotency_key(p).startswith(f"cnm-response.{prefix}#")
+        )
 
     queue = wf.provider_subscriber()
     puts = count_calls("kinesis")
@@ -210,4 +212,4 @@ def test_a_failing_idempotency_store_is_retried_not_parked(wf, monkeypatch):
     assert drain(wf.sqs, queue) == responses  # one publish, the same response
     assert wf.dead_letters() == []
     execution = wf.status_item(f"EXECUTION#{desc['executionArn']}", "EXECUTION")
-    assert execution["status"] == "COMPLETED"
+    assert execution["status"] == "SUCCEEDED"

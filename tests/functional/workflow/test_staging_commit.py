@@ -81,7 +81,7 @@ class World:
 @pytest.fixture
 def world(aws, monkeypatch):
     monkeypatch.setenv("PAYLOAD_BUCKET", PAYLOADS)
-    monkeypatch.setenv("STATUS_TABLE", TABLE)
+    monkeypatch.setenv("EXECUTIONS_TABLE", TABLE)
     monkeypatch.delenv(provider_access.ROLE_ENV, raising=False)
     aws_mod.reset(session=True)
     w = World()

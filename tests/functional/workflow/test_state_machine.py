@@ -66,8 +66,8 @@ def assert_failed(wf, desc, error_code: str, reference_schema) -> dict:
     execution = wf.status_item(f"EXECUTION#{desc['executionArn']}", "EXECUTION")
     assert execution["status"] == "FAILED"
     assert execution["status_key"] == "EXECUTION#FAILED"
-    assert execution["error"]["errorCode"] == error_code
-    assert "completed_at" in execution
+    assert execution["original_error"]["errorCode"] == error_code
+    assert "stopped_at" in execution
     return response
 
 
@@ -95,11 +95,11 @@ def test_success(wf, reference_schema):
     assert files["GRAN_001.png"]["size"] == len(BROWSE)
 
     execution = wf.status_item(f"EXECUTION#{desc['executionArn']}", "EXECUTION")
-    assert execution["status"] == "COMPLETED"
+    assert execution["status"] == "SUCCEEDED"
     assert execution["granule_ids"] == ["GRAN_001"]
     assert "error" not in execution
-    granule = wf.status_item(f"GRANULE#{granule_key(wf)}#GRAN_001", "GRANULE")
-    assert granule["status"] == "COMPLETED"
+    granule = wf.status_item("GRANULE#GRAN_001", f"SUMMARY#{granule_key(wf)}")
+    assert granule["status"] == "SUCCEEDED"
     assert granule["execution_arn"] == desc["executionArn"]
     assert json.loads(desc["output"])["meta"]["cnm_response"]["response"]["status"] == "SUCCESS"
 
@@ -113,7 +113,7 @@ def test_wrong_checksum(wf, reference_schema):
     key = f"{wf.staged_prefix()}/GRAN_001.nc"
     listed = wf.s3.list_objects_v2(Bucket=wf.staging_bucket, Prefix=key).get("KeyCount", 0)
     assert listed == 0
-    assert wf.status_item(f"GRANULE#{granule_key(wf)}#GRAN_001", "GRANULE")["status"] == "FAILED"
+    assert wf.status_item("GRANULE#GRAN_001", f"SUMMARY#{granule_key(wf)}")["status"] == "FAILED"
     assert json.loads(desc["cause"])["errorType"] == "WorkflowError"
     assert desc["error"] == "WorkflowError"
 

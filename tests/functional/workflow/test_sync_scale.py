@@ -188,7 +188,7 @@ def test_a_crash_after_half_the_files_then_the_retry_stages_what_an_undisturbed_
             raise Killed()
 
     with monkeypatch.context() as patched:  # a killed process cleans nothing up
-        patched.setattr(staging, "_discard", lambda files: None)
+        patched.setattr(sync_granule, "_discard", lambda files: None)
         patched.setattr(commit_order.TableGate, "abandon", lambda self: None)
         on_call(w, "CopyObject", kill)
         with pytest.raises(Killed):

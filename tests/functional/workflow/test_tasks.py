@@ -302,7 +302,7 @@ def test_url_path_template():
 
 @pytest.fixture
 def stream(wf):
-    """The applied response stream, under CnmResponse's deployed env (its status table keeps the
+    """The applied response stream, under CnmResponse's deployed env (its idempotency table keeps the
     idempotency records)."""
     with wf.env("cnm_response"):
         yield wf.stream_arn
@@ -382,7 +382,7 @@ def test_original_error_through_workflow_error():
 def test_status_lifecycle_and_older_execution_does_not_mask_newer(wf, samples, lambda_context):
     from handlers import start_status, stop_status
 
-    from cnm_ingest import status
+    from cnm_ingest import executions
 
     ddb, table = wf.dynamodb, wf.status_table
     cnm = samples["cumulus_sns_v1.0_notification.json"]
@@ -396,20 +396,30 @@ def test_status_lifecycle_and_older_execution_does_not_mask_newer(wf, samples, l
         return ddb.get_item(TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}})["Item"]
 
     assert item("EXECUTION#arn:exec:new", "EXECUTION")["status"]["S"] == "RUNNING"
-    assert item("GRANULE#C__1#sampleGranuleName001", "GRANULE")["status"]["S"] == "RUNNING"
+    assert item("GRANULE#sampleGranuleName001", "SUMMARY#C__1")["status"]["S"] == "RUNNING"
     with wf.env("stop_status"):
         stop_status.handler({"message": msg, "execution": new}, lambda_context)
-    assert item("GRANULE#C__1#sampleGranuleName001", "GRANULE")["status"]["S"] == "COMPLETED"
+    assert item("GRANULE#sampleGranuleName001", "SUMMARY#C__1")["status"]["S"] == "SUCCEEDED"
     # a late StopStatus of an older execution records its own failure but not over the granule
     failed = dict(msg, exception={"Error": "ChecksumMismatchError", "Cause": json.dumps({"errorMessage": "bad"})})
     with wf.env("stop_status"):
         stop_status.handler({"message": failed, "execution": old}, lambda_context)
     assert item("EXECUTION#arn:exec:old", "EXECUTION")["status"]["S"] == "FAILED"
-    assert item("EXECUTION#arn:exec:old", "EXECUTION")["error"]["M"]["errorCode"]["S"] == "VALIDATION_ERROR"
-    assert item("GRANULE#C__1#sampleGranuleName001", "GRANULE")["status"]["S"] == "COMPLETED"
+    assert item("EXECUTION#arn:exec:old", "EXECUTION")["original_error"]["M"]["errorCode"]["S"] == "VALIDATION_ERROR"
+    assert item("GRANULE#sampleGranuleName001", "SUMMARY#C__1")["status"]["S"] == "SUCCEEDED"
+    # each execution keeps its own attempt of the granule
+    attempts = ddb.query(
+        TableName=table,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :a)",
+        ExpressionAttributeValues={":pk": {"S": "GRANULE#sampleGranuleName001"}, ":a": {"S": "ATTEMPT#"}},
+    )["Items"]
+    assert sorted((i["execution_arn"]["S"], i["status"]["S"]) for i in attempts) == [
+        ("arn:exec:new", "SUCCEEDED"),
+        ("arn:exec:old", "FAILED"),
+    ]
     by_status = ddb.query(
         TableName=table,
-        IndexName=status.STATUS_INDEX,
+        IndexName=executions.STATUS_INDEX,
         KeyConditionExpression="status_key = :k",
         ExpressionAttributeValues={":k": {"S": "EXECUTION#FAILED"}},
     )["Items"]

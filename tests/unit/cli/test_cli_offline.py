@@ -105,13 +105,13 @@ def test_an_unknown_profile_is_exit_4():
 
 
 def test_access_denied_is_exit_4(monkeypatch):
-    from cnm_ingest import records
+    from cnm_ingest import executions
 
     def denied(*args, **kwargs):
         raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not you"}}, "Query")
 
     monkeypatch.setattr(stack_mod.Stack, "require_executions_table", lambda self: "t")
-    monkeypatch.setattr(records, "query_status", denied)
+    monkeypatch.setattr(executions, "query_status", denied)
     assert "access denied" in Cli("--prefix", "daac-ops")("status", code=4).output
 
 

@@ -27,20 +27,20 @@ def _found(source: str) -> list[tuple[int, str]]:
         ),
         (  # dotted string, aliased module, attribute chain, delattr, a non-literal raising, the cli package
             """
-            import cnm_ingest.records as rec
+            import cnm_ingest.executions as rec
             import localaws
             from cnm_ingest_cli import ops
             FLAG = False
             def test(mp):
-                mp.setattr("cnm_ingest.records.workflow_cnm", None, raising=False)
+                mp.setattr("cnm_ingest.executions.workflow_cnm", None, raising=False)
                 mp.setattr(rec, "nope", 1, raising=False)
                 mp.setattr(localaws.server.LocalAWS, "x", 1, raising=FLAG)
                 mp.delattr(ops.Stack, "dlq_url", raising=False)
                 mp.setattr(target=ops, name="y", value=1, raising=False)
             """,
             [
-                (7, "cnm_ingest.records.workflow_cnm"),
-                (8, "cnm_ingest.records.nope"),
+                (7, "cnm_ingest.executions.workflow_cnm"),
+                (8, "cnm_ingest.executions.nope"),
                 (9, "localaws.server.LocalAWS.x"),
                 (10, "cnm_ingest_cli.ops.Stack.dlq_url"),
                 (11, "cnm_ingest_cli.ops"),
@@ -50,10 +50,10 @@ def _found(source: str) -> list[tuple[int, str]]:
             """
             import os
             import boto3
-            from cnm_ingest import records
+            from cnm_ingest import executions
             def test(monkeypatch, thing):
-                monkeypatch.setattr(records, "iso", str)
-                monkeypatch.setattr(records, "iso", str, raising=True)
+                monkeypatch.setattr(executions, "iso", str)
+                monkeypatch.setattr(executions, "iso", str, raising=True)
                 monkeypatch.delenv("ROLE", raising=False)
                 monkeypatch.setenv("ROLE", "x")
                 monkeypatch.setattr(boto3, "client", None, raising=False)

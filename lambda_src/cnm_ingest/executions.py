@@ -1,12 +1,18 @@
-"""Execution and granule records written from Step Functions' own status-change events.
+"""The status store: executions and granules in one table, one key scheme, this one writer module.
 
-EventBridge delivers every "Step Functions Execution Status Change" of the
-module's state machines (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED) to an
-SQS buffer; the recorder function hands each event to :func:`record_event`.
-Unlike the in-workflow StartStatus/StopStatus steps this also sees executions
-that were aborted, timed out, or failed before their first task ran.
+Two writers feed it, both through this module:
 
-One table (``EXECUTIONS_TABLE``, created by ``modules/recorder``), three kinds of item:
+- the **recorder** (its main writer): EventBridge delivers every "Step Functions Execution Status
+  Change" of the module's state machines (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED) to an SQS
+  buffer, and the recorder function hands each event to :func:`record_event`. It also sees executions
+  that were aborted, timed out, or failed before their first task ran;
+- the workflow's **StartStatus** and **StopStatus** steps (:func:`start`, :func:`stop`): RUNNING with
+  the granule ids at start, the workflow's outcome (SUCCEEDED, or FAILED with the original error) at
+  stop. They keep the store right without the recorder (``create_recorder = false``) and before its
+  events arrive.
+
+One table (``EXECUTIONS_TABLE``, ``<prefix>-executions``, created by ``modules/executions``), three
+kinds of item:
 
 - execution: ``pk = "EXECUTION#<execution arn>"``, ``sk = "EXECUTION"``;
 - granule summary (latest attempt): ``pk = "GRANULE#<granule id>"``, ``sk = "SUMMARY#<collection id>"``;
@@ -17,13 +23,19 @@ Execution and summary items carry ``status_key = "<KIND>#<status>"`` and
 ``updated_at``, the keys of the ``by_status`` index (counts and lists by status
 over a time window with one Query each).
 
-Ordering and idempotency: each status has a rank (``redrive_count * 10`` +
-1 for RUNNING, 2 for the terminal ones). A write is conditional on the stored
-rank being lower, so a redelivered event changes nothing and a RUNNING event
-arriving after SUCCEEDED does not regress the status; it still fills the
-``events`` history (``events.<status>`` is only set when absent). A granule
-summary moves only to an attempt that started later (or the same attempt at a
-higher rank).
+Ordering and idempotency: each write has a rank, ``redrive_count * 10`` + 1 for
+RUNNING (either writer), 2 for StopStatus's outcome, 3 for the recorder's terminal
+statuses (Step Functions' own word on how the execution ended). A write is
+conditional on the stored rank being lower, so a redelivered event or a retried
+step changes nothing, a RUNNING arriving after SUCCEEDED does not regress the
+status, StopStatus never overwrites the recorder's ABORTED or TIMED_OUT, and the
+recorder's terminal status replaces StopStatus's. Every write still fills the
+``events`` history (``ev:<status>:<redrive count>`` for the recorder,
+``ev:<status>:<redrive count>:<step>`` for a step, each only set when absent).
+A granule summary moves only to an attempt that started later (or the same
+attempt at a higher rank). The rank, not the clock, orders the two writers: a
+Lambda's clock and EventBridge's event times are not comparable to the
+millisecond.
 """
 
 from __future__ import annotations
@@ -37,7 +49,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from cnm_ingest import aws
 from cnm_ingest.cnm import notification
-from cnm_ingest.errors import NotAnExecutionEvent
+from cnm_ingest.errors import ConfigurationError, NotAnExecutionEvent, WorkflowPayloadError
+from cnm_ingest.workflow import payload
 
 DETAIL_TYPE = "Step Functions Execution Status Change"
 RUNNING = "RUNNING"
@@ -91,8 +104,17 @@ def iso(value: Any) -> str | None:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def rank(status: str, redrive_count: int = 0) -> int:
-    return redrive_count * 10 + (1 if status == RUNNING else 2)
+# Steps that write through this module (the state names of the workflow).
+START_STATUS, STOP_STATUS = "StartStatus", "StopStatus"
+# What StopStatus may record: the workflow's outcome as it reaches its last task.
+STEP_OUTCOMES = ("SUCCEEDED", "FAILED")
+
+
+def rank(status: str, redrive_count: int = 0, step: str | None = None) -> int:
+    """The order of a write: RUNNING 1, StopStatus's outcome 2, the recorder's terminal status 3 (+10 per redrive)."""
+    if status == RUNNING:
+        return redrive_count * 10 + 1
+    return redrive_count * 10 + (2 if step else 3)
 
 
 def execution_key(arn: str) -> dict[str, str]:
@@ -133,30 +155,35 @@ def json_value(text: Any) -> Any:
 
 
 def workflow_cnm(message: dict[str, Any]) -> dict[str, Any] | None:
-    """The CNM of a workflow message, through ``cnm_ingest.workflow.payload``'s reader when it has one.
+    """The CNM of a workflow message: ``meta.cnm``, inline or offloaded to the payload bucket
+    (``meta.cnm_ref``, read with :func:`cnm_ingest.workflow.payload.cnm`), else a legacy ``payload.cnm``.
 
-    Tolerates both layouts: the CNM in ``meta.cnm`` / ``payload.cnm``, or stored
-    once (possibly offloaded to S3 with a reference) and read back by
-    ``message.read_cnm`` (issue 8).
+    A reference that cannot be read (not the payload bucket's ``workflow/<sha256>``, the object gone
+    or changed, ``PAYLOAD_BUCKET`` unset) gives None: the record keeps what else is known. A transient
+    S3 error propagates, so the event is retried rather than recorded without its granules.
     """
-    from cnm_ingest.workflow import payload
-
-    reader = getattr(payload, "read_cnm", None)
-    if reader is not None:
-        try:
-            found = reader(message)
-        except Exception:  # an unreadable reference: record what else is known
-            found = None
-        if isinstance(found, dict):
-            return found
-    for holder in (message.get("meta"), message.get("payload")):
-        if isinstance(holder, dict) and isinstance(holder.get("cnm"), dict):
-            return holder["cnm"]
+    try:
+        found = payload.cnm(message)
+    except (WorkflowPayloadError, ConfigurationError):
+        found = None
+    if isinstance(found, dict):
+        return found
+    holder = message.get("payload")
+    if isinstance(holder, dict) and isinstance(holder.get("cnm"), dict):
+        return holder["cnm"]
     return None
 
 
+def _granules(message: dict[str, Any]) -> Any:
+    """``payload.granules``, inline or offloaded; None when absent or unreadable."""
+    try:
+        return payload.granules(message)
+    except (WorkflowPayloadError, ConfigurationError):
+        return None
+
+
 def _granule_ids(message: dict[str, Any], cnm: dict[str, Any] | None) -> list[str]:
-    granules = _obj(message.get("payload")).get("granules")
+    granules = _granules(message)
     ids = (
         [g["granuleId"] for g in granules if isinstance(g, dict) and isinstance(g.get("granuleId"), str)]
         if isinstance(granules, list)
@@ -187,10 +214,15 @@ def _collection_id(message: dict[str, Any], cnm: dict[str, Any] | None) -> str |
 
 
 def facts_from_input(text: Any) -> dict[str, Any]:
-    """What a record keeps from the execution input (never raises)."""
+    """What a record keeps from the execution input (JSON text; never raises but for a transient S3 error)."""
     message = json_value(text)
     if not isinstance(message, dict):
         return {"input_error": "no input" if text in (None, "") else "input is not a JSON object"}
+    return facts_from_message(message)
+
+
+def facts_from_message(message: dict[str, Any]) -> dict[str, Any]:
+    """What a record keeps from a workflow message (the execution input, or a step's message)."""
     meta = _obj(message.get("meta"))
     cumulus = _obj(message.get("cumulus_meta"))
     cnm = workflow_cnm(message)
@@ -360,10 +392,14 @@ def record_event(table: str, event: Any, load_input: InputLoader | None = None) 
     ``written`` is False for a redelivered or out-of-order event (its time is still kept in the history).
     """
     fields = parse_event(event, load_input)
-    status, arn, redrives = fields["status"], fields["execution_arn"], fields["redrive_count"]
-    r = rank(status, redrives)
-    event = event_attr(status, redrives)
+    status, redrives = fields["status"], fields["redrive_count"]
     when = fields.get("stopped_at") or fields["event_time"] if status != RUNNING else fields["started_at"]
+    return _record(table, fields, rank(status, redrives), event_attr(status, redrives), when)
+
+
+def _record(table: str, fields: dict[str, Any], r: int, event: str, when: str) -> dict[str, Any]:
+    """Write the execution, and each of its granules' attempt and summary, at rank ``r`` (see the module)."""
+    status, arn = fields["status"], fields["execution_arn"]
     base = {k: v for k, v in fields.items() if k != "event_time"}
     newer_rank = "#status_rank < :status_rank"
     execution = {
@@ -418,6 +454,75 @@ def record_event(table: str, event: Any, load_input: InputLoader | None = None) 
             condition=f"attribute_not_exists(#status_rank) OR {newer_attempt}",
         )
     return {"execution_arn": arn, "status": status, "written": written, "granules": granules}
+
+
+# --- the workflow's own steps (StartStatus, StopStatus) -----------------------------------------
+
+
+def step_fields(message: dict[str, Any], execution: dict[str, Any], status: str, now: str) -> dict[str, Any] | None:
+    """The record fields of a StartStatus/StopStatus write (None without an execution to key them by)."""
+    arn, name = execution.get("id"), execution.get("name")
+    arn = arn if isinstance(arn, str) else ""
+    name = name if isinstance(name, str) else ""
+    if not arn.startswith("arn:"):
+        return None  # invoked outside Step Functions: the recorder's items are keyed by the ARN only
+    name = name or arn.rsplit(":", 1)[-1]
+    return {
+        "execution_arn": clean(arn, 1024),
+        "execution_name": clean(name, 256),
+        "state_machine_arn": clean(execution.get("state_machine") or "", 1024),
+        "status": status,
+        "redrive_count": 0,
+        "started_at": iso(execution.get("start_time")) or now,
+        "reingest": is_reingest(name),
+        **facts_from_message(message),
+    }
+
+
+def record_step(
+    table: str, message: dict[str, Any], execution: dict[str, Any], step: str, *, now: str | None = None
+) -> dict[str, Any]:
+    """Record what StartStatus (RUNNING) or StopStatus (SUCCEEDED, or FAILED with ``exception``) knows.
+
+    Returns what :func:`record_event` returns. A step's write ranks below the recorder's terminal status
+    (module docstring): it fills the store when the recorder is absent or late, never overrides it.
+    """
+    now = now or iso(datetime.now(UTC)) or ""
+    exception = message.get("exception") if step == STOP_STATUS else None
+    status = RUNNING if step == START_STATUS else ("FAILED" if exception else "SUCCEEDED")
+    fields = step_fields(message, execution, status, now)
+    if fields is None:
+        return {"execution_arn": None, "status": status, "written": False, "granules": {}}
+    if status != RUNNING:
+        fields["stopped_at"] = now
+    if exception:
+        from cnm_ingest.workflow.task import original_error
+
+        raw = exception if isinstance(exception, dict) else {"Error": "UnknownError", "Cause": exception}
+        original = original_error(exception)
+        fields["error"] = clean(raw.get("Error") or "UnknownError", MAX_ERROR_BYTES)
+        if raw.get("Cause") is not None:
+            fields["cause"] = clean(raw["Cause"], MAX_CAUSE_BYTES)
+        fields["original_error"] = {
+            "Error": clean(original["Error"], MAX_ERROR_BYTES),
+            "errorCode": clean(original["errorCode"], 64),
+            "errorMessage": clean(original["errorMessage"], MAX_ERROR_BYTES * 4),
+        }
+    event = f"{event_attr(status, 0)}:{step}"
+    when = now if status != RUNNING else fields["started_at"]
+    return _record(table, fields, rank(status, 0, step if status != RUNNING else None), event, when)
+
+
+def start(message: dict[str, Any], execution: dict[str, Any]) -> dict[str, Any]:
+    """The StartStatus step (table from ``EXECUTIONS_TABLE``): the execution and its granules are RUNNING."""
+    record_step(aws.env("EXECUTIONS_TABLE"), message, execution, START_STATUS)
+    return message
+
+
+def stop(message: dict[str, Any], execution: dict[str, Any]) -> dict[str, Any]:
+    """The StopStatus step (table from ``EXECUTIONS_TABLE``): SUCCEEDED, or FAILED with the original error."""
+    record_step(aws.env("EXECUTIONS_TABLE"), message, execution, STOP_STATUS)
+    return message
 
 
 # --- reading (the CLI) ------------------------------------------------------------------------
