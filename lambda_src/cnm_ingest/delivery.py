@@ -39,7 +39,7 @@ from . import aws, dlq
 from . import message as workflow_message
 from . import response as response_mod
 from .errors import IdempotencyStoreError, is_retryable
-from .store_guard import guarded
+from .store_guard import guarded, persistence_layer
 
 PARTITION = "IDEMPOTENCY#cnm_response"
 # Longer than any Step Functions retry schedule of CnmResponse (at most 20 retries, hours at most).
@@ -100,7 +100,7 @@ def _park(*, key: dict[str, str], env: dict[str, Any], queue_url: str) -> dict[s
 @functools.cache
 def _store(prefix: str, table: str, client_id: int) -> DynamoDBPersistenceLayer:
     # One persistence layer per effect: Powertools keeps the key prefix on the layer object.
-    return DynamoDBPersistenceLayer(
+    return persistence_layer(
         table_name=table,
         key_attr="pk",
         sort_key_attr="sk",

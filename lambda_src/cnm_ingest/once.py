@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import aws
 from .errors import IdempotencyStoreError, is_retryable
-from .store_guard import guarded
+from .store_guard import guarded, persistence_layer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
@@ -76,9 +76,7 @@ def __getattr__(name: str) -> Any:
 @functools.cache
 def _layer(table: str, kind: str) -> DynamoDBPersistenceLayer:
     # One persistence layer per kind: Powertools keeps the key prefix on the layer object.
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
-    return DynamoDBPersistenceLayer(table_name=table, boto3_client=aws.client("dynamodb"))
+    return persistence_layer(table_name=table, boto3_client=aws.client("dynamodb"))
 
 
 def reset() -> None:

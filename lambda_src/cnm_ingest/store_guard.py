@@ -3,14 +3,18 @@
 :func:`guarded` is what :mod:`cnm_ingest.once` (the consumer, fallback consumer and hydrate) and
 :mod:`cnm_ingest.delivery` (CnmResponse) wrap their Powertools-idempotent calls in. It reads no
 environment: a function imports it without taking on the idempotency table of :class:`cnm_ingest.once.Once`.
+
+:func:`persistence_layer` is the DynamoDB persistence layer both use: Powertools' own, which also recognises
+its own in-progress write when the answer to it was lost (see :func:`is_own_write`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import IdempotencyStoreError, is_retryable, is_store_error
 
@@ -20,6 +24,10 @@ LATE_SAVE_BACKOFF_SECONDS = 0.2
 # Tests replace this to avoid real waiting.
 sleep: Callable[[float], None] = time.sleep
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 
 def guarded(
@@ -75,3 +83,61 @@ def save_late(save: Callable[[Any], None], result: Any, what: str, first: BaseEx
         error,
     )
     return False
+
+
+def is_own_write(found: DataRecord | None, attempted: DataRecord) -> bool:
+    """True when ``found``, the item under its key that a conditional in-progress write ran into, is that very write.
+
+    DynamoDB applied the write and its answer was lost (a 500 or a timeout after the write, on AWS as in the
+    chaos soak), so botocore sent it again and the condition refused the copy: the item is in progress with
+    exactly the expiry (seconds) and in-progress expiry (milliseconds, the invocation's deadline) this call
+    wrote. Any other attempt (another invocation, a redelivery) has a deadline of its own. Without this, the
+    caller met its own item as "already in progress" until its invocation's time ran out (up to the function
+    timeout, 300 s for the consumer), past every retry of the event source mapping and of hydrate: the park
+    or the answer was never done (bench/chaos_soak at 1,000 records, seeds 2 and 3).
+    """
+    return (
+        found is not None
+        and attempted.in_progress_expiry_timestamp is not None
+        and found.status == attempted.status == "INPROGRESS"
+        and found.expiry_timestamp == attempted.expiry_timestamp
+        and found.in_progress_expiry_timestamp == attempted.in_progress_expiry_timestamp
+    )
+
+
+@functools.cache
+def _layer_class() -> type[DynamoDBPersistenceLayer]:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyItemAlreadyExistsError,
+        IdempotencyItemNotFoundError,
+    )
+
+    class Layer(DynamoDBPersistenceLayer):
+        """Powertools' layer; an in-progress write that meets itself (:func:`is_own_write`) has succeeded."""
+
+        def _put_record(self, data_record: DataRecord) -> None:
+            try:
+                super()._put_record(data_record)
+            except IdempotencyItemAlreadyExistsError as exc:
+                found = exc.old_data_record
+                if found is None:  # no ReturnValuesOnConditionCheckFailure: read it (strongly consistent)
+                    try:
+                        found = self._get_record(data_record.idempotency_key)
+                    except IdempotencyItemNotFoundError:
+                        raise exc from None
+                if not is_own_write(found, data_record):
+                    raise
+                log.info(
+                    "in-progress write applied, its answer lost: the item is ours (%s)", data_record.idempotency_key
+                )
+
+    return Layer
+
+
+def persistence_layer(**kwargs: Any) -> DynamoDBPersistenceLayer:
+    """A Powertools ``DynamoDBPersistenceLayer(**kwargs)`` that knows its own in-progress write (:func:`is_own_write`).
+
+    Powertools is imported on the first call, not when this module is.
+    """
+    return _layer_class()(**kwargs)
