@@ -447,6 +447,7 @@ class Result:
             "bad": len(self.records) - len(valid),
             "faults": dict(sorted(Counter(h.service for h in self.plan.hits).items())),
             "after": sum(h.after for h in self.plan.hits),
+            "inprogress_lost": sum(lost_in_progress_write(h) for h in self.plan.hits),
             "executions": sum(len(v) for v in o.executions.values()),
             "dlq": sum(len(v) for v in o.parked.values()),
             "gap": o.gap_records,
@@ -459,6 +460,16 @@ class Result:
             "drain_s": round(self.drain_seconds),
             "verdict": "ok" if not self.failures else "FAILED: " + ", ".join(self.failures),
         }
+
+
+def lost_in_progress_write(hit: Hit) -> bool:
+    """An idempotency in-progress write (consumer, hydrate, CnmResponse) applied and its answer lost: botocore's
+    retry meets the item it wrote (store_guard.is_own_write; before that fix, a park or answer never done)."""
+    return (
+        (hit.service, hit.operation) == ("dynamodb", "PutItem")
+        and hit.after
+        and ("cnm-ingest." in hit.identity or "IDEMPOTENCY#" in hit.identity)
+    )
 
 
 def duplicates(o: Outcome) -> int:
@@ -628,6 +639,7 @@ COLUMNS = (
     "bad",
     "faults",
     "after",
+    "inprogress_lost",
     "executions",
     "dlq",
     "gap",

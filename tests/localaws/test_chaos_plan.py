@@ -155,3 +155,23 @@ def test_a_dlq_message_without_a_record_is_not_tied_to_one_and_fails_the_run():
     cs.Matcher(records).dlq_message(out, body, dlq.records_from_dlq_message(body))
     assert len(out.unknown) == 1 and out.unknown[0].startswith("DLQ message without a record envelope")
     assert set(_result(records, out).failures) == {"not tied to a record"}
+
+
+def test_the_row_counts_lost_in_progress_writes():
+    """The exposure of the 1,000-record finding: an in-progress PutItem of an idempotency store answered 500 after
+    the write (the consumer's table, and CnmResponse's records on the status table); nothing else counts."""
+    records = _records()
+    plan = cs.FaultPlan(1, 0, 1, 0, {})
+
+    def hit(operation, identity, after=True):
+        return cs.Hit(1.0, "dynamodb", operation, "InternalServerError", 500, after, identity, [])
+
+    plan.hits = [
+        hit("PutItem", 'PutItem:t-idempotency:{"id": {"S": "cnm-ingest.park#ab"}}'),
+        hit("PutItem", 'PutItem:t-status:{"pk": {"S": "IDEMPOTENCY#cnm_response"}, "sk": {"S": "put#cd"}}'),
+        hit("PutItem", 'PutItem:t-idempotency:{"id": {"S": "cnm-ingest.answer#ef"}}', after=False),
+        hit("UpdateItem", 'UpdateItem:t-idempotency:{"id": {"S": "cnm-ingest.park#ab"}}'),
+        hit("PutItem", 'PutItem:t-status:{"pk": {"S": "STAGING#c___1"}, "sk": {"S": "GRANULE#g"}}'),
+    ]
+    row = _result(records, _healthy(records), plan).row()
+    assert (row["inprogress_lost"], row["after"]) == (2, 4)
