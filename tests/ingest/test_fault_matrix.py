@@ -170,6 +170,176 @@ def world(complete_world):
     return complete_world
 
 
+@dataclass
+class Armed:
+    """The faults a case armed: StartExecution throttles, the answer puts' fault, the trim (once armed)."""
+
+    starts: list[faults.Fault]
+    answer_puts: faults.Fault | None
+    trims: list[faults.Trim]
+
+
+def answer_put_fault(inj: faults.Injected, case: Case, responses: str) -> faults.Fault | None:
+    """PutRecord(s) of a FAILURE answer on the response stream failing once (throttled) or always (denied)."""
+    if case.answer_put == "transient-once":
+        return inj.fail(
+            "kinesis",
+            ("PutRecord", "PutRecords"),
+            "ProvisionedThroughputExceededException",
+            when=faults.on_stream(responses),
+            times=1,
+        )
+    if case.answer_put == "denied":
+        return inj.fail(
+            "kinesis", ("PutRecord", "PutRecords"), "AccessDeniedException", when=faults.on_stream(responses)
+        )
+    return None
+
+
+def arm(
+    inj: faults.Injected,
+    case: Case,
+    rt: Runtime,
+    mapping: Any,
+    streams: tuple[str, str, str],
+    seq_of: dict[int, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Armed:
+    """Arm the case's faults (before the runtime starts: the records are on the stream already).
+    ``streams``: the notification stream, the response stream and the records' shard."""
+    notifications, responses, shard_id = streams
+    starts = []
+    always = {seq_of[i] for i in case.throttle_always} | (set(seq_of.values()) if case.throttle_all else set())
+    if always:
+        starts.append(inj.throttle("stepfunctions", "StartExecution", when=lambda req: source_sequence(req) in always))
+    if case.throttle_once:
+        once = ThrottleOnce(rt, mapping.uuid, {seq_of[i] for i in case.throttle_once})
+        starts.append(inj.throttle("stepfunctions", "StartExecution", when=once))
+    trims: list[faults.Trim] = []
+    if case.trim_first:
+        # The shard is trimmed once the mapping has read the first batch (so hydrate, reading the
+        # given-up range back, finds its front gone): armed when the poller first delivers.
+        deliver = KinesisPoller.deliver
+
+        def deliver_then_trim(poller: KinesisPoller, batch: list[dict[str, Any]]) -> None:
+            if not trims and poller.m.uuid == mapping.uuid and poller.shard_id == shard_id:
+                trims.append(inj.trim(notifications, first=case.trim_first, shard_id=shard_id))
+            deliver(poller, batch)
+
+        monkeypatch.setattr(KinesisPoller, "deliver", deliver_then_trim)
+    return Armed(starts, answer_put_fault(inj, case, responses), trims)
+
+
+def time_invocations(rt: Runtime, prefix: str, started: float) -> dict[str, list[float]]:
+    """Wrap ``rt.invoke``: function -> [invocations, seconds in them, first start, last end] (for the timeline
+    printed with -s)."""
+    busy: dict[str, list[float]] = {}
+    invoke = rt.invoke
+
+    def timed_invoke(name_or_arn: str, event: Any) -> Any:
+        begin = time.monotonic()
+        try:
+            return invoke(name_or_arn, event)
+        finally:
+            end = time.monotonic()
+            fn = rt.function_by_arn(name_or_arn).name.removeprefix(f"{prefix}-")
+            n, total, first, _ = busy.get(fn, [0, 0.0, begin - started, 0.0])
+            busy[fn] = [n + 1, total + end - begin, first, end - started]
+
+    rt.invoke = timed_invoke  # type: ignore[method-assign]
+    return busy
+
+
+@dataclass
+class Fates:
+    """Every side effect per record index, counted without collapsing."""
+
+    executions: Counter
+    dlq: Counter
+    gaps: list[dict[str, Any]]
+    failures: Counter
+
+    @property
+    def gap_count(self) -> int:
+        return sum(g["missing"]["count"] for g in self.gaps)
+
+
+def read_fates(world: Any, index_of: dict[str, int]) -> Fates:
+    executions: Counter = Counter()
+    for e in world.execution_inputs():
+        executions[index_of[e["cumulus_meta"]["source"]["sequence_number"]]] += 1
+    dead = world.dlq_envelopes()
+    dlq = Counter(index_of[d["record"]["sequenceNumber"]] for d in dead if d.get("record"))
+    gaps = [d for d in dead if not d.get("record")]
+    ident_of = {f"rec-{i:03d}": i for i in range(N)}
+    failures = Counter(ident_of[r["identifier"]] for r in world.responses() if r["response"]["status"] == "FAILURE")
+    return Fates(executions, dlq, gaps, failures)
+
+
+def assert_balanced(case: Case, fates: Fates, armed: Armed, row: dict[str, Any]) -> None:
+    """Every record is started once or parked once, never both, never twice; the bad ones parked, the
+    addressable ones answered once."""
+    executions, dlq, failures = fates.executions, fates.dlq, fates.failures
+    assert sum(executions.values()) + sum(dlq.values()) + fates.gap_count == N, row
+    assert all(c == 1 for c in executions.values()) and all(c == 1 for c in dlq.values()), row
+    assert not set(executions) & set(dlq), row
+    assert len(fates.gaps) <= 1 and max(failures.values(), default=0) <= 1, row
+    # What each case must show.
+    bad = set(case.poison) | set(case.garbage)
+    assert set(dlq) >= bad - set(range(case.trim_first)), row
+    expected_answers = set(case.poison)
+    if case.answer_put == "denied":
+        expected_answers = set()
+    if case.answer_put:
+        assert armed.answer_puts is not None and armed.answer_puts.fired >= 1, row  # the fault did hit the answers
+    if case.oversize:
+        # A valid CNM too big for a Step Functions input still starts: its CNM travels in the payload bucket.
+        assert set(case.oversize) <= set(executions), row
+    assert set(failures) == expected_answers, row
+
+
+def assert_given_up(
+    case: Case, fates: Fates, armed: Armed, given_up: list[dict[str, Any]], ctx: dict[str, Any], row: dict[str, Any]
+) -> None:
+    """What the mapping gave up (hydrate's input) and what hydrate made of it. ``ctx``: the mapping, its stats,
+    the sequence numbers, the hydrate invocations and the number of batches."""
+    mapping, stats, seq_of = ctx["mapping"], ctx["stats"], ctx["seq_of"]
+    attempts = mapping.maximum_retry_attempts + 1
+    if case.throttle_always:
+        assert set(case.throttle_always) <= set(fates.dlq) and len(given_up) == 1, row
+        (info,) = [g["KinesisBatchInfo"] for g in given_up]
+        assert info["startSequenceNumber"] == seq_of[min(case.throttle_always)], row
+        assert stats.retries == mapping.maximum_retry_attempts, row
+        assert given_up[0]["requestContext"]["approximateInvokeCount"] == attempts, row
+        assert ctx["hydrate"] >= 1, row
+    if case.trim_first:
+        (trim,) = armed.trims
+        assert trim.hidden >= case.trim_first and trim.refused >= 1, row  # hydrate met the trimmed range
+        (gap,) = fates.gaps
+        assert gap["missing"] == {
+            "count": case.trim_first,
+            "ranges": [{"from": seq_of[0], "to": str(int(seq_of[case.trim_first]) - 1)}],
+        }
+        assert not fates.executions and set(fates.dlq) == set(range(case.trim_first, N)), row
+        assert len(given_up) == ctx["batches"], row  # every batch given up after the applied retries
+        assert all(g["requestContext"]["approximateInvokeCount"] == attempts for g in given_up), row
+    if not (case.throttle_always or case.throttle_all):
+        assert not given_up, row
+
+
+def assert_deliveries(case: Case, ctx: dict[str, Any], row: dict[str, Any]) -> None:
+    """The mapping's applied settings: each batch delivered once when nothing fails, and every retry
+    within the applied retry limit."""
+    mapping, stats, batches = ctx["mapping"], ctx["stats"], ctx["batches"]
+    assert stats.records_delivered >= N * (1 + case.redeliveries), row
+    if case.throttle_once:
+        # a batch item failure, then one redelivery from the lowest failed, for each throttled record's batch
+        assert stats.invocations == batches + len({i // mapping.batch_size for i in case.throttle_once}), row
+        assert stats.batch_item_failures == len(case.throttle_once) and stats.retries == len(case.throttle_once), row
+    if not (case.throttle_once or case.throttle_always or case.throttle_all):
+        assert stats.invocations == batches * (1 + case.redeliveries), row  # nothing retried
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_fault_matrix(world, tmp_path, monkeypatch, name):
     case = CASES[name]
@@ -190,8 +360,6 @@ def test_fault_matrix(world, tmp_path, monkeypatch, name):
     assert put["FailedRecordCount"] == 0
     (shard_id,) = {r["ShardId"] for r in put["Records"]}
     seq_of = {i: r["SequenceNumber"] for i, r in enumerate(put["Records"])}
-    index_of = {s: i for i, s in seq_of.items()}
-    ident_of = {f"rec-{i:03d}": i for i in range(N)}
     batches = math.ceil(N / mapping.batch_size)
 
     timeline: list[str] = []
@@ -201,56 +369,9 @@ def test_fault_matrix(world, tmp_path, monkeypatch, name):
 
     rt = Runtime(world.session, world.endpoint, world.prefix, tmp_path, log=log)
     rt._sfn_invoke = world.lambda_task  # type: ignore[method-assign]  # workflow tasks answer at once (module doc)
-    busy: dict[str, list[float]] = {}  # function -> [invocations, seconds in them, first start, last end]
-    invoke = rt.invoke
-
-    def timed_invoke(name_or_arn: str, event: Any) -> Any:
-        begin = time.monotonic()
-        try:
-            return invoke(name_or_arn, event)
-        finally:
-            end = time.monotonic()
-            fn = rt.function_by_arn(name_or_arn).name.removeprefix(f"{world.prefix}-")
-            n, total, first, _ = busy.get(fn, [0, 0.0, begin - started, 0.0])
-            busy[fn] = [n + 1, total + end - begin, first, end - started]
-
-    rt.invoke = timed_invoke  # type: ignore[method-assign]  # (for the timeline printed with -s)
+    busy = time_invocations(rt, world.prefix, started)
     with faults.injected() as inj:
-        # Armed before the runtime starts: the records are on the stream already.
-        starts = []
-        always = {seq_of[i] for i in case.throttle_always} | (set(seq_of.values()) if case.throttle_all else set())
-        if always:
-            starts.append(
-                inj.throttle("stepfunctions", "StartExecution", when=lambda req: source_sequence(req) in always)
-            )
-        if case.throttle_once:
-            once = ThrottleOnce(rt, mapping.uuid, {seq_of[i] for i in case.throttle_once})
-            starts.append(inj.throttle("stepfunctions", "StartExecution", when=once))
-        answer_puts = None
-        if case.answer_put == "transient-once":
-            answer_puts = inj.fail(
-                "kinesis",
-                ("PutRecord", "PutRecords"),
-                "ProvisionedThroughputExceededException",
-                when=faults.on_stream(responses),
-                times=1,
-            )
-        elif case.answer_put == "denied":
-            answer_puts = inj.fail(
-                "kinesis", ("PutRecord", "PutRecords"), "AccessDeniedException", when=faults.on_stream(responses)
-            )
-        trims: list[faults.Trim] = []
-        if case.trim_first:
-            # The shard is trimmed once the mapping has read the first batch (so hydrate, reading the
-            # given-up range back, finds its front gone): armed when the poller first delivers.
-            deliver = KinesisPoller.deliver
-
-            def deliver_then_trim(poller: KinesisPoller, batch: list[dict[str, Any]]) -> None:
-                if not trims and poller.m.uuid == mapping.uuid and poller.shard_id == shard_id:
-                    trims.append(inj.trim(notifications, first=case.trim_first, shard_id=shard_id))
-                deliver(poller, batch)
-
-            monkeypatch.setattr(KinesisPoller, "deliver", deliver_then_trim)
+        armed = arm(inj, case, rt, mapping, (notifications, responses, shard_id), seq_of, monkeypatch)
         rt.start()
         log("runtime started")
         try:
@@ -263,14 +384,7 @@ def test_fault_matrix(world, tmp_path, monkeypatch, name):
     assert faults.armed() == 0
     assert all(not f.predicate_errors for f in inj.faults), [f.predicate_errors for f in inj.faults]
 
-    executions: Counter = Counter()
-    for e in world.execution_inputs():
-        executions[index_of[e["cumulus_meta"]["source"]["sequence_number"]]] += 1
-    dead = world.dlq_envelopes()
-    dlq = Counter(index_of[d["record"]["sequenceNumber"]] for d in dead if d.get("record"))
-    gaps = [d for d in dead if not d.get("record")]
-    failures = Counter(ident_of[r["identifier"]] for r in world.responses() if r["response"]["status"] == "FAILURE")
-    gap_count = sum(g["missing"]["count"] for g in gaps)
+    fates = read_fates(world, {s: i for i, s in seq_of.items()})
 
     def calls(role: str) -> int:
         return invocations.get(stack.function(role).name, 0)
@@ -278,18 +392,18 @@ def test_fault_matrix(world, tmp_path, monkeypatch, name):
     row = {
         "case": name,
         "records": N,
-        "executions": sum(executions.values()),
-        "dlq_total": sum(dlq.values()),
-        "dlq_distinct": len(dlq),
-        "gap_entries": len(gaps),
-        "gap_records": gap_count,
-        "failure_responses": sum(failures.values()),
-        "max_answers_per_record": max(failures.values(), default=0),
+        "executions": sum(fates.executions.values()),
+        "dlq_total": sum(fates.dlq.values()),
+        "dlq_distinct": len(fates.dlq),
+        "gap_entries": len(fates.gaps),
+        "gap_records": fates.gap_count,
+        "failure_responses": sum(fates.failures.values()),
+        "max_answers_per_record": max(fates.failures.values(), default=0),
         "invocations": stats.invocations,
         "given_up": len(given_up),
         "hydrate": calls("hydrate"),
         "fallback": calls("fallback_consumer"),
-        "throttles": sum(f.fired for f in starts),
+        "throttles": sum(f.fired for f in armed.starts),
         "seconds": round(time.monotonic() - started, 1),
     }
     MATRIX.append(row)
@@ -297,50 +411,7 @@ def test_fault_matrix(world, tmp_path, monkeypatch, name):
     for fn, (n, total, first, last) in sorted(busy.items(), key=lambda kv: kv[1][2]):
         print(f"  {fn}: {n:.0f} invocations, {total:.1f}s in them, from {first:.1f}s to {last:.1f}s")
 
-    # Every record is started once or parked once, never both, never twice.
-    assert sum(executions.values()) + sum(dlq.values()) + gap_count == N, row
-    assert all(c == 1 for c in executions.values()) and all(c == 1 for c in dlq.values()), row
-    assert not set(executions) & set(dlq), row
-    assert len(gaps) <= 1 and max(failures.values(), default=0) <= 1, row
-    # What each case must show.
-    bad = set(case.poison) | set(case.garbage)
-    assert set(dlq) >= bad - set(range(case.trim_first)), row
-    expected_answers = set(case.poison)
-    if case.answer_put == "denied":
-        expected_answers = set()
-    if case.answer_put:
-        assert answer_puts is not None and answer_puts.fired >= 1, row  # the fault did hit the answers
-    if case.oversize:
-        # A valid CNM too big for a Step Functions input still starts: its CNM travels in the payload bucket.
-        assert set(case.oversize) <= set(executions), row
-    assert set(failures) == expected_answers, row
-    # The mapping's applied settings: each batch delivered once when nothing fails, and every retry
-    # within the applied retry limit.
-    attempts = mapping.maximum_retry_attempts + 1
-    assert stats.records_delivered >= N * (1 + case.redeliveries), row
-    if case.throttle_always:
-        assert set(case.throttle_always) <= set(dlq) and len(given_up) == 1, row
-        (info,) = [g["KinesisBatchInfo"] for g in given_up]
-        assert info["startSequenceNumber"] == seq_of[min(case.throttle_always)], row
-        assert stats.retries == mapping.maximum_retry_attempts, row
-        assert given_up[0]["requestContext"]["approximateInvokeCount"] == attempts, row
-        assert calls("hydrate") >= 1, row
-    if case.trim_first:
-        (trim,) = trims
-        assert trim.hidden >= case.trim_first and trim.refused >= 1, row  # hydrate met the trimmed range
-        (gap,) = gaps
-        assert gap["missing"] == {
-            "count": case.trim_first,
-            "ranges": [{"from": seq_of[0], "to": str(int(seq_of[case.trim_first]) - 1)}],
-        }
-        assert not executions and set(dlq) == set(range(case.trim_first, N)), row
-        assert len(given_up) == batches, row  # every batch given up after the applied retries
-        assert all(g["requestContext"]["approximateInvokeCount"] == attempts for g in given_up), row
-    if not (case.throttle_always or case.throttle_all):
-        assert not given_up, row
-    if case.throttle_once:
-        # a batch item failure, then one redelivery from the lowest failed, for each throttled record's batch
-        assert stats.invocations == batches + len({i // mapping.batch_size for i in case.throttle_once}), row
-        assert stats.batch_item_failures == len(case.throttle_once) and stats.retries == len(case.throttle_once), row
-    if not (case.throttle_once or case.throttle_always or case.throttle_all):
-        assert stats.invocations == batches * (1 + case.redeliveries), row  # nothing retried
+    assert_balanced(case, fates, armed, row)
+    ctx = {"mapping": mapping, "stats": stats, "seq_of": seq_of, "hydrate": calls("hydrate"), "batches": batches}
+    assert_deliveries(case, ctx, row)
+    assert_given_up(case, fates, armed, given_up, ctx, row)

@@ -110,3 +110,68 @@ def test_checks_hold_on_a_healthy_outcome_and_each_can_fail():
     }
     explained = cs.explain(_result(records, o))
     assert "replay: replay" in explained and ".cnm-ingest-tmp/x" in explained
+
+
+def _parked_body(record, reason="bad"):
+    from cnm_ingest import dlq
+
+    source = {"data": "", "shardId": record.shard_id, "sequenceNumber": record.sequence_number, "streamArn": "s"}
+    return dlq.dumps(dlq.envelope("message_consumer", reason, "CnmValidationError", source))
+
+
+def test_the_matcher_keeps_two_bad_records_of_one_kind_apart():
+    """Issue 20's 1,000-record finding looked like two records' outcomes swapped. The soak ties a DLQ entry to
+    its record by shard and sequence number and an answer by identifier, never by what two bad records of one
+    kind share (reason, error type, template): each gets its own."""
+    from cnm_ingest import dlq
+
+    records = _records()
+    for kind in ("poison: schema violation", "poison: not JSON"):
+        first, second = [i for i, r in enumerate(records) if r.label.startswith(kind)][:2]
+        match, out = cs.Matcher(records), cs.Outcome()
+        for i in (second, first):
+            body = _parked_body(records[i])  # the same reason and error type for both
+            match.dlq_message(out, body, dlq.records_from_dlq_message(body))
+            if records[i].identifier:
+                match.answer(out, _answer(records[i], "FAILURE"))
+        assert {k: len(v) for k, v in out.parked.items()} == {first: 1, second: 1}, kind
+        assert json.loads(out.parked[first][0])["record"]["sequenceNumber"] == records[first].sequence_number
+        addressable = records[first].identifier is not None
+        assert {k: len(v) for k, v in out.answers.items()} == ({first: 1, second: 1} if addressable else {})
+        assert out.unknown == []
+
+
+def test_a_dlq_message_without_a_record_is_not_tied_to_one_and_fails_the_run():
+    """Hydrate's own on-failure record (Lambda's invocation record of an SNS event carrying the mapping's
+    KinesisBatchInfo) has no record with its payload: the soak names it instead of skipping it."""
+    from cnm_ingest import dlq
+    from tests.events import kinesis_failure_record
+
+    records = _records()
+    info = kinesis_failure_record("arn:aws:kinesis:us-west-2:1:stream/n", "1", "2", 2)
+    sns_event = {"Records": [{"Sns": {"Message": json.dumps(info)}}]}
+    body = json.dumps({"requestContext": {"condition": "RetriesExhausted"}, "requestPayload": sns_event})
+    out = _healthy(records)
+    cs.Matcher(records).dlq_message(out, body, dlq.records_from_dlq_message(body))
+    assert len(out.unknown) == 1 and out.unknown[0].startswith("DLQ message without a record envelope")
+    assert set(_result(records, out).failures) == {"not tied to a record"}
+
+
+def test_the_row_counts_lost_in_progress_writes():
+    """The exposure of the 1,000-record finding: an in-progress PutItem of an idempotency store answered 500 after
+    the write (the consumer's table, and CnmResponse's records on the status table); nothing else counts."""
+    records = _records()
+    plan = cs.FaultPlan(1, 0, 1, 0, {})
+
+    def hit(operation, identity, after=True):
+        return cs.Hit(1.0, "dynamodb", operation, "InternalServerError", 500, after, identity, [])
+
+    plan.hits = [
+        hit("PutItem", 'PutItem:t-idempotency:{"id": {"S": "cnm-ingest.park#ab"}}'),
+        hit("PutItem", 'PutItem:t-status:{"pk": {"S": "IDEMPOTENCY#cnm_response"}, "sk": {"S": "put#cd"}}'),
+        hit("PutItem", 'PutItem:t-idempotency:{"id": {"S": "cnm-ingest.answer#ef"}}', after=False),
+        hit("UpdateItem", 'UpdateItem:t-idempotency:{"id": {"S": "cnm-ingest.park#ab"}}'),
+        hit("PutItem", 'PutItem:t-status:{"pk": {"S": "STAGING#c___1"}, "sk": {"S": "GRANULE#g"}}'),
+    ]
+    row = _result(records, _healthy(records), plan).row()
+    assert (row["inprogress_lost"], row["after"]) == (2, 4)

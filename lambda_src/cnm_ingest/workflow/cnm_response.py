@@ -40,7 +40,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyIt
 from cnm_ingest import aws, dlq
 from cnm_ingest.cnm import response_message
 from cnm_ingest.errors import IdempotencyStoreError, WorkflowError, is_retryable
-from cnm_ingest.idempotency import guarded
+from cnm_ingest.idempotency import guarded, persistence_layer
 from cnm_ingest.workflow import payload, task
 
 log = Logger(child=True)
@@ -104,7 +104,7 @@ def _park(*, key: dict[str, str], env: dict[str, Any], queue_url: str) -> dict[s
 @functools.cache
 def _store(prefix: str, table: str, client_id: int) -> DynamoDBPersistenceLayer:
     # One persistence layer per effect: Powertools keeps the key prefix on the layer object.
-    return DynamoDBPersistenceLayer(table_name=table, boto3_client=aws.client("dynamodb"))
+    return persistence_layer(table_name=table, boto3_client=aws.client("dynamodb"))
 
 
 def _layer(effect: Callable[..., Any], table: str) -> tuple[DynamoDBPersistenceLayer, str]:

@@ -79,11 +79,11 @@ def good_cnm(samples: dict[str, dict]) -> bytes:
     return json.dumps(samples["cumulus_sns_v1.0_notification.json"]).encode()
 
 
-def make_run(world: World, store: Any = None) -> consume.Run:
+def make_run(world: World, store: Any = None, remaining_ms: int = 0) -> consume.Run:
     return consume.Run(
         store=store,
         settings=consume.Settings(stack="eo", buckets={}),
-        once=idempotency.Once(IDEMPOTENCY_TABLE, Context()),
+        once=idempotency.Once(IDEMPOTENCY_TABLE, Context(remaining_ms)),
         source="message_consumer",
         queue_url=world.dlq_url,
         response_stream_arn=world.stream_arn,
@@ -91,12 +91,13 @@ def make_run(world: World, store: Any = None) -> consume.Run:
     )
 
 
-def deliver(record: consume.SourceRecord, world: World, store: Any = None) -> list[str]:
-    """Deliver ``record`` until it is consumed (a batch item failure is delivered again); the outcomes."""
+def deliver(record: consume.SourceRecord, world: World, store: Any = None, remaining_ms: int = 0) -> list[str]:
+    """Deliver ``record`` until it is consumed (a batch item failure is delivered again); the outcomes.
+    ``remaining_ms``: each delivery's invocation time left (0: an in-progress item expires at once)."""
     seen = []
     for _ in range(DELIVERIES):
         try:
-            outcome = consume.consume(record, make_run(world, store))
+            outcome = consume.consume(record, make_run(world, store, remaining_ms))
         except Exception as exc:
             assert consume.is_retryable(exc), exc  # only a retryable error is a batch item failure
             seen.append(type(exc).__name__)
@@ -208,6 +209,77 @@ def test_the_consumer_registers_the_invocation_context(world, samples):
     assert len(world.parked()) == 1 and len(world.stream_records()) == 1
 
 
+# An invocation with a minute left: an in-progress item of it blocks every redelivery for that minute.
+MINUTE_LEFT = 60_000
+
+
+@pytest.mark.parametrize("kind", [idempotency.ANSWER_BODY, idempotency.ANSWER, idempotency.PARK, idempotency.FALLBACK])
+def test_an_in_progress_write_whose_answer_was_lost_is_ours(world, samples, kind):
+    """The in-progress PutItem applied, its answer lost, botocore sends it again and meets the item it wrote.
+
+    The chaos soak at 1,000 records (seeds 2 and 3): Powertools called that item "already in progress", so every
+    redelivery met it until the invocation's deadline, past the mapping's retries and hydrate's: the record was
+    answered and never parked, or parked and never answered. The write is recognised as ours: the first delivery
+    does the side effect, once, and a redelivery repeats nothing.
+    """
+    fallback = kind == idempotency.FALLBACK
+    [record] = put_notifications(world, [good_cnm(samples) if fallback else bad_cnm(samples)])
+    store = UnreadableRules() if fallback else None
+    faults = Faults()
+    lost = faults.add("dynamodb", "PutItem", "lost", on_kind(kind))
+    assert deliver(record, world, store, MINUTE_LEFT) == ["fallback" if fallback else "parked"], faults.log
+    assert lost.fired == 1, faults.log
+    items = aws.client("dynamodb").scan(TableName=IDEMPOTENCY_TABLE)["Items"]
+    assert {i["status"]["S"] for i in items} == {"COMPLETED"}, items
+    assert deliver(record, world, store, MINUTE_LEFT) == ["fallback" if fallback else "parked"]  # redelivered
+    answers, parked, handed = world.stream_records(), world.parked(), fallback_messages(world)
+    assert (len(answers), len(parked), handed) == ((0, 0, 1) if fallback else (1, 1, 0))
+
+
+def test_an_in_progress_write_of_another_attempt_still_blocks(world, samples):
+    """Only the very item this call wrote is ours: another invocation's in-progress park (same record, its own
+    deadline) is still "in progress" (retryable), and nothing is parked twice."""
+    [record] = put_notifications(world, [bad_cnm(samples)])
+    other = make_run(world, remaining_ms=MINUTE_LEFT)
+    blocked = []
+
+    def park_while_another_holds_it() -> None:
+        with pytest.raises(Exception) as raised:
+            consume.consume(record, make_run(world, remaining_ms=MINUTE_LEFT))
+        blocked.append(consume.is_retryable(raised.value))
+
+    other.once.run(idempotency.PARK, idempotency.record_key(record.as_dict()), park_while_another_holds_it)
+    assert blocked == [True]
+    assert len(world.parked()) == 0 and len(world.stream_records()) == 1
+
+
+def hydrate_run(world: World, remaining_ms: int = 0) -> consume.Run:
+    return consume.Run(
+        store=None,
+        settings=consume.Settings(stack="eo", buckets={}),
+        once=idempotency.Once(IDEMPOTENCY_TABLE, Context(remaining_ms)),
+        source="hydrate",
+        queue_url=world.dlq_url,
+    )
+
+
+def test_hydrate_parks_once_when_the_answer_to_its_in_progress_write_is_lost(world, samples):
+    from handlers import hydrate
+
+    records = put_notifications(world, [bad_cnm(samples), bad_cnm(samples)])
+    faults = Faults()
+    lost = faults.add("dynamodb", "PutItem", "lost", on_kind(idempotency.PARK))
+    failure = kinesis_failure_record(
+        records[0].streamArn, records[0].sequenceNumber, records[-1].sequenceNumber, 2, shard_id=records[0].shardId
+    )
+    counts = hydrate.park_batch(failure, hydrate_run(world, MINUTE_LEFT), max_calls=10, limit=None)
+    assert lost.fired == 1 and counts == {"parked": 2, "skipped": 0, "gap": 0}, (faults.log, counts)
+    again = hydrate.park_batch(failure, hydrate_run(world, MINUTE_LEFT), max_calls=10, limit=None)
+    assert again == {"parked": 0, "skipped": 2, "gap": 0}
+    parked = world.parked()
+    assert len(parked) == 2 and len(set(parked)) == 2, parked  # each record once
+
+
 @pytest.mark.parametrize("position", ["park save_inprogress", "park save_success", "park"])
 def test_hydrate_parks_each_record_once_when_the_store_fails(world, samples, position):
     from cnm_ingest.consumer import hydrate
@@ -219,13 +291,7 @@ def test_hydrate_parks_each_record_once_when_the_store_fails(world, samples, pos
     failure = kinesis_failure_record(
         records[0].streamArn, records[0].sequenceNumber, records[-1].sequenceNumber, 2, shard_id=records[0].shardId
     )
-    run = consume.Run(
-        store=None,
-        settings=consume.Settings(stack="eo", buckets={}),
-        once=idempotency.Once(IDEMPOTENCY_TABLE, Context()),
-        source="hydrate",
-        queue_url=world.dlq_url,
-    )
+    run = hydrate_run(world)
     raised = []
     for _ in range(DELIVERIES):  # SNS's async invoke: a raise is retried
         try:
