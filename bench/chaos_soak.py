@@ -86,7 +86,7 @@ def _digest(data: bytes | str) -> str:
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()[:16]
 
 
-def identity(service: str, operation: str, request: dict[str, Any]) -> str:
+def identity(service: str, operation: str, request: dict[str, Any]) -> str:  # noqa: PLR0911 - one per service
     """What makes two calls "the same call" (a retry of it), stable across runs where the request is."""
     if service == "stepfunctions":
         return f"{operation}:{request.get('name')}"

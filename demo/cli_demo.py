@@ -124,6 +124,7 @@ class Runner:
             capture_output=True,
             text=True,
             timeout=300,
+            check=False,
         )
         out = "\n".join(line.rstrip() for line in (proc.stdout + proc.stderr).rstrip().splitlines())
         if out:

@@ -85,7 +85,7 @@ def terraform(work: Path, env: dict[str, str], *args: str, label: str) -> float:
     threading.Thread(target=heartbeat, daemon=True).start()
     try:
         proc = subprocess.run(
-            [str(localtf.TERRAFORM), f"-chdir={work}", *args], env=env, capture_output=True, text=True
+            [str(localtf.TERRAFORM), f"-chdir={work}", *args], env=env, capture_output=True, text=True, check=False
         )
     finally:
         done.set()
@@ -137,7 +137,7 @@ def executions_recorded(ddb: Any, stack: Stack) -> dict[str, int] | None:
     return dict(statuses)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--example", default="complete", choices=sorted(PREFIXES))
     parser.add_argument("--generated", type=int, default=20, help="generated notifications to send")
@@ -147,17 +147,37 @@ def main(argv: list[str] | None = None) -> int:
         help="end with `terraform destroy` (minutes; by default the throw-away local AWS is discarded on exit)",
     )
     parser.add_argument("--timeout", type=float, default=300)
-    args = parser.parse_args(argv)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    logging.getLogger("moto").setLevel(logging.CRITICAL)  # its interpreter logs every caught task error
-    started = time.monotonic()
+    return parser.parse_args(argv)
+
+
+def quiet_env() -> dict[str, str]:
+    """This process's environment without what would point Terraform at a real account or endpoint."""
     env = dict(os.environ)
     for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
         env.pop(key, None)
+    return env
 
-    say("1/7 AWS provider")
-    say(f"   from {provider_source(env)}")
-    say("2/7 local AWS")
+
+def managed_resources(work: Path, env: dict[str, str]) -> list[str]:
+    """The resources (not data sources) in the applied state."""
+    resources = subprocess.run(
+        [str(localtf.TERRAFORM), f"-chdir={work}", "state", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return [r for r in resources if not r.startswith("data.") and ".data." not in r]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("moto").setLevel(logging.CRITICAL)  # its interpreter logs every caught task error
+    started = time.monotonic()
+    env = quiet_env()
+
+    say(f"1/7 AWS provider\n   from {provider_source(env)}\n2/7 local AWS")
     import boto3
 
     with LocalAWS() as aws, tempfile.TemporaryDirectory(prefix="cnm-demo-") as tmp:
@@ -166,14 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"3/7 terraform init + apply examples/{args.example}")
         t_init = terraform(work, env, "init", "-input=false", "-no-color", label="init")
         t_apply = terraform(work, env, "apply", "-auto-approve", "-input=false", "-no-color", label="apply")
-        resources = subprocess.run(
-            [str(localtf.TERRAFORM), f"-chdir={work}", "state", "list"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-        managed = [r for r in resources if not r.startswith("data.") and ".data." not in r]
+        managed = managed_resources(work, env)
         say(f"   init {t_init:.0f}s, apply {t_apply:.0f}s: {len(managed)} resources")
         session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
         client = lambda s: session.client(s, endpoint_url=aws.endpoint)  # noqa: E731

@@ -19,13 +19,14 @@ import os
 import sys
 import time
 import traceback
+from pathlib import Path
 
 code_dir, handler_name, *layer_dirs = sys.argv[1:]
 runtime_site: list[str] = []
 if "--runtime" in layer_dirs:
     at = layer_dirs.index("--runtime")
     layer_dirs, runtime_site = layer_dirs[:at], layer_dirs[at + 1 : at + 2]
-sys.path[:0] = [code_dir, *(os.path.join(d, "python") for d in layer_dirs), *runtime_site]
+sys.path[:0] = [code_dir, *(str(Path(d) / "python") for d in layer_dirs), *runtime_site]
 os.chdir(code_dir)
 protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
 os.dup2(2, 1)

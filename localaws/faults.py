@@ -57,6 +57,7 @@ while no fault is armed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -321,10 +322,8 @@ def _s3_request(response: Any, request: Any) -> dict[str, Any]:
         k: v[0] if isinstance(v, list) and len(v) == 1 else v
         for k, v in parse_qs(urlparse(getattr(request, "url", "") or "").query, keep_blank_values=True).items()
     }
-    try:
+    with contextlib.suppress(Exception):
         params["Bucket"] = response.parse_bucket_name_from_url(request, request.url)
-    except Exception:
-        pass
     try:
         key = response.parse_key_name()
     except Exception:

@@ -119,7 +119,7 @@ class FunctionProcess:
         return env
 
     def _start(self) -> subprocess.Popen[str]:
-        log = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - owned by the process
+        log = Path(self.log_path).open("a", encoding="utf-8")  # noqa: SIM115 - owned by the process
         return subprocess.Popen(
             [
                 self.python,
@@ -674,7 +674,7 @@ class Runtime:
         server.set_sns_lambda_deliverer(None)
         server.set_moto_event_source_push(True)
 
-    def __enter__(self) -> Runtime:
+    def __enter__(self) -> Runtime:  # noqa: PYI034 - start() returns the runtime itself
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -843,9 +843,11 @@ class Runtime:
         with self._async_cv:
             if self._async or self._async_busy:
                 reasons.append(f"{len(self._async)} async events queued, {self._async_busy} running")
-        for p in self.pollers:
-            if p.last_empty is None or p.last_empty < since:
-                reasons.append(f"poller {self.function_by_arn(p.m.function_arn).name}/{p.shard_id} reading")
+        reasons.extend(
+            f"poller {self.function_by_arn(p.m.function_arn).name}/{p.shard_id} reading"
+            for p in self.pollers
+            if p.last_empty is None or p.last_empty < since
+        )
         return reasons
 
     def busy(self, since: float = 0.0) -> bool:

@@ -198,7 +198,7 @@ class LocalAWS:
             self._thread.join()
             self._server = None
 
-    def __enter__(self) -> LocalAWS:
+    def __enter__(self) -> LocalAWS:  # noqa: PYI034 - start() returns the server itself
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -530,7 +530,7 @@ class World:
     def _put_config(self, kind: str, keys: dict[str, str], config: dict[str, Any]) -> dict[str, Any]:
         # the base shape: the applied item whose config has the fewest members (what Terraform always writes)
         template = min(self._raw_items(kind), key=lambda i: len(json.loads(i["config"]["S"])))
-        base = {k: v for k, v in json.loads(template["config"]["S"]).items()}
+        base = dict(json.loads(template["config"]["S"]).items())
         item = {**{k: {"S": v} for k, v in keys.items()}, "config": {"S": json.dumps({**base, **config})}}
         assert set(item) == set(template), f"{kind} items have {sorted(template)}"
         self.client("dynamodb").put_item(TableName=self.table(kind), Item=item)

@@ -49,9 +49,9 @@ def describe(widget: dict[str, Any]) -> list[str]:
 
 
 def render(body: dict[str, Any], out: Path, title: str = "") -> None:
-    import matplotlib
+    import matplotlib as mpl
 
-    matplotlib.use("Agg")
+    mpl.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
 

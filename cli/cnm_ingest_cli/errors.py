@@ -12,8 +12,8 @@ exception (Click's usage errors included), and the README's "Operating it" lists
 | 3 | stack not found (no outputs, or a resource of the stack is missing) |
 | 4 | AWS refused or unreachable (access denied, no or expired credentials, no region, endpoint down) |
 | 5 | not found (granule, execution, DLQ message, rule, shard, file) |
-| 6 | refused input (an invalid CNM, a granule in several collections without --collection, nothing to reingest from, a configuration that no longer routes it, an execution that cannot be redriven) |
-| 7 | partly failed (some records could not be put, started or redriven, or a DLQ entry is lost or has no payload; the rest were) |
+| 6 | refused input (invalid CNM, granule in several collections, nothing to reingest, not routed, not redrivable) |
+| 7 | partly failed (some records not put, started or redriven, or a DLQ entry lost; the rest were) |
 | 8 | unaccounted (reconcile: records lost, stuck, parked or ended without an answer) |
 """
 

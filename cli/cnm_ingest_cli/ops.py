@@ -444,7 +444,7 @@ def receive_all(queue_url: str, visibility: int, limit: int | None = None) -> li
 def release(queue_url: str, messages: Iterable[DlqMessage]) -> None:
     """Make held messages visible again."""
     sqs = aws.client("sqs")
-    batch = [m for m in messages]
+    batch = list(messages)
     for i in range(0, len(batch), 10):
         sqs.change_message_visibility_batch(
             QueueUrl=queue_url,

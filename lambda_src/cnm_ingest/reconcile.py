@@ -35,6 +35,7 @@ markers of :mod:`cnm_ingest.idempotency`, CnmResponse's delivery markers of :mod
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -226,15 +227,13 @@ class Parked:
         if record is None:
             batch = _dict(env.get("batch"))
             gap = None
-            try:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
                 gap = (
                     str(batch["streamArn"]),
                     str(batch["shardId"]),
                     int(batch["startSequenceNumber"]),
                     int(batch["endSequenceNumber"]),
                 )
-            except (KeyError, TypeError, ValueError):
-                pass
             return cls("gap", reason, error_type, gap=gap, ref=ref)
         position = _position(record.get("streamArn"), record.get("shardId"), record.get("sequenceNumber"))
         return cls("record", reason, error_type, position=position, payload=payload, ref=ref)
@@ -750,7 +749,8 @@ def stuck_after_of(state_machine_arn: str) -> timedelta:
 @dataclass
 class Fixer:
     """What ``--fix --apply`` needs: the consumer's run (its store, settings, markers, DLQ, response stream),
-    CnmResponse's delivery markers (``status_table``: the idempotency table, where CnmResponse keeps them) and the response destinations."""
+    CnmResponse's delivery markers (``status_table``: the idempotency table, where CnmResponse keeps them) and
+    the response destinations."""
 
     run: Any  # consume.Run
     status_table: str
@@ -826,7 +826,7 @@ def _answer(row: Row, fixer: Fixer) -> dict[str, Any]:
     return {"outcome": consume.answer_once(record, exc, fixer.run)}
 
 
-def apply_fix(row: Row, fixer: Fixer) -> dict[str, Any]:
+def apply_fix(row: Row, fixer: Fixer) -> dict[str, Any]:  # noqa: PLR0911 - one return per kind of fix
     """Do ``row.fix``, at most once per record (a second run finds it done: ``already-...``)."""
     from cnm_ingest.consumer import consume
 

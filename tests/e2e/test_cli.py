@@ -15,6 +15,7 @@ DLQ test waits that long after `rules enable` before it redrives.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -705,10 +706,8 @@ def test_dlq_redrive_resends_a_parked_response_once_and_rehydrates_a_gap_or_says
     stack = live_stack(live)
 
     def redrive(copy: str) -> None:
-        try:
+        with contextlib.suppress(NotFound):
             outcomes.extend(o["outcome"] for o in ops.dlq_redrive(stack, [copy]))
-        except NotFound:
-            pass
 
     threads = [threading.Thread(target=redrive, args=(c,)) for c in copies[1:]]
     for t in threads:

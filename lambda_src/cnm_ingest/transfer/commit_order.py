@@ -43,6 +43,7 @@ turn, each answering what it staged.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -215,7 +216,5 @@ class TableGate(Gate):
                 out.pop("lease")
             return None if out == state else out
 
-        try:
+        with contextlib.suppress(ClientError, TransientError):  # the entries expire after LEASE_SECONDS
             self._update(withdraw, check=False)
-        except (ClientError, TransientError):
-            pass  # the entries expire after LEASE_SECONDS

@@ -977,15 +977,15 @@ def sync_message(message: Message, execution: Execution, **copy_options: Any) ->
     name, version = named.get("name") or config.get("name") or "", named.get("version") or config.get("version") or ""
     collection_key = f"{name}___{version}"
     synced = []
-    for granule, files in zip(granules, prepared, strict=True):
+    for granule, checked in zip(granules, prepared, strict=True):
         gate = commit_order.Gate.for_granule(
             collection=collection_key,
             granule_id=str(granule.get("granuleId") or ""),
             order=order,
             execution_name=options["execution_name"],
         )
-        files = stage_prepared(
-            files,
+        staged = stage_prepared(
+            checked,
             duplicate_handling=handling,
             execution_name=options["execution_name"],
             provider=provider,
@@ -994,5 +994,5 @@ def sync_message(message: Message, execution: Execution, **copy_options: Any) ->
             gate=gate,
             **copy_options,
         )
-        synced.append({**granule, "files": files, "sync_completed": datetime.now(UTC).isoformat()})
+        synced.append({**granule, "files": staged, "sync_completed": datetime.now(UTC).isoformat()})
     return payload.set_part(message, "payload", "granules", synced)

@@ -4,6 +4,7 @@ plan_copy for every size up to S3's 5 TiB; the checksum algorithms S3 computes."
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
@@ -191,7 +192,7 @@ def test_multipart_parts_cover_the_object_within_s3_limits(size):
     ranges = list(p.ranges())
     assert p.multipart and len(ranges) == p.parts <= plan.MAX_PARTS
     assert ranges[0][1] == 0 and ranges[-1][2] == size - 1
-    assert all(b[1] == a[2] + 1 for a, b in zip(ranges, ranges[1:], strict=False))  # contiguous, no overlap
+    assert all(b[1] == a[2] + 1 for a, b in itertools.pairwise(ranges))  # contiguous, no overlap
     assert all(plan.MIN_PART_SIZE <= e - s + 1 <= plan.MAX_PART_SIZE for _, s, e in ranges[:-1])
     assert [n for n, _, _ in ranges] == list(range(1, p.parts + 1))
 
