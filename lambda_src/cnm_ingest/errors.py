@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 
 class CnmIngestError(Exception):
@@ -109,6 +110,17 @@ class ConfigurationError(CnmIngestError):
     """The collection / workflow configuration is unusable (e.g. a bad url_path)."""
 
     error_code = "PROCESSING_ERROR"
+
+
+class PartialTransferError(CnmIngestError):
+    """A bounded parallel run (``transfer.pool.run_all``) stopped before every item was done.
+
+    ``done`` holds the indexes completed and ``results`` the results so far (the rest ``None``), for a caller
+    that continues from there."""
+
+    def __init__(self, done: set[int], results: list[Any]) -> None:
+        super().__init__(f"{len(done)} of {len(results)} done")
+        self.done, self.results = done, results
 
 
 class TransientError(CnmIngestError):

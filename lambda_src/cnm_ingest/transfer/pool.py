@@ -18,7 +18,7 @@ same target again). After :data:`Backoff.attempts` throttles of one step the
 error is raised (a TransientError to the workflow, which retries the task).
 
 On the first failure no new item starts, the items running finish, and the
-first error is raised; :class:`Partial` (its ``done``) tells the caller
+first error is raised; :class:`~cnm_ingest.errors.PartialTransferError` (its ``done``) tells the caller
 which items completed, for cleanup or for continuing later.
 """
 
@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from cnm_ingest.errors import ConfigurationError
+from cnm_ingest.errors import ConfigurationError, PartialTransferError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -130,14 +130,6 @@ class Backoff:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-class Partial(Exception):
-    """Raised by :func:`run_all` with ``stop``: ``done`` (indexes completed) and ``results`` so far."""
-
-    def __init__(self, done: set[int], results: list[Any]) -> None:
-        super().__init__(f"{len(done)} of {len(results)} done")
-        self.done, self.results = done, results
-
-
 def run_all(
     fn: Callable[[T], R],
     items: Sequence[T] | Iterable[T],
@@ -151,7 +143,7 @@ def run_all(
     The first error stops new work; the running calls finish; then that error is
     raised (later ones are added to it as notes). ``stop`` (e.g. the invocation's
     time running out) is asked before each new item: once it says True no new item
-    starts, and :class:`Partial` is raised when the running ones finish.
+    starts, and :class:`~cnm_ingest.errors.PartialTransferError` is raised when the running ones finish.
     """
     items = list(items)
     backoff = backoff or Backoff()
@@ -160,7 +152,7 @@ def run_all(
     if limit <= 1 or len(items) <= 1:
         for i, item in enumerate(items):
             if stop is not None and stop():
-                raise Partial(done, results)
+                raise PartialTransferError(done, results)
             results[i] = backoff.call(fn, item)
             done.add(i)
         return results
@@ -196,5 +188,5 @@ def run_all(
             first.add_note(f"also failed meanwhile: {type(other).__name__}: {str(other)[:300]}")
         raise first
     if stopped:
-        raise Partial(done, results)
+        raise PartialTransferError(done, results)
     return results

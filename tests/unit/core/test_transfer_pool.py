@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from cnm_ingest.cnm import checksum
-from cnm_ingest.errors import ConfigurationError
+from cnm_ingest.errors import ConfigurationError, PartialTransferError
 from cnm_ingest.transfer import plan, pool
 
 GiB, MiB = 1024**3, 1024**2
@@ -85,7 +85,7 @@ def test_stop_starts_no_new_item_and_reports_what_is_done():
         calls.append(i)
         return i
 
-    with pytest.raises(pool.Partial) as caught:
+    with pytest.raises(PartialTransferError) as caught:
         pool.run_all(work, range(10), limit=1, stop=lambda: len(calls) >= 3)
     assert caught.value.done == {0, 1, 2} and calls == [0, 1, 2]
 
