@@ -40,6 +40,7 @@ class ContractWatch:
         self.violations: list[str] = []
         self.checked: Counter[tuple[str, str]] = Counter()
         self.skipped = 0
+        self.totals: Counter[str] = Counter()  # the whole session: checks, violations, skipped
         self._lock = threading.Lock()
 
     def reset(self) -> None:
@@ -57,8 +58,10 @@ class ContractWatch:
         except ContractError as exc:
             with self._lock:
                 self.violations.append(str(exc)[:2000])
+                self.totals["violations"] += 1
         with self._lock:
             self.checked[(step, kind)] += 1
+            self.totals["checks"] += 1
 
     def wrap(self, invoker: Invoker) -> Invoker:
         """``invoker`` with the contract checked around each call (the Lambda Invoke API's shape)."""
@@ -73,6 +76,7 @@ class ContractWatch:
             if step is None:
                 with self._lock:
                     self.skipped += 1
+                    self.totals["skipped"] += 1
                 return invoker(parameters, *args, **kwargs)
             self._check(step, "config", event)
             self._check(step, "input", event["message"])
@@ -120,6 +124,15 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if seen:
         shown = "\n  ".join(seen[:10])
         raise AssertionError(f"{len(seen)} workflow contract violation(s) (tests/contract.py):\n  {shown}")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if WATCH.totals:
+        totals = WATCH.totals
+        terminalreporter.write_line(
+            f"workflow contract: {totals['checks']} checks, {totals['violations']} violations, "
+            f"{totals['skipped']} task invocations not checked (not a state's Parameters)"
+        )
 
 
 @pytest.fixture

@@ -273,3 +273,39 @@ def test_an_unknown_mode_is_a_configuration_error(contract_mode):
     contract_mode("strict")
     with pytest.raises(ConfigurationError, match="CONTRACT_VALIDATION"):
         task.run(task_event(), dropping_granules)
+
+
+# --- the tests' hook (tests/contract.py) ---------------------------------------------------------
+
+
+def test_the_hook_checks_config_and_input_before_and_output_after_and_counts_duplicates():
+    from tests.contract import ContractWatch
+
+    watch = ContractWatch()
+    event = task_event()
+    answers = [
+        {"StatusCode": 200, "Payload": json.dumps(translated(event))},
+        {"StatusCode": 200, "Payload": {**event["message"], "payload": {}}},  # granules forgotten
+        {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": {"errorType": "E"}},  # no output
+    ]
+    calls = []
+
+    def invoker(parameters, region, state_credentials=None):
+        calls.append(parameters)
+        return answers[len(calls) - 1]
+
+    checked = watch.wrap(invoker)
+    assert watch.wrap(checked) is checked  # wrapped once
+    for _ in answers:
+        checked({"FunctionName": "f", "Payload": json.dumps(event)}, "us-west-2")
+    assert len(calls) == 3
+    assert watch.checked == {
+        ("translate_message", "config"): 3,
+        ("translate_message", "input"): 3,
+        ("translate_message", "output"): 2,
+    }
+    [violation] = watch.violations
+    assert violation.startswith("translate_message output violates the workflow contract at $.payload")
+    answers.append(answers[1])
+    checked({"FunctionName": "f", "Payload": event["message"]}, "us-west-2")  # a bare message: not checked
+    assert watch.skipped == 1 and watch.totals == {"checks": 8, "violations": 1, "skipped": 1}
