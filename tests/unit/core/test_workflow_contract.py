@@ -2,9 +2,9 @@
 
 ``lambda_src/cnm_ingest/workflow/schemas/<step>/{input,config,output}.json`` are the source;
 ``tools/gen_contract.py`` writes ``workflow/contract.py`` (TypedDicts),
-``workflow/contract_validators.py`` (fastjsonschema's compiled validators) and the message section
-of docs/INTERFACES.md from them. ``contract_check`` validates and, under ``CONTRACT_VALIDATION``,
-``cnm_ingest.task.run`` checks each step at run time.
+``workflow/contract_validators.py`` (fastjsonschema's compiled validators) and renders the message
+section of docs/INTERFACES.md (tools/gen_docs.py writes it). ``contract_check`` validates and, under
+``CONTRACT_VALIDATION``, ``cnm_ingest.task.run`` checks each step at run time.
 """
 
 from __future__ import annotations
@@ -64,6 +64,17 @@ def translated(event: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("path", sorted(gen_contract.outputs(), key=str), ids=lambda p: p.name)
 def test_the_generated_files_are_what_the_schemas_give(path):
     assert path.read_text(encoding="utf-8") == gen_contract.outputs()[path], "run: python tools/gen_contract.py"
+
+
+def test_the_message_section_of_interfaces_is_what_the_schemas_give():
+    text = gen_contract.INTERFACES.read_text(encoding="utf-8")
+    found = re.search(r"<!-- BEGIN workflow-contract[^>]*-->\n(.*?)\n<!-- END workflow-contract -->", text, re.S)
+    assert found, "docs/INTERFACES.md has no generated workflow-contract section"
+    assert found.group(1) == gen_contract.markdown(), "run: python tools/gen_docs.py"
+    for step, state in contract.STATES.items():
+        assert f"| {state} (`{step}`) |" in found.group(1)
+    for field in ("`payload.granules[].files[].checksum`", "`meta.cnm_ref`", "`execution.state`", "`exception`"):
+        assert field in found.group(1)
 
 
 def test_the_check_mode_of_the_generator_agrees():
