@@ -52,3 +52,37 @@ def test_an_event_that_is_not_a_states_parameters_is_counted_not_checked(wf, con
     assert "FunctionError" not in answer, answer
     assert contract_watch.skipped == 1
     assert sum(contract_watch.checked.values()) == 0
+
+
+def test_under_enforce_a_step_breaking_its_contract_fails_and_is_answered_once(
+    wf, contract_watch, monkeypatch, request, reference_schema
+):
+    """CONTRACT_VALIDATION=enforce (Terraform contract_validation) on every task: the broken output is
+    a ContractError of TranslateMessage, caught and answered FAILURE once; nothing is staged."""
+    import handlers.translate_message as translate_message
+
+    from cnm_ingest.workflow import contract_check
+    from tests.functional.workflow.conftest import TASK_ROLES
+    from tests.functional.workflow.test_state_machine import assert_failed
+
+    for role in TASK_ROLES:
+        wf.world.override(role, CONTRACT_VALIDATION="enforce")
+    contract_check.mode.cache_clear()  # read once per process: the handlers run in this one
+    request.addfinalizer(contract_check.mode.cache_clear)
+    real = translate_message.translate
+    monkeypatch.setattr(translate_message, "translate", lambda m, e: {**real(m, e), "payload": {}})
+    staged = wf.s3.list_objects_v2(Bucket=wf.staging_bucket).get("Contents", [])
+    desc = wf.run(make_cnm(wf))
+    response = assert_failed(wf, desc, "PROCESSING_ERROR", reference_schema)
+    assert (
+        "translate_message output violates the workflow contract at $.payload" in response["response"]["errorMessage"]
+    )
+    execution = wf.status_item(f"EXECUTION#{desc['executionArn']}", "EXECUTION")
+    assert execution["error"]["Error"] == "ContractError"
+    assert len(wf.calls["translate_message"]) == 1  # a ContractError is not retried
+    assert wf.calls["sync_granule"] == []
+    assert wf.s3.list_objects_v2(Bucket=wf.staging_bucket).get("Contents", []) == staged
+    # the hook saw no output to check: the step failed (its input and config were checked, and valid)
+    assert contract_watch.violations == []
+    assert contract_watch.checked[("translate_message", "input")] == 1
+    assert contract_watch.checked[("translate_message", "output")] == 0

@@ -99,6 +99,15 @@ def test_each_schema_is_a_valid_draft_07_schema_and_compiles():
         fastjsonschema.compile(body)
 
 
+def test_a_definition_means_the_same_in_every_schema_that_has_it():
+    """Each schema stands alone (as Cumulus's task schemas do); a shared name has one meaning."""
+    seen: dict[str, Any] = {}
+    for step, kind, body in gen_contract.schemas():
+        for name, definition in body.get("definitions", {}).items():
+            assert seen.setdefault(name, definition) == definition, f"{step}/{kind}: definitions.{name} differs"
+    assert {"caught_error", "part_ref", "meta", "granule", "staged_granule", "execution"} <= set(seen)
+
+
 def test_the_config_schema_is_what_each_state_passes_in_parameters():
     for name, state in template_states().items():
         if state["Type"] != "Task":
