@@ -35,9 +35,10 @@ def test_a_step_output_missing_a_required_field_is_caught(wf, contract_watch, mo
     desc = wf.run(make_cnm(wf))
     # the step itself fails later (SyncGranule: no granules) and the workflow answers FAILURE ...
     assert desc["status"] == "FAILED", wf.explain(desc)
-    # ... but the hook names the step that broke the contract first
-    [violation] = contract_watch.violations
-    assert violation.startswith("translate_message output violates the workflow contract at $.payload")
+    # ... but the hook names the step that broke the contract first, then the next step's input
+    first, then = contract_watch.violations
+    assert first.startswith("translate_message output violates the workflow contract at $.payload")
+    assert then.startswith("sync_granule input violates the workflow contract at $.payload")
     assert contract_watch.checked[("translate_message", "output")] == 1
     assert contract_watch.checked[("sync_granule", "output")] == 0  # it failed: no output to check
 
