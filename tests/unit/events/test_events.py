@@ -82,6 +82,16 @@ def read_kinesis_failure(record: dict) -> None:
     read_sns(events.sns_event(json.dumps(record)))  # as hydrate receives it
 
 
+def read_workflow_task(event: dict) -> None:
+    """A workflow task event as a state's Parameters build it (no Powertools class): its step's contract."""
+    from cnm_ingest.workflow import contract_check
+
+    step = contract_check.step_of(event)
+    assert step is not None, event.get("execution")
+    contract_check.validate(step, "config", event)
+    contract_check.validate(step, "input", event["message"])
+
+
 READERS: dict[str, Callable[[dict], None]] = {
     "kinesis_batch": read_kinesis,
     "kinesis_esm_failure": read_kinesis_failure,
@@ -90,6 +100,7 @@ READERS: dict[str, Callable[[dict], None]] = {
     "sqs_recorder_lifecycle": read_sqs,
     "sqs_recorder_out_of_order_and_hostile": read_sqs,
     "stepfunctions_status_change": read_eventbridge,
+    "workflow_translate_message_task": read_workflow_task,
 }
 
 
