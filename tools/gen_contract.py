@@ -12,7 +12,7 @@ receives and returns. From them this writes
 - ``workflow/contract.py``: a TypedDict per step and kind (``SyncGranuleInput`` ...) and one
   per shared definition (``Granule``, ``StagedFile`` ...);
 - ``workflow/contract_validators.py``: fastjsonschema's compiled validator of each schema
-  (``VALIDATORS[(step, kind)]``), so no function compiles a schema at run time;
+  (``FACTORIES[(step, kind)]()`` builds it), so no function compiles a schema at run time;
 and renders the ``workflow-contract`` section of ``docs/INTERFACES.md``, which
 ``tools/gen_docs.py`` writes with the other generated docs.
 """
@@ -102,8 +102,9 @@ def validators_source() -> str:
         out.append(textwrap.indent(code, "    ").rstrip() + "\n")
         out.append("    return validate\n\n")
         names.append((step, kind, factory))
-    out.append("\nVALIDATORS: dict[tuple[str, str], Callable[[Any], Any]] = {\n")
-    out.extend(f"    ({step!r}, {kind!r}): {factory}(),\n" for step, kind, factory in names)
+    out.append("\n# (step, kind) -> the factory of its validator (contract_check builds each on first use)\n")
+    out.append("FACTORIES: dict[tuple[str, str], Callable[[], Callable[[Any], Any]]] = {\n")
+    out.extend(f"    ({step!r}, {kind!r}): {factory},\n" for step, kind, factory in names)
     out.append("}\n")
     return "".join(out)
 

@@ -29,10 +29,11 @@ log = logging.getLogger(__name__)
 
 
 @functools.cache
-def _validators() -> dict[tuple[str, str], Callable[[Any], Any]]:
-    from .contract_validators import VALIDATORS
+def _validator(step: str, kind: str) -> Callable[[Any], Any]:
+    """The compiled validator of ``step``'s ``kind``, built on first use (once per process)."""
+    from .contract_validators import FACTORIES
 
-    return VALIDATORS
+    return FACTORIES[(step, kind)]()
 
 
 def validate(step: str, kind: str, message: Any) -> Any:
@@ -40,7 +41,7 @@ def validate(step: str, kind: str, message: Any) -> Any:
     if step not in STATES or kind not in KINDS:
         raise ValueError(f"no workflow contract for {step!r} {kind!r}: steps {sorted(STATES)}, kinds {KINDS}")
     try:
-        _validators()[(step, kind)](message)
+        _validator(step, kind)(message)
     except Exception as exc:
         from fastjsonschema import JsonSchemaValueException  # imported already, by the validators
 

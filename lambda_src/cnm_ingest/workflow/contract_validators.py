@@ -6567,23 +6567,24 @@ def _stop_status_output() -> Callable[[Any], Any]:
     return validate
 
 
-VALIDATORS: dict[tuple[str, str], Callable[[Any], Any]] = {
-    ('start_status', 'input'): _start_status_input(),
-    ('start_status', 'config'): _start_status_config(),
-    ('start_status', 'output'): _start_status_output(),
-    ('translate_message', 'input'): _translate_message_input(),
-    ('translate_message', 'config'): _translate_message_config(),
-    ('translate_message', 'output'): _translate_message_output(),
-    ('sync_granule', 'input'): _sync_granule_input(),
-    ('sync_granule', 'config'): _sync_granule_config(),
-    ('sync_granule', 'output'): _sync_granule_output(),
-    ('cnm_response', 'input'): _cnm_response_input(),
-    ('cnm_response', 'config'): _cnm_response_config(),
-    ('cnm_response', 'output'): _cnm_response_output(),
-    ('park_response', 'input'): _park_response_input(),
-    ('park_response', 'config'): _park_response_config(),
-    ('park_response', 'output'): _park_response_output(),
-    ('stop_status', 'input'): _stop_status_input(),
-    ('stop_status', 'config'): _stop_status_config(),
-    ('stop_status', 'output'): _stop_status_output(),
+# (step, kind) -> the factory of its validator (contract_check builds each on first use)
+FACTORIES: dict[tuple[str, str], Callable[[], Callable[[Any], Any]]] = {
+    ('start_status', 'input'): _start_status_input,
+    ('start_status', 'config'): _start_status_config,
+    ('start_status', 'output'): _start_status_output,
+    ('translate_message', 'input'): _translate_message_input,
+    ('translate_message', 'config'): _translate_message_config,
+    ('translate_message', 'output'): _translate_message_output,
+    ('sync_granule', 'input'): _sync_granule_input,
+    ('sync_granule', 'config'): _sync_granule_config,
+    ('sync_granule', 'output'): _sync_granule_output,
+    ('cnm_response', 'input'): _cnm_response_input,
+    ('cnm_response', 'config'): _cnm_response_config,
+    ('cnm_response', 'output'): _cnm_response_output,
+    ('park_response', 'input'): _park_response_input,
+    ('park_response', 'config'): _park_response_config,
+    ('park_response', 'output'): _park_response_output,
+    ('stop_status', 'input'): _stop_status_input,
+    ('stop_status', 'config'): _stop_status_config,
+    ('stop_status', 'output'): _stop_status_output,
 }
