@@ -750,6 +750,18 @@ variable "sync_concurrency" {
   }
 }
 
+variable "contract_validation" {
+  description = "Check every workflow step against its schemas (lambda_src/cnm_ingest/workflow/schemas) at run time: off (default), warn (log violations) or enforce (a violation fails the step, answered FAILURE)."
+  type        = string
+  default     = "off"
+  nullable    = false
+
+  validation {
+    condition     = contains(["off", "warn", "enforce"], var.contract_validation)
+    error_message = "contract_validation must be off, warn or enforce."
+  }
+}
+
 variable "response_retry_interval_seconds" {
   description = "Seconds before the first retry of a failed CnmResponse step."
   type        = number

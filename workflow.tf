@@ -45,6 +45,7 @@ module "workflow" {
   sync_concurrency                = var.sync_concurrency
   response_retry_interval_seconds = var.response_retry_interval_seconds
   response_retry_max_attempts     = var.response_retry_max_attempts
+  contract_validation             = var.contract_validation
 
   extra_states             = var.extra_states
   extra_states_start_at    = var.extra_states_start_at

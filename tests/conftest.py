@@ -20,7 +20,7 @@ from localaws.pipeline import shared_cnm_dir
 # created, so moto must be imported before the first Session: here, first.
 
 # The applied stack (examples applied by pytest-terraform, snapshot, worlds): fixtures, no autouse.
-pytest_plugins = ["tests.worlds"]
+pytest_plugins = ["tests.worlds", "tests.contract"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CNM = shared_cnm_dir()

@@ -12,6 +12,8 @@ every ``modules/*`` and every ``examples/*``, and of ``docs/inputs.md`` for the
 root module (its README is for the people who adopt the module, and stays short).
 :func:`error_codes_table` is the error code table of ``docs/INTERFACES.md``, from
 ``cnm_ingest.errors`` (the product carries no docs generator).
+It also writes the workflow message section of ``docs/INTERFACES.md`` from the
+step schemas (``tools/gen_contract.py`` renders it).
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from pathlib import Path
 import hcl2
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tools import gen_contract  # noqa: E402
+
 BEGIN, END = "<!-- BEGIN_TF_DOCS -->", "<!-- END_TF_DOCS -->"
 
 
@@ -155,6 +161,13 @@ def main(argv: list[str] | None = None) -> int:
             stale.append(directory.relative_to(ROOT).as_posix() or ".")
             if not args.check:
                 doc_path(directory).write_text(new)
+    interfaces = gen_contract.INTERFACES
+    current = interfaces.read_text(encoding="utf-8")
+    new = gen_contract.updated_interfaces(current)
+    if current != new:
+        stale.append(interfaces.relative_to(ROOT).as_posix())
+        if not args.check:
+            interfaces.write_text(new, encoding="utf-8")
     if args.check and stale:
         print("stale Inputs/Outputs tables (run: python tools/gen_docs.py):", *stale, sep="\n  ")
         return 1

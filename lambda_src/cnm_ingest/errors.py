@@ -145,6 +145,16 @@ class WorkflowPayloadError(CnmIngestError):
     error_code = "PROCESSING_ERROR"
 
 
+class ContractError(CnmIngestError):
+    """A workflow step's input, config or output does not conform to its schema (workflow/schemas/<step>)."""
+
+    error_code = "PROCESSING_ERROR"
+
+    def __init__(self, step: str, kind: str, message: str, path: str = "$"):
+        super().__init__(f"{step} {kind} violates the workflow contract at {path}: {message}")
+        self.step, self.kind, self.path = step, kind, path
+
+
 ERROR_CODES = ("VALIDATION_ERROR", "PROCESSING_ERROR", "TRANSFER_ERROR")
 
 

@@ -30,10 +30,14 @@ locals {
   # environment naming this module's resources and inputs, its permissions and
   # the customer keys of what it touches.
   # Every task reads (and may rewrite) the workflow message, whose large parts live in the payload bucket.
-  common_environment = {
-    PAYLOAD_BUCKET         = var.payload_bucket_name
-    WORKFLOW_OFFLOAD_BYTES = tostring(var.workflow_offload_bytes)
-  }
+  # CONTRACT_VALIDATION only when the contract is checked: the default leaves the functions as they were.
+  common_environment = merge(
+    {
+      PAYLOAD_BUCKET         = var.payload_bucket_name
+      WORKFLOW_OFFLOAD_BYTES = tostring(var.workflow_offload_bytes)
+    },
+    var.contract_validation == "off" ? {} : { CONTRACT_VALIDATION = var.contract_validation },
+  )
   environment = {
     start_status      = { EXECUTIONS_TABLE = var.executions_table_name }
     translate_message = {}

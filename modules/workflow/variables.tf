@@ -287,6 +287,22 @@ variable "response_retry_max_attempts" {
 }
 
 ################################################################################
+# Workflow contract
+################################################################################
+
+variable "contract_validation" {
+  description = "CONTRACT_VALIDATION of every task: check each step's task event and input before it runs and its output after it against lambda_src/cnm_ingest/workflow/schemas. off: no check (the variable is not set); warn: log a violation and go on; enforce: a violation fails the step (ContractError, answered FAILURE)."
+  type        = string
+  default     = "off"
+  nullable    = false
+
+  validation {
+    condition     = contains(["off", "warn", "enforce"], var.contract_validation)
+    error_message = "contract_validation must be off, warn or enforce."
+  }
+}
+
+################################################################################
 # DAAC extension
 ################################################################################
 

@@ -507,10 +507,26 @@ def test_workflow_module_wired_with_the_agreed_interface():
         "executions_table_arn",
         "idempotency_table_name",
         "idempotency_table_arn",
+        # issue 21: the workflow contract checked at run time
+        "contract_validation",
     }
     assert set(call) == expected
     assert call["source"] == "./modules/workflow"
     assert "local.functions[key]" in call["functions"]
+
+
+def test_contract_validation_is_off_by_default_validated_and_set_only_when_on():
+    """CONTRACT_VALIDATION (cnm_ingest.workflow.contract_check.MODES): root -> modules/workflow -> every task."""
+    from cnm_ingest.workflow import contract_check
+
+    assert named(ROOT, "module")["workflow"]["contract_validation"] == "var.contract_validation"
+    for directory in (ROOT, ROOT / "modules" / "workflow"):
+        variable = named(directory, "variable")["contract_validation"]
+        assert default_of(directory, "contract_validation") == "off" and variable["type"] == "string"
+        [validation] = variable["validation"]
+        assert all(f'"{mode}"' in validation["condition"] for mode in contract_check.MODES), validation
+    main = (ROOT / "modules" / "workflow" / "main.tf").read_text()
+    assert 'var.contract_validation == "off" ? {} : { CONTRACT_VALIDATION = var.contract_validation }' in main
 
 
 def test_rules_without_workflow_use_the_builtin_state_machine():

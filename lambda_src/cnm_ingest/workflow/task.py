@@ -16,6 +16,7 @@ from typing import Any
 
 from cnm_ingest import aws
 from cnm_ingest.errors import TransientError
+from cnm_ingest.workflow import contract_check
 
 Message = dict[str, Any]
 Execution = dict[str, Any]
@@ -43,16 +44,23 @@ def run(event: dict[str, Any], step: Callable[[Message, Execution], Message]) ->
 
     Step Functions retries ``TransientError`` (see the state machine's Retry
     blocks); every other exception keeps its class name as the Step Functions
-    error name, which the Catch blocks route to CnmResponse.
+    error name, which the Catch blocks route to CnmResponse. Under
+    ``CONTRACT_VALIDATION`` the task event, the input and the output are checked
+    against the step's schemas (:mod:`cnm_ingest.workflow.contract_check`).
     """
     message, execution = unwrap(event)
+    contract = contract_check.step_of(event)  # checked under CONTRACT_VALIDATION (default off)
     try:
-        return step(message, execution)
+        contract_check.check(contract, "config", event)
+        contract_check.check(contract, "input", message)
+        out = step(message, execution)
+        contract_check.check(contract, "output", out)
     except Exception as exc:
         if aws.is_transient(exc):
             raise bounded(TransientError(f"{type(exc).__name__}: {exc}")) from exc
         bounded(exc)
         raise
+    return out
 
 
 def bounded(exc: BaseException) -> BaseException:

@@ -16,7 +16,18 @@ from tests.conftest import ROOT
 def test_the_cli_is_installed_by_the_project_and_in_no_lambda_zip():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["scripts"]["cnm-ingest"] == "cnm_ingest_cli.main:main"
-    assert set(project["tool"]["setuptools"]["packages"]) == {"cnm_ingest", "cnm_ingest_cli"}
+    # every package of lambda_src/cnm_ingest (a pip install of the CLI imports them), and the CLI's
+    src = ROOT / "lambda_src"
+    on_disk = {".".join(p.parent.relative_to(src).parts) for p in (src / "cnm_ingest").rglob("__init__.py")}
+    assert set(project["tool"]["setuptools"]["packages"]) == on_disk | {"cnm_ingest_cli"}
+    # and every data file in them (the CNM schema, the step schemas)
+    data = project["tool"]["setuptools"]["package-data"]
+    for path in (src / "cnm_ingest").rglob("*.json"):
+        package = ".".join(path.parent.relative_to(src).parts)
+        while package not in on_disk:
+            package = package.rsplit(".", 1)[0]
+        base = src / package.replace(".", "/")
+        assert any(path.match(str(base / g)) for g in data.get(package, [])), f"{path} is in no package-data glob"
     cli_deps = {d.split("==")[0] for d in project["project"]["optional-dependencies"]["cli"]}
     assert {"click", "rich", "boto3"} <= cli_deps
     assert not cli_deps & {d.split("==")[0] for d in project["project"]["dependencies"]}  # not in the layer

@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 
+import pytest
+
 from cnm_ingest import aws
 
 
@@ -70,6 +72,7 @@ def test_three_cnms_for_one_granule_started_together(wf):
     assert wf.s3.list_multipart_uploads(Bucket=wf.staging_bucket).get("Uploads", []) == []
 
 
+@pytest.mark.contract_break  # meta.cnm_ref is not workflow/<sha256>: outside the workflow contract on purpose
 def test_an_offloaded_reference_outside_the_payload_area_fails_before_any_read(wf):
     """A workflow input whose meta.cnm_ref names a staged object (matching size and digest) is refused by
     TranslateMessage before any S3 call: the execution fails, the object is never read."""

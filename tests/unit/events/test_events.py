@@ -90,6 +90,16 @@ def read_schedule(event: dict) -> None:
     assert len(e.resources) == 1 and e.resources[0].startswith("arn:aws:events:") and ":rule/" in e.resources[0]
 
 
+def read_workflow_task(event: dict) -> None:
+    """A workflow task event as a state's Parameters build it (no Powertools class): its step's contract."""
+    from cnm_ingest.workflow import contract_check
+
+    step = contract_check.step_of(event)
+    assert step is not None, event.get("execution")
+    contract_check.validate(step, "config", event)
+    contract_check.validate(step, "input", event["message"])
+
+
 READERS: dict[str, Callable[[dict], None]] = {
     "eventbridge_scheduled": read_schedule,
     "kinesis_batch": read_kinesis,
@@ -99,6 +109,7 @@ READERS: dict[str, Callable[[dict], None]] = {
     "sqs_recorder_lifecycle": read_sqs,
     "sqs_recorder_out_of_order_and_hostile": read_sqs,
     "stepfunctions_status_change": read_eventbridge,
+    "workflow_translate_message_task": read_workflow_task,
 }
 
 
