@@ -2,7 +2,7 @@
 
 Each Lambda Task of moto's Step Functions interpreter goes through the invoker that
 ``localaws.server.set_lambda_invoker`` installs: the in-process one of the applied-stack tiers
-(``tests.stack.World.lambda_task``) or the localaws runtime's (``Runtime._sfn_invoke``, e2e and
+(``tests.worlds.World.lambda_task``) or the localaws runtime's (``Runtime._sfn_invoke``, e2e and
 pipeline tests). This plugin wraps whichever invoker is installed: the task event (``config``) and
 its message (``input``) are checked before the task runs, and what it returns (``output``) after,
 unless the task failed (a failed task has no output: the state's Catch takes over). The checks are

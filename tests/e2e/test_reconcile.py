@@ -34,10 +34,10 @@ from cnm_ingest_cli.stack import find
 
 from cnm_ingest import aws
 from cnm_ingest import reconcile as rec
+from demo.cli_demo import paused
 from localaws import faults, pipeline, server
 from localaws.runtime import Runtime
 from tests.cli_runner import Cli
-from tools.cli_demo import paused
 
 from .conftest import EXAMPLES, REGION
 from .test_cli import _terraform_output_json
