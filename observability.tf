@@ -100,8 +100,8 @@ module "reconcile" {
   stuck_after_seconds     = var.reconcile.stuck_after_seconds
   notification_stream_arn = local.notification_stream_arn
   response_stream_arn     = local.response_stream_arn
-  executions_table_name   = module.recorder[0].table_name
-  executions_table_arn    = module.recorder[0].table_arn
+  executions_table_name   = module.executions.table_name
+  executions_table_arn    = module.executions.table_arn
   idempotency_table_name  = aws_dynamodb_table.idempotency.name
   idempotency_table_arn   = aws_dynamodb_table.idempotency.arn
 

@@ -91,10 +91,10 @@ CASES = {
     "no executions table": Case(
         ("--prefix", "daac-sit", "status"), 3, f"no executions table daac-sit-executions in us-east-1: {LIKELY}"
     ),
-    "no recorder": Case(
+    "stack from before the one status store": Case(
         ("--prefix", "daac-sit", "status"),
         3,
-        "create_recorder = true",
+        "has no status store yet: apply cnm-ingest 0.3.0 or later",
         setup=lambda _mp, _t: _table("daac-sit-rules"),
     ),
     "no rules table": Case(

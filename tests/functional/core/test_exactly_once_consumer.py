@@ -264,7 +264,7 @@ def hydrate_run(world: World, remaining_ms: int = 0) -> consume.Run:
 
 
 def test_hydrate_parks_once_when_the_answer_to_its_in_progress_write_is_lost(world, samples):
-    from handlers import hydrate
+    from cnm_ingest.consumer import hydrate
 
     records = put_notifications(world, [bad_cnm(samples), bad_cnm(samples)])
     faults = Faults()
