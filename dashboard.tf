@@ -19,8 +19,9 @@ data "aws_region" "dashboard" {
   count = var.create_dashboard ? 1 : 0
 }
 
+# Only when the caller does not give the account id (as modules/dead_letter): a plan without STS sets var.account_id.
 data "aws_caller_identity" "dashboard" {
-  count = var.create_dashboard ? 1 : 0
+  count = var.create_dashboard && var.account_id == null ? 1 : 0
 }
 
 locals {
@@ -40,7 +41,7 @@ locals {
       "arn:%s:states:%s:%s:stateMachine:%s",
       try(data.aws_partition.dashboard[0].partition, "aws"),
       local.dashboard_region,
-      try(data.aws_caller_identity.dashboard[0].account_id, ""),
+      var.account_id != null ? var.account_id : try(data.aws_caller_identity.dashboard[0].account_id, ""),
       module.workflow.state_machine_name,
     )],
     [for r in var.rules : r.workflow_arn if r.workflow_arn != null],

@@ -20,7 +20,8 @@
 #   workflow.tf       the Step Functions workflow and its task functions
 #   ingest.tf         config tables, message consumer, fallback consumer,
 #                     hydrate; then the DLQ policy naming every writer
-#   observability.tf  stream loggers and alarms
+#   observability.tf  stream loggers, alarms and scheduled reconciliation
+#   dashboard.tf      the CloudWatch dashboard (reads what every file above declares)
 #   moved.tf          where resources of earlier versions moved to
 
 ################################################################################

@@ -38,6 +38,7 @@ locals {
   alarmed_function_names = merge(
     { for k, f in local.deployed_functions : k => f.function_name },
     var.create_recorder ? { recorder = local.functions.recorder.name } : {},
+    var.create_recorder && var.reconcile.enabled ? { reconcile = local.functions.reconcile.name } : {},
     module.workflow.function_names,
   )
 }

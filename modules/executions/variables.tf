@@ -1,11 +1,6 @@
 variable "prefix" {
   description = "Name prefix: the table is <prefix>-executions unless table_name is given."
   type        = string
-
-  validation {
-    condition     = can(regex("^[A-Za-z0-9_.-]{1,200}$", var.prefix))
-    error_message = "prefix must be 1-200 characters of A-Z, a-z, 0-9, '_', '-' and '.' (DynamoDB table names)."
-  }
 }
 
 variable "table_name" {

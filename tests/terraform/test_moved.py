@@ -201,8 +201,10 @@ def interfaces_environment() -> dict[str, tuple[set[str], bool]]:
         who = set(FUNCTION_KEYS) if who == {"all"} else who
         who = (who - {"logger"}) | ({"inbound_logger", "outbound_logger"} if "logger" in who else set())
         who = (who - {"every workflow task"}) | (set(WORKFLOW_TASKS) if "every workflow task" in who else set())
-        for name in re.findall(r"`([A-Z_]+)`", cells[0]):
-            table[name] = (who, cells[2].startswith("optional"))
+        optional = cells[2].startswith("optional")
+        for name in re.findall(r"`([A-Z_]+)`", cells[0]):  # a variable may have a row per group of functions
+            before, was_optional = table.get(name, (set(), True))
+            table[name] = (before | who, was_optional and optional)
     assert len(table) >= 15, table
     return table
 

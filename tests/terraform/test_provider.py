@@ -215,6 +215,7 @@ def test_alarms_watch_the_stream_the_dlq_and_every_function(example, request):
     ]
     expected += [f"{name.removeprefix(prefix)}-errors" for name in functions]
     expected += [f"cnm-workflow-executions-{m}" for m in ("failed", "timed-out", "aborted")]  # issue 8
+    expected += [f"reconcile-{m}" for m in ("unanswered", "stuck", "lost")]  # issue 23, every collection
     assert sorted(alarms) == sorted(prefix + e for e in expected)
     for m in ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"):
         [alarm] = [a for a in alarms.values() if a["metric_name"] == m]

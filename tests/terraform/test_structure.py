@@ -91,6 +91,7 @@ def test_root_split_by_concern_in_dependency_order():
         "workflow.tf",
         "ingest.tf",
         "observability.tf",
+        "dashboard.tf",
     ]
     present = sorted(p.name for p in ROOT.glob("*.tf") if p.name not in ("variables.tf", "outputs.tf", "versions.tf"))
     assert present == sorted([*order, "moved.tf"])
@@ -286,4 +287,6 @@ def test_moved_blocks_cover_the_shared_sinks():
         "module.consumer.module.failed_batch_bucket": "module.dead_letter.module.failed_batch_bucket",
         # issue 8's shared idempotency table, first declared in modules/consumer, belongs to no single writer
         "module.consumer.aws_dynamodb_table.idempotency": "aws_dynamodb_table.idempotency",
+        # issue 21's one status store: the recorder's executions table, now written by the workflow too
+        "module.recorder[0].aws_dynamodb_table.executions": "module.executions.aws_dynamodb_table.this",
     }
