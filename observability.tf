@@ -105,6 +105,9 @@ module "reconcile" {
   executions_table_arn    = module.executions.table_arn
   idempotency_table_name  = aws_dynamodb_table.idempotency.name
   idempotency_table_arn   = aws_dynamodb_table.idempotency.arn
+  shared_environment = {
+    for k in ["RULES_TABLE", "COLLECTIONS_TABLE", "PROVIDERS_TABLE", "DLQ_URL", "PAYLOAD_BUCKET"] : k => local.routing_environment[k]
+  }
 
   create_alarms     = var.create_alarms
   alarm_collections = var.reconcile.alarm_collections

@@ -385,7 +385,8 @@ def _temporary_objects(stack: Any, client: Callable[[str], Any]) -> list[str]:
 
 
 def _store_problems(stack: Any, client: Callable[[str], Any], out: Outcome) -> list[str]:
-    """Executions whose store item is not at DescribeExecution's status with exactly one terminal event."""
+    """Executions whose store item is not at DescribeExecution's status with exactly one terminal event of the
+    recorder."""
     table = stack.function("recorder").environment["EXECUTIONS_TABLE"]
     ddb = client("dynamodb")
     problems = []
@@ -396,7 +397,11 @@ def _store_problems(stack: Any, client: Callable[[str], Any], out: Outcome) -> l
                 Key={"pk": {"S": f"EXECUTION#{e['executionArn']}"}, "sk": {"S": "EXECUTION"}},
                 ConsistentRead=True,
             ).get("Item")
-            final = [k for k in (item or {}) if k.startswith("ev:") and not k.startswith("ev:RUNNING:")]
+            # the recorder's terminal event, ev:<status>:<redrive count> (a workflow step's own write,
+            # ev:<status>:<redrive count>:<StartStatus|StopStatus>, is one more writer of the one store: issue 21)
+            final = [
+                k for k in (item or {}) if k.startswith("ev:") and not k.startswith("ev:RUNNING:") and k.count(":") == 2
+            ]
             if item is None or item["status"]["S"] != e["status"] or len(final) != 1:
                 status = None if item is None else item["status"]["S"]
                 problems.append(f"{e['executionArn']}: store {status} {sorted(final)} vs {e['status']}")

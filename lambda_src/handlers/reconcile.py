@@ -24,13 +24,13 @@ from cnm_ingest import aws, observability, reconcile
 logger, metrics = observability.tools("reconcile")
 
 
-def _seconds(name: str, default: int) -> timedelta:
-    return timedelta(seconds=int(os.environ.get(name) or default))
+def _seconds(value: str | None, default: int) -> timedelta:
+    return timedelta(seconds=int(value or default))
 
 
 def run(now: datetime) -> reconcile.Report:
-    end = now - _seconds("RECONCILE_SETTLE_SECONDS", 300)
-    start = end - _seconds("RECONCILE_WINDOW_SECONDS", 3600)
+    end = now - _seconds(os.environ.get("RECONCILE_SETTLE_SECONDS"), 300)
+    start = end - _seconds(os.environ.get("RECONCILE_WINDOW_SECONDS"), 3600)
     facts = reconcile.collect(
         notification_stream=aws.env("NOTIFICATION_STREAM_ARN"),
         response_stream=aws.env("RESPONSE_STREAM_ARN"),
@@ -40,7 +40,7 @@ def run(now: datetime) -> reconcile.Report:
         now=now,
     )
     facts.parked = reconcile.parked_by_markers(facts, aws.env("IDEMPOTENCY_TABLE"))
-    return reconcile.decide(facts, stuck_after=_seconds("RECONCILE_STUCK_AFTER_SECONDS", 7200))
+    return reconcile.decide(facts, stuck_after=_seconds(os.environ.get("RECONCILE_STUCK_AFTER_SECONDS"), 7200))
 
 
 def publish(report: reconcile.Report) -> None:

@@ -59,7 +59,7 @@ module "function" {
   source = "../lambda_function"
 
   function = merge(var.function, {
-    environment_variables = merge(var.function.environment_variables, {
+    environment_variables = merge(var.function.environment_variables, var.shared_environment, {
       NOTIFICATION_STREAM_ARN       = var.notification_stream_arn
       RESPONSE_STREAM_ARN           = var.response_stream_arn
       EXECUTIONS_TABLE              = var.executions_table_name

@@ -126,3 +126,9 @@ variable "alarm_period_seconds" {
     error_message = "alarm_period_seconds must be a multiple of 60."
   }
 }
+
+variable "shared_environment" {
+  description = "Environment the code the reconcile function imports reads besides its own (cnm_ingest.reconcile shares the consumer's and CnmResponse's modules: the config tables, the DLQ and the payload bucket, by name). No IAM comes with it: the scheduled run only reads the streams, the status store and the markers."
+  type        = map(string)
+  default     = {}
+}

@@ -680,7 +680,7 @@ def test_dlq_redrive_resends_a_parked_response_once_and_rehydrates_a_gap_or_says
     """A parked response is sent again once (twice parked, redriven twice and at once: one answer); a gap entry
     whose range is still in the stream is read again and its records ingested once; a range the stream no longer
     has is reported lost with its range and count, stays in the DLQ, and the exit code is 7."""
-    from cnm_ingest.response import build_response
+    from cnm_ingest.cnm.response_message import build_response
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", live.env["AWS_ENDPOINT_URL"])
     aws.reset()

@@ -59,7 +59,7 @@ THROTTLE_CODES = frozenset(
 
 def concurrency(value: Any = None) -> int:
     """Transfers at once: ``value``, else ``SYNC_CONCURRENCY``, else :data:`DEFAULT_CONCURRENCY`; 1..MAX."""
-    raw = value if value is not None else os.environ.get(CONCURRENCY_ENV) or DEFAULT_CONCURRENCY
+    raw = value if value is not None else os.environ.get("SYNC_CONCURRENCY") or DEFAULT_CONCURRENCY
     try:
         number = int(raw)
     except (TypeError, ValueError):

@@ -79,7 +79,7 @@ def test_under_enforce_a_step_breaking_its_contract_fails_and_is_answered_once(
         "translate_message output violates the workflow contract at $.payload" in response["response"]["errorMessage"]
     )
     execution = wf.status_item(f"EXECUTION#{desc['executionArn']}", "EXECUTION")
-    assert execution["error"]["Error"] == "ContractError"
+    assert execution["original_error"]["Error"] == "ContractError"
     assert len(wf.calls["translate_message"]) == 1  # a ContractError is not retried
     assert wf.calls["sync_granule"] == []
     assert wf.s3.list_objects_v2(Bucket=wf.staging_bucket).get("Contents", []) == staged
