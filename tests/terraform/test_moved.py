@@ -63,6 +63,7 @@ EXPECTED_CREATED = [
     r'module\.cnm_ingest\.module\.alarms\[0\]\.aws_cloudwatch_metric_alarm\.this\["recorder-errors"\]',
     r"module\.cnm_ingest\.module\.workflow\.aws_iam_role(_policy)?\.provider_read",  # provider reads (issue 18)
     r"module\.cnm_ingest\.module\.reconcile\[0\]\..+",  # scheduled reconciliation (issue 23)
+    r'module\.cnm_ingest\.module\.alarms\[0\]\.aws_cloudwatch_metric_alarm\.this\["reconcile-errors"\]',  # its errors
     r"module\.cnm_ingest\.aws_cloudwatch_dashboard\.this\[0\]",  # the dashboard (issue 23)
 ]
 
