@@ -672,7 +672,7 @@ class Redriver:
         if self.dry_run:
             return out | {"outcome": "would-answer"}
         variables = function_environment(self.stack, "cnm-response")
-        table = variables.get("STATUS_TABLE") or f"{self.stack.prefix}-workflow-status"
+        table = variables.get("IDEMPOTENCY_TABLE") or f"{self.stack.prefix}-idempotency"  # CnmResponse's markers
         try:
             destinations = response_message.destinations_from_env(variables) or [self.stack.response_stream_arn]
             before = cnm_response.delivered_to(execution, status, table=table, destinations=destinations)

@@ -148,6 +148,20 @@ def executions_of(client: Any, rt: Runtime, identifiers: set[str]) -> dict[str, 
     return out
 
 
+def ours(ident: Any) -> bool:
+    """An identifier of this scenario's CNMs: the session's other tests share the stack (their records, executions,
+    answers and DLQ entries are theirs, not counted here)."""
+    return isinstance(ident, str) and ident.startswith("rec-")
+
+
+def scenario_only(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` with only this scenario's records (a trimmed record of another test keeps its row), counts
+    recomputed from them."""
+    rows = [r for r in report["rows"] if ours(r.get("identifier"))]
+    counts = {fate: sum(1 for r in rows if r["fate"] == fate) for fate in report["counts"]}
+    return {**report, "rows": rows, "counts": counts}
+
+
 class Counts:
     """Side effects per identifier, read from AWS, no collapsing."""
 
@@ -164,7 +178,9 @@ class Counts:
         for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=self.machine):
             for e in page["executions"]:
                 message = json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"])
-                found[message["meta"]["cnm"]["identifier"]] += 1
+                ident = ((message.get("meta") or {}).get("cnm") or {}).get("identifier")
+                if ours(ident):
+                    found[ident] += 1
         return found
 
     def answers(self) -> Counter[tuple[str, str]]:
@@ -172,18 +188,22 @@ class Counts:
         found: Counter[tuple[str, str]] = Counter()
         for r in records:
             m = json.loads(r["Data"])
-            found[(m["identifier"], m["response"]["status"])] += 1
+            if ours(m.get("identifier")):
+                found[(m["identifier"], m["response"]["status"])] += 1
         return found
 
     def dlq(self) -> Counter[str]:
         found: Counter[str] = Counter()
         for entry in pipeline.dlq_entries(self.client("sqs"), self.dlq_url):
             if entry.get("envelope") == "response":
-                found[f"response:{(entry.get('response') or {}).get('identifier')}"] += 1
+                ident = (entry.get("response") or {}).get("identifier")
+                if ours(ident):
+                    found[f"response:{ident}"] += 1
             else:
                 payload = pipeline.decode(entry)
                 ident = json.loads(payload).get("identifier") if payload else None
-                found[f"record:{ident}"] += 1
+                if ours(ident) or ident is None:
+                    found[f"record:{ident}"] += 1
         return found
 
     def all(self) -> dict[str, Any]:
@@ -277,7 +297,7 @@ def run_scenario(rt: Runtime, client: Any, groups: dict[str, list[pipeline.Recor
         with faults.injected() as inj:
             inj.trim(stream, before=str(on_shard[TRIMMED][0]), shard_id=shard)
             window = ("reconcile", "--from", start.isoformat(), "--to", end.isoformat(), "--stuck-after", "2s")
-            before = cli.json(*window, code=8)
+            before = scenario_only(cli.json(*window, code=8))
             before_text = cli(*window, code=8).output
             counts_before = Counts(client, rt).all()
             # --fix --apply twice at once (threads), then once more: each side effect at most once
@@ -299,7 +319,7 @@ def run_scenario(rt: Runtime, client: Any, groups: dict[str, list[pipeline.Recor
         counts_fixed = Counts(client, rt).all()
         with faults.injected() as inj:
             inj.trim(stream, before=str(on_shard[TRIMMED][0]), shard_id=shard)
-            after = cli.json(*window, code=8)
+            after = scenario_only(cli.json(*window, code=8))
             after_text = cli(*window, code=8).output
             fourth = cli.json(*window, "--fix", "--apply")
     settle(rt, client, held=hung_names)  # the consumer resumes: the lost records, started already, start nothing
