@@ -376,7 +376,9 @@ def test_every_record_gets_its_fate_exactly(scenario):
         rec.LOST: LOST,
     }
     (gap,) = before["gaps"]
-    assert gap["known"] == TRIMMED and gap["stream_count"] is None and gap["shard"]
+    # the store knows this scenario's trimmed records (each row above says in_gap), and any earlier test's on
+    # that shard: the session's tests share the stack
+    assert gap["known"] >= TRIMMED and gap["stream_count"] is None and gap["shard"]
     bad = [r for r in before["rows"] if r["identifier"].startswith("rec-bad")]
     assert {r["detail"] for r in bad} == {"VALIDATION_ERROR"}
     parked = [r for r in before["rows"] if r["fate"] == rec.PARKED]
