@@ -154,6 +154,16 @@ def ours(ident: Any) -> bool:
     return isinstance(ident, str) and ident.startswith("rec-")
 
 
+def _identifier_of(payload: str | bytes | None) -> Any:
+    """The identifier of a parked record's payload, or None: other tests of the session park bytes that are not
+    JSON, or JSON that is not an object (their poison pills), on the one DLQ."""
+    try:
+        message = json.loads(payload) if payload else None
+    except ValueError:
+        return None
+    return message.get("identifier") if isinstance(message, dict) else None
+
+
 def scenario_only(report: dict[str, Any]) -> dict[str, Any]:
     """``report`` with only this scenario's records (a trimmed record of another test keeps its row), counts
     recomputed from them."""
@@ -200,9 +210,8 @@ class Counts:
                 if ours(ident):
                     found[f"response:{ident}"] += 1
             else:
-                payload = pipeline.decode(entry)
-                ident = json.loads(payload).get("identifier") if payload else None
-                if ours(ident) or ident is None:
+                ident = _identifier_of(pipeline.decode(entry))
+                if ours(ident):
                     found[f"record:{ident}"] += 1
         return found
 
