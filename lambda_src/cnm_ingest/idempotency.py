@@ -29,7 +29,10 @@ When the store itself fails (:func:`guarded`, used here and by
 
 Every call registers the invocation's Lambda context, so an in-progress item
 of a crashed attempt expires with the invocation (its remaining time), not
-with the record's TTL.
+with the record's TTL. Outside Lambda (the CLI's replay, reingest and
+``reconcile --fix``) there is no invocation: the context is an
+:class:`OperatorLease` of :data:`OPERATOR_LEASE_SECONDS`, so a command killed
+half-way blocks its records for that long, not for days.
 
 Powertools' idempotency package is imported when a side effect first runs
 (or the error class is first named), not when this module is: the message
@@ -67,6 +70,7 @@ __all__ = ["ANSWER", "ANSWER_BODY", "FALLBACK", "GAP", "PARK", "IdempotencyAlrea
 
 
 # The success write after a done side effect: tried again this often (botocore's own retries come first).
+OPERATOR_LEASE_SECONDS = 300  # an operator command's one side effect finishes well inside it
 LATE_SAVE_ATTEMPTS = 3
 LATE_SAVE_BACKOFF_SECONDS = 0.2
 # Tests replace this to avoid real waiting.
@@ -215,13 +219,25 @@ def record_key(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class OperatorLease:
+    """The Lambda context's stand-in outside Lambda: Powertools asks it only for the time left, and sets an
+    in-progress item's expiry from the answer. Each side effect gets the whole lease."""
+
+    def __init__(self, seconds: float = OPERATOR_LEASE_SECONDS):
+        self.millis = int(seconds * 1000)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.millis
+
+
 class Once:
-    """Run a side effect at most once per record key, on the table ``table``."""
+    """Run a side effect at most once per record key, on the table ``table``; ``context``: the invocation's
+    Lambda context (none: an :class:`OperatorLease`)."""
 
     def __init__(self, table: str, context: Any = None, *, ttl: int | None = None):
         self.table = table
         self.ttl = ttl or int(os.environ.get("IDEMPOTENCY_TTL_SECONDS") or DEFAULT_TTL_SECONDS)
-        self.context = context
+        self.context: Any = context if context is not None else OperatorLease()  # duck-typed: the time left
         self._config: IdempotencyConfig | None = None
 
     @property
@@ -233,8 +249,7 @@ class Once:
             config = IdempotencyConfig(
                 event_key_jmespath=RECORD_KEY, raise_on_no_idempotency_key=True, expires_after_seconds=self.ttl
             )
-            if self.context is not None:
-                config.register_lambda_context(self.context)
+            config.register_lambda_context(self.context)
             self._config = config
         return self._config
 

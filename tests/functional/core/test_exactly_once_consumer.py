@@ -175,6 +175,39 @@ def test_a_lost_answer_is_repeated_byte_for_byte(world, samples):
     assert len(world.parked()) == 1
 
 
+def test_outside_lambda_an_in_progress_item_expires_with_the_operator_lease(world, samples):
+    """The CLI's replay and reconcile --fix have no Lambda context: a command killed after its in-progress write
+    blocks the record for the lease (OPERATOR_LEASE_SECONDS), not for the record's TTL (8 days)."""
+    import time
+
+    class Killed(BaseException):
+        pass
+
+    def killed(**_):
+        raise Killed
+
+    [record] = put_notifications(world, [bad_cnm(samples)])
+    sqs = aws.client("sqs")
+    sqs.meta.events.register("before-call.sqs.SendMessageBatch", killed, unique_id="killed")
+    run = make_run(world)
+    run.once = idempotency.Once(IDEMPOTENCY_TABLE)  # as cli/ builds it: no context
+    written = time.time()
+    with pytest.raises(Killed):
+        consume.consume(record, run)
+    sqs.meta.events.unregister("before-call.sqs.SendMessageBatch", unique_id="killed")
+    [park] = [
+        i
+        for i in aws.client("dynamodb").scan(TableName=IDEMPOTENCY_TABLE)["Items"]
+        if i["id"]["S"].startswith(f"{idempotency.PARK}#")
+    ]
+    assert park["status"]["S"] == "INPROGRESS"
+    lease_ms = idempotency.OPERATOR_LEASE_SECONDS * 1000
+    expiry_ms = int(park["in_progress_expiration"]["N"])
+    assert (written * 1000 + lease_ms - 1000) <= expiry_ms <= (time.time() * 1000 + lease_ms + 1000)
+    assert expiry_ms < int(park["expiration"]["N"]) * 1000 - 24 * 3600 * 1000  # days before the record's TTL
+    assert world.parked() == []  # killed before the park: nothing sent
+
+
 def test_the_consumer_registers_the_invocation_context(world, samples):
     """A crashed attempt's in-progress item expires with the invocation's remaining time, not the record's TTL."""
     import time
