@@ -135,7 +135,7 @@ def _render(c: Console, found: rec.Report, fixes: list[dict[str, Any]] | None, d
         listing.add_column(col, overflow="fold")
     for r in found.rows:
         listing.add_row(
-            str(r.arrival or "(trimmed)"),
+            f"{r.arrival or ''} (trimmed)".strip() if r.in_gap else str(r.arrival),
             str(r.identifier if r.identifier is not None else "(unreadable)")
             + (f" (x{r.duplicates})" if r.duplicates > 1 else ""),
             f"[{COLOURS[r.fate]}]{r.fate}[/]",

@@ -243,7 +243,7 @@ def facts_from_message(message: dict[str, Any]) -> dict[str, Any]:
     if isinstance(source, dict):
         facts["source"] = {
             k: clean(source[k], 1024)
-            for k in ("stream_arn", "shard_id", "sequence_number", "partition_key")
+            for k in ("stream_arn", "shard_id", "sequence_number", "partition_key", "arrival")
             if isinstance(source.get(k), str)
         }
     if cnm is not None:

@@ -127,6 +127,7 @@ class Execution:
     provider: str | None = None
     error_code: str | None = None
     cnm: dict[str, Any] | None = None
+    arrival: datetime | None = None  # the record's arrival on the stream (``source.arrival``, since 0.3.0)
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Execution:
@@ -149,6 +150,7 @@ class Execution:
             provider=item.get("provider") if isinstance(item.get("provider"), str) else None,
             error_code=original.get("errorCode") if isinstance(original.get("errorCode"), str) else None,
             cnm=cnm if isinstance(cnm, dict) else None,
+            arrival=_when(source["arrival"]) if isinstance(source.get("arrival"), str) else None,
         )
 
 
@@ -489,9 +491,11 @@ def _trimmed(
 ) -> list[Gap]:
     """Rows for the records the stream no longer holds, and the trimmed ranges (never hidden).
 
-    A record is trimmed when the store knows an execution of it (its source position) started in the window,
-    and its sequence number is before the first one its shard still holds (:attr:`Facts.first_kept`). A window
-    starting before the stream's retention is a trimmed range even when nothing is known in it.
+    A record is trimmed when the store knows an execution of it (its source position) whose record arrived in
+    the window, and its sequence number is before the first one its shard still holds (:attr:`Facts.first_kept`).
+    The record's arrival is the one the consumer recorded (``source.arrival``); an execution recorded without it
+    (before 0.3.0) counts when it started in the window, give or take ``skew``. A window starting before the
+    stream's retention is a trimmed range even when nothing is known in it.
     """
     gaps: dict[tuple[str, str] | None, Gap] = {}
     if facts.retention_start is not None and facts.start < facts.retention_start:
@@ -501,7 +505,9 @@ def _trimmed(
         began = _when(e.started_at)
         if e.position is None or e.position in done or began is None:
             continue
-        if not (facts.start - skew <= began <= facts.end + skew):
+        if e.arrival is not None and not (facts.start <= e.arrival <= facts.end):
+            continue  # its record arrived outside the window
+        if e.arrival is None and not (facts.start - skew <= began <= facts.end + skew):
             continue
         shard = e.position[:2]
         kept = facts.first_kept.get(shard)
@@ -513,7 +519,7 @@ def _trimmed(
             identifier=e.identifier,
             fate=LOST,
             position=e.position,
-            arrival=None,
+            arrival=iso(e.arrival),
             collection=collection_of(e.cnm, e),
             provider=e.provider,
             executions=[x.name for x in execs],

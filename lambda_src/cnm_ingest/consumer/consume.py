@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import math
 import os
 import threading
 import time
@@ -31,7 +32,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from cnm_ingest import aws, errors, idempotency
+from cnm_ingest import aws, errors, executions, idempotency
 from cnm_ingest.cnm import notification, validate
 from cnm_ingest.cnm.decode import b64decode, decode_json
 from cnm_ingest.consumer import rulebook
@@ -95,13 +96,21 @@ class SourceRecord:
         return asdict(self)
 
     def source(self) -> dict[str, Any]:
-        """``cumulus_meta.source`` of the workflow message."""
-        return {
+        """``cumulus_meta.source`` of the workflow message; ``arrival``: the record's approximate arrival time on
+        the stream (``YYYY-MM-DDTHH:MM:SS.mmmZ``, the same for every delivery of the record), which bounds
+        ``reconcile``'s window once the stream has trimmed the record."""
+        source = {
             "stream_arn": self.streamArn,
             "shard_id": self.shardId,
             "sequence_number": self.sequenceNumber,
             "partition_key": self.partitionKey,
         }
+        arrival = self.approximateArrivalTimestamp
+        if isinstance(arrival, (int, float)) and not isinstance(arrival, bool) and math.isfinite(arrival):
+            when = executions.iso(round(arrival * 1000))
+            if when is not None:
+                source["arrival"] = when
+        return source
 
 
 @dataclass(frozen=True)

@@ -280,6 +280,49 @@ def test_trimmed_early_within_retention_is_found_by_sequence_number():
     assert [r.fix for r in report.rows] == ["start", None, "resend"]
 
 
+def test_trimmed_records_are_bounded_by_their_arrival_not_by_their_start():
+    """The store's executions carry their record's arrival (source.arrival): a trimmed record that arrived before
+    the window is not the window's, even when its execution started inside it (within the skew, or late after a
+    backlog); one that arrived in the window keeps its arrival in the listing. An execution recorded without an
+    arrival (before 0.3.0) falls back to its start time, give or take the skew."""
+    window = T0 + timedelta(minutes=10)
+    first = (STREAM, "shardId-000000000000")
+    before = execution(3, "SUCCEEDED", minutes=11, arrival=T0 + timedelta(minutes=2))  # arrived before, started in
+    inside = execution(4, "SUCCEEDED", minutes=12, arrival=T0 + timedelta(minutes=10, seconds=30))
+    legacy = execution(5, "SUCCEEDED", minutes=9)  # no arrival: started within the skew of the window
+    report = rec.decide(
+        rec.Facts(
+            start=window,
+            end=NOW,
+            now=NOW,
+            seen=[seen(10, minutes=20)],
+            executions=[before, inside, legacy],
+            answers=[answer("g-3", minutes=11.5), answer("g-4", minutes=12.5), answer("g-5", minutes=9.5)],
+            first_kept={first: ("10", T0 + timedelta(minutes=20))},
+        )
+    )
+    gap_rows = {r.identifier: r for r in report.rows if r.in_gap}
+    assert sorted(gap_rows) == ["g-4", "g-5"]
+    assert gap_rows["g-4"].arrival == rec.iso(T0 + timedelta(minutes=10, seconds=30))
+    assert gap_rows["g-5"].arrival is None
+    assert [g.known for g in report.gaps] == [2]
+
+
+def test_the_store_arrival_is_read_from_the_executions_item_and_hostile_values_are_ignored():
+    item = {
+        "execution_arn": f"{SM}:x",
+        "source": {
+            "stream_arn": STREAM,
+            "shard_id": "s",
+            "sequence_number": "1",
+            "arrival": "2026-12-07T01:02:03.456Z",
+        },
+    }
+    assert rec.Execution.from_item(item).arrival == datetime(2026, 12, 7, 1, 2, 3, 456000, tzinfo=UTC)
+    for bad in ("yesterday", "", 1733533323, None, {"$date": 1}, "2026-13-45T99:00:00Z"):
+        assert rec.Execution.from_item({**item, "source": {**item["source"], "arrival": bad}}).arrival is None
+
+
 def test_no_gap_inside_retention():
     report = rec.decide(rec.Facts(start=T0, end=NOW, now=NOW, seen=[seen(1)], retention_start=T0 - timedelta(hours=1)))
     assert report.gaps == []
