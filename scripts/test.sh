@@ -7,9 +7,9 @@
 # Stage 1, fast, stops the run on a failure: ruff check, ruff format --check, mypy, terraform fmt
 # (the hooks of .pre-commit-config.yaml, run as commands) and the unit tier (pytest tests/unit).
 # It does not wait for the Go builds.
-# Stage 2, everything else: the Lambda packages are built, the Go builds are waited for, and two
-# pytest processes run side by side: the tiers on the applied stacks (functional, localaws, ingest,
-# e2e) and the Terraform tier with the tflint hook and the destroy test. Nothing of stage 1 runs again.
+# Stage 2, everything else: the Lambda packages are built, the Go builds are waited for, and three
+# pytest processes run side by side: the tiers on the applied stacks in two (functional, localaws and
+# ingest; e2e) and the Terraform tier with the tflint hook and the destroy test. Nothing of stage 1 runs again.
 #
 # The Go builds (the AWS provider into the local Terraform mirror, tflint, the lowest Terraform the
 # module claims: tens of minutes the first time on 2 cores, then cached outside the repo) start
@@ -47,44 +47,70 @@ fi
 [[ "$STAGES" == *2* ]] || exit 0
 
 # --- stage 2: the rest ------------------------------------------------------------------------------
-# Two pytest processes side by side (each with its own moto, as every process has): the Terraform tier
-# (plans, the release, checkov, tflint; mostly waits on the provider) and the one destroy test (its own
-# applies, then about 5 minutes of the provider's waits) beside the tiers on the applied stacks
-# (functional, localaws, ingest, e2e, and the Terraform tests that read the applied stacks).
-# Side by side only once Terraform's plugin cache holds the provider: two inits filling an empty cache
-# at once collide (then the groups run one after the other).
+# Three pytest processes side by side, each with its own local AWS (every process has its own moto) and its own
+# applies of the examples:
+#   A: the Terraform tier (plans, the release, checkov, tflint; mostly waits on the provider) and the one destroy
+#      test (its own applies, then about 5 minutes of the provider's waits);
+#   B and C: the tiers on the applied stacks, split in two by measured time (the moto server, the runtime and the
+#      Step Functions interpreter share one process and one GIL: one process uses about one core);
+#      B: e2e and the Terraform tests that read the applied stacks; C: functional, localaws, ingest.
+# Side by side only once Terraform's plugin cache holds the provider: two inits filling an empty cache at once
+# collide (then the groups run one after the other).
 SECONDS=0
 .venv/bin/python build.py >/dev/null
 export CNM_PACKAGES_BUILT=1 # the pytest processes read these packages instead of building them again (tests/worlds.py)
 wait "$provider"
 wait "$tflint"
 wait "$terraform_min"
-stacks=()
+applied_e2e=()
+applied_rest=()
 for dir in tests/*/; do
-  case "$dir" in tests/unit/ | tests/terraform/ | tests/__*) ;; *) stacks+=("${dir%/}") ;; esac
+  case "$dir" in
+    tests/unit/ | tests/terraform/ | tests/__*) ;;
+    tests/e2e/) applied_e2e+=("${dir%/}") ;;
+    *) applied_rest+=("${dir%/}") ;;
+  esac
 done
 destroy=tests/e2e/test_destroy.py
 plans=("$lint[tflint]" "$destroy")
 for file in tests/terraform/test_*.py; do
   if grep -qE '(complete|minimal)_(stack|world|applied)|applied_examples|applied_snapshot' "$file"; then
-    stacks+=("$file")
+    applied_e2e+=("$file")
   else
     plans+=("$file")
   fi
 done
 plugin_cache="$(.venv/bin/python -c 'import sys; sys.path.insert(0, "tools"); import tf; print(tf.CACHE_DIR / "plugin-cache")')"
 status=0
+group() { # name, log, pytest arguments...: one pytest process, its wall time appended to its log
+  local name=$1 log=$2 start=$SECONDS rc=0
+  shift 2
+  if [[ "$log" == */functional.log ]]; then # the one in the foreground shows its progress as it goes
+    .venv/bin/python -m pytest "$@" 2>&1 | tee "$log" || rc=$?
+  else
+    .venv/bin/python -m pytest "$@" >"$log" 2>&1 || rc=$?
+  fi
+  printf '== %s: %d min %02d s (exit %d)\n' "$name" $(((SECONDS - start) / 60)) $(((SECONDS - start) % 60)) "$rc" >>"$log"
+  return "$rc"
+}
+logs="$(mktemp -d "${TMPDIR:-/tmp}/cnm-ingest-stage2.XXXXXX")"
 if compgen -G "$plugin_cache/registry.terraform.io/hashicorp/aws/*" >/dev/null; then
-  log="$(mktemp "${TMPDIR:-/tmp}/cnm-ingest-terraform-tier.XXXXXX")"
-  .venv/bin/python -m pytest "${plans[@]}" "$@" >"$log" 2>&1 &
+  group "the Terraform tier and the destroy" "$logs/terraform.log" "${plans[@]}" "$@" &
   plans_pid=$!
-  .venv/bin/python -m pytest "${stacks[@]}" --ignore="$destroy" "$@" || status=$?
+  group "e2e and the Terraform tests on the applied stacks" "$logs/e2e.log" "${applied_e2e[@]}" --ignore="$destroy" "$@" &
+  e2e_pid=$!
+  group "functional, localaws, ingest" "$logs/functional.log" "${applied_rest[@]}" "$@" || status=$?
+  wait "$e2e_pid" || status=$?
   wait "$plans_pid" || status=$?
-  echo "== the Terraform tier (ran beside the above; its log: $log)"
-  cat "$log"
 else
-  .venv/bin/python -m pytest "${stacks[@]}" --ignore="$destroy" "$@" || status=$?
-  .venv/bin/python -m pytest "${plans[@]}" "$@" || status=$?
+  group "functional, localaws, ingest" "$logs/functional.log" "${applied_rest[@]}" "$@" || status=$?
+  group "e2e and the Terraform tests on the applied stacks" "$logs/e2e.log" "${applied_e2e[@]}" --ignore="$destroy" "$@" || status=$?
+  group "the Terraform tier and the destroy" "$logs/terraform.log" "${plans[@]}" "$@" || status=$?
 fi
-stage_time "2 (functional, localaws, ingest, e2e | terraform, the destroy)" "$SECONDS"
+for log in e2e terraform; do
+  echo "== $log (ran beside the above; its log: $logs/$log.log)"
+  cat "$logs/$log.log"
+done
+tail -n 1 "$logs/functional.log"
+stage_time "2 (functional, localaws, ingest | e2e | terraform, the destroy)" "$SECONDS"
 exit "$status"
