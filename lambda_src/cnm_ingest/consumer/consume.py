@@ -28,11 +28,12 @@ import threading
 import time
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from cnm_ingest import aws, errors, executions, idempotency
+from cnm_ingest import aws, errors, idempotency
 from cnm_ingest.cnm import notification, validate
 from cnm_ingest.cnm.decode import b64decode, decode_json
 from cnm_ingest.consumer import rulebook
@@ -107,9 +108,11 @@ class SourceRecord:
         }
         arrival = self.approximateArrivalTimestamp
         if isinstance(arrival, (int, float)) and not isinstance(arrival, bool) and math.isfinite(arrival):
-            when = executions.iso(round(arrival * 1000))
-            if when is not None:
-                source["arrival"] = when
+            try:  # milliseconds, as executions.iso writes them (not imported: the consumers do not read its table)
+                when = datetime.fromtimestamp(round(arrival * 1000) / 1000, tz=UTC)
+            except (OverflowError, OSError, ValueError):
+                return source
+            source["arrival"] = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
         return source
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from cnm_ingest import executions
 from cnm_ingest import reconcile as rec
 from cnm_ingest.consumer import consume
 
@@ -40,6 +41,7 @@ def test_every_path_gives_the_same_arrival_text(moment):
     texts = {record(as_lambda_event).source()["arrival"], record(as_boto3).source()["arrival"]}
     texts.add(seen.source_record().source()["arrival"])
     assert texts == {moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"}
+    assert texts == {executions.iso(moment)}  # the store's own format: reconcile parses both alike
 
 
 @pytest.mark.parametrize("arrival", [None, math.nan, math.inf, -math.inf, True, "2026-12-07T01:02:03Z", 1e300])
