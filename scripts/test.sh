@@ -8,8 +8,8 @@
 # (the hooks of .pre-commit-config.yaml, run as commands) and the unit tier (pytest tests/unit).
 # It does not wait for the Go builds.
 # Stage 2, everything else: the Lambda packages are built, the Go builds are waited for, and three
-# pytest processes run side by side: the tiers on the applied stacks in two (functional, localaws and
-# ingest; e2e) and the Terraform tier with the tflint hook and the destroy test. Nothing of stage 1 runs again.
+# pytest processes run side by side: the tiers on the applied stacks in two (functional and localaws;
+# e2e and ingest) and the Terraform tier with the tflint hook and the destroy test. Nothing of stage 1 runs again.
 #
 # The Go builds (the AWS provider into the local Terraform mirror, tflint, the lowest Terraform the
 # module claims: tens of minutes the first time on 2 cores, then cached outside the repo) start
@@ -53,7 +53,8 @@ fi
 #      test (its own applies, then about 5 minutes of the provider's waits);
 #   B and C: the tiers on the applied stacks, split in two by measured time (the moto server, the runtime and the
 #      Step Functions interpreter share one process and one GIL: one process uses about one core);
-#      B: e2e and the Terraform tests that read the applied stacks; C: functional, localaws, ingest.
+#      B: e2e, ingest (the chaos soak, the fault matrix) and the Terraform tests that read the applied stacks;
+#      C: functional and localaws.
 # Side by side only once Terraform's plugin cache holds the provider: two inits filling an empty cache at once
 # collide (then the groups run one after the other).
 SECONDS=0
@@ -67,7 +68,7 @@ applied_rest=()
 for dir in tests/*/; do
   case "$dir" in
     tests/unit/ | tests/terraform/ | tests/__*) ;;
-    tests/e2e/) applied_e2e+=("${dir%/}") ;;
+    tests/e2e/ | tests/ingest/) applied_e2e+=("${dir%/}") ;;
     *) applied_rest+=("${dir%/}") ;;
   esac
 done
@@ -97,14 +98,14 @@ logs="$(mktemp -d "${TMPDIR:-/tmp}/cnm-ingest-stage2.XXXXXX")"
 if compgen -G "$plugin_cache/registry.terraform.io/hashicorp/aws/*" >/dev/null; then
   group "the Terraform tier and the destroy" "$logs/terraform.log" "${plans[@]}" "$@" &
   plans_pid=$!
-  group "e2e and the Terraform tests on the applied stacks" "$logs/e2e.log" "${applied_e2e[@]}" --ignore="$destroy" "$@" &
+  group "e2e, ingest and the Terraform tests on the applied stacks" "$logs/e2e.log" "${applied_e2e[@]}" --ignore="$destroy" "$@" &
   e2e_pid=$!
-  group "functional, localaws, ingest" "$logs/functional.log" "${applied_rest[@]}" "$@" || status=$?
+  group "functional, localaws" "$logs/functional.log" "${applied_rest[@]}" "$@" || status=$?
   wait "$e2e_pid" || status=$?
   wait "$plans_pid" || status=$?
 else
-  group "functional, localaws, ingest" "$logs/functional.log" "${applied_rest[@]}" "$@" || status=$?
-  group "e2e and the Terraform tests on the applied stacks" "$logs/e2e.log" "${applied_e2e[@]}" --ignore="$destroy" "$@" || status=$?
+  group "functional, localaws" "$logs/functional.log" "${applied_rest[@]}" "$@" || status=$?
+  group "e2e, ingest and the Terraform tests on the applied stacks" "$logs/e2e.log" "${applied_e2e[@]}" --ignore="$destroy" "$@" || status=$?
   group "the Terraform tier and the destroy" "$logs/terraform.log" "${plans[@]}" "$@" || status=$?
 fi
 for log in e2e terraform; do
@@ -112,5 +113,5 @@ for log in e2e terraform; do
   cat "$logs/$log.log"
 done
 tail -n 1 "$logs/functional.log"
-stage_time "2 (functional, localaws, ingest | e2e | terraform, the destroy)" "$SECONDS"
+stage_time "2 (functional, localaws | e2e, ingest | terraform, the destroy)" "$SECONDS"
 exit "$status"
