@@ -650,10 +650,11 @@ def trust(
     - :data:`DISTRUSTED` (delete it, copy again) unless everything it records is this file's: the execution,
       source, owner and checksum in its metadata, and its size the CNM's;
     - :data:`REUSED` (no read, no copy) when its bytes are proven: the file has no checksum (its size is the
-      check), S3's own full-object checksum of the copy is the CNM's (SHA-1 / SHA-256 below the multipart
-      threshold; an S3 checksum that differs: DISTRUSTED), an http(s) file (stored only once verified), or
-      ``recorded`` (the invocation that verified it recorded so in the continuation marker);
-    - else :data:`READ_BACK`: verify it by reading it once (md5, SHA-512, composite), not by copying again.
+      check), an http(s) or sftp file (stored only once verified), S3's own full-object checksum of the copy is
+      the CNM's (SHA-1 / SHA-256 below the multipart threshold: always compared, free with the HEAD; one that
+      differs is DISTRUSTED), or, for the rest (md5, SHA-512, composite), ``recorded``: the invocation that
+      verified it recorded so in the continuation marker;
+    - else :data:`READ_BACK`: verify it by reading it once, not by copying it again.
     """
     meta = found.get("Metadata") or {}
     mine = {
@@ -664,15 +665,17 @@ def trust(
     }
     if found.get("ContentLength") != file["size"] or any(meta.get(k) != v for k, v in mine.items()):
         return DISTRUSTED
-    if not file.get("checksum") or file.get("bucket") is None or recorded:
+    if not file.get("checksum") or file.get("bucket") is None:
         return REUSED
     algo = checksum.s3_algorithm(file.get("checksumType"))
     single = file["size"] < (multipart_threshold or MULTIPART_THRESHOLD)
     computed = found.get(f"Checksum{algo}") if algo and single else None
-    if computed is None:
+    if computed is not None:
+        proven = base64.b64decode(computed) == checksum.digest_bytes(file.get("checksumType"), file["checksum"])
+        return REUSED if proven else DISTRUSTED
+    if algo and single:  # our copy asked S3 for that checksum: a copy without it was not made by us
         return READ_BACK
-    proven = base64.b64decode(computed) == checksum.digest_bytes(file.get("checksumType"), file["checksum"])
-    return REUSED if proven else DISTRUSTED
+    return REUSED if recorded else READ_BACK
 
 
 def listed_temporaries(execution_name: str, buckets: Iterable[str]) -> set[tuple[str, str]]:

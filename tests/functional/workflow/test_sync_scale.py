@@ -200,6 +200,7 @@ def test_a_crash_after_half_the_files_then_the_retry_stages_what_an_undisturbed_
     world_events = aws_mod.session().events
     world_events.register("before-parameter-build", w.count)
     w.calls.clear()
+    w.sent.clear()
     sync_granule.sync_message(m, e, concurrency=4)
     assert snapshot(w, "run") == {k: (d, {**md, "cnm-ingest-execution": "exec-1"}) for k, (d, md) in expected.items()}
     # the verified temporary copies the crash left are reused (md5: read back once, not copied again): the retry
