@@ -74,7 +74,7 @@ from cnm_ingest.errors import (
 )
 from cnm_ingest.transfer import commit_order, confine, pool, provider_access, sources
 from cnm_ingest.transfer import plan as copy_plan
-from cnm_ingest.workflow import payload, url_template
+from cnm_ingest.workflow import contract_check, payload, url_template
 from cnm_ingest.workflow.task import Execution, Message, collection_config, provider_config
 
 MULTIPART_THRESHOLD = copy_plan.MULTIPART_THRESHOLD  # copy_object copies at most 5 GiB
@@ -539,7 +539,7 @@ def _verify_computed(file: dict[str, Any], bucket: str, key: str, computed: str,
 
 # --- deadline-aware continuation (issue 22) ------------------------------------------------------------------
 
-CONTINUATION = "sync_continuation"  # meta.<this>: the marker SyncGranule returns when it stops before the end
+CONTINUATION = contract_check.CONTINUATION  # meta.<this>: the marker SyncGranule returns when it stops early
 MARGIN_ENV, DEFAULT_MARGIN_SECONDS = "SYNC_DEADLINE_MARGIN_SECONDS", 120
 MIN_MARGIN_SECONDS, MAX_MARGIN_SECONDS = 10, 600  # modules/workflow validates the same range
 MAX_INVOCATIONS_ENV, DEFAULT_MAX_INVOCATIONS, MAX_MAX_INVOCATIONS = "SYNC_MAX_INVOCATIONS", 50, 1000

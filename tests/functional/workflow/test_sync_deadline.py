@@ -20,9 +20,9 @@ from collections import Counter
 import pytest
 
 from cnm_ingest import aws as aws_mod
-from cnm_ingest.errors import SupersededError, SyncUnfinishedError, TransientError, error_code_for
+from cnm_ingest.errors import ContractError, SupersededError, SyncUnfinishedError, TransientError, error_code_for
 from cnm_ingest.transfer import commit_order
-from cnm_ingest.workflow import payload, sync_granule
+from cnm_ingest.workflow import contract_check, contract_validators, payload, sync_granule
 from tests.functional.workflow.test_staging_commit import STAGE, TABLE, A, World, msg, world  # noqa: F401
 from tests.functional.workflow.test_sync_scale import data_of, files_of, on_call, snapshot, staged_answer
 
@@ -306,6 +306,11 @@ def test_the_handler_stops_at_its_margin_and_the_next_invocation_finishes(w, mon
     monkeypatch.setenv("SYNC_DEADLINE_MARGIN_SECONDS", "120")
     files = files_of(w, 10)
     m, e = msg(files)
+    m["cumulus_meta"] = {
+        "state_machine": "arn:aws:states:us-west-2:123456789012:stateMachine:st",
+        "execution_name": "exec-1",
+    }
+    m["meta"]["rule"] = {"name": "r"}  # what the consumer's message has besides test_staging_commit's msg()
 
     class Context(FakeLambdaContext):
         """Lambda's clock: 125 s left for the first 5 asks (the provider-read deadline's and 4 files'), then 115 s."""
@@ -319,8 +324,14 @@ def test_the_handler_stops_at_its_margin_and_the_next_invocation_finishes(w, mon
     monkeypatch.setenv("SYNC_CONCURRENCY", "1")
     first = handler_module.handler({"message": m, "execution": e}, Context())
     assert first["meta"][sync_granule.CONTINUATION]["done"] == 4
+    contract_check.validate("sync_granule", "output", first)  # checked as the next invocation's input
+    contract_validators.FACTORIES[("sync_granule", "input")]()(first)
     Context.asked = -100
     out = handler_module.handler({"message": first, "execution": e}, Context())
     assert sync_granule.CONTINUATION not in out["meta"]
+    contract_validators.FACTORIES[("sync_granule", "output")]()(out)
+    unstaged = {**first, "meta": {k: v for k, v in first["meta"].items() if k != sync_granule.CONTINUATION}}
+    with pytest.raises(ContractError):  # without the marker, unstaged granules are not SyncGranule's output
+        contract_check.validate("sync_granule", "output", unstaged)
     assert [w.read(STAGE, f["key"]) for f in staged_answer(out)] == [data_of(i) for i in range(10)]
     assert base64.b64decode(first["meta"][sync_granule.CONTINUATION]["verified"])
