@@ -558,9 +558,15 @@ def max_invocations(value: Any = None) -> int:
 
 
 def stop_when(remaining_ms: Callable[[], int], margin_seconds: float) -> Callable[[], bool]:
-    """``stop()``: True once the invocation has less than ``margin_seconds`` left (``remaining_ms``: Lambda's
-    ``context.get_remaining_time_in_millis``). No new file starts after that; the files in flight finish."""
-    return lambda: remaining_ms() < margin_seconds * 1000
+    """``stop()``: True once the invocation has less than its margin left (``remaining_ms``: Lambda's
+    ``context.get_remaining_time_in_millis``, read once now for the invocation's length). No new file starts
+    after that; the files in flight finish, then the step returns its continuation marker.
+
+    The margin is ``margin_seconds``, but at most half of the time the invocation has now: every invocation
+    spends at least half its time on files, so a function with a short timeout (or a late start) still makes
+    progress instead of stopping at once (which :func:`sync_message` would fail as no progress)."""
+    margin_ms = min(margin_seconds * 1000, remaining_ms() / 2)
+    return lambda: remaining_ms() < margin_ms
 
 
 def _bitmap(indexes: Iterable[int]) -> str:

@@ -17,8 +17,9 @@ from tests.functional.workflow.test_state_machine import BROWSE, DATA, make_cnm
 
 @pytest.fixture
 def deadlines(monkeypatch):
-    """Each SyncGranule invocation's context has time for ``budgets[i]`` asks (the provider-read deadline's and
-    one per file), then says 60 s are left (under the 120 s margin). Other functions' contexts are untouched."""
+    """Each SyncGranule invocation's context has time for ``budgets[i]`` asks (the invocation's start for
+    stop_when, the provider-read deadline's, then one per file), then says 60 s are left (under the 120 s margin).
+    Other functions' contexts are untouched."""
     budgets: list[int] = []
 
     def remaining(self) -> int:
@@ -35,7 +36,7 @@ def deadlines(monkeypatch):
 
 def test_the_workflow_runs_sync_granule_again_until_the_granule_is_staged(wf, deadlines, reference_schema):
     assert wf.world.function("sync_granule").environment["SYNC_DEADLINE_MARGIN_SECONDS"] == "120"
-    deadlines.append(2)  # invocation 1: the deadline's ask and the first file; the second file finds no time
+    deadlines.append(3)  # invocation 1: its start, the deadline's ask and the first file; the second finds no time
     cnm = make_cnm(wf)
     desc = wf.run(cnm)
     assert desc["status"] == "SUCCEEDED", wf.explain(desc)
@@ -63,7 +64,7 @@ def test_the_workflow_runs_sync_granule_again_until_the_granule_is_staged(wf, de
 
 
 def test_an_invocation_without_progress_is_answered_failure_and_leaves_nothing(wf, deadlines, reference_schema):
-    deadlines += [2, 1]  # invocation 2 finds no time for any file
+    deadlines += [3, 2]  # invocation 2 finds no time for any file
     desc = wf.run(make_cnm(wf))
     assert desc["status"] == "FAILED", wf.explain(desc)
     assert len(wf.calls["sync_granule"]) == 2  # SyncUnfinishedError is not retried

@@ -313,13 +313,14 @@ def test_the_handler_stops_at_its_margin_and_the_next_invocation_finishes(w, mon
     m["meta"]["rule"] = {"name": "r"}  # what the consumer's message has besides test_staging_commit's msg()
 
     class Context(FakeLambdaContext):
-        """Lambda's clock: 125 s left for the first 5 asks (the provider-read deadline's and 4 files'), then 115 s."""
+        """Lambda's clock: 300 s left for the first 6 asks (the invocation's start for stop_when, the provider-read
+        deadline's and 4 files'), then 115 s (under the 120 s margin)."""
 
         asked = 0
 
         def get_remaining_time_in_millis(self) -> int:
             Context.asked += 1
-            return 125_000 if Context.asked <= 5 else 115_000
+            return 300_000 if Context.asked <= 6 else 115_000
 
     monkeypatch.setenv("SYNC_CONCURRENCY", "1")
     first = handler_module.handler({"message": m, "execution": e}, Context())

@@ -22,9 +22,15 @@ DATA = b"granule file bytes"
 
 
 def test_stop_says_true_once_less_than_the_margin_is_left():
-    left = iter([300_000, 120_001, 120_000, 119_999, 5])
+    left = iter([900_000, 300_000, 120_001, 120_000, 119_999, 5])  # the first: the invocation's start
     stop = sync_granule.stop_when(lambda: next(left), 120)
     assert [stop() for _ in range(5)] == [False, False, False, True, True]
+
+
+def test_the_margin_is_at_most_half_the_invocation_so_a_short_one_still_makes_progress():
+    left = iter([100_000, 50_001, 50_000, 49_999])  # started with 100 s: the 120 s margin is cut to 50 s
+    stop = sync_granule.stop_when(lambda: next(left), 120)
+    assert [stop() for _ in range(3)] == [False, False, True]
 
 
 @pytest.mark.parametrize(
