@@ -41,6 +41,16 @@ are they moved to ``<url_path>/<name>`` according to the collection's
 Staged objects carry the execution name in their metadata, so a retried
 SyncGranule overwrites its own earlier copies instead of treating them as
 duplicates.
+
+Deadline-aware (:func:`stop_when`, :class:`Continuation`): the temporary copies
+of an execution live in its own :func:`temporary_area`, at keys derived from
+the execution and the target. Once the invocation's time is nearly out
+(``SYNC_DEADLINE_MARGIN_SECONDS``) no new file starts; the step returns
+``meta.sync_continuation`` and the state machine runs it again. Every
+invocation, and the workflow's retry after a crash or a timeout, lists the
+area once and keeps each copy :func:`trust` accepts (its metadata is this
+file's, and S3's checksum, the marker or one read proves its bytes), so no
+verified file is copied again and the staged result is the undisturbed run's.
 """
 
 from __future__ import annotations
