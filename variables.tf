@@ -750,6 +750,28 @@ variable "sync_concurrency" {
   }
 }
 
+variable "sync_deadline_margin_seconds" {
+  description = "Seconds of a SyncGranule invocation kept for the files in flight, the commit and the answer (SYNC_DEADLINE_MARGIN_SECONDS): with less left, no new file starts and SyncGranule returns meta.sync_continuation, from which the workflow runs it again. At most half of sync_granule's timeout."
+  type        = number
+  default     = 120
+
+  validation {
+    condition     = var.sync_deadline_margin_seconds >= 10 && var.sync_deadline_margin_seconds <= 600 && floor(var.sync_deadline_margin_seconds) == var.sync_deadline_margin_seconds
+    error_message = "sync_deadline_margin_seconds must be a whole number between 10 and 600."
+  }
+}
+
+variable "sync_max_invocations" {
+  description = "SyncGranule invocations one granule may take when it continues past deadlines (SYNC_MAX_INVOCATIONS; the workflow's Choice checks the same bound). The last one that would stop again, or one that verifies no new file, fails the granule (SyncUnfinishedError) and deletes its temporary copies."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.sync_max_invocations >= 1 && var.sync_max_invocations <= 1000 && floor(var.sync_max_invocations) == var.sync_max_invocations
+    error_message = "sync_max_invocations must be a whole number between 1 and 1000."
+  }
+}
+
 variable "contract_validation" {
   description = "Check every workflow step against its schemas (lambda_src/cnm_ingest/workflow/schemas) at run time: off (default), warn (log violations) or enforce (a violation fails the step, answered FAILURE)."
   type        = string

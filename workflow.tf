@@ -43,6 +43,8 @@ module "workflow" {
   sync_retry_interval_seconds     = var.sync_retry_interval_seconds
   sync_retry_max_attempts         = var.sync_retry_max_attempts
   sync_concurrency                = var.sync_concurrency
+  sync_deadline_margin_seconds    = var.sync_deadline_margin_seconds
+  sync_max_invocations            = var.sync_max_invocations
   response_retry_interval_seconds = var.response_retry_interval_seconds
   response_retry_max_attempts     = var.response_retry_max_attempts
   contract_validation             = var.contract_validation

@@ -2,6 +2,7 @@
 
     python -m bench.sync_granule                  # the table (100 and 1,000 files, both paths; 10,000 parallel)
     python -m bench.sync_granule --files 100 --concurrency 1
+    python -m bench.sync_granule --deadline 100 --deadline 1000   # deadline-aware: forced small invocations
 
 The whole step (:func:`cnm_ingest.workflow.sync_granule.sync_message`: checks, copies to the
 temporary area, verification, the commit and its order item) runs on in-process
@@ -49,9 +50,14 @@ class Meter:
         self.latency = latency
         self.calls: Counter[str] = Counter()
         self.read = 0
+        self.into_temporary = 0  # CopyObject / UploadPartCopy calls writing the temporary area
 
-    def before(self, model: Any, **_: Any) -> None:
+    def before(self, model: Any, params: dict[str, Any] | None = None, **_: Any) -> None:
         self.calls[model.name] += 1
+        if model.name in ("CopyObject", "CreateMultipartUpload") and ".cnm-ingest-tmp" in str(
+            (params or {}).get("url_path", "")
+        ):
+            self.into_temporary += 1
         if self.latency:
             time.sleep(self.latency)
 
@@ -75,7 +81,7 @@ def world(latency: float = LATENCY) -> Iterator[tuple[Any, Meter]]:
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_DEFAULT_REGION": REGION,
-        "STATUS_TABLE": TABLE,
+        "EXECUTIONS_TABLE": TABLE,  # the commit order item (was STATUS_TABLE before the one status store)
         "PAYLOAD_BUCKET": PAYLOADS,
     }
     saved = {k: os.environ.get(k) for k in [*env, "AWS_ENDPOINT_URL", "PROVIDER_READ_ROLE_ARN"]}
@@ -188,6 +194,75 @@ def measure(n: int, *, concurrency: int | None, size: int = 16, checksum_type: s
         }
 
 
+# Forced small invocations (seconds of the invocation, deadline margin): a few continuations at each size
+# The margin covers the files in flight and the commit (about 2 S3 calls per file, here ~5 ms a file: GIL-bound moto)
+DEADLINE_BUDGETS = {100: (2.0, 0.8), 1_000: (14.0, 6.0), 10_000: (120.0, 55.0)}
+
+
+def measure_continued(n: int, *, budget: float, margin: float, concurrency: int | None = None) -> dict[str, Any]:
+    """SyncGranule of ``n`` files run as the workflow's Choice runs it, each invocation ``budget`` seconds long
+    with SyncGranule's ``stop`` at ``margin`` seconds before its end: invocations, total wall seconds, copies into
+    the temporary area per file, S3 calls per file."""
+    from cnm_ingest.workflow import sync_granule
+
+    options = {} if concurrency is None else {"concurrency": concurrency}
+    with world() as (plain, meter):
+        message = granule_message(plain, n)
+        meter.calls.clear()
+        started, invocations, longest = time.perf_counter(), 0, 0.0
+        while True:
+            invocations += 1
+            began = time.perf_counter()
+            remaining = lambda began=began: int((budget - (time.perf_counter() - began)) * 1000)  # noqa: E731
+            stop = sync_granule.stop_when(remaining, margin)
+            message = sync_granule.sync_message(message, {"name": "bench-exec"}, stop=stop, **options)
+            longest = max(longest, time.perf_counter() - began)
+            if sync_granule.CONTINUATION not in message["meta"]:
+                break
+        seconds = time.perf_counter() - started
+        assert _staged_count(plain) == n, "not every file staged"
+        return {
+            "files": n,
+            "invocations": invocations,
+            "seconds": seconds,
+            "longest": longest,
+            "copies_per_file": meter.into_temporary / n,
+            "calls_per_file": meter.total / n,
+        }
+
+
+def deadline_rows(sizes: tuple[int, ...], concurrency: int | None = None) -> list[Row]:
+    """The deadline-aware rows: one granule per size under forced small invocations (:data:`DEADLINE_BUDGETS`)."""
+    rows: list[Row] = []
+    for n in sizes:
+        budget, margin = DEADLINE_BUDGETS.get(n, (max(1.0, n / 250), max(0.3, n / 1000)))
+        got = measure_continued(n, budget=budget, margin=margin, concurrency=concurrency)
+        what = f"{n:,} files, {budget:g} s invocations (stop at {margin:g} s left)"
+        rows.append(row(f"sync_granule deadline-aware, {what}: invocations", got["invocations"], "", "-", None))
+        rows.append(row(f"  total wall, {what}", got["seconds"], "s", f"{LIMIT:.0f} s", got["seconds"] / LIMIT))
+        rows.append(
+            row(f"  longest invocation, {what}", got["longest"], "s", f"{budget:g} s", got["longest"] / budget, "<= 1")
+        )
+        rows.append(
+            row(
+                f"  copies into the temporary area per file, {what}",
+                got["copies_per_file"],
+                "",
+                "1.0",
+                got["copies_per_file"],
+                "<= 1.0",
+            )
+        )
+        rows.append(row(f"  S3 calls per file, {what}", got["calls_per_file"], "calls", "-", None))
+        print(
+            f"# deadline {n:,} files: {got['invocations']} invocations, {got['seconds']:.1f} s "
+            f"(longest {got['longest']:.1f} s of {budget:g}), "
+            f"{got['copies_per_file']:.2f} copies/file, {got['calls_per_file']:.2f} S3 calls/file",
+            file=sys.stderr,
+        )
+    return rows
+
+
 def _peak(n: int, size: int, concurrency: int | None) -> int:
     """Traced peak bytes of one sync_message in a fresh subprocess (no latency)."""
     code = (
@@ -257,7 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=None, help="transfers at once (1 = sequential)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--peak", action="store_true", help="also the traced peak memory at 1 and 10,000 files")
+    parser.add_argument(
+        "--deadline", type=int, action="append", help="deadline-aware rows only, at these sizes (repeatable)"
+    )
     args = parser.parse_args(argv)
+    if args.deadline:
+        print(table(deadline_rows(tuple(args.deadline), args.concurrency)))
+        return 0
     rows = run(args.quick, args.concurrency, tuple(args.files) if args.files else None)
     if args.peak:
         for n in (1, 10_000):

@@ -90,6 +90,12 @@ class ConnectionTimeoutError(TransferError):
     cumulus_name = "ConnectionTimeout"
 
 
+class SyncUnfinishedError(TransferError):
+    """SyncGranule could not finish a granule across its invocations: one invocation verified no new file before
+    its deadline, or the bound on invocations (``SYNC_MAX_INVOCATIONS``) was reached. Its temporary copies are
+    deleted and nothing is staged."""
+
+
 class DuplicateFileError(CnmIngestError):
     """A staged file exists and the collection's duplicate handling is 'error'."""
 

@@ -42,9 +42,11 @@ locals {
     start_status      = { EXECUTIONS_TABLE = var.executions_table_name }
     translate_message = {}
     sync_granule = {
-      EXECUTIONS_TABLE       = var.executions_table_name
-      PROVIDER_READ_ROLE_ARN = local.provider_read_role_arn
-      SYNC_CONCURRENCY       = tostring(var.sync_concurrency)
+      EXECUTIONS_TABLE             = var.executions_table_name
+      PROVIDER_READ_ROLE_ARN       = local.provider_read_role_arn
+      SYNC_CONCURRENCY             = tostring(var.sync_concurrency)
+      SYNC_DEADLINE_MARGIN_SECONDS = tostring(var.sync_deadline_margin_seconds)
+      SYNC_MAX_INVOCATIONS         = tostring(var.sync_max_invocations)
     }
     cnm_response = merge(
       { RESPONSE_STREAM_ARN = var.response_stream_arn, IDEMPOTENCY_TABLE = var.idempotency_table_name, DLQ_URL = var.dlq_url },
@@ -91,6 +93,7 @@ locals {
     stop_status_arn                 = module.function["stop_status"].function_arn
     sync_retry_interval_seconds     = var.sync_retry_interval_seconds
     sync_retry_max_attempts         = var.sync_retry_max_attempts
+    sync_max_invocations            = var.sync_max_invocations
     response_retry_interval_seconds = var.response_retry_interval_seconds
     response_retry_max_attempts     = var.response_retry_max_attempts
     sync_next                       = length(local.extra_states) == 0 ? "CnmResponse" : var.extra_states_start_at
@@ -451,6 +454,12 @@ resource "aws_sfn_state_machine" "this" {
     precondition {
       condition     = length(local.extra_states) == 0 || anytrue([for s in values(local.extra_states) : try(s.Next, "") == "CnmResponse"])
       error_message = "The last of extra_states must have \"Next\": \"CnmResponse\"."
+    }
+
+    precondition {
+      # SyncGranule stops when less than the margin is left: with no more than half its time kept, every invocation has time for files
+      condition     = var.sync_deadline_margin_seconds * 2 <= var.functions["sync_granule"].timeout
+      error_message = "sync_deadline_margin_seconds must be at most half of the sync_granule function's timeout."
     }
   }
 }

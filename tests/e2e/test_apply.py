@@ -142,13 +142,15 @@ def test_state_machine_definition_invokes_the_deployed_functions(stack):
         assert target in arns or target.rsplit(":", 1)[0] in arns, (state, target)
     sync_retry = definition["States"]["SyncGranule"]["Retry"][0]
     if _example(stack) == "complete":
-        assert definition["States"]["SyncGranule"]["Next"] == "DaacPostSync"
+        assert definition["States"]["SyncGranule"]["Next"] == "SyncGranuleContinues"
+        assert definition["States"]["SyncGranuleContinues"]["Default"] == "DaacPostSync"
         assert definition["States"]["DaacPostSync"]["Type"] == "Pass"
         assert (sync_retry["IntervalSeconds"], sync_retry["MaxAttempts"]) == (15, 4)
         assert stack.state_machines[name]["loggingConfiguration"]["level"] == "ALL"
         assert stack.state_machines[name]["tracingConfiguration"]["enabled"] is True
     else:
-        assert definition["States"]["SyncGranule"]["Next"] == "CnmResponse"
+        assert definition["States"]["SyncGranule"]["Next"] == "SyncGranuleContinues"
+        assert definition["States"]["SyncGranuleContinues"]["Default"] == "CnmResponse"
 
 
 def test_dlq_and_redrive_policies(stack):

@@ -502,6 +502,9 @@ def test_workflow_module_wired_with_the_agreed_interface():
         "staging_temp_key_prefix",
         # issue 22: files SyncGranule transfers at once
         "sync_concurrency",
+        # issue 22: SyncGranule's deadline margin and its bound on continued invocations
+        "sync_deadline_margin_seconds",
+        "sync_max_invocations",
         # issue 21: the one status store (modules/executions) and the idempotency table (CnmResponse)
         "executions_table_name",
         "executions_table_arn",

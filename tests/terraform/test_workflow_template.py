@@ -101,6 +101,7 @@ def rendered(tmp_path_factory) -> dict[str, dict[str, Any]]:
             "-var=sync_retry_max_attempts=2",
             "-var=response_retry_interval_seconds=4",
             "-var=response_retry_max_attempts=6",
+            "-var=sync_max_invocations=7",
         ],
     }
     for case, args in cases.items():
@@ -145,9 +146,10 @@ def test_template_states(rendered):
     definition = rendered["defaults"]
     states = definition["States"]
     assert definition["StartAt"] == "StartStatus"
-    chain = ["StartStatus", "TranslateMessage", "SyncGranule", "CnmResponse", "StopStatus", "CheckOutcome"]
+    chain = ["StartStatus", "TranslateMessage", "SyncGranule", "SyncGranuleContinues", "StopStatus", "CheckOutcome"]
     for a, b in itertools.pairwise(chain):
-        assert states[a]["Next"] == b
+        assert states[a].get("Next", states[a].get("Default")) == b or (a, b) == ("SyncGranuleContinues", "StopStatus")
+    assert states["SyncGranuleContinues"]["Default"] == "CnmResponse" and states["CnmResponse"]["Next"] == "StopStatus"
     for state, key in TASKS.items():
         assert states[state]["Resource"] == function_arn(key)
         *first, catch = states[state]["Catch"]
@@ -190,7 +192,10 @@ def test_template_states(rendered):
 def test_extra_states_and_retry_settings(rendered):
     """extra_states are spliced between SyncGranule and CnmResponse; the retry variables reach their states."""
     plain, extra = rendered["defaults"]["States"], rendered["extra"]["States"]
-    assert extra["SyncGranule"]["Next"] == "DaacStep"
+    assert (
+        extra["SyncGranule"]["Next"] == "SyncGranuleContinues"
+        and extra["SyncGranuleContinues"]["Default"] == "DaacStep"
+    )
     assert extra["DaacStep"] == EXTRA["DaacStep"]
     assert set(extra) - set(plain) == {"DaacStep"}
     [sync] = extra["SyncGranule"]["Retry"]
@@ -201,5 +206,49 @@ def test_extra_states_and_retry_settings(rendered):
     assert extra["StartStatus"]["Parameters"]["execution"]["id.$"] == "$$.Execution.Id"
     # apart from the splice and the retry numbers, the two renderings are the same definition
     for state in plain:
-        if state not in ("SyncGranule", "CnmResponse", "ParkResponse"):
+        if state not in ("SyncGranule", "SyncGranuleContinues", "SyncGranuleUnfinished", "CnmResponse", "ParkResponse"):
             assert extra[state] == plain[state]
+
+
+def next_of_choice(choice: dict[str, Any], message: dict[str, Any]) -> str:
+    """The Choice's next state for ``message`` (the rule forms the template uses: IsPresent, NumericLessThan, And)."""
+
+    def value(path: str) -> Any:
+        found: Any = message
+        for part in path.removeprefix("$.").split("."):
+            if not isinstance(found, dict) or part not in found:
+                return KeyError
+            found = found[part]
+        return found
+
+    def holds(rule: dict[str, Any]) -> bool:
+        if "And" in rule:
+            return all(holds(r) for r in rule["And"])
+        got = value(rule["Variable"])
+        if "IsPresent" in rule:
+            return (got is not KeyError) == rule["IsPresent"]
+        return isinstance(got, int | float) and got < rule["NumericLessThan"]
+
+    return next((rule["Next"] for rule in choice["Choices"] if holds(rule)), choice["Default"])
+
+
+@pytest.mark.terraform
+@pytest.mark.parametrize("case", ["defaults", "extra"])
+def test_sync_granule_runs_again_while_it_continues_and_never_more_than_the_bound(rendered, case):
+    """SyncGranule -> SyncGranuleContinues: back to SyncGranule while meta.sync_continuation says so, at most
+    sync_max_invocations in all; past the bound a FAILURE answer (never the SUCCESS path with files unstaged)."""
+    states = rendered[case]["States"]
+    bound = {"defaults": module_default("sync_max_invocations"), "extra": 7}[case]
+    onward = {"defaults": "CnmResponse", "extra": "DaacStep"}[case]
+    choice = states["SyncGranuleContinues"]
+    assert states["SyncGranule"]["Next"] == "SyncGranuleContinues" and choice["Type"] == "Choice"
+    assert next_of_choice(choice, {"meta": {}}) == onward
+    for n in range(1, bound):
+        assert next_of_choice(choice, {"meta": {"sync_continuation": {"invocations": n}}}) == "SyncGranule"
+    for n in (bound, bound + 1, 10**6):
+        assert next_of_choice(choice, {"meta": {"sync_continuation": {"invocations": n}}}) == "SyncGranuleUnfinished"
+    assert next_of_choice(choice, {"meta": {"sync_continuation": {}}}) == "SyncGranuleUnfinished"
+    unfinished = states["SyncGranuleUnfinished"]
+    assert (unfinished["Type"], unfinished["ResultPath"], unfinished["Next"]) == ("Pass", "$.exception", "CnmResponse")
+    assert unfinished["Result"]["Error"] == "SyncUnfinishedError"
+    assert json.loads(unfinished["Result"]["Cause"])["errorType"] == "SyncUnfinishedError"

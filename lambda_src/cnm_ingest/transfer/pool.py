@@ -57,16 +57,23 @@ THROTTLE_CODES = frozenset(
 )
 
 
-def concurrency(value: Any = None) -> int:
-    """Transfers at once: ``value``, else ``SYNC_CONCURRENCY``, else :data:`DEFAULT_CONCURRENCY`; 1..MAX."""
-    raw = value if value is not None else os.environ.get("SYNC_CONCURRENCY") or DEFAULT_CONCURRENCY
+def whole_setting(env: str, default: int, low: int, high: int, value: Any = None) -> int:
+    """A whole-number setting: ``value``, else the environment variable ``env``, else ``default``; ``low..high``.
+
+    Anything else (a fraction, a bool, text, out of range) is a :class:`ConfigurationError` naming ``env``."""
+    raw = value if value is not None else os.environ.get(env) or default
     try:
         number = int(raw)
     except (TypeError, ValueError):
-        number = 0
-    if isinstance(raw, bool) or not 1 <= number <= MAX_CONCURRENCY or str(number) != str(raw).strip():
-        raise ConfigurationError(f"{CONCURRENCY_ENV} must be a whole number from 1 to {MAX_CONCURRENCY}, not {raw!r}")
+        number = low - 1
+    if isinstance(raw, bool) or not low <= number <= high or str(number) != str(raw).strip():
+        raise ConfigurationError(f"{env} must be a whole number from {low} to {high}, not {raw!r}")
     return number
+
+
+def concurrency(value: Any = None) -> int:
+    """Transfers at once: ``value``, else ``SYNC_CONCURRENCY``, else :data:`DEFAULT_CONCURRENCY`; 1..MAX."""
+    return whole_setting(CONCURRENCY_ENV, DEFAULT_CONCURRENCY, 1, MAX_CONCURRENCY, value)
 
 
 def is_throttle(exc: BaseException) -> bool:

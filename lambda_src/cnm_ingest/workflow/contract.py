@@ -106,6 +106,20 @@ class CnmResponse(TypedDict, total=False):
     response: Required[CnmResponseResponse]
 
 
+class SyncContinuation(TypedDict, total=False):
+    """SyncGranule stopped at its deadline: the workflow runs it again, which goes on from here
+    (cnm_ingest.workflow.sync_granule.Continuation). Absent once the granules are staged.
+    """
+
+    invocations: Required[int]
+    granules_committed: Required[int]
+    done: Required[int]
+    files: Required[int]
+    verified: Required[str]
+    targets: Required[str]
+    buckets: list[str]
+
+
 class Meta(TypedDict, total=False):
     """The stack, the matched rule's collection, provider and rule, and the CNM (inline or stored)."""
 
@@ -121,6 +135,7 @@ class Meta(TypedDict, total=False):
     cnm_response_ref: PartRef
     received_time: str
     ingestionMetadata: dict[str, Any]
+    sync_continuation: SyncContinuation
 
 
 class Payload(TypedDict, total=False):
@@ -297,7 +312,9 @@ class SyncGranuleConfig(TypedDict, total=False):
 
 
 class SyncGranuleOutput(TypedDict, total=False):
-    """SyncGranule output: The input with every granule file pointing at its verified, staged copy."""
+    """SyncGranule output: The input with every granule file pointing at its verified, staged copy. (A message
+    SyncGranule returns with meta.sync_continuation goes back to SyncGranule: it is checked as SyncGranule's input.)
+    """
 
     cumulus_meta: Required[CumulusMeta]
     meta: Required[Meta]

@@ -214,6 +214,78 @@ def _start_status_input() -> Callable[[Any], Any]:
                 data__ingestionMetadata = data["ingestionMetadata"]
                 if not isinstance(data__ingestionMetadata, (dict)):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".ingestionMetadata must be object", value=data__ingestionMetadata, name="" + (name_prefix or "data") + ".ingestionMetadata", rule='type')
+            if "sync_continuation" in data_keys:
+                data_keys.remove("sync_continuation")
+                data__synccontinuation = data["sync_continuation"]
+                validate___definitions_sync_continuation(data__synccontinuation, custom_formats, (name_prefix or "data") + ".sync_continuation")
+        return data
+
+    def validate___definitions_sync_continuation(data, custom_formats={}, name_prefix=None):
+        if not isinstance(data, (dict)):
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", rule='type')
+        data_is_dict = isinstance(data, dict)
+        if data_is_dict:
+            data__missing_keys = set(['invocations', 'granules_committed', 'done', 'files', 'verified', 'targets']) - data.keys()
+            if data__missing_keys:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", rule='required')
+            data_keys = set(data.keys())
+            if "invocations" in data_keys:
+                data_keys.remove("invocations")
+                data__invocations = data["invocations"]
+                if not isinstance(data__invocations, (int)) and not (isinstance(data__invocations, float) and data__invocations.is_integer()) or isinstance(data__invocations, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be integer", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='type')
+                if isinstance(data__invocations, (int, float, Decimal)) and not isinstance(data__invocations, bool):
+                    if data__invocations < 1:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be bigger than or equal to 1", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='minimum')
+            if "granules_committed" in data_keys:
+                data_keys.remove("granules_committed")
+                data__granulescommitted = data["granules_committed"]
+                if not isinstance(data__granulescommitted, (int)) and not (isinstance(data__granulescommitted, float) and data__granulescommitted.is_integer()) or isinstance(data__granulescommitted, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be integer", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='type')
+                if isinstance(data__granulescommitted, (int, float, Decimal)) and not isinstance(data__granulescommitted, bool):
+                    if data__granulescommitted < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be bigger than or equal to 0", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='minimum')
+            if "done" in data_keys:
+                data_keys.remove("done")
+                data__done = data["done"]
+                if not isinstance(data__done, (int)) and not (isinstance(data__done, float) and data__done.is_integer()) or isinstance(data__done, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be integer", value=data__done, name="" + (name_prefix or "data") + ".done", rule='type')
+                if isinstance(data__done, (int, float, Decimal)) and not isinstance(data__done, bool):
+                    if data__done < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be bigger than or equal to 0", value=data__done, name="" + (name_prefix or "data") + ".done", rule='minimum')
+            if "files" in data_keys:
+                data_keys.remove("files")
+                data__files = data["files"]
+                if not isinstance(data__files, (int)) and not (isinstance(data__files, float) and data__files.is_integer()) or isinstance(data__files, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be integer", value=data__files, name="" + (name_prefix or "data") + ".files", rule='type')
+                if isinstance(data__files, (int, float, Decimal)) and not isinstance(data__files, bool):
+                    if data__files < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be bigger than or equal to 0", value=data__files, name="" + (name_prefix or "data") + ".files", rule='minimum')
+            if "verified" in data_keys:
+                data_keys.remove("verified")
+                data__verified = data["verified"]
+                if not isinstance(data__verified, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".verified must be string", value=data__verified, name="" + (name_prefix or "data") + ".verified", rule='type')
+            if "targets" in data_keys:
+                data_keys.remove("targets")
+                data__targets = data["targets"]
+                if not isinstance(data__targets, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".targets must be string", value=data__targets, name="" + (name_prefix or "data") + ".targets", rule='type')
+            if "buckets" in data_keys:
+                data_keys.remove("buckets")
+                data__buckets = data["buckets"]
+                if not isinstance(data__buckets, (list, tuple)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets must be array", value=data__buckets, name="" + (name_prefix or "data") + ".buckets", rule='type')
+                data__buckets_is_list = isinstance(data__buckets, (list, tuple))
+                if data__buckets_is_list:
+                    data__buckets_len = len(data__buckets)
+                    for data__buckets_x, data__buckets_item in enumerate(data__buckets):
+                        if not isinstance(data__buckets_item, (str)):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be string", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='type')
+                        if isinstance(data__buckets_item, str):
+                            data__buckets_item_len = len(data__buckets_item)
+                            if data__buckets_item_len < 1:
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be longer than or equal to 1 characters", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='minLength')
         return data
 
     def validate___definitions_cnm_response(data, custom_formats={}, name_prefix=None):
@@ -750,6 +822,78 @@ def _start_status_output() -> Callable[[Any], Any]:
                 data__ingestionMetadata = data["ingestionMetadata"]
                 if not isinstance(data__ingestionMetadata, (dict)):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".ingestionMetadata must be object", value=data__ingestionMetadata, name="" + (name_prefix or "data") + ".ingestionMetadata", rule='type')
+            if "sync_continuation" in data_keys:
+                data_keys.remove("sync_continuation")
+                data__synccontinuation = data["sync_continuation"]
+                validate___definitions_sync_continuation(data__synccontinuation, custom_formats, (name_prefix or "data") + ".sync_continuation")
+        return data
+
+    def validate___definitions_sync_continuation(data, custom_formats={}, name_prefix=None):
+        if not isinstance(data, (dict)):
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", rule='type')
+        data_is_dict = isinstance(data, dict)
+        if data_is_dict:
+            data__missing_keys = set(['invocations', 'granules_committed', 'done', 'files', 'verified', 'targets']) - data.keys()
+            if data__missing_keys:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", rule='required')
+            data_keys = set(data.keys())
+            if "invocations" in data_keys:
+                data_keys.remove("invocations")
+                data__invocations = data["invocations"]
+                if not isinstance(data__invocations, (int)) and not (isinstance(data__invocations, float) and data__invocations.is_integer()) or isinstance(data__invocations, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be integer", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='type')
+                if isinstance(data__invocations, (int, float, Decimal)) and not isinstance(data__invocations, bool):
+                    if data__invocations < 1:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be bigger than or equal to 1", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='minimum')
+            if "granules_committed" in data_keys:
+                data_keys.remove("granules_committed")
+                data__granulescommitted = data["granules_committed"]
+                if not isinstance(data__granulescommitted, (int)) and not (isinstance(data__granulescommitted, float) and data__granulescommitted.is_integer()) or isinstance(data__granulescommitted, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be integer", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='type')
+                if isinstance(data__granulescommitted, (int, float, Decimal)) and not isinstance(data__granulescommitted, bool):
+                    if data__granulescommitted < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be bigger than or equal to 0", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='minimum')
+            if "done" in data_keys:
+                data_keys.remove("done")
+                data__done = data["done"]
+                if not isinstance(data__done, (int)) and not (isinstance(data__done, float) and data__done.is_integer()) or isinstance(data__done, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be integer", value=data__done, name="" + (name_prefix or "data") + ".done", rule='type')
+                if isinstance(data__done, (int, float, Decimal)) and not isinstance(data__done, bool):
+                    if data__done < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be bigger than or equal to 0", value=data__done, name="" + (name_prefix or "data") + ".done", rule='minimum')
+            if "files" in data_keys:
+                data_keys.remove("files")
+                data__files = data["files"]
+                if not isinstance(data__files, (int)) and not (isinstance(data__files, float) and data__files.is_integer()) or isinstance(data__files, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be integer", value=data__files, name="" + (name_prefix or "data") + ".files", rule='type')
+                if isinstance(data__files, (int, float, Decimal)) and not isinstance(data__files, bool):
+                    if data__files < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be bigger than or equal to 0", value=data__files, name="" + (name_prefix or "data") + ".files", rule='minimum')
+            if "verified" in data_keys:
+                data_keys.remove("verified")
+                data__verified = data["verified"]
+                if not isinstance(data__verified, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".verified must be string", value=data__verified, name="" + (name_prefix or "data") + ".verified", rule='type')
+            if "targets" in data_keys:
+                data_keys.remove("targets")
+                data__targets = data["targets"]
+                if not isinstance(data__targets, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".targets must be string", value=data__targets, name="" + (name_prefix or "data") + ".targets", rule='type')
+            if "buckets" in data_keys:
+                data_keys.remove("buckets")
+                data__buckets = data["buckets"]
+                if not isinstance(data__buckets, (list, tuple)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets must be array", value=data__buckets, name="" + (name_prefix or "data") + ".buckets", rule='type')
+                data__buckets_is_list = isinstance(data__buckets, (list, tuple))
+                if data__buckets_is_list:
+                    data__buckets_len = len(data__buckets)
+                    for data__buckets_x, data__buckets_item in enumerate(data__buckets):
+                        if not isinstance(data__buckets_item, (str)):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be string", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='type')
+                        if isinstance(data__buckets_item, str):
+                            data__buckets_item_len = len(data__buckets_item)
+                            if data__buckets_item_len < 1:
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be longer than or equal to 1 characters", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='minLength')
         return data
 
     def validate___definitions_cnm_response(data, custom_formats={}, name_prefix=None):
@@ -1211,6 +1355,78 @@ def _translate_message_input() -> Callable[[Any], Any]:
                 data__ingestionMetadata = data["ingestionMetadata"]
                 if not isinstance(data__ingestionMetadata, (dict)):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".ingestionMetadata must be object", value=data__ingestionMetadata, name="" + (name_prefix or "data") + ".ingestionMetadata", rule='type')
+            if "sync_continuation" in data_keys:
+                data_keys.remove("sync_continuation")
+                data__synccontinuation = data["sync_continuation"]
+                validate___definitions_sync_continuation(data__synccontinuation, custom_formats, (name_prefix or "data") + ".sync_continuation")
+        return data
+
+    def validate___definitions_sync_continuation(data, custom_formats={}, name_prefix=None):
+        if not isinstance(data, (dict)):
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", rule='type')
+        data_is_dict = isinstance(data, dict)
+        if data_is_dict:
+            data__missing_keys = set(['invocations', 'granules_committed', 'done', 'files', 'verified', 'targets']) - data.keys()
+            if data__missing_keys:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", rule='required')
+            data_keys = set(data.keys())
+            if "invocations" in data_keys:
+                data_keys.remove("invocations")
+                data__invocations = data["invocations"]
+                if not isinstance(data__invocations, (int)) and not (isinstance(data__invocations, float) and data__invocations.is_integer()) or isinstance(data__invocations, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be integer", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='type')
+                if isinstance(data__invocations, (int, float, Decimal)) and not isinstance(data__invocations, bool):
+                    if data__invocations < 1:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be bigger than or equal to 1", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='minimum')
+            if "granules_committed" in data_keys:
+                data_keys.remove("granules_committed")
+                data__granulescommitted = data["granules_committed"]
+                if not isinstance(data__granulescommitted, (int)) and not (isinstance(data__granulescommitted, float) and data__granulescommitted.is_integer()) or isinstance(data__granulescommitted, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be integer", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='type')
+                if isinstance(data__granulescommitted, (int, float, Decimal)) and not isinstance(data__granulescommitted, bool):
+                    if data__granulescommitted < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be bigger than or equal to 0", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='minimum')
+            if "done" in data_keys:
+                data_keys.remove("done")
+                data__done = data["done"]
+                if not isinstance(data__done, (int)) and not (isinstance(data__done, float) and data__done.is_integer()) or isinstance(data__done, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be integer", value=data__done, name="" + (name_prefix or "data") + ".done", rule='type')
+                if isinstance(data__done, (int, float, Decimal)) and not isinstance(data__done, bool):
+                    if data__done < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be bigger than or equal to 0", value=data__done, name="" + (name_prefix or "data") + ".done", rule='minimum')
+            if "files" in data_keys:
+                data_keys.remove("files")
+                data__files = data["files"]
+                if not isinstance(data__files, (int)) and not (isinstance(data__files, float) and data__files.is_integer()) or isinstance(data__files, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be integer", value=data__files, name="" + (name_prefix or "data") + ".files", rule='type')
+                if isinstance(data__files, (int, float, Decimal)) and not isinstance(data__files, bool):
+                    if data__files < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be bigger than or equal to 0", value=data__files, name="" + (name_prefix or "data") + ".files", rule='minimum')
+            if "verified" in data_keys:
+                data_keys.remove("verified")
+                data__verified = data["verified"]
+                if not isinstance(data__verified, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".verified must be string", value=data__verified, name="" + (name_prefix or "data") + ".verified", rule='type')
+            if "targets" in data_keys:
+                data_keys.remove("targets")
+                data__targets = data["targets"]
+                if not isinstance(data__targets, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".targets must be string", value=data__targets, name="" + (name_prefix or "data") + ".targets", rule='type')
+            if "buckets" in data_keys:
+                data_keys.remove("buckets")
+                data__buckets = data["buckets"]
+                if not isinstance(data__buckets, (list, tuple)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets must be array", value=data__buckets, name="" + (name_prefix or "data") + ".buckets", rule='type')
+                data__buckets_is_list = isinstance(data__buckets, (list, tuple))
+                if data__buckets_is_list:
+                    data__buckets_len = len(data__buckets)
+                    for data__buckets_x, data__buckets_item in enumerate(data__buckets):
+                        if not isinstance(data__buckets_item, (str)):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be string", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='type')
+                        if isinstance(data__buckets_item, str):
+                            data__buckets_item_len = len(data__buckets_item)
+                            if data__buckets_item_len < 1:
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be longer than or equal to 1 characters", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='minLength')
         return data
 
     def validate___definitions_cnm_response(data, custom_formats={}, name_prefix=None):
@@ -1891,6 +2107,78 @@ def _translate_message_output() -> Callable[[Any], Any]:
                 data__ingestionMetadata = data["ingestionMetadata"]
                 if not isinstance(data__ingestionMetadata, (dict)):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".ingestionMetadata must be object", value=data__ingestionMetadata, name="" + (name_prefix or "data") + ".ingestionMetadata", rule='type')
+            if "sync_continuation" in data_keys:
+                data_keys.remove("sync_continuation")
+                data__synccontinuation = data["sync_continuation"]
+                validate___definitions_sync_continuation(data__synccontinuation, custom_formats, (name_prefix or "data") + ".sync_continuation")
+        return data
+
+    def validate___definitions_sync_continuation(data, custom_formats={}, name_prefix=None):
+        if not isinstance(data, (dict)):
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", rule='type')
+        data_is_dict = isinstance(data, dict)
+        if data_is_dict:
+            data__missing_keys = set(['invocations', 'granules_committed', 'done', 'files', 'verified', 'targets']) - data.keys()
+            if data__missing_keys:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", rule='required')
+            data_keys = set(data.keys())
+            if "invocations" in data_keys:
+                data_keys.remove("invocations")
+                data__invocations = data["invocations"]
+                if not isinstance(data__invocations, (int)) and not (isinstance(data__invocations, float) and data__invocations.is_integer()) or isinstance(data__invocations, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be integer", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='type')
+                if isinstance(data__invocations, (int, float, Decimal)) and not isinstance(data__invocations, bool):
+                    if data__invocations < 1:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be bigger than or equal to 1", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='minimum')
+            if "granules_committed" in data_keys:
+                data_keys.remove("granules_committed")
+                data__granulescommitted = data["granules_committed"]
+                if not isinstance(data__granulescommitted, (int)) and not (isinstance(data__granulescommitted, float) and data__granulescommitted.is_integer()) or isinstance(data__granulescommitted, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be integer", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='type')
+                if isinstance(data__granulescommitted, (int, float, Decimal)) and not isinstance(data__granulescommitted, bool):
+                    if data__granulescommitted < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be bigger than or equal to 0", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='minimum')
+            if "done" in data_keys:
+                data_keys.remove("done")
+                data__done = data["done"]
+                if not isinstance(data__done, (int)) and not (isinstance(data__done, float) and data__done.is_integer()) or isinstance(data__done, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be integer", value=data__done, name="" + (name_prefix or "data") + ".done", rule='type')
+                if isinstance(data__done, (int, float, Decimal)) and not isinstance(data__done, bool):
+                    if data__done < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be bigger than or equal to 0", value=data__done, name="" + (name_prefix or "data") + ".done", rule='minimum')
+            if "files" in data_keys:
+                data_keys.remove("files")
+                data__files = data["files"]
+                if not isinstance(data__files, (int)) and not (isinstance(data__files, float) and data__files.is_integer()) or isinstance(data__files, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be integer", value=data__files, name="" + (name_prefix or "data") + ".files", rule='type')
+                if isinstance(data__files, (int, float, Decimal)) and not isinstance(data__files, bool):
+                    if data__files < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be bigger than or equal to 0", value=data__files, name="" + (name_prefix or "data") + ".files", rule='minimum')
+            if "verified" in data_keys:
+                data_keys.remove("verified")
+                data__verified = data["verified"]
+                if not isinstance(data__verified, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".verified must be string", value=data__verified, name="" + (name_prefix or "data") + ".verified", rule='type')
+            if "targets" in data_keys:
+                data_keys.remove("targets")
+                data__targets = data["targets"]
+                if not isinstance(data__targets, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".targets must be string", value=data__targets, name="" + (name_prefix or "data") + ".targets", rule='type')
+            if "buckets" in data_keys:
+                data_keys.remove("buckets")
+                data__buckets = data["buckets"]
+                if not isinstance(data__buckets, (list, tuple)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets must be array", value=data__buckets, name="" + (name_prefix or "data") + ".buckets", rule='type')
+                data__buckets_is_list = isinstance(data__buckets, (list, tuple))
+                if data__buckets_is_list:
+                    data__buckets_len = len(data__buckets)
+                    for data__buckets_x, data__buckets_item in enumerate(data__buckets):
+                        if not isinstance(data__buckets_item, (str)):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be string", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='type')
+                        if isinstance(data__buckets_item, str):
+                            data__buckets_item_len = len(data__buckets_item)
+                            if data__buckets_item_len < 1:
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be longer than or equal to 1 characters", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='minLength')
         return data
 
     def validate___definitions_cnm_response(data, custom_formats={}, name_prefix=None):
@@ -2496,6 +2784,78 @@ def _sync_granule_input() -> Callable[[Any], Any]:
                 data__ingestionMetadata = data["ingestionMetadata"]
                 if not isinstance(data__ingestionMetadata, (dict)):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".ingestionMetadata must be object", value=data__ingestionMetadata, name="" + (name_prefix or "data") + ".ingestionMetadata", rule='type')
+            if "sync_continuation" in data_keys:
+                data_keys.remove("sync_continuation")
+                data__synccontinuation = data["sync_continuation"]
+                validate___definitions_sync_continuation(data__synccontinuation, custom_formats, (name_prefix or "data") + ".sync_continuation")
+        return data
+
+    def validate___definitions_sync_continuation(data, custom_formats={}, name_prefix=None):
+        if not isinstance(data, (dict)):
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", rule='type')
+        data_is_dict = isinstance(data, dict)
+        if data_is_dict:
+            data__missing_keys = set(['invocations', 'granules_committed', 'done', 'files', 'verified', 'targets']) - data.keys()
+            if data__missing_keys:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", rule='required')
+            data_keys = set(data.keys())
+            if "invocations" in data_keys:
+                data_keys.remove("invocations")
+                data__invocations = data["invocations"]
+                if not isinstance(data__invocations, (int)) and not (isinstance(data__invocations, float) and data__invocations.is_integer()) or isinstance(data__invocations, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be integer", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='type')
+                if isinstance(data__invocations, (int, float, Decimal)) and not isinstance(data__invocations, bool):
+                    if data__invocations < 1:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be bigger than or equal to 1", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='minimum')
+            if "granules_committed" in data_keys:
+                data_keys.remove("granules_committed")
+                data__granulescommitted = data["granules_committed"]
+                if not isinstance(data__granulescommitted, (int)) and not (isinstance(data__granulescommitted, float) and data__granulescommitted.is_integer()) or isinstance(data__granulescommitted, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be integer", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='type')
+                if isinstance(data__granulescommitted, (int, float, Decimal)) and not isinstance(data__granulescommitted, bool):
+                    if data__granulescommitted < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be bigger than or equal to 0", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='minimum')
+            if "done" in data_keys:
+                data_keys.remove("done")
+                data__done = data["done"]
+                if not isinstance(data__done, (int)) and not (isinstance(data__done, float) and data__done.is_integer()) or isinstance(data__done, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be integer", value=data__done, name="" + (name_prefix or "data") + ".done", rule='type')
+                if isinstance(data__done, (int, float, Decimal)) and not isinstance(data__done, bool):
+                    if data__done < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be bigger than or equal to 0", value=data__done, name="" + (name_prefix or "data") + ".done", rule='minimum')
+            if "files" in data_keys:
+                data_keys.remove("files")
+                data__files = data["files"]
+                if not isinstance(data__files, (int)) and not (isinstance(data__files, float) and data__files.is_integer()) or isinstance(data__files, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be integer", value=data__files, name="" + (name_prefix or "data") + ".files", rule='type')
+                if isinstance(data__files, (int, float, Decimal)) and not isinstance(data__files, bool):
+                    if data__files < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be bigger than or equal to 0", value=data__files, name="" + (name_prefix or "data") + ".files", rule='minimum')
+            if "verified" in data_keys:
+                data_keys.remove("verified")
+                data__verified = data["verified"]
+                if not isinstance(data__verified, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".verified must be string", value=data__verified, name="" + (name_prefix or "data") + ".verified", rule='type')
+            if "targets" in data_keys:
+                data_keys.remove("targets")
+                data__targets = data["targets"]
+                if not isinstance(data__targets, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".targets must be string", value=data__targets, name="" + (name_prefix or "data") + ".targets", rule='type')
+            if "buckets" in data_keys:
+                data_keys.remove("buckets")
+                data__buckets = data["buckets"]
+                if not isinstance(data__buckets, (list, tuple)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets must be array", value=data__buckets, name="" + (name_prefix or "data") + ".buckets", rule='type')
+                data__buckets_is_list = isinstance(data__buckets, (list, tuple))
+                if data__buckets_is_list:
+                    data__buckets_len = len(data__buckets)
+                    for data__buckets_x, data__buckets_item in enumerate(data__buckets):
+                        if not isinstance(data__buckets_item, (str)):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be string", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='type')
+                        if isinstance(data__buckets_item, str):
+                            data__buckets_item_len = len(data__buckets_item)
+                            if data__buckets_item_len < 1:
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be longer than or equal to 1 characters", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='minLength')
         return data
 
     def validate___definitions_cnm_response(data, custom_formats={}, name_prefix=None):
@@ -3199,6 +3559,78 @@ def _sync_granule_output() -> Callable[[Any], Any]:
                 data__ingestionMetadata = data["ingestionMetadata"]
                 if not isinstance(data__ingestionMetadata, (dict)):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".ingestionMetadata must be object", value=data__ingestionMetadata, name="" + (name_prefix or "data") + ".ingestionMetadata", rule='type')
+            if "sync_continuation" in data_keys:
+                data_keys.remove("sync_continuation")
+                data__synccontinuation = data["sync_continuation"]
+                validate___definitions_sync_continuation(data__synccontinuation, custom_formats, (name_prefix or "data") + ".sync_continuation")
+        return data
+
+    def validate___definitions_sync_continuation(data, custom_formats={}, name_prefix=None):
+        if not isinstance(data, (dict)):
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", rule='type')
+        data_is_dict = isinstance(data, dict)
+        if data_is_dict:
+            data__missing_keys = set(['invocations', 'granules_committed', 'done', 'files', 'verified', 'targets']) - data.keys()
+            if data__missing_keys:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", rule='required')
+            data_keys = set(data.keys())
+            if "invocations" in data_keys:
+                data_keys.remove("invocations")
+                data__invocations = data["invocations"]
+                if not isinstance(data__invocations, (int)) and not (isinstance(data__invocations, float) and data__invocations.is_integer()) or isinstance(data__invocations, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be integer", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='type')
+                if isinstance(data__invocations, (int, float, Decimal)) and not isinstance(data__invocations, bool):
+                    if data__invocations < 1:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be bigger than or equal to 1", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='minimum')
+            if "granules_committed" in data_keys:
+                data_keys.remove("granules_committed")
+                data__granulescommitted = data["granules_committed"]
+                if not isinstance(data__granulescommitted, (int)) and not (isinstance(data__granulescommitted, float) and data__granulescommitted.is_integer()) or isinstance(data__granulescommitted, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be integer", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='type')
+                if isinstance(data__granulescommitted, (int, float, Decimal)) and not isinstance(data__granulescommitted, bool):
+                    if data__granulescommitted < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be bigger than or equal to 0", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='minimum')
+            if "done" in data_keys:
+                data_keys.remove("done")
+                data__done = data["done"]
+                if not isinstance(data__done, (int)) and not (isinstance(data__done, float) and data__done.is_integer()) or isinstance(data__done, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be integer", value=data__done, name="" + (name_prefix or "data") + ".done", rule='type')
+                if isinstance(data__done, (int, float, Decimal)) and not isinstance(data__done, bool):
+                    if data__done < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be bigger than or equal to 0", value=data__done, name="" + (name_prefix or "data") + ".done", rule='minimum')
+            if "files" in data_keys:
+                data_keys.remove("files")
+                data__files = data["files"]
+                if not isinstance(data__files, (int)) and not (isinstance(data__files, float) and data__files.is_integer()) or isinstance(data__files, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be integer", value=data__files, name="" + (name_prefix or "data") + ".files", rule='type')
+                if isinstance(data__files, (int, float, Decimal)) and not isinstance(data__files, bool):
+                    if data__files < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be bigger than or equal to 0", value=data__files, name="" + (name_prefix or "data") + ".files", rule='minimum')
+            if "verified" in data_keys:
+                data_keys.remove("verified")
+                data__verified = data["verified"]
+                if not isinstance(data__verified, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".verified must be string", value=data__verified, name="" + (name_prefix or "data") + ".verified", rule='type')
+            if "targets" in data_keys:
+                data_keys.remove("targets")
+                data__targets = data["targets"]
+                if not isinstance(data__targets, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".targets must be string", value=data__targets, name="" + (name_prefix or "data") + ".targets", rule='type')
+            if "buckets" in data_keys:
+                data_keys.remove("buckets")
+                data__buckets = data["buckets"]
+                if not isinstance(data__buckets, (list, tuple)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets must be array", value=data__buckets, name="" + (name_prefix or "data") + ".buckets", rule='type')
+                data__buckets_is_list = isinstance(data__buckets, (list, tuple))
+                if data__buckets_is_list:
+                    data__buckets_len = len(data__buckets)
+                    for data__buckets_x, data__buckets_item in enumerate(data__buckets):
+                        if not isinstance(data__buckets_item, (str)):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be string", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='type')
+                        if isinstance(data__buckets_item, str):
+                            data__buckets_item_len = len(data__buckets_item)
+                            if data__buckets_item_len < 1:
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be longer than or equal to 1 characters", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='minLength')
         return data
 
     def validate___definitions_cnm_response(data, custom_formats={}, name_prefix=None):
@@ -3700,6 +4132,78 @@ def _cnm_response_input() -> Callable[[Any], Any]:
                 data__ingestionMetadata = data["ingestionMetadata"]
                 if not isinstance(data__ingestionMetadata, (dict)):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".ingestionMetadata must be object", value=data__ingestionMetadata, name="" + (name_prefix or "data") + ".ingestionMetadata", rule='type')
+            if "sync_continuation" in data_keys:
+                data_keys.remove("sync_continuation")
+                data__synccontinuation = data["sync_continuation"]
+                validate___definitions_sync_continuation(data__synccontinuation, custom_formats, (name_prefix or "data") + ".sync_continuation")
+        return data
+
+    def validate___definitions_sync_continuation(data, custom_formats={}, name_prefix=None):
+        if not isinstance(data, (dict)):
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", rule='type')
+        data_is_dict = isinstance(data, dict)
+        if data_is_dict:
+            data__missing_keys = set(['invocations', 'granules_committed', 'done', 'files', 'verified', 'targets']) - data.keys()
+            if data__missing_keys:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", rule='required')
+            data_keys = set(data.keys())
+            if "invocations" in data_keys:
+                data_keys.remove("invocations")
+                data__invocations = data["invocations"]
+                if not isinstance(data__invocations, (int)) and not (isinstance(data__invocations, float) and data__invocations.is_integer()) or isinstance(data__invocations, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be integer", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='type')
+                if isinstance(data__invocations, (int, float, Decimal)) and not isinstance(data__invocations, bool):
+                    if data__invocations < 1:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be bigger than or equal to 1", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='minimum')
+            if "granules_committed" in data_keys:
+                data_keys.remove("granules_committed")
+                data__granulescommitted = data["granules_committed"]
+                if not isinstance(data__granulescommitted, (int)) and not (isinstance(data__granulescommitted, float) and data__granulescommitted.is_integer()) or isinstance(data__granulescommitted, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be integer", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='type')
+                if isinstance(data__granulescommitted, (int, float, Decimal)) and not isinstance(data__granulescommitted, bool):
+                    if data__granulescommitted < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be bigger than or equal to 0", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='minimum')
+            if "done" in data_keys:
+                data_keys.remove("done")
+                data__done = data["done"]
+                if not isinstance(data__done, (int)) and not (isinstance(data__done, float) and data__done.is_integer()) or isinstance(data__done, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be integer", value=data__done, name="" + (name_prefix or "data") + ".done", rule='type')
+                if isinstance(data__done, (int, float, Decimal)) and not isinstance(data__done, bool):
+                    if data__done < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be bigger than or equal to 0", value=data__done, name="" + (name_prefix or "data") + ".done", rule='minimum')
+            if "files" in data_keys:
+                data_keys.remove("files")
+                data__files = data["files"]
+                if not isinstance(data__files, (int)) and not (isinstance(data__files, float) and data__files.is_integer()) or isinstance(data__files, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be integer", value=data__files, name="" + (name_prefix or "data") + ".files", rule='type')
+                if isinstance(data__files, (int, float, Decimal)) and not isinstance(data__files, bool):
+                    if data__files < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be bigger than or equal to 0", value=data__files, name="" + (name_prefix or "data") + ".files", rule='minimum')
+            if "verified" in data_keys:
+                data_keys.remove("verified")
+                data__verified = data["verified"]
+                if not isinstance(data__verified, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".verified must be string", value=data__verified, name="" + (name_prefix or "data") + ".verified", rule='type')
+            if "targets" in data_keys:
+                data_keys.remove("targets")
+                data__targets = data["targets"]
+                if not isinstance(data__targets, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".targets must be string", value=data__targets, name="" + (name_prefix or "data") + ".targets", rule='type')
+            if "buckets" in data_keys:
+                data_keys.remove("buckets")
+                data__buckets = data["buckets"]
+                if not isinstance(data__buckets, (list, tuple)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets must be array", value=data__buckets, name="" + (name_prefix or "data") + ".buckets", rule='type')
+                data__buckets_is_list = isinstance(data__buckets, (list, tuple))
+                if data__buckets_is_list:
+                    data__buckets_len = len(data__buckets)
+                    for data__buckets_x, data__buckets_item in enumerate(data__buckets):
+                        if not isinstance(data__buckets_item, (str)):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be string", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='type')
+                        if isinstance(data__buckets_item, str):
+                            data__buckets_item_len = len(data__buckets_item)
+                            if data__buckets_item_len < 1:
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be longer than or equal to 1 characters", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='minLength')
         return data
 
     def validate___definitions_cnm_response(data, custom_formats={}, name_prefix=None):
@@ -4272,6 +4776,78 @@ def _cnm_response_output() -> Callable[[Any], Any]:
                 data__ingestionMetadata = data["ingestionMetadata"]
                 if not isinstance(data__ingestionMetadata, (dict)):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".ingestionMetadata must be object", value=data__ingestionMetadata, name="" + (name_prefix or "data") + ".ingestionMetadata", rule='type')
+            if "sync_continuation" in data_keys:
+                data_keys.remove("sync_continuation")
+                data__synccontinuation = data["sync_continuation"]
+                validate___definitions_sync_continuation(data__synccontinuation, custom_formats, (name_prefix or "data") + ".sync_continuation")
+        return data
+
+    def validate___definitions_sync_continuation(data, custom_formats={}, name_prefix=None):
+        if not isinstance(data, (dict)):
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", rule='type')
+        data_is_dict = isinstance(data, dict)
+        if data_is_dict:
+            data__missing_keys = set(['invocations', 'granules_committed', 'done', 'files', 'verified', 'targets']) - data.keys()
+            if data__missing_keys:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", rule='required')
+            data_keys = set(data.keys())
+            if "invocations" in data_keys:
+                data_keys.remove("invocations")
+                data__invocations = data["invocations"]
+                if not isinstance(data__invocations, (int)) and not (isinstance(data__invocations, float) and data__invocations.is_integer()) or isinstance(data__invocations, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be integer", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='type')
+                if isinstance(data__invocations, (int, float, Decimal)) and not isinstance(data__invocations, bool):
+                    if data__invocations < 1:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be bigger than or equal to 1", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='minimum')
+            if "granules_committed" in data_keys:
+                data_keys.remove("granules_committed")
+                data__granulescommitted = data["granules_committed"]
+                if not isinstance(data__granulescommitted, (int)) and not (isinstance(data__granulescommitted, float) and data__granulescommitted.is_integer()) or isinstance(data__granulescommitted, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be integer", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='type')
+                if isinstance(data__granulescommitted, (int, float, Decimal)) and not isinstance(data__granulescommitted, bool):
+                    if data__granulescommitted < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be bigger than or equal to 0", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='minimum')
+            if "done" in data_keys:
+                data_keys.remove("done")
+                data__done = data["done"]
+                if not isinstance(data__done, (int)) and not (isinstance(data__done, float) and data__done.is_integer()) or isinstance(data__done, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be integer", value=data__done, name="" + (name_prefix or "data") + ".done", rule='type')
+                if isinstance(data__done, (int, float, Decimal)) and not isinstance(data__done, bool):
+                    if data__done < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be bigger than or equal to 0", value=data__done, name="" + (name_prefix or "data") + ".done", rule='minimum')
+            if "files" in data_keys:
+                data_keys.remove("files")
+                data__files = data["files"]
+                if not isinstance(data__files, (int)) and not (isinstance(data__files, float) and data__files.is_integer()) or isinstance(data__files, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be integer", value=data__files, name="" + (name_prefix or "data") + ".files", rule='type')
+                if isinstance(data__files, (int, float, Decimal)) and not isinstance(data__files, bool):
+                    if data__files < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be bigger than or equal to 0", value=data__files, name="" + (name_prefix or "data") + ".files", rule='minimum')
+            if "verified" in data_keys:
+                data_keys.remove("verified")
+                data__verified = data["verified"]
+                if not isinstance(data__verified, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".verified must be string", value=data__verified, name="" + (name_prefix or "data") + ".verified", rule='type')
+            if "targets" in data_keys:
+                data_keys.remove("targets")
+                data__targets = data["targets"]
+                if not isinstance(data__targets, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".targets must be string", value=data__targets, name="" + (name_prefix or "data") + ".targets", rule='type')
+            if "buckets" in data_keys:
+                data_keys.remove("buckets")
+                data__buckets = data["buckets"]
+                if not isinstance(data__buckets, (list, tuple)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets must be array", value=data__buckets, name="" + (name_prefix or "data") + ".buckets", rule='type')
+                data__buckets_is_list = isinstance(data__buckets, (list, tuple))
+                if data__buckets_is_list:
+                    data__buckets_len = len(data__buckets)
+                    for data__buckets_x, data__buckets_item in enumerate(data__buckets):
+                        if not isinstance(data__buckets_item, (str)):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be string", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='type')
+                        if isinstance(data__buckets_item, str):
+                            data__buckets_item_len = len(data__buckets_item)
+                            if data__buckets_item_len < 1:
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be longer than or equal to 1 characters", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='minLength')
         return data
 
     def validate___definitions_cnm_response(data, custom_formats={}, name_prefix=None):
@@ -4737,6 +5313,78 @@ def _park_response_input() -> Callable[[Any], Any]:
                 data__ingestionMetadata = data["ingestionMetadata"]
                 if not isinstance(data__ingestionMetadata, (dict)):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".ingestionMetadata must be object", value=data__ingestionMetadata, name="" + (name_prefix or "data") + ".ingestionMetadata", rule='type')
+            if "sync_continuation" in data_keys:
+                data_keys.remove("sync_continuation")
+                data__synccontinuation = data["sync_continuation"]
+                validate___definitions_sync_continuation(data__synccontinuation, custom_formats, (name_prefix or "data") + ".sync_continuation")
+        return data
+
+    def validate___definitions_sync_continuation(data, custom_formats={}, name_prefix=None):
+        if not isinstance(data, (dict)):
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", rule='type')
+        data_is_dict = isinstance(data, dict)
+        if data_is_dict:
+            data__missing_keys = set(['invocations', 'granules_committed', 'done', 'files', 'verified', 'targets']) - data.keys()
+            if data__missing_keys:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", rule='required')
+            data_keys = set(data.keys())
+            if "invocations" in data_keys:
+                data_keys.remove("invocations")
+                data__invocations = data["invocations"]
+                if not isinstance(data__invocations, (int)) and not (isinstance(data__invocations, float) and data__invocations.is_integer()) or isinstance(data__invocations, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be integer", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='type')
+                if isinstance(data__invocations, (int, float, Decimal)) and not isinstance(data__invocations, bool):
+                    if data__invocations < 1:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be bigger than or equal to 1", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='minimum')
+            if "granules_committed" in data_keys:
+                data_keys.remove("granules_committed")
+                data__granulescommitted = data["granules_committed"]
+                if not isinstance(data__granulescommitted, (int)) and not (isinstance(data__granulescommitted, float) and data__granulescommitted.is_integer()) or isinstance(data__granulescommitted, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be integer", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='type')
+                if isinstance(data__granulescommitted, (int, float, Decimal)) and not isinstance(data__granulescommitted, bool):
+                    if data__granulescommitted < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be bigger than or equal to 0", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='minimum')
+            if "done" in data_keys:
+                data_keys.remove("done")
+                data__done = data["done"]
+                if not isinstance(data__done, (int)) and not (isinstance(data__done, float) and data__done.is_integer()) or isinstance(data__done, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be integer", value=data__done, name="" + (name_prefix or "data") + ".done", rule='type')
+                if isinstance(data__done, (int, float, Decimal)) and not isinstance(data__done, bool):
+                    if data__done < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be bigger than or equal to 0", value=data__done, name="" + (name_prefix or "data") + ".done", rule='minimum')
+            if "files" in data_keys:
+                data_keys.remove("files")
+                data__files = data["files"]
+                if not isinstance(data__files, (int)) and not (isinstance(data__files, float) and data__files.is_integer()) or isinstance(data__files, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be integer", value=data__files, name="" + (name_prefix or "data") + ".files", rule='type')
+                if isinstance(data__files, (int, float, Decimal)) and not isinstance(data__files, bool):
+                    if data__files < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be bigger than or equal to 0", value=data__files, name="" + (name_prefix or "data") + ".files", rule='minimum')
+            if "verified" in data_keys:
+                data_keys.remove("verified")
+                data__verified = data["verified"]
+                if not isinstance(data__verified, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".verified must be string", value=data__verified, name="" + (name_prefix or "data") + ".verified", rule='type')
+            if "targets" in data_keys:
+                data_keys.remove("targets")
+                data__targets = data["targets"]
+                if not isinstance(data__targets, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".targets must be string", value=data__targets, name="" + (name_prefix or "data") + ".targets", rule='type')
+            if "buckets" in data_keys:
+                data_keys.remove("buckets")
+                data__buckets = data["buckets"]
+                if not isinstance(data__buckets, (list, tuple)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets must be array", value=data__buckets, name="" + (name_prefix or "data") + ".buckets", rule='type')
+                data__buckets_is_list = isinstance(data__buckets, (list, tuple))
+                if data__buckets_is_list:
+                    data__buckets_len = len(data__buckets)
+                    for data__buckets_x, data__buckets_item in enumerate(data__buckets):
+                        if not isinstance(data__buckets_item, (str)):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be string", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='type')
+                        if isinstance(data__buckets_item, str):
+                            data__buckets_item_len = len(data__buckets_item)
+                            if data__buckets_item_len < 1:
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be longer than or equal to 1 characters", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='minLength')
         return data
 
     def validate___definitions_cnm_response(data, custom_formats={}, name_prefix=None):
@@ -5301,6 +5949,78 @@ def _park_response_output() -> Callable[[Any], Any]:
                 data__ingestionMetadata = data["ingestionMetadata"]
                 if not isinstance(data__ingestionMetadata, (dict)):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".ingestionMetadata must be object", value=data__ingestionMetadata, name="" + (name_prefix or "data") + ".ingestionMetadata", rule='type')
+            if "sync_continuation" in data_keys:
+                data_keys.remove("sync_continuation")
+                data__synccontinuation = data["sync_continuation"]
+                validate___definitions_sync_continuation(data__synccontinuation, custom_formats, (name_prefix or "data") + ".sync_continuation")
+        return data
+
+    def validate___definitions_sync_continuation(data, custom_formats={}, name_prefix=None):
+        if not isinstance(data, (dict)):
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", rule='type')
+        data_is_dict = isinstance(data, dict)
+        if data_is_dict:
+            data__missing_keys = set(['invocations', 'granules_committed', 'done', 'files', 'verified', 'targets']) - data.keys()
+            if data__missing_keys:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", rule='required')
+            data_keys = set(data.keys())
+            if "invocations" in data_keys:
+                data_keys.remove("invocations")
+                data__invocations = data["invocations"]
+                if not isinstance(data__invocations, (int)) and not (isinstance(data__invocations, float) and data__invocations.is_integer()) or isinstance(data__invocations, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be integer", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='type')
+                if isinstance(data__invocations, (int, float, Decimal)) and not isinstance(data__invocations, bool):
+                    if data__invocations < 1:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be bigger than or equal to 1", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='minimum')
+            if "granules_committed" in data_keys:
+                data_keys.remove("granules_committed")
+                data__granulescommitted = data["granules_committed"]
+                if not isinstance(data__granulescommitted, (int)) and not (isinstance(data__granulescommitted, float) and data__granulescommitted.is_integer()) or isinstance(data__granulescommitted, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be integer", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='type')
+                if isinstance(data__granulescommitted, (int, float, Decimal)) and not isinstance(data__granulescommitted, bool):
+                    if data__granulescommitted < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be bigger than or equal to 0", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='minimum')
+            if "done" in data_keys:
+                data_keys.remove("done")
+                data__done = data["done"]
+                if not isinstance(data__done, (int)) and not (isinstance(data__done, float) and data__done.is_integer()) or isinstance(data__done, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be integer", value=data__done, name="" + (name_prefix or "data") + ".done", rule='type')
+                if isinstance(data__done, (int, float, Decimal)) and not isinstance(data__done, bool):
+                    if data__done < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be bigger than or equal to 0", value=data__done, name="" + (name_prefix or "data") + ".done", rule='minimum')
+            if "files" in data_keys:
+                data_keys.remove("files")
+                data__files = data["files"]
+                if not isinstance(data__files, (int)) and not (isinstance(data__files, float) and data__files.is_integer()) or isinstance(data__files, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be integer", value=data__files, name="" + (name_prefix or "data") + ".files", rule='type')
+                if isinstance(data__files, (int, float, Decimal)) and not isinstance(data__files, bool):
+                    if data__files < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be bigger than or equal to 0", value=data__files, name="" + (name_prefix or "data") + ".files", rule='minimum')
+            if "verified" in data_keys:
+                data_keys.remove("verified")
+                data__verified = data["verified"]
+                if not isinstance(data__verified, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".verified must be string", value=data__verified, name="" + (name_prefix or "data") + ".verified", rule='type')
+            if "targets" in data_keys:
+                data_keys.remove("targets")
+                data__targets = data["targets"]
+                if not isinstance(data__targets, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".targets must be string", value=data__targets, name="" + (name_prefix or "data") + ".targets", rule='type')
+            if "buckets" in data_keys:
+                data_keys.remove("buckets")
+                data__buckets = data["buckets"]
+                if not isinstance(data__buckets, (list, tuple)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets must be array", value=data__buckets, name="" + (name_prefix or "data") + ".buckets", rule='type')
+                data__buckets_is_list = isinstance(data__buckets, (list, tuple))
+                if data__buckets_is_list:
+                    data__buckets_len = len(data__buckets)
+                    for data__buckets_x, data__buckets_item in enumerate(data__buckets):
+                        if not isinstance(data__buckets_item, (str)):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be string", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='type')
+                        if isinstance(data__buckets_item, str):
+                            data__buckets_item_len = len(data__buckets_item)
+                            if data__buckets_item_len < 1:
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be longer than or equal to 1 characters", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='minLength')
         return data
 
     def validate___definitions_cnm_response(data, custom_formats={}, name_prefix=None):
@@ -5771,6 +6491,78 @@ def _stop_status_input() -> Callable[[Any], Any]:
                 data__ingestionMetadata = data["ingestionMetadata"]
                 if not isinstance(data__ingestionMetadata, (dict)):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".ingestionMetadata must be object", value=data__ingestionMetadata, name="" + (name_prefix or "data") + ".ingestionMetadata", rule='type')
+            if "sync_continuation" in data_keys:
+                data_keys.remove("sync_continuation")
+                data__synccontinuation = data["sync_continuation"]
+                validate___definitions_sync_continuation(data__synccontinuation, custom_formats, (name_prefix or "data") + ".sync_continuation")
+        return data
+
+    def validate___definitions_sync_continuation(data, custom_formats={}, name_prefix=None):
+        if not isinstance(data, (dict)):
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", rule='type')
+        data_is_dict = isinstance(data, dict)
+        if data_is_dict:
+            data__missing_keys = set(['invocations', 'granules_committed', 'done', 'files', 'verified', 'targets']) - data.keys()
+            if data__missing_keys:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", rule='required')
+            data_keys = set(data.keys())
+            if "invocations" in data_keys:
+                data_keys.remove("invocations")
+                data__invocations = data["invocations"]
+                if not isinstance(data__invocations, (int)) and not (isinstance(data__invocations, float) and data__invocations.is_integer()) or isinstance(data__invocations, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be integer", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='type')
+                if isinstance(data__invocations, (int, float, Decimal)) and not isinstance(data__invocations, bool):
+                    if data__invocations < 1:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be bigger than or equal to 1", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='minimum')
+            if "granules_committed" in data_keys:
+                data_keys.remove("granules_committed")
+                data__granulescommitted = data["granules_committed"]
+                if not isinstance(data__granulescommitted, (int)) and not (isinstance(data__granulescommitted, float) and data__granulescommitted.is_integer()) or isinstance(data__granulescommitted, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be integer", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='type')
+                if isinstance(data__granulescommitted, (int, float, Decimal)) and not isinstance(data__granulescommitted, bool):
+                    if data__granulescommitted < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be bigger than or equal to 0", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='minimum')
+            if "done" in data_keys:
+                data_keys.remove("done")
+                data__done = data["done"]
+                if not isinstance(data__done, (int)) and not (isinstance(data__done, float) and data__done.is_integer()) or isinstance(data__done, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be integer", value=data__done, name="" + (name_prefix or "data") + ".done", rule='type')
+                if isinstance(data__done, (int, float, Decimal)) and not isinstance(data__done, bool):
+                    if data__done < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be bigger than or equal to 0", value=data__done, name="" + (name_prefix or "data") + ".done", rule='minimum')
+            if "files" in data_keys:
+                data_keys.remove("files")
+                data__files = data["files"]
+                if not isinstance(data__files, (int)) and not (isinstance(data__files, float) and data__files.is_integer()) or isinstance(data__files, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be integer", value=data__files, name="" + (name_prefix or "data") + ".files", rule='type')
+                if isinstance(data__files, (int, float, Decimal)) and not isinstance(data__files, bool):
+                    if data__files < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be bigger than or equal to 0", value=data__files, name="" + (name_prefix or "data") + ".files", rule='minimum')
+            if "verified" in data_keys:
+                data_keys.remove("verified")
+                data__verified = data["verified"]
+                if not isinstance(data__verified, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".verified must be string", value=data__verified, name="" + (name_prefix or "data") + ".verified", rule='type')
+            if "targets" in data_keys:
+                data_keys.remove("targets")
+                data__targets = data["targets"]
+                if not isinstance(data__targets, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".targets must be string", value=data__targets, name="" + (name_prefix or "data") + ".targets", rule='type')
+            if "buckets" in data_keys:
+                data_keys.remove("buckets")
+                data__buckets = data["buckets"]
+                if not isinstance(data__buckets, (list, tuple)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets must be array", value=data__buckets, name="" + (name_prefix or "data") + ".buckets", rule='type')
+                data__buckets_is_list = isinstance(data__buckets, (list, tuple))
+                if data__buckets_is_list:
+                    data__buckets_len = len(data__buckets)
+                    for data__buckets_x, data__buckets_item in enumerate(data__buckets):
+                        if not isinstance(data__buckets_item, (str)):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be string", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='type')
+                        if isinstance(data__buckets_item, str):
+                            data__buckets_item_len = len(data__buckets_item)
+                            if data__buckets_item_len < 1:
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be longer than or equal to 1 characters", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='minLength')
         return data
 
     def validate___definitions_cnm_response(data, custom_formats={}, name_prefix=None):
@@ -6316,6 +7108,78 @@ def _stop_status_output() -> Callable[[Any], Any]:
                 data__ingestionMetadata = data["ingestionMetadata"]
                 if not isinstance(data__ingestionMetadata, (dict)):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".ingestionMetadata must be object", value=data__ingestionMetadata, name="" + (name_prefix or "data") + ".ingestionMetadata", rule='type')
+            if "sync_continuation" in data_keys:
+                data_keys.remove("sync_continuation")
+                data__synccontinuation = data["sync_continuation"]
+                validate___definitions_sync_continuation(data__synccontinuation, custom_formats, (name_prefix or "data") + ".sync_continuation")
+        return data
+
+    def validate___definitions_sync_continuation(data, custom_formats={}, name_prefix=None):
+        if not isinstance(data, (dict)):
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", rule='type')
+        data_is_dict = isinstance(data, dict)
+        if data_is_dict:
+            data__missing_keys = set(['invocations', 'granules_committed', 'done', 'files', 'verified', 'targets']) - data.keys()
+            if data__missing_keys:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", rule='required')
+            data_keys = set(data.keys())
+            if "invocations" in data_keys:
+                data_keys.remove("invocations")
+                data__invocations = data["invocations"]
+                if not isinstance(data__invocations, (int)) and not (isinstance(data__invocations, float) and data__invocations.is_integer()) or isinstance(data__invocations, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be integer", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='type')
+                if isinstance(data__invocations, (int, float, Decimal)) and not isinstance(data__invocations, bool):
+                    if data__invocations < 1:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".invocations must be bigger than or equal to 1", value=data__invocations, name="" + (name_prefix or "data") + ".invocations", rule='minimum')
+            if "granules_committed" in data_keys:
+                data_keys.remove("granules_committed")
+                data__granulescommitted = data["granules_committed"]
+                if not isinstance(data__granulescommitted, (int)) and not (isinstance(data__granulescommitted, float) and data__granulescommitted.is_integer()) or isinstance(data__granulescommitted, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be integer", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='type')
+                if isinstance(data__granulescommitted, (int, float, Decimal)) and not isinstance(data__granulescommitted, bool):
+                    if data__granulescommitted < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".granules_committed must be bigger than or equal to 0", value=data__granulescommitted, name="" + (name_prefix or "data") + ".granules_committed", rule='minimum')
+            if "done" in data_keys:
+                data_keys.remove("done")
+                data__done = data["done"]
+                if not isinstance(data__done, (int)) and not (isinstance(data__done, float) and data__done.is_integer()) or isinstance(data__done, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be integer", value=data__done, name="" + (name_prefix or "data") + ".done", rule='type')
+                if isinstance(data__done, (int, float, Decimal)) and not isinstance(data__done, bool):
+                    if data__done < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".done must be bigger than or equal to 0", value=data__done, name="" + (name_prefix or "data") + ".done", rule='minimum')
+            if "files" in data_keys:
+                data_keys.remove("files")
+                data__files = data["files"]
+                if not isinstance(data__files, (int)) and not (isinstance(data__files, float) and data__files.is_integer()) or isinstance(data__files, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be integer", value=data__files, name="" + (name_prefix or "data") + ".files", rule='type')
+                if isinstance(data__files, (int, float, Decimal)) and not isinstance(data__files, bool):
+                    if data__files < 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must be bigger than or equal to 0", value=data__files, name="" + (name_prefix or "data") + ".files", rule='minimum')
+            if "verified" in data_keys:
+                data_keys.remove("verified")
+                data__verified = data["verified"]
+                if not isinstance(data__verified, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".verified must be string", value=data__verified, name="" + (name_prefix or "data") + ".verified", rule='type')
+            if "targets" in data_keys:
+                data_keys.remove("targets")
+                data__targets = data["targets"]
+                if not isinstance(data__targets, (str)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".targets must be string", value=data__targets, name="" + (name_prefix or "data") + ".targets", rule='type')
+            if "buckets" in data_keys:
+                data_keys.remove("buckets")
+                data__buckets = data["buckets"]
+                if not isinstance(data__buckets, (list, tuple)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets must be array", value=data__buckets, name="" + (name_prefix or "data") + ".buckets", rule='type')
+                data__buckets_is_list = isinstance(data__buckets, (list, tuple))
+                if data__buckets_is_list:
+                    data__buckets_len = len(data__buckets)
+                    for data__buckets_x, data__buckets_item in enumerate(data__buckets):
+                        if not isinstance(data__buckets_item, (str)):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be string", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='type')
+                        if isinstance(data__buckets_item, str):
+                            data__buckets_item_len = len(data__buckets_item)
+                            if data__buckets_item_len < 1:
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + " must be longer than or equal to 1 characters", value=data__buckets_item, name="" + (name_prefix or "data") + ".buckets[{data__buckets_x}]".format(**locals()) + "", rule='minLength')
         return data
 
     def validate___definitions_cnm_response(data, custom_formats={}, name_prefix=None):

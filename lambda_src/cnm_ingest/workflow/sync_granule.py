@@ -41,6 +41,16 @@ are they moved to ``<url_path>/<name>`` according to the collection's
 Staged objects carry the execution name in their metadata, so a retried
 SyncGranule overwrites its own earlier copies instead of treating them as
 duplicates.
+
+Deadline-aware (:func:`stop_when`, :class:`Continuation`): the temporary copies
+of an execution live in its own :func:`temporary_area`, at keys derived from
+the execution and the target. Once the invocation's time is nearly out
+(``SYNC_DEADLINE_MARGIN_SECONDS``) no new file starts; the step returns
+``meta.sync_continuation`` and the state machine runs it again. Every
+invocation, and the workflow's retry after a crash or a timeout, lists the
+area once and keeps each copy :func:`trust` accepts (its metadata is this
+file's, and S3's checksum, the marker or one read proves its bytes), so no
+verified file is copied again and the staged result is the undisturbed run's.
 """
 
 from __future__ import annotations
@@ -48,8 +58,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
@@ -65,13 +76,15 @@ from cnm_ingest.errors import (
     DuplicateFileError,
     FileNotFoundAtSourceError,
     OtherOwnerFileError,
+    PartialTransferError,
     SizeMismatchError,
+    SyncUnfinishedError,
     TransferError,
     TransientError,
 )
 from cnm_ingest.transfer import commit_order, confine, pool, provider_access, sources
 from cnm_ingest.transfer import plan as copy_plan
-from cnm_ingest.workflow import payload, url_template
+from cnm_ingest.workflow import contract_check, payload, url_template
 from cnm_ingest.workflow.task import Execution, Message, collection_config, provider_config
 
 MULTIPART_THRESHOLD = copy_plan.MULTIPART_THRESHOLD  # copy_object copies at most 5 GiB
@@ -263,10 +276,16 @@ def check_source(file: dict[str, Any], provider: dict[str, Any], forbidden: set[
     return source.host, source.path
 
 
+def temporary_area(execution_name: str) -> str:
+    """The folder of an execution's temporary copies (``<TEMP_PREFIX>/<digest of the execution name>/``)."""
+    return f"{TEMP_PREFIX}/{hashlib.sha256(execution_name.encode('utf-8', 'surrogatepass')).hexdigest()[:24]}/"
+
+
 def temporary_key(execution_name: str, key: str) -> str:
-    """Where a file is verified before it is moved to ``key`` (the same for every retry of the execution)."""
-    digest = hashlib.sha256(f"{execution_name}\x1f{key}".encode()).hexdigest()[:40]
-    return f"{TEMP_PREFIX}/{digest}"
+    """Where a file is verified before it is moved to ``key`` (the same for every retry and continuation of the
+    execution), in the execution's :func:`temporary_area`."""
+    digest = hashlib.sha256(f"{execution_name}\x1f{key}".encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    return f"{temporary_area(execution_name)}{digest}"
 
 
 def _source_head(file: dict[str, Any], s3: Any) -> dict[str, Any]:
@@ -528,9 +547,210 @@ def _verify_computed(file: dict[str, Any], bucket: str, key: str, computed: str,
     )
 
 
+# --- deadline-aware continuation (issue 22) ------------------------------------------------------------------
+
+CONTINUATION = contract_check.CONTINUATION  # meta.<this>: the marker SyncGranule returns when it stops early
+MARGIN_ENV, DEFAULT_MARGIN_SECONDS = "SYNC_DEADLINE_MARGIN_SECONDS", 120
+MIN_MARGIN_SECONDS, MAX_MARGIN_SECONDS = 10, 600  # modules/workflow validates the same range
+MAX_INVOCATIONS_ENV, DEFAULT_MAX_INVOCATIONS, MAX_MAX_INVOCATIONS = "SYNC_MAX_INVOCATIONS", 50, 1000
+REUSED, READ_BACK, DISTRUSTED = "reused", "read back", "distrusted"  # what :func:`trust` makes of a temporary copy
+
+
+def deadline_margin(value: Any = None) -> int:
+    """Seconds of an invocation kept for the files in flight, the commit and the answer: ``value``, else
+    ``SYNC_DEADLINE_MARGIN_SECONDS``, else 120; 10..600 (modules/workflow validates the same range)."""
+    return pool.whole_setting(MARGIN_ENV, DEFAULT_MARGIN_SECONDS, MIN_MARGIN_SECONDS, MAX_MARGIN_SECONDS, value)
+
+
+def max_invocations(value: Any = None) -> int:
+    """SyncGranule invocations one granule may take: ``value``, else ``SYNC_MAX_INVOCATIONS``, else 50; 1..1000."""
+    return pool.whole_setting(MAX_INVOCATIONS_ENV, DEFAULT_MAX_INVOCATIONS, 1, MAX_MAX_INVOCATIONS, value)
+
+
+def stop_when(remaining_ms: Callable[[], int], margin_seconds: float) -> Callable[[], bool]:
+    """``stop()``: True once the invocation has less than its margin left (``remaining_ms``: Lambda's
+    ``context.get_remaining_time_in_millis``, read once now for the invocation's length). No new file starts
+    after that; the files in flight finish, then the step returns its continuation marker.
+
+    The margin is ``margin_seconds``, but at most half of the time the invocation has now: every invocation
+    spends at least half its time on files, so a function with a short timeout (or a late start) still makes
+    progress instead of stopping at once (which :func:`sync_message` would fail as no progress)."""
+    margin_ms = min(margin_seconds * 1000, remaining_ms() / 2)
+    return lambda: remaining_ms() < margin_ms
+
+
+def _bitmap(indexes: Iterable[int]) -> str:
+    """A set of file indexes as base64 of a zlib-compressed bitmap (10,000 files: at most about 1.7 KB)."""
+    bits = bytearray()
+    for i in indexes:
+        if i >= 8 * len(bits):
+            bits.extend(bytes(i // 8 + 1 - len(bits)))
+        bits[i // 8] |= 1 << (i % 8)
+    return base64.b64encode(zlib.compress(bytes(bits), 9)).decode()
+
+
+def _indexes(text: str, limit: int) -> frozenset[int]:
+    bits = zlib.decompressobj().decompress(base64.b64decode(text, validate=True), limit // 8 + 1)
+    return frozenset(i for i in range(min(limit, 8 * len(bits))) if bits[i // 8] >> (i % 8) & 1)
+
+
+def targets_digest(files: list[dict[str, Any]]) -> str:
+    """What a granule's temporary copies stand for: each file's source, size, checksum and target, in order."""
+    h = hashlib.sha256()
+    for f in files:
+        fields = (f.get("source"), f.get("size"), f.get("checksumType"), f.get("checksum"), f["staged_bucket"])
+        h.update(repr((*fields, f["staged_key"])).encode("utf-8", "surrogatepass"))
+    return h.hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """Where an execution's SyncGranule stopped (``meta.sync_continuation``), so the next invocation goes on.
+
+    ``committed`` granules of ``payload.granules`` are staged (their files point at the staged copies); of the
+    next one, the files at ``verified`` (indexes) have verified temporary copies, valid while the granule's
+    ``targets`` (:func:`targets_digest`) are the same. The copies themselves are found by listing the
+    execution's :func:`temporary_area` in ``buckets``. ``done`` and ``files`` count files, for people."""
+
+    invocations: int = 0
+    committed: int = 0
+    verified: frozenset[int] = field(default_factory=frozenset)
+    targets: str = ""
+    buckets: tuple[str, ...] = ()
+    done: int = 0
+    files: int = 0
+
+    def marker(self) -> dict[str, Any]:
+        return {
+            "invocations": self.invocations,
+            "granules_committed": self.committed,
+            "done": self.done,
+            "files": self.files,
+            "verified": _bitmap(sorted(self.verified)),
+            "targets": self.targets,
+            "buckets": list(self.buckets),
+        }
+
+    @staticmethod
+    def read(meta: dict[str, Any], granule_count: int) -> Continuation:
+        """The marker in ``meta`` (an empty Continuation when there is none); CnmValidationError when malformed."""
+        found = meta.get(CONTINUATION)
+        if found is None:
+            return Continuation()
+        path = f"$.meta.{CONTINUATION}"
+        try:
+            invocations, committed = found["invocations"], found["granules_committed"]
+            buckets = tuple(found.get("buckets") or ())
+            ok = all(type(n) is int and n >= 0 for n in (invocations, committed, found["done"], found["files"]))
+            if not ok or committed >= granule_count or not all(isinstance(b, str) and b for b in buckets):
+                raise ValueError("counts or buckets out of range")
+            verified = _indexes(str(found["verified"]), 1_000_000)
+            return Continuation(
+                invocations, committed, verified, str(found["targets"]), buckets, found["done"], found["files"]
+            )
+        except (KeyError, TypeError, ValueError, zlib.error) as exc:
+            raise CnmValidationError(f"{path} is not a SyncGranule continuation marker: {exc}", path) from None
+
+
+def trust(
+    file: dict[str, Any],
+    found: dict[str, Any],
+    *,
+    execution_name: str,
+    owner: Owner,
+    recorded: bool,
+    multipart_threshold: int | None = None,
+) -> str:
+    """What an existing temporary copy of ``file`` is worth (``found``: its ``head_object`` with ChecksumMode):
+
+    - :data:`DISTRUSTED` (delete it, copy again) unless everything it records is this file's: the execution,
+      source, owner and checksum in its metadata, and its size the CNM's;
+    - :data:`REUSED` (no read, no copy) when its bytes are proven: the file has no checksum (its size is the
+      check), an http(s) or sftp file (stored only once verified), S3's own full-object checksum of the copy is
+      the CNM's (SHA-1 / SHA-256 below the multipart threshold: always compared, free with the HEAD; one that
+      differs is DISTRUSTED), or, for the rest (md5, SHA-512, composite), ``recorded``: the invocation that
+      verified it recorded so in the continuation marker;
+    - else :data:`READ_BACK`: verify it by reading it once, not by copying it again.
+    """
+    meta = found.get("Metadata") or {}
+    mine = {
+        EXECUTION_METADATA: execution_name,
+        SOURCE_METADATA: file["source"][:1024],
+        **owner.metadata(),
+        CHECKSUM_METADATA: _checksum_metadata(file).get(CHECKSUM_METADATA),
+    }
+    if found.get("ContentLength") != file["size"] or any(meta.get(k) != v for k, v in mine.items()):
+        return DISTRUSTED
+    if not file.get("checksum") or file.get("bucket") is None:
+        return REUSED
+    algo = checksum.s3_algorithm(file.get("checksumType"))
+    single = file["size"] < (multipart_threshold or MULTIPART_THRESHOLD)
+    computed = found.get(f"Checksum{algo}") if algo and single else None
+    if computed is not None:
+        proven = base64.b64decode(computed) == checksum.digest_bytes(file.get("checksumType"), file["checksum"])
+        return REUSED if proven else DISTRUSTED
+    if algo and single:  # our copy asked S3 for that checksum: a copy without it was not made by us
+        return READ_BACK
+    return REUSED if recorded else READ_BACK
+
+
+def listed_temporaries(execution_name: str, buckets: Iterable[str]) -> set[tuple[str, str]]:
+    """``(bucket, key)`` of every object in the execution's :func:`temporary_area` of each bucket."""
+    out: set[tuple[str, str]] = set()
+    pages = aws.client("s3").get_paginator("list_objects_v2")
+    for bucket in sorted(set(buckets)):
+        for page in pages.paginate(Bucket=bucket, Prefix=temporary_area(execution_name)):
+            out |= {(bucket, o["Key"]) for o in page.get("Contents") or ()}
+    return out
+
+
+def _reuse_or_copy(
+    file: dict[str, Any],
+    *,
+    listed: set[tuple[str, str]],
+    recorded: bool,
+    execution_name: str,
+    provider: dict[str, Any],
+    owner: Owner,
+    **copy_options: Any,
+) -> int:
+    """The size of ``file``'s verified temporary copy: the one there when :func:`trust` accepts it, else a new one."""
+    bucket, temp = file["staged_bucket"], file["temp_key"]
+    if (bucket, temp) in listed:
+        try:
+            found: dict[str, Any] | None = aws.client("s3").head_object(Bucket=bucket, Key=temp, ChecksumMode="ENABLED")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") not in _MISSING:
+                raise
+            found = None
+        worth = DISTRUSTED
+        if found is not None:
+            threshold = copy_options.get("multipart_threshold")
+            worth = trust(
+                file,
+                found,
+                execution_name=execution_name,
+                owner=owner,
+                recorded=recorded,
+                multipart_threshold=threshold,
+            )
+        if worth == REUSED:
+            return int(file["size"])
+        if worth == READ_BACK:
+            digest, size = checksum.s3_digest(bucket, temp, checksum.algorithm(file.get("checksumType")))
+            if size == file["size"] and checksum.matches(file["checksum"], digest):
+                return size
+        if found is not None:
+            aws.client("s3").delete_object(Bucket=bucket, Key=temp)
+    return _to_temporary(file, execution_name, provider, owner, **copy_options)
+
+
+BACKUP_SUFFIX = ".previous"
+
+
 def backup_key(temp_key: str) -> str:
     """Where an object a commit replaces is kept until the granule's commit is done (temporary area)."""
-    return f"{temp_key}.previous"
+    return f"{temp_key}{BACKUP_SUFFIX}"
 
 
 @dataclass
@@ -692,7 +912,7 @@ def _staged(file: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return {**out, "bucket": file["staged_bucket"], "key": file["staged_key"], **fields}
 
 
-_Runner = Callable[[Callable[[Any], Any], list[Any]], list[Any]]
+_Runner = Callable[..., list[Any]]  # run(fn, items, stop=None)
 
 
 def _sequential(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
@@ -704,8 +924,8 @@ def runner(concurrency: int | None = None) -> _Runner:
     ``SYNC_CONCURRENCY``, 32) and one :class:`~cnm_ingest.transfer.pool.Backoff` for the whole granule."""
     limit, backoff = pool.concurrency(concurrency), pool.Backoff()
 
-    def run(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
-        return pool.run_all(fn, items, limit=limit, backoff=backoff)
+    def run(fn: Callable[[Any], Any], items: list[Any], stop: Callable[[], bool] | None = None) -> list[Any]:
+        return pool.run_all(fn, items, limit=limit, backoff=backoff, stop=stop)
 
     return run
 
@@ -823,6 +1043,9 @@ def stage_prepared(
     other_owner_handling: str = DEFAULT_OTHER_OWNER_HANDLING,
     gate: commit_order.Gate | None = None,
     concurrency: int | None = None,
+    stop: Callable[[], bool] | None = None,
+    verified: frozenset[int] = frozenset(),
+    temporary_buckets: Iterable[str] = (),
 ) -> list[dict[str, Any]]:
     """Stage one granule's checked files: copy and verify all into temporary keys, then commit all.
 
@@ -837,6 +1060,17 @@ def stage_prepared(
     the moves, reading a kept file) runs ``concurrency`` files at a time
     (:func:`runner`), with one shared backoff on S3 throttling; the result is
     the same as one file at a time (``concurrency=1``).
+
+    Deadline-aware: the execution's temporary copies already there (listed in
+    its :func:`temporary_area` of the granule's buckets and ``temporary_buckets``)
+    are kept when :func:`trust` accepts them (``verified``: indexes of
+    ``prepared`` an earlier invocation verified), so no verified file is copied
+    again; one no file of the granule needs any more is deleted. Once ``stop()``
+    says True no new file starts, and when the files in flight are done (or
+    before the commit, if it says True then) :class:`PartialTransferError` is
+    raised with ``done``: the indexes of ``prepared`` whose verified temporary
+    copies are kept for the next invocation; nothing is committed, and the
+    execution stays registered with ``gate``.
     """
     owner = owner or Owner(str(provider.get("id") or ""))
     copy_options = {"multipart_threshold": multipart_threshold, "part_size": part_size}
@@ -855,12 +1089,33 @@ def stage_prepared(
             if duplicate_handling == "error":
                 raise _duplicate_error(bucket, key)
     skipped = {w for w, found in existing.items() if found is not None and duplicate_handling == "skip"}
-    to_copy = [f for f in prepared if where(f) not in skipped]
+    positions = [i for i, f in enumerate(prepared) if where(f) not in skipped]
+    to_copy = [prepared[i] for i in positions]
     gate.start()
     try:
         try:
-            sizes: list[int] = run(lambda f: _to_temporary(f, execution_name, provider, owner, **copy_options), to_copy)
+            buckets = {f["staged_bucket"] for f in prepared} | set(temporary_buckets)
+            listed = listed_temporaries(execution_name, buckets)
+            needed = {(f["staged_bucket"], f["temp_key"]) for f in to_copy}
+            _delete_quietly(sorted(t for t in listed - needed if not t[1].endswith(BACKUP_SUFFIX)))
+
+            def stage(at: tuple[int, dict[str, Any]]) -> int:
+                return _reuse_or_copy(
+                    at[1],
+                    listed=listed,
+                    recorded=at[0] in verified,
+                    execution_name=execution_name,
+                    provider=provider,
+                    owner=owner,
+                    **copy_options,
+                )
+
+            sizes: list[int] = run(stage, list(zip(positions, to_copy, strict=True)), stop=stop)
+            if stop is not None and to_copy and stop():  # every file verified, too late to commit them all
+                raise PartialTransferError(set(range(len(to_copy))), sizes)
             gate.acquire()
+        except PartialTransferError as partial:
+            raise PartialTransferError({positions[i] for i in partial.done}, [None] * len(prepared)) from None
         except BaseException:
             _discard(to_copy)
             raise
@@ -875,6 +1130,8 @@ def stage_prepared(
             **copy_options,
         )
         gate.done()
+    except PartialTransferError:
+        raise  # continued by the next invocation: still registered with the gate
     except BaseException:
         gate.abandon()
         raise
@@ -920,19 +1177,33 @@ def other_owner_handling(config: dict[str, Any]) -> str:
     return str(value)
 
 
-def sync_message(message: Message, execution: Execution, **copy_options: Any) -> Message:
+def sync_message(
+    message: Message, execution: Execution, *, stop: Callable[[], bool] | None = None, **copy_options: Any
+) -> Message:
     """The SyncGranule step: stage every file of every granule in ``payload.granules``.
 
     Every file of every granule is checked (names, provider confinement,
     targets: :func:`check_targets`) before the first S3 call. Each granule's
     commit is ordered against other executions of the same granule by
     :mod:`cnm_ingest.transfer.commit_order` (the ``EXECUTIONS_TABLE``).
+
+    Deadline-aware: once ``stop()`` says True (the handler's :func:`stop_when`)
+    the step returns the message with ``meta.sync_continuation``
+    (:class:`Continuation`) instead of the staged granules; the state machine
+    runs SyncGranule again with it, and that invocation goes on where this one
+    stopped (:func:`stage_prepared`: nothing verified is copied again). The
+    message the last invocation returns has no marker. An invocation that
+    verifies no new file, or the ``SYNC_MAX_INVOCATIONS``-th that would stop
+    again, deletes the granule's temporary copies and raises
+    :class:`SyncUnfinishedError` instead, so the loop always ends.
     """
     meta = message.get("meta") or {}
     config = collection_config(meta)
     granules = payload.granules(message)
     if not isinstance(granules, list) or not granules:
         raise CnmValidationError("payload.granules is empty: TranslateMessage did not run", "$.payload.granules")
+    resume = Continuation.read(meta, len(granules))
+    invocation, limit = resume.invocations + 1, max_invocations()
     bucket = staging_bucket(meta, config)
     template = config.get("url_path") or DEFAULT_URL_PATH
     handling = config.get("duplicate_handling") or config.get("duplicateHandling") or "error"  # ours, else Cumulus's
@@ -945,6 +1216,7 @@ def sync_message(message: Message, execution: Execution, **copy_options: Any) ->
         "execution_name": execution.get("name", ""),
         "provider": provider,
     }
+    first = resume.committed  # the granules before it were staged by earlier invocations
     placements = [
         [
             (
@@ -961,7 +1233,7 @@ def sync_message(message: Message, execution: Execution, **copy_options: Any) ->
             )
             for f in granule["files"]
         ]
-        for granule in granules
+        for granule in granules[first:]
     ]  # collection files entries: bucket, type and url_path per file (Cumulus)
     forbidden = stack_buckets(meta) | {at.bucket for placed in placements for _, at in placed}
     prepared = [
@@ -976,23 +1248,55 @@ def sync_message(message: Message, execution: Execution, **copy_options: Any) ->
     named: dict[str, Any] = meta["collection"] if isinstance(meta.get("collection"), dict) else {}
     name, version = named.get("name") or config.get("name") or "", named.get("version") or config.get("version") or ""
     collection_key = f"{name}___{version}"
-    synced = []
-    for granule, checked in zip(granules, prepared, strict=True):
+    synced = list(granules[:first])
+    for at, (granule, checked) in enumerate(zip(granules[first:], prepared, strict=True), start=first):
         gate = commit_order.Gate.for_granule(
             collection=collection_key,
             granule_id=str(granule.get("granuleId") or ""),
             order=order,
             execution_name=options["execution_name"],
         )
-        staged = stage_prepared(
-            checked,
-            duplicate_handling=handling,
-            execution_name=options["execution_name"],
-            provider=provider,
-            owner=Owner(str(provider.get("id") or ""), str(granule.get("granuleId") or "")),
-            other_owner_handling=owners,
-            gate=gate,
-            **copy_options,
-        )
+        targets = targets_digest(checked)
+        resumed = at == first and resume.targets == targets
+        try:
+            staged = stage_prepared(
+                checked,
+                duplicate_handling=handling,
+                execution_name=options["execution_name"],
+                provider=provider,
+                owner=Owner(str(provider.get("id") or ""), str(granule.get("granuleId") or "")),
+                other_owner_handling=owners,
+                gate=gate,
+                stop=stop,
+                verified=resume.verified if resumed else frozenset(),
+                temporary_buckets=resume.buckets if at == first else (),
+                **copy_options,
+            )
+        except PartialTransferError as partial:
+            progressed = at > first or bool(partial.done - (resume.verified if resumed else frozenset()))
+            if not progressed or invocation >= limit:
+                _discard(checked)
+                gate.abandon()
+                why = (
+                    f"{MAX_INVOCATIONS_ENV} is {limit}" if progressed else "no new file was verified in this invocation"
+                )
+                raise SyncUnfinishedError(
+                    f"SyncGranule stopped at its deadline in invocation {invocation} with {len(partial.done)} of "
+                    f"{len(checked)} files of granule {granule.get('granuleId')!r} verified: {why}; "
+                    "the temporary copies were deleted and nothing of the granule was staged"
+                ) from None
+            where = sorted({f["staged_bucket"] for f in checked} | set(resume.buckets if at == first else ()))
+            marker = Continuation(
+                invocations=invocation,
+                committed=at,
+                verified=frozenset(partial.done),
+                targets=targets,
+                buckets=tuple(where),
+                done=sum(len(g["files"]) for g in synced) + len(partial.done),
+                files=sum(len(g.get("files") or ()) for g in granules),
+            )
+            out = message if at == first else payload.set_part(message, "payload", "granules", synced + granules[at:])
+            return {**out, "meta": {**(out.get("meta") or {}), CONTINUATION: marker.marker()}}
         synced.append({**granule, "files": staged, "sync_completed": datetime.now(UTC).isoformat()})
-    return payload.set_part(message, "payload", "granules", synced)
+    out = payload.set_part(message, "payload", "granules", synced)
+    return {**out, "meta": {k: v for k, v in (out.get("meta") or {}).items() if k != CONTINUATION}}

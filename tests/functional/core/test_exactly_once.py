@@ -45,6 +45,7 @@ def definition() -> dict[str, Any]:
         "sync_retry_interval_seconds": "15",
         "sync_retry_max_attempts": "4",
         "sync_next": "CnmResponse",
+        "sync_max_invocations": "50",
         "extra_states": "",
     }
     text = re.sub(

@@ -181,7 +181,8 @@ def test_record_errors_are_not_retried(wf, reference_schema):
 def test_extra_states_run_between_sync_and_response(wf, reference_schema):
     """examples/complete sets extra_states (DaacPostSync, a Pass) and extra_states_start_at."""
     states = wf.definition["States"]
-    extra = states["SyncGranule"]["Next"]
+    assert states["SyncGranule"]["Next"] == "SyncGranuleContinues"  # runs SyncGranule again while it continues
+    extra = states["SyncGranuleContinues"]["Default"]
     assert extra != "CnmResponse" and states[extra]["Type"] == "Pass" and states[extra]["Next"] == "CnmResponse"
     desc = wf.run(make_cnm(wf))
     assert desc["status"] == "SUCCEEDED", wf.explain(desc)

@@ -136,7 +136,8 @@ def test_calls_per_file(w):
     w.calls.clear()
     sync_granule.sync_message(*msg(files))
     s3 = {k.removeprefix("s3:"): v for k, v in w.calls.items() if k.startswith("s3:")}
-    assert s3 == {"HeadObject": 3 * 50, "CopyObject": 2 * 50, "DeleteObjects": 1}
+    # one listing of the execution's temporary area per granule: the copies an earlier invocation left to reuse
+    assert s3 == {"HeadObject": 3 * 50, "CopyObject": 2 * 50, "DeleteObjects": 1, "ListObjectsV2": 1}
 
 
 # --- hostile cases ------------------------------------------------------------------------------------------
@@ -199,9 +200,14 @@ def test_a_crash_after_half_the_files_then_the_retry_stages_what_an_undisturbed_
     world_events = aws_mod.session().events
     world_events.register("before-parameter-build", w.count)
     w.calls.clear()
+    w.sent.clear()
     sync_granule.sync_message(m, e, concurrency=4)
     assert snapshot(w, "run") == {k: (d, {**md, "cnm-ingest-execution": "exec-1"}) for k, (d, md) in expected.items()}
-    assert w.calls["s3:CopyObject"] == 2 * 40  # each file once into the temporary area, once into place
+    # the verified temporary copies the crash left are reused (md5: read back once, not copied again): the retry
+    # copies only the other files into the temporary area, then every file once into place
+    assert w.calls["s3:CopyObject"] == (40 - len(left)) + 40
+    into_temp = [p["Key"] for op, p in w.sent if op == "CopyObject" and p["Key"].startswith(sync_granule.TEMP_PREFIX)]
+    assert len(into_temp) == 40 - len(left) and not set(into_temp) & set(left)
     item = w.ddb.scan(TableName=TABLE)["Items"]
     assert [json.loads(i["state"]["S"]).get("committed_execution") for i in item] == ["exec-1"]
 
