@@ -91,9 +91,10 @@ class ConnectionTimeoutError(TransferError):
 
 
 class SyncUnfinishedError(TransferError):
-    """SyncGranule could not finish a granule across its invocations: one invocation verified no new file before
-    its deadline, or the bound on invocations (``SYNC_MAX_INVOCATIONS``) was reached. Its temporary copies are
-    deleted and nothing is staged."""
+    """SyncGranule could not finish a granule in its invocations (SYNC_MAX_INVOCATIONS), or one made no progress.
+
+    One invocation verified no new file before its deadline, or the bound on invocations was reached. Its
+    temporary copies are deleted and nothing is staged."""
 
 
 class DuplicateFileError(CnmIngestError):
