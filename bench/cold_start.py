@@ -17,7 +17,7 @@ that uses Powertools' batch processing: boto3 and those Powertools imports,
 nothing of ours. Two last measures, in fresh processes: four AWS clients
 through ``cnm_ingest.aws`` against four from one boto3 Session, and the CNM
 notification validator made ready for the first record, imported from the
-generated module (``cnm.compiled``) against compiling the same schema with
+generated module (``cnm.validate.compiled``) against compiling the same schema with
 fastjsonschema at run time (what the functions did before).
 """
 
@@ -72,7 +72,7 @@ VALIDATOR = (
     "import sys, time\n"
     "sys.path[0:0] = sys.argv[2].split(':')\n"
     "import boto3\n"
-    "from cnm_ingest import cnm\n"
+    "from cnm_ingest.cnm import validate as cnm\n"
     "t = time.perf_counter()\n"
     "if sys.argv[1] == 'generated':\n"
     "    cnm.compiled('notification')\n"
