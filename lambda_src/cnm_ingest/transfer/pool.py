@@ -57,11 +57,12 @@ THROTTLE_CODES = frozenset(
 )
 
 
-def whole_setting(env: str, default: int, low: int, high: int, value: Any = None) -> int:
-    """A whole-number setting: ``value``, else the environment variable ``env``, else ``default``; ``low..high``.
+def whole_setting(env: str, from_env: str | None, default: int, low: int, high: int, value: Any = None) -> int:
+    """A whole-number setting: ``value``, else ``from_env`` (the environment variable ``env``, read by the caller
+    by its literal name: tests/e2e/test_contract.py finds the reads that way), else ``default``; ``low..high``.
 
     Anything else (a fraction, a bool, text, out of range) is a :class:`ConfigurationError` naming ``env``."""
-    raw = value if value is not None else os.environ.get(env) or default
+    raw = value if value is not None else from_env or default
     try:
         number = int(raw)
     except (TypeError, ValueError):
@@ -73,7 +74,9 @@ def whole_setting(env: str, default: int, low: int, high: int, value: Any = None
 
 def concurrency(value: Any = None) -> int:
     """Transfers at once: ``value``, else ``SYNC_CONCURRENCY``, else :data:`DEFAULT_CONCURRENCY`; 1..MAX."""
-    return whole_setting(CONCURRENCY_ENV, DEFAULT_CONCURRENCY, 1, MAX_CONCURRENCY, value)
+    return whole_setting(
+        CONCURRENCY_ENV, os.environ.get("SYNC_CONCURRENCY"), DEFAULT_CONCURRENCY, 1, MAX_CONCURRENCY, value
+    )
 
 
 def is_throttle(exc: BaseException) -> bool:

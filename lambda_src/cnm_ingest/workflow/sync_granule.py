@@ -559,12 +559,16 @@ REUSED, READ_BACK, DISTRUSTED = "reused", "read back", "distrusted"  # what :fun
 def deadline_margin(value: Any = None) -> int:
     """Seconds of an invocation kept for the files in flight, the commit and the answer: ``value``, else
     ``SYNC_DEADLINE_MARGIN_SECONDS``, else 120; 10..600 (modules/workflow validates the same range)."""
-    return pool.whole_setting(MARGIN_ENV, DEFAULT_MARGIN_SECONDS, MIN_MARGIN_SECONDS, MAX_MARGIN_SECONDS, value)
+    from_env = os.environ.get("SYNC_DEADLINE_MARGIN_SECONDS")
+    return pool.whole_setting(
+        MARGIN_ENV, from_env, DEFAULT_MARGIN_SECONDS, MIN_MARGIN_SECONDS, MAX_MARGIN_SECONDS, value
+    )
 
 
 def max_invocations(value: Any = None) -> int:
     """SyncGranule invocations one granule may take: ``value``, else ``SYNC_MAX_INVOCATIONS``, else 50; 1..1000."""
-    return pool.whole_setting(MAX_INVOCATIONS_ENV, DEFAULT_MAX_INVOCATIONS, 1, MAX_MAX_INVOCATIONS, value)
+    from_env = os.environ.get("SYNC_MAX_INVOCATIONS")
+    return pool.whole_setting(MAX_INVOCATIONS_ENV, from_env, DEFAULT_MAX_INVOCATIONS, 1, MAX_MAX_INVOCATIONS, value)
 
 
 def stop_when(remaining_ms: Callable[[], int], margin_seconds: float) -> Callable[[], bool]:
