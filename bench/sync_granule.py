@@ -286,6 +286,32 @@ def peak_here(n: int, size: int, concurrency: int | None) -> int:
         return peak
 
 
+def peak_large_file(gib: int = 16, checksum_type: str = "md5") -> tuple[int, float]:
+    """``(traced peak bytes, seconds)`` of verifying a ``gib`` GiB file through the function, generated (no
+    emulator can hold it): the copy itself is server-side (``transfer.plan.plan_copy``: UploadPartCopy, no byte
+    through the function), and the read-back is :func:`cnm_ingest.cnm.checksum.digest_chunks` over chunks of
+    :data:`~cnm_ingest.cnm.checksum.CHUNK_SIZE`, each a new bytes object as botocore's body gives them."""
+    from cnm_ingest.cnm import checksum
+
+    size, chunk = gib * 2**30, checksum.CHUNK_SIZE
+    block = os.urandom(chunk)
+
+    def body() -> Iterator[bytes]:
+        for _ in range(size // chunk):
+            yield bytes(bytearray(block))  # a fresh object per chunk
+
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    start = time.perf_counter()
+    _, read = checksum.digest_chunks(body(), checksum.algorithm(checksum_type))
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    assert read == size, (read, size)
+    return peak, seconds
+
+
 def run(quick: bool = False, concurrency: int | None = None, sizes: tuple[int, ...] | None = None) -> list[Row]:
     """The rows: wall time against the limit at each size, calls per file, bytes read per byte staged."""
     rows: list[Row] = []
@@ -331,7 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, action="append", help="granule sizes to run (repeatable)")
     parser.add_argument("--concurrency", type=int, default=None, help="transfers at once (1 = sequential)")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--peak", action="store_true", help="also the traced peak memory at 1 and 10,000 files")
+    parser.add_argument(
+        "--peak", action="store_true", help="also the traced peak memory at 1 and 10,000 files, and a 16 GiB file"
+    )
     parser.add_argument(
         "--deadline", type=int, action="append", help="deadline-aware rows only, at these sizes (repeatable)"
     )
@@ -347,6 +375,16 @@ def main(argv: list[str] | None = None) -> int:
                     f"peak traced memory, {n:,} files of 16 B", _peak(n, 16, args.concurrency) / 2**20, "MiB", "-", None
                 )
             )
+        peak, seconds = peak_large_file(16)
+        rows.append(
+            row(
+                f"peak traced memory, one 16 GiB file read back (MD5, generated; {seconds:.0f} s)",
+                peak / 2**20,
+                "MiB",
+                "-",
+                None,
+            )
+        )
     print(table(rows))
     return 0
 
