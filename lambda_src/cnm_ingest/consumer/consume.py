@@ -20,6 +20,7 @@ source; anything else is unexpected.
 from __future__ import annotations
 
 import base64
+import functools
 import itertools
 import json
 import math
@@ -28,7 +29,6 @@ import threading
 import time
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -45,6 +45,15 @@ from cnm_ingest.workflow.payload import build_workflow_input, execution_name, of
 
 # Step Functions accepts at most 256 KiB of execution input.
 MAX_EXECUTION_INPUT_BYTES = 256 * 1024
+
+
+_YEAR_10000 = 253_402_300_800  # epoch seconds: arrivals from then on (or before 1970) are not times
+
+
+@functools.lru_cache(maxsize=256)
+def _utc_second(seconds: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` (UTC) of an epoch second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 # SourceRecord, Planned and Started are built for every record: slotted, not frozen (a frozen dataclass's __init__
@@ -108,11 +117,11 @@ class SourceRecord:
         }
         arrival = self.approximateArrivalTimestamp
         if isinstance(arrival, (int, float)) and not isinstance(arrival, bool) and math.isfinite(arrival):
-            try:  # milliseconds, as executions.iso writes them (not imported: the consumers do not read its table)
-                when = datetime.fromtimestamp(round(arrival * 1000) / 1000, tz=UTC)
-            except (OverflowError, OSError, ValueError):
-                return source
-            source["arrival"] = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+            # milliseconds, as executions.iso writes them (not imported: the consumers do not read its table);
+            # once per record, so the second's text is cached (a batch's records share their seconds)
+            seconds, millis = divmod(round(arrival * 1000), 1000)
+            if 0 <= seconds < _YEAR_10000:
+                source["arrival"] = f"{_utc_second(seconds)}.{millis:03d}Z"
         return source
 
 

@@ -44,7 +44,9 @@ def test_every_path_gives_the_same_arrival_text(moment):
     assert texts == {executions.iso(moment)}  # the store's own format: reconcile parses both alike
 
 
-@pytest.mark.parametrize("arrival", [None, math.nan, math.inf, -math.inf, True, "2026-12-07T01:02:03Z", 1e300])
+@pytest.mark.parametrize(
+    "arrival", [None, math.nan, math.inf, -math.inf, True, "2026-12-07T01:02:03Z", 1e300, -1.0, 253402300800.0]
+)
 def test_no_arrival_or_a_hostile_one_is_left_out(arrival):
     source = record(arrival).source()
     assert "arrival" not in source
