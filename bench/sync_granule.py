@@ -76,6 +76,9 @@ def world(latency: float = LATENCY) -> Iterator[tuple[Any, Meter]]:
     from moto import mock_aws
 
     from cnm_ingest import aws
+    from localaws import patches
+
+    patches.apply()  # moto as the local AWS extends it: CopyObject's If-None-Match (patch 15)
 
     env = {
         "AWS_ACCESS_KEY_ID": "bench",

@@ -70,6 +70,11 @@ Patches, and why:
    redriveDate and redriveStatus REDRIVABLE / NOT_REDRIVABLE), and the status events follow (RUNNING, then the
    end). Anything else is ExecutionNotRedrivable (RUNNING, SUCCEEDED, stopped longer ago, Express). moto
    answers 500 (no such action). The new run's history replaces the first run's (AWS appends to it).
+15. s3_copy_object_conditional_write: CopyObject honours the destination's conditions, as PutObject does:
+   ``If-None-Match: *`` copies only when no object is at the destination key, ``If-Match: <ETag>`` only when the
+   object there has that ETag (412 PreconditionFailed otherwise; 404 NoSuchKey for If-Match and no object).
+   moto ignores both and overwrites (SyncGranule moves a verified file into a place it saw empty with
+   ``If-None-Match: *``). The check and the copy are not one atomic step here, as they are on S3.
 5. RpcV2CborMiddleware: CloudWatch over Smithy RPC v2 CBOR (the `smithy-protocol:
    rpc-v2-cbor` header, POST /service/<target>/operation/<Op>), the protocol of the
    AWS SDK for Go v2 the provider uses. moto answers it 404. The middleware decodes
@@ -102,6 +107,7 @@ PATCHES: list[str] = [
     "sfn_start_execution_all_or_nothing",
     "events_schedule_rules_match_no_event",
     "sfn_redrive_execution",
+    "s3_copy_object_conditional_write",
 ]
 EVENT_DELIVERY_ERRORS: list[str] = []  # patch 12: status events that could not be delivered
 
@@ -116,6 +122,7 @@ def apply() -> list[str]:
         _patch_stepfunctions()
         _patch_lambda()
         _patch_s3()
+        _patch_s3_conditional_copy()
         _patch_kinesis()
         _patch_sfn_events()
         _patch_sfn_execution_status()
@@ -334,6 +341,31 @@ def _patch_s3() -> None:
         return True, meta
 
     S3Backend.delete_object = delete_object
+
+
+def _patch_s3_conditional_copy() -> None:
+    """Patch 15: CopyObject's If-None-Match / If-Match at the destination."""
+    from moto.s3 import responses as s3_responses
+    from moto.s3.exceptions import MissingKey, PreconditionFailed
+
+    S3Response: Any = s3_responses.S3Response
+    original_copy = S3Response.copy_object
+
+    def copy_object(self: Any) -> Any:
+        if_none_match, if_match = self.headers.get("If-None-Match"), self.headers.get("If-Match")
+        if if_none_match or if_match:
+            key_name = self.parse_key_name()
+            existing = self.backend.get_object(self.bucket_name, key_name)
+            if if_none_match == "*" and existing is not None:
+                raise PreconditionFailed("If-None-Match")
+            if if_match:
+                if existing is None:
+                    raise MissingKey(key=key_name)
+                if if_match.replace('"', "") != existing.etag.replace('"', ""):
+                    raise PreconditionFailed("If-Match")
+        return original_copy(self)
+
+    S3Response.copy_object = copy_object
 
 
 # ------------------------------------------------------------ Step Functions events

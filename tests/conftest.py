@@ -90,7 +90,9 @@ def moto_world(**config: Any) -> Iterator[None]:
     from cnm_ingest import aws as aws_mod
     from cnm_ingest import idempotency
     from cnm_ingest.consumer import rulebook
+    from localaws import patches
 
+    patches.apply()  # moto as the local AWS extends it (as in the applied stacks' processes): one moto everywhere
     resets = (aws_mod.reset, rulebook.reset, idempotency.reset)
     for reset in resets:
         reset()

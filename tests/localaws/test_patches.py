@@ -19,7 +19,7 @@ def _name(prefix: str) -> str:
 
 def test_every_patch_is_listed_and_applied(local_aws):
     assert patches.apply() == patches.PATCHES
-    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 14
+    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 15
 
 
 # ---- 1 and 2: SQS SetQueueAttributes -------------------------------------------------
@@ -728,3 +728,42 @@ def test_redrive_is_refused_unless_failed_timed_out_or_aborted_within_14_days(cl
     backend.describe_execution(running).stop_date -= datetime.timedelta(days=15)
     assert "14 days" in refused(running)
     assert sfn.describe_execution(executionArn=running)["redriveCount"] == 1
+
+
+# ---- 15: CopyObject honours If-None-Match / If-Match at the destination ---------------------
+
+
+def test_copy_object_if_none_match_copies_only_into_an_empty_place(client):
+    s3 = client("s3")
+    bucket = _name("conditional")
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    src = {"Bucket": bucket, "Key": ".cnm-ingest-tmp/x#y?z"}
+    s3.put_object(Bucket=bucket, Key=src["Key"], Body=b"verified")
+    s3.copy_object(Bucket=bucket, Key="g/a.nc", CopySource=src, IfNoneMatch="*")  # nothing there: copied
+    assert s3.get_object(Bucket=bucket, Key="g/a.nc")["Body"].read() == b"verified"
+    s3.put_object(Bucket=bucket, Key="g/b.nc", Body=b"someone else's")
+    for key in ("g/a.nc", "g/b.nc"):  # something there (ours or not): refused, left as it was
+        before = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        with pytest.raises(ClientError) as caught:
+            s3.copy_object(Bucket=bucket, Key=key, CopySource=src, IfNoneMatch="*")
+        assert caught.value.response["Error"]["Code"] == "PreconditionFailed"
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == before
+
+
+def test_copy_object_if_match_copies_only_over_that_etag(client):
+    s3 = client("s3")
+    bucket = _name("ifmatch")
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    src = {"Bucket": bucket, "Key": "src"}
+    s3.put_object(Bucket=bucket, Key="src", Body=b"new")
+    etag = s3.put_object(Bucket=bucket, Key="dst", Body=b"old")["ETag"]
+    with pytest.raises(ClientError) as caught:
+        s3.copy_object(Bucket=bucket, Key="dst", CopySource=src, IfMatch='"0123456789abcdef0123456789abcdef"')
+    assert caught.value.response["Error"]["Code"] == "PreconditionFailed"
+    with pytest.raises(ClientError) as missing:
+        s3.copy_object(Bucket=bucket, Key="nowhere", CopySource=src, IfMatch=etag)
+    assert missing.value.response["Error"]["Code"] in ("NoSuchKey", "404")
+    assert s3.get_object(Bucket=bucket, Key="dst")["Body"].read() == b"old"
+    s3.copy_object(Bucket=bucket, Key="dst", CopySource=src, IfMatch=etag)
+    assert s3.get_object(Bucket=bucket, Key="dst")["Body"].read() == b"new"

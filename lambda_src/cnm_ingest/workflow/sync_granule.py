@@ -326,12 +326,78 @@ def _verify(file: dict[str, Any], bucket: str, key: str) -> int:
     return size
 
 
-def _existing(bucket: str, key: str, execution_name: str) -> dict[str, Any] | None:
-    """The object at ``key`` unless absent or written by an earlier attempt of this execution."""
-    found = head(bucket, key)
+def _existing(found: dict[str, Any] | None, execution_name: str) -> dict[str, Any] | None:
+    """``found`` (a target's ``head_object``) unless absent or written by an earlier attempt of this execution."""
     if found is not None and execution_name and found.get("Metadata", {}).get(EXECUTION_METADATA) == execution_name:
         return None
     return found
+
+
+LIST_AT_LEAST = 8  # targets in one bucket from which one listing replaces a HEAD per target (absent ones)
+LIST_KEYS_PER_PAGE = 1000  # ListObjectsV2's page
+
+
+def _utf8(key: str) -> bytes:
+    return key.encode("utf-8", "surrogatepass")  # S3 lists keys in UTF-8 binary order
+
+
+def listed_targets(bucket: str, keys: list[str]) -> tuple[set[str], Callable[[str], bool]]:
+    """``(present, known)``: the ``keys`` of ``bucket`` a bounded listing found, and whether it settled a key.
+
+    One ListObjectsV2 over the keys' longest common prefix, in UTF-8 order,
+    for at most ``len(keys) / 1000 + 2`` pages:
+    a key the listing passed is present exactly when listed. A prefix that
+    other objects crowd (a collection's whole folder) only stops the listing
+    early; the keys it did not reach are not settled (``known`` is False) and
+    are read one by one, as below :data:`LIST_AT_LEAST`.
+    """
+    ordered = sorted(set(keys), key=_utf8)
+    wanted = set(ordered)
+    prefix = os.path.commonprefix(ordered)  # noqa: RUF071 - S3's Prefix: characters, not path components
+    present: set[str] = set()
+    reached: bytes | None = None  # the last key listed; None: the listing ended (every key settled)
+    pages = aws.client("s3").get_paginator("list_objects_v2")
+    budget = len(ordered) // LIST_KEYS_PER_PAGE + 2
+    for number, page in enumerate(pages.paginate(Bucket=bucket, Prefix=prefix), start=1):
+        contents = page.get("Contents") or ()
+        present |= {o["Key"] for o in contents if o["Key"] in wanted}
+        if not page.get("IsTruncated"):
+            reached = None
+            break
+        reached = _utf8(contents[-1]["Key"]) if contents else reached
+        if reached is not None and reached >= _utf8(ordered[-1]):
+            reached = None
+            break
+        if number >= budget:
+            break
+    last = reached
+
+    def known(key: str) -> bool:
+        return last is None or _utf8(key) <= last
+
+    return present, known
+
+
+def target_heads(prepared: list[dict[str, Any]], run: Callable[..., list[Any]]) -> dict[tuple[str, str], Any]:
+    """``{(bucket, key): head_object or None}`` of every target: listed per bucket from :data:`LIST_AT_LEAST`
+    targets (:func:`listed_targets`; the present ones are then read for their metadata), else read one by one."""
+    by_bucket: dict[str, list[str]] = {}
+    for f in prepared:
+        by_bucket.setdefault(f["staged_bucket"], []).append(f["staged_key"])
+    to_read: list[tuple[str, str]] = []
+    out: dict[tuple[str, str], Any] = {}
+    for bucket, keys in by_bucket.items():
+        if len(keys) < LIST_AT_LEAST:
+            to_read += [(bucket, k) for k in keys]
+            continue
+        present, known = listed_targets(bucket, keys)
+        for k in keys:
+            if known(k) and k not in present:
+                out[(bucket, k)] = None
+            else:
+                to_read.append((bucket, k))
+    out.update(zip(to_read, run(lambda where: head(*where), to_read), strict=True))
+    return out
 
 
 def _duplicate_error(bucket: str, key: str) -> DuplicateFileError:
@@ -477,6 +543,11 @@ def prepare_file(
     }
 
 
+def source_metadata(file: dict[str, Any]) -> str:
+    """The file's source URI as S3 metadata (ASCII only: percent-encoded, a long one cut with its digest)."""
+    return _metadata_value(file["source"], 1024)
+
+
 def _checksum_metadata(file: dict[str, Any]) -> dict[str, str]:
     if not file.get("checksum"):
         return {}
@@ -489,7 +560,7 @@ def _to_temporary(
     bucket = file["staged_bucket"]
     metadata = {
         EXECUTION_METADATA: execution_name,
-        SOURCE_METADATA: file["source"][:1024],
+        SOURCE_METADATA: source_metadata(file),
         **owner.metadata(),
         **_checksum_metadata(file),
     }
@@ -679,7 +750,7 @@ def trust(
     meta = found.get("Metadata") or {}
     mine = {
         EXECUTION_METADATA: execution_name,
-        SOURCE_METADATA: file["source"][:1024],
+        SOURCE_METADATA: source_metadata(file),
         **owner.metadata(),
         CHECKSUM_METADATA: _checksum_metadata(file).get(CHECKSUM_METADATA),
     }
@@ -811,14 +882,28 @@ def _move_one(
     other_owner_handling: str,
     undo: list[_Undo],
     scratch: list[tuple[str, str]],
+    absent: bool = False,
     **copy_options: Any,
 ) -> dict[str, Any]:
-    """Move one verified temporary copy into place, recording how to undo it first."""
+    """Move one verified temporary copy into place, recording how to undo it first.
+
+    ``absent``: the target's check found nothing there, so the move is one
+    conditional copy (``IfNoneMatch: *``) with no read of the target; if an
+    object appeared there since, S3 refuses it (412, or 409 for a write under
+    way) and the move reads the target and applies the rules as for any other.
+    """
     bucket, key, temp = file["staged_bucket"], file["staged_key"], file["temp_key"]
     staged = _staged(file, size=size)
+    small = size < (copy_options.get("multipart_threshold") or MULTIPART_THRESHOLD)
+    if absent and small:
+        created = _Undo(bucket, key, existed=False)
+        undo.append(created)  # first: a copy whose answer was lost is still undone
+        if _copy_into_place(file, bucket, temp, key, IfNoneMatch="*"):
+            return staged
+        undo.remove(created)
     current = head(bucket, key)
     own = current is not None and current.get("Metadata", {}).get(EXECUTION_METADATA) == execution_name
-    if current is None:
+    if current is None or (own and absent):  # own and absent at the check: this move's copy, its answer lost
         undo.append(_Undo(bucket, key, existed=False))
     elif own:
         undo.append(_Undo(bucket, key))
@@ -839,22 +924,38 @@ def _move_one(
             _copy_within(bucket, key, backup, current, **copy_options)
             undo.append(_Undo(bucket, key, restore_from=backup))
             staged["duplicate"] = "replaced"
-    gone = TransientError(f"the verified temporary copy of {file['source']} (s3://{bucket}/{temp}) is gone")
-    if size < (copy_options.get("multipart_threshold") or MULTIPART_THRESHOLD):
-        try:  # one call: the temporary copy's metadata and content type go with it
-            aws.client("s3").copy_object(
-                CopySource={"Bucket": bucket, "Key": temp}, Bucket=bucket, Key=key, MetadataDirective="COPY"
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code", "") in _MISSING:
-                raise gone from None
-            raise
+    if small:
+        _copy_into_place(file, bucket, temp, key)
         return staged
     temp_head = head(bucket, temp)
     if temp_head is None:
-        raise gone
+        raise _gone(file, bucket, temp)
     _copy_within(bucket, temp, key, temp_head, **copy_options)
     return staged
+
+
+def _gone(file: dict[str, Any], bucket: str, temp: str) -> TransientError:
+    return TransientError(f"the verified temporary copy of {file['source']} (s3://{bucket}/{temp}) is gone")
+
+
+_CONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+
+
+def _copy_into_place(file: dict[str, Any], bucket: str, temp: str, key: str, **condition: str) -> bool:
+    """One CopyObject of the temporary copy to ``key`` (its metadata and content type go with it), under
+    ``condition`` (``IfNoneMatch``); False when S3 refuses the condition."""
+    try:
+        aws.client("s3").copy_object(
+            CopySource={"Bucket": bucket, "Key": temp}, Bucket=bucket, Key=key, MetadataDirective="COPY", **condition
+        )
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in _MISSING:
+            raise _gone(file, bucket, temp) from None
+        if condition and code in _CONDITION_FAILED:
+            return False
+        raise
+    return True
 
 
 def _kept(file: dict[str, Any], bucket: str, key: str) -> dict[str, Any]:
@@ -881,7 +982,7 @@ def _kept(file: dict[str, Any], bucket: str, key: str) -> dict[str, Any]:
         duplicate="skipped",
     )
     if SOURCE_METADATA in meta:
-        out["source"] = meta[SOURCE_METADATA]
+        out["source"] = unquote(meta[SOURCE_METADATA])
     return out
 
 
@@ -941,6 +1042,7 @@ def commit(
     duplicate_handling: str,
     execution_name: str,
     run: _Runner | None = None,
+    absent: frozenset[tuple[str, str]] = frozenset(),
     **options: Any,
 ) -> list[dict[str, Any]]:
     """Move a granule's verified temporary copies into place, all or nothing.
@@ -968,6 +1070,7 @@ def commit(
             execution_name=execution_name,
             undo=undo,
             scratch=scratch,
+            absent=(pair[0]["staged_bucket"], pair[0]["staged_key"]) in absent,
             **options,
         )
 
@@ -1084,9 +1187,9 @@ def stage_prepared(
     def where(f: dict[str, Any]) -> tuple[str, str]:
         return f["staged_bucket"], f["staged_key"]
 
-    existing = dict(
-        zip(map(where, prepared), run(lambda f: _existing(*where(f), execution_name), prepared), strict=True)
-    )
+    heads = target_heads(prepared, run)
+    absent = frozenset(w for w, found in heads.items() if found is None)
+    existing = {where(f): _existing(heads[where(f)], execution_name) for f in prepared}
     for (bucket, key), found in existing.items():
         if found is not None:
             check_owner(found, owner, other_owner_handling, bucket, key)
@@ -1131,6 +1234,7 @@ def stage_prepared(
             owner=owner,
             other_owner_handling=other_owner_handling,
             run=run,
+            absent=absent,
             **copy_options,
         )
         gate.done()

@@ -17,7 +17,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from cnm_ingest import aws as aws_mod
-from cnm_ingest.errors import ChecksumMismatchError, FileNotFoundAtSourceError, error_code_for
+from cnm_ingest.errors import (
+    ChecksumMismatchError,
+    DuplicateFileError,
+    FileNotFoundAtSourceError,
+    OtherOwnerFileError,
+    error_code_for,
+)
 from cnm_ingest.transfer import commit_order
 from cnm_ingest.workflow import payload, sync_granule
 from tests.functional.workflow.test_staging_commit import STAGE, TABLE, A, World, msg, world  # noqa: F401
@@ -136,8 +142,12 @@ def test_calls_per_file(w):
     w.calls.clear()
     sync_granule.sync_message(*msg(files))
     s3 = {k.removeprefix("s3:"): v for k, v in w.calls.items() if k.startswith("s3:")}
-    # one listing of the execution's temporary area per granule: the copies an earlier invocation left to reuse
-    assert s3 == {"HeadObject": 3 * 50, "CopyObject": 2 * 50, "DeleteObjects": 1, "ListObjectsV2": 1}
+    # a listing of the targets (none there: no read of any target, and each move a copy with If-None-Match),
+    # a listing of the execution's temporary area (the copies an earlier invocation left to reuse),
+    # the source's HEAD, the copy into the temporary area (S3 computes SHA-256), the copy into place
+    assert s3 == {"HeadObject": 50, "CopyObject": 2 * 50, "DeleteObjects": 1, "ListObjectsV2": 2}
+    into_place = [p for op, p in w.sent if op == "CopyObject" and not p["Key"].startswith(sync_granule.TEMP_PREFIX)]
+    assert len(into_place) == 50 and {p.get("IfNoneMatch") for p in into_place} == {"*"}
 
 
 # --- hostile cases ------------------------------------------------------------------------------------------
@@ -258,3 +268,102 @@ def test_a_multipart_copy_copies_its_parts_at_once_and_reads_a_sha256_file_back_
     assert w.read(STAGE, out["key"]) == data
     assert w.calls["s3:UploadPartCopy"] == 3 * 2  # into the temporary area, then into place: 5 + 5 + 2 MiB each
     assert w.calls["s3:CompleteMultipartUpload"] == 2 and sum(read) == len(data)
+
+
+# --- the targets' check by one listing, the move by one conditional copy (If-None-Match) --------------------
+
+
+def before_copy(w: World, action) -> None:
+    """Run ``action(params)`` (Bucket, Key, CopySource, ...) before every CopyObject SyncGranule makes."""
+    aws_mod.session().events.register("before-parameter-build.s3.CopyObject", lambda params, **_: action(params))
+    aws_mod.reset()
+
+
+def into_place(params: dict) -> bool:
+    return params.get("IfNoneMatch") == "*"
+
+
+def test_another_providers_file_that_appears_after_the_check_is_left_alone_and_nothing_is_staged(w):
+    files = files_of(w, 12)
+    m, e = msg(files, url_path="late/{collection}")
+    intruder = "late/C__1/f00007.nc"
+
+    def appear(params):
+        if into_place(params) and params["Key"] == intruder:  # after the listing said nothing was there
+            w.s3.put_object(Bucket=STAGE, Key=intruder, Body=b"B's", Metadata={sync_granule.PROVIDER_METADATA: "B"})
+
+    before_copy(w, appear)
+    w.calls.clear()
+    with pytest.raises(OtherOwnerFileError):
+        sync_granule.sync_message(m, e, concurrency=1)
+    assert w.keys() == [intruder] and w.read(STAGE, intruder) == b"B's"  # the moves before it undone
+    assert w.calls["s3:HeadObject"] == 12 + 1  # the sources, then the intruder once S3 refused the copy
+
+
+def test_a_move_whose_answer_was_lost_is_undone_when_a_later_move_fails(w):
+    files = files_of(w, 10)
+    m, e = msg(files, url_path="lost/{collection}")
+    lost, failing = "lost/C__1/f00002.nc", "lost/C__1/f00005.nc"
+
+    def action(params):
+        if into_place(params) and params["Key"] == lost:  # S3 did it, the answer was lost: this is the SDK's retry
+            temp = sync_granule.temporary_key(e["name"], lost)
+            w.s3.copy_object(Bucket=STAGE, Key=lost, CopySource={"Bucket": STAGE, "Key": temp})
+        if params["Key"] == failing and not params["Key"].startswith(sync_granule.TEMP_PREFIX):
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "CopyObject")
+
+    before_copy(w, action)
+    with pytest.raises(ClientError):
+        sync_granule.sync_message(m, e, concurrency=1)
+    assert w.keys() == []  # the lost one deleted with the others: it is this execution's, created by this move
+    aws_mod.reset(session=True)  # the retried step: new clients, without the hooks
+    aws_mod.session().events.register("before-parameter-build", w.count)
+    out = staged_answer(sync_granule.sync_message(m, e, concurrency=1))
+    assert [w.read(STAGE, f["key"]) for f in out] == [data_of(i) for i in range(10)]
+
+
+def test_a_crowded_folder_stops_the_listing_and_the_files_it_did_not_reach_are_read_one_by_one(w):
+    files = files_of(w, 9)
+    m, e = msg(files, url_path="crowd", handling="error")
+    crowd = [f"crowd/f00000.nc.v{i:05d}" for i in range(2_100)]  # between the first target and the others
+    for key in crowd:
+        w.s3.put_object(Bucket=STAGE, Key=key, Body=b"")
+    w.s3.put_object(Bucket=STAGE, Key="crowd/f00008.nc", Body=b"old", Metadata={sync_granule.PROVIDER_METADATA: "A"})
+    w.calls.clear()
+    with pytest.raises(DuplicateFileError) as caught:
+        sync_granule.sync_message(m, e)
+    assert "crowd/f00008.nc" in str(caught.value)
+    # 9 targets: a budget of 2 pages (2,000 keys) stops inside the crowd; the 8 targets after it are read
+    assert w.calls["s3:ListObjectsV2"] == 2 and w.calls["s3:HeadObject"] == 8
+    assert w.calls["s3:CopyObject"] == 0 and w.read(STAGE, "crowd/f00008.nc") == b"old"
+
+
+ODD_NAMES = ["#a?.nc", "a..b.nc", "b.nc", "Z.nc", "é.nc", "日本.nc", "Ω.nc", "\U0001f600.nc", "z z.nc"]
+
+
+def test_odd_names_are_settled_by_the_listing_in_s3s_order_and_restaged_over_their_own_objects(w):
+    files = []
+    for i, name in enumerate(ODD_NAMES):
+        data = data_of(i)
+        files.append(
+            {
+                "type": "data",
+                "uri": w.put(A, f"G1/{name}", data),
+                "name": name,
+                "size": len(data),
+                "checksumType": "md5",
+                "checksum": hashlib.md5(data).hexdigest(),
+            }
+        )
+    first, e1 = msg(files, url_path="odd", execution="exec-1")
+    w.calls.clear()
+    out = staged_answer(sync_granule.sync_message(first, e1))
+    assert w.calls["s3:ListObjectsV2"] == 2 and w.calls["s3:HeadObject"] == len(ODD_NAMES)  # the sources only
+    assert sorted(f["key"] for f in out) == sorted(f"odd/{n}" for n in ODD_NAMES)
+    again, e2 = msg(files, url_path="odd", execution="exec-2", submitted="2024-05-02T00:00:00Z")
+    w.calls.clear()
+    out = staged_answer(sync_granule.sync_message(again, e2))  # replace: every target is there, listed, then read
+    # the sources; each target found by the listing, read for its owner; read again at its move (kept aside first)
+    assert w.calls["s3:HeadObject"] == 3 * len(ODD_NAMES)
+    assert {f.get("duplicate") for f in out} == {"replaced"}
+    assert [w.read(STAGE, f"odd/{n}") for n in ODD_NAMES] == [data_of(i) for i in range(len(ODD_NAMES))]

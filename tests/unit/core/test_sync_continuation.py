@@ -133,7 +133,7 @@ def head_of(file: dict, execution: str = "exec-1", **change) -> dict:
     """The head_object of the temporary copy SyncGranule's copy writes for ``file``."""
     metadata = {
         sync_granule.EXECUTION_METADATA: execution,
-        sync_granule.SOURCE_METADATA: file["source"],
+        sync_granule.SOURCE_METADATA: sync_granule.source_metadata(file),
         **OWNER.metadata(),
         **sync_granule._checksum_metadata(file),
     }
