@@ -16,7 +16,9 @@ through the function are the ``ContentLength`` of every ``GetObject`` answer
 The sequential 10,000-file run (about 35 min at 30 ms a call) is not run: its
 time is extrapolated as calls x 30 ms from the 1,000-file run's calls per file,
 and the row says so. Peak memory is Python's traced peak (tracemalloc) over one
-``sync_message`` in a fresh subprocess.
+``sync_message`` in a fresh subprocess, with the local AWS (moto) in a process of
+its own so that its stored objects are not counted; the row beside it is the size
+of the granule's message itself (JSON), which the function holds whatever it does.
 """
 
 from __future__ import annotations
@@ -70,15 +72,47 @@ class Meter:
 
 
 @contextlib.contextmanager
-def world(latency: float = LATENCY) -> Iterator[tuple[Any, Meter]]:
-    """moto with the buckets and status table SyncGranule uses; yields (an unmetered S3 client, the meter)."""
-    import boto3
+def _service(in_process: bool) -> Iterator[None]:
+    """S3 and DynamoDB for the bench: in this process (``mock_aws``, patched as the local AWS is), or the local AWS
+    (``localaws.server``, the same patched moto) in a process of its own, so that what this process allocates is
+    the function's alone (the peak memory rows: moto holds every object it stores)."""
     from moto import mock_aws
 
-    from cnm_ingest import aws
     from localaws import patches
 
-    patches.apply()  # moto as the local AWS extends it: CopyObject's If-None-Match (patch 15)
+    if in_process:
+        patches.apply()  # moto as the local AWS extends it: CopyObject's If-None-Match (patch 15)
+        with mock_aws():
+            yield
+        return
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'lambda_src'}"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "localaws.server", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()  # "local AWS (moto, patches: ...) at http://127.0.0.1:PORT"
+        endpoint = line.rsplit(" at ", 1)[-1].strip()
+        if not endpoint.startswith("http://"):
+            raise RuntimeError(f"the local AWS did not start: {line!r}")
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def world(latency: float = LATENCY, *, in_process: bool = True) -> Iterator[tuple[Any, Meter]]:
+    """moto with the buckets and status table SyncGranule uses; yields (an unmetered S3 client, the meter)."""
+    import boto3
+
+    from cnm_ingest import aws
 
     env = {
         "AWS_ACCESS_KEY_ID": "bench",
@@ -93,7 +127,7 @@ def world(latency: float = LATENCY) -> Iterator[tuple[Any, Meter]]:
         os.environ.pop(k, None)
     meter = Meter(latency)
     try:
-        with mock_aws():
+        with _service(in_process):
             aws.reset(session=True)
             plain = boto3.session.Session().client("s3", region_name=REGION)  # not metered: the bench's own calls
             for b in (SOURCE, STAGE, PAYLOADS):
@@ -266,7 +300,7 @@ def deadline_rows(sizes: tuple[int, ...], concurrency: int | None = None) -> lis
     return rows
 
 
-def _peak(n: int, size: int, concurrency: int | None) -> int:
+def _peak(n: int, size: int, concurrency: int | None) -> tuple[int, int]:
     """Traced peak bytes of one sync_message in a fresh subprocess (no latency)."""
     code = (
         "import json,sys; from bench import sync_granule as s; "
@@ -274,11 +308,15 @@ def _peak(n: int, size: int, concurrency: int | None) -> int:
     )
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'lambda_src'}"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
-    return int(json.loads(out.stdout.strip().splitlines()[-1]))
+    peak, message = json.loads(out.stdout.strip().splitlines()[-1])
+    return int(peak), int(message)
 
 
-def peak_here(n: int, size: int, concurrency: int | None) -> int:
-    with world(latency=0) as (plain, _):
+def peak_here(n: int, size: int, concurrency: int | None) -> tuple[int, int]:
+    """``(traced peak bytes, the message's JSON bytes)`` of one ``sync_message`` of ``n`` files, the local AWS in
+    another process (no latency), after a first granule has built the clients (loaded once a process)."""
+    with world(latency=0, in_process=False) as (plain, _):
+        _sync(granule_message(plain, 1, size=size, product="WARM"), concurrency)  # clients and models: once a process
         message = granule_message(plain, n, size=size)
         tracemalloc.start()
         tracemalloc.reset_peak()
@@ -286,7 +324,7 @@ def peak_here(n: int, size: int, concurrency: int | None) -> int:
         _sync(message, concurrency)
         peak = tracemalloc.get_traced_memory()[1] - base
         tracemalloc.stop()
-        return peak
+        return peak, len(json.dumps(message))
 
 
 def peak_large_file(gib: int = 16, checksum_type: str = "md5") -> tuple[int, float]:
@@ -373,11 +411,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(args.quick, args.concurrency, tuple(args.files) if args.files else None)
     if args.peak:
         for n in (1, 10_000):
-            rows.append(
-                row(
-                    f"peak traced memory, {n:,} files of 16 B", _peak(n, 16, args.concurrency) / 2**20, "MiB", "-", None
-                )
-            )
+            peak, message = _peak(n, 16, args.concurrency)
+            rows.append(row(f"peak traced memory, {n:,} files of 16 B", peak / 2**20, "MiB", "-", None))
+            rows.append(row(f"  the message itself (JSON), {n:,} files", message / 2**20, "MiB", "-", None))
+            rows.append(row(f"  peak per file, {n:,} files", peak / n / 1024, "KiB", "-", None))
         peak, seconds = peak_large_file(16)
         rows.append(
             row(
