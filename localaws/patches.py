@@ -75,6 +75,12 @@ Patches, and why:
    object there has that ETag (412 PreconditionFailed otherwise; 404 NoSuchKey for If-Match and no object).
    moto ignores both and overwrites (SyncGranule moves a verified file into a place it saw empty with
    ``If-None-Match: *``). The check and the copy are not one atomic step here, as they are on S3.
+16. backend_dict_lookup_without_lock (speed, no behaviour): ``BackendDict[account]`` of an account it already
+   holds returns without taking moto's global ``backend_lock``. moto's lookup, made several times in every
+   request, takes the lock, copies the dict's keys into a list and compares itself with ``__eq__`` against every
+   BackendDict in use: with SyncGranule's 32 threads on in-process moto, threads queued on that lock for 75% of
+   a 10,000-file granule's run (py-spy). The first lookup of an account after a reset or a snapshot restore
+   takes moto's own path, which registers the BackendDict for the next reset.
 5. RpcV2CborMiddleware: CloudWatch over Smithy RPC v2 CBOR (the `smithy-protocol:
    rpc-v2-cbor` header, POST /service/<target>/operation/<Op>), the protocol of the
    AWS SDK for Go v2 the provider uses. moto answers it 404. The middleware decodes
@@ -108,6 +114,7 @@ PATCHES: list[str] = [
     "events_schedule_rules_match_no_event",
     "sfn_redrive_execution",
     "s3_copy_object_conditional_write",
+    "backend_dict_lookup_without_lock",
 ]
 EVENT_DELIVERY_ERRORS: list[str] = []  # patch 12: status events that could not be delivered
 
@@ -123,6 +130,7 @@ def apply() -> list[str]:
         _patch_lambda()
         _patch_s3()
         _patch_s3_conditional_copy()
+        _patch_backend_dict_lookup()
         _patch_kinesis()
         _patch_sfn_events()
         _patch_sfn_execution_status()
@@ -341,6 +349,22 @@ def _patch_s3() -> None:
         return True, meta
 
     S3Backend.delete_object = delete_object
+
+
+def _patch_backend_dict_lookup() -> None:
+    """Patch 16: a lookup of an account a BackendDict already holds takes no lock."""
+    from moto.core.base_backend import BackendDict
+
+    original = BackendDict._create_account_specific_backend
+    registry: list[Any] = vars(BackendDict)["_instances"]  # cleared in place by moto's reset, never replaced
+
+    def create_account_specific_backend(self: Any, account_id: str) -> None:
+        # the account is there and this BackendDict is registered (by identity: no __eq__, no lock): nothing to do
+        if dict.__contains__(self, account_id) and any(bd is self for bd in registry):
+            return
+        original(self, account_id)
+
+    BackendDict._create_account_specific_backend = create_account_specific_backend
 
 
 def _patch_s3_conditional_copy() -> None:

@@ -19,7 +19,7 @@ def _name(prefix: str) -> str:
 
 def test_every_patch_is_listed_and_applied(local_aws):
     assert patches.apply() == patches.PATCHES
-    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 15
+    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 16
 
 
 # ---- 1 and 2: SQS SetQueueAttributes -------------------------------------------------
@@ -767,3 +767,26 @@ def test_copy_object_if_match_copies_only_over_that_etag(client):
     assert s3.get_object(Bucket=bucket, Key="dst")["Body"].read() == b"old"
     s3.copy_object(Bucket=bucket, Key="dst", CopySource=src, IfMatch=etag)
     assert s3.get_object(Bucket=bucket, Key="dst")["Body"].read() == b"new"
+
+
+# ---- 16: a backend lookup of a known account takes no lock ---------------------------------
+
+
+def test_a_backend_lookup_of_a_known_account_answers_while_the_global_lock_is_held(client):
+    import threading
+
+    from moto.core.base_backend import BackendDict, backend_lock
+    from moto.s3.models import s3_backends
+
+    client("s3").list_buckets()
+    [account, *_] = list(s3_backends)
+    got: list[object] = []
+    with backend_lock:  # as another request's registration holds it
+        reader = threading.Thread(target=lambda: got.append(s3_backends[account]))
+        reader.start()
+        reader.join(timeout=10)
+    assert got == [dict.__getitem__(s3_backends, account)]  # answered without waiting for the lock
+    new = "000000000042"
+    assert new not in s3_backends
+    made = s3_backends[new]  # an account never seen: moto's own path, which registers the BackendDict
+    assert dict.__getitem__(s3_backends, new) is made and any(bd is s3_backends for bd in BackendDict._instances)
