@@ -353,8 +353,9 @@ def _patch_s3() -> None:
 
 def _patch_backend_dict_lookup() -> None:
     """Patch 16: a lookup of an account a BackendDict already holds takes no lock."""
-    from moto.core.base_backend import BackendDict
+    from moto.core import base_backend
 
+    BackendDict: Any = base_backend.BackendDict
     original = BackendDict._create_account_specific_backend
     registry: list[Any] = vars(BackendDict)["_instances"]  # cleared in place by moto's reset, never replaced
 
