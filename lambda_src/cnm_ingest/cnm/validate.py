@@ -26,7 +26,7 @@ from importlib import resources
 from typing import Any
 
 from cnm_ingest.cnm import normalize
-from cnm_ingest.cnm.notification import Notification, product_files
+from cnm_ingest.cnm.notification import product_files
 from cnm_ingest.errors import CnmValidationError
 
 SCHEMA_FILE = "cnm-schema-1.6.1.json"
@@ -258,11 +258,6 @@ def normalize_and_validate(doc: Any) -> dict[str, Any]:
     if is_settled_notification(doc):
         return doc
     return validate_notification(normalize.normalize_notification(doc)[0])
-
-
-def read_notification(doc: Any) -> Notification:
-    """The :class:`~cnm_ingest.cnm.notification.Notification` of a decoded document, normalised and validated once."""
-    return Notification.read(normalize_and_validate(doc))
 
 
 def validate_response(message: Any) -> dict[str, Any]:
