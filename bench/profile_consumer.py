@@ -28,7 +28,7 @@ BATCH = 100
 
 
 def stages() -> list[tuple[str, float]]:
-    from cnm_ingest.cnm import decode, normalize, validate
+    from cnm_ingest.cnm import decode, normalize, notification, validate
     from cnm_ingest.consumer import consume, rulebook
     from cnm_ingest.workflow import payload
 
@@ -40,7 +40,8 @@ def stages() -> list[tuple[str, float]]:
     validate.validate_notification(ndoc)
     store, settings = rulebook.store(), consume.Settings.from_env()
     planned = consume.plan(record, store, settings)
-    rule = store.rule_index().require(ndoc)[0]
+    note = notification.Notification.read(ndoc)  # what consume.plan routes with (read once a record)
+    rule = store.rule_index().require(note)[0]
     kwargs = {
         "rule": rule.as_message_rule(),
         "collection": store.collection(rule.collection_name, "1"),
@@ -63,7 +64,9 @@ def stages() -> list[tuple[str, float]]:
             if hasattr(validate, "normalize_and_validate")
             else []
         ),
-        ("rule_index().require", lambda: store.rule_index().require(ndoc)),
+        ("notification.Notification.read", lambda: notification.Notification.read(ndoc)),
+        ("rule_index().require (the Notification)", lambda: store.rule_index().require(note)),
+        ("SourceRecord.source (with the arrival)", record.source),
         ("payload.execution_name", lambda: payload.execution_name("granule-12345", "10000000", rule.name)),
         ("payload.build_workflow_input", lambda: payload.build_workflow_input(ndoc, **kwargs)),
         ("consume.plan (all of the above but from_event)", lambda: consume.plan(record, store, settings)),

@@ -47,7 +47,8 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # ones as floats) and nothing nests deep (it stops at 1,024 levels, the standard library at the recursion limit, and
 # writing the message again needs <= 254): bytes with a run of 19 digits or over MAX_FAST_BRACKETS brackets anywhere
 # go to the standard library, and so does whatever orjson refuses (the standard library then says why).
-_DIGITS = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+# One pass over the bytes gives both: each digit becomes "0", each "[" or "{" a "[", anything else a blank.
+_SHAPE = bytes(48 if 48 <= i <= 57 else 91 if i in (91, 123) else 32 for i in range(256))
 _LONG_NUMBER = b"0" * 19
 MAX_FAST_BRACKETS = 200
 
@@ -58,11 +59,10 @@ def decode_json(data: bytes | str) -> Any:
     orjson decodes the common record (about twice as fast); what it might read
     differently goes to :func:`decode_json_strict`, see ``_LONG_NUMBER``.
     """
-    if (
-        isinstance(data, bytes)
-        and data.count(b"[") + data.count(b"{") <= MAX_FAST_BRACKETS
-        and _LONG_NUMBER not in data.translate(_DIGITS)
-    ):
+    # find, not `in`: bytes.__contains__ tries its argument as an integer first (an exception raised and
+    # cleared, each record)
+    shape = data.translate(_SHAPE) if isinstance(data, bytes) else None
+    if shape is not None and shape.count(b"[") <= MAX_FAST_BRACKETS and shape.find(_LONG_NUMBER) < 0:
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -93,8 +93,15 @@ def decode_json_strict(data: bytes | str) -> Any:
 
 
 def b64decode(data: str) -> bytes:
-    """Strict base64 decoding with a specific error."""
+    """Strict base64 decoding with a specific error.
+
+    A str (every record's data) goes to binascii directly: ``base64.b64decode(validate=True)`` encodes it as
+    ASCII and calls the same ``a2b_base64(strict_mode=True)``, which takes an ASCII str itself and refuses any
+    other with the same ValueError; two Python calls fewer a record.
+    """
     try:
+        if type(data) is str:
+            return binascii.a2b_base64(data, strict_mode=True)
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError, TypeError) as exc:
         raise DecodeError(f"record data is not base64: {exc}") from None

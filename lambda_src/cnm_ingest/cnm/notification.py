@@ -13,8 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+_NO_PRODUCT: dict[str, Any] = {}  # what Notification.read reads of a document without a product object (read only)
 
-@dataclass(frozen=True, slots=True)
+
+# Read for every record: slotted, not frozen (a frozen dataclass's __init__ sets each field through
+# object.__setattr__: 1.5 us a record for these seven, against 0.3 us). Nothing changes one once read.
+@dataclass(slots=True)
 class Notification:
     """A valid, normalised CNM notification (``doc``) and the fields the pipeline reads from it."""
 
@@ -30,19 +34,31 @@ class Notification:
     def read(cls, doc: dict[str, Any]) -> Notification:
         """The fields of ``doc``. For a notification that
         :func:`~cnm_ingest.cnm.validate.normalize_and_validate` accepted, every field the schema requires is there;
-        rule matching also reads a bare document (its tests, the CLI's ``rules test``) through this."""
-        product = doc.get("product")
-        name = product.get("name") if isinstance(product, dict) else None
-        identifier = doc.get("identifier")
-        submitted = doc.get("submissionTime")
+        rule matching also reads a bare document (its tests, the CLI's ``rules test``) through this.
+
+        ``collection`` and ``version`` are :func:`collection_name` and :func:`cnm_version`, read here in one
+        pass over ``collection`` and ``product`` (once per record: the functions read ``collection`` three times).
+        """
+        get = doc.get
+        product = get("product")
+        if not isinstance(product, dict):
+            product = _NO_PRODUCT
+        coll = get("collection")
+        if isinstance(coll, dict):
+            name, version = coll.get("name"), coll.get("version")
+        else:
+            name, version = (coll if isinstance(coll, str) else None), None
+        if version is None:
+            version = product.get("dataVersion")
+        identifier, submitted, product_name = get("identifier"), get("submissionTime"), product.get("name")
         return cls(
-            doc=doc,
-            identifier=identifier if isinstance(identifier, str) else "",
-            collection=collection_name(doc),
-            version=cnm_version(doc),
-            provider=doc.get("provider"),
-            product_name=name if isinstance(name, str) else None,
-            submission_time=submitted if isinstance(submitted, str) else None,
+            doc,
+            identifier if isinstance(identifier, str) else "",
+            name,
+            version if isinstance(version, str) and version else None,
+            get("provider"),
+            product_name if isinstance(product_name, str) else None,
+            submitted if isinstance(submitted, str) else None,
         )
 
 

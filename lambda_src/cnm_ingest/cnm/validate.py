@@ -26,7 +26,7 @@ from importlib import resources
 from typing import Any
 
 from cnm_ingest.cnm import normalize
-from cnm_ingest.cnm.notification import Notification, product_files
+from cnm_ingest.cnm.notification import product_files
 from cnm_ingest.errors import CnmValidationError
 
 SCHEMA_FILE = "cnm-schema-1.6.1.json"
@@ -173,8 +173,31 @@ def _schema_date_time() -> Callable[[str], Any]:
     return match
 
 
-def _settled_times(doc: dict[str, Any]) -> bool:
-    """Every date-time field present is a string the schema's date-time check and the normaliser both leave as it is."""
+def _settled_header(doc: dict[str, Any]) -> bool:
+    """The notification's own fields: version, identifier, collection, provider, trace and date-times.
+
+    Every date-time field present is a string that the schema's date-time check
+    and the normaliser both leave as it is. (Optional fields are tested with
+    ``in`` and read by index, not with ``get``: a method call each, per record.)
+    """
+    version, collection = doc.get("version"), doc.get("collection")
+    if not (
+        type(version) is str
+        and version in normalize.SPELLED_VERSIONS
+        and type(doc.get("identifier")) is str
+        and "submissionTime" in doc
+        and (
+            type(collection) is str
+            or (
+                type(collection) is dict
+                and type(collection.get("name")) is str
+                and type(collection.get("version")) is str
+            )
+        )
+        and ("provider" not in doc or type(doc["provider"]) is str)
+        and ("trace" not in doc or type(doc["trace"]) is str)
+    ):
+        return False
     date_time = _schema_date_time()
     for key in normalize.DATE_TIME_FIELDS:
         if key in doc:
@@ -184,52 +207,32 @@ def _settled_times(doc: dict[str, Any]) -> bool:
     return True
 
 
-def _settled_collection(collection: Any) -> bool:
-    if type(collection) is dict:
-        return type(collection.get("name")) is str and type(collection.get("version")) is str
-    return type(collection) is str
-
-
-def _settled_header(doc: dict[str, Any]) -> bool:
-    """The notification's own fields: version, identifier, date-times, collection, provider and trace."""
-    version = doc.get("version")
-    return (
-        type(version) is str
-        and version in normalize.SPELLED_VERSIONS
-        and type(doc.get("identifier")) is str
-        and "submissionTime" in doc
-        and _settled_times(doc)
-        and _settled_collection(doc.get("collection"))
-        and type(doc.get("provider", "")) is str
-        and type(doc.get("trace", "")) is str
-    )
-
-
-def _settled_file(f: Any) -> bool:
-    """One ``product.files`` entry: a known type, a name, a whole size >= 0, a URI without outer blanks."""
-    if type(f) is not dict or not _one_of(f.get("type"), _FILE_TYPES) or "checksum-type" in f:
-        return False
-    size, uri = f.get("size"), f.get("uri")
-    return (
-        type(f.get("name")) is str
-        and type(size) is int
-        and size >= 0
-        and type(uri) is str
-        and uri.strip() == uri
-        and ("checksumType" not in f or _one_of(f["checksumType"], _CHECKSUM_TYPES))
-        and type(f.get("checksum", "")) is str
-        and type(f.get("subtype", "")) is str
-    )
-
-
 def _settled_product(product: Any) -> bool:
-    """``product``: a name, ``files`` (not ``filegroups``) each settled, optional version and processing type."""
+    """``product``: a name, ``files`` (not ``filegroups``), optional version and processing type; each file of a
+    known type, with a name, a whole size >= 0 and a URI without outer blanks."""
     if type(product) is not dict or "filegroups" in product or type(product.get("name")) is not str:
         return False
     if "dataProcessingType" in product and not _one_of(product["dataProcessingType"], normalize.PROCESSING_TYPES):
         return False
     files = product.get("files")
-    return type(product.get("dataVersion", "")) is str and type(files) is list and all(map(_settled_file, files))
+    if type(files) is not list or ("dataVersion" in product and type(product["dataVersion"]) is not str):
+        return False
+    for f in files:
+        if not (
+            type(f) is dict
+            and _one_of(f.get("type"), _FILE_TYPES)
+            and "checksum-type" not in f
+            and type(f.get("name")) is str
+            and type(size := f.get("size")) is int
+            and size >= 0
+            and type(uri := f.get("uri")) is str
+            and uri.strip() == uri
+            and ("checksumType" not in f or _one_of(f["checksumType"], _CHECKSUM_TYPES))
+            and ("checksum" not in f or type(f["checksum"]) is str)
+            and ("subtype" not in f or type(f["subtype"]) is str)
+        ):
+            return False
+    return True
 
 
 def is_settled_notification(doc: Any) -> bool:
@@ -255,11 +258,6 @@ def normalize_and_validate(doc: Any) -> dict[str, Any]:
     if is_settled_notification(doc):
         return doc
     return validate_notification(normalize.normalize_notification(doc)[0])
-
-
-def read_notification(doc: Any) -> Notification:
-    """The :class:`~cnm_ingest.cnm.notification.Notification` of a decoded document, normalised and validated once."""
-    return Notification.read(normalize_and_validate(doc))
 
 
 def validate_response(message: Any) -> dict[str, Any]:

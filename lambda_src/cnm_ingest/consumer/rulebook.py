@@ -218,11 +218,10 @@ class RuleIndex:
 
     def candidates(self, cnm: Cnm, stream_arn: str = "") -> list[Rule]:
         """Rules for this CNM on this stream, any state, in name order."""
-        return list(self._found(cnm, stream_arn)[0])
+        return list(self._found(_note(cnm), stream_arn)[0])
 
-    def _found(self, cnm: Cnm, stream_arn: str) -> tuple[list[Rule], list[Rule]]:
+    def _found(self, note: Notification, stream_arn: str) -> tuple[list[Rule], list[Rule]]:
         """(:meth:`candidates`, the ENABLED ones); callers copy before handing them out."""
-        note = _note(cnm)
         name = note.collection
         if not isinstance(name, str):
             return [], []
@@ -255,7 +254,7 @@ class RuleIndex:
         return sorted(found, key=_by_name) if len(found) > 1 else found
 
     def match(self, cnm: Cnm, stream_arn: str = "") -> list[Rule]:
-        return list(self._found(cnm, stream_arn)[1])
+        return list(self._found(_note(cnm), stream_arn)[1])
 
     def require(self, cnm: Cnm, stream_arn: str = "") -> list[Rule]:
         """:meth:`match`, raising :class:`NoMatchingRuleError` with a useful reason when empty."""

@@ -91,7 +91,7 @@ def _dumps(value: Any) -> bytes:
         body = orjson.dumps(value, option=_ORJSON_OPTIONS)
     except orjson.JSONEncodeError:
         body = b"null"
-    if b"null" not in body:
+    if body.find(b"null") < 0:  # not `in`: bytes.__contains__ first tries b"null" as an integer (a TypeError raised)
         return body
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 

@@ -3,6 +3,8 @@ differently; both give the same value or both refuse (DecodeError)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import random
 
@@ -94,3 +96,74 @@ def test_what_aws_cannot_carry_is_refused_on_both_paths(data):
         decode.decode_json(data)
     with pytest.raises(DecodeError):
         decode.decode_json_strict(data)
+
+
+def b64_verdict(fn, data):
+    try:
+        return "ok", fn(data)
+    except DecodeError as exc:
+        return "refused", str(exc)
+    except (binascii.Error, ValueError, TypeError) as exc:  # base64's own, as decode.b64decode words it
+        return "refused", f"record data is not base64: {exc}"
+
+
+B64_SAMPLES = [
+    "",
+    "YWJj",
+    "YWI=",
+    "YQ==",
+    base64.b64encode(BASE[3]).decode(),
+    "YW Jj",
+    "YWJj\n",
+    "YQ=",
+    "YQ===",
+    "=YWJ",
+    "YW=j",
+    "a",
+    "YWJj" + "é",
+    "ＹＷＪｊ",
+    "YWJj\x00",
+    "-_-_",
+    b"YWJj",
+    bytearray(b"YWI="),
+    memoryview(b"YQ=="),
+    b"YW Jj",
+    b"\xff\xfe",
+]
+
+
+@pytest.mark.parametrize("data", B64_SAMPLES)
+def test_b64decode_is_base64s_strict_decoding(data):
+    """A str goes to binascii directly (two calls fewer a record): the same bytes, or the same refusal, as
+    ``base64.b64decode(validate=True)``, for str and bytes-like input alike."""
+    assert b64_verdict(decode.b64decode, data) == b64_verdict(lambda d: base64.b64decode(d, validate=True), data)
+
+
+def test_mutated_base64_decodes_alike_or_is_refused_alike():
+    r = random.Random(5)
+    alphabet = "ABCXYZabcxyz0189+/=-_ \n\té\x00"
+    for _ in range(5_000):
+        text = list(base64.b64encode(r.choice(BASE)[: r.randint(0, 40)]).decode())
+        for _ in range(r.randint(0, 3)):
+            at = r.randrange(len(text) + 1)
+            if r.random() < 0.5:
+                text[at:at] = r.choice(alphabet)
+            else:
+                del text[at : at + 1]
+        data = "".join(text)
+        assert b64_verdict(decode.b64decode, data) == b64_verdict(lambda d: base64.b64decode(d, validate=True), data), (
+            data
+        )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"[" * 100 + b"{" * 100 + b"}" * 100 + b"]" * 100,  # 200 brackets of both kinds: orjson
+        b"[" * 101 + b"{" * 100 + b"}" * 100 + b"]" * 101,  # 201: the standard library
+        b'{"s": "1234567890123456789"}',  # 19 digits inside a string: the standard library, the same value
+        b'{"a": 123456789012345678, "b": 1}',
+    ],
+)
+def test_the_fast_paths_limits_give_the_same_value(data):
+    assert verdict(decode.decode_json, data) == verdict(decode.decode_json_strict, data)
