@@ -304,7 +304,7 @@ def deadline_rows(sizes: tuple[int, ...], concurrency: int | None = None) -> lis
     return rows
 
 
-def _peak(n: int, size: int, concurrency: int | None) -> tuple[int, int]:
+def _peak(n: int, size: int, concurrency: int | None) -> tuple[int, int, int]:
     """Traced peak bytes of one sync_message in a fresh subprocess (no latency)."""
     code = (
         "import json,sys; from bench import sync_granule as s; "
@@ -312,23 +312,25 @@ def _peak(n: int, size: int, concurrency: int | None) -> tuple[int, int]:
     )
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'lambda_src'}"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
-    peak, message = json.loads(out.stdout.strip().splitlines()[-1])
-    return int(peak), int(message)
+    peak, message, kept = json.loads(out.stdout.strip().splitlines()[-1])
+    return int(peak), int(message), int(kept)
 
 
-def peak_here(n: int, size: int, concurrency: int | None) -> tuple[int, int]:
-    """``(traced peak bytes, the message's JSON bytes)`` of one ``sync_message`` of ``n`` files, the local AWS in
-    another process (no latency), after a first granule has built the clients (loaded once a process)."""
+def peak_here(n: int, size: int, concurrency: int | None) -> tuple[int, int, int]:
+    """``(traced peak bytes, the message's JSON bytes, the bytes still held after it: the answer)`` of one
+    ``sync_message`` of ``n`` files, the local AWS in another process (no latency), after a first granule has
+    built the clients (loaded once a process)."""
     with world(latency=0, in_process=False) as (plain, _):
         _sync(granule_message(plain, 1, size=size, product="WARM"), concurrency)  # clients and models: once a process
         message = granule_message(plain, n, size=size)
         tracemalloc.start()
         tracemalloc.reset_peak()
         base = tracemalloc.get_traced_memory()[0]
-        _sync(message, concurrency)
-        peak = tracemalloc.get_traced_memory()[1] - base
+        answer = _sync(message, concurrency)
+        kept, peak = (v - base for v in tracemalloc.get_traced_memory())  # kept: the answer, still referenced
         tracemalloc.stop()
-        return peak, len(json.dumps(message))
+        del answer
+        return peak, len(json.dumps(message)), kept
 
 
 def peak_large_file(gib: int = 16, checksum_type: str = "md5") -> tuple[int, float]:
@@ -422,10 +424,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(args.quick, args.concurrency, tuple(args.files) if args.files else None, args.checksum)
     if args.peak:
         for n in (1, 10_000):
-            peak, message = _peak(n, 16, args.concurrency)
+            peak, message, kept = _peak(n, 16, args.concurrency)
             rows.append(row(f"peak traced memory, {n:,} files of 16 B", peak / 2**20, "MiB", "-", None))
-            rows.append(row(f"  the message itself (JSON), {n:,} files", message / 2**20, "MiB", "-", None))
-            rows.append(row(f"  peak per file, {n:,} files", peak / n / 1024, "KiB", "-", None))
+            rows.append(row(f"  the answer (the message it returns), {n:,} files", kept / 2**20, "MiB", "-", None))
+            rows.append(row(f"  peak beyond the answer, {n:,} files", (peak - kept) / 2**20, "MiB", "-", None))
+            rows.append(row(f"  the message's JSON, {n:,} files", message / 2**20, "MiB", "-", None))
         peak, seconds = peak_large_file(16)
         rows.append(
             row(
