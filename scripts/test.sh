@@ -7,9 +7,9 @@
 # Stage 1, fast, stops the run on a failure: ruff check, ruff format --check, mypy, terraform fmt
 # (the hooks of .pre-commit-config.yaml, run as commands) and the unit tier (pytest tests/unit).
 # It does not wait for the Go builds.
-# Stage 2, everything else: the Lambda packages are built, the Go builds are waited for, and four
+# Stage 2, everything else: the Lambda packages are built, the Go builds are waited for, and three
 # pytest processes run side by side: the tiers on the applied stacks in two (functional and localaws;
-# e2e and ingest), the Terraform tier with the tflint hook, and the destroy test. Nothing of stage 1 runs again.
+# e2e and ingest) and the Terraform tier with the tflint hook and the destroy test. Nothing of stage 1 runs again.
 #
 # The Go builds (the AWS provider into the local Terraform mirror, tflint, the lowest Terraform the
 # module claims: tens of minutes the first time on 2 cores, then cached outside the repo) start
@@ -47,11 +47,10 @@ fi
 [[ "$STAGES" == *2* ]] || exit 0
 
 # --- stage 2: the rest ------------------------------------------------------------------------------
-# Four pytest processes side by side, each with its own local AWS (every process has its own moto) and, but the
-# first, its own applies of the examples:
-#   A: the Terraform tier (plans, the release, checkov, tflint; no apply);
-#   D: the one destroy test: its own applies, then about 5 minutes of the provider's pollers, which sleep (its own
-#      process, so that no other test waits behind them);
+# Three pytest processes side by side, each with its own local AWS (every process has its own moto) and its own
+# applies of the examples:
+#   A: the Terraform tier (plans, the release, checkov, tflint; mostly waits on the provider) and the one destroy
+#      test (its own applies, then about 5 minutes of the provider's waits);
 #   B and C: the tiers on the applied stacks, split in two by measured time (the moto server, the runtime and the
 #      Step Functions interpreter share one process and one GIL: one process uses about one core);
 #      B: e2e, ingest (the chaos soak, the fault matrix) and the Terraform tests that read the applied stacks;
@@ -74,7 +73,7 @@ for dir in tests/*/; do
   esac
 done
 destroy=tests/e2e/test_destroy.py
-plans=("$lint[tflint]")
+plans=("$lint[tflint]" "$destroy")
 for file in tests/terraform/test_*.py; do
   if grep -qE '(complete|minimal)_(stack|world|applied)|applied_examples|applied_snapshot' "$file"; then
     applied_e2e+=("$file")
@@ -97,26 +96,22 @@ group() { # name, log, pytest arguments...: one pytest process, its wall time ap
 }
 logs="$(mktemp -d "${TMPDIR:-/tmp}/cnm-ingest-stage2.XXXXXX")"
 if compgen -G "$plugin_cache/registry.terraform.io/hashicorp/aws/*" >/dev/null; then
-  group "the Terraform tier" "$logs/terraform.log" "${plans[@]}" "$@" &
+  group "the Terraform tier and the destroy" "$logs/terraform.log" "${plans[@]}" "$@" &
   plans_pid=$!
-  group "the destroy" "$logs/destroy.log" "$destroy" "$@" &
-  destroy_pid=$!
   group "e2e, ingest and the Terraform tests on the applied stacks" "$logs/e2e.log" "${applied_e2e[@]}" --ignore="$destroy" "$@" &
   e2e_pid=$!
   group "functional, localaws" "$logs/functional.log" "${applied_rest[@]}" "$@" || status=$?
   wait "$e2e_pid" || status=$?
   wait "$plans_pid" || status=$?
-  wait "$destroy_pid" || status=$?
 else
   group "functional, localaws" "$logs/functional.log" "${applied_rest[@]}" "$@" || status=$?
   group "e2e, ingest and the Terraform tests on the applied stacks" "$logs/e2e.log" "${applied_e2e[@]}" --ignore="$destroy" "$@" || status=$?
-  group "the Terraform tier" "$logs/terraform.log" "${plans[@]}" "$@" || status=$?
-  group "the destroy" "$logs/destroy.log" "$destroy" "$@" || status=$?
+  group "the Terraform tier and the destroy" "$logs/terraform.log" "${plans[@]}" "$@" || status=$?
 fi
-for log in e2e terraform destroy; do
+for log in e2e terraform; do
   echo "== $log (ran beside the above; its log: $logs/$log.log)"
   cat "$logs/$log.log"
 done
 tail -n 1 "$logs/functional.log"
-stage_time "2 (functional, localaws | e2e, ingest | terraform | the destroy)" "$SECONDS"
+stage_time "2 (functional, localaws | e2e, ingest | terraform, the destroy)" "$SECONDS"
 exit "$status"
