@@ -81,6 +81,17 @@ Patches, and why:
    BackendDict in use: with SyncGranule's 32 threads on in-process moto, threads queued on that lock for 75% of
    a 10,000-file granule's run (py-spy). The first lookup of an account after a reset or a snapshot restore
    takes moto's own path, which registers the BackendDict for the next reset.
+17. sfn_parse_scope_per_definition: two executions starting at once parse their definitions independently.
+   moto's ASL preprocessor keeps its query-language scope stack in a class attribute that every parse shares, so
+   two interpreter threads parsing at once popped each other's scopes: one died (IndexError) before its first
+   state and its execution stayed RUNNING for ever (seen in CI: the fault matrix, ``redelivered 1x``). Each
+   parse now has its own stack.
+18. sfn_stop_execution_at_any_moment: StopExecution of a RUNNING execution answers and ends it ABORTED at any
+   moment, also before its interpreter thread reached its first state; and an interpreter that fails before its
+   first state ends the execution FAILED (``States.Runtime``), as AWS never leaves an execution RUNNING without a
+   state running. moto builds the execution's environment inside the interpreter thread, so a StopExecution
+   landing before it answered 500 (``'NoneType' object has no attribute 'set_stop'``), and a thread that died
+   there left the execution RUNNING. The environment is now built when the execution starts.
 5. RpcV2CborMiddleware: CloudWatch over Smithy RPC v2 CBOR (the `smithy-protocol:
    rpc-v2-cbor` header, POST /service/<target>/operation/<Op>), the protocol of the
    AWS SDK for Go v2 the provider uses. moto answers it 404. The middleware decodes
@@ -115,6 +126,8 @@ PATCHES: list[str] = [
     "sfn_redrive_execution",
     "s3_copy_object_conditional_write",
     "backend_dict_lookup_without_lock",
+    "sfn_parse_scope_per_definition",
+    "sfn_stop_execution_at_any_moment",
 ]
 EVENT_DELIVERY_ERRORS: list[str] = []  # patch 12: status events that could not be delivered
 
@@ -137,6 +150,8 @@ def apply() -> list[str]:
         _patch_sfn_start_execution()
         _patch_events_schedule_rules()
         _patch_sfn_redrive()
+        _patch_sfn_parse_scope()
+        _patch_sfn_worker_environment()
         _applied = True
     return list(PATCHES)
 
@@ -486,6 +501,112 @@ def _patch_sfn_start_execution() -> None:
                 raise
 
     Backend.start_execution = start_execution
+
+
+def _patch_sfn_parse_scope() -> None:
+    """Patch 17: each ASL parse has its own query-language scope stack (moto's is one class attribute)."""
+    from moto.stepfunctions.parser.asl.parse import preprocessor
+
+    Preprocessor: Any = preprocessor.Preprocessor
+    original_init = Preprocessor.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self._query_language_per_scope = []
+
+    Preprocessor.__init__ = __init__
+
+
+def _patch_sfn_worker_environment() -> None:
+    """Patch 18: an execution's environment exists from its start; a failure before the first state is FAILED."""
+    from moto.stepfunctions.parser.api import ExecutionFailedEventDetails
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+    from moto.stepfunctions.parser.backend import execution_worker
+
+    Worker: Any = execution_worker.ExecutionWorker
+    original_start, original_env, original_logic, original_entrypoint = (
+        Worker.start,
+        Worker._get_evaluation_environment,
+        Worker._execution_logic,
+        Worker._get_evaluation_entrypoint,
+    )
+
+    def start(self: Any) -> None:
+        if self.env is None:  # built here, so a StopExecution arriving before the thread runs has it to stop
+            self.env = original_env(self)
+        original_start(self)
+
+    def _get_evaluation_environment(self: Any) -> Any:
+        return self.env if self.env is not None else original_env(self)
+
+    def _get_evaluation_entrypoint(self: Any) -> Any:
+        program = original_entrypoint(self)
+        self.parsed = True
+        return program
+
+    def _execution_logic(self: Any) -> None:
+        try:
+            original_logic(self)
+        except Exception as exc:
+            if getattr(self, "parsed", False):
+                raise  # after the parse: moto's own handling (the program ends itself)
+            if self.env is None:
+                self.env = original_env(self)
+            if not isinstance(self.env._program_state, ProgramStopped):  # a stop that came first stays ABORTED
+                self.env.set_error(
+                    ExecutionFailedEventDetails(error="States.Runtime", cause=f"{type(exc).__name__}({exc})")
+                )
+            self._execution_communication.terminated()
+
+    Worker.start = start
+    Worker._get_evaluation_environment = _get_evaluation_environment
+    Worker._get_evaluation_entrypoint = _get_evaluation_entrypoint
+    Worker._execution_logic = _execution_logic
+    _patch_sfn_stop_before_first_state()
+
+
+def _patch_sfn_stop_before_first_state() -> None:
+    """Patch 18: a stop before the program's first state is kept (moto dropped it) and ends the run ABORTED."""
+    from moto.stepfunctions.parser.api import ExecutionAbortedEventDetails, HistoryEventType
+    from moto.stepfunctions.parser.asl.eval import environment
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramRunning, ProgramStopped
+
+    Environment: Any = environment.Environment
+    Details: Any = EventDetails  # a TypedDict moto fills partly, as here
+    original_set_stop = Environment.set_stop
+
+    def aborted(env: Any) -> None:
+        stopped = env._program_state
+        env.event_history_context.source_event_id = 0
+        env.event_manager.add_event(
+            context=env.event_history_context,
+            event_type=HistoryEventType.ExecutionAborted,
+            event_details=Details(
+                executionAbortedEventDetails=ExecutionAbortedEventDetails(error=stopped.error, cause=stopped.cause)
+            ),
+        )
+
+    def set_stop(self: Any, stop_date: Any, cause: str | None, error: str | None) -> None:
+        with self._state_mutex:  # an RLock: a stop before the program's start is kept, not dropped
+            if self._program_state is None:
+                self._program_state = ProgramRunning()
+            original_set_stop(self, stop_date=stop_date, cause=cause, error=error)
+
+    def set_next_state_name(self: Any, next_state_name: str) -> None:
+        with self._state_mutex:
+            if isinstance(self._program_state, ProgramStopped):
+                if not self.is_frame():  # stopped before its first state: no state runs; the history says so
+                    aborted(self)
+                return
+            if self._program_state is None:
+                self._program_state = ProgramRunning()
+            if not isinstance(self._program_state, ProgramRunning):
+                raise RuntimeError(f"Could not set NextState value when in state '{type(self._program_state)}'.")
+            self._program_state.next_state_name = next_state_name
+
+    Environment.set_stop = set_stop
+    Environment.next_state_name = Environment.next_state_name.setter(set_next_state_name)
 
 
 def _patch_events_schedule_rules() -> None:

@@ -19,7 +19,7 @@ def _name(prefix: str) -> str:
 
 def test_every_patch_is_listed_and_applied(local_aws):
     assert patches.apply() == patches.PATCHES
-    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 16
+    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 18
 
 
 # ---- 1 and 2: SQS SetQueueAttributes -------------------------------------------------
@@ -790,3 +790,135 @@ def test_a_backend_lookup_of_a_known_account_answers_while_the_global_lock_is_he
     assert new not in s3_backends
     made = s3_backends[new]  # an account never seen: moto's own path, which registers the BackendDict
     assert dict.__getitem__(s3_backends, new) is made and any(bd is s3_backends for bd in BackendDict._instances)
+
+
+# ---- 17 and 18: executions starting and stopping at once -----------------------------------------
+
+
+def _held(monkeypatch, cls, method: str, when=lambda *a: True, after: bool = False):
+    """Hold the first call of ``cls.method`` that ``when`` accepts (before it runs, or ``after``) until
+    released: returns the (held, release) events."""
+    import threading
+
+    held, release, original = threading.Event(), threading.Event(), getattr(cls, method)
+
+    def wrapper(self, *args, **kwargs):
+        result = original(self, *args, **kwargs) if after else None
+        if not held.is_set() and when(self, *args):
+            held.set()
+            assert release.wait(30)
+        return result if after else original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, method, wrapper)
+    return held, release
+
+
+def test_a_definition_parsed_while_another_is_half_parsed_keeps_its_own_query_language(client, monkeypatch):
+    """Patch 17: a JSONata execution's parse is held with its scope open; a JSONPath execution started
+    meanwhile parses and runs (moto's shared scope stack made it inherit JSONata: "Cannot downgrade"),
+    and the held one then finishes with its own language."""
+    from moto.stepfunctions.parser.asl.parse import preprocessor
+
+    def jsonata_scope(self, tree):
+        return (
+            bool(self._query_language_per_scope)
+            and self._query_language_per_scope[-1].query_language_mode.name == "JSONata"
+        )
+
+    sfn = client("stepfunctions")
+    jsonata = _machine(
+        client,
+        {
+            "QueryLanguage": "JSONata",
+            "StartAt": "P",
+            "States": {"P": {"Type": "Pass", "Output": {"n": 2, "s": "{literal}"}, "End": True}},
+        },
+    )
+    jsonpath = _machine(
+        client,
+        {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"k": 1}, "ResultPath": "$.r", "End": True}}},
+    )
+    held, release = _held(
+        monkeypatch, preprocessor.Preprocessor, "_open_query_language_scope", jsonata_scope, after=True
+    )
+    first = sfn.start_execution(stateMachineArn=jsonata, input="{}")["executionArn"]
+    try:
+        assert held.wait(30)
+        second = sfn.start_execution(stateMachineArn=jsonpath, input='{"a": 1}')["executionArn"]
+        assert _wait_status(sfn, second) == "SUCCEEDED"
+        assert json.loads(sfn.describe_execution(executionArn=second)["output"]) == {"a": 1, "r": {"k": 1}}
+    finally:
+        release.set()
+    assert _wait_status(sfn, first) == "SUCCEEDED"
+    assert json.loads(sfn.describe_execution(executionArn=first)["output"]) == {"n": 2, "s": "{literal}"}
+
+
+def test_many_executions_started_at_once_all_run(client):
+    """Patch 17, the way CI met it: 16 starts side by side (each interpreter thread parses at once)."""
+    import threading
+
+    sfn = client("stepfunctions")
+    machine = _machine(
+        client, {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "End": True}}}
+    )
+    go, arns = threading.Barrier(16), []
+
+    def start(i: int) -> None:
+        go.wait()
+        arns.append(sfn.start_execution(stateMachineArn=machine, name=f"e{i}", input="{}")["executionArn"])
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(arns) == 16
+    assert [_wait_status(sfn, arn) for arn in arns] == ["SUCCEEDED"] * 16
+
+
+def test_stop_execution_before_the_interpreter_reaches_its_first_state(client, monkeypatch):
+    """Patch 18: StopExecution while the interpreter thread has not parsed yet answers (moto: 500,
+    no environment) and the execution ends ABORTED without running a state; a second stop answers too."""
+    from moto.stepfunctions.parser.backend import execution_worker
+
+    sfn = client("stepfunctions")
+    machine = _machine(client, PASS_MACHINE)
+    held, release = _held(monkeypatch, execution_worker.ExecutionWorker, "_get_evaluation_entrypoint")
+    arn = sfn.start_execution(stateMachineArn=machine, name="early-stop", input="{}")["executionArn"]
+    try:
+        assert held.wait(30)
+        assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+        sfn.stop_execution(executionArn=arn)  # answers (moto: 500)
+    finally:
+        release.set()
+    assert _wait_status(sfn, arn) == "ABORTED"
+    import time
+
+    deadline, kinds = time.monotonic() + 20, []
+    while "ExecutionAborted" not in kinds and time.monotonic() < deadline:  # the interpreter writes it as it ends
+        kinds = [e["type"] for e in sfn.get_execution_history(executionArn=arn)["events"]]
+        time.sleep(0.05)
+    assert kinds == ["ExecutionStarted", "ExecutionAborted"]  # no state ran
+
+
+def test_an_interpreter_that_fails_before_its_first_state_fails_the_execution(client, monkeypatch):
+    """Patch 18: a failure in the interpreter thread before the first state (here the parse raising) ends
+    the execution FAILED with States.Runtime; moto left it RUNNING for ever. The next start runs normally."""
+    from moto.stepfunctions.parser.backend import execution_worker
+
+    Parser = execution_worker.AmazonStateLanguageParser
+    real = Parser.parse
+
+    def broken(definition):
+        raise IndexError("list index out of range")
+
+    sfn = client("stepfunctions")
+    machine = _machine(client, PASS_MACHINE)
+    monkeypatch.setattr(Parser, "parse", staticmethod(broken))
+    arn = sfn.start_execution(stateMachineArn=machine, name="broken", input="{}")["executionArn"]
+    assert _wait_status(sfn, arn) == "FAILED"
+    described = sfn.describe_execution(executionArn=arn)
+    assert described["error"] == "States.Runtime" and "IndexError" in described["cause"]
+    monkeypatch.setattr(Parser, "parse", staticmethod(real))
+    again = sfn.start_execution(stateMachineArn=machine, name="mended", input="{}")["executionArn"]
+    assert _wait_status(sfn, again) == "SUCCEEDED"
