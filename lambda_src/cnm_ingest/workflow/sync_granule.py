@@ -59,7 +59,7 @@ import base64
 import hashlib
 import os
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -379,25 +379,21 @@ def listed_targets(bucket: str, keys: list[str]) -> tuple[set[str], Callable[[st
 
 
 def target_heads(prepared: list[dict[str, Any]], run: Callable[..., list[Any]]) -> dict[tuple[str, str], Any]:
-    """``{(bucket, key): head_object or None}`` of every target: listed per bucket from :data:`LIST_AT_LEAST`
-    targets (:func:`listed_targets`; the present ones are then read for their metadata), else read one by one."""
+    """``{(bucket, key): head_object}`` of every target an object is at (a target not in it has none): listed
+    per bucket from :data:`LIST_AT_LEAST` targets (:func:`listed_targets`; the present ones are then read for
+    their metadata), else read one by one. No entry per absent target: a granule of new files keeps nothing."""
     by_bucket: dict[str, list[str]] = {}
     for f in prepared:
         by_bucket.setdefault(f["staged_bucket"], []).append(f["staged_key"])
     to_read: list[tuple[str, str]] = []
-    out: dict[tuple[str, str], Any] = {}
     for bucket, keys in by_bucket.items():
         if len(keys) < LIST_AT_LEAST:
             to_read += [(bucket, k) for k in keys]
             continue
         present, known = listed_targets(bucket, keys)
-        for k in keys:
-            if known(k) and k not in present:
-                out[(bucket, k)] = None
-            else:
-                to_read.append((bucket, k))
-    out.update(zip(to_read, run(lambda where: head(*where), to_read), strict=True))
-    return out
+        to_read += [(bucket, k) for k in keys if k in present or not known(k)]
+    found = run(lambda where: head(*where), to_read)
+    return {where: head_ for where, head_ in zip(to_read, found, strict=True) if head_ is not None}
 
 
 def _duplicate_error(bucket: str, key: str) -> DuplicateFileError:
@@ -518,8 +514,10 @@ def prepare_file(
     execution_name: str,
     provider: dict[str, Any],
     forbidden: set[str],
+    file_type: str | None = None,
 ) -> dict[str, Any]:
-    """Check one file without any AWS call; returns it with its literal source and staged location."""
+    """Check one file without any AWS call; returns a copy of it with its literal source and staged location
+    (and ``type`` set to ``file_type`` when given)."""
     if duplicate_handling not in DUPLICATE_HANDLING:
         raise ConfigurationError(f"duplicate_handling must be one of {DUPLICATE_HANDLING}, not {duplicate_handling!r}")
     name = check_name(file.get("name"))
@@ -533,8 +531,10 @@ def prepare_file(
             f"the url_path of file {name!r} renders to nothing: the file would land at the bucket's root", "$.url_path"
         )
     key = url_template.object_key(prefix, name)
+    kind = {"type": file_type} if file_type is not None else {}
     return {
         **file,
+        **kind,
         "bucket": src_bucket,
         "key": src_key,
         "staged_bucket": bucket,
@@ -1035,6 +1035,19 @@ def runner(concurrency: int | None = None) -> _Runner:
     return run
 
 
+class Absent:
+    """The targets a check found no object at, held as the (few) it found: ``where in Absent(present)`` is
+    ``where not in present``, so a granule of new files keeps no entry per file."""
+
+    __slots__ = ("present",)
+
+    def __init__(self, present: Container[tuple[str, str]]) -> None:
+        self.present = present
+
+    def __contains__(self, where: object) -> bool:
+        return where not in self.present
+
+
 def commit(
     files: list[dict[str, Any]],
     sizes: list[int],
@@ -1042,7 +1055,7 @@ def commit(
     duplicate_handling: str,
     execution_name: str,
     run: _Runner | None = None,
-    absent: frozenset[tuple[str, str]] = frozenset(),
+    absent: Container[tuple[str, str]] = frozenset(),
     **options: Any,
 ) -> list[dict[str, Any]]:
     """Move a granule's verified temporary copies into place, all or nothing.
@@ -1187,15 +1200,14 @@ def stage_prepared(
     def where(f: dict[str, Any]) -> tuple[str, str]:
         return f["staged_bucket"], f["staged_key"]
 
-    heads = target_heads(prepared, run)
-    absent = frozenset(w for w, found in heads.items() if found is None)
-    existing = {where(f): _existing(heads[where(f)], execution_name) for f in prepared}
+    present = target_heads(prepared, run)
+    absent = Absent(present)  # the targets the check found nothing at: every target not present
+    existing = {w: e for w, found in present.items() if (e := _existing(found, execution_name)) is not None}
     for (bucket, key), found in existing.items():
-        if found is not None:
-            check_owner(found, owner, other_owner_handling, bucket, key)
-            if duplicate_handling == "error":
-                raise _duplicate_error(bucket, key)
-    skipped = {w for w, found in existing.items() if found is not None and duplicate_handling == "skip"}
+        check_owner(found, owner, other_owner_handling, bucket, key)
+        if duplicate_handling == "error":
+            raise _duplicate_error(bucket, key)
+    skipped = set(existing) if duplicate_handling == "skip" else set()
     positions = [i for i, f in enumerate(prepared) if where(f) not in skipped]
     to_copy = [prepared[i] for i in positions]
     gate.start()
@@ -1203,8 +1215,9 @@ def stage_prepared(
         try:
             buckets = {f["staged_bucket"] for f in prepared} | set(temporary_buckets)
             listed = listed_temporaries(execution_name, buckets)
-            needed = {(f["staged_bucket"], f["temp_key"]) for f in to_copy}
-            _delete_quietly(sorted(t for t in listed - needed if not t[1].endswith(BACKUP_SUFFIX)))
+            if listed:  # copies of an earlier attempt: the ones no file needs any more are deleted
+                needed = {(f["staged_bucket"], f["temp_key"]) for f in to_copy}
+                _delete_quietly(sorted(t for t in listed - needed if not t[1].endswith(BACKUP_SUFFIX)))
 
             def stage(at: tuple[int, dict[str, Any]]) -> int:
                 return _reuse_or_copy(
@@ -1346,11 +1359,12 @@ def sync_message(
     forbidden = stack_buckets(meta) | {at.bucket for placed in placements for _, at in placed}
     prepared = [
         [
-            prepare_file({**f, "type": at.type}, bucket=at.bucket, prefix=at.prefix, forbidden=forbidden, **options)
+            prepare_file(f, bucket=at.bucket, prefix=at.prefix, forbidden=forbidden, file_type=at.type, **options)
             for f, at in placed
         ]
         for placed in placements
     ]  # every check before any read
+    del placements  # held no longer than needed: the step's memory per file is the prepared dict's
     check_targets([f for files in prepared for f in files], handling)
     order = commit_order.order_key(payload.cnm_if_readable(message), options["execution_name"])
     named: dict[str, Any] = meta["collection"] if isinstance(meta.get("collection"), dict) else {}
