@@ -188,6 +188,8 @@ def fit_encoded(
         body = _dumps(message)
         if len(body) <= limit:
             return message, body.decode("utf-8")
+        total = len(body)
+        del body  # not held while the parts are measured and stored (a 10,000-file granule: MiBs)
         inline = [
             (size(message[s][n]), s, n)
             for s, n in PARTS
@@ -195,7 +197,7 @@ def fit_encoded(
         ]
         if not inline:
             raise ConfigurationError(
-                f"the workflow message is {len(body)} bytes without its CNM, granules and "
+                f"the workflow message is {total} bytes without its CNM, granules and "
                 f"response; the limit is {limit} (collection or provider config too large?)"
             )
         _, section, name = max(inline)

@@ -828,7 +828,7 @@ def backup_key(temp_key: str) -> str:
     return f"{temp_key}{BACKUP_SUFFIX}"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Undo:
     """How to put one target back as it was before the commit touched it."""
 
@@ -1014,7 +1014,8 @@ def _discard(files: list[dict[str, Any]]) -> None:
 def _staged(file: dict[str, Any], **fields: Any) -> dict[str, Any]:
     """The granule file pointing at its staged copy."""
     out = {k: v for k, v in file.items() if k not in ("staged_bucket", "staged_key", "temp_key")}
-    return {**out, "bucket": file["staged_bucket"], "key": file["staged_key"], **fields}
+    out.update(bucket=file["staged_bucket"], key=file["staged_key"], **fields)
+    return out
 
 
 _Runner = Callable[..., list[Any]]  # run(fn, items, stop=None)
@@ -1256,6 +1257,8 @@ def stage_prepared(
     except BaseException:
         gate.abandon()
         raise
+    if not skipped:
+        return moved  # every file was copied, in order
     staged = {where(f): s for f, s in zip(to_copy, moved, strict=True)}
     kept = [f for f in prepared if where(f) in skipped]
     staged.update(zip(map(where, kept), run(lambda f: _kept(f, *where(f)), kept), strict=True))
@@ -1420,5 +1423,7 @@ def sync_message(
             out = message if at == first else payload.set_part(message, "payload", "granules", synced + granules[at:])
             return {**out, "meta": {**(out.get("meta") or {}), CONTINUATION: marker.marker()}}
         synced.append({**granule, "files": staged, "sync_completed": datetime.now(UTC).isoformat()})
+        prepared[at - first] = []  # its files are staged: their prepared dicts are not held while the answer is built
+        del checked
     out = payload.set_part(message, "payload", "granules", synced)
     return {**out, "meta": {k: v for k, v in (out.get("meta") or {}).items() if k != CONTINUATION}}
