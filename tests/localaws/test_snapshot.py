@@ -8,9 +8,11 @@ restored any number of times into equal, independent worlds.
 
 from __future__ import annotations
 
-import copy
 import io
 import json
+import pickle
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -135,9 +137,13 @@ def test_sqs_long_polling_wakes_on_a_send_after_restore(client, world):
     from moto.sqs.models import sqs_backends
 
     queue = sqs_backends["123456789012"]["us-west-2"].queues["snap-q"]
-    in_snapshot = next(accounts for bd, accounts in snap.state.items() if bd.service_name == "sqs")
-    # a copy, not the snapshot's own object
+    in_snapshot = next(accounts for bd, accounts in snap.state()[0].items() if bd.service_name == "sqs")
+    # a copy: neither the snapshot's own object nor one an earlier restore gave
     assert queue is not in_snapshot["123456789012"]["us-west-2"].queues["snap-q"]
+    snapshot.restore(snap)
+    again = sqs_backends["123456789012"]["us-west-2"].queues["snap-q"]
+    assert again is not queue and again.name == queue.name
+    queue = again
     # moto's receive waits on the queue's Condition (in 1 s slices) until a send notifies it
     waiter = threading.Thread(target=queue.wait_for_messages, args=(20,))
     waiter.start()
@@ -173,17 +179,42 @@ def test_a_mock_aws_reset_in_between_is_undone(client, world):
     assert listing(client, world) == before
 
 
-def test_copiers_make_new_unlocked_locks():
-    snapshot.register_copiers()
+def test_the_pickled_form_makes_new_unlocked_locks_and_keeps_backend_dicts_by_reference():
+    from moto.s3.models import s3_backends
+    from moto.sqs.models import sqs_backends
+
     lock, rlock = threading.Lock(), threading.RLock()
     cond, event = threading.Condition(rlock), threading.Event()
     event.set()
     with lock, rlock:
-        copied = copy.deepcopy({"lock": lock, "rlock": rlock, "cond": cond, "event": event})
+        kept = {"lock": lock, "rlock": rlock, "cond": cond, "event": event, "bd": sqs_backends, "s3": s3_backends}
+        blob = snapshot._dumps(kept)
+    copied = pickle.loads(blob)
     assert copied["lock"] is not lock and copied["lock"].acquire(blocking=False)
     assert copied["rlock"] is not rlock and copied["rlock"].acquire(blocking=False)
-    assert copied["cond"]._lock is copied["rlock"]  # a Condition keeps sharing its (copied) lock
+    assert copied["cond"]._lock is copied["rlock"]  # a Condition keeps sharing its (new) lock
     assert copied["event"] is not event and copied["event"].is_set()
+    assert copied["bd"] is sqs_backends  # a reference to the live BackendDict, never a copy
+    assert copied["s3"] is s3_backends and type(s3_backends).__name__ == "S3BackendDict"  # a subclass too
+    assert len(blob) < 1000
+
+
+def test_a_snapshot_file_restores_in_another_process(client, world, tmp_path):
+    """The form another pytest process loads: saved, then restored by a fresh interpreter whose moto has
+    never seen this process's BackendDicts (each found again by its backend's class and service)."""
+    path = tmp_path / "applied.pickle"
+    snapshot.take().save(path)
+    script = (
+        "import sys; from localaws import snapshot\n"
+        "from moto.dynamodb.models import dynamodb_backends\n"
+        "snapshot.restore(snapshot.Snapshot.load(__import__('pathlib').Path(sys.argv[1])))\n"
+        "table = dynamodb_backends['123456789012']['us-west-2'].tables['snap-t']\n"
+        "print(sorted(item.attrs['id'].value for item in table.all_items()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['kept']"
+    assert "sqs" in snapshot.Snapshot.load(path).services and not path.with_name(path.name + ".tmp").exists()
 
 
 def test_isolated_gives_an_empty_world_and_puts_the_old_one_back(client):
@@ -226,3 +257,25 @@ def test_throwing_the_local_aws_away_drops_everything_and_a_restore_undoes_it(cl
     assert client("lambda").list_functions()["Functions"] == []
     snapshot.restore(snap)
     assert listing(client, world) == before
+
+
+def test_a_kms_key_signs_the_same_after_a_restore(client):
+    """moto's KMS keys hold cryptography key objects (not picklable as they are): written as DER, they
+    come back as the same key, so a signature made before the snapshot verifies after the restore."""
+    base = snapshot.take()
+    kms = client("kms")
+    key = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    signed = {"KeyId": key, "Message": b"granule #1?", "SigningAlgorithm": "RSASSA_PSS_SHA_256"}
+    signature = kms.sign(**signed)["Signature"]
+    public = kms.get_public_key(KeyId=key)["PublicKey"]
+    snap = snapshot.take()
+    kms.schedule_key_deletion(KeyId=key, PendingWindowInDays=7)
+    snapshot.restore(snap)
+    try:
+        assert kms.describe_key(KeyId=key)["KeyMetadata"]["KeyState"] == "Enabled"
+        assert kms.get_public_key(KeyId=key)["PublicKey"] == public
+        assert kms.verify(**signed, Signature=signature)["SignatureValid"]
+        snapshot.restore(snap)  # a second restore: a key object of its own, still the same key
+        assert kms.verify(**signed, Signature=kms.sign(**signed)["Signature"])["SignatureValid"]
+    finally:
+        snapshot.restore(base)
