@@ -53,8 +53,9 @@ fi
 #      test (of the loaded apply: about 5 minutes of the provider's waits);
 #   B and C: the tiers on the applied stacks, split in two by measured time (the moto server, the runtime and the
 #      Step Functions interpreter share one process and one GIL: one process uses about one core);
-#      B: e2e, ingest (the chaos soak, the fault matrix) and the Terraform tests that read the applied stacks;
-#      C: functional and localaws.
+#      B: e2e, ingest (the chaos soak's first seed, the fault matrix) and the Terraform tests that read the
+#         applied stacks;
+#      C: functional, localaws and the chaos soak's second seed.
 # Side by side only once Terraform's plugin cache holds the provider: two inits filling an empty cache at once
 # collide (then the groups run one after the other).
 SECONDS=0
@@ -79,6 +80,9 @@ for dir in tests/*/; do
 done
 destroy=tests/e2e/test_destroy.py
 plans=("$lint[tflint]" "$destroy")
+# the chaos soak's second seed runs beside the first, in the functional process (each seed is minutes of faults)
+seed2="tests/ingest/test_chaos_soak.py::test_chaos_soak[seed-2]"
+applied_rest+=("$seed2")
 for file in tests/terraform/test_*.py; do
   if grep -qE '(complete|minimal)_(stack|world|applied)|applied_examples|applied_snapshot' "$file"; then
     applied_e2e+=("$file")
@@ -103,14 +107,14 @@ logs="$(mktemp -d "${TMPDIR:-/tmp}/cnm-ingest-stage2.XXXXXX")"
 if compgen -G "$plugin_cache/registry.terraform.io/hashicorp/aws/*" >/dev/null; then
   group "the Terraform tier and the destroy" "$logs/terraform.log" "${plans[@]}" "$@" &
   plans_pid=$!
-  group "e2e, ingest and the Terraform tests on the applied stacks" "$logs/e2e.log" "${applied_e2e[@]}" --ignore="$destroy" "$@" &
+  group "e2e, ingest and the Terraform tests on the applied stacks" "$logs/e2e.log" "${applied_e2e[@]}" --ignore="$destroy" --deselect="$seed2" "$@" &
   e2e_pid=$!
   group "functional, localaws" "$logs/functional.log" "${applied_rest[@]}" "$@" || status=$?
   wait "$e2e_pid" || status=$?
   wait "$plans_pid" || status=$?
 else
   group "functional, localaws" "$logs/functional.log" "${applied_rest[@]}" "$@" || status=$?
-  group "e2e, ingest and the Terraform tests on the applied stacks" "$logs/e2e.log" "${applied_e2e[@]}" --ignore="$destroy" "$@" || status=$?
+  group "e2e, ingest and the Terraform tests on the applied stacks" "$logs/e2e.log" "${applied_e2e[@]}" --ignore="$destroy" --deselect="$seed2" "$@" || status=$?
   group "the Terraform tier and the destroy" "$logs/terraform.log" "${plans[@]}" "$@" || status=$?
 fi
 for log in e2e terraform; do

@@ -279,3 +279,42 @@ def test_a_kms_key_signs_the_same_after_a_restore(client):
         assert kms.verify(**signed, Signature=kms.sign(**signed)["Signature"])["SignatureValid"]
     finally:
         snapshot.restore(base)
+
+
+def test_a_saved_snapshot_loads_with_another_endpoint_in_every_value(client, local_aws, tmp_path):
+    """What tests/worlds.py does with an apply another pytest process shared: every mention of that
+    process's endpoint (a function's variables, a big value kept beside the pickle) becomes this one's,
+    and an endpoint of another length is refused (the pickle's strings are replaced in place)."""
+    base = snapshot.take()
+    theirs = local_aws.endpoint.split("://")[1]
+    ours = "127.0.0.1:" + ("9" * len(theirs.split(":")[1]))
+    role = client("iam").create_role(RoleName="snap-endpoint", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    filler = "".join(f"{n:08x}" for n in range(snapshot.BIG // 8 + 1))  # a zip over the size kept aside
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("index.py", f"ENDPOINT = 'http://{theirs}'\n# {filler}\n")
+    variables = {"QUEUE_URL": f"http://{theirs}/123456789012/snap-q"}
+    lam = client("lambda")
+    lam.create_function(
+        FunctionName="snap-endpoint",
+        Runtime="python3.12",
+        Role=role,
+        Handler="index.handler",
+        Code={"ZipFile": buf.getvalue()},
+        Environment={"Variables": variables},
+    )
+    path = tmp_path / "shared.pickle"
+    snap = snapshot.take()
+    assert any(isinstance(b, bytes) and theirs.encode() in b for b in snap.big)  # the zip, kept aside
+    snap.save(path)
+    with pytest.raises(ValueError, match="differ in length"):
+        snapshot.Snapshot.load(path, replace=(theirs, ours + "0"))
+    loaded = snapshot.Snapshot.load(path, replace=(theirs, ours))
+    assert not any(theirs.encode() in b for b in loaded.big if isinstance(b, bytes))
+    snapshot.restore(loaded)
+    try:
+        got = lam.get_function_configuration(FunctionName="snap-endpoint")["Environment"]["Variables"]
+        assert got == {"QUEUE_URL": f"http://{ours}/123456789012/snap-q"}
+    finally:
+        snapshot.restore(base)
+    assert "snap-endpoint" not in [f["FunctionName"] for f in lam.list_functions()["Functions"]]
