@@ -7,9 +7,9 @@
 # Stage 1, fast, stops the run on a failure: ruff check, ruff format --check, mypy, terraform fmt
 # (the hooks of .pre-commit-config.yaml, run as commands) and the unit tier (pytest tests/unit).
 # It does not wait for the Go builds.
-# Stage 2, everything else: the Lambda packages are built, the Go builds are waited for, and three
+# Stage 2, everything else: the Lambda packages are built, the Go builds are waited for, and four
 # pytest processes run side by side: the tiers on the applied stacks in two (functional and localaws;
-# e2e and ingest) and the Terraform tier with the tflint hook and the destroy test. Nothing of stage 1 runs again.
+# e2e and ingest), the Terraform tier with the tflint hook, and the destroy test. Nothing of stage 1 runs again.
 #
 # The Go builds (the AWS provider into the local Terraform mirror, tflint, the lowest Terraform the
 # module claims: tens of minutes the first time on 2 cores, then cached outside the repo) start
@@ -47,15 +47,15 @@ fi
 [[ "$STAGES" == *2* ]] || exit 0
 
 # --- stage 2: the rest ------------------------------------------------------------------------------
-# Three pytest processes side by side, each with its own local AWS (every process has its own moto); one apply of
-# the examples, by whichever process needs it first, loaded by the other two (CNM_SHARED_APPLY):
-#   A: the Terraform tier (plans, the release, checkov, tflint; mostly waits on the provider) and the one destroy
-#      test (of the loaded apply: about 5 minutes of the provider's waits);
-#   B and C: the tiers on the applied stacks, split in two by measured time (the moto server, the runtime and the
-#      Step Functions interpreter share one process and one GIL: one process uses about one core);
-#      B: e2e, ingest (the chaos soak's first seed, the fault matrix) and the Terraform tests that read the
-#         applied stacks;
-#      C: functional, localaws and the chaos soak's second seed.
+# Four pytest processes side by side, each with its own local AWS (every process has its own moto); one apply of
+# the examples, by whichever process needs it first, loaded by the others (CNM_SHARED_APPLY):
+#   functional and localaws (localaws first: it needs no applied stack) and the chaos soak's second seed;
+#   e2e, ingest (the chaos soak's first seed, the fault matrix) and the Terraform tests that read the applied
+#   stacks (the moto server, the runtime and the Step Functions interpreter share one process and one GIL: one
+#   such process uses about one core);
+#   the Terraform tier (plans, the release, checkov, tflint; mostly waits on the provider) and the fault
+#   matrix's two longest cases;
+#   the one destroy test (of the loaded apply: about 5 minutes of the provider's waits).
 # Side by side only once Terraform's plugin cache holds the provider: two inits filling an empty cache at once
 # collide (then the groups run one after the other).
 SECONDS=0
@@ -70,19 +70,16 @@ wait "$provider"
 wait "$tflint"
 wait "$terraform_min"
 applied_e2e=()
-applied_rest=()
+applied_rest=(tests/localaws) # first: its tests need no applied stack, so they run while another process applies
 for dir in tests/*/; do
   case "$dir" in
-    tests/unit/ | tests/terraform/ | tests/__*) ;;
+    tests/unit/ | tests/terraform/ | tests/localaws/ | tests/__*) ;;
     tests/e2e/ | tests/ingest/) applied_e2e+=("${dir%/}") ;;
     *) applied_rest+=("${dir%/}") ;;
   esac
 done
 destroy=tests/e2e/test_destroy.py
-plans=("$lint[tflint]" "$destroy")
-# the chaos soak's second seed runs beside the first, in the functional process (each seed is minutes of faults)
-seed2="tests/ingest/test_chaos_soak.py::test_chaos_soak[seed-2]"
-applied_rest+=("$seed2")
+plans=("$lint[tflint]")
 for file in tests/terraform/test_*.py; do
   if grep -qE '(complete|minimal)_(stack|world|applied)|applied_examples|applied_snapshot' "$file"; then
     applied_e2e+=("$file")
@@ -90,6 +87,15 @@ for file in tests/terraform/test_*.py; do
     plans+=("$file")
   fi
 done
+# moved out of the e2e process, by measured time (each is minutes of faults and waits): the chaos soak's second
+# seed to the functional process, the fault matrix's two longest cases to the Terraform tier's
+seed2="tests/ingest/test_chaos_soak.py::test_chaos_soak[seed-2]"
+matrix="tests/ingest/test_fault_matrix.py::test_fault_matrix"
+long_cases=("$matrix[trimmed in front of the failed range]" "$matrix[persistent throttle at 30 -> hydrate]")
+applied_rest+=("$seed2")
+plans+=("${long_cases[@]}")
+not_e2e=(--ignore="$destroy" --deselect="$seed2")
+for case in "${long_cases[@]}"; do not_e2e+=(--deselect="$case"); done
 plugin_cache="$(.venv/bin/python -c 'import sys; sys.path.insert(0, "tools"); import tf; print(tf.CACHE_DIR / "plugin-cache")')"
 status=0
 group() { # name, log, pytest arguments...: one pytest process, its wall time appended to its log
@@ -104,23 +110,32 @@ group() { # name, log, pytest arguments...: one pytest process, its wall time ap
   return "$rc"
 }
 logs="$(mktemp -d "${TMPDIR:-/tmp}/cnm-ingest-stage2.XXXXXX")"
+names=(
+  [0]="functional, localaws, a chaos seed"
+  [1]="e2e, ingest and the Terraform tests on the applied stacks"
+  [2]="the Terraform tier, two fault-matrix cases"
+  [3]="the destroy"
+)
 if compgen -G "$plugin_cache/registry.terraform.io/hashicorp/aws/*" >/dev/null; then
-  group "the Terraform tier and the destroy" "$logs/terraform.log" "${plans[@]}" "$@" &
-  plans_pid=$!
-  group "e2e, ingest and the Terraform tests on the applied stacks" "$logs/e2e.log" "${applied_e2e[@]}" --ignore="$destroy" --deselect="$seed2" "$@" &
-  e2e_pid=$!
-  group "functional, localaws" "$logs/functional.log" "${applied_rest[@]}" "$@" || status=$?
-  wait "$e2e_pid" || status=$?
-  wait "$plans_pid" || status=$?
+  pids=()
+  group "${names[3]}" "$logs/destroy.log" "$destroy" "$@" &
+  pids+=($!)
+  group "${names[2]}" "$logs/terraform.log" "${plans[@]}" "$@" &
+  pids+=($!)
+  group "${names[1]}" "$logs/e2e.log" "${applied_e2e[@]}" "${not_e2e[@]}" "$@" &
+  pids+=($!)
+  group "${names[0]}" "$logs/functional.log" "${applied_rest[@]}" "$@" || status=$?
+  for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
 else
-  group "functional, localaws" "$logs/functional.log" "${applied_rest[@]}" "$@" || status=$?
-  group "e2e, ingest and the Terraform tests on the applied stacks" "$logs/e2e.log" "${applied_e2e[@]}" --ignore="$destroy" --deselect="$seed2" "$@" || status=$?
-  group "the Terraform tier and the destroy" "$logs/terraform.log" "${plans[@]}" "$@" || status=$?
+  group "${names[0]}" "$logs/functional.log" "${applied_rest[@]}" "$@" || status=$?
+  group "${names[1]}" "$logs/e2e.log" "${applied_e2e[@]}" "${not_e2e[@]}" "$@" || status=$?
+  group "${names[2]}" "$logs/terraform.log" "${plans[@]}" "$@" || status=$?
+  group "${names[3]}" "$logs/destroy.log" "$destroy" "$@" || status=$?
 fi
-for log in e2e terraform; do
+for log in e2e terraform destroy; do
   echo "== $log (ran beside the above; its log: $logs/$log.log)"
   cat "$logs/$log.log"
 done
 tail -n 1 "$logs/functional.log"
-stage_time "2 (functional, localaws | e2e, ingest | terraform, the destroy)" "$SECONDS"
+stage_time "2 (functional, localaws | e2e, ingest | the Terraform tier | the destroy)" "$SECONDS"
 exit "$status"
