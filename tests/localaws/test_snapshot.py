@@ -318,3 +318,19 @@ def test_a_saved_snapshot_loads_with_another_endpoint_in_every_value(client, loc
     finally:
         snapshot.restore(base)
     assert "snap-endpoint" not in [f["FunctionName"] for f in lam.list_functions()["Functions"]]
+
+
+def test_a_restore_does_not_keep_the_world_it_replaced(client, world):
+    """moto lists every model object it makes (for its dashboard); a restore empties those lists before it
+    unpickles, so restoring again and again keeps one world alive, not one per restore."""
+    from moto.core.model_instances import model_data
+
+    def tracked() -> int:
+        return sum(len(model.instances_tracked) for models in model_data.values() for model in models.values())
+
+    snap = snapshot.take()
+    snapshot.restore(snap)
+    once = tracked()
+    for _ in range(3):
+        snapshot.restore(snap)
+    assert tracked() == once > 0
