@@ -50,12 +50,13 @@ fi
 # Four pytest processes side by side, each with its own local AWS (every process has its own moto); one apply of
 # the examples, by whichever process needs it first, loaded by the others (CNM_SHARED_APPLY):
 #   functional and localaws (localaws first: it needs no applied stack) and the chaos soak's second seed;
-#   e2e, ingest (the chaos soak's first seed, the fault matrix) and the Terraform tests that read the applied
-#   stacks (the moto server, the runtime and the Step Functions interpreter share one process and one GIL: one
-#   such process uses about one core);
+#   e2e, ingest (the fault matrix but for two cases) and the Terraform tests that read the applied stacks (the
+#   moto server, the runtime and the Step Functions interpreter share one process and one GIL: one such process
+#   uses about one core);
 #   the Terraform tier (plans, the release, checkov, tflint; mostly waits on the provider) and the fault
-#   matrix's two longest cases;
-#   the one destroy test (of the loaded apply: about 5 minutes of the provider's waits).
+#   matrix's longest case;
+#   the chaos soak's first seed, the fault matrix's second longest case and, last, the one destroy test (about
+#   5 minutes of the provider's waits).
 # Side by side only once Terraform's plugin cache holds the provider: two inits filling an empty cache at once
 # collide (then the groups run one after the other).
 SECONDS=0
@@ -87,15 +88,18 @@ for file in tests/terraform/test_*.py; do
     plans+=("$file")
   fi
 done
-# moved out of the e2e process, by measured time (each is minutes of faults and waits): the chaos soak's second
-# seed to the functional process, the fault matrix's two longest cases to the Terraform tier's
-seed2="tests/ingest/test_chaos_soak.py::test_chaos_soak[seed-2]"
+# moved out of the e2e process, by measured time (each is minutes of faults and waits): the chaos soak's seeds
+# to the functional process and to the destroy's (which otherwise waits on the provider), the fault matrix's two
+# longest cases to the Terraform tier's and the destroy's
+soak="tests/ingest/test_chaos_soak.py::test_chaos_soak"
 matrix="tests/ingest/test_fault_matrix.py::test_fault_matrix"
-long_cases=("$matrix[trimmed in front of the failed range]" "$matrix[persistent throttle at 30 -> hydrate]")
-applied_rest+=("$seed2")
-plans+=("${long_cases[@]}")
-not_e2e=(--ignore="$destroy" --deselect="$seed2")
-for case in "${long_cases[@]}"; do not_e2e+=(--deselect="$case"); done
+trimmed="$matrix[trimmed in front of the failed range]"
+throttled="$matrix[persistent throttle at 30 -> hydrate]"
+applied_rest+=("$soak[seed-2]")
+plans+=("$trimmed")
+destroying=("$destroy" "$soak[seed-1]" "$throttled") # the destroy runs last (tests/e2e/conftest.py)
+not_e2e=(--ignore="$destroy")
+for moved in "$soak[seed-1]" "$soak[seed-2]" "$trimmed" "$throttled"; do not_e2e+=(--deselect="$moved"); done
 plugin_cache="$(.venv/bin/python -c 'import sys; sys.path.insert(0, "tools"); import tf; print(tf.CACHE_DIR / "plugin-cache")')"
 status=0
 group() { # name, log, pytest arguments...: one pytest process, its wall time appended to its log
@@ -113,12 +117,12 @@ logs="$(mktemp -d "${TMPDIR:-/tmp}/cnm-ingest-stage2.XXXXXX")"
 names=(
   [0]="functional, localaws, a chaos seed"
   [1]="e2e, ingest and the Terraform tests on the applied stacks"
-  [2]="the Terraform tier, two fault-matrix cases"
-  [3]="the destroy"
+  [2]="the Terraform tier, a fault-matrix case"
+  [3]="a chaos seed, a fault-matrix case, the destroy"
 )
 if compgen -G "$plugin_cache/registry.terraform.io/hashicorp/aws/*" >/dev/null; then
   pids=()
-  group "${names[3]}" "$logs/destroy.log" "$destroy" "$@" &
+  group "${names[3]}" "$logs/destroy.log" "${destroying[@]}" "$@" &
   pids+=($!)
   group "${names[2]}" "$logs/terraform.log" "${plans[@]}" "$@" &
   pids+=($!)
@@ -130,7 +134,7 @@ else
   group "${names[0]}" "$logs/functional.log" "${applied_rest[@]}" "$@" || status=$?
   group "${names[1]}" "$logs/e2e.log" "${applied_e2e[@]}" "${not_e2e[@]}" "$@" || status=$?
   group "${names[2]}" "$logs/terraform.log" "${plans[@]}" "$@" || status=$?
-  group "${names[3]}" "$logs/destroy.log" "$destroy" "$@" || status=$?
+  group "${names[3]}" "$logs/destroy.log" "${destroying[@]}" "$@" || status=$?
 fi
 for log in e2e terraform destroy; do
   echo "== $log (ran beside the above; its log: $logs/$log.log)"
