@@ -12,7 +12,7 @@ import pytest
 
 from localaws.deployed import Stack
 
-from .conftest import EXAMPLES, TIMINGS, state_resources, unprotect_tables
+from .conftest import EXAMPLES, TIMINGS, restore_if_changed, state_resources, unprotect_tables
 
 pytestmark = [pytest.mark.terraform, pytest.mark.provider, pytest.mark.destroys]
 
@@ -53,8 +53,12 @@ def leftovers(client, prefix: str) -> dict[str, list[str]]:
 @pytest.fixture(scope="session")
 def destroyed(request, session, client, local_aws) -> dict[str, Stack]:
     """Both examples destroyed at once (each `terraform destroy` mostly waits on the provider's
-    pollers, e.g. 15 consecutive not-found reads per deleted SQS queue); their stacks as read before."""
+    pollers, e.g. 15 consecutive not-found reads per deleted SQS queue); their stacks as read before.
+    The stacks are put back as applied first when a world test of this process changed them: this session
+    fixture is set up before the module's own restore (tests/e2e/conftest.py), which would otherwise
+    bring the destroyed stacks back."""
     apis = {example: request.getfixturevalue(f"{example}_applied") for example in EXAMPLES}
+    restore_if_changed()
     before = {example: Stack.read(session, EXAMPLES[example], local_aws.endpoint) for example in EXAMPLES}
     for example in EXAMPLES:
         unprotect_tables(client, EXAMPLES[example])
