@@ -105,8 +105,9 @@ def _reducers() -> dict[type, Any]:
     table[weakref.WeakSet] = lambda ws: (weakref.WeakSet, (list(ws),))
 
     def reference(bd: Any) -> tuple[Any, tuple[str, str, str]]:
-        _KNOWN.setdefault(_reference(bd), bd)
-        return (_backend_dict, _reference(bd))
+        key = _reference(bd)
+        _KNOWN.setdefault(key, bd)
+        return (_backend_dict, key)
 
     table.update(_key_reducers())
     kinds: list[type] = [BackendDict]

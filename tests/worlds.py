@@ -218,7 +218,7 @@ def _load_shared(request, share: Path, staging: Path, fixtures: dict[str, Any], 
     applied = {first: load(first)}
     with ThreadPoolExecutor(max(1, len(rest))) as pool:
         applied.update(zip(rest, pool.map(load, rest), strict=True))
-    if fixtures[first].teardown_config != "off":
+    if fixtures[first].teardown_config != ptf.td.OFF:  # as pytest-terraform's create() registers its destroy
         for tf_fixture in fixtures.values():
             request.addfinalizer(tf_fixture.tear_down)
     return applied
