@@ -92,6 +92,20 @@ Patches, and why:
    state running. moto builds the execution's environment inside the interpreter thread, so a StopExecution
    landing before it answered 500 (``'NoneType' object has no attribute 'set_stop'``), and a thread that died
    there left the execution RUNNING. The environment is now built when the execution starts.
+19. sfn_parse_once_per_definition (speed, no behaviour): a state machine's definition is parsed once and its
+   program shared by every execution of it. moto's interpreter parses the definition again (ANTLR, in Python) for
+   each execution: a quarter of the CPU of the e2e tier's process went there (py-spy of a fault-matrix case,
+   97 executions of one definition). The program is reentrant, as the interpreter already relies on for a Map's
+   iterations: everything an execution changes lives in its own Environment, keyed by the component
+   (``heap_key``), and that key is now set under a lock, so two executions' first use of a component agree on it.
+   The cache is keyed by the parser and the definition's text (a changed definition, or a parser replaced by a
+   test, parses again) and holds the 64 last definitions.
+20. jsonpath_parse_once (speed, no behaviour): a JSONPath expression's text is parsed once. jsonpath_ng builds a
+   new PLY parser (its yacc tables) for every expression it parses, and moto parses again on every use: each
+   EventBridge input path of every event delivered (the recorder's rule) and each state's paths in every
+   execution (9% of the e2e tier's process, py-spy). Parsed expressions are shared (they hold no state: ``find``
+   and ``update`` read them and change only the data); the 1,024 last texts are kept, for both parsers
+   (``jsonpath_ng.parse`` and the extended ``jsonpath_ng.ext.parse``), where moto imported them too.
 5. RpcV2CborMiddleware: CloudWatch over Smithy RPC v2 CBOR (the `smithy-protocol:
    rpc-v2-cbor` header, POST /service/<target>/operation/<Op>), the protocol of the
    AWS SDK for Go v2 the provider uses. moto answers it 404. The middleware decodes
@@ -128,6 +142,8 @@ PATCHES: list[str] = [
     "backend_dict_lookup_without_lock",
     "sfn_parse_scope_per_definition",
     "sfn_stop_execution_at_any_moment",
+    "sfn_parse_once_per_definition",
+    "jsonpath_parse_once",
 ]
 EVENT_DELIVERY_ERRORS: list[str] = []  # patch 12: status events that could not be delivered
 
@@ -151,7 +167,9 @@ def apply() -> list[str]:
         _patch_events_schedule_rules()
         _patch_sfn_redrive()
         _patch_sfn_parse_scope()
+        _patch_sfn_parse_once()  # before patch 18, which wraps the entry point this replaces
         _patch_sfn_worker_environment()
+        _patch_jsonpath_parse_once()
         _applied = True
     return list(PATCHES)
 
@@ -515,6 +533,71 @@ def _patch_sfn_parse_scope() -> None:
         self._query_language_per_scope = []
 
     Preprocessor.__init__ = __init__
+
+
+def _patch_sfn_parse_once() -> None:
+    """Patch 19: one parse per definition (and parser), its program shared by the executions; heap keys set once."""
+    import functools
+    import threading
+
+    from moto.stepfunctions.parser.asl.component import eval_component
+    from moto.stepfunctions.parser.backend import execution_worker
+    from moto.stepfunctions.parser.utils import long_uid
+
+    Component: Any = eval_component.EvalComponent
+    Worker: Any = execution_worker.ExecutionWorker
+    lock, slot = threading.Lock(), "_EvalComponent__heap_key"  # moto's private (name-mangled) attribute
+
+    def heap_key(self: Any) -> str:
+        key = self.__dict__.get(slot)
+        if key is None:
+            with lock:
+                key = self.__dict__.get(slot)
+                if key is None:
+                    key = self.__dict__[slot] = long_uid()
+        return str(key)
+
+    @functools.lru_cache(maxsize=64)
+    def parsed(parse: Callable[[str], Any], definition: str) -> Any:
+        return parse(definition)[0]
+
+    parsing: dict[tuple[Any, str], threading.Lock] = {}  # one lock per definition being parsed: parsed once
+
+    def program(parse: Callable[[str], Any], definition: str) -> Any:
+        with lock:
+            being = parsing.setdefault((parse, definition), threading.Lock())
+        with being:  # executions starting at once wait for the first one's parse (another definition does not)
+            found = parsed(parse, definition)
+        with lock:
+            parsing.pop((parse, definition), None)
+        return found
+
+    def _get_evaluation_entrypoint(self: Any) -> Any:
+        parse = execution_worker.AmazonStateLanguageParser.parse  # looked up each time: a test may replace it
+        return program(parse, self._evaluation_details.state_machine_details.definition)
+
+    Component.heap_key = property(heap_key)
+    Worker._get_evaluation_entrypoint = _get_evaluation_entrypoint
+
+
+def _patch_jsonpath_parse_once() -> None:
+    """Patch 20: one parse per JSONPath text, for both of jsonpath_ng's parsers and where moto imported them."""
+    import functools
+
+    import jsonpath_ng
+    import jsonpath_ng.ext
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    plain = functools.lru_cache(maxsize=1024)(jsonpath_ng.parse)
+    extended = functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parse)
+    for module, name, cached in (
+        (jsonpath_ng, "parse", plain),
+        (jsonpath_ng.ext, "parse", extended),  # moto.events imports it at each call: it gets this one
+        (result_path, "parse", plain),
+        (json_path, "parse", extended),
+    ):
+        setattr(module, name, cached)
 
 
 def _patch_sfn_worker_environment() -> None:

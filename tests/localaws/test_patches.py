@@ -19,7 +19,7 @@ def _name(prefix: str) -> str:
 
 def test_every_patch_is_listed_and_applied(local_aws):
     assert patches.apply() == patches.PATCHES
-    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 18
+    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 20
 
 
 # ---- 1 and 2: SQS SetQueueAttributes -------------------------------------------------
@@ -923,3 +923,148 @@ def test_an_interpreter_that_fails_before_its_first_state_fails_the_execution(cl
     monkeypatch.setattr(Parser, "parse", staticmethod(real))
     again = sfn.start_execution(stateMachineArn=machine, name="mended", input="{}")["executionArn"]
     assert _wait_status(sfn, again) == "SUCCEEDED"
+
+
+# ---- 19: one parse per definition -----------------------------------------------------------------
+
+RETRIED = {  # each execution retries its own Parallel state twice (3 attempts), then catches
+    "StartAt": "Try",
+    "States": {
+        "Try": {
+            "Type": "Parallel",
+            "Branches": [{"StartAt": "Boom", "States": {"Boom": {"Type": "Fail", "Error": "E", "Cause": "c"}}}],
+            "Retry": [{"ErrorEquals": ["E"], "IntervalSeconds": 1, "BackoffRate": 1, "MaxAttempts": 2}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Caught"}],
+            "End": True,
+        },
+        "Caught": {"Type": "Pass", "End": True},
+    },
+}
+
+
+def _counted_parses(monkeypatch) -> list[str]:
+    from moto.stepfunctions.parser.backend import execution_worker
+
+    Parser, parsed = execution_worker.AmazonStateLanguageParser, []
+    real = Parser.parse
+
+    def counted(definition):
+        parsed.append(definition)
+        return real(definition)
+
+    monkeypatch.setattr(Parser, "parse", staticmethod(counted))
+    return parsed
+
+
+def test_executions_of_one_definition_parse_it_once_and_keep_their_own_retry_counts(client, monkeypatch):
+    """Patch 19: six executions started at once share one parse, and each still retries its own state twice:
+    the attempt counter lives in each execution's environment, not in the shared program."""
+    import threading
+
+    sfn = client("stepfunctions")
+    machine = _machine(client, RETRIED)  # CreateStateMachine parses it too (its check): counted from here on
+    parsed = _counted_parses(monkeypatch)
+    go, arns = threading.Barrier(6), []
+
+    def start(i: int) -> None:
+        go.wait()
+        arns.append(sfn.start_execution(stateMachineArn=machine, name=f"r{i}", input=f'{{"i": {i}}}')["executionArn"])
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert [_wait_status(sfn, arn) for arn in arns] == ["SUCCEEDED"] * 6
+    for arn in arns:
+        kinds = [e["type"] for e in sfn.get_execution_history(executionArn=arn)["events"]]
+        assert kinds.count("ParallelStateStarted") == 3 and kinds.count("ParallelStateFailed") == 1, kinds
+        out = json.loads(sfn.describe_execution(executionArn=arn)["output"])
+        assert out["error"] == {"Error": "E", "Cause": "c"} and "i" in out  # its own input carried through
+    assert len(parsed) == 1
+
+
+def test_a_changed_definition_is_parsed_again_and_runs_as_changed(client, monkeypatch):
+    """Patch 19: the cache is keyed by the definition's text: after UpdateStateMachine the new text is parsed and
+    run; starting the first text again (a second machine with it) parses nothing."""
+    sfn = client("stepfunctions")
+    first = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 1, "ResultPath": "$.v", "End": True}}}
+    second = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 2, "ResultPath": "$.v", "End": True}}}
+    machine, twin = _machine(client, first), _machine(client, first)
+    sfn.update_state_machine(stateMachineArn=twin, definition=json.dumps(second))  # before counting: it parses
+    sfn.update_state_machine(stateMachineArn=twin, definition=json.dumps(first))
+    parsed = _counted_parses(monkeypatch)
+    one = sfn.start_execution(stateMachineArn=machine, name="one", input="{}")["executionArn"]
+    assert _wait_status(sfn, one) == "SUCCEEDED"
+    sfn.update_state_machine(stateMachineArn=machine, definition=json.dumps(second))
+    del parsed[1:]  # the update's own check of the new text, if moto parses it there
+    two = sfn.start_execution(stateMachineArn=machine, name="two", input="{}")["executionArn"]
+    assert _wait_status(sfn, two) == "SUCCEEDED"
+    again = sfn.start_execution(stateMachineArn=twin, name="again", input="{}")["executionArn"]
+    assert _wait_status(sfn, again) == "SUCCEEDED"
+    outputs = [json.loads(sfn.describe_execution(executionArn=a)["output"])["v"] for a in (one, two, again)]
+    assert outputs == [1, 2, 1]
+    assert parsed == [json.dumps(first), json.dumps(second)]
+
+
+# ---- 20: one parse per JSONPath text --------------------------------------------------------------
+
+
+def test_a_jsonpath_text_is_parsed_once_and_its_expression_shared_without_state(local_aws, monkeypatch):
+    """Patch 20: the second parse of a text builds no parser and returns the same expression, which finds and
+    updates each document on its own; a text that does not parse raises every time (no failure is kept)."""
+    import jsonpath_ng
+    import jsonpath_ng.ext
+    from jsonpath_ng.exceptions import JsonPathParserError
+    from jsonpath_ng.ext import parser as ext_parser
+
+    built = []
+    real_init = ext_parser.ExtendedJsonPathParser.__init__
+
+    def counted(self, *args, **kwargs):
+        built.append(1)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(ext_parser.ExtendedJsonPathParser, "__init__", counted)
+    text = f"$.detail.{_name('k').replace('-', '_')}"  # a text no earlier test parsed
+    first = jsonpath_ng.ext.parse(text)
+    assert jsonpath_ng.ext.parse(text) is first and len(built) == 1
+    key = text.rsplit(".", 1)[-1]
+    one, two = {"detail": {key: 1}}, {"detail": {key: 2}}
+    assert [m.value for m in first.find(one)] == [1] and [m.value for m in first.find(two)] == [2]
+    first.update(one, 10)
+    assert one == {"detail": {key: 10}} and two == {"detail": {key: 2}}
+    assert jsonpath_ng.parse("$.a[0]") is jsonpath_ng.parse("$.a[0]")  # the plain parser too
+    for _ in range(2):
+        with pytest.raises(JsonPathParserError):
+            jsonpath_ng.ext.parse("$.[")
+
+
+def test_executions_sharing_parsed_paths_each_get_their_own_data(client):
+    """Patch 20 through Step Functions: InputPath, ResultPath and OutputPath of one definition, parsed once,
+    give each of two executions its own input's values."""
+    sfn = client("stepfunctions")
+    machine = _machine(
+        client,
+        {
+            "StartAt": "P",
+            "States": {
+                "P": {
+                    "Type": "Pass",
+                    "InputPath": "$.in",
+                    "ResultPath": "$.out.copy",
+                    "OutputPath": "$.out",
+                    "End": True,
+                }
+            },
+        },
+    )
+    arns = [
+        sfn.start_execution(stateMachineArn=machine, name=f"p{i}", input=json.dumps({"in": {"v": i}}))["executionArn"]
+        for i in (1, 2)
+    ]
+    assert [_wait_status(sfn, a) for a in arns] == ["SUCCEEDED"] * 2
+    assert [json.loads(sfn.describe_execution(executionArn=a)["output"]) for a in arns] == [
+        {"copy": {"v": 1}},
+        {"copy": {"v": 2}},
+    ]
