@@ -39,12 +39,19 @@ resource "aws_sqs_queue" "buffer" {
   kms_master_key_id                 = var.function.kms_key_arn
   kms_data_key_reuse_period_seconds = var.function.kms_key_arn == null ? null : 300
 
+  tags = var.function.tags
+}
+
+# The redrive policy is a resource of its own, not the buffer's `redrive_policy`: then the buffer does not depend on
+# the DLQ, and a destroy deletes the two queues side by side. The provider waits about 2 minutes after each queue it
+# deletes (15 consecutive reads that find it gone), so one after the other took about 4.
+resource "aws_sqs_queue_redrive_policy" "buffer" {
+  queue_url = aws_sqs_queue.buffer.id
+
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.dlq.arn
     maxReceiveCount     = var.max_receive_count
   })
-
-  tags = var.function.tags
 }
 
 resource "aws_sqs_queue_redrive_allow_policy" "dlq" {

@@ -33,7 +33,9 @@ def test_buffer_and_dlq_are_encrypted_and_redriven():
     assert set(queues) == {"buffer", "dlq"}
     for q in queues.values():
         assert "sqs_managed_sse_enabled" in q and "kms_master_key_id" in q
-    assert "aws_sqs_queue.dlq.arn" in queues["buffer"]["redrive_policy"]
+    assert "redrive_policy" not in queues["buffer"]  # a resource of its own: the queues are destroyed side by side
+    redrive = only(typed(RECORDER, "resource", "aws_sqs_queue_redrive_policy"))
+    assert redrive["queue_url"] == "aws_sqs_queue.buffer.id" and "aws_sqs_queue.dlq.arn" in redrive["redrive_policy"]
     allow = only(typed(RECORDER, "resource", "aws_sqs_queue_redrive_allow_policy"))
     assert "byQueue" in allow["redrive_allow_policy"] and "aws_sqs_queue.buffer.arn" in allow["redrive_allow_policy"]
     esm = only(typed(RECORDER, "resource", "aws_lambda_event_source_mapping"))
