@@ -86,6 +86,8 @@ def paused(rt: Runtime, role: str) -> Iterator[None]:
         raise LookupError(f"no event source mapping delivers to {role}")
     for p in pollers:
         p.run_once = lambda: False  # type: ignore[method-assign]
+    for p in pollers:
+        p.quiesce()  # a round under way could still deliver what is put from here on
     try:
         yield
     finally:

@@ -237,14 +237,26 @@ class Poller:
     def pending(self) -> bool:
         return False
 
+    def _turn(self) -> threading.Lock:
+        """Held by the poller's thread through each round of work (a read and the invocation it leads to)."""
+        return self.__dict__.setdefault("_turn_lock", threading.Lock())  # setdefault: one lock, made once
+
+    def quiesce(self) -> None:
+        """Return once the round of work under way, if any, is over: a round that began before a caller
+        stopped the poller (``run_once`` replaced, as ``demo.cli_demo.paused`` does) can still read records
+        put after that; once this returns, none can."""
+        with self._turn():
+            pass
+
     def loop(self) -> None:
         while not self.rt.stopping.is_set():
-            try:
-                worked = self.run_once()
-            except Exception as exc:  # a poller never dies silently
-                self.rt.errors.append(f"poller {self.m.uuid}/{self.shard_id}: {exc!r}")
-                worked = False
-                self.reset()
+            with self._turn():
+                try:
+                    worked = self.run_once()
+                except Exception as exc:  # a poller never dies silently
+                    self.rt.errors.append(f"poller {self.m.uuid}/{self.shard_id}: {exc!r}")
+                    worked = False
+                    self.reset()
             self.last_empty = None if (worked or self.pending()) else time.monotonic()
             if not worked:
                 time.sleep(self.rt.poll_interval)
