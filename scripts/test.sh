@@ -75,11 +75,11 @@ fi
 #   e2e, ingest (the fault matrix but for one case) and the Terraform tests that read the applied stacks (the
 #   moto server, the runtime and the Step Functions interpreter share one process and one GIL: one such process
 #   uses about one core);
-#   the Terraform tier (plans, the release, checkov, tflint; mostly waits on the provider) and the chaos soak's
-#   second seed;
-#   the chaos soak's first seed, the fault matrix's "persistent throttle" case, the upgrade from the old code
-#   (tests/terraform/test_moved.py: an apply of its own) and, last, the one destroy test (about 5 minutes of the
-#   provider's waits).
+#   the Terraform tier (plans, the release, checkov, tflint, the upgrade from the old code; mostly waits on the
+#   provider);
+#   the chaos soak's two seeds, the fault matrix's "persistent throttle" case, the table upgrade
+#   (tests/terraform/test_table_upgrade.py: an apply of its own) and, last, the one destroy test (about 4 minutes
+#   of the provider's waits).
 # Side by side only once Terraform's plugin cache holds the provider: two inits filling an empty cache at once
 # collide (then the groups run one after the other).
 SECONDS=0
@@ -101,10 +101,10 @@ for dir in tests/*/; do
   esac
 done
 destroy=tests/e2e/test_destroy.py
-upgrade=tests/terraform/test_moved.py # an apply of the module's old code and the upgrade's plan: minutes of waits
+tables=tests/terraform/test_table_upgrade.py # an apply of the module's old tables and the upgrade: minutes of waits
 plans=("$lint[tflint]")
 for file in tests/terraform/test_*.py; do
-  if [[ "$file" == "$upgrade" ]]; then
+  if [[ "$file" == "$tables" ]]; then
     continue
   elif grep -qE '(complete|minimal)_(stack|world|applied)|applied_examples|applied_snapshot' "$file"; then
     applied_e2e+=("$file")
@@ -112,14 +112,12 @@ for file in tests/terraform/test_*.py; do
     plans+=("$file")
   fi
 done
-# moved out of the e2e process, by measured time (each is minutes of faults and waits): the chaos soak's seeds to
-# the Terraform tier's process and to the destroy's (which otherwise waits on the provider), the fault matrix's
-# second longest case to the destroy's
+# moved out of the e2e process, by measured time (each is minutes of faults and waits): the chaos soak's two seeds
+# and the fault matrix's second longest case to the destroy's process (which otherwise waits on the provider)
 soak="tests/ingest/test_chaos_soak.py::test_chaos_soak"
 matrix="tests/ingest/test_fault_matrix.py::test_fault_matrix"
 throttled="$matrix[persistent throttle at 30 -> hydrate]"
-plans+=("$soak[seed-2]")
-destroying=("$destroy" "$soak[seed-1]" "$throttled" "$upgrade") # the destroy runs last (tests/e2e/conftest.py)
+destroying=("$destroy" "$soak[seed-1]" "$soak[seed-2]" "$throttled" "$tables") # the destroy runs last (e2e/conftest.py)
 not_e2e=(--ignore="$destroy")
 for moved in "$soak[seed-1]" "$soak[seed-2]" "$throttled"; do not_e2e+=(--deselect="$moved"); done
 status=0
@@ -138,8 +136,8 @@ logs="$(mktemp -d "${TMPDIR:-/tmp}/cnm-ingest-stage2.XXXXXX")"
 names=(
   [0]="functional, localaws"
   [1]="e2e, ingest and the Terraform tests on the applied stacks"
-  [2]="the Terraform tier, a chaos seed"
-  [3]="a chaos seed, a fault-matrix case, the upgrade, the destroy"
+  [2]="the Terraform tier"
+  [3]="the chaos seeds, a fault-matrix case, the table upgrade, the destroy"
 )
 if compgen -G "$plugin_cache/registry.terraform.io/hashicorp/aws/*" >/dev/null; then
   pids=()
@@ -170,5 +168,5 @@ for log in e2e terraform destroy; do
   cat "$logs/$log.log"
 done
 tail -n 1 "$logs/functional.log"
-stage_time "2 (functional, localaws | e2e, ingest | the Terraform tier | the upgrade, the destroy)" "$SECONDS"
+stage_time "2 (functional, localaws | e2e, ingest | the Terraform tier | the chaos soak, the destroy)" "$SECONDS"
 exit "$status"
