@@ -566,11 +566,12 @@ def _patch_sfn_parse_once() -> None:
     def program(parse: Callable[[str], Any], definition: str) -> Any:
         with lock:
             being = parsing.setdefault((parse, definition), threading.Lock())
-        with being:  # executions starting at once wait for the first one's parse (another definition does not)
-            found = parsed(parse, definition)
-        with lock:
-            parsing.pop((parse, definition), None)
-        return found
+        try:
+            with being:  # executions starting at once wait for the first one's parse (another definition does not)
+                return parsed(parse, definition)  # a parse that raises is not kept: the next execution tries again
+        finally:
+            with lock:
+                parsing.pop((parse, definition), None)
 
     def _get_evaluation_entrypoint(self: Any) -> Any:
         parse = execution_worker.AmazonStateLanguageParser.parse  # looked up each time: a test may replace it
