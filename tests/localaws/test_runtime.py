@@ -414,6 +414,14 @@ def test_busy_sees_a_running_execution_on_any_page(local_aws, tmp_path):
         assert rt.running_executions() == [held]
     finally:
         sfn.stop_execution(executionArn=held)
+    # the stop answers at once and the interpreter thread then ends the execution ABORTED (moto, as Step
+    # Functions, says so a moment later): wait for that, on a busy machine too (CI of 3193509 read it RUNNING)
+    import time as clock
+
+    deadline = clock.monotonic() + 30
+    while sfn.describe_execution(executionArn=held)["status"] == "RUNNING" and clock.monotonic() < deadline:
+        clock.sleep(0.05)
+    assert sfn.describe_execution(executionArn=held)["status"] == "ABORTED"
     assert not rt.busy() and rt.running_executions() == []
 
 
