@@ -166,11 +166,15 @@ TRANSIENT_ERROR_CODES = frozenset(
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True when ``exc`` is an AWS error worth retrying (throttling, 5xx, timeouts)."""
-    from botocore.exceptions import ClientError, ReadTimeoutError
+    """True when ``exc`` is an AWS error worth retrying (throttling, 5xx, timeouts, a dropped connection).
+
+    The transport errors are those botocore's own standard retry mode retries: its ``ConnectionError`` and
+    ``HTTPClientError`` families (a read timeout, a connection closed before the answer, a body cut off while
+    read). One that is still raised after the SDK's attempts is worth delivering again, not an answer lost."""
+    from botocore.exceptions import ClientError, HTTPClientError
     from botocore.exceptions import ConnectionError as BotoConnectionError
 
-    if isinstance(exc, (BotoConnectionError, ReadTimeoutError)):
+    if isinstance(exc, (BotoConnectionError, HTTPClientError)):
         return True
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 from aws_lambda_powertools.utilities.idempotency import exceptions as pt
-from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    ParamValidationError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
 
 from cnm_ingest import errors
 from cnm_ingest.consumer import consume
@@ -27,6 +34,10 @@ def client_error(code: str, status: int, op: str = "PutItem") -> ClientError:
         client_error("ProvisionedThroughputExceededException", 400),
         client_error("InternalFailure", 500, "UpdateItem"),
         ReadTimeoutError(endpoint_url="https://dynamodb.us-west-2.amazonaws.com"),
+        # the transport errors botocore's standard retry mode retries: still transient after its attempts
+        ConnectionClosedError(endpoint_url="https://kinesis.us-west-2.amazonaws.com"),
+        ResponseStreamingError(error="Connection broken: IncompleteRead(3 bytes read)"),
+        EndpointConnectionError(endpoint_url="https://kinesis.us-west-2.amazonaws.com"),
     ],
     ids=lambda e: type(e).__name__,
 )
@@ -43,6 +54,7 @@ def test_store_failures_and_aws_throttling_are_retryable(exc):
         client_error("ConditionalCheckFailedException", 400),
         client_error("AccessDeniedException", 400),
         errors.CnmValidationError("bad", "$.identifier"),
+        ParamValidationError(report="Invalid type for parameter Data"),  # a request the SDK refuses: again next time
         ValueError("bug"),
     ],
     ids=lambda e: type(e).__name__,
