@@ -242,7 +242,8 @@ def applied_examples(request, tmpdir_factory, client, staged_examples, local_aws
     restored again before pytest-terraform's teardown destroy, so that destroy finds what it applied (when
     tests/e2e/test_destroy.py ran first, the state is empty and the teardown destroy has nothing to do).
 
-    With ``CNM_SHARED_APPLY`` set to a directory (scripts/test.sh's stage 2 runs three pytest processes),
+    With ``CNM_SHARED_APPLY`` set to a directory (scripts/test.sh's stage 2 runs four pytest processes, and on a
+    warm machine tests/share_apply.py applies beside stage 1),
     the first process to get here applies and shares its apply there; the others wait for it and load it
     instead of applying the same examples again: the same moto objects, staging and Terraform state."""
     fixtures = {example: _tf_fixture(request, tmpdir_factory, example) for example in EXAMPLES}
