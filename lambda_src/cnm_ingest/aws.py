@@ -14,6 +14,13 @@ thread-safe, while the clients it returns are. :func:`reset` drops the cached
 clients (tests call it when a moto context changes, and when they change the
 environment); ``reset(session=True)`` drops the Session as well (new
 credentials).
+
+A Session made after such a reset keeps the process's model loader (botocore's
+``data_loader``, one per ``AWS_DATA_PATH``): the service models and endpoints
+data it has parsed do not depend on credentials or region, and parsing them
+again made a new Session and three clients about three times as costly
+(``endpoints.json`` mostly). Credentials, region and endpoints are still read
+afresh by the new Session and its clients.
 """
 
 from __future__ import annotations
@@ -25,12 +32,15 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 
 _lock = threading.Lock()
 _session: boto3.session.Session | None = None
 _clients: dict[tuple[str, Config | None], Any] = {}
 _resources: dict[str, Any] = {}
+_loaders: dict[Any, botocore.loaders.Loader] = {}  # AWS_DATA_PATH -> the model loader every Session shares
 # (service, role ARN, session policy) -> (credentials' expiry, epoch seconds; client)
 _assumed: dict[tuple[str, str, str], tuple[float, Any]] = {}
 ASSUMED_MAX = 256  # cached assumed-role clients (then the oldest are dropped)
@@ -55,8 +65,22 @@ def session() -> boto3.session.Session:
     global _session
     with _lock:
         if _session is None:
-            _session = boto3.session.Session()
+            _session = _new_session()
         return _session
+
+
+def _new_session() -> boto3.session.Session:
+    """A Session on the process's model loader for its ``AWS_DATA_PATH`` (call under the lock)."""
+    core = botocore.session.Session()
+    data_path = core.get_config_variable("data_path")
+    loader = _loaders.get(data_path)
+    if loader is None:
+        loader = _loaders[data_path] = botocore.loaders.create_loader(data_path)
+    core.register_component("data_loader", loader)
+    made = boto3.session.Session(botocore_session=core)
+    # boto3 adds its own data folder to the loader's search path with every Session: once is enough
+    loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))
+    return made
 
 
 def _cached(cache: dict[Any, Any], key: Any, make: Callable[[Any], Any]) -> Any:

@@ -108,3 +108,71 @@ def test_a_client_built_before_moto_started_is_not_used_inside_it(aws_env):
         inside.create_bucket(Bucket="cnm-test-bucket", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
         assert [b["Name"] for b in inside.list_buckets()["Buckets"]] == ["cnm-test-bucket"]
     aws.reset()
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """No model loader yet; count every JSON file botocore parses (by name, duplicates kept)."""
+    import botocore.loaders
+
+    parsed: list[str] = []
+    real = botocore.loaders.JSONFileLoader.load_file
+
+    def counting(self, file_path):
+        parsed.append("/".join(file_path.split("/")[-3:]))  # e.g. sqs/2012-11-05/service-2
+        return real(self, file_path)
+
+    monkeypatch.setattr(botocore.loaders.JSONFileLoader, "load_file", counting)
+    monkeypatch.setattr(aws, "_loaders", {})
+    aws.reset(session=True)
+    yield parsed
+    aws.reset(session=True)
+
+
+def test_a_session_after_a_reset_reuses_the_parsed_models(loads, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    first = aws.session()
+    aws.client("sqs")
+    once = list(loads)
+    assert any(name.endswith("endpoints") for name in once), once
+    assert any("sqs" in name for name in once), once
+    for _ in range(3):
+        aws.reset(session=True)
+        assert aws.session() is not first  # a new Session: new credentials are read
+        aws.client("sqs")
+    assert loads == once, "a new Session parsed the models again"
+    # boto3 adds its data folder to the loader with every Session: the search path does not grow
+    assert len(aws.session()._loader.search_paths) == len(set(aws.session()._loader.search_paths))
+
+
+def test_a_session_after_a_reset_reads_credentials_and_region_again(loads, monkeypatch):
+    """Another tenant's credentials are never carried over by the shared loader."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATENANTONE0000000")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "one")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    one = aws.client("sqs")
+    assert one._request_signer._credentials.access_key == "AKIATENANTONE0000000"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATENANTTWO0000000")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "two")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    aws.reset(session=True)
+    two = aws.client("sqs")
+    assert two._request_signer._credentials.access_key == "AKIATENANTTWO0000000"
+    assert two.meta.region_name == "eu-west-1"
+    assert one._request_signer._credentials.access_key == "AKIATENANTONE0000000"
+
+
+def test_a_changed_data_path_gets_a_loader_of_its_own(loads, monkeypatch, tmp_path):
+    """AWS_DATA_PATH changed between two Sessions: the models there are found, not the earlier loader's."""
+    monkeypatch.delenv("AWS_DATA_PATH", raising=False)
+    assert "cnmtest" not in aws.session().get_available_services()
+    model = tmp_path / "cnmtest" / "2020-01-01" / "service-2.json"
+    model.parent.mkdir(parents=True)
+    model.write_text('{"version": "2.0", "metadata": {}, "operations": {}, "shapes": {}}')
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    aws.reset(session=True)
+    assert "cnmtest" in aws.session().get_available_services()
+    monkeypatch.delenv("AWS_DATA_PATH")
+    aws.reset(session=True)
+    assert "cnmtest" not in aws.session().get_available_services()
