@@ -19,7 +19,7 @@ def _name(prefix: str) -> str:
 
 def test_every_patch_is_listed_and_applied(local_aws):
     assert patches.apply() == patches.PATCHES
-    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 20
+    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 21
 
 
 # ---- 1 and 2: SQS SetQueueAttributes -------------------------------------------------
@@ -1068,3 +1068,129 @@ def test_executions_sharing_parsed_paths_each_get_their_own_data(client):
         {"copy": {"v": 1}},
         {"copy": {"v": 2}},
     ]
+
+
+# ---- 21: an update expression parsed once, its clauses counted in one pass --------------------
+
+
+def _table(client):
+    ddb = client("dynamodb")
+    table = _name("t")
+    ddb.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+    )
+    return ddb, table
+
+
+def test_an_update_expression_is_parsed_once_and_each_item_gets_its_own_values(client, monkeypatch):
+    """Patch 21: three UpdateItems of one text tokenize it once (moto did twice each) and each item gets its own
+    values and history; a changed text is parsed again; a text that does not parse is refused every time."""
+    from moto.dynamodb.parsing.tokens import ExpressionTokenizer
+
+    ddb, table = _table(client)
+    tokenized = []
+    real = ExpressionTokenizer.make_list.__func__
+
+    def counting(cls, text):
+        tokenized.append(text)
+        return real(cls, text)
+
+    monkeypatch.setattr(ExpressionTokenizer, "make_list", classmethod(counting))
+    attr = _name("a").replace("-", "_")  # a text no earlier test parsed
+    text = f"SET #{attr} = :v, #ev = if_not_exists(#ev, :when) REMOVE #gone"
+    names = {f"#{attr}": attr, "#ev": "ev:RUNNING:0", "#gone": "gone"}
+    for i in range(3):
+        ddb.update_item(
+            TableName=table,
+            Key={"pk": {"S": f"k{i}"}},
+            UpdateExpression=text,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={":v": {"S": f"value {i} ünï #?.."}, ":when": {"S": f"t{i}"}},
+        )
+    assert tokenized == [text]
+    items = {i["pk"]["S"]: i for i in ddb.scan(TableName=table)["Items"]}
+    assert {k: (v[attr]["S"], v["ev:RUNNING:0"]["S"]) for k, v in items.items()} == {
+        f"k{i}": (f"value {i} ünï #?..", f"t{i}") for i in range(3)
+    }
+    ddb.update_item(  # the same text again: the shared tree still holds no earlier call's values
+        TableName=table,
+        Key={"pk": {"S": "k0"}},
+        UpdateExpression=text,
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues={":v": {"S": "again"}, ":when": {"S": "later"}},
+    )
+    item = ddb.get_item(TableName=table, Key={"pk": {"S": "k0"}})["Item"]
+    assert (item[attr]["S"], item["ev:RUNNING:0"]["S"]) == ("again", "t0")  # if_not_exists kept the first time
+    changed = f"SET #{attr} = :v REMOVE #ev"
+    ddb.update_item(
+        TableName=table,
+        Key={"pk": {"S": "k1"}},
+        UpdateExpression=changed,
+        ExpressionAttributeNames={f"#{attr}": attr, "#ev": "ev:RUNNING:0"},
+        ExpressionAttributeValues={":v": {"S": "x"}},
+    )
+    assert tokenized == [text, changed]
+    assert "ev:RUNNING:0" not in ddb.get_item(TableName=table, Key={"pk": {"S": "k1"}})["Item"]
+    for _ in range(2):
+        with pytest.raises(ClientError) as refused:
+            ddb.update_item(
+                TableName=table,
+                Key={"pk": {"S": "k2"}},
+                UpdateExpression=f"SET #{attr} = ",
+                ExpressionAttributeNames={f"#{attr}": attr},
+            )
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert tokenized[2:] == [f"SET #{attr} ="] * 2  # (moto strips the text) parsed again each time
+
+
+EXPRESSIONS = [
+    "SET a = :a",
+    "SET a = :a, b = if_not_exists(b, :b) REMOVE c, d ADD e :e DELETE f :f",
+    "SET a = :a SET b = :b",
+    "REMOVE a ADD b :b REMOVE c",
+    "ADD a :a SET b = :b ADD c :c SET d = :d",
+    "SET a = :a REMOVE b SET c = :c REMOVE d",
+    "REMOVE a SET b = :b ADD c :c ADD d :d REMOVE e SET f = :f",
+    "SET a = list_append(if_not_exists(a, :e), :l), b = b + :one SET c = :c",
+    "DELETE s :s ADD n :one DELETE t :t",
+]
+
+
+@pytest.mark.parametrize("text", EXPRESSIONS)
+def test_clause_counts_refuse_what_moto_refuses_with_the_same_error(local_aws, text):
+    """Patch 21's one pass against moto's own walk (the traverser's method the patch replaces), on the same
+    parsed tree: the same error for the same expression, or none."""
+    import copy
+
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.dynamodb.parsing.validators import ActionCountValidator
+
+    tree = UpdateExpressionParser.make(text)
+
+    def outcome(walk):
+        try:
+            walk(ActionCountValidator(), copy.deepcopy(tree))
+        except Exception as error:  # the error itself is compared
+            return type(error).__name__, str(error)
+        return None
+
+    assert ActionCountValidator.traverse is not DepthFirstTraverser.traverse  # the patch is in place
+    assert outcome(ActionCountValidator.traverse) == outcome(DepthFirstTraverser.traverse)
+
+
+def test_a_second_set_section_is_refused_through_the_api(client):
+    ddb, table = _table(client)
+    with pytest.raises(ClientError) as refused:
+        ddb.update_item(
+            TableName=table,
+            Key={"pk": {"S": "k"}},
+            UpdateExpression="SET a = :a SET b = :b",
+            ExpressionAttributeValues={":a": {"S": "1"}, ":b": {"S": "2"}},
+        )
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert 'The "SET" section can only be used once' in refused.value.response["Error"]["Message"]
+    assert "Item" not in ddb.get_item(TableName=table, Key={"pk": {"S": "k"}})
