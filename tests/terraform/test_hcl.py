@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from functools import cache
@@ -16,7 +15,7 @@ from pathlib import Path
 import hcl2
 import pytest
 
-from .tfhelpers import RESOURCE_STAR_ACTIONS, ROOT, check, tf
+from .tfhelpers import RESOURCE_STAR_ACTIONS, ROOT
 
 TF = [sys.executable, str(ROOT / "tools" / "tf.py")]
 MODULES = sorted(p for p in (ROOT / "modules").iterdir() if p.is_dir())
@@ -633,36 +632,3 @@ def test_no_managed_policy_attachments():
     for config in CONFIGS:
         attachments = typed(config, "resource", "aws_iam_role_policy_attachment")
         assert not attachments, f"{rel(config)} attaches managed policies: {sorted(attachments)}"
-
-
-# --------------------------------------------------------------------------- #
-# terraform validate (needs the AWS provider in the local mirror)
-# --------------------------------------------------------------------------- #
-
-
-VALIDATE_IGNORE = shutil.ignore_patterns(
-    ".git",
-    ".venv",
-    ".tools",
-    ".terraform",
-    ".terraform.lock.hcl",
-    "*.tfstate*",
-    ".pytest_cache",
-    "__pycache__",
-    "lambda_src",
-    "tests",
-    "docs",
-    "scripts",
-)
-
-
-@pytest.mark.terraform
-@pytest.mark.provider
-@pytest.mark.parametrize("config", [".", "examples/minimal", "examples/complete"])
-def test_validate(config, mirror, packages, tmp_path):
-    """`terraform init` + `validate` on a copy of the tree (no stale .terraform or lock files)."""
-    shutil.copytree(ROOT, tmp_path / "repo", ignore=VALIDATE_IGNORE)
-    directory = tmp_path / "repo" / config
-    check(tf(directory, "init", "-backend=false", "-input=false", "-no-color"))
-    out = check(tf(directory, "validate", "-no-color"))
-    assert "Success" in out
