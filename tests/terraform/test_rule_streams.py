@@ -6,6 +6,7 @@ their stream and executionNamePrefix; and the validations refusing what cannot w
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -19,22 +20,46 @@ STREAM_C = f"arn:aws:kinesis:us-west-2:{ACCOUNT}:stream/provider-c"
 HOST_KEY = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBEmKSENjQEezOmxkZMy7opKgwFB9nkt5YRrYMjNuG5N87uRgg6CLrbo5wAdT/y6v0mKV0U2w0WZ2YB/++Tpockg="  # noqa: E501
 
 
-def config(rules: str, providers: str = "[]", extra: str = "") -> str:
-    return f"""
-provider "aws" {{
-  region = "us-west-2"
-}}
+def config(modules: dict[str, tuple[str, str, str]]) -> str:
+    """One root configuration with a block of the module per entry: ``{name: (rules, providers_config, extra)}``.
 
-module "cnm_ingest" {{
+    Several cases share one configuration, so that Terraform (and the provider's schema, seconds of CPU each time)
+    is started once for them all; each block is on its own, named after its case.
+    """
+    blocks = [
+        f"""
+module "{name}" {{
   source = "{ROOT}/"
 
-  prefix              = "cnm-streams"
-  staging_bucket_name = "cnm-streams-staging"
+  prefix              = "cnm-{name}"
+  staging_bucket_name = "cnm-{name}-staging"
   rules               = {rules}
   providers_config    = {providers}
   {extra}
 }}
 """
+        for name, (rules, providers, extra) in modules.items()
+    ]
+    return 'provider "aws" {\n  region = "us-west-2"\n}\n' + "".join(blocks)
+
+
+def scoped(plan: dict, name: str) -> dict:
+    """Module block ``name``'s part of a plan, addressed as if it were the configuration's only block
+    (``module.cnm_ingest``)."""
+    prefix = f"module.{name}."
+    root = plan["configuration"]["root_module"]
+    return {
+        **plan,
+        "resource_changes": [
+            {**rc, "address": "module.cnm_ingest." + rc["address"].removeprefix(prefix)}
+            for rc in plan["resource_changes"]
+            if rc["address"].startswith(prefix)
+        ],
+        "configuration": {
+            **plan["configuration"],
+            "root_module": {**root, "module_calls": {"cnm_ingest": root["module_calls"][name]}},
+        },
+    }
 
 
 WORKFLOW = f"arn:aws:states:us-west-2:{ACCOUNT}:stateMachine:daac-workflow"
@@ -59,15 +84,35 @@ def write(tmp_path, text, moto_server):
     return work
 
 
+EXISTING = f"arn:aws:kinesis:us-west-2:{ACCOUNT}:stream/existing-notifications"
+SFTP = f'[{{ id = "S", protocol = "sftp", host = "h", credentials_secret_arn = "arn:aws:secretsmanager:us-west-2:{ACCOUNT}:secret:s", host_key = ["{HOST_KEY}"], allowed_prefixes = ["outbox"] }}]'  # noqa: E501
+
+
 @pytest.fixture(scope="module")
-def streams_plan(mirror, packages, moto_server, tmp_path_factory):
+def plans(mirror, packages, moto_server, tmp_path_factory):
+    """The planned cases, as blocks of one configuration planned once."""
     work = write(
         tmp_path_factory.mktemp("rule-streams"),
-        config(RULES, extra="allow_provider_mismatch = true"),
+        config(
+            {
+                "streams": (RULES, "[]", "allow_provider_mismatch = true"),
+                "sftp": ("[]", SFTP, ""),
+                "existing": (
+                    f'[{{ name = "r", collection = {{ name = "C" }}, stream_arn = "{EXISTING}" }}]',
+                    "[]",
+                    f'existing_notification_stream_arn = "{EXISTING}"',
+                ),
+            }
+        ),
         moto_server,
     )
     check(tf(work, "plan", "-input=false", "-no-color", "-lock=false", "-out=tfplan"))
     return show_json(work, "tfplan")
+
+
+@pytest.fixture(scope="module")
+def streams_plan(plans):
+    return scoped(plans, "streams")
 
 
 def created(plan, rtype):
@@ -134,41 +179,50 @@ def test_rule_items_carry_stream_prefix_and_meta(streams_plan):
     assert json.loads(rules["on-b-2"]["meta"]["S"]) == {"allowProviderMismatchOnRuleFilter": True}
 
 
-@pytest.mark.parametrize(
-    "rules, providers, message",
-    [
-        ('[{ name = "r", collection = { name = "C" }, stream_arn = "arn:aws:sqs:us-west-2:1:q" }]', "[]", "stream_arn"),
-        ('[{ name = "r", collection = { name = "C" }, execution_name_prefix = "a b" }]', "[]", "execution_name_prefix"),
-        (f'[{{ name = "r", collection = {{ name = "C" }}, execution_name_prefix = "{"x" * 41}" }}]', "[]", "40"),
-        ("[]", '[{ id = "S", protocol = "sftp", host = "h", credentials_secret_arn = "arn:s" }]', "host_key"),
-        ("[]", f'[{{ id = "S", protocol = "sftp", host = "h", host_key = ["{HOST_KEY}"] }}]', "host_key"),
-        ("[]", '[{ id = "S", protocol = "ftp", host = "h" }]', "sftp"),
-    ],
-)
-def test_validations_refuse(rules, providers, message, mirror, packages, moto_server, tmp_path):
-    work = write(tmp_path, config(rules, providers), moto_server)
+REFUSED = [  # (rules, providers_config, what the refusal names)
+    ('[{ name = "r", collection = { name = "C" }, stream_arn = "arn:aws:sqs:us-west-2:1:q" }]', "[]", "stream_arn"),
+    ('[{ name = "r", collection = { name = "C" }, execution_name_prefix = "a b" }]', "[]", "execution_name_prefix"),
+    (f'[{{ name = "r", collection = {{ name = "C" }}, execution_name_prefix = "{"x" * 41}" }}]', "[]", "40"),
+    ("[]", '[{ id = "S", protocol = "sftp", host = "h", credentials_secret_arn = "arn:s" }]', "host_key"),
+    ("[]", f'[{{ id = "S", protocol = "sftp", host = "h", host_key = ["{HOST_KEY}"] }}]', "host_key"),
+    ("[]", '[{ id = "S", protocol = "ftp", host = "h" }]', "sftp"),
+]
+
+
+@pytest.fixture(scope="module")
+def refusals(mirror, packages, moto_server, tmp_path_factory) -> dict[str, list[str]]:
+    """Every refused case as a block of one configuration (``case<i>``), validated, then planned if validation
+    passed (variable validations with literal values may run at plan): each block's error messages."""
+    blocks = {f"case{i}": (rules, providers, "") for i, (rules, providers, _) in enumerate(REFUSED)}
+    work = write(tmp_path_factory.mktemp("refused"), config(blocks), moto_server)
     proc = tf(work, "validate", "-no-color")
-    if proc.returncode == 0:  # variable validations with literal values run at plan
+    if proc.returncode == 0:
         proc = tf(work, "plan", "-input=false", "-no-color", "-lock=false")
-    assert proc.returncode != 0 and message in proc.stdout + proc.stderr, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    errors: dict[str, list[str]] = {name: [] for name in blocks}
+    for error in (proc.stdout + proc.stderr).split("Error: ")[1:]:
+        names = set(re.findall(r'in module "(case\d+)"', error))
+        assert len(names) == 1, error  # each error is one block's
+        errors[names.pop()].append(error)
+    return errors
 
 
-def test_an_sftp_provider_with_key_and_secret_plans(mirror, packages, moto_server, tmp_path):
-    providers = f'[{{ id = "S", protocol = "sftp", host = "h", credentials_secret_arn = "arn:aws:secretsmanager:us-west-2:{ACCOUNT}:secret:s", host_key = ["{HOST_KEY}"], allowed_prefixes = ["outbox"] }}]'  # noqa: E501
-    work = write(tmp_path, config("[]", providers), moto_server)
-    check(tf(work, "plan", "-input=false", "-no-color", "-lock=false", "-out=tfplan"))
-    items = created(show_json(work, "tfplan"), "aws_dynamodb_table_item")
+@pytest.mark.parametrize("case", range(len(REFUSED)), ids=[message for *_, message in REFUSED])
+def test_validations_refuse(case, refusals):
+    *_, message = REFUSED[case]
+    assert refusals[f"case{case}"], f"case{case} was not refused: {refusals}"
+    assert any(message in error for error in refusals[f"case{case}"]), refusals[f"case{case}"]
+
+
+def test_an_sftp_provider_with_key_and_secret_plans(plans):
+    items = created(scoped(plans, "sftp"), "aws_dynamodb_table_item")
     (provider,) = [json.loads(v["item"]) for a, v in items.items() if ".provider[" in a]
     config_ = json.loads(provider["config"]["S"])
     assert (config_["host_key"], config_["allowed_prefixes"]) == ([HOST_KEY], ["outbox"])
 
 
-def test_a_rule_naming_the_existing_notification_stream_shares_its_mapping(mirror, packages, moto_server, tmp_path):
-    existing = f"arn:aws:kinesis:us-west-2:{ACCOUNT}:stream/existing-notifications"
-    rules = f'[{{ name = "r", collection = {{ name = "C" }}, stream_arn = "{existing}" }}]'
-    work = write(tmp_path, config(rules, extra=f'existing_notification_stream_arn = "{existing}"'), moto_server)
-    check(tf(work, "plan", "-input=false", "-no-color", "-lock=false", "-out=tfplan"))
-    esms = created(show_json(work, "tfplan"), "aws_lambda_event_source_mapping")
+def test_a_rule_naming_the_existing_notification_stream_shares_its_mapping(plans):
+    esms = created(scoped(plans, "existing"), "aws_lambda_event_source_mapping")
     consumer = {a: v for a, v in esms.items() if ".module.consumer." in a}
     assert list(consumer) == ['module.cnm_ingest.module.consumer.aws_lambda_event_source_mapping.this["notification"]']
-    assert next(iter(consumer.values()))["event_source_arn"] == existing
+    assert next(iter(consumer.values()))["event_source_arn"] == EXISTING
