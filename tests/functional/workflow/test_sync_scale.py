@@ -224,10 +224,11 @@ def test_a_crash_after_half_the_files_then_the_retry_stages_what_an_undisturbed_
 
 def test_a_10000_file_cnm_with_one_bad_file_stages_nothing_and_stops_early(w):
     n, bad = 10_000, 100
+    w.seed(A, {f"G1/f{i:05d}.nc": b"x" for i in range(n)})
     files = [
         {
             "type": "data",
-            "uri": w.put(A, f"G1/f{i:05d}.nc", b"x"),
+            "uri": f"s3://{A}/G1/f{i:05d}.nc",
             "name": f"f{i:05d}.nc",
             "size": 1,
             "checksumType": "md5",
