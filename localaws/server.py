@@ -25,9 +25,48 @@ REGION = "us-west-2"
 def make_app() -> Any:
     """moto's WSGI application, behind the listed patches."""
     patches.apply()
+    _count_kinesis_writes()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     return patches.RpcV2CborMiddleware(DomainDispatcherApplication(create_backend_app))
+
+
+_writes_lock = threading.Lock()
+_kinesis_writes = 0
+_counting = False
+_READS = ("Describe", "List", "Get")
+
+
+def kinesis_writes() -> int:
+    """How many Kinesis actions that change a stream (all but Describe*, List*, Get*) this process's local AWS
+    has answered, failed ones included. A runtime's poller that found its shard empty need not read it again
+    until this changes (localaws.runtime.KinesisPoller): records reach a stream only through these actions."""
+    return _kinesis_writes
+
+
+def _count_kinesis_writes() -> None:
+    """Count every Kinesis write, once it has been answered (its records stored), in ``kinesis_writes()``."""
+    global _counting
+    from moto.core.responses import BaseResponse
+    from moto.kinesis.responses import KinesisResponse
+
+    with _writes_lock:
+        if _counting:
+            return
+        _counting = True
+
+    def call_action(self: Any) -> Any:
+        global _kinesis_writes
+        try:
+            # BaseResponse's at call time: a hook installed on it later (localaws.faults) still runs
+            return BaseResponse.call_action(self)
+        finally:
+            if not self._get_action().startswith(_READS):
+                with _writes_lock:
+                    _kinesis_writes += 1
+
+    Kinesis: Any = KinesisResponse
+    Kinesis.call_action = call_action
 
 
 def enable_state_machine_execution() -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import uuid
 import zipfile
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 import build
 from localaws.runtime import Runtime
@@ -319,6 +321,49 @@ def test_rewind_replays_the_shard_once_even_while_the_poller_is_reading(toy):
         assert rt.wait_idle(60)
         assert not poller.pending()
         assert stats.records_delivered == 3 * (1 + round_)
+
+
+def test_an_idle_shard_is_read_again_only_after_a_write_and_no_record_is_missed(toy):
+    """A shard a read found empty is not read again until a Kinesis write reaches the local AWS (any stream, a
+    failed one too); records put right after the empty read, before the poller noted it, are still delivered."""
+    rt, kin = toy["runtime"], toy["kinesis"]
+    (poller,) = rt.pollers
+    stats = rt.mapping_stats[rt.stack.mappings[0].uuid]
+    reads: list[int] = []
+
+    def counted(parsed, **_):
+        reads.append(len(parsed.get("Records", [])))
+
+    poller.kinesis.meta.events.register("after-call.kinesis.GetRecords", counted)
+    _put(toy, "ok-1")
+    assert rt.wait_idle(60) and stats.records_delivered == 1
+    idle = len(reads)
+    time.sleep(1.5)  # about 7 rounds of the poller at 0.2 s
+    assert len(reads) == idle, reads  # nothing written: not read
+    assert rt.wait_idle(60)  # and the poller still counts as caught up
+    kin.create_stream(StreamName=f"{toy['prefix']}-other", ShardCount=1)  # a write elsewhere: read once more
+    _wait(lambda: len(reads) > idle)
+    with pytest.raises(ClientError):  # a write that fails counts as well (moto may have stored part of it)
+        kin.put_record(StreamName=f"{toy['prefix']}-missing", Data=b"x", PartitionKey="k")
+    _wait(lambda: len(reads) > idle + 1)
+    assert stats.records_delivered == 1
+
+    def put_after_the_empty_read(parsed, **_):  # in the poller's thread, before it notes the shard empty
+        if not parsed.get("Records") and not late:
+            late.extend(_put(toy, "ok-late"))
+
+    late: list[str] = []
+    poller.kinesis.meta.events.register("after-call.kinesis.GetRecords", put_after_the_empty_read)
+    _put(toy, "ok-2")
+    _wait(lambda: stats.records_delivered == 3)
+    assert late and rt.wait_idle(60) and stats.records_delivered == 3  # each record once
+
+
+def _wait(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 def test_sqs_push_stays_off_under_concurrent_sends(local_aws, monkeypatch):
