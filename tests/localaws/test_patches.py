@@ -19,7 +19,7 @@ def _name(prefix: str) -> str:
 
 def test_every_patch_is_listed_and_applied(local_aws):
     assert patches.apply() == patches.PATCHES
-    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 21
+    assert len(set(patches.PATCHES)) == len(patches.PATCHES) == 22
 
 
 # ---- 1 and 2: SQS SetQueueAttributes -------------------------------------------------
@@ -1194,3 +1194,33 @@ def test_a_second_set_section_is_refused_through_the_api(client):
     assert refused.value.response["Error"]["Code"] == "ValidationException"
     assert 'The "SET" section can only be used once' in refused.value.response["Error"]["Message"]
     assert "Item" not in ddb.get_item(TableName=table, Key={"pk": {"S": "k"}})
+
+
+# ---- 22: moto's package folder listed once for the server's routing -----------------------------------------
+
+
+def test_the_server_routes_with_moto_s_own_module_names_listed_once(client, monkeypatch):
+    """Patch 22: the names are moto's listing, in its order; requests to several services route without listing
+    the folder again."""
+    import os
+    from pathlib import Path
+
+    import moto
+    from moto import backends
+
+    folder = Path(moto.__file__).parent
+    expected = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("__")))
+    assert backends.list_of_moto_modules() == expected and {"dynamodb", "kinesis"} <= set(expected)
+    services = [
+        (client("sqs"), "list_queues"),
+        (client("kinesis"), "list_streams"),
+        (client("dynamodb"), "list_tables"),
+    ]
+    for service, call in services:  # first calls: moto loads each service's model once (botocore lists folders)
+        getattr(service, call)()
+    listed = []
+    real = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path=".": listed.append(str(path)) or real(path))
+    for service, call in services * 2:
+        getattr(service, call)()
+    assert str(folder) not in listed, listed
