@@ -44,6 +44,17 @@ def kinesis_writes() -> int:
     return _kinesis_writes
 
 
+def sqs_has_visible(queue_arn: str) -> bool:
+    """Whether the queue holds a message a ReceiveMessage would return now (visible, not delayed), read from this
+    process's local AWS without a request; True when there is no such queue (the request then says what is wrong).
+    A runtime's SQS poller asks this before each receive (localaws.runtime.SqsPoller)."""
+    from moto.sqs.models import sqs_backends
+
+    _, _, _, region, account, name = queue_arn.split(":", 5)
+    queue = sqs_backends[account][region].queues.get(name)
+    return queue is None or bool(queue.messages)
+
+
 def _count_kinesis_writes() -> None:
     """Count every Kinesis write, once it has been answered (its records stored), in ``kinesis_writes()``."""
     global _counting

@@ -306,6 +306,26 @@ def test_sqs_mapping_function_error_returns_the_whole_batch(sqs_toy):
     assert rt.mapping_stats[mapping.uuid].function_errors == 2
 
 
+def test_an_idle_queue_is_not_received_from_and_a_delayed_message_still_arrives(sqs_toy):
+    """The SQS poller asks moto's queue (in this process) before each receive: no ReceiveMessage while nothing is
+    visible; a message delayed 2 s, which no write makes visible, is received once its delay is over."""
+    rt, sqs = sqs_toy["runtime"], sqs_toy["sqs"]
+    (poller,) = rt.pollers
+    received: list[int] = []
+    poller.sqs.meta.events.register(
+        "after-call.sqs.ReceiveMessage", lambda parsed, **_: received.append(len(parsed.get("Messages", [])))
+    )
+    assert rt.wait_idle(60)
+    time.sleep(1.5)  # about 7 rounds of the poller at 0.2 s
+    assert received == []
+    sqs.send_message(QueueUrl=sqs_toy["queue"], MessageBody="ok-delayed", DelaySeconds=2)
+    time.sleep(1.0)
+    assert received == []  # delayed: not visible yet
+    _wait(lambda: sum(received) == 1)
+    assert rt.wait_idle(60) and _drain(sqs, sqs_toy["dlq"]) == []
+    assert rt.mapping_stats[rt.stack.mappings[0].uuid].records_delivered == 1
+
+
 def test_rewind_replays_the_shard_once_even_while_the_poller_is_reading(toy):
     """A replay asked for from another thread is done by the poller itself before its next batch, so a
     read under way cannot undo it, and the poller counts as busy (pending) until it has replayed."""
