@@ -308,7 +308,7 @@ class KinesisPoller(Poller):
         if self._iterator is None:
             self._iterator, self._empty_at = self._new_iterator(), None
         writes = server.kinesis_writes()  # read before the read: a write after it makes the next round read
-        if writes == self._empty_at:
+        if writes is not None and writes == self._empty_at:
             return True
         page = self.kinesis.get_records(
             ShardIterator=self._iterator, StreamARN=self.stream_arn, Limit=max(1, self.m.batch_size - len(self._buffer))

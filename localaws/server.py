@@ -37,11 +37,12 @@ _counting = False
 _READS = ("Describe", "List", "Get")
 
 
-def kinesis_writes() -> int:
+def kinesis_writes() -> int | None:
     """How many Kinesis actions that change a stream (all but Describe*, List*, Get*) this process's local AWS
     has answered, failed ones included. A runtime's poller that found its shard empty need not read it again
-    until this changes (localaws.runtime.KinesisPoller): records reach a stream only through these actions."""
-    return _kinesis_writes
+    until this changes (localaws.runtime.KinesisPoller): records reach a stream only through these actions.
+    None when no local AWS was made in this process (nothing is counted: a poller then reads every round)."""
+    return _kinesis_writes if _counting else None
 
 
 def sqs_has_visible(queue_arn: str) -> bool:

@@ -379,6 +379,22 @@ def test_an_idle_shard_is_read_again_only_after_a_write_and_no_record_is_missed(
     assert late and rt.wait_idle(60) and stats.records_delivered == 3  # each record once
 
 
+def test_without_a_local_aws_in_this_process_nothing_is_counted_and_every_round_reads(toy, monkeypatch):
+    """A runtime pointed at a server it does not share a process with could not see writes: then the counter says
+    None, and the poller reads its shard every round (as before the counter)."""
+    from localaws import server
+
+    rt = toy["runtime"]
+    assert isinstance(server.kinesis_writes(), int)
+    (poller,) = rt.pollers
+    reads: list[int] = []
+    poller.kinesis.meta.events.register("after-call.kinesis.GetRecords", lambda **_: reads.append(1))
+    assert rt.wait_idle(60)
+    monkeypatch.setattr(server, "_counting", False)
+    assert server.kinesis_writes() is None
+    _wait(lambda: len(reads) >= 3)  # idle, and read anyway
+
+
 def _wait(condition, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
