@@ -133,7 +133,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import Any
 
 PATCHES: list[str] = [
     "sqs_keep_redrive_allow_policy",
@@ -623,10 +623,13 @@ def _patch_dynamodb_update_expression_once() -> None:
 
     from moto.dynamodb.exceptions import TooManyClauses
     from moto.dynamodb.parsing import ast_nodes as nodes_module
-    from moto.dynamodb.parsing import expressions, validators
+    from moto.dynamodb.parsing import expressions as expressions_module
+    from moto.dynamodb.parsing import validators
 
-    ast_nodes: Any = nodes_module  # moto's parsing modules are untyped (`# type: ignore` at their top)
-    Parser: Any = cast(Any, expressions).UpdateExpressionParser
+    # moto's parsing modules are untyped (`# type: ignore` at their top): read through Any
+    ast_nodes: Any = nodes_module
+    expressions: Any = expressions_module
+    Parser = expressions.UpdateExpressionParser
     Parser.make = staticmethod(functools.lru_cache(maxsize=1024)(Parser.make))
 
     counted = (  # in the order moto checks them
@@ -669,9 +672,8 @@ def _patch_server_module_list_once() -> None:
     from moto import backends
 
     listed: Any = backends
-    names = functools.cache(lambda: tuple(listed.list_of_moto_modules()))
-    names()  # before the replacement: moto's own listing
-    listed.list_of_moto_modules = names
+    original = listed.list_of_moto_modules
+    listed.list_of_moto_modules = functools.cache(lambda: tuple(original()))
 
 
 def _patch_sfn_worker_environment() -> None:
